@@ -1,0 +1,188 @@
+"""``milepost.Client``: explicit, run-id based access to everything Milepost stores.
+
+A facade: each method delegates to a service and holds no logic of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from milepost._context import Runtime, get_runtime
+from milepost.governance.audit import VerifyReport
+from milepost.stores.audit import AuditEvent
+from milepost.tracking.models import (
+    ArtifactInfo,
+    Environment,
+    Experiment,
+    Metric,
+    PagedList,
+    Run,
+    RunStatus,
+)
+
+__all__ = ["Client"]
+
+
+class Client:
+    """Read and write tracking data and the audit trail by id.
+
+    Args:
+        runtime: the runtime to use; default the process's (built from the settings).
+    """
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        self._rt = runtime or get_runtime()
+        self._tracking = self._rt.tracking
+
+    # experiments
+    def create_experiment(self, name: str, *, description: str | None = None) -> Experiment:
+        """Create an experiment."""
+        return self._tracking.create_experiment(name, description=description)
+
+    def get_experiment(self, ref: str | int) -> Experiment:
+        """An experiment by name or id."""
+        return self._tracking.get_experiment(ref)
+
+    def list_experiments(self, *, include_deleted: bool = False) -> list[Experiment]:
+        """All experiments."""
+        return self._tracking.list_experiments(include_deleted=include_deleted)
+
+    def rename_experiment(self, ref: str | int, new_name: str) -> Experiment:
+        """Rename an experiment."""
+        return self._tracking.rename_experiment(ref, new_name)
+
+    def delete_experiment(self, ref: str | int, *, reason: str | None = None) -> Experiment:
+        """Soft-delete an experiment."""
+        return self._tracking.delete_experiment(ref, reason=reason)
+
+    def restore_experiment(self, ref: str | int) -> Experiment:
+        """Restore a deleted experiment."""
+        return self._tracking.restore_experiment(ref)
+
+    # runs
+    def create_run(
+        self,
+        experiment: str | int | None = None,
+        *,
+        run_name: str | None = None,
+        tags: dict[str, Any] | None = None,
+        parent_run_id: str | None = None,
+    ) -> Run:
+        """Start a run without making it the active one; end it with ``set_terminated``."""
+        return self._tracking.start_run(
+            experiment=experiment, run_name=run_name, tags=tags, parent_run_id=parent_run_id
+        )
+
+    def set_terminated(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> Run:
+        """End a run."""
+        return self._tracking.end_run(run_id, status)
+
+    def get_run(self, run_id: str) -> Run:
+        """A run with its params, latest metrics and tags."""
+        return self._tracking.get_run(run_id)
+
+    def delete_run(self, run_id: str) -> None:
+        """Soft-delete a run."""
+        self._tracking.delete_run(run_id)
+
+    def restore_run(self, run_id: str) -> None:
+        """Restore a deleted run."""
+        self._tracking.restore_run(run_id)
+
+    def search_runs(
+        self,
+        experiments: str | int | Sequence[str | int] | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> PagedList[Run]:
+        """Runs matching ``filter`` in ``order_by`` order; see the README for the syntax."""
+        return self._tracking.search_runs(
+            experiments,
+            filter=filter,
+            order_by=order_by,
+            max_results=max_results,
+            page_token=page_token,
+        )
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every logged value of one metric."""
+        return self._tracking.get_metric_history(run_id, key)
+
+    def get_environment(self, env_hash: str) -> Environment:
+        """The environment (Python, platform, packages) a run recorded."""
+        return self._tracking.get_environment(env_hash)
+
+    def log_param(self, run_id: str, key: str, value: Any) -> None:
+        """Log an immutable param."""
+        self._tracking.log_params(run_id, {key: value})
+
+    def log_metric(
+        self, run_id: str, key: str, value: float, *, step: int | None = None,
+        timestamp: int | None = None,
+    ) -> None:
+        """Queue a metric value (durable after ``flush``)."""
+        self._tracking.log_metric(run_id, key, value, step=step, timestamp=timestamp)
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: dict[str, float] | None = None,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        step: int | None = None,
+    ) -> None:
+        """Log params, tags and metrics in one call."""
+        if params:
+            self._tracking.log_params(run_id, params)
+        if tags:
+            self._tracking.set_tags(run_id, tags)
+        if metrics:
+            self._tracking.log_metrics(run_id, metrics, step=step)
+
+    def set_tag(self, run_id: str, key: str, value: Any) -> None:
+        """Set a tag."""
+        self._tracking.set_tags(run_id, {key: value})
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove a tag."""
+        self._tracking.delete_tag(run_id, key)
+
+    def flush(self) -> None:
+        """Block until queued metric values are durable."""
+        self._tracking.flush()
+
+    # artifacts
+    def list_artifacts(self, run_id: str, path: str = "") -> list[ArtifactInfo]:
+        """A run's artifact files under ``path``."""
+        return self._tracking.list_artifacts(run_id, path)
+
+    def download_artifacts(
+        self, run_id: str, path: str = "", dst: str | os.PathLike[str] = "."
+    ) -> Path:
+        """Copy artifacts into a local directory."""
+        return self._tracking.download_artifacts(run_id, path, dst)
+
+    def load_text(self, run_id: str, path: str) -> str:
+        """An artifact's text."""
+        return self._tracking.read_artifact(run_id, path).decode()
+
+    def load_dict(self, run_id: str, path: str) -> Any:
+        """An artifact written by ``log_dict`` (JSON)."""
+        return json.loads(self._tracking.read_artifact(run_id, path))
+
+    # audit
+    def audit_events(self, **filters: Any) -> list[AuditEvent]:
+        """Audit events, newest first (``object_type``, ``object_id``, ``actor``...)."""
+        return self._rt.audit.list(**filters)
+
+    def verify_audit(self, *, anchor: str | None = None) -> VerifyReport:
+        """Check the audit chain for edited, deleted or reordered events."""
+        return self._rt.audit.verify(anchor=anchor)

@@ -1,0 +1,90 @@
+"""The runtime: settings, stores and services, built once per process on first use.
+
+Embedded mode talks to the stores directly. ``configure()`` replaces the runtime (tests,
+notebooks that switch projects); ``reset()`` drops it so the next call re-reads settings.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from milepost.config import ResolvedSettings, Settings, load_settings
+from milepost.governance.audit import AuditService
+from milepost.stores.blobs import BlobStore, open_blob_store
+from milepost.stores.metadata import MetadataStore
+from milepost.tracking.service import TrackingService
+
+__all__ = ["Runtime", "configure", "get_runtime", "reset"]
+
+
+class Runtime:
+    """Settings plus the stores and services built from them."""
+
+    def __init__(self, resolved: ResolvedSettings) -> None:
+        self.resolved = resolved
+        self.settings: Settings = resolved.settings
+        self.db = MetadataStore(
+            self.settings.resolved_metadata_uri(),
+            busy_timeout=self.settings.sqlite_busy_timeout,
+        )
+        self.blobs: BlobStore = open_blob_store(
+            self.settings.resolved_artifact_uri(),
+            **(
+                {"endpoint_url": self.settings.s3_endpoint_url}
+                if self.settings.resolved_artifact_uri().startswith("s3://")
+                else {}
+            ),
+        )
+        self.tracking = TrackingService(self.db, self.blobs, self.settings)
+        self.audit = AuditService(self.db)
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        # Pooled connections belong to the parent; the child opens its own.
+        self.db.engine.dispose(close=False)
+
+    def close(self) -> None:
+        """Flush pending writes and release connections."""
+        self.tracking.close()
+        self.db.dispose()
+
+
+_runtime: Runtime | None = None
+_lock = threading.RLock()
+
+
+def get_runtime() -> Runtime:
+    """The process's runtime, built from the settings on first use."""
+    global _runtime
+    if _runtime is None:
+        with _lock:
+            if _runtime is None:
+                _runtime = Runtime(load_settings())
+    return _runtime
+
+
+def configure(*, cwd: Path | None = None, **overrides: Any) -> Runtime:
+    """Replace the runtime: settings resolved as usual, then ``overrides`` applied."""
+    global _runtime
+    with _lock:
+        resolved = load_settings(cwd=cwd)
+        if overrides:
+            merged = resolved.settings.model_dump() | overrides
+            sources = dict(resolved.sources) | dict.fromkeys(overrides, "code")
+            resolved = ResolvedSettings(Settings(**merged), sources, resolved.project_file)
+        old, _runtime = _runtime, Runtime(resolved)
+        if old is not None:
+            old.close()
+        return _runtime
+
+
+def reset() -> None:
+    """Close the runtime; the next call builds a new one from the current settings."""
+    global _runtime
+    with _lock:
+        old, _runtime = _runtime, None
+        if old is not None:
+            old.close()

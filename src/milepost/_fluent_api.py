@@ -1,0 +1,251 @@
+"""The MLflow-like module-level API: ``milepost.start_run()``, ``milepost.log_metric()``...
+
+The active run is per thread, as in MLflow; nested runs need ``nested=True``. A run left
+open when the interpreter exits is ended FINISHED after its metrics are flushed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import json
+import os
+import threading
+import traceback
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from milepost._context import get_runtime
+from milepost.errors import Conflict, InvalidInput
+from milepost.tracking.models import ArtifactInfo, Run, RunStatus
+
+__all__ = [
+    "ActiveRun",
+    "active_run",
+    "end_run",
+    "flush",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "set_tag",
+    "set_tags",
+    "start_run",
+]
+
+_local = threading.local()
+
+
+def _stack() -> list[ActiveRun]:
+    stack: list[ActiveRun] | None = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    return stack
+
+
+class ActiveRun:
+    """A started run; use it as a context manager to end it with the right status."""
+
+    def __init__(self, run: Run) -> None:
+        self.run_id = run.run_id
+        self.experiment_id = run.experiment_id
+        self.name = run.name
+        self._ended = False
+
+    @property
+    def info(self) -> Run:
+        """The run as stored now (params, latest metrics and tags included)."""
+        return get_runtime().tracking.get_run(self.run_id, sweep=False)
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            _end(self, RunStatus.FINISHED, None)
+        elif isinstance(exc, KeyboardInterrupt):
+            _end(self, RunStatus.KILLED, "KeyboardInterrupt")
+        else:
+            text = "".join(traceback.format_exception(exc_type, exc, tb))
+            _end(self, RunStatus.FAILED, text[-8000:])
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun {self.name} ({self.run_id})>"
+
+
+def _end(active: ActiveRun, status: RunStatus, error: str | None) -> None:
+    if active._ended:
+        return
+    stack = _stack()
+    # End children left open first, so a parent never ends before its nested runs.
+    while stack and stack[-1] is not active:
+        child = stack[-1]
+        _end(child, status, error)
+    if stack and stack[-1] is active:
+        stack.pop()
+    active._ended = True
+    get_runtime().tracking.end_run(active.run_id, status, error=error)
+
+
+def start_run(
+    *,
+    experiment: str | int | None = None,
+    run_name: str | None = None,
+    tags: dict[str, Any] | None = None,
+    nested: bool = False,
+) -> ActiveRun:
+    """Start a run and make it the active one.
+
+    Args:
+        experiment: name (created when missing) or id; default the ``experiment`` setting.
+        run_name: a readable name; default a generated one like ``brisk-otter-417``.
+        tags: initial tags.
+        nested: start a child of the active run.
+
+    Raises:
+        Conflict: a run is active and ``nested`` is False.
+    """
+    stack = _stack()
+    parent = stack[-1] if stack else None
+    if parent is not None and not nested:
+        raise Conflict(
+            f"Run {parent.name} ({parent.run_id}) is already active.",
+            hint="End it first, or pass nested=True to start a child run.",
+        )
+    tracking = get_runtime().tracking
+    if parent is not None and experiment is None:
+        experiment = parent.experiment_id
+    run = tracking.start_run(
+        experiment=experiment,
+        run_name=run_name,
+        tags=tags,
+        parent_run_id=parent.run_id if parent else None,
+    )
+    active = ActiveRun(run)
+    stack.append(active)
+    return active
+
+
+def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
+    """End the active run (no-op when none is active)."""
+    stack = _stack()
+    if stack:
+        _end(stack[-1], RunStatus(str(status).upper()), None)
+
+
+def active_run() -> ActiveRun | None:
+    """The active run of this thread, if any."""
+    stack = _stack()
+    return stack[-1] if stack else None
+
+
+def _require_run() -> str:
+    stack = _stack()
+    if not stack:
+        raise InvalidInput(
+            "No active run.",
+            hint="Start one first: `with milepost.start_run(): ...`.",
+        )
+    return stack[-1].run_id
+
+
+def log_param(key: str, value: Any) -> None:
+    """Log one immutable param of the active run."""
+    get_runtime().tracking.log_params(_require_run(), {key: value})
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Log several params at once (all or none)."""
+    get_runtime().tracking.log_params(_require_run(), params)
+
+
+def log_metric(key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
+    """Queue a metric value for the active run (written in the background)."""
+    get_runtime().tracking.log_metric(_require_run(), key, value, step=step, timestamp=timestamp)
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None, timestamp: int | None = None) -> None:
+    """Queue several metric values at one step."""
+    get_runtime().tracking.log_metrics(_require_run(), metrics, step=step, timestamp=timestamp)
+
+
+def set_tag(key: str, value: Any) -> None:
+    """Set a tag on the active run."""
+    get_runtime().tracking.set_tags(_require_run(), {key: value})
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    """Set several tags on the active run."""
+    get_runtime().tracking.set_tags(_require_run(), tags)
+
+
+def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None) -> ArtifactInfo:
+    """Store a file with the active run, under ``artifact_path`` if given."""
+    return get_runtime().tracking.log_artifact(_require_run(), local_path, artifact_path)
+
+
+def log_artifacts(
+    local_dir: str | os.PathLike[str], artifact_path: str | None = None
+) -> list[ArtifactInfo]:
+    """Store a directory tree with the active run."""
+    return get_runtime().tracking.log_artifacts(_require_run(), local_dir, artifact_path)
+
+
+def log_text(text: str, artifact_file: str) -> ArtifactInfo:
+    """Store text (UTF-8) as an artifact file."""
+    return get_runtime().tracking.log_bytes(_require_run(), text.encode(), artifact_file)
+
+
+def log_dict(dictionary: dict[str, Any], artifact_file: str) -> ArtifactInfo:
+    """Store a dict as JSON, or YAML when the file name ends in .yaml/.yml."""
+    suffix = Path(artifact_file).suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ModuleNotFoundError as exc:
+            raise InvalidInput(
+                "Writing YAML needs PyYAML.", hint="pip install pyyaml, or use a .json name."
+            ) from exc
+        text = yaml.safe_dump(dictionary, sort_keys=False)
+    else:
+        text = json.dumps(dictionary, indent=2, default=str)
+    return log_text(text, artifact_file)
+
+
+def log_figure(figure: Any, artifact_file: str) -> ArtifactInfo:
+    """Store a matplotlib figure; the format follows the file name (png, svg, pdf...)."""
+    if not hasattr(figure, "savefig"):
+        raise InvalidInput(
+            f"log_figure needs a matplotlib Figure, got {type(figure).__name__}.",
+            hint="Pass plt.gcf() or the figure returned by plt.subplots().",
+        )
+    fmt = Path(artifact_file).suffix.lstrip(".").lower() or "png"
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=fmt)
+    return get_runtime().tracking.log_bytes(_require_run(), buffer.getvalue(), artifact_file)
+
+
+def flush() -> None:
+    """Block until every metric value logged so far is durable."""
+    get_runtime().tracking.flush()
+
+
+@atexit.register
+def _end_open_runs() -> None:
+    stack = _stack()
+    while stack:
+        try:
+            _end(stack[-1], RunStatus.FINISHED, None)
+        except Exception:  # noqa: BLE001 - best effort at exit; the run stays RUNNING
+            stack.pop()

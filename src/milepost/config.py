@@ -1,0 +1,195 @@
+"""Settings: resolved once, passed down.
+
+Precedence, highest first:
+
+1. ``MILEPOST_*`` environment variables (``MILEPOST_METADATA_URI`` sets ``metadata_uri``);
+2. ``milepost.toml`` in the project: the current directory or its nearest parent that has
+   one (keys at the top level, same names as below);
+3. the defaults below.
+
+Relative paths are resolved against the directory of the source that gave them: the
+project directory for ``milepost.toml`` and for defaults (the current directory when
+there is no project file), the current directory for environment variables.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from milepost.errors import ConfigError, did_you_mean
+
+__all__ = ["ENV_PREFIX", "PROJECT_FILE", "ResolvedSettings", "Settings", "load_settings"]
+
+ENV_PREFIX = "MILEPOST_"
+PROJECT_FILE = "milepost.toml"
+
+Source = Literal["env", "file", "default", "code"]
+
+
+class Settings(BaseModel):
+    """Everything Milepost can be told. Build it with :func:`load_settings`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: Path = Field(
+        default=Path(".milepost"),
+        description="Where embedded stores live (metadata database, artifacts).",
+    )
+    metadata_uri: str | None = Field(
+        default=None,
+        description="SQLAlchemy URI of the metadata store; default sqlite:///<home>/milepost.db. "
+        "PostgreSQL: postgresql+psycopg://user@host:5432/db.",
+    )
+    artifact_uri: str | None = Field(
+        default=None,
+        description="Where artifacts go: a local directory (default <home>/artifacts) "
+        "or s3://bucket/prefix.",
+    )
+    experiment: str = Field(
+        default="Default", description="Experiment of runs started without naming one."
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of an S3-compatible server (MinIO, moto, ...)."
+    )
+    user: str | None = Field(
+        default=None, description="The actor recorded on runs and audit events; default OS user."
+    )
+    metric_flush_interval: float = Field(
+        default=0.5, gt=0, description="Seconds between background metric flushes."
+    )
+    metric_batch_size: int = Field(
+        default=20_000, gt=0, description="Buffered metric values that trigger an early flush."
+    )
+    heartbeat_interval: float = Field(
+        default=30.0, gt=0, description="Seconds between heartbeats of a live run."
+    )
+    stale_run_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="A RUNNING run from another host with no heartbeat for this long is KILLED.",
+    )
+    sqlite_busy_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds a SQLite writer waits for the lock."
+    )
+
+    def resolved_metadata_uri(self) -> str:
+        """The metadata URI, defaulting to a SQLite file in ``home``."""
+        if self.metadata_uri:
+            return self.metadata_uri
+        return f"sqlite:///{(self.home / 'milepost.db').as_posix()}"
+
+    def resolved_artifact_uri(self) -> str:
+        """The artifact root, defaulting to ``<home>/artifacts``."""
+        if self.artifact_uri:
+            return self.artifact_uri
+        return str(self.home / "artifacts")
+
+    def actor(self) -> str:
+        """Who is acting: ``user`` or the operating-system user."""
+        if self.user:
+            return self.user
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry, e.g. in some containers
+            return f"uid-{os.getuid()}"
+
+
+_PATH_FIELDS = {"home"}
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    """Settings plus where each value came from (shown by ``milepost info``)."""
+
+    settings: Settings
+    sources: dict[str, Source] = field(default_factory=dict)
+    project_file: Path | None = None
+
+
+def find_project_file(start: Path) -> Path | None:
+    """The nearest ``milepost.toml`` in ``start`` or a parent directory."""
+    for directory in (start, *start.parents):
+        candidate = directory / PROJECT_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_project_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not valid TOML: {exc}.", hint="Fix the file or remove it."
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from exc
+    known = set(Settings.model_fields)
+    for key in data:
+        if key not in known:
+            raise ConfigError(
+                f"{path}: unknown setting {key!r}.{did_you_mean(key, known)}",
+                hint="Known settings: " + ", ".join(sorted(known)) + ".",
+            )
+    return data
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> ResolvedSettings:
+    """Resolve settings from the environment, the project file and defaults.
+
+    Args:
+        env: the environment to read (default ``os.environ``).
+        cwd: where to start looking for ``milepost.toml`` (default the current directory).
+
+    Raises:
+        ConfigError: a value has the wrong type or an unknown key is in the project file.
+    """
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    project_file = find_project_file(cwd)
+    base_dir = project_file.parent if project_file else cwd
+
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+    if project_file:
+        for key, value in _read_project_file(project_file).items():
+            values[key] = base_dir / value if key in _PATH_FIELDS else value
+            sources[key] = "file"
+    for key in Settings.model_fields:
+        raw = env.get(ENV_PREFIX + key.upper())
+        if raw is not None and raw != "":
+            values[key] = cwd / raw if key in _PATH_FIELDS else raw
+            sources[key] = "env"
+    if "home" not in values:
+        values["home"] = base_dir / ".milepost"
+    for key in Settings.model_fields:
+        sources.setdefault(key, "default")
+
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = str(first["loc"][0]) if first["loc"] else "?"
+        origin = {
+            "env": f"environment variable {ENV_PREFIX}{key.upper()}",
+            "file": f"{project_file}",
+            "default": "defaults",
+            "code": "configure()",
+        }[sources.get(key, "default")]
+        raise ConfigError(
+            f"Setting {key!r} from {origin} is invalid: {first['msg']} "
+            f"(got {first.get('input')!r}).",
+            hint="Fix the value or unset it to use the default.",
+        ) from exc
+    return ResolvedSettings(settings=settings, sources=sources, project_file=project_file)

@@ -1,0 +1,156 @@
+"""Milepost's errors: one tree, each class with a stable ``code``.
+
+::
+
+    MilepostError                 internal
+    ├── NotFound                  not_found
+    ├── AlreadyExists             already_exists
+    ├── InvalidInput              invalid_input
+    │   └── InvalidFilter         invalid_filter
+    ├── Conflict                  conflict
+    ├── PermissionDenied          permission_denied
+    ├── BackendUnavailable        backend_unavailable
+    ├── GateFailed                gate_failed
+    ├── ConfigError               config_error
+    └── IntegrityViolation        integrity_violation
+
+Every message says what was wrong, with the offending value, and what to do next.
+Messages can reach HTTP clients, so they never carry secrets (passwords in URIs are
+masked by :func:`mask_uri`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+__all__ = [
+    "AlreadyExists",
+    "BackendUnavailable",
+    "ConfigError",
+    "Conflict",
+    "GateFailed",
+    "IntegrityViolation",
+    "InvalidFilter",
+    "InvalidInput",
+    "MilepostError",
+    "NotFound",
+    "PermissionDenied",
+    "did_you_mean",
+    "mask_uri",
+]
+
+
+class MilepostError(Exception):
+    """Root of every error Milepost raises on purpose."""
+
+    code: ClassVar[str] = "internal"
+    headline: ClassVar[str] = "Milepost error"
+
+    def __init__(self, message: str, *, hint: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} {self.hint}"
+        return self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form: ``{code, message, hint, details}``."""
+        return {
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+            "details": self.details,
+        }
+
+
+class NotFound(MilepostError):
+    """The named object does not exist."""
+
+    code = "not_found"
+    headline = "Not found"
+
+
+class AlreadyExists(MilepostError):
+    """An object with that identity exists already."""
+
+    code = "already_exists"
+    headline = "Already exists"
+
+
+class InvalidInput(MilepostError):
+    """The caller passed a value Milepost cannot accept."""
+
+    code = "invalid_input"
+    headline = "Invalid input"
+
+
+class InvalidFilter(InvalidInput):
+    """A search filter or ordering could not be parsed; ``details`` has the position."""
+
+    code = "invalid_filter"
+    headline = "Invalid filter"
+
+
+class Conflict(MilepostError):
+    """The request clashes with the current state (for example an immutable value)."""
+
+    code = "conflict"
+    headline = "Conflict"
+
+
+class PermissionDenied(MilepostError):
+    """The actor may not do this."""
+
+    code = "permission_denied"
+    headline = "Permission denied"
+
+
+class BackendUnavailable(MilepostError):
+    """A database, object store or server could not be reached or failed."""
+
+    code = "backend_unavailable"
+    headline = "Backend unavailable"
+
+
+class GateFailed(MilepostError):
+    """A promotion gate refused the change."""
+
+    code = "gate_failed"
+    headline = "Gate failed"
+
+
+class ConfigError(MilepostError):
+    """The settings are wrong or incomplete."""
+
+    code = "config_error"
+    headline = "Configuration error"
+
+
+class IntegrityViolation(MilepostError):
+    """Stored data failed an integrity check (audit chain, content hash)."""
+
+    code = "integrity_violation"
+    headline = "Integrity violation"
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """A ``Did you mean ...?`` suffix, or an empty string when nothing is close."""
+    close = difflib.get_close_matches(value, list(choices), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+_PASSWORD_IN_URI = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)@")
+
+
+def mask_uri(uri: str) -> str:
+    """Hide the password in a URI such as ``postgresql://user:secret@host/db``."""
+    return _PASSWORD_IN_URI.sub(lambda m: f"{m.group('head')}***@", uri)

@@ -1,0 +1,1 @@
+"""Stores: the metadata database, the artifact (blob) store and the audit chain."""

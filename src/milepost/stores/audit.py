@@ -1,0 +1,203 @@
+"""The audit chain: append inside the caller's transaction, read back in order.
+
+Each event's ``hash`` is the SHA-256 of its canonical JSON content, which includes its
+``seq`` and the previous event's hash. Appending locks the one-row ``audit_head`` table
+(``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite write transactions are serial), so
+concurrent writers produce one linear chain. Call :func:`append_event` last in a
+transaction: it holds that lock until commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from milepost.stores.schema import audit_events, audit_head
+
+__all__ = ["GENESIS_HASH", "AuditEvent", "append_event", "event_hash", "iter_events", "read_head"]
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One recorded change: who did what to which object, when, and why."""
+
+    seq: int
+    event_id: str
+    time: int  # ms since the epoch, UTC
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    before: Any
+    after: Any
+    reason: str | None
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "seq": self.seq,
+            "event_id": self.event_id,
+            "time": self.time,
+            "actor": self.actor,
+            "action": self.action,
+            "object_type": self.object_type,
+            "object_id": self.object_id,
+            "before": self.before,
+            "after": self.after,
+            "reason": self.reason,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+def _canonical(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def event_hash(row: Mapping[str, Any], *, seq: int | None = None) -> str:
+    """The hash of a stored row (``before``/``after`` as stored JSON text).
+
+    ``seq`` overrides the row's own, to test where a moved event came from.
+    """
+    content = {
+        "seq": row["seq"] if seq is None else seq,
+        "event_id": row["event_id"],
+        "time": row["time"],
+        "actor": row["actor"],
+        "action": row["action"],
+        "object_type": row["object_type"],
+        "object_id": row["object_id"],
+        "before": row["before"],
+        "after": row["after"],
+        "reason": row["reason"],
+        "prev_hash": row["prev_hash"],
+    }
+    blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def append_event(
+    conn: Connection,
+    *,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: Any = None,
+    after: Any = None,
+    reason: str | None = None,
+) -> AuditEvent:
+    """Append one event to the chain inside the caller's open write transaction."""
+    head = conn.execute(
+        sa.select(audit_head.c.seq, audit_head.c.hash)
+        .where(audit_head.c.id == 1)
+        .with_for_update()
+    ).one()
+    row: dict[str, Any] = {
+        "seq": head.seq + 1,
+        "event_id": uuid.uuid4().hex,
+        "time": int(time.time() * 1000),
+        "actor": actor,
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "before": _canonical(before),
+        "after": _canonical(after),
+        "reason": reason,
+        "prev_hash": head.hash,
+    }
+    row["hash"] = event_hash(row)
+    conn.execute(sa.insert(audit_events).values(**row))
+    conn.execute(
+        sa.update(audit_head)
+        .where(audit_head.c.id == 1)
+        .values(seq=row["seq"], hash=row["hash"])
+    )
+    return _to_event(row)
+
+
+def _to_event(row: Mapping[str, Any]) -> AuditEvent:
+    return AuditEvent(
+        seq=row["seq"],
+        event_id=row["event_id"],
+        time=row["time"],
+        actor=row["actor"],
+        action=row["action"],
+        object_type=row["object_type"],
+        object_id=row["object_id"],
+        before=None if row["before"] is None else json.loads(row["before"]),
+        after=None if row["after"] is None else json.loads(row["after"]),
+        reason=row["reason"],
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
+
+
+def iter_rows(conn: Connection, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
+    """Every stored row in ``seq`` order, as stored (JSON as text), in batches."""
+    last = -1
+    while True:
+        rows = conn.execute(
+            sa.select(audit_events)
+            .where(audit_events.c.seq > last)
+            .order_by(audit_events.c.seq)
+            .limit(batch)
+        ).mappings().all()
+        if not rows:
+            return
+        for r in rows:
+            yield dict(r)
+        last = rows[-1]["seq"]
+
+
+def iter_events(conn: Connection, *, batch: int = 5000) -> Iterator[AuditEvent]:
+    """Every event in ``seq`` order."""
+    for row in iter_rows(conn, batch=batch):
+        yield _to_event(row)
+
+
+def query_events(
+    conn: Connection,
+    *,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    since_ms: int | None = None,
+    limit: int = 100,
+) -> list[AuditEvent]:
+    """The newest matching events first."""
+    q = sa.select(audit_events).order_by(audit_events.c.seq.desc()).limit(limit)
+    if object_type:
+        q = q.where(audit_events.c.object_type == object_type)
+    if object_id:
+        q = q.where(audit_events.c.object_id == object_id)
+    if actor:
+        q = q.where(audit_events.c.actor == actor)
+    if action:
+        q = q.where(audit_events.c.action.like(action.replace("*", "%")))
+    if since_ms is not None:
+        q = q.where(audit_events.c.time >= since_ms)
+    return [_to_event(r) for r in conn.execute(q).mappings()]
+
+
+def read_head(conn: Connection) -> tuple[int, str]:
+    """The head's ``(seq, hash)``."""
+    row = conn.execute(
+        sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+    ).one()
+    return int(row.seq), str(row.hash)

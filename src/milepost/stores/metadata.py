@@ -1,0 +1,225 @@
+"""The metadata store: one SQLAlchemy engine over SQLite (default) or PostgreSQL.
+
+Writes go through :meth:`MetadataStore.write`, one transaction each. On SQLite a write
+transaction starts with ``BEGIN IMMEDIATE`` so that writers queue on the database lock
+(waiting up to the busy timeout) instead of failing with "database is locked" when a
+read lock cannot be upgraded; reads use a deferred ``BEGIN`` and, with WAL, never wait
+for writers. Migrations run automatically on first use, inside a write transaction on
+SQLite and under a PostgreSQL advisory lock, so processes starting at once migrate once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from milepost.errors import BackendUnavailable, ConfigError, Conflict, MilepostError, mask_uri
+from milepost.stores import _sql
+
+__all__ = ["MetadataStore"]
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_READONLY = "milepost_readonly"
+
+
+class MetadataStore:
+    """Engine, transactions and schema migrations for the metadata database.
+
+    Args:
+        uri: an SQLAlchemy URI: ``sqlite:///path/to/milepost.db`` or
+            ``postgresql+psycopg://user@host:5432/db``.
+        busy_timeout: seconds a SQLite writer waits for the database lock.
+        auto_migrate: bring the schema to the newest revision on first use.
+
+    Raises:
+        ConfigError: the URI's scheme is not supported or the database's schema is newer
+            than this version of Milepost.
+        BackendUnavailable: the database cannot be reached.
+    """
+
+    def __init__(self, uri: str, *, busy_timeout: float = 60.0, auto_migrate: bool = True):
+        self.uri = uri
+        try:
+            url = sa.engine.make_url(uri)
+        except sa.exc.ArgumentError as exc:
+            raise ConfigError(
+                f"Metadata URI {mask_uri(uri)!r} is not a database URI.",
+                hint="Use sqlite:///path/milepost.db or postgresql+psycopg://user@host/db.",
+            ) from exc
+        self.dialect = url.get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = _sqlite_engine(url, busy_timeout)
+        elif self.dialect == "postgresql":
+            self.engine = _postgres_engine(url)
+        else:
+            raise ConfigError(
+                f"Metadata URI scheme {url.drivername!r} is not supported.",
+                hint="Supported: sqlite:///..., postgresql+psycopg://...",
+            )
+        self._migrated = False
+        self._migrate_lock = threading.Lock()
+        if auto_migrate:
+            self.ensure_schema()
+
+    # -- transactions ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction; commits on success, rolls back on any error."""
+        with self._translate_errors(), self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only connection (a deferred transaction on SQLite)."""
+        with self._translate_errors(), self.engine.connect() as conn:
+            conn.execution_options(**{_READONLY: True})
+            yield conn
+            conn.rollback()
+
+    @contextlib.contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except MilepostError:
+            raise
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(
+                f"The change clashes with a concurrent or existing one: {exc.orig}.",
+                hint="Re-read the object and try again.",
+            ) from exc
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            text = str(exc.orig)
+            if "locked" in text:
+                raise BackendUnavailable(
+                    f"The SQLite database {mask_uri(self.uri)} stayed locked by another "
+                    "writer for longer than the busy timeout.",
+                    hint="Raise MILEPOST_SQLITE_BUSY_TIMEOUT or move to PostgreSQL for "
+                    "many concurrent writers.",
+                ) from exc
+            raise BackendUnavailable(
+                f"The metadata database {mask_uri(self.uri)} failed: {text.strip()}",
+                hint="Check that it is running and reachable, then retry.",
+            ) from exc
+
+    # -- schema ---------------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        """Migrate to the newest revision unless this process has done so already."""
+        if self._migrated:
+            return
+        with self._migrate_lock:
+            if not self._migrated:
+                if self.current_revision() != self.head_revision():
+                    self.upgrade()
+                self._migrated = True
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply migrations up to ``revision`` (default: the newest)."""
+        from alembic import command
+
+        with self.write() as conn:
+            if self.dialect == "postgresql":
+                _sql.advisory_xact_lock(conn, _sql.MIGRATION_LOCK)
+            current = _current_revision(conn)
+            if current is not None and current not in self._known_revisions():
+                raise ConfigError(
+                    f"The metadata database is at schema revision {current!r}, which this "
+                    "version of Milepost does not know: it was written by a newer Milepost.",
+                    hint="Upgrade Milepost (pip install -U milepost).",
+                )
+            cfg = self._alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+    def current_revision(self) -> str | None:
+        """The schema revision stored in the database (``None`` when empty)."""
+        with self.read() as conn:
+            return _current_revision(conn)
+
+    def head_revision(self) -> str:
+        """The newest schema revision this version of Milepost ships."""
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+        assert head is not None
+        return head
+
+    def _known_revisions(self) -> set[str]:
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(self._alembic_config())
+        return {rev.revision for rev in script.walk_revisions()}
+
+    def _alembic_config(self) -> Any:
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        return cfg
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"MetadataStore({mask_uri(self.uri)!r})"
+
+
+def _current_revision(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def _sqlite_engine(url: sa.URL, busy_timeout: float) -> Engine:
+    database = url.database or ""
+    memory = database in ("", ":memory:")
+    kwargs: dict[str, Any] = {
+        "connect_args": {"timeout": busy_timeout, "check_same_thread": False},
+    }
+    if memory:
+        kwargs["poolclass"] = sa.pool.StaticPool
+    else:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs["pool_size"] = 8
+        kwargs["max_overflow"] = 16
+    engine = sa.create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take over transaction control from the sqlite3 module (see the module docstring).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        if not memory:
+            cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        readonly = conn.get_execution_options().get(_READONLY, False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _postgres_engine(url: sa.URL) -> Engine:
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    try:
+        return sa.create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            "PostgreSQL support needs psycopg.",
+            hint="pip install 'milepost[postgres]'",
+        ) from exc

@@ -1,0 +1,178 @@
+"""The metadata schema: one SQLAlchemy ``MetaData`` for every capability.
+
+Migrations in ``stores/migrations`` create exactly these tables;
+``tests/unit/stores/test_migrations.py`` fails when the two drift apart. Times are
+integer milliseconds since the Unix epoch (UTC) so both dialects sort and compare them
+the same way.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "artifacts",
+    "audit_events",
+    "audit_head",
+    "environments",
+    "experiments",
+    "latest_metrics",
+    "metadata",
+    "metrics",
+    "params",
+    "run_tags",
+    "runs",
+]
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+# An auto-incrementing 64-bit key; on SQLite it must be INTEGER to alias the rowid.
+BigIntKey = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("experiment_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(256), nullable=False, unique=True),
+    sa.Column("lifecycle_stage", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+environments = sa.Table(
+    "environments",
+    metadata,
+    sa.Column("env_hash", sa.String(64), primary_key=True),
+    sa.Column("python_version", sa.String(64), nullable=False),
+    sa.Column("platform", sa.String(256), nullable=False),
+    sa.Column("packages_hash", sa.String(64), nullable=False),
+    sa.Column("packages", sa.Text, nullable=False),  # JSON list of "name==version"
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column(
+        "experiment_id",
+        sa.BigInteger,
+        sa.ForeignKey("experiments.experiment_id"),
+        nullable=False,
+    ),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("start_time", sa.BigInteger, nullable=False),
+    sa.Column("end_time", sa.BigInteger, nullable=True),
+    sa.Column("user", sa.String(256), nullable=False),
+    sa.Column("parent_run_id", sa.String(32), nullable=True),
+    sa.Column("env_hash", sa.String(64), sa.ForeignKey("environments.env_hash"), nullable=True),
+    sa.Column("source", sa.String(1024), nullable=True),
+    sa.Column("git_commit", sa.String(64), nullable=True),
+    sa.Column("git_dirty", sa.Boolean, nullable=True),
+    sa.Column("git_root", sa.String(1024), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("owner_host", sa.String(256), nullable=True),
+    sa.Column("owner_pid", sa.Integer, nullable=True),
+    sa.Column("owner_started", sa.Float, nullable=True),
+    sa.Column("heartbeat_at", sa.BigInteger, nullable=True),
+    sa.Column("lifecycle_stage", sa.String(16), nullable=False, server_default="active"),
+    sa.Index(None, "experiment_id", "start_time"),
+    sa.Index(None, "status"),
+    sa.Index(None, "parent_run_id"),
+)
+
+params = sa.Table(
+    "params",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.String(6000), nullable=False),
+)
+
+run_tags = sa.Table(
+    "run_tags",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# Every logged value. No foreign key: the background writer appends in bulk and the
+# run row is known to exist (the writer only accepts values for runs it created).
+metrics = sa.Table(
+    "metrics",
+    metadata,
+    sa.Column("id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), nullable=False),
+    sa.Column("key", sa.String(250), nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Column("value", sa.Float, nullable=True),  # NULL stands for NaN (SQLite has no NaN)
+    sa.Index(None, "run_id", "key", "step"),
+)
+
+# The latest value per (run, key): what filters and ordering read. ``experiment_id`` is
+# copied from the run (runs never move) so one index serves "top runs by metric".
+latest_metrics = sa.Table(
+    "latest_metrics",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("experiment_id", sa.BigInteger, nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Index(None, "experiment_id", "key", "value"),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("path", sa.String(1024), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+# Append-only, hash-chained. ``seq`` is assigned as previous + 1 inside the writing
+# transaction, never by a sequence, so a deleted event leaves a visible gap.
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("event_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("time", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("action", sa.String(128), nullable=False),
+    sa.Column("object_type", sa.String(64), nullable=False),
+    sa.Column("object_id", sa.String(512), nullable=False),
+    sa.Column("before", sa.Text, nullable=True),
+    sa.Column("after", sa.Text, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index(None, "object_type", "object_id"),
+    sa.Index(None, "time"),
+)
+
+# One row: the newest event's seq and hash, updated with every append. Deleting the
+# newest events then shows as a mismatch between the head and the table.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)

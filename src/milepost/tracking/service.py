@@ -1,0 +1,571 @@
+"""Tracking: experiments, runs, params, metrics, tags and artifacts.
+
+The service validates input, captures the environment, decides run liveness and moves
+artifact bytes; :class:`~milepost.tracking.backends.sql.SqlTrackingStore` persists.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from milepost.config import Settings
+from milepost.errors import InvalidInput, NotFound
+from milepost.stores.blobs import BlobStore
+from milepost.stores.metadata import MetadataStore
+from milepost.stores.paths import safe_join, safe_relpath
+from milepost.tracking import _names
+from milepost.tracking._filter import parse_filter, parse_order_by
+from milepost.tracking._writer import MetricWriter
+from milepost.tracking.backends.sql import (
+    SqlTrackingStore,
+    decode_page_token,
+    encode_page_token,
+    now_ms,
+    query_key,
+)
+from milepost.tracking.environment import (
+    capture_environment,
+    git_info,
+    process_alive,
+    process_info,
+    source_name,
+)
+from milepost.tracking.models import (
+    ArtifactInfo,
+    Environment,
+    Experiment,
+    Metric,
+    PagedList,
+    Run,
+    RunStatus,
+)
+
+__all__ = ["TrackingService"]
+
+_KEY = re.compile(r"^[\w\-. /:]+$")
+_MAX_KEY = 250
+_MAX_PARAM_VALUE = 6000
+_MAX_RESULTS = 50_000
+
+
+def validate_key(key: Any, what: str) -> str:
+    """A param, metric or tag name: 1-250 of letters, digits, ``_ - . / :`` and space."""
+    if not isinstance(key, str) or not key or len(key) > _MAX_KEY or not _KEY.match(key):
+        raise InvalidInput(
+            f"Invalid {what} name {key!r}: use 1-{_MAX_KEY} letters, digits, "
+            "'_', '-', '.', '/', ':' or spaces.",
+            hint="For example 'val/loss' or 'learning_rate'.",
+        )
+    if key != key.strip() or "//" in key or key.startswith("/"):
+        raise InvalidInput(
+            f"Invalid {what} name {key!r}: no leading or trailing spaces or slashes, "
+            "and no '//'."
+        )
+    return key
+
+
+def _metric_value(key: str, value: Any) -> float:
+    if isinstance(value, (str, bytes)) or not isinstance(value, numbers.Real):
+        raise InvalidInput(
+            f"Metric {key!r} must be a real number, got {value!r} ({type(value).__name__}).",
+            hint="Log text as a tag or a param instead.",
+        )
+    return float(value)
+
+
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidInput(f"{name} must be an integer, got {value!r}.")
+    return int(value)
+
+
+class TrackingService:
+    """Everything tracking does, for the Python API, the CLI and the server."""
+
+    def __init__(self, db: MetadataStore, blobs: BlobStore, settings: Settings) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.settings = settings
+        self.actor = settings.actor()
+        self.store = SqlTrackingStore(db)
+        self._owned: dict[str, int] = {}  # live runs this process started -> experiment id
+        self._writable: dict[str, int] = {}  # runs checked for metric logging -> experiment
+        self._keys_ok: set[str] = set()
+        self._lock = threading.Lock()
+        self.writer = MetricWriter(
+            self.store,
+            flush_interval=settings.metric_flush_interval,
+            batch_size=settings.metric_batch_size,
+            heartbeat_interval=settings.heartbeat_interval,
+            live_runs=lambda: list(self._owned),
+        )
+
+    # -- experiments ----------------------------------------------------------------
+
+    def create_experiment(self, name: str, *, description: str | None = None) -> Experiment:
+        """Create an experiment. Raises AlreadyExists."""
+        return self.store.create_experiment(
+            _experiment_name(name), description=description, actor=self.actor
+        )
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        """The experiment named ``name``, created when missing."""
+        return self.store.get_or_create_experiment(_experiment_name(name), actor=self.actor)
+
+    def get_experiment(self, ref: str | int) -> Experiment:
+        """An experiment by name or numeric id. Raises NotFound (with close names)."""
+        experiment = None
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            experiment = self.store.get_experiment(experiment_id=int(ref))
+        if experiment is None and isinstance(ref, str):
+            experiment = self.store.get_experiment(name=ref)
+        if experiment is None:
+            from milepost.errors import did_you_mean
+
+            names = [e.name for e in self.store.list_experiments(include_deleted=True)]
+            raise NotFound(
+                f"Experiment {ref!r} does not exist.{did_you_mean(str(ref), names)}",
+                hint="List them with `milepost experiments list`.",
+            )
+        return experiment
+
+    def list_experiments(self, *, include_deleted: bool = False) -> list[Experiment]:
+        """Experiments, oldest first."""
+        return self.store.list_experiments(include_deleted=include_deleted)
+
+    def rename_experiment(self, ref: str | int, new_name: str) -> Experiment:
+        """Rename an experiment, audited."""
+        experiment = self.get_experiment(ref)
+        return self.store.update_experiment(
+            experiment.experiment_id,
+            actor=self.actor,
+            action="experiment.rename",
+            name=_experiment_name(new_name),
+        )
+
+    def delete_experiment(self, ref: str | int, *, reason: str | None = None) -> Experiment:
+        """Soft-delete an experiment (its runs stay readable), audited."""
+        experiment = self.get_experiment(ref)
+        return self.store.update_experiment(
+            experiment.experiment_id,
+            actor=self.actor,
+            action="experiment.delete",
+            lifecycle_stage="deleted",
+            reason=reason,
+        )
+
+    def restore_experiment(self, ref: str | int) -> Experiment:
+        """Undo a delete, audited."""
+        experiment = self.get_experiment(ref)
+        return self.store.update_experiment(
+            experiment.experiment_id,
+            actor=self.actor,
+            action="experiment.restore",
+            lifecycle_stage="active",
+        )
+
+    # -- runs -----------------------------------------------------------------------
+
+    def start_run(
+        self,
+        *,
+        experiment: str | int | None = None,
+        run_name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        parent_run_id: str | None = None,
+    ) -> Run:
+        """Create a RUNNING run owned by this process.
+
+        Raises:
+            NotFound: ``parent_run_id`` does not exist.
+            InvalidInput: a bad name or tag.
+        """
+        if experiment is None:
+            exp = self.get_or_create_experiment(self.settings.experiment)
+        elif isinstance(experiment, int):
+            exp = self.get_experiment(experiment)
+        else:
+            exp = self.get_or_create_experiment(experiment)
+        if parent_run_id is not None and self.store.get_run(parent_run_id) is None:
+            raise NotFound(f"Parent run {parent_run_id} does not exist.")
+        clean_tags = {validate_key(k, "tag"): str(v) for k, v in (tags or {}).items()}
+        run_id = uuid.uuid4().hex
+        if run_name is not None and (not isinstance(run_name, str) or not 0 < len(run_name) <= 256):
+            raise InvalidInput(f"Run name must be 1-256 characters, got {run_name!r}.")
+        env = capture_environment()
+        git = git_info()
+        proc = process_info()
+        start = now_ms()
+        values = {
+            "run_id": run_id,
+            "experiment_id": exp.experiment_id,
+            "name": run_name or _names.run_name(run_id),
+            "status": RunStatus.RUNNING.value,
+            "start_time": start,
+            "user": self.actor,
+            "parent_run_id": parent_run_id,
+            "env_hash": env.env_hash,
+            "source": source_name()[:1024],
+            "git_commit": git.commit if git else None,
+            "git_dirty": git.dirty if git else None,
+            "git_root": git.root if git else None,
+            "owner_host": proc.host,
+            "owner_pid": proc.pid,
+            "owner_started": proc.started,
+            "heartbeat_at": start,
+        }
+        self.store.create_run(values, env=env, tags=clean_tags, actor=self.actor)
+        with self._lock:
+            self._owned[run_id] = exp.experiment_id
+            self._writable[run_id] = exp.experiment_id
+        self.writer.start()
+        return self.get_run(run_id, sweep=False)
+
+    def end_run(
+        self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None
+    ) -> Run:
+        """Flush the run's metrics and give it a terminal status, audited."""
+        target = _status(status)
+        if target is RunStatus.RUNNING:
+            raise InvalidInput("end_run needs a terminal status: FINISHED, FAILED or KILLED.")
+        self.writer.flush()
+        self.store.end_run(
+            run_id, status=target, end_time=now_ms(), error=error, actor=self.actor
+        )
+        with self._lock:
+            self._owned.pop(run_id, None)
+        return self.get_run(run_id, sweep=False)
+
+    def get_run(self, run_id: str, *, sweep: bool = True) -> Run:
+        """A run with its params, latest metrics and tags. Raises NotFound.
+
+        A RUNNING run whose process is gone is marked KILLED first.
+        """
+        if sweep:
+            self.detect_stale_runs(run_ids=[run_id])
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise NotFound(
+                f"Run {run_id!r} does not exist.",
+                hint="Find run ids with `milepost runs list`.",
+            )
+        return run
+
+    def delete_run(self, run_id: str) -> None:
+        """Soft-delete a run (hidden from searches), audited."""
+        self.store.set_run_lifecycle(run_id, "deleted", actor=self.actor)
+
+    def restore_run(self, run_id: str) -> None:
+        """Undo a delete, audited."""
+        self.store.set_run_lifecycle(run_id, "active", actor=self.actor)
+
+    def get_environment(self, env_hash: str) -> Environment:
+        """The environment a run recorded. Raises NotFound."""
+        env = self.store.get_environment(env_hash)
+        if env is None:
+            raise NotFound(f"Environment {env_hash} does not exist.")
+        return env
+
+    def search_runs(
+        self,
+        experiments: str | int | Sequence[str | int] | None = None,
+        *,
+        filter: str | None = None,
+        order_by: str | Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        include_deleted: bool = False,
+    ) -> PagedList[Run]:
+        """Runs matching a filter, in order, one page at a time.
+
+        Args:
+            experiments: names or ids; default: every active experiment.
+            filter: e.g. ``"metrics.acc > 0.9 AND params.model = 'gbm'"`` (see ``_filter``).
+            order_by: e.g. ``["metrics.acc DESC"]``; ties and the default order by newest.
+            max_results: page size (1-50,000).
+            page_token: ``token`` of the previous page.
+
+        Raises:
+            InvalidFilter: the filter or order is malformed (the message points at it).
+        """
+        if not isinstance(max_results, int) or not 0 < max_results <= _MAX_RESULTS:
+            raise InvalidInput(f"max_results must be 1-{_MAX_RESULTS}, got {max_results!r}.")
+        comparisons = parse_filter(filter)
+        order = parse_order_by(list(order_by) if isinstance(order_by, (list, tuple)) else order_by)
+        if experiments is None:
+            ids = [e.experiment_id for e in self.list_experiments()]
+        else:
+            refs = [experiments] if isinstance(experiments, (str, int)) else list(experiments)
+            ids = [self.get_experiment(r).experiment_id for r in refs]
+        if not ids:
+            return PagedList([], None)
+        key = query_key(sorted(ids), filter, order_by, max_results, include_deleted)
+        offset = decode_page_token(page_token, key) if page_token else 0
+        self.detect_stale_runs(experiment_ids=ids)
+        found, more = self.store.search_runs(
+            ids, comparisons, order, max_results=max_results, offset=offset,
+            include_deleted=include_deleted,
+        )
+        token = encode_page_token(offset + max_results, key) if more else None
+        return PagedList(found, token)
+
+    def detect_stale_runs(
+        self, *, experiment_ids: Sequence[int] | None = None, run_ids: Sequence[str] | None = None
+    ) -> list[str]:
+        """Mark KILLED the RUNNING runs whose owning process is gone; returns their ids.
+
+        On this host a run is stale when its process (pid and start time) no longer
+        exists; from another host, when its heartbeat is older than
+        ``stale_run_timeout``.
+        """
+        me = process_info()
+        now = now_ms()
+        stale: list[tuple[str, str]] = []
+        for row in self.store.running_owners(experiment_ids=experiment_ids, run_ids=run_ids):
+            if row["run_id"] in self._owned:
+                continue
+            if row["owner_host"] == me.host:
+                if row["owner_pid"] is not None and not process_alive(
+                    int(row["owner_pid"]), row["owner_started"]
+                ):
+                    stale.append(
+                        (row["run_id"], f"process {row['owner_pid']} on {me.host} ended "
+                         "without ending the run")
+                    )
+            else:
+                beat = row["heartbeat_at"] or row["start_time"]
+                if now - beat > self.settings.stale_run_timeout * 1000:
+                    stale.append(
+                        (row["run_id"], f"no heartbeat from {row['owner_host']} for "
+                         f"{(now - beat) / 1000:.0f} s")
+                    )
+        for run_id, why in stale:
+            self.store.end_run(
+                run_id,
+                status=RunStatus.KILLED,
+                end_time=now,
+                error=f"Marked KILLED: {why}; metrics not flushed before that were lost.",
+                actor=self.actor,
+                reason="stale run detected",
+                only_if_running=True,
+            )
+        return [run_id for run_id, _ in stale]
+
+    # -- params, tags, metrics --------------------------------------------------------
+
+    def log_params(self, run_id: str, items: Mapping[str, Any]) -> None:
+        """Log params (immutable: a different value for a logged key is a Conflict)."""
+        clean: dict[str, str] = {}
+        for k, v in items.items():
+            text = str(v)
+            if len(text) > _MAX_PARAM_VALUE:
+                raise InvalidInput(
+                    f"Param {k!r} is {len(text)} characters; the limit is {_MAX_PARAM_VALUE}.",
+                    hint="Log long values as an artifact (log_text or log_dict).",
+                )
+            clean[validate_key(k, "param")] = text
+        if clean:
+            self.store.log_params(run_id, clean)
+
+    def set_tags(self, run_id: str, items: Mapping[str, Any]) -> None:
+        """Set tags (mutable)."""
+        clean = {validate_key(k, "tag"): str(v) for k, v in items.items()}
+        if clean:
+            self.store.set_tags(run_id, clean)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove a tag."""
+        self.store.delete_tag(run_id, key)
+
+    def _metric_experiment(self, run_id: str) -> int:
+        exp = self._writable.get(run_id)
+        if exp is not None:
+            return exp
+        found = self.store.run_experiments([run_id]).get(run_id)
+        if found is None:
+            raise NotFound(f"Run {run_id!r} does not exist; cannot log metrics to it.")
+        if found[2] != "active":
+            raise InvalidInput(f"Run {run_id} is deleted; restore it before logging.")
+        with self._lock:
+            self._writable[run_id] = found[0]
+        return found[0]
+
+    def log_metric(
+        self,
+        run_id: str,
+        key: str,
+        value: Any,
+        *,
+        step: int | None = None,
+        timestamp: int | None = None,
+    ) -> None:
+        """Queue one metric value; it is written in the background (see ``flush``)."""
+        exp = self._writable.get(run_id)
+        if exp is None:
+            exp = self._metric_experiment(run_id)
+        if key not in self._keys_ok:
+            validate_key(key, "metric")
+            self._keys_ok.add(key)
+        if type(value) is not float:
+            value = _metric_value(key, value)
+        self.writer.append(
+            (
+                run_id,
+                exp,
+                key,
+                value,
+                int(time.time() * 1000) if timestamp is None else _int("timestamp", timestamp),
+                0 if step is None else _int("step", step),
+            )
+        )
+
+    def log_metrics(
+        self,
+        run_id: str,
+        values: Mapping[str, Any],
+        *,
+        step: int | None = None,
+        timestamp: int | None = None,
+    ) -> None:
+        """Queue several metrics at one step."""
+        exp = self._metric_experiment(run_id)
+        ts = int(time.time() * 1000) if timestamp is None else _int("timestamp", timestamp)
+        st = 0 if step is None else _int("step", step)
+        rows = []
+        for key, value in values.items():
+            if key not in self._keys_ok:
+                validate_key(key, "metric")
+                self._keys_ok.add(key)
+            rows.append((run_id, exp, key, _metric_value(key, value), ts, st))
+        self.writer.extend(rows)
+
+    def flush(self) -> None:
+        """Block until every queued metric value is committed."""
+        self.writer.flush()
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every value of a metric (flushing this process's queue first)."""
+        self.writer.flush()
+        self.get_run(run_id, sweep=False)
+        return self.store.metric_history(run_id, key)
+
+    # -- artifacts ------------------------------------------------------------------
+
+    def log_artifact(
+        self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> ArtifactInfo:
+        """Store one file as ``artifact_path/<file name>``."""
+        path = Path(local_path)
+        if not path.is_file():
+            raise InvalidInput(
+                f"Cannot log artifact {str(path)!r}: it is not a file.",
+                hint="Use log_artifacts for a directory.",
+            )
+        target = path.name if not artifact_path else f"{artifact_path}/{path.name}"
+        rel = safe_relpath(target)
+        ref = self.blobs.put_file(path)
+        info = ArtifactInfo(rel, ref.digest, ref.size)
+        self.store.record_artifacts(run_id, [info])
+        return info
+
+    def log_artifacts(
+        self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> list[ArtifactInfo]:
+        """Store a directory tree. Links that leave it are refused before anything is stored."""
+        root = Path(local_dir)
+        if not root.is_dir():
+            raise InvalidInput(f"Cannot log artifacts from {str(root)!r}: it is not a directory.")
+        real_root = root.resolve()
+        files: list[tuple[Path, str]] = []
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            for name in [*filenames, *dirnames]:
+                full = Path(dirpath) / name
+                if full.is_symlink():
+                    real = full.resolve()
+                    if real_root not in real.parents:
+                        raise InvalidInput(
+                            f"Refused {full}: it is a link to {real}, outside {real_root}.",
+                            hint="Copy the target into the directory or remove the link.",
+                        )
+                    if real.is_dir():
+                        raise InvalidInput(
+                            f"Refused {full}: links to directories are not followed.",
+                            hint="Replace the link with the directory itself.",
+                        )
+            for name in filenames:
+                full = Path(dirpath) / name
+                rel = full.relative_to(root).as_posix()
+                target = rel if not artifact_path else f"{artifact_path}/{rel}"
+                files.append((full, safe_relpath(target)))
+        infos = []
+        for full, rel in files:
+            ref = self.blobs.put_file(full)
+            infos.append(ArtifactInfo(rel, ref.digest, ref.size))
+        self.store.record_artifacts(run_id, infos)
+        return infos
+
+    def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> ArtifactInfo:
+        """Store bytes as one artifact file (used by log_text, log_dict, log_figure)."""
+        rel = safe_relpath(artifact_file)
+        ref = self.blobs.put_bytes(data)
+        info = ArtifactInfo(rel, ref.digest, ref.size)
+        self.store.record_artifacts(run_id, [info])
+        return info
+
+    def list_artifacts(self, run_id: str, path: str = "") -> list[ArtifactInfo]:
+        """A run's artifacts under ``path`` (all by default)."""
+        prefix = safe_relpath(path) if path else ""
+        self.get_run(run_id, sweep=False)
+        return self.store.list_artifacts(run_id, prefix)
+
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        """The bytes of one artifact file. Raises NotFound."""
+        rel = safe_relpath(path)
+        match = [a for a in self.store.list_artifacts(run_id, rel) if a.path == rel]
+        if not match:
+            raise NotFound(f"Run {run_id} has no artifact {rel!r}.")
+        return self.blobs.get_bytes(match[0].digest)
+
+    def download_artifacts(
+        self, run_id: str, path: str = "", dst: str | os.PathLike[str] = "."
+    ) -> Path:
+        """Copy artifacts under ``path`` into ``dst`` keeping their relative paths."""
+        items = self.list_artifacts(run_id, path)
+        if not items:
+            raise NotFound(f"Run {run_id} has no artifacts under {path or '/'!r}.")
+        dest_root = Path(dst)
+        dest_root.mkdir(parents=True, exist_ok=True)
+        for item in items:
+            self.blobs.download(item.digest, safe_join(dest_root, item.path))
+        return dest_root / safe_relpath(path) if path else dest_root
+
+    def close(self) -> None:
+        """Flush metrics and stop the background writer."""
+        self.writer.close()
+
+
+def _experiment_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 256 or name != name.strip():
+        raise InvalidInput(
+            f"Experiment name {name!r} is invalid: use 1-256 characters without leading or "
+            "trailing spaces."
+        )
+    return name
+
+
+def _status(status: RunStatus | str) -> RunStatus:
+    try:
+        return RunStatus(str(status).upper())
+    except ValueError:
+        raise InvalidInput(
+            f"Unknown run status {status!r}: use RUNNING, FINISHED, FAILED or KILLED."
+        ) from None
+
