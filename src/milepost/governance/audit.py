@@ -106,6 +106,7 @@ class AuditService:
         prev_hash = GENESIS_HASH
         checked = 0
         anchor_seen = False
+        prev_flagged = False
         with self._store.read() as conn:
             head_seq, head_hash = read_head(conn)
             for row in iter_rows(conn):
@@ -120,6 +121,7 @@ class AuditService:
                     problems.append(
                         AuditProblem("deleted", expected_seq, f"{missing} deleted (gap before {seq}).")
                     )
+                problems_before = len(problems)
                 recomputed = event_hash(row)
                 if recomputed != row["hash"]:
                     origin = _written_at(row, seq)
@@ -142,7 +144,8 @@ class AuditService:
                                 "its content no longer matches its hash.",
                             )
                         )
-                elif row["prev_hash"] != prev_hash and seq == expected_seq:
+                elif row["prev_hash"] != prev_hash and seq == expected_seq and not prev_flagged:
+                    # (a link broken by a neighbour already reported is not news)
                     problems.append(
                         AuditProblem(
                             "broken_link",
@@ -164,6 +167,7 @@ class AuditService:
                             )
                         )
                 prev_hash = row["hash"]
+                prev_flagged = len(problems) > problems_before
                 expected_seq = seq + 1
         last_seq = expected_seq - 1
         if head_seq > last_seq:

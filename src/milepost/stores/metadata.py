@@ -66,7 +66,11 @@ class MetadataStore:
         self._migrated = False
         self._migrate_lock = threading.Lock()
         if auto_migrate:
-            self.ensure_schema()
+            try:
+                self.ensure_schema()
+            except BaseException:
+                self.engine.dispose()
+                raise
 
     # -- transactions ---------------------------------------------------------------
 
@@ -88,26 +92,39 @@ class MetadataStore:
     def _translate_errors(self) -> Iterator[None]:
         try:
             yield
-        except MilepostError:
-            raise
-        except sa.exc.IntegrityError as exc:
-            raise Conflict(
-                f"The change clashes with a concurrent or existing one: {exc.orig}.",
+        except sa.exc.DBAPIError as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: sa.exc.DBAPIError) -> MilepostError:
+        """Driver errors become Milepost errors at this boundary; callers never see them."""
+        text = str(exc.orig).strip()
+        where = mask_uri(self.uri)
+        if "append-only" in text:
+            return Conflict(
+                "The audit trail is append-only: events cannot be changed or deleted.",
+                hint="Record a new event instead.",
+            )
+        if isinstance(exc, sa.exc.IntegrityError):
+            return Conflict(
+                f"The change clashes with a concurrent or existing one: {text}.",
                 hint="Re-read the object and try again.",
-            ) from exc
-        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            text = str(exc.orig)
+            )
+        if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
             if "locked" in text:
-                raise BackendUnavailable(
-                    f"The SQLite database {mask_uri(self.uri)} stayed locked by another "
-                    "writer for longer than the busy timeout.",
+                return BackendUnavailable(
+                    f"The SQLite database {where} stayed locked by another writer for "
+                    "longer than the busy timeout.",
                     hint="Raise MILEPOST_SQLITE_BUSY_TIMEOUT or move to PostgreSQL for "
                     "many concurrent writers.",
-                ) from exc
-            raise BackendUnavailable(
-                f"The metadata database {mask_uri(self.uri)} failed: {text.strip()}",
+                )
+            return BackendUnavailable(
+                f"The metadata database {where} failed: {text}",
                 hint="Check that it is running and reachable, then retry.",
-            ) from exc
+            )
+        return BackendUnavailable(
+            f"The metadata database {where} refused a statement: {text}",
+            hint="This is likely a bug in Milepost or a schema changed by hand.",
+        )
 
     # -- schema ---------------------------------------------------------------------
 

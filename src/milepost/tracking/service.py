@@ -341,7 +341,7 @@ class TrackingService:
                          "without ending the run")
                     )
             else:
-                beat = row["heartbeat_at"] or row["start_time"]
+                beat = row["heartbeat_at"] if row["heartbeat_at"] is not None else row["start_time"]
                 if now - beat > self.settings.stale_run_timeout * 1000:
                     stale.append(
                         (row["run_id"], f"no heartbeat from {row['owner_host']} for "

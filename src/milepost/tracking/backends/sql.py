@@ -608,7 +608,7 @@ class SqlTrackingStore:
                     sa.select(table.c.run_id, table.c.key, table.c.value).where(
                         table.c.run_id.in_(ids)
                     )
-                ).tuples():
+                ):
                     data[run_id][slot][key] = _float(value) if slot == "metrics" else value
         return [
             Run(

@@ -1,0 +1,70 @@
+"""`milepost experiments ...`"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from milepost._context import get_runtime
+from milepost.cli._output import console, emit_json, fmt_time
+
+app = typer.Typer(help="Create, list, rename, delete and restore experiments.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+@app.command("list")
+def list_(
+    all_: Annotated[bool, typer.Option("--all", help="Include deleted experiments.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List experiments."""
+    experiments = get_runtime().tracking.list_experiments(include_deleted=all_)
+    if as_json:
+        emit_json([e.to_dict() for e in experiments])
+        return
+    table = Table("id", "name", "stage", "created by", "created (UTC)", "description")
+    for e in experiments:
+        table.add_row(str(e.experiment_id), e.name, e.lifecycle_stage, e.created_by,
+                      fmt_time(e.created_at), e.description or "")
+    console.print(table)
+
+
+@app.command()
+def create(
+    name: str,
+    description: Annotated[str | None, typer.Option(help="What the experiment is for.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an experiment."""
+    e = get_runtime().tracking.create_experiment(name, description=description)
+    if as_json:
+        emit_json(e.to_dict())
+    else:
+        console.print(f"Created experiment {e.name!r} (id {e.experiment_id}).")
+
+
+@app.command()
+def rename(experiment: str, new_name: str) -> None:
+    """Rename an experiment (by name or id)."""
+    e = get_runtime().tracking.rename_experiment(experiment, new_name)
+    console.print(f"Experiment {e.experiment_id} is now {e.name!r}.")
+
+
+@app.command()
+def delete(
+    experiment: str,
+    reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
+) -> None:
+    """Delete an experiment (soft: its runs stay readable; restore undoes it)."""
+    e = get_runtime().tracking.delete_experiment(experiment, reason=reason)
+    console.print(f"Deleted experiment {e.name!r} (id {e.experiment_id}).")
+
+
+@app.command()
+def restore(experiment: str) -> None:
+    """Restore a deleted experiment."""
+    e = get_runtime().tracking.restore_experiment(experiment)
+    console.print(f"Restored experiment {e.name!r} (id {e.experiment_id}).")

@@ -1,0 +1,170 @@
+"""`milepost runs ...`"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Column, Table
+
+from milepost._context import get_runtime
+from milepost.cli._output import STATUS_STYLE, console, emit_json, fmt_time, fmt_value
+from milepost.tracking.models import Run
+
+app = typer.Typer(help="List, show, compare and manage runs.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _status(run: Run) -> str:
+    style = STATUS_STYLE.get(run.status.value, "")
+    return f"[{style}]{run.status.value}[/]" if style else run.status.value
+
+
+@app.command("list")
+def list_(
+    experiment: Annotated[
+        list[str] | None, typer.Option("--experiment", "-e", help="Name or id; repeatable.")
+    ] = None,
+    filter_: Annotated[
+        str | None,
+        typer.Option("--filter", "-f", help="e.g. \"metrics.acc > 0.9 AND params.model = 'gbm'\""),
+    ] = None,
+    order_by: Annotated[
+        list[str] | None, typer.Option("--order-by", "-o", help="e.g. 'metrics.acc DESC'.")
+    ] = None,
+    max_results: Annotated[int, typer.Option("--max", help="Page size.")] = 50,
+    page_token: Annotated[str | None, typer.Option(help="Token printed under a page.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List runs, newest first unless --order-by says otherwise."""
+    page = get_runtime().tracking.search_runs(
+        experiment or None,
+        filter=filter_,
+        order_by=order_by,
+        max_results=max_results,
+        page_token=page_token,
+    )
+    if as_json:
+        emit_json({"runs": [r.to_dict() for r in page], "next_page_token": page.token})
+        return
+    wanted = [t.split()[0].partition(".")[2] for t in order_by or [] if t.startswith("metrics.")]
+    present = sorted({k for r in page for k in r.metrics})
+    metric_keys = [k for k in wanted if k in present]
+    metric_keys += [k for k in present if k not in metric_keys]
+    metric_keys = metric_keys[:3]
+    table = Table("name", "exp", "status", "started", *metric_keys)
+    table.columns.insert(0, Column("run id", no_wrap=True, min_width=12))
+    for r in page:
+        table.add_row(
+            r.run_id[:12], r.name, str(r.experiment_id), _status(r),
+            fmt_time(r.start_time)[5:16],
+            *(f"{r.metrics[k]:.4g}" if k in r.metrics else "" for k in metric_keys),
+        )
+    console.print(table)
+    if page.token:
+        console.print(f"More runs: --page-token {page.token}")
+
+
+def _resolve(run_id: str) -> Run:
+    """A run by full id or unique prefix (as `runs list` prints 12 characters)."""
+    tracking = get_runtime().tracking
+    if len(run_id) == 32:
+        return tracking.get_run(run_id)
+    matches = tracking.search_runs(
+        None, filter=f"run_id LIKE '{run_id.replace(chr(39), '')}%'", max_results=2
+    )
+    if len(matches) == 1:
+        return tracking.get_run(matches[0].run_id)
+    return tracking.get_run(run_id)  # raises NotFound with a hint
+
+
+@app.command()
+def show(run_id: str, as_json: JsonOpt = False) -> None:
+    """Show one run: attributes, params, metrics, tags, environment, artifacts."""
+    tracking = get_runtime().tracking
+    run = _resolve(run_id)
+    artifacts = tracking.list_artifacts(run.run_id)
+    env = tracking.get_environment(run.env_hash) if run.env_hash else None
+    if as_json:
+        data = run.to_dict()
+        data["artifacts"] = [a.to_dict() for a in artifacts]
+        data["environment"] = env.to_dict() if env else None
+        emit_json(data)
+        return
+    console.print(f"[bold]{run.name}[/]  {run.run_id}  {_status(run)}")
+    console.print(
+        f"experiment {run.experiment_id} · user {run.user} · started {fmt_time(run.start_time)}"
+        f" · ended {fmt_time(run.end_time)}"
+        + (f" · parent {run.parent_run_id}" if run.parent_run_id else "")
+    )
+    if run.git_commit:
+        console.print(f"git {run.git_commit[:12]}{' (dirty)' if run.git_dirty else ''}"
+                      f" · source {run.source}")
+    if env:
+        console.print(f"python {env.python_version} · {env.platform} · "
+                      f"{len(env.packages)} packages ({env.packages_hash[:12]})")
+    for title, values in (("params", run.params), ("metrics", run.metrics), ("tags", run.tags)):
+        if values:
+            table = Table("key", "value", title=title, title_justify="left")
+            for k, v in values.items():
+                table.add_row(k, fmt_value(v))
+            console.print(table)
+    if artifacts:
+        table = Table("path", "size", "sha256", title="artifacts", title_justify="left")
+        for a in artifacts:
+            table.add_row(a.path, str(a.size), a.digest[:12])
+        console.print(table)
+    if run.error:
+        console.print("[red]error:[/]")
+        console.print(run.error, markup=False)
+
+
+@app.command()
+def compare(run_ids: list[str], as_json: JsonOpt = False) -> None:
+    """Compare runs side by side; rows that differ are highlighted."""
+    runs = [_resolve(r) for r in run_ids]
+    rows: list[tuple[str, list[str]]] = []
+    for kind in ("params", "metrics", "tags"):
+        keys = sorted({k for r in runs for k in getattr(r, kind)})
+        for k in keys:
+            rows.append((f"{kind}.{k}", [fmt_value(getattr(r, kind).get(k, "")) for r in runs]))
+    if as_json:
+        emit_json({"runs": [r.run_id for r in runs],
+                   "rows": {name: values for name, values in rows}})
+        return
+    table = Table("", *(f"{r.name}\n{r.run_id[:12]}" for r in runs))
+    table.add_row("status", *(_status(r) for r in runs))
+    for name, values in rows:
+        differs = len(set(values)) > 1
+        style = "bold yellow" if differs else None
+        table.add_row(name, *values, style=style)
+    console.print(table)
+
+
+@app.command()
+def delete(run_id: str) -> None:
+    """Delete a run (soft; `runs restore` undoes it)."""
+    run = _resolve(run_id)
+    get_runtime().tracking.delete_run(run.run_id)
+    console.print(f"Deleted run {run.run_id}.")
+
+
+@app.command()
+def restore(run_id: str) -> None:
+    """Restore a deleted run."""
+    get_runtime().tracking.restore_run(run_id)
+    console.print(f"Restored run {run_id}.")
+
+
+@app.command()
+def download(
+    run_id: str,
+    path: Annotated[str, typer.Option(help="Artifact path or directory; default all.")] = "",
+    dst: Annotated[Path, typer.Option(help="Local directory.")] = Path("."),
+) -> None:
+    """Download a run's artifacts."""
+    run = _resolve(run_id)
+    out = get_runtime().tracking.download_artifacts(run.run_id, path, dst)
+    console.print(f"Downloaded to {out}.")

@@ -1,0 +1,72 @@
+"""`milepost info` and `milepost db ...`"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+import milepost
+from milepost._context import get_runtime
+from milepost.cli._output import console, emit_json
+from milepost.config import ENV_PREFIX, load_settings
+from milepost.errors import mask_uri
+
+db_app = typer.Typer(help="The metadata database's schema.", no_args_is_help=True)
+
+
+def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show the resolved settings, where each came from, and the backends in use."""
+    resolved = load_settings()
+    s = resolved.settings
+    rt = get_runtime()
+    settings: dict[str, Any] = {}
+    for key in s.model_fields:
+        value = getattr(s, key)
+        settings[key] = {"value": None if value is None else str(value),
+                         "source": resolved.sources.get(key, "default")}
+    settings["metadata_uri"]["value"] = mask_uri(s.resolved_metadata_uri())
+    settings["artifact_uri"]["value"] = s.resolved_artifact_uri()
+    data = {
+        "version": milepost.__version__,
+        "project_file": str(resolved.project_file) if resolved.project_file else None,
+        "actor": s.actor(),
+        "settings": settings,
+        "backends": {
+            "metadata": {"dialect": rt.db.dialect, "uri": mask_uri(rt.db.uri),
+                         "schema_revision": rt.db.current_revision()},
+            "artifacts": {"type": type(rt.blobs).__name__, "uri": rt.blobs.uri},
+        },
+    }
+    if as_json:
+        emit_json(data)
+        return
+    console.print(f"[bold]Milepost {data['version']}[/] · actor {data['actor']} · project file "
+                  f"{data['project_file'] or '(none: defaults and environment only)'}")
+    table = Table("setting", "value", "from", title="settings (precedence: env > "
+                  "milepost.toml > default)", title_justify="left")
+    for key, item in settings.items():
+        origin = {"env": f"env {ENV_PREFIX}{key.upper()}", "file": "milepost.toml"}.get(
+            item["source"], item["source"])
+        table.add_row(key, item["value"] or "-", origin)
+    console.print(table)
+    b = data["backends"]
+    console.print(f"metadata  {b['metadata']['dialect']} {b['metadata']['uri']} "
+                  f"(schema {b['metadata']['schema_revision']})")
+    console.print(f"artifacts {b['artifacts']['type']} {b['artifacts']['uri']}")
+
+
+@db_app.command()
+def upgrade() -> None:
+    """Apply schema migrations (also done automatically on first use)."""
+    db = get_runtime().db
+    db.upgrade()
+    console.print(f"Schema at revision {db.current_revision()} ({mask_uri(db.uri)}).")
+
+
+@db_app.command()
+def current() -> None:
+    """Print the schema revision of the database and the newest one this version knows."""
+    db = get_runtime().db
+    console.print(f"database {db.current_revision()} · newest {db.head_revision()}")

@@ -1,0 +1,107 @@
+"""A realistic, seeded customer-churn dataset, generated (nothing is downloaded).
+
+One row per customer snapshot: an entity id, an event timestamp over 120 days, a
+protected attribute (``gender``), behaviour features and a binary label ``churned``.
+Later capabilities reuse it: features (entity + timestamps), drift (``shift`` moves the
+distribution of recent data), fairness (the label depends slightly on the group through
+correlated features, as real data often does).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CATEGORICAL", "LABEL", "NUMERIC", "PROTECTED", "generate_customers"]
+
+NUMERIC = [
+    "age",
+    "tenure_months",
+    "monthly_spend",
+    "support_tickets",
+    "sessions_last_30d",
+    "late_payments",
+    "discount_pct",
+]
+CATEGORICAL = ["plan", "region", "payment_method"]
+PROTECTED = "gender"
+LABEL = "churned"
+
+
+def generate_customers(
+    n: int = 5000,
+    *,
+    seed: int = 7,
+    start: datetime = datetime(2026, 1, 1, tzinfo=UTC),
+    days: int = 120,
+    shift: float = 0.0,
+) -> pd.DataFrame:
+    """Generate ``n`` customer snapshots.
+
+    Args:
+        n: number of rows (one per customer).
+        seed: the random seed; the same seed gives the same frame.
+        start: the first event time (UTC).
+        days: the span of event times.
+        shift: 0 for the reference population; larger values make customers younger,
+            more active on support and more price sensitive (for drift demos).
+    """
+    rng = np.random.default_rng(seed)
+    customer_id = np.arange(1, n + 1)
+    offsets = np.sort(rng.uniform(0, days * 86400, n))
+    event_ts = pd.to_datetime(start) + pd.to_timedelta(offsets, unit="s")
+    gender = rng.choice(["female", "male", "nonbinary"], size=n, p=[0.49, 0.48, 0.03])
+    region = rng.choice(["north", "south", "east", "west"], size=n, p=[0.3, 0.25, 0.25, 0.2])
+    plan = rng.choice(["basic", "standard", "premium"], size=n, p=[0.5, 0.35, 0.15])
+    payment = rng.choice(["card", "bank", "invoice"], size=n, p=[0.6, 0.3, 0.1])
+    age = np.clip(rng.normal(41 - 6 * shift, 12, n), 18, 90).round()
+    # correlated with the protected attribute: a proxy a fairness audit should notice
+    tenure = np.clip(rng.gamma(2.0 + 0.6 * (gender == "female"), 9.0, n), 0, 120).round()
+    plan_price = np.select([plan == "basic", plan == "standard"], [19.0, 39.0], 79.0)
+    monthly_spend = np.round(plan_price * rng.lognormal(0, 0.25, n) + rng.normal(0, 3, n), 2)
+    support_tickets = rng.poisson(1.2 + 1.5 * shift + 0.8 * (plan == "basic"), n)
+    sessions = rng.poisson(np.clip(22 - 0.08 * age + 3 * (plan == "premium"), 1, None), n)
+    late_payments = rng.poisson(0.3 + 0.5 * (payment == "invoice"), n)
+    discount = np.round(rng.choice([0, 5, 10, 20], size=n, p=[0.6, 0.2, 0.15, 0.05]) * 1.0, 1)
+
+    logit = (
+        -1.2
+        - 0.035 * tenure
+        + 0.45 * support_tickets
+        - 0.06 * sessions
+        + 0.5 * late_payments
+        + 0.012 * (monthly_spend - 40)
+        - 0.04 * discount
+        + 0.35 * (plan == "basic")
+        + 0.25 * (region == "south")
+        + 0.6 * shift
+    )
+    churned = rng.uniform(size=n) < 1 / (1 + np.exp(-logit))
+
+    return pd.DataFrame(
+        {
+            "customer_id": customer_id,
+            "event_timestamp": event_ts,
+            "signup_date": event_ts - pd.to_timedelta(tenure * 30, unit="D"),
+            "age": age.astype("int64"),
+            PROTECTED: gender,
+            "region": region,
+            "plan": plan,
+            "payment_method": payment,
+            "tenure_months": tenure.astype("int64"),
+            "monthly_spend": monthly_spend,
+            "support_tickets": support_tickets.astype("int64"),
+            "sessions_last_30d": sessions.astype("int64"),
+            "late_payments": late_payments.astype("int64"),
+            "discount_pct": discount,
+            LABEL: churned.astype("int64"),
+        }
+    )
+
+
+def time_split(frame: pd.DataFrame, *, test_days: int = 30) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train on everything before the last ``test_days`` days, test on the rest."""
+    cutoff = frame["event_timestamp"].max() - timedelta(days=test_days)
+    return frame[frame["event_timestamp"] <= cutoff], frame[frame["event_timestamp"] > cutoff]

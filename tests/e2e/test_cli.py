@@ -1,0 +1,125 @@
+"""The `milepost` command as a user types it (a real process, a real SQLite file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MILEPOST = str(Path(sys.executable).parent / "milepost")
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")}
+    full_env.update(env or {}, COLUMNS="200")
+    return subprocess.run([MILEPOST, *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, check=False, timeout=120)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import milepost\n"
+        "for i, model in enumerate(['gbm', 'lr']):\n"
+        "    with milepost.start_run(experiment='cli', run_name=model):\n"
+        "        milepost.log_params({'model': model})\n"
+        "        milepost.log_metric('acc', 0.8 + i / 10)\n"
+        "        milepost.log_text('hi', 'notes/readme.txt')\n"
+    )
+    subprocess.run([sys.executable, str(script)], cwd=tmp_path, check=True,
+                   env={k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")})
+    return tmp_path
+
+
+def test_info_shows_settings_and_sources(tmp_path: Path) -> None:
+    (tmp_path / "milepost.toml").write_text('experiment = "from-file"\n')
+    out = cli("info", "--json", cwd=tmp_path, env={"MILEPOST_USER": "ada"})
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["actor"] == "ada"
+    assert data["settings"]["user"] == {"value": "ada", "source": "env"}
+    assert data["settings"]["experiment"] == {"value": "from-file", "source": "file"}
+    assert data["backends"]["metadata"]["dialect"] == "sqlite"
+    assert data["backends"]["metadata"]["schema_revision"]
+    human = cli("info", cwd=tmp_path)
+    assert "MILEPOST_" not in human.stdout or "env" in human.stdout
+    assert "milepost.toml" in human.stdout
+
+
+def test_experiments_commands(tmp_path: Path) -> None:
+    assert cli("experiments", "create", "churn", "--description", "d", cwd=tmp_path).returncode == 0
+    assert cli("experiments", "rename", "churn", "churn2", cwd=tmp_path).returncode == 0
+    listed = json.loads(cli("experiments", "list", "--json", cwd=tmp_path).stdout)
+    assert [e["name"] for e in listed] == ["churn2"]
+    assert cli("experiments", "delete", "churn2", "--reason", "old", cwd=tmp_path).returncode == 0
+    assert json.loads(cli("experiments", "list", "--json", cwd=tmp_path).stdout) == []
+    assert cli("experiments", "restore", "churn2", cwd=tmp_path).returncode == 0
+
+
+def test_runs_list_show_compare(project: Path) -> None:
+    out = cli("runs", "list", "-e", "cli", "-f", "metrics.acc > 0.85", "--json", cwd=project)
+    assert out.returncode == 0, out.stderr
+    runs = json.loads(out.stdout)["runs"]
+    assert [r["name"] for r in runs] == ["lr"]
+    ordered = json.loads(cli("runs", "list", "-o", "metrics.acc ASC", "--json", cwd=project).stdout)
+    assert [r["name"] for r in ordered["runs"]] == ["gbm", "lr"]
+    table = cli("runs", "list", "-e", "cli", cwd=project)
+    assert "gbm" in table.stdout and "acc" in table.stdout
+    run_id = runs[0]["run_id"]
+    shown = json.loads(cli("runs", "show", run_id[:12], "--json", cwd=project).stdout)
+    assert shown["params"] == {"model": "lr"}
+    assert shown["artifacts"][0]["path"] == "notes/readme.txt"
+    assert shown["environment"]["python_version"]
+    text = cli("runs", "show", run_id, cwd=project).stdout
+    assert "notes/readme.txt" in text and "FINISHED" in text
+    ids = [r["run_id"] for r in ordered["runs"]]
+    cmp = json.loads(cli("runs", "compare", *ids, "--json", cwd=project).stdout)
+    assert cmp["rows"]["params.model"] == ["gbm", "lr"]
+    assert "metrics.acc" in cli("runs", "compare", *ids, cwd=project).stdout
+    dl = cli("runs", "download", run_id, "--dst", str(project / "dl"), cwd=project)
+    assert dl.returncode == 0 and (project / "dl" / "notes" / "readme.txt").read_text() == "hi"
+
+
+def test_known_errors_are_one_line_without_traceback(project: Path) -> None:
+    out = cli("runs", "list", "-f", "metrics.acc >> 1", cwd=project)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert lines[0].startswith("Error [invalid_filter]: Invalid filter at character 14")
+    missing = cli("runs", "show", "f" * 32, cwd=project)
+    assert missing.returncode == 1 and "milepost runs list" in missing.stderr
+    bad_cfg = cli("info", cwd=project, env={"MILEPOST_METRIC_BATCH_SIZE": "x"})
+    assert bad_cfg.returncode == 1 and "MILEPOST_METRIC_BATCH_SIZE" in bad_cfg.stderr
+
+
+def test_audit_list_verify_head(project: Path) -> None:
+    listed = json.loads(cli("audit", "list", "--json", cwd=project).stdout)
+    assert listed[0]["action"] == "run.end" and listed[-1]["action"] == "experiment.create"
+    assert cli("audit", "list", "--action", "run.*", cwd=project).returncode == 0
+    head = cli("audit", "head", cwd=project).stdout.strip()
+    ok = cli("audit", "verify", "--anchor", head, cwd=project)
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    import sqlite3
+
+    db = sqlite3.connect(project / ".milepost" / "milepost.db")
+    db.execute("DROP TRIGGER audit_events_no_update")
+    db.execute("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2")
+    db.commit()
+    db.close()
+    bad = cli("audit", "verify", "--json", cwd=project)
+    assert bad.returncode == 1
+    report = json.loads(bad.stdout)
+    assert report["ok"] is False and report["problems"][0]["seq"] == 2
+    assert "TAMPERED" in cli("audit", "verify", cwd=project).stdout
+
+
+def test_db_upgrade_and_current(tmp_path: Path) -> None:
+    out = cli("db", "upgrade", cwd=tmp_path)
+    assert out.returncode == 0 and "0001" in out.stdout
+    assert "database 0001" in cli("db", "current", cwd=tmp_path).stdout

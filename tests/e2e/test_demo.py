@@ -1,0 +1,47 @@
+"""`milepost demo` runs the loop end to end on the embedded default."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from rich.console import Console
+
+import milepost
+from milepost import Client, RunStatus
+from milepost.demo.data import LABEL, generate_customers
+from milepost.demo.run import EXPERIMENT, run_demo
+
+
+def test_dataset_is_seeded_and_realistic() -> None:
+    a = generate_customers(2000, seed=3)
+    b = generate_customers(2000, seed=3)
+    assert a.equals(b)
+    assert {"customer_id", "event_timestamp", "gender", LABEL} <= set(a.columns)
+    assert 0.05 < a[LABEL].mean() < 0.4
+    assert a["event_timestamp"].is_monotonic_increasing
+    assert str(a["event_timestamp"].dt.tz) == "UTC"
+    assert not generate_customers(2000, seed=4).equals(a)
+
+
+def test_demo_runs_the_loop(tmp_path: Path) -> None:
+    milepost.configure(home=tmp_path / "home")
+    out = io.StringIO()
+    result = run_demo(rows=1500, console=Console(file=out, width=120))
+    text = out.getvalue()
+    for step in ("1/4", "2/4", "3/4", "4/4", "Where everything went"):
+        assert step in text
+    c = Client()
+    runs = c.search_runs(EXPERIMENT, max_results=10)
+    assert {r.name for r in runs} >= {"logreg", "hgb"}
+    assert all(r.status is RunStatus.FINISHED for r in runs)
+    hgb = c.get_run(result["runs"]["hgb"])
+    assert 0.5 < hgb.metrics["roc_auc"] <= 1.0
+    assert len(c.get_metric_history(hgb.run_id, "train_loss")) > 5
+    assert [a.path for a in c.list_artifacts(hgb.run_id)] == [
+        "data/customers.csv", "eval/confusion.json"
+    ]
+    assert result["audit_ok"] and c.verify_audit().ok
+    # running it again reuses the experiment and adds runs
+    run_demo(rows=500, console=Console(file=io.StringIO()))
+    assert len(c.search_runs(EXPERIMENT, max_results=20)) == 2 * len(runs)

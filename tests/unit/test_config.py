@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from milepost.config import load_settings
+from milepost.errors import ConfigError
+
+
+def test_defaults_put_home_in_the_current_directory(tmp_path: Path) -> None:
+    resolved = load_settings(env={}, cwd=tmp_path)
+    assert resolved.settings.home == tmp_path / ".milepost"
+    assert resolved.settings.resolved_metadata_uri() == f"sqlite:///{tmp_path}/.milepost/milepost.db"
+    assert resolved.sources["home"] == "default"
+    assert resolved.project_file is None
+
+
+def test_environment_beats_project_file_beats_defaults(tmp_path: Path) -> None:
+    (tmp_path / "milepost.toml").write_text(
+        'home = "store"\nmetric_flush_interval = 2.5\nexperiment = "from-file"\n'
+    )
+    sub = tmp_path / "src" / "pkg"
+    sub.mkdir(parents=True)
+    resolved = load_settings(env={"MILEPOST_EXPERIMENT": "from-env"}, cwd=sub)
+    s = resolved.settings
+    assert resolved.project_file == tmp_path / "milepost.toml"
+    assert s.experiment == "from-env" and resolved.sources["experiment"] == "env"
+    assert s.metric_flush_interval == 2.5 and resolved.sources["metric_flush_interval"] == "file"
+    # relative paths in the file are relative to the file, not to the current directory
+    assert s.home == tmp_path / "store"
+    assert s.heartbeat_interval == 30.0 and resolved.sources["heartbeat_interval"] == "default"
+
+
+def test_env_path_is_relative_to_cwd(tmp_path: Path) -> None:
+    resolved = load_settings(env={"MILEPOST_HOME": "h"}, cwd=tmp_path)
+    assert resolved.settings.home == tmp_path / "h"
+
+
+def test_unknown_key_in_project_file_suggests_the_right_one(tmp_path: Path) -> None:
+    (tmp_path / "milepost.toml").write_text('metadata_url = "sqlite://"\n')
+    with pytest.raises(ConfigError, match=r"unknown setting 'metadata_url'.*metadata_uri"):
+        load_settings(env={}, cwd=tmp_path)
+
+
+def test_bad_value_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="MILEPOST_METRIC_BATCH_SIZE"):
+        load_settings(env={"MILEPOST_METRIC_BATCH_SIZE": "lots"}, cwd=tmp_path)
+
+
+def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "milepost.toml").write_text("home = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(env={}, cwd=tmp_path)
+
+
+def test_actor_prefers_the_setting(tmp_path: Path) -> None:
+    assert load_settings(env={"MILEPOST_USER": "ada"}, cwd=tmp_path).settings.actor() == "ada"
+    assert load_settings(env={}, cwd=tmp_path).settings.actor()

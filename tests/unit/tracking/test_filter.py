@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from milepost.errors import InvalidFilter
+from milepost.tracking._filter import Comparison, parse_filter, parse_order_by
+
+
+def test_parses_all_entities_and_operators() -> None:
+    got = parse_filter(
+        "metrics.acc >= 0.9 AND params.model = 'gbm' and tags.team != \"a b\" "
+        "AND status IN ('finished', 'FAILED') AND metrics.`val loss` < 1e-3 "
+        "AND run_name LIKE 'hgb%' AND params.lr NOT IN ('0.1') AND start_time > 5"
+    )
+    assert [(c.entity, c.key, c.op, c.value) for c in got] == [
+        ("metric", "acc", ">=", 0.9),
+        ("param", "model", "=", "gbm"),
+        ("tag", "team", "!=", "a b"),
+        ("attribute", "status", "IN", ("finished", "FAILED")),
+        ("metric", "val loss", "<", 0.001),
+        ("attribute", "run_name", "LIKE", "hgb%"),
+        ("param", "lr", "NOT IN", ("0.1",)),
+        ("attribute", "start_time", ">", 5.0),
+    ]
+
+
+def test_empty_filter_is_no_condition() -> None:
+    assert parse_filter(None) == [] and parse_filter("  ") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "token"),
+    [
+        ("metrics.acc >> 0.5", 13, ">"),
+        ("metrics.acc > 0.5 AND bogus = 'x'", 22, "bogus"),
+        ("metrics.acc > 0.5 OR metrics.acc < 0.1", 18, "OR"),
+        ("metrics.acc > 'high'", 12, ">"),
+        ("params.lr > 0.1", 10, ">"),
+        ("metrics.acc > 0.5 metrics.loss < 1", 18, "metrics.loss"),
+        ("metrics.acc IN (1, 2", 20, ""),
+        ("status = 'DONE'", 7, "="),
+        ("metrics.acc > ", 14, ""),
+        ("metrics.acc ; DROP TABLE runs", 12, ";"),
+    ],
+)
+def test_errors_point_at_the_offending_token(text: str, position: int, token: str) -> None:
+    with pytest.raises(InvalidFilter) as info:
+        parse_filter(text)
+    assert info.value.details["position"] == position
+    assert info.value.details["token"].startswith(token)
+    assert f"character {position + 1}" in info.value.message
+
+
+def test_unknown_attribute_suggests() -> None:
+    with pytest.raises(InvalidFilter, match="start_time"):
+        parse_filter("start_tme > 3")
+
+
+def test_order_by() -> None:
+    terms = parse_order_by(["metrics.acc DESC", "params.model", "start_time asc"])
+    assert [(t.entity, t.key, t.descending) for t in terms] == [
+        ("metric", "acc", True), ("param", "model", False), ("attribute", "start_time", False),
+    ]
+    assert parse_order_by("metrics.`val loss` DESC, run_name")[0].key == "val loss"
+    with pytest.raises(InvalidFilter):
+        parse_order_by(["metrics.acc DESC; DROP"])
+
+
+_keys = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
+_numbers = st.floats(allow_nan=False, allow_infinity=False, width=32)
+_strings = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
+
+
+@given(st.lists(st.one_of(
+    st.tuples(st.just("metrics"), _keys, st.sampled_from(["=", "!=", "<", "<=", ">", ">="]), _numbers),
+    st.tuples(st.sampled_from(["params", "tags"]), _keys, st.sampled_from(["=", "!=", "LIKE"]), _strings),
+), min_size=1, max_size=4))
+def test_rendered_filters_parse_back(parts: list[tuple[str, str, str, object]]) -> None:
+    def lit(v: object) -> str:
+        if isinstance(v, str):
+            return "'" + v.replace("\\", "\\\\").replace("'", "''") + "'"
+        return repr(float(v))  # type: ignore[arg-type]
+
+    text = " AND ".join(f"{p}.{k} {op} {lit(v)}" for p, k, op, v in parts)
+    parsed = parse_filter(text)
+    expected = [
+        Comparison({"metrics": "metric", "params": "param", "tags": "tag"}[p], k, op,
+                   float(v) if p == "metrics" else v, 0)  # type: ignore[arg-type]
+        for p, k, op, v in parts
+    ]
+    assert [(c.entity, c.key, c.op, c.value) for c in parsed] == [
+        (c.entity, c.key, c.op, c.value) for c in expected
+    ]
