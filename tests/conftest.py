@@ -37,11 +37,15 @@ def _postgres_available() -> str | None:
 
         url = sa.engine.make_url(POSTGRES_URI)
         with psycopg.connect(
-            host=url.host, port=url.port or 5432, dbname=url.database,
-            user=url.username, password=url.password, connect_timeout=3,
+            host=url.host,
+            port=url.port or 5432,
+            dbname=url.database,
+            user=url.username,
+            password=url.password,
+            connect_timeout=3,
         ):
             return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
 
 
@@ -73,7 +77,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             problem = service_problem(name)
             if problem and not IN_CI:
                 item.add_marker(
-                    pytest.mark.skip(reason=f"{name} unavailable ({problem}); to run: {_HOW_TO[name]}")
+                    pytest.mark.skip(
+                        reason=f"{name} unavailable ({problem}); to run: {_HOW_TO[name]}"
+                    )
                 )
 
 

@@ -6,14 +6,9 @@ A facade: each method delegates to a service and holds no logic of its own.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from milepost._context import Runtime, get_runtime
-from milepost.governance.audit import VerifyReport
-from milepost.stores.audit import AuditEvent
 from milepost.tracking.models import (
     ArtifactInfo,
     Environment,
@@ -23,6 +18,14 @@ from milepost.tracking.models import (
     Run,
     RunStatus,
 )
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from milepost.governance.audit import VerifyReport
+    from milepost.stores.audit import AuditEvent
 
 __all__ = ["Client"]
 
@@ -124,7 +127,12 @@ class Client:
         self._tracking.log_params(run_id, {key: value})
 
     def log_metric(
-        self, run_id: str, key: str, value: float, *, step: int | None = None,
+        self,
+        run_id: str,
+        key: str,
+        value: float,
+        *,
+        step: int | None = None,
         timestamp: int | None = None,
     ) -> None:
         """Queue a metric value (durable after ``flush``)."""

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from milepost.config import ResolvedSettings, Settings, load_settings
 from milepost.governance.audit import AuditService
 from milepost.stores.blobs import BlobStore, open_blob_store
 from milepost.stores.metadata import MetadataStore
 from milepost.tracking.service import TrackingService
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["Runtime", "configure", "get_runtime", "reset"]
 

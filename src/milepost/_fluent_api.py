@@ -9,16 +9,18 @@ from __future__ import annotations
 import atexit
 import io
 import json
-import os
 import threading
 import traceback
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from milepost._context import get_runtime
 from milepost.errors import Conflict, InvalidInput
 from milepost.tracking.models import ArtifactInfo, Run, RunStatus
+
+if TYPE_CHECKING:
+    import os
+    from types import TracebackType
 
 __all__ = [
     "ActiveRun",
@@ -170,12 +172,16 @@ def log_params(params: dict[str, Any]) -> None:
     get_runtime().tracking.log_params(_require_run(), params)
 
 
-def log_metric(key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
+def log_metric(
+    key: str, value: float, step: int | None = None, timestamp: int | None = None
+) -> None:
     """Queue a metric value for the active run (written in the background)."""
     get_runtime().tracking.log_metric(_require_run(), key, value, step=step, timestamp=timestamp)
 
 
-def log_metrics(metrics: dict[str, float], step: int | None = None, timestamp: int | None = None) -> None:
+def log_metrics(
+    metrics: dict[str, float], step: int | None = None, timestamp: int | None = None
+) -> None:
     """Queue several metric values at one step."""
     get_runtime().tracking.log_metrics(_require_run(), metrics, step=step, timestamp=timestamp)
 
@@ -190,7 +196,9 @@ def set_tags(tags: dict[str, Any]) -> None:
     get_runtime().tracking.set_tags(_require_run(), tags)
 
 
-def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None) -> ArtifactInfo:
+def log_artifact(
+    local_path: str | os.PathLike[str], artifact_path: str | None = None
+) -> ArtifactInfo:
     """Store a file with the active run, under ``artifact_path`` if given."""
     return get_runtime().tracking.log_artifact(_require_run(), local_path, artifact_path)
 
@@ -247,5 +255,5 @@ def _end_open_runs() -> None:
     while stack:
         try:
             _end(stack[-1], RunStatus.FINISHED, None)
-        except Exception:  # noqa: BLE001 - best effort at exit; the run stays RUNNING
+        except Exception:
             stack.pop()

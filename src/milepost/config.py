@@ -17,14 +17,16 @@ from __future__ import annotations
 import getpass
 import os
 import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from milepost.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["ENV_PREFIX", "PROJECT_FILE", "ResolvedSettings", "Settings", "load_settings"]
 

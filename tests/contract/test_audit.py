@@ -36,8 +36,10 @@ def test_intact_chain_verifies(runtime: Runtime) -> None:
 def test_the_table_refuses_updates_and_deletes(runtime: Runtime) -> None:
     _events(1)
     for statement in ("UPDATE audit_events SET actor = 'mallory'", "DELETE FROM audit_events"):
-        with pytest.raises((BackendUnavailable, Conflict), match="append-only"), \
-                runtime.db.write() as conn:
+        with (
+            pytest.raises((BackendUnavailable, Conflict), match="append-only"),
+            runtime.db.write() as conn,
+        ):
             conn.execute(sa.text(statement))
     assert Client().verify_audit().ok
 

@@ -80,9 +80,8 @@ def test_param_is_immutable_and_error_names_both_values(runtime: Runtime) -> Non
     ],
 )
 def test_bad_input_is_refused_clearly(runtime: Runtime, call: object, match: str) -> None:
-    with milepost.start_run():
-        with pytest.raises(InvalidInput, match=match):
-            call()  # type: ignore[operator]
+    with milepost.start_run(), pytest.raises(InvalidInput, match=match):
+        call()  # type: ignore[operator]
 
 
 def test_logging_without_a_run_says_what_to_do(runtime: Runtime) -> None:
@@ -115,7 +114,10 @@ def test_nested_runs(runtime: Runtime) -> None:
         assert milepost.active_run() is parent
     got = Client().get_run(child.run_id)
     assert got.parent_run_id == parent.run_id and got.experiment_id == parent.experiment_id
-    assert Client().search_runs("nest", filter=f"parent_run_id = '{parent.run_id}'")[0].run_id == child.run_id
+    assert (
+        Client().search_runs("nest", filter=f"parent_run_id = '{parent.run_id}'")[0].run_id
+        == child.run_id
+    )
 
 
 def test_experiments_crud_and_audit(runtime: Runtime) -> None:
@@ -135,8 +137,12 @@ def test_experiments_crud_and_audit(runtime: Runtime) -> None:
         milepost.start_run(experiment="beta")
     c.restore_experiment("beta")
     actions = [ev.action for ev in c.audit_events(object_type="experiment")]
-    assert actions == ["experiment.restore", "experiment.delete", "experiment.rename",
-                       "experiment.create"]
+    assert actions == [
+        "experiment.restore",
+        "experiment.delete",
+        "experiment.rename",
+        "experiment.create",
+    ]
     assert c.audit_events(action="experiment.delete")[0].reason == "cleanup"
 
 
@@ -156,11 +162,17 @@ def _seed(n: int) -> list[str]:
 def test_search_filters_orders_and_pages(runtime: Runtime) -> None:
     ids = _seed(12)
     c = Client()
-    got = c.search_runs("search", filter="metrics.acc >= 0.5 AND params.model = 'gbm'",
-                        order_by=["metrics.acc DESC"])
+    got = c.search_runs(
+        "search",
+        filter="metrics.acc >= 0.5 AND params.model = 'gbm'",
+        order_by=["metrics.acc DESC"],
+    )
     assert [r.params["i"] for r in got] == ["9", "6"]
-    got = c.search_runs("search", filter="tags.parity = 'odd' AND params.model IN ('lr', 'rf')",
-                        order_by="metrics.acc ASC")
+    got = c.search_runs(
+        "search",
+        filter="tags.parity = 'odd' AND params.model IN ('lr', 'rf')",
+        order_by="metrics.acc ASC",
+    )
     assert [r.params["i"] for r in got] == ["1", "5", "7", "11"]
     got = c.search_runs("search", filter="run_name LIKE 'r1%' AND status = 'finished'")
     assert sorted(r.name for r in got) == ["r10", "r11"]
@@ -172,16 +184,20 @@ def test_search_filters_orders_and_pages(runtime: Runtime) -> None:
     # pagination visits every run exactly once
     seen, token = [], None
     while True:
-        page = c.search_runs("search", order_by=["metrics.acc DESC"], max_results=5,
-                             page_token=token)
+        page = c.search_runs(
+            "search", order_by=["metrics.acc DESC"], max_results=5, page_token=token
+        )
         seen += [r.run_id for r in page]
         token = page.token
         if token is None:
             break
     assert seen == list(reversed(ids))
     with pytest.raises(InvalidInput, match="different search"):
-        c.search_runs("search", max_results=5, page_token=c.search_runs(
-            "search", order_by=["metrics.acc DESC"], max_results=5).token)
+        c.search_runs(
+            "search",
+            max_results=5,
+            page_token=c.search_runs("search", order_by=["metrics.acc DESC"], max_results=5).token,
+        )
 
 
 def test_filter_values_are_parameters_not_sql(runtime: Runtime) -> None:
@@ -211,7 +227,10 @@ def test_artifacts_round_trip(runtime: Runtime, tmp_path: Path) -> None:
     c = Client()
     paths = [a.path for a in c.list_artifacts(run.run_id)]
     assert paths == ["cfg/params.json", "data/a.txt", "data/sub/b.bin", "model.pkl", "notes.txt"]
-    assert [a.path for a in c.list_artifacts(run.run_id, "data")] == ["data/a.txt", "data/sub/b.bin"]
+    assert [a.path for a in c.list_artifacts(run.run_id, "data")] == [
+        "data/a.txt",
+        "data/sub/b.bin",
+    ]
     assert c.load_dict(run.run_id, "cfg/params.json") == {"x": 1}
     out = c.download_artifacts(run.run_id, "data", tmp_path / "dl")
     assert (out / "sub" / "b.bin").read_bytes() == b"\x00\x01"
@@ -241,9 +260,8 @@ def test_links_out_of_a_logged_directory_are_refused(runtime: Runtime, tmp_path:
     secret = tmp_path / "secret"
     secret.write_text("s")
     os.symlink(secret, src / "leak")
-    with milepost.start_run() as run:
-        with pytest.raises(InvalidInput, match="outside"):
-            milepost.log_artifacts(src)
+    with milepost.start_run() as run, pytest.raises(InvalidInput, match="outside"):
+        milepost.log_artifacts(src)
     assert Client().list_artifacts(run.run_id) == []  # nothing half-logged
 
 
@@ -289,8 +307,9 @@ def test_crashed_run_is_marked_killed_and_keeps_flushed_values(
     assert out.returncode == 9, out.stderr
     run_id = out.stdout.strip()
     with runtime.db.read() as conn:
-        status = conn.execute(sa.text("SELECT status FROM runs WHERE run_id = :r"),
-                              {"r": run_id}).scalar()
+        status = conn.execute(
+            sa.text("SELECT status FROM runs WHERE run_id = :r"), {"r": run_id}
+        ).scalar()
     assert status == "RUNNING"  # nothing has looked at it yet
     got = Client().get_run(run_id)
     assert got.status is RunStatus.KILLED

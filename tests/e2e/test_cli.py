@@ -13,11 +13,20 @@ import pytest
 MILEPOST = str(Path(sys.executable).parent / "milepost")
 
 
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")}
     full_env.update(env or {}, COLUMNS="200")
-    return subprocess.run([MILEPOST, *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, check=False, timeout=120)
+    return subprocess.run(
+        [MILEPOST, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -31,8 +40,12 @@ def project(tmp_path: Path) -> Path:
         "        milepost.log_metric('acc', 0.8 + i / 10)\n"
         "        milepost.log_text('hi', 'notes/readme.txt')\n"
     )
-    subprocess.run([sys.executable, str(script)], cwd=tmp_path, check=True,
-                   env={k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")})
+    subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        check=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")},
+    )
     return tmp_path
 
 

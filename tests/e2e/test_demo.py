@@ -39,7 +39,8 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     assert 0.5 < hgb.metrics["roc_auc"] <= 1.0
     assert len(c.get_metric_history(hgb.run_id, "train_loss")) > 5
     assert [a.path for a in c.list_artifacts(hgb.run_id)] == [
-        "data/customers.csv", "eval/confusion.json"
+        "data/customers.csv",
+        "eval/confusion.json",
     ]
     assert result["audit_ok"] and c.verify_audit().ok
     # running it again reuses the experiment and adds runs

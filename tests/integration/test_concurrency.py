@@ -19,8 +19,13 @@ STEPS = 400
 
 def _worker(args: tuple[str, str, int]) -> list[str]:
     uri, home, worker = args
-    milepost.configure(metadata_uri=uri, home=Path(home), metric_flush_interval=0.01,
-                       metric_batch_size=64, user=f"worker-{worker}")
+    milepost.configure(
+        metadata_uri=uri,
+        home=Path(home),
+        metric_flush_interval=0.01,
+        metric_batch_size=64,
+        user=f"worker-{worker}",
+    )
     ids = []
     for r in range(RUNS_EACH):
         with milepost.start_run(experiment="concurrent", run_name=f"w{worker}-r{r}") as run:

@@ -11,7 +11,9 @@ from milepost.errors import ConfigError
 def test_defaults_put_home_in_the_current_directory(tmp_path: Path) -> None:
     resolved = load_settings(env={}, cwd=tmp_path)
     assert resolved.settings.home == tmp_path / ".milepost"
-    assert resolved.settings.resolved_metadata_uri() == f"sqlite:///{tmp_path}/.milepost/milepost.db"
+    assert (
+        resolved.settings.resolved_metadata_uri() == f"sqlite:///{tmp_path}/.milepost/milepost.db"
+    )
     assert resolved.sources["home"] == "default"
     assert resolved.project_file is None
 

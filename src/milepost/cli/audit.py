@@ -33,8 +33,15 @@ def list_(
         return
     table = Table("seq", "time (UTC)", "actor", "action", "object", "reason", "hash")
     for e in events:
-        table.add_row(str(e.seq), fmt_time(e.time), e.actor, e.action,
-                      f"{e.object_type} {e.object_id}", e.reason or "", e.hash[:12])
+        table.add_row(
+            str(e.seq),
+            fmt_time(e.time),
+            e.actor,
+            e.action,
+            f"{e.object_type} {e.object_id}",
+            e.reason or "",
+            e.hash[:12],
+        )
     console.print(table)
 
 
@@ -48,19 +55,25 @@ def verify(
     """Check the chain; exit 1 and name every edited, deleted or reordered event."""
     report = get_runtime().audit.verify(anchor=anchor)
     if as_json:
-        emit_json({
-            "ok": report.ok,
-            "checked": report.checked,
-            "head": {"seq": report.head_seq, "hash": report.head_hash},
-            "problems": [{"kind": p.kind, "seq": p.seq, "message": p.message}
-                         for p in report.problems],
-        })
+        emit_json(
+            {
+                "ok": report.ok,
+                "checked": report.checked,
+                "head": {"seq": report.head_seq, "hash": report.head_hash},
+                "problems": [
+                    {"kind": p.kind, "seq": p.seq, "message": p.message} for p in report.problems
+                ],
+            }
+        )
     elif report.ok:
-        console.print(f"[green]OK[/]: {report.checked} events, chain intact "
-                      f"(head {report.head_seq}:{report.head_hash[:12]}...).")
+        console.print(
+            f"[green]OK[/]: {report.checked} events, chain intact "
+            f"(head {report.head_seq}:{report.head_hash[:12]}...)."
+        )
     else:
-        console.print(f"[red]TAMPERED[/]: {len(report.problems)} problem(s) in "
-                      f"{report.checked} events:")
+        console.print(
+            f"[red]TAMPERED[/]: {len(report.problems)} problem(s) in {report.checked} events:"
+        )
         for p in report.problems:
             console.print(f"  - [{p.kind}] {p.message}")
     if not report.ok:

@@ -10,7 +10,9 @@ from rich.table import Table
 from milepost._context import get_runtime
 from milepost.cli._output import console, emit_json, fmt_time
 
-app = typer.Typer(help="Create, list, rename, delete and restore experiments.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create, list, rename, delete and restore experiments.", no_args_is_help=True
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -27,8 +29,14 @@ def list_(
         return
     table = Table("id", "name", "stage", "created by", "created (UTC)", "description")
     for e in experiments:
-        table.add_row(str(e.experiment_id), e.name, e.lifecycle_stage, e.created_by,
-                      fmt_time(e.created_at), e.description or "")
+        table.add_row(
+            str(e.experiment_id),
+            e.name,
+            e.lifecycle_stage,
+            e.created_by,
+            fmt_time(e.created_at),
+            e.description or "",
+        )
     console.print(table)
 
 

@@ -58,7 +58,10 @@ def list_(
     table.columns.insert(0, Column("run id", no_wrap=True, min_width=12))
     for r in page:
         table.add_row(
-            r.run_id[:12], r.name, str(r.experiment_id), _status(r),
+            r.run_id[:12],
+            r.name,
+            str(r.experiment_id),
+            _status(r),
             fmt_time(r.start_time)[5:16],
             *(f"{r.metrics[k]:.4g}" if k in r.metrics else "" for k in metric_keys),
         )
@@ -100,11 +103,14 @@ def show(run_id: str, as_json: JsonOpt = False) -> None:
         + (f" · parent {run.parent_run_id}" if run.parent_run_id else "")
     )
     if run.git_commit:
-        console.print(f"git {run.git_commit[:12]}{' (dirty)' if run.git_dirty else ''}"
-                      f" · source {run.source}")
+        console.print(
+            f"git {run.git_commit[:12]}{' (dirty)' if run.git_dirty else ''} · source {run.source}"
+        )
     if env:
-        console.print(f"python {env.python_version} · {env.platform} · "
-                      f"{len(env.packages)} packages ({env.packages_hash[:12]})")
+        console.print(
+            f"python {env.python_version} · {env.platform} · "
+            f"{len(env.packages)} packages ({env.packages_hash[:12]})"
+        )
     for title, values in (("params", run.params), ("metrics", run.metrics), ("tags", run.tags)):
         if values:
             table = Table("key", "value", title=title, title_justify="left")
@@ -131,8 +137,9 @@ def compare(run_ids: list[str], as_json: JsonOpt = False) -> None:
         for k in keys:
             rows.append((f"{kind}.{k}", [fmt_value(getattr(r, kind).get(k, "")) for r in runs]))
     if as_json:
-        emit_json({"runs": [r.run_id for r in runs],
-                   "rows": {name: values for name, values in rows}})
+        emit_json(
+            {"runs": [r.run_id for r in runs], "rows": {name: values for name, values in rows}}
+        )
         return
     table = Table("", *(f"{r.name}\n{r.run_id[:12]}" for r in runs))
     table.add_row("status", *(_status(r) for r in runs))

@@ -24,36 +24,52 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
     settings: dict[str, Any] = {}
     for key in s.model_fields:
         value = getattr(s, key)
-        settings[key] = {"value": None if value is None else str(value),
-                         "source": resolved.sources.get(key, "default")}
+        settings[key] = {
+            "value": None if value is None else str(value),
+            "source": resolved.sources.get(key, "default"),
+        }
     settings["metadata_uri"]["value"] = mask_uri(s.resolved_metadata_uri())
     settings["artifact_uri"]["value"] = s.resolved_artifact_uri()
+    backends: dict[str, dict[str, Any]] = {
+        "metadata": {
+            "dialect": rt.db.dialect,
+            "uri": mask_uri(rt.db.uri),
+            "schema_revision": rt.db.current_revision(),
+        },
+        "artifacts": {"type": type(rt.blobs).__name__, "uri": rt.blobs.uri},
+    }
     data = {
         "version": milepost.__version__,
         "project_file": str(resolved.project_file) if resolved.project_file else None,
         "actor": s.actor(),
         "settings": settings,
-        "backends": {
-            "metadata": {"dialect": rt.db.dialect, "uri": mask_uri(rt.db.uri),
-                         "schema_revision": rt.db.current_revision()},
-            "artifacts": {"type": type(rt.blobs).__name__, "uri": rt.blobs.uri},
-        },
+        "backends": backends,
     }
     if as_json:
         emit_json(data)
         return
-    console.print(f"[bold]Milepost {data['version']}[/] · actor {data['actor']} · project file "
-                  f"{data['project_file'] or '(none: defaults and environment only)'}")
-    table = Table("setting", "value", "from", title="settings (precedence: env > "
-                  "milepost.toml > default)", title_justify="left")
+    console.print(
+        f"[bold]Milepost {data['version']}[/] · actor {data['actor']} · project file "
+        f"{data['project_file'] or '(none: defaults and environment only)'}"
+    )
+    table = Table(
+        "setting",
+        "value",
+        "from",
+        title="settings (precedence: env > milepost.toml > default)",
+        title_justify="left",
+    )
     for key, item in settings.items():
         origin = {"env": f"env {ENV_PREFIX}{key.upper()}", "file": "milepost.toml"}.get(
-            item["source"], item["source"])
+            item["source"], item["source"]
+        )
         table.add_row(key, item["value"] or "-", origin)
     console.print(table)
-    b = data["backends"]
-    console.print(f"metadata  {b['metadata']['dialect']} {b['metadata']['uri']} "
-                  f"(schema {b['metadata']['schema_revision']})")
+    b = backends
+    console.print(
+        f"metadata  {b['metadata']['dialect']} {b['metadata']['uri']} "
+        f"(schema {b['metadata']['schema_revision']})"
+    )
     console.print(f"artifacts {b['artifacts']['type']} {b['artifacts']['uri']}")
 
 

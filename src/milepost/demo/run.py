@@ -9,10 +9,9 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 from sklearn.compose import ColumnTransformer
@@ -31,6 +30,9 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import milepost
 from milepost.demo.data import CATEGORICAL, LABEL, NUMERIC, generate_customers, time_split
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["run_demo"]
 
@@ -93,8 +95,15 @@ def _train(
 ) -> tuple[str, dict[str, float], Any]:
     features = NUMERIC + CATEGORICAL
     with milepost.start_run(experiment=EXPERIMENT, run_name=name, tags={"demo": "true"}) as run:
-        milepost.log_params({"model": name, **params, "features": ",".join(features),
-                             "train_rows": len(train), "test_rows": len(test)})
+        milepost.log_params(
+            {
+                "model": name,
+                **params,
+                "features": ",".join(features),
+                "train_rows": len(train),
+                "test_rows": len(test),
+            }
+        )
         start = time.perf_counter()
         model.fit(train[features], train[LABEL])
         milepost.log_metric("fit_seconds", time.perf_counter() - start)
@@ -126,9 +135,7 @@ def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, A
     console = console or Console(highlight=False)
     rt = milepost.get_runtime()
     total = 4
-    console.print(
-        f"[bold]Milepost demo[/] · metadata {rt.db.dialect} · artifacts {rt.blobs.uri}"
-    )
+    console.print(f"[bold]Milepost demo[/] · metadata {rt.db.dialect} · artifacts {rt.blobs.uri}")
 
     _step(console, 1, total, "Generate a customer-churn dataset (seeded, no downloads)")
     frame = generate_customers(rows)
@@ -145,12 +152,19 @@ def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, A
         frame.to_csv(data_file, index=False)
         lr_params = {"C": 0.5, "max_iter": 500}
         lr = Pipeline([("prep", _preprocess(True)), ("model", LogisticRegression(**lr_params))])
-        gb_params = {"learning_rate": 0.08, "max_iter": 150, "max_leaf_nodes": 15,
-                     "early_stopping": True, "random_state": 0}
+        gb_params = {
+            "learning_rate": 0.08,
+            "max_iter": 150,
+            "max_leaf_nodes": 15,
+            "early_stopping": True,
+            "random_state": 0,
+        }
         gb = Pipeline(
             [("prep", _preprocess(False)), ("model", HistGradientBoostingClassifier(**gb_params))]
         )
-        lr_id, lr_scores, lr_proba = _train(console, "logreg", lr, lr_params, train, test, data_file)
+        lr_id, lr_scores, lr_proba = _train(
+            console, "logreg", lr, lr_params, train, test, data_file
+        )
         gb_id, gb_scores, gb_proba = _train(console, "hgb", gb, gb_params, train, test, data_file)
 
     _step(console, 3, total, "Compare the runs")
@@ -163,14 +177,19 @@ def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, A
             milepost.set_tags({"compared": f"{lr_id},{gb_id}", "best": best_id})
         console.print(f"  ROC curves logged with run {cmp_run.run_id[:12]} as roc.png")
     top = client.search_runs(
-        EXPERIMENT, filter="params.model IN ('logreg', 'hgb')", order_by=["metrics.roc_auc DESC"],
+        EXPERIMENT,
+        filter="params.model IN ('logreg', 'hgb')",
+        order_by=["metrics.roc_auc DESC"],
         max_results=2,
     )
     table = Table("run", "model", "roc_auc", "accuracy", "f1", "log_loss", "brier")
     for r in top:
         m = r.metrics
-        table.add_row(r.run_id[:12], r.params.get("model", ""), *(
-            f"{m[k]:.4f}" for k in ("roc_auc", "accuracy", "f1", "log_loss", "brier")))
+        table.add_row(
+            r.run_id[:12],
+            r.params.get("model", ""),
+            *(f"{m[k]:.4f}" for k in ("roc_auc", "accuracy", "f1", "log_loss", "brier")),
+        )
     console.print(table)
     history = client.get_metric_history(gb_id, "train_loss")
     if history:

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from milepost.errors import InvalidInput
 from milepost.stores.audit import (
@@ -24,7 +24,9 @@ from milepost.stores.audit import (
     query_events,
     read_head,
 )
-from milepost.stores.metadata import MetadataStore
+
+if TYPE_CHECKING:
+    from milepost.stores.metadata import MetadataStore
 
 __all__ = ["AuditProblem", "AuditService", "VerifyReport"]
 
@@ -119,7 +121,9 @@ class AuditService:
                         else f"events {expected_seq}..{seq - 1}"
                     )
                     problems.append(
-                        AuditProblem("deleted", expected_seq, f"{missing} deleted (gap before {seq}).")
+                        AuditProblem(
+                            "deleted", expected_seq, f"{missing} deleted (gap before {seq})."
+                        )
                     )
                 problems_before = len(problems)
                 recomputed = event_hash(row)
@@ -172,11 +176,15 @@ class AuditService:
         last_seq = expected_seq - 1
         if head_seq > last_seq:
             missing = (
-                f"event {head_seq}" if head_seq == last_seq + 1 else f"events {last_seq + 1}..{head_seq}"
+                f"event {head_seq}"
+                if head_seq == last_seq + 1
+                else f"events {last_seq + 1}..{head_seq}"
             )
             problems.append(
                 AuditProblem(
-                    "deleted", last_seq + 1, f"{missing} deleted: the head records {head_seq} events."
+                    "deleted",
+                    last_seq + 1,
+                    f"{missing} deleted: the head records {head_seq} events.",
                 )
             )
         elif head_seq == last_seq and head_seq > 0 and head_hash != prev_hash:
@@ -189,7 +197,9 @@ class AuditService:
             problems.append(
                 AuditProblem("anchor", anchor_seq, f"anchored event {anchor_seq} is missing.")
             )
-        return VerifyReport(checked=checked, head_seq=head_seq, head_hash=head_hash, problems=problems)
+        return VerifyReport(
+            checked=checked, head_seq=head_seq, head_hash=head_hash, problems=problems
+        )
 
 
 _MOVE_WINDOW = 1000

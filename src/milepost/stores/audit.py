@@ -13,14 +13,17 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from milepost.stores.schema import audit_events, audit_head
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from sqlalchemy.engine import Connection
 
 __all__ = ["GENESIS_HASH", "AuditEvent", "append_event", "event_hash", "iter_events", "read_head"]
 
@@ -103,9 +106,7 @@ def append_event(
 ) -> AuditEvent:
     """Append one event to the chain inside the caller's open write transaction."""
     head = conn.execute(
-        sa.select(audit_head.c.seq, audit_head.c.hash)
-        .where(audit_head.c.id == 1)
-        .with_for_update()
+        sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
     ).one()
     row: dict[str, Any] = {
         "seq": head.seq + 1,
@@ -123,14 +124,12 @@ def append_event(
     row["hash"] = event_hash(row)
     conn.execute(sa.insert(audit_events).values(**row))
     conn.execute(
-        sa.update(audit_head)
-        .where(audit_head.c.id == 1)
-        .values(seq=row["seq"], hash=row["hash"])
+        sa.update(audit_head).where(audit_head.c.id == 1).values(seq=row["seq"], hash=row["hash"])
     )
     return _to_event(row)
 
 
-def _to_event(row: Mapping[str, Any]) -> AuditEvent:
+def _to_event(row: Mapping[str, Any] | sa.RowMapping) -> AuditEvent:
     return AuditEvent(
         seq=row["seq"],
         event_id=row["event_id"],
@@ -151,12 +150,16 @@ def iter_rows(conn: Connection, *, batch: int = 5000) -> Iterator[dict[str, Any]
     """Every stored row in ``seq`` order, as stored (JSON as text), in batches."""
     last = -1
     while True:
-        rows = conn.execute(
-            sa.select(audit_events)
-            .where(audit_events.c.seq > last)
-            .order_by(audit_events.c.seq)
-            .limit(batch)
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                sa.select(audit_events)
+                .where(audit_events.c.seq > last)
+                .order_by(audit_events.c.seq)
+                .limit(batch)
+            )
+            .mappings()
+            .all()
+        )
         if not rows:
             return
         for r in rows:

@@ -157,9 +157,10 @@ class LocalBlobStore:
 
     def download(self, digest: str, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with self.open(digest) as src, tempfile.NamedTemporaryFile(
-            dir=dest.parent, delete=False
-        ) as tmp:
+        with (
+            self.open(digest) as src,
+            tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp,
+        ):
             shutil.copyfileobj(src, tmp, _CHUNK)
         os.replace(tmp.name, dest)
 
@@ -204,7 +205,8 @@ def open_blob_store(uri: str, **options: Any) -> BlobStore:
     if target is None:
         raise ConfigError(
             f"Artifact URI {mask_uri(uri)!r} has an unsupported scheme {scheme!r}.",
-            hint="Supported: a local path, file://..., " + ", ".join(f"{s}://..." for s in _BACKENDS),
+            hint="Supported: a local path, file://..., "
+            + ", ".join(f"{s}://..." for s in _BACKENDS),
         )
     module_name, _, cls_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)

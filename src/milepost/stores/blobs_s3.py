@@ -6,12 +6,14 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from milepost.errors import BackendUnavailable, ConfigError, NotFound
 from milepost.stores.blobs import BlobRef, _relkey, check_digest, hash_file
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = ["S3BlobStore"]
 
@@ -33,7 +35,9 @@ class S3BlobStore:
         self.uri = uri.rstrip("/")
         self._base = self.uri.removeprefix("s3://")
         if not self._base:
-            raise ConfigError(f"Artifact URI {uri!r} names no bucket.", hint="Use s3://bucket/prefix.")
+            raise ConfigError(
+                f"Artifact URI {uri!r} names no bucket.", hint="Use s3://bucket/prefix."
+            )
         client_kwargs: dict[str, Any] = {}
         if endpoint_url:
             client_kwargs["endpoint_url"] = endpoint_url

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
 
 from milepost.errors import BackendUnavailable, ConfigError, Conflict, MilepostError, mask_uri
 from milepost.stores import _sql
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["MetadataStore"]
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Literal
 
 from milepost.errors import InvalidFilter, did_you_mean
@@ -218,7 +219,9 @@ class _Parser:
         comparisons = [self.parse_comparison()]
         while (tok := self.take()) is not None:
             if self.keyword(tok, "OR"):
-                raise self.error(tok, "OR is not supported; run one search per alternative or use IN")
+                raise self.error(
+                    tok, "OR is not supported; run one search per alternative or use IN"
+                )
             if not self.keyword(tok, "AND"):
                 raise self.error(tok, "expected AND between comparisons")
             comparisons.append(self.parse_comparison())
@@ -258,9 +261,13 @@ def _check_types(c: Comparison, source: str, op_tok: _Tok | None) -> None:
     base_op = c.op.removeprefix("NOT ")
     if numeric:
         if base_op in ("LIKE", "ILIKE"):
-            raise _fail(source, pos, text, f"{c.op} compares text; {c.entity} {c.key!r} is a number")
+            raise _fail(
+                source, pos, text, f"{c.op} compares text; {c.entity} {c.key!r} is a number"
+            )
         if any(isinstance(v, str) for v in values):
-            raise _fail(source, pos, text, f"{c.entity} {c.key!r} is a number; compare it with a number")
+            raise _fail(
+                source, pos, text, f"{c.entity} {c.key!r} is a number; compare it with a number"
+            )
     else:
         if base_op in ("<", "<=", ">", ">="):
             raise _fail(
@@ -277,7 +284,9 @@ def _check_types(c: Comparison, source: str, op_tok: _Tok | None) -> None:
             for v in values:
                 if str(v).upper() not in allowed:
                     raise _fail(
-                        source, pos, text,
+                        source,
+                        pos,
+                        text,
                         f"status {v!r} is not one of {', '.join(sorted(allowed))}",
                     )
 
@@ -293,7 +302,7 @@ def parse_filter(source: str | None) -> list[Comparison]:
     return _Parser(source).parse()
 
 
-def parse_order_by(terms: str | list[str] | None) -> list[OrderTerm]:
+def parse_order_by(terms: str | Sequence[str] | None) -> list[OrderTerm]:
     """Parse ``["metrics.acc DESC", "start_time"]`` or ``"metrics.acc DESC, start_time"``."""
     if not terms:
         return []

@@ -2,16 +2,86 @@
 
 from __future__ import annotations
 
-_ADJECTIVES = (
-    "amber agile bold brisk calm clever crisp daring eager fair gentle glad grand "
-    "honest keen lively lucid merry nimble noble polite proud quick quiet rapid sharp "
-    "shiny steady sunny swift tidy vivid warm wise witty zesty"
-).split()
-_NOUNS = (
-    "badger bear beaver bison crane dolphin eagle falcon ferret finch fox gecko heron "
-    "ibis jaguar koala lark lemur lynx marten mole newt otter owl panda puffin quail "
-    "raven robin seal shrike stork swan tapir tern viper walrus wren yak zebra"
-).split()
+_ADJECTIVES = [
+    "amber",
+    "agile",
+    "bold",
+    "brisk",
+    "calm",
+    "clever",
+    "crisp",
+    "daring",
+    "eager",
+    "fair",
+    "gentle",
+    "glad",
+    "grand",
+    "honest",
+    "keen",
+    "lively",
+    "lucid",
+    "merry",
+    "nimble",
+    "noble",
+    "polite",
+    "proud",
+    "quick",
+    "quiet",
+    "rapid",
+    "sharp",
+    "shiny",
+    "steady",
+    "sunny",
+    "swift",
+    "tidy",
+    "vivid",
+    "warm",
+    "wise",
+    "witty",
+    "zesty",
+]
+_NOUNS = [
+    "badger",
+    "bear",
+    "beaver",
+    "bison",
+    "crane",
+    "dolphin",
+    "eagle",
+    "falcon",
+    "ferret",
+    "finch",
+    "fox",
+    "gecko",
+    "heron",
+    "ibis",
+    "jaguar",
+    "koala",
+    "lark",
+    "lemur",
+    "lynx",
+    "marten",
+    "mole",
+    "newt",
+    "otter",
+    "owl",
+    "panda",
+    "puffin",
+    "quail",
+    "raven",
+    "robin",
+    "seal",
+    "shrike",
+    "stork",
+    "swan",
+    "tapir",
+    "tern",
+    "viper",
+    "walrus",
+    "wren",
+    "yak",
+    "zebra",
+]
 
 
 def run_name(run_id: str) -> str:

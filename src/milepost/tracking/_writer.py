@@ -18,10 +18,14 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from milepost.errors import MilepostError
-from milepost.tracking.backends.sql import MetricRow, SqlTrackingStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from milepost.tracking.backends.sql import MetricRow, SqlTrackingStore
 
 __all__ = ["MetricWriter"]
 

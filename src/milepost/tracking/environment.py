@@ -21,8 +21,15 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["EnvironmentInfo", "GitInfo", "ProcessInfo", "capture_environment", "git_info",
-           "process_info", "source_name"]
+__all__ = [
+    "EnvironmentInfo",
+    "GitInfo",
+    "ProcessInfo",
+    "capture_environment",
+    "git_info",
+    "process_info",
+    "source_name",
+]
 
 
 @dataclass(frozen=True)
@@ -59,16 +66,14 @@ def capture_environment() -> EnvironmentInfo:
     """This interpreter's environment (cached for the life of the process)."""
     packages: set[str] = set()
     for dist in importlib.metadata.distributions():
-        name = dist.metadata.get("Name")
+        name = dist.name
         if name:
             packages.add(f"{name.lower().replace('_', '-')}=={dist.version}")
     ordered = tuple(sorted(packages))
     packages_hash = hashlib.sha256("\n".join(ordered).encode()).hexdigest()
     py = platform.python_version()
     plat = platform.platform()
-    env_hash = hashlib.sha256(
-        json.dumps([py, plat, packages_hash]).encode()
-    ).hexdigest()
+    env_hash = hashlib.sha256(json.dumps([py, plat, packages_hash]).encode()).hexdigest()
     return EnvironmentInfo(py, plat, ordered, packages_hash, env_hash)
 
 

@@ -74,8 +74,12 @@ class Metric:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN and infinities as strings)."""
-        return {"key": self.key, "value": json_float(self.value), "step": self.step,
-                "timestamp": self.timestamp}
+        return {
+            "key": self.key,
+            "value": json_float(self.value),
+            "step": self.step,
+            "timestamp": self.timestamp,
+        }
 
 
 def json_float(value: float) -> float | str:

@@ -12,14 +12,10 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from milepost.config import Settings
 from milepost.errors import InvalidInput, NotFound
-from milepost.stores.blobs import BlobStore
-from milepost.stores.metadata import MetadataStore
 from milepost.stores.paths import safe_join, safe_relpath
 from milepost.tracking import _names
 from milepost.tracking._filter import parse_filter, parse_order_by
@@ -48,6 +44,13 @@ from milepost.tracking.models import (
     RunStatus,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from milepost.config import Settings
+    from milepost.stores.blobs import BlobStore
+    from milepost.stores.metadata import MetadataStore
+
 __all__ = ["TrackingService"]
 
 _KEY = re.compile(r"^[\w\-. /:]+$")
@@ -66,8 +69,7 @@ def validate_key(key: Any, what: str) -> str:
         )
     if key != key.strip() or "//" in key or key.startswith("/"):
         raise InvalidInput(
-            f"Invalid {what} name {key!r}: no leading or trailing spaces or slashes, "
-            "and no '//'."
+            f"Invalid {what} name {key!r}: no leading or trailing spaces or slashes, and no '//'."
         )
     return key
 
@@ -237,9 +239,7 @@ class TrackingService:
         if target is RunStatus.RUNNING:
             raise InvalidInput("end_run needs a terminal status: FINISHED, FAILED or KILLED.")
         self.writer.flush()
-        self.store.end_run(
-            run_id, status=target, end_time=now_ms(), error=error, actor=self.actor
-        )
+        self.store.end_run(run_id, status=target, end_time=now_ms(), error=error, actor=self.actor)
         with self._lock:
             self._owned.pop(run_id, None)
         return self.get_run(run_id, sweep=False)
@@ -299,7 +299,7 @@ class TrackingService:
         if not isinstance(max_results, int) or not 0 < max_results <= _MAX_RESULTS:
             raise InvalidInput(f"max_results must be 1-{_MAX_RESULTS}, got {max_results!r}.")
         comparisons = parse_filter(filter)
-        order = parse_order_by(list(order_by) if isinstance(order_by, (list, tuple)) else order_by)
+        order = parse_order_by(order_by)
         if experiments is None:
             ids = [e.experiment_id for e in self.list_experiments()]
         else:
@@ -311,7 +311,11 @@ class TrackingService:
         offset = decode_page_token(page_token, key) if page_token else 0
         self.detect_stale_runs(experiment_ids=ids)
         found, more = self.store.search_runs(
-            ids, comparisons, order, max_results=max_results, offset=offset,
+            ids,
+            comparisons,
+            order,
+            max_results=max_results,
+            offset=offset,
             include_deleted=include_deleted,
         )
         token = encode_page_token(offset + max_results, key) if more else None
@@ -337,15 +341,20 @@ class TrackingService:
                     int(row["owner_pid"]), row["owner_started"]
                 ):
                     stale.append(
-                        (row["run_id"], f"process {row['owner_pid']} on {me.host} ended "
-                         "without ending the run")
+                        (
+                            row["run_id"],
+                            f"process {row['owner_pid']} on {me.host} ended without ending the run",
+                        )
                     )
             else:
                 beat = row["heartbeat_at"] if row["heartbeat_at"] is not None else row["start_time"]
                 if now - beat > self.settings.stale_run_timeout * 1000:
                     stale.append(
-                        (row["run_id"], f"no heartbeat from {row['owner_host']} for "
-                         f"{(now - beat) / 1000:.0f} s")
+                        (
+                            row["run_id"],
+                            f"no heartbeat from {row['owner_host']} for "
+                            f"{(now - beat) / 1000:.0f} s",
+                        )
                     )
         for run_id, why in stale:
             self.store.end_run(
@@ -568,4 +577,3 @@ def _status(status: RunStatus | str) -> RunStatus:
         raise InvalidInput(
             f"Unknown run status {status!r}: use RUNNING, FINISHED, FAILED or KILLED."
         ) from None
-

@@ -37,7 +37,9 @@ def test_refuses_escapes(raw: str, reason: str) -> None:
         safe_relpath(raw)
 
 
-@given(st.lists(st.sampled_from(["a", "b", ".", "..", "/", "\\", ":", "C:"]), max_size=12).map("".join))
+@given(
+    st.lists(st.sampled_from(["a", "b", ".", "..", "/", "\\", ":", "C:"]), max_size=12).map("".join)
+)
 def test_never_returns_a_path_that_can_escape(raw: str) -> None:
     try:
         out = safe_relpath(raw)

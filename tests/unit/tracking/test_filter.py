@@ -61,7 +61,9 @@ def test_unknown_attribute_suggests() -> None:
 def test_order_by() -> None:
     terms = parse_order_by(["metrics.acc DESC", "params.model", "start_time asc"])
     assert [(t.entity, t.key, t.descending) for t in terms] == [
-        ("metric", "acc", True), ("param", "model", False), ("attribute", "start_time", False),
+        ("metric", "acc", True),
+        ("param", "model", False),
+        ("attribute", "start_time", False),
     ]
     assert parse_order_by("metrics.`val loss` DESC, run_name")[0].key == "val loss"
     with pytest.raises(InvalidFilter):
@@ -73,10 +75,26 @@ _numbers = st.floats(allow_nan=False, allow_infinity=False, width=32)
 _strings = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
 
 
-@given(st.lists(st.one_of(
-    st.tuples(st.just("metrics"), _keys, st.sampled_from(["=", "!=", "<", "<=", ">", ">="]), _numbers),
-    st.tuples(st.sampled_from(["params", "tags"]), _keys, st.sampled_from(["=", "!=", "LIKE"]), _strings),
-), min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("metrics"),
+                _keys,
+                st.sampled_from(["=", "!=", "<", "<=", ">", ">="]),
+                _numbers,
+            ),
+            st.tuples(
+                st.sampled_from(["params", "tags"]),
+                _keys,
+                st.sampled_from(["=", "!=", "LIKE"]),
+                _strings,
+            ),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_rendered_filters_parse_back(parts: list[tuple[str, str, str, object]]) -> None:
     def lit(v: object) -> str:
         if isinstance(v, str):
@@ -86,8 +104,13 @@ def test_rendered_filters_parse_back(parts: list[tuple[str, str, str, object]]) 
     text = " AND ".join(f"{p}.{k} {op} {lit(v)}" for p, k, op, v in parts)
     parsed = parse_filter(text)
     expected = [
-        Comparison({"metrics": "metric", "params": "param", "tags": "tag"}[p], k, op,
-                   float(v) if p == "metrics" else v, 0)  # type: ignore[arg-type]
+        Comparison(
+            {"metrics": "metric", "params": "param", "tags": "tag"}[p],
+            k,
+            op,
+            float(v) if p == "metrics" else v,
+            0,
+        )  # type: ignore[arg-type]
         for p, k, op, v in parts
     ]
     assert [(c.entity, c.key, c.op, c.value) for c in parsed] == [

@@ -7,16 +7,13 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from milepost.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from milepost.stores import _sql
 from milepost.stores.audit import append_event
-from milepost.stores.metadata import MetadataStore
 from milepost.stores.schema import (
     artifacts,
     environments,
@@ -33,7 +30,6 @@ from milepost.tracking._filter import (
     Comparison,
     OrderTerm,
 )
-from milepost.tracking.environment import EnvironmentInfo
 from milepost.tracking.models import (
     ArtifactInfo,
     Environment,
@@ -42,6 +38,14 @@ from milepost.tracking.models import (
     Run,
     RunStatus,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from sqlalchemy.engine import Connection
+
+    from milepost.stores.metadata import MetadataStore
+    from milepost.tracking.environment import EnvironmentInfo
 
 __all__ = ["MetricRow", "SqlTrackingStore"]
 
@@ -56,7 +60,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _experiment(row: Mapping[str, Any]) -> Experiment:
+def _experiment(row: sa.RowMapping) -> Experiment:
     return Experiment(
         experiment_id=int(row["experiment_id"]),
         name=row["name"],
@@ -174,14 +178,18 @@ class SqlTrackingStore:
     @staticmethod
     def _experiment_row(
         conn: Connection, *, name: str | None = None, experiment_id: int | None = None
-    ) -> Mapping[str, Any] | None:
+    ) -> sa.RowMapping | None:
         q = sa.select(experiments)
-        q = q.where(experiments.c.name == name) if name is not None else q.where(
-            experiments.c.experiment_id == experiment_id
+        q = (
+            q.where(experiments.c.name == name)
+            if name is not None
+            else q.where(experiments.c.experiment_id == experiment_id)
         )
         return conn.execute(q).mappings().first()
 
-    def get_experiment(self, *, name: str | None = None, experiment_id: int | None = None) -> Experiment | None:
+    def get_experiment(
+        self, *, name: str | None = None, experiment_id: int | None = None
+    ) -> Experiment | None:
         """An experiment by name or id, deleted ones included."""
         with self.db.read() as conn:
             row = self._experiment_row(conn, name=name, experiment_id=experiment_id)
@@ -384,11 +392,15 @@ class SqlTrackingStore:
 
     def running_owners(
         self, *, experiment_ids: Sequence[int] | None = None, run_ids: Sequence[str] | None = None
-    ) -> list[Mapping[str, Any]]:
+    ) -> list[sa.RowMapping]:
         """Owner details of RUNNING runs (for stale-run detection)."""
         q = sa.select(
-            runs.c.run_id, runs.c.owner_host, runs.c.owner_pid, runs.c.owner_started,
-            runs.c.heartbeat_at, runs.c.start_time,
+            runs.c.run_id,
+            runs.c.owner_host,
+            runs.c.owner_pid,
+            runs.c.owner_started,
+            runs.c.heartbeat_at,
+            runs.c.start_time,
         ).where(runs.c.status == RunStatus.RUNNING.value)
         if experiment_ids is not None:
             q = q.where(runs.c.experiment_id.in_(list(experiment_ids)))
@@ -484,8 +496,13 @@ class SqlTrackingStore:
             conn.execute(
                 sa.insert(metrics),
                 [
-                    {"run_id": r[0], "key": r[2], "value": _db_float(r[3]),
-                     "timestamp": r[4], "step": r[5]}
+                    {
+                        "run_id": r[0],
+                        "key": r[2],
+                        "value": _db_float(r[3]),
+                        "timestamp": r[4],
+                        "step": r[5],
+                    }
                     for r in rows
                 ],
             )
@@ -504,8 +521,14 @@ class SqlTrackingStore:
                     ),
                 ),
                 [
-                    {"run_id": r[0], "experiment_id": r[1], "key": r[2],
-                     "value": _db_float(r[3]), "timestamp": r[4], "step": r[5]}
+                    {
+                        "run_id": r[0],
+                        "experiment_id": r[1],
+                        "key": r[2],
+                        "value": _db_float(r[3]),
+                        "timestamp": r[4],
+                        "step": r[5],
+                    }
                     for r in latest.values()
                 ],
             )
@@ -533,9 +556,11 @@ class SqlTrackingStore:
     def get_environment(self, env_hash: str) -> Environment | None:
         """A stored environment."""
         with self.db.read() as conn:
-            row = conn.execute(
-                sa.select(environments).where(environments.c.env_hash == env_hash)
-            ).mappings().first()
+            row = (
+                conn.execute(sa.select(environments).where(environments.c.env_hash == env_hash))
+                .mappings()
+                .first()
+            )
         if row is None:
             return None
         return Environment(
@@ -597,13 +622,17 @@ class SqlTrackingStore:
             more = len(rows) > max_results
             return self._with_data(conn, rows[:max_results]), more
 
-    def _with_data(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[Run]:
+    def _with_data(self, conn: Connection, rows: Sequence[sa.RowMapping]) -> list[Run]:
         ids = [r["run_id"] for r in rows]
         data: dict[str, dict[str, dict[str, Any]]] = {
             i: {"params": {}, "metrics": {}, "tags": {}} for i in ids
         }
         if ids:
-            for table, slot in ((params, "params"), (run_tags, "tags"), (latest_metrics, "metrics")):
+            for table, slot in (
+                (params, "params"),
+                (run_tags, "tags"),
+                (latest_metrics, "metrics"),
+            ):
                 for run_id, key, value in conn.execute(
                     sa.select(table.c.run_id, table.c.key, table.c.value).where(
                         table.c.run_id.in_(ids)
@@ -644,12 +673,20 @@ class SqlTrackingStore:
             conn.execute(
                 ins.on_conflict_do_update(
                     index_elements=["run_id", "path"],
-                    set_={"digest": ins.excluded.digest, "size": ins.excluded.size,
-                          "created_at": ins.excluded.created_at},
+                    set_={
+                        "digest": ins.excluded.digest,
+                        "size": ins.excluded.size,
+                        "created_at": ins.excluded.created_at,
+                    },
                 ),
                 [
-                    {"run_id": run_id, "path": e.path, "digest": e.digest, "size": e.size,
-                     "created_at": now_ms()}
+                    {
+                        "run_id": run_id,
+                        "path": e.path,
+                        "digest": e.digest,
+                        "size": e.size,
+                        "created_at": now_ms(),
+                    }
                     for e in entries
                 ],
             )
@@ -662,18 +699,23 @@ class SqlTrackingStore:
         if prefix:
             escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             q = q.where(
-                sa.or_(artifacts.c.path == prefix,
-                       artifacts.c.path.like(escaped + "/%", escape="\\"))
+                sa.or_(
+                    artifacts.c.path == prefix, artifacts.c.path.like(escaped + "/%", escape="\\")
+                )
             )
         with self.db.read() as conn:
-            return [ArtifactInfo(r.path, r.digest, int(r.size))
-                    for r in conn.execute(q.order_by(artifacts.c.path))]
+            return [
+                ArtifactInfo(r.path, r.digest, int(r.size))
+                for r in conn.execute(q.order_by(artifacts.c.path))
+            ]
 
 
 def _condition(column: Any, c: Comparison) -> Any:
     value = c.value
     if c.key == "status" and c.entity == "attribute":
-        value = tuple(str(v).upper() for v in value) if isinstance(value, tuple) else str(value).upper()
+        value = (
+            tuple(str(v).upper() for v in value) if isinstance(value, tuple) else str(value).upper()
+        )
     op = c.op
     if op == "IN":
         return column.in_(list(value) if isinstance(value, tuple) else [value])
