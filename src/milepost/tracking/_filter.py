@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from milepost.errors import InvalidFilter, did_you_mean
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["Comparison", "OrderTerm", "parse_filter", "parse_order_by"]
 
