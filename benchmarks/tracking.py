@@ -26,7 +26,9 @@ own Python process, one after the other so they never compete for the two cores)
     long for MLflow, so each tool creates its schema, the experiment and one run through
     its API, and the same generated runs (two metrics, two params, one tag each) are
     then inserted with ``executemany`` into the tool's own tables. Target: <= 50 ms and
-    faster than MLflow. Both answers are compared with the expected top 100.
+    faster than MLflow. Both answers are compared with the expected top 100. A search
+    whose warm-up takes over 10 s is timed once, cold, instead: MLflow's takes about two
+    minutes at 100,000 runs on SQLite, and ten of them would take half an hour.
 
 After timing, the rows in each ``metrics`` table are counted to show that every logged
 value was stored.
@@ -59,7 +61,10 @@ import time
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 HERE = Path(__file__).resolve().parent
 MLFLOW_VENV = HERE / ".venv-mlflow"
@@ -102,6 +107,8 @@ THROUGHPUT_TARGETS = [
     ("runs", "run start + 1 param + end", "runs/s", 5.0),
 ]
 SEARCH_TARGET_MS = 50.0
+# A search slower than this is timed once, cold, instead of a warm-up and repetitions.
+SEARCH_SLOW_SECONDS = 10.0
 
 
 # -- the Milepost half (runs in its own process) ----------------------------------------
@@ -218,7 +225,31 @@ def _milepost_bulk_load(db: Path, csv_path: Path) -> int:
     return len(runs)
 
 
-def _milepost_search(db: Path, csv_path: Path, repetitions: int) -> dict[str, Any]:
+def timed_searches(
+    search: Callable[[], list[Any]], repetitions: int, slow_seconds: float
+) -> tuple[list[Any], list[float], bool]:
+    """One warm-up search, then ``repetitions`` timed ones: (last answer, seconds, cold).
+
+    A warm-up slower than ``slow_seconds`` is the only timing (``cold`` is then True):
+    warming caches is worth milliseconds, and repeating a search that takes minutes
+    would make the benchmark take an hour.
+    """
+    start = time.perf_counter()
+    found = search()
+    first = time.perf_counter() - start
+    if first > slow_seconds:
+        return found, [first], True
+    times = []
+    for _ in range(repetitions):
+        start = time.perf_counter()
+        found = search()
+        times.append(time.perf_counter() - start)
+    return found, times, False
+
+
+def _milepost_search(
+    db: Path, csv_path: Path, repetitions: int, slow_seconds: float
+) -> dict[str, Any]:
     import milepost
 
     start = time.perf_counter()
@@ -234,17 +265,15 @@ def _milepost_search(db: Path, csv_path: Path, repetitions: int) -> dict[str, An
             )
         )
 
-    found = search()
-    times = []
-    for _ in range(repetitions):
-        start = time.perf_counter()
-        found = search()
-        times.append(time.perf_counter() - start)
+    found, times, cold = timed_searches(search, repetitions, slow_seconds)
+    median = statistics.median(times) * 1000
+    print(f"{len(times)} timed search(es), median {median:,.1f} ms", flush=True)
     return {
         "runs_loaded": loaded,
         "load_seconds": load_seconds,
         "times_ms": [t * 1000 for t in times],
         "median_ms": statistics.median(times) * 1000,
+        "single_cold_search": cold,
         "returned": len(found),
         "top_accuracy": [r.metrics["accuracy"] for r in found],
     }
@@ -267,7 +296,7 @@ def milepost_worker(config_path: Path) -> None:
     results["runs"] = _milepost_runs(config["milepost_runs"])
     print("search_runs: bulk-loading", flush=True)
     results["search"] = _milepost_search(
-        db, Path(config["search_csv"]), config["search_repetitions"]
+        db, Path(config["search_csv"]), config["search_repetitions"], config["search_slow_seconds"]
     )
     Path(config["out"]).write_text(json.dumps(results))
 
@@ -378,12 +407,12 @@ def evaluate(mp: dict[str, Any], ml: dict[str, Any], expected: list[float]) -> d
     benchmarks.append(
         {
             "name": "search_runs",
-            "label": f"search_runs over {mp['search']['runs_loaded']:,} runs (median)",
+            "label": f"search_runs, {mp['search']['runs_loaded']:,} runs",
             "unit": "ms",
             "milepost": mp_ms,
             "mlflow": ml_ms,
             "ratio": ml_ms / mp_ms,
-            "target": f"<= {SEARCH_TARGET_MS:g} ms and faster than MLflow",
+            "target": f"<= {SEARCH_TARGET_MS:g} ms and < MLflow",
             "passed": mp_ms <= SEARCH_TARGET_MS and mp_ms < ml_ms,
         }
     )
@@ -421,7 +450,17 @@ def evaluate(mp: dict[str, Any], ml: dict[str, Any], expected: list[float]) -> d
             "passed": same,
         }
     )
-    return {"benchmarks": benchmarks, "checks": checks}
+    notes = [
+        f"search_runs timing: Milepost {_how_timed(mp['search'])}; "
+        f"MLflow {_how_timed(ml['search'])}."
+    ]
+    return {"benchmarks": benchmarks, "checks": checks, "notes": notes}
+
+
+def _how_timed(search: dict[str, Any]) -> str:
+    if search["single_cold_search"]:
+        return f"one search without warm-up (a search takes over {SEARCH_SLOW_SECONDS:g} s)"
+    return f"median of {len(search['times_ms'])} searches after a warm-up"
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -463,6 +502,8 @@ def report(summary: dict[str, Any], meta: dict[str, Any]) -> None:
     for c in summary["checks"]:
         checks.add_row(c["name"], c["detail"], verdict[c["passed"]])
     console.print(checks)
+    for note in summary["notes"]:
+        console.print(note)
     met = sum(b["passed"] for b in summary["benchmarks"])
     total = len(summary["benchmarks"])
     colour = "green" if met == total else "red"
@@ -498,7 +539,12 @@ def main() -> None:
         for label in ("mlflow", "milepost"):
             home = root / label
             home.mkdir()
-            config = {**sizes, "search_csv": str(csv_path), "out": str(home / "results.json")}
+            config = {
+                **sizes,
+                "search_slow_seconds": SEARCH_SLOW_SECONDS,
+                "search_csv": str(csv_path),
+                "out": str(home / "results.json"),
+            }
             config_path = home / "config.json"
             config_path.write_text(json.dumps(config))
             print(f"{label}: running in {home}", flush=True)

@@ -82,7 +82,8 @@ class Client:
 
     def set_terminated(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> Run:
         """End a run."""
-        return self._tracking.end_run(run_id, status)
+        self._tracking.end_run(run_id, status)
+        return self._tracking.get_run(run_id, sweep=False)
 
     def get_run(self, run_id: str) -> Run:
         """A run with its params, latest metrics and tags."""

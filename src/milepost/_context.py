@@ -42,11 +42,6 @@ class Runtime:
         )
         self.tracking = TrackingService(self.db, self.blobs, self.settings)
         self.audit = AuditService(self.db)
-        os.register_at_fork(after_in_child=self._after_fork)
-
-    def _after_fork(self) -> None:
-        # Pooled connections belong to the parent; the child opens its own.
-        self.db.engine.dispose(close=False)
 
     def close(self) -> None:
         """Flush pending writes and release connections."""
@@ -81,6 +76,15 @@ def configure(*, cwd: Path | None = None, **overrides: Any) -> Runtime:
         if old is not None:
             old.close()
         return _runtime
+
+
+def _after_fork_in_child() -> None:
+    # Pooled connections belong to the parent; the child opens its own.
+    if _runtime is not None:
+        _runtime.db.engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def reset() -> None:

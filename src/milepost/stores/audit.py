@@ -93,6 +93,18 @@ def event_hash(row: Mapping[str, Any], *, seq: int | None = None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+# Built once: run creation appends an event, so statement construction is on a hot path.
+_READ_HEAD = (
+    sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+)
+_INSERT_EVENT = sa.insert(audit_events)
+_MOVE_HEAD = (
+    sa.update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=sa.bindparam("new_seq"), hash=sa.bindparam("new_hash"))
+)
+
+
 def append_event(
     conn: Connection,
     *,
@@ -105,9 +117,7 @@ def append_event(
     reason: str | None = None,
 ) -> AuditEvent:
     """Append one event to the chain inside the caller's open write transaction."""
-    head = conn.execute(
-        sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-    ).one()
+    head = conn.execute(_READ_HEAD).one()
     row: dict[str, Any] = {
         "seq": head.seq + 1,
         "event_id": uuid.uuid4().hex,
@@ -122,10 +132,8 @@ def append_event(
         "prev_hash": head.hash,
     }
     row["hash"] = event_hash(row)
-    conn.execute(sa.insert(audit_events).values(**row))
-    conn.execute(
-        sa.update(audit_head).where(audit_head.c.id == 1).values(seq=row["seq"], hash=row["hash"])
-    )
+    conn.execute(_INSERT_EVENT, row)
+    conn.execute(_MOVE_HEAD, {"new_seq": row["seq"], "new_hash": row["hash"]})
     return _to_event(row)
 
 

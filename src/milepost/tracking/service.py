@@ -206,7 +206,7 @@ class TrackingService:
         git = git_info()
         proc = process_info()
         start = now_ms()
-        values = {
+        values: dict[str, Any] = {
             "run_id": run_id,
             "experiment_id": exp.experiment_id,
             "name": run_name or _names.run_name(run_id),
@@ -229,11 +229,27 @@ class TrackingService:
             self._owned[run_id] = exp.experiment_id
             self._writable[run_id] = exp.experiment_id
         self.writer.start()
-        return self.get_run(run_id, sweep=False)
+        # Built from what was just written rather than read back (run creation is hot).
+        return Run(
+            run_id=run_id,
+            experiment_id=exp.experiment_id,
+            name=values["name"],
+            status=RunStatus.RUNNING,
+            start_time=start,
+            end_time=None,
+            user=self.actor,
+            parent_run_id=parent_run_id,
+            source=values["source"],
+            git_commit=values["git_commit"],
+            git_dirty=values["git_dirty"],
+            error=None,
+            env_hash=env.env_hash,
+            tags=dict(sorted(clean_tags.items())),
+        )
 
     def end_run(
         self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None
-    ) -> Run:
+    ) -> None:
         """Flush the run's metrics and give it a terminal status, audited."""
         target = _status(status)
         if target is RunStatus.RUNNING:
@@ -242,7 +258,6 @@ class TrackingService:
         self.store.end_run(run_id, status=target, end_time=now_ms(), error=error, actor=self.actor)
         with self._lock:
             self._owned.pop(run_id, None)
-        return self.get_run(run_id, sweep=False)
 
     def get_run(self, run_id: str, *, sweep: bool = True) -> Run:
         """A run with its params, latest metrics and tags. Raises NotFound.

@@ -53,6 +53,8 @@ __all__ = ["MetricRow", "SqlTrackingStore"]
 MetricRow = tuple[str, int, str, float, int, int]
 
 _ATTRIBUTE_COLUMNS = {**STRING_ATTRIBUTES, **NUMERIC_ATTRIBUTES}
+_INSERT_RUN = sa.insert(runs)
+_METRIC_COLUMNS = ("run_id", "key", "value", "timestamp", "step")
 
 
 def now_ms() -> int:
@@ -286,7 +288,7 @@ class SqlTrackingStore:
                     f"Experiment {values['experiment_id']} is "
                     f"{'deleted' if exp_stage else 'missing'}; cannot start a run in it."
                 )
-            conn.execute(sa.insert(runs).values(**values))
+            conn.execute(_INSERT_RUN, values)
             if tags:
                 conn.execute(
                     sa.insert(run_tags),
@@ -493,18 +495,13 @@ class SqlTrackingStore:
             if cur is None or (row[5], row[4]) >= (cur[5], cur[4]):
                 latest[k] = row
         with self.db.write() as conn:
-            conn.execute(
-                sa.insert(metrics),
-                [
-                    {
-                        "run_id": r[0],
-                        "key": r[2],
-                        "value": _db_float(r[3]),
-                        "timestamp": r[4],
-                        "step": r[5],
-                    }
-                    for r in rows
-                ],
+            # Straight to the driver's executemany: per-row parameter processing in
+            # SQLAlchemy cost as much as the database's own insert.
+            _sql.bulk_insert(
+                conn,
+                metrics,
+                _METRIC_COLUMNS,
+                [(r[0], r[2], _db_float(r[3]), r[4], r[5]) for r in rows],
             )
             ins = _sql.insert_for(conn, latest_metrics)
             ex = ins.excluded
