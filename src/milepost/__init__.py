@@ -14,6 +14,7 @@ Set ``MILEPOST_METADATA_URI`` (PostgreSQL) and ``MILEPOST_ARTIFACT_URI`` (``s3:/
 scale out.
 """
 
+from milepost import data
 from milepost._client import Client
 from milepost._context import configure, get_runtime, reset
 from milepost._fluent_api import (
@@ -25,6 +26,7 @@ from milepost._fluent_api import (
     log_artifacts,
     log_dict,
     log_figure,
+    log_input,
     log_metric,
     log_metrics,
     log_param,
@@ -50,6 +52,7 @@ __all__ = [
     "__version__",
     "active_run",
     "configure",
+    "data",
     "end_run",
     "flush",
     "get_runtime",
@@ -58,6 +61,7 @@ __all__ = [
     "log_artifacts",
     "log_dict",
     "log_figure",
+    "log_input",
     "log_metric",
     "log_metrics",
     "log_param",

@@ -11,6 +11,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from milepost.config import ResolvedSettings, Settings, load_settings
+from milepost.data.service import DataService
 from milepost.governance.audit import AuditService
 from milepost.stores.blobs import BlobStore, open_blob_store
 from milepost.stores.metadata import MetadataStore
@@ -42,6 +43,7 @@ class Runtime:
         )
         self.tracking = TrackingService(self.db, self.blobs, self.settings)
         self.audit = AuditService(self.db)
+        self.data = DataService(self.db, self.blobs, self.settings)
 
     def close(self) -> None:
         """Flush pending writes and release connections."""

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import os
     from types import TracebackType
 
+    from milepost.data.models import DatasetInput
+
 __all__ = [
     "ActiveRun",
     "active_run",
@@ -31,6 +33,7 @@ __all__ = [
     "log_artifacts",
     "log_dict",
     "log_figure",
+    "log_input",
     "log_metric",
     "log_metrics",
     "log_param",
@@ -242,6 +245,11 @@ def log_figure(figure: Any, artifact_file: str) -> ArtifactInfo:
     buffer = io.BytesIO()
     figure.savefig(buffer, format=fmt)
     return get_runtime().tracking.log_bytes(_require_run(), buffer.getvalue(), artifact_file)
+
+
+def log_input(dataset: Any, role: str = "train") -> DatasetInput:
+    """Record that the active run used a dataset version (``DatasetVersion`` or ``name@N``)."""
+    return get_runtime().data.log_input(_require_run(), dataset, role=role)
 
 
 def flush() -> None:

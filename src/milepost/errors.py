@@ -11,6 +11,7 @@
     ├── PermissionDenied          permission_denied
     ├── BackendUnavailable        backend_unavailable
     ├── GateFailed                gate_failed
+    │   └── ValidationFailed      validation_failed
     ├── ConfigError               config_error
     └── IntegrityViolation        integrity_violation
 
@@ -40,6 +41,7 @@ __all__ = [
     "MilepostError",
     "NotFound",
     "PermissionDenied",
+    "ValidationFailed",
     "did_you_mean",
     "mask_uri",
 ]
@@ -126,6 +128,19 @@ class GateFailed(MilepostError):
 
     code = "gate_failed"
     headline = "Gate failed"
+
+
+class ValidationFailed(GateFailed):
+    """Data failed its expectation suite; ``result`` holds every check's outcome."""
+
+    code = "validation_failed"
+    headline = "Validation failed"
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, details: Any = None, result: Any = None
+    ) -> None:
+        super().__init__(message, hint=hint, details=details)
+        self.result = result
 
 
 class ConfigError(MilepostError):

@@ -60,3 +60,23 @@ def test_unsupported_scheme(tmp_path: Path) -> None:
         MetadataStore("mysql://x@y/z")
     with pytest.raises(ConfigError, match="not a database URI"):
         MetadataStore("nonsense")
+
+
+def test_an_older_database_is_upgraded_in_place_keeping_its_data(metadata_uri: str) -> None:
+    old = MetadataStore(metadata_uri, auto_migrate=False)
+    old.upgrade("0001")
+    with old.write() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO experiments (name, lifecycle_stage, created_by, created_at, "
+                "updated_at) VALUES ('kept', 'active', 'me', 1, 1)"
+            )
+        )
+    assert old.current_revision() == "0001"
+    old.dispose()
+    store = MetadataStore(metadata_uri)
+    assert store.current_revision() == store.head_revision() != "0001"
+    with store.read() as conn:
+        assert conn.execute(sa.text("SELECT name FROM experiments")).scalar() == "kept"
+        assert conn.execute(sa.text("SELECT count(*) FROM dataset_versions")).scalar() == 0
+    store.dispose()

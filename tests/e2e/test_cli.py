@@ -134,5 +134,8 @@ def test_audit_list_verify_head(project: Path) -> None:
 
 def test_db_upgrade_and_current(tmp_path: Path) -> None:
     out = cli("db", "upgrade", cwd=tmp_path)
-    assert out.returncode == 0 and "0001" in out.stdout
-    assert "database 0001" in cli("db", "current", cwd=tmp_path).stdout
+    from milepost.stores.metadata import MetadataStore
+
+    head = MetadataStore("sqlite://").head_revision()
+    assert out.returncode == 0 and f"revision {head}" in out.stdout
+    assert f"database {head} · newest {head}" in cli("db", "current", cwd=tmp_path).stdout

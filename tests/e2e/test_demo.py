@@ -29,7 +29,7 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     out = io.StringIO()
     result = run_demo(rows=1500, console=Console(file=out, width=120))
     text = out.getvalue()
-    for step in ("1/4", "2/4", "3/4", "4/4", "Where everything went"):
+    for step in ("1/5", "2/5", "3/5", "4/5", "5/5", "Where everything went"):
         assert step in text
     c = Client()
     runs = c.search_runs(EXPERIMENT, max_results=10)
@@ -38,10 +38,17 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     hgb = c.get_run(result["runs"]["hgb"])
     assert 0.5 < hgb.metrics["roc_auc"] <= 1.0
     assert len(c.get_metric_history(hgb.run_id, "train_loss")) > 5
-    assert [a.path for a in c.list_artifacts(hgb.run_id)] == [
-        "data/customers.csv",
-        "eval/confusion.json",
+    assert [a.path for a in c.list_artifacts(hgb.run_id)] == ["eval/confusion.json"]
+    inputs = milepost.get_runtime().data.inputs_of_run(hgb.run_id)
+    assert [(i.ref, i.role) for i in inputs] == [
+        ("churn.train@1", "train"),
+        ("churn.test@1", "eval"),
     ]
+    # the corrupted batch was rejected with a readable report and not registered
+    assert result["bad_batch_rejected"]
+    assert "FAIL customer_id not null" in text and "rejected, not registered" in text
+    assert [d.name for d in milepost.data.list_datasets()] == ["churn.test", "churn.train"]
+    assert milepost.data.runs_using("churn.train@1")
     assert result["audit_ok"] and c.verify_audit().ok
     # running it again reuses the experiment and adds runs
     run_demo(rows=500, console=Console(file=io.StringIO()))

@@ -40,3 +40,33 @@ def test_unreachable_s3_is_a_clear_error(tmp_path: Path, s3_server: dict[str, An
     store.fs.retries = 1
     with pytest.raises(BackendUnavailable, match="object store"):
         store.put_bytes(b"data")
+
+
+@pytest.mark.s3
+def test_datasets_from_and_on_s3(s3_server: dict[str, Any], tmp_path: Path) -> None:
+    import boto3
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rt = milepost.configure(
+        home=tmp_path / "home",
+        artifact_uri=f"s3://{s3_server['bucket']}/data-{tmp_path.name}",
+        s3_endpoint_url=s3_server["endpoint_url"],
+    )
+    frame = pd.DataFrame({"id": range(300), "x": [i / 7 for i in range(300)]})
+    s3 = boto3.client("s3", endpoint_url=s3_server["endpoint_url"])
+    for k, part in enumerate((frame.iloc[:100], frame.iloc[100:])):
+        local = tmp_path / f"p{k}.parquet"
+        pq.write_table(pa.Table.from_pandas(part, preserve_index=False), local)
+        s3.upload_file(str(local), s3_server["bucket"], f"in-{tmp_path.name}/p{k}.parquet")
+    v = milepost.data.register("remote", f"s3://{s3_server['bucket']}/in-{tmp_path.name}/")
+    assert (v.num_rows, v.num_files) == (300, 2)
+    assert rt.blobs.location(v.files[0]).startswith("s3://")
+    local = milepost.data.register("remote", frame)
+    assert local.version == 1  # the same content, wherever it came from
+    pd.testing.assert_frame_equal(v.to_pandas().reset_index(drop=True), frame)
+    result = milepost.data.validate(
+        v, {"name": "s", "checks": [{"kind": "unique", "columns": ["id"]}]}
+    )
+    assert result.success

@@ -13,7 +13,7 @@ import click
 import typer
 from rich.markup import escape
 
-from milepost.cli import audit, experiments, runs, system
+from milepost.cli import audit, data, experiments, runs, system
 from milepost.cli._output import err_console
 from milepost.errors import MilepostError
 
@@ -28,6 +28,7 @@ app.command()(system.info)
 app.add_typer(system.db_app, name="db")
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
+app.add_typer(data.app, name="data")
 app.add_typer(audit.app, name="audit")
 
 

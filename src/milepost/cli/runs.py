@@ -90,8 +90,10 @@ def show(run_id: str, as_json: JsonOpt = False) -> None:
     run = _resolve(run_id)
     artifacts = tracking.list_artifacts(run.run_id)
     env = tracking.get_environment(run.env_hash) if run.env_hash else None
+    inputs = get_runtime().data.inputs_of_run(run.run_id)
     if as_json:
         data = run.to_dict()
+        data["inputs"] = [i.to_dict() for i in inputs]
         data["artifacts"] = [a.to_dict() for a in artifacts]
         data["environment"] = env.to_dict() if env else None
         emit_json(data)
@@ -117,6 +119,11 @@ def show(run_id: str, as_json: JsonOpt = False) -> None:
             for k, v in values.items():
                 table.add_row(k, fmt_value(v))
             console.print(table)
+    if inputs:
+        table = Table("dataset", "role", "sha256", title="inputs", title_justify="left")
+        for i in inputs:
+            table.add_row(i.ref, i.role, i.content_hash[:12])
+        console.print(table)
     if artifacts:
         table = Table("path", "size", "sha256", title="artifacts", title_justify="left")
         for a in artifacts:

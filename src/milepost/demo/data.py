@@ -10,11 +10,21 @@ correlated features, as real data often does).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["CATEGORICAL", "LABEL", "NUMERIC", "PROTECTED", "generate_customers"]
+__all__ = [
+    "CATEGORICAL",
+    "LABEL",
+    "NUMERIC",
+    "PROTECTED",
+    "corrupted_batch",
+    "customer_suite",
+    "generate_customers",
+    "time_split",
+]
 
 NUMERIC = [
     "age",
@@ -50,8 +60,8 @@ def generate_customers(
     """
     rng = np.random.default_rng(seed)
     customer_id = np.arange(1, n + 1)
-    offsets = np.sort(rng.uniform(0, days * 86400, n))
-    event_ts = pd.to_datetime(start) + pd.to_timedelta(offsets, unit="s")
+    offsets_ms = np.sort(rng.integers(0, days * 86_400_000, n))
+    event_ts = pd.to_datetime(start) + pd.to_timedelta(offsets_ms, unit="ms")
     gender = rng.choice(["female", "male", "nonbinary"], size=n, p=[0.49, 0.48, 0.03])
     region = rng.choice(["north", "south", "east", "west"], size=n, p=[0.3, 0.25, 0.25, 0.2])
     plan = rng.choice(["basic", "standard", "premium"], size=n, p=[0.5, 0.35, 0.15])
@@ -84,7 +94,7 @@ def generate_customers(
         {
             "customer_id": customer_id,
             "event_timestamp": event_ts,
-            "signup_date": event_ts - pd.to_timedelta(tenure * 30, unit="D"),
+            "signup_date": event_ts - pd.to_timedelta(tenure.astype("int64") * 30, unit="D"),
             "age": age.astype("int64"),
             PROTECTED: gender,
             "region": region,
@@ -105,3 +115,56 @@ def time_split(frame: pd.DataFrame, *, test_days: int = 30) -> tuple[pd.DataFram
     """Train on everything before the last ``test_days`` days, test on the rest."""
     cutoff = frame["event_timestamp"].max() - timedelta(days=test_days)
     return frame[frame["event_timestamp"] <= cutoff], frame[frame["event_timestamp"] > cutoff]
+
+
+def corrupted_batch(n: int = 1000, *, seed: int = 99) -> pd.DataFrame:
+    """A later batch with the faults real pipelines see: drift, bad values, duplicates."""
+    frame = generate_customers(
+        n, seed=seed, shift=1.5, start=datetime(2026, 4, 1, tzinfo=UTC), days=30
+    )
+    frame["customer_id"] = frame["customer_id"].astype("Int64")
+    frame.loc[frame.index[:3], "customer_id"] = None  # lost keys
+    frame.loc[frame.index[3:8], "customer_id"] = frame["customer_id"].iloc[10]  # duplicates
+    frame.loc[frame.index[8:20], "age"] = -1  # a sentinel leaked through
+    frame.loc[frame.index[20:25], "plan"] = "platinum"  # a plan nobody told us about
+    return frame
+
+
+def customer_suite(reference: str) -> Any:
+    """The demo's expectation suite; distribution checks compare with ``reference``."""
+    from milepost.data import (
+        Between,
+        Distribution,
+        Freshness,
+        InSet,
+        NotNull,
+        RowCount,
+        Schema,
+        Suite,
+        Unique,
+    )
+
+    return Suite(
+        name="customers",
+        description="What a batch of customer snapshots must look like before training.",
+        checks=[
+            Schema(
+                columns={
+                    "customer_id": "integer",
+                    "event_timestamp": "timestamp",
+                    "age": "integer",
+                    "plan": "string",
+                    LABEL: "integer",
+                }
+            ),
+            NotNull(column="customer_id"),
+            Unique(columns=["customer_id"]),
+            Between(column="age", min=18, max=100),
+            InSet(column="plan", values=["basic", "standard", "premium"]),
+            Between(column="monthly_spend", min=0, mostly=0.99),
+            RowCount(min=100),
+            Freshness(column="event_timestamp", max_age="45d"),
+            Distribution(column="support_tickets", reference=reference, threshold=0.2),
+            Distribution(column="plan", reference=reference, threshold=0.1),
+        ],
+    )

@@ -1,14 +1,13 @@
 """``milepost demo``: the whole loop on the embedded default, one step at a time.
 
-Today the loop covers tracking: generate data, train two models with full tracking,
-compare them, and check the audit trail. Each new capability adds its step here.
+Today the loop covers data and tracking: generate data, version and validate it (and
+reject a corrupted batch), train two models with tracking and lineage, compare them,
+and check the audit trail. Each new capability adds its step here.
 """
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,10 +28,23 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import milepost
-from milepost.demo.data import CATEGORICAL, LABEL, NUMERIC, generate_customers, time_split
+from milepost.demo.data import (
+    CATEGORICAL,
+    LABEL,
+    NUMERIC,
+    corrupted_batch,
+    customer_suite,
+    generate_customers,
+    time_split,
+)
+from milepost.errors import ValidationFailed
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
+
+    from milepost.data import DatasetVersion
 
 __all__ = ["run_demo"]
 
@@ -89,23 +101,17 @@ def _train(
     name: str,
     model: Pipeline,
     params: dict[str, Any],
-    train: pd.DataFrame,
-    test: pd.DataFrame,
-    data_file: Path,
+    train: DatasetVersion,
+    test: DatasetVersion,
 ) -> tuple[str, dict[str, float], Any]:
     features = NUMERIC + CATEGORICAL
+    train_df, test_df = train.to_pandas(), test.to_pandas()
     with milepost.start_run(experiment=EXPERIMENT, run_name=name, tags={"demo": "true"}) as run:
-        milepost.log_params(
-            {
-                "model": name,
-                **params,
-                "features": ",".join(features),
-                "train_rows": len(train),
-                "test_rows": len(test),
-            }
-        )
+        milepost.log_input(train, role="train")
+        milepost.log_input(test, role="eval")
+        milepost.log_params({"model": name, **params, "features": ",".join(features)})
         start = time.perf_counter()
-        model.fit(train[features], train[LABEL])
+        model.fit(train_df[features], train_df[LABEL])
         milepost.log_metric("fit_seconds", time.perf_counter() - start)
         estimator = model.named_steps["model"]
         # learning curves, one value per boosting iteration (what a training loop logs)
@@ -113,62 +119,102 @@ def _train(
             milepost.log_metric("train_loss", -float(loss), step=step)
         for step, loss in enumerate(getattr(estimator, "validation_score_", [])):
             milepost.log_metric("val_loss", -float(loss), step=step)
-        proba = model.predict_proba(test[features])[:, 1]
-        scores = _scores(test[LABEL], proba)
+        proba = model.predict_proba(test_df[features])[:, 1]
+        scores = _scores(test_df[LABEL], proba)
         milepost.log_metrics(scores)
         pred = (proba >= 0.5).astype(int)
-        tp = int(((pred == 1) & (test[LABEL] == 1)).sum())
-        fp = int(((pred == 1) & (test[LABEL] == 0)).sum())
-        fn = int(((pred == 0) & (test[LABEL] == 1)).sum())
-        tn = int(((pred == 0) & (test[LABEL] == 0)).sum())
-        milepost.log_dict({"tp": tp, "fp": fp, "fn": fn, "tn": tn}, "eval/confusion.json")
-        milepost.log_artifact(data_file, "data")
+        y = test_df[LABEL].to_numpy()
+        confusion = {
+            "tp": int(((pred == 1) & (y == 1)).sum()),
+            "fp": int(((pred == 1) & (y == 0)).sum()),
+            "fn": int(((pred == 0) & (y == 1)).sum()),
+            "tn": int(((pred == 0) & (y == 0)).sum()),
+        }
+        milepost.log_dict(confusion, "eval/confusion.json")
         console.print(
-            f"  {name}: run {run.run_id[:12]} · roc_auc {scores['roc_auc']:.3f} · "
-            f"accuracy {scores['accuracy']:.3f}"
+            f"  {name}: run {run.run_id[:12]} · trained on {train.ref}, evaluated on {test.ref} "
+            f"· roc_auc {scores['roc_auc']:.3f}"
         )
     return run.run_id, scores, proba
+
+
+def _data_step(
+    console: Console, frame: pd.DataFrame, reports: Path
+) -> tuple[DatasetVersion, DatasetVersion, bool]:
+    train_df, test_df = time_split(frame)
+    train = milepost.data.register("churn.train", train_df, description="customers, days 1-90")
+    test = milepost.data.register("churn.test", test_df, description="customers, days 91-120")
+    console.print(
+        f"  registered {train.ref} ({train.num_rows:,} rows, sha256 {train.content_hash[:12]}) "
+        f"and {test.ref} ({test.num_rows:,} rows)"
+    )
+    spend = train.profile["monthly_spend"]
+    console.print(
+        f"  profile: monthly_spend mean {spend['mean']:.2f}, p50 {spend['quantiles']['0.5']:.2f}, "
+        f"{spend['nulls']} nulls; plan top {train.profile['plan']['top'][0]['value']!r}"
+    )
+    now = frame["event_timestamp"].max().to_pydatetime()
+    suite = customer_suite(reference=train.ref)
+    for version in (train, test):
+        result = milepost.data.validate(version, suite, strict=True, now=now)
+        console.print(
+            f"  {version.ref} passed suite {suite.name!r}: "
+            f"{len(result.checks)}/{len(result.checks)} checks"
+        )
+
+    console.print("  a new batch arrives, corrupted upstream (and drifted):")
+    batch = corrupted_batch(len(test_df))
+    rejected = False
+    try:
+        milepost.data.validate(batch, suite, strict=True, now=now)
+    except ValidationFailed as exc:
+        rejected = True
+        result = exc.result
+        reports.mkdir(parents=True, exist_ok=True)
+        html = reports / f"validation-{result.result_id[:12]}.html"
+        html.write_text(result.to_html())
+        for line in result.to_text().splitlines():
+            console.print("    " + line, markup=False)
+        console.print(f"  → rejected, not registered. HTML report: {html}")
+    return train, test, rejected
 
 
 def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, Any]:
     """Run the demo and return what it made (run ids, scores, locations)."""
     console = console or Console(highlight=False)
     rt = milepost.get_runtime()
-    total = 4
+    total = 5
     console.print(f"[bold]Milepost demo[/] · metadata {rt.db.dialect} · artifacts {rt.blobs.uri}")
 
     _step(console, 1, total, "Generate a customer-churn dataset (seeded, no downloads)")
     frame = generate_customers(rows)
-    train, test = time_split(frame)
     console.print(
         f"  {len(frame):,} customers, {frame['event_timestamp'].min():%Y-%m-%d} to "
-        f"{frame['event_timestamp'].max():%Y-%m-%d}; churn rate {frame[LABEL].mean():.1%}; "
-        f"train {len(train):,} / test {len(test):,} (split by time)"
+        f"{frame['event_timestamp'].max():%Y-%m-%d}; churn rate {frame[LABEL].mean():.1%}"
     )
 
-    _step(console, 2, total, "Train two models with tracking")
-    with tempfile.TemporaryDirectory() as tmp:
-        data_file = Path(tmp) / "customers.csv"
-        frame.to_csv(data_file, index=False)
-        lr_params = {"C": 0.5, "max_iter": 500}
-        lr = Pipeline([("prep", _preprocess(True)), ("model", LogisticRegression(**lr_params))])
-        gb_params = {
-            "learning_rate": 0.08,
-            "max_iter": 150,
-            "max_leaf_nodes": 15,
-            "early_stopping": True,
-            "random_state": 0,
-        }
-        gb = Pipeline(
-            [("prep", _preprocess(False)), ("model", HistGradientBoostingClassifier(**gb_params))]
-        )
-        lr_id, lr_scores, lr_proba = _train(
-            console, "logreg", lr, lr_params, train, test, data_file
-        )
-        gb_id, gb_scores, gb_proba = _train(console, "hgb", gb, gb_params, train, test, data_file)
+    _step(console, 2, total, "Version and validate the data")
+    train, test, rejected = _data_step(console, frame, rt.settings.home / "reports")
 
-    _step(console, 3, total, "Compare the runs")
-    fig = _roc_figure(test[LABEL], {"logreg": lr_proba, "hgb": gb_proba})
+    _step(console, 3, total, "Train two models with tracking and lineage")
+    lr_params = {"C": 0.5, "max_iter": 500}
+    lr = Pipeline([("prep", _preprocess(True)), ("model", LogisticRegression(**lr_params))])
+    gb_params = {
+        "learning_rate": 0.08,
+        "max_iter": 150,
+        "max_leaf_nodes": 15,
+        "early_stopping": True,
+        "random_state": 0,
+    }
+    gb = Pipeline(
+        [("prep", _preprocess(False)), ("model", HistGradientBoostingClassifier(**gb_params))]
+    )
+    lr_id, lr_scores, lr_proba = _train(console, "logreg", lr, lr_params, train, test)
+    gb_id, gb_scores, gb_proba = _train(console, "hgb", gb, gb_params, train, test)
+    test_labels = test.to_pandas()[LABEL]
+
+    _step(console, 4, total, "Compare the runs")
+    fig = _roc_figure(test_labels, {"logreg": lr_proba, "hgb": gb_proba})
     client = milepost.Client()
     best_id = max((lr_id, lr_scores), (gb_id, gb_scores), key=lambda p: p[1]["roc_auc"])[0]
     if fig is not None:
@@ -198,7 +244,7 @@ def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, A
             f"{history[-1].value:.4f}"
         )
 
-    _step(console, 4, total, "Check the audit trail")
+    _step(console, 5, total, "Check the audit trail")
     report = client.verify_audit()
     status = "[green]intact[/]" if report.ok else "[red]TAMPERED[/]"
     console.print(f"  {report.checked} audit events, hash chain {status}")
@@ -208,11 +254,14 @@ def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, A
     console.print(f"  artifacts: {rt.blobs.uri}")
     console.print("  try: milepost runs list -e churn-demo -o 'metrics.roc_auc DESC'")
     console.print(f"       milepost runs compare {lr_id[:12]} {gb_id[:12]}")
+    console.print(f"       milepost data show {train.ref}")
     console.print("       milepost audit verify")
     return {
         "runs": {"logreg": lr_id, "hgb": gb_id},
         "scores": {"logreg": lr_scores, "hgb": gb_scores},
         "best_run": best_id,
         "audit_ok": report.ok,
+        "datasets": {"train": train.ref, "test": test.ref},
+        "bad_batch_rejected": rejected,
         "positive_rate": float(np.mean(frame[LABEL])),
     }

@@ -14,14 +14,19 @@ __all__ = [
     "artifacts",
     "audit_events",
     "audit_head",
+    "dataset_files",
+    "dataset_versions",
+    "datasets",
     "environments",
     "experiments",
     "latest_metrics",
     "metadata",
     "metrics",
     "params",
+    "run_inputs",
     "run_tags",
     "runs",
+    "validation_results",
 ]
 
 metadata = sa.MetaData(
@@ -175,4 +180,90 @@ audit_head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+)
+
+
+# -- data versioning and validation (revision 0002) -------------------------------------
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("dataset_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(256), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+# Immutable once written. The same content under one name is one version
+# (unique content_hash per dataset), so re-registering returns the existing version.
+dataset_versions = sa.Table(
+    "dataset_versions",
+    metadata,
+    sa.Column("version_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("dataset_id", sa.BigInteger, sa.ForeignKey("datasets.dataset_id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("schema_json", sa.Text, nullable=False),
+    sa.Column("num_rows", sa.BigInteger, nullable=False),
+    sa.Column("num_files", sa.Integer, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("source_uri", sa.String(2048), nullable=True),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("profile_json", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("dataset_id", "version"),
+    sa.UniqueConstraint("dataset_id", "content_hash"),
+    sa.Index(None, "content_hash"),
+)
+
+# The snapshot: Parquet blobs in the artifact store, in order.
+dataset_files = sa.Table(
+    "dataset_files",
+    metadata,
+    sa.Column(
+        "version_id",
+        sa.BigInteger,
+        sa.ForeignKey("dataset_versions.version_id"),
+        primary_key=True,
+    ),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.String(2048), nullable=True),
+)
+
+run_inputs = sa.Table(
+    "run_inputs",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column(
+        "version_id",
+        sa.BigInteger,
+        sa.ForeignKey("dataset_versions.version_id"),
+        primary_key=True,
+    ),
+    sa.Column("role", sa.String(32), primary_key=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index(None, "version_id"),
+)
+
+validation_results = sa.Table(
+    "validation_results",
+    metadata,
+    sa.Column("result_id", sa.String(32), primary_key=True),
+    sa.Column(
+        "version_id", sa.BigInteger, sa.ForeignKey("dataset_versions.version_id"), nullable=True
+    ),
+    sa.Column("suite_name", sa.String(256), nullable=False),
+    sa.Column("suite_hash", sa.String(64), nullable=False),
+    sa.Column("success", sa.Boolean, nullable=False),
+    sa.Column("num_checks", sa.Integer, nullable=False),
+    sa.Column("num_failed", sa.Integer, nullable=False),
+    sa.Column("result_json", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(32), nullable=True),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index(None, "version_id", "created_at"),
 )

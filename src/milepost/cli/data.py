@@ -1,0 +1,195 @@
+"""`milepost data ...`"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from milepost._context import get_runtime
+from milepost.cli._output import console, emit_json, fmt_time, fmt_value
+from milepost.data.models import DatasetVersion
+
+app = typer.Typer(help="Version datasets and validate them.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _summary(v: DatasetVersion) -> str:
+    return (
+        f"[bold]{v.ref}[/] · {v.num_rows:,} rows · {len(v.schema)} columns · "
+        f"{v.num_files} file(s), {v.size_bytes:,} bytes · sha256 {v.content_hash[:12]}"
+    )
+
+
+@app.command()
+def add(
+    name: str,
+    paths: Annotated[list[str], typer.Argument(help="Parquet/CSV files, directories or globs.")],
+    description: Annotated[str | None, typer.Option(help="What this version is.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register files as a new version of NAME (the same content returns the existing one)."""
+    v = get_runtime().data.register(
+        name, paths if len(paths) > 1 else paths[0], description=description
+    )
+    if as_json:
+        emit_json(v.to_dict())
+    else:
+        console.print(f"Registered {_summary(v)}")
+
+
+@app.command("list")
+def list_(as_json: JsonOpt = False) -> None:
+    """List datasets with their newest version."""
+    rows = get_runtime().data.list_datasets()
+    if as_json:
+        emit_json([r.to_dict() for r in rows])
+        return
+    table = Table("dataset", "latest", "versions", "created by", "created (UTC)", "description")
+    for r in rows:
+        table.add_row(
+            r.name,
+            str(r.latest_version or "-"),
+            str(r.num_versions),
+            r.created_by,
+            fmt_time(r.created_at),
+            r.description or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def show(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@N or NAME@latest")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a version: schema, profile, runs that used it, validation results."""
+    data = get_runtime().data
+    v = data.get(ref)
+    used = data.runs_using(v)
+    checks = data.validations(v, limit=5)
+    if as_json:
+        out = v.to_dict()
+        out["used_by"] = [u.to_dict() for u in used]
+        out["validations"] = [
+            {
+                "result_id": r.result_id,
+                "suite": r.suite_name,
+                "success": r.success,
+                "failed": len(r.failing),
+                "created_at": r.created_at,
+            }
+            for r in checks
+        ]
+        out["versions"] = [x.version for x in data.versions(v.name)]
+        emit_json(out)
+        return
+    console.print(_summary(v))
+    console.print(
+        f"created {fmt_time(v.created_at)} by {v.created_by} · source {v.source_uri or '-'}"
+        + (f" · {v.description}" if v.description else "")
+    )
+    table = Table(
+        "column",
+        "type",
+        "nulls",
+        "min",
+        "max",
+        "mean",
+        "std",
+        "distinct",
+        "top",
+        title="profile",
+        title_justify="left",
+    )
+    for c in v.schema:
+        p = v.profile.get(c.name, {})
+        top = ", ".join(f"{t['value']} ({t['count']})" for t in p.get("top", [])[:3])
+        table.add_row(
+            c.name,
+            c.type,
+            str(p.get("nulls", "")),
+            *(
+                fmt_value(p[k]) if p.get(k) is not None else ""
+                for k in ("min", "max", "mean", "std")
+            ),
+            str(p.get("distinct_approx", "")),
+            top,
+        )
+    console.print(table)
+    if used:
+        table = Table("run", "role", "recorded (UTC)", title="used by", title_justify="left")
+        for u in used:
+            table.add_row(u.run_id[:12], u.role, fmt_time(u.created_at))
+        console.print(table)
+    if checks:
+        table = Table(
+            "result",
+            "suite",
+            "verdict",
+            "failed",
+            "when (UTC)",
+            title="validations",
+            title_justify="left",
+        )
+        for r in checks:
+            verdict = "[green]passed[/]" if r.success else "[red]failed[/]"
+            table.add_row(
+                r.result_id[:12], r.suite_name, verdict, str(len(r.failing)), fmt_time(r.created_at)
+            )
+        console.print(table)
+
+
+@app.command()
+def diff(a: str, b: str, as_json: JsonOpt = False) -> None:
+    """Compare two versions: schema changes, row count, per-column statistics."""
+    d = get_runtime().data.diff(a, b)
+    if as_json:
+        emit_json(d.to_dict())
+        return
+    console.print(f"[bold]{d.a} → {d.b}[/]" + (" (identical content)" if d.same_content else ""))
+    change = d.rows[1] - d.rows[0]
+    console.print(f"rows: {d.rows[0]:,} → {d.rows[1]:,} ({change:+,})")
+    for c in d.added:
+        console.print(f"[green]+ column {c.name} ({c.type})[/]")
+    for c in d.removed:
+        console.print(f"[red]- column {c.name} ({c.type})[/]")
+    for name, old, new in d.retyped:
+        console.print(f"[yellow]~ column {name}: {old} → {new}[/]")
+    if d.stats:
+        table = Table("column", "statistic", "from", "to")
+        for col, changes in d.stats.items():
+            for stat, (old, new) in changes.items():
+                table.add_row(
+                    col,
+                    stat,
+                    fmt_value(old) if old is not None else "-",
+                    fmt_value(new) if new is not None else "-",
+                )
+        console.print(table)
+
+
+@app.command()
+def validate(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@N or NAME@latest")],
+    suite: Annotated[Path, typer.Argument(help="The suite's YAML file.")],
+    strict: Annotated[bool, typer.Option(help="Exit 1 when a check fails.")] = True,
+    html: Annotated[Path | None, typer.Option(help="Also write an HTML report here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate a dataset version against a suite; the result is stored with the version."""
+    data = get_runtime().data
+    result = data.validate(data.get(ref), suite)
+    if html is not None:
+        html.write_text(result.to_html())
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        console.print(result.to_text(), markup=False, highlight=False)
+        if html is not None:
+            console.print(f"HTML report: {html}")
+    if strict and not result.success:
+        raise typer.Exit(1)

@@ -1,0 +1,354 @@
+"""Turning user input into a staged snapshot: local Parquet files plus a content hash.
+
+Input: a pandas or Polars DataFrame, an Arrow table, or paths (files, directories,
+globs; local or ``s3://``) of Parquet or CSV files. Everything ends up as local Parquet
+files in a work directory (Parquet inputs are used in place, CSV is converted in a
+streaming way, S3 objects are downloaded), read back batch by batch so memory stays
+bounded whatever the size.
+
+The content hash is computed from the decoded values, not the file bytes, so the same
+data written with other row groups, compression or file splits hashes the same. It is
+SHA-256 over: the schema (names and types, dictionary columns as their value type),
+the row count, and for each column the row positions of its nulls and its values in a
+canonical byte form (numbers and times as fixed-width integers or floats, text and
+binary as lengths plus bytes). Row order counts.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from milepost.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+__all__ = ["StagedData", "canonical_type", "content_hash", "stage"]
+
+_BATCH_ROWS = 131_072
+_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".tsv")
+
+
+@dataclass
+class StagedData:
+    """Local Parquet files holding the data, and where it came from."""
+
+    files: list[Path]
+    sources: list[str]
+    schema: pa.Schema
+    source_uri: str | None
+    temporary: list[Path] = field(default_factory=list)
+
+
+def canonical_type(t: pa.DataType) -> str:
+    """The type as it enters the hash: dictionaries count as their value type."""
+    if pa.types.is_dictionary(t):
+        return canonical_type(t.value_type)
+    return str(t)
+
+
+def _check_supported(schema: pa.Schema, where: str) -> None:
+    if len(schema) == 0:
+        raise InvalidInput(f"{where} has no columns.")
+    seen: set[str] = set()
+    for f in schema:
+        t = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
+        if pa.types.is_nested(t) or pa.types.is_union(t) or isinstance(t, pa.ExtensionType):
+            raise InvalidInput(
+                f"{where}: column {f.name!r} has type {t}, which dataset versions do not "
+                "support yet.",
+                hint="Flatten it into separate columns or store it as JSON text.",
+            )
+        if f.name in seen:
+            raise InvalidInput(f"{where}: column {f.name!r} appears twice.", hint="Rename one.")
+        seen.add(f.name)
+
+
+def _table_from(data: Any) -> pa.Table | None:
+    """An Arrow table for in-memory input, or None for paths."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    module = type(data).__module__.split(".")[0]
+    if module == "pandas":
+        import pandas as pd
+
+        if isinstance(data, pd.DataFrame):
+            try:
+                return pa.Table.from_pandas(data)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise InvalidInput(
+                    f"Cannot convert the DataFrame to Arrow: {exc}.",
+                    hint="Give each column one type (mixed objects cannot be stored).",
+                ) from exc
+    if module == "polars" and hasattr(data, "to_arrow"):
+        table = data.to_arrow()
+        assert isinstance(table, pa.Table)
+        return table
+    return None
+
+
+def _expand(paths: Sequence[str], storage_options: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for raw in paths:
+        if raw.startswith("s3://"):
+            import fsspec
+
+            fs = fsspec.filesystem("s3", **storage_options)
+            matches = sorted(fs.glob(raw)) if any(c in raw for c in "*?[") else [raw]
+            expanded = []
+            for match in matches:
+                m = match.removeprefix("s3://")
+                if fs.isdir(m):
+                    expanded += sorted(
+                        p for p in fs.find(m) if p.endswith(_PARQUET_SUFFIXES + _CSV_SUFFIXES)
+                    )
+                elif fs.exists(m):
+                    expanded.append(m)
+            if not expanded:
+                raise InvalidInput(f"No Parquet or CSV files at {raw}.")
+            out += [f"s3://{m}" for m in expanded]
+            continue
+        matches = sorted(glob.glob(raw)) if any(c in raw for c in "*?[") else [raw]
+        if not matches:
+            raise InvalidInput(f"No files match {raw!r}.")
+        for m in matches:
+            p = Path(m)
+            if p.is_dir():
+                found = sorted(
+                    str(f)
+                    for f in p.rglob("*")
+                    if f.is_file() and f.name.endswith(_PARQUET_SUFFIXES + _CSV_SUFFIXES)
+                )
+                if not found:
+                    raise InvalidInput(f"Directory {m} holds no .parquet or .csv files.")
+                out += found
+            elif p.is_file():
+                out.append(str(p))
+            else:
+                raise InvalidInput(f"{m} does not exist.", hint="Check the path.")
+    return out
+
+
+def _csv_to_parquet(src: Path, dest: Path, label: str) -> None:
+    import pyarrow.csv as pacsv
+
+    parse = pacsv.ParseOptions(delimiter="\t") if src.name.endswith(".tsv") else None
+    try:
+        reader = pacsv.open_csv(src, parse_options=parse)
+        with pq.ParquetWriter(dest, reader.schema, compression="zstd") as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        raise InvalidInput(
+            f"Cannot read CSV {label}: {exc}.",
+            hint="Check the file's delimiter, header and that each column holds one type.",
+        ) from exc
+
+
+def stage(data: Any, *, workdir: Path, storage_options: dict[str, Any] | None = None) -> StagedData:
+    """Stage any supported input as local Parquet files with one schema.
+
+    Raises:
+        InvalidInput: unreadable or empty input, unsupported types, or files whose schemas
+            differ (naming the file and the column).
+    """
+    storage_options = storage_options or {}
+    workdir.mkdir(parents=True, exist_ok=True)
+    table = _table_from(data)
+    if table is not None:
+        _check_supported(table.schema, "The data")
+        dest = workdir / "data-0.parquet"
+        pq.write_table(table, dest, compression="zstd", row_group_size=1_000_000)
+        # the schema as files give it back, so in-memory and file input hash alike
+        return StagedData([dest], ["<in memory>"], pq.read_schema(dest), None, [dest])
+
+    if isinstance(data, (str, os.PathLike)):
+        raw_paths = [os.fspath(data)]
+    elif (
+        isinstance(data, (list, tuple))
+        and data
+        and all(isinstance(p, (str, os.PathLike)) for p in data)
+    ):
+        raw_paths = [os.fspath(p) for p in data]
+    else:
+        raise InvalidInput(
+            f"Cannot register a {type(data).__name__} as a dataset.",
+            hint="Pass a pandas or Polars DataFrame, a pyarrow Table, or paths to "
+            "Parquet/CSV files (local or s3://).",
+        )
+    sources = _expand(raw_paths, storage_options)
+    files: list[Path] = []
+    temporary: list[Path] = []
+    for i, src in enumerate(sources):
+        lower = src.lower()
+        if not lower.endswith(_PARQUET_SUFFIXES + _CSV_SUFFIXES):
+            raise InvalidInput(
+                f"{src}: unsupported file type.",
+                hint="Use Parquet (.parquet) or CSV (.csv, .csv.gz, .tsv) files.",
+            )
+        local = Path(src)
+        if src.startswith("s3://"):
+            import fsspec
+
+            local = workdir / f"download-{i}-{Path(src).name}"
+            try:
+                with fsspec.open(src, "rb", **storage_options) as fin, local.open("wb") as fout:
+                    shutil.copyfileobj(fin, fout, 1 << 20)
+            except (OSError, ValueError) as exc:
+                raise InvalidInput(f"Cannot download {src}: {exc}.") from exc
+            temporary.append(local)
+        if lower.endswith(_CSV_SUFFIXES):
+            converted = workdir / f"csv-{i}.parquet"
+            _csv_to_parquet(local, converted, src)
+            temporary.append(converted)
+            local = converted
+        files.append(local)
+
+    schema: pa.Schema | None = None
+    for path, src in zip(files, sources, strict=True):
+        try:
+            this = pq.read_schema(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InvalidInput(
+                f"Cannot read {src} as Parquet: {exc}.", hint="Is the file complete and valid?"
+            ) from exc
+        _check_supported(this, src)
+        if schema is None:
+            schema = this
+            continue
+        _check_same_schema(schema, this, sources[0], src)
+    assert schema is not None
+    source_uri = raw_paths[0] if len(raw_paths) == 1 else json.dumps(raw_paths)
+    return StagedData(files, sources, schema, source_uri, temporary)
+
+
+def _check_same_schema(first: pa.Schema, other: pa.Schema, first_src: str, src: str) -> None:
+    names_a, names_b = first.names, other.names
+    for name in names_a:
+        if name not in names_b:
+            raise InvalidInput(
+                f"{src} lacks column {name!r}, which {first_src} has.",
+                hint="All files of one dataset version need the same columns.",
+            )
+    for name in names_b:
+        if name not in names_a:
+            raise InvalidInput(
+                f"{src} has column {name!r}, which {first_src} lacks.",
+                hint="All files of one dataset version need the same columns.",
+            )
+    if names_a != names_b:
+        raise InvalidInput(f"{src} has the columns in another order than {first_src}.")
+    for fa, fb in zip(first, other, strict=True):
+        if canonical_type(fa.type) != canonical_type(fb.type):
+            raise InvalidInput(
+                f"{src}: column {fa.name!r} is {fb.type} but {fa.type} in {first_src}.",
+                hint="Cast the column to one type in every file.",
+            )
+
+
+def iter_batches(files: Sequence[Path]) -> Iterator[pa.RecordBatch]:
+    """Every row of the staged files, in order, in bounded batches."""
+    for path in files:
+        # Buffered reads without pre-buffering keep memory at a few column chunks
+        # instead of whole row groups (measured: ~0.2 GB instead of ~1.1 GB at 10M rows).
+        reader = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+        yield from reader.iter_batches(batch_size=_BATCH_ROWS)
+
+
+def _fixed_width(t: pa.DataType) -> int | None:
+    """Bytes per value of a fixed-width type (bit-packed booleans excluded)."""
+    if pa.types.is_fixed_size_binary(t):
+        return int(t.byte_width)
+    if (
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_temporal(t)
+        or pa.types.is_decimal(t)
+    ):
+        return int(t.bit_width) // 8
+    return None
+
+
+def _values_bytes(arr: pa.Array, null_mask: np.ndarray | None) -> list[bytes | memoryview]:
+    """The canonical bytes of an array's values, null slots zeroed: one or two streams."""
+    t = arr.type
+    width = _fixed_width(t)
+    if width is not None:
+        raw = np.frombuffer(arr.buffers()[1], dtype=np.uint8)
+        raw = raw[arr.offset * width : (arr.offset + len(arr)) * width]
+        if null_mask is not None:
+            raw = raw.reshape(len(arr), width).copy()
+            raw[null_mask] = 0
+        return [
+            np.ascontiguousarray(raw).tobytes() if null_mask is not None else memoryview(raw.data)
+        ]
+    if pa.types.is_boolean(t):
+        return [np.asarray(arr.fill_null(False).to_numpy(zero_copy_only=False), np.uint8).tobytes()]
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        arr = arr.fill_null("") if null_mask is not None else arr
+    elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        arr = arr.fill_null(b"") if null_mask is not None else arr
+    elif pa.types.is_null(t):
+        return []
+    else:
+        raise InvalidInput(f"Type {t} is not supported in dataset versions.")
+    large = pa.types.is_large_string(t) or pa.types.is_large_binary(t)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if large else np.int32)
+    offsets = offsets[arr.offset : arr.offset + len(arr) + 1]
+    lengths = np.diff(offsets).astype(np.int64)
+    data = arr.buffers()[2]
+    body = memoryview(data)[int(offsets[0]) : int(offsets[-1])] if data is not None else b""
+    return [lengths.tobytes(), body]
+
+
+class _ColumnHasher:
+    """Null positions and values of one column, fed chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.nulls = hashlib.sha256()
+        self.values = [hashlib.sha256(), hashlib.sha256()]
+
+    def update(self, arr: pa.Array, row_offset: int) -> None:
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+        mask = None
+        if arr.null_count:
+            mask = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            self.nulls.update((np.flatnonzero(mask).astype(np.int64) + row_offset).tobytes())
+        for i, chunk in enumerate(_values_bytes(arr, mask)):
+            self.values[i].update(chunk)
+
+    def digest(self) -> str:
+        return "".join(h.hexdigest() for h in (self.nulls, *self.values))
+
+
+def content_hash(files: Sequence[Path], schema: pa.Schema) -> tuple[str, int]:
+    """The canonical content hash of staged files and their total row count."""
+    hashers = [_ColumnHasher() for _ in schema]
+    rows = 0
+    for batch in iter_batches(files):
+        for hasher, column in zip(hashers, batch.columns, strict=True):
+            hasher.update(column, rows)
+        rows += batch.num_rows
+    head = json.dumps(
+        {"schema": [[f.name, canonical_type(f.type)] for f in schema], "rows": rows},
+        separators=(",", ":"),
+    )
+    total = hashlib.sha256(head.encode())
+    for hasher in hashers:
+        total.update(hasher.digest().encode())
+    return total.hexdigest(), rows

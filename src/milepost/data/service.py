@@ -1,0 +1,406 @@
+"""Data versioning and validation: register, load, diff, record inputs, validate.
+
+Registration stages the input as local Parquet, hashes its canonical content, returns
+the existing version when that content is already registered under the name, and
+otherwise profiles it, uploads the snapshot and records the version in one transaction:
+a version appears only once its snapshot and profile are fully stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from milepost.data import _ingest, _profile
+from milepost.data.backends.sql import DatasetRow, NewVersion, SqlDataStore
+from milepost.data.models import ColumnSchema, DatasetInput, DatasetVersion, parse_ref
+from milepost.data.results import ValidationResult
+from milepost.data.validation import CheckContext, Suite, run_checks
+from milepost.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from milepost.config import Settings
+    from milepost.stores.blobs import BlobStore
+    from milepost.stores.metadata import MetadataStore
+
+__all__ = ["DataService", "DatasetDiff"]
+
+_ROLE_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+class DataService:
+    """Everything data versioning and validation do, for every interface."""
+
+    def __init__(self, db: MetadataStore, blobs: BlobStore, settings: Settings) -> None:
+        self.store = SqlDataStore(db)
+        self.blobs = blobs
+        self.settings = settings
+        self.actor = settings.actor()
+        self._cache_dir = settings.home / "cache" / "blobs"
+
+    # -- versions -------------------------------------------------------------------
+
+    def register(self, name: str, data: Any, *, description: str | None = None) -> DatasetVersion:
+        """Register ``data`` as a version of dataset ``name`` (the same content: the same version).
+
+        Args:
+            name: the dataset's name (letters, digits, ``_ - .``).
+            data: a pandas or Polars DataFrame, a pyarrow Table, or a path, glob, directory
+                or list of them (Parquet or CSV; local or ``s3://``).
+            description: what this version is.
+
+        Raises:
+            InvalidInput: unreadable or empty data, mismatched schemas, unsupported types.
+        """
+        _check_name(name)
+        with tempfile.TemporaryDirectory(prefix="milepost-ingest-") as tmp:
+            staged = _ingest.stage(data, workdir=Path(tmp), storage_options=self._storage_options())
+            digest, rows = _ingest.content_hash(staged.files, staged.schema)
+            if rows == 0:
+                where = staged.source_uri or "The data"
+                raise InvalidInput(f"{where} has no rows; an empty dataset cannot be registered.")
+            existing = self.store.find_by_hash(name, digest)
+            if existing is not None:  # the same content: the same version, nothing stored
+                return self._version(name, existing, None)
+            profile = _profile.profile_files(staged.files, staged.schema, rows)
+            files: list[tuple[str, int, str]] = []
+            for path, source in zip(staged.files, staged.sources, strict=True):
+                ref = self.blobs.put_file(path)
+                files.append((ref.digest, ref.size, source))
+        new = NewVersion(
+            content_hash=digest,
+            schema_json=json.dumps([_column(f).to_dict() for f in staged.schema]),
+            num_rows=rows,
+            size_bytes=sum(size for _, size, _ in files),
+            source_uri=staged.source_uri,
+            description=description,
+            profile_json=json.dumps(profile, default=str),
+            files=files,
+        )
+        row, _created = self.store.add_version(name, new, actor=self.actor)
+        return self._version(name, row, [d for d, _, _ in files] if _created else None)
+
+    def get(self, ref: str | DatasetVersion) -> DatasetVersion:
+        """A version by ``name@N``, ``name@latest`` or ``name``. Raises NotFound."""
+        if isinstance(ref, DatasetVersion):
+            return ref
+        name, version = parse_ref(ref)
+        row, files = self.store.get_version(name, version)
+        return self._version(name, row, files)
+
+    def versions(self, name: str) -> list[DatasetVersion]:
+        """Every version of a dataset, oldest first."""
+        return [self._version(name, r, None) for r in self.store.list_versions(name)]
+
+    def list_datasets(self) -> list[DatasetRow]:
+        """Every dataset with its newest version number."""
+        return self.store.list_datasets()
+
+    def _version(self, name: str, row: sa.RowMapping, files: list[str] | None) -> DatasetVersion:
+        if files is None:
+            _, _, files = self.store.version_by_id(int(row["version_id"]))
+        return DatasetVersion(
+            name=name,
+            version=int(row["version"]),
+            content_hash=row["content_hash"],
+            schema=[ColumnSchema(**c) for c in json.loads(row["schema_json"])],
+            num_rows=int(row["num_rows"]),
+            num_files=int(row["num_files"]),
+            size_bytes=int(row["size_bytes"]),
+            source_uri=row["source_uri"],
+            description=row["description"],
+            profile=json.loads(row["profile_json"]),
+            created_by=row["created_by"],
+            created_at=int(row["created_at"]),
+            files=files,
+            version_id=int(row["version_id"]),
+            _loader=self.load_arrow,
+        )
+
+    def local_files(self, version: DatasetVersion) -> list[Path]:
+        """Local paths of the snapshot's Parquet files (downloaded once into a cache)."""
+        paths = []
+        for digest in version.files:
+            location = self.blobs.location(digest)
+            if "://" not in location and Path(location).is_file():
+                paths.append(Path(location))
+                continue
+            cached = self._cache_dir / digest[:2] / f"{digest}.parquet"
+            if not cached.is_file():
+                self.blobs.download(digest, cached)
+            paths.append(cached)
+        return paths
+
+    def load_arrow(self, version: DatasetVersion) -> pa.Table:
+        """The snapshot as one Arrow table."""
+        tables = [pq.read_table(p) for p in self.local_files(version)]
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+    def _storage_options(self) -> dict[str, Any]:
+        if self.settings.s3_endpoint_url:
+            return {"client_kwargs": {"endpoint_url": self.settings.s3_endpoint_url}}
+        return {}
+
+    # -- lineage --------------------------------------------------------------------
+
+    def log_input(
+        self, run_id: str, ref: str | DatasetVersion, *, role: str = "train"
+    ) -> DatasetInput:
+        """Record that a run used a dataset version in ``role`` (train, eval, test, ...)."""
+        if not role or len(role) > 32 or not set(role) <= _ROLE_CHARS:
+            raise InvalidInput(
+                f"Input role {role!r} is invalid: use 1-32 lowercase letters, digits, '_' or '-'.",
+                hint="For example 'train', 'eval' or 'reference'.",
+            )
+        version = self.get(ref)
+        self.store.add_input(run_id, version.version_id, role, actor=self.actor)
+        return DatasetInput(
+            run_id, version.ref, role, version.content_hash, int(time.time() * 1000)
+        )
+
+    def inputs_of_run(self, run_id: str) -> list[DatasetInput]:
+        """The dataset versions a run used."""
+        return [_input(r) for r in self.store.inputs(run_id=run_id)]
+
+    def runs_using(self, ref: str | DatasetVersion) -> list[DatasetInput]:
+        """The runs that used a dataset version."""
+        version = self.get(ref)
+        return [_input(r) for r in self.store.inputs(version_id=version.version_id)]
+
+    # -- diff -------------------------------------------------------------------------
+
+    def diff(self, a: str | DatasetVersion, b: str | DatasetVersion) -> DatasetDiff:
+        """Schema, row-count and per-column statistic changes from ``a`` to ``b``."""
+        va, vb = self.get(a), self.get(b)
+        return DatasetDiff.between(va, vb)
+
+    # -- validation -----------------------------------------------------------------
+
+    def validate(
+        self,
+        data: Any,
+        suite: Suite | str | Path | dict[str, Any],
+        *,
+        strict: bool = False,
+        run_id: str | None = None,
+        now: datetime | None = None,
+    ) -> ValidationResult:
+        """Run an expectation suite over data and store the result.
+
+        Args:
+            data: a DatasetVersion (the result is linked to it), a DataFrame, an Arrow
+                table or paths (as for :meth:`register`).
+            suite: a :class:`Suite`, a path to its YAML, YAML text or a dict.
+            strict: raise :class:`~milepost.errors.ValidationFailed` when a check fails
+                (after storing the result).
+            run_id: link the result to a run.
+            now: the time freshness is measured against (default: now).
+        """
+        suite = _suite(suite)
+        version = data if isinstance(data, DatasetVersion) else None
+        import duckdb
+
+        con = _profile.connect()
+        try:
+            with tempfile.TemporaryDirectory(prefix="milepost-validate-") as tmp:
+                if version is not None:
+                    files = self.local_files(version)
+                    schema = pq.read_schema(files[0])
+                else:
+                    staged = _ingest.stage(
+                        data, workdir=Path(tmp), storage_options=self._storage_options()
+                    )
+                    files, schema = staged.files, staged.schema
+                con.execute(f"CREATE VIEW data AS SELECT * FROM {_profile.source_sql(files)}")
+                num_rows = int(con.execute("SELECT count(*) FROM data").fetchall()[0][0])
+                refs: dict[str, str] = {}
+
+                def reference(ref: str) -> str:
+                    if ref not in refs:
+                        view = f"ref_{len(refs)}"
+                        ref_files = self.local_files(self.get(ref))
+                        con.execute(
+                            f"CREATE VIEW {view} AS SELECT * FROM {_profile.source_sql(ref_files)}"
+                        )
+                        refs[ref] = view
+                    return refs[ref]
+
+                ctx = CheckContext(con, schema, num_rows, now or datetime.now(UTC), reference)
+                try:
+                    checks = run_checks(suite.checks, ctx)
+                except duckdb.Error as exc:
+                    raise InvalidInput(f"Suite {suite.name!r} could not run: {exc}") from exc
+        finally:
+            con.close()
+        result = ValidationResult(
+            result_id=uuid.uuid4().hex,
+            suite_name=suite.name,
+            suite_hash=suite.fingerprint(),
+            success=all(c.success for c in checks),
+            checks=checks,
+            num_rows=num_rows,
+            created_at=int(time.time() * 1000),
+            created_by=self.actor,
+            dataset_ref=version.ref if version else None,
+            run_id=run_id,
+        )
+        self.store.add_validation(
+            {
+                "result_id": result.result_id,
+                "version_id": version.version_id if version else None,
+                "suite_name": suite.name,
+                "suite_hash": result.suite_hash,
+                "success": result.success,
+                "num_checks": len(checks),
+                "num_failed": len(result.failing),
+                "result_json": result.to_json(),
+                "run_id": run_id,
+                "created_at": result.created_at,
+            },
+            actor=self.actor,
+            ref=result.dataset_ref,
+        )
+        if strict:
+            result.raise_for_failure()
+        return result
+
+    def validations(self, ref: str | DatasetVersion, *, limit: int = 20) -> list[ValidationResult]:
+        """Stored validation results of a version, newest first."""
+        version = self.get(ref)
+        return [
+            ValidationResult.from_dict(json.loads(r["result_json"]))
+            for r in self.store.validations(version.version_id, limit=limit)
+        ]
+
+    def get_validation(self, result_id: str) -> ValidationResult:
+        """One stored validation result."""
+        return ValidationResult.from_dict(
+            json.loads(self.store.validation(result_id)["result_json"])
+        )
+
+
+def _check_name(name: Any) -> None:
+    ok = (
+        isinstance(name, str)
+        and 0 < len(name) <= 256
+        and all(ch.isalnum() or ch in "_-." for ch in name)
+    )
+    if not ok or name.startswith("."):
+        raise InvalidInput(
+            f"Dataset name {name!r} is invalid: use 1-256 letters, digits, '_', '-' or '.'.",
+            hint="For example 'customers' or 'churn.train'.",
+        )
+
+
+def _column(f: pa.Field) -> ColumnSchema:
+    return ColumnSchema(f.name, str(f.type), f.nullable)
+
+
+def _input(r: sa.RowMapping) -> DatasetInput:
+    return DatasetInput(
+        r["run_id"],
+        f"{r['name']}@{r['version']}",
+        r["role"],
+        r["content_hash"],
+        int(r["created_at"]),
+    )
+
+
+def _suite(suite: Suite | str | Path | dict[str, Any]) -> Suite:
+    if isinstance(suite, Suite):
+        return suite
+    if isinstance(suite, dict):
+        return Suite.from_dict(suite)
+    if isinstance(suite, (str, os.PathLike)):
+        path = Path(suite)
+        if isinstance(suite, Path) or (len(str(suite)) < 4096 and path.suffix in (".yml", ".yaml")):
+            if not path.is_file():
+                raise InvalidInput(f"Suite file {path} does not exist.")
+            return Suite.from_yaml(path)
+        return Suite.from_yaml(str(suite))
+    raise InvalidInput(f"Cannot use a {type(suite).__name__} as an expectation suite.")
+
+
+_STATS = ("nulls", "null_fraction", "min", "max", "mean", "std", "distinct_approx")
+
+
+class DatasetDiff:
+    """What changed between two dataset versions."""
+
+    def __init__(
+        self,
+        a: str,
+        b: str,
+        *,
+        added: list[ColumnSchema],
+        removed: list[ColumnSchema],
+        retyped: list[tuple[str, str, str]],
+        rows: tuple[int, int],
+        stats: dict[str, dict[str, tuple[Any, Any]]],
+        same_content: bool,
+    ) -> None:
+        self.a, self.b = a, b
+        self.added, self.removed, self.retyped = added, removed, retyped
+        self.rows = rows
+        self.stats = stats
+        self.same_content = same_content
+
+    @classmethod
+    def between(cls, va: DatasetVersion, vb: DatasetVersion) -> DatasetDiff:
+        """Compare two versions' schemas and profiles (no data is read)."""
+        sa_, sb = {c.name: c for c in va.schema}, {c.name: c for c in vb.schema}
+        stats: dict[str, dict[str, tuple[Any, Any]]] = {}
+        for name in sa_:
+            if name not in sb:
+                continue
+            pa_, pb = va.profile.get(name, {}), vb.profile.get(name, {})
+            changed = {
+                k: (pa_.get(k), pb.get(k))
+                for k in _STATS
+                if (k in pa_ or k in pb) and pa_.get(k) != pb.get(k)
+            }
+            if changed:
+                stats[name] = changed
+        return cls(
+            va.ref,
+            vb.ref,
+            added=[c for n, c in sb.items() if n not in sa_],
+            removed=[c for n, c in sa_.items() if n not in sb],
+            retyped=[
+                (n, sa_[n].type, sb[n].type) for n in sa_ if n in sb and sa_[n].type != sb[n].type
+            ],
+            rows=(va.num_rows, vb.num_rows),
+            stats=stats,
+            same_content=va.content_hash == vb.content_hash,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "from": self.a,
+            "to": self.b,
+            "same_content": self.same_content,
+            "rows": {
+                "from": self.rows[0],
+                "to": self.rows[1],
+                "change": self.rows[1] - self.rows[0],
+            },
+            "columns_added": [c.to_dict() for c in self.added],
+            "columns_removed": [c.to_dict() for c in self.removed],
+            "columns_retyped": [{"name": n, "from": a, "to": b} for n, a, b in self.retyped],
+            "stats": {
+                col: {k: {"from": a, "to": b} for k, (a, b) in changes.items()}
+                for col, changes in self.stats.items()
+            },
+        }

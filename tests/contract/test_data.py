@@ -1,0 +1,254 @@
+"""Data versioning and validation on every metadata backend."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+
+import milepost
+from milepost import Client
+from milepost._context import Runtime
+from milepost.data import Between, Distribution, InSet, NotNull, RowCount, Suite, Unique
+from milepost.demo.data import generate_customers
+from milepost.errors import InvalidInput, NotFound, ValidationFailed
+
+
+@pytest.fixture
+def customers() -> pd.DataFrame:
+    return generate_customers(1200, seed=11)
+
+
+def test_register_round_trips_bit_identical(runtime: Runtime, customers: pd.DataFrame) -> None:
+    v = milepost.data.register("customers", customers, description="first batch")
+    assert (v.name, v.version, v.num_rows, v.num_files) == ("customers", 1, 1200, 1)
+    assert v.columns == list(customers.columns)
+    pd.testing.assert_frame_equal(v.to_pandas(), customers)
+    again = milepost.data.get("customers@1")
+    assert again.content_hash == v.content_hash and again.description == "first batch"
+    assert again.to_arrow().equals(pa.Table.from_pandas(customers))
+
+
+def test_same_content_is_the_same_version(
+    runtime: Runtime, customers: pd.DataFrame, tmp_path: Path
+) -> None:
+    v1 = milepost.data.register("customers", customers)
+    path = tmp_path / "customers.parquet"
+    pq.write_table(pa.Table.from_pandas(customers), path, row_group_size=100)
+    v_file = milepost.data.register("customers", str(path))
+    assert (v_file.version, v_file.content_hash) == (1, v1.content_hash)
+    v2 = milepost.data.register("customers", customers.iloc[:-1])
+    assert v2.version == 2
+    assert [v.version for v in milepost.data.versions("customers")] == [1, 2]
+    assert milepost.data.get("customers").version == 2  # latest
+    other = milepost.data.register("copy", customers)  # another name: its own version 1
+    assert (other.ref, other.content_hash) == ("copy@1", v1.content_hash)
+    events = Client().audit_events(action="dataset.register")
+    assert sorted(e.object_id for e in events) == ["copy@1", "customers@1", "customers@2"]
+
+
+def test_profile_describes_each_column(runtime: Runtime, customers: pd.DataFrame) -> None:
+    customers.loc[:9, "monthly_spend"] = np.nan
+    p = milepost.data.register("customers", customers).profile
+    spend = p["monthly_spend"]
+    assert spend["nulls"] == 10 and spend["null_fraction"] == pytest.approx(10 / 1200)
+    assert spend["min"] == pytest.approx(customers["monthly_spend"].min())
+    assert spend["mean"] == pytest.approx(customers["monthly_spend"].mean())
+    assert spend["std"] == pytest.approx(customers["monthly_spend"].std(), rel=1e-6)
+    assert spend["quantiles"]["0.5"] == pytest.approx(customers["monthly_spend"].median(), rel=0.05)
+    plan = p["plan"]
+    assert plan["kind"] == "categorical" and 2 <= plan["distinct_approx"] <= 4
+    top = customers["plan"].value_counts()
+    assert plan["top"][0] == {"value": top.index[0], "count": int(top.iloc[0])}
+    ts = p["event_timestamp"]
+    assert ts["min"].startswith(str(customers["event_timestamp"].min().date()))
+
+
+def test_runs_record_their_inputs(runtime: Runtime, customers: pd.DataFrame) -> None:
+    train = milepost.data.register("customers", customers)
+    with milepost.start_run(experiment="lineage") as run:
+        milepost.log_input(train, role="train")
+        milepost.log_input("customers@1", role="eval")
+        milepost.log_input(train, role="train")  # recorded once
+    inputs = runtime.data.inputs_of_run(run.run_id)
+    assert [(i.ref, i.role) for i in inputs] == [("customers@1", "train"), ("customers@1", "eval")]
+    assert {u.run_id for u in milepost.data.runs_using("customers@1")} == {run.run_id}
+    with milepost.start_run(), pytest.raises(InvalidInput, match="role"):
+        milepost.log_input(train, role="Not A Role!")
+
+
+def test_unknown_names_and_versions(runtime: Runtime, customers: pd.DataFrame) -> None:
+    milepost.data.register("customers", customers)
+    with pytest.raises(NotFound, match="Did you mean 'customers'"):
+        milepost.data.get("customer@1")
+    with pytest.raises(NotFound, match="no version 7; the newest is 1"):
+        milepost.data.get("customers@7")
+    with pytest.raises(InvalidInput, match="invalid version"):
+        milepost.data.get("customers@x")
+    with pytest.raises(InvalidInput, match="Dataset name"):
+        milepost.data.register("bad name/", customers)
+
+
+def test_empty_data_registers_nothing(runtime: Runtime, customers: pd.DataFrame) -> None:
+    with pytest.raises(InvalidInput, match="no rows"):
+        milepost.data.register("customers", customers.iloc[:0])
+    with runtime.db.read() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM dataset_versions")).scalar() == 0
+
+
+def test_diff(runtime: Runtime, customers: pd.DataFrame) -> None:
+    milepost.data.register("customers", customers)
+    changed = (
+        customers.drop(columns=["discount_pct"])
+        .assign(age=customers["age"].astype("float64") + 1, vip=False)
+        .iloc[:1000]
+    )
+    milepost.data.register("customers", changed)
+    d = milepost.data.diff("customers@1", "customers@2").to_dict()
+    assert d["rows"] == {"from": 1200, "to": 1000, "change": -200}
+    assert [c["name"] for c in d["columns_added"]] == ["vip"]
+    assert [c["name"] for c in d["columns_removed"]] == ["discount_pct"]
+    assert d["columns_retyped"] == [{"name": "age", "from": "int64", "to": "double"}]
+    assert "mean" in d["stats"]["age"]
+    assert milepost.data.diff("customers@1", "customers@1").to_dict()["same_content"] is True
+
+
+SUITE_YAML = """
+name: customers
+checks:
+  - {kind: schema, columns: {customer_id: integer, plan: string, age: numeric}}
+  - {kind: not_null, column: customer_id}
+  - {kind: unique, columns: [customer_id]}
+  - {kind: between, column: age, min: 18, max: 100}
+  - {kind: in_set, column: plan, values: [basic, standard, premium]}
+  - {kind: row_count, min: 100}
+  - {kind: freshness, column: event_timestamp, max_age: 2d}
+  - {kind: matches, column: region, pattern: "[a-z]+"}
+  - {kind: expression, expression: "monthly_spend > -50"}
+  - {kind: distribution, column: monthly_spend, reference: "customers@1", threshold: 0.2}
+  - {kind: distribution, column: plan, reference: "customers@1"}
+  - {kind: distribution, column: age, reference: "customers@1", method: ks, threshold: 0.001}
+"""
+
+
+def _now(df: pd.DataFrame) -> datetime:
+    return df["event_timestamp"].max().to_pydatetime().astimezone(UTC)
+
+
+def test_a_good_batch_passes_and_the_result_is_stored(
+    runtime: Runtime, customers: pd.DataFrame, tmp_path: Path
+) -> None:
+    v = milepost.data.register("customers", customers)
+    suite_file = tmp_path / "suite.yaml"
+    suite_file.write_text(SUITE_YAML)
+    result = milepost.data.validate(v, suite_file, strict=True, now=_now(customers))
+    assert result.success, result.to_text()
+    assert len(result.checks) == 12 and result.dataset_ref == "customers@1"
+    stored = runtime.data.validations("customers@1")
+    assert [r.result_id for r in stored] == [result.result_id]
+    assert stored[0].to_dict() == result.to_dict()
+    assert Client().audit_events(action="dataset.validate")[0].object_id == "customers@1"
+
+
+def test_a_corrupted_batch_fails_with_every_reason(
+    runtime: Runtime, customers: pd.DataFrame
+) -> None:
+    milepost.data.register("customers", customers)
+    bad = generate_customers(1200, seed=12, shift=2.0)
+    bad.loc[0, "age"] = 150
+    bad.loc[1, "plan"] = "platinum"
+    bad.loc[2, "customer_id"] = bad.loc[3, "customer_id"]
+    bad["customer_id"] = bad["customer_id"].astype("Int64")
+    bad.loc[4, "customer_id"] = None
+    result = milepost.data.validate(bad, Suite.from_yaml(SUITE_YAML), now=_now(customers))
+    failed = {c.kind for c in result.failing}
+    assert {"not_null", "unique", "between", "in_set", "distribution"} <= failed
+    between = next(c for c in result.checks if c.kind == "between")
+    assert between.failing_rows == 1 and between.examples[0]["age"] == 150
+    assert next(iter(between.examples[0])) == "age"  # the checked column first
+    text = result.to_text()
+    assert "FAILED" in text and "age in range" in text and "platinum" in text
+    html = result.to_html()
+    assert 'id="verdict" class="fail"' in html and "platinum" in html
+    with pytest.raises(ValidationFailed, match=r"failed .* checks of suite 'customers'") as info:
+        milepost.data.validate(bad, Suite.from_yaml(SUITE_YAML), strict=True, now=_now(customers))
+    assert info.value.result is not None and not info.value.result.success
+    assert info.value.code == "validation_failed"
+
+
+def test_mostly_tolerates_a_fraction(runtime: Runtime, customers: pd.DataFrame) -> None:
+    customers.loc[:11, "age"] = 10  # 1% of rows
+    suite = Suite(name="s", checks=[Between(column="age", min=18, mostly=0.98)])
+    assert milepost.data.validate(customers, suite).success
+    strict = Suite(name="s", checks=[Between(column="age", min=18)])
+    assert not milepost.data.validate(customers, strict).success
+
+
+def test_missing_columns_fail_the_check_not_the_run(
+    runtime: Runtime, customers: pd.DataFrame
+) -> None:
+    suite = Suite(
+        name="s",
+        checks=[
+            NotNull(column="agee"),
+            RowCount(min=1),
+            Unique(columns=["nope"]),
+            InSet(column="plan", values=["basic"]),
+        ],
+    )
+    result = milepost.data.validate(customers, suite)
+    messages = [c.message for c in result.checks]
+    assert messages[0].startswith("column 'agee' does not exist. Did you mean 'age'")
+    assert result.checks[1].success and not result.checks[2].success
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("name: s\nchecks: []", "checks"),
+        ("name: s\nchecks:\n  - {kind: nope, column: a}", "kind"),
+        ("name: s\nchecks:\n  - {kind: between, column: a, low: 1}", "low"),
+        ("name: [unclosed", "not valid YAML"),
+    ],
+)
+def test_bad_suites_are_refused_clearly(text: str, match: str) -> None:
+    with pytest.raises(InvalidInput, match=match):
+        Suite.from_yaml(text)
+
+
+def test_suite_round_trips_through_yaml() -> None:
+    suite = Suite.from_yaml(SUITE_YAML)
+    assert Suite.from_yaml(suite.to_yaml()) == suite
+    assert suite.fingerprint() == Suite.from_yaml(suite.to_yaml()).fingerprint()
+
+
+def test_distribution_against_unknown_reference(runtime: Runtime, customers: pd.DataFrame) -> None:
+    suite = Suite(name="s", checks=[Distribution(column="age", reference="nothing@1")])
+    with pytest.raises(NotFound, match="nothing"):
+        milepost.data.validate(customers, suite)
+
+
+def _register(args: tuple[str, str, str]) -> tuple[int, str]:
+    uri, home, path = args
+    milepost.configure(metadata_uri=uri, home=Path(home))
+    v = milepost.data.register("shared", path)
+    milepost.reset()
+    return v.version, v.content_hash
+
+
+def test_concurrent_registration_of_the_same_content_makes_one_version(
+    runtime: Runtime, customers: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.parquet"
+    pq.write_table(pa.Table.from_pandas(customers), path)
+    with mp.get_context("spawn").Pool(3) as pool:
+        out = pool.map(_register, [(runtime.db.uri, str(tmp_path / "home"), str(path))] * 3)
+    assert len(set(out)) == 1 and out[0][0] == 1
+    assert [v.version for v in milepost.data.versions("shared")] == [1]
