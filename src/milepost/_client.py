@@ -22,9 +22,13 @@ from milepost.tracking.models import (
 if TYPE_CHECKING:
     import os
     from collections.abc import Sequence
+    from datetime import datetime
     from pathlib import Path
 
     from milepost.governance.audit import VerifyReport
+    from milepost.models.models import ModelVersion, RegisteredModel, StageEvent
+    from milepost.promotion.policy import PromotionPolicy
+    from milepost.promotion.service import PromotionRequest
     from milepost.stores.audit import AuditEvent
 
 __all__ = ["Client"]
@@ -186,6 +190,69 @@ class Client:
     def load_dict(self, run_id: str, path: str) -> Any:
         """An artifact written by ``log_dict`` (JSON)."""
         return json.loads(self._tracking.read_artifact(run_id, path))
+
+    # model registry
+    def get_model(self, name: str) -> RegisteredModel:
+        """A registered model with its stages and aliases."""
+        return self._rt.models.get_model(name)
+
+    def list_models(self) -> list[RegisteredModel]:
+        """Every registered model."""
+        return self._rt.models.list_models()
+
+    def get_model_version(self, uri_or_name: str, version: int | None = None) -> ModelVersion:
+        """A version by URI (``models:/churn/Production``) or by name and number."""
+        if version is not None:
+            return self._rt.models.get_version(uri_or_name, version)
+        return self._rt.models.resolve(uri_or_name)
+
+    def list_model_versions(self, name: str) -> list[ModelVersion]:
+        """Every version of a model, oldest first."""
+        return self._rt.models.versions(name)
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        """Point an alias at a version."""
+        self._rt.models.set_alias(name, alias, version)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove an alias."""
+        self._rt.models.delete_alias(name, alias)
+
+    def archive_model_version(self, name: str, version: int, *, reason: str | None = None) -> None:
+        """Archive a version."""
+        self._rt.models.archive(name, version, reason=reason)
+
+    def model_history(self, name: str) -> list[StageEvent]:
+        """Every stage change of a model."""
+        return self._rt.models.history(name)
+
+    def production_at(self, name: str, at: datetime | int) -> int | None:
+        """The version that was in Production at a moment."""
+        return self._rt.models.production_at(name, at)
+
+    def set_promotion_policy(self, name: str, policy: Any) -> PromotionPolicy:
+        """Set a model's promotion policy (a PromotionPolicy, dict, YAML text or path)."""
+        return self._rt.promotion.set_policy(name, policy)
+
+    def promote(
+        self, name: str, version: int, to: str, *, reason: str | None = None
+    ) -> PromotionRequest:
+        """Run the gates and promote (or wait for approval, or raise GateFailed)."""
+        return self._rt.promotion.promote(name, version, to, reason=reason)
+
+    def approve(self, request_id: str, *, reason: str | None = None) -> PromotionRequest:
+        """Approve a waiting promotion request."""
+        return self._rt.promotion.approve(request_id, reason=reason)
+
+    def reject(self, request_id: str, *, reason: str | None = None) -> PromotionRequest:
+        """Reject a waiting promotion request."""
+        return self._rt.promotion.reject(request_id, reason=reason)
+
+    def promotion_requests(
+        self, *, status: str | None = "pending_approval", model: str | None = None
+    ) -> list[PromotionRequest]:
+        """Promotion requests, newest first."""
+        return self._rt.promotion.list_requests(status=status, model=model)
 
     # audit
     def audit_events(self, **filters: Any) -> list[AuditEvent]:

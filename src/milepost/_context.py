@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from milepost.config import ResolvedSettings, Settings, load_settings
 from milepost.data.service import DataService
+from milepost.evaluation.service import EvaluationService
 from milepost.governance.audit import AuditService
+from milepost.governance.roles import RoleService
+from milepost.models.service import ModelService
+from milepost.promotion.service import PromotionService
 from milepost.stores.blobs import BlobStore, open_blob_store
 from milepost.stores.metadata import MetadataStore
 from milepost.tracking.service import TrackingService
@@ -44,6 +48,21 @@ class Runtime:
         self.tracking = TrackingService(self.db, self.blobs, self.settings)
         self.audit = AuditService(self.db)
         self.data = DataService(self.db, self.blobs, self.settings)
+        self.roles = RoleService(self.db, self.settings.actor())
+        self.models = ModelService(
+            self.db, self.blobs, self.settings, tracking=self.tracking, data=self.data
+        )
+        self.evaluation = EvaluationService(
+            self.db, self.settings, models=self.models, data=self.data
+        )
+        self.promotion = PromotionService(
+            self.db,
+            self.settings,
+            models=self.models,
+            evaluation=self.evaluation,
+            data=self.data,
+            roles=self.roles,
+        )
 
     def close(self) -> None:
         """Flush pending writes and release connections."""

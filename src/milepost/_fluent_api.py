@@ -12,7 +12,7 @@ import json
 import threading
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from milepost._context import get_runtime
 from milepost.errors import Conflict, InvalidInput
@@ -23,12 +23,18 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from milepost.data.models import DatasetInput
+    from milepost.evaluation.service import EvaluationResult
+    from milepost.models.models import ModelVersion
+    from milepost.models.service import LoadedModel
+    from milepost.models.signature import Signature
 
 __all__ = [
     "ActiveRun",
     "active_run",
     "end_run",
+    "evaluate",
     "flush",
+    "load_model",
     "log_artifact",
     "log_artifacts",
     "log_dict",
@@ -36,6 +42,7 @@ __all__ = [
     "log_input",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "log_text",
@@ -250,6 +257,91 @@ def log_figure(figure: Any, artifact_file: str) -> ArtifactInfo:
 def log_input(dataset: Any, role: str = "train") -> DatasetInput:
     """Record that the active run used a dataset version (``DatasetVersion`` or ``name@N``)."""
     return get_runtime().data.log_input(_require_run(), dataset, role=role)
+
+
+def log_model(
+    model: Any,
+    name: str,
+    *,
+    input_example: Any = None,
+    signature: Signature | None = None,
+    flavor: Literal["sklearn", "onnx", "python"] | None = None,
+    onnx: bool = False,
+    trusted_types: list[str] | None = None,
+    description: str | None = None,
+    tags: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Save a model with the active run and register it as the next version of ``name``.
+
+    Args:
+        model: a scikit-learn-compatible estimator or pipeline (saved with skops), an ONNX
+            model, or any object with ``predict`` (cloudpickle; loads only when trusted).
+        name: the registered model.
+        input_example: a few input rows; the signature is inferred from them.
+        signature: an explicit signature instead.
+        onnx: also convert to ONNX, kept only when it matches on the input example.
+        trusted_types: extra types the skops file may contain (your own transformers).
+    """
+    run_id = _require_run()
+    return get_runtime().models.log_model(
+        run_id,
+        model,
+        name=name,
+        input_example=input_example,
+        signature=signature,
+        flavor=flavor,
+        onnx=onnx,
+        trusted_types=trusted_types,
+        description=description,
+        tags=tags,
+    )
+
+
+def load_model(
+    uri: str,
+    *,
+    trusted: bool = False,
+    trusted_types: list[str] | None = None,
+    extra_columns: Literal["error", "ignore"] = "error",
+    prefer_onnx: bool = False,
+) -> LoadedModel:
+    """Load ``models:/NAME/VERSION``, ``models:/NAME/Production`` or ``models:/NAME@alias``.
+
+    ``predict`` on the result enforces the signature. Pickled models load only with
+    ``trusted=True``; skops files only with known or named types.
+    """
+    return get_runtime().models.load(
+        uri,
+        trusted=trusted,
+        trusted_types=trusted_types,
+        extra_columns=extra_columns,
+        prefer_onnx=prefer_onnx,
+    )
+
+
+def evaluate(
+    model_uri: str,
+    data: Any,
+    *,
+    target: str,
+    task: Literal["classification", "regression"] | None = None,
+    slices: list[str] | tuple[str, ...] = (),
+    threshold: float = 0.5,
+) -> EvaluationResult:
+    """Score a model version on data (a dataset ref, DatasetVersion or DataFrame); stored.
+
+    Inside a run, the evaluation is linked to it.
+    """
+    run = active_run()
+    return get_runtime().evaluation.evaluate(
+        model_uri,
+        data,
+        target=target,
+        task=task,
+        slices=slices,
+        threshold=threshold,
+        run_id=run.run_id if run else None,
+    )
 
 
 def flush() -> None:

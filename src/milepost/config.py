@@ -78,6 +78,16 @@ class Settings(BaseModel):
         gt=0,
         description="A RUNNING run from another host with no heartbeat for this long is KILLED.",
     )
+    trust_pickle: bool = Field(
+        default=False,
+        description="Load pickled (python-flavor) models without trusted=True. Unpickling runs "
+        "code from the file: enable only if you trust everyone who can write models.",
+    )
+    trusted_types: str = Field(
+        default="",
+        description="Comma-separated extra types skops model files may contain "
+        "(e.g. mypkg.MyTransformer).",
+    )
     sqlite_busy_timeout: float = Field(
         default=60.0, gt=0, description="Seconds a SQLite writer waits for the lock."
     )
@@ -93,6 +103,10 @@ class Settings(BaseModel):
         if self.artifact_uri:
             return self.artifact_uri
         return str(self.home / "artifacts")
+
+    def trusted_type_list(self) -> list[str]:
+        """``trusted_types`` as a list."""
+        return [t.strip() for t in self.trusted_types.split(",") if t.strip()]
 
     def actor(self) -> str:
         """Who is acting: ``user`` or the operating-system user."""

@@ -1,5 +1,6 @@
-"""Governance: the audit trail (lineage, model cards and fairness audits come later)."""
+"""Governance: the audit trail and roles (lineage, model cards and fairness come later)."""
 
 from milepost.governance.audit import AuditProblem, AuditService, VerifyReport
+from milepost.governance.roles import KNOWN_ROLES, RoleService
 
-__all__ = ["AuditProblem", "AuditService", "VerifyReport"]
+__all__ = ["KNOWN_ROLES", "AuditProblem", "AuditService", "RoleService", "VerifyReport"]

@@ -18,14 +18,23 @@ __all__ = [
     "dataset_versions",
     "datasets",
     "environments",
+    "evaluations",
     "experiments",
+    "gate_results",
     "latest_metrics",
     "metadata",
     "metrics",
+    "model_aliases",
+    "model_version_tags",
+    "model_versions",
     "params",
+    "promotion_requests",
+    "registered_models",
+    "roles",
     "run_inputs",
     "run_tags",
     "runs",
+    "stage_history",
     "validation_results",
 ]
 
@@ -266,4 +275,175 @@ validation_results = sa.Table(
     sa.Column("created_by", sa.String(256), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Index(None, "version_id", "created_at"),
+)
+
+
+# -- model registry, evaluation and promotion (revision 0003) ----------------------------
+
+registered_models = sa.Table(
+    "registered_models",
+    metadata,
+    sa.Column("model_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(256), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("policy_json", sa.Text, nullable=True),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+STAGES = ("None", "Staging", "Production", "Archived")
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("version_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column(
+        "model_id", sa.BigInteger, sa.ForeignKey("registered_models.model_id"), nullable=False
+    ),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), nullable=True),
+    sa.Column("flavor", sa.String(32), nullable=False),
+    sa.Column("stage", sa.String(16), nullable=False, server_default="None"),
+    sa.Column("files_json", sa.Text, nullable=False),
+    sa.Column("signature_json", sa.Text, nullable=True),
+    sa.Column("input_example_json", sa.Text, nullable=True),
+    sa.Column("metrics_json", sa.Text, nullable=False),
+    sa.Column("datasets_json", sa.Text, nullable=False),
+    sa.Column("feature_refs_json", sa.Text, nullable=False),
+    sa.Column("trusted_types_json", sa.Text, nullable=False),
+    sa.Column("onnx_json", sa.Text, nullable=True),
+    sa.Column("env_hash", sa.String(64), nullable=True),
+    sa.Column("author", sa.String(256), nullable=False),
+    sa.Column("code_version", sa.String(64), nullable=True),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("stage_changed_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("model_id", "version"),
+    # At most one Production version per model, enforced by the database itself.
+    sa.Index(
+        "uq_model_versions_one_production",
+        "model_id",
+        unique=True,
+        sqlite_where=sa.text("stage = 'Production'"),
+        postgresql_where=sa.text("stage = 'Production'"),
+    ),
+)
+
+model_version_tags = sa.Table(
+    "model_version_tags",
+    metadata,
+    sa.Column(
+        "version_id", sa.BigInteger, sa.ForeignKey("model_versions.version_id"), primary_key=True
+    ),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column(
+        "model_id", sa.BigInteger, sa.ForeignKey("registered_models.model_id"), primary_key=True
+    ),
+    sa.Column("alias", sa.String(128), primary_key=True),
+    sa.Column(
+        "version_id", sa.BigInteger, sa.ForeignKey("model_versions.version_id"), nullable=False
+    ),
+    sa.Column("updated_by", sa.String(256), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+# Every stage change, for "which version was in Production at time T".
+stage_history = sa.Table(
+    "stage_history",
+    metadata,
+    sa.Column("event_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column(
+        "model_id", sa.BigInteger, sa.ForeignKey("registered_models.model_id"), nullable=False
+    ),
+    sa.Column(
+        "version_id", sa.BigInteger, sa.ForeignKey("model_versions.version_id"), nullable=False
+    ),
+    sa.Column("from_stage", sa.String(16), nullable=False),
+    sa.Column("to_stage", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("request_id", sa.String(32), nullable=True),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Index(None, "model_id", "at"),
+)
+
+promotion_requests = sa.Table(
+    "promotion_requests",
+    metadata,
+    sa.Column("request_id", sa.String(32), primary_key=True),
+    sa.Column(
+        "model_id", sa.BigInteger, sa.ForeignKey("registered_models.model_id"), nullable=False
+    ),
+    sa.Column(
+        "version_id", sa.BigInteger, sa.ForeignKey("model_versions.version_id"), nullable=False
+    ),
+    sa.Column("target_stage", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("baseline_version", sa.BigInteger, nullable=True),
+    sa.Column("requested_by", sa.String(256), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("decided_by", sa.String(256), nullable=True),
+    sa.Column("decided_at", sa.BigInteger, nullable=True),
+    sa.Column("decision_reason", sa.Text, nullable=True),
+    sa.Index(None, "status"),
+    sa.Index(None, "model_id", "created_at"),
+)
+
+gate_results = sa.Table(
+    "gate_results",
+    metadata,
+    sa.Column("result_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column(
+        "request_id", sa.String(32), sa.ForeignKey("promotion_requests.request_id"), nullable=False
+    ),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("details_json", sa.Text, nullable=False),
+    sa.Column("evaluated_by", sa.String(256), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Index(None, "request_id"),
+)
+
+evaluations = sa.Table(
+    "evaluations",
+    metadata,
+    sa.Column("eval_id", sa.String(32), primary_key=True),
+    sa.Column(
+        "version_id", sa.BigInteger, sa.ForeignKey("model_versions.version_id"), nullable=False
+    ),
+    sa.Column(
+        "dataset_version_id",
+        sa.BigInteger,
+        sa.ForeignKey("dataset_versions.version_id"),
+        nullable=True,
+    ),
+    sa.Column("task", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(256), nullable=False),
+    sa.Column("num_rows", sa.BigInteger, nullable=False),
+    sa.Column("metrics_json", sa.Text, nullable=False),
+    sa.Column("slices_json", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(32), nullable=True),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index(None, "version_id", "created_at"),
+)
+
+roles = sa.Table(
+    "roles",
+    metadata,
+    sa.Column("actor", sa.String(256), primary_key=True),
+    sa.Column("role", sa.String(64), primary_key=True),
+    sa.Column("granted_by", sa.String(256), nullable=False),
+    sa.Column("granted_at", sa.BigInteger, nullable=False),
 )

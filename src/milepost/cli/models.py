@@ -1,0 +1,391 @@
+"""`milepost models ...`"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from milepost._context import get_runtime
+from milepost.cli._output import console, emit_json, fmt_time, fmt_value
+from milepost.errors import GateFailed, InvalidInput
+from milepost.promotion.gates import GateResult
+from milepost.promotion.service import PromotionRequest
+
+app = typer.Typer(help="The model registry and the promotion workflow.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+STAGE_STYLE = {"Production": "green", "Staging": "cyan", "Archived": "dim", "None": ""}
+GATE_STYLE = {"passed": "green", "failed": "red", "error": "red", "pending": "yellow"}
+
+
+def _stage(stage: str) -> str:
+    style = STAGE_STYLE.get(stage, "")
+    return f"[{style}]{stage}[/]" if style else stage
+
+
+@app.command("list")
+def list_(as_json: JsonOpt = False) -> None:
+    """List registered models with their Production version and aliases."""
+    models = get_runtime().models.list_models()
+    if as_json:
+        emit_json([m.to_dict() for m in models])
+        return
+    table = Table("model", "latest", "production", "staging", "aliases", "policy", "updated (UTC)")
+    for m in models:
+        table.add_row(
+            m.name,
+            str(m.latest_version or "-"),
+            str(m.production_version or "-"),
+            ", ".join(map(str, m.stages.get("Staging", []))) or "-",
+            ", ".join(f"{a}->{v}" for a, v in m.aliases.items()) or "-",
+            "yes" if m.has_policy else "no",
+            fmt_time(m.updated_at),
+        )
+    console.print(table)
+
+
+def _versions_table(name: str) -> Table:
+    table = Table(
+        "version",
+        "stage",
+        "aliases",
+        "run",
+        "author",
+        "created (UTC)",
+        "flavor",
+        "onnx",
+        "metrics",
+        title=f"{name} versions",
+        title_justify="left",
+    )
+    for v in get_runtime().models.versions(name):
+        metrics = ", ".join(f"{k}={fmt_value(x)}" for k, x in list(v.metrics.items())[:3])
+        table.add_row(
+            str(v.version),
+            _stage(v.stage),
+            ", ".join(v.aliases),
+            (v.run_id or "-")[:12],
+            v.author,
+            fmt_time(v.created_at),
+            v.flavor,
+            "yes" if v.has_onnx else "-",
+            metrics,
+        )
+    return table
+
+
+@app.command()
+def versions(name: str, as_json: JsonOpt = False) -> None:
+    """List a model's versions."""
+    if as_json:
+        emit_json([v.to_dict() for v in get_runtime().models.versions(name)])
+        return
+    console.print(_versions_table(name))
+
+
+@app.command()
+def show(
+    name: str,
+    version: Annotated[int | None, typer.Argument(help="A version; default: the model.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a model (versions, aliases, policy) or one version in full."""
+    rt = get_runtime()
+    if version is not None:
+        v = rt.models.get_version(name, version)
+        evals = rt.evaluation.for_version(v, limit=5)
+        if as_json:
+            emit_json({**v.to_dict(), "evaluations": [e.to_dict() for e in evals]})
+            return
+        console.print(
+            f"[bold]{v.uri}[/] {_stage(v.stage)}"
+            + (f" · aliases {', '.join(v.aliases)}" if v.aliases else "")
+        )
+        console.print(
+            f"flavor {v.flavor} · run {v.run_id} · author {v.author} · "
+            f"created {fmt_time(v.created_at)} · code {(v.code_version or '-')[:12]}"
+        )
+        if v.onnx:
+            console.print(f"onnx: {v.onnx['reason']}")
+        if v.signature:
+            console.print(
+                "inputs: "
+                + ", ".join(
+                    f"{c.name}:{c.type}{'?' if c.nullable else ''}" for c in v.signature.inputs
+                )
+            )
+        if v.datasets:
+            console.print("datasets: " + ", ".join(f"{d['ref']} ({d['role']})" for d in v.datasets))
+        if v.metrics:
+            console.print(
+                "metrics: " + ", ".join(f"{k}={fmt_value(x)}" for k, x in v.metrics.items())
+            )
+        for e in evals:
+            console.print(
+                f"evaluation {e.eval_id[:12]} on {e.dataset_ref or 'a DataFrame'}: "
+                + ", ".join(f"{k}={fmt_value(x)}" for k, x in e.metrics.items() if x is not None)
+            )
+        return
+    m = rt.models.get_model(name)
+    policy = rt.promotion.get_policy(name)
+    if as_json:
+        emit_json({**m.to_dict(), "policy": policy.to_dict()})
+        return
+    console.print(
+        f"[bold]{m.name}[/] · latest {m.latest_version} · Production "
+        f"{m.production_version or '-'}" + (f" · {m.description}" if m.description else "")
+    )
+    console.print(_versions_table(name))
+    if policy.empty:
+        console.print(
+            "policy: none (every legal transition is ungated); set one with "
+            f"`milepost models policy {name} --set policy.yaml`"
+        )
+    else:
+        console.print("policy:")
+        console.print(policy.to_yaml(), markup=False)
+
+
+def _gates_table(gates: list[GateResult]) -> Table:
+    table = Table("gate", "kind", "status", "detail")
+    for g in gates:
+        style = GATE_STYLE.get(g.status, "")
+        table.add_row(g.name, g.kind, f"[{style}]{g.status}[/]", g.message)
+    return table
+
+
+def _print_request(req: PromotionRequest) -> None:
+    if req.gates:
+        console.print(_gates_table(req.gates))
+    if req.status == "completed":
+        console.print(
+            f"[green]{req.model} v{req.version} is now in {req.target_stage}[/] "
+            f"(request {req.request_id[:12]})."
+        )
+    elif req.status == "pending_approval":
+        console.print(
+            f"[yellow]Waiting for approval[/]: request {req.request_id[:12]} "
+            f"({req.model} v{req.version} -> {req.target_stage}). An approver runs "
+            f"`milepost models approve {req.request_id[:12]}`."
+        )
+    else:
+        console.print(
+            f"Request {req.request_id[:12]} is {req.status}"
+            + (f" by {req.decided_by}" if req.decided_by else "")
+            + "."
+        )
+
+
+@app.command()
+def promote(
+    name: str,
+    version: int,
+    to: Annotated[str, typer.Option("--to", help="Staging or Production.")],
+    reason: Annotated[str | None, typer.Option(help="Why (recorded in the history).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the gates of the model's policy and promote, wait for approval, or refuse."""
+    try:
+        req = get_runtime().promotion.promote(name, version, to, reason=reason)
+    except GateFailed as exc:
+        gates = [GateResult(**g) for g in (exc.details or {}).get("gates", [])]
+        if as_json:
+            emit_json({"status": "refused", **(exc.details or {})})
+        elif gates:
+            console.print(_gates_table(gates))
+        raise
+    if as_json:
+        emit_json(req.to_dict())
+    else:
+        _print_request(req)
+
+
+@app.command()
+def approve(
+    request: str, reason: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False
+) -> None:
+    """Approve a promotion request (needs the approval gate's role)."""
+    req = get_runtime().promotion.approve(request, reason=reason)
+    emit_json(req.to_dict()) if as_json else _print_request(req)
+
+
+@app.command()
+def reject(
+    request: str, reason: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False
+) -> None:
+    """Reject a promotion request."""
+    req = get_runtime().promotion.reject(request, reason=reason)
+    emit_json(req.to_dict()) if as_json else _print_request(req)
+
+
+@app.command()
+def requests(
+    status: Annotated[
+        str, typer.Option(help="pending_approval, completed, refused, rejected, stale or all.")
+    ] = "pending_approval",
+    model: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List promotion requests (by default the ones awaiting approval)."""
+    reqs = get_runtime().promotion.list_requests(
+        status=None if status == "all" else status, model=model
+    )
+    if as_json:
+        emit_json([r.to_dict() for r in reqs])
+        return
+    table = Table(
+        "request", "model", "version", "to", "status", "requested by", "when (UTC)", "reason"
+    )
+    for r in reqs:
+        table.add_row(
+            r.request_id[:12],
+            r.model,
+            str(r.version),
+            r.target_stage,
+            r.status,
+            r.requested_by,
+            fmt_time(r.created_at),
+            r.reason or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def archive(name: str, version: int, reason: Annotated[str | None, typer.Option()] = None) -> None:
+    """Archive a version (always allowed; audited)."""
+    get_runtime().models.archive(name, version, reason=reason)
+    console.print(f"{name} v{version} archived.")
+
+
+@app.command()
+def alias(
+    name: str,
+    alias: str,
+    version: Annotated[int | None, typer.Argument(help="Version to point at.")] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Remove the alias.")] = False,
+) -> None:
+    """Point an alias (champion, challenger, ...) at a version, or remove it."""
+    models = get_runtime().models
+    if delete:
+        models.delete_alias(name, alias)
+        console.print(f"Removed {name}@{alias}.")
+        return
+    if version is None:
+        raise InvalidInput("Give the version the alias should point at, or --delete.")
+    old = models.set_alias(name, alias, version)
+    console.print(f"{name}@{alias} -> v{version}" + (f" (was v{old})" if old else ""))
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInput(
+            f"--at {text!r} is not an ISO time such as 2026-11-27T20:00:00Z."
+        ) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@app.command()
+def history(
+    name: str,
+    at: Annotated[
+        str | None,
+        typer.Option(help="Which version was in Production at this time (ISO, UTC by default)?"),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every stage change of a model: who, when, why, which request (and its gates)."""
+    models = get_runtime().models
+    if at is not None:
+        version = models.production_at(name, _parse_time(at))
+        if as_json:
+            emit_json({"model": name, "at": at, "production_version": version})
+        else:
+            console.print(f"In Production at {at}: " + (f"v{version}" if version else "none"))
+        return
+    events = models.history(name)
+    if as_json:
+        emit_json([e.to_dict() for e in events])
+        return
+    table = Table("when (UTC)", "version", "from", "to", "by", "request", "reason")
+    for e in events:
+        table.add_row(
+            fmt_time(e.at),
+            str(e.version),
+            e.from_stage,
+            _stage(e.to_stage),
+            e.actor,
+            (e.request_id or "-")[:12],
+            e.reason or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def evaluate(
+    uri: Annotated[str, typer.Argument(help="models:/NAME/VERSION, /Production or @alias")],
+    data: Annotated[str, typer.Option(help="Dataset version, e.g. churn.test@1.")],
+    target: Annotated[str, typer.Option(help="The label column.")],
+    task: Annotated[str | None, typer.Option(help="classification or regression")] = None,
+    slice_: Annotated[
+        list[str] | None, typer.Option("--slice", help="Break down by column.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate a model version on a dataset version (stored and linked to both)."""
+    if task not in (None, "classification", "regression"):
+        raise InvalidInput(f"--task {task!r}: use classification or regression.")
+    result = get_runtime().evaluation.evaluate(
+        uri,
+        data,
+        target=target,
+        task=task,  # type: ignore[arg-type]
+        slices=slice_ or [],
+    )
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    console.print(
+        f"[bold]{result.model_uri}[/] on {result.dataset_ref} ({result.num_rows:,} rows, "
+        f"{result.task})"
+    )
+    table = Table("metric", "value")
+    for k, x in result.metrics.items():
+        table.add_row(k, fmt_value(x) if x is not None else "-")
+    console.print(table)
+    for column, values in result.slices.items():
+        keys = [k for k in next(iter(values.values())) if k != "n"]
+        t = Table(column, "n", *keys, title=f"by {column}", title_justify="left")
+        for value, m in values.items():
+            t.add_row(
+                value, str(m["n"]), *(fmt_value(m[k]) if m[k] is not None else "-" for k in keys)
+            )
+        console.print(t)
+
+
+@app.command()
+def policy(
+    name: str,
+    set_: Annotated[Path | None, typer.Option("--set", help="A policy YAML file.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the policy.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show, set or clear a model's promotion policy."""
+    promotion = get_runtime().promotion
+    if set_ is not None and clear:
+        raise InvalidInput("Use either --set or --clear.")
+    if clear:
+        promotion.set_policy(name, None)
+        console.print(f"Policy of {name} cleared: transitions are ungated.")
+        return
+    current = promotion.set_policy(name, set_) if set_ is not None else promotion.get_policy(name)
+    data: dict[str, Any] = current.to_dict()
+    if as_json:
+        emit_json(data)
+    else:
+        console.print(current.to_yaml() if not current.empty else "no policy", markup=False)

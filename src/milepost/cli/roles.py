@@ -1,0 +1,44 @@
+"""`milepost roles ...`"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from milepost._context import get_runtime
+from milepost.cli._output import console, emit_json, fmt_time
+
+app = typer.Typer(
+    help="Who may approve promotions (approver) and manage roles (admin).", no_args_is_help=True
+)
+
+
+@app.command()
+def grant(user: str, role: str) -> None:
+    """Give USER a ROLE (needs admin, except before anyone is admin)."""
+    get_runtime().roles.grant(user, role)
+    console.print(f"{user} now holds {role}.")
+
+
+@app.command()
+def revoke(user: str, role: str) -> None:
+    """Take ROLE away from USER (needs admin)."""
+    get_runtime().roles.revoke(user, role)
+    console.print(f"{user} no longer holds {role}.")
+
+
+@app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List every grant."""
+    grants = get_runtime().roles.list()
+    if as_json:
+        emit_json(
+            [{"user": a, "role": r, "granted_by": g, "granted_at": t} for a, r, g, t in grants]
+        )
+        return
+    table = Table("user", "role", "granted by", "when (UTC)")
+    for a, r, g, t in grants:
+        table.add_row(a, r, g, fmt_time(t))
+    console.print(table)

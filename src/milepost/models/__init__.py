@@ -1,0 +1,22 @@
+"""The model registry: packaging (skops, ONNX, trusted pickles), signatures, versions,
+stages, aliases and history."""
+
+from milepost.models.flavors import TRUSTED_MODULES
+from milepost.models.models import STAGES, ModelVersion, RegisteredModel, StageEvent
+from milepost.models.service import LoadedModel, ModelService
+from milepost.models.signature import ColumnSpec, Signature, infer_signature
+from milepost.models.uri import parse_model_uri
+
+__all__ = [
+    "STAGES",
+    "TRUSTED_MODULES",
+    "ColumnSpec",
+    "LoadedModel",
+    "ModelService",
+    "ModelVersion",
+    "RegisteredModel",
+    "Signature",
+    "StageEvent",
+    "infer_signature",
+    "parse_model_uri",
+]

@@ -1,0 +1,523 @@
+"""The model registry in the metadata database.
+
+Stage changes lock the registered model's row first (``FOR UPDATE`` on PostgreSQL; a
+SQLite write transaction is exclusive anyway), then re-check the version's stage and
+the Production version the caller expects, so concurrent promotions of one model
+serialise and exactly one of two racing promotions to Production wins. A partial
+unique index backs this up: the database itself refuses a second Production version.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from milepost.errors import Conflict, NotFound, did_you_mean
+from milepost.models.models import transition_problem
+from milepost.stores import _sql
+from milepost.stores.audit import append_event
+from milepost.stores.schema import (
+    model_aliases,
+    model_version_tags,
+    model_versions,
+    registered_models,
+    stage_history,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from sqlalchemy.engine import Connection
+
+    from milepost.stores.metadata import MetadataStore
+
+__all__ = ["SqlRegistryStore"]
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+class SqlRegistryStore:
+    """Registered models, versions, aliases and stage history."""
+
+    def __init__(self, db: MetadataStore) -> None:
+        self.db = db
+
+    # -- models ---------------------------------------------------------------------
+
+    def _model_row(self, conn: Connection, name: str, *, lock: bool = False) -> sa.RowMapping:
+        q = sa.select(registered_models).where(registered_models.c.name == name)
+        row = conn.execute(q.with_for_update() if lock else q).mappings().first()
+        if row is None:
+            names = list(conn.execute(sa.select(registered_models.c.name)).scalars())
+            raise NotFound(
+                f"Registered model {name!r} does not exist.{did_you_mean(name, names)}",
+                hint="List models with `milepost models list`.",
+            )
+        return row
+
+    def model(self, name: str) -> sa.RowMapping:
+        """A registered model's row."""
+        with self.db.read() as conn:
+            return self._model_row(conn, name)
+
+    def models(self) -> list[sa.RowMapping]:
+        """Every registered model."""
+        with self.db.read() as conn:
+            return list(
+                conn.execute(
+                    sa.select(registered_models).order_by(registered_models.c.name)
+                ).mappings()
+            )
+
+    def add_version(
+        self, name: str, values: dict[str, Any], tags: Mapping[str, str], *, actor: str
+    ) -> int:
+        """Create the model if needed and add the next version; returns its number."""
+        now = _now()
+        with self.db.write() as conn:
+            created = conn.execute(
+                _sql.insert_for(conn, registered_models)
+                .values(name=name, created_by=actor, created_at=now, updated_at=now)
+                .on_conflict_do_nothing(index_elements=["name"])
+            ).rowcount
+            model = self._model_row(conn, name, lock=True)
+            if created:
+                append_event(
+                    conn, actor=actor, action="model.create", object_type="model", object_id=name
+                )
+            latest = conn.execute(
+                sa.select(sa.func.max(model_versions.c.version)).where(
+                    model_versions.c.model_id == model["model_id"]
+                )
+            ).scalar()
+            version = (latest or 0) + 1
+            version_id = conn.execute(
+                sa.insert(model_versions)
+                .values(
+                    model_id=model["model_id"],
+                    version=version,
+                    stage="None",
+                    created_at=now,
+                    stage_changed_at=now,
+                    **values,
+                )
+                .returning(model_versions.c.version_id)
+            ).scalar_one()
+            if tags:
+                conn.execute(
+                    sa.insert(model_version_tags),
+                    [{"version_id": version_id, "key": k, "value": v} for k, v in tags.items()],
+                )
+            conn.execute(
+                sa.update(registered_models)
+                .where(registered_models.c.model_id == model["model_id"])
+                .values(updated_at=now)
+            )
+            append_event(
+                conn,
+                actor=actor,
+                action="model_version.register",
+                object_type="model_version",
+                object_id=f"{name}/{version}",
+                after={
+                    "run_id": values.get("run_id"),
+                    "flavor": values["flavor"],
+                    "files": json.loads(values["files_json"]),
+                },
+            )
+            return version
+
+    def set_policy(self, name: str, policy_json: str | None, *, actor: str) -> None:
+        """Store (or clear) a model's promotion policy, audited."""
+        with self.db.write() as conn:
+            model = self._model_row(conn, name, lock=True)
+            conn.execute(
+                sa.update(registered_models)
+                .where(registered_models.c.model_id == model["model_id"])
+                .values(policy_json=policy_json, updated_at=_now())
+            )
+            append_event(
+                conn,
+                actor=actor,
+                action="model.policy",
+                object_type="model",
+                object_id=name,
+                before=json.loads(model["policy_json"]) if model["policy_json"] else None,
+                after=json.loads(policy_json) if policy_json else None,
+            )
+
+    def set_description(self, name: str, version: int | None, text: str, *, actor: str) -> None:
+        """Describe a model or one version."""
+        with self.db.write() as conn:
+            model = self._model_row(conn, name, lock=True)
+            if version is None:
+                conn.execute(
+                    sa.update(registered_models)
+                    .where(registered_models.c.model_id == model["model_id"])
+                    .values(description=text, updated_at=_now())
+                )
+            else:
+                row = self._version_row(conn, model, version)
+                conn.execute(
+                    sa.update(model_versions)
+                    .where(model_versions.c.version_id == row["version_id"])
+                    .values(description=text)
+                )
+
+    # -- versions -------------------------------------------------------------------
+
+    @staticmethod
+    def _version_row(conn: Connection, model: sa.RowMapping, version: int) -> sa.RowMapping:
+        row = (
+            conn.execute(
+                sa.select(model_versions).where(
+                    model_versions.c.model_id == model["model_id"],
+                    model_versions.c.version == version,
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            latest = conn.execute(
+                sa.select(sa.func.max(model_versions.c.version)).where(
+                    model_versions.c.model_id == model["model_id"]
+                )
+            ).scalar()
+            raise NotFound(
+                f"Model {model['name']!r} has no version {version}"
+                + (f"; the newest is {latest}." if latest else "."),
+            )
+        return row
+
+    def version(
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        stage: str | None = None,
+        alias: str | None = None,
+    ) -> tuple[sa.RowMapping, dict[str, str], list[str]]:
+        """A version row with its tags and aliases, selected by number, stage or alias."""
+        with self.db.read() as conn:
+            model = self._model_row(conn, name)
+            if version is not None:
+                row = self._version_row(conn, model, version)
+            elif alias is not None:
+                vid = conn.execute(
+                    sa.select(model_aliases.c.version_id).where(
+                        model_aliases.c.model_id == model["model_id"],
+                        model_aliases.c.alias == alias,
+                    )
+                ).scalar()
+                if vid is None:
+                    known = list(
+                        conn.execute(
+                            sa.select(model_aliases.c.alias).where(
+                                model_aliases.c.model_id == model["model_id"]
+                            )
+                        ).scalars()
+                    )
+                    raise NotFound(
+                        f"Model {name!r} has no alias {alias!r}.{did_you_mean(alias, known)}",
+                        hint="Set one with `milepost models alias NAME ALIAS VERSION`.",
+                    )
+                row = (
+                    conn.execute(
+                        sa.select(model_versions).where(model_versions.c.version_id == vid)
+                    )
+                    .mappings()
+                    .one()
+                )
+            else:
+                q = sa.select(model_versions).where(model_versions.c.model_id == model["model_id"])
+                if stage != "latest":
+                    q = q.where(model_versions.c.stage == stage)
+                found = (
+                    conn.execute(q.order_by(model_versions.c.version.desc()).limit(1))
+                    .mappings()
+                    .first()
+                )
+                if found is None:
+                    raise NotFound(
+                        f"Model {name!r} has no version in {stage}."
+                        if stage != "latest"
+                        else f"Model {name!r} has no versions.",
+                        hint=f"See `milepost models versions {name}`.",
+                    )
+                row = found
+            return (
+                row,
+                self._tags(conn, row["version_id"]),
+                self._aliases_of(conn, row["version_id"]),
+            )
+
+    def versions(self, name: str) -> list[tuple[sa.RowMapping, dict[str, str], list[str]]]:
+        """Every version, oldest first."""
+        with self.db.read() as conn:
+            model = self._model_row(conn, name)
+            rows = list(
+                conn.execute(
+                    sa.select(model_versions)
+                    .where(model_versions.c.model_id == model["model_id"])
+                    .order_by(model_versions.c.version)
+                ).mappings()
+            )
+            return [
+                (r, self._tags(conn, r["version_id"]), self._aliases_of(conn, r["version_id"]))
+                for r in rows
+            ]
+
+    def version_by_id(self, version_id: int) -> tuple[str, sa.RowMapping]:
+        """The model name and version row for an internal id."""
+        with self.db.read() as conn:
+            row = (
+                conn.execute(
+                    sa.select(model_versions, registered_models.c.name)
+                    .join(
+                        registered_models, registered_models.c.model_id == model_versions.c.model_id
+                    )
+                    .where(model_versions.c.version_id == version_id)
+                )
+                .mappings()
+                .one()
+            )
+            return str(row["name"]), row
+
+    @staticmethod
+    def _tags(conn: Connection, version_id: int) -> dict[str, str]:
+        return {
+            k: v
+            for k, v in conn.execute(
+                sa.select(model_version_tags.c.key, model_version_tags.c.value)
+                .where(model_version_tags.c.version_id == version_id)
+                .order_by(model_version_tags.c.key)
+            )
+        }
+
+    @staticmethod
+    def _aliases_of(conn: Connection, version_id: int) -> list[str]:
+        return list(
+            conn.execute(
+                sa.select(model_aliases.c.alias)
+                .where(model_aliases.c.version_id == version_id)
+                .order_by(model_aliases.c.alias)
+            ).scalars()
+        )
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """``alias -> version`` of a model."""
+        with self.db.read() as conn:
+            model = self._model_row(conn, name)
+            return {
+                a: int(v)
+                for a, v in conn.execute(
+                    sa.select(model_aliases.c.alias, model_versions.c.version)
+                    .join(model_versions, model_versions.c.version_id == model_aliases.c.version_id)
+                    .where(model_aliases.c.model_id == model["model_id"])
+                    .order_by(model_aliases.c.alias)
+                )
+            }
+
+    def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
+        """Set version tags (replacing values)."""
+        with self.db.write() as conn:
+            row = self._version_row(conn, self._model_row(conn, name), version)
+            ins = _sql.insert_for(conn, model_version_tags)
+            conn.execute(
+                ins.on_conflict_do_update(
+                    index_elements=["version_id", "key"], set_={"value": ins.excluded.value}
+                ),
+                [{"version_id": row["version_id"], "key": k, "value": v} for k, v in tags.items()],
+            )
+
+    # -- aliases and stages -----------------------------------------------------------
+
+    def set_alias(self, name: str, alias: str, version: int | None, *, actor: str) -> int | None:
+        """Point ``alias`` at ``version`` (None removes it), audited; returns the old version."""
+        with self.db.write() as conn:
+            model = self._model_row(conn, name, lock=True)
+            old = conn.execute(
+                sa.select(model_versions.c.version)
+                .join(model_aliases, model_aliases.c.version_id == model_versions.c.version_id)
+                .where(
+                    model_aliases.c.model_id == model["model_id"], model_aliases.c.alias == alias
+                )
+            ).scalar()
+            if version is None:
+                if old is None:
+                    raise NotFound(f"Model {name!r} has no alias {alias!r}.")
+                conn.execute(
+                    sa.delete(model_aliases).where(
+                        model_aliases.c.model_id == model["model_id"],
+                        model_aliases.c.alias == alias,
+                    )
+                )
+            else:
+                row = self._version_row(conn, model, version)
+                ins = _sql.insert_for(conn, model_aliases)
+                conn.execute(
+                    ins.values(
+                        model_id=model["model_id"],
+                        alias=alias,
+                        version_id=row["version_id"],
+                        updated_by=actor,
+                        updated_at=_now(),
+                    ).on_conflict_do_update(
+                        index_elements=["model_id", "alias"],
+                        set_={
+                            "version_id": ins.excluded.version_id,
+                            "updated_by": ins.excluded.updated_by,
+                            "updated_at": ins.excluded.updated_at,
+                        },
+                    )
+                )
+            append_event(
+                conn,
+                actor=actor,
+                action="model.alias",
+                object_type="model",
+                object_id=f"{name}@{alias}",
+                before={"version": old},
+                after={"version": version},
+            )
+            return None if old is None else int(old)
+
+    def transition(
+        self,
+        name: str,
+        version: int,
+        to_stage: str,
+        *,
+        actor: str,
+        reason: str | None,
+        request_id: str | None = None,
+        expected_production: int | bool | None = False,
+        details: Any = None,
+        in_transaction: Callable[[Connection], None] | None = None,
+    ) -> list[tuple[int, str, str]]:
+        """Change a version's stage in one transaction, audited; returns the changes made.
+
+        Promoting to Production archives the current Production version. When
+        ``expected_production`` is not False, the current Production version must still be
+        that one (None: no Production version), or the change is refused as stale.
+        ``in_transaction`` runs inside the same transaction (the promotion service records
+        its request's outcome there, so both commit or neither does).
+
+        Raises:
+            Conflict: an illegal change, or Production moved since the caller looked.
+        """
+        now = _now()
+        with self.db.write() as conn:
+            model = self._model_row(conn, name, lock=True)
+            row = self._version_row(conn, model, version)
+            problem = transition_problem(row["stage"], to_stage)
+            if problem:
+                raise Conflict(f"Cannot move {name} version {version} to {to_stage}: {problem}.")
+            current_prod = conn.execute(
+                sa.select(model_versions.c.version_id, model_versions.c.version).where(
+                    model_versions.c.model_id == model["model_id"],
+                    model_versions.c.stage == "Production",
+                )
+            ).first()
+            if expected_production is not False:
+                now_prod = None if current_prod is None else int(current_prod.version)
+                if now_prod != expected_production:
+                    raise Conflict(
+                        f"Production of {name} changed while this promotion was decided "
+                        f"(expected {expected_production or 'none'}, now {now_prod or 'none'}).",
+                        hint="Run the promotion again so its gates compare with the current "
+                        "Production version.",
+                    )
+            changes: list[tuple[int, str, str]] = []
+            if to_stage == "Production" and current_prod is not None:
+                self._set_stage(
+                    conn,
+                    model,
+                    current_prod.version_id,
+                    "Production",
+                    "Archived",
+                    actor,
+                    f"replaced by version {version}",
+                    request_id,
+                    now,
+                )
+                changes.append((int(current_prod.version), "Production", "Archived"))
+            self._set_stage(
+                conn,
+                model,
+                row["version_id"],
+                row["stage"],
+                to_stage,
+                actor,
+                reason,
+                request_id,
+                now,
+            )
+            changes.append((version, row["stage"], to_stage))
+            append_event(
+                conn,
+                actor=actor,
+                action="model_version.stage",
+                object_type="model_version",
+                object_id=f"{name}/{version}",
+                before={"stage": row["stage"]},
+                after={
+                    "stage": to_stage,
+                    "request_id": request_id,
+                    "changes": changes,
+                    "gates": details,
+                },
+                reason=reason,
+            )
+            if in_transaction is not None:
+                in_transaction(conn)
+            return changes
+
+    @staticmethod
+    def _set_stage(
+        conn: Connection,
+        model: sa.RowMapping,
+        version_id: int,
+        from_stage: str,
+        to_stage: str,
+        actor: str,
+        reason: str | None,
+        request_id: str | None,
+        now: int,
+    ) -> None:
+        conn.execute(
+            sa.update(model_versions)
+            .where(model_versions.c.version_id == version_id)
+            .values(stage=to_stage, stage_changed_at=now)
+        )
+        conn.execute(
+            sa.insert(stage_history).values(
+                model_id=model["model_id"],
+                version_id=version_id,
+                from_stage=from_stage,
+                to_stage=to_stage,
+                actor=actor,
+                reason=reason,
+                request_id=request_id,
+                at=now,
+            )
+        )
+
+    def history(self, name: str) -> list[sa.RowMapping]:
+        """Every stage change of a model, oldest first."""
+        with self.db.read() as conn:
+            model = self._model_row(conn, name)
+            return list(
+                conn.execute(
+                    sa.select(stage_history, model_versions.c.version)
+                    .join(model_versions, model_versions.c.version_id == stage_history.c.version_id)
+                    .where(stage_history.c.model_id == model["model_id"])
+                    .order_by(stage_history.c.at, stage_history.c.event_id)
+                ).mappings()
+            )

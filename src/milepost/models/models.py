@@ -1,0 +1,180 @@
+"""Read-only views of registered models, versions and their history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from milepost.models.signature import Signature
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "STAGES",
+    "ModelVersion",
+    "RegisteredModel",
+    "Stage",
+    "StageEvent",
+    "transition_problem",
+]
+
+Stage = Literal["None", "Staging", "Production", "Archived"]
+STAGES: tuple[Stage, ...] = ("None", "Staging", "Production", "Archived")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model, with everything needed to trace it."""
+
+    name: str
+    version: int
+    stage: Stage
+    flavor: str
+    run_id: str | None
+    author: str
+    created_at: int
+    stage_changed_at: int
+    files: dict[str, str]
+    signature: Signature | None
+    input_example: list[dict[str, Any]] | None
+    metrics: dict[str, float]
+    datasets: list[dict[str, str]]
+    feature_refs: list[str]
+    trusted_types: list[str]
+    onnx: dict[str, Any] | None
+    env_hash: str | None
+    code_version: str | None
+    description: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+    version_id: int = 0
+
+    @property
+    def uri(self) -> str:
+        """``models:/NAME/VERSION``."""
+        return f"models:/{self.name}/{self.version}"
+
+    @property
+    def has_onnx(self) -> bool:
+        """True when a verified ONNX twin is stored (the serving fast path)."""
+        return "model.onnx" in self.files
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "uri": self.uri,
+            "stage": self.stage,
+            "aliases": list(self.aliases),
+            "flavor": self.flavor,
+            "run_id": self.run_id,
+            "author": self.author,
+            "created_at": self.created_at,
+            "stage_changed_at": self.stage_changed_at,
+            "files": dict(self.files),
+            "signature": self.signature.to_dict() if self.signature else None,
+            "input_example": self.input_example,
+            "metrics": dict(self.metrics),
+            "datasets": list(self.datasets),
+            "feature_refs": list(self.feature_refs),
+            "trusted_types": list(self.trusted_types),
+            "onnx": self.onnx,
+            "env_hash": self.env_hash,
+            "code_version": self.code_version,
+            "description": self.description,
+            "tags": dict(self.tags),
+        }
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A named model and where its versions stand."""
+
+    name: str
+    description: str | None
+    created_by: str
+    created_at: int
+    updated_at: int
+    latest_version: int | None
+    stages: dict[str, list[int]]
+    aliases: dict[str, int]
+    has_policy: bool
+
+    @property
+    def production_version(self) -> int | None:
+        """The version in Production, if any."""
+        versions = self.stages.get("Production") or []
+        return versions[0] if versions else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "created_by": self.created_by,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "latest_version": self.latest_version,
+            "production_version": self.production_version,
+            "stages": self.stages,
+            "aliases": self.aliases,
+            "has_policy": self.has_policy,
+        }
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """A stage change: who moved which version from where to where, when and why."""
+
+    name: str
+    version: int
+    from_stage: str
+    to_stage: str
+    actor: str
+    reason: str | None
+    request_id: str | None
+    at: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "from_stage": self.from_stage,
+            "to_stage": self.to_stage,
+            "actor": self.actor,
+            "reason": self.reason,
+            "request_id": self.request_id,
+            "at": self.at,
+        }
+
+
+# Which stage changes are legal. Production is reached through Staging or directly from
+# None (both through the Production gates); an archived version must be re-reviewed in
+# Staging first; Production leaves only to Archived (promoting another version does so).
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    "None": frozenset({"Staging", "Production", "Archived"}),
+    "Staging": frozenset({"Production", "Archived"}),
+    "Production": frozenset({"Archived"}),
+    "Archived": frozenset({"Staging"}),
+}
+
+
+def transition_problem(current: str, target: str) -> str | None:
+    """Why ``current -> target`` is not allowed, or None when it is."""
+    if current == target:
+        return f"it is already in {target}"
+    if target in ALLOWED_TRANSITIONS.get(current, frozenset()):
+        return None
+    if current == "Archived" and target == "Production":
+        return (
+            "an archived version must be re-reviewed: promote it to Staging first, then "
+            "to Production"
+        )
+    if current == "Production":
+        return (
+            "a Production version leaves only to Archived (promote another version or archive it)"
+        )
+    allowed = ", ".join(sorted(ALLOWED_TRANSITIONS.get(current, frozenset()))) or "nothing"
+    return f"{current} -> {target} is not a legal change (from {current}: {allowed})"

@@ -1,0 +1,400 @@
+"""The model registry: log, load, version, alias, stage and trace models.
+
+``log_model`` saves the model (skops, ONNX or, only when trusted, cloudpickle), infers and
+stores its signature, optionally keeps a verified ONNX twin, and registers a new version
+carrying the run's metrics snapshot, the dataset versions it used, its environment,
+author and code version. Loading verifies every file against its SHA-256 digest and
+refuses untrusted content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from milepost.errors import IntegrityViolation, InvalidInput
+from milepost.models import _onnx, flavors
+from milepost.models.backends.sql import SqlRegistryStore
+from milepost.models.models import ModelVersion, RegisteredModel, StageEvent
+from milepost.models.signature import Signature, enforce, infer_signature, to_frame
+from milepost.models.uri import ModelRef, parse_model_uri
+from milepost.tracking.models import ArtifactInfo
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from datetime import datetime
+
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from milepost.config import Settings
+    from milepost.data.service import DataService
+    from milepost.stores.blobs import BlobStore
+    from milepost.stores.metadata import MetadataStore
+    from milepost.tracking.service import TrackingService
+
+__all__ = ["LoadedModel", "ModelService"]
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,255}$")
+_ALIAS = re.compile(r"^[A-Za-z][\w\-]{0,127}$")
+_RESERVED_ALIASES = {"latest", "none", "staging", "production", "archived"}
+_EXAMPLE_ROWS = 5
+
+
+class LoadedModel:
+    """A loaded model version: ``predict`` enforces the signature before predicting."""
+
+    def __init__(
+        self,
+        version: ModelVersion,
+        native: Any,
+        *,
+        impl: Any = None,
+        extra_columns: Literal["error", "ignore"] = "error",
+    ) -> None:
+        self.version = version
+        self.native = native
+        self._impl = impl if impl is not None else native
+        self.uses_onnx = impl is not None
+        self.signature = version.signature
+        self.extra_columns = extra_columns
+
+    def prepare(self, data: Any) -> pd.DataFrame:
+        """The input checked and aligned to the signature."""
+        if self.signature is None:
+            return to_frame(data)
+        return enforce(data, self.signature, extra_columns=self.extra_columns)
+
+    def predict(self, data: Any) -> np.ndarray:
+        """Predictions for rows of input (a DataFrame, dict of columns or list of rows)."""
+        return np.asarray(self._impl.predict(self.prepare(data)))
+
+    def predict_proba(self, data: Any) -> np.ndarray:
+        """Class probabilities, for classifiers."""
+        if not hasattr(self._impl, "predict_proba"):
+            raise InvalidInput(f"{self.version.uri} is not a probabilistic classifier.")
+        return np.asarray(self._impl.predict_proba(self.prepare(data)))
+
+    def __repr__(self) -> str:
+        onnx = " onnx" if self.uses_onnx else ""
+        return f"<LoadedModel {self.version.uri} {self.version.flavor}{onnx}>"
+
+
+class ModelService:
+    """Everything the registry does, for the Python API, the CLI and the server."""
+
+    def __init__(
+        self,
+        db: MetadataStore,
+        blobs: BlobStore,
+        settings: Settings,
+        *,
+        tracking: TrackingService,
+        data: DataService,
+    ) -> None:
+        self.store = SqlRegistryStore(db)
+        self.blobs = blobs
+        self.settings = settings
+        self.actor = settings.actor()
+        self.tracking = tracking
+        self.data = data
+
+    # -- logging ----------------------------------------------------------------------
+
+    def log_model(
+        self,
+        run_id: str,
+        model: Any,
+        *,
+        name: str,
+        input_example: Any = None,
+        signature: Signature | None = None,
+        flavor: flavors.Flavor | None = None,
+        onnx: bool = False,
+        onnx_tolerance: float = 1e-4,
+        trusted_types: list[str] | None = None,
+        feature_refs: list[str] | None = None,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Save ``model`` with run ``run_id`` and register it as the next version of ``name``.
+
+        Raises:
+            InvalidInput: bad name, unsavable model, or types outside the trusted list.
+        """
+        if not isinstance(name, str) or not _MODEL_NAME.match(name):
+            raise InvalidInput(
+                f"Model name {name!r} is invalid: use letters, digits, '_', '-' and '.' "
+                "(starting with a letter or digit).",
+            )
+        run = self.tracking.get_run(run_id, sweep=False)
+        flavor = flavor or flavors.detect_flavor(model)
+        example = None
+        if input_example is not None:
+            example = to_frame(input_example, what="input example").head(_EXAMPLE_ROWS)
+        if signature is None and example is not None:
+            output = None
+            try:
+                output = model.predict(example) if flavor != "onnx" else None
+            except Exception as exc:
+                raise InvalidInput(
+                    f"The model cannot predict its own input example: {type(exc).__name__}: {exc}",
+                    hint="Pass an input_example with the columns the model was trained on.",
+                ) from exc
+            signature = infer_signature(example, output)
+        data = flavors.save(model, flavor, trusted_types=trusted_types)
+        files = {flavors.MODEL_FILES[flavor]: self.blobs.put_bytes(data).digest}
+        onnx_info = None
+        if onnx:
+            if flavor != "sklearn" or example is None:
+                raise InvalidInput("onnx=True needs a scikit-learn model and an input_example.")
+            outcome = _onnx.convert(model, example, tolerance=onnx_tolerance)
+            onnx_info = outcome.to_dict()
+            if outcome.data is not None:
+                files["model.onnx"] = self.blobs.put_bytes(outcome.data).digest
+        self.tracking.store.record_artifacts(
+            run_id,
+            [ArtifactInfo(f"models/{name}/{fname}", digest, 0) for fname, digest in files.items()],
+        )
+        self.tracking.flush()
+        run = self.tracking.get_run(run_id, sweep=False)
+        datasets = [
+            {"ref": i.ref, "role": i.role, "content_hash": i.content_hash}
+            for i in self.data.inputs_of_run(run_id)
+        ]
+        values = {
+            "run_id": run_id,
+            "flavor": flavor,
+            "files_json": json.dumps(files),
+            "signature_json": json.dumps(signature.to_dict()) if signature else None,
+            "input_example_json": example.to_json(orient="records", date_format="iso")
+            if example is not None
+            else None,
+            "metrics_json": json.dumps({k: v for k, v in run.metrics.items() if np.isfinite(v)}),
+            "datasets_json": json.dumps(datasets),
+            "feature_refs_json": json.dumps(list(feature_refs or [])),
+            "trusted_types_json": json.dumps(list(trusted_types or [])),
+            "onnx_json": json.dumps(onnx_info) if onnx_info else None,
+            "env_hash": run.env_hash,
+            "author": self.actor,
+            "code_version": run.git_commit,
+            "description": description,
+        }
+        version = self.store.add_version(
+            name, values, {str(k): str(v) for k, v in (tags or {}).items()}, actor=self.actor
+        )
+        return self.get_version(name, version)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def _to_version(
+        self, name: str, row: sa.RowMapping, tags: dict[str, str], aliases: list[str]
+    ) -> ModelVersion:
+        example = json.loads(row["input_example_json"]) if row["input_example_json"] else None
+        return ModelVersion(
+            name=name,
+            version=int(row["version"]),
+            stage=row["stage"],
+            flavor=row["flavor"],
+            run_id=row["run_id"],
+            author=row["author"],
+            created_at=int(row["created_at"]),
+            stage_changed_at=int(row["stage_changed_at"]),
+            files=json.loads(row["files_json"]),
+            signature=Signature.from_dict(json.loads(row["signature_json"]))
+            if row["signature_json"]
+            else None,
+            input_example=example,
+            metrics=json.loads(row["metrics_json"]),
+            datasets=json.loads(row["datasets_json"]),
+            feature_refs=json.loads(row["feature_refs_json"]),
+            trusted_types=json.loads(row["trusted_types_json"]),
+            onnx=json.loads(row["onnx_json"]) if row["onnx_json"] else None,
+            env_hash=row["env_hash"],
+            code_version=row["code_version"],
+            description=row["description"],
+            tags=tags,
+            aliases=aliases,
+            version_id=int(row["version_id"]),
+        )
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        """A version by number. Raises NotFound."""
+        return self._to_version(name, *self.store.version(name, version=version))
+
+    def resolve(self, uri: str | ModelVersion) -> ModelVersion:
+        """The version a URI points at (``models:/NAME/3``, ``/Production``, ``@alias``)."""
+        if isinstance(uri, ModelVersion):
+            return uri
+        ref: ModelRef = parse_model_uri(uri)
+        row = self.store.version(ref.name, version=ref.version, stage=ref.stage, alias=ref.alias)
+        return self._to_version(ref.name, *row)
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every version of a model, oldest first."""
+        return [self._to_version(name, *r) for r in self.store.versions(name)]
+
+    def get_model(self, name: str) -> RegisteredModel:
+        """A registered model with its stages and aliases."""
+        return self._to_model(self.store.model(name))
+
+    def list_models(self) -> list[RegisteredModel]:
+        """Every registered model."""
+        return [self._to_model(r) for r in self.store.models()]
+
+    def _to_model(self, row: sa.RowMapping) -> RegisteredModel:
+        name = row["name"]
+        stages: dict[str, list[int]] = {}
+        latest = None
+        for vrow, _, _ in self.store.versions(name):
+            stages.setdefault(vrow["stage"], []).append(int(vrow["version"]))
+            latest = int(vrow["version"])
+        return RegisteredModel(
+            name=name,
+            description=row["description"],
+            created_by=row["created_by"],
+            created_at=int(row["created_at"]),
+            updated_at=int(row["updated_at"]),
+            latest_version=latest,
+            stages=stages,
+            aliases=self.store.aliases(name),
+            has_policy=bool(row["policy_json"]),
+        )
+
+    # -- loading ----------------------------------------------------------------------
+
+    def _file(self, version: ModelVersion, fname: str) -> bytes:
+        digest = version.files[fname]
+        data = self.blobs.get_bytes(digest)
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise IntegrityViolation(
+                f"{version.uri}: {fname} does not match its recorded SHA-256; the stored file "
+                "was altered.",
+                hint="Restore it from a backup or log the model again.",
+            )
+        return data
+
+    def load(
+        self,
+        uri: str | ModelVersion,
+        *,
+        trusted: bool = False,
+        trusted_types: list[str] | None = None,
+        extra_columns: Literal["error", "ignore"] = "error",
+        prefer_onnx: bool = False,
+    ) -> LoadedModel:
+        """Load a version for prediction.
+
+        Args:
+            uri: ``models:/NAME/VERSION``, ``models:/NAME/Production``, ``models:/NAME@alias``.
+            trusted: allow unpickling a python-flavor model (runs code from the file).
+            trusted_types: extra types a skops file may contain.
+            extra_columns: what ``predict`` does with columns the model does not take.
+            prefer_onnx: predict through the verified ONNX twin when there is one.
+
+        Raises:
+            PermissionDenied: untrusted content (the type is named).
+            IntegrityViolation: a stored file does not match its digest.
+        """
+        version = self.resolve(uri)
+        fname = flavors.MODEL_FILES[version.flavor]
+        native = flavors.load(
+            version.flavor,  # type: ignore[arg-type]
+            self._file(version, fname),
+            trusted=trusted or self.settings.trust_pickle,
+            trusted_types=[
+                *version.trusted_types,
+                *self.settings.trusted_type_list(),
+                *(trusted_types or []),
+            ],
+        )
+        impl = None
+        if prefer_onnx and version.has_onnx:
+            impl = flavors.load("onnx", self._file(version, "model.onnx"))
+        return LoadedModel(version, native, impl=impl, extra_columns=extra_columns)
+
+    # -- aliases, stages, history -----------------------------------------------------
+
+    def set_alias(self, name: str, alias: str, version: int) -> int | None:
+        """Point an alias at a version (audited); returns the version it pointed at before."""
+        if not _ALIAS.match(alias) or alias.lower() in _RESERVED_ALIASES:
+            raise InvalidInput(
+                f"Alias {alias!r} is invalid: start with a letter; use letters, digits, '_' "
+                "or '-'; stage names and 'latest' are reserved.",
+                hint="For example 'champion' or 'challenger'.",
+            )
+        return self.store.set_alias(name, alias, version, actor=self.actor)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove an alias (audited)."""
+        self.store.set_alias(name, alias, None, actor=self.actor)
+
+    def transition(
+        self,
+        name: str,
+        version: int,
+        to_stage: str,
+        *,
+        reason: str | None = None,
+        request_id: str | None = None,
+        expected_production: int | bool | None = False,
+        details: Any = None,
+        in_transaction: Callable[[Any], None] | None = None,
+    ) -> list[tuple[int, str, str]]:
+        """Change a stage without gates (the promotion service calls this after its gates)."""
+        return self.store.transition(
+            name,
+            version,
+            to_stage,
+            actor=self.actor,
+            reason=reason,
+            request_id=request_id,
+            expected_production=expected_production,
+            details=details,
+            in_transaction=in_transaction,
+        )
+
+    def archive(self, name: str, version: int, *, reason: str | None = None) -> None:
+        """Archive a version (no gates: taking a model out of use is always allowed)."""
+        self.store.transition(name, version, "Archived", actor=self.actor, reason=reason)
+
+    def set_description(self, name: str, text: str, *, version: int | None = None) -> None:
+        """Describe a model or a version."""
+        self.store.set_description(name, version, text, actor=self.actor)
+
+    def set_tags(self, name: str, version: int, tags: Mapping[str, Any]) -> None:
+        """Set version tags."""
+        self.store.set_tags(name, version, {str(k): str(v) for k, v in tags.items()})
+
+    def history(self, name: str) -> list[StageEvent]:
+        """Every stage change of a model, oldest first."""
+        return [
+            StageEvent(
+                name,
+                int(r["version"]),
+                r["from_stage"],
+                r["to_stage"],
+                r["actor"],
+                r["reason"],
+                r["request_id"],
+                int(r["at"]),
+            )
+            for r in self.store.history(name)
+        ]
+
+    def production_at(self, name: str, at: datetime | int) -> int | None:
+        """The version that was in Production at a moment (ms or aware datetime)."""
+        at_ms = at if isinstance(at, int) else int(at.timestamp() * 1000)
+        current: int | None = None
+        for event in self.history(name):
+            if event.at > at_ms:
+                break
+            if event.to_stage == "Production":
+                current = event.version
+            elif event.from_stage == "Production" and current == event.version:
+                current = None
+        return current

@@ -1,0 +1,225 @@
+"""Model signatures: what goes in and what comes out, inferred and enforced.
+
+A signature lists input columns (name, type, nullable) and outputs. It is inferred from
+an ``input_example`` when not given, stored with the model version, and enforced by
+``predict``: a missing column, an extra column (unless ``extra_columns="ignore"``), a
+null in a non-nullable column, or a value of the wrong type is refused with the column
+named. Safe widening is allowed (int -> float, narrower ints -> wider ints); narrowing
+is not.
+
+Types: ``integer``, ``float``, ``boolean``, ``string``, ``datetime``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from milepost.errors import InvalidInput
+
+__all__ = ["ColumnSpec", "Signature", "enforce", "infer_signature", "to_frame"]
+
+ColumnType = Literal["integer", "float", "boolean", "string", "datetime"]
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One input or output column."""
+
+    name: str
+    type: ColumnType
+    nullable: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"name": self.name, "type": self.type, "nullable": self.nullable}
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Inputs and outputs of a model."""
+
+    inputs: list[ColumnSpec]
+    outputs: list[ColumnSpec] = field(default_factory=list)
+
+    @property
+    def input_names(self) -> list[str]:
+        """Input column names in order."""
+        return [c.name for c in self.inputs]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "inputs": [c.to_dict() for c in self.inputs],
+            "outputs": [c.to_dict() for c in self.outputs],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Signature:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            inputs=[ColumnSpec(**c) for c in d.get("inputs", [])],
+            outputs=[ColumnSpec(**c) for c in d.get("outputs", [])],
+        )
+
+
+def _kind(series: pd.Series) -> ColumnType:
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "integer"
+    if pd.api.types.is_float_dtype(dtype):
+        return "float"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype):
+        values = series.dropna()
+        if values.map(lambda v: isinstance(v, str)).all():
+            return "string"
+    raise InvalidInput(
+        f"Column {series.name!r} has type {dtype}, which a signature cannot describe.",
+        hint="Use numbers, booleans, strings or datetimes in the input example.",
+    )
+
+
+def to_frame(data: Any, *, what: str = "input") -> pd.DataFrame:
+    """A DataFrame from a DataFrame, a dict of columns, a list of row dicts or a 2-D array."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, dict):
+        try:
+            return pd.DataFrame(
+                data
+                if all(isinstance(v, (list, tuple, np.ndarray, pd.Series)) for v in data.values())
+                else [data]
+            )
+        except ValueError as exc:
+            raise InvalidInput(f"Cannot read the {what} as columns: {exc}.") from exc
+    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        return pd.DataFrame(data)
+    if hasattr(data, "to_pandas"):
+        frame = data.to_pandas()
+        assert isinstance(frame, pd.DataFrame)
+        return frame
+    if isinstance(data, np.ndarray) and data.ndim == 2:
+        return pd.DataFrame(data, columns=[f"f{i}" for i in range(data.shape[1])])
+    raise InvalidInput(
+        f"The {what} must be a DataFrame, a dict of columns or a list of row dicts, "
+        f"got {type(data).__name__}."
+    )
+
+
+def infer_signature(input_example: Any, output_example: Any = None) -> Signature:
+    """A signature from example inputs (and outputs, when given).
+
+    Float columns are nullable (NaN is a float's missing value); other columns are
+    nullable when the example has a null in them.
+    """
+    frame = to_frame(input_example, what="input example")
+    if frame.empty:
+        raise InvalidInput("The input example has no rows; give at least one.")
+    inputs = []
+    for name in frame.columns:
+        kind = _kind(frame[name])
+        inputs.append(
+            ColumnSpec(str(name), kind, kind == "float" or bool(frame[name].isna().any()))
+        )
+    outputs: list[ColumnSpec] = []
+    if output_example is not None:
+        out = np.asarray(output_example)
+        series = pd.Series(out.ravel() if out.ndim <= 1 else out[:, 0], name="prediction")
+        outputs.append(ColumnSpec("prediction", _kind(series), bool(series.isna().any())))
+    return Signature(inputs=inputs, outputs=outputs)
+
+
+def _all(series: pd.Series, test: Any) -> bool:
+    return bool(series.dropna().map(test).all())
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _cast(series: pd.Series, spec: ColumnSpec) -> pd.Series:
+    """The column converted to the signature's type, or InvalidInput naming it."""
+    have = series.dtype
+    types = pd.api.types
+    is_object = have == object  # noqa: E721 - values arriving as Python objects (JSON)
+    target: str | None = None
+    if spec.type == "float":
+        ok = (types.is_numeric_dtype(have) and not types.is_bool_dtype(have)) or (
+            is_object and _all(series, _is_number)
+        )
+        target = "float64"
+    elif spec.type == "integer":
+        ok = types.is_integer_dtype(have) or (is_object and _all(series, _is_int))
+        if ok and is_object:
+            target = "Int64" if series.isna().any() else "int64"
+    elif spec.type == "boolean":
+        ok = types.is_bool_dtype(have) or (
+            is_object and _all(series, lambda v: isinstance(v, bool))
+        )
+    elif spec.type == "string":
+        ok = (isinstance(have, pd.CategoricalDtype) or types.is_string_dtype(have)) and _all(
+            series, lambda v: isinstance(v, str)
+        )
+    else:
+        ok = types.is_datetime64_any_dtype(have)
+    if not ok:
+        detail = (
+            " (integers were expected; floats are not narrowed)"
+            if spec.type == "integer" and types.is_float_dtype(have)
+            else ""
+        )
+        raise InvalidInput(
+            f"Column {spec.name!r} has type {have}{detail}, but the model expects {spec.type}.",
+            hint="Convert the column, or log the model again with a matching input example.",
+        )
+    return series.astype(target) if target else series  # type: ignore[call-overload]
+
+
+def enforce(
+    data: Any, signature: Signature, *, extra_columns: Literal["error", "ignore"] = "error"
+) -> pd.DataFrame:
+    """Check and align input to the signature: column order, types, nulls.
+
+    Raises:
+        InvalidInput: naming the first offending column.
+    """
+    frame = to_frame(data)
+    expected = signature.input_names
+    missing = [c for c in expected if c not in frame.columns]
+    if missing:
+        raise InvalidInput(
+            f"Input is missing column {missing[0]!r}"
+            + (f" (and {len(missing) - 1} more: {missing[1:4]})" if len(missing) > 1 else "")
+            + ".",
+            hint="The model expects: " + ", ".join(expected) + ".",
+        )
+    extra = [str(c) for c in frame.columns if c not in expected]
+    if extra and extra_columns == "error":
+        raise InvalidInput(
+            f"Input has column {extra[0]!r}, which the model does not take"
+            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+            + ".",
+            hint="Drop it, or load the model with extra_columns='ignore'.",
+        )
+    out = {}
+    for spec in signature.inputs:
+        series = frame[spec.name]
+        if not spec.nullable and series.isna().any():
+            row = int(np.flatnonzero(series.isna().to_numpy())[0])
+            raise InvalidInput(
+                f"Column {spec.name!r} has a null (row {row}), but the model requires a value.",
+                hint="Fill it before predicting.",
+            )
+        out[spec.name] = _cast(series, spec)
+    return pd.DataFrame(out, index=frame.index)

@@ -1,0 +1,28 @@
+"""The promotion workflow: policies of gates, approvals, and audited stage changes."""
+
+from milepost.promotion.gates import (
+    GATE_KINDS,
+    Approval,
+    DataValidation,
+    Gate,
+    GateContext,
+    GateResult,
+    MetricVsBaseline,
+    register_gate,
+)
+from milepost.promotion.policy import PromotionPolicy
+from milepost.promotion.service import PromotionRequest, PromotionService
+
+__all__ = [
+    "GATE_KINDS",
+    "Approval",
+    "DataValidation",
+    "Gate",
+    "GateContext",
+    "GateResult",
+    "MetricVsBaseline",
+    "PromotionPolicy",
+    "PromotionRequest",
+    "PromotionService",
+    "register_gate",
+]

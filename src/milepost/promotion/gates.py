@@ -1,0 +1,360 @@
+"""Gates: named checks a model version must pass to enter a stage.
+
+A gate is a small pydantic model with a ``kind`` and a ``check(ctx) -> GateResult``.
+Built in:
+
+- ``metric_vs_baseline``: the candidate and the current Production version are both
+  scored on the same evaluation dataset, now; the candidate must improve the primary
+  metric by at least ``min_delta`` and not regress any guard metric by more than its
+  tolerance. With no Production version, an absolute ``threshold`` applies.
+- ``data_validation``: the dataset versions the candidate trained on passed their latest
+  validation (optionally of a named suite).
+- ``approval``: a person with a role (default ``approver``) approves; until then the
+  request waits. The requester cannot approve their own request unless allowed.
+
+Add a gate by subclassing :class:`Gate` with a ``kind: Literal["..."]`` field and
+decorating it with :func:`register_gate` (or exposing it in the ``milepost.gates``
+entry-point group); policies then name it by ``kind``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from milepost.errors import InvalidInput, MilepostError, did_you_mean
+from milepost.evaluation.metrics import HIGHER_IS_BETTER, LOWER_IS_BETTER
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from milepost.data.service import DataService
+    from milepost.evaluation.service import EvaluationResult
+    from milepost.governance.roles import RoleService
+    from milepost.models.models import ModelVersion
+
+__all__ = [
+    "GATE_KINDS",
+    "Approval",
+    "DataValidation",
+    "Gate",
+    "GateContext",
+    "GateResult",
+    "GateStatus",
+    "MetricVsBaseline",
+    "parse_gate",
+    "register_gate",
+]
+
+GateStatus = Literal["passed", "failed", "pending", "error"]
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A gate's recorded outcome."""
+
+    name: str
+    kind: str
+    status: GateStatus
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+    evaluated_by: str = ""
+    at: int = 0
+
+    @property
+    def passed(self) -> bool:
+        """True when the gate let the version through."""
+        return self.status == "passed"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "status": self.status,
+            "message": self.message,
+            "details": self.details,
+            "evaluated_by": self.evaluated_by,
+            "at": self.at,
+        }
+
+
+@dataclass
+class GateContext:
+    """What a gate can look at while checking a candidate."""
+
+    model: str
+    candidate: ModelVersion
+    target_stage: str
+    production: ModelVersion | None
+    actor: str
+    evaluate: Callable[..., EvaluationResult]
+    data: DataService
+    roles: RoleService
+
+
+class Gate(BaseModel):
+    """Base of every gate. ``name`` labels it in reports (default: its kind)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    name: str | None = None
+
+    def label(self) -> str:
+        """The name shown in reports."""
+        return self.name or self.kind
+
+    def check(self, ctx: GateContext) -> GateResult:  # pragma: no cover - abstract
+        """Decide: passed, failed, or pending (waits for a person)."""
+        raise NotImplementedError
+
+    def result(self, status: GateStatus, message: str, **details: Any) -> GateResult:
+        """A result for this gate, stamped now."""
+        return GateResult(
+            self.label(), self.kind, status, message, details, at=int(time.time() * 1000)
+        )
+
+
+GATE_KINDS: dict[str, type[Gate]] = {}
+G = TypeVar("G", bound=type[Gate])
+
+
+def register_gate(cls: G) -> G:
+    """Class decorator: make a gate kind usable in policies."""
+    kind = cls.model_fields["kind"].default  # type: ignore[call-overload]
+    if not isinstance(kind, str):
+        raise TypeError(f"{cls.__name__} needs a default for its kind field")
+    GATE_KINDS[kind] = cls
+    return cls
+
+
+def _load_entry_points() -> None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="milepost.gates"):
+        cls = ep.load()
+        if isinstance(cls, type) and issubclass(cls, Gate):
+            register_gate(cls)
+
+
+def parse_gate(data: Any, *, where: str = "gate") -> Gate:
+    """A gate from plain data (``{"kind": "approval", ...}``).
+
+    Raises:
+        InvalidInput: unknown kind (with close names) or a bad field.
+    """
+    if not isinstance(data, dict) or "kind" not in data:
+        raise InvalidInput(
+            f"{where}: each gate needs a 'kind'.", hint="Known: " + ", ".join(sorted(GATE_KINDS))
+        )
+    kind = data["kind"]
+    if kind not in GATE_KINDS:
+        _load_entry_points()
+    cls = GATE_KINDS.get(kind)
+    if cls is None:
+        raise InvalidInput(
+            f"{where}: unknown gate kind {kind!r}.{did_you_mean(str(kind), GATE_KINDS)}",
+            hint="Known: " + ", ".join(sorted(GATE_KINDS)) + ".",
+        )
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(f"{where} ({kind}): {loc or 'value'}: {first['msg']}.") from exc
+
+
+def _direction(metric: str) -> int:
+    if metric in HIGHER_IS_BETTER:
+        return 1
+    if metric in LOWER_IS_BETTER:
+        return -1
+    known = sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER)
+    raise InvalidInput(
+        f"Unknown metric {metric!r}.{did_you_mean(metric, known)}",
+        hint="Known: " + ", ".join(known) + ".",
+    )
+
+
+@register_gate
+class MetricVsBaseline(Gate):
+    """Better than Production on the same data, by ``min_delta``, without regressions."""
+
+    kind: Literal["metric_vs_baseline"] = "metric_vs_baseline"
+    dataset: str = Field(description="Evaluation dataset version, e.g. churn.test@3.")
+    target: str = Field(description="The label column.")
+    task: Literal["classification", "regression"] | None = None
+    primary: str = "roc_auc"
+    min_delta: float = 0.0
+    guards: dict[str, float] = Field(
+        default_factory=dict, description="metric -> largest allowed regression (absolute)."
+    )
+    threshold: float | None = Field(
+        default=None,
+        description="Absolute bar for the primary metric when there is no Production version.",
+    )
+
+    def check(self, ctx: GateContext) -> GateResult:
+        sign = _direction(self.primary)
+        for g in self.guards:
+            _direction(g)
+        cand = ctx.evaluate(ctx.candidate, self.dataset, target=self.target, task=self.task)
+        c_val = cand.metrics.get(self.primary)
+        if c_val is None:
+            return self.result(
+                "error",
+                f"{self.primary} could not be computed for the candidate on {self.dataset}.",
+                candidate_eval=cand.eval_id,
+            )
+        details: dict[str, Any] = {
+            "dataset": self.dataset,
+            "primary": self.primary,
+            "candidate": c_val,
+            "candidate_eval": cand.eval_id,
+        }
+        base_model = ctx.production
+        if base_model is None or base_model.version == ctx.candidate.version:
+            if self.threshold is None:
+                return self.result(
+                    "failed",
+                    f"no Production version to compare with and no threshold set for "
+                    f"{self.primary}; add 'threshold' to the gate",
+                    **details,
+                )
+            ok = (c_val - self.threshold) * sign >= 0
+            cmp = (">=" if sign > 0 else "<=") if ok else "misses"
+            return self.result(
+                "passed" if ok else "failed",
+                f"{self.primary} {c_val:.4f} {cmp} threshold {self.threshold:g} "
+                "(no Production version yet)",
+                threshold=self.threshold,
+                **details,
+            )
+        base = ctx.evaluate(base_model, self.dataset, target=self.target, task=self.task)
+        b_val = base.metrics.get(self.primary)
+        details.update(
+            baseline=b_val, baseline_version=base_model.version, baseline_eval=base.eval_id
+        )
+        if b_val is None:
+            return self.result(
+                "error",
+                f"{self.primary} could not be computed for Production v{base_model.version}.",
+                **details,
+            )
+        gain = (c_val - b_val) * sign
+        details["improvement"] = gain
+        problems = []
+        if gain < self.min_delta:
+            problems.append(
+                f"{self.primary} {c_val:.4f} vs Production v{base_model.version} "
+                f"{b_val:.4f}: improvement {gain:+.4f} < min_delta {self.min_delta:g}"
+            )
+        guard_report = {}
+        for metric, tolerance in self.guards.items():
+            cv, bv = cand.metrics.get(metric), base.metrics.get(metric)
+            if cv is None or bv is None:
+                problems.append(f"guard {metric} could not be computed")
+                continue
+            regression = (bv - cv) * _direction(metric)
+            guard_report[metric] = {
+                "candidate": cv,
+                "baseline": bv,
+                "regression": regression,
+                "tolerance": tolerance,
+            }
+            if regression > tolerance:
+                problems.append(f"{metric} regressed by {regression:.4f} > tolerance {tolerance:g}")
+        details["guards"] = guard_report
+        if problems:
+            return self.result("failed", "; ".join(problems), **details)
+        return self.result(
+            "passed",
+            f"{self.primary} {c_val:.4f} vs Production v{base_model.version} "
+            f"{b_val:.4f}: {gain:+.4f} >= {self.min_delta:g}"
+            + (f"; guards within tolerance ({', '.join(guard_report)})" if guard_report else ""),
+            **details,
+        )
+
+
+@register_gate
+class DataValidation(Gate):
+    """The candidate's training data passed its latest validation."""
+
+    kind: Literal["data_validation"] = "data_validation"
+    suite: str | None = Field(default=None, description="Only results of this suite count.")
+    roles: list[str] = Field(default_factory=lambda: ["train"])
+
+    def check(self, ctx: GateContext) -> GateResult:
+        inputs = [d for d in ctx.candidate.datasets if d.get("role") in self.roles]
+        if not inputs:
+            return self.result(
+                "failed",
+                f"the candidate's run recorded no {'/'.join(self.roles)} dataset "
+                "(use milepost.log_input in the training run)",
+            )
+        report: dict[str, Any] = {}
+        problems = []
+        for item in inputs:
+            ref = item["ref"]
+            results = [
+                r
+                for r in ctx.data.validations(ref)
+                if self.suite is None or r.suite_name == self.suite
+            ]
+            if not results:
+                problems.append(
+                    f"{ref} was never validated"
+                    + (f" with suite {self.suite!r}" if self.suite else "")
+                )
+                report[ref] = None
+                continue
+            latest = results[0]
+            report[ref] = {
+                "result_id": latest.result_id,
+                "suite": latest.suite_name,
+                "success": latest.success,
+                "failed": len(latest.failing),
+            }
+            if not latest.success:
+                problems.append(
+                    f"{ref} failed suite {latest.suite_name!r} ({len(latest.failing)} checks)"
+                )
+        if problems:
+            return self.result("failed", "; ".join(problems), datasets=report)
+        return self.result("passed", "validated: " + ", ".join(report), datasets=report)
+
+
+@register_gate
+class Approval(Gate):
+    """A person with ``role`` approves (``count`` different people)."""
+
+    kind: Literal["approval"] = "approval"
+    role: str = "approver"
+    count: int = Field(default=1, ge=1, le=10)
+    allow_self_approval: bool = False
+
+    def check(self, ctx: GateContext) -> GateResult:
+        holders = ctx.roles.holders(self.role)
+        hint = (
+            f" (holders: {', '.join(holders[:5])})"
+            if holders
+            else f" (nobody holds it yet: `milepost roles grant USER {self.role}`)"
+        )
+        return self.result(
+            "pending",
+            f"awaiting {self.count} approval(s) by role {self.role!r}{hint}",
+            approvals=[],
+            spec=self.model_dump(),
+        )
+
+
+def run_gate(gate: Gate, ctx: GateContext) -> GateResult:
+    """Check a gate; a Milepost error inside it becomes an ``error`` result, not a crash."""
+    try:
+        return gate.check(ctx)
+    except MilepostError as exc:
+        return gate.result("error", f"{exc.message}{(' ' + exc.hint) if exc.hint else ''}")

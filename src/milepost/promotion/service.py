@@ -1,0 +1,466 @@
+"""The promotion workflow: run a model's gates, record every result, then transition or refuse.
+
+``promote`` evaluates the automated gates for the target stage. Any failure refuses the
+promotion (the request and every gate result are stored; the registry is unchanged) and
+raises :class:`~milepost.errors.GateFailed` listing the failing gates. If an approval
+gate remains, the request waits (``pending_approval``); ``approve`` by people with the
+required role completes it, ``reject`` ends it. The stage change and the request's
+completion commit in one transaction, and only if Production is still the version the
+gates compared against — so of two racing promotions exactly one wins.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from milepost.errors import Conflict, GateFailed, InvalidInput, NotFound, PermissionDenied
+from milepost.models.models import transition_problem
+from milepost.promotion.backends.sql import SqlPromotionStore
+from milepost.promotion.gates import GateContext, GateResult, run_gate
+from milepost.promotion.policy import PromotionPolicy
+from milepost.stores.audit import append_event
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection
+
+    from milepost.config import Settings
+    from milepost.data.service import DataService
+    from milepost.evaluation.service import EvaluationService
+    from milepost.governance.roles import RoleService
+    from milepost.models.models import ModelVersion
+    from milepost.models.service import ModelService
+    from milepost.stores.metadata import MetadataStore
+
+__all__ = ["PromotionRequest", "PromotionService"]
+
+_STAGE_NAMES = {"staging": "Staging", "production": "Production"}
+
+
+@dataclass(frozen=True)
+class PromotionRequest:
+    """A request to move a version into a stage, with every gate's result."""
+
+    request_id: str
+    model: str
+    version: int
+    target_stage: str
+    status: str  # completed | pending_approval | refused | rejected | stale
+    requested_by: str
+    reason: str | None
+    created_at: int
+    baseline_version: int | None
+    decided_by: str | None = None
+    decided_at: int | None = None
+    decision_reason: str | None = None
+    gates: list[GateResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "request_id": self.request_id,
+            "model": self.model,
+            "version": self.version,
+            "target_stage": self.target_stage,
+            "status": self.status,
+            "requested_by": self.requested_by,
+            "reason": self.reason,
+            "created_at": self.created_at,
+            "baseline_version": self.baseline_version,
+            "decided_by": self.decided_by,
+            "decided_at": self.decided_at,
+            "decision_reason": self.decision_reason,
+            "gates": [g.to_dict() for g in self.gates],
+        }
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+class PromotionService:
+    """Policies, promotions, approvals."""
+
+    def __init__(
+        self,
+        db: MetadataStore,
+        settings: Settings,
+        *,
+        models: ModelService,
+        evaluation: EvaluationService,
+        data: DataService,
+        roles: RoleService,
+    ) -> None:
+        self.db = db
+        self.store = SqlPromotionStore(db)
+        self.models = models
+        self.evaluation = evaluation
+        self.data = data
+        self.roles = roles
+        self.actor = settings.actor()
+
+    # -- policy -----------------------------------------------------------------------
+
+    def set_policy(
+        self, name: str, policy: PromotionPolicy | dict[str, Any] | str | Path | None
+    ) -> PromotionPolicy:
+        """Set (or with None, clear) a model's promotion policy, audited."""
+        if policy is None:
+            self.models.store.set_policy(name, None, actor=self.actor)
+            return PromotionPolicy()
+        if isinstance(policy, dict):
+            policy = PromotionPolicy.from_dict(policy)
+        elif not isinstance(policy, PromotionPolicy):
+            policy = PromotionPolicy.from_yaml(policy)
+        self.models.store.set_policy(name, json.dumps(policy.to_dict()), actor=self.actor)
+        return policy
+
+    def get_policy(self, name: str) -> PromotionPolicy:
+        """A model's policy (empty when none is set)."""
+        raw = self.models.store.model(name)["policy_json"]
+        return PromotionPolicy.from_dict(json.loads(raw)) if raw else PromotionPolicy()
+
+    # -- promote ----------------------------------------------------------------------
+
+    def _production(self, name: str) -> ModelVersion | None:
+        try:
+            return self.models.resolve(f"models:/{name}/Production")
+        except NotFound:
+            return None
+
+    def promote(
+        self, name: str, version: int, to: str, *, reason: str | None = None
+    ) -> PromotionRequest:
+        """Run the gates for ``to`` and transition, wait for approval, or refuse.
+
+        Raises:
+            GateFailed: an automated gate failed (the message lists each one).
+            Conflict: the transition is illegal, or Production changed meanwhile.
+        """
+        target = _STAGE_NAMES.get(to.lower())
+        if target is None:
+            raise InvalidInput(
+                f"Cannot promote to {to!r}: promotions go to Staging or Production.",
+                hint="Use `milepost models archive` to archive a version.",
+            )
+        candidate = self.models.get_version(name, version)
+        problem = transition_problem(candidate.stage, target)
+        if problem:
+            raise Conflict(f"Cannot promote {name} version {version} to {target}: {problem}.")
+        policy = self.get_policy(name)
+        production = self._production(name)
+        ctx = GateContext(
+            name,
+            candidate,
+            target,
+            production,
+            self.actor,
+            self.evaluation.evaluate,
+            self.data,
+            self.roles,
+        )
+        results = [
+            GateResult(r.name, r.kind, r.status, r.message, r.details, self.actor, r.at)
+            for r in (run_gate(g, ctx) for g in policy.gates_for(target))
+        ]
+        request_id = uuid.uuid4().hex
+        baseline = production.version if production else None
+        values = {
+            "request_id": request_id,
+            "model_id": self._model_id(name),
+            "version_id": candidate.version_id,
+            "target_stage": target,
+            "baseline_version": baseline,
+            "requested_by": self.actor,
+            "reason": reason,
+            "created_at": _now(),
+        }
+        failing = [r for r in results if r.status in ("failed", "error")]
+        if failing:
+            with self.db.write() as conn:
+                self.store.insert(conn, {**values, "status": "refused"}, results)
+                self._audit(conn, "promotion.refused", name, version, target, results, reason)
+            raise GateFailed(
+                f"Promotion of {name} v{version} to {target} refused: "
+                + "; ".join(f"{r.name}: {r.message}" for r in failing)
+                + ".",
+                hint=f"Request {request_id[:12]} records every gate; the registry is unchanged.",
+                details={"request_id": request_id, "gates": [r.to_dict() for r in results]},
+            )
+        if any(r.status == "pending" for r in results):
+            with self.db.write() as conn:
+                self.store.insert(conn, {**values, "status": "pending_approval"}, results)
+                self._audit(conn, "promotion.requested", name, version, target, results, reason)
+            return self.get_request(request_id)
+
+        def record(conn: Connection) -> None:
+            self.store.insert(
+                conn,
+                {**values, "status": "completed", "decided_by": self.actor, "decided_at": _now()},
+                results,
+            )
+
+        self.models.transition(
+            name,
+            version,
+            target,
+            reason=reason,
+            request_id=request_id,
+            expected_production=baseline,
+            details=_summary(results),
+            in_transaction=record,
+        )
+        return self.get_request(request_id)
+
+    def _model_id(self, name: str) -> int:
+        return int(self.models.store.model(name)["model_id"])
+
+    def _audit(
+        self,
+        conn: Connection,
+        action: str,
+        name: str,
+        version: int,
+        target: str,
+        results: list[GateResult],
+        reason: str | None,
+    ) -> None:
+        append_event(
+            conn,
+            actor=self.actor,
+            action=action,
+            object_type="model_version",
+            object_id=f"{name}/{version}",
+            after={"target_stage": target, "gates": _summary(results)},
+            reason=reason,
+        )
+
+    # -- approve / reject ---------------------------------------------------------------
+
+    def _pending(self, request_id: str) -> tuple[sa.RowMapping, list[sa.RowMapping]]:
+        if len(request_id) < 32:
+            request_id = self.store.find(request_id)
+        row, gates = self.store.get(request_id)
+        if row["status"] != "pending_approval":
+            raise Conflict(f"Request {request_id[:12]} is {row['status']}, not awaiting approval.")
+        return row, gates
+
+    def approve(self, request_id: str, *, reason: str | None = None) -> PromotionRequest:
+        """Approve a waiting request; with every gate passed, the transition happens now.
+
+        Raises:
+            PermissionDenied: the actor lacks the gate's role, or approves their own request.
+            Conflict: not awaiting approval, already approved by this actor, or Production
+                changed since the gates ran (the request is then marked stale).
+        """
+        row, gates = self._pending(request_id)
+        request_id = row["request_id"]
+        position, gate = next(
+            (
+                (i, g)
+                for i, g in enumerate(gates)
+                if g["kind"] == "approval" and g["status"] == "pending"
+            ),
+            (None, None),
+        )
+        if gate is None or position is None:  # pragma: no cover - pending implies one
+            raise Conflict(f"Request {request_id[:12]} has no approval waiting.")
+        details = json.loads(gate["details_json"])
+        spec = details.get("spec", {})
+        self._check_approver(row, spec)
+        approvals = list(details.get("approvals", []))
+        if any(a["actor"] == self.actor for a in approvals):
+            raise Conflict(f"{self.actor!r} has already approved request {request_id[:12]}.")
+        approvals.append({"actor": self.actor, "at": _now(), "reason": reason})
+        needed = int(spec.get("count", 1))
+        done = len(approvals) >= needed
+        updated = GateResult(
+            gate["name"],
+            "approval",
+            "passed" if done else "pending",
+            ("approved by " if done else f"{len(approvals)}/{needed} approvals: ")
+            + ", ".join(a["actor"] for a in approvals),
+            {**details, "approvals": approvals},
+            self.actor,
+            _now(),
+        )
+        still_pending = [
+            g for i, g in enumerate(gates) if i != position and g["status"] != "passed"
+        ]
+        name, version = row["name"], self._version_of(row)
+        if not done or still_pending:
+            with self.db.write() as conn:
+                self.store.update_gate(conn, request_id, position, updated)
+                append_event(
+                    conn,
+                    actor=self.actor,
+                    action="promotion.approved",
+                    object_type="model_version",
+                    object_id=f"{name}/{version}",
+                    after={"request_id": request_id, "approvals": len(approvals)},
+                    reason=reason,
+                )
+            return self.get_request(request_id)
+
+        def record(conn: Connection) -> None:
+            self.store.update_gate(conn, request_id, position, updated)
+            self.store.update(
+                conn,
+                request_id,
+                status="completed",
+                decided_by=self.actor,
+                decided_at=_now(),
+                decision_reason=reason,
+            )
+            append_event(
+                conn,
+                actor=self.actor,
+                action="promotion.approved",
+                object_type="model_version",
+                object_id=f"{name}/{version}",
+                after={"request_id": request_id, "approvals": len(approvals)},
+                reason=reason,
+            )
+
+        results = [_gate_result(g) for g in gates]
+        results[position] = updated
+        try:
+            self.models.transition(
+                name,
+                version,
+                row["target_stage"],
+                reason=row["reason"],
+                request_id=request_id,
+                expected_production=row["baseline_version"],
+                details=_summary(results),
+                in_transaction=record,
+            )
+        except Conflict:
+            with self.db.write() as conn:
+                self.store.update(
+                    conn,
+                    request_id,
+                    status="stale",
+                    decided_by=self.actor,
+                    decided_at=_now(),
+                    decision_reason="stage changed meanwhile",
+                )
+            raise
+        return self.get_request(request_id)
+
+    def reject(self, request_id: str, *, reason: str | None = None) -> PromotionRequest:
+        """Reject a waiting request (needs the approval gate's role)."""
+        row, gates = self._pending(request_id)
+        request_id = row["request_id"]
+        position = next(
+            i for i, g in enumerate(gates) if g["kind"] == "approval" and g["status"] == "pending"
+        )
+        details = json.loads(gates[position]["details_json"])
+        self._check_approver(row, details.get("spec", {}), rejecting=True)
+        result = GateResult(
+            gates[position]["name"],
+            "approval",
+            "failed",
+            f"rejected by {self.actor}" + (f": {reason}" if reason else ""),
+            details,
+            self.actor,
+            _now(),
+        )
+        with self.db.write() as conn:
+            self.store.update_gate(conn, request_id, position, result)
+            self.store.update(
+                conn,
+                request_id,
+                status="rejected",
+                decided_by=self.actor,
+                decided_at=_now(),
+                decision_reason=reason,
+            )
+            append_event(
+                conn,
+                actor=self.actor,
+                action="promotion.rejected",
+                object_type="model_version",
+                object_id=f"{row['name']}/{self._version_of(row)}",
+                after={"request_id": request_id},
+                reason=reason,
+            )
+        return self.get_request(request_id)
+
+    def _check_approver(
+        self, row: sa.RowMapping, spec: dict[str, Any], *, rejecting: bool = False
+    ) -> None:
+        role = spec.get("role", "approver")
+        if not self.roles.has(self.actor, role):
+            holders = self.roles.holders(role)
+            raise PermissionDenied(
+                f"{self.actor!r} cannot {'reject' if rejecting else 'approve'} this request: it "
+                f"needs the {role!r} role.",
+                hint=("Ask " + ", ".join(holders[:3]))
+                if holders
+                else f"Nobody holds it yet: `milepost roles grant USER {role}`.",
+            )
+        if (
+            not rejecting
+            and row["requested_by"] == self.actor
+            and not spec.get("allow_self_approval")
+        ):
+            raise PermissionDenied(
+                f"{self.actor!r} requested this promotion and cannot approve it too.",
+                hint="Another approver must decide (or set allow_self_approval in the policy).",
+            )
+
+    def _version_of(self, row: sa.RowMapping) -> int:
+        _, vrow = self.models.store.version_by_id(int(row["version_id"]))
+        return int(vrow["version"])
+
+    # -- reading ----------------------------------------------------------------------
+
+    def get_request(self, request_id: str) -> PromotionRequest:
+        """A request with its gate results."""
+        if len(request_id) < 32:
+            request_id = self.store.find(request_id)
+        row, gates = self.store.get(request_id)
+        return PromotionRequest(
+            request_id=row["request_id"],
+            model=row["name"],
+            version=self._version_of(row),
+            target_stage=row["target_stage"],
+            status=row["status"],
+            requested_by=row["requested_by"],
+            reason=row["reason"],
+            created_at=int(row["created_at"]),
+            baseline_version=row["baseline_version"],
+            decided_by=row["decided_by"],
+            decided_at=row["decided_at"],
+            decision_reason=row["decision_reason"],
+            gates=[_gate_result(g) for g in gates],
+        )
+
+    def list_requests(
+        self, *, status: str | None = None, model: str | None = None
+    ) -> list[PromotionRequest]:
+        """Requests, newest first (``status="pending_approval"`` for the approval queue)."""
+        return [self.get_request(i) for i in self.store.list(status=status, model=model)]
+
+
+def _gate_result(row: sa.RowMapping) -> GateResult:
+    return GateResult(
+        row["name"],
+        row["kind"],
+        row["status"],
+        row["message"] or "",
+        json.loads(row["details_json"]),
+        row["evaluated_by"],
+        int(row["at"]),
+    )
+
+
+def _summary(results: list[GateResult]) -> list[dict[str, str]]:
+    return [{"gate": r.name, "status": r.status, "message": r.message} for r in results]

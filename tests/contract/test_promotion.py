@@ -1,0 +1,249 @@
+"""Gates, approvals and evaluation on every metadata backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import milepost
+from milepost import Client
+from milepost._context import Runtime
+from milepost.demo.data import LABEL
+from milepost.errors import Conflict, GateFailed, InvalidInput, PermissionDenied
+from milepost.promotion import PromotionPolicy
+from tests.contract.conftest import FEATURES
+
+
+@pytest.fixture
+def registered(
+    runtime: Runtime, churn_models: dict[str, Any], churn_frame: pd.DataFrame
+) -> dict[str, Any]:
+    """churn v1 (weak) and v2 (good), trained on a validated dataset, plus a test set."""
+    train = milepost.data.register("churn.train", churn_frame.iloc[:2000])
+    test = milepost.data.register("churn.test", churn_frame.iloc[2000:])
+    milepost.data.validate(
+        train, {"name": "basic", "checks": [{"kind": "not_null", "column": "customer_id"}]}
+    )
+    for key in ("weak", "good"):
+        with milepost.start_run(experiment="promo"):
+            milepost.log_input(train, role="train")
+            milepost.log_model(
+                churn_models[key], "churn", input_example=churn_frame[FEATURES].head(5)
+            )
+    return {"train": train, "test": test}
+
+
+POLICY = """
+production:
+  - {kind: metric_vs_baseline, dataset: churn.test@1, target: churned, primary: roc_auc,
+     min_delta: 0.01, guards: {log_loss: 0.05}, threshold: 0.5}
+  - {kind: data_validation, suite: basic}
+"""
+
+
+def test_evaluate_stores_metrics_and_slices(registered: dict[str, Any]) -> None:
+    result = milepost.evaluate("models:/churn/2", "churn.test@1", target=LABEL, slices=["gender"])
+    assert result.task == "classification" and result.num_rows == 1000
+    assert set(result.metrics) == {
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "log_loss",
+        "brier",
+    }
+    assert 0.6 < (result.metrics["roc_auc"] or 0) < 1
+    genders = result.slices["gender"]
+    assert sum(v["n"] for v in genders.values()) == 1000 and "female" in genders
+    stored = milepost.get_runtime().evaluation.for_version("models:/churn/2")
+    assert stored[0].to_dict() == result.to_dict()
+    reg = milepost.evaluate(
+        "models:/churn/2",
+        registered["test"].to_pandas().assign(churned=lambda d: d["monthly_spend"]),
+        target=LABEL,
+        task="regression",
+    )
+    assert set(reg.metrics) == {"rmse", "mae", "r2"}
+    with pytest.raises(InvalidInput, match="no target column 'label'"):
+        milepost.evaluate("models:/churn/2", "churn.test@1", target="label")
+
+
+def test_first_production_uses_the_threshold_then_the_baseline(registered: dict[str, Any]) -> None:
+    c = Client()
+    c.set_promotion_policy("churn", POLICY)
+    req = c.promote("churn", 1, "Production")
+    assert req.status == "completed"
+    metric_gate = req.gates[0]
+    assert metric_gate.passed and "threshold" in metric_gate.message
+    assert req.gates[1].passed and "churn.train@1" in req.gates[1].message
+    req = c.promote("churn", 2, "Production", reason="better AUC")
+    assert req.status == "completed" and req.baseline_version == 1
+    details = req.gates[0].details
+    assert details["baseline_version"] == 1 and details["improvement"] >= 0.01
+    assert c.get_model_version("models:/churn/Production").version == 2
+    stage_event = c.audit_events(action="model_version.stage")[0]
+    assert stage_event.after["gates"][0]["status"] == "passed"
+
+
+def test_a_worse_candidate_is_refused_and_nothing_changes(registered: dict[str, Any]) -> None:
+    c = Client()
+    c.promote("churn", 2, "Production")
+    c.set_promotion_policy("churn", POLICY)
+    with pytest.raises(
+        GateFailed, match=r"refused: metric_vs_baseline: roc_auc .* < min_delta 0.01"
+    ) as info:
+        c.promote("churn", 1, "Production")
+    details = info.value.details
+    assert details["gates"][0]["status"] == "failed"
+    assert {v.version: v.stage for v in c.list_model_versions("churn")} == {
+        1: "None",
+        2: "Production",
+    }
+    refused = c.promotion_requests(status="refused")
+    assert len(refused) == 1 and refused[0].request_id == details["request_id"]
+    assert c.audit_events(action="promotion.refused")[0].object_id == "churn/1"
+
+
+def test_failed_data_validation_blocks_promotion(
+    registered: dict[str, Any], churn_frame: pd.DataFrame
+) -> None:
+    milepost.data.validate(
+        registered["train"],
+        {"name": "basic", "checks": [{"kind": "between", "column": "age", "min": 60}]},
+    )
+    Client().set_promotion_policy(
+        "churn", {"staging": [{"kind": "data_validation", "suite": "basic"}]}
+    )
+    with pytest.raises(GateFailed, match="churn.train@1 failed suite 'basic'"):
+        Client().promote("churn", 2, "Staging")
+    Client().set_promotion_policy(
+        "churn", {"staging": [{"kind": "data_validation", "suite": "other"}]}
+    )
+    with pytest.raises(GateFailed, match="never validated with suite 'other'"):
+        Client().promote("churn", 2, "Staging")
+
+
+def test_no_threshold_and_no_production_is_a_clear_failure(registered: dict[str, Any]) -> None:
+    Client().set_promotion_policy(
+        "churn",
+        {
+            "production": [
+                {"kind": "metric_vs_baseline", "dataset": "churn.test@1", "target": LABEL}
+            ]
+        },
+    )
+    with pytest.raises(GateFailed, match="no Production version to compare with and no threshold"):
+        Client().promote("churn", 2, "Production")
+
+
+def test_approval_flow_with_roles(registered: dict[str, Any], runtime: Runtime) -> None:
+    c = Client()
+    c.set_promotion_policy("churn", {"production": [{"kind": "approval", "role": "approver"}]})
+    req = c.promote("churn", 2, "Production", reason="ship it")
+    assert req.status == "pending_approval" and req.gates[0].status == "pending"
+    assert "nobody holds it yet" in req.gates[0].message
+    assert [r.request_id for r in c.promotion_requests()] == [req.request_id]
+    assert c.get_model_version("churn", 2).stage == "None"  # waiting changes nothing
+    # the requester ("tester") may not approve, even with the role
+    runtime.roles.grant("tester", "admin")
+    runtime.roles.grant("tester", "approver")
+    with pytest.raises(PermissionDenied, match="cannot approve it too"):
+        c.approve(req.request_id)
+    # someone without the role may not either
+    outsider = milepost.configure(
+        home=runtime.settings.home, metadata_uri=runtime.db.uri, user="eve"
+    )
+    with pytest.raises(PermissionDenied, match="needs the 'approver' role"):
+        Client(outsider).approve(req.request_id[:12])
+    with pytest.raises(PermissionDenied, match="needs the admin role"):
+        outsider.roles.grant("eve", "approver")
+    milepost.reset()
+    admin = milepost.configure(
+        home=runtime.settings.home, metadata_uri=runtime.db.uri, user="tester"
+    )
+    admin.roles.grant("ana", "approver")
+    ana = milepost.configure(home=runtime.settings.home, metadata_uri=runtime.db.uri, user="ana")
+    done = Client(ana).approve(req.request_id, reason="looks good")
+    assert done.status == "completed" and done.decided_by == "ana"
+    assert done.gates[0].passed and done.gates[0].message == "approved by ana"
+    assert Client(ana).get_model_version("models:/churn/Production").version == 2
+    with pytest.raises(Conflict, match="is completed, not awaiting approval"):
+        Client(ana).approve(req.request_id)
+    actions = [e.action for e in Client(ana).audit_events(object_id="churn/2")]
+    assert actions == [
+        "promotion.approved",
+        "model_version.stage",
+        "promotion.requested",
+        "model_version.register",
+    ]
+
+
+def test_rejection_ends_the_request(registered: dict[str, Any], runtime: Runtime) -> None:
+    runtime.roles.grant("bob", "approver")
+    c = Client()
+    c.set_promotion_policy("churn", {"production": [{"kind": "approval"}]})
+    req = c.promote("churn", 2, "Production")
+    bob = milepost.configure(home=runtime.settings.home, metadata_uri=runtime.db.uri, user="bob")
+    rejected = Client(bob).reject(req.request_id, reason="needs a fairness review")
+    assert rejected.status == "rejected" and rejected.gates[0].status == "failed"
+    assert Client(bob).get_model_version("churn", 2).stage == "None"
+    assert Client(bob).promotion_requests() == []
+
+
+def test_stale_approval_is_refused(registered: dict[str, Any], runtime: Runtime) -> None:
+    runtime.roles.grant("bob", "approver")
+    c = Client()
+    c.set_promotion_policy(
+        "churn", {"production": [{"kind": "approval", "allow_self_approval": True}]}
+    )
+    req = c.promote("churn", 1, "Production")
+    c.set_promotion_policy("churn", None)
+    c.promote("churn", 2, "Production")  # Production moved meanwhile
+    bob = milepost.configure(home=runtime.settings.home, metadata_uri=runtime.db.uri, user="bob")
+    with pytest.raises(Conflict, match="changed while this promotion was decided"):
+        Client(bob).approve(req.request_id)
+    assert Client(bob).promotion_requests(status="stale")[0].request_id == req.request_id
+    assert Client(bob).get_model_version("models:/churn/Production").version == 2
+
+
+@pytest.mark.parametrize(
+    ("policy", "match"),
+    [
+        ({"production": [{"kind": "metric_vs_baselin"}]}, "Did you mean 'metric_vs_baseline'"),
+        ({"production": [{"kind": "approval", "count": 0}]}, "count"),
+        ({"production": [{"kind": "metric_vs_baseline", "target": "y"}]}, "dataset"),
+        ({"prod": []}, "Unknown policy section"),
+        ({"production": [{"role": "x"}]}, "needs a 'kind'"),
+    ],
+)
+def test_bad_policies_are_refused(policy: dict[str, Any], match: str) -> None:
+    with pytest.raises(InvalidInput, match=match):
+        PromotionPolicy.from_dict(policy)
+
+
+def test_policy_round_trips(registered: dict[str, Any]) -> None:
+    stored = Client().set_promotion_policy("churn", POLICY)
+    assert PromotionPolicy.from_yaml(stored.to_yaml()) == stored
+    assert milepost.get_runtime().promotion.get_policy("churn") == stored
+
+
+def test_unknown_metric_is_an_error_result(registered: dict[str, Any]) -> None:
+    Client().set_promotion_policy(
+        "churn",
+        {
+            "production": [
+                {
+                    "kind": "metric_vs_baseline",
+                    "dataset": "churn.test@1",
+                    "target": LABEL,
+                    "primary": "auc",
+                    "threshold": 0.5,
+                }
+            ]
+        },
+    )
+    with pytest.raises(GateFailed, match="Unknown metric 'auc'"):
+        Client().promote("churn", 2, "Production")
