@@ -117,7 +117,7 @@ def test_failed_data_validation_blocks_promotion(
     Client().set_promotion_policy(
         "churn", {"staging": [{"kind": "data_validation", "suite": "basic"}]}
     )
-    with pytest.raises(GateFailed, match="churn.train@1 failed suite 'basic'"):
+    with pytest.raises(GateFailed, match=r"churn\.train@1 failed suite 'basic'"):
         Client().promote("churn", 2, "Staging")
     Client().set_promotion_policy(
         "churn", {"staging": [{"kind": "data_validation", "suite": "other"}]}
