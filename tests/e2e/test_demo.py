@@ -29,7 +29,7 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     out = io.StringIO()
     result = run_demo(rows=1500, console=Console(file=out, width=120))
     text = out.getvalue()
-    for step in ("1/5", "2/5", "3/5", "4/5", "5/5", "Where everything went"):
+    for step in ("1/6", "2/6", "3/6", "4/6", "5/6", "6/6", "Where everything went"):
         assert step in text
     c = Client()
     runs = c.search_runs(EXPERIMENT, max_results=10)
@@ -38,7 +38,7 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     hgb = c.get_run(result["runs"]["hgb"])
     assert 0.5 < hgb.metrics["roc_auc"] <= 1.0
     assert len(c.get_metric_history(hgb.run_id, "train_loss")) > 5
-    assert [a.path for a in c.list_artifacts(hgb.run_id)] == ["eval/confusion.json"]
+    assert [a.path for a in c.list_artifacts(hgb.run_id)][0] == "eval/confusion.json"
     inputs = milepost.get_runtime().data.inputs_of_run(hgb.run_id)
     assert [(i.ref, i.role) for i in inputs] == [
         ("churn.train@1", "train"),
@@ -49,6 +49,14 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     assert "FAIL customer_id not null" in text and "rejected, not registered" in text
     assert [d.name for d in milepost.data.list_datasets()] == ["churn.test", "churn.train"]
     assert milepost.data.runs_using("churn.train@1")
+    # the better model went through the gates and an approval into Production;
+    # the worse candidate was refused
+    best = max(result["scores"], key=lambda k: result["scores"][k]["roc_auc"])
+    production = c.get_model_version("models:/churn/Production")
+    assert production.run_id == result["runs"][best]
+    assert result["promotion"]["refused_request"]
+    assert [e.actor for e in c.model_history("churn")][-1] == "ana"
+    assert "approves it" in text and "refused, registry unchanged" in text
     assert result["audit_ok"] and c.verify_audit().ok
     # running it again reuses the experiment and adds runs
     run_demo(rows=500, console=Console(file=io.StringIO()))

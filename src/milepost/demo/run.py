@@ -2,12 +2,15 @@
 
 Today the loop covers data and tracking: generate data, version and validate it (and
 reject a corrupted batch), train two models with tracking and lineage, compare them,
-and check the audit trail. Each new capability adds its step here.
+register the models (with ONNX twins where they agree), gate, approve and promote the
+better one, see a worse candidate refused, and check the audit trail. Each new
+capability adds its step here.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,7 +40,8 @@ from milepost.demo.data import (
     generate_customers,
     time_split,
 )
-from milepost.errors import ValidationFailed
+from milepost.errors import GateFailed, ValidationFailed
+from milepost.promotion.gates import GateResult
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -49,6 +53,103 @@ if TYPE_CHECKING:
 __all__ = ["run_demo"]
 
 EXPERIMENT = "churn-demo"
+MODEL = "churn"
+APPROVER = "ana"
+
+
+def _policy(test: DatasetVersion) -> dict[str, Any]:
+    return {
+        "staging": [{"kind": "data_validation", "suite": "customers"}],
+        "production": [
+            {
+                "kind": "metric_vs_baseline",
+                "name": "better than Production",
+                "dataset": test.ref,
+                "target": LABEL,
+                "primary": "roc_auc",
+                "min_delta": 0.005,
+                "guards": {"log_loss": 0.02},
+                "threshold": 0.65,
+            },
+            {"kind": "data_validation", "suite": "customers"},
+            {"kind": "approval", "role": "approver"},
+        ],
+    }
+
+
+def _gates(console: Console, gates: list[Any]) -> None:
+    table = Table("gate", "status", "detail")
+    colours = {"passed": "green", "failed": "red", "error": "red", "pending": "yellow"}
+    for g in gates:
+        table.add_row(g.name, f"[{colours.get(g.status, '')}]{g.status}[/]", g.message)
+    console.print(table)
+
+
+def _promotion_step(
+    console: Console, test: DatasetVersion, *, best: int, worse: int
+) -> dict[str, Any]:
+    rt = milepost.get_runtime()
+    requester = rt.settings.actor()
+    client = milepost.Client()
+    client.set_promotion_policy(MODEL, _policy(test))
+    if not rt.roles.has(APPROVER, "approver"):
+        if not rt.roles.holders("admin"):
+            rt.roles.grant(requester, "admin")  # bootstrap: the first admin (audited)
+        rt.roles.grant(APPROVER, "approver")
+    console.print(
+        f"  policy for {MODEL!r}: Staging needs validated training data; Production needs a "
+        f"better ROC AUC than Production on {test.ref}, validated data and an approver "
+        f"({APPROVER})"
+    )
+    production = rt.models.get_model(MODEL).production_version
+    client.promote(MODEL, best, "Staging", reason="best ROC AUC of this training round")
+    try:
+        request = client.promote(MODEL, best, "Production", reason="best ROC AUC of this round")
+    except GateFailed as exc:  # e.g. a re-run whose models are no better than Production
+        _gates(console, [GateResult(**g) for g in exc.details["gates"]])
+        console.print(f"  → v{best} refused; Production stays v{production}")
+        return {"production": production, "refused_request": exc.details["request_id"]}
+    _gates(console, request.gates)
+    if request.status == "pending_approval":
+        console.print(
+            f"  {requester} asked; request {request.request_id[:12]} waits for "
+            f"{APPROVER}, who approves it:"
+        )
+        approver = milepost.configure(
+            home=rt.settings.home, metadata_uri=rt.db.uri, artifact_uri=rt.blobs.uri, user=APPROVER
+        )
+        request = milepost.Client(approver).approve(
+            request.request_id, reason="metrics and data OK"
+        )
+        milepost.configure(
+            home=rt.settings.home, metadata_uri=rt.db.uri, artifact_uri=rt.blobs.uri, user=requester
+        )
+        client = milepost.Client()
+    console.print(
+        f"  → {MODEL} v{best} is in Production"
+        + (f" (v{production} archived)" if production else "")
+    )
+    console.print(f"  a worse candidate (v{worse}) asks for Production:")
+    refused = None
+    try:
+        client.promote(MODEL, worse, "Production", reason="second model of this round")
+    except GateFailed as exc:
+        refused = exc.details["request_id"]
+        _gates(console, [GateResult(**g) for g in exc.details["gates"]])
+        console.print(f"  → refused, registry unchanged (request {refused[:12]})")
+    history = client.model_history(MODEL)
+    table = Table("when (UTC)", "version", "from", "to", "by", "reason")
+    for e in history[-4:]:
+        table.add_row(
+            datetime.fromtimestamp(e.at / 1000, tz=UTC).strftime("%H:%M:%S"),
+            str(e.version),
+            e.from_stage,
+            e.to_stage,
+            e.actor,
+            e.reason or "",
+        )
+    console.print(table)
+    return {"production": client.get_model(MODEL).production_version, "refused_request": refused}
 
 
 def _step(console: Console, n: int, total: int, title: str) -> None:
@@ -103,7 +204,7 @@ def _train(
     params: dict[str, Any],
     train: DatasetVersion,
     test: DatasetVersion,
-) -> tuple[str, dict[str, float], Any]:
+) -> tuple[str, dict[str, float], Any, int]:
     features = NUMERIC + CATEGORICAL
     train_df, test_df = train.to_pandas(), test.to_pandas()
     with milepost.start_run(experiment=EXPERIMENT, run_name=name, tags={"demo": "true"}) as run:
@@ -131,11 +232,23 @@ def _train(
             "tn": int(((pred == 0) & (y == 0)).sum()),
         }
         milepost.log_dict(confusion, "eval/confusion.json")
-        console.print(
-            f"  {name}: run {run.run_id[:12]} · trained on {train.ref}, evaluated on {test.ref} "
-            f"· roc_auc {scores['roc_auc']:.3f}"
+        version = milepost.log_model(
+            model,
+            MODEL,
+            input_example=train_df[features].head(5),
+            onnx=True,
+            description=f"{name} churn classifier",
         )
-    return run.run_id, scores, proba
+        onnx = (
+            "with a verified ONNX twin"
+            if version.has_onnx
+            else "(no ONNX twin: " + (version.onnx or {}).get("reason", "")[:60] + ")"
+        )
+        console.print(
+            f"  {name}: run {run.run_id[:12]} · trained on {train.ref} · roc_auc "
+            f"{scores['roc_auc']:.3f} · registered {version.uri} {onnx}"
+        )
+    return run.run_id, scores, proba, version.version
 
 
 def _data_step(
@@ -183,7 +296,7 @@ def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, A
     """Run the demo and return what it made (run ids, scores, locations)."""
     console = console or Console(highlight=False)
     rt = milepost.get_runtime()
-    total = 5
+    total = 6
     console.print(f"[bold]Milepost demo[/] · metadata {rt.db.dialect} · artifacts {rt.blobs.uri}")
 
     _step(console, 1, total, "Generate a customer-churn dataset (seeded, no downloads)")
@@ -209,8 +322,8 @@ def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, A
     gb = Pipeline(
         [("prep", _preprocess(False)), ("model", HistGradientBoostingClassifier(**gb_params))]
     )
-    lr_id, lr_scores, lr_proba = _train(console, "logreg", lr, lr_params, train, test)
-    gb_id, gb_scores, gb_proba = _train(console, "hgb", gb, gb_params, train, test)
+    lr_id, lr_scores, lr_proba, lr_version = _train(console, "logreg", lr, lr_params, train, test)
+    gb_id, gb_scores, gb_proba, gb_version = _train(console, "hgb", gb, gb_params, train, test)
     test_labels = test.to_pandas()[LABEL]
 
     _step(console, 4, total, "Compare the runs")
@@ -244,7 +357,11 @@ def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, A
             f"{history[-1].value:.4f}"
         )
 
-    _step(console, 5, total, "Check the audit trail")
+    _step(console, 5, total, "Gate, approve and promote to Production")
+    by_auc = sorted([(lr_scores["roc_auc"], lr_version), (gb_scores["roc_auc"], gb_version)])
+    promotion = _promotion_step(console, test, best=by_auc[-1][1], worse=by_auc[0][1])
+
+    _step(console, 6, total, "Check the audit trail")
     report = client.verify_audit()
     status = "[green]intact[/]" if report.ok else "[red]TAMPERED[/]"
     console.print(f"  {report.checked} audit events, hash chain {status}")
@@ -255,6 +372,7 @@ def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, A
     console.print("  try: milepost runs list -e churn-demo -o 'metrics.roc_auc DESC'")
     console.print(f"       milepost runs compare {lr_id[:12]} {gb_id[:12]}")
     console.print(f"       milepost data show {train.ref}")
+    console.print(f"       milepost models show {MODEL} · milepost models history {MODEL}")
     console.print("       milepost audit verify")
     return {
         "runs": {"logreg": lr_id, "hgb": gb_id},
@@ -263,5 +381,6 @@ def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, A
         "audit_ok": report.ok,
         "datasets": {"train": train.ref, "test": test.ref},
         "bad_batch_rejected": rejected,
+        "promotion": promotion,
         "positive_rate": float(np.mean(frame[LABEL])),
     }
