@@ -29,21 +29,29 @@ for model in (DummyClassifier(strategy="prior"), LogisticRegression(max_iter=500
 
 POLICY = """
 production:
-  - {kind: metric_vs_baseline, dataset: churn.test@1, target: churned, threshold: 0.4, min_delta: 0.01}
+  - {kind: metric_vs_baseline, dataset: churn.test@1, target: churned, threshold: 0.4,
+     min_delta: 0.01}
   - {kind: approval}
 """
 
 
 def test_registry_and_promotion_from_the_command_line(tmp_path: Path) -> None:
     env = {"MILEPOST_USER": "alice"}
-    subprocess.run([sys.executable, "-c", TRAIN], cwd=tmp_path, check=True,
-                   env={**__import__("os").environ, **env})
+    subprocess.run(
+        [sys.executable, "-c", TRAIN],
+        cwd=tmp_path,
+        check=True,
+        env={**__import__("os").environ, **env},
+    )
     listed = json.loads(cli("models", "list", "--json", cwd=tmp_path, env=env).stdout)
     assert listed[0]["name"] == "churn" and listed[0]["latest_version"] == 2
     shown = cli("models", "show", "churn", "2", cwd=tmp_path, env=env)
     assert "inputs: age:integer" in shown.stdout and "churn.train@1 (train)" in shown.stdout
     (tmp_path / "policy.yaml").write_text(POLICY)
-    assert cli("models", "policy", "churn", "--set", "policy.yaml", cwd=tmp_path, env=env).returncode == 0
+    assert (
+        cli("models", "policy", "churn", "--set", "policy.yaml", cwd=tmp_path, env=env).returncode
+        == 0
+    )
     assert cli("roles", "grant", "alice", "admin", cwd=tmp_path, env=env).returncode == 0
     assert cli("roles", "grant", "bob", "approver", cwd=tmp_path, env=env).returncode == 0
     denied = cli("roles", "grant", "eve", "approver", cwd=tmp_path, env={"MILEPOST_USER": "eve"})
@@ -56,16 +64,30 @@ def test_registry_and_promotion_from_the_command_line(tmp_path: Path) -> None:
     request = pending[0]["request_id"]
     self_approve = cli("models", "approve", request[:12], cwd=tmp_path, env=env)
     assert self_approve.returncode == 1 and "needs the 'approver' role" in self_approve.stderr
-    approved = cli("models", "approve", request[:12], "--reason", "ok", cwd=tmp_path,
-                   env={"MILEPOST_USER": "bob"})
+    approved = cli(
+        "models",
+        "approve",
+        request[:12],
+        "--reason",
+        "ok",
+        cwd=tmp_path,
+        env={"MILEPOST_USER": "bob"},
+    )
     assert approved.returncode == 0 and "now in Production" in approved.stdout
 
     # v2 (the real model) beats the know-nothing v1
     out = cli("models", "promote", "churn", "2", "--to", "Production", cwd=tmp_path, env=env)
     assert "Waiting for approval" in out.stdout
     request = json.loads(cli("models", "requests", "--json", cwd=tmp_path, env=env).stdout)[0]
-    rejected = cli("models", "reject", request["request_id"][:12], "--reason", "not yet",
-                   cwd=tmp_path, env={"MILEPOST_USER": "bob"})
+    rejected = cli(
+        "models",
+        "reject",
+        request["request_id"][:12],
+        "--reason",
+        "not yet",
+        cwd=tmp_path,
+        env={"MILEPOST_USER": "bob"},
+    )
     assert rejected.returncode == 0 and "rejected" in rejected.stdout
 
     # an archived version cannot jump back to Production without a new review
@@ -77,16 +99,34 @@ def test_registry_and_promotion_from_the_command_line(tmp_path: Path) -> None:
 
     history = json.loads(cli("models", "history", "churn", "--json", cwd=tmp_path, env=env).stdout)
     assert [(h["version"], h["to_stage"], h["actor"]) for h in history] == [
-        (1, "Production", "bob"), (2, "Archived", "alice")]
+        (1, "Production", "bob"),
+        (2, "Archived", "alice"),
+    ]
     when = history[0]["at"] + 1
     from datetime import UTC, datetime
 
     at = datetime.fromtimestamp(when / 1000, tz=UTC).isoformat()
-    prod = json.loads(cli("models", "history", "churn", "--at", at, "--json", cwd=tmp_path, env=env).stdout)
+    prod = json.loads(
+        cli("models", "history", "churn", "--at", at, "--json", cwd=tmp_path, env=env).stdout
+    )
     assert prod["production_version"] == 1
 
-    ev = json.loads(cli("models", "evaluate", "models:/churn/Production", "--data", "churn.test@1",
-                        "--target", "churned", "--slice", "gender", "--json", cwd=tmp_path, env=env).stdout)
+    ev = json.loads(
+        cli(
+            "models",
+            "evaluate",
+            "models:/churn/Production",
+            "--data",
+            "churn.test@1",
+            "--target",
+            "churned",
+            "--slice",
+            "gender",
+            "--json",
+            cwd=tmp_path,
+            env=env,
+        ).stdout
+    )
     assert ev["model"] == "models:/churn/1" and "female" in ev["slices"]["gender"]
     assert cli("models", "alias", "churn", "champion", "1", cwd=tmp_path, env=env).returncode == 0
     assert "champion" in cli("models", "list", cwd=tmp_path, env=env).stdout
@@ -96,11 +136,16 @@ def test_registry_and_promotion_from_the_command_line(tmp_path: Path) -> None:
 
 def test_refused_promotion_prints_the_gates(tmp_path: Path) -> None:
     env = {"MILEPOST_USER": "alice"}
-    subprocess.run([sys.executable, "-c", TRAIN], cwd=tmp_path, check=True,
-                   env={**__import__("os").environ, **env})
+    subprocess.run(
+        [sys.executable, "-c", TRAIN],
+        cwd=tmp_path,
+        check=True,
+        env={**__import__("os").environ, **env},
+    )
     (tmp_path / "p.yaml").write_text(
         "production:\n  - {kind: metric_vs_baseline, dataset: churn.test@1, target: churned, "
-        "threshold: 0.99}\n")
+        "threshold: 0.99}\n"
+    )
     cli("models", "policy", "churn", "--set", "p.yaml", cwd=tmp_path, env=env)
     out = cli("models", "promote", "churn", "2", "--to", "Production", cwd=tmp_path, env=env)
     assert out.returncode == 1

@@ -38,7 +38,7 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     hgb = c.get_run(result["runs"]["hgb"])
     assert 0.5 < hgb.metrics["roc_auc"] <= 1.0
     assert len(c.get_metric_history(hgb.run_id, "train_loss")) > 5
-    assert [a.path for a in c.list_artifacts(hgb.run_id)][0] == "eval/confusion.json"
+    assert next(a.path for a in c.list_artifacts(hgb.run_id)) == "eval/confusion.json"
     inputs = milepost.get_runtime().data.inputs_of_run(hgb.run_id)
     assert [(i.ref, i.role) for i in inputs] == [
         ("churn.train@1", "train"),

@@ -234,6 +234,18 @@ class ModelService:
         row = self.store.version(ref.name, version=ref.version, stage=ref.stage, alias=ref.alias)
         return self._to_version(ref.name, *row)
 
+    def promotion_snapshot(
+        self, name: str, version: int
+    ) -> tuple[int, str | None, ModelVersion, ModelVersion | None]:
+        """In one read: model id, stored policy JSON, the version and the Production version."""
+        model, candidate, production = self.store.promotion_snapshot(name, version)
+        return (
+            int(model["model_id"]),
+            model["policy_json"],
+            self._to_version(name, *candidate),
+            self._to_version(name, *production) if production else None,
+        )
+
     def versions(self, name: str) -> list[ModelVersion]:
         """Every version of a model, oldest first."""
         return [self._to_version(name, *r) for r in self.store.versions(name)]

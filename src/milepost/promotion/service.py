@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from milepost.errors import Conflict, GateFailed, InvalidInput, NotFound, PermissionDenied
+from milepost.errors import Conflict, GateFailed, InvalidInput, PermissionDenied
 from milepost.models.models import transition_problem
 from milepost.promotion.backends.sql import SqlPromotionStore
 from milepost.promotion.gates import GateContext, GateResult, run_gate
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from milepost.data.service import DataService
     from milepost.evaluation.service import EvaluationService
     from milepost.governance.roles import RoleService
-    from milepost.models.models import ModelVersion
     from milepost.models.service import ModelService
     from milepost.stores.metadata import MetadataStore
 
@@ -128,12 +127,6 @@ class PromotionService:
 
     # -- promote ----------------------------------------------------------------------
 
-    def _production(self, name: str) -> ModelVersion | None:
-        try:
-            return self.models.resolve(f"models:/{name}/Production")
-        except NotFound:
-            return None
-
     def promote(
         self, name: str, version: int, to: str, *, reason: str | None = None
     ) -> PromotionRequest:
@@ -149,12 +142,13 @@ class PromotionService:
                 f"Cannot promote to {to!r}: promotions go to Staging or Production.",
                 hint="Use `milepost models archive` to archive a version.",
             )
-        candidate = self.models.get_version(name, version)
+        model_id, raw_policy, candidate, production = self.models.promotion_snapshot(name, version)
         problem = transition_problem(candidate.stage, target)
         if problem:
             raise Conflict(f"Cannot promote {name} version {version} to {target}: {problem}.")
-        policy = self.get_policy(name)
-        production = self._production(name)
+        policy = (
+            PromotionPolicy.from_dict(json.loads(raw_policy)) if raw_policy else PromotionPolicy()
+        )
         ctx = GateContext(
             name,
             candidate,
@@ -171,9 +165,9 @@ class PromotionService:
         ]
         request_id = uuid.uuid4().hex
         baseline = production.version if production else None
-        values = {
+        values: dict[str, Any] = {
             "request_id": request_id,
-            "model_id": self._model_id(name),
+            "model_id": model_id,
             "version_id": candidate.version_id,
             "target_stage": target,
             "baseline_version": baseline,
@@ -199,10 +193,17 @@ class PromotionService:
                 self._audit(conn, "promotion.requested", name, version, target, results, reason)
             return self.get_request(request_id)
 
+        decided_at = _now()
+
         def record(conn: Connection) -> None:
             self.store.insert(
                 conn,
-                {**values, "status": "completed", "decided_by": self.actor, "decided_at": _now()},
+                {
+                    **values,
+                    "status": "completed",
+                    "decided_by": self.actor,
+                    "decided_at": decided_at,
+                },
                 results,
             )
 
@@ -216,10 +217,21 @@ class PromotionService:
             details=_summary(results),
             in_transaction=record,
         )
-        return self.get_request(request_id)
-
-    def _model_id(self, name: str) -> int:
-        return int(self.models.store.model(name)["model_id"])
+        # built from what was just committed rather than read back (promotion is hot in CI)
+        return PromotionRequest(
+            request_id=request_id,
+            model=name,
+            version=version,
+            target_stage=target,
+            status="completed",
+            requested_by=self.actor,
+            reason=reason,
+            created_at=values["created_at"],
+            baseline_version=baseline,
+            decided_by=self.actor,
+            decided_at=decided_at,
+            gates=results,
+        )
 
     def _audit(
         self,

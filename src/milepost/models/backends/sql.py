@@ -34,7 +34,10 @@ if TYPE_CHECKING:
 
     from milepost.stores.metadata import MetadataStore
 
-__all__ = ["SqlRegistryStore"]
+__all__ = ["SqlRegistryStore", "VersionRows"]
+
+# A version row with its tags and aliases.
+VersionRows = tuple[sa.RowMapping, dict[str, str], list[str]]
 
 
 def _now() -> int:
@@ -256,6 +259,37 @@ class SqlRegistryStore:
                 self._tags(conn, row["version_id"]),
                 self._aliases_of(conn, row["version_id"]),
             )
+
+    def promotion_snapshot(
+        self, name: str, version: int
+    ) -> tuple[sa.RowMapping, VersionRows, VersionRows | None]:
+        """In one read: the model row, the candidate and the current Production version."""
+        with self.db.read() as conn:
+            model = self._model_row(conn, name)
+            row = self._version_row(conn, model, version)
+            prod = (
+                conn.execute(
+                    sa.select(model_versions).where(
+                        model_versions.c.model_id == model["model_id"],
+                        model_versions.c.stage == "Production",
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            candidate = (
+                row,
+                self._tags(conn, row["version_id"]),
+                self._aliases_of(conn, row["version_id"]),
+            )
+            production = None
+            if prod is not None:
+                production = (
+                    prod,
+                    self._tags(conn, prod["version_id"]),
+                    self._aliases_of(conn, prod["version_id"]),
+                )
+            return model, candidate, production
 
     def versions(self, name: str) -> list[tuple[sa.RowMapping, dict[str, str], list[str]]]:
         """Every version, oldest first."""
