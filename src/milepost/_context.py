@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from milepost.config import ResolvedSettings, Settings, load_settings
 from milepost.data.service import DataService
 from milepost.evaluation.service import EvaluationService
+from milepost.features.service import FeatureService
 from milepost.governance.audit import AuditService
 from milepost.governance.roles import RoleService
 from milepost.models.service import ModelService
@@ -49,8 +50,16 @@ class Runtime:
         self.audit = AuditService(self.db)
         self.data = DataService(self.db, self.blobs, self.settings)
         self.roles = RoleService(self.db, self.settings.actor())
+        self.features = FeatureService(
+            self.db, self.settings, data=self.data, tracking=self.tracking
+        )
         self.models = ModelService(
-            self.db, self.blobs, self.settings, tracking=self.tracking, data=self.data
+            self.db,
+            self.blobs,
+            self.settings,
+            tracking=self.tracking,
+            data=self.data,
+            features=self.features,
         )
         self.evaluation = EvaluationService(
             self.db, self.settings, models=self.models, data=self.data
@@ -67,6 +76,7 @@ class Runtime:
     def close(self) -> None:
         """Flush pending writes and release connections."""
         self.tracking.close()
+        self.features.close()
         self.db.dispose()
 
 

@@ -58,6 +58,19 @@ class Settings(BaseModel):
     experiment: str = Field(
         default="Default", description="Experiment of runs started without naming one."
     )
+    online_uri: str | None = Field(
+        default=None,
+        description="Online feature store: sqlite:///<home>/online.db (default) or "
+        "redis://host:6379/0.",
+    )
+    offline_uri: str | None = Field(
+        default=None,
+        description="Offline feature store root (pushed rows, Parquet): <home>/offline (default) "
+        "or s3://bucket/prefix.",
+    )
+    feature_repo: str = Field(
+        default="features.py", description="The Python file (or module) with feature definitions."
+    )
     s3_endpoint_url: str | None = Field(
         default=None, description="Endpoint of an S3-compatible server (MinIO, moto, ...)."
     )
@@ -103,6 +116,14 @@ class Settings(BaseModel):
         if self.artifact_uri:
             return self.artifact_uri
         return str(self.home / "artifacts")
+
+    def resolved_online_uri(self) -> str:
+        """The online store URI, defaulting to a SQLite file in ``home``."""
+        return self.online_uri or f"sqlite:///{(self.home / 'online.db').as_posix()}"
+
+    def resolved_offline_uri(self) -> str:
+        """The offline store root, defaulting to ``<home>/offline``."""
+        return self.offline_uri or str(self.home / "offline")
 
     def trusted_type_list(self) -> list[str]:
         """``trusted_types`` as a list."""

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from milepost.config import Settings
     from milepost.data.service import DataService
+    from milepost.features.service import FeatureService
     from milepost.stores.blobs import BlobStore
     from milepost.stores.metadata import MetadataStore
     from milepost.tracking.service import TrackingService
@@ -95,6 +96,7 @@ class ModelService:
         *,
         tracking: TrackingService,
         data: DataService,
+        features: FeatureService | None = None,
     ) -> None:
         self.store = SqlRegistryStore(db)
         self.blobs = blobs
@@ -102,6 +104,7 @@ class ModelService:
         self.actor = settings.actor()
         self.tracking = tracking
         self.data = data
+        self.features = features
 
     # -- logging ----------------------------------------------------------------------
 
@@ -166,6 +169,9 @@ class ModelService:
             {"ref": i.ref, "role": i.role, "content_hash": i.content_hash}
             for i in self.data.inputs_of_run(run_id)
         ]
+        if feature_refs is None and self.features is not None:
+            # pin exactly the feature versions the run's training data was built from
+            feature_refs = self.features.registry.refs_of_run(run_id)
         values = {
             "run_id": run_id,
             "flavor": flavor,

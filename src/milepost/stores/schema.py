@@ -17,9 +17,13 @@ __all__ = [
     "dataset_files",
     "dataset_versions",
     "datasets",
+    "entities",
     "environments",
     "evaluations",
     "experiments",
+    "feature_retrievals",
+    "feature_view_versions",
+    "feature_views",
     "gate_results",
     "latest_metrics",
     "metadata",
@@ -446,4 +450,60 @@ roles = sa.Table(
     sa.Column("role", sa.String(64), primary_key=True),
     sa.Column("granted_by", sa.String(256), nullable=False),
     sa.Column("granted_at", sa.BigInteger, nullable=False),
+)
+
+
+# -- feature store (revision 0004) ----------------------------------------------------
+
+entities = sa.Table(
+    "entities",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("join_keys_json", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+feature_views = sa.Table(
+    "feature_views",
+    metadata,
+    sa.Column("view_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+# One row per definition that ever existed; a changed definition is a new version.
+feature_view_versions = sa.Table(
+    "feature_view_versions",
+    metadata,
+    sa.Column("version_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("view_id", sa.BigInteger, sa.ForeignKey("feature_views.view_id"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("definition_json", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("materialized_until", sa.BigInteger, nullable=True),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("retired_at", sa.BigInteger, nullable=True),
+    sa.UniqueConstraint("view_id", "version"),
+    sa.UniqueConstraint("view_id", "fingerprint"),
+)
+
+# Lineage of training sets: which feature versions and source snapshots a retrieval read.
+feature_retrievals = sa.Table(
+    "feature_retrievals",
+    metadata,
+    sa.Column("retrieval_id", sa.String(32), primary_key=True),
+    sa.Column("run_id", sa.String(32), nullable=True),
+    sa.Column("refs_json", sa.Text, nullable=False),
+    sa.Column("sources_json", sa.Text, nullable=False),
+    sa.Column("num_rows", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index(None, "run_id"),
 )

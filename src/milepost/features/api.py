@@ -1,0 +1,134 @@
+"""``milepost.features.FeatureStore``: definitions from your repository, bound to the stores."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from milepost.features.repo import Definitions, PlanItem, load_definitions
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from datetime import datetime
+    from pathlib import Path
+    from types import ModuleType
+
+    import pandas as pd
+
+    from milepost.features.definitions import Entity, FeatureView, OnDemandFeatureView
+    from milepost.features.service import ConsistencyReport, OnlineResponse
+
+__all__ = ["FeatureStore"]
+
+
+class FeatureStore:
+    """The feature store API, with the definitions of one repository.
+
+    Args:
+        repo: a ``.py`` file or module with definitions (default: the ``feature_repo``
+            setting, ``features.py``), or a list of Entity / FeatureView objects.
+    """
+
+    def __init__(
+        self,
+        repo: str
+        | Path
+        | ModuleType
+        | Sequence[Entity | FeatureView | OnDemandFeatureView]
+        | None = None,
+    ) -> None:
+        from milepost._context import get_runtime  # at call time: _context imports this package
+
+        rt = get_runtime()
+        self._service = rt.features
+        if repo is None:
+            repo = rt.settings.feature_repo
+        if isinstance(repo, (list, tuple)):
+            self.definitions = Definitions.of(list(repo))
+        else:
+            self.definitions = load_definitions(repo)  # type: ignore[arg-type]
+
+    def plan(self) -> list[PlanItem]:
+        """What ``apply`` would change."""
+        return self._service.plan(self.definitions)
+
+    def apply(self) -> list[PlanItem]:
+        """Register the definitions; a changed definition becomes a new version."""
+        return self._service.apply(self.definitions)
+
+    def get_historical_features(
+        self,
+        entity_df: pd.DataFrame,
+        features: Sequence[str],
+        *,
+        timestamp_column: str = "event_timestamp",
+        full_feature_names: bool = False,
+    ) -> pd.DataFrame:
+        """Point-in-time-correct features for every entity row (order kept, none dropped).
+
+        Inside a run, the retrieval is recorded with it (models logged from the run pin
+        these feature versions) and a sample of the rows is stored for skew checks.
+        """
+        from milepost._fluent_api import active_run
+
+        run = active_run()
+        return self._service.get_historical_features(
+            self.definitions,
+            entity_df,
+            features,
+            timestamp_column=timestamp_column,
+            full_feature_names=full_feature_names,
+            run_id=run.run_id if run else None,
+        )
+
+    def materialize(
+        self,
+        start: datetime | None,
+        end: datetime,
+        *,
+        views: Sequence[str] | None = None,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Load the newest rows in ``[start, end)`` into the online store."""
+        return self._service.materialize(
+            self.definitions, start=start, end=end, views=views, progress=progress
+        )
+
+    def materialize_incremental(
+        self,
+        end: datetime | None = None,
+        *,
+        views: Sequence[str] | None = None,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Materialize from each view version's watermark up to ``end`` (default now)."""
+        return self._service.materialize_incremental(
+            self.definitions, end=end, views=views, progress=progress
+        )
+
+    def push(self, view: str, rows: pd.DataFrame | list[dict[str, Any]]) -> int:
+        """Write rows to the online store now and to the offline store (buffered)."""
+        return self._service.push(self.definitions, view, rows)  # type: ignore[arg-type]
+
+    def flush(self) -> None:
+        """Write buffered pushed rows to the offline store."""
+        self._service.flush()
+
+    def get_online_features(
+        self,
+        features: Sequence[str],
+        entity_rows: Sequence[dict[str, Any]] | pd.DataFrame,
+        *,
+        full_feature_names: bool = False,
+    ) -> OnlineResponse:
+        """Latest values per entity, with a status per value (present, expired, missing)."""
+        return self._service.get_online_features(
+            self.definitions, features, entity_rows, full_feature_names=full_feature_names
+        )
+
+    def check_consistency(self, view: str, *, sample: int = 100) -> ConsistencyReport:
+        """Online values against offline point-in-time values for sampled entities."""
+        return self._service.check_consistency(self.definitions, view, sample=sample)
+
+    def retire(self, view: str, version: int) -> None:
+        """Retire a version (refused while a Staging or Production model pins it)."""
+        self._service.retire(view, version)

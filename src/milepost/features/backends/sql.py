@@ -1,0 +1,289 @@
+"""Feature definitions, versions, watermarks and retrieval lineage in the metadata database."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from milepost.errors import Conflict, NotFound, did_you_mean
+from milepost.stores import _sql
+from milepost.stores.audit import append_event
+from milepost.stores.schema import (
+    entities,
+    feature_retrievals,
+    feature_view_versions,
+    feature_views,
+    model_versions,
+    registered_models,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.engine import Connection
+
+    from milepost.stores.metadata import MetadataStore
+
+__all__ = ["SqlFeatureRegistry", "VersionRecord"]
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+class VersionRecord(dict[str, Any]):
+    """A feature view version row (name, version, fingerprint, definition, status...)."""
+
+
+class SqlFeatureRegistry:
+    """Persistence of the feature store's definitions."""
+
+    def __init__(self, db: MetadataStore) -> None:
+        self.db = db
+
+    def versions(self, *, include_retired: bool = True) -> list[VersionRecord]:
+        """Every view version, by view name then version."""
+        q = (
+            sa.select(feature_views.c.name, feature_views.c.kind, feature_view_versions)
+            .join(feature_views, feature_views.c.view_id == feature_view_versions.c.view_id)
+            .order_by(feature_views.c.name, feature_view_versions.c.version)
+        )
+        if not include_retired:
+            q = q.where(feature_view_versions.c.status == "active")
+        with self.db.read() as conn:
+            return [self._record(r) for r in conn.execute(q).mappings()]
+
+    @staticmethod
+    def _record(r: sa.RowMapping) -> VersionRecord:
+        rec = VersionRecord(dict(r))
+        rec["definition"] = json.loads(r["definition_json"])
+        return rec
+
+    def entities(self) -> dict[str, list[str]]:
+        """Registered entities and their join keys."""
+        with self.db.read() as conn:
+            return {
+                n: json.loads(k)
+                for n, k in conn.execute(sa.select(entities.c.name, entities.c.join_keys_json))
+            }
+
+    def apply(
+        self,
+        entity_defs: Sequence[dict[str, Any]],
+        view_defs: Sequence[dict[str, Any]],
+        *,
+        actor: str,
+    ) -> list[tuple[str, int, str]]:
+        """Register entities and new view versions in one transaction (all or nothing).
+
+        ``view_defs`` items: name, kind, fingerprint, definition, description, version
+        (declared or None). Returns ``(view, version, change)`` for each view, change
+        being ``new``, ``new_version`` or ``unchanged``.
+        """
+        results: list[tuple[str, int, str]] = []
+        now = _now()
+        with self.db.write() as conn:
+            for ent in entity_defs:
+                existing = conn.execute(
+                    sa.select(entities.c.join_keys_json).where(entities.c.name == ent["name"])
+                ).scalar()
+                if existing is None:
+                    conn.execute(
+                        sa.insert(entities).values(
+                            name=ent["name"],
+                            join_keys_json=json.dumps(ent["join_keys"]),
+                            description=ent.get("description"),
+                            created_by=actor,
+                            created_at=now,
+                        )
+                    )
+                    append_event(
+                        conn,
+                        actor=actor,
+                        action="feature.entity",
+                        object_type="entity",
+                        object_id=ent["name"],
+                        after=ent,
+                    )
+                elif json.loads(existing) != list(ent["join_keys"]):
+                    raise Conflict(
+                        f"Entity {ent['name']!r} is registered with join keys "
+                        f"{json.loads(existing)}; the definition says {list(ent['join_keys'])}.",
+                        hint="Entities cannot change keys; define a new entity with another name.",
+                    )
+            for view in view_defs:
+                results.append(self._apply_view(conn, view, actor, now))
+        return results
+
+    def _apply_view(
+        self, conn: Connection, view: dict[str, Any], actor: str, now: int
+    ) -> tuple[str, int, str]:
+        name = view["name"]
+        ins = _sql.insert_for(conn, feature_views)
+        conn.execute(
+            ins.values(
+                name=name, kind=view["kind"], created_by=actor, created_at=now
+            ).on_conflict_do_nothing(index_elements=["name"])
+        )
+        row = (
+            conn.execute(
+                sa.select(feature_views).where(feature_views.c.name == name).with_for_update()
+            )
+            .mappings()
+            .one()
+        )
+        if row["kind"] != view["kind"]:
+            raise Conflict(f"{name!r} is registered as a {row['kind']} view, not {view['kind']}.")
+        same = (
+            conn.execute(
+                sa.select(feature_view_versions).where(
+                    feature_view_versions.c.view_id == row["view_id"],
+                    feature_view_versions.c.fingerprint == view["fingerprint"],
+                )
+            )
+            .mappings()
+            .first()
+        )
+        latest = conn.execute(
+            sa.select(sa.func.max(feature_view_versions.c.version)).where(
+                feature_view_versions.c.view_id == row["view_id"]
+            )
+        ).scalar()
+        declared = view.get("version")
+        if same is not None:
+            if declared is not None and declared != same["version"]:
+                raise Conflict(
+                    f"{name}: the definition is version {same['version']}, but it "
+                    f"declares version={declared}."
+                )
+            if same["status"] == "retired":
+                conn.execute(
+                    sa.update(feature_view_versions)
+                    .where(feature_view_versions.c.version_id == same["version_id"])
+                    .values(status="active", retired_at=None)
+                )
+                append_event(
+                    conn,
+                    actor=actor,
+                    action="feature.reactivate",
+                    object_type="feature_view",
+                    object_id=f"{name}:v{same['version']}",
+                )
+                return name, int(same["version"]), "reactivated"
+            return name, int(same["version"]), "unchanged"
+        version = (latest or 0) + 1
+        if declared is not None and declared != version:
+            raise Conflict(
+                f"{name}: the definition changed, so it becomes version {version}, but it "
+                f"declares version={declared}.",
+                hint=f"Set version={version} (or remove version=) to accept the new version.",
+            )
+        conn.execute(
+            sa.insert(feature_view_versions).values(
+                view_id=row["view_id"],
+                version=version,
+                fingerprint=view["fingerprint"],
+                definition_json=json.dumps(view["definition"]),
+                description=view.get("description"),
+                status="active",
+                created_by=actor,
+                created_at=now,
+            )
+        )
+        append_event(
+            conn,
+            actor=actor,
+            action="feature.apply",
+            object_type="feature_view",
+            object_id=f"{name}:v{version}",
+            after={"fingerprint": view["fingerprint"], "definition": view["definition"]},
+        )
+        return name, version, "new" if latest is None else "new_version"
+
+    def retire(self, name: str, version: int, *, actor: str) -> None:
+        """Retire a version unless a Staging or Production model pins it (audited)."""
+        ref = f"{name}:v{version}:"
+        with self.db.write() as conn:
+            row = conn.execute(
+                sa.select(feature_view_versions.c.version_id, feature_view_versions.c.status)
+                .join(feature_views, feature_views.c.view_id == feature_view_versions.c.view_id)
+                .where(feature_views.c.name == name, feature_view_versions.c.version == version)
+            ).first()
+            if row is None:
+                raise NotFound(f"Feature view {name}:v{version} does not exist.")
+            pinned = conn.execute(
+                sa.select(
+                    registered_models.c.name, model_versions.c.version, model_versions.c.stage
+                )
+                .join(registered_models, registered_models.c.model_id == model_versions.c.model_id)
+                .where(
+                    model_versions.c.stage.in_(["Staging", "Production"]),
+                    model_versions.c.feature_refs_json.like(f'%"{ref}%'),
+                )
+            ).first()
+            if pinned is not None:
+                raise Conflict(
+                    f"Cannot retire {name}:v{version}: model {pinned.name} v{pinned.version} "
+                    f"({pinned.stage}) pins it.",
+                    hint="Archive that model version first, or keep this feature version.",
+                )
+            conn.execute(
+                sa.update(feature_view_versions)
+                .where(feature_view_versions.c.version_id == row.version_id)
+                .values(status="retired", retired_at=_now())
+            )
+            append_event(
+                conn,
+                actor=actor,
+                action="feature.retire",
+                object_type="feature_view",
+                object_id=f"{name}:v{version}",
+            )
+
+    def set_watermark(self, name: str, version: int, until_ms: int) -> None:
+        """Record that the online store holds this version's rows up to ``until_ms``."""
+        with self.db.write() as conn:
+            view_id = conn.execute(
+                sa.select(feature_views.c.view_id).where(feature_views.c.name == name)
+            ).scalar_one()
+            # the watermark only moves forward
+            conn.execute(
+                sa.update(feature_view_versions)
+                .where(
+                    feature_view_versions.c.view_id == view_id,
+                    feature_view_versions.c.version == version,
+                    sa.or_(
+                        feature_view_versions.c.materialized_until.is_(None),
+                        feature_view_versions.c.materialized_until < until_ms,
+                    ),
+                )
+                .values(materialized_until=until_ms)
+            )
+
+    def record_retrieval(self, values: dict[str, Any]) -> None:
+        """Store the lineage of one historical retrieval."""
+        with self.db.write() as conn:
+            conn.execute(sa.insert(feature_retrievals).values(**values))
+
+    def refs_of_run(self, run_id: str) -> list[str]:
+        """Every feature ref the run's retrievals used, in first-use order."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(feature_retrievals.c.refs_json)
+                .where(feature_retrievals.c.run_id == run_id)
+                .order_by(feature_retrievals.c.created_at)
+            ).scalars()
+            out: list[str] = []
+            for refs in rows:
+                out += [r for r in json.loads(refs) if r not in out]
+            return out
+
+    def unknown(self, name: str, known: Sequence[str]) -> NotFound:
+        """A NotFound for an unknown view, with close names."""
+        return NotFound(
+            f"Feature view {name!r} is not registered.{did_you_mean(name, known)}",
+            hint="Register definitions with `milepost features apply`.",
+        )

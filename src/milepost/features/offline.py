@@ -1,0 +1,372 @@
+"""The offline path: point-in-time-correct training data with DuckDB over Parquet.
+
+For a label at time ``t`` a feature row counts only if its event time is ``<= t`` and
+``> t - ttl``; among rows with the same entity and event time, the one with the latest
+created time wins, then the one in the later file and later row (so later pushes and
+corrections win deterministically). Labels with no such row get nulls: no row is ever
+dropped, and the result keeps the entity frame's order.
+
+Timestamps: every time is UTC. Timezone-aware values are converted to UTC; naive values
+are taken to be UTC already. This one rule applies to entity frames, sources, pushes
+and online reads alike.
+
+DuckDB runs the joins (``ASOF LEFT JOIN`` after de-duplicating ties) with a memory limit,
+spilling to disk beyond it, so sources larger than memory work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from milepost.data._profile import quote
+from milepost.errors import InvalidInput
+from milepost.features.definitions import DatasetSource, FeatureView, FileSource, PushSource
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    import duckdb
+
+    from milepost.data.service import DataService
+
+__all__ = ["OfflineStore", "ViewRequest", "normalize_times"]
+
+ROW = "__mp_row"
+TS = "__mp_ts"
+CREATED = "__mp_created"
+
+
+def normalize_times(series: pd.Series, what: str) -> pd.Series:
+    """UTC as naive datetimes (aware values converted, naive ones taken as UTC)."""
+    if not pd.api.types.is_datetime64_any_dtype(series.dtype):
+        try:
+            series = pd.to_datetime(series, utc=False)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput(f"{what} must hold timestamps; {exc}.") from exc
+    if getattr(series.dt, "tz", None) is not None:
+        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    return series.astype("datetime64[us]")
+
+
+def _sql_list(paths: Sequence[str | Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """Features wanted from one view version."""
+
+    view: FeatureView
+    version: int
+    features: list[str]
+
+    @property
+    def key(self) -> str:
+        """``view:vN``."""
+        return f"{self.view.name}:v{self.version}"
+
+
+class OfflineStore:
+    """Source files, transformed-row caches and push segments, read by DuckDB."""
+
+    def __init__(
+        self,
+        root: str,
+        *,
+        data: DataService,
+        cache_dir: Path,
+        storage_options: dict[str, Any] | None = None,
+        memory_limit: str = "1GB",
+    ) -> None:
+        self.root = root.rstrip("/")
+        self.remote = "://" in self.root
+        self.data = data
+        self.cache_dir = cache_dir
+        self.storage_options = storage_options or {}
+        self.memory_limit = memory_limit
+
+    # -- files --------------------------------------------------------------------------
+
+    def _fs(self) -> Any:
+        import fsspec
+
+        protocol = self.root.partition("://")[0] if self.remote else "file"
+        return fsspec.filesystem(protocol, **(self.storage_options if self.remote else {}))
+
+    def _local_copy(self, uri: str, fs: Any) -> Path:
+        info = fs.info(uri)
+        tag = hashlib.sha256(
+            json.dumps(
+                [uri, info.get("size"), str(info.get("ETag") or info.get("mtime"))], default=str
+            ).encode()
+        ).hexdigest()
+        dest = self.cache_dir / "s3" / f"{tag}.parquet"
+        if not dest.is_file():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dest.parent)
+            os.close(fd)
+            fs.get_file(uri, tmp)
+            os.replace(tmp, dest)
+        return dest
+
+    def push_dir(self, source: str) -> str:
+        """Where a push source's segments live."""
+        return f"{self.root}/push/{source}"
+
+    def source_files(
+        self, source: FileSource | DatasetSource | PushSource
+    ) -> tuple[list[Path], dict[str, Any]]:
+        """Local Parquet files for a source and what lineage records about them."""
+        if isinstance(source, DatasetSource):
+            version = self.data.get(source.ref)
+            return self.data.local_files(version), {
+                "dataset": version.ref,
+                "content_hash": version.content_hash,
+            }
+        if isinstance(source, PushSource):
+            base = self.push_dir(source.name)
+            if self.remote:
+                fs = self._fs()
+                uris = sorted(fs.glob(base + "/*.parquet")) if fs.exists(base) else []
+                files = [self._local_copy(u, fs) for u in uris]
+            else:
+                files = sorted(Path(base).glob("*.parquet")) if Path(base).is_dir() else []
+            return files, {
+                "push": source.name,
+                "segments": len(files),
+                "last": files[-1].name if files else None,
+            }
+        path = source.path
+        if path.startswith("s3://"):
+            import fsspec
+
+            fs = fsspec.filesystem("s3", **self.storage_options)
+            uris = (
+                sorted(fs.glob(path))
+                if any(c in path for c in "*?[")
+                else (sorted(fs.find(path)) if fs.isdir(path) else [path])
+            )
+            files = [
+                self._local_copy(u if u.startswith("s3://") else f"s3://{u}", fs)
+                for u in uris
+                if str(u).endswith(".parquet")
+            ]
+        else:
+            p = Path(path)
+            files = (
+                sorted(p.rglob("*.parquet"))
+                if p.is_dir()
+                else sorted(Path().glob(path))
+                if any(c in path for c in "*?[")
+                else [p]
+            )
+            missing = [f for f in files if not f.is_file()]
+            if missing:
+                raise InvalidInput(f"Feature source file {missing[0]} does not exist.")
+        if not files:
+            raise InvalidInput(f"Feature source {path!r} matches no Parquet files.")
+        stats = [(str(f), f.stat().st_size, int(f.stat().st_mtime)) for f in files]
+        return files, {"files": stats}
+
+    def view_files(self, view: FeatureView, fingerprint: str) -> tuple[list[Path], dict[str, Any]]:
+        """The view's rows after its transform, cached by definition and source identity."""
+        files, lineage = self.source_files(view.source)
+        if view.transform is None or not files:
+            return files, lineage
+        ident = hashlib.sha256(json.dumps([fingerprint, lineage], default=str).encode()).hexdigest()
+        dest = self.cache_dir / "transformed" / view.name / f"{ident}.parquet"
+        if not dest.is_file():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".parquet")
+            os.close(fd)
+            writer = None
+            try:
+                for frame in _frames(files):
+                    out = run_transform(view, frame)
+                    table = pa.Table.from_pandas(out, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table.cast(writer.schema))
+            finally:
+                if writer is not None:
+                    writer.close()
+            os.replace(tmp, dest)
+        return [dest], lineage
+
+    # -- SQL ----------------------------------------------------------------------------
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection in UTC with the memory limit."""
+        import duckdb
+
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET memory_limit = '{self.memory_limit}'")
+        spill = self.cache_dir / "duckdb-spill"
+        spill.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = '{spill}'")
+        return con
+
+    def source_relation(
+        self, view: FeatureView, files: Sequence[Path], columns: Sequence[str]
+    ) -> str:
+        """SQL for the view's rows: keys, event time, created time and ``columns``.
+
+        Rows with the same entity and event time are reduced to one (latest created,
+        then later file, then later row).
+        """
+        keys = ", ".join(quote(k) for k in view.entity.join_keys)
+        created = (
+            f"CAST({quote(view.created_timestamp_field)} AS TIMESTAMP)"
+            if view.created_timestamp_field
+            else "NULL::TIMESTAMP"
+        )
+        cols = ", ".join(quote(c) for c in columns)
+        union = ", union_by_name = true" if isinstance(view.source, PushSource) else ""
+        return (
+            f"SELECT {keys}, CAST({quote(view.timestamp_field)} AS TIMESTAMP) AS {TS}, "
+            f"{created} AS {CREATED}, {cols} "
+            f"FROM read_parquet({_sql_list(files)}, filename = true, "
+            f"file_row_number = true{union}) "
+            f"QUALIFY row_number() OVER (PARTITION BY {keys}, {TS} "
+            f"ORDER BY {CREATED} DESC NULLS LAST, filename DESC, file_row_number DESC) = 1"
+        )
+
+    def historical(
+        self,
+        entity_df: pd.DataFrame,
+        requests: Sequence[ViewRequest],
+        *,
+        timestamp_column: str,
+        names: dict[tuple[str, str], str],
+        fingerprints: dict[str, str],
+    ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+        """Point-in-time join of every requested view onto the entity frame."""
+        frame = entity_df.copy()
+        frame[TS] = normalize_times(
+            frame[timestamp_column], f"entity_df column {timestamp_column!r}"
+        )
+        frame[ROW] = range(len(frame))
+        con = self.connect()
+        try:
+            con.register("__mp_entities", frame)
+            ctes, selects, joins, lineage = [], [], [], []
+            for i, req in enumerate(requests):
+                view = req.view
+                files, info = self.view_files(view, fingerprints[req.key])
+                lineage.append({"view": req.key, **info})
+                alias = f"v{i}"
+                keys = view.entity.join_keys
+                cols = req.features
+                ttl = int(view.ttl.total_seconds() * 1_000_000)
+                if files:
+                    src = self.source_relation(view, files, cols)
+                else:  # a push source with nothing pushed yet
+                    src = (
+                        "SELECT "
+                        + ", ".join(f"NULL AS {quote(k)}" for k in keys)
+                        + f", NULL::TIMESTAMP AS {TS}, NULL::TIMESTAMP AS {CREATED}, "
+                        + ", ".join(f"NULL AS {quote(c)}" for c in cols)
+                        + " WHERE false"
+                    )
+                on = " AND ".join(f"e.{quote(k)} = s.{quote(k)}" for k in keys)
+                picked = ", ".join(
+                    f"CASE WHEN s.{TS} > e.{TS} - to_microseconds({ttl}) THEN s.{quote(c)} END "
+                    f"AS {quote(names[(req.key, c)])}"
+                    for c in cols
+                )
+                ctes.append(
+                    f"{alias} AS (SELECT e.{ROW}, {picked} FROM __mp_entities e "
+                    f"ASOF LEFT JOIN ({src}) s ON {on} AND e.{TS} >= s.{TS})"
+                )
+                selects.append(", ".join(f"{alias}.{quote(names[(req.key, c)])}" for c in cols))
+                joins.append(f"LEFT JOIN {alias} USING ({ROW})")
+            sql = (
+                f"WITH {', '.join(ctes)} SELECT {', '.join(selects)} FROM __mp_entities "
+                f"{' '.join(joins)} ORDER BY {ROW}"
+            )
+            features = con.sql(sql).to_arrow_table().to_pandas()
+        finally:
+            con.close()
+        out = entity_df.reset_index(drop=True).copy()
+        for column in features.columns:
+            out[column] = features[column].to_numpy()
+        return out, lineage
+
+    def latest_rows(
+        self,
+        view: FeatureView,
+        fingerprint: str,
+        *,
+        start: pd.Timestamp | None,
+        end: pd.Timestamp,
+        batch_rows: int = 50_000,
+    ) -> Iterator[pa.RecordBatch]:
+        """The newest row per entity with event time in ``[start, end)``, in batches."""
+        files, _ = self.view_files(view, fingerprint)
+        if not files:
+            return
+        con = self.connect()
+        try:
+            keys = ", ".join(quote(k) for k in view.entity.join_keys)
+            src = self.source_relation(view, files, view.features)
+            where = f"{TS} < '{end.isoformat()}'::TIMESTAMP"
+            if start is not None:
+                where += f" AND {TS} >= '{start.isoformat()}'::TIMESTAMP"
+            sql = (
+                f"SELECT * FROM ({src}) WHERE {where} QUALIFY row_number() OVER "
+                f"(PARTITION BY {keys} ORDER BY {TS} DESC, {CREATED} DESC NULLS LAST) = 1"
+            )
+            yield from con.sql(sql).to_arrow_reader(batch_rows)
+        finally:
+            con.close()
+
+
+def _frames(files: Sequence[Path], batch_rows: int = 65_536) -> Iterator[pd.DataFrame]:
+    for path in files:
+        reader = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+        for batch in reader.iter_batches(batch_size=batch_rows):
+            yield batch.to_pandas()
+
+
+def run_transform(view: FeatureView, frame: pd.DataFrame) -> pd.DataFrame:
+    """Apply a view's transform and keep its keys, timestamps and features.
+
+    Raises:
+        InvalidInput: the transform failed, changed the row count or lacks a feature.
+    """
+    keep = [*view.entity.join_keys, view.timestamp_field]
+    if view.created_timestamp_field:
+        keep.append(view.created_timestamp_field)
+    if view.transform is None:
+        out = frame
+    else:
+        try:
+            out = view.transform(frame.copy())
+        except Exception as exc:
+            raise InvalidInput(
+                f"The transform of feature view {view.name!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(out, pd.DataFrame) or len(out) != len(frame):
+            raise InvalidInput(
+                f"The transform of {view.name!r} must return a DataFrame with one row per input "
+                "row (transforms are row-wise)."
+            )
+    missing = [c for c in [*keep, *view.features] if c not in out.columns]
+    if missing:
+        raise InvalidInput(
+            f"Feature view {view.name!r}: column {missing[0]!r} is missing from "
+            "its rows" + (" after the transform" if view.transform else "") + ".",
+            hint="Check the source columns and the schema.",
+        )
+    return out[list(dict.fromkeys([*keep, *view.features]))].reset_index(drop=True)

@@ -1,0 +1,105 @@
+"""Online feature stores: the latest feature row per entity, for serving.
+
+Each backend stores one packed row per (view version, entity key) holding the event
+time, the created time and every feature value, and replaces it only with a newer row
+(later event time, or the same event time and a later-or-equal created time), so
+materializing twice, or out of order, converges on the same state.
+
+Add a backend by implementing :class:`OnlineStore` and naming it in ``_BACKENDS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import msgpack
+
+from milepost.errors import ConfigError, mask_uri
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["OnlineRow", "OnlineStore", "entity_key", "open_online_store", "pack", "unpack"]
+
+
+@dataclass(frozen=True)
+class OnlineRow:
+    """One entity's stored features in one view version."""
+
+    entity: str
+    event_ts: int  # ms since the epoch, UTC
+    created_ts: int
+    values: dict[str, Any]
+
+
+def pack(event_ts: int, created_ts: int, values: Sequence[Any]) -> bytes:
+    """The stored form: msgpack of ``[event_ts, created_ts, [values...]]``."""
+    return msgpack.packb([event_ts, created_ts, list(values)], use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unpack(data: bytes) -> tuple[int, int, list[Any]]:
+    """Inverse of :func:`pack`."""
+    event_ts, created_ts, values = msgpack.unpackb(data, raw=False)
+    return int(event_ts), int(created_ts), list(values)
+
+
+def entity_key(values: Sequence[Any]) -> str:
+    """A stable text key for join-key values (types matter: 5 and "5" differ)."""
+    parts = []
+    for raw in values:
+        v = raw.item() if hasattr(raw, "item") else raw  # numpy scalars
+        parts.append(f"s:{v}" if isinstance(v, str) else f"n:{v!r}")
+    return "\x1f".join(parts)
+
+
+@runtime_checkable
+class OnlineStore(Protocol):
+    """The latest row per entity, per view version key (``view:vN``)."""
+
+    uri: str
+
+    def write(self, view_key: str, rows: Sequence[tuple[str, int, int, bytes]]) -> int:
+        """Upsert ``(entity, event_ts, created_ts, packed)`` rows; only newer rows replace.
+
+        Returns the number of rows offered (writes are idempotent).
+        """
+        ...
+
+    def read(self, view_key: str, entities: Sequence[str]) -> list[bytes | None]:
+        """Packed rows in the order of ``entities`` (None where absent)."""
+        ...
+
+    def sample(self, view_key: str, n: int) -> list[str]:
+        """Up to ``n`` entity keys stored for a view version."""
+        ...
+
+    def delete_view(self, view_key: str) -> None:
+        """Drop every row of a view version."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+_BACKENDS = {
+    "sqlite": "milepost.features.online.sqlite:SqliteOnlineStore",
+    "redis": "milepost.features.online.redis:RedisOnlineStore",
+    "rediss": "milepost.features.online.redis:RedisOnlineStore",
+}
+
+
+def open_online_store(uri: str, **options: Any) -> OnlineStore:
+    """The online store for ``sqlite:///path`` or ``redis://host:6379/0``."""
+    scheme = uri.partition("://")[0] if "://" in uri else uri.partition(":")[0]
+    target = _BACKENDS.get(scheme)
+    if target is None:
+        raise ConfigError(
+            f"Online store URI {mask_uri(uri)!r} has an unsupported scheme {scheme!r}.",
+            hint="Use sqlite:///path/online.db or redis://host:6379/0.",
+        )
+    module_name, _, cls_name = target.partition(":")
+    store: OnlineStore = getattr(importlib.import_module(module_name), cls_name)(uri, **options)
+    return store

@@ -1,0 +1,129 @@
+"""The embedded online store: one SQLite file, one row per (view version, entity).
+
+Reads are one indexed point lookup per entity batch through the sqlite3 module directly
+(its statement cache prepares each statement once); each thread has its own connection.
+WAL mode lets readers proceed while a materialization writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from milepost.errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["SqliteOnlineStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS online_features (
+    view TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    event_ts INTEGER NOT NULL,
+    created_ts INTEGER NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (view, entity)
+) WITHOUT ROWID
+"""
+_UPSERT = """
+INSERT INTO online_features (view, entity, event_ts, created_ts, value) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (view, entity) DO UPDATE SET
+    event_ts = excluded.event_ts, created_ts = excluded.created_ts, value = excluded.value
+WHERE excluded.event_ts > online_features.event_ts
+   OR (excluded.event_ts = online_features.event_ts
+       AND excluded.created_ts >= online_features.created_ts)
+"""
+_READ_ONE = "SELECT value FROM online_features WHERE view = ? AND entity = ?"
+
+
+class SqliteOnlineStore:
+    """Online features in a SQLite file (``sqlite:///path/online.db``)."""
+
+    def __init__(self, uri: str, *, busy_timeout: float = 30.0) -> None:
+        self.uri = uri
+        path = (
+            uri.removeprefix("sqlite:///")
+            if uri.startswith("sqlite:///")
+            else uri.removeprefix("sqlite:")
+        )
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._timeout = busy_timeout
+        self._local = threading.local()
+        with self._conn() as conn:
+            conn.execute(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self.path,
+                    timeout=self._timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    cached_statements=256,
+                )
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.Error as exc:
+                raise BackendUnavailable(
+                    f"Cannot open the online store {self.path}: {exc}."
+                ) from exc
+            self._local.conn = conn
+        return conn
+
+    def write(self, view_key: str, rows: Sequence[tuple[str, int, int, bytes]]) -> int:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(_UPSERT, [(view_key, *r) for r in rows])
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise BackendUnavailable(f"The online store {self.path} failed: {exc}.") from exc
+        return len(rows)
+
+    def read(self, view_key: str, entities: Sequence[str]) -> list[bytes | None]:
+        conn = self._conn()
+        try:
+            if len(entities) == 1:
+                row = conn.execute(_READ_ONE, (view_key, entities[0])).fetchone()
+                return [row[0] if row else None]
+            found: dict[str, bytes] = {}
+            for start in range(0, len(entities), 500):
+                chunk = list(dict.fromkeys(entities[start : start + 500]))
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT entity, value FROM online_features WHERE view = ? AND entity IN ({marks})"  # noqa: S608, E501 - only placeholders are interpolated
+                found.update(conn.execute(sql, (view_key, *chunk)).fetchall())
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(f"The online store {self.path} failed: {exc}.") from exc
+        return [found.get(e) for e in entities]
+
+    def sample(self, view_key: str, n: int) -> list[str]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT entity FROM online_features WHERE view = ? ORDER BY random() LIMIT ?",
+                (view_key, n),
+            )
+            .fetchall()
+        )
+        return [r[0] for r in rows]
+
+    def delete_view(self, view_key: str) -> None:
+        self._conn().execute("DELETE FROM online_features WHERE view = ?", (view_key,))
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def __repr__(self) -> str:
+        return f"SqliteOnlineStore({str(self.path)!r})"

@@ -1,0 +1,123 @@
+"""Loading feature definitions from the user's code, and planning what ``apply`` changes."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from milepost.errors import InvalidInput
+from milepost.features.definitions import Entity, FeatureView, OnDemandFeatureView
+
+__all__ = ["Definitions", "PlanItem", "load_definitions"]
+
+View = FeatureView | OnDemandFeatureView
+
+
+@dataclass
+class Definitions:
+    """The entities and views a repository defines, by name."""
+
+    entities: dict[str, Entity] = field(default_factory=dict)
+    views: dict[str, View] = field(default_factory=dict)
+    origin: str = "<objects>"
+
+    @classmethod
+    def of(cls, objects: list[Any], origin: str = "<objects>") -> Definitions:
+        """Collect definitions from objects; the same name twice is an error."""
+        defs = cls(origin=origin)
+        for obj in objects:
+            if isinstance(obj, Entity):
+                other = defs.entities.get(obj.name)
+                if other is not None and other != obj:
+                    raise InvalidInput(
+                        f"{origin}: entity {obj.name!r} is defined twice, differently."
+                    )
+                defs.entities[obj.name] = obj
+            elif isinstance(obj, (FeatureView, OnDemandFeatureView)):
+                if obj.name in defs.views and defs.views[obj.name] is not obj:
+                    raise InvalidInput(
+                        f"{origin}: feature view {obj.name!r} is defined twice.",
+                        hint="Give each view a unique name.",
+                    )
+                defs.views[obj.name] = obj
+                if isinstance(obj, FeatureView):
+                    defs.entities.setdefault(obj.entity.name, obj.entity)
+        for view in defs.views.values():
+            if isinstance(view, OnDemandFeatureView):
+                for src in view.sources:
+                    if defs.views.get(src.name) is not src:
+                        raise InvalidInput(
+                            f"On-demand view {view.name!r} reads {src.name!r}, which "
+                            f"{origin} does not define."
+                        )
+        return defs
+
+
+def load_definitions(source: str | Path | ModuleType) -> Definitions:
+    """Import a module (dotted name or ``.py`` file) and collect its definitions.
+
+    Raises:
+        InvalidInput: the file is missing, fails to import, or defines nothing.
+    """
+    if isinstance(source, ModuleType):
+        module = source
+    else:
+        text = str(source)
+        path = Path(text)
+        if text.endswith(".py") or path.exists():
+            if not path.is_file():
+                raise InvalidInput(
+                    f"Feature definitions file {path} does not exist.",
+                    hint="Pass the .py file that defines your entities and views.",
+                )
+            name = f"milepost_feature_repo_{abs(hash(str(path.resolve())))}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                sys.modules.pop(name, None)
+                raise InvalidInput(f"Importing {path} failed: {type(exc).__name__}: {exc}") from exc
+        else:
+            try:
+                module = importlib.import_module(text)
+            except ImportError as exc:
+                raise InvalidInput(
+                    f"Cannot import feature definitions module {text!r}: {exc}."
+                ) from exc
+    objects = [v for k, v in vars(module).items() if not k.startswith("_")]
+    defs = Definitions.of(objects, origin=getattr(module, "__file__", None) or module.__name__)
+    if not defs.views:
+        raise InvalidInput(
+            f"{defs.origin} defines no feature views.",
+            hint="Define FeatureView objects at module level.",
+        )
+    return defs
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """What ``apply`` would do to one view."""
+
+    view: str
+    change: str  # new | new_version | unchanged | reactivated | not_in_definitions
+    current_version: int | None
+    next_version: int | None
+    fingerprint: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "view": self.view,
+            "change": self.change,
+            "current_version": self.current_version,
+            "next_version": self.next_version,
+            "fingerprint": self.fingerprint,
+        }

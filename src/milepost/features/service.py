@@ -1,0 +1,822 @@
+"""The feature store service: apply definitions, build training sets, serve online.
+
+Everything takes the loaded :class:`~milepost.features.repo.Definitions`, because
+transforms and on-demand features are code that lives in the user's repository; the
+metadata store holds each version's definition (and fingerprint) for lineage, planning
+and for reading versions without transforms after the code moved on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from milepost.errors import InvalidInput, NotFound, did_you_mean
+from milepost.features import online as online_mod
+from milepost.features.backends.sql import SqlFeatureRegistry, VersionRecord
+from milepost.features.definitions import (
+    DatasetSource,
+    Entity,
+    FeatureView,
+    Field,
+    FileSource,
+    OnDemandFeatureView,
+    PushSource,
+)
+from milepost.features.offline import OfflineStore, ViewRequest, normalize_times, run_transform
+from milepost.features.push import PushBuffer
+from milepost.features.repo import Definitions, PlanItem
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from milepost.config import Settings
+    from milepost.data.service import DataService
+    from milepost.stores.metadata import MetadataStore
+    from milepost.tracking.service import TrackingService
+
+__all__ = ["ConsistencyReport", "FeatureService", "OnlineResponse"]
+
+_SAMPLE_ROWS = 1000
+
+
+@dataclass
+class OnlineResponse:
+    """Online features for a batch of entities: values and a status per value.
+
+    Status: ``present``, ``expired`` (older than the view's TTL: the value is null) or
+    ``missing`` (no row for the entity).
+    """
+
+    features: list[str]
+    values: dict[str, list[Any]]
+    statuses: dict[str, list[str]]
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        """``{feature: [value per entity row]}``."""
+        return dict(self.values)
+
+    def to_df(self) -> pd.DataFrame:
+        """One row per entity row, one column per feature."""
+        return pd.DataFrame(self.values, columns=self.features)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per entity row."""
+        n = len(next(iter(self.values.values()), []))
+        return [{f: self.values[f][i] for f in self.features} for i in range(n)]
+
+
+@dataclass
+class ConsistencyReport:
+    """Online values against offline point-in-time values, per feature."""
+
+    view: str
+    checked: int
+    at: str
+    mismatches: dict[str, int] = field(default_factory=dict)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every sampled value agrees."""
+        return not any(self.mismatches.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "view": self.view,
+            "checked": self.checked,
+            "at": self.at,
+            "ok": self.ok,
+            "mismatches": self.mismatches,
+            "examples": self.examples,
+        }
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    stored: list[ViewRequest]
+    on_demand: list[tuple[OnDemandFeatureView, int, list[str]]]
+    names: dict[tuple[str, str], str]  # (view:vN, feature) -> internal column view__feature
+    output: list[str]  # the requested features' column names, in request order
+    internal: list[str]  # the internal column of each output
+    fingerprints: dict[str, str]
+
+
+def _ms(ts: Any) -> int:
+    return int(pd.Timestamp(ts).value // 1_000_000)
+
+
+class FeatureService:
+    """Feature definitions, offline retrieval, materialization, push and online reads."""
+
+    def __init__(
+        self, db: MetadataStore, settings: Settings, *, data: DataService, tracking: TrackingService
+    ) -> None:
+        self.registry = SqlFeatureRegistry(db)
+        self.settings = settings
+        self.actor = settings.actor()
+        self.tracking = tracking
+        options = (
+            {"client_kwargs": {"endpoint_url": settings.s3_endpoint_url}}
+            if settings.s3_endpoint_url
+            else {}
+        )
+        self.offline = OfflineStore(
+            settings.resolved_offline_uri(),
+            data=data,
+            cache_dir=settings.home / "cache" / "features",
+            storage_options=options,
+        )
+        self._online: online_mod.OnlineStore | None = None
+        self._lock = threading.Lock()
+        self._records: tuple[float, list[VersionRecord]] | None = None
+        self._plans: dict[tuple[int, tuple[str, ...]], _Resolved] = {}
+        self.pushes = PushBuffer(self.offline)
+
+    @property
+    def online(self) -> online_mod.OnlineStore:
+        """The online store (opened on first use)."""
+        if self._online is None:
+            with self._lock:
+                if self._online is None:
+                    self._online = online_mod.open_online_store(self.settings.resolved_online_uri())
+        return self._online
+
+    # -- definitions --------------------------------------------------------------------
+
+    def records(self, *, fresh: bool = False) -> list[VersionRecord]:
+        """Registered view versions (cached for a second: reads must not query per call)."""
+        now = time.monotonic()
+        if fresh or self._records is None or now - self._records[0] > 1.0:
+            self._records = (now, self.registry.versions())
+            self._plans.clear()
+        return self._records[1]
+
+    @staticmethod
+    def _view_payload(view: FeatureView | OnDemandFeatureView) -> dict[str, Any]:
+        return {
+            "name": view.name,
+            "kind": "on_demand" if isinstance(view, OnDemandFeatureView) else "feature_view",
+            "fingerprint": view.fingerprint(),
+            "definition": view.definition(),
+            "description": view.description,
+            "version": view.version,
+        }
+
+    def plan(self, defs: Definitions) -> list[PlanItem]:
+        """What :meth:`apply` would change, without changing anything."""
+        by_view: dict[str, list[VersionRecord]] = {}
+        for rec in self.records(fresh=True):
+            by_view.setdefault(rec["name"], []).append(rec)
+        items = []
+        for name, view in sorted(defs.views.items()):
+            fp = view.fingerprint()
+            existing = by_view.get(name, [])
+            same = next((r for r in existing if r["fingerprint"] == fp), None)
+            current = max((r["version"] for r in existing if r["status"] == "active"), default=None)
+            if same is not None:
+                change = "reactivated" if same["status"] == "retired" else "unchanged"
+                items.append(PlanItem(name, change, current, same["version"], fp))
+            else:
+                latest = max((r["version"] for r in existing), default=0)
+                items.append(
+                    PlanItem(
+                        name, "new" if not existing else "new_version", current, latest + 1, fp
+                    )
+                )
+        for name in sorted(set(by_view) - set(defs.views)):
+            current = max(
+                (r["version"] for r in by_view[name] if r["status"] == "active"), default=None
+            )
+            if current is not None:
+                items.append(PlanItem(name, "not_in_definitions", current, None, None))
+        return items
+
+    def apply(self, defs: Definitions) -> list[PlanItem]:
+        """Register entities and changed views as new versions, all in one transaction."""
+        entities = [e.to_dict() for e in defs.entities.values()]
+        ordered = sorted(defs.views.values(), key=lambda v: isinstance(v, OnDemandFeatureView))
+        results = self.registry.apply(
+            entities, [self._view_payload(v) for v in ordered], actor=self.actor
+        )
+        self.records(fresh=True)
+        fps = {v.name: v.fingerprint() for v in defs.views.values()}
+        return [PlanItem(n, change, None, ver, fps[n]) for n, ver, change in results]
+
+    def retire(self, name: str, version: int) -> None:
+        """Retire a version (refused while a Staging or Production model pins it)."""
+        self.registry.retire(name, version, actor=self.actor)
+        self.online.delete_view(f"{name}:v{version}")
+        self.records(fresh=True)
+
+    def _record(self, name: str, version: int | None, defs: Definitions) -> VersionRecord:
+        recs = [r for r in self.records() if r["name"] == name]
+        if not recs:
+            known = sorted({r["name"] for r in self.records()} | set(defs.views))
+            if name in defs.views:
+                raise InvalidInput(
+                    f"Feature view {name!r} is defined but not applied.",
+                    hint="Run `milepost features apply` first.",
+                )
+            raise self.registry.unknown(name, known)
+        if version is None:
+            view = defs.views.get(name)
+            fp = view.fingerprint() if view is not None else None
+            rec = next((r for r in recs if r["fingerprint"] == fp), None)
+            if rec is None:
+                if view is not None:
+                    raise InvalidInput(
+                        f"The definition of {name!r} in {defs.origin} differs from every "
+                        "registered version.",
+                        hint="Run `milepost features apply`, or ask for a version "
+                        f"explicitly ({name}:v{max(r['version'] for r in recs)}:feature).",
+                    )
+                rec = max(
+                    (r for r in recs if r["status"] == "active"),
+                    key=lambda r: r["version"],
+                    default=None,
+                )
+                if rec is None:
+                    raise InvalidInput(f"Every version of {name!r} is retired.")
+        else:
+            rec = next((r for r in recs if r["version"] == version), None)
+            if rec is None:
+                raise NotFound(
+                    f"Feature view {name!r} has no version {version} (versions: "
+                    f"{', '.join(str(r['version']) for r in recs)})."
+                )
+        if rec["status"] != "active":
+            raise InvalidInput(
+                f"{name}:v{rec['version']} is retired.",
+                hint="Use an active version, or apply its definition again.",
+            )
+        return rec
+
+    def _view(self, rec: VersionRecord, defs: Definitions) -> FeatureView | OnDemandFeatureView:
+        """The code object for a registered version (rebuilt when it has no transform)."""
+        view = defs.views.get(rec["name"])
+        if view is not None and view.fingerprint() == rec["fingerprint"]:
+            return view
+        d = rec["definition"]
+        if d.get("kind") == "feature_view" and d.get("transform") is None:
+            src = d["source"]
+            source = (
+                FileSource(src["path"])
+                if src["kind"] == "file"
+                else DatasetSource(src["ref"])
+                if src["kind"] == "dataset"
+                else PushSource(src["name"])
+            )
+            return FeatureView(
+                name=rec["name"],
+                entity=Entity(d["entity"]["name"], d["entity"]["join_keys"]),
+                source=source,
+                timestamp_field=d["timestamp_field"],
+                created_timestamp_field=d["created_timestamp_field"],
+                schema=[Field(n, t) for n, t in d["schema"]],
+                ttl=timedelta(seconds=d["ttl_seconds"]),
+            )
+        raise InvalidInput(
+            f"{rec['name']}:v{rec['version']} runs code (a transform) that {defs.origin} no longer "
+            "defines.",
+            hint="Check out the commit that defined that version to use it.",
+        )
+
+    def resolve(
+        self, defs: Definitions, refs: Sequence[str], *, full_names: bool = False
+    ) -> _Resolved:
+        """Turn ``view:feature`` / ``view:vN:feature`` refs into per-version requests."""
+        key = (id(defs), tuple(refs), full_names)
+        self.records()
+        cached = self._plans.get(key)  # type: ignore[arg-type]
+        if cached is not None:
+            return cached
+        stored: dict[str, ViewRequest] = {}
+        on_demand: dict[str, tuple[OnDemandFeatureView, int, list[str]]] = {}
+        wanted: list[tuple[str, str]] = []
+        fingerprints: dict[str, str] = {}
+        for ref in refs:
+            name, version, feat = _parse_ref(ref)
+            rec = self._record(name, version, defs)
+            view = self._view(rec, defs)
+            vkey = f"{name}:v{rec['version']}"
+            fingerprints[vkey] = rec["fingerprint"]
+            if feat not in view.features:
+                raise NotFound(
+                    f"Feature view {vkey} has no feature {feat!r}."
+                    f"{did_you_mean(feat, view.features)}",
+                    hint="Features: " + ", ".join(view.features) + ".",
+                )
+            if isinstance(view, OnDemandFeatureView):
+                entry = on_demand.setdefault(vkey, (view, int(rec["version"]), []))
+                entry[2].append(feat)
+                self._add_inputs(defs, view, stored, fingerprints)
+            else:
+                req = stored.setdefault(vkey, ViewRequest(view, int(rec["version"]), []))
+                if feat not in req.features:
+                    req.features.append(feat)
+            wanted.append((vkey, feat))
+        versions_of: dict[str, str] = {}
+        for vkey in [*stored, *on_demand]:
+            view_name = vkey.split(":")[0]
+            if versions_of.setdefault(view_name, vkey) != vkey:
+                raise InvalidInput(
+                    f"Two versions of {view_name!r} in one request "
+                    f"({versions_of[view_name]}, {vkey}); ask for one."
+                )
+        names = {
+            (vkey, feat): f"{vkey.split(':')[0]}__{feat}"
+            for vkey, req in stored.items()
+            for feat in req.features
+        }
+        short = [f for _, f in wanted]
+        output, internal = [], []
+        for vkey, feat in wanted:
+            full = f"{vkey.split(':')[0]}__{feat}"
+            if not full_names and short.count(feat) > 1:
+                raise InvalidInput(
+                    f"Feature {feat!r} is requested from several views.",
+                    hint="Pass full_feature_names=True to get view__feature columns.",
+                )
+            output.append(full if full_names else feat)
+            internal.append(full)
+        resolved = _Resolved(
+            list(stored.values()), list(on_demand.values()), names, output, internal, fingerprints
+        )
+        self._plans[key] = resolved  # type: ignore[index]
+        return resolved
+
+    def _add_inputs(
+        self,
+        defs: Definitions,
+        view: OnDemandFeatureView,
+        stored: dict[str, ViewRequest],
+        fingerprints: dict[str, str],
+    ) -> None:
+        """Add the stored features an on-demand view reads, at their applied versions."""
+        for src_ref in view.input_refs:
+            sname, sfeat = src_ref.split(":")
+            srec = self._record(sname, None, defs)
+            skey = f"{sname}:v{srec['version']}"
+            fingerprints[skey] = srec["fingerprint"]
+            source_view = self._view(srec, defs)
+            assert isinstance(source_view, FeatureView)
+            sreq = stored.setdefault(skey, ViewRequest(source_view, int(srec["version"]), []))
+            if sfeat not in sreq.features:
+                sreq.features.append(sfeat)
+
+    # -- offline --------------------------------------------------------------------------
+
+    def get_historical_features(
+        self,
+        defs: Definitions,
+        entity_df: pd.DataFrame,
+        features: Sequence[str],
+        *,
+        timestamp_column: str = "event_timestamp",
+        full_feature_names: bool = False,
+        run_id: str | None = None,
+    ) -> pd.DataFrame:
+        """One row per entity row, in order, with point-in-time-correct features."""
+        if not isinstance(entity_df, pd.DataFrame) or entity_df.empty:
+            raise InvalidInput("entity_df must be a non-empty DataFrame of entity keys and times.")
+        if not features:
+            raise InvalidInput("Ask for at least one feature (view:feature).")
+        plan = self.resolve(defs, features, full_names=full_feature_names)
+        if timestamp_column not in entity_df.columns:
+            raise InvalidInput(
+                f"entity_df has no timestamp column {timestamp_column!r}.",
+                hint="Name it event_timestamp or pass timestamp_column=...",
+            )
+        needed = {k for req in plan.stored for k in req.view.entity.join_keys}
+        needed |= {f.name for v, _, _ in plan.on_demand for f in v.request_schema}
+        missing = sorted(needed - set(entity_df.columns))
+        if missing:
+            raise InvalidInput(
+                f"entity_df lacks column {missing[0]!r}, which the requested "
+                "features need (join keys and request data).",
+                hint="Columns needed: " + ", ".join(sorted(needed)) + ".",
+            )
+        import duckdb
+
+        try:
+            frame, lineage = self.offline.historical(
+                entity_df,
+                plan.stored,
+                timestamp_column=timestamp_column,
+                names=plan.names,
+                fingerprints=plan.fingerprints,
+            )
+        except duckdb.Error as exc:
+            raise InvalidInput(
+                f"The point-in-time join failed: {exc}",
+                hint="Check that entity_df's join keys have the sources' types.",
+            ) from exc
+        frame = self._apply_on_demand(frame, plan)
+        result = self._select(entity_df, frame, plan)
+        self._record_retrieval(plan, lineage, result, run_id)
+        return result
+
+    def _apply_on_demand(self, frame: pd.DataFrame, plan: _Resolved) -> pd.DataFrame:
+        for view, _, _ in plan.on_demand:
+            try:
+                out = view.transform(frame.copy())
+            except Exception as exc:
+                raise InvalidInput(
+                    f"On-demand view {view.name!r} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            missing = [f for f in view.features if f not in out.columns]
+            if missing or len(out) != len(frame):
+                raise InvalidInput(
+                    f"On-demand view {view.name!r} must return one row per input with "
+                    f"its features ({', '.join(view.features)})."
+                )
+            for feat in view.features:
+                frame[f"{view.name}__{feat}"] = out[feat].to_numpy()
+        return frame
+
+    @staticmethod
+    def _select(entity_df: pd.DataFrame, frame: pd.DataFrame, plan: _Resolved) -> pd.DataFrame:
+        out = entity_df.reset_index(drop=True).copy()
+        for name, column in zip(plan.output, plan.internal, strict=True):
+            out[name] = frame[column].to_numpy()
+        return out
+
+    def _record_retrieval(
+        self,
+        plan: _Resolved,
+        lineage: list[dict[str, Any]],
+        result: pd.DataFrame,
+        run_id: str | None,
+    ) -> None:
+        refs = [f"{r.key}:{f}" for r in plan.stored for f in r.features]
+        refs += [f"{v.name}:v{ver}:{f}" for v, ver, feats in plan.on_demand for f in feats]
+        self.registry.record_retrieval(
+            {
+                "retrieval_id": uuid.uuid4().hex,
+                "run_id": run_id,
+                "refs_json": json.dumps(refs),
+                "sources_json": json.dumps(lineage, default=str),
+                "num_rows": len(result),
+                "created_by": self.actor,
+                "created_at": int(time.time() * 1000),
+            }
+        )
+        if run_id is not None:
+            sample = result.sample(n=min(_SAMPLE_ROWS, len(result)), random_state=0)
+            table = pa.Table.from_pandas(sample, preserve_index=False)
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink)
+            self.tracking.log_bytes(
+                run_id, sink.getvalue().to_pybytes(), "features/training_sample.parquet"
+            )
+
+    # -- online ---------------------------------------------------------------------------
+
+    def _pack_rows(
+        self, view: FeatureView, frame: pd.DataFrame
+    ) -> list[tuple[str, int, int, bytes]]:
+        keys = list(view.entity.join_keys)
+        ts = normalize_times(frame[view.timestamp_field], f"{view.name}.{view.timestamp_field}")
+        created = (
+            normalize_times(frame[view.created_timestamp_field], "created timestamp")
+            if view.created_timestamp_field
+            else ts
+        )
+        ts_ms = (ts.astype("int64") // 1000).to_numpy()
+        cr_ms = (created.astype("int64") // 1000).to_numpy()
+        key_cols = [frame[k].tolist() for k in keys]
+        feats = [
+            [None if isinstance(v, float) and math.isnan(v) else v for v in frame[f].tolist()]
+            for f in view.features
+        ]
+        rows = []
+        for i in range(len(frame)):
+            ekey = online_mod.entity_key([c[i] for c in key_cols])
+            rows.append(
+                (
+                    ekey,
+                    int(ts_ms[i]),
+                    int(cr_ms[i]),
+                    online_mod.pack(int(ts_ms[i]), int(cr_ms[i]), [f[i] for f in feats]),
+                )
+            )
+        return rows
+
+    def materialize(
+        self,
+        defs: Definitions,
+        *,
+        start: datetime | None,
+        end: datetime,
+        views: Sequence[str] | None = None,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Load the newest row per entity in ``[start, end)`` into the online store.
+
+        Chunked (DuckDB streams the newest rows per entity in batches), idempotent (only
+        newer rows replace stored ones) and recorded as the version's watermark.
+        """
+        written: dict[str, int] = {}
+        end_ts = (
+            pd.Timestamp(end).tz_convert("UTC").tz_localize(None)
+            if pd.Timestamp(end).tzinfo
+            else pd.Timestamp(end)
+        )
+        start_ts = None
+        if start is not None:
+            start_ts = pd.Timestamp(start)
+            start_ts = start_ts.tz_convert("UTC").tz_localize(None) if start_ts.tzinfo else start_ts
+            if start_ts >= end_ts:
+                raise InvalidInput(f"materialize: start {start} is not before end {end}.")
+        for name in views or [n for n, v in defs.views.items() if isinstance(v, FeatureView)]:
+            rec = self._record(name, None, defs)
+            view = self._view(rec, defs)
+            if not isinstance(view, FeatureView):
+                raise InvalidInput(
+                    f"{name!r} is on-demand: it is computed at request time, not stored."
+                )
+            vkey = f"{name}:v{rec['version']}"
+            total = 0
+            for batch in self.offline.latest_rows(
+                view, rec["fingerprint"], start=start_ts, end=end_ts
+            ):
+                frame = batch.to_pandas()
+                frame = frame.rename(columns={"__mp_ts": view.timestamp_field})
+                if view.created_timestamp_field:
+                    frame = frame.rename(columns={"__mp_created": view.created_timestamp_field})
+                total += self.online.write(vkey, self._pack_rows(view, frame))
+                if progress:
+                    progress(vkey, total)
+            self.registry.set_watermark(name, int(rec["version"]), _ms(end_ts))
+            written[vkey] = total
+        return written
+
+    def materialize_incremental(
+        self,
+        defs: Definitions,
+        *,
+        end: datetime | None = None,
+        views: Sequence[str] | None = None,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Materialize from each version's watermark (or its TTL window) up to ``end`` (now)."""
+        end = end or datetime.now(UTC)
+        out: dict[str, int] = {}
+        for name in views or [n for n, v in defs.views.items() if isinstance(v, FeatureView)]:
+            rec = self._record(name, None, defs)
+            view = self._view(rec, defs)
+            assert isinstance(view, FeatureView)
+            mark = rec.get("materialized_until")
+            start = (
+                datetime.fromtimestamp(mark / 1000, tz=UTC)
+                if mark
+                else pd.Timestamp(end).to_pydatetime() - view.ttl
+            )
+            if pd.Timestamp(start) >= pd.Timestamp(end):
+                out[f"{name}:v{rec['version']}"] = 0
+                continue
+            out.update(
+                self.materialize(defs, start=start, end=end, views=[name], progress=progress)
+            )
+            self.records(fresh=True)
+        return out
+
+    def push(self, defs: Definitions, view_name: str, rows: pd.DataFrame) -> int:
+        """Write rows to the online store now and append them to the offline store.
+
+        ``view_name`` names a view whose source is a push source (or the push source
+        itself); every applied view reading that source gets the rows, each through its
+        own transform.
+        """
+        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+        if frame.empty:
+            raise InvalidInput("push got no rows.")
+        target = defs.views.get(view_name)
+        source = (
+            target.source.name
+            if isinstance(target, FeatureView) and isinstance(target.source, PushSource)
+            else view_name
+        )
+        readers = [
+            v
+            for v in defs.views.values()
+            if isinstance(v, FeatureView)
+            and isinstance(v.source, PushSource)
+            and v.source.name == source
+        ]
+        if not readers:
+            raise InvalidInput(
+                f"No feature view reads push source {source!r}.",
+                hint="Define a FeatureView with source=PushSource(...).",
+            )
+        for view in readers:
+            rec = self._record(view.name, None, defs)
+            transformed = run_transform(view, frame)
+            self.online.write(f"{view.name}:v{rec['version']}", self._pack_rows(view, transformed))
+        self.pushes.append(source, frame)
+        return len(frame)
+
+    def get_online_features(
+        self,
+        defs: Definitions,
+        features: Sequence[str],
+        entity_rows: Sequence[dict[str, Any]] | pd.DataFrame,
+        *,
+        full_feature_names: bool = False,
+        now: datetime | None = None,
+    ) -> OnlineResponse:
+        """The latest values per entity row, honouring each view's TTL."""
+        plan = self.resolve(defs, features, full_names=full_feature_names)
+        rows: list[dict[str, Any]] = (
+            [{str(k): v for k, v in r.items()} for r in entity_rows.to_dict("records")]
+            if isinstance(entity_rows, pd.DataFrame)
+            else list(entity_rows)
+        )
+        if not rows:
+            raise InvalidInput("entity_rows is empty.")
+        now_ms = _ms(now) if now is not None else int(time.time() * 1000)
+        values: dict[str, list[Any]] = {}
+        statuses: dict[str, list[str]] = {}
+        for req in plan.stored:
+            self._read_view(req, rows, now_ms, plan, values, statuses)
+        for view, _, feats in plan.on_demand:
+            computed = self._on_demand_online(view, rows, values)
+            for feat in feats:
+                values[f"{view.name}__{feat}"] = [
+                    None if isinstance(v, float) and math.isnan(v) else v
+                    for v in computed[feat].tolist()
+                ]
+                statuses[f"{view.name}__{feat}"] = ["present"] * len(rows)
+        return OnlineResponse(
+            list(plan.output),
+            {name: values[col] for name, col in zip(plan.output, plan.internal, strict=True)},
+            {name: statuses[col] for name, col in zip(plan.output, plan.internal, strict=True)},
+        )
+
+    def _read_view(
+        self,
+        req: ViewRequest,
+        rows: list[dict[str, Any]],
+        now_ms: int,
+        plan: _Resolved,
+        values: dict[str, list[Any]],
+        statuses: dict[str, list[str]],
+    ) -> None:
+        """One point lookup per entity batch; values older than the TTL come back null."""
+        keys = req.view.entity.join_keys
+        try:
+            ekeys = [online_mod.entity_key([r[k] for k in keys]) for r in rows]
+        except KeyError as exc:
+            raise InvalidInput(
+                f"An entity row lacks join key {exc.args[0]!r} of {req.view.entity.name!r}."
+            ) from None
+        packed = self.online.read(req.key, ekeys)
+        ttl_ms = req.view.ttl.total_seconds() * 1000
+        index = [req.view.features.index(f) for f in req.features]
+        cols: list[list[Any]] = [[] for _ in index]
+        stats: list[list[str]] = [[] for _ in index]
+        for raw in packed:
+            if raw is None:
+                for c, st in zip(cols, stats, strict=True):
+                    c.append(None)
+                    st.append("missing")
+                continue
+            event_ts, _, vals = online_mod.unpack(raw)
+            expired = now_ms - event_ts > ttl_ms
+            for j, c, st in zip(index, cols, stats, strict=True):
+                c.append(None if expired else vals[j])
+                st.append("expired" if expired else "present")
+        for feat, c, st in zip(req.features, cols, stats, strict=True):
+            values[plan.names[(req.key, feat)]] = c
+            statuses[plan.names[(req.key, feat)]] = st
+
+    @staticmethod
+    def _on_demand_online(
+        view: OnDemandFeatureView, rows: list[dict[str, Any]], values: dict[str, list[Any]]
+    ) -> pd.DataFrame:
+        """Run an on-demand transform on request data plus the stored inputs just read."""
+        frame = pd.DataFrame(rows)
+        for f in view.request_schema:
+            if f.name not in frame.columns:
+                raise InvalidInput(f"On-demand view {view.name!r} needs request data {f.name!r}.")
+        for src in view.sources:
+            dtypes = {f.name: f.dtype for f in src.schema}
+            for feat in src.features:
+                col = f"{src.name}__{feat}"
+                column = values.get(col, [None] * len(rows))
+                # the same dtypes the offline path hands the transform (nulls as NaN)
+                frame[col] = (
+                    pd.to_numeric(pd.Series(column, dtype="object"))
+                    if dtypes[feat] in ("float", "int")
+                    else column
+                )
+        try:
+            out = view.transform(frame.copy())
+        except Exception as exc:
+            raise InvalidInput(
+                f"On-demand view {view.name!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        missing = [f for f in view.features if f not in out.columns]
+        if missing or len(out) != len(frame):
+            raise InvalidInput(
+                f"On-demand view {view.name!r} must return one row per input "
+                f"with its features ({', '.join(view.features)})."
+            )
+        return out
+
+    # -- consistency --------------------------------------------------------------------------
+
+    def check_consistency(
+        self, defs: Definitions, view_ref: str, *, sample: int = 100, now: datetime | None = None
+    ) -> ConsistencyReport:
+        """Compare online values with offline point-in-time values at the same moment."""
+        name, _, version = view_ref.partition(":")
+        rec = self._record(name, int(version[1:]) if version else None, defs)
+        view = self._view(rec, defs)
+        if not isinstance(view, FeatureView):
+            raise InvalidInput(f"{name!r} is on-demand; check the views it reads instead.")
+        vkey = f"{name}:v{rec['version']}"
+        moment = now or datetime.now(UTC)
+        ekeys = self.online.sample(vkey, sample)
+        report = ConsistencyReport(
+            vkey, len(ekeys), moment.isoformat(), dict.fromkeys(view.features, 0)
+        )
+        if not ekeys:
+            return report
+        rows = [dict(zip(view.entity.join_keys, _decode_key(k), strict=True)) for k in ekeys]
+        refs = [f"{vkey}:{f}" for f in view.features]
+        online = self.get_online_features(defs, refs, rows, now=moment, full_feature_names=True)
+        entity_df = pd.DataFrame(rows)
+        entity_df["__mp_at"] = pd.Timestamp(moment)
+        offline = self.get_historical_features(
+            defs, entity_df, refs, timestamp_column="__mp_at", full_feature_names=True
+        )
+        for feat in view.features:
+            col = f"{name}__{feat}"
+            for i, (a, b) in enumerate(zip(online.values[col], offline[col].tolist(), strict=True)):
+                if not _same(a, b):
+                    report.mismatches[feat] += 1
+                    if len(report.examples) < 10:
+                        report.examples.append(
+                            {"entity": rows[i], "feature": feat, "online": a, "offline": _plain(b)}
+                        )
+        return report
+
+    def flush(self) -> None:
+        """Write buffered pushes to the offline store."""
+        self.pushes.flush()
+
+    def close(self) -> None:
+        """Flush pushes and close the online store."""
+        self.pushes.close()
+        if self._online is not None:
+            self._online.close()
+
+
+def _parse_ref(ref: str) -> tuple[str, int | None, str]:
+    """``view:feature`` or ``view:vN:feature`` -> (view, N or None, feature)."""
+    parts = ref.split(":")
+    if len(parts) == 2:
+        return parts[0], None, parts[1]
+    if len(parts) == 3 and parts[1].startswith("v") and parts[1][1:].isdigit():
+        return parts[0], int(parts[1][1:]), parts[2]
+    raise InvalidInput(f"Feature reference {ref!r} is not view:feature or view:vN:feature.")
+
+
+def _decode_key(key: str) -> list[Any]:
+    out: list[Any] = []
+    for part in key.split("\x1f"):
+        kind, _, text = part.partition(":")
+        if kind == "s":
+            out.append(text)
+        else:
+            out.append(json.loads(text) if text not in ("True", "False") else text == "True")
+    return out
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (np.generic,)):
+        return v.item()
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def _same(a: Any, b: Any) -> bool:
+    a, b = _plain(a), _plain(b)
+    if a is None or b is None or (b is pd.NA):
+        return (a is None) == (b is None or b is pd.NA)
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    return bool(a == b)
