@@ -21,12 +21,14 @@ import milepost
 POSTGRES_URI = os.environ.get(
     "MILEPOST_TEST_POSTGRES_URI", "postgresql+psycopg://127.0.0.1:5432/test"
 )
+REDIS_URL = os.environ.get("MILEPOST_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 _HOW_TO = {
     "postgres": "start PostgreSQL on 127.0.0.1:5432 (database 'test', trust auth) or set "
     "MILEPOST_TEST_POSTGRES_URI",
     "s3": "install moto[server] (pip install -e '.[dev]')",
+    "redis": "start Redis on 127.0.0.1:6379 or set MILEPOST_TEST_REDIS_URL",
 }
 
 
@@ -58,7 +60,17 @@ def _s3_available() -> str | None:
     return None
 
 
-_PROBES = {"postgres": _postgres_available, "s3": _s3_available}
+def _redis_available() -> str | None:
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+_PROBES = {"postgres": _postgres_available, "s3": _s3_available, "redis": _redis_available}
 _probe_results: dict[str, str | None] = {}
 
 
@@ -146,6 +158,21 @@ def runtime(metadata_uri: str, tmp_path: Path) -> Iterator[milepost._context.Run
     )
     yield rt
     milepost.reset()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis URL with a key prefix of its own; the keys are deleted afterwards."""
+    require("redis")
+    import redis
+
+    prefix = f"mptest-{uuid.uuid4().hex[:10]}"
+    yield f"{REDIS_URL}?prefix={prefix}"
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 @pytest.fixture(scope="session")

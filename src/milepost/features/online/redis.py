@@ -38,22 +38,28 @@ return n
 
 
 class RedisOnlineStore:
-    """Online features in Redis (``redis://host:6379/0``), keys ``<prefix>:<view>:<entity>``.
+    """Online features in Redis (``redis://host:6379/0[?prefix=mp]``), keys ``<prefix>:<view>:<entity>``.
 
     Each value is 30 digits of event and created time followed by the packed row, so the
     script compares times without decoding.
     """
 
-    def __init__(self, uri: str, *, prefix: str = "mp") -> None:
+    def __init__(self, uri: str, *, prefix: str | None = None) -> None:
         try:
             import redis
         except ModuleNotFoundError as exc:
             raise ConfigError(
                 "The Redis online store needs redis-py.", hint="pip install 'milepost[redis]'"
             ) from exc
+        from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
         self.uri = uri
-        self.prefix = prefix
-        self._client = redis.Redis.from_url(uri, socket_timeout=5, socket_connect_timeout=3)
+        parts = urlsplit(uri)
+        query = parse_qs(parts.query)
+        # ?prefix=team-a keeps several deployments (or tests) apart in one database
+        self.prefix = prefix or query.pop("prefix", ["mp"])[0]
+        clean = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+        self._client = redis.Redis.from_url(clean, socket_timeout=5, socket_connect_timeout=3)
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         try:
             self._upsert = self._client.register_script(_UPSERT)

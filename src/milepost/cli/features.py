@@ -1,0 +1,225 @@
+"""`milepost features ...`"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from milepost._context import get_runtime
+from milepost.cli._output import console, emit_json, fmt_time
+from milepost.errors import InvalidInput
+from milepost.features.api import FeatureStore
+
+app = typer.Typer(help="Define, materialize and serve features.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+RepoOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--repo",
+        help="Definitions file or module (default: the feature_repo setting, features.py).",
+    ),
+]
+CHANGE_STYLE = {
+    "new": "green",
+    "new_version": "yellow",
+    "reactivated": "cyan",
+    "not_in_definitions": "dim",
+    "unchanged": "",
+}
+
+
+def _time(text: str | None, what: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInput(
+            f"{what} {text!r} is not an ISO time such as 2026-11-27T00:00:00Z."
+        ) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _changes(items: list, as_json: bool, title: str) -> None:  # type: ignore[type-arg]
+    if as_json:
+        emit_json([i.to_dict() for i in items])
+        return
+    table = Table(
+        "view", "change", "version now", "version after", title=title, title_justify="left"
+    )
+    for i in items:
+        style = CHANGE_STYLE.get(i.change, "")
+        table.add_row(
+            i.view,
+            f"[{style}]{i.change}[/]" if style else i.change,
+            str(i.current_version or "-"),
+            str(i.next_version or "-"),
+        )
+    console.print(table)
+
+
+@app.command()
+def plan(repo: RepoOpt = None, as_json: JsonOpt = False) -> None:
+    """Show what `apply` would change (new views, new versions, views no longer defined)."""
+    _changes(FeatureStore(repo).plan(), as_json, "plan")
+
+
+@app.command()
+def apply(repo: RepoOpt = None, as_json: JsonOpt = False) -> None:
+    """Register the definitions; changed ones become new versions (all or nothing)."""
+    _changes(FeatureStore(repo).apply(), as_json, "applied")
+
+
+@app.command("list")
+def list_(
+    all_: Annotated[bool, typer.Option("--all", help="Include retired versions.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List registered feature views and their versions."""
+    records = get_runtime().features.registry.versions(include_retired=all_)
+    if as_json:
+        emit_json([{k: v for k, v in r.items() if k != "definition_json"} for r in records])
+        return
+    table = Table(
+        "view", "version", "kind", "status", "features", "materialized until (UTC)", "created (UTC)"
+    )
+    for r in records:
+        d = r["definition"]
+        feats = ", ".join(n for n, _ in d.get("schema", []))
+        table.add_row(
+            r["name"],
+            f"v{r['version']}",
+            r["kind"],
+            r["status"],
+            feats,
+            fmt_time(r["materialized_until"]),
+            fmt_time(r["created_at"]),
+        )
+    console.print(table)
+
+
+@app.command()
+def materialize(
+    repo: RepoOpt = None,
+    start: Annotated[
+        str | None, typer.Option(help="ISO start (inclusive); omit with --incremental.")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="ISO end (exclusive); default now.")] = None,
+    incremental: Annotated[bool, typer.Option(help="From each view's watermark.")] = False,
+    view: Annotated[list[str] | None, typer.Option("--view", help="Only these views.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load the newest feature rows into the online store, with a progress bar."""
+    store = FeatureStore(repo)
+    end_at = _time(end, "--end") or datetime.now(UTC)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(view_key: str, rows: int) -> None:
+            if view_key not in tasks:
+                tasks[view_key] = bar.add_task(view_key, total=None)
+            bar.update(tasks[view_key], completed=rows)
+
+        if incremental:
+            written = store.materialize_incremental(end_at, views=view, progress=progress)
+        else:
+            written = store.materialize(
+                _time(start, "--start"), end_at, views=view, progress=progress
+            )
+    if as_json:
+        emit_json(written)
+        return
+    for key, rows in written.items():
+        console.print(f"{key}: {rows:,} rows written to the online store")
+
+
+@app.command()
+def retire(ref: Annotated[str, typer.Argument(help="VIEW:vN")]) -> None:
+    """Retire a view version (refused while a Staging or Production model pins it)."""
+    name, _, version = ref.partition(":")
+    if not version.startswith("v") or not version[1:].isdigit():
+        raise InvalidInput(f"{ref!r} is not VIEW:vN.")
+    get_runtime().features.retire(name, int(version[1:]))
+    console.print(f"{ref} retired.")
+
+
+@app.command("check-consistency")
+def check_consistency(
+    view: Annotated[str, typer.Argument(help="VIEW or VIEW:vN")],
+    repo: RepoOpt = None,
+    sample: Annotated[int, typer.Option(help="Entities to compare.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare online values with offline point-in-time values; exit 1 on mismatches."""
+    report = FeatureStore(repo).check_consistency(view, sample=sample)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        verdict = "[green]consistent[/]" if report.ok else "[red]MISMATCHES[/]"
+        console.print(f"{report.view}: {report.checked} entities at {report.at}: {verdict}")
+        for feat, n in report.mismatches.items():
+            console.print(f"  {feat}: {n} mismatch(es)")
+        for ex in report.examples[:5]:
+            console.print(f"  e.g. {ex}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def get(
+    features: Annotated[list[str], typer.Argument(help="view:feature refs")],
+    entity: Annotated[list[str], typer.Option("--entity", "-e", help="key=value (repeat per key)")],
+    repo: RepoOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read online features for one entity."""
+    row: dict[str, object] = {}
+    for item in entity:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidInput(f"--entity {item!r} is not key=value.")
+        row[key] = int(value) if value.lstrip("-").isdigit() else value
+    response = FeatureStore(repo).get_online_features(features, [row])
+    if as_json:
+        emit_json({"values": response.values, "statuses": response.statuses})
+        return
+    table = Table("feature", "value", "status")
+    for f in response.features:
+        table.add_row(f, str(response.values[f][0]), response.statuses[f][0])
+    console.print(table)
+
+
+@app.command()
+def serve(
+    repo: RepoOpt = None,
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 6566,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve online features over HTTP (POST /v1/features/online)."""
+    import uvicorn
+
+    from milepost.server.features import create_app
+
+    store = FeatureStore(repo)
+    console.print(f"Feature server on http://{host}:{port} ({len(store.definitions.views)} views)")
+    uvicorn.run(
+        create_app(store),
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )

@@ -1,0 +1,1 @@
+"""HTTP servers: the feature server (and, later, the REST API and web UI)."""
