@@ -335,5 +335,5 @@ def test_file_sources_and_schema_drift(runtime: Runtime, tmp_path: Path) -> None
         fs.get_historical_features(labels, ["spend:monthly_spend"])["monthly_spend"][0]
     )
     frame.drop(columns=["monthly_spend"]).to_parquet(tmp_path / "a.parquet")  # the source drifted
-    with pytest.raises(InvalidInput, match="has no column 'monthly_spend' .*drift"):
+    with pytest.raises(InvalidInput, match=r"has no column 'monthly_spend' .*drift"):
         fs.get_historical_features(labels, ["spend:monthly_spend"])

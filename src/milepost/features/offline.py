@@ -251,7 +251,8 @@ class OfflineStore:
             f"SELECT {keys}, {TS}, {picked} FROM ("
             f"SELECT {keys}, CAST({quote(view.timestamp_field)} AS TIMESTAMP) AS {TS}, "
             f"arg_max(struct_pack({packed}), {rank}) AS __mp_s "
-            f"FROM read_parquet({_sql_list(files)}, filename = true, file_row_number = true{union}) "
+            f"FROM read_parquet({_sql_list(files)}, filename = true, "
+            f"file_row_number = true{union}) "
             f"GROUP BY {keys}, {TS})"
         )
 

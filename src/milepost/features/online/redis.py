@@ -38,7 +38,9 @@ return n
 
 
 class RedisOnlineStore:
-    """Online features in Redis (``redis://host:6379/0[?prefix=mp]``), keys ``<prefix>:<view>:<entity>``.
+    """Online features in Redis (``redis://host:6379/0[?prefix=mp]``).
+
+    Keys are ``<prefix>:<view>:<entity>``.
 
     Each value is 30 digits of event and created time followed by the packed row, so the
     script compares times without decoding.
