@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from milepost.demo.data import CATEGORICAL, LABEL, NUMERIC, generate_customers
-from milepost.demo.run import _preprocess
+from milepost.demo.training import preprocess as _preprocess
 
 FEATURES = NUMERIC + CATEGORICAL
 

@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.dummy import DummyClassifier
 from sklearn.pipeline import Pipeline
 from milepost.demo.data import generate_customers, NUMERIC, CATEGORICAL, LABEL
-from milepost.demo.run import _preprocess
+from milepost.demo.training import preprocess as _preprocess
 df = generate_customers(1500, seed=3)
 milepost.data.register("churn.test", df.iloc[1000:])
 train = milepost.data.register("churn.train", df.iloc[:1000])

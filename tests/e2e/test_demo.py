@@ -29,7 +29,7 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     out = io.StringIO()
     result = run_demo(rows=1500, console=Console(file=out, width=120))
     text = out.getvalue()
-    for step in ("1/6", "2/6", "3/6", "4/6", "5/6", "6/6", "Where everything went"):
+    for step in ("1/7", "2/7", "3/7", "4/7", "5/7", "6/7", "7/7", "Where everything went"):
         assert step in text
     c = Client()
     runs = c.search_runs(EXPERIMENT, max_results=10)
@@ -44,10 +44,20 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
         ("churn.train@1", "train"),
         ("churn.test@1", "eval"),
     ]
+    # features: point-in-time training data, pinned by the model, served online
+    hgb_version = c.get_model_version("models:/churn/2")
+    assert "customer_activity:v1:spend_per_ticket" in hgb_version.feature_refs
+    assert result["features"]["consistent"]
+    assert result["features"]["online"]["monthly_spend"] is not None
+    assert "online read for customer" in text
     # the corrupted batch was rejected with a readable report and not registered
     assert result["bad_batch_rejected"]
     assert "FAIL customer_id not null" in text and "rejected, not registered" in text
-    assert [d.name for d in milepost.data.list_datasets()] == ["churn.test", "churn.train"]
+    assert [d.name for d in milepost.data.list_datasets()] == [
+        "churn.test",
+        "churn.train",
+        "customers",
+    ]
     assert milepost.data.runs_using("churn.train@1")
     # the better model went through the gates and an approval into Production;
     # the worse candidate was refused

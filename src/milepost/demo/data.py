@@ -23,6 +23,7 @@ __all__ = [
     "corrupted_batch",
     "customer_suite",
     "generate_customers",
+    "labels",
     "time_split",
 ]
 
@@ -111,10 +112,24 @@ def generate_customers(
     )
 
 
-def time_split(frame: pd.DataFrame, *, test_days: int = 30) -> tuple[pd.DataFrame, pd.DataFrame]:
+def time_split(
+    frame: pd.DataFrame, *, test_days: int = 30, column: str = "event_timestamp"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train on everything before the last ``test_days`` days, test on the rest."""
-    cutoff = frame["event_timestamp"].max() - timedelta(days=test_days)
-    return frame[frame["event_timestamp"] <= cutoff], frame[frame["event_timestamp"] > cutoff]
+    cutoff = frame[column].max() - timedelta(days=test_days)
+    return frame[frame[column] <= cutoff], frame[frame[column] > cutoff]
+
+
+def labels(frame: pd.DataFrame, *, delay: timedelta = timedelta(hours=1)) -> pd.DataFrame:
+    """The label rows: who churned, known ``delay`` after each snapshot (the prediction time)."""
+    return pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"],
+            "event_timestamp": frame["event_timestamp"] + delay,
+            PROTECTED: frame[PROTECTED],
+            LABEL: frame[LABEL],
+        }
+    ).reset_index(drop=True)
 
 
 def corrupted_batch(n: int = 1000, *, seed: int = 99) -> pd.DataFrame:

@@ -1,0 +1,118 @@
+"""The demo's promotion step: a policy, a gated and approved promotion, a refusal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+import milepost
+from milepost.demo.data import LABEL
+from milepost.errors import GateFailed
+from milepost.promotion.gates import GateResult
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from milepost.data import DatasetVersion
+
+__all__ = ["APPROVER", "MODEL", "promotion_step"]
+
+MODEL = "churn"
+APPROVER = "ana"
+
+
+def _policy(test: DatasetVersion) -> dict[str, Any]:
+    return {
+        "staging": [{"kind": "data_validation", "suite": "customers"}],
+        "production": [
+            {
+                "kind": "metric_vs_baseline",
+                "name": "better than Production",
+                "dataset": test.ref,
+                "target": LABEL,
+                "primary": "roc_auc",
+                "min_delta": 0.005,
+                "guards": {"log_loss": 0.02},
+                "threshold": 0.65,
+            },
+            {"kind": "data_validation", "suite": "customers"},
+            {"kind": "approval", "role": "approver"},
+        ],
+    }
+
+
+def _gates(console: Console, gates: list[Any]) -> None:
+    table = Table("gate", "status", "detail")
+    colours = {"passed": "green", "failed": "red", "error": "red", "pending": "yellow"}
+    for g in gates:
+        table.add_row(g.name, f"[{colours.get(g.status, '')}]{g.status}[/]", g.message)
+    console.print(table)
+
+
+def promotion_step(
+    console: Console, test: DatasetVersion, *, best: int, worse: int
+) -> dict[str, Any]:
+    rt = milepost.get_runtime()
+    requester = rt.settings.actor()
+    client = milepost.Client()
+    client.set_promotion_policy(MODEL, _policy(test))
+    if not rt.roles.has(APPROVER, "approver"):
+        if not rt.roles.holders("admin"):
+            rt.roles.grant(requester, "admin")  # bootstrap: the first admin (audited)
+        rt.roles.grant(APPROVER, "approver")
+    console.print(
+        f"  policy for {MODEL!r}: Staging needs validated training data; Production needs a "
+        f"better ROC AUC than Production on {test.ref}, validated data and an approver "
+        f"({APPROVER})"
+    )
+    production = rt.models.get_model(MODEL).production_version
+    client.promote(MODEL, best, "Staging", reason="best ROC AUC of this training round")
+    try:
+        request = client.promote(MODEL, best, "Production", reason="best ROC AUC of this round")
+    except GateFailed as exc:  # e.g. a re-run whose models are no better than Production
+        _gates(console, [GateResult(**g) for g in exc.details["gates"]])
+        console.print(f"  → v{best} refused; Production stays v{production}")
+        return {"production": production, "refused_request": exc.details["request_id"]}
+    _gates(console, request.gates)
+    if request.status == "pending_approval":
+        console.print(
+            f"  {requester} asked; request {request.request_id[:12]} waits for "
+            f"{APPROVER}, who approves it:"
+        )
+        approver = milepost.configure(
+            home=rt.settings.home, metadata_uri=rt.db.uri, artifact_uri=rt.blobs.uri, user=APPROVER
+        )
+        request = milepost.Client(approver).approve(
+            request.request_id, reason="metrics and data OK"
+        )
+        milepost.configure(
+            home=rt.settings.home, metadata_uri=rt.db.uri, artifact_uri=rt.blobs.uri, user=requester
+        )
+        client = milepost.Client()
+    console.print(
+        f"  → {MODEL} v{best} is in Production"
+        + (f" (v{production} archived)" if production else "")
+    )
+    console.print(f"  a worse candidate (v{worse}) asks for Production:")
+    refused = None
+    try:
+        client.promote(MODEL, worse, "Production", reason="second model of this round")
+    except GateFailed as exc:
+        refused = exc.details["request_id"]
+        _gates(console, [GateResult(**g) for g in exc.details["gates"]])
+        console.print(f"  → refused, registry unchanged (request {refused[:12]})")
+    history = client.model_history(MODEL)
+    table = Table("when (UTC)", "version", "from", "to", "by", "reason")
+    for e in history[-4:]:
+        table.add_row(
+            datetime.fromtimestamp(e.at / 1000, tz=UTC).strftime("%H:%M:%S"),
+            str(e.version),
+            e.from_stage,
+            e.to_stage,
+            e.actor,
+            e.reason or "",
+        )
+    console.print(table)
+    return {"production": client.get_model(MODEL).production_version, "refused_request": refused}

@@ -1,0 +1,150 @@
+"""`milepost features ...` as a user types it, and the feature server over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from tests.e2e.test_cli import MILEPOST, cli
+
+REPO = """
+from datetime import timedelta
+from milepost.features import Entity, FeatureView, Field, FileSource
+
+customer = Entity("customer", join_keys=["customer_id"])
+
+def doubled(df):
+    df["double_spend"] = df["spend"] * 2
+    return df
+
+spend = FeatureView(name="spend", entity=customer, source=FileSource("spend.parquet"),
+                    timestamp_field="ts", ttl=timedelta(days=7),
+                    schema=[Field("spend"), Field("double_spend")], transform=doubled)
+"""
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    now = datetime.now(UTC).replace(microsecond=0)
+    pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3],
+            "ts": [now - timedelta(hours=h) for h in (1, 2, 3)],
+            "spend": [10.0, 20.0, 30.0],
+        }
+    ).to_parquet(tmp_path / "spend.parquet")
+    (tmp_path / "features.py").write_text(REPO)
+    return tmp_path
+
+
+def test_plan_apply_materialize_get_check(repo: Path) -> None:
+    plan = json.loads(cli("features", "plan", "--json", cwd=repo).stdout)
+    assert plan == [
+        {
+            "view": "spend",
+            "change": "new",
+            "current_version": None,
+            "next_version": 1,
+            "fingerprint": plan[0]["fingerprint"],
+        }
+    ]
+    applied = cli("features", "apply", cwd=repo)
+    assert applied.returncode == 0 and "new" in applied.stdout
+    listed = json.loads(cli("features", "list", "--json", cwd=repo).stdout)
+    assert [(v["name"], v["version"], v["status"]) for v in listed] == [("spend", 1, "active")]
+    out = cli("features", "materialize", "--incremental", cwd=repo)
+    assert out.returncode == 0 and "spend:v1: 3 rows" in out.stdout
+    got = json.loads(
+        cli(
+            "features", "get", "spend:double_spend", "-e", "customer_id=2", "--json", cwd=repo
+        ).stdout
+    )
+    assert got == {"values": {"double_spend": [40.0]}, "statuses": {"double_spend": ["present"]}}
+    check = cli("features", "check-consistency", "spend", cwd=repo)
+    assert check.returncode == 0 and "consistent" in check.stdout
+    # a changed definition is a new version; the plan says so before anything changes
+    (repo / "features.py").write_text(REPO.replace("* 2", "* 3"))
+    plan = json.loads(cli("features", "plan", "--json", cwd=repo).stdout)
+    assert (plan[0]["change"], plan[0]["next_version"]) == ("new_version", 2)
+    stale = cli("features", "get", "spend:spend", "-e", "customer_id=2", cwd=repo)
+    assert stale.returncode == 1 and "differs from every registered version" in stale.stderr
+    assert cli("features", "retire", "spend:v1", cwd=repo).returncode == 0
+    assert cli("features", "list", "--json", cwd=repo).stdout.strip() == "[]"
+
+
+def test_bad_repo_is_one_line(tmp_path: Path) -> None:
+    out = cli("features", "plan", "--repo", "missing.py", cwd=tmp_path)
+    assert out.returncode == 1 and "missing.py does not exist" in out.stderr
+    (tmp_path / "broken.py").write_text("import nothing_here\n")
+    out = cli("features", "plan", "--repo", "broken.py", cwd=tmp_path)
+    assert out.returncode == 1 and "Importing broken.py failed: ModuleNotFoundError" in out.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_feature_server_over_http(repo: Path) -> None:
+    cli("features", "apply", cwd=repo)
+    cli("features", "materialize", "--incremental", cwd=repo)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")}
+    log = (repo / "server.log").open("wb")
+    server = subprocess.Popen(
+        [MILEPOST, "features", "serve", "--port", str(port)],
+        cwd=repo,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"the feature server did not start: {(repo / 'server.log').read_text()}")
+        body = {
+            "features": ["spend:spend", "spend:double_spend"],
+            "entities": [{"customer_id": 1}, {"customer_id": 42}],
+        }
+        r = httpx.post(f"{url}/v1/features/online", json=body, timeout=5)
+        assert r.status_code == 200
+        assert r.json() == {
+            "features": ["spend", "double_spend"],
+            "values": {"spend": [10.0, None], "double_spend": [20.0, None]},
+            "statuses": {"spend": ["present", "missing"], "double_spend": ["present", "missing"]},
+        }
+        bad = httpx.post(
+            f"{url}/v1/features/online",
+            json={"features": ["spend:spnd"], "entities": [{"customer_id": 1}]},
+            timeout=5,
+        )
+        assert bad.status_code == 404 and bad.json()["code"] == "not_found"
+        assert "Did you mean 'spend'" in bad.json()["message"]
+        missing_key = httpx.post(
+            f"{url}/v1/features/online",
+            json={"features": ["spend:spend"], "entities": [{"id": 1}]},
+            timeout=5,
+        )
+        assert missing_key.status_code == 400 and "customer_id" in missing_key.json()["message"]
+        malformed = httpx.post(f"{url}/v1/features/online", json={"features": []}, timeout=5)
+        assert malformed.status_code == 422
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
