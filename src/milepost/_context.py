@@ -18,6 +18,7 @@ from milepost.governance.audit import AuditService
 from milepost.governance.roles import RoleService
 from milepost.models.service import ModelService
 from milepost.promotion.service import PromotionService
+from milepost.serving.service import DeploymentService
 from milepost.stores.blobs import BlobStore, open_blob_store
 from milepost.stores.metadata import MetadataStore
 from milepost.tracking.service import TrackingService
@@ -63,6 +64,9 @@ class Runtime:
         )
         self.evaluation = EvaluationService(
             self.db, self.settings, models=self.models, data=self.data
+        )
+        self.serving = DeploymentService(
+            self.db, self.settings, models=self.models, features=self.features
         )
         self.promotion = PromotionService(
             self.db,

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = [
+    "HTTP_STATUS",
     "AlreadyExists",
     "BackendUnavailable",
     "ConfigError",
@@ -43,6 +44,7 @@ __all__ = [
     "PermissionDenied",
     "ValidationFailed",
     "did_you_mean",
+    "http_status",
     "mask_uri",
 ]
 
@@ -155,6 +157,28 @@ class IntegrityViolation(MilepostError):
 
     code = "integrity_violation"
     headline = "Integrity violation"
+
+
+# The one table from error code to HTTP status, for every server Milepost runs.
+HTTP_STATUS: dict[str, int] = {
+    "not_found": 404,
+    "already_exists": 409,
+    "invalid_input": 400,
+    "invalid_filter": 400,
+    "conflict": 409,
+    "permission_denied": 403,
+    "backend_unavailable": 503,
+    "gate_failed": 422,
+    "validation_failed": 422,
+    "config_error": 500,
+    "integrity_violation": 500,
+    "internal": 500,
+}
+
+
+def http_status(error: MilepostError) -> int:
+    """The HTTP status an error is answered with."""
+    return HTTP_STATUS.get(error.code, 500)
 
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str:

@@ -13,7 +13,7 @@ import click
 import typer
 from rich.markup import escape
 
-from milepost.cli import audit, data, experiments, features, models, roles, runs, system
+from milepost.cli import audit, data, deploy, experiments, features, models, roles, runs, system
 from milepost.cli._output import err_console
 from milepost.errors import MilepostError
 
@@ -31,6 +31,8 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
+app.add_typer(deploy.app, name="deploy")
+app.command()(deploy.serve)
 app.add_typer(roles.app, name="roles")
 app.add_typer(audit.app, name="audit")
 

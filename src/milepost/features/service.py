@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from milepost.stores.metadata import MetadataStore
     from milepost.tracking.service import TrackingService
 
-__all__ = ["ConsistencyReport", "FeatureService", "OnlineResponse"]
+__all__ = ["ConsistencyReport", "FeatureService", "OnlineResponse", "ServingReader"]
 
 _SAMPLE_ROWS = 1000
 
@@ -102,6 +102,26 @@ class ConsistencyReport:
             "mismatches": self.mismatches,
             "examples": self.examples,
         }
+
+
+class ServingReader:
+    """Reads a model's pinned features for entity rows (one lookup per view version)."""
+
+    def __init__(self, service: FeatureService, requests: list[ViewRequest]) -> None:
+        self.service = service
+        self.requests = requests
+        self.join_keys = sorted({k for r in requests for k in r.view.entity.join_keys})
+        names = {(r.key, f): f for r in requests for f in r.features}
+        self._plan = _Resolved(requests, [], names, list(names.values()), list(names.values()), {})
+
+    def read(self, rows: list[dict[str, Any]]) -> tuple[dict[str, list[Any]], dict[str, list[str]]]:
+        """``{feature: values}`` and ``{feature: statuses}`` for the rows, now."""
+        values: dict[str, list[Any]] = {}
+        statuses: dict[str, list[str]] = {}
+        now_ms = int(time.time() * 1000)
+        for req in self.requests:
+            self.service._read_view(req, rows, now_ms, self._plan, values, statuses)
+        return values, statuses
 
 
 @dataclass(frozen=True)
@@ -269,25 +289,11 @@ class FeatureService:
         view = defs.views.get(rec["name"])
         if view is not None and view.fingerprint() == rec["fingerprint"]:
             return view
-        d = rec["definition"]
-        if d.get("kind") == "feature_view" and d.get("transform") is None:
-            src = d["source"]
-            source = (
-                FileSource(src["path"])
-                if src["kind"] == "file"
-                else DatasetSource(src["ref"])
-                if src["kind"] == "dataset"
-                else PushSource(src["name"])
-            )
-            return FeatureView(
-                name=rec["name"],
-                entity=Entity(d["entity"]["name"], d["entity"]["join_keys"]),
-                source=source,
-                timestamp_field=d["timestamp_field"],
-                created_timestamp_field=d["created_timestamp_field"],
-                schema=[Field(n, t) for n, t in d["schema"]],
-                ttl=timedelta(seconds=d["ttl_seconds"]),
-            )
+        if (
+            rec["definition"].get("kind") == "feature_view"
+            and rec["definition"].get("transform") is None
+        ):
+            return _from_definition(rec)
         raise InvalidInput(
             f"{rec['name']}:v{rec['version']} runs code (a transform) that {defs.origin} no longer "
             "defines.",
@@ -775,6 +781,44 @@ class FeatureService:
                         )
         return report
 
+    # -- serving --------------------------------------------------------------------------
+
+    def serving_reader(self, refs: Sequence[str]) -> ServingReader:
+        """Online reads of pinned ``view:vN:feature`` refs, without the repository's code.
+
+        Transforms ran when rows were written, so reading needs only keys, TTL and
+        schema, which the registry holds.
+
+        Raises:
+            InvalidInput: a ref is unversioned, on-demand, retired or never materialized.
+        """
+        requests: dict[str, ViewRequest] = {}
+        records = {(r["name"], r["version"]): r for r in self.records(fresh=True)}
+        for ref in refs:
+            name, version, feat = _parse_ref(ref)
+            rec = records.get((name, version)) if version is not None else None
+            if rec is None or version is None:
+                raise InvalidInput(f"Pinned feature {ref!r} is not a registered view:vN:feature.")
+            if rec["definition"].get("kind") != "feature_view":
+                raise InvalidInput(
+                    f"{ref} is on-demand: serving it needs the feature repository's "
+                    "code, which the model server does not load.",
+                    hint="Compute it in the client, or pin stored features only.",
+                )
+            if rec["status"] != "active":
+                raise InvalidInput(f"{name}:v{version} is retired; the model cannot be served.")
+            if rec["materialized_until"] is None:
+                raise InvalidInput(
+                    f"The model pins {name}:v{version}, which was never materialized to the online "
+                    "store.",
+                    hint="Run `milepost features materialize` before deploying.",
+                )
+            key = f"{name}:v{version}"
+            req = requests.setdefault(key, ViewRequest(_from_definition(rec), int(version), []))
+            if feat not in req.features:
+                req.features.append(feat)
+        return ServingReader(self, list(requests.values()))
+
     def flush(self) -> None:
         """Write buffered pushes to the offline store."""
         self.pushes.flush()
@@ -784,6 +828,28 @@ class FeatureService:
         self.pushes.close()
         if self._online is not None:
             self._online.close()
+
+
+def _from_definition(rec: VersionRecord) -> FeatureView:
+    """A stored view version as a FeatureView, without its transform (reads need none)."""
+    d = rec["definition"]
+    src = d["source"]
+    source = (
+        FileSource(src["path"])
+        if src["kind"] == "file"
+        else DatasetSource(src["ref"])
+        if src["kind"] == "dataset"
+        else PushSource(src["name"])
+    )
+    return FeatureView(
+        name=rec["name"],
+        entity=Entity(d["entity"]["name"], d["entity"]["join_keys"]),
+        source=source,
+        timestamp_field=d["timestamp_field"],
+        created_timestamp_field=d["created_timestamp_field"],
+        schema=[Field(n, t) for n, t in d["schema"]],
+        ttl=timedelta(seconds=d["ttl_seconds"]),
+    )
 
 
 def _parse_ref(ref: str) -> tuple[str, int | None, str]:

@@ -147,6 +147,26 @@ class OnnxPredictor:
                 feed[inp.name] = col.astype(np.float32).reshape(-1, 1)
         return feed
 
+    def run_columns(self, columns: dict[str, list[Any]]) -> list[Any]:
+        """All outputs for plain column lists (the serving fast path: no pandas)."""
+        feed = {}
+        if len(self.inputs) == 1 and self.inputs[0].name not in columns:
+            dtype = np.float64 if "double" in self.inputs[0].type else np.float32
+            feed[self.inputs[0].name] = np.array(list(columns.values()), dtype=dtype).T
+        else:
+            for inp in self.inputs:
+                col = columns[inp.name]
+                if "string" in inp.type:
+                    feed[inp.name] = np.array(col, dtype=object).reshape(-1, 1)
+                elif "int64" in inp.type:
+                    feed[inp.name] = np.array(col, dtype=np.int64).reshape(-1, 1)
+                elif "double" in inp.type:
+                    feed[inp.name] = np.array(col, dtype=np.float64).reshape(-1, 1)
+                else:
+                    feed[inp.name] = np.array(col, dtype=np.float32).reshape(-1, 1)
+        out: list[Any] = self.session.run(None, feed)
+        return out
+
     def run(self, frame: Any) -> list[Any]:
         """All outputs for the input."""
         out: list[Any] = self.session.run(None, self._feed(frame))

@@ -6,27 +6,12 @@ from typing import TYPE_CHECKING
 
 from fastapi.responses import JSONResponse
 
-from milepost.errors import MilepostError
+from milepost.errors import HTTP_STATUS, MilepostError, http_status
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
 
 __all__ = ["HTTP_STATUS", "install_error_handler"]
-
-HTTP_STATUS = {
-    "not_found": 404,
-    "already_exists": 409,
-    "invalid_input": 400,
-    "invalid_filter": 400,
-    "conflict": 409,
-    "permission_denied": 403,
-    "backend_unavailable": 503,
-    "gate_failed": 422,
-    "validation_failed": 422,
-    "config_error": 500,
-    "integrity_violation": 500,
-    "internal": 500,
-}
 
 
 def install_error_handler(app: FastAPI) -> None:
@@ -36,4 +21,4 @@ def install_error_handler(app: FastAPI) -> None:
     async def _handle(_request: Request, exc: MilepostError) -> JSONResponse:
         body = exc.to_dict()
         body.pop("details", None) if exc.code in ("config_error", "internal") else None
-        return JSONResponse(body, status_code=HTTP_STATUS.get(exc.code, 500))
+        return JSONResponse(body, status_code=http_status(exc))

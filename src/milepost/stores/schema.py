@@ -14,9 +14,12 @@ __all__ = [
     "artifacts",
     "audit_events",
     "audit_head",
+    "controller_leases",
     "dataset_files",
     "dataset_versions",
     "datasets",
+    "deployment_events",
+    "endpoints",
     "entities",
     "environments",
     "evaluations",
@@ -24,6 +27,7 @@ __all__ = [
     "feature_retrievals",
     "feature_view_versions",
     "feature_views",
+    "feedback",
     "gate_results",
     "latest_metrics",
     "metadata",
@@ -32,6 +36,7 @@ __all__ = [
     "model_version_tags",
     "model_versions",
     "params",
+    "prediction_segments",
     "promotion_requests",
     "registered_models",
     "roles",
@@ -506,4 +511,69 @@ feature_retrievals = sa.Table(
     sa.Column("created_by", sa.String(256), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Index(None, "run_id"),
+)
+
+
+# -- serving (revision 0005) ------------------------------------------------------------
+
+# An endpoint's whole routing state is one JSON document; ``revision`` grows with every
+# change, and replicas poll it (a cheap indexed read) to pick changes up within a second.
+endpoints = sa.Table(
+    "endpoints",
+    metadata,
+    sa.Column("endpoint_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("spec_json", sa.Text, nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+deployment_events = sa.Table(
+    "deployment_events",
+    metadata,
+    sa.Column("event_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("endpoint_id", sa.BigInteger, sa.ForeignKey("endpoints.endpoint_id"), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("details_json", sa.Text, nullable=True),
+    sa.Index(None, "endpoint_id", "at"),
+)
+
+# Prediction logs are Parquet segments written by each replica; this table lists them.
+prediction_segments = sa.Table(
+    "prediction_segments",
+    metadata,
+    sa.Column("segment_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("endpoint", sa.String(128), nullable=False),
+    sa.Column("path", sa.String(2048), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("first_at", sa.BigInteger, nullable=False),
+    sa.Column("last_at", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index(None, "endpoint", "last_at"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("row", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("endpoint", sa.String(128), nullable=False),
+    sa.Column("value_json", sa.Text, nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Index(None, "endpoint", "at"),
+)
+
+# Who runs an endpoint's rollout controller (one supervisor at a time, across hosts).
+controller_leases = sa.Table(
+    "controller_leases",
+    metadata,
+    sa.Column("endpoint", sa.String(128), primary_key=True),
+    sa.Column("holder", sa.String(256), nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
 )

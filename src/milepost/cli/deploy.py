@@ -1,0 +1,226 @@
+"""`milepost deploy ...` and `milepost serve`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from milepost._context import get_runtime
+from milepost.cli._output import console, emit_json, fmt_time, fmt_value
+from milepost.errors import InvalidInput
+from milepost.serving.service import describe
+from milepost.serving.spec import CanaryPolicy, EndpointSpec
+
+app = typer.Typer(
+    help="Endpoints and deployment strategies (blue/green, canary, shadow, rolling).",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="Registered model (default: the endpoint's).")
+]
+
+
+def _done(spec: EndpointSpec, what: str, as_json: bool) -> None:
+    if as_json:
+        emit_json(spec.summary())
+    else:
+        console.print(f"{what}: {describe(spec)}")
+
+
+@app.command()
+def create(
+    endpoint: str,
+    model: Annotated[str, typer.Option("--model", help="Registered model to serve.")],
+    version: Annotated[
+        int | None, typer.Option(help="Version (default: the Production one).")
+    ] = None,
+    replicas: Annotated[int, typer.Option(help="Replicas per host.")] = 1,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not log predictions.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an endpoint (checks that the version loads, predicts its example, and that
+    its pinned features are materialized)."""
+    spec = get_runtime().serving.create(
+        endpoint, model, version=version, replicas=replicas, log_predictions=not no_log
+    )
+    _done(spec, f"Created endpoint {endpoint}", as_json)
+
+
+@app.command("list")
+def list_(as_json: JsonOpt = False) -> None:
+    """List endpoints."""
+    serving = get_runtime().serving
+    rows = [(name, *serving.get(name)) for name in serving.endpoints()]
+    if as_json:
+        emit_json([{"endpoint": n, "revision": r, **s.summary()} for n, s, r in rows])
+        return
+    table = Table("endpoint", "revision", "replicas", "serving")
+    for name, spec, revision in rows:
+        table.add_row(name, str(revision), str(spec.replicas), describe(spec))
+    console.print(table)
+
+
+@app.command()
+def status(endpoint: str, as_json: JsonOpt = False) -> None:
+    """Variants, the rollout in progress, per-variant traffic, errors and latency, events."""
+    data = get_runtime().serving.status(endpoint)
+    if as_json:
+        emit_json(data)
+        return
+    ro = data["rollout"]
+    console.print(
+        f"[bold]{endpoint}[/] · revision {data['revision']} · {data['replicas']} replica(s)"
+        + (f" · {ro['kind']} {ro['status']}: {ro['detail']}" if ro else "")
+    )
+    table = Table(
+        "variant", "role", "weight/share", "requests", "errors", "p50 ms", "p99 ms", "agreement"
+    )
+    for v in data["variants"]:
+        s = data["stats"].get(v["name"], {})
+        split = (
+            f"{v['weight']:g}%"
+            if v["role"] == "canary"
+            else f"{v['share']:.0%}"
+            if v["role"] == "shadow"
+            else ""
+        )
+        table.add_row(
+            v["name"],
+            v["role"],
+            split,
+            str(s.get("requests", 0)),
+            str(s.get("errors", 0)),
+            fmt_value(s["p50_ms"]) if s.get("p50_ms") is not None else "-",
+            fmt_value(s["p99_ms"]) if s.get("p99_ms") is not None else "-",
+            f"{s['agreement']:.1%}" if s.get("agreement") is not None else "-",
+        )
+    console.print(table)
+    events = Table("when (UTC)", "event", "by", "reason", title="history", title_justify="left")
+    for e in data["events"]:
+        events.add_row(fmt_time(e["at"]), e["kind"], e["actor"], e["reason"] or "")
+    console.print(events)
+
+
+@app.command("blue-green")
+def blue_green(
+    endpoint: str, version: int, model: ModelOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Load VERSION beside the primary with no traffic (then `switch`, `rollback`, `finalize`)."""
+    _done(get_runtime().serving.blue_green(endpoint, version, model=model), "Preview", as_json)
+
+
+@app.command()
+def switch(
+    endpoint: str, reason: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False
+) -> None:
+    """Blue/green: move all traffic to the new version at once (the old one stays warm)."""
+    _done(get_runtime().serving.switch(endpoint, reason=reason), "Switched", as_json)
+
+
+@app.command()
+def canary(
+    endpoint: str,
+    version: int,
+    model: ModelOpt = None,
+    steps: Annotated[str, typer.Option(help="Traffic percent per step.")] = "5,25,50,100",
+    min_seconds: Annotated[float, typer.Option(help="Minimum duration of a step.")] = 30.0,
+    min_requests: Annotated[int, typer.Option(help="Minimum canary requests per step.")] = 100,
+    max_error_rate_increase: Annotated[
+        float, typer.Option(help="Allowed error-rate increase.")
+    ] = 0.01,
+    max_p99_ratio: Annotated[float, typer.Option(help="Allowed canary/primary p99 ratio.")] = 1.5,
+    max_prediction_psi: Annotated[
+        float | None, typer.Option(help="Allowed prediction PSI.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a canary; `milepost serve` advances, holds or rolls it back automatically."""
+    try:
+        step_values = [float(s) for s in steps.split(",")]
+    except ValueError as exc:
+        raise InvalidInput(f"--steps {steps!r} is not a list of numbers like 5,25,50,100.") from exc
+    policy = CanaryPolicy(
+        steps=step_values,
+        min_seconds=min_seconds,
+        min_requests=min_requests,
+        max_error_rate_increase=max_error_rate_increase,
+        max_p99_ratio=max_p99_ratio,
+        max_prediction_psi=max_prediction_psi,
+    )
+    _done(
+        get_runtime().serving.canary(endpoint, version, model=model, policy=policy),
+        "Canary",
+        as_json,
+    )
+
+
+@app.command()
+def shadow(
+    endpoint: str,
+    version: int,
+    model: ModelOpt = None,
+    share: Annotated[float, typer.Option(help="Fraction of requests mirrored.")] = 1.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mirror a share of requests to VERSION; its answers are logged, never returned."""
+    _done(
+        get_runtime().serving.shadow(endpoint, version, model=model, share=share), "Shadow", as_json
+    )
+
+
+@app.command()
+def rolling(endpoint: str, version: int, model: ModelOpt = None, as_json: JsonOpt = False) -> None:
+    """Replace replicas one at a time with VERSION (each host's `milepost serve` does it)."""
+    _done(get_runtime().serving.rolling(endpoint, version, model=model), "Rolling update", as_json)
+
+
+@app.command()
+def promote(
+    endpoint: str, reason: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False
+) -> None:
+    """Canary: next step now (at the last, make it primary). Shadow: turn it into a canary."""
+    _done(get_runtime().serving.promote(endpoint, reason=reason), "Promoted", as_json)
+
+
+@app.command()
+def rollback(
+    endpoint: str, reason: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False
+) -> None:
+    """Back to the previous version, instantly."""
+    _done(get_runtime().serving.rollback(endpoint, reason=reason), "Rolled back", as_json)
+
+
+@app.command()
+def finalize(endpoint: str, as_json: JsonOpt = False) -> None:
+    """Retire the previous version kept for rollback."""
+    _done(get_runtime().serving.finalize(endpoint), "Finalized", as_json)
+
+
+@app.command()
+def scale(endpoint: str, replicas: int, as_json: JsonOpt = False) -> None:
+    """Set the replica count per host."""
+    _done(get_runtime().serving.set_replicas(endpoint, replicas), "Scaled", as_json)
+
+
+def serve(
+    endpoint: str,
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    replicas: Annotated[
+        int | None, typer.Option(help="Replicas (default: the endpoint's).")
+    ] = None,
+) -> None:
+    """Serve an endpoint: replicas on one socket, rollouts and the canary controller."""
+    from milepost.server.supervisor import Supervisor
+
+    def ready(sup: Any) -> None:
+        console.print(
+            f"Serving {endpoint} on http://{sup.host}:{sup.port} with "
+            f"{len(sup.children)} replica(s); POST /v1/endpoints/{endpoint}/predict"
+        )
+
+    Supervisor(endpoint, host=host, port=port, replicas=replicas).serve(on_ready=ready)

@@ -1,0 +1,124 @@
+"""One replica: an uvicorn server on the supervisor's listening socket, drained gently.
+
+The replica loads every variant before it serves (so it takes no traffic before it is
+ready), then tells the supervisor it is ready through a pipe. On SIGTERM it drains:
+it stops accepting (the other replicas on the shared socket take new connections),
+answers in-flight requests and each open connection's next request with
+``Connection: close``, waits for its connections to close (idle ones get a short
+grace), flushes its prediction log and exits. uvicorn's own shutdown would close idle
+keep-alive connections at once and lose a request on each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+
+from milepost.serving.app import ServingApp
+
+if TYPE_CHECKING:
+    import socket
+    from types import FrameType
+
+    from milepost.serving.engine import EndpointEngine
+
+__all__ = ["run_replica"]
+
+log = logging.getLogger("milepost.serving")
+
+DRAIN_GRACE_SECONDS = 3.0
+
+
+class _DrainingServer(uvicorn.Server):
+    def __init__(
+        self, config: uvicorn.Config, engine: EndpointEngine, ready_fd: int | None
+    ) -> None:
+        super().__init__(config)
+        self.engine = engine
+        self.ready_fd = ready_fd
+        self.drain_deadline: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.drain_deadline is not None:  # a second signal: stop now
+            self.should_exit = True
+            return
+        self.engine.draining = True
+        self.drain_deadline = time.monotonic() + DRAIN_GRACE_SECONDS
+        for server in getattr(self, "servers", []):
+            server.close()  # stop accepting; the listening socket stays open for the others
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.ready_fd is not None and self.started:
+            os.write(self.ready_fd, b"1")
+            os.close(self.ready_fd)
+            self.ready_fd = None
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain_deadline is not None:
+            idle = not self.server_state.connections and not self.server_state.tasks
+            if idle or time.monotonic() >= self.drain_deadline:
+                self.should_exit = True
+        return await super().on_tick(counter)
+
+
+def _config(app: Any) -> uvicorn.Config:
+    loop = "uvloop" if _has("uvloop") else "asyncio"
+    http = "httptools" if _has("httptools") else "h11"
+    return uvicorn.Config(
+        app,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        loop=loop,
+        http=http,
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+        date_header=False,
+    )
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def run_replica(
+    sock: socket.socket,
+    endpoint: str,
+    *,
+    generation: int,
+    ready_fd: int | None,
+    overrides: dict[str, Any],
+) -> int:
+    """Serve ``endpoint`` on ``sock`` until drained; returns the exit code."""
+    import milepost
+    from milepost.serving.engine import EndpointEngine
+    from milepost.serving.logger import PredictionLogger
+
+    rt = milepost.configure(**overrides)
+    logger = PredictionLogger(endpoint, rt.settings.home / "predictions", rt.serving.store)
+    engine = EndpointEngine(
+        endpoint,
+        store=rt.serving.store,
+        models=rt.models,
+        features=rt.features,
+        generation=generation,
+        logger=logger,
+    )
+    server = _DrainingServer(_config(ServingApp(engine)), engine, ready_fd)
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    finally:
+        with contextlib.suppress(Exception):
+            engine.close()
+            logger.close()
+    return 0

@@ -1,0 +1,290 @@
+"""Endpoints, their deployment events, prediction log segments, feedback and leases."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from milepost.errors import AlreadyExists, NotFound, did_you_mean
+from milepost.serving.spec import EndpointSpec
+from milepost.stores import _sql
+from milepost.stores.audit import append_event
+from milepost.stores.schema import (
+    controller_leases,
+    deployment_events,
+    endpoints,
+    feedback,
+    prediction_segments,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from milepost.stores.metadata import MetadataStore
+
+__all__ = ["SqlServingStore"]
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+class SqlServingStore:
+    """Persistence for serving. Every spec change bumps the endpoint's revision."""
+
+    def __init__(self, db: MetadataStore) -> None:
+        self.db = db
+        self._revision_query = sa.select(endpoints.c.revision).where(
+            endpoints.c.name == sa.bindparam("name")
+        )
+
+    def create(self, name: str, spec: EndpointSpec, *, actor: str) -> int:
+        """Create an endpoint (audited)."""
+        now = _now()
+        with self.db.write() as conn:
+            if conn.execute(
+                sa.select(endpoints.c.endpoint_id).where(endpoints.c.name == name)
+            ).first():
+                raise AlreadyExists(
+                    f"Endpoint {name!r} exists already.",
+                    hint="Deploy a new version to it with `milepost deploy ...`.",
+                )
+            endpoint_id = conn.execute(
+                sa.insert(endpoints)
+                .values(
+                    name=name,
+                    spec_json=spec.to_json(),
+                    revision=1,
+                    created_by=actor,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(endpoints.c.endpoint_id)
+            ).scalar_one()
+            conn.execute(
+                sa.insert(deployment_events).values(
+                    endpoint_id=endpoint_id,
+                    at=now,
+                    actor=actor,
+                    kind="create",
+                    revision=1,
+                    reason=None,
+                    details_json=json.dumps(spec.summary()),
+                )
+            )
+            append_event(
+                conn,
+                actor=actor,
+                action="endpoint.create",
+                object_type="endpoint",
+                object_id=name,
+                after=spec.summary(),
+            )
+            return 1
+
+    def get(self, name: str) -> tuple[EndpointSpec, int]:
+        """The spec and revision of an endpoint."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(endpoints.c.spec_json, endpoints.c.revision).where(
+                    endpoints.c.name == name
+                )
+            ).first()
+            if row is None:
+                known = list(conn.execute(sa.select(endpoints.c.name)).scalars())
+                raise NotFound(
+                    f"Endpoint {name!r} does not exist.{did_you_mean(name, known)}",
+                    hint="Create one with `milepost deploy create`.",
+                )
+        return EndpointSpec.model_validate_json(row.spec_json), int(row.revision)
+
+    def revision(self, name: str) -> int | None:
+        """The endpoint's revision (one indexed read; replicas poll it)."""
+        with self.db.read() as conn:
+            value = conn.execute(self._revision_query, {"name": name}).scalar()
+        return None if value is None else int(value)
+
+    def names(self) -> list[str]:
+        """Every endpoint name."""
+        with self.db.read() as conn:
+            return list(
+                conn.execute(sa.select(endpoints.c.name).order_by(endpoints.c.name)).scalars()
+            )
+
+    def update(
+        self,
+        name: str,
+        change: Callable[[EndpointSpec], EndpointSpec],
+        *,
+        kind: str,
+        actor: str,
+        reason: str | None = None,
+        details: Any = None,
+    ) -> tuple[EndpointSpec, int]:
+        """Apply ``change`` to the stored spec in one transaction (locked), audited.
+
+        ``change`` may raise to refuse; nothing is written then.
+        """
+        with self.db.write() as conn:
+            row = (
+                conn.execute(sa.select(endpoints).where(endpoints.c.name == name).with_for_update())
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise NotFound(
+                    f"Endpoint {name!r} does not exist.",
+                    hint="Create one with `milepost deploy create`.",
+                )
+            before = EndpointSpec.model_validate_json(row["spec_json"])
+            after = change(before.model_copy(deep=True))
+            revision = int(row["revision"]) + 1
+            now = _now()
+            conn.execute(
+                sa.update(endpoints)
+                .where(endpoints.c.endpoint_id == row["endpoint_id"])
+                .values(spec_json=after.to_json(), revision=revision, updated_at=now)
+            )
+            conn.execute(
+                sa.insert(deployment_events).values(
+                    endpoint_id=row["endpoint_id"],
+                    at=now,
+                    actor=actor,
+                    kind=kind,
+                    revision=revision,
+                    reason=reason,
+                    details_json=json.dumps(
+                        details if details is not None else after.summary(), default=str
+                    ),
+                )
+            )
+            append_event(
+                conn,
+                actor=actor,
+                action=f"deploy.{kind}",
+                object_type="endpoint",
+                object_id=name,
+                before=before.summary(),
+                after=after.summary(),
+                reason=reason,
+            )
+            return after, revision
+
+    def add_event(
+        self, name: str, kind: str, *, actor: str, reason: str | None = None, details: Any = None
+    ) -> None:
+        """Record an event that changes no routing (replica replacements, rolling steps)."""
+        with self.db.write() as conn:
+            row = conn.execute(
+                sa.select(endpoints.c.endpoint_id, endpoints.c.revision).where(
+                    endpoints.c.name == name
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"Endpoint {name!r} does not exist.")
+            conn.execute(
+                sa.insert(deployment_events).values(
+                    endpoint_id=row.endpoint_id,
+                    at=_now(),
+                    actor=actor,
+                    kind=kind,
+                    revision=row.revision,
+                    reason=reason,
+                    details_json=None if details is None else json.dumps(details, default=str),
+                )
+            )
+
+    def events(self, name: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Deployment events, newest first."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(deployment_events)
+                .join(endpoints, endpoints.c.endpoint_id == deployment_events.c.endpoint_id)
+                .where(endpoints.c.name == name)
+                .order_by(deployment_events.c.event_id.desc())
+                .limit(limit)
+            ).mappings()
+            return [
+                {
+                    **{k: r[k] for k in ("at", "actor", "kind", "revision", "reason")},
+                    "details": json.loads(r["details_json"]) if r["details_json"] else None,
+                }
+                for r in rows
+            ]
+
+    # -- prediction logs and feedback ---------------------------------------------------
+
+    def add_segments(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Register written prediction log segments."""
+        if rows:
+            with self.db.write() as conn:
+                conn.execute(
+                    sa.insert(prediction_segments), [{**r, "created_at": _now()} for r in rows]
+                )
+
+    def segments(self, endpoint: str, *, since_ms: int = 0) -> list[str]:
+        """Paths of segments holding predictions at or after ``since_ms``."""
+        with self.db.read() as conn:
+            return list(
+                conn.execute(
+                    sa.select(prediction_segments.c.path)
+                    .where(
+                        prediction_segments.c.endpoint == endpoint,
+                        prediction_segments.c.last_at >= since_ms,
+                    )
+                    .order_by(prediction_segments.c.segment_id)
+                ).scalars()
+            )
+
+    def add_feedback(self, endpoint: str, request_id: str, values: Sequence[Any]) -> int:
+        """Record ground truth per row of a request (later feedback replaces earlier)."""
+        with self.db.write() as conn:
+            ins = _sql.insert_for(conn, feedback)
+            conn.execute(
+                ins.on_conflict_do_update(
+                    index_elements=["request_id", "row"],
+                    set_={"value_json": ins.excluded.value_json, "at": ins.excluded.at},
+                ),
+                [
+                    {
+                        "request_id": request_id,
+                        "row": i,
+                        "endpoint": endpoint,
+                        "value_json": json.dumps(v),
+                        "at": _now(),
+                    }
+                    for i, v in enumerate(values)
+                ],
+            )
+        return len(values)
+
+    # -- controller lease ---------------------------------------------------------------
+
+    def take_lease(self, endpoint: str, holder: str, seconds: float) -> bool:
+        """Hold (or renew) the right to run an endpoint's rollout controller."""
+        now = _now()
+        with self.db.write() as conn:
+            row = (
+                conn.execute(
+                    sa.select(controller_leases)
+                    .where(controller_leases.c.endpoint == endpoint)
+                    .with_for_update()
+                )
+                .mappings()
+                .first()
+            )
+            if row is not None and row["holder"] != holder and row["expires_at"] > now:
+                return False
+            values = {"holder": holder, "expires_at": now + int(seconds * 1000)}
+            if row is None:
+                conn.execute(sa.insert(controller_leases).values(endpoint=endpoint, **values))
+            else:
+                conn.execute(
+                    sa.update(controller_leases)
+                    .where(controller_leases.c.endpoint == endpoint)
+                    .values(**values)
+                )
+            return True

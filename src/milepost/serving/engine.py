@@ -1,0 +1,436 @@
+"""What a replica does with a request: route, read features, check, predict, log.
+
+The hot path avoids pandas for ONNX-backed models: rows (dicts) are checked against the
+signature column by column and fed to onnxruntime as arrays. Routing state is rebuilt
+in a background thread when the endpoint's revision changes (polled twice a second),
+then swapped in with one assignment, so requests never wait for a model to load.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from milepost.errors import InvalidInput, MilepostError, NotFound
+from milepost.models.flavors import OnnxPredictor
+from milepost.serving.router import Router
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from milepost.features.service import FeatureService, ServingReader
+    from milepost.models.service import LoadedModel, ModelService
+    from milepost.models.signature import Signature
+    from milepost.serving.backends.sql import SqlServingStore
+    from milepost.serving.logger import PredictionLogger
+    from milepost.serving.spec import EndpointSpec, Variant
+
+__all__ = ["EndpointEngine", "Reply", "VariantRuntime"]
+
+log = logging.getLogger("milepost.serving")
+
+_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "datetime": lambda v: isinstance(v, str),
+}
+_NP = {"integer": np.int64, "float": np.float64, "boolean": np.bool_}
+
+
+def _columns(rows: list[dict[str, Any]], signature: Signature) -> dict[str, list[Any]]:
+    """Signature check on plain rows: each input present, of its type, non-null if required."""
+    cols: dict[str, list[Any]] = {}
+    for spec in signature.inputs:
+        check = _CHECKS[spec.type]
+        values = []
+        for i, row in enumerate(rows):
+            if spec.name not in row:
+                raise InvalidInput(
+                    f"Row {i} is missing column {spec.name!r}.",
+                    hint="The model expects: " + ", ".join(signature.input_names) + ".",
+                )
+            v = row[spec.name]
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                if not spec.nullable:
+                    raise InvalidInput(
+                        f"Row {i}: column {spec.name!r} is null, but the model requires a value."
+                    )
+                v = float("nan") if spec.type == "float" else None
+            elif not check(v):
+                raise InvalidInput(
+                    f"Row {i}: column {spec.name!r} is {type(v).__name__} {v!r}, but the "
+                    f"model expects {spec.type}."
+                )
+            values.append(v)
+        cols[spec.name] = values
+    return cols
+
+
+@dataclass
+class Reply:
+    """An HTTP answer: status, JSON body, and whether to close the connection."""
+
+    status: int
+    body: bytes
+
+
+class VariantRuntime:
+    """One loaded model version, ready to predict (ONNX fast path when verified)."""
+
+    def __init__(
+        self, variant: Variant, loaded: LoadedModel, features: ServingReader | None
+    ) -> None:
+        self.variant = variant
+        self.loaded = loaded
+        self.features = features
+        self.signature = loaded.signature
+        self.onnx: OnnxPredictor | None = (
+            loaded._impl if isinstance(loaded._impl, OnnxPredictor) else None
+        )
+        self.is_classifier = hasattr(loaded._impl, "predict_proba")
+        self._explainer: Any = None
+        self._explainer_lock = threading.Lock()
+
+    def prepare(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows with the pinned online features filled in (server-side: no skew)."""
+        if self.features is None:
+            return rows
+        values, statuses = self.features.read(rows)
+        merged = [dict(r) for r in rows]
+        for name, column in values.items():
+            for i, v in enumerate(column):
+                merged[i][name] = v
+                if statuses[name][i] != "present" and self.signature is not None:
+                    spec = next((c for c in self.signature.inputs if c.name == name), None)
+                    if spec is not None and not spec.nullable:
+                        keys = {k: rows[i].get(k) for k in self.features.join_keys}
+                        raise InvalidInput(
+                            f"Row {i}: feature {name!r} is {statuses[name][i]} in the "
+                            f"online store for {keys}.",
+                            hint="Materialize the features or check the entity key.",
+                        )
+        return merged
+
+    def predict(self, rows: list[dict[str, Any]]) -> tuple[list[Any], list[list[float]] | None]:
+        """Predictions (and class probabilities for classifiers)."""
+        if self.signature is None:
+            frame = pd.DataFrame(rows)
+            preds = np.asarray(self.loaded._impl.predict(frame))
+            proba = (
+                np.asarray(self.loaded._impl.predict_proba(frame)) if self.is_classifier else None
+            )
+        else:
+            cols = _columns(rows, self.signature)
+            if self.onnx is not None:
+                outputs = self.onnx.run_columns(cols)
+                preds = np.asarray(outputs[0]).ravel()
+                proba = np.asarray(outputs[1]) if self.is_classifier and len(outputs) > 1 else None
+            else:
+                frame = pd.DataFrame(
+                    {
+                        n: pd.Series(v, dtype=_NP.get(spec.type, object))
+                        for spec, (n, v) in zip(self.signature.inputs, cols.items(), strict=True)
+                    }
+                )
+                try:
+                    preds = np.asarray(self.loaded._impl.predict(frame))
+                    proba = (
+                        np.asarray(self.loaded._impl.predict_proba(frame))
+                        if self.is_classifier
+                        else None
+                    )
+                except ValueError as exc:  # the input's values, not the server
+                    raise InvalidInput(f"The model could not predict on this input: {exc}") from exc
+        return preds.tolist(), (None if proba is None else proba.tolist())
+
+    def explain(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Per-feature contributions (SHAP), consistent with the prediction."""
+        from milepost.serving.explain import build_explainer
+
+        with self._explainer_lock:
+            if self._explainer is None:
+                self._explainer = build_explainer(self.loaded)
+        frame = pd.DataFrame(rows)
+        if self.signature is not None:
+            frame = self.loaded.prepare(
+                frame[[c for c in self.signature.input_names if c in frame.columns]]
+            )
+        explained: list[dict[str, Any]] = self._explainer(frame)
+        return explained
+
+
+class _State:
+    def __init__(
+        self, spec: EndpointSpec, revision: int, variants: dict[str, VariantRuntime]
+    ) -> None:
+        self.spec = spec
+        self.revision = revision
+        self.variants = variants
+        self.router = Router.of(spec)
+
+
+class EndpointEngine:
+    """Routing state and request handling for one endpoint in one replica."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        store: SqlServingStore,
+        models: ModelService,
+        features: FeatureService,
+        generation: int = 0,
+        logger: PredictionLogger | None = None,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        from milepost.serving import metrics
+
+        self.store = store
+        self.models = models
+        self.features = features
+        self.endpoint = endpoint
+        self.generation = generation
+        self.logger = logger
+        self.metrics = metrics
+        self.draining = False
+        self._cache: dict[str, VariantRuntime] = {}
+        spec, revision = store.get(endpoint)
+        self.state = self._build(spec, revision)
+        self._shadow_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="milepost-shadow"
+        )
+        self._stop = threading.Event()
+        self._poller = threading.Thread(
+            target=self._poll, args=(poll_seconds,), daemon=True, name="milepost-routing"
+        )
+        self._poller.start()
+
+    # -- routing state ----------------------------------------------------------------
+
+    def _effective(self, spec: EndpointSpec) -> EndpointSpec:
+        """During a rolling update, replicas of older generations keep the previous primary."""
+        ro = spec.rollout
+        if ro is None or ro.kind != "rolling" or ro.status != "in_progress":
+            return spec
+        spec = spec.model_copy(deep=True)
+        use = ro.candidate if self.generation >= ro.target_generation else ro.previous
+        for v in spec.variants:
+            if v.name == use:
+                v.role = "primary"
+            elif v.role == "primary" or v.name in (ro.candidate, ro.previous):
+                v.role = "standby"
+        return spec
+
+    def _build(self, spec: EndpointSpec, revision: int) -> _State:
+        spec = self._effective(spec)
+        variants = {}
+        for v in spec.variants:
+            loaded = self._cache.get(v.name) or self._load(v)
+            loaded.variant = v
+            variants[v.name] = loaded
+        self._cache = dict(variants)
+        return _State(spec, revision, variants)
+
+    def _load(self, variant: Variant) -> VariantRuntime:
+        loaded = self.models.load(variant.uri, prefer_onnx=True)
+        reader = (
+            self.features.serving_reader(loaded.version.feature_refs)
+            if loaded.version.feature_refs
+            else None
+        )
+        return VariantRuntime(variant, loaded, reader)
+
+    def _poll(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            try:
+                revision = self.store.revision(self.endpoint)
+                if revision is not None and revision != self.state.revision:
+                    spec, revision = self.store.get(self.endpoint)
+                    self.state = self._build(spec, revision)  # loads first, then swaps
+            except MilepostError as exc:
+                log.warning(
+                    "Routing refresh for %s failed (keeping revision %s): %s",
+                    self.endpoint,
+                    self.state.revision,
+                    exc,
+                )
+
+    def close(self) -> None:
+        """Stop polling and flush the log."""
+        self._stop.set()
+        self._shadow_pool.shutdown(wait=True)
+        if self.logger is not None:
+            self.logger.flush()
+
+    # -- requests ---------------------------------------------------------------------
+
+    def _parse(self, body: bytes) -> tuple[list[dict[str, Any]], str | None, dict[str, Any]]:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"The request body is not JSON: {exc}.") from None
+        if not isinstance(payload, dict):
+            raise InvalidInput("The request body must be a JSON object with 'rows' (or 'row').")
+        rows = payload.get("rows")
+        if rows is None and isinstance(payload.get("row"), dict):
+            rows = [payload["row"]]
+        if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+            raise InvalidInput(
+                "'rows' must be a non-empty list of objects (one per prediction).",
+                hint='Send {"rows": [{"age": 40, ...}]}.',
+            )
+        key = payload.get("key")
+        return rows, None if key is None else str(key), payload
+
+    def _route_key(
+        self,
+        rows: list[dict[str, Any]],
+        key: str | None,
+        request_id: str,
+        variant: VariantRuntime | None,
+    ) -> str:
+        if key is not None:
+            return key
+        reader = variant.features if variant is not None else None
+        if reader is not None and all(k in rows[0] for k in reader.join_keys):
+            return "|".join(str(rows[0][k]) for k in reader.join_keys)
+        return request_id
+
+    def predict(
+        self, body: bytes, forced_variant: str | None = None, *, explain: bool = False
+    ) -> Reply:
+        """Handle ``POST /v1/endpoints/{name}/predict`` (and ``/explain``)."""
+        start = time.perf_counter()
+        state = self.state
+        request_id = uuid.uuid4().hex
+        rows, key, payload = self._parse(body)
+        explain = explain or bool(payload.get("explain"))
+        if forced_variant is not None:
+            runtime = state.variants.get(forced_variant)
+            if runtime is None:
+                raise NotFound(f"Endpoint {self.endpoint!r} has no variant {forced_variant!r}.")
+            route_key = key or request_id
+        else:
+            route_key = self._route_key(
+                rows, key, request_id, state.variants[state.router.primary.name]
+            )
+            runtime = state.variants[state.router.pick(route_key).name]
+        variant = runtime.variant
+        status, error = "ok", ""
+        try:
+            prepared = runtime.prepare(rows)
+            preds, proba = runtime.predict(prepared)
+            explanation = runtime.explain(prepared) if explain else None
+        except InvalidInput as exc:
+            status, error = "invalid", exc.message
+            self._log(request_id, rows, variant, route_key, None, start, status, error)
+            raise
+        except Exception as exc:
+            status, error = "error", f"{type(exc).__name__}: {exc}"
+            self._log(request_id, rows, variant, route_key, None, start, status, error)
+            raise
+        latency = time.perf_counter() - start
+        self._log(request_id, prepared, variant, route_key, preds, start, status, error, latency)
+        if forced_variant is None:
+            for shadow in state.router.mirrors(route_key):
+                self._shadow_pool.submit(
+                    self._shadow, state.variants[shadow.name], rows, request_id, route_key
+                )
+        out: dict[str, Any] = {
+            "request_id": request_id,
+            "endpoint": self.endpoint,
+            "variant": variant.name,
+            "model": variant.uri,
+            "predictions": preds,
+        }
+        if proba is not None:
+            out["probabilities"] = proba
+        if explanation is not None:
+            out["explanations"] = explanation
+        return Reply(200, orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY))
+
+    def _shadow(
+        self, runtime: VariantRuntime, rows: list[dict[str, Any]], request_id: str, route_key: str
+    ) -> None:
+        start = time.perf_counter()
+        try:
+            prepared = runtime.prepare(rows)
+            preds, _ = runtime.predict(prepared)
+            self._log(request_id, prepared, runtime.variant, route_key, preds, start, "ok", "")
+        except Exception as exc:
+            self._log(
+                request_id,
+                rows,
+                runtime.variant,
+                route_key,
+                None,
+                start,
+                "error",
+                f"{type(exc).__name__}: {exc}",
+            )
+
+    def _log(
+        self,
+        request_id: str,
+        rows: list[dict[str, Any]],
+        variant: Variant,
+        key: str,
+        preds: list[Any] | None,
+        start: float,
+        status: str,
+        error: str,
+        latency: float | None = None,
+    ) -> None:
+        latency = time.perf_counter() - start if latency is None else latency
+        self.metrics.observe(self.endpoint, variant.name, status, latency)
+        if self.logger is None or not self.state.spec.log_predictions:
+            return
+        now = datetime.now(UTC)
+        for i, row in enumerate(rows):
+            self.logger.append(
+                {
+                    "request_id": request_id,
+                    "row": i,
+                    "ts": now,
+                    "endpoint": self.endpoint,
+                    "variant": variant.name,
+                    "model": variant.model,
+                    "version": variant.version,
+                    "role": variant.role,
+                    "key": key,
+                    "features": orjson.dumps(
+                        row, default=str, option=orjson.OPT_SERIALIZE_NUMPY
+                    ).decode(),
+                    "prediction": None if preds is None else orjson.dumps(preds[i]).decode(),
+                    "latency_ms": latency * 1000,
+                    "status": status,
+                    "error": error or None,
+                }
+            )
+
+    def feedback(self, body: bytes) -> Reply:
+        """Handle ``POST /v1/endpoints/{name}/feedback``: ground truth by request id."""
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"The request body is not JSON: {exc}.") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("request_id"), str):
+            raise InvalidInput("Feedback needs 'request_id' and 'label' (or 'labels' for a batch).")
+        labels = payload.get("labels", [payload["label"]] if "label" in payload else None)
+        if not isinstance(labels, list) or not labels:
+            raise InvalidInput("Feedback needs 'label' or a non-empty 'labels' list.")
+        n = self.store.add_feedback(self.endpoint, payload["request_id"], labels)
+        return Reply(200, orjson.dumps({"request_id": payload["request_id"], "recorded": n}))

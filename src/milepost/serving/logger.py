@@ -1,0 +1,134 @@
+"""The prediction log: appended off the request path, written as Parquet segments.
+
+Each replica appends one dict per predicted row to an in-memory deque (atomic in
+CPython, no lock on the request path); a daemon thread writes a segment every second
+(or at 5,000 rows) under ``<home>/predictions/<endpoint>/`` and registers it in the
+metadata store, where monitoring and canary analysis find it. ``flush()`` and shutdown
+drain it. A crash loses at most the last second of log rows, never a prediction.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from milepost.errors import MilepostError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from milepost.serving.backends.sql import SqlServingStore
+
+__all__ = ["LOG_SCHEMA", "PredictionLogger"]
+
+log = logging.getLogger("milepost.serving")
+
+LOG_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("row", pa.int32()),
+        ("ts", pa.timestamp("ms", tz="UTC")),
+        ("endpoint", pa.string()),
+        ("variant", pa.string()),
+        ("model", pa.string()),
+        ("version", pa.int32()),
+        ("role", pa.string()),
+        ("key", pa.string()),
+        ("features", pa.string()),  # JSON of the feature vector actually used
+        ("prediction", pa.string()),  # JSON
+        ("latency_ms", pa.float64()),
+        ("status", pa.string()),  # ok | error
+        ("error", pa.string()),
+    ]
+)
+
+
+class PredictionLogger:
+    """Buffers log rows and writes them as segments in the background."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        directory: Path,
+        store: SqlServingStore,
+        *,
+        interval: float = 1.0,
+        max_rows: int = 5000,
+    ) -> None:
+        self.endpoint = endpoint
+        self.directory = directory / endpoint
+        self.store = store
+        self.interval = interval
+        self.max_rows = max_rows
+        self._queue: collections.deque[dict[str, Any]] = collections.deque()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._thread = threading.Thread(
+            target=self._run, name="milepost-prediction-log", daemon=True
+        )
+        self._thread.start()
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Queue one row (no I/O)."""
+        self._queue.append(row)
+        if len(self._queue) >= self.max_rows:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self.flush()
+            except (MilepostError, OSError) as exc:
+                log.warning("Could not write the prediction log: %s", exc)
+
+    def flush(self) -> None:
+        """Write everything queued as one segment."""
+        with self._lock:
+            n = len(self._queue)
+            if not n:
+                return
+            rows = [self._queue.popleft() for _ in range(n)]
+            try:
+                self._write(rows)
+            except BaseException:
+                self._queue.extendleft(reversed(rows))
+                raise
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        name = f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+        table = pa.Table.from_pylist(rows, schema=LOG_SCHEMA)
+        tmp = self.directory / f".{name}.tmp"
+        pq.write_table(table, tmp)
+        final = self.directory / name
+        os.replace(tmp, final)
+        times = [r["ts"] for r in rows]
+        self.store.add_segments(
+            [
+                {
+                    "endpoint": self.endpoint,
+                    "path": str(final),
+                    "rows": len(rows),
+                    "first_at": int(min(times).timestamp() * 1000),
+                    "last_at": int(max(times).timestamp() * 1000),
+                }
+            ]
+        )
+
+    def close(self) -> None:
+        """Flush and stop."""
+        self._stopped = True
+        self._wake.set()
+        self.flush()

@@ -1,0 +1,100 @@
+"""An endpoint's routing state: variants, weights, roles and the rollout in progress.
+
+Roles:
+
+- ``primary``: serves the traffic the canary does not take;
+- ``canary``: serves ``weight`` percent of traffic, sticky per request key;
+- ``shadow``: receives a copy of ``share`` of requests; its answers are never returned;
+- ``standby``: loaded and warm, no traffic (blue/green: the new version before the
+  switch, the old one after it, until ``finalize``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["CanaryPolicy", "EndpointSpec", "Rollout", "Variant"]
+
+Role = Literal["primary", "canary", "shadow", "standby"]
+
+
+class Variant(BaseModel):
+    """A model version in an endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    model: str
+    version: int
+    role: Role
+    weight: float = 0.0  # percent of traffic (canary); primary takes the rest
+    share: float = 0.0  # fraction of requests mirrored (shadow)
+
+    @property
+    def uri(self) -> str:
+        """``models:/NAME/VERSION``."""
+        return f"models:/{self.model}/{self.version}"
+
+
+class CanaryPolicy(BaseModel):
+    """How a canary advances: steps, how long and how much traffic each needs, thresholds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: list[float] = Field(default_factory=lambda: [5.0, 25.0, 50.0, 100.0])
+    min_seconds: float = Field(default=30.0, ge=0)
+    min_requests: int = Field(default=100, ge=1)
+    max_error_rate_increase: float = Field(default=0.01, ge=0)
+    max_p99_ratio: float = Field(default=1.5, gt=0)
+    max_prediction_psi: float | None = Field(default=None, gt=0)
+
+
+class Rollout(BaseModel):
+    """The strategy in progress (or the last one) and where it stands."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["blue_green", "canary", "shadow", "rolling"]
+    status: str
+    candidate: str
+    previous: str | None = None
+    step: int = 0
+    step_started_at: int = 0
+    canary: CanaryPolicy | None = None
+    target_generation: int = 0
+    detail: str = ""
+
+
+class EndpointSpec(BaseModel):
+    """Everything a replica needs to route requests."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variants: list[Variant]
+    replicas: int = Field(default=1, ge=1, le=64)
+    generation: int = 0
+    rollout: Rollout | None = None
+    log_predictions: bool = True
+
+    def variant(self, name: str) -> Variant | None:
+        """A variant by name."""
+        return next((v for v in self.variants if v.name == name), None)
+
+    @property
+    def primary(self) -> Variant:
+        """The primary variant (every endpoint has exactly one)."""
+        return next(v for v in self.variants if v.role == "primary")
+
+    def to_json(self) -> str:
+        """Stored form."""
+        return self.model_dump_json()
+
+    def summary(self) -> dict[str, Any]:
+        """A short, JSON-ready view."""
+        return {
+            "variants": [v.model_dump() for v in self.variants],
+            "replicas": self.replicas,
+            "rollout": self.rollout.model_dump() if self.rollout else None,
+        }
