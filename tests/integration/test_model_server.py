@@ -1,0 +1,389 @@
+"""The model server as clients see it: real processes, real HTTP on 127.0.0.1, under load."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.pipeline import Pipeline
+
+import milepost
+from milepost import Client
+from milepost.demo.training import preprocess
+from tests.contract.conftest import FEATURES
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """`python -m milepost serve` in a subprocess."""
+
+    def __init__(self, home: Path, endpoint: str, replicas: int = 2) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.endpoint = endpoint
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")}
+        env["MILEPOST_HOME"] = str(home)
+        self.log = (home / f"serve-{self.port}.log").open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "milepost",
+                "serve",
+                endpoint,
+                "--port",
+                str(self.port),
+                "--replicas",
+                str(replicas),
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        pytest.fail(
+            "the model server did not start: " + (home / f"serve-{self.port}.log").read_text()
+        )
+
+    def predict(self, rows: list[dict[str, Any]], **kw: Any) -> httpx.Response:
+        return httpx.post(
+            f"{self.url}/v1/endpoints/{self.endpoint}/predict",
+            json={"rows": rows, **kw},
+            timeout=10,
+        )
+
+    def replicas(self) -> list[int]:
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False
+        )
+        return [int(p) for p in out.stdout.split()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+class Load:
+    """Constant load from a few keep-alive clients; counts every failure a client sees."""
+
+    def __init__(self, server: Server, rows: list[dict[str, Any]], clients: int = 4) -> None:
+        self.server = server
+        self.rows = rows
+        self.stop_flag = threading.Event()
+        self.ok = 0
+        self.failures: Counter[str] = Counter()
+        self.variants: Counter[str] = Counter()
+        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(clients)]
+
+    def _run(self, i: int) -> None:
+        url = f"{self.server.url}/v1/endpoints/{self.server.endpoint}/predict"
+        with httpx.Client(timeout=10) as client:
+            n = 0
+            while not self.stop_flag.is_set():
+                n += 1
+                try:
+                    r = client.post(
+                        url,
+                        json={
+                            "rows": [self.rows[(i * 7919 + n) % len(self.rows)]],
+                            "key": f"user-{i}-{n}",
+                        },
+                    )
+                    if r.status_code == 200:
+                        self.ok += 1
+                        self.variants[r.json()["variant"]] += 1
+                    else:
+                        self.failures[f"status {r.status_code}"] += 1
+                except httpx.TransportError as exc:
+                    self.failures[type(exc).__name__] += 1
+
+    def __enter__(self) -> Load:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join()
+
+
+@pytest.fixture
+def served(
+    tmp_path: Path, churn_models: dict[str, Any], churn_frame: pd.DataFrame
+) -> Iterator[dict[str, Any]]:
+    home = tmp_path / "home"
+    rt = milepost.configure(home=home)
+    slow = Pipeline(
+        [
+            ("prep", preprocess(False)),
+            ("model", RandomForestClassifier(n_estimators=400, random_state=0)),
+        ]
+    )
+    slow.fit(churn_frame[FEATURES].iloc[:2000], churn_frame["churned"].iloc[:2000])
+    for key, model in (
+        ("good", churn_models["good"]),
+        ("weak", churn_models["weak"]),
+        ("slow", slow),
+    ):
+        with milepost.start_run(experiment="serving"):
+            milepost.log_model(
+                model,
+                "churn",
+                input_example=churn_frame[FEATURES].head(3),
+                onnx=key != "slow",
+                description=key,
+            )
+    Client().promote("churn", 1, "Production")
+    rt.serving.create("churn-ep", "churn")
+    rows = churn_frame[FEATURES].head(200).to_dict("records")
+    servers: list[Server] = []
+
+    def start(replicas: int = 2) -> Server:
+        servers.append(Server(home, "churn-ep", replicas))
+        return servers[-1]
+
+    yield {"rt": rt, "rows": rows, "start": start, "home": home}
+    for s in servers:
+        s.stop()
+    milepost.reset()
+
+
+def test_predict_explain_feedback_metrics_and_bad_requests(served: dict[str, Any]) -> None:
+    server = served["start"](1)
+    rows = served["rows"]
+    r = server.predict(rows[:3])
+    assert r.status_code == 200
+    body = r.json()
+    assert body["variant"] == "churn-v1" and body["model"] == "models:/churn/1"
+    assert len(body["predictions"]) == 3 and len(body["probabilities"][0]) == 2
+    explained = httpx.post(
+        f"{server.url}/v1/endpoints/churn-ep/explain", json={"rows": rows[:2]}, timeout=60
+    )
+    assert explained.status_code == 200
+    for proba, ex in zip(
+        explained.json()["probabilities"], explained.json()["explanations"], strict=True
+    ):
+        logit = math.log(proba[1] / proba[0])
+        assert ex["base_value"] + sum(ex["contributions"].values()) == pytest.approx(
+            logit, abs=1e-6
+        )
+        assert set(ex["contributions"]) == set(FEATURES)
+    fb = httpx.post(
+        f"{server.url}/v1/endpoints/churn-ep/feedback",
+        json={"request_id": body["request_id"], "labels": [0, 1, 0]},
+        timeout=5,
+    )
+    assert fb.status_code == 200 and fb.json()["recorded"] == 3
+    bad = {
+        "missing column": (
+            {"rows": [{k: v for k, v in rows[0].items() if k != "age"}]},
+            400,
+            "missing column 'age'",
+        ),
+        "wrong type": ({"rows": [{**rows[0], "age": "forty"}]}, 400, "'age' is str"),
+        "no rows": ({"rows": []}, 400, "non-empty list"),
+        "not json": (b"{nope", 400, "not JSON"),
+    }
+    for name, (payload, status, text) in bad.items():
+        url = f"{server.url}/v1/endpoints/churn-ep/predict"
+        if isinstance(payload, bytes):
+            resp = httpx.post(url, content=payload, timeout=5)
+        else:
+            resp = httpx.post(url, json=payload, timeout=5)
+        assert resp.status_code == status and text in resp.json()["message"], name
+    unknown = httpx.post(
+        f"{server.url}/v1/endpoints/other/predict", json={"rows": rows[:1]}, timeout=5
+    )
+    assert unknown.status_code == 404
+    huge = httpx.post(
+        f"{server.url}/v1/endpoints/churn-ep/predict", content=b"x" * (11 * 1024 * 1024), timeout=30
+    )
+    assert huge.status_code == 413
+    metrics = httpx.get(f"{server.url}/metrics", timeout=5).text
+    assert 'milepost_requests_total{endpoint="churn-ep",status="ok",variant="churn-v1"}' in metrics
+    assert "milepost_request_latency_seconds_bucket" in metrics
+    time.sleep(1.5)  # the prediction log flushes every second
+    segments = served["rt"].serving.store.segments("churn-ep")
+    logged = pd.concat([pd.read_parquet(p) for p in segments])
+    first = logged[logged.request_id == body["request_id"]].sort_values("row")
+    assert list(first["prediction"]) == [str(p) for p in body["predictions"]]
+    assert set(logged["status"]) == {"ok", "invalid"}
+
+
+def test_no_request_fails_during_rolling_switch_rollback_and_a_failing_shadow(
+    served: dict[str, Any],
+) -> None:
+    server = served["start"](2)
+    svc = served["rt"].serving
+    with Load(server, served["rows"]) as load:
+        time.sleep(1)
+        svc.rolling("churn-ep", 2)  # the supervisor replaces both replicas, one at a time
+        deadline = time.monotonic() + 60
+        while (
+            svc.get("churn-ep")[0].rollout.status == "in_progress" and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        assert svc.get("churn-ep")[0].rollout.status == "succeeded"
+        time.sleep(1)
+        svc.rollback("churn-ep", reason="instant")
+        time.sleep(1)
+        svc.blue_green("churn-ep", 2)
+        time.sleep(1)
+        svc.switch("churn-ep")
+        time.sleep(1)
+        svc.rollback("churn-ep")
+        time.sleep(1)
+        svc.shadow("churn-ep", 3)  # the slow shadow answers nobody
+        time.sleep(1.5)
+    assert load.failures == Counter(), load.failures
+    assert load.ok > 200
+    assert set(load.variants) <= {"churn-v1", "churn-v2"}
+    assert {"churn-v1", "churn-v2"} <= set(load.variants)
+
+
+def test_routing_changes_reach_every_replica_and_host_within_a_second(
+    served: dict[str, Any],
+) -> None:
+    a, b = served["start"](2), served["start"](1)
+    svc = served["rt"].serving
+    svc.blue_green("churn-ep", 2)
+    assert a.predict(served["rows"][:1]).json()["variant"] == "churn-v1"
+    # the preview answers when pinned by header (smoke tests) once its replicas loaded it
+    deadline = time.monotonic() + 20
+    while True:
+        forced = httpx.post(
+            f"{a.url}/v1/endpoints/churn-ep/predict",
+            json={"rows": served["rows"][:1]},
+            headers={"X-Milepost-Variant": "churn-v2"},
+            timeout=5,
+        )
+        if forced.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert forced.status_code == 200, forced.text
+    assert forced.json()["variant"] == "churn-v2"
+    assert a.predict(served["rows"][:1]).json()["variant"] == "churn-v1"
+    svc.switch("churn-ep")
+    time.sleep(1.0)
+    seen = {s.predict(served["rows"][:1]).json()["variant"] for s in (a, b) for _ in range(20)}
+    assert seen == {"churn-v2"}
+
+
+def test_a_killed_replica_is_replaced(served: dict[str, Any]) -> None:
+    server = served["start"](2)
+    with Load(server, served["rows"], clients=2) as load:
+        time.sleep(1)
+        victim = server.replicas()[0]
+        os.kill(victim, signal.SIGKILL)
+        # the event is written once the replacement is ready to serve
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "replica.replaced" not in _kinds(served):
+            time.sleep(0.2)
+        time.sleep(1)
+    assert "replica.replaced" in _kinds(served)
+    assert len(server.replicas()) == 2 and victim not in server.replicas()
+    assert sum(load.failures.values()) <= 2  # at most what was in flight on the victim
+    assert load.ok > 0 and server.predict(served["rows"][:1]).status_code == 200
+
+
+def _kinds(served: dict[str, Any]) -> list[str]:
+    return [e["kind"] for e in served["rt"].serving.store.events("churn-ep")]
+
+
+def test_a_replica_that_cannot_start_aborts_the_rolling_update(served: dict[str, Any]) -> None:
+    server = served["start"](1)
+    svc = served["rt"].serving
+    rt = served["rt"]
+    spec = svc.rolling("churn-ep", 2)
+    assert spec.rollout.status == "in_progress"
+    # the candidate's file is damaged after the deploy checked it: a new replica cannot load it
+    damaged = Path(rt.blobs.location(rt.models.get_version("churn", 2).files["model.skops"]))
+    damaged.chmod(0o644)
+    damaged.write_bytes(b"broken")
+    deadline = time.monotonic() + 60
+    while svc.get("churn-ep")[0].rollout.status == "in_progress" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    spec, _ = svc.get("churn-ep")
+    assert spec.rollout.status == "rolled_back" and spec.primary.name == "churn-v1"
+    assert server.predict(served["rows"][:1]).json()["variant"] == "churn-v1"
+
+
+def test_a_slow_canary_is_rolled_back_and_a_healthy_one_promotes_itself(
+    served: dict[str, Any],
+) -> None:
+    server = served["start"](2)
+    svc = served["rt"].serving
+
+    def wait_for_verdict() -> Any:
+        deadline = time.monotonic() + 60
+        while (
+            svc.get("churn-ep")[0].rollout.status == "progressing" and time.monotonic() < deadline
+        ):
+            time.sleep(0.3)
+        return svc.get("churn-ep")[0]
+
+    with Load(server, served["rows"], clients=3) as load:
+        time.sleep(0.5)
+        # version 3: a 400-tree forest without ONNX, far slower than the ONNX primary
+        svc.canary(
+            "churn-ep",
+            3,
+            policy=milepost.serving.CanaryPolicy(
+                steps=[50, 100], min_seconds=1, min_requests=20, max_p99_ratio=3
+            ),
+        )
+        spec = wait_for_verdict()
+        assert spec.rollout.status == "rolled_back", spec.rollout.detail
+        assert "p99" in spec.rollout.detail
+        assert [v.name for v in spec.variants] == ["churn-v1"]
+        # version 2 answers within the (here generous) latency budget: it walks every step
+        svc.canary(
+            "churn-ep",
+            2,
+            policy=milepost.serving.CanaryPolicy(
+                steps=[50, 100], min_seconds=1, min_requests=20, max_p99_ratio=1000
+            ),
+        )
+        spec = wait_for_verdict()
+        assert spec.rollout.status == "succeeded", spec.rollout.detail
+        assert spec.primary.name == "churn-v2"
+        time.sleep(1.5)
+    assert sum(load.failures.values()) == 0
+    assert load.variants["churn-v3"] > 0 and load.variants["churn-v2"] > 0
+    kinds = _kinds(served)
+    assert "rollback" in kinds and "canary.promote" in kinds
+    assert server.predict(served["rows"][:1]).json()["variant"] == "churn-v2"
