@@ -125,6 +125,19 @@ class Settings(BaseModel):
         """The offline store root, defaulting to ``<home>/offline``."""
         return self.offline_uri or str(self.home / "offline")
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``MILEPOST_*`` variables: a child process started with them
+        (``milepost serve``, a pipeline worker) sees the same stores."""
+        out = {}
+        for key, value in self.model_dump().items():
+            if value is None:
+                continue
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            if key in _PATH_FIELDS:
+                text = str(Path(value).resolve())
+            out[ENV_PREFIX + key.upper()] = text
+        return out
+
     def trusted_type_list(self) -> list[str]:
         """``trusted_types`` as a list."""
         return [t.strip() for t in self.trusted_types.split(",") if t.strip()]

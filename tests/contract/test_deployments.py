@@ -128,11 +128,32 @@ def test_canary_rolls_back_on_errors_and_on_latency(endpoint: str, runtime: Runt
     spec, _ = svc.get(endpoint)
     assert [v.name for v in spec.variants] == ["churn-v1"]
     assert svc.store.events(endpoint)[0]["reason"].startswith("automatic: canary error rate")
-    svc.canary(endpoint, 2, policy=CanaryPolicy(min_seconds=0, min_requests=30, max_p99_ratio=2))
+    policy = CanaryPolicy(min_seconds=0, min_requests=30, max_p99_ratio=2)
+    svc.canary(endpoint, 2, policy=policy)
+    # three times slower but only 2 ms: jitter, not a regression (min_p99_increase_ms 5)
+    _log(runtime, endpoint, "churn-v1", 100, latency=1.0)
+    _log(runtime, endpoint, "churn-v2", 40, latency=3.0)
+    assert svc.tick(endpoint).action == "advance"
+    svc.rollback(endpoint)
+    svc.canary(endpoint, 2, policy=policy)
     _log(runtime, endpoint, "churn-v1", 100, latency=1.0)
     _log(runtime, endpoint, "churn-v2", 40, latency=9.0)
     decision = svc.tick(endpoint)
     assert decision.action == "rollback" and "p99" in decision.reason
+
+
+def test_the_canary_is_judged_from_its_first_answer(endpoint: str, runtime: Runtime) -> None:
+    """While replicas load the canary, primary requests slow down; that window must not
+    make a slow canary look acceptable."""
+    svc = runtime.serving
+    svc.canary(endpoint, 2, policy=CanaryPolicy(min_seconds=0, min_requests=30))
+    _log(runtime, endpoint, "churn-v1", 100, latency=40.0)  # replicas busy loading v2
+    time.sleep(0.01)
+    _log(runtime, endpoint, "churn-v2", 40, latency=20.0)
+    _log(runtime, endpoint, "churn-v1", 100, latency=1.0)
+    decision = svc.tick(endpoint)
+    assert decision.action == "rollback", decision.reason
+    assert "p99 20.0 ms > 1.5 x primary 1.0 ms" in decision.reason
 
 
 def test_prediction_drift_can_stop_a_canary(endpoint: str, runtime: Runtime) -> None:

@@ -209,6 +209,10 @@ def test_materialize_is_idempotent_and_online_reads_honour_ttl(
         None
     ]
     assert store.check_consistency("activity", sample=20).ok
+    sampled = store.online_entities("activity", 10)
+    assert len(sampled) == 10 and len({e["customer_id"] for e in sampled}) == 10
+    everyone = store.online_entities("activity", 10_000)
+    assert {e["customer_id"] for e in everyone} == set(range(1, 51))
 
 
 def test_incremental_materialization_keeps_a_watermark(

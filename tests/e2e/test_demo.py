@@ -29,8 +29,9 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     out = io.StringIO()
     result = run_demo(rows=1500, console=Console(file=out, width=120))
     text = out.getvalue()
-    for step in ("1/7", "2/7", "3/7", "4/7", "5/7", "6/7", "7/7", "Where everything went"):
-        assert step in text
+    for n in range(1, 11):
+        assert f"{n}/10" in text
+    assert "Where everything went" in text
     c = Client()
     runs = c.search_runs(EXPERIMENT, max_results=10)
     assert {r.name for r in runs} >= {"logreg", "hgb"}
@@ -65,8 +66,25 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     production = c.get_model_version("models:/churn/Production")
     assert production.run_id == result["runs"][best]
     assert result["promotion"]["refused_request"]
-    assert [e.actor for e in c.model_history("churn")][-1] == "ana"
+    to_production = [e for e in c.model_history("churn") if e.to_stage == "Production"]
+    assert [e.actor for e in to_production] == ["ana", "ana"]  # the baseline, then the best
+    assert to_production[-1].version == production.version
     assert "approves it" in text and "refused, registry unchanged" in text
+    # served: the baseline, then the best as a canary that promoted itself; the slow forest
+    # was rolled back on latency; the client never saw a failure
+    served = result["serving"]
+    assert served["canary"] == "succeeded" and served["faulty"] == "rolled_back"
+    assert served["failed"] == 0 and served["requests"] > 100
+    assert served["variants"].keys() >= {
+        f"churn-v{to_production[0].version}",
+        f"churn-v{production.version}",
+        f"churn-v{served['faulty_version']}",
+    }
+    assert "rollback: automatic: canary p99" in text and "SHAP, the largest" in text
+    spec, _ = milepost.get_runtime().serving.get("churn")
+    assert [(v.name, v.role) for v in spec.variants] == [
+        (f"churn-v{production.version}", "primary")
+    ]
     assert result["audit_ok"] and c.verify_audit().ok
     # running it again reuses the experiment and adds runs
     run_demo(rows=500, console=Console(file=io.StringIO()))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from milepost.config import load_settings
+from milepost.config import Settings, load_settings
 from milepost.errors import ConfigError
 
 
@@ -59,3 +59,17 @@ def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
 def test_actor_prefers_the_setting(tmp_path: Path) -> None:
     assert load_settings(env={"MILEPOST_USER": "ada"}, cwd=tmp_path).settings.actor() == "ada"
     assert load_settings(env={}, cwd=tmp_path).settings.actor()
+
+
+def test_to_env_gives_a_child_process_the_same_settings(tmp_path: Path) -> None:
+    settings = Settings(
+        home=Path("rel/home"),
+        metadata_uri="postgresql+psycopg://127.0.0.1:5432/test",
+        trust_pickle=True,
+        metric_batch_size=7,
+    )
+    env = settings.to_env()
+    assert env["MILEPOST_HOME"] == str(Path("rel/home").resolve())
+    assert env["MILEPOST_TRUST_PICKLE"] == "true" and "MILEPOST_ONLINE_URI" not in env
+    child = load_settings(env=env, cwd=tmp_path).settings
+    assert child.model_dump() == settings.model_dump() | {"home": Path("rel/home").resolve()}

@@ -133,6 +133,9 @@ def canary(
         float, typer.Option(help="Allowed error-rate increase.")
     ] = 0.01,
     max_p99_ratio: Annotated[float, typer.Option(help="Allowed canary/primary p99 ratio.")] = 1.5,
+    min_p99_increase_ms: Annotated[
+        float, typer.Option(help="A slower p99 is tolerated unless it is also this much slower.")
+    ] = 5.0,
     max_prediction_psi: Annotated[
         float | None, typer.Option(help="Allowed prediction PSI.")
     ] = None,
@@ -149,6 +152,7 @@ def canary(
         min_requests=min_requests,
         max_error_rate_increase=max_error_rate_increase,
         max_p99_ratio=max_p99_ratio,
+        min_p99_increase_ms=min_p99_increase_ms,
         max_prediction_psi=max_prediction_psi,
     )
     _done(

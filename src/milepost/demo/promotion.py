@@ -1,4 +1,4 @@
-"""The demo's promotion step: a policy, a gated and approved promotion, a refusal."""
+"""The demo's promotion: a policy, gated and approved promotions, a refusal."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from milepost.data import DatasetVersion
 
-__all__ = ["APPROVER", "MODEL", "promotion_step"]
+__all__ = ["APPROVER", "MODEL", "promote", "refuse", "set_up"]
 
 MODEL = "churn"
 APPROVER = "ana"
@@ -35,7 +35,7 @@ def _policy(test: DatasetVersion) -> dict[str, Any]:
                 "primary": "roc_auc",
                 "min_delta": 0.005,
                 "guards": {"log_loss": 0.02},
-                "threshold": 0.65,
+                "threshold": 0.6,
             },
             {"kind": "data_validation", "suite": "customers"},
             {"kind": "approval", "role": "approver"},
@@ -51,13 +51,11 @@ def _gates(console: Console, gates: list[Any]) -> None:
     console.print(table)
 
 
-def promotion_step(
-    console: Console, test: DatasetVersion, *, best: int, worse: int
-) -> dict[str, Any]:
+def set_up(console: Console, test: DatasetVersion) -> None:
+    """The promotion policy and the roles it needs."""
     rt = milepost.get_runtime()
     requester = rt.settings.actor()
-    client = milepost.Client()
-    client.set_promotion_policy(MODEL, _policy(test))
+    milepost.Client().set_promotion_policy(MODEL, _policy(test))
     if not rt.roles.has(APPROVER, "approver"):
         if not rt.roles.holders("admin"):
             rt.roles.grant(requester, "admin")  # bootstrap: the first admin (audited)
@@ -67,14 +65,21 @@ def promotion_step(
         f"better ROC AUC than Production on {test.ref}, validated data and an approver "
         f"({APPROVER})"
     )
-    production = rt.models.get_model(MODEL).production_version
-    client.promote(MODEL, best, "Staging", reason="best ROC AUC of this training round")
+
+
+def promote(console: Console, version: int, *, reason: str) -> bool:
+    """Staging, then Production through the gates and the approver. True when it got there."""
+    rt = milepost.get_runtime()
+    requester = rt.settings.actor()
+    client = milepost.Client()
+    production = client.get_model(MODEL).production_version
+    client.promote(MODEL, version, "Staging", reason=reason)
     try:
-        request = client.promote(MODEL, best, "Production", reason="best ROC AUC of this round")
+        request = client.promote(MODEL, version, "Production", reason=reason)
     except GateFailed as exc:  # e.g. a re-run whose models are no better than Production
         _gates(console, [GateResult(**g) for g in exc.details["gates"]])
-        console.print(f"  → v{best} refused; Production stays v{production}")
-        return {"production": production, "refused_request": exc.details["request_id"]}
+        console.print(f"  → v{version} refused; Production stays v{production}")
+        return False
     _gates(console, request.gates)
     if request.status == "pending_approval":
         console.print(
@@ -84,28 +89,33 @@ def promotion_step(
         approver = milepost.configure(
             home=rt.settings.home, metadata_uri=rt.db.uri, artifact_uri=rt.blobs.uri, user=APPROVER
         )
-        request = milepost.Client(approver).approve(
-            request.request_id, reason="metrics and data OK"
-        )
+        milepost.Client(approver).approve(request.request_id, reason="metrics and data OK")
         milepost.configure(
             home=rt.settings.home, metadata_uri=rt.db.uri, artifact_uri=rt.blobs.uri, user=requester
         )
-        client = milepost.Client()
     console.print(
-        f"  → {MODEL} v{best} is in Production"
+        f"  → {MODEL} v{version} is in Production"
         + (f" (v{production} archived)" if production else "")
     )
-    console.print(f"  a worse candidate (v{worse}) asks for Production:")
+    return True
+
+
+def refuse(console: Console, version: int) -> str | None:
+    """A worse version asks for Production and is refused; the registry's recent history."""
+    client = milepost.Client()
+    console.print(f"  the weaker model (v{version}) asks for Production again:")
+    if client.get_model_version(f"models:/{MODEL}/{version}").stage == "Archived":
+        client.promote(MODEL, version, "Staging", reason="re-review")  # archived: re-reviewed
     refused = None
     try:
-        client.promote(MODEL, worse, "Production", reason="second model of this round")
+        client.promote(MODEL, version, "Production", reason="another try")
     except GateFailed as exc:
         refused = exc.details["request_id"]
         _gates(console, [GateResult(**g) for g in exc.details["gates"]])
         console.print(f"  → refused, registry unchanged (request {refused[:12]})")
     history = client.model_history(MODEL)
     table = Table("when (UTC)", "version", "from", "to", "by", "reason")
-    for e in history[-4:]:
+    for e in history[-5:]:
         table.add_row(
             datetime.fromtimestamp(e.at / 1000, tz=UTC).strftime("%H:%M:%S"),
             str(e.version),
@@ -115,4 +125,4 @@ def promotion_step(
             e.reason or "",
         )
     console.print(table)
-    return {"production": client.get_model(MODEL).production_version, "refused_request": refused}
+    return refused

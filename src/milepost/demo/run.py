@@ -3,12 +3,15 @@
 Generate data; version and validate it (rejecting a corrupted batch); define features
 and build training data point-in-time, materialize them and read them online; train two
 models with tracking and lineage (each pins the feature versions it used); compare them;
-gate, approve and promote the better one, and see a worse candidate refused; check the
-audit trail. Each new capability adds its step here.
+gate, approve and promote the baseline; serve it under live traffic (features read
+server-side, SHAP explanations); promote the better model and roll it out as a canary
+that promotes itself, see a worse candidate refused and a faulty (slow) model rolled back
+automatically; check the audit trail. Each new capability adds its step here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -16,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 import milepost
 from milepost.demo import features as demo_features
+from milepost.demo import promotion, serving
 from milepost.demo.data import (
     CATEGORICAL,
     LABEL,
@@ -31,9 +35,10 @@ from milepost.demo.data import (
     labels,
     time_split,
 )
-from milepost.demo.promotion import MODEL, promotion_step
+from milepost.demo.promotion import MODEL
 from milepost.demo.training import MODEL_NUMERIC, preprocess, roc_figure, scores
-from milepost.errors import ValidationFailed
+from milepost.errors import MilepostError, ValidationFailed
+from milepost.serving import CanaryPolicy
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["run_demo"]
 
 EXPERIMENT = "churn-demo"
+TOTAL_STEPS = 10
 FEATURES = MODEL_NUMERIC + CATEGORICAL
 
 
@@ -146,6 +152,8 @@ def _train(
     params: dict[str, Any],
     train_labels: pd.DataFrame,
     test_labels: pd.DataFrame,
+    *,
+    onnx: bool = True,
 ) -> tuple[str, dict[str, float], Any, int, DatasetVersion]:
     with milepost.start_run(experiment=EXPERIMENT, run_name=name, tags={"demo": "true"}) as run:
         train_df = store.get_historical_features(train_labels, demo_features.FEATURES)
@@ -186,17 +194,19 @@ def _train(
             model,
             MODEL,
             input_example=train_df[FEATURES].head(5),
-            onnx=True,
+            onnx=onnx,
             description=f"{name} churn classifier",
         )
-        onnx = (
+        twin = (
             "with a verified ONNX twin"
             if version.has_onnx
             else "(no ONNX twin: " + (version.onnx or {}).get("reason", "")[:60] + ")"
+            if onnx
+            else "(ONNX twin not requested)"
         )
         console.print(
             f"  {name}: run {run.run_id[:12]} · {train.ref} · roc_auc {metrics['roc_auc']:.3f} · "
-            f"{version.uri} {onnx}, pins {len(version.feature_refs)} feature refs"
+            f"{version.uri} {twin}, pins {len(version.feature_refs)} feature refs"
         )
     return run.run_id, metrics, proba, version.version, test
 
@@ -237,14 +247,128 @@ def _compare_step(
     return best_id
 
 
+def _faulty_model(
+    console: Console,
+    store: FeatureStore,
+    train_labels: pd.DataFrame,
+    test_labels: pd.DataFrame,
+) -> int:
+    """A 300-tree forest registered without its ONNX twin: fine offline, slow online."""
+    params = {"n_estimators": 300, "min_samples_leaf": 5, "random_state": 0}
+    forest = Pipeline(
+        [
+            ("prep", preprocess(False, MODEL_NUMERIC)),
+            ("model", RandomForestClassifier(**params)),
+        ]
+    )
+    return _train(console, store, "forest", forest, params, train_labels, test_labels, onnx=False)[
+        3
+    ]
+
+
+def _deploy_steps(
+    console: Console,
+    stack: contextlib.ExitStack,
+    frame: pd.DataFrame,
+    store: FeatureStore,
+    data: tuple[pd.DataFrame, pd.DataFrame, DatasetVersion],
+    *,
+    worse: int,
+    best: int,
+) -> dict[str, Any]:
+    """Steps 6-9: promote the baseline, serve it, canary the better model, roll back a
+    faulty one."""
+    rt = milepost.get_runtime()
+    client = milepost.Client()
+    train_labels, test_labels, test = data
+    _step(console, 6, TOTAL_STEPS, "Gate, approve and promote the baseline to Production")
+    promotion.set_up(console, test)
+    production = client.get_model(MODEL).production_version
+    if production is None:
+        console.print(f"  v{worse}, the weaker model, goes first: no Production model to beat")
+        if not promotion.promote(console, worse, reason="the baseline"):
+            console.print(f"  then v{best}, the stronger one:")
+            promotion.promote(console, best, reason="the baseline")
+        if client.get_model(MODEL).production_version is None:
+            raise MilepostError(
+                "Neither model passed the Production gates; the demo needs one to serve.",
+                hint="Run the demo with more rows (--rows).",
+            )
+    else:
+        console.print(f"  Production is v{production}, from an earlier run")
+
+    _step(console, 7, TOTAL_STEPS, "Serve Production: a model server, live traffic, explanations")
+    # customers whose features are online (recent enough for the views' TTL)
+    known = store.online_entities("customer_activity", 1000)
+    online = store.get_online_features(demo_features.FEATURES, known)
+    customers = [
+        row["customer_id"]
+        for i, row in enumerate(known)
+        if all(online.statuses[f][i] == "present" for f in online.features)
+    ][-500:]
+    if not customers:
+        raise MilepostError("No customer has all of its features in the online store.")
+    server, traffic = serving.serve_step(
+        console, customers, log_dir=rt.settings.home / "logs", replicas=2
+    )
+    stack.callback(server.stop)
+    stack.callback(traffic.stop)
+
+    _step(console, 8, TOTAL_STEPS, "Promote the better model, roll it out as a canary")
+    canary = None
+    if client.get_model(MODEL).production_version == best:
+        console.print(f"  v{best} is in Production already: nothing new to roll out")
+    elif promotion.promote(console, best, reason="best ROC AUC of this round"):
+        canary = serving.roll_out(
+            console,
+            best,
+            CanaryPolicy(steps=[25, 50, 100], min_seconds=2, min_requests=50, max_p99_ratio=3.0),
+            "the new Production model",
+        )
+        console.print(f"  → canary {canary}")
+    refused = promotion.refuse(console, worse)
+
+    _step(console, 9, TOTAL_STEPS, "A faulty model: slow online, rolled back automatically")
+    faulty = _faulty_model(console, store, train_labels, test_labels)
+    rollback = serving.roll_out(
+        console,
+        faulty,
+        CanaryPolicy(steps=[25, 50, 100], min_seconds=2, min_requests=50),
+        "a forest without its ONNX twin,",
+    )
+    primary = rt.serving.get(serving.ENDPOINT)[0].primary.name
+    console.print(f"  → canary {rollback}: all traffic is back on {primary}, already warm")
+    time.sleep(1.2)  # the last prediction log batch
+    serving.status_table(console, serving.ENDPOINT)
+    traffic.stop()
+    console.print(f"  client side: {traffic.summary()}")
+    server.stop()
+
+    return {
+        "refused_request": refused,
+        "serving": {
+            "canary": canary,
+            "faulty": rollback,
+            "faulty_version": faulty,
+            "requests": traffic.ok,
+            "failed": sum(traffic.failed.values()),
+            "variants": dict(traffic.variants),
+        },
+    }
+
+
 def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, Any]:
     """Run the demo and return what it made (run ids, scores, locations)."""
     console = console or Console(highlight=False)
+    with contextlib.ExitStack() as stack:
+        return _run(console, stack, rows)
+
+
+def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, Any]:
     rt = milepost.get_runtime()
-    total = 7
     console.print(f"[bold]Milepost demo[/] · metadata {rt.db.dialect} · artifacts {rt.blobs.uri}")
 
-    _step(console, 1, total, "Generate a customer-churn dataset (seeded, no downloads)")
+    _step(console, 1, TOTAL_STEPS, "Generate a customer-churn dataset (seeded, no downloads)")
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     frame = generate_customers(rows, start=today - timedelta(days=120))
     console.print(
@@ -252,13 +376,15 @@ def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, A
         f"{frame['event_timestamp'].max():%Y-%m-%d}; churn rate {frame[LABEL].mean():.1%}"
     )
 
-    _step(console, 2, total, "Version and validate the data")
+    _step(console, 2, TOTAL_STEPS, "Version and validate the data")
     _, rejected = _data_step(console, frame, rt.settings.home / "reports")
 
-    _step(console, 3, total, "Define features, build training data point-in-time, serve online")
+    _step(
+        console, 3, TOTAL_STEPS, "Define features, build training data point-in-time, serve online"
+    )
     store, feature_info = _features_step(console, frame)
 
-    _step(console, 4, total, "Train two models with tracking and lineage")
+    _step(console, 4, TOTAL_STEPS, "Train two models with tracking and lineage")
     train_labels, test_labels = time_split(labels(frame))
     lr_params = {"C": 0.5, "max_iter": 500}
     lr = Pipeline(
@@ -284,17 +410,20 @@ def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, A
         console, store, "hgb", gb, gb_params, train_labels, test_labels
     )
 
-    _step(console, 5, total, "Compare the runs")
+    _step(console, 5, TOTAL_STEPS, "Compare the runs")
     best_id = _compare_step(
         console, test, {"logreg": (lr_id, lr_scores, lr_proba), "hgb": (gb_id, gb_scores, gb_proba)}
     )
     client = milepost.Client()
+    (_, worse), (_, best) = sorted(
+        [(lr_scores["roc_auc"], lr_version), (gb_scores["roc_auc"], gb_version)]
+    )
 
-    _step(console, 6, total, "Gate, approve and promote to Production")
-    by_auc = sorted([(lr_scores["roc_auc"], lr_version), (gb_scores["roc_auc"], gb_version)])
-    promotion = promotion_step(console, test, best=by_auc[-1][1], worse=by_auc[0][1])
+    deployed = _deploy_steps(
+        console, stack, frame, store, (train_labels, test_labels, test), worse=worse, best=best
+    )
 
-    _step(console, 7, total, "Check the audit trail")
+    _step(console, 10, TOTAL_STEPS, "Check the audit trail")
     report = client.verify_audit()
     status = "[green]intact[/]" if report.ok else "[red]TAMPERED[/]"
     console.print(f"  {report.checked} audit events, hash chain {status}")
@@ -303,10 +432,13 @@ def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, A
     console.print(f"  metadata:  {rt.db.uri}")
     console.print(f"  artifacts: {rt.blobs.uri}")
     console.print(f"  online features: {rt.settings.resolved_online_uri()}")
+    console.print(f"  prediction log: {rt.settings.home / 'predictions'}")
     console.print("  try: milepost runs list -e churn-demo -o 'metrics.roc_auc DESC'")
     console.print(f"       milepost runs compare {lr_id[:12]} {gb_id[:12]}")
     console.print("       milepost data show churn.train · milepost features list")
     console.print(f"       milepost models show {MODEL} · milepost models history {MODEL}")
+    console.print(f"       milepost deploy status {serving.ENDPOINT}")
+    console.print(f"       milepost serve {serving.ENDPOINT} --port 8080")
     console.print("       milepost audit verify")
     return {
         "runs": {"logreg": lr_id, "hgb": gb_id},
@@ -316,6 +448,10 @@ def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, A
         "datasets": {"test": test.ref},
         "bad_batch_rejected": rejected,
         "features": feature_info,
-        "promotion": promotion,
+        "promotion": {
+            "production": client.get_model(MODEL).production_version,
+            "refused_request": deployed["refused_request"],
+        },
+        "serving": deployed["serving"],
         "positive_rate": float(np.mean(frame[LABEL])),
     }

@@ -129,6 +129,11 @@ class FeatureStore:
         """Online values against offline point-in-time values for sampled entities."""
         return self._service.check_consistency(self.definitions, view, sample=sample)
 
+    def online_entities(self, view: str, n: int = 100) -> list[dict[str, Any]]:
+        """Up to ``n`` entity keys (random) with rows in the online store, e.g. for smoke
+        or load tests of a model server."""
+        return self._service.online_entities(self.definitions, view, n)
+
     def retire(self, view: str, version: int) -> None:
         """Retire a version (refused while a Staging or Production model pins it)."""
         self._service.retire(view, version)

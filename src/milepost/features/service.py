@@ -781,6 +781,16 @@ class FeatureService:
                         )
         return report
 
+    def online_entities(self, defs: Definitions, view_ref: str, n: int) -> list[dict[str, Any]]:
+        """Up to ``n`` random entity keys that have rows online in a view."""
+        name, _, version = view_ref.partition(":")
+        rec = self._record(name, int(version[1:]) if version else None, defs)
+        view = self._view(rec, defs)
+        if not isinstance(view, FeatureView):
+            raise InvalidInput(f"{name!r} is on-demand: it has no rows of its own online.")
+        ekeys = self.online.sample(f"{name}:v{rec['version']}", n)
+        return [dict(zip(view.entity.join_keys, _decode_key(k), strict=True)) for k in ekeys]
+
     # -- serving --------------------------------------------------------------------------
 
     def serving_reader(self, refs: Sequence[str]) -> ServingReader:

@@ -55,6 +55,7 @@ class VariantStats:
     p50_ms: float | None
     p99_ms: float | None
     agreement: float | None = None  # shadows: share of answers equal to what clients got
+    first_at: int | None = None  # epoch ms of its first request in the window
 
     @property
     def error_rate(self) -> float:
@@ -492,8 +493,8 @@ class DeploymentService:
             )
             rows = con.execute(
                 "SELECT variant, count(*), count(*) FILTER (WHERE status = 'error'), "
-                "quantile_cont(latency_ms, 0.5), quantile_cont(latency_ms, 0.99) "
-                "FROM log GROUP BY variant"
+                "quantile_cont(latency_ms, 0.5), quantile_cont(latency_ms, 0.99), "
+                "epoch_ms(min(ts)) FROM log GROUP BY variant"
             ).fetchall()
             agreement = dict(
                 con.execute(
@@ -506,8 +507,8 @@ class DeploymentService:
         finally:
             con.close()
         return {
-            v: VariantStats(v, int(n), int(e), p50, p99, agreement.get(v))
-            for v, n, e, p50, p99 in rows
+            v: VariantStats(v, int(n), int(e), p50, p99, agreement.get(v), int(first))
+            for v, n, e, p50, p99, first in rows
         }
 
     def tick(self, name: str) -> Decision:
@@ -519,6 +520,13 @@ class DeploymentService:
         policy = ro.canary
         stats = self.stats(name, since_ms=ro.step_started_at)
         cand = stats.get(ro.candidate, VariantStats(ro.candidate, 0, 0, None, None))
+        if cand.first_at is not None and cand.first_at > ro.step_started_at:
+            # Compare from the canary's first answer: before it, replicas were loading it
+            # (CPU the primary's requests competed for), which says nothing about either.
+            narrowed = self.stats(name, since_ms=cand.first_at)
+            if narrowed.get(ro.previous or "") is not None:  # the primary is still compared
+                stats = narrowed
+                cand = stats.get(ro.candidate, cand)
         prim = stats.get(ro.previous or "", VariantStats(ro.previous or "", 0, 0, None, None))
         info = {"canary": cand.to_dict(), "primary": prim.to_dict(), "step": ro.step}
         elapsed = (_now() - ro.step_started_at) / 1000
@@ -547,6 +555,7 @@ class DeploymentService:
             cand.p99_ms is not None
             and prim.p99_ms
             and cand.p99_ms > prim.p99_ms * policy.max_p99_ratio
+            and cand.p99_ms - prim.p99_ms > policy.min_p99_increase_ms
         ):
             return self._rollback_decision(
                 name,

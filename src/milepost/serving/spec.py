@@ -48,6 +48,9 @@ class CanaryPolicy(BaseModel):
     min_requests: int = Field(default=100, ge=1)
     max_error_rate_increase: float = Field(default=0.01, ge=0)
     max_p99_ratio: float = Field(default=1.5, gt=0)
+    # ... and only when it is also this many ms slower: sub-millisecond jitter between two
+    # fast variants is not a regression worth a rollback
+    min_p99_increase_ms: float = Field(default=5.0, ge=0)
     max_prediction_psi: float | None = Field(default=None, gt=0)
 
 
