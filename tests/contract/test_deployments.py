@@ -200,8 +200,13 @@ def test_shadow_reports_agreement_and_promotes_to_canary(endpoint: str, runtime:
     logger.close()
     stats = svc.status(endpoint)["stats"]
     assert stats["churn-v2"]["agreement"] == pytest.approx(0.7)
-    spec = svc.promote(endpoint)
-    assert spec.variant("churn-v2").role == "canary" and spec.rollout.kind == "canary"  # type: ignore[union-attr]
+    with pytest.raises(InvalidInput, match="must rise"):
+        svc.promote(endpoint, policy=CanaryPolicy(steps=[50, 10]))
+    spec = svc.promote(endpoint, policy=CanaryPolicy(steps=[10, 100], min_seconds=5))
+    canary = spec.variant("churn-v2")
+    assert canary is not None and (canary.role, canary.weight) == ("canary", 10)
+    assert spec.rollout is not None and spec.rollout.kind == "canary"
+    assert spec.rollout.canary is not None and spec.rollout.canary.min_seconds == 5
 
 
 def test_models_pinning_unmaterialized_features_are_refused(

@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -23,55 +21,20 @@ from sklearn.pipeline import Pipeline
 
 import milepost
 from milepost import Client
+from milepost.demo.serving import ModelServer
 from milepost.demo.training import preprocess
 from tests.contract.conftest import FEATURES
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
-    """`python -m milepost serve` in a subprocess."""
+    """`python -m milepost serve` in a subprocess (the demo's launcher), seen over httpx."""
 
     def __init__(self, home: Path, endpoint: str, replicas: int = 2) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = ModelServer(endpoint, replicas=replicas, log_dir=home)
+        self.url = self.process.url
         self.endpoint = endpoint
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")}
-        env["MILEPOST_HOME"] = str(home)
-        self.log = (home / f"serve-{self.port}.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "milepost",
-                "serve",
-                endpoint,
-                "--port",
-                str(self.port),
-                "--replicas",
-                str(replicas),
-            ],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        pytest.fail(
-            "the model server did not start: " + (home / f"serve-{self.port}.log").read_text()
-        )
 
     def predict(self, rows: list[dict[str, Any]], **kw: Any) -> httpx.Response:
         return httpx.post(
@@ -82,18 +45,15 @@ class Server:
 
     def replicas(self) -> list[int]:
         out = subprocess.run(
-            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False
+            ["pgrep", "-P", str(self.process.proc.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         return [int(p) for p in out.stdout.split()]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
+        self.process.stop()
 
 
 class Load:

@@ -236,15 +236,7 @@ class DeploymentService:
         policy: CanaryPolicy | None = None,
     ) -> EndpointSpec:
         """Start a canary at the first step of its policy."""
-        policy = policy or CanaryPolicy()
-        if (
-            not policy.steps
-            or any(not 0 < s <= 100 for s in policy.steps)
-            or policy.steps != sorted(policy.steps)
-        ):
-            raise InvalidInput(
-                f"Canary steps {policy.steps} must rise from above 0 to at most 100."
-            )
+        policy = _checked(policy or CanaryPolicy())
         current, _ = self.store.get(name)
         candidate = self._variant(
             model or current.primary.model, version, "canary", weight=policy.steps[0]
@@ -254,16 +246,7 @@ class DeploymentService:
             self._busy(spec, "a canary")
             self._without_standby(spec)
             self._add(spec, candidate)
-            spec.rollout = Rollout(
-                kind="canary",
-                status="progressing",
-                candidate=candidate.name,
-                previous=spec.primary.name,
-                step=0,
-                step_started_at=_now(),
-                canary=policy,
-                detail=f"step 1: {policy.steps[0]:g}% of traffic",
-            )
+            spec.rollout = _canary_rollout(candidate.name, spec.primary.name, policy, "step 1")
             return spec
 
         return self.store.update(name, change, kind="canary.start", actor=self.actor)[0]
@@ -333,29 +316,24 @@ class DeploymentService:
 
         return self.store.update(name, change, kind="rolling.complete", actor=self.actor)[0]
 
-    def promote(self, name: str, *, reason: str | None = None) -> EndpointSpec:
-        """Canary: go to the next step (at the last: make it primary). Shadow: start a canary."""
+    def promote(
+        self, name: str, *, reason: str | None = None, policy: CanaryPolicy | None = None
+    ) -> EndpointSpec:
+        """Canary: go to the next step (at the last: make it primary). Shadow: start a
+        canary (with ``policy``, default :class:`CanaryPolicy`)."""
         spec, _ = self.store.get(name)
         ro = spec.rollout
         if ro is not None and ro.kind == "shadow" and ro.status == "mirroring":
             shadow = spec.variant(ro.candidate)
             assert shadow is not None
 
+            canary = _checked(policy or CanaryPolicy())
+
             def to_canary(s: EndpointSpec) -> EndpointSpec:
-                policy = CanaryPolicy()
                 v = s.variant(ro.candidate)
                 assert v is not None
-                v.role, v.weight, v.share = "canary", policy.steps[0], 0.0
-                s.rollout = Rollout(
-                    kind="canary",
-                    status="progressing",
-                    candidate=v.name,
-                    previous=s.primary.name,
-                    step=0,
-                    step_started_at=_now(),
-                    canary=policy,
-                    detail=f"from shadow: {policy.steps[0]:g}% of traffic",
-                )
+                v.role, v.weight, v.share = "canary", canary.steps[0], 0.0
+                s.rollout = _canary_rollout(v.name, s.primary.name, canary, "from shadow")
                 return s
 
             return self.store.update(
@@ -647,6 +625,29 @@ class DeploymentService:
     def record(self, name: str, kind: str, reason: str, details: Any = None) -> None:
         """Record a supervisor event (rolling steps, replica replacements) without a spec change."""
         self.store.add_event(name, kind, actor=self.actor, reason=reason, details=details)
+
+
+def _checked(policy: CanaryPolicy) -> CanaryPolicy:
+    if (
+        not policy.steps
+        or any(not 0 < s <= 100 for s in policy.steps)
+        or policy.steps != sorted(policy.steps)
+    ):
+        raise InvalidInput(f"Canary steps {policy.steps} must rise from above 0 to at most 100.")
+    return policy
+
+
+def _canary_rollout(candidate: str, previous: str, policy: CanaryPolicy, how: str) -> Rollout:
+    return Rollout(
+        kind="canary",
+        status="progressing",
+        candidate=candidate,
+        previous=previous,
+        step=0,
+        step_started_at=_now(),
+        canary=policy,
+        detail=f"{how}: {policy.steps[0]:g}% of traffic",
+    )
 
 
 def describe(spec: EndpointSpec) -> str:
