@@ -244,6 +244,46 @@ def test_push_reaches_both_paths(store: FeatureStore) -> None:
         store.push("nope", [{"customer_id": 1}])
 
 
+def test_push_of_dict_rows_matches_push_of_a_frame(store: FeatureStore) -> None:
+    """A few dict rows take a path without pandas; it must store what a frame stores."""
+    now = datetime.now(UTC).replace(microsecond=123456)
+    naive = (now + timedelta(seconds=1)).replace(tzinfo=None)  # naive: taken as UTC
+    text = (now + timedelta(seconds=2)).isoformat()  # a string with an offset
+    rows = [
+        {"customer_id": 1, "ts": now, "clicks": np.int64(7)},
+        {"customer_id": 2, "ts": naive, "clicks": 8},
+        {"customer_id": 3, "ts": text, "clicks": 9},
+    ]
+    store.push("clicks", rows)
+    by_dicts = store.get_online_features(["clicks:clicks"], [{"customer_id": i} for i in (1, 2, 3)])
+    store.push(
+        "clicks",
+        pd.DataFrame(
+            {
+                "customer_id": [11, 12, 13],
+                "ts": [now, naive.replace(tzinfo=UTC), text],
+                "clicks": [7, 8, 9],
+            }
+        ),
+    )
+    by_frame = store.get_online_features(
+        ["clicks:clicks"], [{"customer_id": i} for i in (11, 12, 13)]
+    )
+    assert by_dicts.values == by_frame.values == {"clicks": [7, 8, 9]}
+    assert by_dicts.statuses == by_frame.statuses
+
+    store.flush()  # the dict rows reach the offline store too
+    labels = pd.DataFrame(
+        {"customer_id": [1, 2, 3], "event_timestamp": [now + timedelta(seconds=3)] * 3}
+    )
+    assert list(store.get_historical_features(labels, ["clicks:clicks"])["clicks"]) == [7, 8, 9]
+
+    with pytest.raises(InvalidInput, match="column 'clicks' is missing"):
+        store.push("clicks", [{"customer_id": 1, "ts": now}])
+    with pytest.raises(InvalidInput, match="must hold timestamps"):
+        store.push("clicks", [{"customer_id": 1, "ts": "not a time", "clicks": 1}])
+
+
 def test_lineage_sample_and_model_pinning(store: FeatureStore, runtime: Runtime) -> None:
     from sklearn.linear_model import LinearRegression
 

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from milepost.errors import ConfigError
-from milepost.stores.metadata import MetadataStore
+from milepost.stores.metadata import HEAD_REVISION, MetadataStore
 from milepost.stores.schema import metadata
 
 
@@ -27,6 +27,7 @@ def test_migrations_match_the_declared_schema(metadata_uri: str) -> None:
 def test_revision_is_head_and_upgrade_is_idempotent(metadata_uri: str) -> None:
     store = MetadataStore(metadata_uri)
     assert store.current_revision() == store.head_revision()
+    assert store._stored_revision() == store.head_revision() == HEAD_REVISION
     store.upgrade()
     assert store.current_revision() == store.head_revision()
     store.dispose()

@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
+
+    import duckdb
 
 __all__ = ["QUANTILES", "connect", "profile_files", "quote", "source_sql"]
 
@@ -39,6 +40,8 @@ def source_sql(files: Sequence[Path]) -> str:
 
 def connect(memory_limit: str = "512MB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a memory limit (spills to disk beyond it)."""
+    import duckdb  # here, not at the top: a model server never needs it
+
     con = duckdb.connect(":memory:")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     if threads:

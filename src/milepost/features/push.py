@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -41,7 +41,7 @@ class PushBuffer:
         self.offline = offline
         self.interval = interval
         self.max_rows = max_rows
-        self._pending: dict[str, list[pd.DataFrame]] = {}
+        self._pending: dict[str, list[pd.DataFrame | list[dict[str, Any]]]] = {}
         self._rows = 0
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -52,8 +52,8 @@ class PushBuffer:
         ref = weakref.ref(self)
         atexit.register(_flush_at_exit, ref)
 
-    def append(self, source: str, frame: pd.DataFrame) -> None:
-        """Queue rows of a push source (no I/O)."""
+    def append(self, source: str, frame: pd.DataFrame | list[dict[str, Any]]) -> None:
+        """Queue rows of a push source, a frame or a list of dict rows (no I/O)."""
         with self._lock:
             self._pending.setdefault(source, []).append(frame)
             self._rows += len(frame)
@@ -88,7 +88,7 @@ class PushBuffer:
                 pending, self._pending, self._rows = self._pending, {}, 0
             try:
                 for source, frames in list(pending.items()):
-                    self._write(source, pd.concat(frames, ignore_index=True))
+                    self._write(source, _concat(frames))
                     del pending[source]
             except BaseException:
                 with self._lock:
@@ -132,3 +132,20 @@ def _flush_at_exit(ref: weakref.ReferenceType[PushBuffer]) -> None:
         buffer.flush()
     except MilepostError as exc:
         log.error("Milepost could not write %d pushed rows at exit: %s", buffer.pending_rows, exc)
+
+
+def _concat(parts: list[pd.DataFrame | list[dict[str, Any]]]) -> pd.DataFrame:
+    """One frame of queued parts, in order (runs of dict rows become one frame each)."""
+    frames: list[pd.DataFrame] = []
+    records: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, pd.DataFrame):
+            if records:
+                frames.append(pd.DataFrame(records))
+                records = []
+            frames.append(part)
+        else:
+            records.extend(part)
+    if records:
+        frames.append(pd.DataFrame(records))
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

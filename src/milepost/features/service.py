@@ -607,9 +607,14 @@ class FeatureService:
         itself); every applied view reading that source gets the rows, each through its
         own transform.
         """
-        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
-        if frame.empty:
+        if not isinstance(rows, pd.DataFrame) and not len(rows):
             raise InvalidInput("push got no rows.")
+        records = _small_records(rows)
+        frame = None
+        if records is None:
+            frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+            if frame.empty:
+                raise InvalidInput("push got no rows.")
         target = defs.views.get(view_name)
         source = (
             target.source.name
@@ -630,10 +635,15 @@ class FeatureService:
             )
         for view in readers:
             rec = self._record(view.name, None, defs)
-            transformed = run_transform(view, frame)
-            self.online.write(f"{view.name}:v{rec['version']}", self._pack_rows(view, transformed))
-        self.pushes.append(source, frame)
-        return len(frame)
+            if records is not None and view.transform is None:
+                packed = _pack_records(view, records)  # a few rows: no DataFrame round trip
+            else:
+                if frame is None:
+                    frame = pd.DataFrame(records)
+                packed = self._pack_rows(view, run_transform(view, frame))
+            self.online.write(f"{view.name}:v{rec['version']}", packed)
+        self.pushes.append(source, _offline_rows(readers, frame, records or []))
+        return len(frame) if frame is not None else len(records or [])
 
     def get_online_features(
         self,
@@ -884,8 +894,8 @@ def _decode_key(key: str) -> list[Any]:
 
 
 def _plain(v: Any) -> Any:
-    if isinstance(v, (np.generic,)):
-        return v.item()
+    """A plain Python value: NumPy scalars unwrapped, NaN as None."""
+    v = v.item() if isinstance(v, np.generic) else v
     return None if isinstance(v, float) and math.isnan(v) else v
 
 
@@ -896,3 +906,85 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
     return bool(a == b)
+
+
+_SMALL_PUSH = 64
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _small_records(rows: Any) -> list[dict[str, Any]] | None:
+    """``rows`` as a list of dicts when it is one and small (the streaming case)."""
+    if isinstance(rows, pd.DataFrame) or not isinstance(rows, list | tuple):
+        return None
+    if len(rows) > _SMALL_PUSH or not all(isinstance(r, dict) for r in rows):
+        return None
+    return list(rows)
+
+
+def _utc(value: Any, what: str) -> datetime:
+    """A timestamp as an aware UTC datetime, by the rule of ``normalize_times``."""
+    if isinstance(value, str | np.datetime64):
+        try:
+            value = pd.Timestamp(value)
+        except ValueError as exc:
+            raise InvalidInput(f"{what} must hold timestamps; {exc}.") from exc
+    if not isinstance(value, datetime) or pd.isna(value):
+        raise InvalidInput(f"{what} must hold timestamps; got {value!r}.")
+    plain: datetime = value.to_pydatetime(warn=False) if isinstance(value, pd.Timestamp) else value
+    # aware: converted; naive: taken as UTC
+    return plain.astimezone(UTC) if plain.tzinfo is not None else plain.replace(tzinfo=UTC)
+
+
+def _epoch_ms(value: datetime) -> int:
+    micros = (value.replace(tzinfo=None) - _EPOCH) // timedelta(microseconds=1)
+    return int(micros // 1000)
+
+
+def _offline_rows(
+    readers: Sequence[FeatureView], frame: pd.DataFrame | None, records: list[dict[str, Any]]
+) -> pd.DataFrame | list[dict[str, Any]]:
+    """Pushed rows for the offline store, their timestamps as UTC (one Parquet type)."""
+    cols = {
+        c for v in readers for c in (v.timestamp_field, v.created_timestamp_field) if c is not None
+    }
+    if frame is None:
+        return [
+            {k: (_utc(v, k) if k in cols else v) for k, v in record.items()} for record in records
+        ]
+    out = frame.copy(deep=False)
+    for c in cols & set(out.columns):
+        out[c] = normalize_times(out[c], f"pushed column {c!r}").dt.tz_localize("UTC")
+    return out
+
+
+def _pack_records(
+    view: FeatureView, records: list[dict[str, Any]]
+) -> list[tuple[str, int, int, bytes]]:
+    """``_pack_rows`` for a few dict rows of a view without a transform."""
+    keys = view.entity.join_keys
+    needed = [*keys, view.timestamp_field, *view.features]
+    if view.created_timestamp_field:
+        needed.append(view.created_timestamp_field)
+    packed = []
+    for record in records:
+        missing = [c for c in needed if c not in record]
+        if missing:
+            raise InvalidInput(
+                f"Feature view {view.name!r}: column {missing[0]!r} is missing from its rows.",
+                hint="Check the source columns and the schema.",
+            )
+        ts = _epoch_ms(_utc(record[view.timestamp_field], f"{view.name}.{view.timestamp_field}"))
+        created = (
+            _epoch_ms(_utc(record[view.created_timestamp_field], "created timestamp"))
+            if view.created_timestamp_field
+            else ts
+        )
+        values = [_plain(record[f]) for f in view.features]
+        try:
+            blob = online_mod.pack(ts, created, values)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(
+                f"Feature view {view.name!r}: a value cannot be stored: {exc}"
+            ) from exc
+        packed.append((online_mod.entity_key([record[k] for k in keys]), ts, created, blob))
+    return packed

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -55,14 +56,35 @@ class LoadedModel:
         native: Any,
         *,
         impl: Any = None,
+        native_loader: Callable[[], Any] | None = None,
         extra_columns: Literal["error", "ignore"] = "error",
     ) -> None:
+        """``native`` is the model object; with an ``impl``, ``native_loader`` may stand in.
+
+        An ONNX-served version predicts without its native object; loading that object
+        (and importing scikit-learn, SciPy and skops for it) waits until something asks
+        for :attr:`native`, such as an explanation. That keeps a serving replica's start
+        and memory small.
+        """
         self.version = version
-        self.native = native
+        if native_loader is not None and impl is None:
+            raise ValueError("native_loader needs an impl to predict with")
+        self._native, self._native_loader = native, native_loader
+        self._native_lock = threading.Lock()
         self._impl = impl if impl is not None else native
         self.uses_onnx = impl is not None
         self.signature = version.signature
         self.extra_columns = extra_columns
+
+    @property
+    def native(self) -> Any:
+        """The model object as logged (loaded on first use when ONNX serves the version)."""
+        if self._native_loader is not None:
+            with self._native_lock:
+                if self._native_loader is not None:
+                    self._native = self._native_loader()
+                    self._native_loader = None
+        return self._native
 
     def prepare(self, data: Any) -> pd.DataFrame:
         """The input checked and aligned to the signature."""
@@ -319,21 +341,28 @@ class ModelService:
             IntegrityViolation: a stored file does not match its digest.
         """
         version = self.resolve(uri)
-        fname = flavors.MODEL_FILES[version.flavor]
-        native = flavors.load(
-            version.flavor,  # type: ignore[arg-type]
-            self._file(version, fname),
-            trusted=trusted or self.settings.trust_pickle,
-            trusted_types=[
-                *version.trusted_types,
-                *self.settings.trusted_type_list(),
-                *(trusted_types or []),
-            ],
-        )
-        impl = None
+        data = self._file(version, flavors.MODEL_FILES[version.flavor])  # digest checked
+        allowed = [
+            *version.trusted_types,
+            *self.settings.trusted_type_list(),
+            *(trusted_types or []),
+        ]
+        trust = trusted or self.settings.trust_pickle
+
+        def native() -> Any:
+            return flavors.load(
+                version.flavor,  # type: ignore[arg-type]
+                data,
+                trusted=trust,
+                trusted_types=allowed,
+            )
+
         if prefer_onnx and version.has_onnx:
             impl = flavors.load("onnx", self._file(version, "model.onnx"))
-        return LoadedModel(version, native, impl=impl, extra_columns=extra_columns)
+            return LoadedModel(
+                version, None, impl=impl, native_loader=native, extra_columns=extra_columns
+            )
+        return LoadedModel(version, native(), extra_columns=extra_columns)
 
     # -- aliases, stages, history -----------------------------------------------------
 
