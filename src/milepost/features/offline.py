@@ -44,7 +44,6 @@ __all__ = ["OfflineStore", "ViewRequest", "normalize_times"]
 ROW = "__mp_row"
 TS = "__mp_ts"
 CREATED = "__mp_created"
-RANK = "__mp_rank"
 
 
 def normalize_times(series: pd.Series, what: str) -> pd.Series:
@@ -223,11 +222,8 @@ class OfflineStore:
         return con
 
     def raw_rows(self, view: FeatureView, files: Sequence[Path], columns: Sequence[str]) -> str:
-        """SQL for every stored row: keys, event time, created time, ``columns``, rank.
-
-        ``__mp_rank`` orders rows that share an entity and event time: the latest created
-        wins, then the later file, then the later row in it.
-        """
+        """SQL for every stored row: keys, event time, created time, ``columns``, and the
+        file and row number that break ties (see :meth:`pick_rows`)."""
         keys = ", ".join(quote(k) for k in view.entity.join_keys)
         created = (
             f"CAST({quote(view.created_timestamp_field)} AS TIMESTAMP)"
@@ -238,9 +234,8 @@ class OfflineStore:
         cols = "".join(f", {quote(c)}" for c in columns)
         return (
             f"SELECT {keys}, CAST({quote(view.timestamp_field)} AS TIMESTAMP) AS {TS}, "
-            f"{created} AS {CREATED}{cols}, "
-            f"(coalesce({created}, '-infinity'::TIMESTAMP), filename, file_row_number) "
-            f"AS {RANK} "
+            f"{created} AS {CREATED}{cols}, filename AS __mp_file, "
+            f"file_row_number AS __mp_file_row "
             f"FROM read_parquet({_sql_list(files)}, filename = true, "
             f"file_row_number = true{union})"
         )
@@ -251,41 +246,40 @@ class OfflineStore:
         files: Sequence[Path],
         columns: Sequence[str],
         matches: str,
+        *,
         carry: Sequence[str] = (),
+        unique: Sequence[str] | None = None,
     ) -> str:
         """For each row of ``matches`` (join keys and ``__mp_match``, an event time), the
-        stored row at exactly that entity and time that wins ties (see :meth:`raw_rows`).
+        stored row at exactly that entity and time; of several, the latest created wins,
+        then the later file, then the later row in it.
 
         Point-in-time lookups first find the matching event time from the keys and
         times alone (an ASOF join or a max that reads two columns), then fetch only the
         rows at those times. Reducing ties over the whole source first would hash or
         sort every stored row with all its columns: at 10M rows, three times slower and
         over 1 GiB. A ``matches`` row without a match gets nulls. ``carry`` names more
-        columns of ``matches`` to keep.
+        columns of ``matches`` to keep; ``unique`` the columns that tell its rows apart
+        (default: the keys, ``__mp_match`` and ``carry``).
 
-        (A GROUP BY with ``arg_max``, not a window: DuckDB 2.0.1 returns no ASOF match
-        over a subquery whose window function orders by ``file_row_number``; the
-        property test in tests/unit/features found it.)
+        The window runs above the ASOF join, never under it: DuckDB 2.0.1 returns no ASOF
+        match over a subquery whose window orders by ``file_row_number`` (the property
+        test in tests/unit/features found it).
         """
         on = " AND ".join(f"m.{quote(k)} = r.{quote(k)}" for k in view.entity.join_keys)
-        group = [*(f"m.{quote(k)}" for k in view.entity.join_keys), "m.__mp_match"]
-        group += [f"m.{quote(c)}" for c in carry]
-        packed = ", ".join(
-            [f"{CREATED} := r.{CREATED}", *(f"{quote(c)} := r.{quote(c)}" for c in columns)]
-        )
+        kept = [*(quote(k) for k in view.entity.join_keys), "__mp_match"]
+        kept += [quote(c) for c in carry]
+        parts = [quote(c) for c in unique] if unique is not None else kept
         picked = ", ".join(
-            [
-                f"__mp_s.{CREATED} AS {CREATED}",
-                *(f"__mp_s.{quote(c)} AS {quote(c)}" for c in columns),
-            ]
+            [*(f"m.{c}" for c in kept), f"r.{CREATED}", *(f"r.{quote(c)}" for c in columns)]
         )
-        names = ", ".join(g.removeprefix("m.") for g in group)
         return (
-            f"SELECT {names}, {picked} FROM ("
-            f"SELECT {', '.join(group)}, arg_max(struct_pack({packed}), r.{RANK}) AS __mp_s "
-            f"FROM ({matches}) m LEFT JOIN ({self.raw_rows(view, files, columns)}) r "
+            f"SELECT {picked} FROM ({matches}) m "
+            f"LEFT JOIN ({self.raw_rows(view, files, columns)}) r "
             f"ON {on} AND m.__mp_match = r.{TS} "
-            f"GROUP BY {', '.join(group)})"
+            f"QUALIFY row_number() OVER (PARTITION BY {', '.join(f'm.{c}' for c in parts)} "
+            f"ORDER BY r.{CREATED} DESC NULLS LAST, r.__mp_file DESC, "
+            f"r.__mp_file_row DESC) = 1"
         )
 
     def historical(
@@ -330,7 +324,9 @@ class OfflineStore:
                         f"FROM __mp_entities e ASOF LEFT JOIN ({times}) s "
                         f"ON {on} AND e.{TS} >= s.{TS}"
                     )
-                    src = self.pick_rows(view, files, cols, matches, carry=[ROW, "__mp_at"])
+                    src = self.pick_rows(
+                        view, files, cols, matches, carry=[ROW, "__mp_at"], unique=[ROW]
+                    )
                 else:  # a push source with nothing pushed yet
                     src = (
                         f"SELECT e.{ROW}, e.{TS} AS __mp_at, NULL::TIMESTAMP AS __mp_match, "
@@ -380,7 +376,9 @@ class OfflineStore:
                 f"SELECT {keys}, max({TS}) AS __mp_match FROM "
                 f"({self.raw_rows(view, files, [])}) WHERE {where} GROUP BY {keys}"
             )
-            picked = self.pick_rows(view, files, view.features, newest)
+            picked = self.pick_rows(
+                view, files, view.features, newest, unique=view.entity.join_keys
+            )
             feats = "".join(f", {quote(c)}" for c in view.features)
             sql = f"SELECT {keys}, __mp_match AS {TS}, {CREATED}{feats} FROM ({picked})"
             yield from con.sql(sql).to_arrow_reader(batch_rows)
