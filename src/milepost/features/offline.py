@@ -362,28 +362,73 @@ class OfflineStore:
         end: pd.Timestamp,
         batch_rows: int = 50_000,
     ) -> Iterator[pa.RecordBatch]:
-        """The newest row per entity with event time in ``[start, end)``, in batches."""
+        """The newest row per entity with event time in ``[start, end)``, in batches.
+
+        Memory does not grow with the range: the newest time per entity comes from the
+        keys and times alone (a GROUP BY into a temporary table), then the rows at those
+        times are collected from a few files at a time (about ``CHUNK_BYTES`` of Parquet
+        per query; DuckDB's scan over many files at once holds more buffers), and ties
+        are broken as in :meth:`pick_rows`.
+        """
         files, _ = self.view_files(view, fingerprint)
         if not files:
             return
         con = self.connect()
         try:
-            keys = ", ".join(quote(k) for k in view.entity.join_keys)
+            key_names = [quote(k) for k in view.entity.join_keys]
+            keys = ", ".join(key_names)
             where = f"{TS} < '{end.isoformat()}'::TIMESTAMP"
             if start is not None:
                 where += f" AND {TS} >= '{start.isoformat()}'::TIMESTAMP"
-            newest = (
-                f"SELECT {keys}, max({TS}) AS __mp_match FROM "
-                f"({self.raw_rows(view, files, [])}) WHERE {where} GROUP BY {keys}"
+            con.execute(
+                f"CREATE TEMP TABLE __mp_newest AS SELECT {keys}, max({TS}) AS __mp_match "
+                f"FROM ({self.raw_rows(view, files, [])}) WHERE {where} GROUP BY {keys}"
             )
-            picked = self.pick_rows(
-                view, files, view.features, newest, unique=view.entity.join_keys
+            on = " AND ".join(f"m.{k} = r.{k}" for k in key_names)
+            feats = "".join(f", r.{quote(c)}" for c in view.features)
+            # Push segments may differ in columns (a newer view version adds one): one
+            # query over all of them lets union_by_name fill the gaps with nulls.
+            chunks = [files] if isinstance(view.source, PushSource) else _chunks(files)
+            for i, chunk in enumerate(chunks):
+                found = (
+                    f"SELECT {', '.join(f'm.{k}' for k in key_names)}, m.__mp_match, "
+                    f"r.{CREATED}{feats}, r.__mp_file, r.__mp_file_row FROM __mp_newest m "
+                    f"JOIN ({self.raw_rows(view, chunk, view.features)}) r "
+                    f"ON {on} AND m.__mp_match = r.{TS}"
+                )
+                con.execute(
+                    f"CREATE TEMP TABLE __mp_found AS {found}"
+                    if i == 0
+                    else f"INSERT INTO __mp_found {found}"
+                )
+            sql = (
+                f"SELECT {keys}, __mp_match AS {TS}, {CREATED}"
+                + "".join(f", {quote(c)}" for c in view.features)
+                + f" FROM __mp_found QUALIFY row_number() OVER (PARTITION BY {keys} "
+                f"ORDER BY {CREATED} DESC NULLS LAST, __mp_file DESC, __mp_file_row DESC) = 1"
             )
-            feats = "".join(f", {quote(c)}" for c in view.features)
-            sql = f"SELECT {keys}, __mp_match AS {TS}, {CREATED}{feats} FROM ({picked})"
             yield from con.sql(sql).to_arrow_reader(batch_rows)
         finally:
             con.close()
+
+
+#: Parquet bytes per query when materializing (see ``OfflineStore.latest_rows``).
+CHUNK_BYTES = 128 << 20
+
+
+def _chunks(files: Sequence[Path], chunk_bytes: int | None = None) -> list[list[Path]]:
+    """Consecutive groups of files of about ``chunk_bytes`` each (at least one file)."""
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    chunks: list[list[Path]] = [[]]
+    size = 0
+    for path in files:
+        n = path.stat().st_size if path.exists() else 0
+        if chunks[-1] and size + n > chunk_bytes:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(path)
+        size += n
+    return chunks
 
 
 def _check_columns(view: FeatureView, files: Sequence[Path]) -> None:

@@ -8,9 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from milepost.features import offline
 from milepost.features.definitions import Entity, FeatureView, Field, FileSource
 from milepost.features.offline import OfflineStore, ViewRequest
 
@@ -52,13 +54,7 @@ def naive(
     return out
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(rows=rows_strategy, labels=labels_strategy)
-def test_matches_the_naive_reference(
-    tmp_path: Path, rows: list[tuple[int, int, int, int, int]], labels: list[tuple[int, int]]
-) -> None:
+def _write(tmp_path: Path, rows: list[tuple[int, int, int, int, int]]) -> FeatureView:
     import tempfile
 
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
@@ -84,7 +80,22 @@ def test_matches_the_naive_reference(
         ttl=timedelta(hours=TTL_HOURS),
         schema=[Field("value")],
     )
-    store = OfflineStore(str(tmp_path / "offline"), data=None, cache_dir=tmp_path / "cache")  # type: ignore[arg-type]
+    return view
+
+
+def _store(tmp_path: Path) -> OfflineStore:
+    return OfflineStore(str(tmp_path / "offline"), data=None, cache_dir=tmp_path / "cache")  # type: ignore[arg-type]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=rows_strategy, labels=labels_strategy)
+def test_matches_the_naive_reference(
+    tmp_path: Path, rows: list[tuple[int, int, int, int, int]], labels: list[tuple[int, int]]
+) -> None:
+    view = _write(tmp_path, rows)
+    store = _store(tmp_path)
     entity_df = pd.DataFrame(
         {
             "entity_id": [e for e, _ in labels],
@@ -102,6 +113,44 @@ def test_matches_the_naive_reference(
     assert list(out["label"]) == list(range(len(labels)))  # order kept, nothing dropped
     got = [None if pd.isna(v) else float(v) for v in out["value"]]
     assert got == naive(rows, labels)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=rows_strategy, start=st.integers(0, 6), end=st.integers(4, 14))
+def test_latest_rows_match_the_naive_reference(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rows: list[tuple[int, int, int, int, int]],
+    start: int,
+    end: int,
+) -> None:
+    """Materialization's newest row per entity in [start, end), one file per query."""
+    monkeypatch.setattr(offline, "CHUNK_BYTES", 1)  # every file its own query
+    view = _write(tmp_path, rows)
+    expected: dict[int, tuple[tuple[int, int, int, int], int]] = {}
+    for position, (e, ev, cr, value, file) in enumerate(rows):
+        if start <= ev < end:
+            rank = (ev, cr, file, position)
+            if e not in expected or rank > expected[e][0]:
+                expected[e] = (rank, value)
+    batches = list(
+        _store(tmp_path).latest_rows(
+            view,
+            "x",
+            start=pd.Timestamp(T0 + timedelta(hours=start)),
+            end=pd.Timestamp(T0 + timedelta(hours=end)),
+        )
+    )
+    got = {}
+    for batch in batches:
+        for row in batch.to_pylist():
+            assert row["entity_id"] not in got  # one row per entity
+            got[row["entity_id"]] = (row["__mp_ts"], row["value"])
+    assert got == {
+        e: (T0 + timedelta(hours=rank[0]), float(value)) for e, (rank, value) in expected.items()
+    }
 
 
 def test_timezone_rule_aware_and_naive_agree(tmp_path: Path) -> None:
