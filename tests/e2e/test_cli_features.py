@@ -95,14 +95,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_feature_server_over_http(repo: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_feature_server_over_http(repo: Path, workers: int) -> None:
+    """One process, and uvicorn's worker processes (which build the app themselves)."""
     cli("features", "apply", cwd=repo)
     cli("features", "materialize", "--incremental", cwd=repo)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")}
     log = (repo / "server.log").open("wb")
     server = subprocess.Popen(
-        [MILEPOST, "features", "serve", "--port", str(port)],
+        [MILEPOST, "features", "serve", "--port", str(port), "--workers", str(workers)],
         cwd=repo,
         env=env,
         stdout=log,

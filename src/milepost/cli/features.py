@@ -209,17 +209,25 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Serve online features over HTTP (POST /v1/features/online)."""
+    import os
+
     import uvicorn
 
-    from milepost.server.features import create_app
+    from milepost.server.features import REPO_ENV, create_app
 
-    store = FeatureStore(repo)
+    store = FeatureStore(repo)  # fails here, once, on bad definitions
     console.print(f"Feature server on http://{host}:{port} ({len(store.definitions.views)} views)")
-    uvicorn.run(
-        create_app(store),
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    if workers > 1:  # uvicorn's worker processes build the app from an import string
+        if repo is not None:  # else each worker resolves the settings' feature_repo
+            os.environ[REPO_ENV] = str(repo)
+        uvicorn.run(
+            "milepost.server.features:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+        )
+        return
+    uvicorn.run(create_app(store), host=host, port=port, log_level="warning", access_log=False)

@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -419,7 +418,7 @@ class EndpointEngine:
         self.metrics.observe(self.endpoint, variant.name, status, latency)
         if self.logger is None or not self.state.spec.log_predictions:
             return
-        now = datetime.now(UTC)
+        now = time.time_ns() // 1_000_000
         for i, row in enumerate(rows):
             self.logger.append(
                 {

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from milepost.errors import MilepostError
 
 if TYPE_CHECKING:
+    from datetime import datetime
     from pathlib import Path
 
     from milepost.serving.backends.sql import SqlServingStore
@@ -49,6 +50,11 @@ LOG_SCHEMA = pa.schema(
         ("error", pa.string()),
     ]
 )
+
+
+def _epoch_ms(ts: int | datetime) -> int:
+    """A row's time: milliseconds since the epoch, or an aware datetime."""
+    return ts if isinstance(ts, int) else int(ts.timestamp() * 1000)
 
 
 class PredictionLogger:
@@ -78,7 +84,7 @@ class PredictionLogger:
         self._thread.start()
 
     def append(self, row: dict[str, Any]) -> None:
-        """Queue one row (no I/O)."""
+        """Queue one row (no I/O): the columns of ``LOG_SCHEMA``; ``ts`` in epoch ms."""
         self._queue.append(row)
         if len(self._queue) >= self.max_rows:
             self._wake.set()
@@ -109,20 +115,28 @@ class PredictionLogger:
         self.directory.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         name = f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
-        table = pa.Table.from_pylist(rows, schema=LOG_SCHEMA)
+        times = [_epoch_ms(r["ts"]) for r in rows]
+        # Column by column: about three times cheaper than Table.from_pylist over dicts,
+        # and this thread shares the GIL with the requests.
+        columns = [
+            pa.array(times, pa.int64()).cast(f.type)
+            if f.name == "ts"
+            else pa.array([r.get(f.name) for r in rows], f.type)
+            for f in LOG_SCHEMA
+        ]
+        table = pa.Table.from_arrays(columns, schema=LOG_SCHEMA)
         tmp = self.directory / f".{name}.tmp"
         pq.write_table(table, tmp)
         final = self.directory / name
         os.replace(tmp, final)
-        times = [r["ts"] for r in rows]
         self.store.add_segments(
             [
                 {
                     "endpoint": self.endpoint,
                     "path": str(final),
                     "rows": len(rows),
-                    "first_at": int(min(times).timestamp() * 1000),
-                    "last_at": int(max(times).timestamp() * 1000),
+                    "first_at": min(times),
+                    "last_at": max(times),
                 }
             ]
         )
