@@ -81,6 +81,8 @@ WORK_ROOT = HERE / ".work"
 MLFLOW_VENV = HERE / ".venv-mlflow"
 BENTOML_VENV = HERE / ".venv-bentoml"
 RESULTS_FILE = HERE / "results" / "serving.json"
+#: --quick runs write here, so they never replace the full run's numbers.
+QUICK_RESULTS_FILE = HERE / "results" / "serving-quick.json"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 TASKSET = shutil.which("taskset") or "/usr/bin/taskset"
 
@@ -880,7 +882,8 @@ def report(summary: dict[str, Any], meta: dict[str, Any]) -> None:
         f"[bold {colour}]{met}/{total} targets met[/]. "
         f"Took {meta['elapsed_seconds']:.0f} s (set-up {meta['setup_seconds']:.0f} s)."
     )
-    console.print(f"Results written to {RESULTS_FILE.relative_to(HERE.parent)}")
+    out = QUICK_RESULTS_FILE if meta["mode"] == "quick" else RESULTS_FILE
+    console.print(f"Results written to {out.relative_to(HERE.parent)}")
 
 
 SHORT = {
@@ -1102,10 +1105,9 @@ def main() -> None:
         "setup_seconds": setup_seconds,
         "elapsed_seconds": time.perf_counter() - started,
     }
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(
-        json.dumps({**meta, **summary, "raw": rounds}, indent=2, default=str) + "\n"
-    )
+    out = QUICK_RESULTS_FILE if meta["mode"] == "quick" else RESULTS_FILE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**meta, **summary, "raw": rounds}, indent=2, default=str) + "\n")
     report(summary, meta)
 
 
