@@ -88,6 +88,12 @@ def test_onnx_twin_serves_the_same_answers(
     np.testing.assert_allclose(
         fast.predict_proba(rows), churn_models["good"].predict_proba(rows), atol=1e-6
     )
+    # The native model is loaded only when something asks for it (an explanation), once.
+    assert fast._native_loader is not None
+    native = fast.native
+    assert type(native) is type(churn_models["good"]) and fast._native_loader is None
+    assert fast.native is native
+    np.testing.assert_allclose(native.predict_proba(rows), fast.predict_proba(rows), atol=1e-6)
 
 
 def test_tampered_model_file_is_refused(

@@ -145,7 +145,11 @@ def test_feature_server_over_http(repo: Path, workers: int) -> None:
         )
         assert missing_key.status_code == 400 and "customer_id" in missing_key.json()["message"]
         malformed = httpx.post(f"{url}/v1/features/online", json={"features": []}, timeout=5)
-        assert malformed.status_code == 422
+        assert malformed.status_code == 422 and "'features'" in malformed.json()["message"]
+        not_json = httpx.post(f"{url}/v1/features/online", content=b"{nope", timeout=5)
+        assert not_json.status_code == 422 and not_json.json()["code"] == "invalid_input"
+        nowhere = httpx.get(f"{url}/v1/nowhere", timeout=5)
+        assert nowhere.status_code == 404 and nowhere.json()["code"] == "not_found"
     finally:
         server.terminate()
         server.wait(timeout=10)

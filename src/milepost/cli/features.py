@@ -223,6 +223,7 @@ def serve(
         uvicorn.run(
             "milepost.server.features:app_from_env",
             factory=True,
+            interface="asgi3",
             host=host,
             port=port,
             workers=workers,
@@ -230,4 +231,11 @@ def serve(
             access_log=False,
         )
         return
-    uvicorn.run(create_app(store), host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        create_app(store),
+        interface="asgi3",
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
