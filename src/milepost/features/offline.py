@@ -46,6 +46,8 @@ __all__ = ["OfflineStore", "ViewRequest", "normalize_times"]
 ROW = "__mp_row"
 TS = "__mp_ts"
 CREATED = "__mp_created"
+#: Of stored rows with the same entity and event time: latest created, later file, later row.
+NEWEST_FIRST = f"{CREATED} DESC NULLS LAST, __mp_file DESC, __mp_file_row DESC"
 
 
 def normalize_times(series: pd.Series, what: str) -> pd.Series:
@@ -262,8 +264,8 @@ class OfflineStore:
         columns: Sequence[str],
         matches: str,
         *,
-        carry: Sequence[str] = (),
-        unique: Sequence[str] | None = None,
+        carry: Sequence[str],
+        unique: Sequence[str],
     ) -> str:
         """For each row of ``matches`` (join keys and ``__mp_match``, an event time), the
         stored row at exactly that entity and time; of several, the latest created wins,
@@ -274,8 +276,7 @@ class OfflineStore:
         rows at those times. Reducing ties over the whole source first would hash or
         sort every stored row with all its columns: at 10M rows, three times slower and
         over 1 GiB. A ``matches`` row without a match gets nulls. ``carry`` names more
-        columns of ``matches`` to keep; ``unique`` the columns that tell its rows apart
-        (default: the keys, ``__mp_match`` and ``carry``).
+        columns of ``matches`` to keep; ``unique`` the columns that tell its rows apart.
 
         The window runs above the ASOF join, never under it: DuckDB 2.0.1 returns no ASOF
         match over a subquery whose window orders by ``file_row_number`` (the property
@@ -284,7 +285,7 @@ class OfflineStore:
         on = " AND ".join(f"m.{quote(k)} = r.{quote(k)}" for k in view.entity.join_keys)
         kept = [*(quote(k) for k in view.entity.join_keys), "__mp_match"]
         kept += [quote(c) for c in carry]
-        parts = [quote(c) for c in unique] if unique is not None else kept
+        unique = [quote(c) for c in unique]
         picked = ", ".join(
             [*(f"m.{c}" for c in kept), f"r.{CREATED}", *(f"r.{quote(c)}" for c in columns)]
         )
@@ -292,9 +293,8 @@ class OfflineStore:
             f"SELECT {picked} FROM ({matches}) m "
             f"LEFT JOIN ({self.raw_rows(view, files, columns)}) r "
             f"ON {on} AND m.__mp_match = r.{TS} "
-            f"QUALIFY row_number() OVER (PARTITION BY {', '.join(f'm.{c}' for c in parts)} "
-            f"ORDER BY r.{CREATED} DESC NULLS LAST, r.__mp_file DESC, "
-            f"r.__mp_file_row DESC) = 1"
+            f"QUALIFY row_number() OVER (PARTITION BY {', '.join(f'm.{c}' for c in unique)} "
+            f"ORDER BY {NEWEST_FIRST}) = 1"
         )
 
     def historical(
@@ -330,12 +330,9 @@ class OfflineStore:
                 on = " AND ".join(f"e.{quote(k)} = s.{quote(k)}" for k in keys)
                 key_cols = ", ".join(f"e.{quote(k)}" for k in keys)
                 if files:
-                    times = (
-                        f"SELECT {', '.join(quote(k) for k in keys)}, "
-                        f"CAST({quote(view.timestamp_field)} AS TIMESTAMP) AS {TS} "
-                        f"FROM read_parquet({_sql_list(files)}"
-                        + (", union_by_name = true" if isinstance(view.source, PushSource) else "")
-                        + ")"
+                    times = (  # DuckDB reads only these two columns of raw_rows
+                        f"SELECT {', '.join(quote(k) for k in keys)}, {TS} "
+                        f"FROM ({self.raw_rows(view, files, [])})"
                     )
                     matches = (
                         f"SELECT e.{ROW}, e.{TS} AS __mp_at, {key_cols}, s.{TS} AS __mp_match "
@@ -427,7 +424,7 @@ class OfflineStore:
                 f"SELECT {keys}, __mp_match AS {TS}, {CREATED}"
                 + "".join(f", {quote(c)}" for c in view.features)
                 + f" FROM __mp_found QUALIFY row_number() OVER (PARTITION BY {keys} "
-                f"ORDER BY {CREATED} DESC NULLS LAST, __mp_file DESC, __mp_file_row DESC) = 1"
+                f"ORDER BY {NEWEST_FIRST}) = 1"
             )
             yield from con.sql(sql).to_arrow_reader(batch_rows)
         finally:
