@@ -1,7 +1,8 @@
 """The ``milepost`` command: parse, call a service, render. No business logic here.
 
 Known errors (:class:`~milepost.errors.MilepostError`) print as one line with what to
-do and exit 1; anything else is a bug and prints its traceback.
+do and exit 1; usage errors (unknown option, missing argument, bad value) print as one
+line with where to find help and exit 2; anything else is a bug and prints its traceback.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import sys
 import traceback
 
-import click
 import typer
 from rich.markup import escape
 
@@ -39,7 +39,9 @@ app.add_typer(audit.app, name="audit")
 
 @app.command()
 def demo(
-    rows: int = typer.Option(5000, help="Customers in the generated dataset."),
+    rows: int = typer.Option(
+        5000, min=500, max=1_000_000, help="Customers in the generated dataset."
+    ),
 ) -> None:
     """Run the whole Milepost loop on the embedded default, explaining each step."""
     from milepost.demo.run import run_demo
@@ -47,22 +49,54 @@ def demo(
     run_demo(rows=rows)
 
 
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Usage-error classes: Typer's own (it vendors Click since 0.2x) and Click's.
+
+    Typer >= 0.2x raises ``typer._click`` exceptions, which ``click.exceptions`` does not
+    catch; their public base is ``typer.exceptions.TyperException``. Older Typer raises
+    Click's. Catching both keeps a typo a one-line error whichever is installed.
+    """
+    classes: list[type[Exception]] = [typer.exceptions.TyperException]
+    try:
+        import click
+
+        classes.append(click.exceptions.ClickException)
+    except ModuleNotFoundError:  # pragma: no cover - click ships with uvicorn
+        pass
+    return tuple(classes)
+
+
+def _usage_line(exc: Exception) -> str:
+    """One line: what was wrong and where to find help ("" once help was printed)."""
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    message = " ".join(str(message).split())  # one line, whatever the parser wrote
+    if not message:  # a group called without a command: Typer printed its help already
+        return ""
+    ctx = getattr(exc, "ctx", None)
+    command = getattr(ctx, "command_path", None) or "milepost"
+    return f"Error: {message.rstrip('.')}. See `{command} --help`."
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``milepost`` console script."""
+    usage_errors = _usage_errors()
     try:
         result = app(args=argv, standalone_mode=False)
     except MilepostError as exc:
         hint = f" {exc.hint}" if exc.hint else ""
         err_console.print(f"[red]Error[/] \\[{exc.code}]: {escape(exc.message + hint)}")
         sys.exit(1)
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("Aborted.")
         sys.exit(130)
-    except click.exceptions.ClickException as exc:
-        exc.show()
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    except usage_errors as exc:
+        line = _usage_line(exc)
+        if line:
+            err_console.print(escape(line), soft_wrap=True, highlight=False)
+        sys.exit(int(getattr(exc, "exit_code", 2) or 2))
     except Exception:  # a bug: show everything
         err_console.print("Internal error (please report it with this traceback):")
         traceback.print_exc()

@@ -21,7 +21,7 @@ def list_(
     object_id: Annotated[str | None, typer.Option()] = None,
     actor: Annotated[str | None, typer.Option()] = None,
     action: Annotated[str | None, typer.Option(help="e.g. 'run.*'")] = None,
-    limit: Annotated[int, typer.Option()] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="Events to show.")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """List audit events, newest first."""

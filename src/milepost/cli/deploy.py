@@ -9,6 +9,7 @@ from rich.table import Table
 
 from milepost._context import get_runtime
 from milepost.cli._output import console, emit_json, fmt_time, fmt_value
+from milepost.cli._params import MAX_INT64, PortOpt, ReplicasArg, VersionArg
 from milepost.errors import InvalidInput
 from milepost.serving.service import describe
 from milepost.serving.spec import CanaryPolicy, EndpointSpec
@@ -36,9 +37,10 @@ def create(
     endpoint: str,
     model: Annotated[str, typer.Option("--model", help="Registered model to serve.")],
     version: Annotated[
-        int | None, typer.Option(help="Version (default: the Production one).")
+        int | None,
+        typer.Option(min=1, max=MAX_INT64, help="Version (default: the Production one)."),
     ] = None,
-    replicas: Annotated[int, typer.Option(help="Replicas per host.")] = 1,
+    replicas: Annotated[int, typer.Option(min=1, max=256, help="Replicas per host.")] = 1,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not log predictions.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -107,7 +109,7 @@ def status(endpoint: str, as_json: JsonOpt = False) -> None:
 
 @app.command("blue-green")
 def blue_green(
-    endpoint: str, version: int, model: ModelOpt = None, as_json: JsonOpt = False
+    endpoint: str, version: VersionArg, model: ModelOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Load VERSION beside the primary with no traffic (then `switch`, `rollback`, `finalize`)."""
     _done(get_runtime().serving.blue_green(endpoint, version, model=model), "Preview", as_json)
@@ -124,11 +126,13 @@ def switch(
 @app.command()
 def canary(
     endpoint: str,
-    version: int,
+    version: VersionArg,
     model: ModelOpt = None,
     steps: Annotated[str, typer.Option(help="Traffic percent per step.")] = "5,25,50,100",
     min_seconds: Annotated[float, typer.Option(help="Minimum duration of a step.")] = 30.0,
-    min_requests: Annotated[int, typer.Option(help="Minimum canary requests per step.")] = 100,
+    min_requests: Annotated[
+        int, typer.Option(min=1, help="Minimum canary requests per step.")
+    ] = 100,
     max_error_rate_increase: Annotated[
         float, typer.Option(help="Allowed error-rate increase.")
     ] = 0.01,
@@ -165,7 +169,7 @@ def canary(
 @app.command()
 def shadow(
     endpoint: str,
-    version: int,
+    version: VersionArg,
     model: ModelOpt = None,
     share: Annotated[float, typer.Option(help="Fraction of requests mirrored.")] = 1.0,
     as_json: JsonOpt = False,
@@ -177,7 +181,9 @@ def shadow(
 
 
 @app.command()
-def rolling(endpoint: str, version: int, model: ModelOpt = None, as_json: JsonOpt = False) -> None:
+def rolling(
+    endpoint: str, version: VersionArg, model: ModelOpt = None, as_json: JsonOpt = False
+) -> None:
     """Replace replicas one at a time with VERSION (each host's `milepost serve` does it)."""
     _done(get_runtime().serving.rolling(endpoint, version, model=model), "Rolling update", as_json)
 
@@ -205,7 +211,7 @@ def finalize(endpoint: str, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def scale(endpoint: str, replicas: int, as_json: JsonOpt = False) -> None:
+def scale(endpoint: str, replicas: ReplicasArg, as_json: JsonOpt = False) -> None:
     """Set the replica count per host."""
     _done(get_runtime().serving.set_replicas(endpoint, replicas), "Scaled", as_json)
 
@@ -213,9 +219,9 @@ def scale(endpoint: str, replicas: int, as_json: JsonOpt = False) -> None:
 def serve(
     endpoint: str,
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    port: PortOpt = 8080,
     replicas: Annotated[
-        int | None, typer.Option(help="Replicas (default: the endpoint's).")
+        int | None, typer.Option(min=1, max=256, help="Replicas (default: the endpoint's).")
     ] = None,
 ) -> None:
     """Serve an endpoint: replicas on one socket, rollouts and the canary controller."""

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from milepost._context import get_runtime
 from milepost.cli._output import console, emit_json, fmt_time
+from milepost.cli._params import PortOpt
 from milepost.errors import InvalidInput
 from milepost.features.api import FeatureStore
 
@@ -159,7 +160,7 @@ def retire(ref: Annotated[str, typer.Argument(help="VIEW:vN")]) -> None:
 def check_consistency(
     view: Annotated[str, typer.Argument(help="VIEW or VIEW:vN")],
     repo: RepoOpt = None,
-    sample: Annotated[int, typer.Option(help="Entities to compare.")] = 100,
+    sample: Annotated[int, typer.Option(min=1, help="Entities to compare.")] = 100,
     as_json: JsonOpt = False,
 ) -> None:
     """Compare online values with offline point-in-time values; exit 1 on mismatches."""
@@ -205,8 +206,8 @@ def get(
 def serve(
     repo: RepoOpt = None,
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 6566,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    port: PortOpt = 6566,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
 ) -> None:
     """Serve online features over HTTP (POST /v1/features/online)."""
     import os

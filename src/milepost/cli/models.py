@@ -11,6 +11,7 @@ from rich.table import Table
 
 from milepost._context import get_runtime
 from milepost.cli._output import console, emit_json, fmt_time, fmt_value
+from milepost.cli._params import MAX_INT64, VersionArg
 from milepost.errors import GateFailed, InvalidInput
 from milepost.promotion.gates import GateResult
 from milepost.promotion.service import PromotionRequest
@@ -90,7 +91,9 @@ def versions(name: str, as_json: JsonOpt = False) -> None:
 @app.command()
 def show(
     name: str,
-    version: Annotated[int | None, typer.Argument(help="A version; default: the model.")] = None,
+    version: Annotated[
+        int | None, typer.Argument(min=1, max=MAX_INT64, help="A version; default: the model.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a model (versions, aliases, policy) or one version in full."""
@@ -183,7 +186,7 @@ def _print_request(req: PromotionRequest) -> None:
 @app.command()
 def promote(
     name: str,
-    version: int,
+    version: VersionArg,
     to: Annotated[str, typer.Option("--to", help="Staging or Production.")],
     reason: Annotated[str | None, typer.Option(help="Why (recorded in the history).")] = None,
     as_json: JsonOpt = False,
@@ -255,7 +258,9 @@ def requests(
 
 
 @app.command()
-def archive(name: str, version: int, reason: Annotated[str | None, typer.Option()] = None) -> None:
+def archive(
+    name: str, version: VersionArg, reason: Annotated[str | None, typer.Option()] = None
+) -> None:
     """Archive a version (always allowed; audited)."""
     get_runtime().models.archive(name, version, reason=reason)
     console.print(f"{name} v{version} archived.")
@@ -265,7 +270,9 @@ def archive(name: str, version: int, reason: Annotated[str | None, typer.Option(
 def alias(
     name: str,
     alias: str,
-    version: Annotated[int | None, typer.Argument(help="Version to point at.")] = None,
+    version: Annotated[
+        int | None, typer.Argument(min=1, max=MAX_INT64, help="Version to point at.")
+    ] = None,
     delete: Annotated[bool, typer.Option("--delete", help="Remove the alias.")] = False,
 ) -> None:
     """Point an alias (champion, challenger, ...) at a version, or remove it."""

@@ -34,7 +34,7 @@ def list_(
     order_by: Annotated[
         list[str] | None, typer.Option("--order-by", "-o", help="e.g. 'metrics.acc DESC'.")
     ] = None,
-    max_results: Annotated[int, typer.Option("--max", help="Page size.")] = 50,
+    max_results: Annotated[int, typer.Option("--max", min=1, max=50_000, help="Page size.")] = 50,
     page_token: Annotated[str | None, typer.Option(help="Token printed under a page.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
