@@ -41,35 +41,44 @@ def _wait_for_revision(url: str, revision: int) -> None:
         time.sleep(0.1)
 
 
-def test_feedback_needs_a_logged_request_and_the_token_and_never_overwrites(
+def test_feedback_needs_the_token_when_the_server_has_one(
     make_endpoint: Callable[..., Endpoint],
 ) -> None:
     endpoint = make_endpoint(serving_token=TOKEN)
     server = endpoint.start()
-    answer = server.predict(endpoint.rows[:3]).json()
-    rid = answer["request_id"]
+    rid = server.predict(endpoint.rows[:3]).json()["request_id"]
     labels = {"request_id": rid, "labels": [0, 1, 0]}
-
-    # a credential, when the server has one
     missing = _feedback(server.url, labels)
     assert missing.status_code == 401 and "no Authorization header" in missing.json()["message"]
     assert missing.headers["www-authenticate"].startswith("Bearer")
     wrong = _feedback(server.url, labels, {"Authorization": "Bearer not-the-token"})
     assert wrong.status_code == 401 and "does not carry it" in wrong.json()["message"]
-    assert _feedback(server.url, labels, {"Authorization": TOKEN}).status_code == 401
+    for value in (TOKEN, f"Basic {TOKEN}", f"Bearer {TOKEN}x", "Bearer"):
+        assert _feedback(server.url, labels, {"Authorization": value}).status_code == 401
+    assert milepost.get_runtime().serving.store.feedback(rid) == {}
+    assert _feedback(server.url, labels, AUTH).json()["recorded"] == 3
+
+
+def test_feedback_is_for_logged_requests_bounded_and_never_overwrites(
+    make_endpoint: Callable[..., Endpoint],
+) -> None:
+    endpoint = make_endpoint()
+    server = endpoint.start()
+    rid = server.predict(endpoint.rows[:3]).json()["request_id"]
+    labels = {"request_id": rid, "labels": [0, 1, 0]}
 
     # a request this endpoint answered and logged
     for unknown in (new_request_id(), uuid.uuid4().hex, "abc", "x" * 10_000):
-        r = _feedback(server.url, {"request_id": unknown, "label": 1}, AUTH)
+        r = _feedback(server.url, {"request_id": unknown, "label": 1})
         assert r.status_code == 404, (unknown, r.text)
         assert "no logged prediction" in r.json()["message"]
 
     # one label per predicted row, bounded per call
-    two = _feedback(server.url, {"request_id": rid, "labels": [0, 1]}, AUTH)
+    two = _feedback(server.url, {"request_id": rid, "labels": [0, 1]})
     assert two.status_code == 400 and "predicted 3 row(s), but 2 label(s)" in two.json()["message"]
-    many = _feedback(server.url, {"request_id": rid, "labels": [0] * 1001}, AUTH)
+    many = _feedback(server.url, {"request_id": rid, "labels": [0] * 1001})
     assert many.status_code == 413 and "limit is 1000" in many.json()["message"]
-    big = _feedback(server.url, {"request_id": rid, "labels": ["x" * (2 << 20)] * 3}, AUTH)
+    big = _feedback(server.url, {"request_id": rid, "labels": ["x" * (2 << 20)] * 3})
     assert big.status_code == 413 and "1 MiB" in big.json()["message"]
     for bad, text in (
         ({"request_id": rid, "labels": [0, None, 1]}, "Label 1 is null"),
@@ -77,19 +86,19 @@ def test_feedback_needs_a_logged_request_and_the_token_and_never_overwrites(
         ({"request_id": rid, "labels": [1], "offset": -1}, "'offset' must be"),
         ({"request_id": rid, "labels": [1, 1], "offset": 2}, "rows 2..3"),
     ):
-        r = _feedback(server.url, bad, AUTH)
+        r = _feedback(server.url, bad)
         assert r.status_code == 400 and text in r.json()["message"], r.text
 
     # recorded once; the same labels again are a no-op; different ones are refused whole
-    first = _feedback(server.url, labels, AUTH)
+    first = _feedback(server.url, labels)
     assert first.status_code == 200, first.text
     assert first.json() == {"request_id": rid, "recorded": 3, "unchanged": 0}
-    again = _feedback(server.url, labels, AUTH)
+    again = _feedback(server.url, labels)
     assert again.json() == {"request_id": rid, "recorded": 0, "unchanged": 3}
-    clash = _feedback(server.url, {"request_id": rid, "labels": [1, 1, 1]}, AUTH)
+    clash = _feedback(server.url, {"request_id": rid, "labels": [1, 1, 1]})
     assert clash.status_code == 409, clash.text
     assert "row 0 has 0, not 1" in clash.json()["message"]
-    partial = _feedback(server.url, {"request_id": rid, "labels": [1, 0], "offset": 1}, AUTH)
+    partial = _feedback(server.url, {"request_id": rid, "labels": [1, 0], "offset": 1})
     assert partial.json() == {"request_id": rid, "recorded": 0, "unchanged": 2}
     assert milepost.get_runtime().serving.store.feedback(rid) == {0: 0, 1: 1, 2: 0}
 
@@ -180,10 +189,13 @@ def test_pinning_a_variant_without_traffic_needs_the_token(
     assert pin(guarded, "churn-v2").status_code == 403
     assert pin(guarded, "churn-v2", AUTH).json()["variant"] == "churn-v2"
 
-    # a header Milepost reads that is not UTF-8 is the client's error, never a 500
+
+def test_headers_that_are_not_utf8_are_a_400(make_endpoint: Callable[..., Endpoint]) -> None:
+    endpoint = make_endpoint(serving_token=TOKEN)
+    guarded = endpoint.start()
     for headers in (
         {"X-Milepost-Variant": b"churn-\xff\xfe"},
-        {"Authorization": b"Bearer \xff" + TOKEN.encode(), "X-Milepost-Variant": b"churn-v2"},
+        {"X-Milepost-Variant": b"churn-v1", "Authorization": b"Bearer \xff" + TOKEN.encode()},
     ):
         r = httpx.post(
             f"{guarded.url}/v1/endpoints/churn-ep/predict",
@@ -199,6 +211,14 @@ def test_pinning_a_variant_without_traffic_needs_the_token(
         timeout=10,
     )
     assert r.status_code == 400 and "authorization header is not UTF-8" in r.json()["message"]
+    # headers Milepost does not read are not its business
+    r = httpx.post(
+        f"{guarded.url}/v1/endpoints/churn-ep/predict",
+        json={"rows": endpoint.rows[:1]},
+        headers={"User-Agent": b"\xff\xfe"},
+        timeout=10,
+    )
+    assert r.status_code == 200
 
 
 def test_wrong_methods_are_405_and_unknown_routes_404(

@@ -24,9 +24,10 @@ with a wrong one a 401. Without the setting, feedback is open and such variants 
 pinned at all (403).
 
 Errors answer ``{code, message, hint}`` with the status from ``milepost.errors.HTTP_STATUS``:
-bad requests are 4xx, never 500. A header Milepost reads that is not UTF-8 is a 400; a
-method a route does not take is a 405 with ``Allow``; bodies are limited to 10 MiB (1 MiB
-for feedback), 413 beyond.
+bad requests are 4xx, never 500. A value of a header Milepost reads (``Authorization``,
+``X-Milepost-Variant``) that is not UTF-8 is a 400 on any route; a method a route does not
+take is a 405 with ``Allow``; bodies are limited to 10 MiB (1 MiB for feedback), 413
+beyond.
 """
 
 from __future__ import annotations
@@ -267,12 +268,17 @@ class ServingApp:
                     f"The request body is larger than {limit // (1024 * 1024)} MiB.",
                     hint="Send fewer rows (or labels) per request.",
                 )
+            # read (and checked) on every request, used or not: the answer to a bad value
+            # does not depend on the route
+            authorization = _header(scope, b"authorization")
+            pinned = _header(scope, b"x-milepost-variant")
             if action in ("/predict", "/explain"):
-                variant = self._pinned(scope)
-                reply: Reply = self.engine.predict(body, variant, explain=action == "/explain")
+                if pinned is not None:
+                    self._may_pin(pinned, authorization)
+                reply: Reply = self.engine.predict(body, pinned, explain=action == "/explain")
                 return _Answer(reply.status, reply.body)
             if action == "/feedback":
-                self._authenticate(scope, "Feedback")
+                self._authenticate(authorization, "Feedback")
                 return await self._feedback(body)
             if action == "":
                 return self._endpoint_state()
@@ -288,20 +294,19 @@ class ServingApp:
 
     # -- credentials --------------------------------------------------------------------
 
-    def _credential(self, scope: dict[str, Any]) -> bool | None:
+    def _credential(self, authorization: str | None) -> bool | None:
         """True: the right token; False: a wrong one; None: no Authorization header."""
-        value = _header(scope, b"authorization")
-        if value is None:
+        if authorization is None:
             return None
-        scheme, _, token = value.strip().partition(" ")
+        scheme, _, token = authorization.strip().partition(" ")
         if self._token is None or scheme.lower() != "bearer":
             return False
         return hmac.compare_digest(token.strip().encode(), self._token)
 
-    def _authenticate(self, scope: dict[str, Any], what: str) -> None:
+    def _authenticate(self, authorization: str | None, what: str) -> None:
         if self._token is None:
             return
-        credential = self._credential(scope)
+        credential = self._credential(authorization)
         if credential:
             return
         raise Unauthenticated(
@@ -315,14 +320,11 @@ class ServingApp:
             "(MILEPOST_SERVING_TOKEN).",
         )
 
-    def _pinned(self, scope: dict[str, Any]) -> str | None:
-        """The variant pinned by ``X-Milepost-Variant``, if the caller may pin it."""
-        name = _header(scope, b"x-milepost-variant")
-        if name is None:
-            return None
+    def _may_pin(self, name: str, authorization: str | None) -> None:
+        """Refuse pinning a variant that takes no traffic without the token."""
         variant = self.engine.state.spec.variant(name)
         if variant is None or _takes_traffic(variant):
-            return name  # the engine answers 404 for an unknown one, naming the variants
+            return  # the engine answers 404 for an unknown one, naming the variants
         what = f"Pinning variant {name!r} ({variant.role}, no traffic)"
         if self._token is None:
             raise PermissionDenied(
@@ -330,15 +332,13 @@ class ServingApp:
                 hint="Set serving_token (MILEPOST_SERVING_TOKEN) on the server and send "
                 "'Authorization: Bearer <token>'; variants that take traffic need none.",
             )
-        credential = self._credential(scope)
-        if credential is None:
+        if authorization is None:
             raise PermissionDenied(
                 f"{what} needs the serving token.",
                 hint="Send 'Authorization: Bearer <token>' with the server's serving_token "
                 "(MILEPOST_SERVING_TOKEN); variants that take traffic need none.",
             )
-        self._authenticate(scope, what)  # a wrong token is a 401
-        return name
+        self._authenticate(authorization, what)  # a wrong token is a 401
 
     # -- routes -------------------------------------------------------------------------
 
