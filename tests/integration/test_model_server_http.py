@@ -5,6 +5,7 @@ Real `milepost serve` processes on 127.0.0.1, driven with httpx.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -34,6 +35,20 @@ def _feedback(url: str, payload: Any, headers: dict[str, str] | None = None) -> 
     )
 
 
+def _head_only(url: str, request: bytes) -> bytes:
+    """Send a request's headers and no body; what the server answers (it must not wait)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
 def _wait_for_revision(url: str, revision: int) -> None:
     deadline = time.monotonic() + 30
     while httpx.get(f"{url}/v1/endpoints/churn-ep", timeout=5).json()["revision"] < revision:
@@ -56,6 +71,12 @@ def test_feedback_needs_the_token_when_the_server_has_one(
     for value in (TOKEN, f"Basic {TOKEN}", f"Bearer {TOKEN}x", "Bearer"):
         assert _feedback(server.url, labels, {"Authorization": value}).status_code == 401
     assert milepost.get_runtime().serving.store.feedback(rid) == {}
+    # refused before its body is read
+    early = _head_only(
+        server.url,
+        b"POST /v1/endpoints/churn-ep/feedback HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n",
+    )
+    assert early.startswith(b"HTTP/1.1 401"), early
     assert _feedback(server.url, labels, AUTH).json()["recorded"] == 3
 
 
@@ -80,6 +101,15 @@ def test_feedback_is_for_logged_requests_bounded_and_never_overwrites(
     assert many.status_code == 413 and "limit is 1000" in many.json()["message"]
     big = _feedback(server.url, {"request_id": rid, "labels": ["x" * (2 << 20)] * 3})
     assert big.status_code == 413 and "1 MiB" in big.json()["message"]
+    # a body declared too large is refused at once, without waiting for it
+    for action, size in (("feedback", 2 << 20), ("predict", 50 << 20)):
+        early = _head_only(
+            server.url,
+            f"POST /v1/endpoints/churn-ep/{action} HTTP/1.1\r\nHost: t\r\n"
+            f"Content-Length: {size}\r\n\r\n".encode(),
+        )
+        assert early.startswith(b"HTTP/1.1 413"), early
+        assert b"connection: close" in early.lower()
     for bad, text in (
         ({"request_id": rid, "labels": [0, None, 1]}, "Label 1 is null"),
         ({"request_id": rid, "lables": [0, 1, 0]}, "Unknown feedback field 'lables'"),

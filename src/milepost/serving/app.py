@@ -86,6 +86,13 @@ class _Answer:
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
+@dataclass(frozen=True)
+class _Request:
+    action: str  # "/predict", "/explain", "/feedback", "" (the endpoint), "/health"...
+    limit: int  # bytes of body accepted
+    pinned: str | None  # X-Milepost-Variant, checked
+
+
 class _Refused(Exception):
     """A request refused before its body is read (unknown route, wrong method)."""
 
@@ -104,6 +111,17 @@ def _error(exc: MilepostError) -> _Answer:
     elif isinstance(exc, BackendUnavailable):
         headers = ((b"retry-after", b"1"),)
     return _Answer(http_status(exc), _json(exc.code, exc.message, exc.hint), headers=headers)
+
+
+def _too_large(limit: int, *, close: bool = False) -> _Answer:
+    exc = PayloadTooLarge(
+        f"The request body is larger than {limit // (1024 * 1024)} MiB.",
+        hint="Send fewer rows (or labels) per request.",
+    )
+    answer = _error(exc)
+    if close:  # the body is not read: the connection cannot carry another request
+        answer.headers = (*answer.headers, (b"connection", b"close"))
+    return answer
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -191,23 +209,24 @@ class ServingApp:
             return
         if scope["type"] != "http":
             return
-        action = ""
-        answer: _Answer | None = None
+        request: _Request | None = None
         try:
-            action = self._resolve(scope["method"], scope["path"])
+            request = self._before_body(scope)
         except _Refused as refused:
             answer = refused.answer
-        body = await _read_body(receive, _feedback.MAX_BODY if action == "/feedback" else MAX_BODY)
-        if body is _GONE:
-            return  # nobody to answer (the client left, or sent its body too slowly)
-        if answer is None:
-            answer = await self._answer(action, scope, body)
+        except MilepostError as exc:
+            answer = _error(exc)
+        if request is not None:
+            body = await _read_body(receive, request.limit)
+            if body is _GONE:
+                return  # nobody to answer (the client left, or sent its body too slowly)
+            answer = await self._answer(request, body)
         headers = [
             (b"content-type", answer.content_type),
             (b"content-length", str(len(answer.body)).encode()),
             *answer.headers,
         ]
-        if self.engine.draining:
+        if self.engine.draining and (b"connection", b"close") not in answer.headers:
             headers.append((b"connection", b"close"))  # the client reconnects to another replica
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
@@ -260,25 +279,39 @@ class ServingApp:
             )
         )
 
-    async def _answer(self, action: str, scope: dict[str, Any], body: bytes | None) -> _Answer:
+    def _before_body(self, scope: dict[str, Any]) -> _Request:
+        """The checks that need no body: route, method, headers, declared size, credential.
+
+        Raises:
+            _Refused: no such route, or not this method (404, 405).
+            MilepostError: a bad header, a body declared too large, no credential.
+        """
+        action = self._resolve(scope["method"], scope["path"])
+        # read (and checked) on every request, used or not: the answer to a bad value does
+        # not depend on the route
+        authorization = _header(scope, b"authorization")
+        pinned = _header(scope, b"x-milepost-variant")
+        limit = _feedback.MAX_BODY if action == "/feedback" else MAX_BODY
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _Refused(_too_large(limit, close=True))  # not worth reading
+        if action == "/feedback":
+            self._authenticate(authorization, "Feedback")
+        elif pinned is not None and action in ("/predict", "/explain"):
+            self._may_pin(pinned, authorization)
+        return _Request(action, limit, pinned)
+
+    async def _answer(self, request: _Request, body: bytes | None) -> _Answer:
+        action = request.action
         try:
             if body is None:
-                limit = _feedback.MAX_BODY if action == "/feedback" else MAX_BODY
-                raise PayloadTooLarge(
-                    f"The request body is larger than {limit // (1024 * 1024)} MiB.",
-                    hint="Send fewer rows (or labels) per request.",
-                )
-            # read (and checked) on every request, used or not: the answer to a bad value
-            # does not depend on the route
-            authorization = _header(scope, b"authorization")
-            pinned = _header(scope, b"x-milepost-variant")
+                return _too_large(request.limit)
             if action in ("/predict", "/explain"):
-                if pinned is not None:
-                    self._may_pin(pinned, authorization)
-                reply: Reply = self.engine.predict(body, pinned, explain=action == "/explain")
+                reply: Reply = self.engine.predict(
+                    body, request.pinned, explain=action == "/explain"
+                )
                 return _Answer(reply.status, reply.body)
             if action == "/feedback":
-                self._authenticate(authorization, "Feedback")
                 return await self._feedback(body)
             if action == "":
                 return self._endpoint_state()
