@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from milepost.errors import ConfigError, did_you_mean
 
@@ -104,6 +104,29 @@ class Settings(BaseModel):
     sqlite_busy_timeout: float = Field(
         default=60.0, gt=0, description="Seconds a SQLite writer waits for the lock."
     )
+    serving_token: SecretStr | None = Field(
+        default=None,
+        description="Shared secret of the model server (`milepost serve`): when set, "
+        "feedback and pinning a variant that takes no traffic need the header "
+        "`Authorization: Bearer <token>`. Use a long random value.",
+    )
+    http_header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client of `milepost serve` or `milepost features serve` has to "
+        "send a request's headers (from connecting, or from the request's first byte).",
+    )
+    http_body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a client has to send a request's body once its headers arrived.",
+    )
+    http_max_connections: int = Field(
+        default=1000,
+        gt=0,
+        description="Open connections per server process (each replica, each feature server "
+        "worker); requests on connections beyond it are answered 503.",
+    )
 
     def resolved_metadata_uri(self) -> str:
         """The metadata URI, defaulting to a SQLite file in ``home``."""
@@ -132,7 +155,8 @@ class Settings(BaseModel):
         for key, value in self.model_dump().items():
             if value is None:
                 continue
-            text = str(value).lower() if isinstance(value, bool) else str(value)
+            plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+            text = str(plain).lower() if isinstance(plain, bool) else str(plain)
             if key in _PATH_FIELDS:
                 text = str(Path(value).resolve())
             out[ENV_PREFIX + key.upper()] = text

@@ -6,9 +6,11 @@
     ├── NotFound                  not_found
     ├── AlreadyExists             already_exists
     ├── InvalidInput              invalid_input
-    │   └── InvalidFilter         invalid_filter
+    │   ├── InvalidFilter         invalid_filter
+    │   └── PayloadTooLarge       payload_too_large
     ├── Conflict                  conflict
     ├── PermissionDenied          permission_denied
+    │   └── Unauthenticated       unauthenticated
     ├── BackendUnavailable        backend_unavailable
     ├── GateFailed                gate_failed
     │   └── ValidationFailed      validation_failed
@@ -41,7 +43,9 @@ __all__ = [
     "InvalidInput",
     "MilepostError",
     "NotFound",
+    "PayloadTooLarge",
     "PermissionDenied",
+    "Unauthenticated",
     "ValidationFailed",
     "did_you_mean",
     "http_status",
@@ -104,6 +108,13 @@ class InvalidFilter(InvalidInput):
     headline = "Invalid filter"
 
 
+class PayloadTooLarge(InvalidInput):
+    """A request carries more than a documented limit allows (bytes, rows, labels)."""
+
+    code = "payload_too_large"
+    headline = "Too large"
+
+
 class Conflict(MilepostError):
     """The request clashes with the current state (for example an immutable value)."""
 
@@ -116,6 +127,13 @@ class PermissionDenied(MilepostError):
 
     code = "permission_denied"
     headline = "Permission denied"
+
+
+class Unauthenticated(PermissionDenied):
+    """A credential is required and was missing or wrong."""
+
+    code = "unauthenticated"
+    headline = "Not authenticated"
 
 
 class BackendUnavailable(MilepostError):
@@ -165,8 +183,10 @@ HTTP_STATUS: dict[str, int] = {
     "already_exists": 409,
     "invalid_input": 400,
     "invalid_filter": 400,
+    "payload_too_large": 413,
     "conflict": 409,
     "permission_denied": 403,
+    "unauthenticated": 401,
     "backend_unavailable": 503,
     "gate_failed": 422,
     "validation_failed": 422,

@@ -64,6 +64,16 @@ def test_info_shows_settings_and_sources(tmp_path: Path) -> None:
     assert "milepost.toml" in human.stdout
 
 
+def test_info_never_shows_the_serving_token(tmp_path: Path) -> None:
+    env = {"MILEPOST_SERVING_TOKEN": "do-not-print-me-1234"}
+    for args in (("info", "--json"), ("info",)):
+        out = cli(*args, cwd=tmp_path, env=env)
+        assert out.returncode == 0, out.stderr
+        assert "do-not-print-me" not in out.stdout + out.stderr
+    data = json.loads(cli("info", "--json", cwd=tmp_path, env=env).stdout)
+    assert data["settings"]["serving_token"] == {"value": "**********", "source": "env"}
+
+
 def test_experiments_commands(tmp_path: Path) -> None:
     assert cli("experiments", "create", "churn", "--description", "d", cwd=tmp_path).returncode == 0
     assert cli("experiments", "rename", "churn", "churn2", cwd=tmp_path).returncode == 0

@@ -238,8 +238,11 @@ def test_no_request_fails_during_rolling_switch_rollback_and_a_failing_shadow(
 def test_routing_changes_reach_every_replica_and_host_within_a_second(
     served: dict[str, Any],
 ) -> None:
+    # pinning a variant that takes no traffic (the preview) needs the server's token
+    svc = milepost.configure(
+        home=served["home"], serving_token="smoke-test-token-0123456789"
+    ).serving
     a, b = served["start"](2), served["start"](1)
-    svc = served["rt"].serving
     svc.blue_green("churn-ep", 2)
     assert a.predict(served["rows"][:1]).json()["variant"] == "churn-v1"
     # the preview answers when pinned by header (smoke tests) once its replicas loaded it
@@ -248,7 +251,10 @@ def test_routing_changes_reach_every_replica_and_host_within_a_second(
         forced = httpx.post(
             f"{a.url}/v1/endpoints/churn-ep/predict",
             json={"rows": served["rows"][:1]},
-            headers={"X-Milepost-Variant": "churn-v2"},
+            headers={
+                "X-Milepost-Variant": "churn-v2",
+                "Authorization": "Bearer smoke-test-token-0123456789",
+            },
             timeout=5,
         )
         if forced.status_code == 200 or time.monotonic() > deadline:

@@ -73,3 +73,13 @@ def test_to_env_gives_a_child_process_the_same_settings(tmp_path: Path) -> None:
     assert env["MILEPOST_TRUST_PICKLE"] == "true" and "MILEPOST_ONLINE_URI" not in env
     child = load_settings(env=env, cwd=tmp_path).settings
     assert child.model_dump() == settings.model_dump() | {"home": Path("rel/home").resolve()}
+
+
+def test_the_serving_token_is_a_secret_that_reaches_child_processes(tmp_path: Path) -> None:
+    settings = load_settings(env={"MILEPOST_SERVING_TOKEN": "t0ken-v4lue"}, cwd=tmp_path).settings
+    assert settings.serving_token is not None
+    assert settings.serving_token.get_secret_value() == "t0ken-v4lue"
+    assert "t0ken-v4lue" not in repr(settings) and "t0ken-v4lue" not in str(settings.serving_token)
+    env = settings.to_env()
+    assert env["MILEPOST_SERVING_TOKEN"] == "t0ken-v4lue"
+    assert load_settings(env=env, cwd=tmp_path).settings.serving_token == settings.serving_token

@@ -214,9 +214,12 @@ def serve(
 
     import uvicorn
 
+    from milepost.server.connections import ConnectionLimits, protocol
     from milepost.server.features import REPO_ENV, create_app
 
     store = FeatureStore(repo)  # fails here, once, on bad definitions
+    # header/body deadlines and a connection limit per worker (the http_* settings)
+    guarded = protocol(ConnectionLimits.from_settings(get_runtime().settings))
     console.print(f"Feature server on http://{host}:{port} ({len(store.definitions.views)} views)")
     if workers > 1:  # uvicorn's worker processes build the app from an import string
         if repo is not None:  # else each worker resolves the settings' feature_repo
@@ -228,6 +231,8 @@ def serve(
             host=host,
             port=port,
             workers=workers,
+            http=guarded,
+            ws="none",
             log_level="warning",
             access_log=False,
         )
@@ -237,6 +242,8 @@ def serve(
         interface="asgi3",
         host=host,
         port=port,
+        http=guarded,
+        ws="none",
         log_level="warning",
         access_log=False,
     )

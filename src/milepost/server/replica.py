@@ -7,6 +7,9 @@ answers in-flight requests and each open connection's next request with
 ``Connection: close``, waits for its connections to close (idle ones get a short
 grace), flushes its prediction log and exits. uvicorn's own shutdown would close idle
 keep-alive connections at once and lose a request on each.
+
+Slow clients are cut off by :mod:`milepost.server.connections` (header and body
+deadlines, a connection limit per replica: the ``http_*`` settings).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from milepost.server.connections import ConnectionLimits, protocol
 from milepost.serving.app import ServingApp
 
 if TYPE_CHECKING:
@@ -68,16 +72,16 @@ class _DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def _config(app: Any) -> uvicorn.Config:
+def _config(app: Any, limits: ConnectionLimits) -> uvicorn.Config:
     loop = "uvloop" if _has("uvloop") else "asyncio"
-    http = "httptools" if _has("httptools") else "h11"
     return uvicorn.Config(
         app,
         lifespan="off",
         log_level="warning",
         access_log=False,
         loop=loop,
-        http=http,
+        http=protocol(limits),  # httptools, with header/body deadlines and a connection limit
+        ws="none",
         timeout_keep_alive=30,
         timeout_graceful_shutdown=5,
         server_header=False,
@@ -114,11 +118,15 @@ def run_replica(
         generation=generation,
         logger=logger,
     )
-    server = _DrainingServer(_config(ServingApp(engine)), engine, ready_fd)
+    token = rt.settings.serving_token
+    app = ServingApp(engine, token=None if token is None else token.get_secret_value())
+    limits = ConnectionLimits.from_settings(rt.settings)
+    server = _DrainingServer(_config(app, limits), engine, ready_fd)
     try:
         asyncio.run(server.serve(sockets=[sock]))
     finally:
         with contextlib.suppress(Exception):
+            app.close()
             engine.close()
             logger.close()
     return 0

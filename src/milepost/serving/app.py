@@ -3,42 +3,143 @@
 Routes (JSON in and out):
 
 - ``POST /v1/endpoints/{name}/predict`` — ``{"rows": [...], "key": "...", "explain": false}``;
-  the header ``X-Milepost-Variant`` pins a variant (smoke tests of a blue/green preview)
+  the header ``X-Milepost-Variant: NAME`` pins a variant. Any variant that takes traffic
+  (the primary, a canary with a weight) can be pinned; a variant that takes none (a
+  blue/green preview on standby, a shadow, a canary at 0%) only with the server's token.
 - ``POST /v1/endpoints/{name}/explain`` — the same, with SHAP contributions
-- ``POST /v1/endpoints/{name}/feedback`` — ``{"request_id": ..., "label": ...}``
+- ``POST /v1/endpoints/{name}/feedback`` — ``{"request_id": ..., "labels": [...]}`` (or
+  ``"label"``; ``"offset"`` for a slice): ground truth for a logged request, at most
+  1,000 labels and 1 MiB per call, never overwriting a label (see
+  :mod:`milepost.serving.feedback`). It runs in a small pool of worker threads, so
+  predictions never wait for it; beyond 16 calls in progress per replica the answer is
+  503 with ``Retry-After``.
 - ``GET /v1/endpoints/{name}`` — the routing state this replica uses
 - ``GET /health`` (alive), ``GET /ready`` (503 while draining), ``GET /metrics`` (Prometheus)
 
+Credentials: when the setting ``serving_token`` (``MILEPOST_SERVING_TOKEN``) is set,
+feedback and pinning a variant that takes no traffic need the header
+``Authorization: Bearer <token>`` (the token is compared in constant time). Feedback
+without it, or with a wrong token, is a 401; pinning such a variant without it is a 403,
+with a wrong one a 401. Without the setting, feedback is open and such variants cannot be
+pinned at all (403).
+
 Errors answer ``{code, message, hint}`` with the status from ``milepost.errors.HTTP_STATUS``:
-bad requests are 4xx, never 500.
+bad requests are 4xx, never 500. A value of a header Milepost reads (``Authorization``,
+``X-Milepost-Variant``) that is not UTF-8 is a 400 on any route; a method a route does not
+take is a 405 with ``Allow``; bodies are limited to 10 MiB (1 MiB for feedback), 413
+beyond.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import hmac
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from milepost.errors import InvalidInput, MilepostError, http_status
+from milepost.errors import (
+    BackendUnavailable,
+    InvalidInput,
+    MilepostError,
+    PayloadTooLarge,
+    PermissionDenied,
+    Unauthenticated,
+    http_status,
+)
+from milepost.serving import feedback as _feedback
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from milepost.serving.engine import EndpointEngine, Reply
+    from milepost.serving.spec import Variant
 
-__all__ = ["MAX_BODY", "ServingApp"]
+__all__ = ["FEEDBACK_IN_PROGRESS", "FEEDBACK_WORKERS", "MAX_BODY", "ServingApp"]
 
 log = logging.getLogger("milepost.serving")
 
 MAX_BODY = 10 * 1024 * 1024
-_JSON = (b"content-type", b"application/json")
+FEEDBACK_WORKERS = 2
+FEEDBACK_IN_PROGRESS = 16
+_JSON = b"application/json"
+_POST = ("POST",)
+_GET = ("GET", "HEAD")
+_ENDPOINT_ROUTES: dict[str, tuple[str, ...]] = {
+    "/predict": _POST,
+    "/explain": _POST,
+    "/feedback": _POST,
+    "": _GET,
+}
+_OPERATIONS = ("/health", "/ready", "/metrics")
+_GONE = b"\x00gone"  # _read_body's answer when the client went away (a distinct object)
 
 
-def _error(exc: MilepostError) -> tuple[int, bytes]:
-    return http_status(exc), orjson.dumps(
-        {"code": exc.code, "message": exc.message, "hint": exc.hint}
+@dataclass
+class _Answer:
+    status: int
+    body: bytes
+    content_type: bytes = _JSON
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+@dataclass(frozen=True)
+class _Request:
+    action: str  # "/predict", "/explain", "/feedback", "" (the endpoint), "/health"...
+    limit: int  # bytes of body accepted
+    pinned: str | None  # X-Milepost-Variant, checked
+
+
+class _Refused(Exception):
+    """A request refused before its body is read (unknown route, wrong method)."""
+
+    def __init__(self, answer: _Answer) -> None:
+        self.answer = answer
+
+
+def _json(code: str, message: str, hint: str | None = None) -> bytes:
+    return orjson.dumps({"code": code, "message": message, "hint": hint})
+
+
+def _error(exc: MilepostError) -> _Answer:
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    if isinstance(exc, Unauthenticated):
+        headers = ((b"www-authenticate", b'Bearer realm="milepost"'),)
+    elif isinstance(exc, BackendUnavailable):
+        headers = ((b"retry-after", b"1"),)
+    return _Answer(http_status(exc), _json(exc.code, exc.message, exc.hint), headers=headers)
+
+
+def _too_large(limit: int, *, close: bool = False) -> _Answer:
+    exc = PayloadTooLarge(
+        f"The request body is larger than {limit // (1024 * 1024)} MiB.",
+        hint="Send fewer rows (or labels) per request.",
     )
+    answer = _error(exc)
+    if close:  # the body is not read: the connection cannot carry another request
+        answer.headers = (*answer.headers, (b"connection", b"close"))
+    return answer
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    """A request header's value (the first), decoded; a value that is not UTF-8 is a 400."""
+    for key, value in scope["headers"]:
+        if key == name:
+            try:
+                return str(value.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise InvalidInput(
+                    f"The {name.decode()} header is not UTF-8 text: {value[:64]!r}.",
+                    hint="Send header values as UTF-8 (or ASCII) text.",
+                ) from None
+    return None
+
+
+def _takes_traffic(variant: Variant) -> bool:
+    return variant.role == "primary" or (variant.role == "canary" and variant.weight > 0)
 
 
 async def _lifespan(
@@ -54,29 +155,48 @@ async def _lifespan(
             return
 
 
-async def _read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes | None:
-    """The whole body, or None when it is larger than MAX_BODY (read to the end anyway)."""
+async def _read_body(
+    receive: Callable[[], Awaitable[dict[str, Any]]], limit: int = MAX_BODY
+) -> bytes | None:
+    """The whole body; None when it is larger than ``limit`` (read to the end anyway);
+    ``_GONE`` when the client disconnected."""
     chunks: list[bytes] = []
     size = 0
     more = True
     while more:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return b""
+            return _GONE
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size <= MAX_BODY:
+        if size <= limit:
             chunks.append(chunk)
         more = message.get("more_body", False)
-    return None if size > MAX_BODY else b"".join(chunks)
+    return None if size > limit else b"".join(chunks)
 
 
 class ServingApp:
-    """An ASGI 3 application over one endpoint's engine."""
+    """An ASGI 3 application over one endpoint's engine.
 
-    def __init__(self, engine: EndpointEngine) -> None:
+    Args:
+        engine: the endpoint's routing state and request handling.
+        token: the shared secret that feedback and pinning a variant with no traffic
+            need (``Authorization: Bearer <token>``); None: feedback is open and only
+            variants that take traffic can be pinned.
+    """
+
+    def __init__(self, engine: EndpointEngine, *, token: str | None = None) -> None:
         self.engine = engine
         self.prefix = f"/v1/endpoints/{engine.endpoint}"
+        self._token = None if token is None else token.encode()
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=FEEDBACK_WORKERS, thread_name_prefix="milepost-feedback"
+        )
+        self._feedback_calls = 0
+
+    def close(self) -> None:
+        """Wait for feedback calls in progress."""
+        self._pool.shutdown(wait=True)
 
     async def __call__(
         self,
@@ -89,106 +209,221 @@ class ServingApp:
             return
         if scope["type"] != "http":
             return
-        body = await _read_body(receive)
-        content_type = _JSON[1]
+        request: _Request | None = None
         try:
-            if body is None:
-                raise InvalidInput(
-                    f"The request body is larger than {MAX_BODY // (1024 * 1024)} MiB.",
-                    hint="Send fewer rows per request.",
-                )
-            status, payload, content_type = self._route(scope, body)
+            request = self._before_body(scope)
+        except _Refused as refused:
+            answer = refused.answer
         except MilepostError as exc:
-            status, payload = _error(exc)
-            if body is None:
-                status = 413
-        except Exception:  # a bug or a model crash: answer, log, keep serving
-            log.exception("Request failed")
-            status = 500
-            payload = orjson.dumps(
-                {
-                    "code": "internal",
-                    "message": "The model server failed on this request; see its log.",
-                    "hint": None,
-                }
-            )
-        headers = [(b"content-type", content_type), (b"content-length", str(len(payload)).encode())]
-        if self.engine.draining:
+            answer = _error(exc)
+        if request is not None:
+            body = await _read_body(receive, request.limit)
+            if body is _GONE:
+                return  # nobody to answer (the client left, or sent its body too slowly)
+            answer = await self._answer(request, body)
+        headers = [
+            (b"content-type", answer.content_type),
+            (b"content-length", str(len(answer.body)).encode()),
+            *answer.headers,
+        ]
+        if self.engine.draining and (b"connection", b"close") not in answer.headers:
             headers.append((b"connection", b"close"))  # the client reconnects to another replica
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
 
-    def _route(self, scope: dict[str, Any], body: bytes) -> tuple[int, bytes, bytes]:
-        path: str = scope["path"]
-        method: str = scope["method"]
-        if path.startswith(self.prefix):
-            found = self._endpoint_route(method, path[len(self.prefix) :], scope, body)
-            if found is not None:
-                return found
-        if method == "GET" and path in ("/health", "/ready", "/metrics"):
-            return self._operations(path)
+    def _resolve(self, method: str, path: str) -> str:
+        """The route's action (``/predict``, ``""`` for the endpoint, ``/health``...)."""
+        if path in _OPERATIONS:
+            if method not in _GET:
+                raise _Refused(_not_allowed(method, path, _GET))
+            return path
         if path.startswith("/v1/endpoints/"):
-            other = path[len("/v1/endpoints/") :].split("/", maxsplit=1)[0]
-            return (
+            name, _, rest = path[len("/v1/endpoints/") :].partition("/")
+            if name != self.engine.endpoint:
+                raise _Refused(
+                    _Answer(
+                        404,
+                        _json(
+                            "not_found",
+                            f"This server serves endpoint {self.engine.endpoint!r}; there "
+                            f"is no endpoint {name!r} here.",
+                            f"POST {self.prefix}/predict",
+                        ),
+                    )
+                )
+            action = "/" + rest.strip("/") if rest.strip("/") else ""
+            allowed = _ENDPOINT_ROUTES.get(action)
+            if allowed is None:
+                raise _Refused(
+                    _Answer(
+                        404,
+                        _json(
+                            "not_found",
+                            f"Endpoint {self.engine.endpoint!r} has no route {action!r}.",
+                            "Routes: "
+                            + ", ".join(
+                                f"{methods[0]} {self.prefix}{a}"
+                                for a, methods in _ENDPOINT_ROUTES.items()
+                            )
+                            + ".",
+                        ),
+                    )
+                )
+            if method not in allowed:
+                raise _Refused(_not_allowed(method, path, allowed))
+            return action
+        raise _Refused(
+            _Answer(
                 404,
-                orjson.dumps(
-                    {
-                        "code": "not_found",
-                        "message": f"This server serves endpoint "
-                        f"{self.engine.endpoint!r}, not {other!r}.",
-                        "hint": None,
-                    }
-                ),
-                _JSON[1],
+                _json("not_found", f"No route {method} {path}.", f"POST {self.prefix}/predict"),
             )
-        return (
-            404,
-            orjson.dumps(
-                {
-                    "code": "not_found",
-                    "message": f"No route {method} {path}.",
-                    "hint": f"POST {self.prefix}/predict",
-                }
-            ),
-            _JSON[1],
         )
 
-    def _endpoint_route(
-        self, method: str, action: str, scope: dict[str, Any], body: bytes
-    ) -> tuple[int, bytes, bytes] | None:
-        engine = self.engine
-        if method == "POST" and action in ("/predict", "/explain"):
-            variant = next(
-                (v.decode() for n, v in scope["headers"] if n == b"x-milepost-variant"), None
-            )
-            reply: Reply = engine.predict(body, variant, explain=action == "/explain")
-            return reply.status, reply.body, _JSON[1]
-        if method == "POST" and action == "/feedback":
-            reply = engine.feedback(body)
-            return reply.status, reply.body, _JSON[1]
-        if method == "GET" and action in ("", "/"):
-            state = engine.state
-            return (
-                200,
-                orjson.dumps(
-                    {
-                        "endpoint": engine.endpoint,
-                        "revision": state.revision,
-                        "generation": engine.generation,
-                        **state.spec.summary(),
-                    }
-                ),
-                _JSON[1],
-            )
-        return None
+    def _before_body(self, scope: dict[str, Any]) -> _Request:
+        """The checks that need no body: route, method, headers, declared size, credential.
 
-    def _operations(self, path: str) -> tuple[int, bytes, bytes]:
+        Raises:
+            _Refused: no such route, or not this method (404, 405).
+            MilepostError: a bad header, a body declared too large, no credential.
+        """
+        action = self._resolve(scope["method"], scope["path"])
+        # read (and checked) on every request, used or not: the answer to a bad value does
+        # not depend on the route
+        authorization = _header(scope, b"authorization")
+        pinned = _header(scope, b"x-milepost-variant")
+        limit = _feedback.MAX_BODY if action == "/feedback" else MAX_BODY
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _Refused(_too_large(limit, close=True))  # not worth reading
+        if action == "/feedback":
+            self._authenticate(authorization, "Feedback")
+        elif pinned is not None and action in ("/predict", "/explain"):
+            self._may_pin(pinned, authorization)
+        return _Request(action, limit, pinned)
+
+    async def _answer(self, request: _Request, body: bytes | None) -> _Answer:
+        action = request.action
+        try:
+            if body is None:
+                return _too_large(request.limit)
+            if action in ("/predict", "/explain"):
+                reply: Reply = self.engine.predict(
+                    body, request.pinned, explain=action == "/explain"
+                )
+                return _Answer(reply.status, reply.body)
+            if action == "/feedback":
+                return await self._feedback(body)
+            if action == "":
+                return self._endpoint_state()
+            return self._operations(action)
+        except MilepostError as exc:
+            return _error(exc)
+        except Exception:  # a bug or a model crash: answer, log, keep serving
+            log.exception("Request failed")
+            return _Answer(
+                500,
+                _json("internal", "The model server failed on this request; see its log."),
+            )
+
+    # -- credentials --------------------------------------------------------------------
+
+    def _credential(self, authorization: str | None) -> bool | None:
+        """True: the right token; False: a wrong one; None: no Authorization header."""
+        if authorization is None:
+            return None
+        scheme, _, token = authorization.strip().partition(" ")
+        if self._token is None or scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(token.strip().encode(), self._token)
+
+    def _authenticate(self, authorization: str | None, what: str) -> None:
+        if self._token is None:
+            return
+        credential = self._credential(authorization)
+        if credential:
+            return
+        raise Unauthenticated(
+            f"{what} needs the serving token, and "
+            + (
+                "the request has no Authorization header."
+                if credential is None
+                else "the Authorization header does not carry it."
+            ),
+            hint="Send 'Authorization: Bearer <token>' with the server's serving_token "
+            "(MILEPOST_SERVING_TOKEN).",
+        )
+
+    def _may_pin(self, name: str, authorization: str | None) -> None:
+        """Refuse pinning a variant that takes no traffic without the token."""
+        variant = self.engine.state.spec.variant(name)
+        if variant is None or _takes_traffic(variant):
+            return  # the engine answers 404 for an unknown one, naming the variants
+        what = f"Pinning variant {name!r} ({variant.role}, no traffic)"
+        if self._token is None:
+            raise PermissionDenied(
+                f"{what} needs a credential, and this server has none configured.",
+                hint="Set serving_token (MILEPOST_SERVING_TOKEN) on the server and send "
+                "'Authorization: Bearer <token>'; variants that take traffic need none.",
+            )
+        if authorization is None:
+            raise PermissionDenied(
+                f"{what} needs the serving token.",
+                hint="Send 'Authorization: Bearer <token>' with the server's serving_token "
+                "(MILEPOST_SERVING_TOKEN); variants that take traffic need none.",
+            )
+        self._authenticate(authorization, what)  # a wrong token is a 401
+
+    # -- routes -------------------------------------------------------------------------
+
+    async def _feedback(self, body: bytes) -> _Answer:
+        if self._feedback_calls >= FEEDBACK_IN_PROGRESS:
+            raise BackendUnavailable(
+                f"This replica has {self._feedback_calls} feedback calls in progress "
+                f"(the limit is {FEEDBACK_IN_PROGRESS}).",
+                hint="Retry in a second, or send more labels per call.",
+            )
+        self._feedback_calls += 1
+        try:
+            loop = asyncio.get_running_loop()
+            reply = await loop.run_in_executor(self._pool, self.engine.feedback, body)
+        finally:
+            self._feedback_calls -= 1
+        return _Answer(reply.status, reply.body)
+
+    def _endpoint_state(self) -> _Answer:
+        engine = self.engine
+        state = engine.state
+        return _Answer(
+            200,
+            orjson.dumps(
+                {
+                    "endpoint": engine.endpoint,
+                    "revision": state.revision,
+                    "generation": engine.generation,
+                    **state.spec.summary(),
+                }
+            ),
+        )
+
+    def _operations(self, path: str) -> _Answer:
         if path == "/health":
-            return 200, b'{"status":"ok"}', _JSON[1]
+            return _Answer(200, b'{"status":"ok"}')
         if path == "/ready":
             ready = not self.engine.draining
             body = orjson.dumps({"ready": ready, "revision": self.engine.state.revision})
-            return (200 if ready else 503), body, _JSON[1]
+            return _Answer(200 if ready else 503, body)
         from milepost.serving.metrics import exposition
 
-        return 200, exposition(), b"text/plain; version=0.0.4"
+        return _Answer(200, exposition(), b"text/plain; version=0.0.4")
+
+
+def _not_allowed(method: str, path: str, allowed: tuple[str, ...]) -> _Answer:
+    return _Answer(
+        405,
+        _json(
+            "method_not_allowed",
+            f"{path} takes {' or '.join(allowed)}, not {method}.",
+            f"Send {allowed[0]} {path}.",
+        ),
+        headers=((b"allow", ", ".join(allowed).encode()),),
+    )

@@ -13,7 +13,6 @@ import logging
 import math
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ import pandas as pd
 
 from milepost.errors import InvalidInput, MilepostError, NotFound
 from milepost.models.flavors import OnnxPredictor
+from milepost.serving.logger import new_request_id
 from milepost.serving.router import Router
 
 if TYPE_CHECKING:
@@ -335,7 +335,7 @@ class EndpointEngine:
         """Handle ``POST /v1/endpoints/{name}/predict`` (and ``/explain``)."""
         start = time.perf_counter()
         state = self.state
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         rows, key, payload = self._parse(body)
         explain = explain or bool(payload.get("explain"))
         if forced_variant is not None:
@@ -442,15 +442,29 @@ class EndpointEngine:
             )
 
     def feedback(self, body: bytes) -> Reply:
-        """Handle ``POST /v1/endpoints/{name}/feedback``: ground truth by request id."""
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"The request body is not JSON: {exc}.") from None
-        if not isinstance(payload, dict) or not isinstance(payload.get("request_id"), str):
-            raise InvalidInput("Feedback needs 'request_id' and 'label' (or 'labels' for a batch).")
-        labels = payload.get("labels", [payload["label"]] if "label" in payload else None)
-        if not isinstance(labels, list) or not labels:
-            raise InvalidInput("Feedback needs 'label' or a non-empty 'labels' list.")
-        n = self.store.add_feedback(self.endpoint, payload["request_id"], labels)
-        return Reply(200, orjson.dumps({"request_id": payload["request_id"], "recorded": n}))
+        """Handle ``POST /v1/endpoints/{name}/feedback``: ground truth by request id.
+
+        The rules are in :mod:`milepost.serving.feedback`. This blocks (it reads the
+        prediction log and writes the metadata store): the app calls it from a worker
+        thread.
+        """
+        from milepost.serving.feedback import check_rows, find_request, parse_feedback
+
+        request = parse_feedback(body)
+        logged = find_request(
+            request.request_id,
+            endpoint=self.endpoint,
+            store=self.store,
+            logger=self.logger,
+            log_predictions=self.state.spec.log_predictions,
+        )
+        offset = check_rows(request, logged)
+        recorded, unchanged = self.store.add_feedback(
+            self.endpoint, request.request_id, request.labels, offset=offset
+        )
+        return Reply(
+            200,
+            orjson.dumps(
+                {"request_id": request.request_id, "recorded": recorded, "unchanged": unchanged}
+            ),
+        )

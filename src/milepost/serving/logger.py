@@ -5,6 +5,10 @@ CPython, no lock on the request path); a daemon thread writes a segment every se
 (or at 5,000 rows) under ``<home>/predictions/<endpoint>/`` and registers it in the
 metadata store, where monitoring and canary analysis find it. ``flush()`` and shutdown
 drain it. A crash loses at most the last second of log rows, never a prediction.
+
+Request ids are time-ordered (the layout of a UUIDv7: 48 bits of milliseconds since the
+epoch, then random bits), so a lookup by request id (feedback) reads only the segments
+written around that time.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
+import secrets
 import threading
 import time
 import uuid
@@ -28,7 +34,7 @@ if TYPE_CHECKING:
 
     from milepost.serving.backends.sql import SqlServingStore
 
-__all__ = ["LOG_SCHEMA", "PredictionLogger"]
+__all__ = ["LOG_SCHEMA", "PredictionLogger", "new_request_id", "request_time"]
 
 log = logging.getLogger("milepost.serving")
 
@@ -50,6 +56,24 @@ LOG_SCHEMA = pa.schema(
         ("error", pa.string()),
     ]
 )
+
+
+_REQUEST_ID = re.compile(r"[0-9a-f]{12}7[0-9a-f]{3}[89ab][0-9a-f]{15}")
+
+
+def new_request_id(now_ms: int | None = None) -> str:
+    """A new request id: 32 hex digits laid out as a UUIDv7 (time first, then 74 random bits)."""
+    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    rand = secrets.randbits(74)
+    value = (ms & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62
+    return f"{value | (rand & (2**62 - 1)):032x}"
+
+
+def request_time(request_id: str) -> int | None:
+    """When a request id from :func:`new_request_id` was made (epoch ms), else None."""
+    if not _REQUEST_ID.fullmatch(request_id):
+        return None
+    return int(request_id[:12], 16)
 
 
 def _epoch_ms(ts: int | datetime) -> int:
@@ -88,6 +112,16 @@ class PredictionLogger:
         self._queue.append(row)
         if len(self._queue) >= self.max_rows:
             self._wake.set()
+
+    def pending(self, request_id: str) -> list[dict[str, Any]]:
+        """Queued rows of one request (not yet in a segment).
+
+        Taken under the flush lock: no row is between the queue and a registered segment
+        while it is held, so the queue plus the registered segments hold every row.
+        """
+        with self._lock:
+            queued = list(self._queue)  # one C-level copy; appends need the GIL
+        return [r for r in queued if r["request_id"] == request_id]
 
     def _run(self) -> None:
         while not self._stopped:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from milepost.errors import AlreadyExists, NotFound, did_you_mean
+from milepost.errors import AlreadyExists, Conflict, NotFound, did_you_mean
 from milepost.serving.spec import EndpointSpec
 from milepost.stores import _sql
 from milepost.stores.audit import append_event
@@ -225,41 +225,86 @@ class SqlServingStore:
                     sa.insert(prediction_segments), [{**r, "created_at": _now()} for r in rows]
                 )
 
-    def segments(self, endpoint: str, *, since_ms: int = 0) -> list[str]:
-        """Paths of segments holding predictions at or after ``since_ms``."""
+    def segments(
+        self, endpoint: str, *, since_ms: int = 0, until_ms: int | None = None
+    ) -> list[str]:
+        """Paths of segments holding predictions at or after ``since_ms`` (and, with
+        ``until_ms``, at or before it)."""
+        query = sa.select(prediction_segments.c.path).where(
+            prediction_segments.c.endpoint == endpoint,
+            prediction_segments.c.last_at >= since_ms,
+        )
+        if until_ms is not None:
+            query = query.where(prediction_segments.c.first_at <= until_ms)
         with self.db.read() as conn:
-            return list(
-                conn.execute(
-                    sa.select(prediction_segments.c.path)
-                    .where(
-                        prediction_segments.c.endpoint == endpoint,
-                        prediction_segments.c.last_at >= since_ms,
-                    )
-                    .order_by(prediction_segments.c.segment_id)
-                ).scalars()
-            )
+            return list(conn.execute(query.order_by(prediction_segments.c.segment_id)).scalars())
 
-    def add_feedback(self, endpoint: str, request_id: str, values: Sequence[Any]) -> int:
-        """Record ground truth per row of a request (later feedback replaces earlier)."""
+    def add_feedback(
+        self, endpoint: str, request_id: str, values: Sequence[Any], *, offset: int = 0
+    ) -> tuple[int, int]:
+        """Record ground truth for rows ``offset ...`` of a request, in one transaction.
+
+        A label is never replaced: sending the same labels again changes nothing (a retry
+        is safe), and a different label for a row that has one refuses the whole call.
+
+        Returns:
+            ``(recorded, unchanged)``: rows labelled now, rows that had this label already.
+
+        Raises:
+            Conflict: a row has a different label already (nothing is written).
+        """
+        wanted = {offset + i: json.dumps(v, sort_keys=True) for i, v in enumerate(values)}
         with self.db.write() as conn:
+            # Insert what is new and skip what exists: a concurrent call for the same rows
+            # (another replica) waits for this row lock instead of failing the transaction.
             ins = _sql.insert_for(conn, feedback)
-            conn.execute(
-                ins.on_conflict_do_update(
-                    index_elements=["request_id", "row"],
-                    set_={"value_json": ins.excluded.value_json, "at": ins.excluded.at},
+            inserted = conn.execute(
+                ins.on_conflict_do_nothing(index_elements=["request_id", "row"]).returning(
+                    feedback.c.row
                 ),
                 [
                     {
                         "request_id": request_id,
-                        "row": i,
+                        "row": row,
                         "endpoint": endpoint,
-                        "value_json": json.dumps(v),
+                        "value_json": value,
                         "at": _now(),
                     }
-                    for i, v in enumerate(values)
+                    for row, value in wanted.items()
                 ],
             )
-        return len(values)
+            recorded = len(inserted.all())
+            stored = dict(
+                conn.execute(
+                    sa.select(feedback.c.row, feedback.c.value_json).where(
+                        feedback.c.request_id == request_id,
+                        feedback.c.row.between(offset, offset + len(values) - 1),
+                    )
+                ).all()
+            )
+            clashes = [row for row, value in wanted.items() if stored.get(row) != value]
+            if clashes:
+                shown = ", ".join(
+                    f"row {row} has {stored.get(row)}, not {wanted[row]}" for row in clashes[:3]
+                )
+                more = f" (and {len(clashes) - 3} more)" if len(clashes) > 3 else ""
+                raise Conflict(
+                    f"Request {request_id!r} is labelled already: {shown}{more}. "
+                    "Nothing was recorded.",
+                    hint="Labels are never overwritten; send only rows without a label.",
+                    details={"rows": clashes},
+                )
+        return recorded, len(values) - recorded
+
+    def feedback(self, request_id: str) -> dict[int, Any]:
+        """The labels recorded for a request, by row."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(feedback.c.row, feedback.c.value_json)
+                .where(feedback.c.request_id == request_id)
+                .order_by(feedback.c.row)
+            ).all()
+        return {int(row): json.loads(value) for row, value in rows}
 
     # -- controller lease ---------------------------------------------------------------
 
