@@ -93,7 +93,9 @@ def list_(
         for r in records:
             item = {k: v for k, v in r.items() if k != "definition_json"}
             found = coverage.get(f"{r['name']}:v{r['version']}")
-            item["online"] = found.to_dict() if found else {"state": unreachable}
+            item["online"] = found.to_dict() if found else {"state": f"unknown: {unreachable}"}
+            # what the current online store holds, not what any store once did
+            item["materialized_until"] = found.through_ms if found else None
             out.append(item)
         emit_json(out)
         return

@@ -143,6 +143,11 @@ class OnlineCoverage:
     ttl_seconds: float | None
     elsewhere: list[dict[str, Any]] = field(default_factory=list)  # other stores' watermarks
 
+    @property
+    def through_ms(self) -> int | None:
+        """The end of the newest interval the store holds (ms), or None."""
+        return _ms(self.intervals[-1][1]) if self.intervals else None
+
     def describe(self) -> str:
         """One line: ``through T``, what is missing, or ``never materialized into this store``."""
         if self.ttl_seconds is None:
