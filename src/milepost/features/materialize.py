@@ -87,6 +87,9 @@ class ViewMaterialization:
     holds: list[TimeRange]  # what the store holds of the version afterwards
     recorded: bool = True
 
+    def __repr__(self) -> str:
+        return f"ViewMaterialization({self.view}, {self.rows:,} rows: {self.reason})"
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
@@ -142,6 +145,9 @@ class OnlineCoverage:
     intervals: list[TimeRange]
     ttl_seconds: float | None
     elsewhere: list[dict[str, Any]] = field(default_factory=list)  # other stores' watermarks
+
+    def __repr__(self) -> str:
+        return f"OnlineCoverage({self.view}: {self.describe()})"
 
     @property
     def through_ms(self) -> int | None:

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 __all__ = ["SqlFeatureRegistry", "VersionRecord", "Watermark"]
 
 
+#: Intervals kept per (view version, online store); older ones are forgotten.
+_KEEP_INTERVALS = 64
+
+
 def _now() -> int:
     return int(time.time() * 1000)
 
@@ -351,7 +355,8 @@ class SqlFeatureRegistry:
                 .mappings()
                 .one()
             )
-            merged = merge([*_intervals(row["intervals_json"]), *written])
+            # the newest intervals only: forgetting an old one costs at most a rewrite
+            merged = merge([*_intervals(row["intervals_json"]), *written])[-_KEEP_INTERVALS:]
             until = max((e for _, e in merged), default=0)
             conn.execute(
                 sa.update(online_watermarks)
