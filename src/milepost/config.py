@@ -101,6 +101,12 @@ class Settings(BaseModel):
         description="Comma-separated extra types skops model files may contain "
         "(e.g. mypkg.MyTransformer).",
     )
+    feature_server_timeout: float = Field(
+        default=3.0,
+        gt=0,
+        description="Seconds the feature server waits for an online store call before it "
+        "answers 504 (the call runs off the event loop, so other requests keep being answered).",
+    )
     sqlite_busy_timeout: float = Field(
         default=60.0, gt=0, description="Seconds a SQLite writer waits for the lock."
     )

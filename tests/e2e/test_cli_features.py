@@ -81,6 +81,33 @@ def test_plan_apply_materialize_get_check(repo: Path) -> None:
     assert cli("features", "list", "--json", cwd=repo).stdout.strip() == "[]"
 
 
+def test_materialize_refills_a_lost_store_and_says_why(repo: Path) -> None:
+    cli("features", "apply", cwd=repo)
+    first = cli("features", "materialize", "--incremental", cwd=repo)
+    assert first.returncode == 0 and "spend:v1: 3 rows" in first.stdout
+    for name in ("online.db", "online.db-wal", "online.db-shm"):  # the online store is lost
+        (repo / ".milepost" / name).unlink(missing_ok=True)
+    again = cli("features", "materialize", "--incremental", cwd=repo)
+    assert again.returncode == 0 and "spend:v1: 3 rows" in again.stdout, again.stdout
+    got = json.loads(
+        cli("features", "get", "spend:spend", "-e", "customer_id=2", "--json", cwd=repo).stdout
+    )
+    assert got["statuses"] == {"spend": ["present"]}
+    # what it wrote and why, in words and in JSON; `features list` says what the store holds
+    assert "holds none of its rows" in again.stdout and "refilled from" in again.stdout
+    listed = cli("features", "list", cwd=repo)
+    assert "through" in listed.stdout and "never" not in listed.stdout, listed.stdout
+    done = cli("features", "materialize", "--incremental", "--json", cwd=repo)
+    report = json.loads(done.stdout)
+    assert report["spend:v1"]["rows"] == 0 and "from the watermark" in report["spend:v1"]["reason"]
+    for name in ("online.db", "online.db-wal", "online.db-shm"):
+        (repo / ".milepost" / name).unlink(missing_ok=True)
+    listed = cli("features", "list", "--json", cwd=repo)
+    online = json.loads(listed.stdout)[0]["online"]
+    assert online["intervals"] == [] and "never materialized into this store" in online["state"]
+    assert "never materialized into this store" in cli("features", "list", cwd=repo).stdout
+
+
 def test_bad_repo_is_one_line(tmp_path: Path) -> None:
     out = cli("features", "plan", "--repo", "missing.py", cwd=tmp_path)
     assert out.returncode == 1 and "missing.py does not exist" in out.stderr

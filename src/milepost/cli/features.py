@@ -12,7 +12,7 @@ from rich.table import Table
 from milepost._context import get_runtime
 from milepost.cli._output import console, emit_json, fmt_time
 from milepost.cli._params import PortOpt
-from milepost.errors import InvalidInput
+from milepost.errors import BackendUnavailable, InvalidInput
 from milepost.features.api import FeatureStore
 
 app = typer.Typer(help="Define, materialize and serve features.", no_args_is_help=True)
@@ -81,24 +81,48 @@ def list_(
     all_: Annotated[bool, typer.Option("--all", help="Include retired versions.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List registered feature views and their versions."""
-    records = get_runtime().features.registry.versions(include_retired=all_)
+    """List registered feature views, their versions, and what the online store holds."""
+    service = get_runtime().features
+    records = service.registry.versions(include_retired=all_)
+    try:
+        coverage = {c.view: c for c in service.online_status(records)}
+        unreachable = None
+    except BackendUnavailable as exc:  # still list the definitions
+        coverage, unreachable = {}, exc.message
     if as_json:
-        emit_json([{k: v for k, v in r.items() if k != "definition_json"} for r in records])
+        out = []
+        for r in records:
+            item = {k: v for k, v in r.items() if k != "definition_json"}
+            found = coverage.get(f"{r['name']}:v{r['version']}")
+            item["online"] = found.to_dict() if found else {"state": f"unknown: {unreachable}"}
+            # what the current online store holds, not what any store once did
+            item["materialized_until"] = found.through_ms if found else None
+            out.append(item)
+        emit_json(out)
         return
+    first = next(iter(coverage.values()), None)
     table = Table(
-        "view", "version", "kind", "status", "features", "materialized until (UTC)", "created (UTC)"
+        "view",
+        "version",
+        "kind",
+        "status",
+        "features",
+        "online",
+        "created (UTC)",
+        title=f"online store: {first.store_uri if first else unreachable or '-'}",
+        title_justify="left",
     )
     for r in records:
         d = r["definition"]
         feats = ", ".join(n for n, _ in d.get("schema", []))
+        found = coverage.get(f"{r['name']}:v{r['version']}")
         table.add_row(
             r["name"],
             f"v{r['version']}",
             r["kind"],
             r["status"],
             feats,
-            fmt_time(r["materialized_until"]),
+            found.describe() if found else f"unknown: {unreachable}",
             fmt_time(r["created_at"]),
         )
     console.print(table)
@@ -140,10 +164,22 @@ def materialize(
                 _time(start, "--start"), end_at, views=view, progress=progress
             )
     if as_json:
-        emit_json(written)
+        emit_json(written.to_dict())
         return
-    for key, rows in written.items():
-        console.print(f"{key}: {rows:,} rows written to the online store")
+    console.print(
+        f"online store {written.store_uri} (epoch {written.store_id[:8]})",
+        markup=False,
+        highlight=False,
+    )
+    for key, detail in written.details.items():
+        console.print(
+            f"{key}: {detail.rows:,} rows written to the online store: {detail.reason}",
+            style=None if detail.recorded else "red",
+            markup=False,
+            highlight=False,
+        )
+    if not all(d.recorded for d in written.details.values()):
+        raise typer.Exit(1)
 
 
 @app.command()

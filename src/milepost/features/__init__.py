@@ -19,6 +19,7 @@ from milepost.features.definitions import (
     OnDemandFeatureView,
     PushSource,
 )
+from milepost.features.materialize import Materialization, OnlineCoverage, ViewMaterialization
 from milepost.features.repo import Definitions, PlanItem, load_definitions
 from milepost.features.service import ConsistencyReport, FeatureService, OnlineResponse
 
@@ -32,9 +33,12 @@ __all__ = [
     "FeatureView",
     "Field",
     "FileSource",
+    "Materialization",
     "OnDemandFeatureView",
+    "OnlineCoverage",
     "OnlineResponse",
     "PlanItem",
     "PushSource",
+    "ViewMaterialization",
     "load_definitions",
 ]

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from milepost.features.definitions import Entity, FeatureView, OnDemandFeatureView
+    from milepost.features.materialize import Materialization, OnlineCoverage
     from milepost.features.service import ConsistencyReport, OnlineResponse
 
 __all__ = ["FeatureStore"]
@@ -87,8 +88,14 @@ class FeatureStore:
         *,
         views: Sequence[str] | None = None,
         progress: Callable[[str, int], None] | None = None,
-    ) -> dict[str, int]:
-        """Load the newest rows in ``[start, end)`` into the online store."""
+    ) -> Materialization:
+        """Load the newest rows in ``[start, end)`` into the online store.
+
+        Returns rows written per view version (``{"view:vN": rows}``); its ``details``
+        say what each wrote and why. Only ``[start, end)`` counts as materialized into
+        this online store, so a later :meth:`materialize_incremental` also fills what
+        lies before ``start``.
+        """
         return self._service.materialize(
             self.definitions, start=start, end=end, views=views, progress=progress
         )
@@ -99,11 +106,21 @@ class FeatureStore:
         *,
         views: Sequence[str] | None = None,
         progress: Callable[[str, int], None] | None = None,
-    ) -> dict[str, int]:
-        """Materialize from each view version's watermark up to ``end`` (default now)."""
+    ) -> Materialization:
+        """Write what the online store lacks of each view's TTL window up to ``end`` (now).
+
+        The watermark belongs to the online store: a store that is new, was switched,
+        lost its data or was restored from an older snapshot is refilled; one that holds
+        the window up to its watermark gets the rest. ``details`` says what and why.
+        """
         return self._service.materialize_incremental(
             self.definitions, end=end, views=views, progress=progress
         )
+
+    def online_status(self) -> list[OnlineCoverage]:
+        """Per registered view version: what the current online store holds of it
+        (``describe()``: ``through T``, what is missing, or never materialized into it)."""
+        return self._service.online_status()
 
     def push(self, view: str, rows: pd.DataFrame | list[dict[str, Any]]) -> int:
         """Write rows to the online store now and to the offline store (buffered)."""

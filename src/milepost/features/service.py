@@ -22,7 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from milepost.errors import InvalidInput, NotFound, did_you_mean
+from milepost.errors import BackendUnavailable, InvalidInput, NotFound, did_you_mean, mask_uri
+from milepost.features import materialize as materialize_mod
 from milepost.features import online as online_mod
 from milepost.features.backends.sql import SqlFeatureRegistry, VersionRecord
 from milepost.features.definitions import (
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
     from milepost.config import Settings
     from milepost.data.service import DataService
+    from milepost.features.materialize import Materialization, OnlineCoverage
     from milepost.stores.metadata import MetadataStore
     from milepost.tracking.service import TrackingService
 
@@ -238,6 +240,9 @@ class FeatureService:
     def retire(self, name: str, version: int) -> None:
         """Retire a version (refused while a Staging or Production model pins it)."""
         self.registry.retire(name, version, actor=self.actor)
+        identity = self.online.identity()
+        if identity is not None:  # forget first: a failed delete then costs only a refill
+            self.registry.forget_watermark(name, version, identity.store_id)
         self.online.delete_view(f"{name}:v{version}")
         self.records(fresh=True)
 
@@ -491,36 +496,6 @@ class FeatureService:
 
     # -- online ---------------------------------------------------------------------------
 
-    def _pack_rows(
-        self, view: FeatureView, frame: pd.DataFrame
-    ) -> list[tuple[str, int, int, bytes]]:
-        keys = list(view.entity.join_keys)
-        ts = normalize_times(frame[view.timestamp_field], f"{view.name}.{view.timestamp_field}")
-        created = (
-            normalize_times(frame[view.created_timestamp_field], "created timestamp")
-            if view.created_timestamp_field
-            else ts
-        )
-        ts_ms = (ts.astype("int64") // 1000).to_numpy()
-        cr_ms = (created.astype("int64") // 1000).to_numpy()
-        key_cols = [frame[k].tolist() for k in keys]
-        feats = [
-            [None if isinstance(v, float) and math.isnan(v) else v for v in frame[f].tolist()]
-            for f in view.features
-        ]
-        rows = []
-        for i in range(len(frame)):
-            ekey = online_mod.entity_key([c[i] for c in key_cols])
-            rows.append(
-                (
-                    ekey,
-                    int(ts_ms[i]),
-                    int(cr_ms[i]),
-                    online_mod.pack(int(ts_ms[i]), int(cr_ms[i]), [f[i] for f in feats]),
-                )
-            )
-        return rows
-
     def materialize(
         self,
         defs: Definitions,
@@ -529,46 +504,17 @@ class FeatureService:
         end: datetime,
         views: Sequence[str] | None = None,
         progress: Callable[[str, int], None] | None = None,
-    ) -> dict[str, int]:
+    ) -> Materialization:
         """Load the newest row per entity in ``[start, end)`` into the online store.
 
         Chunked (DuckDB streams the newest rows per entity in batches), idempotent (only
-        newer rows replace stored ones) and recorded as the version's watermark.
+        newer rows replace stored ones) and recorded as what this online store holds of
+        the version: ``[start, end)`` only, so a later incremental run still fills what
+        lies before it.
         """
-        written: dict[str, int] = {}
-        end_ts = (
-            pd.Timestamp(end).tz_convert("UTC").tz_localize(None)
-            if pd.Timestamp(end).tzinfo
-            else pd.Timestamp(end)
+        return materialize_mod.materialize(
+            self, defs, start=start, end=end, views=views, progress=progress
         )
-        start_ts = None
-        if start is not None:
-            start_ts = pd.Timestamp(start)
-            start_ts = start_ts.tz_convert("UTC").tz_localize(None) if start_ts.tzinfo else start_ts
-            if start_ts >= end_ts:
-                raise InvalidInput(f"materialize: start {start} is not before end {end}.")
-        for name in views or [n for n, v in defs.views.items() if isinstance(v, FeatureView)]:
-            rec = self._record(name, None, defs)
-            view = self._view(rec, defs)
-            if not isinstance(view, FeatureView):
-                raise InvalidInput(
-                    f"{name!r} is on-demand: it is computed at request time, not stored."
-                )
-            vkey = f"{name}:v{rec['version']}"
-            total = 0
-            for batch in self.offline.latest_rows(
-                view, rec["fingerprint"], start=start_ts, end=end_ts
-            ):
-                frame = batch.to_pandas()
-                frame = frame.rename(columns={"__mp_ts": view.timestamp_field})
-                if view.created_timestamp_field:
-                    frame = frame.rename(columns={"__mp_created": view.created_timestamp_field})
-                total += self.online.write(vkey, self._pack_rows(view, frame))
-                if progress:
-                    progress(vkey, total)
-            self.registry.set_watermark(name, int(rec["version"]), _ms(end_ts))
-            written[vkey] = total
-        return written
 
     def materialize_incremental(
         self,
@@ -577,28 +523,24 @@ class FeatureService:
         end: datetime | None = None,
         views: Sequence[str] | None = None,
         progress: Callable[[str, int], None] | None = None,
-    ) -> dict[str, int]:
-        """Materialize from each version's watermark (or its TTL window) up to ``end`` (now)."""
-        end = end or datetime.now(UTC)
-        out: dict[str, int] = {}
-        for name in views or [n for n, v in defs.views.items() if isinstance(v, FeatureView)]:
-            rec = self._record(name, None, defs)
-            view = self._view(rec, defs)
-            assert isinstance(view, FeatureView)
-            mark = rec.get("materialized_until")
-            start = (
-                datetime.fromtimestamp(mark / 1000, tz=UTC)
-                if mark
-                else pd.Timestamp(end).to_pydatetime() - view.ttl
-            )
-            if pd.Timestamp(start) >= pd.Timestamp(end):
-                out[f"{name}:v{rec['version']}"] = 0
-                continue
-            out.update(
-                self.materialize(defs, start=start, end=end, views=[name], progress=progress)
-            )
-            self.records(fresh=True)
-        return out
+    ) -> Materialization:
+        """Write what this online store lacks of each version's TTL window before ``end``.
+
+        From the store's watermark when it holds the window up to there; the whole TTL
+        window when the store holds none of the version's rows (new, switched, emptied or
+        restored from an older snapshot); and what lies before a range materialized
+        earlier.
+        """
+        return materialize_mod.materialize_incremental(
+            self, defs, end=end, views=views, progress=progress
+        )
+
+    def online_status(self, records: Sequence[VersionRecord] | None = None) -> list[OnlineCoverage]:
+        """Per registered version (or per one of ``records``): what the current online
+        store holds of it."""
+        return materialize_mod.online_status(
+            self, self.records(fresh=True) if records is None else records
+        )
 
     def push(self, defs: Definitions, view_name: str, rows: pd.DataFrame) -> int:
         """Write rows to the online store now and append them to the offline store.
@@ -640,7 +582,7 @@ class FeatureService:
             else:
                 if frame is None:
                     frame = pd.DataFrame(records)
-                packed = self._pack_rows(view, run_transform(view, frame))
+                packed = materialize_mod.pack_frame(view, run_transform(view, frame))
             self.online.write(f"{view.name}:v{rec['version']}", packed)
         self.pushes.append(source, _offline_rows(readers, frame, records or []))
         return len(frame) if frame is not None else len(records or [])
@@ -833,11 +775,37 @@ class FeatureService:
                     "store.",
                     hint="Run `milepost features materialize` before deploying.",
                 )
+            if not self._held_online(name, int(version)):
+                raise InvalidInput(
+                    f"The model pins {name}:v{version}, which is not materialized into the "
+                    f"current online store ({mask_uri(self.online.uri)}): it was materialized "
+                    "into another store, or this one lost its data.",
+                    hint="Run `milepost features materialize --incremental` before deploying.",
+                )
             key = f"{name}:v{version}"
             req = requests.setdefault(key, ViewRequest(_from_definition(rec), int(version), []))
             if feat not in req.features:
                 req.features.append(feat)
         return ServingReader(self, list(requests.values()))
+
+    def _held_online(self, name: str, version: int) -> bool:
+        """Whether the current online store holds a version's materialized rows.
+
+        Lenient where it cannot know: when the store cannot be reached (its reads will
+        say so) and when no materialization was ever recorded per store (a metadata
+        database from before per-store watermarks, not yet materialized since).
+        """
+        try:
+            identity = self.online.identity()
+        except BackendUnavailable:
+            return True
+        marks = self.registry.watermarks()
+        if identity is None:
+            return not marks
+        return any(
+            (m["name"], m["version"], m["store_id"]) == (name, version, identity.store_id)
+            for m in marks
+        )
 
     def flush(self) -> None:
         """Write buffered pushes to the offline store."""
@@ -960,7 +928,7 @@ def _offline_rows(
 def _pack_records(
     view: FeatureView, records: list[dict[str, Any]]
 ) -> list[tuple[str, int, int, bytes]]:
-    """``_pack_rows`` for a few dict rows of a view without a transform."""
+    """``pack_frame`` for a few dict rows of a view without a transform."""
     keys = view.entity.join_keys
     needed = [*keys, view.timestamp_field, *view.features]
     if view.created_timestamp_field:

@@ -6,20 +6,28 @@ answers ``{"features": [...], "values": {...}, "statuses": {...}}`` — the same
 ``GET /health`` answers ``{"status": "ok"}``.
 
 Like the model server it is a plain ASGI app with no framework on the request path: an
-online read takes tens of microseconds, and a framework's routing, validation and
-thread hand-off cost several times that (p50 0.5 ms against ~0.3 ms here). A malformed
-body gets 422, a known error its status from ``milepost.errors.HTTP_STATUS``, both with
-``{code, message, hint}``.
+online read takes tens of microseconds, and a framework's routing and validation cost
+several times that. A malformed body gets 422, a known error its status from
+``milepost.errors.HTTP_STATUS``, both with ``{code, message, hint}``.
+
+Every online store call runs off the event loop, in a bounded pool of threads, so
+``/health`` and other requests are answered while one call hangs on a slow or dead
+backend; a call that takes longer than the ``feature_server_timeout`` setting is answered
+504 (``code: timeout``). Its thread stays busy until the store's own timeout ends it
+(Redis: 5 s; SQLite: the busy timeout); while every thread is busy, new requests wait for
+one and get the same 504 in time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from milepost.errors import MilepostError, http_status
+from milepost.errors import MilepostError, http_status, mask_uri
 from milepost.serving.app import MAX_BODY, _lifespan, _read_body
 
 if TYPE_CHECKING:
@@ -36,6 +44,8 @@ REPO_ENV = "MILEPOST_FEATURE_SERVER_REPO"
 
 MAX_FEATURES = 1000
 MAX_ENTITIES = 10_000
+#: Online store calls in flight at once per server process (the rest wait for a thread).
+THREADS = 8
 
 
 class _Malformed(Exception):
@@ -73,10 +83,27 @@ def _error(status: int, code: str, message: str, hint: str | None = None) -> tup
 
 
 class FeatureServer:
-    """An ASGI 3 application over a loaded FeatureStore."""
+    """An ASGI 3 application over a loaded FeatureStore.
 
-    def __init__(self, store: FeatureStore) -> None:
+    Args:
+        store: the loaded feature store.
+        timeout: seconds an online read may take before the answer is 504.
+        online_uri: the online store, as the 504 names it (password masked).
+        threads: online reads in flight at once.
+    """
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        *,
+        timeout: float,
+        online_uri: str = "",
+        threads: int = THREADS,
+    ) -> None:
         self.store = store
+        self.timeout = timeout
+        self.online_uri = online_uri
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="milepost-online")
 
     async def __call__(
         self,
@@ -86,11 +113,16 @@ class FeatureServer:
     ) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
+            self._pool.shutdown(wait=False, cancel_futures=True)
             return
         if scope["type"] != "http":
             return
         body = await _read_body(receive)
-        status, payload = self._answer(scope["method"], scope["path"], body)
+        method, path = scope["method"], scope["path"]
+        if path == "/v1/features/online" and method == "POST" and body is not None:
+            status, payload = await self._online(body)
+        else:
+            status, payload = self._answer(method, path, body)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", b"%d" % len(payload)),
@@ -99,24 +131,45 @@ class FeatureServer:
         await send({"type": "http.response.body", "body": payload})
 
     def _answer(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+        """Everything but an online read, answered on the event loop."""
         if path == "/health" and method == "GET":
             return 200, b'{"status":"ok"}'
         if path != "/v1/features/online" or method != "POST":
             return _error(
                 404, "not_found", f"No route {method} {path}.", "POST /v1/features/online"
             )
-        if body is None:
-            return _error(
-                413,
-                "invalid_input",
-                f"The request body is larger than {MAX_BODY // (1024 * 1024)} MiB.",
-                "Ask for fewer entities per request.",
-            )
+        return _error(
+            413,
+            "invalid_input",
+            f"The request body is larger than {MAX_BODY // (1024 * 1024)} MiB.",
+            "Ask for fewer entities per request.",
+        )
+
+    async def _online(self, body: bytes) -> tuple[int, bytes]:
+        """An online read in a pool thread, answered 504 when it takes too long."""
         try:
             features, entities, full = _parse(body)
-            response = self.store.get_online_features(features, entities, full_feature_names=full)
         except _Malformed as exc:
             return _error(422, "invalid_input", str(exc))
+        call = asyncio.get_running_loop().run_in_executor(
+            self._pool, self._read, features, entities, full
+        )
+        try:
+            return await asyncio.wait_for(call, self.timeout)
+        except TimeoutError:
+            return _error(
+                504,
+                "timeout",
+                f"The online store {self.online_uri} did not answer within {self.timeout:g} s.",
+                "Check the online store; the limit is the feature_server_timeout setting "
+                "(MILEPOST_FEATURE_SERVER_TIMEOUT).",
+            )
+
+    def _read(
+        self, features: list[str], entities: list[dict[str, Any]], full: bool
+    ) -> tuple[int, bytes]:
+        try:
+            response = self.store.get_online_features(features, entities, full_feature_names=full)
         except MilepostError as exc:
             return http_status(exc), orjson.dumps(
                 {"code": exc.code, "message": exc.message, "hint": exc.hint}
@@ -133,9 +186,17 @@ class FeatureServer:
         )
 
 
-def create_app(store: FeatureStore) -> FeatureServer:
-    """The ASGI app over a loaded FeatureStore."""
-    return FeatureServer(store)
+def create_app(store: FeatureStore, *, timeout: float | None = None) -> FeatureServer:
+    """The ASGI app over a loaded FeatureStore (``timeout``: the feature_server_timeout
+    setting unless given)."""
+    from milepost._context import get_runtime
+
+    settings = get_runtime().settings
+    return FeatureServer(
+        store,
+        timeout=settings.feature_server_timeout if timeout is None else timeout,
+        online_uri=mask_uri(settings.resolved_online_uri()),
+    )
 
 
 def app_from_env() -> FeatureServer:

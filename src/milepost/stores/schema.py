@@ -35,6 +35,7 @@ __all__ = [
     "model_aliases",
     "model_version_tags",
     "model_versions",
+    "online_watermarks",
     "params",
     "prediction_segments",
     "promotion_requests",
@@ -511,6 +512,30 @@ feature_retrievals = sa.Table(
     sa.Column("created_by", sa.String(256), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Index(None, "run_id"),
+)
+
+# What each online store holds of each view version (revision 0009): the event-time
+# intervals materialized into it, ``[[start, end], ...]`` in ms with a null start for "from
+# the beginning of the data", recorded against the store's own id (kept in the store
+# itself) and the store's revision after the write. A store that lost its data has no id
+# or another one, so nothing recorded here applies to it.
+online_watermarks = sa.Table(
+    "online_watermarks",
+    metadata,
+    sa.Column(
+        "version_id",
+        sa.BigInteger,
+        sa.ForeignKey("feature_view_versions.version_id"),
+        primary_key=True,
+    ),
+    sa.Column("store_id", sa.String(64), primary_key=True),
+    sa.Column("store_uri", sa.String(2048), nullable=False),
+    sa.Column("intervals_json", sa.Text, nullable=False),
+    sa.Column("materialized_until", sa.BigInteger, nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("updated_by", sa.String(256), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index(None, "store_id", "revision"),
 )
 
 

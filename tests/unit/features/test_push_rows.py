@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from milepost.features import Entity, FeatureView, Field, PushSource
+from milepost.features.materialize import pack_frame
 from milepost.features.offline import run_transform
-from milepost.features.service import FeatureService, _pack_records
+from milepost.features.service import _pack_records
 
 VIEW = FeatureView(
     name="live",
@@ -48,5 +49,5 @@ def test_pack_records_equals_the_frame_path() -> None:
         for r in rows
     ]
     frame = pd.DataFrame(rows)
-    expected = FeatureService._pack_rows(None, VIEW, run_transform(VIEW, frame))  # type: ignore[arg-type]
+    expected = pack_frame(VIEW, run_transform(VIEW, frame))
     assert _pack_records(VIEW, rows) == expected

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from milepost.errors import Conflict, NotFound, did_you_mean
+from milepost.features.intervals import Interval, merge
 from milepost.stores import _sql
 from milepost.stores.audit import append_event
 from milepost.stores.schema import (
@@ -17,6 +18,7 @@ from milepost.stores.schema import (
     feature_view_versions,
     feature_views,
     model_versions,
+    online_watermarks,
     registered_models,
 )
 
@@ -27,7 +29,11 @@ if TYPE_CHECKING:
 
     from milepost.stores.metadata import MetadataStore
 
-__all__ = ["SqlFeatureRegistry", "VersionRecord"]
+__all__ = ["SqlFeatureRegistry", "VersionRecord", "Watermark"]
+
+
+#: Intervals kept per (view version, online store); older ones are forgotten.
+_KEEP_INTERVALS = 64
 
 
 def _now() -> int:
@@ -36,6 +42,16 @@ def _now() -> int:
 
 class VersionRecord(dict[str, Any]):
     """A feature view version row (name, version, fingerprint, definition, status...)."""
+
+
+class Watermark(dict[str, Any]):
+    """What one online store holds of one view version: name, version, store_id,
+    store_uri, intervals (``[(start, end)]`` in ms), materialized_until, revision,
+    updated_by, updated_at."""
+
+
+def _intervals(text: str) -> list[Interval]:
+    return [(None if s is None else int(s), int(e)) for s, e in json.loads(text)]
 
 
 class SqlFeatureRegistry:
@@ -243,24 +259,140 @@ class SqlFeatureRegistry:
                 object_id=f"{name}:v{version}",
             )
 
-    def set_watermark(self, name: str, version: int, until_ms: int) -> None:
-        """Record that the online store holds this version's rows up to ``until_ms``."""
+    def _version_id(self, conn: Connection, name: str, version: int) -> int:
+        found = conn.execute(
+            sa.select(feature_view_versions.c.version_id)
+            .join(feature_views, feature_views.c.view_id == feature_view_versions.c.view_id)
+            .where(feature_views.c.name == name, feature_view_versions.c.version == version)
+        ).scalar()
+        if found is None:
+            raise NotFound(f"Feature view {name}:v{version} does not exist.")
+        return int(found)
+
+    def watermarks(
+        self, *, store_id: str | None = None, name: str | None = None
+    ) -> list[Watermark]:
+        """What online stores hold: of one store, of one view's versions, or everything."""
+        q = (
+            sa.select(
+                feature_views.c.name,
+                feature_view_versions.c.version,
+                online_watermarks.c.store_id,
+                online_watermarks.c.store_uri,
+                online_watermarks.c.intervals_json,
+                online_watermarks.c.materialized_until,
+                online_watermarks.c.revision,
+                online_watermarks.c.updated_by,
+                online_watermarks.c.updated_at,
+            )
+            .join(
+                feature_view_versions,
+                feature_view_versions.c.version_id == online_watermarks.c.version_id,
+            )
+            .join(feature_views, feature_views.c.view_id == feature_view_versions.c.view_id)
+            .order_by(online_watermarks.c.updated_at.desc())
+        )
+        if store_id is not None:
+            q = q.where(online_watermarks.c.store_id == store_id)
+        if name is not None:
+            q = q.where(feature_views.c.name == name)
+        out = []
+        with self.db.read() as conn:
+            for r in conn.execute(q).mappings():
+                mark = Watermark({k: v for k, v in r.items() if k != "intervals_json"})
+                mark["intervals"] = _intervals(r["intervals_json"])
+                out.append(mark)
+        return out
+
+    def max_revision(self, store_id: str) -> int | None:
+        """The highest store revision any materialization recorded for ``store_id``."""
+        with self.db.read() as conn:
+            found = conn.execute(
+                sa.select(sa.func.max(online_watermarks.c.revision)).where(
+                    online_watermarks.c.store_id == store_id
+                )
+            ).scalar()
+        return None if found is None else int(found)
+
+    def record_materialization(
+        self,
+        name: str,
+        version: int,
+        *,
+        store_id: str,
+        store_uri: str,
+        written: Sequence[Interval],
+        revision: int,
+        actor: str,
+    ) -> list[Interval]:
+        """Add ``written`` to what the store ``store_id`` holds of this version.
+
+        One transaction: concurrent materializations merge their intervals, never lose
+        one. Also moves the version's legacy ``materialized_until`` (any store) forward.
+        Returns the store's intervals for the version afterwards.
+        """
+        now = _now()
         with self.db.write() as conn:
-            view_id = conn.execute(
-                sa.select(feature_views.c.view_id).where(feature_views.c.name == name)
-            ).scalar_one()
-            # the watermark only moves forward
+            version_id = self._version_id(conn, name, version)
+            ins = _sql.insert_for(conn, online_watermarks)
+            conn.execute(
+                ins.values(
+                    version_id=version_id,
+                    store_id=store_id,
+                    store_uri=store_uri,
+                    intervals_json="[]",
+                    materialized_until=0,
+                    revision=revision,
+                    updated_by=actor,
+                    updated_at=now,
+                ).on_conflict_do_nothing(index_elements=["version_id", "store_id"])
+            )
+            key = (online_watermarks.c.version_id == version_id) & (
+                online_watermarks.c.store_id == store_id
+            )
+            row = (
+                conn.execute(sa.select(online_watermarks).where(key).with_for_update())
+                .mappings()
+                .one()
+            )
+            # the newest intervals only: forgetting an old one costs at most a rewrite
+            merged = merge([*_intervals(row["intervals_json"]), *written])[-_KEEP_INTERVALS:]
+            until = max((e for _, e in merged), default=0)
+            conn.execute(
+                sa.update(online_watermarks)
+                .where(key)
+                .values(
+                    store_uri=store_uri,
+                    intervals_json=json.dumps(merged),
+                    materialized_until=until,
+                    revision=max(int(row["revision"]), revision),
+                    updated_by=actor,
+                    updated_at=now,
+                )
+            )
+            # the legacy watermark (any store) only moves forward
             conn.execute(
                 sa.update(feature_view_versions)
                 .where(
-                    feature_view_versions.c.view_id == view_id,
-                    feature_view_versions.c.version == version,
+                    feature_view_versions.c.version_id == version_id,
                     sa.or_(
                         feature_view_versions.c.materialized_until.is_(None),
-                        feature_view_versions.c.materialized_until < until_ms,
+                        feature_view_versions.c.materialized_until < until,
                     ),
                 )
-                .values(materialized_until=until_ms)
+                .values(materialized_until=until)
+            )
+        return merged
+
+    def forget_watermark(self, name: str, version: int, store_id: str) -> None:
+        """The store ``store_id`` no longer holds this version's rows (they were deleted)."""
+        with self.db.write() as conn:
+            version_id = self._version_id(conn, name, version)
+            conn.execute(
+                sa.delete(online_watermarks).where(
+                    online_watermarks.c.version_id == version_id,
+                    online_watermarks.c.store_id == store_id,
+                )
             )
 
     def record_retrieval(self, values: dict[str, Any]) -> None:

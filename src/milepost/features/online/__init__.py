@@ -5,12 +5,21 @@ time, the created time and every feature value, and replaces it only with a newe
 (later event time, or the same event time and a later-or-equal created time), so
 materializing twice, or out of order, converges on the same state.
 
+Each store also holds its own identity (:class:`StoreIdentity`: a random id, its creation
+time and a revision counted up by every materialization), written when the store is first
+materialized into. The metadata store records what was materialized against that id and
+revision, so a store that lost its data (a Redis restarted empty, a deleted SQLite file),
+went back in time (a restored snapshot) or was swapped for another one is recognised as
+not holding what the metadata says, and is refilled.
+
 Add a backend by implementing :class:`OnlineStore` and naming it in ``_BACKENDS``.
 """
 
 from __future__ import annotations
 
 import importlib
+import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -21,7 +30,16 @@ from milepost.errors import ConfigError, mask_uri
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["OnlineRow", "OnlineStore", "entity_key", "open_online_store", "pack", "unpack"]
+__all__ = [
+    "OnlineRow",
+    "OnlineStore",
+    "StoreIdentity",
+    "entity_key",
+    "new_identity",
+    "open_online_store",
+    "pack",
+    "unpack",
+]
 
 
 @dataclass(frozen=True)
@@ -32,6 +50,24 @@ class OnlineRow:
     event_ts: int  # ms since the epoch, UTC
     created_ts: int
     values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoreIdentity:
+    """Who an online store is: its id, when it was created, how many commits it has seen.
+
+    ``revision`` counts materializations committed into the store; a store whose revision
+    is lower than one the metadata recorded for it went back in time (a restored snapshot).
+    """
+
+    store_id: str
+    created_at: int  # ms since the epoch, UTC
+    revision: int
+
+
+def new_identity() -> StoreIdentity:
+    """A fresh identity: a random id, created now, revision 0."""
+    return StoreIdentity(uuid.uuid4().hex, int(time.time() * 1000), 0)
 
 
 def pack(event_ts: int, created_ts: int, values: Sequence[Any]) -> bytes:
@@ -81,6 +117,24 @@ class OnlineStore(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+    def identity(self) -> StoreIdentity | None:
+        """The store's identity, or None when it has none (new, emptied, or restarted empty)."""
+        ...
+
+    def claim_identity(self, replacing: str | None = None) -> StoreIdentity:
+        """The store's identity, created first when it has none.
+
+        With ``replacing``, a new identity replaces the current one when its id is
+        ``replacing`` (the store was found older than the metadata says). Atomic: callers
+        racing each other all get the identity that won.
+        """
+        ...
+
+    def bump_revision(self, store_id: str) -> int | None:
+        """Count one committed materialization: the new revision, or None when the store's
+        identity is no longer ``store_id`` (it was reset meanwhile)."""
         ...
 
 

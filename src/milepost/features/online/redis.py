@@ -1,7 +1,9 @@
 """The scale-out online store: Redis, one string key per (view version, entity).
 
 Writes go through a small Lua script so that "replace only with a newer row" is atomic
-on the server; reads are one ``MGET`` per batch (one round trip).
+on the server; reads are one ``MGET`` per batch (one round trip). The store's identity is
+the hash ``<prefix>:__store__`` (a data key always has a view and a version after the
+prefix, so the two never meet).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from milepost.errors import BackendUnavailable, ConfigError, mask_uri
+from milepost.features.online import StoreIdentity, new_identity
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,6 +37,23 @@ for i, key in ipairs(KEYS) do
   end
 end
 return n
+"""
+
+# KEYS[1] = the identity hash; ARGV = new id, created_at, revision, the id to replace or ''
+_CLAIM = """
+local current = redis.call('HGET', KEYS[1], 'id')
+if (not current) or (ARGV[4] ~= '' and current == ARGV[4]) then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'created_at', ARGV[2], 'revision', ARGV[3])
+end
+return redis.call('HMGET', KEYS[1], 'id', 'created_at', 'revision')
+"""
+# KEYS[1] = the identity hash; ARGV[1] = the id the caller materialized against
+_BUMP = """
+if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
+  return redis.call('HINCRBY', KEYS[1], 'revision', 1)
+end
+return false
 """
 
 
@@ -65,8 +85,11 @@ class RedisOnlineStore:
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         try:
             self._upsert = self._client.register_script(_UPSERT)
+            self._claim = self._client.register_script(_CLAIM)
+            self._bump = self._client.register_script(_BUMP)
         except self._errors as exc:
             raise self._wrap(exc) from exc
+        self._meta = f"{self.prefix}:__store__"
 
     def _wrap(self, exc: Exception) -> BackendUnavailable:
         return BackendUnavailable(
@@ -116,8 +139,45 @@ class RedisOnlineStore:
         except self._errors as exc:
             raise self._wrap(exc) from exc
 
+    def identity(self) -> StoreIdentity | None:
+        try:
+            found = self._client.hmget(self._meta, ["id", "created_at", "revision"])
+        except self._errors as exc:
+            raise self._wrap(exc) from exc
+        return _identity(found)
+
+    def claim_identity(self, replacing: str | None = None) -> StoreIdentity:
+        fresh = new_identity()
+        args: list[str | int] = [fresh.store_id, fresh.created_at, fresh.revision, replacing or ""]
+        try:
+            found = self._claim(keys=[self._meta], args=args)
+        except self._errors as exc:
+            raise self._wrap(exc) from exc
+        claimed = _identity(found)
+        if claimed is None:  # a concurrent claim cannot leave it empty; say so if it did
+            raise BackendUnavailable(f"The Redis online store {mask_uri(self.uri)} lost its id.")
+        return claimed
+
+    def bump_revision(self, store_id: str) -> int | None:
+        try:
+            revision = self._bump(keys=[self._meta], args=[store_id])
+        except self._errors as exc:
+            raise self._wrap(exc) from exc
+        return None if revision is None else int(revision)
+
     def close(self) -> None:
         self._client.close()
 
     def __repr__(self) -> str:
         return f"RedisOnlineStore({mask_uri(self.uri)!r})"
+
+
+def _identity(found: Sequence[Any]) -> StoreIdentity | None:
+    store_id, created_at, revision = found
+    if store_id is None or created_at is None or revision is None:
+        return None
+    return StoreIdentity(
+        store_id.decode() if isinstance(store_id, bytes) else str(store_id),
+        int(created_at),
+        int(revision),
+    )

@@ -2,7 +2,8 @@
 
 Reads are one indexed point lookup per entity batch through the sqlite3 module directly
 (its statement cache prepares each statement once); each thread has its own connection.
-WAL mode lets readers proceed while a materialization writes.
+WAL mode lets readers proceed while a materialization writes. The store's identity is
+the one row of ``online_meta``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from milepost.errors import BackendUnavailable
+from milepost.features.online import StoreIdentity, new_identity
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -37,6 +39,15 @@ WHERE excluded.event_ts > online_features.event_ts
    OR (excluded.event_ts = online_features.event_ts
        AND excluded.created_ts >= online_features.created_ts)
 """
+_META = """
+CREATE TABLE IF NOT EXISTS online_meta (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    store_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revision INTEGER NOT NULL
+)
+"""
+_IDENTITY = "SELECT store_id, created_at, revision FROM online_meta WHERE one = 1"
 _READ_ONE = "SELECT value FROM online_features WHERE view = ? AND entity = ?"
 
 
@@ -54,8 +65,9 @@ class SqliteOnlineStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._timeout = busy_timeout
         self._local = threading.local()
-        with self._conn() as conn:
-            conn.execute(_SCHEMA)
+        conn = self._conn()
+        conn.execute(_SCHEMA)
+        conn.execute(_META)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -118,6 +130,49 @@ class SqliteOnlineStore:
 
     def delete_view(self, view_key: str) -> None:
         self._conn().execute("DELETE FROM online_features WHERE view = ?", (view_key,))
+
+    def identity(self) -> StoreIdentity | None:
+        try:
+            row = self._conn().execute(_IDENTITY).fetchone()
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(f"The online store {self.path} failed: {exc}.") from exc
+        return None if row is None else StoreIdentity(row[0], int(row[1]), int(row[2]))
+
+    def claim_identity(self, replacing: str | None = None) -> StoreIdentity:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(_IDENTITY).fetchone()
+            if row is None or (replacing is not None and row[0] == replacing):
+                fresh = new_identity()
+                conn.execute(
+                    "INSERT OR REPLACE INTO online_meta VALUES (1, ?, ?, ?)",
+                    (fresh.store_id, fresh.created_at, fresh.revision),
+                )
+                row = (fresh.store_id, fresh.created_at, fresh.revision)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise BackendUnavailable(f"The online store {self.path} failed: {exc}.") from exc
+        return StoreIdentity(row[0], int(row[1]), int(row[2]))
+
+    def bump_revision(self, store_id: str) -> int | None:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "UPDATE online_meta SET revision = revision + 1 WHERE store_id = ?", (store_id,)
+            )
+            row = conn.execute(
+                "SELECT revision FROM online_meta WHERE store_id = ?", (store_id,)
+            ).fetchone()
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise BackendUnavailable(f"The online store {self.path} failed: {exc}.") from exc
+        return None if row is None else int(row[0])
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
