@@ -31,7 +31,7 @@ __all__ = ["MetadataStore"]
 _MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration's revision; a test checks it against Alembic's head. Update it
 #: with every new file in ``migrations/versions``.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 _READONLY = "milepost_readonly"
 
 
@@ -109,6 +109,14 @@ class MetadataStore:
             return Conflict(
                 "The audit trail is append-only: events cannot be changed or deleted.",
                 hint="Record a new event instead.",
+            )
+        if "audit chain:" in text:
+            return Conflict(
+                "The audit trail refused the write: "
+                + text[text.index("audit chain:") + 13 :].splitlines()[0].strip()
+                + ".",
+                hint="Milepost appends events one per statement, each with seq = head + 1 and "
+                "prev_hash = the head's hash; the head moves with them and only so.",
             )
         if isinstance(exc, sa.exc.IntegrityError):
             return Conflict(
