@@ -284,7 +284,9 @@ def test_removed_disabled_or_redefined_guards_are_reported(runtime: Runtime) -> 
             )
         else:
             conn.execute(sa.text("DROP TRIGGER audit_head_forward_only ON audit_head"))
-            conn.execute(sa.text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_follow_head"))
+            conn.execute(
+                sa.text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_follow_head")
+            )
             conn.execute(
                 sa.text(
                     "CREATE OR REPLACE FUNCTION milepost_audit_append_only() RETURNS trigger "
@@ -547,3 +549,139 @@ def test_objects_created_without_an_event_are_counted(runtime: Runtime) -> None:
         "2 experiments exist but only 1 experiment.create events are recorded: 1 was "
         "created without an event."
     ]
+
+
+def _legacy_event(conn: sa.Connection, **fields: Any) -> None:
+    """An event as revision 0005's code wrote it (the head moved by hand, as it did)."""
+    seq, prev = conn.execute(sa.text("SELECT seq, hash FROM audit_head")).one()
+    row = _forge(conn, seq=seq + 1, prev_hash=prev, **fields)
+    conn.execute(
+        sa.text("UPDATE audit_head SET seq = :s, hash = :h"), {"s": row["seq"], "h": row["hash"]}
+    )
+
+
+def test_an_upgraded_database_with_older_promotion_events_verifies(metadata_uri: str) -> None:
+    from milepost.stores.metadata import MetadataStore
+
+    old = MetadataStore(metadata_uri, auto_migrate=False)
+    old.upgrade("0005")
+    with old.write() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO registered_models (name, created_by, created_at, updated_at) "
+                "VALUES ('churn', 'ada', 1, 1)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO model_versions (model_id, version, flavor, stage, files_json, "
+                "metrics_json, datasets_json, feature_refs_json, trusted_types_json, author, "
+                "created_at, stage_changed_at) SELECT model_id, 1, 'sklearn', 'None', '[]', "
+                "'{}', '[]', '[]', '[]', 'ada', 1, 1 FROM registered_models"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO promotion_requests (request_id, model_id, version_id, "
+                "target_stage, status, requested_by, created_at) SELECT :r, model_id, "
+                "version_id, 'Production', 'pending_approval', 'ada', 1 FROM model_versions"
+            ),
+            {"r": "a" * 32},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO gate_results (request_id, position, name, kind, status, message, "
+                "details_json, evaluated_by, at) VALUES (:r, 0, 'approval', 'approval', "
+                "'pending', '', :d, 'ada', 1)"
+            ),
+            {"r": "a" * 32, "d": json.dumps({"spec": {}, "approvals": []})},
+        )
+        _legacy_event(conn, action="model.create", object_type="model", object_id="churn")
+        _legacy_event(
+            conn,
+            action="model_version.register",
+            object_type="model_version",
+            object_id="churn/1",
+        )
+        _legacy_event(  # 0005 did not say which request, nor its status
+            conn,
+            action="promotion.requested",
+            object_type="model_version",
+            object_id="churn/1",
+            after=json.dumps({"target_stage": "Production", "gates": []}),
+        )
+    old.dispose()
+    rt = milepost.configure(metadata_uri=metadata_uri, user="tester")
+    assert rt.db.current_revision() == "0006"
+    baseline = rt.audit.list(action="audit.baseline")
+    assert [e.after for e in baseline] == [
+        {
+            "promotion_requests": {
+                "a" * 32: {"status": "pending_approval", "gates": ["pending"], "approvers": []}
+            }
+        }
+    ]
+    report = Client().verify_audit()
+    assert report.ok, report.problems
+    with rt.db.write() as conn:
+        conn.execute(sa.text("UPDATE promotion_requests SET status = 'completed'"))
+    assert [p.message.split(" (event")[0] for p in _state(Client().verify_audit())] == [
+        "promotion request aaaaaaaaaaaa (churn v1 to Production) is completed but the audit "
+        "trail last recorded pending_approval"
+    ]
+
+
+def test_a_baseline_appended_later_is_named_forged(registry: None, runtime: Runtime) -> None:
+    c = Client()
+    c.set_promotion_policy("churn", {"production": [{"kind": "approval"}]})
+    request = c.promote("churn", 2, "Production")
+    seq, digest = runtime.audit.head()
+    with runtime.db.write() as conn:
+        conn.execute(sa.text("UPDATE promotion_requests SET status = 'completed'"))
+        _forge(
+            conn,
+            seq=seq + 1,
+            prev_hash=digest,
+            actor="milepost",
+            action="audit.baseline",
+            object_type="audit",
+            object_id="promotion_requests",
+            after=json.dumps({"promotion_requests": {request.request_id: {"status": "completed"}}}),
+        )
+    problems = _state(c.verify_audit())  # refused, so the flip still shows
+    assert [p.seq for p in problems] == [seq + 1, seq]
+    assert "this one was forged" in problems[0].message
+    assert "is completed but the audit trail last recorded pending_approval" in (
+        problems[1].message
+    )
+
+
+def test_verify_sees_one_consistent_snapshot_while_others_write(
+    registry: None, runtime: Runtime
+) -> None:
+    import threading
+
+    c = Client()
+    c.set_alias("churn", "champion", 1)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def flip() -> None:
+        try:
+            i = 0
+            while not stop.is_set():
+                c.set_alias("churn", "champion", 1 + i % 2)
+                i += 1
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    writer = threading.Thread(target=flip)
+    writer.start()
+    try:
+        reports = [c.verify_audit() for _ in range(30)]
+    finally:
+        stop.set()
+        writer.join()
+    assert not errors
+    assert [p for r in reports for p in r.problems] == []
+    assert len({r.head_seq for r in reports}) > 1  # the writer did move on meanwhile
