@@ -334,6 +334,7 @@ def test_expect_head_accepts_seq_hash_or_hash_alone(runtime: Runtime) -> None:
     _events(3)
     seq, digest = runtime.audit.head()
     assert runtime.audit.head_anchor() == f"{seq}:{digest}"
+    assert Client().audit_head() == f"{seq}:{digest}"
     for anchor in (f"{seq}:{digest}", digest, digest.upper()):
         assert Client().verify_audit(expect_head=anchor).ok
     _events(2, prefix="more")  # the head moving on is fine: the anchored event stays
@@ -346,9 +347,11 @@ def test_expect_head_accepts_seq_hash_or_hash_alone(runtime: Runtime) -> None:
     assert "no event has hash bbbbbbbbbbbb" in unknown.problems[0].message
     ahead = Client().verify_audit(expect_head=f"99:{digest}")
     assert "the head moved backwards from 99 to 5" in ahead.problems[0].message
-    for bad in ("nonsense", "3:xyz", "x:" + digest, "-1:" + digest, "g" * 64):
+    for bad in ("nonsense", "", "3:xyz", "x:" + digest, "-1:" + digest, "g" * 64, 42):
         with pytest.raises(InvalidInput, match="HASH"):
-            Client().verify_audit(expect_head=bad)
+            Client().verify_audit(expect_head=bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="once"):
+        Client().verify_audit(expect_head=digest, anchor=f"{seq}:{digest}")
 
 
 # -- the current state against the chain ---------------------------------------------------

@@ -160,7 +160,8 @@ class AuditService:
             raise InvalidInput(
                 "Give the expected head once: expect_head and anchor are the same option.",
             )
-        expected = _parse_anchor(expect_head or anchor) if (expect_head or anchor) else None
+        given = expect_head if expect_head is not None else anchor
+        expected = _parse_anchor(given) if given is not None else None
         with self._store.read() as conn:
             if conn.dialect.name == "postgresql":
                 # one snapshot for the chain and the state, however long the walk takes
@@ -186,7 +187,8 @@ class _Walk:
 
     def __init__(self, head_seq: int, head_hash: str, expected: tuple[int | None, str] | None):
         self.head_seq, self.head_hash = head_seq, head_hash
-        self.anchor_seq, self.anchor_hash = expected if expected else (None, None)
+        self.anchor_seq: int | None = expected[0] if expected else None
+        self.anchor_hash: str | None = expected[1] if expected else None
         self.anchor_found: int | None = None
         self.problems: list[AuditProblem] = []
         self.expected_seq = 1
@@ -323,6 +325,11 @@ _HASH = re.compile(r"^[0-9a-f]{64}$")
 
 def _parse_anchor(anchor: str) -> tuple[int | None, str]:
     """``SEQ:HASH`` or ``HASH`` as ``(seq or None, lower-case hash)``."""
+    if not isinstance(anchor, str):
+        raise InvalidInput(
+            f"Expected head {anchor!r} is not text: give SEQ:HASH or HASH.",
+            hint="Use the value printed by `milepost audit head`.",
+        )
     seq_text, sep, digest = anchor.strip().rpartition(":")
     digest = digest.lower()
     if (sep and not seq_text.isdigit()) or not _HASH.match(digest):

@@ -27,6 +27,8 @@ from milepost.stores.audit import append_event
 from milepost.stores.schema import audit_events, roles
 
 if TYPE_CHECKING:
+    import builtins
+
     from milepost.stores.metadata import MetadataStore
 
 __all__ = ["KNOWN_ROLES", "RoleService"]
@@ -74,7 +76,7 @@ class RoleService:
                 )
             ]
 
-    def _admins(self, conn: sa.Connection) -> list[str]:
+    def _admins(self, conn: sa.Connection) -> builtins.list[str]:
         """The admins, with role changes serialised (PostgreSQL: an advisory lock)."""
         _sql.advisory_xact_lock(conn, _sql.ROLES_LOCK)
         return list(
@@ -83,7 +85,7 @@ class RoleService:
             ).scalars()
         )
 
-    def _authorise(self, admins: list[str]) -> None:
+    def _authorise(self, admins: builtins.list[str]) -> None:
         if self.actor not in admins:
             raise PermissionDenied(
                 f"{self.actor!r} may not change roles: that needs the admin role.",
@@ -143,7 +145,7 @@ class RoleService:
             reason=reason,
         )
 
-    def grant(self, actor: str, role: str) -> list[tuple[str, str]]:
+    def grant(self, actor: str, role: str) -> builtins.list[tuple[str, str]]:
         """Give ``actor`` a role (audited); returns the ``(actor, role)`` grants made.
 
         Needs the admin role. The very first grant also makes its granter admin (the
@@ -157,7 +159,7 @@ class RoleService:
             raise InvalidInput(f"Role {role!r} is invalid; known roles: {', '.join(KNOWN_ROLES)}.")
         if not isinstance(actor, str) or not actor or len(actor) > 256:
             raise InvalidInput(f"Actor {actor!r} is invalid.")
-        made: list[tuple[str, str]] = []
+        made: builtins.list[tuple[str, str]] = []
         with self.db.write() as conn:
             admins = self._admins(conn)
             if not admins:
