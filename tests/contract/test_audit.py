@@ -688,3 +688,17 @@ def test_verify_sees_one_consistent_snapshot_while_others_write(
     assert not errors
     assert [p for r in reports for p in r.problems] == []
     assert len({r.head_seq for r in reports}) > 1  # the writer did move on meanwhile
+
+
+def test_rows_deleted_behind_the_trail_are_named(registry: None, runtime: Runtime) -> None:
+    Client().set_alias("churn", "champion", 1)
+    with runtime.db.write() as conn:
+        conn.execute(sa.text("DELETE FROM model_aliases"))
+        v2 = _version_id(conn, 2)
+        conn.execute(sa.text("DELETE FROM model_version_tags WHERE version_id = :v"), {"v": v2})
+        conn.execute(sa.text("DELETE FROM model_versions WHERE version_id = :v"), {"v": v2})
+    messages = sorted(p.message for p in _state(Client().verify_audit()))
+    assert [re.sub(r"event \d+", "event N", m) for m in messages] == [
+        "churn v2 is missing from the registry, but the audit trail last put it in None (event N).",
+        "churn@champion was set to v1 (event N) but is missing.",
+    ]

@@ -335,8 +335,8 @@ class StateReplay:
                 found.append(
                     (
                         seen.seq,
-                        f"{name} v{version} was registered (event {seen.seq}) but is missing "
-                        "from the registry.",
+                        f"{name} v{version} is missing from the registry, but the audit "
+                        f"trail last put it in {seen.value} (event {seen.seq}).",
                     )
                 )
         return found
