@@ -259,6 +259,16 @@ class Client:
         """Audit events, newest first (``object_type``, ``object_id``, ``actor``...)."""
         return self._rt.audit.list(**filters)
 
-    def verify_audit(self, *, anchor: str | None = None) -> VerifyReport:
-        """Check the audit chain for edited, deleted or reordered events."""
-        return self._rt.audit.verify(anchor=anchor)
+    def audit_head(self) -> str:
+        """The audit chain's head as ``SEQ:HASH``: keep it outside the store as an anchor."""
+        return self._rt.audit.head_anchor()
+
+    def verify_audit(
+        self, *, expect_head: str | None = None, anchor: str | None = None
+    ) -> VerifyReport:
+        """Check the audit chain and cross-check the current state against it.
+
+        ``expect_head`` (or its older name ``anchor``) is a head kept outside the store
+        (``SEQ:HASH`` or the hash alone); see :meth:`AuditService.verify`.
+        """
+        return self._rt.audit.verify(expect_head=expect_head, anchor=anchor)

@@ -149,3 +149,41 @@ def test_db_upgrade_and_current(tmp_path: Path) -> None:
     head = MetadataStore("sqlite://").head_revision()
     assert out.returncode == 0 and f"revision {head}" in out.stdout
     assert f"database {head} · newest {head}" in cli("db", "current", cwd=tmp_path).stdout
+
+
+def test_audit_head_and_expect_head(project: Path) -> None:
+    head = cli("audit", "head", cwd=project)
+    assert head.returncode == 0, head.stderr
+    anchor = head.stdout.strip()
+    seq, digest = anchor.split(":")
+    assert int(seq) > 0 and len(digest) == 64
+    as_json = json.loads(cli("audit", "head", "--json", cwd=project).stdout)
+    assert as_json == {"seq": int(seq), "hash": digest, "anchor": anchor}
+    for value in (anchor, digest):
+        ok = cli("audit", "verify", "--expect-head", value, cwd=project)
+        assert ok.returncode == 0 and "OK" in ok.stdout, ok.stdout + ok.stderr
+    wrong = cli("audit", "verify", "--expect-head", f"{seq}:{'a' * 64}", cwd=project)
+    assert wrong.returncode == 1 and "[anchor]" in wrong.stdout
+    bad = cli("audit", "verify", "--expect-head", "nonsense", cwd=project)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr and "HASH" in bad.stderr
+
+
+def test_info_says_embedded_mode_has_no_authentication(tmp_path: Path) -> None:
+    human = cli("info", cwd=tmp_path)
+    assert human.returncode == 0, human.stderr
+    text = " ".join(human.stdout.split())
+    assert "Embedded mode has no authentication" in text
+    assert "MILEPOST_USER" in text
+    data = json.loads(cli("info", "--json", cwd=tmp_path).stdout)
+    assert data["authentication"].startswith("none")
+
+
+def test_roles_refuse_to_revoke_the_last_admin(tmp_path: Path) -> None:
+    env = {"MILEPOST_USER": "alice"}
+    first = cli("roles", "grant", "bob", "approver", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    grants = json.loads(cli("roles", "list", "--json", cwd=tmp_path, env=env).stdout)
+    assert {(g["user"], g["role"]) for g in grants} == {("alice", "admin"), ("bob", "approver")}
+    out = cli("roles", "revoke", "alice", "admin", cwd=tmp_path, env=env)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "last admin" in out.stderr and "milepost roles grant USER admin" in out.stderr

@@ -47,41 +47,48 @@ def list_(
 
 @app.command()
 def verify(
-    anchor: Annotated[
-        str | None, typer.Option(help="SEQ:HASH printed earlier by `milepost audit head`.")
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-head",
+            "--anchor",
+            metavar="HASH",
+            help="A head kept elsewhere (`milepost audit head`): SEQ:HASH or the hash alone. "
+            "Fails if the chain no longer has it or the head moved back before it.",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check the chain; exit 1 and name every edited, deleted or reordered event."""
-    report = get_runtime().audit.verify(anchor=anchor)
+    """Check the chain and the current state against it; exit 1 naming every problem.
+
+    Finds edited, deleted, reordered and forged events, stages, aliases, endpoint traffic,
+    roles and promotion requests changed behind the trail's back, and removed database
+    guards.
+    """
+    report = get_runtime().audit.verify(expect_head=expect_head)
     if as_json:
-        emit_json(
-            {
-                "ok": report.ok,
-                "checked": report.checked,
-                "head": {"seq": report.head_seq, "hash": report.head_hash},
-                "problems": [
-                    {"kind": p.kind, "seq": p.seq, "message": p.message} for p in report.problems
-                ],
-            }
-        )
+        emit_json(report.to_dict())
     elif report.ok:
         console.print(
-            f"[green]OK[/]: {report.checked} events, chain intact "
-            f"(head {report.head_seq}:{report.head_hash[:12]}...)."
+            f"[green]OK[/]: {report.checked} events, chain intact and matching the current "
+            f"state (head {report.head_seq}:{report.head_hash[:12]}...)."
         )
     else:
         console.print(
             f"[red]TAMPERED[/]: {len(report.problems)} problem(s) in {report.checked} events:"
         )
         for p in report.problems:
-            console.print(f"  - [{p.kind}] {p.message}")
+            console.print(f"  - [{p.kind}] {p.message}", markup=False, highlight=False)
     if not report.ok:
         raise typer.Exit(1)
 
 
 @app.command()
-def head() -> None:
-    """Print SEQ:HASH of the newest event; keep it elsewhere to anchor later checks."""
-    seq, digest = get_runtime().audit.head()
-    typer.echo(f"{seq}:{digest}")
+def head(as_json: JsonOpt = False) -> None:
+    """Print SEQ:HASH of the newest event; keep it elsewhere for `verify --expect-head`."""
+    anchor = get_runtime().audit.head_anchor()
+    if as_json:
+        seq, digest = anchor.split(":")
+        emit_json({"seq": int(seq), "hash": digest, "anchor": anchor})
+        return
+    typer.echo(anchor)

@@ -17,14 +17,18 @@ app = typer.Typer(
 
 @app.command()
 def grant(user: str, role: str) -> None:
-    """Give USER a ROLE (needs admin, except before anyone is admin)."""
-    get_runtime().roles.grant(user, role)
-    console.print(f"{user} now holds {role}.")
+    """Give USER a ROLE (needs admin; the very first grant also makes its granter admin)."""
+    rt = get_runtime()
+    for actor, granted in rt.roles.grant(user, role):
+        if (actor, granted) == (user, role):
+            console.print(f"{user} now holds {role}.")
+        else:
+            console.print(f"{actor} now holds {granted} (the first grant makes its granter admin).")
 
 
 @app.command()
 def revoke(user: str, role: str) -> None:
-    """Take ROLE away from USER (needs admin)."""
+    """Take ROLE away from USER (needs admin; the last admin cannot be revoked)."""
     get_runtime().roles.revoke(user, role)
     console.print(f"{user} no longer holds {role}.")
 

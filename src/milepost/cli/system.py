@@ -13,6 +13,12 @@ from milepost.cli._output import console, emit_json
 from milepost.config import ENV_PREFIX, load_settings
 from milepost.errors import mask_uri
 
+NO_AUTHENTICATION = (
+    "none. Embedded mode has no authentication: anyone who can write the metadata "
+    "database or set MILEPOST_USER can act as anyone (the audit trail records the user "
+    "Milepost was told; the server will add tokens)."
+)
+
 db_app = typer.Typer(help="The metadata database's schema.", no_args_is_help=True)
 
 
@@ -42,6 +48,7 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
         "version": milepost.__version__,
         "project_file": str(resolved.project_file) if resolved.project_file else None,
         "actor": s.actor(),
+        "authentication": NO_AUTHENTICATION,
         "settings": settings,
         "backends": backends,
     }
@@ -71,6 +78,7 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
         f"(schema {b['metadata']['schema_revision']})"
     )
     console.print(f"artifacts {b['artifacts']['type']} {b['artifacts']['uri']}")
+    console.print(f"[yellow]authentication {NO_AUTHENTICATION}[/]", highlight=False)
 
 
 @db_app.command()

@@ -5,17 +5,31 @@
 - **edited**: an event's content no longer matches its hash;
 - **deleted**: a gap in the sequence numbers, or fewer events than the head records;
 - **reordered**: an event sits at another position than the one it was written at;
-- **broken link**: an event does not follow the one before it (its ``prev_hash``);
-- **anchor**: a ``seq:hash`` recorded earlier (``milepost audit head``) no longer
-  matches, which catches an attacker who rewrote the chain and recomputed every hash.
+- **broken_link**: an event does not follow the one before it (its ``prev_hash``);
+- **forged**: events stored past the head (the database moves the head with every event,
+  so they were inserted by hand, with its guards removed);
+- **anchor**: a head recorded earlier outside the store (``milepost audit head``) no
+  longer matches, or the head moved backwards: this catches someone who rewrote the
+  chain and recomputed every hash, or deleted it and reset the head;
+- **state**: the current stages, aliases, endpoint routing, roles and promotion requests
+  differ from what the chain records, or objects exist that no event created;
+- **unprotected**: a database guard on the audit tables was dropped, disabled or
+  redefined.
+
+What it cannot catch: someone with write access to the database who appends correctly
+hashed events *and* changes the state to match does what Milepost itself does; in
+embedded mode nothing tells the two apart (the server's tokens will tie actors to people).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from milepost.errors import InvalidInput
+from milepost.governance._replay import StateReplay
+from milepost.stores import audit_guards
 from milepost.stores.audit import (
     GENESIS_HASH,
     AuditEvent,
@@ -30,12 +44,25 @@ if TYPE_CHECKING:
 
 __all__ = ["AuditProblem", "AuditService", "VerifyReport"]
 
-ProblemKind = Literal["edited", "deleted", "reordered", "broken_link", "anchor"]
+ProblemKind = Literal[
+    "edited",
+    "deleted",
+    "reordered",
+    "broken_link",
+    "forged",
+    "anchor",
+    "state",
+    "unprotected",
+]
 
 
 @dataclass(frozen=True)
 class AuditProblem:
-    """One finding of :meth:`AuditService.verify`."""
+    """One finding of :meth:`AuditService.verify`.
+
+    ``seq`` is the event concerned (for ``state``: the event that last set the expected
+    value; 0 when there is none, or for ``unprotected``).
+    """
 
     kind: ProblemKind
     seq: int
@@ -55,6 +82,22 @@ class VerifyReport:
     def ok(self) -> bool:
         """True when no problem was found."""
         return not self.problems
+
+    @property
+    def anchor(self) -> str:
+        """``SEQ:HASH`` of the head, to keep outside the store."""
+        return f"{self.head_seq}:{self.head_hash}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "head": {"seq": self.head_seq, "hash": self.head_hash, "anchor": self.anchor},
+            "problems": [
+                {"kind": p.kind, "seq": p.seq, "message": p.message} for p in self.problems
+            ],
+        }
 
 
 class AuditService:
@@ -95,111 +138,174 @@ class AuditService:
         with self._store.read() as conn:
             return read_head(conn)
 
-    def verify(self, *, anchor: str | None = None) -> VerifyReport:
-        """Walk the whole chain and report every problem found.
+    def head_anchor(self) -> str:
+        """The head as ``SEQ:HASH``, the form :meth:`verify` takes as ``expect_head``."""
+        seq, digest = self.head()
+        return f"{seq}:{digest}"
+
+    def verify(self, *, expect_head: str | None = None, anchor: str | None = None) -> VerifyReport:
+        """Walk the whole chain, compare it with the current state, report every problem.
 
         Args:
-            anchor: ``"SEQ:HASH"`` printed earlier by :meth:`head`; the event at SEQ must
-                still have that hash.
+            expect_head: a head recorded earlier outside the store, as printed by
+                :meth:`head_anchor` (``SEQ:HASH``) or its hash alone. The event at SEQ
+                (or some event, for a bare hash) must still have that hash, and the head
+                must not have moved back before it.
+            anchor: the older name of ``expect_head``.
+
+        Raises:
+            InvalidInput: ``expect_head`` is neither ``SEQ:HASH`` nor a 64-digit hex hash.
         """
-        anchor_seq, anchor_hash = _parse_anchor(anchor) if anchor else (None, None)
-        problems: list[AuditProblem] = []
-        expected_seq = 1
-        prev_hash = GENESIS_HASH
-        checked = 0
-        anchor_seen = False
-        prev_flagged = False
+        if expect_head and anchor and expect_head != anchor:
+            raise InvalidInput(
+                "Give the expected head once: expect_head and anchor are the same option.",
+            )
+        given = expect_head if expect_head is not None else anchor
+        expected = _parse_anchor(given) if given is not None else None
         with self._store.read() as conn:
-            head_seq, head_hash = read_head(conn)
+            if conn.dialect.name == "postgresql":
+                # one snapshot for the chain and the state, however long the walk takes
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            walk = _Walk(*read_head(conn), expected)
+            replay = StateReplay()
             for row in iter_rows(conn):
-                checked += 1
-                seq = int(row["seq"])
-                if seq > expected_seq:
-                    missing = (
-                        f"event {expected_seq}"
-                        if seq - expected_seq == 1
-                        else f"events {expected_seq}..{seq - 1}"
+                walk.step(row)
+                replay.apply(row)
+            problems = walk.finish()
+            problems += [AuditProblem("state", seq, msg) for seq, msg in replay.compare(conn)]
+            problems += [AuditProblem("unprotected", 0, m) for m in audit_guards.problems(conn)]
+        return VerifyReport(
+            checked=walk.checked,
+            head_seq=walk.head_seq,
+            head_hash=walk.head_hash,
+            problems=problems,
+        )
+
+
+class _Walk:
+    """The chain check proper: fed each stored row in ``seq`` order."""
+
+    def __init__(self, head_seq: int, head_hash: str, expected: tuple[int | None, str] | None):
+        self.head_seq, self.head_hash = head_seq, head_hash
+        self.anchor_seq: int | None = expected[0] if expected else None
+        self.anchor_hash: str | None = expected[1] if expected else None
+        self.anchor_found: int | None = None
+        self.problems: list[AuditProblem] = []
+        self.expected_seq = 1
+        self.prev_hash = GENESIS_HASH
+        self.prev_flagged = False
+        self.checked = 0
+        self.hash_at_head: str | None = None
+
+    def step(self, row: dict[str, Any]) -> None:
+        self.checked += 1
+        seq = int(row["seq"])
+        expected_seq = self.expected_seq
+        if seq > expected_seq:
+            missing = (
+                f"event {expected_seq}"
+                if seq - expected_seq == 1
+                else f"events {expected_seq}..{seq - 1}"
+            )
+            self._add("deleted", expected_seq, f"{missing} deleted (gap before {seq}).")
+        problems_before = len(self.problems)
+        if event_hash(row) != row["hash"]:
+            origin = _written_at(row, seq)
+            what = f"{row['action']} on {row['object_type']} {row['object_id']}"
+            if origin is not None:
+                self._add(
+                    "reordered",
+                    seq,
+                    f"event {seq} was written as event {origin} and moved ({what}).",
+                )
+            else:
+                self._add(
+                    "edited",
+                    seq,
+                    f"event {seq} ({what}) was changed after it was written: its content no "
+                    "longer matches its hash.",
+                )
+        elif row["prev_hash"] != self.prev_hash and seq == expected_seq and not self.prev_flagged:
+            # (a link broken by a neighbour already reported is not news)
+            self._add(
+                "broken_link",
+                seq,
+                f"event {seq} does not follow event {seq - 1}: the chain link between them "
+                "is broken.",
+            )
+        if seq == self.head_seq:
+            self.hash_at_head = row["hash"]
+        if self.anchor_hash is not None and self.anchor_found is None:
+            if self.anchor_seq is None and row["hash"] == self.anchor_hash:
+                self.anchor_found = seq
+            elif self.anchor_seq == seq:
+                self.anchor_found = seq
+                if row["hash"] != self.anchor_hash:
+                    self._add(
+                        "anchor",
+                        seq,
+                        f"event {seq} has hash {row['hash'][:12]}..., but the expected head "
+                        f"says {self.anchor_hash[:12]}...: the chain was rewritten.",
                     )
-                    problems.append(
-                        AuditProblem(
-                            "deleted", expected_seq, f"{missing} deleted (gap before {seq})."
-                        )
-                    )
-                problems_before = len(problems)
-                recomputed = event_hash(row)
-                if recomputed != row["hash"]:
-                    origin = _written_at(row, seq)
-                    if origin is not None:
-                        problems.append(
-                            AuditProblem(
-                                "reordered",
-                                seq,
-                                f"event {seq} was written as event {origin} and moved "
-                                f"({row['action']} on {row['object_type']} {row['object_id']}).",
-                            )
-                        )
-                    else:
-                        problems.append(
-                            AuditProblem(
-                                "edited",
-                                seq,
-                                f"event {seq} ({row['action']} on {row['object_type']} "
-                                f"{row['object_id']}) was changed after it was written: "
-                                "its content no longer matches its hash.",
-                            )
-                        )
-                elif row["prev_hash"] != prev_hash and seq == expected_seq and not prev_flagged:
-                    # (a link broken by a neighbour already reported is not news)
-                    problems.append(
-                        AuditProblem(
-                            "broken_link",
-                            seq,
-                            f"event {seq} does not follow event {seq - 1}: the chain link "
-                            "between them is broken.",
-                        )
-                    )
-                if anchor_seq == seq:
-                    anchor_seen = True
-                    if row["hash"] != anchor_hash:
-                        problems.append(
-                            AuditProblem(
-                                "anchor",
-                                seq,
-                                f"event {seq} has hash {row['hash'][:12]}..., but the anchor "
-                                f"says {anchor_hash[:12] if anchor_hash else ''}...: the chain "
-                                "was rewritten.",
-                            )
-                        )
-                prev_hash = row["hash"]
-                prev_flagged = len(problems) > problems_before
-                expected_seq = seq + 1
-        last_seq = expected_seq - 1
+        self.prev_hash = row["hash"]
+        self.prev_flagged = len(self.problems) > problems_before
+        self.expected_seq = seq + 1
+
+    def _add(self, kind: ProblemKind, seq: int, message: str) -> None:
+        self.problems.append(AuditProblem(kind, seq, message))
+
+    def finish(self) -> list[AuditProblem]:
+        last_seq, head_seq = self.expected_seq - 1, self.head_seq
         if head_seq > last_seq:
             missing = (
                 f"event {head_seq}"
                 if head_seq == last_seq + 1
                 else f"events {last_seq + 1}..{head_seq}"
             )
-            problems.append(
-                AuditProblem(
-                    "deleted",
-                    last_seq + 1,
-                    f"{missing} deleted: the head records {head_seq} events.",
+            self._add(
+                "deleted", last_seq + 1, f"{missing} deleted: the head records {head_seq} events."
+            )
+        else:
+            if (
+                head_seq > 0
+                and self.hash_at_head is not None
+                and self.hash_at_head != self.head_hash
+            ):
+                self._add("edited", head_seq, f"event {head_seq} does not match the head's hash.")
+            if last_seq > head_seq:
+                past = (
+                    f"event {last_seq} was"
+                    if last_seq == head_seq + 1
+                    else f"events {head_seq + 1}..{last_seq} were"
                 )
-            )
-        elif head_seq == last_seq and head_seq > 0 and head_hash != prev_hash:
-            problems.append(
-                AuditProblem(
-                    "edited", head_seq, f"event {head_seq} does not match the head's hash."
+                self._add(
+                    "forged",
+                    head_seq + 1,
+                    f"{past} inserted past the head (which records {head_seq}): forged, since "
+                    "Milepost moves the head with every event it writes.",
                 )
+        if self.anchor_hash is not None:
+            self._finish_anchor()
+        return self.problems
+
+    def _finish_anchor(self) -> None:
+        seq, digest = self.anchor_seq, self.anchor_hash or ""
+        if seq is not None and seq > self.head_seq:
+            self._add(
+                "anchor",
+                seq,
+                f"the head moved backwards from {seq} to {self.head_seq}: the events after "
+                f"{self.head_seq} were removed and the head reset.",
             )
-        if anchor_seq is not None and not anchor_seen:
-            problems.append(
-                AuditProblem("anchor", anchor_seq, f"anchored event {anchor_seq} is missing.")
+        elif seq is not None and self.anchor_found is None:
+            self._add("anchor", seq, f"anchored event {seq} is missing.")
+        elif seq is None and self.anchor_found is None:
+            self._add(
+                "anchor",
+                0,
+                f"no event has hash {digest[:12]}... (the expected head): the chain was "
+                "rewritten or cut back.",
             )
-        return VerifyReport(
-            checked=checked, head_seq=head_seq, head_hash=head_hash, problems=problems
-        )
 
 
 _MOVE_WINDOW = 1000
@@ -214,11 +320,21 @@ def _written_at(row: dict[str, object], seq: int) -> int | None:
     return None
 
 
-def _parse_anchor(anchor: str) -> tuple[int, str]:
-    seq_text, sep, digest = anchor.partition(":")
-    if not sep or not seq_text.isdigit() or len(digest) != 64:
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _parse_anchor(anchor: str) -> tuple[int | None, str]:
+    """``SEQ:HASH`` or ``HASH`` as ``(seq or None, lower-case hash)``."""
+    if not isinstance(anchor, str):
         raise InvalidInput(
-            f"Anchor {anchor!r} is not SEQ:HASH.",
+            f"Expected head {anchor!r} is not text: give SEQ:HASH or HASH.",
             hint="Use the value printed by `milepost audit head`.",
         )
-    return int(seq_text), digest
+    seq_text, sep, digest = anchor.strip().rpartition(":")
+    digest = digest.lower()
+    if (sep and not seq_text.isdigit()) or not _HASH.match(digest):
+        raise InvalidInput(
+            f"Expected head {anchor!r} is neither SEQ:HASH nor HASH (64 hex digits).",
+            hint="Use the value printed by `milepost audit head`.",
+        )
+    return (int(seq_text) if sep else None), digest

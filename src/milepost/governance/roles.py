@@ -1,9 +1,16 @@
 """Roles: who may approve promotions (``approver``) and manage roles (``admin``).
 
-Granting and revoking need the ``admin`` role, except while nobody holds it: the first
-grants bootstrap the system (and are audited as such). In embedded mode anyone with
-write access to the database could change these rows directly; the audit trail still
-records every change made through Milepost, and the server (later) ties actors to tokens.
+Granting and revoking need the ``admin`` role. Bootstrap: while nobody has ever held it,
+the first grant (of any role) also makes its granter admin, audited as such; from then
+on there is always an admin, because revoking the last one is refused. If the admin rows
+vanish from the table while the audit trail still records an admin, that was done
+outside Milepost, and the bootstrap stays closed (``milepost audit verify`` names the
+missing grant).
+
+In embedded mode anyone with write access to the database, or who sets
+``MILEPOST_USER``, can act as anyone: there is no authentication. The audit trail records
+every change made through Milepost, and ``audit verify`` names role rows changed behind
+its back; the server (later) ties actors to tokens.
 """
 
 from __future__ import annotations
@@ -14,18 +21,21 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from milepost.errors import InvalidInput, NotFound, PermissionDenied
+from milepost.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from milepost.stores import _sql
 from milepost.stores.audit import append_event
-from milepost.stores.schema import roles
+from milepost.stores.schema import audit_events, roles
 
 if TYPE_CHECKING:
+    import builtins
+
     from milepost.stores.metadata import MetadataStore
 
 __all__ = ["KNOWN_ROLES", "RoleService"]
 
 KNOWN_ROLES = ("admin", "approver")
 _ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+BOOTSTRAP_REASON = "bootstrap: the first grant makes its granter admin"
 
 
 class RoleService:
@@ -66,51 +76,126 @@ class RoleService:
                 )
             ]
 
-    def _authorise(self, conn: sa.Connection) -> str | None:
-        admins = (
-            conn.execute(sa.select(roles.c.actor).where(roles.c.role == "admin")).scalars().all()
+    def _admins(self, conn: sa.Connection) -> builtins.list[str]:
+        """The admins, with role changes serialised (PostgreSQL: an advisory lock)."""
+        _sql.advisory_xact_lock(conn, _sql.ROLES_LOCK)
+        return list(
+            conn.execute(
+                sa.select(roles.c.actor).where(roles.c.role == "admin").order_by(roles.c.actor)
+            ).scalars()
         )
-        if not admins:
-            return "bootstrap: no admin yet"
+
+    def _authorise(self, admins: builtins.list[str]) -> None:
         if self.actor not in admins:
             raise PermissionDenied(
                 f"{self.actor!r} may not change roles: that needs the admin role.",
                 hint="Ask an admin (" + ", ".join(admins[:3]) + ") to do it.",
             )
-        return None
 
-    def grant(self, actor: str, role: str) -> None:
-        """Give ``actor`` a role (audited)."""
-        if not _ROLE.match(role):
+    @staticmethod
+    def _recorded_admins(conn: sa.Connection) -> tuple[set[str], int]:
+        """Admins by the audit trail's role events, and the last such event's seq."""
+        held: set[str] = set()
+        last = 0
+        for seq, action, object_id in conn.execute(
+            sa.select(audit_events.c.seq, audit_events.c.action, audit_events.c.object_id)
+            .where(audit_events.c.object_type == "role", audit_events.c.object_id.like("%:admin"))
+            .order_by(audit_events.c.seq)
+        ):
+            actor = object_id.rpartition(":")[0]
+            if action == "role.grant":
+                held.add(actor)
+            elif action == "role.revoke":
+                held.discard(actor)
+            last = int(seq)
+        return held, last
+
+    def _bootstrap(self, conn: sa.Connection) -> None:
+        """Make the granter the first admin, unless the trail says admins exist."""
+        recorded, seq = self._recorded_admins(conn)
+        if recorded:
+            raise PermissionDenied(
+                "Nobody holds the admin role, but the audit trail says "
+                + ", ".join(sorted(recorded))
+                + f" should (event {seq}): the roles table was changed outside Milepost, so "
+                "the first-grant bootstrap stays closed.",
+                hint="Run `milepost audit verify` to see what changed, and restore the admin "
+                "rows it names (or the database from a backup).",
+            )
+        self._insert(conn, self.actor, "admin", reason=BOOTSTRAP_REASON)
+
+    def _insert(self, conn: sa.Connection, actor: str, role: str, *, reason: str | None) -> None:
+        conn.execute(
+            _sql.insert_for(conn, roles)
+            .values(
+                actor=actor,
+                role=role,
+                granted_by=self.actor,
+                granted_at=int(time.time() * 1000),
+            )
+            .on_conflict_do_nothing(index_elements=["actor", "role"])
+        )
+        append_event(
+            conn,
+            actor=self.actor,
+            action="role.grant",
+            object_type="role",
+            object_id=f"{actor}:{role}",
+            after={"actor": actor, "role": role},
+            reason=reason,
+        )
+
+    def grant(self, actor: str, role: str) -> builtins.list[tuple[str, str]]:
+        """Give ``actor`` a role (audited); returns the ``(actor, role)`` grants made.
+
+        Needs the admin role. The very first grant also makes its granter admin (the
+        bootstrap), so that list then starts with ``(granter, "admin")``.
+
+        Raises:
+            InvalidInput: the role or actor name is invalid.
+            PermissionDenied: the granter is not an admin.
+        """
+        if not isinstance(role, str) or not _ROLE.match(role):
             raise InvalidInput(f"Role {role!r} is invalid; known roles: {', '.join(KNOWN_ROLES)}.")
-        if not actor or len(actor) > 256:
+        if not isinstance(actor, str) or not actor or len(actor) > 256:
             raise InvalidInput(f"Actor {actor!r} is invalid.")
+        made: builtins.list[tuple[str, str]] = []
         with self.db.write() as conn:
-            reason = self._authorise(conn)
-            conn.execute(
-                _sql.insert_for(conn, roles)
-                .values(
-                    actor=actor,
-                    role=role,
-                    granted_by=self.actor,
-                    granted_at=int(time.time() * 1000),
-                )
-                .on_conflict_do_nothing(index_elements=["actor", "role"])
-            )
-            append_event(
-                conn,
-                actor=self.actor,
-                action="role.grant",
-                object_type="role",
-                object_id=f"{actor}:{role}",
-                after={"actor": actor, "role": role},
-                reason=reason,
-            )
+            admins = self._admins(conn)
+            if not admins:
+                self._bootstrap(conn)
+                made.append((self.actor, "admin"))
+                if (actor, role) == (self.actor, "admin"):
+                    return made
+            else:
+                self._authorise(admins)
+            self._insert(conn, actor, role, reason=None)
+            made.append((actor, role))
+        return made
 
     def revoke(self, actor: str, role: str) -> None:
-        """Take a role away (audited)."""
+        """Take a role away (audited).
+
+        Raises:
+            PermissionDenied: the revoker is not an admin.
+            NotFound: ``actor`` does not hold ``role``.
+            Conflict: ``actor`` is the last admin (grant another admin first).
+        """
         with self.db.write() as conn:
-            self._authorise(conn)
+            admins = self._admins(conn)
+            if not admins:
+                raise PermissionDenied(
+                    f"{self.actor!r} may not change roles: nobody holds the admin role yet.",
+                    hint="The first `milepost roles grant` makes its granter admin.",
+                )
+            self._authorise(admins)
+            if role == "admin" and admins == [actor]:
+                raise Conflict(
+                    f"{actor!r} is the last admin: revoking it would leave nobody able to "
+                    "manage roles.",
+                    hint="Grant another admin first (`milepost roles grant USER admin`), "
+                    "then revoke this one.",
+                )
             deleted = conn.execute(
                 sa.delete(roles).where(roles.c.actor == actor, roles.c.role == role)
             ).rowcount

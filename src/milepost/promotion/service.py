@@ -179,7 +179,18 @@ class PromotionService:
         if failing:
             with self.db.write() as conn:
                 self.store.insert(conn, {**values, "status": "refused"}, results)
-                self._audit(conn, "promotion.refused", name, version, target, results, reason)
+                self._audit(
+                    conn,
+                    "promotion.refused",
+                    name,
+                    version,
+                    request_id,
+                    "refused",
+                    results,
+                    reason,
+                    target=target,
+                    approvers=[],
+                )
             raise GateFailed(
                 f"Promotion of {name} v{version} to {target} refused: "
                 + "; ".join(f"{r.name}: {r.message}" for r in failing)
@@ -190,7 +201,18 @@ class PromotionService:
         if any(r.status == "pending" for r in results):
             with self.db.write() as conn:
                 self.store.insert(conn, {**values, "status": "pending_approval"}, results)
-                self._audit(conn, "promotion.requested", name, version, target, results, reason)
+                self._audit(
+                    conn,
+                    "promotion.requested",
+                    name,
+                    version,
+                    request_id,
+                    "pending_approval",
+                    results,
+                    reason,
+                    target=target,
+                    approvers=[],
+                )
             return self.get_request(request_id)
 
         decided_at = _now()
@@ -239,17 +261,30 @@ class PromotionService:
         action: str,
         name: str,
         version: int,
-        target: str,
-        results: list[GateResult],
+        request_id: str,
+        status: str,
+        results: list[GateResult] | None,
         reason: str | None,
+        *,
+        target: str | None = None,
+        approvers: list[str] | None = None,
     ) -> None:
+        """Record a request's new state: ``audit verify`` checks the tables against it."""
+        after: dict[str, Any] = {"request_id": request_id, "status": status}
+        if target is not None:
+            after["target_stage"] = target
+        if results is not None:
+            after["gates"] = _summary(results)
+        if approvers is not None:
+            after["approvals"] = len(approvers)
+            after["approvers"] = approvers
         append_event(
             conn,
             actor=self.actor,
             action=action,
             object_type="model_version",
             object_id=f"{name}/{version}",
-            after={"target_stage": target, "gates": _summary(results)},
+            after=after,
             reason=reason,
         )
 
@@ -306,17 +341,22 @@ class PromotionService:
             g for i, g in enumerate(gates) if i != position and g["status"] != "passed"
         ]
         name, version = row["name"], self._version_of(row)
+        results = [_gate_result(g) for g in gates]
+        results[position] = updated
+        approvers = [str(a["actor"]) for a in approvals]
         if not done or still_pending:
             with self.db.write() as conn:
                 self.store.update_gate(conn, request_id, position, updated)
-                append_event(
+                self._audit(
                     conn,
-                    actor=self.actor,
-                    action="promotion.approved",
-                    object_type="model_version",
-                    object_id=f"{name}/{version}",
-                    after={"request_id": request_id, "approvals": len(approvals)},
-                    reason=reason,
+                    "promotion.approved",
+                    name,
+                    version,
+                    request_id,
+                    "pending_approval",
+                    results,
+                    reason,
+                    approvers=approvers,
                 )
             return self.get_request(request_id)
 
@@ -330,18 +370,18 @@ class PromotionService:
                 decided_at=_now(),
                 decision_reason=reason,
             )
-            append_event(
+            self._audit(
                 conn,
-                actor=self.actor,
-                action="promotion.approved",
-                object_type="model_version",
-                object_id=f"{name}/{version}",
-                after={"request_id": request_id, "approvals": len(approvals)},
-                reason=reason,
+                "promotion.approved",
+                name,
+                version,
+                request_id,
+                "completed",
+                results,
+                reason,
+                approvers=approvers,
             )
 
-        results = [_gate_result(g) for g in gates]
-        results[position] = updated
         try:
             self.models.transition(
                 name,
@@ -363,6 +403,16 @@ class PromotionService:
                     decided_at=_now(),
                     decision_reason="stage changed meanwhile",
                 )
+                self._audit(
+                    conn,
+                    "promotion.stale",
+                    name,
+                    version,
+                    request_id,
+                    "stale",
+                    None,
+                    "stage changed meanwhile",
+                )
             raise
         return self.get_request(request_id)
 
@@ -375,7 +425,8 @@ class PromotionService:
         )
         details = json.loads(gates[position]["details_json"])
         self._check_approver(row, details.get("spec", {}), rejecting=True)
-        result = GateResult(
+        results = [_gate_result(g) for g in gates]
+        results[position] = result = GateResult(
             gates[position]["name"],
             "approval",
             "failed",
@@ -394,14 +445,16 @@ class PromotionService:
                 decided_at=_now(),
                 decision_reason=reason,
             )
-            append_event(
+            self._audit(
                 conn,
-                actor=self.actor,
-                action="promotion.rejected",
-                object_type="model_version",
-                object_id=f"{row['name']}/{self._version_of(row)}",
-                after={"request_id": request_id},
-                reason=reason,
+                "promotion.rejected",
+                row["name"],
+                self._version_of(row),
+                request_id,
+                "rejected",
+                results,
+                reason,
+                approvers=[str(a["actor"]) for a in details.get("approvals", [])],
             )
         return self.get_request(request_id)
 

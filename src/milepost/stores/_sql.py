@@ -12,11 +12,19 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Connection
 
-__all__ = ["AUDIT_LOCK", "MIGRATION_LOCK", "advisory_xact_lock", "bulk_insert", "insert_for"]
+__all__ = [
+    "AUDIT_LOCK",
+    "MIGRATION_LOCK",
+    "ROLES_LOCK",
+    "advisory_xact_lock",
+    "bulk_insert",
+    "insert_for",
+]
 
 # Keys of PostgreSQL advisory locks (any 64-bit numbers unique to Milepost).
 MIGRATION_LOCK = 0x4D494C45_0001
 AUDIT_LOCK = 0x4D494C45_0002
+ROLES_LOCK = 0x4D494C45_0003  # role changes: one at a time, so the last admin stays
 
 
 def advisory_xact_lock(conn: Connection, key: int) -> None:

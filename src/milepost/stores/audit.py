@@ -5,6 +5,15 @@ Each event's ``hash`` is the SHA-256 of its canonical JSON content, which includ
 (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite write transactions are serial), so
 concurrent writers produce one linear chain. Call :func:`append_event` last in a
 transaction: it holds that lock until commit.
+
+The database moves the head itself: a trigger refuses an event that does not follow the
+head and moves the head to each inserted event (``stores/audit_guards.py``), so the
+append is one read and one insert.
+
+``verify`` replays the chain to check the current state (``governance/_replay.py``). A
+change to a stage, an alias, an endpoint's routing, a role or a promotion request must
+therefore append an event whose ``after`` holds the resulting state: see that module
+for the fields each action carries.
 """
 
 from __future__ import annotations
@@ -98,11 +107,6 @@ _READ_HEAD = (
     sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
 )
 _INSERT_EVENT = sa.insert(audit_events)
-_MOVE_HEAD = (
-    sa.update(audit_head)
-    .where(audit_head.c.id == 1)
-    .values(seq=sa.bindparam("new_seq"), hash=sa.bindparam("new_hash"))
-)
 
 
 def append_event(
@@ -116,7 +120,10 @@ def append_event(
     after: Any = None,
     reason: str | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain inside the caller's open write transaction."""
+    """Append one event to the chain inside the caller's open write transaction.
+
+    The database's trigger moves ``audit_head`` to the new event in the same statement.
+    """
     head = conn.execute(_READ_HEAD).one()
     row: dict[str, Any] = {
         "seq": head.seq + 1,
@@ -133,7 +140,6 @@ def append_event(
     }
     row["hash"] = event_hash(row)
     conn.execute(_INSERT_EVENT, row)
-    conn.execute(_MOVE_HEAD, {"new_seq": row["seq"], "new_hash": row["hash"]})
     return _to_event(row)
 
 

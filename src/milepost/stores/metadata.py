@@ -110,6 +110,14 @@ class MetadataStore:
                 "The audit trail is append-only: events cannot be changed or deleted.",
                 hint="Record a new event instead.",
             )
+        if "audit chain:" in text:
+            return Conflict(
+                "The audit trail refused the write: "
+                + text[text.index("audit chain:") + 13 :].splitlines()[0].strip()
+                + ".",
+                hint="Milepost appends events one per statement, each with seq = head + 1 and "
+                "prev_hash = the head's hash; the head moves with them and only so.",
+            )
         if isinstance(exc, sa.exc.IntegrityError):
             return Conflict(
                 f"The change clashes with a concurrent or existing one: {text}.",

@@ -191,8 +191,10 @@ audit_events = sa.Table(
     sa.Index(None, "time"),
 )
 
-# One row: the newest event's seq and hash, updated with every append. Deleting the
-# newest events then shows as a mismatch between the head and the table.
+# One row: the newest event's seq and hash. The database moves it with every inserted
+# event and refuses any other change (triggers, revision 0006: stores/audit_guards.py), so
+# deleting the newest events shows as a mismatch between the head and the table, and
+# events inserted past it as forged.
 audit_head = sa.Table(
     "audit_head",
     metadata,
