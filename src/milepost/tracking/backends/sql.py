@@ -47,7 +47,10 @@ if TYPE_CHECKING:
     from milepost.stores.metadata import MetadataStore
     from milepost.tracking.environment import EnvironmentInfo
 
-__all__ = ["MetricRow", "SqlTrackingStore"]
+__all__ = ["METRIC_ERRORS_TAG", "MetricRow", "SqlTrackingStore"]
+
+#: The run tag counting metric values the database refused (see ``record_metric_errors``).
+METRIC_ERRORS_TAG = "milepost.metric_errors"
 
 # (run_id, experiment_id, key, value, timestamp_ms, step)
 MetricRow = tuple[str, int, str, float, int, int]
@@ -485,9 +488,23 @@ class SqlTrackingStore:
             )
 
     def insert_metrics(self, rows: Sequence[MetricRow]) -> None:
-        """Append metric values and update each (run, key)'s latest value, one transaction."""
+        """Append metric values and update each (run, key)'s latest value, one transaction.
+
+        Raises:
+            InvalidInput: the database or its driver refused a value (for example a step
+                beyond BIGINT). Conflict: a constraint refused a row. Either way one of
+                ``rows`` is to blame and nothing was written.
+            BackendUnavailable: the database failed (down, locked, timed out).
+        """
         if not rows:
             return
+        try:
+            self._insert_metrics(rows)
+        except (OverflowError, ValueError, TypeError) as exc:
+            # raised by the driver while binding a value (sqlite3 cannot bind 2**70)
+            raise InvalidInput(f"The metadata database cannot store a metric row: {exc}.") from exc
+
+    def _insert_metrics(self, rows: Sequence[MetricRow]) -> None:
         latest: dict[tuple[str, str], MetricRow] = {}
         for row in rows:
             k = (row[0], row[2])
@@ -527,6 +544,44 @@ class SqlTrackingStore:
                         "step": r[5],
                     }
                     for r in latest.values()
+                ],
+            )
+
+    def record_metric_errors(self, errors: Mapping[str, tuple[int, str]]) -> None:
+        """Count metric values the database refused on their runs, as run tags.
+
+        ``errors`` maps a run id to (how many values were refused, the first message).
+        ``milepost.metric_errors`` holds the running count and
+        ``milepost.metric_errors.first`` the first message ever recorded.
+        """
+        if not errors:
+            return
+        with self.db.write() as conn:
+            current = dict(
+                conn.execute(
+                    sa.select(run_tags.c.run_id, run_tags.c.value).where(
+                        run_tags.c.run_id.in_(list(errors)),
+                        run_tags.c.key == METRIC_ERRORS_TAG,
+                    )
+                ).all()
+            )
+            ins = _sql.insert_for(conn, run_tags)
+            counts = []
+            for run_id, (count, _) in errors.items():
+                before = current.get(run_id, "0")
+                total = count + (int(before) if before.isdigit() else 0)
+                counts.append({"run_id": run_id, "key": METRIC_ERRORS_TAG, "value": str(total)})
+            conn.execute(
+                ins.on_conflict_do_update(
+                    index_elements=["run_id", "key"], set_={"value": ins.excluded.value}
+                ),
+                counts,
+            )
+            conn.execute(
+                ins.on_conflict_do_nothing(index_elements=["run_id", "key"]),
+                [
+                    {"run_id": run_id, "key": METRIC_ERRORS_TAG + ".first", "value": message}
+                    for run_id, (_, message) in errors.items()
                 ],
             )
 
