@@ -5,7 +5,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from milepost.errors import InvalidFilter
-from milepost.tracking._filter import Comparison, parse_filter, parse_order_by
+from milepost.tracking._filter import (
+    MAX_CLAUSES,
+    MAX_JOINED_KEYS,
+    MAX_LENGTH,
+    MAX_VALUES,
+    Comparison,
+    check_search_size,
+    parse_filter,
+    parse_order_by,
+)
 
 
 def test_parses_all_entities_and_operators() -> None:
@@ -116,3 +125,48 @@ def test_rendered_filters_parse_back(parts: list[tuple[str, str, str, object]]) 
     assert [(c.entity, c.key, c.op, c.value) for c in parsed] == [
         (c.entity, c.key, c.op, c.value) for c in expected
     ]
+
+
+# -- size limits: refused up front, before any SQL is built ------------------------------
+
+
+def test_a_filter_with_too_many_clauses_is_invalid() -> None:
+    assert len(parse_filter(" AND ".join(["metrics.acc > 0.1"] * MAX_CLAUSES))) == MAX_CLAUSES
+    with pytest.raises(InvalidFilter, match=r"1200 comparisons; at most 100") as info:
+        parse_filter(" AND ".join(["metrics.acc > 0.1"] * 1200))
+    assert info.value.details["limit"] == MAX_CLAUSES
+
+
+def test_too_many_values_or_characters_are_invalid() -> None:
+    many = ", ".join(str(i) for i in range(MAX_VALUES + 1))
+    with pytest.raises(InvalidFilter, match=rf"{MAX_VALUES + 1} values; at most {MAX_VALUES}"):
+        parse_filter(f"metrics.acc IN ({many})")
+    with pytest.raises(InvalidFilter, match=r"characters long; at most"):
+        parse_filter("params.p = '" + "x" * MAX_LENGTH + "'")
+
+
+@pytest.mark.parametrize(
+    ("source", "match"),
+    [
+        ("params.p = 'a\x00b'", "NUL"),
+        ("params.p = '\ud800'", "not valid Unicode"),
+        (3.5, "a string"),
+        (["metrics.acc > 1"], "a string"),
+    ],
+)
+def test_filters_that_no_database_can_take_are_invalid(source: object, match: str) -> None:
+    with pytest.raises(InvalidFilter, match=match):
+        parse_filter(source)  # type: ignore[arg-type]
+
+
+def test_too_many_joined_keys_across_filter_and_order_are_invalid() -> None:
+    keys = [f"params.p{i} = 'x'" for i in range(MAX_JOINED_KEYS)]
+    comparisons = parse_filter(" AND ".join(keys))
+    check_search_size(comparisons, parse_order_by(["metrics.p0 DESC", "start_time"])[1:])
+    check_search_size(comparisons, parse_order_by(["params.p0"]))  # the same key: one join
+    with pytest.raises(InvalidFilter, match=rf"{MAX_JOINED_KEYS + 1} different metrics, params"):
+        check_search_size(comparisons, parse_order_by(["metrics.acc DESC"]))
+    with pytest.raises(InvalidFilter, match="order_by"):
+        parse_order_by(3)  # type: ignore[arg-type]
+    with pytest.raises(InvalidFilter, match="order_by"):
+        parse_order_by([None])  # type: ignore[list-item]

@@ -6,12 +6,13 @@ import base64
 import hashlib
 import json
 import math
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from milepost.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from milepost.errors import AlreadyExists, Conflict, InvalidFilter, InvalidInput, NotFound
 from milepost.stores import _sql
 from milepost.stores.audit import append_event
 from milepost.stores.schema import (
@@ -29,6 +30,7 @@ from milepost.tracking._filter import (
     STRING_ATTRIBUTES,
     Comparison,
     OrderTerm,
+    check_search_size,
 )
 from milepost.tracking.models import (
     ArtifactInfo,
@@ -637,6 +639,7 @@ class SqlTrackingStore:
         q = sa.select(runs).where(runs.c.experiment_id.in_(list(experiment_ids)))
         if not include_deleted:
             q = q.where(runs.c.lifecycle_stage == "active")
+        check_search_size(comparisons, order)
         joined: dict[tuple[str, str], sa.FromClause] = {}
         from_clause: sa.FromClause = runs
 
@@ -670,7 +673,13 @@ class SqlTrackingStore:
         order_by += [runs.c.start_time.desc(), runs.c.run_id]
         q = q.select_from(from_clause).order_by(*order_by).limit(max_results + 1).offset(offset)
         with self.db.read() as conn:
-            rows = list(conn.execute(q).mappings())
+            try:
+                rows = list(conn.execute(q).mappings())
+            except (sa.exc.DBAPIError, RecursionError) as exc:
+                problem = _filter_error(exc)
+                if problem is None:
+                    raise
+                raise problem from exc
             more = len(rows) > max_results
             return self._with_data(conn, rows[:max_results]), more
 
@@ -762,6 +771,9 @@ class SqlTrackingStore:
             ]
 
 
+_LIKE = {"LIKE": "like", "NOT LIKE": "not_like", "ILIKE": "ilike", "NOT ILIKE": "not_ilike"}
+
+
 def _condition(column: Any, c: Comparison) -> Any:
     value = c.value
     if c.key == "status" and c.entity == "attribute":
@@ -773,14 +785,8 @@ def _condition(column: Any, c: Comparison) -> Any:
         return column.in_(list(value) if isinstance(value, tuple) else [value])
     if op == "NOT IN":
         return column.not_in(list(value) if isinstance(value, tuple) else [value])
-    if op == "LIKE":
-        return column.like(value)
-    if op == "NOT LIKE":
-        return column.not_like(value)
-    if op == "ILIKE":
-        return column.ilike(value)
-    if op == "NOT ILIKE":
-        return column.not_ilike(value)
+    if op in _LIKE:  # one escape character on every backend (SQLite has none by default)
+        return getattr(column, _LIKE[op])(value, escape="\\")
     comparators = {
         "=": column.__eq__,
         "!=": column.__ne__,
@@ -792,6 +798,27 @@ def _condition(column: Any, c: Comparison) -> Any:
     if op not in comparators:  # pragma: no cover - the parser admits only these
         raise InvalidInput(f"Unsupported operator {op!r}.")
     return comparators[op](value)
+
+
+_TOO_LARGE = re.compile(
+    r"too (large|many|big|complex|deep)|at most \d+|stack depth|stack overflow|"
+    r"number of parameters",
+    re.IGNORECASE,
+)
+
+
+def _filter_error(exc: sa.exc.DBAPIError | RecursionError) -> InvalidFilter | None:
+    """The database (or SQLAlchemy) could not take the filter: its size, or a value."""
+    if isinstance(exc, RecursionError):
+        text = "the query nests too deeply to be built"
+    elif isinstance(exc, sa.exc.DataError) or _TOO_LARGE.search(str(exc.orig)):
+        text = str(exc.orig).strip()
+    else:
+        return None
+    return InvalidFilter(
+        f"The metadata database cannot run this filter: {text}.",
+        hint="Use fewer comparisons, values or keys, or simpler patterns.",
+    )
 
 
 def encode_page_token(offset: int, query_key: str) -> str:
