@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from milepost.tracking._filter import (
     parse_filter,
     parse_order_by,
 )
+from milepost.tracking.backends._search import filter_error
 
 
 def test_parses_all_entities_and_operators() -> None:
@@ -170,3 +172,38 @@ def test_too_many_joined_keys_across_filter_and_order_are_invalid() -> None:
         parse_order_by(3)  # type: ignore[arg-type]
     with pytest.raises(InvalidFilter, match="order_by"):
         parse_order_by([None])  # type: ignore[list-item]
+
+
+def _sqlite_error(sql: str) -> sa.exc.DBAPIError:
+    engine = sa.create_engine("sqlite://")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(sql)
+    except sa.exc.DBAPIError as exc:
+        return exc
+    finally:
+        engine.dispose()
+    raise AssertionError(f"{sql[:40]} did not fail")
+
+
+class _PgError(Exception):
+    def __init__(self, message: str, sqlstate: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+def test_only_errors_caused_by_the_filter_become_invalid_filter() -> None:
+    deep = _sqlite_error("SELECT 1 WHERE " + " AND ".join(["1 = 1"] * 1200))
+    assert isinstance(filter_error(deep), InvalidFilter)
+    assert filter_error(_sqlite_error("SELECT * FROM no_such_table")) is None
+    assert isinstance(filter_error(RecursionError()), InvalidFilter)
+    for message, state, blamed in [
+        ("stack depth limit exceeded", "54001", True),
+        ("LIKE pattern must not end with escape character", "22025", True),
+        ("sorry, too many clients already", "53300", False),
+        ("canceling statement due to statement timeout", "57014", False),
+        ("connection to server was lost", "08006", False),
+    ]:
+        kind = sa.exc.DataError if state.startswith("22") else sa.exc.OperationalError
+        exc = kind("SELECT ...", {}, _PgError(message, state))
+        assert isinstance(filter_error(exc), InvalidFilter) is blamed, message

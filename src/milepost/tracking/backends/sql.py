@@ -6,13 +6,12 @@ import base64
 import hashlib
 import json
 import math
-import re
 import time
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from milepost.errors import AlreadyExists, Conflict, InvalidFilter, InvalidInput, NotFound
+from milepost.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from milepost.stores import _sql
 from milepost.stores.audit import append_event
 from milepost.stores.schema import (
@@ -25,13 +24,7 @@ from milepost.stores.schema import (
     run_tags,
     runs,
 )
-from milepost.tracking._filter import (
-    NUMERIC_ATTRIBUTES,
-    STRING_ATTRIBUTES,
-    Comparison,
-    OrderTerm,
-    check_search_size,
-)
+from milepost.tracking.backends._search import filter_error, search_query
 from milepost.tracking.models import (
     ArtifactInfo,
     Environment,
@@ -47,6 +40,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from milepost.stores.metadata import MetadataStore
+    from milepost.tracking._filter import Comparison, OrderTerm
     from milepost.tracking.environment import EnvironmentInfo
 
 __all__ = ["METRIC_ERRORS_TAG", "MetricRow", "SqlTrackingStore"]
@@ -57,7 +51,6 @@ METRIC_ERRORS_TAG = "milepost.metric_errors"
 # (run_id, experiment_id, key, value, timestamp_ms, step)
 MetricRow = tuple[str, int, str, float, int, int]
 
-_ATTRIBUTE_COLUMNS = {**STRING_ATTRIBUTES, **NUMERIC_ATTRIBUTES}
 _INSERT_RUN = sa.insert(runs)
 _METRIC_COLUMNS = ("run_id", "key", "value", "timestamp", "step")
 
@@ -636,47 +629,19 @@ class SqlTrackingStore:
         include_deleted: bool = False,
     ) -> tuple[list[Run], bool]:
         """One page of runs and whether more follow. See ``_filter`` for the language."""
-        q = sa.select(runs).where(runs.c.experiment_id.in_(list(experiment_ids)))
-        if not include_deleted:
-            q = q.where(runs.c.lifecycle_stage == "active")
-        check_search_size(comparisons, order)
-        joined: dict[tuple[str, str], sa.FromClause] = {}
-        from_clause: sa.FromClause = runs
-
-        def join_for(entity: str, key: str, *, outer: bool) -> sa.FromClause:
-            nonlocal from_clause
-            if (entity, key) in joined:
-                return joined[(entity, key)]
-            table = {"metric": latest_metrics, "param": params, "tag": run_tags}[entity]
-            alias = table.alias(f"{entity[0]}{len(joined)}")
-            on = sa.and_(alias.c.run_id == runs.c.run_id, alias.c.key == key)
-            if entity == "metric" and len(experiment_ids) == 1:
-                # lets the (experiment_id, key, value) index serve filter and order
-                on = sa.and_(on, alias.c.experiment_id == experiment_ids[0])
-            from_clause = from_clause.join(alias, on, isouter=outer)
-            joined[(entity, key)] = alias
-            return alias
-
-        for c in comparisons:
-            if c.entity == "attribute":
-                column: Any = runs.c[_ATTRIBUTE_COLUMNS[c.key]]
-            else:
-                column = join_for(c.entity, c.key, outer=False).c.value
-            q = q.where(_condition(column, c))
-        order_by: list[Any] = []
-        for term in order:
-            if term.entity == "attribute":
-                column = runs.c[_ATTRIBUTE_COLUMNS[term.key]]
-            else:
-                column = join_for(term.entity, term.key, outer=True).c.value
-            order_by.append((column.desc() if term.descending else column.asc()).nulls_last())
-        order_by += [runs.c.start_time.desc(), runs.c.run_id]
-        q = q.select_from(from_clause).order_by(*order_by).limit(max_results + 1).offset(offset)
+        q = search_query(
+            experiment_ids,
+            comparisons,
+            order,
+            max_results=max_results,
+            offset=offset,
+            include_deleted=include_deleted,
+        )
         with self.db.read() as conn:
             try:
                 rows = list(conn.execute(q).mappings())
             except (sa.exc.DBAPIError, RecursionError) as exc:
-                problem = _filter_error(exc)
+                problem = filter_error(exc)
                 if problem is None:
                     raise
                 raise problem from exc
@@ -769,56 +734,6 @@ class SqlTrackingStore:
                 ArtifactInfo(r.path, r.digest, int(r.size))
                 for r in conn.execute(q.order_by(artifacts.c.path))
             ]
-
-
-_LIKE = {"LIKE": "like", "NOT LIKE": "not_like", "ILIKE": "ilike", "NOT ILIKE": "not_ilike"}
-
-
-def _condition(column: Any, c: Comparison) -> Any:
-    value = c.value
-    if c.key == "status" and c.entity == "attribute":
-        value = (
-            tuple(str(v).upper() for v in value) if isinstance(value, tuple) else str(value).upper()
-        )
-    op = c.op
-    if op == "IN":
-        return column.in_(list(value) if isinstance(value, tuple) else [value])
-    if op == "NOT IN":
-        return column.not_in(list(value) if isinstance(value, tuple) else [value])
-    if op in _LIKE:  # one escape character on every backend (SQLite has none by default)
-        return getattr(column, _LIKE[op])(value, escape="\\")
-    comparators = {
-        "=": column.__eq__,
-        "!=": column.__ne__,
-        "<": column.__lt__,
-        "<=": column.__le__,
-        ">": column.__gt__,
-        ">=": column.__ge__,
-    }
-    if op not in comparators:  # pragma: no cover - the parser admits only these
-        raise InvalidInput(f"Unsupported operator {op!r}.")
-    return comparators[op](value)
-
-
-_TOO_LARGE = re.compile(
-    r"too (large|many|big|complex|deep)|at most \d+|stack depth|stack overflow|"
-    r"number of parameters",
-    re.IGNORECASE,
-)
-
-
-def _filter_error(exc: sa.exc.DBAPIError | RecursionError) -> InvalidFilter | None:
-    """The database (or SQLAlchemy) could not take the filter: its size, or a value."""
-    if isinstance(exc, RecursionError):
-        text = "the query nests too deeply to be built"
-    elif isinstance(exc, sa.exc.DataError) or _TOO_LARGE.search(str(exc.orig)):
-        text = str(exc.orig).strip()
-    else:
-        return None
-    return InvalidFilter(
-        f"The metadata database cannot run this filter: {text}.",
-        hint="Use fewer comparisons, values or keys, or simpler patterns.",
-    )
 
 
 def encode_page_token(offset: int, query_key: str) -> str:
