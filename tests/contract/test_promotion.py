@@ -17,7 +17,7 @@ from milepost._context import Runtime
 from milepost.demo.data import LABEL
 from milepost.errors import Conflict, GateFailed, InvalidInput, PermissionDenied
 from milepost.promotion import PromotionPolicy
-from milepost.stores.schema import registered_models
+from milepost.stores.schema import gate_results, registered_models
 from tests.contract.conftest import FEATURES
 
 
@@ -227,6 +227,40 @@ def test_stale_approval_is_refused(registered: dict[str, Any], runtime: Runtime)
 def test_bad_policies_are_refused(policy: dict[str, Any], match: str) -> None:
     with pytest.raises(InvalidInput, match=match):
         PromotionPolicy.from_dict(policy)
+
+
+@pytest.mark.parametrize(
+    ("spec", "approver"),
+    [
+        # "no" is truthy: coerced, the requester could approve their own promotion
+        ({"kind": "approval", "count": 1, "allow_self_approval": "no"}, "tester"),
+        # coerced, int(0.5) == 0 approvals would be enough; "NaN" is not a count at all
+        ({"kind": "approval", "count": 0.5, "allow_self_approval": False}, "ana"),
+        ({"kind": "approval", "count": "NaN", "allow_self_approval": False}, "ana"),
+    ],
+)
+def test_an_approval_spec_changed_in_the_database_fails_closed(
+    registered: dict[str, Any], runtime: Runtime, spec: dict[str, Any], approver: str
+) -> None:
+    c = Client()
+    c.set_promotion_policy("churn", {"production": [{"kind": "approval"}]})
+    req = c.promote("churn", 2, "Production")
+    runtime.roles.grant("tester", "admin")
+    runtime.roles.grant(approver, "approver")
+    with runtime.db.write() as conn:
+        conn.execute(
+            sa.update(gate_results)
+            .where(gate_results.c.request_id == req.request_id)
+            .values(details_json=json.dumps({"approvals": [], "spec": spec}))
+        )
+    other = milepost.configure(
+        home=runtime.settings.home, metadata_uri=runtime.db.uri, user=approver
+    )
+    c = Client(other)
+    with pytest.raises(Conflict, match=r"approval gate stored with request .* is invalid"):
+        c.approve(req.request_id)
+    assert c.get_model_version("churn", 2).stage == "None"
+    assert c.reject(req.request_id, reason="tampered").status == "rejected"
 
 
 def test_policy_round_trips(registered: dict[str, Any]) -> None:

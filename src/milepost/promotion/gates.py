@@ -114,6 +114,14 @@ class Gate(BaseModel):
     kind: str
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
+    def __init__(self, **data: Any) -> None:
+        """Build a gate in Python; a bad field is InvalidInput, as in a policy."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            kind = data.get("kind", type(self).model_fields["kind"].default)
+            raise _invalid_gate(exc, type(self).__name__, str(kind)) from exc
+
     def label(self) -> str:
         """The name shown in reports."""
         return self.name or self.kind
@@ -175,16 +183,25 @@ def parse_gate(data: Any, *, where: str = "gate") -> Gate:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        if first["type"] == "value_error":  # our validators name the field and the value
-            text = first["msg"].removeprefix("Value error, ")
-        else:
-            text = f"{first['msg']} (got {first['input']!r})"
-        raise InvalidInput(
-            f"{where} ({kind}): {loc + ': ' if loc else ''}{text}.",
-            hint=_TYPE_HINT if first["type"] in _TYPE_ERRORS else None,
-        ) from exc
+        raise _invalid_gate(exc, where, kind) from exc
+    except InvalidInput as exc:  # from Gate.__init__ (pydantic validates through it)
+        if isinstance(exc.__cause__, ValidationError):
+            raise _invalid_gate(exc.__cause__, where, kind) from exc.__cause__
+        raise
+
+
+def _invalid_gate(exc: ValidationError, where: str, kind: str) -> InvalidInput:
+    """``production[0] (metric_vs_baseline): min_delta: <what is wrong> (got <value>).``"""
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "value_error":  # our validators name the field and the value
+        text = first["msg"].removeprefix("Value error, ")
+    else:
+        text = f"{first['msg']} (got {first['input']!r:.80})"
+    return InvalidInput(
+        f"{where} ({kind}): {loc + ': ' if loc else ''}{text}.",
+        hint=_TYPE_HINT if first["type"] in _TYPE_ERRORS else None,
+    )
 
 
 _TYPE_ERRORS = {"finite_number", "float_type", "int_type", "bool_type", "string_type"}

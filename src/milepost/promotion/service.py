@@ -17,10 +17,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from milepost.errors import Conflict, GateFailed, InvalidInput, PermissionDenied
 from milepost.models.models import transition_problem
 from milepost.promotion.backends.sql import SqlPromotionStore
-from milepost.promotion.gates import Gate, GateContext, GateResult, run_gate
+from milepost.promotion.gates import Approval, Gate, GateContext, GateResult, run_gate
 from milepost.promotion.policy import PromotionPolicy
 from milepost.stores.audit import append_event
 
@@ -296,13 +298,13 @@ class PromotionService:
         if gate is None or position is None:  # pragma: no cover - pending implies one
             raise Conflict(f"Request {request_id[:12]} has no approval waiting.")
         details = json.loads(gate["details_json"])
-        spec = details.get("spec", {})
+        spec = _approval_spec(details, request_id)
         self._check_approver(row, spec)
         approvals = list(details.get("approvals", []))
         if any(a["actor"] == self.actor for a in approvals):
             raise Conflict(f"{self.actor!r} has already approved request {request_id[:12]}.")
         approvals.append({"actor": self.actor, "at": _now(), "reason": reason})
-        needed = int(spec.get("count", 1))
+        needed = int(spec["count"])
         done = len(approvals) >= needed
         updated = GateResult(
             gate["name"],
@@ -386,7 +388,11 @@ class PromotionService:
             i for i, g in enumerate(gates) if g["kind"] == "approval" and g["status"] == "pending"
         )
         details = json.loads(gates[position]["details_json"])
-        self._check_approver(row, details.get("spec", {}), rejecting=True)
+        try:
+            spec = _approval_spec(details, request_id)
+        except Conflict:  # a broken spec can still be rejected, by the default role
+            spec = Approval().model_dump()
+        self._check_approver(row, spec, rejecting=True)
         result = GateResult(
             gates[position]["name"],
             "approval",
@@ -472,6 +478,22 @@ class PromotionService:
     ) -> list[PromotionRequest]:
         """Requests, newest first (``status="pending_approval"`` for the approval queue)."""
         return [self.get_request(i) for i in self.store.list(status=status, model=model)]
+
+
+def _approval_spec(details: dict[str, Any], request_id: str) -> dict[str, Any]:
+    """The approval gate a request waits on, checked as strictly as in a policy.
+
+    The spec is read back from the database: one changed there (a count of "2", a flag
+    of "no") refuses the decision instead of being coerced into a different rule.
+    """
+    try:
+        return Approval.model_validate(details.get("spec", {})).model_dump()
+    except (InvalidInput, ValidationError) as exc:
+        raise Conflict(
+            f"The approval gate stored with request {request_id[:12]} is invalid "
+            f"({getattr(exc, 'message', exc)}); it cannot be decided.",
+            hint="Someone with the approver role can reject it; then request again.",
+        ) from exc
 
 
 def _stored_policy(name: str, raw: str | None) -> PromotionPolicy:

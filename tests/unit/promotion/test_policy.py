@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from milepost.errors import InvalidInput
-from milepost.promotion import PromotionPolicy
+from milepost.promotion import Approval, MetricVsBaseline, PromotionPolicy
 
 METRIC = {"kind": "metric_vs_baseline", "dataset": "d@1", "target": "y"}
 NAN, INF = math.nan, math.inf
@@ -132,3 +132,11 @@ def test_policy_sources_that_are_not_yaml_text_or_a_readable_file(tmp_path: Path
     ]:
         with pytest.raises(InvalidInput, match=match):
             PromotionPolicy.from_yaml(source)  # type: ignore[arg-type]
+
+
+def test_gates_built_in_python_are_checked_the_same_way() -> None:
+    with pytest.raises(InvalidInput, match=r"^MetricVsBaseline \(metric_vs_baseline\): min_delta"):
+        MetricVsBaseline(dataset="d@1", target="y", min_delta=math.nan)
+    with pytest.raises(InvalidInput, match=r"^Approval \(approval\): count: .*valid integer"):
+        Approval(count="2")  # type: ignore[arg-type]
+    assert Approval(count=2).count == 2
