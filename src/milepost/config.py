@@ -122,8 +122,9 @@ class Settings(BaseModel):
         default=10.0,
         ge=0,
         allow_inf_nan=False,
-        description="Seconds flush() and run end keep retrying an unavailable metadata "
-        "database before raising (the values stay queued and are retried in the background).",
+        description="Seconds flush(), run end and interpreter exit keep retrying an "
+        "unavailable metadata database before raising (the values stay queued and the "
+        "background writer keeps retrying).",
     )
 
     def resolved_metadata_uri(self) -> str:

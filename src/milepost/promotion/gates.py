@@ -220,6 +220,14 @@ _METRIC_RANGE: dict[str, tuple[float, float]] = {
 }
 
 
+_TASK_METRICS = {
+    "classification": frozenset(
+        {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier"}
+    ),
+    "regression": frozenset({"rmse", "mae", "r2"}),
+}
+
+
 def _unknown_metric(metric: str) -> str:
     return (
         f"unknown metric {metric!r}.{did_you_mean(metric, _KNOWN_METRICS)} "
@@ -289,7 +297,15 @@ class MetricVsBaseline(Gate):
         return value
 
     @model_validator(mode="after")
-    def _reachable_threshold(self) -> MetricVsBaseline:
+    def _consistent(self) -> MetricVsBaseline:
+        if self.task is not None:
+            task_metrics = _TASK_METRICS[self.task]
+            for metric in (self.primary, *self.guards):
+                if metric not in task_metrics:
+                    raise ValueError(
+                        f"{metric} is not a {self.task} metric; use one of "
+                        f"{', '.join(sorted(task_metrics))} (or drop task to infer it)"
+                    )
         if self.threshold is not None:
             low, high = _METRIC_RANGE[self.primary]
             if not low <= self.threshold <= high:

@@ -104,6 +104,12 @@ class PromotionPolicy:
             raise InvalidInput(f"The policy is not valid YAML: {exc}") from exc
         except RecursionError as exc:
             raise InvalidInput("The policy is nested too deeply to be a policy.") from exc
+        if isinstance(data, str):
+            raise InvalidInput(
+                f"The policy text {_short(data)} is a plain string, not a mapping with "
+                "'staging' and/or 'production'.",
+                hint="To read a file, pass a pathlib.Path or a path ending in .yml or .yaml.",
+            )
         return cls.from_dict(data)
 
 

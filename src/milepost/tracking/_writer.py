@@ -148,7 +148,7 @@ class MetricWriter:
                         hint=(exc.hint + " " if exc.hint else "")
                         + "They stay queued and are retried in the background.",
                     ) from exc
-                time.sleep(delay)  # wait for the database, not for a test
+                time.sleep(delay)  # back off while the database recovers
                 delay = min(delay * 2, 2.0)
             else:
                 self.last_error = None

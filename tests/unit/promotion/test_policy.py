@@ -44,6 +44,11 @@ NAN, INF = math.nan, math.inf
         ({**METRIC, "dataset": 5}, r"dataset: .*valid string"),
         ({**METRIC, "dataset": ""}, r"dataset: .*at least 1"),
         ({**METRIC, "task": "clustering"}, r"task"),
+        ({**METRIC, "task": "regression"}, r"roc_auc is not a regression metric"),
+        (
+            {**METRIC, "task": "classification", "primary": "f1", "guards": {"rmse": 0.1}},
+            r"rmse is not a classification metric",
+        ),
         ({"kind": "approval", "count": True}, r"\(approval\): count: .*valid integer"),
         ({"kind": "approval", "count": 1.5}, r"count: .*valid integer"),
         ({"kind": "approval", "count": 2.0}, r"count: .*valid integer"),
@@ -128,7 +133,8 @@ def test_policy_sources_that_are_not_yaml_text_or_a_readable_file(tmp_path: Path
         (["production"], "YAML text or a path"),
         (None, "YAML text or a path"),
         ("production: [", "not valid YAML"),
-        ("just words", "mapping"),
+        ("just words", "plain string.*pathlib.Path"),
+        ("policy.txt", "plain string.*pathlib.Path"),
     ]:
         with pytest.raises(InvalidInput, match=match):
             PromotionPolicy.from_yaml(source)  # type: ignore[arg-type]
