@@ -137,3 +137,17 @@ def test_statement_timeout_zero_turns_it_off_and_migrations_are_exempt(
     with store.read() as conn:  # SET LOCAL ended with its transaction
         assert conn.execute(sa.text("SHOW statement_timeout")).scalar() == "2500ms"
     store.dispose()
+
+
+def test_a_process_that_holds_every_pooled_connection_gets_a_clear_error(tmp_path: Path) -> None:
+    store = MetadataStore(f"sqlite:///{tmp_path / 'meta.db'}", pool_timeout=0.5)
+    held = [store.engine.connect() for _ in range(24)]  # pool_size 8 + max_overflow 16
+    try:
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable, match=r"came free within 0\.5 s"), store.read():
+            pass
+        assert time.monotonic() - started < 30
+    finally:
+        for conn in held:
+            conn.close()
+        store.dispose()

@@ -58,6 +58,8 @@ class MetadataStore:
             counts whole seconds, at least 2).
         statement_timeout: seconds a PostgreSQL statement may run, lock waits included,
             before the server cancels it; 0 for no limit. Migrations are exempt.
+        pool_timeout: seconds to wait for a free pooled connection when this process
+            already uses them all.
         auto_migrate: bring the schema to the newest revision on first use.
 
     Raises:
@@ -73,11 +75,13 @@ class MetadataStore:
         busy_timeout: float = 60.0,
         connect_timeout: float = 10.0,
         statement_timeout: float = 60.0,
+        pool_timeout: float = 30.0,
         auto_migrate: bool = True,
     ):
         self.uri = uri
         self.connect_timeout = max(2, math.ceil(connect_timeout))
         self.statement_timeout = statement_timeout
+        self.pool_timeout = pool_timeout
         try:
             url = sa.engine.make_url(uri)
         except sa.exc.ArgumentError as exc:
@@ -87,9 +91,11 @@ class MetadataStore:
             ) from exc
         self.dialect = url.get_backend_name()
         if self.dialect == "sqlite":
-            self.engine = _sqlite_engine(url, busy_timeout)
+            self.engine = _sqlite_engine(url, busy_timeout, pool_timeout)
         elif self.dialect == "postgresql":
-            self.engine = _postgres_engine(url, self.connect_timeout, statement_timeout)
+            self.engine = _postgres_engine(
+                url, self.connect_timeout, statement_timeout, pool_timeout
+            )
         else:
             raise ConfigError(
                 f"Metadata URI scheme {url.drivername!r} is not supported.",
@@ -126,6 +132,13 @@ class MetadataStore:
             yield
         except sa.exc.DBAPIError as exc:
             raise self._translate(exc) from exc
+        except sa.exc.TimeoutError as exc:  # the connection pool, not the database
+            raise BackendUnavailable(
+                f"No connection to the metadata database {mask_uri(self.uri)} came free "
+                f"within {self.pool_timeout:g} s: this process's threads hold every pooled "
+                "connection.",
+                hint="Use fewer concurrent threads or shorter transactions.",
+            ) from exc
 
     def _translate(self, exc: sa.exc.DBAPIError) -> MilepostError:
         """Driver errors become Milepost errors at this boundary; callers never see them."""
@@ -172,7 +185,8 @@ class MetadataStore:
         if type(orig).__name__ == "ConnectionTimeout" or "timeout expired" in text:
             url = sa.engine.make_url(self.uri)
             return BackendUnavailable(
-                f"Could not connect to the metadata database at {url.host}:{url.port or 5432} "
+                f"Could not connect to the metadata database at "
+                f"{url.host or 'the local socket'}:{url.port or 5432} "
                 f"within {self.connect_timeout} s (db_connect_timeout): {text}.",
                 hint="Check that PostgreSQL is running and reachable from here; raise "
                 "MILEPOST_DB_CONNECT_TIMEOUT for a slow network.",
@@ -276,7 +290,7 @@ def _current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-def _sqlite_engine(url: sa.URL, busy_timeout: float) -> Engine:
+def _sqlite_engine(url: sa.URL, busy_timeout: float, pool_timeout: float) -> Engine:
     database = url.database or ""
     memory = database in ("", ":memory:")
     kwargs: dict[str, Any] = {
@@ -288,6 +302,7 @@ def _sqlite_engine(url: sa.URL, busy_timeout: float) -> Engine:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["pool_size"] = 8
         kwargs["max_overflow"] = 16
+        kwargs["pool_timeout"] = pool_timeout
     engine = sa.create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -310,7 +325,9 @@ def _sqlite_engine(url: sa.URL, busy_timeout: float) -> Engine:
     return engine
 
 
-def _postgres_engine(url: sa.URL, connect_timeout: int, statement_timeout: float) -> Engine:
+def _postgres_engine(
+    url: sa.URL, connect_timeout: int, statement_timeout: float, pool_timeout: float
+) -> Engine:
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
     query = dict(url.query)
@@ -318,10 +335,13 @@ def _postgres_engine(url: sa.URL, connect_timeout: int, statement_timeout: float
     # set at connection start-up (no extra round trip), after any options in the URI
     options = query.get("options", "")
     options = options if isinstance(options, str) else " ".join(options)
-    query["options"] = f"{options} -c statement_timeout={round(statement_timeout * 1000)}".strip()
+    ms = max(1, round(statement_timeout * 1000)) if statement_timeout > 0 else 0
+    query["options"] = f"{options} -c statement_timeout={ms}".strip()
     url = url.set(query=query)
     try:
-        return sa.create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+        return sa.create_engine(
+            url, pool_size=8, max_overflow=16, pool_timeout=pool_timeout, pool_pre_ping=True
+        )
     except ModuleNotFoundError as exc:
         raise ConfigError(
             "PostgreSQL support needs psycopg.",
