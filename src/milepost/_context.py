@@ -38,6 +38,8 @@ class Runtime:
         self.db = MetadataStore(
             self.settings.resolved_metadata_uri(),
             busy_timeout=self.settings.sqlite_busy_timeout,
+            connect_timeout=self.settings.db_connect_timeout,
+            statement_timeout=self.settings.db_statement_timeout,
         )
         self.blobs: BlobStore = open_blob_store(
             self.settings.resolved_artifact_uri(),

@@ -133,6 +133,28 @@ class Settings(BaseModel):
         description="Open connections per server process (each replica, each feature server "
         "worker); requests on connections beyond it are answered 503.",
     )
+    db_connect_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds to wait for a PostgreSQL metadata database to accept a "
+        "connection (whole seconds, at least 2: libpq's granularity).",
+    )
+    db_statement_timeout: float = Field(
+        default=60.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Seconds one statement on a PostgreSQL metadata database may run, lock "
+        "waits included, before it is cancelled; 0 turns the limit off. Migrations are exempt.",
+    )
+    metric_flush_timeout: float = Field(
+        default=10.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Seconds flush(), run end and interpreter exit keep retrying an "
+        "unavailable metadata database before raising (the values stay queued and the "
+        "background writer keeps retrying).",
+    )
 
     def resolved_metadata_uri(self) -> str:
         """The metadata URI, defaulting to a SQLite file in ``home``."""

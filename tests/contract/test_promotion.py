@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 import milepost
 from milepost import Client
@@ -13,6 +17,7 @@ from milepost._context import Runtime
 from milepost.demo.data import LABEL
 from milepost.errors import Conflict, GateFailed, InvalidInput, PermissionDenied
 from milepost.promotion import PromotionPolicy
+from milepost.stores.schema import gate_results, registered_models
 from tests.contract.conftest import FEATURES
 
 
@@ -224,26 +229,134 @@ def test_bad_policies_are_refused(policy: dict[str, Any], match: str) -> None:
         PromotionPolicy.from_dict(policy)
 
 
+@pytest.mark.parametrize(
+    ("spec", "approver"),
+    [
+        # "no" is truthy: coerced, the requester could approve their own promotion
+        ({"kind": "approval", "count": 1, "allow_self_approval": "no"}, "tester"),
+        # coerced, int(0.5) == 0 approvals would be enough; "NaN" is not a count at all
+        ({"kind": "approval", "count": 0.5, "allow_self_approval": False}, "ana"),
+        ({"kind": "approval", "count": "NaN", "allow_self_approval": False}, "ana"),
+    ],
+)
+def test_an_approval_spec_changed_in_the_database_fails_closed(
+    registered: dict[str, Any], runtime: Runtime, spec: dict[str, Any], approver: str
+) -> None:
+    c = Client()
+    c.set_promotion_policy("churn", {"production": [{"kind": "approval"}]})
+    req = c.promote("churn", 2, "Production")
+    runtime.roles.grant("tester", "admin")
+    runtime.roles.grant(approver, "approver")
+    with runtime.db.write() as conn:
+        conn.execute(
+            sa.update(gate_results)
+            .where(gate_results.c.request_id == req.request_id)
+            .values(details_json=json.dumps({"approvals": [], "spec": spec}))
+        )
+    other = milepost.configure(
+        home=runtime.settings.home, metadata_uri=runtime.db.uri, user=approver
+    )
+    c = Client(other)
+    with pytest.raises(Conflict, match=r"approval gate stored with request .* is invalid"):
+        c.approve(req.request_id)
+    assert c.get_model_version("churn", 2).stage == "None"
+    assert c.reject(req.request_id, reason="tampered").status == "rejected"
+
+
 def test_policy_round_trips(registered: dict[str, Any]) -> None:
     stored = Client().set_promotion_policy("churn", POLICY)
     assert PromotionPolicy.from_yaml(stored.to_yaml()) == stored
     assert milepost.get_runtime().promotion.get_policy("churn") == stored
 
 
-def test_unknown_metric_is_an_error_result(registered: dict[str, Any]) -> None:
-    Client().set_promotion_policy(
-        "churn",
-        {
-            "production": [
-                {
-                    "kind": "metric_vs_baseline",
-                    "dataset": "churn.test@1",
-                    "target": LABEL,
-                    "primary": "auc",
-                    "threshold": 0.5,
-                }
-            ]
-        },
-    )
-    with pytest.raises(GateFailed, match="Unknown metric 'auc'"):
-        Client().promote("churn", 2, "Production")
+def test_unknown_metric_is_refused_when_the_policy_is_set(registered: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInput, match=r"primary: unknown metric 'auc'"):
+        Client().set_promotion_policy(
+            "churn",
+            {
+                "production": [
+                    {
+                        "kind": "metric_vs_baseline",
+                        "dataset": "churn.test@1",
+                        "target": LABEL,
+                        "primary": "auc",
+                        "threshold": 0.5,
+                    }
+                ]
+            },
+        )
+    assert milepost.get_runtime().promotion.get_policy("churn").empty
+
+
+_METRIC_GATE = {
+    "kind": "metric_vs_baseline",
+    "dataset": "churn.test@1",
+    "target": LABEL,
+    "primary": "roc_auc",
+}
+
+
+@pytest.mark.parametrize(
+    ("gate", "field"),
+    [
+        ({**_METRIC_GATE, "min_delta": math.nan}, "min_delta"),
+        ({**_METRIC_GATE, "min_delta": "0.01"}, "min_delta"),
+        ({**_METRIC_GATE, "threshold": math.inf}, "threshold"),
+        ({**_METRIC_GATE, "guards": {"log_loss": math.nan}}, "guards.log_loss"),
+        ({"kind": "approval", "count": True}, "count"),
+    ],
+)
+def test_nan_infinity_and_wrong_types_are_refused_when_set_and_nothing_is_stored(
+    registered: dict[str, Any], gate: dict[str, Any], field: str
+) -> None:
+    c = Client()
+    c.set_promotion_policy("churn", {"staging": [{"kind": "data_validation"}]})
+    with pytest.raises(InvalidInput, match=rf"^production\[0\] \({gate['kind']}\): {field}: "):
+        c.set_promotion_policy("churn", {"production": [gate]})
+    text = "production:\n  - " + json.dumps(gate).replace("NaN", ".nan").replace("Infinity", ".inf")
+    with pytest.raises(InvalidInput, match=rf"{field}: "):
+        c.set_promotion_policy("churn", text)
+    policy = milepost.get_runtime().promotion.get_policy("churn")
+    assert [g.kind for g in policy.staging] == ["data_validation"] and not policy.production
+
+
+@pytest.mark.parametrize("policy", [5, ["production"], 2.5, b"production: []"])
+def test_a_policy_of_the_wrong_type_is_invalid_input(
+    registered: dict[str, Any], policy: Any
+) -> None:
+    with pytest.raises(InvalidInput, match="YAML text or a path"):
+        Client().set_promotion_policy("churn", policy)
+
+
+def test_policy_paths_that_are_a_directory_or_not_utf8(
+    registered: dict[str, Any], tmp_path: Path
+) -> None:
+    folder = tmp_path / "policy.yaml"
+    folder.mkdir()
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("production:\n  - {kind: approval, role: r\u00f4le}\n".encode("latin-1"))
+    for source, match in [(folder, "is a directory"), (latin, "not UTF-8")]:
+        with pytest.raises(InvalidInput, match=match):
+            Client().set_promotion_policy("churn", source)
+        with pytest.raises(InvalidInput, match=match):
+            Client().set_promotion_policy("churn", str(source))
+
+
+def test_a_nan_written_straight_into_the_database_fails_closed(
+    registered: dict[str, Any],
+) -> None:
+    """A policy that bypassed set_policy (a direct write) never opens a gate."""
+    c = Client()
+    c.promote("churn", 2, "Production")  # the good model is the baseline
+    bad = {"production": [{**_METRIC_GATE, "min_delta": "NaN-placeholder"}]}
+    text = json.dumps(bad).replace('"NaN-placeholder"', "NaN")
+    with milepost.get_runtime().db.write() as conn:
+        conn.execute(
+            sa.update(registered_models)
+            .where(registered_models.c.name == "churn")
+            .values(policy_json=text)
+        )
+    with pytest.raises(InvalidInput, match=r"policy of churn .*min_delta.*finite"):
+        c.promote("churn", 1, "Production")
+    assert c.get_model_version("models:/churn/Production").version == 2
+    assert c.get_model_version("models:/churn/1").stage == "None"

@@ -16,6 +16,7 @@ import milepost
 from milepost import Client, RunStatus
 from milepost._context import Runtime
 from milepost.errors import AlreadyExists, Conflict, InvalidFilter, InvalidInput, NotFound
+from milepost.tracking._filter import parse_filter
 
 
 def test_run_lifecycle_and_data(runtime: Runtime) -> None:
@@ -210,6 +211,70 @@ def test_bad_filter_points_at_token(runtime: Runtime) -> None:
     _seed(1)
     with pytest.raises(InvalidFilter, match="character 14 near '>'"):
         Client().search_runs("search", filter="metrics.acc >> 1")
+
+
+@pytest.mark.parametrize(
+    ("filter_", "match"),
+    [
+        (" AND ".join(["metrics.acc > 0.1"] * 1200), "1200 comparisons; at most 100"),
+        (" AND ".join(f"metrics.m{i} > 0.1" for i in range(1200)), "at most 100"),
+        (" AND ".join(f"params.p{i} = 'x'" for i in range(70)), "70 different metrics"),
+        ("metrics.acc IN (" + ", ".join(map(str, range(20_000))) + ")", "20000 values"),
+        ("params.model = 'a\x00b'", "NUL"),
+        ("params.model = '\ud800'", "not valid Unicode"),
+        ("params.model LIKE 'g\\\\'", "cannot end with the escape character"),
+    ],
+)
+def test_oversized_or_impossible_filters_are_invalid_filter(
+    runtime: Runtime, filter_: str, match: str
+) -> None:
+    _seed(1)
+    with pytest.raises(InvalidFilter, match=match):
+        Client().search_runs("search", filter=filter_)
+
+
+def test_a_filter_the_database_cannot_run_is_invalid_filter(runtime: Runtime) -> None:
+    """Past the up-front limits, a size error from the database itself is the filter's."""
+    _seed(1)
+    experiment = Client().get_experiment("search").experiment_id
+    cases = [
+        # SQLite: "LIKE or GLOB pattern too complex" (over 50,000 bytes); PostgreSQL runs it
+        lambda: list(Client().search_runs("search", filter=f"params.model LIKE '{'%' * 60_000}'")),
+        # straight to the store, past the parser's clause limit: SQLite's expression depth
+        lambda: runtime.tracking.store.search_runs(
+            [experiment], parse_filter("start_time > 5") * 1200, [], max_results=5, offset=0
+        )[0],
+    ]
+    for case in cases:
+        try:
+            found = case()
+        except InvalidFilter as exc:
+            assert "cannot run this filter" in str(exc)
+        else:
+            assert runtime.db.dialect != "sqlite" and len(found) == 1
+
+
+def test_the_largest_allowed_search_runs_on_every_backend(runtime: Runtime) -> None:
+    ids = _seed(3)
+    clauses = [f"params.p{i} != 'x'" for i in range(48)] + ["metrics.acc >= 0"] * 52
+    order = ["metrics.loss DESC", "start_time"]  # 50 joined keys in all
+    assert len(Client().search_runs("search", filter=" AND ".join(clauses), order_by=order)) == 0
+    in_list = "metrics.acc IN (" + ", ".join(str(i / 3) for i in range(10_000)) + ")"
+    got = Client().search_runs("search", filter=in_list, order_by=order)
+    assert {r.run_id for r in got} == set(ids)
+
+
+def test_like_escapes_wildcards_the_same_way_on_every_backend(runtime: Runtime) -> None:
+    with milepost.start_run(experiment="like") as run:
+        milepost.log_params({"share": "50%", "name": "a_b"})
+    c = Client()
+    assert [r.run_id for r in c.search_runs("like", filter="params.share LIKE '50\\\\%'")] == [
+        run.run_id
+    ]
+    assert list(c.search_runs("like", filter="params.share LIKE '5\\\\%'")) == []
+    assert len(c.search_runs("like", filter="params.name LIKE 'a\\\\_b'")) == 1
+    assert list(c.search_runs("like", filter="params.name LIKE 'a\\\\_'")) == []
+    assert len(c.search_runs("like", filter="params.share LIKE '5%'")) == 1
 
 
 def test_artifacts_round_trip(runtime: Runtime, tmp_path: Path) -> None:

@@ -15,15 +15,21 @@ Built in:
 Add a gate by subclassing :class:`Gate` with a ``kind: Literal["..."]`` field and
 decorating it with :func:`register_gate` (or exposing it in the ``milepost.gates``
 entry-point group); policies then name it by ``kind``.
+
+Parameters are checked when a policy is set, strictly: numbers must be finite (no NaN or
+infinity), a string such as ``"0.5"`` or a boolean is not taken for a number, ``count``
+is a whole number, and metric names must be known. Checks fail closed: a comparison that
+involves a missing, NaN or infinite value never lets a version through.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from milepost.errors import InvalidInput, MilepostError, did_you_mean
 from milepost.evaluation.metrics import HIGHER_IS_BETTER, LOWER_IS_BETTER
@@ -97,12 +103,24 @@ class GateContext:
 
 
 class Gate(BaseModel):
-    """Base of every gate. ``name`` labels it in reports (default: its kind)."""
+    """Base of every gate. ``name`` labels it in reports (default: its kind).
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Validation is strict (no coercion of strings or booleans into numbers) and refuses
+    NaN and infinities; subclasses inherit that.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     kind: str
-    name: str | None = None
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+    def __init__(self, **data: Any) -> None:
+        """Build a gate in Python; a bad field is InvalidInput, as in a policy."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            kind = data.get("kind", type(self).model_fields["kind"].default)
+            raise _invalid_gate(exc, type(self).__name__, str(kind)) from exc
 
     def label(self) -> str:
         """The name shown in reports."""
@@ -147,9 +165,11 @@ def parse_gate(data: Any, *, where: str = "gate") -> Gate:
     Raises:
         InvalidInput: unknown kind (with close names) or a bad field.
     """
-    if not isinstance(data, dict) or "kind" not in data:
+    if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
+        got = data.get("kind") if isinstance(data, dict) else data
         raise InvalidInput(
-            f"{where}: each gate needs a 'kind'.", hint="Known: " + ", ".join(sorted(GATE_KINDS))
+            f"{where}: each gate needs a 'kind' naming it (got {got!r:.80}).",
+            hint="Known kinds: " + ", ".join(sorted(GATE_KINDS)) + ".",
         )
     kind = data["kind"]
     if kind not in GATE_KINDS:
@@ -157,15 +177,62 @@ def parse_gate(data: Any, *, where: str = "gate") -> Gate:
     cls = GATE_KINDS.get(kind)
     if cls is None:
         raise InvalidInput(
-            f"{where}: unknown gate kind {kind!r}.{did_you_mean(str(kind), GATE_KINDS)}",
+            f"{where}: unknown gate kind {kind!r}.{did_you_mean(kind, GATE_KINDS)}",
             hint="Known: " + ", ".join(sorted(GATE_KINDS)) + ".",
         )
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise InvalidInput(f"{where} ({kind}): {loc or 'value'}: {first['msg']}.") from exc
+        raise _invalid_gate(exc, where, kind) from exc
+    except InvalidInput as exc:  # from Gate.__init__ (pydantic validates through it)
+        if isinstance(exc.__cause__, ValidationError):
+            raise _invalid_gate(exc.__cause__, where, kind) from exc.__cause__
+        raise
+
+
+def _invalid_gate(exc: ValidationError, where: str, kind: str) -> InvalidInput:
+    """``production[0] (metric_vs_baseline): min_delta: <what is wrong> (got <value>).``"""
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "value_error":  # our validators name the field and the value
+        text = first["msg"].removeprefix("Value error, ")
+    else:
+        text = f"{first['msg']} (got {first['input']!r:.80})"
+    return InvalidInput(
+        f"{where} ({kind}): {loc + ': ' if loc else ''}{text}.",
+        hint=_TYPE_HINT if first["type"] in _TYPE_ERRORS else None,
+    )
+
+
+_TYPE_ERRORS = {"finite_number", "float_type", "int_type", "bool_type", "string_type"}
+_TYPE_HINT = (
+    "Write numbers as plain finite numbers (not quoted, not booleans, NaN or infinity), "
+    "and true/false for flags."
+)
+
+
+_KNOWN_METRICS = sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER)
+# Where each metric's values can lie: a threshold outside can never be met (or always is).
+_METRIC_RANGE: dict[str, tuple[float, float]] = {
+    **{m: (0.0, 1.0) for m in ("accuracy", "precision", "recall", "f1", "roc_auc", "brier")},
+    "r2": (-math.inf, 1.0),
+    **{m: (0.0, math.inf) for m in ("log_loss", "rmse", "mae")},
+}
+
+
+_TASK_METRICS = {
+    "classification": frozenset(
+        {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier"}
+    ),
+    "regression": frozenset({"rmse", "mae", "r2"}),
+}
+
+
+def _unknown_metric(metric: str) -> str:
+    return (
+        f"unknown metric {metric!r}.{did_you_mean(metric, _KNOWN_METRICS)} "
+        f"Known: {', '.join(_KNOWN_METRICS)}"
+    )
 
 
 def _direction(metric: str) -> int:
@@ -173,11 +240,18 @@ def _direction(metric: str) -> int:
         return 1
     if metric in LOWER_IS_BETTER:
         return -1
-    known = sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER)
-    raise InvalidInput(
-        f"Unknown metric {metric!r}.{did_you_mean(metric, known)}",
-        hint="Known: " + ", ".join(known) + ".",
-    )
+    raise InvalidInput(f"Gate: {_unknown_metric(metric)}.")
+
+
+def _finite(value: Any) -> float | None:
+    """The value as a float when it is a real, finite number, else None (also for NaN,
+    infinities, booleans and strings): callers treat None as a failed comparison."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+NonNegative = Annotated[float, Field(ge=0)]
 
 
 @register_gate
@@ -189,8 +263,10 @@ class MetricVsBaseline(Gate):
     target: str = Field(description="The label column.")
     task: Literal["classification", "regression"] | None = None
     primary: str = "roc_auc"
-    min_delta: float = 0.0
-    guards: dict[str, float] = Field(
+    min_delta: NonNegative = Field(
+        default=0.0, description="Smallest improvement over Production that passes (>= 0)."
+    )
+    guards: dict[str, NonNegative] = Field(
         default_factory=dict, description="metric -> largest allowed regression (absolute)."
     )
     threshold: float | None = Field(
@@ -198,16 +274,62 @@ class MetricVsBaseline(Gate):
         description="Absolute bar for the primary metric when there is no Production version.",
     )
 
+    @field_validator("dataset", "target")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("String should have at least 1 character that is not a space")
+        return value
+
+    @field_validator("primary")
+    @classmethod
+    def _known_primary(cls, value: str) -> str:
+        if value not in _METRIC_RANGE:
+            raise ValueError(_unknown_metric(value))
+        return value
+
+    @field_validator("guards")
+    @classmethod
+    def _known_guards(cls, value: dict[str, float]) -> dict[str, float]:
+        for metric in value:
+            if metric not in _METRIC_RANGE:
+                raise ValueError(_unknown_metric(metric))
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MetricVsBaseline:
+        if self.task is not None:
+            task_metrics = _TASK_METRICS[self.task]
+            for metric in (self.primary, *self.guards):
+                if metric not in task_metrics:
+                    raise ValueError(
+                        f"{metric} is not a {self.task} metric; use one of "
+                        f"{', '.join(sorted(task_metrics))} (or drop task to infer it)"
+                    )
+        if self.threshold is not None:
+            low, high = _METRIC_RANGE[self.primary]
+            if not low <= self.threshold <= high:
+                raise ValueError(
+                    f"threshold: {self.threshold:g} can never be met or always is: "
+                    f"{self.primary} lies in [{low:g}, {high:g}]"
+                )
+        return self
+
     def check(self, ctx: GateContext) -> GateResult:
         sign = _direction(self.primary)
         for g in self.guards:
             _direction(g)
         cand = ctx.evaluate(ctx.candidate, self.dataset, target=self.target, task=self.task)
-        c_val = cand.metrics.get(self.primary)
+        c_raw = cand.metrics.get(self.primary)
+        c_val = _finite(c_raw)
         if c_val is None:
             return self.result(
                 "error",
-                f"{self.primary} could not be computed for the candidate on {self.dataset}.",
+                f"{self.primary} could not be computed for the candidate on {self.dataset}."
+                if c_raw is None
+                else f"{self.primary} of the candidate on {self.dataset} is {c_raw}, "
+                "not a finite number; the gate fails closed.",
+                candidate=c_raw,
                 candidate_eval=cand.eval_id,
             )
         details: dict[str, Any] = {
@@ -225,7 +347,8 @@ class MetricVsBaseline(Gate):
                     f"{self.primary}; add 'threshold' to the gate",
                     **details,
                 )
-            ok = (c_val - self.threshold) * sign >= 0
+            # written so that anything but a finite comparison that holds fails
+            ok = c_val >= self.threshold if sign > 0 else c_val <= self.threshold
             cmp = (">=" if sign > 0 else "<=") if ok else "misses"
             return self.result(
                 "passed" if ok else "failed",
@@ -235,29 +358,39 @@ class MetricVsBaseline(Gate):
                 **details,
             )
         base = ctx.evaluate(base_model, self.dataset, target=self.target, task=self.task)
-        b_val = base.metrics.get(self.primary)
+        b_raw = base.metrics.get(self.primary)
         details.update(
-            baseline=b_val, baseline_version=base_model.version, baseline_eval=base.eval_id
+            baseline=b_raw, baseline_version=base_model.version, baseline_eval=base.eval_id
         )
+        b_val = _finite(b_raw)
         if b_val is None:
             return self.result(
                 "error",
-                f"{self.primary} could not be computed for Production v{base_model.version}.",
+                f"{self.primary} could not be computed for Production v{base_model.version}."
+                if b_raw is None
+                else f"{self.primary} of Production v{base_model.version} on {self.dataset} is "
+                f"{b_raw}, not a finite number; the gate fails closed.",
                 **details,
             )
         gain = (c_val - b_val) * sign
         details["improvement"] = gain
         problems = []
-        if gain < self.min_delta:
+        if not (math.isfinite(gain) and gain >= self.min_delta):
             problems.append(
                 f"{self.primary} {c_val:.4f} vs Production v{base_model.version} "
                 f"{b_val:.4f}: improvement {gain:+.4f} < min_delta {self.min_delta:g}"
             )
         guard_report = {}
         for metric, tolerance in self.guards.items():
-            cv, bv = cand.metrics.get(metric), base.metrics.get(metric)
+            cv_raw, bv_raw = cand.metrics.get(metric), base.metrics.get(metric)
+            cv, bv = _finite(cv_raw), _finite(bv_raw)
             if cv is None or bv is None:
-                problems.append(f"guard {metric} could not be computed")
+                problems.append(
+                    f"guard {metric} could not be computed"
+                    if cv_raw is None or bv_raw is None
+                    else f"guard {metric} is not a finite number (candidate {cv_raw}, "
+                    f"Production {bv_raw})"
+                )
                 continue
             regression = (bv - cv) * _direction(metric)
             guard_report[metric] = {
@@ -266,7 +399,7 @@ class MetricVsBaseline(Gate):
                 "regression": regression,
                 "tolerance": tolerance,
             }
-            if regression > tolerance:
+            if not (math.isfinite(regression) and regression <= tolerance):
                 problems.append(f"{metric} regressed by {regression:.4f} > tolerance {tolerance:g}")
         details["guards"] = guard_report
         if problems:
@@ -285,8 +418,12 @@ class DataValidation(Gate):
     """The candidate's training data passed its latest validation."""
 
     kind: Literal["data_validation"] = "data_validation"
-    suite: str | None = Field(default=None, description="Only results of this suite count.")
-    roles: list[str] = Field(default_factory=lambda: ["train"])
+    suite: Annotated[str, Field(min_length=1)] | None = Field(
+        default=None, description="Only results of this suite count."
+    )
+    roles: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=lambda: ["train"], min_length=1
+    )
 
     def check(self, ctx: GateContext) -> GateResult:
         inputs = [d for d in ctx.candidate.datasets if d.get("role") in self.roles]
@@ -333,7 +470,7 @@ class Approval(Gate):
     """A person with ``role`` approves (``count`` different people)."""
 
     kind: Literal["approval"] = "approval"
-    role: str = "approver"
+    role: str = Field(default="approver", min_length=1)
     count: int = Field(default=1, ge=1, le=10)
     allow_self_approval: bool = False
 

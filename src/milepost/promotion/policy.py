@@ -53,38 +53,84 @@ class PromotionPolicy:
 
     @classmethod
     def from_dict(cls, data: Any) -> PromotionPolicy:
-        """Parse plain data. Raises InvalidInput naming the bad gate."""
+        """Parse plain data. Raises InvalidInput naming the section, gate and field."""
         if data is None:
             return cls()
         if not isinstance(data, dict):
             raise InvalidInput(
-                "A promotion policy is a mapping with 'staging' and/or 'production'."
+                "A promotion policy is a mapping with 'staging' and/or 'production', "
+                f"got {_short(data)} ({type(data).__name__})."
             )
-        unknown = set(data) - {"staging", "production", "model"}
+        unknown = [k for k in data if k not in ("staging", "production", "model")]
         if unknown:
             raise InvalidInput(
-                f"Unknown policy section(s) {sorted(unknown)}; use staging and production."
+                f"Unknown policy section(s) {', '.join(map(repr, unknown))}; "
+                "use staging and production."
             )
         out: dict[str, list[Gate]] = {}
         for stage in ("staging", "production"):
             items = data.get(stage) or []
             if not isinstance(items, list):
-                raise InvalidInput(f"Policy section {stage!r} must be a list of gates.")
+                raise InvalidInput(
+                    f"Policy section {stage!r} must be a list of gates, got {_short(items)}."
+                )
             out[stage] = [parse_gate(g, where=f"{stage}[{i}]") for i, g in enumerate(items)]
         return cls(**out)
 
     @classmethod
     def from_yaml(cls, source: str | Path) -> PromotionPolicy:
-        """Parse YAML text or a YAML file."""
+        """Parse YAML text, or a YAML file given as a Path or a path ending in .yml/.yaml.
+
+        Raises:
+            InvalidInput: not text or a path, a file that cannot be read as UTF-8 text, bad
+                YAML, or a bad policy.
+        """
         import yaml
 
-        text = source.read_text() if isinstance(source, Path) else source
         if isinstance(source, str) and "\n" not in source and source.endswith((".yml", ".yaml")):
-            path = Path(source)
-            if not path.is_file():
-                raise InvalidInput(f"Policy file {source} does not exist.")
-            text = path.read_text()
+            source = Path(source)
+        if isinstance(source, Path):
+            text = _read_policy_file(source)
+        elif isinstance(source, str):
+            text = source
+        else:
+            raise InvalidInput(
+                f"A promotion policy is YAML text or a path to a YAML file, or a mapping; "
+                f"got {_short(source)} ({type(source).__name__})."
+            )
         try:
-            return cls.from_dict(yaml.safe_load(text))
+            data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise InvalidInput(f"The policy is not valid YAML: {exc}") from exc
+        except RecursionError as exc:
+            raise InvalidInput("The policy is nested too deeply to be a policy.") from exc
+        if isinstance(data, str):
+            raise InvalidInput(
+                f"The policy text {_short(data)} is a plain string, not a mapping with "
+                "'staging' and/or 'production'.",
+                hint="To read a file, pass a pathlib.Path or a path ending in .yml or .yaml.",
+            )
+        return cls.from_dict(data)
+
+
+def _read_policy_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(f"Policy file {str(path)!r} does not exist.") from None
+    except IsADirectoryError:
+        raise InvalidInput(
+            f"Policy file {str(path)!r} is a directory.", hint="Pass the YAML file inside it."
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"Policy file {str(path)!r} is not UTF-8 text (byte {exc.start}).",
+            hint="Save the policy as UTF-8 YAML.",
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"Cannot read policy file {str(path)!r}: {exc}.") from exc
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -17,10 +17,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from milepost.errors import Conflict, GateFailed, InvalidInput, PermissionDenied
 from milepost.models.models import transition_problem
 from milepost.promotion.backends.sql import SqlPromotionStore
-from milepost.promotion.gates import GateContext, GateResult, run_gate
+from milepost.promotion.gates import Approval, Gate, GateContext, GateResult, run_gate
 from milepost.promotion.policy import PromotionPolicy
 from milepost.stores.audit import append_event
 
@@ -109,21 +111,35 @@ class PromotionService:
     def set_policy(
         self, name: str, policy: PromotionPolicy | dict[str, Any] | str | Path | None
     ) -> PromotionPolicy:
-        """Set (or with None, clear) a model's promotion policy, audited."""
+        """Set (or with None, clear) a model's promotion policy, audited.
+
+        Args:
+            name: the registered model.
+            policy: a PromotionPolicy, a mapping, YAML text, a path to a YAML file, or
+                None to clear it.
+
+        Raises:
+            InvalidInput: the policy is malformed; the message names the section, the gate's
+                index and kind, and the field (NaN, infinities and wrong types are refused
+                here, never at promotion time). Nothing is stored.
+        """
         if policy is None:
             self.models.store.set_policy(name, None, actor=self.actor)
             return PromotionPolicy()
-        if isinstance(policy, dict):
+        if isinstance(policy, PromotionPolicy):
+            policy = _revalidated(policy)
+        elif isinstance(policy, dict):
             policy = PromotionPolicy.from_dict(policy)
-        elif not isinstance(policy, PromotionPolicy):
+        else:
             policy = PromotionPolicy.from_yaml(policy)
-        self.models.store.set_policy(name, json.dumps(policy.to_dict()), actor=self.actor)
+        # allow_nan=False: what is stored is exactly what get_policy parses back
+        text = json.dumps(policy.to_dict(), allow_nan=False)
+        self.models.store.set_policy(name, text, actor=self.actor)
         return policy
 
     def get_policy(self, name: str) -> PromotionPolicy:
         """A model's policy (empty when none is set)."""
-        raw = self.models.store.model(name)["policy_json"]
-        return PromotionPolicy.from_dict(json.loads(raw)) if raw else PromotionPolicy()
+        return _stored_policy(name, self.models.store.model(name)["policy_json"])
 
     # -- promote ----------------------------------------------------------------------
 
@@ -146,9 +162,7 @@ class PromotionService:
         problem = transition_problem(candidate.stage, target)
         if problem:
             raise Conflict(f"Cannot promote {name} version {version} to {target}: {problem}.")
-        policy = (
-            PromotionPolicy.from_dict(json.loads(raw_policy)) if raw_policy else PromotionPolicy()
-        )
+        policy = _stored_policy(name, raw_policy)
         ctx = GateContext(
             name,
             candidate,
@@ -319,13 +333,13 @@ class PromotionService:
         if gate is None or position is None:  # pragma: no cover - pending implies one
             raise Conflict(f"Request {request_id[:12]} has no approval waiting.")
         details = json.loads(gate["details_json"])
-        spec = details.get("spec", {})
+        spec = _approval_spec(details, request_id)
         self._check_approver(row, spec)
         approvals = list(details.get("approvals", []))
         if any(a["actor"] == self.actor for a in approvals):
             raise Conflict(f"{self.actor!r} has already approved request {request_id[:12]}.")
         approvals.append({"actor": self.actor, "at": _now(), "reason": reason})
-        needed = int(spec.get("count", 1))
+        needed = int(spec["count"])
         done = len(approvals) >= needed
         updated = GateResult(
             gate["name"],
@@ -424,7 +438,11 @@ class PromotionService:
             i for i, g in enumerate(gates) if g["kind"] == "approval" and g["status"] == "pending"
         )
         details = json.loads(gates[position]["details_json"])
-        self._check_approver(row, details.get("spec", {}), rejecting=True)
+        try:
+            spec = _approval_spec(details, request_id)
+        except Conflict:  # a broken spec can still be rejected, by the default role
+            spec = Approval().model_dump()
+        self._check_approver(row, spec, rejecting=True)
         results = [_gate_result(g) for g in gates]
         results[position] = result = GateResult(
             gates[position]["name"],
@@ -513,6 +531,58 @@ class PromotionService:
     ) -> list[PromotionRequest]:
         """Requests, newest first (``status="pending_approval"`` for the approval queue)."""
         return [self.get_request(i) for i in self.store.list(status=status, model=model)]
+
+
+def _approval_spec(details: dict[str, Any], request_id: str) -> dict[str, Any]:
+    """The approval gate a request waits on, checked as strictly as in a policy.
+
+    The spec is read back from the database: one changed there (a count of "2", a flag
+    of "no") refuses the decision instead of being coerced into a different rule.
+    """
+    try:
+        return Approval.model_validate(details.get("spec", {})).model_dump()
+    except (InvalidInput, ValidationError) as exc:
+        raise Conflict(
+            f"The approval gate stored with request {request_id[:12]} is invalid "
+            f"({getattr(exc, 'message', exc)}); it cannot be decided.",
+            hint="Someone with the approver role can reject it; then request again.",
+        ) from exc
+
+
+def _stored_policy(name: str, raw: str | None) -> PromotionPolicy:
+    """The policy stored for a model, checked as strictly as when it is set.
+
+    A stored policy that no longer passes (written by hand, or by an older Milepost that
+    let NaN through) refuses every promotion until it is set again: it fails closed.
+    """
+    if not raw:
+        return PromotionPolicy()
+    try:
+        return PromotionPolicy.from_dict(json.loads(raw))
+    except (InvalidInput, ValueError, RecursionError) as exc:
+        problem = exc.message if isinstance(exc, InvalidInput) else f"not JSON ({exc})"
+        raise InvalidInput(
+            f"The stored promotion policy of {name} is invalid: {problem}",
+            hint=f"Set it again: `milepost models policy {name} --set POLICY.yaml` "
+            "(promotions of this model are refused until then).",
+        ) from exc
+
+
+def _revalidated(policy: PromotionPolicy) -> PromotionPolicy:
+    """Check a policy built in Python as strictly as one parsed from YAML."""
+    for stage in ("staging", "production"):
+        gates = getattr(policy, stage)
+        if not isinstance(gates, list) or not all(isinstance(g, Gate) for g in gates):
+            raise InvalidInput(
+                f"PromotionPolicy.{stage} must be a list of gates, got {gates!r:.80}."
+            )
+    # python mode: a NaN in a gate built with model_construct reaches validation as NaN
+    return PromotionPolicy.from_dict(
+        {
+            stage: [g.model_dump(exclude_none=True) for g in getattr(policy, stage)]
+            for stage in ("staging", "production")
+        }
+    )
 
 
 def _gate_result(row: sa.RowMapping) -> GateResult:

@@ -6,11 +6,16 @@ transaction starts with ``BEGIN IMMEDIATE`` so that writers queue on the databas
 read lock cannot be upgraded; reads use a deferred ``BEGIN`` and, with WAL, never wait
 for writers. Migrations run automatically on first use, inside a write transaction on
 SQLite and under a PostgreSQL advisory lock, so processes starting at once migrate once.
+
+Nothing waits forever on PostgreSQL: connecting gives up after ``connect_timeout`` and
+every statement (lock waits included) after ``statement_timeout``, each with an error
+that names the setting. SQLite waits for a lock at most its busy timeout.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from milepost.errors import BackendUnavailable, ConfigError, Conflict, MilepostError, mask_uri
+from milepost.errors import (
+    BackendUnavailable,
+    ConfigError,
+    Conflict,
+    InvalidInput,
+    MilepostError,
+    mask_uri,
+)
 from milepost.stores import _sql
 
 if TYPE_CHECKING:
@@ -42,6 +54,12 @@ class MetadataStore:
         uri: an SQLAlchemy URI: ``sqlite:///path/to/milepost.db`` or
             ``postgresql+psycopg://user@host:5432/db``.
         busy_timeout: seconds a SQLite writer waits for the database lock.
+        connect_timeout: seconds to wait for PostgreSQL to accept a connection (libpq
+            counts whole seconds, at least 2).
+        statement_timeout: seconds a PostgreSQL statement may run, lock waits included,
+            before the server cancels it; 0 for no limit. Migrations are exempt.
+        pool_timeout: seconds to wait for a free pooled connection when this process
+            already uses them all.
         auto_migrate: bring the schema to the newest revision on first use.
 
     Raises:
@@ -50,8 +68,20 @@ class MetadataStore:
         BackendUnavailable: the database cannot be reached.
     """
 
-    def __init__(self, uri: str, *, busy_timeout: float = 60.0, auto_migrate: bool = True):
+    def __init__(
+        self,
+        uri: str,
+        *,
+        busy_timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        statement_timeout: float = 60.0,
+        pool_timeout: float = 30.0,
+        auto_migrate: bool = True,
+    ):
         self.uri = uri
+        self.connect_timeout = max(2, math.ceil(connect_timeout))
+        self.statement_timeout = statement_timeout
+        self.pool_timeout = pool_timeout
         try:
             url = sa.engine.make_url(uri)
         except sa.exc.ArgumentError as exc:
@@ -61,9 +91,11 @@ class MetadataStore:
             ) from exc
         self.dialect = url.get_backend_name()
         if self.dialect == "sqlite":
-            self.engine = _sqlite_engine(url, busy_timeout)
+            self.engine = _sqlite_engine(url, busy_timeout, pool_timeout)
         elif self.dialect == "postgresql":
-            self.engine = _postgres_engine(url)
+            self.engine = _postgres_engine(
+                url, self.connect_timeout, statement_timeout, pool_timeout
+            )
         else:
             raise ConfigError(
                 f"Metadata URI scheme {url.drivername!r} is not supported.",
@@ -100,6 +132,13 @@ class MetadataStore:
             yield
         except sa.exc.DBAPIError as exc:
             raise self._translate(exc) from exc
+        except sa.exc.TimeoutError as exc:  # the connection pool, not the database
+            raise BackendUnavailable(
+                f"No connection to the metadata database {mask_uri(self.uri)} came free "
+                f"within {self.pool_timeout:g} s: this process's threads hold every pooled "
+                "connection.",
+                hint="Use fewer concurrent threads or shorter transactions.",
+            ) from exc
 
     def _translate(self, exc: sa.exc.DBAPIError) -> MilepostError:
         """Driver errors become Milepost errors at this boundary; callers never see them."""
@@ -123,7 +162,15 @@ class MetadataStore:
                 f"The change clashes with a concurrent or existing one: {text}.",
                 hint="Re-read the object and try again.",
             )
+        if isinstance(exc, sa.exc.DataError):
+            return InvalidInput(
+                f"The metadata database refused a value: {text}",
+                hint="Check the value against the field's type and range.",
+            )
         if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+            timeout = self._timeout_error(exc, text)
+            if timeout is not None:
+                return timeout
             if "locked" in text:
                 return BackendUnavailable(
                     f"The SQLite database {where} stayed locked by another writer for "
@@ -139,6 +186,28 @@ class MetadataStore:
             f"The metadata database {where} refused a statement: {text}",
             hint="This is likely a bug in Milepost or a schema changed by hand.",
         )
+
+    def _timeout_error(self, exc: sa.exc.DBAPIError, text: str) -> MilepostError | None:
+        """A connect or statement timeout, said in terms of the setting that bounds it."""
+        orig = exc.orig
+        if type(orig).__name__ == "ConnectionTimeout" or "timeout expired" in text:
+            url = sa.engine.make_url(self.uri)
+            return BackendUnavailable(
+                f"Could not connect to the metadata database at "
+                f"{url.host or 'the local socket'}:{url.port or 5432} "
+                f"within {self.connect_timeout} s (db_connect_timeout): {text}.",
+                hint="Check that PostgreSQL is running and reachable from here; raise "
+                "MILEPOST_DB_CONNECT_TIMEOUT for a slow network.",
+            )
+        if getattr(orig, "sqlstate", None) == "57014" and "statement timeout" in text:
+            return BackendUnavailable(
+                f"A statement on the metadata database {mask_uri(self.uri)} did not finish "
+                f"within {self.statement_timeout:g} s (db_statement_timeout) and was "
+                "cancelled; it was most likely waiting for a lock another session holds.",
+                hint="Look for a blocking session in pg_stat_activity, or raise "
+                "MILEPOST_DB_STATEMENT_TIMEOUT (0 turns the limit off).",
+            )
+        return None
 
     # -- schema ---------------------------------------------------------------------
 
@@ -162,6 +231,8 @@ class MetadataStore:
 
         with self.write() as conn:
             if self.dialect == "postgresql":
+                # a migration may rewrite a large table, or wait for another process's
+                self._no_statement_timeout(conn)
                 _sql.advisory_xact_lock(conn, _sql.MIGRATION_LOCK)
             current = _current_revision(conn)
             if current is not None and current not in self._known_revisions():
@@ -173,6 +244,11 @@ class MetadataStore:
             cfg = self._alembic_config()
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
+
+    def _no_statement_timeout(self, conn: Connection) -> None:
+        """Lift the statement timeout until this transaction ends (PostgreSQL)."""
+        if self.dialect == "postgresql":
+            conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
 
     def _stored_revision(self) -> str | None:
         """``alembic_version``'s row read without Alembic (``None``: absent or several)."""
@@ -222,7 +298,7 @@ def _current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-def _sqlite_engine(url: sa.URL, busy_timeout: float) -> Engine:
+def _sqlite_engine(url: sa.URL, busy_timeout: float, pool_timeout: float) -> Engine:
     database = url.database or ""
     memory = database in ("", ":memory:")
     kwargs: dict[str, Any] = {
@@ -234,6 +310,7 @@ def _sqlite_engine(url: sa.URL, busy_timeout: float) -> Engine:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs["pool_size"] = 8
         kwargs["max_overflow"] = 16
+        kwargs["pool_timeout"] = pool_timeout
     engine = sa.create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -256,11 +333,23 @@ def _sqlite_engine(url: sa.URL, busy_timeout: float) -> Engine:
     return engine
 
 
-def _postgres_engine(url: sa.URL) -> Engine:
+def _postgres_engine(
+    url: sa.URL, connect_timeout: int, statement_timeout: float, pool_timeout: float
+) -> Engine:
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
+    query = dict(url.query)
+    query.setdefault("connect_timeout", str(connect_timeout))
+    # set at connection start-up (no extra round trip), after any options in the URI
+    options = query.get("options", "")
+    options = options if isinstance(options, str) else " ".join(options)
+    ms = max(1, round(statement_timeout * 1000)) if statement_timeout > 0 else 0
+    query["options"] = f"{options} -c statement_timeout={ms}".strip()
+    url = url.set(query=query)
     try:
-        return sa.create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+        return sa.create_engine(
+            url, pool_size=8, max_overflow=16, pool_timeout=pool_timeout, pool_pre_ping=True
+        )
     except ModuleNotFoundError as exc:
         raise ConfigError(
             "PostgreSQL support needs psycopg.",

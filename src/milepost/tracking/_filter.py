@@ -14,9 +14,17 @@ KEY is a word (letters, digits, ``_ - . / :``) or a quoted name: ``metrics.`val 
 Attributes: run_id, run_name, status, user, parent_run_id, git_commit, source (strings);
 start_time, end_time (ms since the epoch), experiment_id (numbers).
 Metrics compare as numbers with = != < <= > >= and IN; params and tags are strings and
-take = != LIKE ILIKE IN. Keywords are case-insensitive.
+take = != LIKE ILIKE IN. Keywords are case-insensitive. In a LIKE pattern ``%`` and ``_``
+are wildcards and a backslash escapes them on every backend; inside a quoted string a
+backslash is itself escaped, so ``params.share LIKE '50\\\\%'`` matches ``50%``.
 
 Order-by terms: ``FIELD [ASC|DESC]``, several separated by commas.
+
+Limits, checked before any SQL is built (every backend can run a search within them;
+SQLite joins at most 64 tables): at most ``MAX_CLAUSES`` (100) comparisons, ``MAX_VALUES``
+(10,000) values in all, ``MAX_LENGTH`` (1,000,000) characters, and ``MAX_JOINED_KEYS`` (50)
+different metrics, params and tags across the filter and the order. A NUL character or
+text that is not valid Unicode is refused too.
 """
 
 from __future__ import annotations
@@ -30,7 +38,22 @@ from milepost.errors import InvalidFilter, did_you_mean
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["Comparison", "OrderTerm", "parse_filter", "parse_order_by"]
+__all__ = [
+    "MAX_CLAUSES",
+    "MAX_JOINED_KEYS",
+    "MAX_LENGTH",
+    "MAX_VALUES",
+    "Comparison",
+    "OrderTerm",
+    "check_search_size",
+    "parse_filter",
+    "parse_order_by",
+]
+
+MAX_CLAUSES = 100
+MAX_VALUES = 10_000
+MAX_LENGTH = 1_000_000
+MAX_JOINED_KEYS = 50
 
 Entity = Literal["metric", "param", "tag", "attribute"]
 Value = float | str
@@ -197,6 +220,12 @@ class _Parser:
             value = self.parse_value()
             if not isinstance(value, str):
                 raise self.error(self.tokens[self.i - 1], f"{op} needs a quoted pattern")
+            if (len(value) - len(value.rstrip("\\"))) % 2:
+                raise self.error(
+                    self.tokens[self.i - 1],
+                    f"a {op} pattern cannot end with the escape character '\\' "
+                    "(write '\\\\\\\\' in the quotes for a literal backslash)",
+                )
         else:
             raise self.error(tok, "expected an operator: = != < <= > >= LIKE ILIKE IN")
         comparison = Comparison(entity, key, op, value, field_tok.pos)
@@ -219,6 +248,7 @@ class _Parser:
 
     def parse(self) -> list[Comparison]:
         comparisons = [self.parse_comparison()]
+        values = _count_values(comparisons[-1])
         while (tok := self.take()) is not None:
             if self.keyword(tok, "OR"):
                 raise self.error(
@@ -227,7 +257,31 @@ class _Parser:
             if not self.keyword(tok, "AND"):
                 raise self.error(tok, "expected AND between comparisons")
             comparisons.append(self.parse_comparison())
+            values += _count_values(comparisons[-1])
+        if len(comparisons) > MAX_CLAUSES:
+            raise _too_large(
+                f"it has {len(comparisons)} comparisons; at most {MAX_CLAUSES} are allowed",
+                MAX_CLAUSES,
+            )
+        if values > MAX_VALUES:
+            raise _too_large(
+                f"it compares with {values} values; at most {MAX_VALUES} are allowed",
+                MAX_VALUES,
+            )
         return comparisons
+
+
+def _count_values(c: Comparison) -> int:
+    return len(c.value) if isinstance(c.value, tuple) else 1
+
+
+def _too_large(why: str, limit: int) -> InvalidFilter:
+    return InvalidFilter(
+        f"The filter is too large: {why}.",
+        hint="Narrow the search (for example one experiment, or IN instead of many "
+        "comparisons) and filter the rest in Python.",
+        details={"limit": limit},
+    )
 
 
 def parse_field_name(text: str, source: str, pos: int) -> tuple[Entity, str]:
@@ -299,18 +353,72 @@ def parse_filter(source: str | None) -> list[Comparison]:
     Raises:
         InvalidFilter: with the character position and the offending token.
     """
-    if source is None or not source.strip():
+    if source is None:
+        return []
+    if not isinstance(source, str):
+        raise InvalidFilter(
+            f'A filter is a string such as "metrics.acc > 0.9", got {source!r:.60} '
+            f"({type(source).__name__})."
+        )
+    if len(source) > MAX_LENGTH:
+        raise _too_large(
+            f"it is {len(source)} characters long; at most {MAX_LENGTH} are allowed", MAX_LENGTH
+        )
+    _check_text(source, "filter")
+    if not source.strip():
         return []
     return _Parser(source).parse()
 
 
+def _check_text(text: str, what: str) -> None:
+    """Refuse what no database stores: NUL, and text that is not valid Unicode."""
+    if "\x00" in text:
+        raise InvalidFilter(
+            f"The {what} contains a NUL character at position {text.index(chr(0)) + 1}.",
+            details={"position": text.index("\x00")},
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidFilter(
+            f"The {what} is not valid Unicode text (a lone surrogate at position {exc.start + 1}).",
+            details={"position": exc.start},
+        ) from None
+
+
+def check_search_size(comparisons: Sequence[Comparison], order: Sequence[OrderTerm]) -> None:
+    """Refuse a search that joins more than ``MAX_JOINED_KEYS`` metric/param/tag keys.
+
+    Raises:
+        InvalidFilter: too many different keys across the filter and the order.
+    """
+    keys = {(c.entity, c.key) for c in comparisons if c.entity != "attribute"}
+    keys |= {(t.entity, t.key) for t in order if t.entity != "attribute"}
+    if len(keys) > MAX_JOINED_KEYS:
+        raise _too_large(
+            f"it uses {len(keys)} different metrics, params and tags (filter and order "
+            f"together); at most {MAX_JOINED_KEYS} are allowed",
+            MAX_JOINED_KEYS,
+        )
+
+
 def parse_order_by(terms: str | Sequence[str] | None) -> list[OrderTerm]:
     """Parse ``["metrics.acc DESC", "start_time"]`` or ``"metrics.acc DESC, start_time"``."""
-    if not terms:
+    if terms is None or (isinstance(terms, (str, list, tuple)) and not terms):
         return []
+    if not isinstance(terms, (str, list, tuple)):
+        raise InvalidFilter(
+            f"order_by is a string or a list of strings such as ['metrics.acc DESC'], "
+            f"got {terms!r:.60} ({type(terms).__name__})."
+        )
     items = terms.split(",") if isinstance(terms, str) else list(terms)
+    if len(items) > MAX_CLAUSES:
+        raise _too_large(f"order_by has {len(items)} terms; at most {MAX_CLAUSES}", MAX_CLAUSES)
     result: list[OrderTerm] = []
     for raw in items:
+        if not isinstance(raw, str):
+            raise InvalidFilter(f"Each order_by term is a string, got {raw!r:.60}.")
+        _check_text(raw, "order_by term")
         text = raw.strip()
         descending = False
         upper = text.upper()

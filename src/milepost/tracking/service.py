@@ -6,12 +6,12 @@ artifact bytes; :class:`~milepost.tracking.backends.sql.SqlTrackingStore` persis
 
 from __future__ import annotations
 
-import numbers
 import os
 import re
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from milepost.errors import InvalidInput, NotFound
 from milepost.stores.paths import safe_join, safe_relpath
 from milepost.tracking import _names
 from milepost.tracking._filter import parse_filter, parse_order_by
+from milepost.tracking._values import int64, metric_value, short_repr
 from milepost.tracking._writer import MetricWriter
 from milepost.tracking.backends.sql import (
     SqlTrackingStore,
@@ -45,7 +46,7 @@ from milepost.tracking.models import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
     from milepost.config import Settings
     from milepost.stores.blobs import BlobStore
@@ -74,19 +75,14 @@ def validate_key(key: Any, what: str) -> str:
     return key
 
 
-def _metric_value(key: str, value: Any) -> float:
-    if isinstance(value, (str, bytes)) or not isinstance(value, numbers.Real):
+def _run_id(run_id: Any) -> str:
+    if type(run_id) is not str:
         raise InvalidInput(
-            f"Metric {key!r} must be a real number, got {value!r} ({type(value).__name__}).",
-            hint="Log text as a tag or a param instead.",
+            f"A run id is a string of 32 hex characters, got {short_repr(run_id)} "
+            f"({type(run_id).__name__}).",
+            hint="Use run.run_id, or find ids with `milepost runs list`.",
         )
-    return float(value)
-
-
-def _int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidInput(f"{name} must be an integer, got {value!r}.")
-    return int(value)
+    return run_id
 
 
 class TrackingService:
@@ -108,6 +104,7 @@ class TrackingService:
             batch_size=settings.metric_batch_size,
             heartbeat_interval=settings.heartbeat_interval,
             live_runs=lambda: list(self._owned),
+            retry_for=settings.metric_flush_timeout,
         )
 
     # -- experiments ----------------------------------------------------------------
@@ -410,7 +407,7 @@ class TrackingService:
         self.store.delete_tag(run_id, key)
 
     def _metric_experiment(self, run_id: str) -> int:
-        exp = self._writable.get(run_id)
+        exp = self._writable.get(_run_id(run_id))
         if exp is not None:
             return exp
         found = self.store.run_experiments([run_id]).get(run_id)
@@ -431,23 +428,36 @@ class TrackingService:
         step: int | None = None,
         timestamp: int | None = None,
     ) -> None:
-        """Queue one metric value; it is written in the background (see ``flush``)."""
-        exp = self._writable.get(run_id)
+        """Queue one metric value; it is written in the background (see ``flush``).
+
+        Args:
+            run_id: the run.
+            key: the metric's name.
+            value: a real number; NaN and infinities are kept (see ``_values``).
+            step: a whole number within a signed 64-bit integer (default 0).
+            timestamp: milliseconds since the epoch, within a signed 64-bit integer
+                (default now).
+
+        Raises:
+            InvalidInput: a bad name, value, step or timestamp (nothing is queued).
+            NotFound: the run does not exist.
+        """
+        exp = self._writable.get(run_id) if type(run_id) is str else None
         if exp is None:
             exp = self._metric_experiment(run_id)
         if key not in self._keys_ok:
             validate_key(key, "metric")
             self._keys_ok.add(key)
         if type(value) is not float:
-            value = _metric_value(key, value)
+            value = metric_value(key, value)
         self.writer.append(
             (
                 run_id,
                 exp,
                 key,
                 value,
-                int(time.time() * 1000) if timestamp is None else _int("timestamp", timestamp),
-                0 if step is None else _int("step", step),
+                int(time.time() * 1000) if timestamp is None else int64("timestamp", timestamp),
+                0 if step is None else int64("step", step),
             )
         )
 
@@ -459,16 +469,21 @@ class TrackingService:
         step: int | None = None,
         timestamp: int | None = None,
     ) -> None:
-        """Queue several metrics at one step."""
+        """Queue several metrics at one step; all are checked before any is queued."""
         exp = self._metric_experiment(run_id)
-        ts = int(time.time() * 1000) if timestamp is None else _int("timestamp", timestamp)
-        st = 0 if step is None else _int("step", step)
+        if not isinstance(values, Mapping):
+            raise InvalidInput(
+                "log_metrics takes a mapping of metric names to values, got "
+                f"{short_repr(values)} ({type(values).__name__})."
+            )
+        ts = int(time.time() * 1000) if timestamp is None else int64("timestamp", timestamp)
+        st = 0 if step is None else int64("step", step)
         rows = []
         for key, value in values.items():
             if key not in self._keys_ok:
                 validate_key(key, "metric")
                 self._keys_ok.add(key)
-            rows.append((run_id, exp, key, _metric_value(key, value), ts, st))
+            rows.append((run_id, exp, key, metric_value(key, value), ts, st))
         self.writer.extend(rows)
 
     def flush(self) -> None:

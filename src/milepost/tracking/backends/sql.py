@@ -24,12 +24,7 @@ from milepost.stores.schema import (
     run_tags,
     runs,
 )
-from milepost.tracking._filter import (
-    NUMERIC_ATTRIBUTES,
-    STRING_ATTRIBUTES,
-    Comparison,
-    OrderTerm,
-)
+from milepost.tracking.backends._search import filter_error, search_query
 from milepost.tracking.models import (
     ArtifactInfo,
     Environment,
@@ -45,14 +40,17 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from milepost.stores.metadata import MetadataStore
+    from milepost.tracking._filter import Comparison, OrderTerm
     from milepost.tracking.environment import EnvironmentInfo
 
-__all__ = ["MetricRow", "SqlTrackingStore"]
+__all__ = ["METRIC_ERRORS_TAG", "MetricRow", "SqlTrackingStore"]
+
+#: The run tag counting metric values the database refused (see ``record_metric_errors``).
+METRIC_ERRORS_TAG = "milepost.metric_errors"
 
 # (run_id, experiment_id, key, value, timestamp_ms, step)
 MetricRow = tuple[str, int, str, float, int, int]
 
-_ATTRIBUTE_COLUMNS = {**STRING_ATTRIBUTES, **NUMERIC_ATTRIBUTES}
 _INSERT_RUN = sa.insert(runs)
 _METRIC_COLUMNS = ("run_id", "key", "value", "timestamp", "step")
 
@@ -485,9 +483,23 @@ class SqlTrackingStore:
             )
 
     def insert_metrics(self, rows: Sequence[MetricRow]) -> None:
-        """Append metric values and update each (run, key)'s latest value, one transaction."""
+        """Append metric values and update each (run, key)'s latest value, one transaction.
+
+        Raises:
+            InvalidInput: the database or its driver refused a value (for example a step
+                beyond BIGINT). Conflict: a constraint refused a row. Either way one of
+                ``rows`` is to blame and nothing was written.
+            BackendUnavailable: the database failed (down, locked, timed out).
+        """
         if not rows:
             return
+        try:
+            self._insert_metrics(rows)
+        except (OverflowError, ValueError, TypeError) as exc:
+            # raised by the driver while binding a value (sqlite3 cannot bind 2**70)
+            raise InvalidInput(f"The metadata database cannot store a metric row: {exc}.") from exc
+
+    def _insert_metrics(self, rows: Sequence[MetricRow]) -> None:
         latest: dict[tuple[str, str], MetricRow] = {}
         for row in rows:
             k = (row[0], row[2])
@@ -527,6 +539,44 @@ class SqlTrackingStore:
                         "step": r[5],
                     }
                     for r in latest.values()
+                ],
+            )
+
+    def record_metric_errors(self, errors: Mapping[str, tuple[int, str]]) -> None:
+        """Count metric values the database refused on their runs, as run tags.
+
+        ``errors`` maps a run id to (how many values were refused, the first message).
+        ``milepost.metric_errors`` holds the running count and
+        ``milepost.metric_errors.first`` the first message ever recorded.
+        """
+        if not errors:
+            return
+        with self.db.write() as conn:
+            current = dict(
+                conn.execute(
+                    sa.select(run_tags.c.run_id, run_tags.c.value).where(
+                        run_tags.c.run_id.in_(list(errors)),
+                        run_tags.c.key == METRIC_ERRORS_TAG,
+                    )
+                ).all()
+            )
+            ins = _sql.insert_for(conn, run_tags)
+            counts = []
+            for run_id, (count, _) in errors.items():
+                before = current.get(run_id, "0")
+                total = count + (int(before) if before.isdigit() else 0)
+                counts.append({"run_id": run_id, "key": METRIC_ERRORS_TAG, "value": str(total)})
+            conn.execute(
+                ins.on_conflict_do_update(
+                    index_elements=["run_id", "key"], set_={"value": ins.excluded.value}
+                ),
+                counts,
+            )
+            conn.execute(
+                ins.on_conflict_do_nothing(index_elements=["run_id", "key"]),
+                [
+                    {"run_id": run_id, "key": METRIC_ERRORS_TAG + ".first", "value": message}
+                    for run_id, (_, message) in errors.items()
                 ],
             )
 
@@ -579,43 +629,22 @@ class SqlTrackingStore:
         include_deleted: bool = False,
     ) -> tuple[list[Run], bool]:
         """One page of runs and whether more follow. See ``_filter`` for the language."""
-        q = sa.select(runs).where(runs.c.experiment_id.in_(list(experiment_ids)))
-        if not include_deleted:
-            q = q.where(runs.c.lifecycle_stage == "active")
-        joined: dict[tuple[str, str], sa.FromClause] = {}
-        from_clause: sa.FromClause = runs
-
-        def join_for(entity: str, key: str, *, outer: bool) -> sa.FromClause:
-            nonlocal from_clause
-            if (entity, key) in joined:
-                return joined[(entity, key)]
-            table = {"metric": latest_metrics, "param": params, "tag": run_tags}[entity]
-            alias = table.alias(f"{entity[0]}{len(joined)}")
-            on = sa.and_(alias.c.run_id == runs.c.run_id, alias.c.key == key)
-            if entity == "metric" and len(experiment_ids) == 1:
-                # lets the (experiment_id, key, value) index serve filter and order
-                on = sa.and_(on, alias.c.experiment_id == experiment_ids[0])
-            from_clause = from_clause.join(alias, on, isouter=outer)
-            joined[(entity, key)] = alias
-            return alias
-
-        for c in comparisons:
-            if c.entity == "attribute":
-                column: Any = runs.c[_ATTRIBUTE_COLUMNS[c.key]]
-            else:
-                column = join_for(c.entity, c.key, outer=False).c.value
-            q = q.where(_condition(column, c))
-        order_by: list[Any] = []
-        for term in order:
-            if term.entity == "attribute":
-                column = runs.c[_ATTRIBUTE_COLUMNS[term.key]]
-            else:
-                column = join_for(term.entity, term.key, outer=True).c.value
-            order_by.append((column.desc() if term.descending else column.asc()).nulls_last())
-        order_by += [runs.c.start_time.desc(), runs.c.run_id]
-        q = q.select_from(from_clause).order_by(*order_by).limit(max_results + 1).offset(offset)
+        q = search_query(
+            experiment_ids,
+            comparisons,
+            order,
+            max_results=max_results,
+            offset=offset,
+            include_deleted=include_deleted,
+        )
         with self.db.read() as conn:
-            rows = list(conn.execute(q).mappings())
+            try:
+                rows = list(conn.execute(q).mappings())
+            except (sa.exc.DBAPIError, RecursionError) as exc:
+                problem = filter_error(exc)
+                if problem is None:
+                    raise
+                raise problem from exc
             more = len(rows) > max_results
             return self._with_data(conn, rows[:max_results]), more
 
@@ -705,38 +734,6 @@ class SqlTrackingStore:
                 ArtifactInfo(r.path, r.digest, int(r.size))
                 for r in conn.execute(q.order_by(artifacts.c.path))
             ]
-
-
-def _condition(column: Any, c: Comparison) -> Any:
-    value = c.value
-    if c.key == "status" and c.entity == "attribute":
-        value = (
-            tuple(str(v).upper() for v in value) if isinstance(value, tuple) else str(value).upper()
-        )
-    op = c.op
-    if op == "IN":
-        return column.in_(list(value) if isinstance(value, tuple) else [value])
-    if op == "NOT IN":
-        return column.not_in(list(value) if isinstance(value, tuple) else [value])
-    if op == "LIKE":
-        return column.like(value)
-    if op == "NOT LIKE":
-        return column.not_like(value)
-    if op == "ILIKE":
-        return column.ilike(value)
-    if op == "NOT ILIKE":
-        return column.not_ilike(value)
-    comparators = {
-        "=": column.__eq__,
-        "!=": column.__ne__,
-        "<": column.__lt__,
-        "<=": column.__le__,
-        ">": column.__gt__,
-        ">=": column.__ge__,
-    }
-    if op not in comparators:  # pragma: no cover - the parser admits only these
-        raise InvalidInput(f"Unsupported operator {op!r}.")
-    return comparators[op](value)
 
 
 def encode_page_token(offset: int, query_key: str) -> str:
