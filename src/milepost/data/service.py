@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -65,8 +64,8 @@ class DataService:
             InvalidInput: unreadable or empty data, mismatched schemas, unsupported types.
         """
         _check_name(name)
-        with tempfile.TemporaryDirectory(prefix="milepost-ingest-") as tmp:
-            staged = _ingest.stage(data, workdir=Path(tmp), storage_options=self._storage_options())
+        with _ingest.workdir("milepost-ingest-") as tmp:
+            staged = _ingest.stage(data, workdir=tmp, storage_options=self._storage_options())
             digest, rows = _ingest.content_hash(staged.files, staged.schema)
             if rows == 0:
                 where = staged.source_uri or "The data"
@@ -227,13 +226,13 @@ class DataService:
 
         con = _profile.connect()
         try:
-            with tempfile.TemporaryDirectory(prefix="milepost-validate-") as tmp:
+            with _ingest.workdir("milepost-validate-") as tmp:
                 if version is not None:
                     files = self.local_files(version)
                     schema = pq.read_schema(files[0])
                 else:
                     staged = _ingest.stage(
-                        data, workdir=Path(tmp), storage_options=self._storage_options()
+                        data, workdir=tmp, storage_options=self._storage_options()
                     )
                     files, schema = staged.files, staged.schema
                 con.execute(f"CREATE VIEW data AS SELECT * FROM {_profile.source_sql(files)}")
