@@ -149,6 +149,34 @@ def test_the_approver_set_list(runtime: Runtime) -> None:
     assert Client().audit_events(object_type="trusted_type")[0].action == "trusted_type.remove"
 
 
+def test_a_row_written_to_the_database_directly_trusts_nothing(runtime: Runtime) -> None:
+    import sqlalchemy as sa
+
+    from milepost.stores.schema import trusted_types
+
+    with milepost.start_run():
+        mv = milepost.log_model(_shell_model(), "shell", flavor="sklearn", trusted_types=[SHELL])
+    with runtime.db.write() as conn:
+        conn.execute(
+            sa.insert(trusted_types).values(
+                type_name=SHELL, added_by="mallory", added_at=0, reason="trust me"
+            )
+        )
+    assert [(t.type_name, t.audited) for t in runtime.models.list_trusted_types()] == [
+        (SHELL, False)
+    ]
+    with pytest.raises(PermissionDenied, match=r"subprocess\.run"):
+        milepost.load_model(mv.uri)
+    runtime.roles.grant("tester", "approver")
+    runtime.models.remove_trusted_type(SHELL, reason="forged")
+    runtime.models.add_trusted_type(SHELL, reason="reviewed")
+    assert milepost.load_model(mv.uri).version.version == 1
+    with runtime.db.write() as conn:  # an audited row edited afterwards is ignored too
+        conn.execute(sa.update(trusted_types).values(reason="something else"))
+    with pytest.raises(PermissionDenied, match=r"subprocess\.run"):
+        milepost.load_model(mv.uri)
+
+
 def test_the_metric_gate_records_an_untrusted_model_as_an_error(
     runtime: Runtime, churn_models: dict[str, Any], churn_frame: pd.DataFrame
 ) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from milepost._context import get_runtime
@@ -416,9 +417,10 @@ def trust_list(as_json: JsonOpt = False) -> None:
             "`milepost models trust add TYPE --reason '...'`."
         )
         return
-    table = Table("type", "added by", "added (UTC)", "reason")
+    table = Table("type", "added by", "added (UTC)", "reason", "audited")
     for r in records:
-        table.add_row(r.type_name, r.added_by, fmt_time(r.added_at), r.reason)
+        audited = "yes" if r.audited else "[red]no: ignored by loaders[/]"
+        table.add_row(r.type_name, r.added_by, fmt_time(r.added_at), escape(r.reason), audited)
     console.print(table)
 
 

@@ -161,6 +161,9 @@ class TrustedType:
     added_by: str
     added_at: int
     reason: str
+    #: False when no audit event backs the row (written to the database directly):
+    #: loaders then ignore it.
+    audited: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -169,6 +172,7 @@ class TrustedType:
             "added_by": self.added_by,
             "added_at": self.added_at,
             "reason": self.reason,
+            "audited": self.audited,
         }
 
 
