@@ -243,6 +243,29 @@ def test_the_model_server_refuses_an_untrusted_variant(
         )
 
 
+def test_an_onnx_served_version_is_decided_without_importing_sklearn(
+    runtime: Runtime, churn_models: dict[str, Any], churn_frame: pd.DataFrame
+) -> None:
+    """A serving replica decides trust at load, and common models need no sklearn for it."""
+    import os
+
+    with milepost.start_run():
+        mv = milepost.log_model(
+            churn_models["good"], "churn", input_example=churn_frame[FEATURES].head(3), onnx=True
+        )
+    script = (
+        "import sys, milepost\n"
+        "m = milepost.get_runtime().models.load(sys.argv[1], prefer_onnx=True)\n"
+        "print(m.uses_onnx, 'sklearn' in sys.modules, 'skops' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")}
+    env |= runtime.settings.to_env()
+    out = subprocess.run(
+        [sys.executable, "-c", script, mv.uri], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["True", "False", "False"]
+
+
 # -- a model whose code is not installed where it is loaded -----------------------------
 
 

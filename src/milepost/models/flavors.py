@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from milepost.errors import ConfigError, InvalidInput, MilepostError, PermissionDenied
-from milepost.models import trust
+from milepost.models import _schema, trust
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable
@@ -180,42 +180,21 @@ class OnnxPredictor:
         return np.asarray(probs)
 
 
-def check(
-    flavor: Flavor,
-    data: bytes,
-    *,
-    trusted: bool = False,
-    trusted_types: Iterable[str] = (),
-    what: str = "the model",
-    declared: Collection[str] = (),
-) -> trust.Audit | None:
-    """Decide, without rebuilding anything, whether this process may load the file.
+def _decide(
+    data: bytes, trusted_types: Iterable[str], what: str, declared: Collection[str]
+) -> trust.Audit:
+    """The full audit of a skops file; raises unless the loading side trusts every type."""
+    result = trust.audit(data, trusted_types)
+    untrusted = [t for t in result.refused if t not in result.missing]
+    if untrusted:
+        raise trust.untrusted_error(what, untrusted, declared)
+    if result.missing:
+        name, module = next(iter(result.missing.items()))
+        raise trust.missing_module_error(what, module, name)
+    return result
 
-    Args:
-        flavor: the file's flavor.
-        data: the file's bytes.
-        trusted: the loading side allows unpickling (python flavor).
-        trusted_types: types the loading side trusts beyond the built-in allow-list.
-        what: how messages name the model (``models:/churn/3``).
-        declared: the types its author declared when logging (named in messages only).
 
-    Returns:
-        The audit of a skops file (None for other flavors).
-
-    Raises:
-        PermissionDenied: a pickle without ``trusted``, or a skops file holding types the
-            loading side does not trust (all named, with the three ways to trust them).
-        ConfigError: the file needs a library that is not installed here.
-    """
-    if flavor == "sklearn":
-        result = trust.audit(data, trusted_types)
-        untrusted = [t for t in result.refused if t not in result.missing]
-        if untrusted:
-            raise trust.untrusted_error(what, untrusted, declared)
-        if result.missing:
-            name, module = next(iter(result.missing.items()))
-            raise trust.missing_module_error(what, module, name)
-        return result
+def _check_pickle(flavor: Flavor, trusted: bool, what: str) -> None:
     if flavor == "python" and not trusted:
         raise PermissionDenied(
             f"Refusing to load {what}: it is a pickled model, and unpickling runs arbitrary "
@@ -226,7 +205,39 @@ def check(
         )
     if flavor not in MODEL_FILES:
         raise InvalidInput(f"Unknown flavor {flavor!r}.")
-    return None
+
+
+def check(
+    flavor: Flavor,
+    data: bytes,
+    *,
+    trusted: bool = False,
+    trusted_types: Iterable[str] = (),
+    what: str = "the model",
+    declared: Collection[str] = (),
+) -> None:
+    """Decide, without rebuilding anything, whether this process may load the file.
+
+    Files whose every type a static table admits are decided from their schema alone
+    (no import of skops or scikit-learn); the others get the full audit.
+
+    Args:
+        flavor: the file's flavor.
+        data: the file's bytes.
+        trusted: the loading side allows unpickling (python flavor).
+        trusted_types: types the loading side trusts beyond the built-in allow-list.
+        what: how messages name the model (``models:/churn/3``).
+        declared: the types its author declared when logging (named in messages only).
+
+    Raises:
+        PermissionDenied: a pickle without ``trusted``, or a skops file holding types the
+            loading side does not trust (all named, with the three ways to trust them).
+        ConfigError: the file needs a library that is not installed here.
+    """
+    _check_pickle(flavor, trusted, what)
+    named = list(trusted_types)
+    if flavor == "sklearn" and not _schema.plainly_trusted(data, named):
+        _decide(data, named, what, declared)
 
 
 def _rebuild(build: Callable[[], Any], what: str, types: Iterable[str] = ()) -> Any:
@@ -271,11 +282,9 @@ def load(
         ConfigError: the model's code (a module or class) is not installed here.
         IntegrityViolation: a tree in the file points outside itself.
     """
-    result = check(
-        flavor, data, trusted=trusted, trusted_types=trusted_types, what=what, declared=declared
-    )
+    _check_pickle(flavor, trusted, what)
     if flavor == "sklearn":
-        assert result is not None
+        result = _decide(data, trusted_types, what, declared)
         sio = _needs("skops.io", "models")
         model = _rebuild(lambda: sio.loads(data, trusted=result.trusted), what, result.types)
         trust.check_contents(model, result.types, what)

@@ -31,16 +31,14 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
-import io
-import json
 import sys
-import zipfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from milepost.errors import ConfigError, IntegrityViolation, InvalidInput, PermissionDenied
+from milepost.models import _schema
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable
@@ -137,36 +135,6 @@ def check_type_name(name: Any) -> str:
         )
     assert isinstance(name, str)
     return name
-
-
-# -- which roles each type has in a file ------------------------------------------------
-
-
-def _roles(data: bytes) -> dict[str, frozenset[str]]:
-    """Every ``module.Name`` the file's schema mentions, with the loaders that rebuild it."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            schema = json.loads(zf.read("schema.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise InvalidInput(
-            f"The model file is not a readable skops file: {exc}.",
-            hint="Log the model again.",
-        ) from exc
-    found: dict[str, set[str]] = {}
-    stack: list[Any] = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            loader, module, cls = (node.get(k) for k in ("__loader__", "__module__", "__class__"))
-            if isinstance(loader, str) and isinstance(module, str) and isinstance(cls, str):
-                found.setdefault(f"{module}.{cls}", set()).add(loader)
-                content = node.get("content")
-                if loader == "MethodNode" and isinstance(content, dict):
-                    found.setdefault(f"{module}.{cls}.{content.get('func')}", set()).add(loader)
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return {name: frozenset(loaders) for name, loaders in found.items()}
 
 
 # -- the built-in decision --------------------------------------------------------------
@@ -271,7 +239,7 @@ def audit(data: bytes, named: Iterable[str] = ()) -> Audit:
         ) from exc
     if not types:
         return Audit(())
-    roles = _roles(data)
+    roles = _schema.roles(data)
     extra = set(named)
     builtin, by_name, refused, missing = [], [], [], {}
     for name in types:

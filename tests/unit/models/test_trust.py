@@ -403,3 +403,64 @@ def test_trees_pointing_outside_themselves_are_refused(
     y = (X[:, 0] > 0).astype(int)
     with pytest.raises(IntegrityViolation, match="out of range"):
         flavors.load("sklearn", sio.dumps(tamper(X, y)))
+
+
+# -- the schema-only decision an ONNX-served replica makes without importing sklearn ----
+
+
+def test_the_static_tables_admit_only_what_the_full_audit_trusts() -> None:
+    from skops.io import _trusted_types as skops_defaults
+    from skops.io._sklearn import ALLOWED_LOSSES
+    from skops.io._utils import get_type_name
+
+    from milepost.models import _schema
+
+    skops_objects = set(skops_defaults.SKLEARN_ESTIMATOR_TYPE_NAMES) | set(
+        skops_defaults.SKLEARN_INTERNAL_TYPE_NAMES
+    )
+    for name in _schema._COMMON_OBJECTS:
+        assert name in skops_objects or trust.builtin_trusts(name, frozenset({"ObjectNode"})), name
+    losses = {get_type_name(t) for t in ALLOWED_LOSSES}
+    assert losses >= _schema._BY_LOADER["LossNode"]
+    assert set(skops_defaults.NUMPY_DTYPE_TYPE_NAMES) >= _schema._numpy_dtypes()
+    assert {n for n, r in trust.BUILTIN_TYPES.items() if "FunctionNode" in r} >= _schema._FUNCTIONS
+    for loader in ("TreeNode", "PartialNode", "DTypeNode"):
+        for name in _schema._BY_LOADER[loader]:
+            assert trust.builtin_trusts(name, frozenset({loader})), name
+
+
+@pytest.mark.parametrize("case", list(LEGIT))
+def test_common_models_are_decided_from_the_schema_alone(
+    case: str, frame: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    from milepost.models import _schema
+
+    X, y = frame
+    if case == "hist gradient boosting on categories":
+        X = X.astype({"c": "category"})
+    data = sio.dumps(LEGIT[case]().fit(X, y))
+    if "nearest" not in case:  # a KD tree needs the full audit (and its checks)
+        assert _schema.plainly_trusted(data)
+    assert trust.audit(data).refused == ()
+
+
+@pytest.mark.parametrize("case", list(LOAD_TIME))
+def test_no_gadget_passes_the_schema_alone(case: str, tmp_path: Path) -> None:
+    from milepost.models import _schema
+
+    data = LOAD_TIME[case][1](tmp_path / MARKER)
+    assert not _schema.plainly_trusted(data)
+    with pytest.raises(PermissionDenied):
+        flavors.check("sklearn", data)
+
+
+@pytest.mark.parametrize("name", list(_gadget_functions()))
+def test_no_gadget_function_passes_the_schema_alone(name: str) -> None:
+    from milepost.models import _schema
+
+    data = sio.dumps(
+        make_pipeline(FunctionTransformer(_gadget_functions()[name]), LogisticRegression())
+    )
+    assert not _schema.plainly_trusted(data)
+    with pytest.raises(PermissionDenied):
+        flavors.check("sklearn", data)
