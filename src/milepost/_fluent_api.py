@@ -280,7 +280,10 @@ def log_model(
         input_example: a few input rows; the signature is inferred from them.
         signature: an explicit signature instead.
         onnx: also convert to ONNX, kept only when it matches on the input example.
-        trusted_types: extra types the skops file may contain (your own transformers).
+        trusted_types: types beyond the built-in allow-list the skops file holds (your
+            own transformers). This declares them so the model can be saved; it trusts
+            nothing: whoever loads the model decides (``load_model(trusted_types=...)``,
+            ``MILEPOST_TRUSTED_TYPES`` or ``milepost models trust add``).
     """
     run_id = _require_run()
     return get_runtime().models.log_model(
@@ -308,7 +311,10 @@ def load_model(
     """Load ``models:/NAME/VERSION``, ``models:/NAME/Production`` or ``models:/NAME@alias``.
 
     ``predict`` on the result enforces the signature. Pickled models load only with
-    ``trusted=True``; skops files only with known or named types.
+    ``trusted=True``; skops files only when every type they hold is on the built-in
+    allow-list or trusted by the loading side: ``trusted_types`` here, the
+    ``MILEPOST_TRUSTED_TYPES`` setting or the approver-set list (``milepost models trust``).
+    What the model's author declared when logging is never trusted.
     """
     return get_runtime().models.load(
         uri,

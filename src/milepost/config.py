@@ -98,8 +98,10 @@ class Settings(BaseModel):
     )
     trusted_types: str = Field(
         default="",
-        description="Comma-separated extra types skops model files may contain "
-        "(e.g. mypkg.MyTransformer).",
+        description="Comma-separated types this process trusts in skops model files beyond "
+        "the built-in allow-list (e.g. mypkg.MyTransformer). Loading trusts only this, the "
+        "load call's trusted_types and the approver-set list; never what a model's author "
+        "declared.",
     )
     feature_server_timeout: float = Field(
         default=3.0,

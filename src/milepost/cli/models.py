@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from milepost._context import get_runtime
@@ -17,6 +18,12 @@ from milepost.promotion.gates import GateResult
 from milepost.promotion.service import PromotionRequest
 
 app = typer.Typer(help="The model registry and the promotion workflow.", no_args_is_help=True)
+trust_app = typer.Typer(
+    help="Types every loader trusts in model files beyond the built-in allow-list "
+    "(changing the list needs the approver or admin role; every change is audited).",
+    no_args_is_help=True,
+)
+app.add_typer(trust_app, name="trust")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 STAGE_STYLE = {"Production": "green", "Staging": "cyan", "Archived": "dim", "None": ""}
@@ -123,6 +130,12 @@ def show(
             )
         if v.datasets:
             console.print("datasets: " + ", ".join(f"{d['ref']} ({d['role']})" for d in v.datasets))
+        if v.trusted_types:
+            console.print(
+                "types declared by the author (information only; loading trusts what the "
+                "loading side names): " + ", ".join(v.trusted_types),
+                markup=False,
+            )
         if v.metrics:
             console.print(
                 "metrics: " + ", ".join(f"{k}={fmt_value(x)}" for k, x in v.metrics.items())
@@ -396,3 +409,46 @@ def policy(
         emit_json(data)
     else:
         console.print(current.to_yaml() if not current.empty else "no policy", markup=False)
+
+
+@trust_app.command("list")
+def trust_list(as_json: JsonOpt = False) -> None:
+    """List the approver-set trusted types: who added each, when and why."""
+    records = get_runtime().models.list_trusted_types()
+    if as_json:
+        emit_json([r.to_dict() for r in records])
+        return
+    if not records:
+        console.print(
+            "No trusted types beyond the built-in allow-list. An approver adds one with "
+            "`milepost models trust add TYPE --reason '...'`."
+        )
+        return
+    table = Table("type", "added by", "added (UTC)", "reason", "audited")
+    for r in records:
+        audited = "yes" if r.audited else "[red]no: ignored by loaders[/]"
+        table.add_row(r.type_name, r.added_by, fmt_time(r.added_at), escape(r.reason), audited)
+    console.print(table)
+
+
+@trust_app.command("add")
+def trust_add(
+    type_name: Annotated[str, typer.Argument(help="The dotted type name, e.g. mypkg.Doubler.")],
+    reason: Annotated[str, typer.Option(help="Why it is safe to trust (audited).")],
+) -> None:
+    """Trust a type in model files for every loader (needs the approver or admin role)."""
+    record = get_runtime().models.add_trusted_type(type_name, reason=reason)
+    console.print(f"Every loader now trusts {record.type_name} (added by {record.added_by}).")
+
+
+@trust_app.command("remove")
+def trust_remove(
+    type_name: Annotated[str, typer.Argument(help="The dotted type name.")],
+    reason: Annotated[str | None, typer.Option(help="Why (audited).")] = None,
+) -> None:
+    """Stop trusting a type (needs the approver or admin role)."""
+    record = get_runtime().models.remove_trusted_type(type_name, reason=reason)
+    console.print(
+        f"{record.type_name} is no longer trusted; models holding it load only where the "
+        "loading side names it."
+    )

@@ -16,11 +16,14 @@ binary as lengths plus bytes). Row order counts.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
 import os
 import shutil
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,11 +37,83 @@ from milepost.errors import InvalidInput
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-__all__ = ["StagedData", "canonical_type", "content_hash", "stage"]
+__all__ = ["StagedData", "canonical_type", "content_hash", "stage", "sweep_workdirs", "workdir"]
 
 _BATCH_ROWS = 131_072
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".tsv")
+
+
+# Work directories: <temp dir>/milepost-ingest-*, each with a lock file its owner holds.
+WORKDIR_PREFIXES = ("milepost-ingest-", "milepost-validate-")
+_OWNER_LOCK = ".owner.lock"
+# Without file locks (or a lock file), only directories this old are taken for dead.
+_UNLOCKED_STALE_SECONDS = 24 * 3600
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: fall back to age alone
+    fcntl = None  # type: ignore[assignment]
+
+
+def _abandoned(path: Path) -> bool:
+    """Whether no live process owns a work directory (its owner's lock is free)."""
+    lock = path / _OWNER_LOCK
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:  # being created right now, or left by an old version
+        try:
+            return time.time() - path.stat().st_mtime > _UNLOCKED_STALE_SECONDS
+        except OSError:
+            return False
+    except OSError:  # another user's directory
+        return False
+    try:
+        if fcntl is None:  # pragma: no cover
+            return time.time() - os.fstat(fd).st_mtime > _UNLOCKED_STALE_SECONDS
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its owner is alive
+            return False
+        return True
+    finally:
+        os.close(fd)
+
+
+def sweep_workdirs(base: Path | None = None) -> list[Path]:
+    """Remove the work directories of ingests and validations that were interrupted.
+
+    A run holds an exclusive lock on its directory's lock file until it has removed the
+    directory; the lock dies with the process, so a directory whose lock is free belongs
+    to a run that was killed. Returns what was removed.
+    """
+    base = Path(base or tempfile.gettempdir())
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in base.iterdir():
+            if entry.name.startswith(WORKDIR_PREFIXES) and entry.is_dir() and _abandoned(entry):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def workdir(prefix: str = "milepost-ingest-", base: Path | None = None) -> Iterator[Path]:
+    """A private work directory under the temp dir, removed on exit.
+
+    What interrupted runs left behind (a killed process never reaches its cleanup) is
+    removed first, so such directories live only until the next run.
+    """
+    sweep_workdirs(base)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    fd = os.open(path / _OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)  # still locked: no sweeper takes it meanwhile
+        os.close(fd)
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -25,7 +24,8 @@ from milepost.data.backends.sql import DatasetRow, NewVersion, SqlDataStore
 from milepost.data.models import ColumnSchema, DatasetInput, DatasetVersion, parse_ref
 from milepost.data.results import ValidationResult
 from milepost.data.validation import CheckContext, Suite, run_checks
-from milepost.errors import InvalidInput
+from milepost.errors import IntegrityViolation, InvalidInput
+from milepost.stores.blobs import verify_file
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -64,8 +64,8 @@ class DataService:
             InvalidInput: unreadable or empty data, mismatched schemas, unsupported types.
         """
         _check_name(name)
-        with tempfile.TemporaryDirectory(prefix="milepost-ingest-") as tmp:
-            staged = _ingest.stage(data, workdir=Path(tmp), storage_options=self._storage_options())
+        with _ingest.workdir("milepost-ingest-") as tmp:
+            staged = _ingest.stage(data, workdir=tmp, storage_options=self._storage_options())
             digest, rows = _ingest.content_hash(staged.files, staged.schema)
             if rows == 0:
                 where = staged.source_uri or "The data"
@@ -129,16 +129,29 @@ class DataService:
         )
 
     def local_files(self, version: DatasetVersion) -> list[Path]:
-        """Local paths of the snapshot's Parquet files (downloaded once into a cache)."""
+        """Local paths of the snapshot's Parquet files, each checked against its digest.
+
+        Files of a local store are read in place; others are downloaded once into a cache
+        (a damaged cached copy is fetched again). Engines read these paths directly, so
+        the check happens here, once per file and process while the file is unchanged.
+
+        Raises:
+            IntegrityViolation: a stored file was altered or truncated.
+        """
         paths = []
         for digest in version.files:
             location = self.blobs.location(digest)
-            if "://" not in location and Path(location).is_file():
-                paths.append(Path(location))
+            if "://" not in location:
+                paths.append(verify_file(Path(location), digest))
                 continue
             cached = self._cache_dir / digest[:2] / f"{digest}.parquet"
-            if not cached.is_file():
-                self.blobs.download(digest, cached)
+            if cached.is_file():
+                try:
+                    paths.append(verify_file(cached, digest))
+                    continue
+                except IntegrityViolation:
+                    cached.unlink(missing_ok=True)
+            self.blobs.download(digest, cached)  # verified before it lands
             paths.append(cached)
         return paths
 
@@ -213,13 +226,13 @@ class DataService:
 
         con = _profile.connect()
         try:
-            with tempfile.TemporaryDirectory(prefix="milepost-validate-") as tmp:
+            with _ingest.workdir("milepost-validate-") as tmp:
                 if version is not None:
                     files = self.local_files(version)
                     schema = pq.read_schema(files[0])
                 else:
                     staged = _ingest.stage(
-                        data, workdir=Path(tmp), storage_options=self._storage_options()
+                        data, workdir=tmp, storage_options=self._storage_options()
                     )
                     files, schema = staged.files, staged.schema
                 con.execute(f"CREATE VIEW data AS SELECT * FROM {_profile.source_sql(files)}")

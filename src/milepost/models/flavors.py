@@ -2,23 +2,31 @@
 
 - ``sklearn``: scikit-learn-compatible estimators and pipelines (LightGBM, XGBoost and
   other sklearn wrappers included) saved with skops. Loading never unpickles: skops
-  rebuilds objects from an allow-list, and Milepost trusts only types from well-known
-  numeric libraries (``TRUSTED_MODULES``) plus types named explicitly at log or load
-  time. A file holding any other type is refused with the type named.
+  rebuilds objects from an allow-list, and which types a file may hold beyond skops'
+  defaults is the *loading* side's decision (:mod:`milepost.models.trust`): the
+  built-in allow-list plus the types the loader names. A file holding any other type is
+  refused with the types named.
 - ``onnx``: an ONNX model run with onnxruntime.
 - ``python``: any object with ``predict``, saved with cloudpickle. Unpickling runs code,
   so it loads only with ``trusted=True`` (or the ``trust_pickle`` setting).
+
+A model whose code is not installed where it is loaded is a one-line
+:class:`~milepost.errors.ConfigError` naming the missing module and what to install.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from milepost.errors import ConfigError, InvalidInput, PermissionDenied
+from milepost.errors import ConfigError, InvalidInput, MilepostError, PermissionDenied
+from milepost.models import _schema, trust
 
-__all__ = ["TRUSTED_MODULES", "Flavor", "detect_flavor", "load", "save", "untrusted_types"]
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable
+
+__all__ = ["Flavor", "check", "detect_flavor", "load", "save"]
 
 Flavor = Literal["sklearn", "onnx", "python"]
 
@@ -27,18 +35,6 @@ MODEL_FILES: dict[str, str] = {
     "onnx": "model.onnx",
     "python": "model.pkl",
 }
-
-# Types from these top-level modules are accepted in skops files without being named.
-TRUSTED_MODULES = (
-    "builtins",
-    "collections",
-    "numpy",
-    "scipy",
-    "sklearn",
-    "lightgbm",
-    "xgboost",
-    "catboost",
-)
 
 
 def detect_flavor(model: Any) -> Flavor:
@@ -70,23 +66,16 @@ def _needs(module: str, extra: str) -> Any:
         ) from exc
 
 
-def untrusted_types(data: bytes) -> list[str]:
-    """Types in a skops file that skops itself does not trust."""
-    sio = _needs("skops.io", "models")
-    types: list[str] = sio.get_untrusted_types(data=data)
-    return types
-
-
-def _outside_allow_list(types: list[str], extra: list[str]) -> list[str]:
-    return [t for t in types if t.split(".")[0] not in TRUSTED_MODULES and t not in extra]
-
-
 def save(model: Any, flavor: Flavor, *, trusted_types: list[str] | None = None) -> bytes:
     """The model's file bytes.
 
+    ``trusted_types`` are what the author declares the file holds beyond the built-in
+    allow-list; they let the file be saved, and loading it still needs the loading side
+    to trust them.
+
     Raises:
-        InvalidInput: a skops file would hold a type outside the allow-list that
-            ``trusted_types`` does not name (it could never be loaded safely).
+        InvalidInput: a skops file would hold a type outside the built-in allow-list that
+            ``trusted_types`` does not name.
     """
     if flavor == "sklearn":
         sio = _needs("skops.io", "models")
@@ -97,13 +86,16 @@ def save(model: Any, flavor: Flavor, *, trusted_types: list[str] | None = None) 
                 f"skops cannot save this {type(model).__name__}: {exc}.",
                 hint="Log it with flavor='python' (loaded only when trusted) or ONNX.",
             ) from exc
-        foreign = _outside_allow_list(untrusted_types(data), trusted_types or [])
+        foreign = list(trust.audit(data, trusted_types or []).refused)
         if foreign:
             raise InvalidInput(
-                f"The model contains type {foreign[0]!r}, which is not on the trusted list"
+                f"The model contains type {foreign[0]!r}, which is not on the built-in "
+                "allow-list"
                 + (f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else "")
                 + ".",
-                hint=f"If you trust its code, pass trusted_types={foreign!r} to log_model.",
+                hint=f"If you trust its code, pass trusted_types={foreign!r} to log_model; "
+                "whoever loads the model must trust them too (load_model(trusted_types=...), "
+                "MILEPOST_TRUSTED_TYPES, or `milepost models trust add`).",
             )
         return data
     if flavor == "onnx":
@@ -188,43 +180,116 @@ class OnnxPredictor:
         return np.asarray(probs)
 
 
+def _decide(
+    data: bytes, trusted_types: Iterable[str], what: str, declared: Collection[str]
+) -> trust.Audit:
+    """The full audit of a skops file; raises unless the loading side trusts every type."""
+    result = trust.audit(data, trusted_types)
+    untrusted = [t for t in result.refused if t not in result.missing]
+    if untrusted:
+        raise trust.untrusted_error(what, untrusted, declared)
+    if result.missing:
+        name, module = next(iter(result.missing.items()))
+        raise trust.missing_module_error(what, module, name)
+    return result
+
+
+def _check_pickle(flavor: Flavor, trusted: bool, what: str) -> None:
+    if flavor == "python" and not trusted:
+        raise PermissionDenied(
+            f"Refusing to load {what}: it is a pickled model, and unpickling runs arbitrary "
+            "code from the file.",
+            hint="Load it with trusted=True (or set MILEPOST_TRUST_PICKLE=true) only if you "
+            "trust everyone who could have written it; prefer the sklearn (skops) or ONNX "
+            "flavors.",
+        )
+    if flavor not in MODEL_FILES:
+        raise InvalidInput(f"Unknown flavor {flavor!r}.")
+
+
+def check(
+    flavor: Flavor,
+    data: bytes,
+    *,
+    trusted: bool = False,
+    trusted_types: Iterable[str] = (),
+    what: str = "the model",
+    declared: Collection[str] = (),
+) -> None:
+    """Decide, without rebuilding anything, whether this process may load the file.
+
+    Files whose every type a static table admits are decided from their schema alone
+    (no import of skops or scikit-learn); the others get the full audit.
+
+    Args:
+        flavor: the file's flavor.
+        data: the file's bytes.
+        trusted: the loading side allows unpickling (python flavor).
+        trusted_types: types the loading side trusts beyond the built-in allow-list.
+        what: how messages name the model (``models:/churn/3``).
+        declared: the types its author declared when logging (named in messages only).
+
+    Raises:
+        PermissionDenied: a pickle without ``trusted``, or a skops file holding types the
+            loading side does not trust (all named, with the three ways to trust them).
+        ConfigError: the file needs a library that is not installed here.
+    """
+    _check_pickle(flavor, trusted, what)
+    named = list(trusted_types)
+    if flavor == "sklearn" and not _schema.plainly_trusted(data, named):
+        _decide(data, named, what, declared)
+
+
+def _rebuild(build: Callable[[], Any], what: str, types: Iterable[str] = ()) -> Any:
+    """Run a deserializer; a model whose code is missing here is a one-line ConfigError."""
+    try:
+        return build()
+    except MilepostError:
+        raise
+    except ModuleNotFoundError as exc:
+        module = exc.name or str(exc)
+        owner = next((t for t in types if t.startswith(module + ".")), None)
+        raise trust.missing_module_error(what, module, owner) from exc
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"{what} cannot be loaded here: {exc}. A class it was saved with is missing from "
+            "the installed version of its library.",
+            hint="Install the library versions the model was logged with (see its run's "
+            "environment: milepost runs show RUN_ID).",
+        ) from exc
+    except Exception as exc:
+        raise ConfigError(
+            f"{what} could not be rebuilt here: {type(exc).__name__}: {exc}.",
+            hint="Check that the installed library versions match the ones it was logged "
+            "with (see its run's environment: milepost runs show RUN_ID).",
+        ) from exc
+
+
 def load(
     flavor: Flavor,
     data: bytes,
     *,
     trusted: bool = False,
-    trusted_types: list[str] | None = None,
+    trusted_types: Iterable[str] = (),
+    what: str = "the model",
+    declared: Collection[str] = (),
 ) -> Any:
-    """Rebuild a model object from its file bytes.
+    """Rebuild a model object from its file bytes (after :func:`check`).
 
     Raises:
-        PermissionDenied: a pickle without ``trusted=True``, or a skops file with a type
-            outside the allow-list (named in the message).
+        PermissionDenied: a pickle without ``trusted=True``, or a skops file with types
+            the loading side does not trust (named in the message).
+        ConfigError: the model's code (a module or class) is not installed here.
+        IntegrityViolation: a tree in the file points outside itself.
     """
+    _check_pickle(flavor, trusted, what)
     if flavor == "sklearn":
+        result = _decide(data, trusted_types, what, declared)
         sio = _needs("skops.io", "models")
-        types = untrusted_types(data)
-        foreign = _outside_allow_list(types, trusted_types or [])
-        if foreign:
-            raise PermissionDenied(
-                f"Refusing to load: the model file contains type {foreign[0]!r}, which is not "
-                "trusted"
-                + (f" (and {len(foreign) - 1} more: {foreign[1:4]})" if len(foreign) > 1 else "")
-                + ".",
-                hint=f"If you trust its code, pass trusted_types={foreign!r}, or set "
-                "MILEPOST_TRUSTED_TYPES.",
-            )
-        return sio.loads(data, trusted=types)
+        model = _rebuild(lambda: sio.loads(data, trusted=result.trusted), what, result.types)
+        trust.check_contents(model, result.types, what)
+        return model
     if flavor == "onnx":
         return OnnxPredictor(data)
-    if flavor == "python":
-        if not trusted:
-            raise PermissionDenied(
-                "Refusing to load a pickled model: unpickling runs arbitrary code from the file.",
-                hint="Load it with trusted=True (or set MILEPOST_TRUST_PICKLE=true) only if you "
-                "trust everyone who could have written it; prefer the sklearn (skops) or ONNX "
-                "flavors.",
-            )
-        cloudpickle = _needs("cloudpickle", "models")
-        return cloudpickle.loads(data)
-    raise InvalidInput(f"Unknown flavor {flavor!r}.")
+    cloudpickle = _needs("cloudpickle", "models")
+    return _rebuild(lambda: cloudpickle.loads(data), what)

@@ -15,6 +15,7 @@ __all__ = [
     "RegisteredModel",
     "Stage",
     "StageEvent",
+    "TrustedType",
     "transition_problem",
 ]
 
@@ -40,6 +41,8 @@ class ModelVersion:
     metrics: dict[str, float]
     datasets: list[dict[str, str]]
     feature_refs: list[str]
+    #: The types the author declared the file holds when logging it: information only.
+    #: Loading trusts the built-in allow-list plus what the loading side names.
     trusted_types: list[str]
     onnx: dict[str, Any] | None
     env_hash: str | None
@@ -147,6 +150,29 @@ class StageEvent:
             "reason": self.reason,
             "request_id": self.request_id,
             "at": self.at,
+        }
+
+
+@dataclass(frozen=True)
+class TrustedType:
+    """A type every loader trusts in model files: who added it, when and why."""
+
+    type_name: str
+    added_by: str
+    added_at: int
+    reason: str
+    #: False when no audit event backs the row (written to the database directly):
+    #: loaders then ignore it.
+    audited: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "type_name": self.type_name,
+            "added_by": self.added_by,
+            "added_at": self.added_at,
+            "reason": self.reason,
+            "audited": self.audited,
         }
 
 

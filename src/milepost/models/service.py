@@ -4,12 +4,13 @@
 stores its signature, optionally keeps a verified ONNX twin, and registers a new version
 carrying the run's metrics snapshot, the dataset versions it used, its environment,
 author and code version. Loading verifies every file against its SHA-256 digest and
-refuses untrusted content.
+refuses untrusted content: which types a model file may hold is the loading side's
+decision (the built-in allow-list, the ``trusted_types`` argument, the
+``MILEPOST_TRUSTED_TYPES`` setting and the approver-set list), never the author's.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import threading
@@ -17,10 +18,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from milepost.errors import IntegrityViolation, InvalidInput
-from milepost.models import _onnx, flavors
+from milepost.errors import ConfigError, IntegrityViolation, InvalidInput, NotFound
+from milepost.models import _onnx, flavors, trust
 from milepost.models.backends.sql import SqlRegistryStore
-from milepost.models.models import ModelVersion, RegisteredModel, StageEvent
+from milepost.models.backends.trusted import SqlTrustStore
+from milepost.models.models import ModelVersion, RegisteredModel, StageEvent, TrustedType
 from milepost.models.signature import Signature, enforce, infer_signature, to_frame
 from milepost.models.uri import ModelRef, parse_model_uri
 from milepost.tracking.models import ArtifactInfo
@@ -121,6 +123,7 @@ class ModelService:
         features: FeatureService | None = None,
     ) -> None:
         self.store = SqlRegistryStore(db)
+        self.trust_store = SqlTrustStore(db)
         self.blobs = blobs
         self.settings = settings
         self.actor = settings.actor()
@@ -148,6 +151,10 @@ class ModelService:
     ) -> ModelVersion:
         """Save ``model`` with run ``run_id`` and register it as the next version of ``name``.
 
+        ``trusted_types`` declares types the file holds beyond the built-in allow-list
+        (your own transformers): they let the model be saved and are shown with the
+        version, but trust nothing when it is loaded; the loading side decides that.
+
         Raises:
             InvalidInput: bad name, unsavable model, or types outside the trusted list.
         """
@@ -171,7 +178,8 @@ class ModelService:
                     hint="Pass an input_example with the columns the model was trained on.",
                 ) from exc
             signature = infer_signature(example, output)
-        data = flavors.save(model, flavor, trusted_types=trusted_types)
+        declared = _type_names(trusted_types, "trusted_types")
+        data = flavors.save(model, flavor, trusted_types=[*declared, *self._loader_trust(())])
         files = {flavors.MODEL_FILES[flavor]: self.blobs.put_bytes(data).digest}
         onnx_info = None
         if onnx:
@@ -205,7 +213,7 @@ class ModelService:
             "metrics_json": json.dumps({k: v for k, v in run.metrics.items() if np.isfinite(v)}),
             "datasets_json": json.dumps(datasets),
             "feature_refs_json": json.dumps(list(feature_refs or [])),
-            "trusted_types_json": json.dumps(list(trusted_types or [])),
+            "trusted_types_json": json.dumps(declared),
             "onnx_json": json.dumps(onnx_info) if onnx_info else None,
             "env_hash": run.env_hash,
             "author": self.actor,
@@ -308,15 +316,38 @@ class ModelService:
     # -- loading ----------------------------------------------------------------------
 
     def _file(self, version: ModelVersion, fname: str) -> bytes:
-        digest = version.files[fname]
-        data = self.blobs.get_bytes(digest)
-        if hashlib.sha256(data).hexdigest() != digest:
+        try:
+            return self.blobs.get_bytes(version.files[fname])  # the store checks the digest
+        except IntegrityViolation as exc:
             raise IntegrityViolation(
                 f"{version.uri}: {fname} does not match its recorded SHA-256; the stored file "
-                "was altered.",
+                "was altered or truncated.",
                 hint="Restore it from a backup or log the model again.",
-            )
-        return data
+            ) from exc
+
+    def _loader_trust(self, trusted_types: Any) -> list[str]:
+        """What the loading side trusts: the argument, the setting, the approver-set list."""
+        try:
+            setting = _type_names(self.settings.trusted_type_list(), "MILEPOST_TRUSTED_TYPES")
+        except InvalidInput as exc:
+            raise ConfigError(exc.message, hint="Fix the trusted_types setting.") from exc
+        return [
+            *_type_names(trusted_types, "trusted_types"),
+            *setting,
+            *self.trust_store.names(),
+        ]
+
+    def _where_loaded(self, version: ModelVersion, exc: ConfigError) -> ConfigError:
+        """A missing-module error with the package version the model was logged with."""
+        details = exc.details if isinstance(exc.details, dict) else {}
+        module = details.get("missing_module")
+        if not module or not version.env_hash:
+            return exc
+        try:
+            packages = self.tracking.get_environment(version.env_hash).packages
+        except NotFound:
+            return exc
+        return trust.missing_module_error(version.uri, module, details.get("type"), packages)
 
     def load(
         self,
@@ -329,40 +360,82 @@ class ModelService:
     ) -> LoadedModel:
         """Load a version for prediction.
 
+        Trust is decided here, when the version is loaded, even when ``prefer_onnx`` serves
+        it through its ONNX twin and the native object is rebuilt only on first use.
+
         Args:
             uri: ``models:/NAME/VERSION``, ``models:/NAME/Production``, ``models:/NAME@alias``.
             trusted: allow unpickling a python-flavor model (runs code from the file).
-            trusted_types: extra types a skops file may contain.
+            trusted_types: types this load trusts beyond the built-in allow-list, the
+                ``MILEPOST_TRUSTED_TYPES`` setting and the approver-set list. What the
+                author declared when logging is not trusted.
             extra_columns: what ``predict`` does with columns the model does not take.
             prefer_onnx: predict through the verified ONNX twin when there is one.
 
         Raises:
-            PermissionDenied: untrusted content (the type is named).
+            PermissionDenied: untrusted content (every type is named, with how to trust it).
+            ConfigError: the model's code is not installed here (the module is named).
             IntegrityViolation: a stored file does not match its digest.
         """
         version = self.resolve(uri)
-        data = self._file(version, flavors.MODEL_FILES[version.flavor])  # digest checked
-        allowed = [
-            *version.trusted_types,
-            *self.settings.trusted_type_list(),
-            *(trusted_types or []),
-        ]
-        trust = trusted or self.settings.trust_pickle
+        flavor: flavors.Flavor = version.flavor  # type: ignore[assignment]
+        data = self._file(version, flavors.MODEL_FILES[flavor])  # digest checked
+        options: dict[str, Any] = {
+            "trusted": trusted or self.settings.trust_pickle,
+            "trusted_types": self._loader_trust(trusted_types),
+            "what": version.uri,
+            "declared": version.trusted_types,
+        }
 
         def native() -> Any:
-            return flavors.load(
-                version.flavor,  # type: ignore[arg-type]
-                data,
-                trusted=trust,
-                trusted_types=allowed,
-            )
+            try:
+                return flavors.load(flavor, data, **options)
+            except ConfigError as exc:
+                raise self._where_loaded(version, exc) from exc
 
         if prefer_onnx and version.has_onnx:
+            try:
+                flavors.check(flavor, data, **options)  # decided now, not on first use
+            except ConfigError as exc:
+                raise self._where_loaded(version, exc) from exc
             impl = flavors.load("onnx", self._file(version, "model.onnx"))
             return LoadedModel(
                 version, None, impl=impl, native_loader=native, extra_columns=extra_columns
             )
         return LoadedModel(version, native(), extra_columns=extra_columns)
+
+    # -- the approver-set list of trusted types ---------------------------------------
+
+    def list_trusted_types(self) -> list[TrustedType]:
+        """The types every loader trusts beyond the built-in allow-list, by name."""
+        return self.trust_store.list()
+
+    def add_trusted_type(self, type_name: str, *, reason: str) -> TrustedType:
+        """Trust a type in model files for every loader (needs the approver or admin role).
+
+        The change and its audit event are written in one transaction.
+
+        Raises:
+            InvalidInput: not a dotted type name, or no reason.
+            PermissionDenied: the actor holds neither the approver nor the admin role.
+            AlreadyExists: the type is trusted already.
+        """
+        name = trust.check_type_name(type_name)
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 2000:
+            raise InvalidInput(
+                "Say why the type is trusted (reason, 1-2000 characters): it is recorded in "
+                "the audit trail.",
+            )
+        return self.trust_store.add(name, reason.strip(), actor=self.actor)
+
+    def remove_trusted_type(self, type_name: str, *, reason: str | None = None) -> TrustedType:
+        """Stop trusting a type (needs the approver or admin role; audited).
+
+        Raises:
+            NotFound: the type is not on the list.
+            PermissionDenied: the actor holds neither the approver nor the admin role.
+        """
+        return self.trust_store.remove(trust.check_type_name(type_name), reason, actor=self.actor)
 
     # -- aliases, stages, history -----------------------------------------------------
 
@@ -445,3 +518,15 @@ class ModelService:
             elif event.from_stage == "Production" and current == event.version:
                 current = None
         return current
+
+
+def _type_names(value: Any, what: str) -> list[str]:
+    """A list of dotted type names, or InvalidInput naming the bad entry."""
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise InvalidInput(
+            f"{what} must be a list of type names, not {type(value).__name__} {value!r}.",
+            hint="For example trusted_types=['mypkg.transformers.Doubler'].",
+        )
+    return [trust.check_type_name(v) for v in value]

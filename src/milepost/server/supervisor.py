@@ -95,6 +95,8 @@ class Supervisor:
                     ready_fd=write_fd,
                     overrides=self.overrides,
                 )
+            except MilepostError as exc:  # a refusal (untrusted or missing model code): one line
+                log.error("A replica of %r cannot start: %s", self.endpoint, exc)
             except BaseException:
                 log.exception("Replica failed")
             finally:

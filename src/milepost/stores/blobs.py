@@ -4,27 +4,55 @@ Blobs are named by the SHA-256 of their bytes, so the same content is stored onc
 key can never be a path a user chose. Backends only move bytes; what the bytes mean
 (artifacts, dataset snapshots, model files) is decided above them.
 
+Every read checks the bytes against their name: ``get_bytes`` and ``download`` verify
+before returning (a download that fails leaves no file behind), ``open`` verifies when
+the reader reaches the end, and engines that read a local path themselves (DuckDB,
+pyarrow) call :func:`verify_file` first, which remembers a file it checked until its
+size, modification time or inode change. An altered or truncated blob is an
+:class:`~milepost.errors.IntegrityViolation`, never a parser error or wrong data.
+
 Add a backend by implementing :class:`BlobStore` and naming it in ``_BACKENDS``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
+import io
 import os
 import re
-import shutil
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
-from milepost.errors import BackendUnavailable, ConfigError, InvalidInput, NotFound, mask_uri
+from milepost.errors import (
+    BackendUnavailable,
+    ConfigError,
+    IntegrityViolation,
+    InvalidInput,
+    NotFound,
+    mask_uri,
+)
 
-__all__ = ["BlobRef", "BlobStore", "LocalBlobStore", "hash_file", "open_blob_store"]
+__all__ = [
+    "BlobRef",
+    "BlobStore",
+    "LocalBlobStore",
+    "VerifyingReader",
+    "check_bytes",
+    "hash_file",
+    "open_blob_store",
+    "verify_file",
+]
 
 _CHUNK = 1 << 20
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
+# Temporary files older than this in a store's tmp/ were left by an interrupted write.
+_STALE_TMP_SECONDS = 6 * 3600
 
 
 @dataclass(frozen=True)
@@ -50,15 +78,17 @@ class BlobStore(Protocol):
         ...
 
     def get_bytes(self, digest: str) -> bytes:
-        """The blob's bytes. Raises NotFound."""
+        """The blob's bytes, verified. Raises NotFound, IntegrityViolation."""
         ...
 
     def download(self, digest: str, dest: Path) -> None:
-        """Write the blob to ``dest`` (atomically replaced). Raises NotFound."""
+        """Write the blob to ``dest`` (atomically replaced), verified first; nothing is
+        left at ``dest`` when verification fails. Raises NotFound, IntegrityViolation."""
         ...
 
     def open(self, digest: str) -> IO[bytes]:
-        """A binary file object reading the blob. Raises NotFound."""
+        """A binary reader of the blob; reading to the end raises IntegrityViolation when
+        the bytes do not match. Raises NotFound."""
         ...
 
     def exists(self, digest: str) -> bool:
@@ -75,6 +105,90 @@ def check_digest(digest: str) -> str:
     if not isinstance(digest, str) or not _DIGEST.match(digest):
         raise InvalidInput(f"{digest!r} is not a SHA-256 blob digest.")
     return digest
+
+
+def _mismatch(digest: str, where: str, size: int) -> IntegrityViolation:
+    return IntegrityViolation(
+        f"Blob {digest} in {where} does not match its SHA-256 ({size:,} bytes read): the "
+        "stored bytes were altered or truncated.",
+        hint="Restore the file from a backup, or register or log the data again.",
+        details={"digest": digest},
+    )
+
+
+def check_bytes(data: bytes, digest: str, where: str) -> bytes:
+    """``data`` when it hashes to ``digest``; IntegrityViolation otherwise."""
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise _mismatch(digest, where, len(data))
+    return data
+
+
+_verified: dict[tuple[str, int, int, int, str], None] = {}
+_verified_lock = threading.Lock()
+_VERIFIED_MAX = 100_000
+
+
+def verify_file(path: Path, digest: str) -> Path:
+    """Check a local file against its digest before an engine reads it; returns ``path``.
+
+    A file checked once in this process is not read again until its size, modification
+    time or inode changes, so repeated reads of a large snapshot cost one ``stat``.
+
+    Raises:
+        NotFound: the file is missing.
+        IntegrityViolation: its bytes do not hash to ``digest``.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise NotFound(
+            f"Blob {digest} is missing ({path}).",
+            hint="The artifact store lost a file; restore it from a backup.",
+        ) from None
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino, digest)
+    if key in _verified:
+        return path
+    ref = hash_file(path)
+    if ref.digest != digest:
+        raise _mismatch(digest, str(path), ref.size)
+    with _verified_lock:
+        if len(_verified) >= _VERIFIED_MAX:
+            _verified.clear()
+        _verified[key] = None
+    return path
+
+
+class VerifyingReader(io.RawIOBase):
+    """Reads a blob sequentially and checks its digest when the end is reached."""
+
+    def __init__(self, raw: IO[bytes], digest: str, where: str) -> None:
+        super().__init__()
+        self._raw, self._digest, self._where = raw, digest, where
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._raw.read(len(view))
+        n = len(data)
+        view[:n] = data
+        if n:
+            self._hash.update(data)
+            self._size += n
+        elif not self._checked and len(view):
+            self._checked = True
+            if self._hash.hexdigest() != self._digest:
+                raise _mismatch(self._digest, self._where, self._size)
+        return n
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._raw.close()
+        super().close()
 
 
 def hash_file(path: Path) -> BlobRef:
@@ -106,6 +220,16 @@ class LocalBlobStore:
                 hint="Check permissions or set MILEPOST_ARTIFACT_URI elsewhere.",
             ) from exc
         self._real_root = self.root.resolve()
+        self._sweep_tmp()
+
+    def _sweep_tmp(self) -> None:
+        """Remove temporary files an interrupted write left behind (hours old)."""
+        cutoff = time.time() - _STALE_TMP_SECONDS
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.root / "tmp"):
+                with contextlib.suppress(OSError):
+                    if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
 
     def _path(self, digest: str) -> Path:
         path = self.root / _relkey(check_digest(digest))
@@ -133,9 +257,16 @@ class LocalBlobStore:
                 raise InvalidInput(f"Cannot read {path}: {exc.strerror}.") from exc
         return self._commit(tmp.name, BlobRef(h.hexdigest(), size))
 
+    def _intact(self, path: Path, digest: str) -> bool:
+        try:
+            verify_file(path, digest)
+        except (NotFound, IntegrityViolation):
+            return False
+        return True
+
     def put_bytes(self, data: bytes) -> BlobRef:
         ref = BlobRef(hashlib.sha256(data).hexdigest(), len(data))
-        if self.exists(ref.digest):
+        if self._intact(self._path(ref.digest), ref.digest):
             return ref
         with tempfile.NamedTemporaryFile(dir=self.root / "tmp", delete=False) as tmp:
             tmp.write(data)
@@ -143,28 +274,42 @@ class LocalBlobStore:
 
     def _commit(self, tmp_name: str, ref: BlobRef) -> BlobRef:
         final = self._path(ref.digest)
-        if final.exists():
+        if final.exists() and self._intact(final, ref.digest):
             os.unlink(tmp_name)
             return ref
+        # a missing or damaged blob: storing the same content again repairs it
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp_name, 0o444)
         os.replace(tmp_name, final)  # atomic: readers see all of the blob or none
         return ref
 
     def get_bytes(self, digest: str) -> bytes:
-        with self.open(digest) as fh:
-            return fh.read()
+        with self._open_raw(digest) as fh:
+            return check_bytes(fh.read(), digest, str(self._path(digest)))
 
     def download(self, digest: str, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        h = hashlib.sha256()
+        size = 0
         with (
-            self.open(digest) as src,
+            self._open_raw(digest) as src,
             tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp,
         ):
-            shutil.copyfileobj(src, tmp, _CHUNK)
+            try:
+                while chunk := src.read(_CHUNK):
+                    h.update(chunk)
+                    size += len(chunk)
+                    tmp.write(chunk)
+            except BaseException:
+                tmp.close()
+                os.unlink(tmp.name)
+                raise
+        if h.hexdigest() != digest:
+            os.unlink(tmp.name)
+            raise _mismatch(digest, str(self._path(digest)), size)
         os.replace(tmp.name, dest)
 
-    def open(self, digest: str) -> IO[bytes]:
+    def _open_raw(self, digest: str) -> IO[bytes]:
         path = self._path(digest)
         try:
             return path.open("rb")
@@ -173,6 +318,10 @@ class LocalBlobStore:
                 f"Blob {digest} is missing from {self.root}.",
                 hint="The artifact store lost a file; restore it from a backup.",
             ) from None
+
+    def open(self, digest: str) -> IO[bytes]:
+        reader = VerifyingReader(self._open_raw(digest), digest, str(self._path(digest)))
+        return io.BufferedReader(reader, _CHUNK)
 
     def exists(self, digest: str) -> bool:
         return self._path(digest).is_file()

@@ -1,16 +1,29 @@
-"""Blobs in an S3-compatible object store (AWS S3, MinIO, moto) through fsspec/s3fs."""
+"""Blobs in an S3-compatible object store (AWS S3, MinIO, moto) through fsspec/s3fs.
+
+Reads are verified against the digest like the local store's: an object someone altered
+or truncated in the bucket is an IntegrityViolation, and a failed download leaves no file.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import tempfile
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from milepost.errors import BackendUnavailable, ConfigError, NotFound
-from milepost.stores.blobs import BlobRef, _relkey, check_digest, hash_file
+from milepost.stores.blobs import (
+    BlobRef,
+    VerifyingReader,
+    _mismatch,
+    _relkey,
+    check_bytes,
+    check_digest,
+    hash_file,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -90,7 +103,7 @@ class S3BlobStore:
     def get_bytes(self, digest: str) -> bytes:
         with self._errors(digest):
             data: bytes = self.fs.cat_file(self._key(digest))
-            return data
+        return check_bytes(data, digest, self.location(digest))
 
     def download(self, digest: str, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +112,9 @@ class S3BlobStore:
         try:
             with self._errors(digest):
                 self.fs.get_file(self._key(digest), tmp)
+            got = hash_file(Path(tmp))
+            if got.digest != digest:
+                raise _mismatch(digest, self.location(digest), got.size)
             os.replace(tmp, dest)
         finally:
             if os.path.exists(tmp):
@@ -107,7 +123,7 @@ class S3BlobStore:
     def open(self, digest: str) -> IO[bytes]:
         with self._errors(digest):
             fh: IO[bytes] = self.fs.open(self._key(digest), "rb")
-            return fh
+        return io.BufferedReader(VerifyingReader(fh, digest, self.location(digest)))
 
     def exists(self, digest: str) -> bool:
         with self._errors(digest):

@@ -45,6 +45,7 @@ __all__ = [
     "run_tags",
     "runs",
     "stage_history",
+    "trusted_types",
     "validation_results",
 ]
 
@@ -603,4 +604,17 @@ controller_leases = sa.Table(
     sa.Column("endpoint", sa.String(128), primary_key=True),
     sa.Column("holder", sa.String(256), nullable=False),
     sa.Column("expires_at", sa.BigInteger, nullable=False),
+)
+
+# -- trusted types (revision 0008) -----------------------------------------------------
+
+# Types every loader trusts in model files beyond the built-in allow-list; only an
+# approver or admin adds or removes them, each change audited in the same transaction.
+trusted_types = sa.Table(
+    "trusted_types",
+    metadata,
+    sa.Column("type_name", sa.String(512), primary_key=True),
+    sa.Column("added_by", sa.String(256), nullable=False),
+    sa.Column("added_at", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
 )

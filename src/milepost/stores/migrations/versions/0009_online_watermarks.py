@@ -1,7 +1,7 @@
 """Online watermarks per online store: what each store holds of each view version.
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 
 The old ``feature_view_versions.materialized_until`` stays (the latest end materialized
 into any store); nothing is copied from it, because it does not say which store it was
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
