@@ -21,7 +21,13 @@ from milepost.errors import IntegrityViolation, InvalidInput
 from milepost.models import _onnx, flavors
 from milepost.models.backends.sql import SqlRegistryStore
 from milepost.models.models import ModelVersion, RegisteredModel, StageEvent
-from milepost.models.signature import Signature, enforce, infer_signature, to_frame
+from milepost.models.signature import (
+    Signature,
+    enforce,
+    infer_signature,
+    refuse_unhandled_nulls,
+    to_frame,
+)
 from milepost.models.uri import ModelRef, parse_model_uri
 from milepost.tracking.models import ArtifactInfo
 
@@ -171,6 +177,8 @@ class ModelService:
                     hint="Pass an input_example with the columns the model was trained on.",
                 ) from exc
             signature = infer_signature(example, output)
+            if flavor != "onnx":  # say which columns the model really takes a null in
+                signature = refuse_unhandled_nulls(signature, example, model.predict)
         data = flavors.save(model, flavor, trusted_types=trusted_types)
         files = {flavors.MODEL_FILES[flavor]: self.blobs.put_bytes(data).digest}
         onnx_info = None
@@ -359,9 +367,11 @@ class ModelService:
 
         if prefer_onnx and version.has_onnx:
             impl = flavors.load("onnx", self._file(version, "model.onnx"))
-            return LoadedModel(
+            loaded = LoadedModel(
                 version, None, impl=impl, native_loader=native, extra_columns=extra_columns
             )
+            impl.native = lambda: loaded.native  # answers what the twin is not trusted on
+            return loaded
         return LoadedModel(version, native(), extra_columns=extra_columns)
 
     # -- aliases, stages, history -----------------------------------------------------
