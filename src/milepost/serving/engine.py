@@ -254,12 +254,11 @@ class VariantRuntime:
 
         with self._explainer_lock:
             if self._explainer is None:
-                self._explainer = build_explainer(self.loaded)
-        frame = pd.DataFrame(rows)
+                self._explainer = build_explainer(self.loaded, data=self.data)
         if self.signature is not None:
-            frame = self.loaded.prepare(
-                frame[[c for c in self.signature.input_names if c in frame.columns]]
-            )
+            frame = _frame(_columns(rows, self.signature), self.signature)
+        else:
+            frame = pd.DataFrame(rows)
         explained: list[dict[str, Any]] = self._explainer(frame)
         return explained
 
