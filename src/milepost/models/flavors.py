@@ -123,12 +123,6 @@ def save(model: Any, flavor: Flavor, *, trusted_types: list[str] | None = None) 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _trusted(values: np.ndarray) -> bool:
-    """True when every value is finite and within float32 range (no NaN, no inf)."""
-    with np.errstate(invalid="ignore"):
-        return bool(np.all(np.abs(values) <= _FLOAT32_MAX))
-
-
 class OnnxPredictor:
     """Runs an ONNX model with onnxruntime on DataFrames, arrays or plain columns.
 
@@ -152,38 +146,37 @@ class OnnxPredictor:
         self.native = native  # returns the native model (loaded on first use)
 
     @staticmethod
-    def _array(values: Any, kind: str) -> np.ndarray | None:
-        """One input as the tensor it is fed as, or None when the twin must not answer."""
-        if "string" in kind:
-            arr = np.asarray(values, dtype=object)
-            if any(not isinstance(v, str) for v in arr.ravel()):  # None, NaN
-                return None
-            return arr
-        if "int64" in kind:
-            flat = np.asarray(values, dtype=object).ravel()
-            if any(not isinstance(v, (int, np.integer)) or isinstance(v, bool) for v in flat):
-                return None
-            try:
-                return np.asarray(values, dtype=np.int64)
-            except OverflowError:
-                return None
+    def _array(values: list[Any], kind: str) -> np.ndarray | None:
+        """One input column as the tensor it is fed as, or None when the twin must not
+        answer. Checked value by value in Python: cheaper than NumPy for a few rows."""
         try:
-            arr = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError, OverflowError):  # None among ints, text, huge ints
+            if "string" in kind:
+                if not all(isinstance(v, str) for v in values):  # None, NaN
+                    return None
+                return np.array(values, dtype=object)
+            if "int64" in kind:
+                if not all(
+                    isinstance(v, (int, np.integer)) and v is not True and v is not False
+                    for v in values
+                ):
+                    return None
+                return np.array(values, dtype=np.int64)
+            if not all(-_FLOAT32_MAX <= v <= _FLOAT32_MAX for v in values):  # NaN, inf, huge
+                return None
+            return np.array(values, dtype=np.float64 if "double" in kind else np.float32)
+        except (TypeError, ValueError, OverflowError):  # None among numbers, text, huge ints
             return None
-        if not _trusted(arr):
-            return None
-        return arr if "double" in kind else arr.astype(np.float32)
 
     def feed_columns(self, columns: dict[str, list[Any]]) -> dict[str, np.ndarray] | None:
         """The session's feed for plain column lists, or None when the twin is not
         trusted on some value (the serving fast path: no pandas)."""
         feed = {}
         if len(self.inputs) == 1 and self.inputs[0].name not in columns:
-            matrix = self._array(list(columns.values()), self.inputs[0].type)
-            if matrix is None:
+            kind = self.inputs[0].type
+            parts = [self._array(list(values), kind) for values in columns.values()]
+            if any(p is None for p in parts):
                 return None
-            feed[self.inputs[0].name] = matrix.T
+            feed[self.inputs[0].name] = np.stack(parts, axis=1)  # type: ignore[arg-type]
             return feed
         for inp in self.inputs:
             arr = self._array(columns[inp.name], inp.type)
@@ -195,18 +188,18 @@ class OnnxPredictor:
     def _feed(self, frame: Any) -> dict[str, np.ndarray] | None:
         import pandas as pd
 
-        if not isinstance(frame, pd.DataFrame) or (
-            len(self.inputs) == 1 and self.inputs[0].name not in frame.columns
-        ):  # one matrix input (a model without a column transformer)
-            matrix = self._array(np.asarray(frame, dtype=object), self.inputs[0].type)
-            return None if matrix is None else {self.inputs[0].name: matrix}
-        columns = {}
-        for inp in self.inputs:
-            series = frame[inp.name]
-            columns[inp.name] = [
-                None if v is None or v is pd.NA or v is pd.NaT else v for v in series.astype(object)
-            ]
-        return self.feed_columns(columns)
+        if not isinstance(frame, pd.DataFrame):  # an array: one matrix input
+            frame = pd.DataFrame(np.asarray(frame))
+        matrix = len(self.inputs) == 1 and self.inputs[0].name not in frame.columns
+        names = list(frame.columns) if matrix else [inp.name for inp in self.inputs]
+        return self.feed_columns(  # one input per column, or one matrix of all columns
+            {
+                str(name): [
+                    None if v is pd.NA or v is pd.NaT else v for v in frame[name].astype(object)
+                ]
+                for name in names
+            }
+        )
 
     def _run(self, feed: dict[str, np.ndarray] | None, raw: Callable[[], Any]) -> list[Any] | None:
         """The twin's outputs, or None when the native model must answer instead."""
