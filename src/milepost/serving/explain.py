@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from milepost.errors import InvalidInput
+from milepost.errors import InvalidInput, MilepostError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -118,26 +118,18 @@ def training_background(
     train = [d for d in version.datasets if d.get("role") == "train"]
     if train and data is not None:
         ref = train[0]["ref"]
-        dataset = data.get(ref)
-        missing = [c for c in inputs or [] if c not in dataset.columns]
-        if inputs is not None and not missing:
-            import pyarrow.dataset as ds
-
-            n = min(rows, dataset.num_rows)
-            picked = np.sort(
-                np.random.default_rng(_SEED).choice(dataset.num_rows, size=n, replace=False)
-            )
-            table = ds.dataset([str(p) for p in data.local_files(dataset)], format="parquet")
-            frame = table.take(_indices(picked), columns=inputs).to_pandas()
-            return Background(
-                _typed(frame, loaded.signature),
-                {"source": "dataset", "ref": ref, "rows": n, "seed": _SEED},
-            )
-        why = (
-            f"training dataset {ref} lacks input column {missing[0]!r}"
-            if missing
-            else f"{version.uri} has no signature to pick the dataset's columns with"
-        )
+        try:
+            sample = _sample(data, ref, inputs, rows)
+        except MilepostError as exc:  # gone or unreadable: say so, use the example
+            why = f"training dataset {ref} could not be read ({exc.message})"
+        else:
+            if isinstance(sample, str):
+                why = sample
+            else:
+                return Background(
+                    _typed(sample, loaded.signature),
+                    {"source": "dataset", "ref": ref, "rows": len(sample), "seed": _SEED},
+                )
     example = version.input_example
     if not example:
         raise InvalidInput(
@@ -153,11 +145,25 @@ def training_background(
     )
 
 
-def _indices(picked: np.ndarray) -> Any:
-    """Row indices as an Arrow array (what ``Dataset.take`` wants)."""
+def _sample(data: DataService, ref: str, inputs: list[str] | None, rows: int) -> pd.DataFrame | str:
+    """Up to ``rows`` rows of a dataset's ``inputs``, drawn with a fixed seed (read from
+    the snapshot's Parquet files without loading the rest), or why there are none."""
     import pyarrow as pa
+    import pyarrow.dataset as ds
 
-    return pa.array(picked, type=pa.int64())
+    dataset = data.get(ref)
+    if inputs is None:
+        return "the version has no signature to pick the dataset's columns with"
+    missing = [c for c in inputs if c not in dataset.columns]
+    if missing:
+        return f"training dataset {ref} lacks input column {missing[0]!r}"
+    if not dataset.num_rows:
+        return f"training dataset {ref} has no rows"
+    n = min(rows, dataset.num_rows)
+    picked = np.sort(np.random.default_rng(_SEED).choice(dataset.num_rows, size=n, replace=False))
+    files = ds.dataset([str(p) for p in data.local_files(dataset)], format="parquet")
+    frame: pd.DataFrame = files.take(pa.array(picked, pa.int64()), columns=inputs).to_pandas()
+    return frame
 
 
 def _family(final: Any) -> str:

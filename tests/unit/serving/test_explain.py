@@ -313,3 +313,19 @@ def test_explain_with_a_null_is_an_answer_or_a_client_error_never_a_crash(
         (ex,) = ep.predict([row], explain=True)["explanations"]
         assert ex["base_value"] + sum(ex["contributions"].values()) == pytest.approx(ex["output"])
     ep.engine.close()
+
+
+def test_the_background_is_a_seeded_sample_of_the_training_data(
+    rt: Runtime, churn_frame: pd.DataFrame
+) -> None:
+    """For a linear model the base value is the mean output over the background: here
+    the mean over 100 training rows drawn with seed 0, not over the 5-row example."""
+    train = churn_frame.iloc[:2000]
+    model = FAMILIES["logistic regression"][0]().fit(train[FEATURES], train[LABEL])
+    served = _served(rt, model, train, FEATURES)
+    (ex,) = served.explain(churn_frame[FEATURES].iloc[[2000]].to_dict("records"))
+    picked = np.sort(np.random.default_rng(0).choice(len(train), size=100, replace=False))
+    sample = train[FEATURES].iloc[picked]
+    assert ex["base_value"] == pytest.approx(model.decision_function(sample).mean())
+    example = train[FEATURES].head(5)
+    assert ex["base_value"] != pytest.approx(model.decision_function(example).mean())
