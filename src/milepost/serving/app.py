@@ -10,7 +10,8 @@ Routes (JSON in and out):
 - ``GET /health`` (alive), ``GET /ready`` (503 while draining), ``GET /metrics`` (Prometheus)
 
 Errors answer ``{code, message, hint}`` with the status from ``milepost.errors.HTTP_STATUS``:
-bad requests are 4xx, never 500.
+bad requests are 4xx, never 500; a model that fails on a request that passed its signature
+is 500 ``model_error`` (the variant's error, which canary analysis counts).
 """
 
 from __future__ import annotations
