@@ -246,10 +246,7 @@ class Explainer:
         if self.family == "tree":
             tree = shap.TreeExplainer(self.final, feature_perturbation="tree_path_dependent")
             self.method = "tree (path-dependent)"
-            self.background = {
-                "source": "training data as the trees recorded it (node cover)",
-                "rows": None,
-            }
+            self.background = {"source": "training data as the trees recorded it (node cover)"}
             self._explain = lambda x: (
                 np.asarray(tree.shap_values(x, check_additivity=False)),
                 np.asarray(tree.expected_value, dtype=np.float64),
