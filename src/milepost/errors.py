@@ -15,7 +15,8 @@
     ├── GateFailed                gate_failed
     │   └── ValidationFailed      validation_failed
     ├── ConfigError               config_error
-    └── IntegrityViolation        integrity_violation
+    ├── IntegrityViolation        integrity_violation
+    └── ModelFailed               model_error
 
 Every message says what was wrong, with the offending value, and what to do next.
 Messages can reach HTTP clients, so they never carry secrets (passwords in URIs are
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidFilter",
     "InvalidInput",
     "MilepostError",
+    "ModelFailed",
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
@@ -177,6 +179,14 @@ class IntegrityViolation(MilepostError):
     headline = "Integrity violation"
 
 
+class ModelFailed(MilepostError):
+    """A model could not predict on input that passed its signature: the model's fault,
+    not the caller's (a serving variant's error rate counts it)."""
+
+    code = "model_error"
+    headline = "Model failed"
+
+
 # The one table from error code to HTTP status, for every server Milepost runs.
 HTTP_STATUS: dict[str, int] = {
     "not_found": 404,
@@ -192,6 +202,7 @@ HTTP_STATUS: dict[str, int] = {
     "validation_failed": 422,
     "config_error": 500,
     "integrity_violation": 500,
+    "model_error": 500,
     "internal": 500,
 }
 

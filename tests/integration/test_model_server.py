@@ -353,3 +353,51 @@ def test_a_slow_canary_is_rolled_back_and_a_healthy_one_promotes_itself(
     kinds = _kinds(served)
     assert "rollback" in kinds and "canary.promote" in kinds
     assert server.predict(served["rows"][:1]).json()["variant"] == "churn-v2"
+
+
+def _until(condition: Any, seconds: float = 60) -> None:
+    """Poll ``condition`` until it holds or the deadline passes."""
+    deadline = time.monotonic() + seconds
+    ready = threading.Event()
+    while not condition() and time.monotonic() < deadline:
+        ready.wait(0.2)
+
+
+def test_a_canary_whose_model_fails_on_valid_input_is_rolled_back(
+    served: dict[str, Any], churn_frame: pd.DataFrame
+) -> None:
+    """A model raising ValueError on most schema-valid rows (an encoder that refuses the
+    regions it never saw) must count against the canary, not be blamed on the clients."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from milepost.demo.data import CATEGORICAL, NUMERIC
+
+    north = churn_frame[churn_frame.region == "north"].iloc[:1000]
+    strict = ColumnTransformer(
+        [("num", StandardScaler(), NUMERIC), ("cat", OneHotEncoder(), CATEGORICAL)]
+    )
+    broken = Pipeline([("prep", strict), ("model", LogisticRegression(max_iter=500))])
+    broken.fit(north[FEATURES], north["churned"])
+    with milepost.start_run(experiment="serving"):
+        mv = milepost.log_model(broken, "churn", input_example=north[FEATURES].head(3))
+    server = served["start"](2)
+    svc = served["rt"].serving
+    with Load(server, served["rows"], clients=3) as load:
+        _until(lambda: load.ok > 20)
+        svc.canary(
+            "churn-ep",
+            mv.version,
+            policy=milepost.serving.CanaryPolicy(
+                steps=[50, 100], min_seconds=1, min_requests=20, max_p99_ratio=1000
+            ),  # a generous latency budget: only its errors can stop it
+        )
+        _until(lambda: svc.get("churn-ep")[0].rollout.status != "progressing")
+    spec, _ = svc.get("churn-ep")
+    assert spec.rollout.status == "rolled_back", spec.rollout.detail
+    assert "error" in spec.rollout.detail
+    assert [v.name for v in spec.variants] == ["churn-v1"]
+    assert "canary.promote" not in _kinds(served)
+    assert set(load.failures) == {"status 500"}  # the canary's model errors, nothing else
+    assert load.variants[f"churn-v{mv.version}"] > 0  # some regions it knows were answered

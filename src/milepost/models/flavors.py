@@ -107,23 +107,120 @@ def save(model: Any, flavor: Flavor, *, trusted_types: list[str] | None = None) 
     raise InvalidInput(f"Unknown flavor {flavor!r}; use sklearn, onnx or python.")
 
 
-class OnnxPredictor:
-    """Runs an ONNX model with onnxruntime on DataFrames or arrays."""
+# The largest finite float32: ONNX tree ensembles compare inputs as float32, so a larger
+# double becomes infinity there, where scikit-learn trees refuse it.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
-    def __init__(self, data: bytes) -> None:
+
+class OnnxPredictor:
+    """Runs an ONNX model with onnxruntime on DataFrames, arrays or plain columns.
+
+    An ONNX *twin* of a native model answers only input it is trusted on: numbers that
+    are finite and within float32 range, and no nulls. Measured with skl2onnx 1.20: a
+    null reaches onnxruntime as NaN and a pipeline without an imputer answers NaN
+    probabilities where scikit-learn refuses the row, and a tree ensemble answers for
+    infinities and values beyond float32 where scikit-learn refuses them. Such input,
+    and any input onnxruntime fails on, is answered by the native model (set
+    :attr:`native`), so the twin answers exactly what the native model answers. Without
+    a native model (a model logged as ONNX) the ONNX model is the model and answers all.
+    """
+
+    def __init__(self, data: bytes, *, native: Callable[[], Any] | None = None) -> None:
         ort = _needs("onnxruntime", "onnx")
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         self.inputs = self.session.get_inputs()
         self.outputs = [o.name for o in self.session.get_outputs()]
+        self.native = native  # returns the native model (loaded on first use)
 
-    def _feed(self, frame: Any) -> dict[str, Any]:
+    @staticmethod
+    def _array(values: list[Any], kind: str) -> np.ndarray | None:
+        """One input column as the tensor it is fed as, or None when the twin must not
+        answer. Checked value by value in Python: cheaper than NumPy for a few rows."""
+        try:
+            if "string" in kind:
+                if not all(isinstance(v, str) for v in values):  # None, NaN
+                    return None
+                return np.array(values, dtype=object)
+            if "int64" in kind:
+                if not all(
+                    isinstance(v, (int, np.integer)) and v is not True and v is not False
+                    for v in values
+                ):
+                    return None
+                return np.array(values, dtype=np.int64)
+            if not all(-_FLOAT32_MAX <= v <= _FLOAT32_MAX for v in values):  # NaN, inf, huge
+                return None
+            return np.array(values, dtype=np.float64 if "double" in kind else np.float32)
+        except (TypeError, ValueError, OverflowError):  # None among numbers, text, huge ints
+            return None
+
+    def feed_columns(self, columns: dict[str, list[Any]]) -> dict[str, np.ndarray] | None:
+        """The session's feed for plain column lists, or None when the twin is not
+        trusted on some value (the serving fast path: no pandas)."""
+        feed = {}
+        if len(self.inputs) == 1 and self.inputs[0].name not in columns:
+            kind = self.inputs[0].type
+            parts = [self._array(list(values), kind) for values in columns.values()]
+            if any(p is None for p in parts):
+                return None
+            feed[self.inputs[0].name] = np.stack(parts, axis=1)  # type: ignore[arg-type]
+            return feed
+        for inp in self.inputs:
+            arr = self._array(columns[inp.name], inp.type)
+            if arr is None:
+                return None
+            feed[inp.name] = arr.reshape(-1, 1)
+        return feed
+
+    def _feed(self, frame: Any) -> dict[str, np.ndarray] | None:
+        import pandas as pd
+
+        if not isinstance(frame, pd.DataFrame):  # an array: one matrix input
+            frame = pd.DataFrame(np.asarray(frame))
+        matrix = len(self.inputs) == 1 and self.inputs[0].name not in frame.columns
+        names = list(frame.columns) if matrix else [inp.name for inp in self.inputs]
+        return self.feed_columns(  # one input per column, or one matrix of all columns
+            {
+                str(name): [
+                    None if v is pd.NA or v is pd.NaT else v for v in frame[name].astype(object)
+                ]
+                for name in names
+            }
+        )
+
+    def _run(self, feed: dict[str, np.ndarray] | None, raw: Callable[[], Any]) -> list[Any] | None:
+        """The twin's outputs, or None when the native model must answer instead."""
+        if feed is None:
+            if self.native is not None:
+                return None
+            feed = raw()  # an ONNX-flavor model: it is the model, whatever the values
+        try:
+            out: list[Any] = self.session.run(None, feed)
+        except Exception:
+            if self.native is None:
+                raise
+            return None  # the native model answers, or refuses in its own words
+        return out
+
+    def run_columns(self, columns: dict[str, list[Any]]) -> list[Any] | None:
+        """All outputs for plain column lists, or None when the native model must answer
+        (a value the twin is not trusted on, or onnxruntime failed on the input)."""
+        import pandas as pd
+
+        return self._run(self.feed_columns(columns), lambda: self._raw_feed(pd.DataFrame(columns)))
+
+    def run(self, frame: Any) -> list[Any] | None:
+        """All outputs for a DataFrame or array, or None when the native model must answer."""
+        return self._run(self._feed(frame), lambda: self._raw_feed(frame))
+
+    def _raw_feed(self, frame: Any) -> dict[str, np.ndarray]:
         import pandas as pd
 
         if not isinstance(frame, pd.DataFrame) or (
             len(self.inputs) == 1 and self.inputs[0].name not in frame.columns
-        ):  # one matrix input (a model without a column transformer)
+        ):
             dtype = np.float64 if "double" in self.inputs[0].type else np.float32
             return {self.inputs[0].name: np.asarray(frame, dtype=dtype)}
         feed = {}
@@ -139,45 +236,29 @@ class OnnxPredictor:
                 feed[inp.name] = col.astype(np.float32).reshape(-1, 1)
         return feed
 
-    def run_columns(self, columns: dict[str, list[Any]]) -> list[Any]:
-        """All outputs for plain column lists (the serving fast path: no pandas)."""
-        feed = {}
-        if len(self.inputs) == 1 and self.inputs[0].name not in columns:
-            dtype = np.float64 if "double" in self.inputs[0].type else np.float32
-            feed[self.inputs[0].name] = np.array(list(columns.values()), dtype=dtype).T
-        else:
-            for inp in self.inputs:
-                col = columns[inp.name]
-                if "string" in inp.type:
-                    feed[inp.name] = np.array(col, dtype=object).reshape(-1, 1)
-                elif "int64" in inp.type:
-                    feed[inp.name] = np.array(col, dtype=np.int64).reshape(-1, 1)
-                elif "double" in inp.type:
-                    feed[inp.name] = np.array(col, dtype=np.float64).reshape(-1, 1)
-                else:
-                    feed[inp.name] = np.array(col, dtype=np.float32).reshape(-1, 1)
-        out: list[Any] = self.session.run(None, feed)
-        return out
-
-    def run(self, frame: Any) -> list[Any]:
-        """All outputs for the input."""
-        out: list[Any] = self.session.run(None, self._feed(frame))
-        return out
-
     def predict(self, frame: Any) -> Any:
         """The first output (labels for classifiers, values for regressors)."""
-        return np.asarray(self.run(frame)[0]).ravel()
+        outputs = self.run(frame)
+        if outputs is None:
+            return np.asarray(self.native().predict(frame))  # type: ignore[misc]
+        return np.asarray(outputs[0]).ravel()
 
     def predict_proba(self, frame: Any) -> Any:
         """Class probabilities (the second output of converted classifiers)."""
         outputs = self.run(frame)
+        if outputs is None:
+            return np.asarray(self.native().predict_proba(frame))  # type: ignore[misc]
         if len(outputs) < 2:
             raise InvalidInput("This ONNX model has no probability output.")
-        probs = outputs[1]
-        if isinstance(probs, list):  # zipmap output: list of {class: prob}
-            keys = sorted(probs[0])
-            return np.array([[row[k] for k in keys] for row in probs])
-        return np.asarray(probs)
+        return self.probabilities(outputs[1])
+
+    @staticmethod
+    def probabilities(output: Any) -> np.ndarray:
+        """A classifier's probability output as a (rows, classes) array."""
+        if isinstance(output, list):  # zipmap output: list of {class: prob}
+            keys = sorted(output[0])
+            return np.array([[row[k] for k in keys] for row in output])
+        return np.asarray(output)
 
 
 def _decide(

@@ -23,7 +23,13 @@ from milepost.models import _onnx, flavors, trust
 from milepost.models.backends.sql import SqlRegistryStore
 from milepost.models.backends.trusted import SqlTrustStore
 from milepost.models.models import ModelVersion, RegisteredModel, StageEvent, TrustedType
-from milepost.models.signature import Signature, enforce, infer_signature, to_frame
+from milepost.models.signature import (
+    Signature,
+    enforce,
+    infer_signature,
+    refuse_unhandled_nulls,
+    to_frame,
+)
 from milepost.models.uri import ModelRef, parse_model_uri
 from milepost.tracking.models import ArtifactInfo
 
@@ -178,6 +184,8 @@ class ModelService:
                     hint="Pass an input_example with the columns the model was trained on.",
                 ) from exc
             signature = infer_signature(example, output)
+            if flavor != "onnx":  # say which columns the model really takes a null in
+                signature = refuse_unhandled_nulls(signature, example, model.predict)
         declared = _type_names(trusted_types, "trusted_types")
         data = flavors.save(model, flavor, trusted_types=[*declared, *self._loader_trust(())])
         files = {flavors.MODEL_FILES[flavor]: self.blobs.put_bytes(data).digest}
@@ -399,9 +407,11 @@ class ModelService:
             except ConfigError as exc:
                 raise self._where_loaded(version, exc) from exc
             impl = flavors.load("onnx", self._file(version, "model.onnx"))
-            return LoadedModel(
+            loaded = LoadedModel(
                 version, None, impl=impl, native_loader=native, extra_columns=extra_columns
             )
+            impl.native = lambda: loaded.native  # answers what the twin is not trusted on
+            return loaded
         return LoadedModel(version, native(), extra_columns=extra_columns)
 
     # -- the approver-set list of trusted types ---------------------------------------

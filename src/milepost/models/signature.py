@@ -7,20 +7,37 @@ null in a non-nullable column, or a value of the wrong type is refused with the 
 named. Safe widening is allowed (int -> float, narrower ints -> wider ints); narrowing
 is not.
 
+A column is nullable only if the model can predict with a null in it: at log time each
+column the example leaves nullable is probed (:func:`refuse_unhandled_nulls`), so a
+model that does not handle missing values gets a signature that refuses them, with the
+column named, instead of the model's own error.
+
 Types: ``integer``, ``float``, ``boolean``, ``string``, ``datetime``.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from milepost.errors import InvalidInput
 
-__all__ = ["ColumnSpec", "Signature", "enforce", "infer_signature", "to_frame"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "ColumnSpec",
+    "Signature",
+    "enforce",
+    "infer_signature",
+    "refuse_unhandled_nulls",
+    "refuses_null",
+    "to_frame",
+]
 
 ColumnType = Literal["integer", "float", "boolean", "string", "datetime"]
 
@@ -134,6 +151,48 @@ def infer_signature(input_example: Any, output_example: Any = None) -> Signature
         series = pd.Series(out.ravel() if out.ndim <= 1 else out[:, 0], name="prediction")
         outputs.append(ColumnSpec("prediction", _kind(series), bool(series.isna().any())))
     return Signature(inputs=inputs, outputs=outputs)
+
+
+def refuses_null(predict: Callable[[pd.DataFrame], Any], row: pd.DataFrame, column: str) -> bool:
+    """True when ``predict`` fails on ``row`` (one row it predicts) with ``column`` null.
+
+    Numbers become NaN (as pandas holds a missing number), anything else None.
+    """
+    probe = row.copy()
+    if pd.api.types.is_numeric_dtype(probe[column]) and not pd.api.types.is_bool_dtype(
+        probe[column]
+    ):
+        probe[column] = np.full(len(probe), np.nan)
+    else:
+        probe[column] = pd.Series([None] * len(probe), dtype=object, index=probe.index)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a warning is not a refusal
+        try:
+            predict(probe)
+        except Exception:
+            return True
+    return False
+
+
+def refuse_unhandled_nulls(
+    signature: Signature, example: pd.DataFrame, predict: Callable[[pd.DataFrame], Any]
+) -> Signature:
+    """The signature with each nullable column the model cannot take a null in made
+    required, found by predicting the example's first row with that column null."""
+    row = example.head(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            predict(row)
+        except Exception:  # nothing to compare with: keep what the example says
+            return signature
+    inputs = [
+        ColumnSpec(c.name, c.type, False)
+        if c.nullable and c.name in row.columns and refuses_null(predict, row, c.name)
+        else c
+        for c in signature.inputs
+    ]
+    return Signature(inputs=inputs, outputs=signature.outputs)
 
 
 def _all(series: pd.Series, test: Any) -> bool:

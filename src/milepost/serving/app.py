@@ -24,10 +24,11 @@ with a wrong one a 401. Without the setting, feedback is open and such variants 
 pinned at all (403).
 
 Errors answer ``{code, message, hint}`` with the status from ``milepost.errors.HTTP_STATUS``:
-bad requests are 4xx, never 500. A value of a header Milepost reads (``Authorization``,
-``X-Milepost-Variant``) that is not UTF-8 is a 400 on any route; a method a route does not
-take is a 405 with ``Allow``; bodies are limited to 10 MiB (1 MiB for feedback), 413
-beyond.
+bad requests are 4xx, never 500; a model that fails on a request that passed its signature
+is 500 ``model_error`` (the variant's error, which canary analysis counts). A value of a
+header Milepost reads (``Authorization``, ``X-Milepost-Variant``) that is not UTF-8 is a
+400 on any route; a method a route does not take is a 405 with ``Allow``; bodies are
+limited to 10 MiB (1 MiB for feedback), 413 beyond.
 """
 
 from __future__ import annotations

@@ -20,14 +20,16 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from milepost.errors import InvalidInput, MilepostError, NotFound
+from milepost.errors import InvalidInput, MilepostError, ModelFailed, NotFound
 from milepost.models.flavors import OnnxPredictor
+from milepost.models.signature import enforce, refuses_null
 from milepost.serving.logger import new_request_id
 from milepost.serving.router import Router
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from milepost.data.service import DataService
     from milepost.features.service import FeatureService, ServingReader
     from milepost.models.service import LoadedModel, ModelService
     from milepost.models.signature import Signature
@@ -46,11 +48,20 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
     "boolean": lambda v: isinstance(v, bool),
     "datetime": lambda v: isinstance(v, str),
 }
-_NP = {"integer": np.int64, "float": np.float64, "boolean": np.bool_}
+_INT64 = (-(2**63), 2**63 - 1)
 
 
-def _columns(rows: list[dict[str, Any]], signature: Signature) -> dict[str, list[Any]]:
-    """Signature check on plain rows: each input present, of its type, non-null if required."""
+def _columns(
+    rows: list[dict[str, Any]],
+    signature: Signature,
+    refuses_null: Callable[[str], bool] | None = None,
+) -> dict[str, list[Any]]:
+    """Signature check on plain rows: each input present, of its type, non-null if required.
+
+    ``refuses_null(column)`` says whether the model cannot take a null in a column the
+    signature lets be null (a version logged before models were probed for nulls, or a
+    signature given by hand): such a null is the client's to fix, like any other.
+    """
     cols: dict[str, list[Any]] = {}
     for spec in signature.inputs:
         check = _CHECKS[spec.type]
@@ -67,15 +78,43 @@ def _columns(rows: list[dict[str, Any]], signature: Signature) -> dict[str, list
                     raise InvalidInput(
                         f"Row {i}: column {spec.name!r} is null, but the model requires a value."
                     )
-                v = float("nan") if spec.type == "float" else None
+                if refuses_null is not None and refuses_null(spec.name):
+                    raise InvalidInput(
+                        f"Row {i}: column {spec.name!r} is null, but the model cannot predict "
+                        "with a missing value there.",
+                        hint=f"Send a value for {spec.name!r} (the model does not handle "
+                        "missing values in this column).",
+                    )
+                v = None
             elif not check(v):
                 raise InvalidInput(
                     f"Row {i}: column {spec.name!r} is {type(v).__name__} {v!r}, but the "
                     f"model expects {spec.type}."
                 )
+            elif spec.type == "integer" and not _INT64[0] <= v <= _INT64[1]:
+                raise InvalidInput(
+                    f"Row {i}: column {spec.name!r} is {v}, outside the 64-bit integer range."
+                )
             values.append(v)
         cols[spec.name] = values
     return cols
+
+
+def _frame(cols: dict[str, list[Any]], signature: Signature) -> pd.DataFrame:
+    """Checked columns as the DataFrame a native model predicts on (nulls as pandas
+    holds them: NaN in number columns, None elsewhere)."""
+    data = {}
+    for spec in signature.inputs:
+        values = cols[spec.name]
+        if spec.type == "float" or (spec.type == "integer" and None in values):
+            data[spec.name] = pd.Series(values, dtype=np.float64)
+        elif spec.type == "integer":
+            data[spec.name] = pd.Series(values, dtype=np.int64)
+        elif spec.type == "boolean" and None not in values:
+            data[spec.name] = pd.Series(values, dtype=np.bool_)
+        else:
+            data[spec.name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(data)
 
 
 @dataclass
@@ -87,19 +126,38 @@ class Reply:
 
 
 class VariantRuntime:
-    """One loaded model version, ready to predict (ONNX fast path when verified)."""
+    """One loaded model version, ready to predict (ONNX fast path when verified).
+
+    An ONNX twin answers complete, finite rows; anything else (nulls, values beyond
+    float32, input onnxruntime fails on) is answered by the native model, so a client
+    gets the same answer either way. A failure of the model on input that passed the
+    signature is :class:`ModelFailed` (the variant's error), never the client's.
+    """
 
     def __init__(
-        self, variant: Variant, loaded: LoadedModel, features: ServingReader | None
+        self,
+        variant: Variant,
+        loaded: LoadedModel,
+        features: ServingReader | None,
+        data: DataService | None = None,
     ) -> None:
         self.variant = variant
         self.loaded = loaded
         self.features = features
+        self.data = data
         self.signature = loaded.signature
         self.onnx: OnnxPredictor | None = (
             loaded._impl if isinstance(loaded._impl, OnnxPredictor) else None
         )
-        self.is_classifier = hasattr(loaded._impl, "predict_proba")
+        self.is_classifier = (
+            len(self.onnx.outputs) > 1
+            if self.onnx is not None
+            else hasattr(loaded._impl, "predict_proba")
+        )
+        self._nullable = self.signature is not None and any(
+            c.nullable for c in self.signature.inputs
+        )
+        self._null_refused: dict[str, bool] = {}
         self._explainer: Any = None
         self._explainer_lock = threading.Lock()
 
@@ -123,36 +181,71 @@ class VariantRuntime:
                         )
         return merged
 
-    def predict(self, rows: list[dict[str, Any]]) -> tuple[list[Any], list[list[float]] | None]:
-        """Predictions (and class probabilities for classifiers)."""
-        if self.signature is None:
-            frame = pd.DataFrame(rows)
-            preds = np.asarray(self.loaded._impl.predict(frame))
-            proba = (
-                np.asarray(self.loaded._impl.predict_proba(frame)) if self.is_classifier else None
-            )
-        else:
-            cols = _columns(rows, self.signature)
-            if self.onnx is not None:
-                outputs = self.onnx.run_columns(cols)
-                preds = np.asarray(outputs[0]).ravel()
-                proba = np.asarray(outputs[1]) if self.is_classifier and len(outputs) > 1 else None
-            else:
-                frame = pd.DataFrame(
-                    {
-                        n: pd.Series(v, dtype=_NP.get(spec.type, object))
-                        for spec, (n, v) in zip(self.signature.inputs, cols.items(), strict=True)
-                    }
-                )
+    def _refuses_null(self, column: str) -> bool:
+        """Whether the native model fails on its input example with ``column`` null
+        (probed once per column, on the first null a request brings)."""
+        known = self._null_refused.get(column)
+        if known is None:
+            known = False
+            example = self.loaded.version.input_example
+            if example and self.signature is not None:
                 try:
-                    preds = np.asarray(self.loaded._impl.predict(frame))
-                    proba = (
-                        np.asarray(self.loaded._impl.predict_proba(frame))
-                        if self.is_classifier
-                        else None
-                    )
-                except ValueError as exc:  # the input's values, not the server
-                    raise InvalidInput(f"The model could not predict on this input: {exc}") from exc
+                    row = enforce(pd.DataFrame(example).head(1), self.signature)
+                    known = refuses_null(self.loaded.native.predict, row, column)
+                except Exception as exc:  # no verdict: the model decides on the request
+                    log.info("Null probe of %s on %r skipped: %s", self.variant.name, column, exc)
+            self._null_refused[column] = known
+        return known
+
+    def _failed(self, detail: str) -> ModelFailed:
+        uri = self.loaded.version.uri
+        log.warning("%s (%s) failed to predict: %s", self.variant.name, uri, detail)
+        return ModelFailed(
+            f"Variant {self.variant.name!r} ({uri}) failed on input that passed its "
+            f"signature: {detail}",
+            hint="The model, not the request, is at fault; this counts toward the "
+            "variant's error rate.",
+        )
+
+    def _native(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        model = self.loaded.native if self.onnx is not None else self.loaded._impl
+        preds = np.asarray(model.predict(frame))
+        proba = np.asarray(model.predict_proba(frame)) if self.is_classifier else None
+        return preds, proba
+
+    def predict(self, rows: list[dict[str, Any]]) -> tuple[list[Any], list[list[float]] | None]:
+        """Predictions (and class probabilities for classifiers).
+
+        Raises:
+            InvalidInput: the rows do not fit the signature (the client's fault).
+            ModelFailed: the model failed on rows that fit it, or answered NaN.
+        """
+        cols = None
+        if self.signature is not None:
+            cols = _columns(rows, self.signature, self._refuses_null if self._nullable else None)
+        try:
+            outputs = self.onnx.run_columns(cols) if self.onnx is not None and cols else None
+            if outputs is not None:
+                preds = np.asarray(outputs[0]).ravel()
+                proba = (
+                    OnnxPredictor.probabilities(outputs[1])
+                    if self.is_classifier and len(outputs) > 1
+                    else None
+                )
+            else:
+                signature = self.signature
+                frame = pd.DataFrame(rows) if signature is None else _frame(cols or {}, signature)
+                preds, proba = self._native(frame)
+        except MilepostError as exc:
+            if isinstance(exc, InvalidInput):  # raised inside the model: still its failure
+                raise self._failed(f"{type(exc).__name__}: {exc.message}") from exc
+            raise
+        except Exception as exc:
+            raise self._failed(f"{type(exc).__name__}: {str(exc)[:400]}") from exc
+        for name, values in (("prediction", preds), ("probability", proba)):
+            if values is not None and values.dtype.kind in "fc" and not np.isfinite(values).all():
+                row = int(np.flatnonzero(~np.isfinite(values).reshape(len(rows), -1).all(1))[0])
+                raise self._failed(f"it answered a non-finite {name} (NaN) for row {row}")
         return preds.tolist(), (None if proba is None else proba.tolist())
 
     def explain(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -161,14 +254,18 @@ class VariantRuntime:
 
         with self._explainer_lock:
             if self._explainer is None:
-                self._explainer = build_explainer(self.loaded)
-        frame = pd.DataFrame(rows)
+                self._explainer = build_explainer(self.loaded, data=self.data)
         if self.signature is not None:
-            frame = self.loaded.prepare(
-                frame[[c for c in self.signature.input_names if c in frame.columns]]
-            )
+            frame = _frame(_columns(rows, self.signature), self.signature)
+        else:
+            frame = pd.DataFrame(rows)
         explained: list[dict[str, Any]] = self._explainer(frame)
         return explained
+
+
+def _describe(exc: BaseException) -> str:
+    """An error as the prediction log records it."""
+    return exc.message if isinstance(exc, MilepostError) else f"{type(exc).__name__}: {exc}"
 
 
 def _warm_up(loaded: Any) -> None:
@@ -271,7 +368,7 @@ class EndpointEngine:
             else None
         )
         _warm_up(loaded)
-        return VariantRuntime(variant, loaded, reader)
+        return VariantRuntime(variant, loaded, reader, self.models.data)
 
     def _poll(self, seconds: float) -> None:
         while not self._stop.wait(seconds):
@@ -358,8 +455,8 @@ class EndpointEngine:
             status, error = "invalid", exc.message
             self._log(request_id, rows, variant, route_key, None, start, status, error)
             raise
-        except Exception as exc:
-            status, error = "error", f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # the variant's fault: it counts toward its error rate
+            status, error = "error", _describe(exc)
             self._log(request_id, rows, variant, route_key, None, start, status, error)
             raise
         latency = time.perf_counter() - start
@@ -390,16 +487,13 @@ class EndpointEngine:
             prepared = runtime.prepare(rows)
             preds, _ = runtime.predict(prepared)
             self._log(request_id, prepared, runtime.variant, route_key, preds, start, "ok", "")
+        except InvalidInput as exc:  # the request does not fit this variant's signature
+            self._log(
+                request_id, rows, runtime.variant, route_key, None, start, "invalid", exc.message
+            )
         except Exception as exc:
             self._log(
-                request_id,
-                rows,
-                runtime.variant,
-                route_key,
-                None,
-                start,
-                "error",
-                f"{type(exc).__name__}: {exc}",
+                request_id, rows, runtime.variant, route_key, None, start, "error", _describe(exc)
             )
 
     def _log(
