@@ -102,7 +102,7 @@ def test_bad_integers_are_one_line(
     "argv",
     [
         ["serve", "ep", "--port", "70000"],
-        ["features", "serve", "--port", "0"],
+        ["features", "serve", "--port", "65536"],
         ["serve", "ep", "--port", "-1"],
     ],
 )

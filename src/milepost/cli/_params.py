@@ -13,5 +13,7 @@ import typer
 MAX_INT64 = 2**63 - 1
 
 VersionArg = Annotated[int, typer.Argument(min=1, max=MAX_INT64, help="Model version number.")]
-PortOpt = Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on (1-65535).")]
+PortOpt = Annotated[
+    int, typer.Option(min=0, max=65535, help="TCP port to listen on (0 picks a free one).")
+]
 ReplicasArg = Annotated[int, typer.Argument(min=1, max=256, help="Replicas per host (1-256).")]
