@@ -120,6 +120,11 @@ def iter_batches(files: Sequence[Path]) -> Iterator[pa.RecordBatch]:
         yield from reader.iter_batches(batch_size=_BATCH_ROWS)
 
 
+def _buf(values: np.ndarray) -> memoryview:
+    """The array's bytes without a copy (hashlib reads any contiguous buffer)."""
+    return memoryview(np.ascontiguousarray(values)).cast("B")
+
+
 def _filled(arr: pa.Array, fill: object) -> pa.Array:
     return arr.fill_null(fill) if arr.null_count else arr
 
@@ -133,12 +138,12 @@ def _int64(arr: pa.Array) -> np.ndarray:
     return np.asarray(_filled(arr, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _seconds_and_nanos(raw: np.ndarray, unit: str) -> list[bytes]:
+def _seconds_and_nanos(raw: np.ndarray, unit: str) -> list[memoryview]:
     """An exact, unit-independent form of a count of ``unit``: seconds and nanoseconds."""
     per_second = 1_000_000_000 // _NS_PER[unit]
     seconds, rest = np.divmod(raw, per_second)
     nanos = (rest * _NS_PER[unit]).astype(np.int32)
-    return [seconds.tobytes(), nanos.tobytes()]
+    return [_buf(seconds), _buf(nanos)]
 
 
 def _fixed_bytes(arr: pa.Array, width: int, null_mask: np.ndarray | None) -> bytes | memoryview:
@@ -169,7 +174,7 @@ def _var_bytes(
     return [lengths.tobytes(), body]
 
 
-def _temporal_bytes(arr: pa.Array) -> list[bytes]:
+def _temporal_bytes(arr: pa.Array) -> list[memoryview]:
     """Times as unit-independent integers (see the module docstring)."""
     t = arr.type
     if pa.types.is_timestamp(t) or pa.types.is_duration(t):
@@ -177,26 +182,25 @@ def _temporal_bytes(arr: pa.Array) -> list[bytes]:
         return _seconds_and_nanos(raw, t.unit)
     if pa.types.is_date32(t):
         days = np.asarray(_filled(arr.view(pa.int32()), 0).to_numpy(), dtype=np.int64)
-        return [(days * 86_400_000).tobytes()]
+        return [_buf(days * 86_400_000)]
     if pa.types.is_date64(t):
-        return [np.asarray(_filled(arr.view(pa.int64()), 0).to_numpy(), np.int64).tobytes()]
+        return [_buf(np.asarray(_filled(arr.view(pa.int64()), 0).to_numpy(), np.int64))]
     raw = arr.view(pa.int32() if pa.types.is_time32(t) else pa.int64())  # time of day
-    values = np.asarray(_filled(raw, 0).to_numpy(), dtype=np.int64) * _NS_PER[t.unit]
-    return [values.tobytes()]
+    return [_buf(np.asarray(_filled(raw, 0).to_numpy(), dtype=np.int64) * _NS_PER[t.unit])]
 
 
 def _canonical_bytes(arr: pa.Array, null_mask: np.ndarray | None) -> list[bytes | memoryview]:
     """The canonical value streams of one (decoded) array."""
     t = arr.type
     if pa.types.is_integer(t):
-        return [_int64(arr).tobytes()]
+        return [_buf(_int64(arr))]
     if pa.types.is_floating(t):
         values = np.asarray(_filled(arr, 0).to_numpy(zero_copy_only=False))
         nan = np.isnan(values)
         if nan.any():  # NaN has many bit patterns; they are one value
             values = values.copy()
             values[nan] = np.nan
-        return [values.tobytes()]
+        return [_buf(values)]
     if pa.types.is_boolean(t):
         return [np.asarray(arr.fill_null(False).to_numpy(zero_copy_only=False), np.uint8).tobytes()]
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
