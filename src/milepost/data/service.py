@@ -61,6 +61,10 @@ class DataService:
     def register(self, name: str, data: Any, *, description: str | None = None) -> DatasetVersion:
         """Register ``data`` as a version of dataset ``name`` (the same content: the same version).
 
+        "The same content" is the same logical table: its values compared in canonical
+        types (see :mod:`milepost.data._hash`), so a DataFrame, its CSV and its Parquet
+        files, with any string, integer-width or timestamp-unit encoding, are one version.
+
         Args:
             name: the dataset's name (letters, digits, ``_ - .``).
             data: a pandas or Polars DataFrame, a pyarrow Table, or a path, glob, directory
