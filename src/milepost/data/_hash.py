@@ -122,7 +122,7 @@ def iter_batches(files: Sequence[Path]) -> Iterator[pa.RecordBatch]:
 
 def _buf(values: np.ndarray) -> memoryview:
     """The array's bytes without a copy (hashlib reads any contiguous buffer)."""
-    return memoryview(np.ascontiguousarray(values)).cast("B")
+    return np.ascontiguousarray(values).data.cast("B")
 
 
 def _filled(arr: pa.Array, fill: object) -> pa.Array:
