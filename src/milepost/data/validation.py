@@ -16,7 +16,9 @@ A suite is a named list of checks, written in Python or YAML::
 
 Row-level checks (``not_null``, ``between``, ``in_set``, ``matches``, ``expression``) take
 ``mostly``: the fraction of rows that must pass (default 1.0, every row). Each check's
-result carries the observed value, the number of failing rows and a few example rows.
+result carries the observed value (numbers, for machines), a one-sentence ``summary`` for
+people (``all 2,000 rows pass (age in [18, 100])``, ``plan distribution vs customers@1:
+PSI 0.016 <= 0.2``), the number of failing rows and a few example rows.
 
 The checks are SQL run by DuckDB on the Parquet snapshot (or an in-memory table), so
 validating ten million rows needs no more memory than a few column chunks; values come
