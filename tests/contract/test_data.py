@@ -347,7 +347,8 @@ def test_diff_never_shows_a_change_that_prints_as_none(
     v2 = milepost.data.register("customers", same_looking)
     assert v2.version == 2 and v2.schema[6].type != milepost.data.get("customers@1").schema[6].type
     d = milepost.data.diff("customers@1", "customers@2")
-    assert (d.retyped, d.stats, d.added, d.removed, d.changed) == ([], {}, [], [], False)
+    assert (d.retyped, d.stats, d.added, d.removed) == ([], {}, [], [])
+    assert not d.changed
     assert repr(d) == "DatasetDiff(customers@1 -> customers@2: rows 1,200 -> 1,200)"
     fewer = milepost.data.register("customers", customers.iloc[:1000])
     d = milepost.data.diff("customers@1", fewer)
