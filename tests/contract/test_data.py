@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,16 @@ import sqlalchemy as sa
 import milepost
 from milepost import Client
 from milepost._context import Runtime
-from milepost.data import Between, Distribution, InSet, NotNull, RowCount, Suite, Unique
+from milepost.data import (
+    Between,
+    Distribution,
+    Freshness,
+    InSet,
+    NotNull,
+    RowCount,
+    Suite,
+    Unique,
+)
 from milepost.demo.data import generate_customers
 from milepost.errors import InvalidInput, NotFound, ValidationFailed
 
@@ -64,7 +74,8 @@ def test_profile_describes_each_column(runtime: Runtime, customers: pd.DataFrame
     assert spend["std"] == pytest.approx(customers["monthly_spend"].std(), rel=1e-6)
     assert spend["quantiles"]["0.5"] == pytest.approx(customers["monthly_spend"].median(), rel=0.05)
     plan = p["plan"]
-    assert plan["kind"] == "categorical" and 2 <= plan["distinct_approx"] <= 4
+    assert plan["kind"] == "categorical"
+    assert (plan["distinct"], plan["distinct_exact"]) == (customers["plan"].nunique(), True)
     top = customers["plan"].value_counts()
     assert plan["top"][0] == {"value": top.index[0], "count": int(top.iloc[0])}
     ts = p["event_timestamp"]
@@ -252,3 +263,159 @@ def test_concurrent_registration_of_the_same_content_makes_one_version(
         out = pool.map(_register, [(runtime.db.uri, str(tmp_path / "home"), str(path))] * 3)
     assert len(set(out)) == 1 and out[0][0] == 1
     assert [v.version for v in milepost.data.versions("shared")] == [1]
+
+
+# -- one logical table, one version --------------------------------------------------------
+
+
+def test_the_same_data_in_any_format_is_one_version(
+    runtime: Runtime, customers: pd.DataFrame, tmp_path: Path
+) -> None:
+    v1 = milepost.data.register("customers", customers)
+    customers.to_csv(tmp_path / "c.csv", index=False)
+    narrow = pa.Table.from_pandas(
+        customers.astype({"age": "int32", "plan": "category"}).assign(
+            event_timestamp=customers["event_timestamp"].dt.as_unit("ns")
+        )
+    )
+    narrow = narrow.set_column(
+        narrow.schema.get_field_index("region"), "region", narrow["region"].cast(pa.string())
+    )
+    pq.write_table(narrow, tmp_path / "narrow.parquet", row_group_size=100)
+    for data in (str(tmp_path / "c.csv"), str(tmp_path / "narrow.parquet"), narrow):
+        again = milepost.data.register("customers", data)
+        assert (again.version, again.content_hash) == (1, v1.content_hash)
+    assert [v.version for v in milepost.data.versions("customers")] == [1]
+    assert v1.hash_version == 2 and v1.to_dict()["hash_version"] == 2
+
+
+def test_versions_registered_before_hash_version_2_are_still_recognised(
+    metadata_uri: str, customers: pd.DataFrame, tmp_path: Path
+) -> None:
+    from milepost.data._hash import legacy_content_hash
+    from milepost.data._ingest import stage
+    from milepost.stores.metadata import MetadataStore
+    from milepost.stores.schema import dataset_versions, datasets
+
+    staged = stage(customers, workdir=tmp_path / "w", legacy=True)
+    old_hash, rows = legacy_content_hash(staged.files, staged.schema)
+    old = MetadataStore(metadata_uri, auto_migrate=False)
+    old.upgrade("0009")  # a store written before revision 0012, as that Milepost wrote it
+    with old.write() as conn:
+        dataset_id = conn.execute(
+            sa.insert(datasets)
+            .values(name="customers", created_by="old", created_at=1)
+            .returning(datasets.c.dataset_id)
+        ).scalar_one()
+        conn.execute(
+            sa.insert(dataset_versions).values(
+                dataset_id=dataset_id,
+                version=1,
+                content_hash=old_hash,
+                schema_json="[]",
+                num_rows=rows,
+                num_files=0,
+                size_bytes=0,
+                profile_json="{}",
+                created_by="old",
+                created_at=1,
+            )
+        )
+    old.dispose()
+    milepost.configure(home=tmp_path / "home", metadata_uri=metadata_uri)
+    try:
+        again = milepost.data.register("customers", customers)
+        assert (again.version, again.content_hash, again.hash_version) == (1, old_hash, 1)
+        changed = milepost.data.register("customers", customers.iloc[:-1])
+        assert (changed.version, changed.hash_version) == (2, 2)
+        assert milepost.data.register("customers", customers.iloc[:-1]).version == 2
+    finally:
+        milepost.reset()
+
+
+def test_diff_never_shows_a_change_that_prints_as_none(
+    runtime: Runtime, customers: pd.DataFrame
+) -> None:
+    def shown(value: object) -> str:  # as `milepost data diff` prints a statistic
+        return "-" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+
+    milepost.data.register("customers", customers)  # plan large_string, age int64
+    same_looking = customers.astype({"age": "int32"}).assign(
+        plan=customers["plan"].astype("string[python]"),  # string
+        monthly_spend=customers["monthly_spend"] + 1e-12,  # other bits, the same 6 digits
+    )
+    v2 = milepost.data.register("customers", same_looking)
+    assert v2.version == 2 and v2.schema[6].type != milepost.data.get("customers@1").schema[6].type
+    d = milepost.data.diff("customers@1", "customers@2")
+    assert (d.retyped, d.stats, d.added, d.removed) == ([], {}, [], [])
+    assert not d.changed
+    assert repr(d) == "DatasetDiff(customers@1 -> customers@2: rows 1,200 -> 1,200)"
+    fewer = milepost.data.register("customers", customers.iloc[:1000])
+    d = milepost.data.diff("customers@1", fewer)
+    assert d.stats and d.changed
+    for changes in d.stats.values():
+        for before, after in changes.values():
+            assert shown(before) != shown(after)
+
+
+# -- reports whose numbers add up ----------------------------------------------------------
+
+
+def test_reports_say_what_they_counted_in_every_form(
+    runtime: Runtime, customers: pd.DataFrame
+) -> None:
+    v = milepost.data.register("customers", customers)
+    newest = customers["event_timestamp"].max().to_pydatetime()
+    suite = Suite(
+        name="s",
+        checks=[
+            RowCount(min=1000),
+            RowCount(max=100),
+            Unique(columns=["customer_id"]),
+            Between(column="age", min=18),
+            Freshness(column="event_timestamp", max_age="45d"),
+            Distribution(column="plan", reference=v.ref),
+            Distribution(column="age", reference=v.ref, method="ks", threshold=0.01),
+        ],
+    )
+    result = milepost.data.validate(
+        v, suite, now=newest + timedelta(days=212, hours=22, minutes=34, seconds=18.9)
+    )
+    assert result.summary == "5 passed, 2 failed of 7 checks"
+    by_kind = [c.summary for c in result.checks]
+    assert by_kind[0] == "1,200 rows (at least 1,000 rows)"
+    assert by_kind[1] == "1,200 rows, expected at most 100 rows"
+    assert by_kind[2] == "no customer_id repeats among 1,200 rows"
+    assert by_kind[3] == "all 1,200 rows pass (age >= 18)"
+    assert by_kind[4].endswith("is 212 days 22 h old, more than 45 days")
+    assert by_kind[5] == "plan distribution vs customers@1: PSI 0.000 <= 0.2"
+    assert by_kind[6].startswith("age distribution vs customers@1: KS 0.000, p-value 1 >= 0.01")
+    text = result.to_text()
+    assert "FAILED (5 passed, 2 failed of 7 checks, 1,200 rows)" in text
+    assert "between" not in text and "any" not in text and "{" not in text
+    assert "  ok   plan distribution vs customers@1: PSI 0.000 <= 0.2" in text
+    html = result.to_html()
+    assert "5 passed, 2 failed of 7 checks on 1,200 rows" in html
+    for c in result.checks:
+        assert f"<td>{escape(c.summary)}</td>" in html
+    stored = runtime.data.get_validation(result.result_id).to_dict()
+    assert stored == result.to_dict()
+    assert (stored["num_checks"], stored["num_passed"], stored["num_failed"]) == (7, 5, 2)
+    assert [c["summary"] for c in stored["checks"]] == by_kind
+
+
+def test_unique_counts_the_rows_it_checked(runtime: Runtime, customers: pd.DataFrame) -> None:
+    suite = Suite(name="s", checks=[Unique(columns=["customer_id", "plan"])])
+    passed = milepost.data.validate(customers, suite).checks[0]
+    assert passed.summary == "no (customer_id, plan) repeats among 1,200 rows"
+    customers.loc[5, ["customer_id", "plan"]] = customers.loc[6, ["customer_id", "plan"]]
+    c = milepost.data.validate(customers, suite).checks[0]
+    assert c.summary == "1 value of (customer_id, plan) repeats, on 2 of 1,200 rows"
+    assert c.observed == {"duplicated_values": 1, "rows_with_duplicates": 2, "rows": 1200}
+
+
+def test_profile_distinct_counts_are_exact(runtime: Runtime, customers: pd.DataFrame) -> None:
+    ids = customers.assign(code=[f"cust-{i:05d}" for i in range(len(customers))])
+    p = milepost.data.register("customers", ids).profile
+    assert (p["code"]["distinct"], p["code"]["distinct_exact"]) == (1200, True)
+    assert p["plan"]["distinct"] == customers["plan"].nunique()

@@ -69,3 +69,36 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     assert "Error [invalid_input]: Cannot read a.parquet as Parquet" in out.stderr
     missing = cli("data", "show", "nothing", cwd=tmp_path)
     assert missing.returncode == 1 and "milepost data list" in missing.stderr
+
+
+def test_formats_diff_and_reports_read_true(tmp_path: Path) -> None:
+    frame = generate_customers(600, seed=8)
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    table = pa.Table.from_pandas(frame.astype({"age": "int32"}))
+    table = table.set_column(
+        table.schema.get_field_index("plan"), "plan", table["plan"].cast(pa.string())
+    )
+    pq.write_table(table, tmp_path / "narrow.parquet")
+    first = json.loads(cli("data", "add", "c", "c.csv", "--json", cwd=tmp_path).stdout)
+    again = json.loads(cli("data", "add", "c", "narrow.parquet", "--json", cwd=tmp_path).stdout)
+    assert again["version"] == first["version"] == 1
+    # other physical types, the same visible statistics: a diff with nothing to show
+    pq.write_table(
+        pa.Table.from_pandas(frame.assign(monthly_spend=frame["monthly_spend"] + 1e-12)),
+        tmp_path / "wide.parquet",
+    )
+    assert cli("data", "add", "c", "wide.parquet", cwd=tmp_path).returncode == 0
+    diff = cli("data", "diff", "c@1", "c@2", cwd=tmp_path)
+    assert diff.returncode == 0, diff.stderr
+    assert diff.stdout.splitlines()[1:] == ["rows: 600 → 600 (+0)"], diff.stdout
+    shown = cli("data", "show", "c@1", "--json", cwd=tmp_path)
+    plan = json.loads(shown.stdout)["profile"]["plan"]
+    assert (plan["distinct"], plan["distinct_exact"]) == (frame["plan"].nunique(), True)
+    (tmp_path / "suite.yaml").write_text(
+        SUITE + "  - {kind: row_count, min: 1000}\n  - {kind: unique, columns: [customer_id]}\n"
+    )
+    out = cli("data", "validate", "c@1", "suite.yaml", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "FAILED (4 passed, 1 failed of 5 checks, 600 rows)" in out.stdout
+    assert "FAIL row count: 600 rows, expected at least 1,000 rows" in out.stdout
+    assert "ok   customer_id unique: no customer_id repeats among 600 rows" in out.stdout

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from milepost._context import get_runtime
 from milepost.cli._output import console, emit_json, fmt_time, fmt_value
+from milepost.data._format import format_stat
 from milepost.data.models import DatasetVersion
 
 app = typer.Typer(help="Version datasets and validate them.", no_args_is_help=True)
@@ -116,7 +117,7 @@ def show(
                 fmt_value(p[k]) if p.get(k) is not None else ""
                 for k in ("min", "max", "mean", "std")
             ),
-            str(p.get("distinct_approx", "")),
+            _distinct(p),
             top,
         )
     console.print(table)
@@ -143,6 +144,15 @@ def show(
         console.print(table)
 
 
+def _distinct(p: dict[str, Any]) -> str:
+    """An exact distinct count as is, an estimate as ``~N`` (never above the non-null rows)."""
+    if "distinct" in p:
+        return f"{p['distinct']:,}" if p.get("distinct_exact") else f"~{p['distinct']:,}"
+    if "distinct_approx" in p:  # a profile from before exact counts
+        return f"~{p['distinct_approx']:,}"
+    return ""
+
+
 @app.command()
 def diff(a: str, b: str, as_json: JsonOpt = False) -> None:
     """Compare two versions: schema changes, row count, per-column statistics."""
@@ -163,12 +173,7 @@ def diff(a: str, b: str, as_json: JsonOpt = False) -> None:
         table = Table("column", "statistic", "from", "to")
         for col, changes in d.stats.items():
             for stat, (old, new) in changes.items():
-                table.add_row(
-                    col,
-                    stat,
-                    fmt_value(old) if old is not None else "-",
-                    fmt_value(new) if new is not None else "-",
-                )
+                table.add_row(col, stat, format_stat(old), format_stat(new))
         console.print(table)
 
 

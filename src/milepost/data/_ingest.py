@@ -6,19 +6,20 @@ files in a work directory (Parquet inputs are used in place, CSV is converted in
 streaming way, S3 objects are downloaded), read back batch by batch so memory stays
 bounded whatever the size.
 
-The content hash is computed from the decoded values, not the file bytes, so the same
-data written with other row groups, compression or file splits hashes the same. It is
-SHA-256 over: the schema (names and types, dictionary columns as their value type),
-the row count, and for each column the row positions of its nulls and its values in a
-canonical byte form (numbers and times as fixed-width integers or floats, text and
-binary as lengths plus bytes). Row order counts.
+What is data: a DataFrame's columns and its *named* index levels (``set_index("ts")``);
+an unnamed index (the row labels pandas leaves after filtering or sorting) is not, so
+``df[mask]`` registers like ``df[mask].reset_index(drop=True)`` and like its CSV. In a CSV
+an empty field (``,,`` or ``,"",``) is missing in every column, text included, as pandas
+reads it; so an empty string cannot be told from a missing one there. In a one-column
+CSV an empty line is a row with a missing value.
+
+The content hash of the staged files is in :mod:`milepost.data._hash`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -28,18 +29,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from milepost.data._hash import content_hash, iter_batches
 from milepost.errors import InvalidInput
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-__all__ = ["StagedData", "canonical_type", "content_hash", "stage", "sweep_workdirs", "workdir"]
+__all__ = [
+    "StagedData",
+    "canonical_type",
+    "content_hash",
+    "iter_batches",
+    "stage",
+    "sweep_workdirs",
+    "workdir",
+]
 
-_BATCH_ROWS = 131_072
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".tsv")
 
@@ -128,7 +136,7 @@ class StagedData:
 
 
 def canonical_type(t: pa.DataType) -> str:
-    """The type as it enters the hash: dictionaries count as their value type."""
+    """The type files of one version must share: dictionaries count as their value type."""
     if pa.types.is_dictionary(t):
         return canonical_type(t.value_type)
     return str(t)
@@ -151,8 +159,11 @@ def _check_supported(schema: pa.Schema, where: str) -> None:
         seen.add(f.name)
 
 
-def _table_from(data: Any) -> pa.Table | None:
-    """An Arrow table for in-memory input, or None for paths."""
+def _table_from(data: Any, *, legacy: bool = False) -> pa.Table | None:
+    """An Arrow table for in-memory input, or None for paths.
+
+    ``legacy``: keep an unnamed pandas index as a column, as hash version 1 did.
+    """
     if isinstance(data, pa.Table):
         return data
     if isinstance(data, pa.RecordBatch):
@@ -162,8 +173,9 @@ def _table_from(data: Any) -> pa.Table | None:
         import pandas as pd
 
         if isinstance(data, pd.DataFrame):
+            named_index = any(n is not None for n in data.index.names)
             try:
-                return pa.Table.from_pandas(data)
+                return pa.Table.from_pandas(data, preserve_index=None if legacy else named_index)
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                 raise InvalidInput(
                     f"Cannot convert the DataFrame to Arrow: {exc}.",
@@ -218,12 +230,25 @@ def _expand(paths: Sequence[str], storage_options: dict[str, Any]) -> list[str]:
     return out
 
 
-def _csv_to_parquet(src: Path, dest: Path, label: str) -> None:
+def _csv_to_parquet(src: Path, dest: Path, label: str, *, legacy: bool = False) -> None:
     import pyarrow.csv as pacsv
 
-    parse = pacsv.ParseOptions(delimiter="\t") if src.name.endswith(".tsv") else None
+    delimiter = "\t" if src.name.endswith(".tsv") else ","
+    # An empty field, quoted or not, is missing in every column, text included (as pandas
+    # reads it: CSV writers give missing values and empty strings the same form).
+    convert = None if legacy else pacsv.ConvertOptions(strings_can_be_null=True)
     try:
-        reader = pacsv.open_csv(src, parse_options=parse)
+        reader = pacsv.open_csv(
+            src, parse_options=pacsv.ParseOptions(delimiter=delimiter), convert_options=convert
+        )
+        if not legacy and len(reader.schema) == 1:
+            # One column: an empty line is a row whose value is missing (Arrow's writer
+            # leaves it so), not a line to skip.
+            reader = pacsv.open_csv(
+                src,
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False),
+                convert_options=convert,
+            )
         with pq.ParquetWriter(dest, reader.schema, compression="zstd") as writer:
             for batch in reader:
                 writer.write_batch(batch)
@@ -234,8 +259,17 @@ def _csv_to_parquet(src: Path, dest: Path, label: str) -> None:
         ) from exc
 
 
-def stage(data: Any, *, workdir: Path, storage_options: dict[str, Any] | None = None) -> StagedData:
+def stage(
+    data: Any,
+    *,
+    workdir: Path,
+    storage_options: dict[str, Any] | None = None,
+    legacy: bool = False,
+) -> StagedData:
     """Stage any supported input as local Parquet files with one schema.
+
+    ``legacy``: stage as Milepost did with hash version 1 (an unnamed pandas index kept,
+    empty CSV text fields as empty strings), to recognise data registered back then.
 
     Raises:
         InvalidInput: unreadable or empty input, unsupported types, or files whose schemas
@@ -243,7 +277,7 @@ def stage(data: Any, *, workdir: Path, storage_options: dict[str, Any] | None = 
     """
     storage_options = storage_options or {}
     workdir.mkdir(parents=True, exist_ok=True)
-    table = _table_from(data)
+    table = _table_from(data, legacy=legacy)
     if table is not None:
         _check_supported(table.schema, "The data")
         dest = workdir / "data-0.parquet"
@@ -288,7 +322,7 @@ def stage(data: Any, *, workdir: Path, storage_options: dict[str, Any] | None = 
             temporary.append(local)
         if lower.endswith(_CSV_SUFFIXES):
             converted = workdir / f"csv-{i}.parquet"
-            _csv_to_parquet(local, converted, src)
+            _csv_to_parquet(local, converted, src, legacy=legacy)
             temporary.append(converted)
             local = converted
         files.append(local)
@@ -333,97 +367,3 @@ def _check_same_schema(first: pa.Schema, other: pa.Schema, first_src: str, src: 
                 f"{src}: column {fa.name!r} is {fb.type} but {fa.type} in {first_src}.",
                 hint="Cast the column to one type in every file.",
             )
-
-
-def iter_batches(files: Sequence[Path]) -> Iterator[pa.RecordBatch]:
-    """Every row of the staged files, in order, in bounded batches."""
-    for path in files:
-        # Buffered reads without pre-buffering keep memory at a few column chunks
-        # instead of whole row groups (measured: ~0.2 GB instead of ~1.1 GB at 10M rows).
-        reader = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
-        yield from reader.iter_batches(batch_size=_BATCH_ROWS)
-
-
-def _fixed_width(t: pa.DataType) -> int | None:
-    """Bytes per value of a fixed-width type (bit-packed booleans excluded)."""
-    if pa.types.is_fixed_size_binary(t):
-        return int(t.byte_width)
-    if (
-        pa.types.is_integer(t)
-        or pa.types.is_floating(t)
-        or pa.types.is_temporal(t)
-        or pa.types.is_decimal(t)
-    ):
-        return int(t.bit_width) // 8
-    return None
-
-
-def _values_bytes(arr: pa.Array, null_mask: np.ndarray | None) -> list[bytes | memoryview]:
-    """The canonical bytes of an array's values, null slots zeroed: one or two streams."""
-    t = arr.type
-    width = _fixed_width(t)
-    if width is not None:
-        raw = np.frombuffer(arr.buffers()[1], dtype=np.uint8)
-        raw = raw[arr.offset * width : (arr.offset + len(arr)) * width]
-        if null_mask is not None:
-            raw = raw.reshape(len(arr), width).copy()
-            raw[null_mask] = 0
-        return [
-            np.ascontiguousarray(raw).tobytes() if null_mask is not None else memoryview(raw.data)
-        ]
-    if pa.types.is_boolean(t):
-        return [np.asarray(arr.fill_null(False).to_numpy(zero_copy_only=False), np.uint8).tobytes()]
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        arr = arr.fill_null("") if null_mask is not None else arr
-    elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        arr = arr.fill_null(b"") if null_mask is not None else arr
-    elif pa.types.is_null(t):
-        return []
-    else:
-        raise InvalidInput(f"Type {t} is not supported in dataset versions.")
-    large = pa.types.is_large_string(t) or pa.types.is_large_binary(t)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if large else np.int32)
-    offsets = offsets[arr.offset : arr.offset + len(arr) + 1]
-    lengths = np.diff(offsets).astype(np.int64)
-    data = arr.buffers()[2]
-    body = memoryview(data)[int(offsets[0]) : int(offsets[-1])] if data is not None else b""
-    return [lengths.tobytes(), body]
-
-
-class _ColumnHasher:
-    """Null positions and values of one column, fed chunk by chunk."""
-
-    def __init__(self) -> None:
-        self.nulls = hashlib.sha256()
-        self.values = [hashlib.sha256(), hashlib.sha256()]
-
-    def update(self, arr: pa.Array, row_offset: int) -> None:
-        if pa.types.is_dictionary(arr.type):
-            arr = arr.dictionary_decode()
-        mask = None
-        if arr.null_count:
-            mask = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-            self.nulls.update((np.flatnonzero(mask).astype(np.int64) + row_offset).tobytes())
-        for i, chunk in enumerate(_values_bytes(arr, mask)):
-            self.values[i].update(chunk)
-
-    def digest(self) -> str:
-        return "".join(h.hexdigest() for h in (self.nulls, *self.values))
-
-
-def content_hash(files: Sequence[Path], schema: pa.Schema) -> tuple[str, int]:
-    """The canonical content hash of staged files and their total row count."""
-    hashers = [_ColumnHasher() for _ in schema]
-    rows = 0
-    for batch in iter_batches(files):
-        for hasher, column in zip(hashers, batch.columns, strict=True):
-            hasher.update(column, rows)
-        rows += batch.num_rows
-    head = json.dumps(
-        {"schema": [[f.name, canonical_type(f.type)] for f in schema], "rows": rows},
-        separators=(",", ":"),
-    )
-    total = hashlib.sha256(head.encode())
-    for hasher in hashers:
-        total.update(hasher.digest().encode())
-    return total.hexdigest(), rows

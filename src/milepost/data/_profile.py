@@ -3,8 +3,13 @@
 DuckDB streams the files with a memory limit, so profiling is bounded whatever the
 size. Per column: null count and fraction; numbers get min, max, mean, standard
 deviation and approximate quantiles (DuckDB's reservoir sample); text and booleans get
-an approximate distinct count and the top values with exact counts; times get min and
-max. Quantiles and distinct counts are approximate (documented in the profile).
+a distinct count of non-null values and the top values with exact counts; times get min
+and max.
+
+``distinct`` is exact (``distinct_exact: true``) for columns of up to 100,000 distinct
+values, counted in the same grouping that finds the top values. Above that it is
+DuckDB's HyperLogLog estimate (``distinct_exact: false``), capped at the number of
+non-null values, so it never exceeds the rows there are.
 """
 
 from __future__ import annotations
@@ -56,7 +61,12 @@ def _kind(t: pa.DataType) -> str:
         return "numeric"
     if pa.types.is_temporal(t):
         return "temporal"
-    if pa.types.is_boolean(t) or pa.types.is_string(t) or pa.types.is_large_string(t):
+    if (
+        pa.types.is_boolean(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_string_view(t)
+    ):
         return "categorical"
     return "other"
 
@@ -104,7 +114,7 @@ def profile_files(
             add(f.name, "min", f"min({c})")
             add(f.name, "max", f"max({c})")
         elif kind == "categorical":
-            add(f.name, "distinct_approx", f"approx_count_distinct({c})")
+            add(f.name, "distinct", f"approx_count_distinct({c})")
     row = con.sql(f"SELECT {', '.join(exprs)} FROM {src}").fetchall()[0]
     profile: dict[str, dict[str, Any]] = {
         f.name: {"type": str(f.type), "kind": _kind(f.type)} for f in schema
@@ -120,19 +130,22 @@ def profile_files(
             profile[column][stat] = _clean(value)
     for f in schema:
         p = profile[f.name]
-        nulls = num_rows - int(p.pop("non_null"))
+        non_null = int(p.pop("non_null"))
+        nulls = num_rows - non_null
         p["nulls"] = nulls
         p["null_fraction"] = nulls / num_rows if num_rows else 0.0
-        if (
-            p["kind"] == "categorical"
-            and (p.get("distinct_approx") or 0) <= _TOP_VALUES_MAX_DISTINCT
-        ):
+        if p["kind"] != "categorical":
+            continue
+        p["distinct"] = min(int(p.get("distinct") or 0), non_null)  # an estimate so far
+        p["distinct_exact"] = False
+        if p["distinct"] <= _TOP_VALUES_MAX_DISTINCT:
             c = quote(f.name)
             top = con.sql(
-                f"SELECT {c} AS v, count(*) AS n FROM {src} WHERE {c} IS NOT NULL "
-                f"GROUP BY 1 ORDER BY n DESC, v LIMIT {_TOP_K}"
+                f"SELECT v, n, count(*) OVER () FROM (SELECT {c} AS v, count(*) AS n "
+                f"FROM {src} WHERE {c} IS NOT NULL GROUP BY 1) ORDER BY n DESC, v LIMIT {_TOP_K}"
             ).fetchall()
-            p["top"] = [{"value": _clean(v), "count": int(n)} for v, n in top]
+            p["top"] = [{"value": _clean(v), "count": int(n)} for v, n, _ in top]
+            p["distinct"], p["distinct_exact"] = (int(top[0][2]) if top else 0), True
     if own:
         con.close()
     return profile

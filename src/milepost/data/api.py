@@ -25,6 +25,9 @@ __all__ = ["diff", "get", "list_datasets", "register", "validate", "versions"]
 def register(name: str, data: Any, *, description: str | None = None) -> DatasetVersion:
     """Register data as a version of ``name``; the same content returns the same version.
 
+    The same content means the same values in canonical types, whatever the file format
+    or physical encoding (``string``/``large_string``, integer widths, timestamp units).
+
     ``data``: a pandas or Polars DataFrame, a pyarrow Table, or paths/globs/directories of
     Parquet or CSV files, local or ``s3://``.
     """

@@ -1,7 +1,12 @@
-"""Read-only views of datasets, versions and their profiles."""
+"""Read-only views of datasets, versions and their profiles.
+
+Each has a short repr (``DatasetVersion(customers@3, 2,000 rows, sha 1a2b3c4d5e6f...)``)
+and a ``to_dict()`` built from its dataclass fields, ready for JSON.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,10 +16,33 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["ColumnSchema", "DatasetInput", "DatasetVersion", "parse_ref"]
+__all__ = ["ColumnSchema", "DatasetInput", "DatasetVersion", "fields_dict", "parse_ref"]
 
 
-@dataclass(frozen=True)
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def fields_dict(obj: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A dataclass's fields as a JSON-ready dict, in field order.
+
+    Private fields (``_name``) and ``exclude`` are left out; nested objects give their own
+    ``to_dict()``.
+    """
+    return {
+        f.name: _jsonable(getattr(obj, f.name))
+        for f in dataclasses.fields(obj)
+        if not f.name.startswith("_") and f.name not in exclude
+    }
+
+
+@dataclass(frozen=True, repr=False)
 class ColumnSchema:
     """One column: name, Arrow type (as text) and whether it may hold nulls."""
 
@@ -22,18 +50,31 @@ class ColumnSchema:
     type: str
     nullable: bool
 
+    @property
+    def logical_type(self) -> str:
+        """The type as the content hash sees it (``large_string`` is ``string``...)."""
+        from milepost.data._hash import logical_type_name
+
+        return logical_type_name(self.type)
+
+    def __repr__(self) -> str:
+        return f"ColumnSchema({self.name}: {self.type}{'' if self.nullable else ', not null'})"
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"name": self.name, "type": self.type, "nullable": self.nullable}
+        return fields_dict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DatasetVersion:
     """An immutable, content-addressed version of a named dataset.
 
-    ``content_hash`` is the SHA-256 of the data's canonical form (schema, then each
-    column's values and nulls in row order), independent of file and row-group layout.
-    Row order counts: the same rows in another order are another version.
+    ``content_hash`` is the SHA-256 of the data's canonical form (logical column types,
+    then each column's values and nulls in row order), independent of file format, file
+    and row-group layout and physical encoding (``string`` or ``large_string``, timestamp
+    units, integer widths; see :mod:`milepost.data._hash`). Row order counts: the same
+    rows in another order are another version. ``hash_version`` says which algorithm made
+    the hash (1: before canonical types).
     """
 
     name: str
@@ -50,9 +91,16 @@ class DatasetVersion:
     created_at: int
     files: list[str] = field(default_factory=list)
     version_id: int = 0
+    hash_version: int = 2
     _loader: Callable[[DatasetVersion], pa.Table] | None = field(
         default=None, repr=False, compare=False
     )
+
+    def __repr__(self) -> str:
+        return (
+            f"DatasetVersion({self.ref}, {self.num_rows:,} row{'s' if self.num_rows != 1 else ''}"
+            f", sha {self.content_hash[:12]}...)"
+        )
 
     @property
     def ref(self) -> str:
@@ -76,26 +124,12 @@ class DatasetVersion:
         return frame
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "name": self.name,
-            "version": self.version,
-            "ref": self.ref,
-            "content_hash": self.content_hash,
-            "schema": [c.to_dict() for c in self.schema],
-            "num_rows": self.num_rows,
-            "num_files": self.num_files,
-            "size_bytes": self.size_bytes,
-            "source_uri": self.source_uri,
-            "description": self.description,
-            "profile": self.profile,
-            "created_by": self.created_by,
-            "created_at": self.created_at,
-            "files": list(self.files),
-        }
+        """A JSON-ready dict: the fields (not the internal ``version_id``) and ``ref``."""
+        out = fields_dict(self, exclude=("version_id",))
+        return {"name": out.pop("name"), "version": out.pop("version"), "ref": self.ref, **out}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DatasetInput:
     """A dataset version a run used, and in which role (train, eval, ...)."""
 
@@ -105,15 +139,12 @@ class DatasetInput:
     content_hash: str
     created_at: int
 
+    def __repr__(self) -> str:
+        return f"DatasetInput({self.ref} as {self.role!r} by run {self.run_id[:12]})"
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "run_id": self.run_id,
-            "ref": self.ref,
-            "role": self.role,
-            "content_hash": self.content_hash,
-            "created_at": self.created_at,
-        }
+        return fields_dict(self)
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:

@@ -1,20 +1,71 @@
-"""Validation results: stored, usable as a gate, rendered as text, JSON or HTML."""
+"""Validation results: stored, usable as a gate, rendered as text, JSON or HTML.
+
+Every form says the same thing: each check's ``summary`` is one sentence (what was found,
+against what was expected), and the verdict counts passed and failed checks
+(``6 passed, 4 failed of 10 checks``).
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
-from milepost.data.validation import CheckResult
+from milepost.data._format import count
+from milepost.data.models import fields_dict
 from milepost.errors import ValidationFailed
 
-__all__ = ["ValidationResult"]
+__all__ = ["CheckResult", "ValidationResult"]
 
 
-@dataclass(frozen=True)
+def _observed_text(observed: Any) -> str:
+    if isinstance(observed, dict):
+        return ", ".join(f"{k} {v}" for k, v in observed.items())
+    return "" if observed is None else str(observed)
+
+
+@dataclass(frozen=True, repr=False)
+class CheckResult:
+    """The outcome of one check.
+
+    ``observed`` is what was measured, for machines (a number or a small dict);
+    ``summary`` says it in one sentence for people, passed or failed; ``message`` is the
+    reason a failed check failed (empty when it passed).
+    """
+
+    name: str
+    kind: str
+    success: bool
+    observed: Any
+    expected: str
+    column: str | None = None
+    failing_rows: int | None = None
+    failing_fraction: float | None = None
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.summary:  # results stored before summaries existed
+            object.__setattr__(self, "summary", self.message or _observed_text(self.observed))
+
+    def __repr__(self) -> str:
+        return f"CheckResult({self.name}: {'ok' if self.success else 'FAIL'}, {self.summary})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return fields_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CheckResult:
+        """Inverse of :meth:`to_dict` (also reads results stored by older versions)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True, repr=False)
 class ValidationResult:
     """Every check's outcome for one run of a suite over one piece of data."""
 
@@ -36,15 +87,40 @@ class ValidationResult:
         return [c for c in self.checks if not c.success]
 
     @property
+    def passing(self) -> list[CheckResult]:
+        """The checks that passed."""
+        return [c for c in self.checks if c.success]
+
+    @property
+    def summary(self) -> str:
+        """``"6 passed, 4 failed of 10 checks"``: what the verdict rests on."""
+        return (
+            f"{len(self.passing)} passed, {len(self.failing)} failed of "
+            f"{count(len(self.checks), 'check')}"
+        )
+
+    @property
+    def verdict(self) -> str:
+        """``PASSED`` or ``FAILED``."""
+        return "PASSED" if self.success else "FAILED"
+
+    @property
     def target(self) -> str:
         """What was validated, for messages."""
         return f"Dataset {self.dataset_ref}" if self.dataset_ref else "The data"
+
+    def __repr__(self) -> str:
+        on = self.dataset_ref or "data"
+        return (
+            f"ValidationResult(suite {self.suite_name!r} on {on}: {self.verdict}, "
+            f"{self.summary}, {count(self.num_rows, 'row')})"
+        )
 
     def raise_for_failure(self) -> ValidationResult:
         """Raise :class:`ValidationFailed` unless every check passed; returns self."""
         if not self.success:
             failing = self.failing
-            listed = "; ".join(f"{c.name}: {c.message or c.observed}" for c in failing[:5])
+            listed = "; ".join(f"{c.name}: {c.message or c.summary}" for c in failing[:5])
             more = f" (+{len(failing) - 5} more)" if len(failing) > 5 else ""
             raise ValidationFailed(
                 f"{self.target} failed {len(failing)} of {len(self.checks)} checks of suite "
@@ -56,12 +132,16 @@ class ValidationResult:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
+        """A JSON-ready dict (the counts and summary are derived, for readers)."""
         return {
             "result_id": self.result_id,
             "suite": self.suite_name,
             "suite_hash": self.suite_hash,
             "success": self.success,
+            "summary": self.summary,
+            "num_checks": len(self.checks),
+            "num_passed": len(self.passing),
+            "num_failed": len(self.failing),
             "dataset": self.dataset_ref,
             "run_id": self.run_id,
             "num_rows": self.num_rows,
@@ -92,20 +172,16 @@ class ValidationResult:
 
     def to_text(self) -> str:
         """A readable plain-text report."""
-        verdict = "PASSED" if self.success else "FAILED"
         lines = [
-            f"{self.target}: suite {self.suite_name!r} {verdict} "
-            f"({len(self.checks) - len(self.failing)}/{len(self.checks)} checks, "
-            f"{self.num_rows:,} rows)",
+            f"{self.target}: suite {self.suite_name!r} {self.verdict} "
+            f"({self.summary}, {count(self.num_rows, 'row')})",
         ]
         for c in self.checks:
+            said = c.summary if c.summary.startswith(c.name) else f"{c.name}: {c.summary}"
             if c.success:
-                observed = str(c.observed)
-                lines.append(f"  ok   {c.name}" + (f": {observed}" if len(observed) <= 60 else ""))
+                lines.append(f"  ok   {said}")
                 continue
-            lines.append(f"  FAIL {c.name}: {c.message or c.observed}")
-            if c.expected not in (c.message or ""):
-                lines.append(f"       expected: {c.expected}")
+            lines.append(f"  FAIL {said}")  # the summary says what was expected
             for ex in c.examples[:2]:
                 shown = ", ".join(f"{k}={v}" for k, v in list(ex.items())[:3])
                 lines.append(f"       e.g. {shown}")
@@ -119,5 +195,7 @@ class ValidationResult:
         env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
         created = datetime.fromtimestamp(self.created_at / 1000, tz=UTC)
         return env.from_string(template.read_text()).render(
-            r=self, created=created.strftime("%Y-%m-%d %H:%M:%S UTC")
+            r=self,
+            created=created.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            rows=count(self.num_rows, "row"),
         )

@@ -4,6 +4,12 @@ Registration stages the input as local Parquet, hashes its canonical content, re
 the existing version when that content is already registered under the name, and
 otherwise profiles it, uploads the snapshot and records the version in one transaction:
 a version appears only once its snapshot and profile are fully stored.
+
+Versions registered before hash version 2 keep their version-1 hash. When a dataset has
+such versions and the new hash matches none, the data is staged and hashed the old way
+too and compared with those; so data registered before an upgrade returns its version
+instead of becoming a silent duplicate (in its old encoding: the canonical forms apply to
+what is registered from version 2 on).
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from milepost.data import _ingest, _profile
+from milepost.data import _hash, _ingest, _profile
+from milepost.data._diff import DatasetDiff
 from milepost.data.backends.sql import DatasetRow, NewVersion, SqlDataStore
 from milepost.data.models import ColumnSchema, DatasetInput, DatasetVersion, parse_ref
 from milepost.data.results import ValidationResult
@@ -54,6 +61,10 @@ class DataService:
     def register(self, name: str, data: Any, *, description: str | None = None) -> DatasetVersion:
         """Register ``data`` as a version of dataset ``name`` (the same content: the same version).
 
+        "The same content" is the same logical table: its values compared in canonical
+        types (see :mod:`milepost.data._hash`), so a DataFrame, its CSV and its Parquet
+        files, with any string, integer-width or timestamp-unit encoding, are one version.
+
         Args:
             name: the dataset's name (letters, digits, ``_ - .``).
             data: a pandas or Polars DataFrame, a pyarrow Table, or a path, glob, directory
@@ -70,7 +81,7 @@ class DataService:
             if rows == 0:
                 where = staged.source_uri or "The data"
                 raise InvalidInput(f"{where} has no rows; an empty dataset cannot be registered.")
-            existing = self.store.find_by_hash(name, digest)
+            existing = self._existing(name, data, digest, tmp)
             if existing is not None:  # the same content: the same version, nothing stored
                 return self._version(name, existing, None)
             profile = _profile.profile_files(staged.files, staged.schema, rows)
@@ -87,9 +98,21 @@ class DataService:
             description=description,
             profile_json=json.dumps(profile, default=str),
             files=files,
+            hash_version=_hash.HASH_VERSION,
         )
         row, _created = self.store.add_version(name, new, actor=self.actor)
         return self._version(name, row, [d for d, _, _ in files] if _created else None)
+
+    def _existing(self, name: str, data: Any, digest: str, tmp: Path) -> sa.RowMapping | None:
+        """The version of ``name`` holding this content, under either hash version."""
+        found = self.store.find_by_hash(name, digest, hash_version=_hash.HASH_VERSION)
+        if found is not None or 1 not in self.store.hash_versions(name):
+            return found
+        old = _ingest.stage(
+            data, workdir=tmp / "v1", storage_options=self._storage_options(), legacy=True
+        )
+        legacy_digest, _ = _hash.legacy_content_hash(old.files, old.schema)
+        return self.store.find_by_hash(name, legacy_digest, hash_version=1)
 
     def get(self, ref: str | DatasetVersion) -> DatasetVersion:
         """A version by ``name@N``, ``name@latest`` or ``name``. Raises NotFound."""
@@ -125,6 +148,7 @@ class DataService:
             created_at=int(row["created_at"]),
             files=files,
             version_id=int(row["version_id"]),
+            hash_version=int(row["hash_version"]),
             _loader=self.load_arrow,
         )
 
@@ -343,77 +367,3 @@ def _suite(suite: Suite | str | Path | dict[str, Any]) -> Suite:
             return Suite.from_yaml(path)
         return Suite.from_yaml(str(suite))
     raise InvalidInput(f"Cannot use a {type(suite).__name__} as an expectation suite.")
-
-
-_STATS = ("nulls", "null_fraction", "min", "max", "mean", "std", "distinct_approx")
-
-
-class DatasetDiff:
-    """What changed between two dataset versions."""
-
-    def __init__(
-        self,
-        a: str,
-        b: str,
-        *,
-        added: list[ColumnSchema],
-        removed: list[ColumnSchema],
-        retyped: list[tuple[str, str, str]],
-        rows: tuple[int, int],
-        stats: dict[str, dict[str, tuple[Any, Any]]],
-        same_content: bool,
-    ) -> None:
-        self.a, self.b = a, b
-        self.added, self.removed, self.retyped = added, removed, retyped
-        self.rows = rows
-        self.stats = stats
-        self.same_content = same_content
-
-    @classmethod
-    def between(cls, va: DatasetVersion, vb: DatasetVersion) -> DatasetDiff:
-        """Compare two versions' schemas and profiles (no data is read)."""
-        sa_, sb = {c.name: c for c in va.schema}, {c.name: c for c in vb.schema}
-        stats: dict[str, dict[str, tuple[Any, Any]]] = {}
-        for name in sa_:
-            if name not in sb:
-                continue
-            pa_, pb = va.profile.get(name, {}), vb.profile.get(name, {})
-            changed = {
-                k: (pa_.get(k), pb.get(k))
-                for k in _STATS
-                if (k in pa_ or k in pb) and pa_.get(k) != pb.get(k)
-            }
-            if changed:
-                stats[name] = changed
-        return cls(
-            va.ref,
-            vb.ref,
-            added=[c for n, c in sb.items() if n not in sa_],
-            removed=[c for n, c in sa_.items() if n not in sb],
-            retyped=[
-                (n, sa_[n].type, sb[n].type) for n in sa_ if n in sb and sa_[n].type != sb[n].type
-            ],
-            rows=(va.num_rows, vb.num_rows),
-            stats=stats,
-            same_content=va.content_hash == vb.content_hash,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "from": self.a,
-            "to": self.b,
-            "same_content": self.same_content,
-            "rows": {
-                "from": self.rows[0],
-                "to": self.rows[1],
-                "change": self.rows[1] - self.rows[0],
-            },
-            "columns_added": [c.to_dict() for c in self.added],
-            "columns_removed": [c.to_dict() for c in self.removed],
-            "columns_retyped": [{"name": n, "from": a, "to": b} for n, a, b in self.retyped],
-            "stats": {
-                col: {k: {"from": a, "to": b} for k, (a, b) in changes.items()}
-                for col, changes in self.stats.items()
-            },
-        }

@@ -16,7 +16,9 @@ A suite is a named list of checks, written in Python or YAML::
 
 Row-level checks (``not_null``, ``between``, ``in_set``, ``matches``, ``expression``) take
 ``mostly``: the fraction of rows that must pass (default 1.0, every row). Each check's
-result carries the observed value, the number of failing rows and a few example rows.
+result carries the observed value (numbers, for machines), a one-sentence ``summary`` for
+people (``all 2,000 rows pass (age in [18, 100])``, ``plan distribution vs customers@1:
+PSI 0.016 <= 0.2``), the number of failing rows and a few example rows.
 
 The checks are SQL run by DuckDB on the Parquet snapshot (or an in-memory table), so
 validating ten million rows needs no more memory than a few column chunks; values come
@@ -30,7 +32,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -38,7 +40,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from milepost.data._format import count, format_bound, human_duration
 from milepost.data._profile import quote
+from milepost.data.results import CheckResult
 from milepost.errors import InvalidInput
 from milepost.stats import ks_test, psi, psi_from_samples
 
@@ -77,42 +81,6 @@ class CheckContext:
     num_rows: int
     now: datetime
     reference: Callable[[str], str]  # dataset ref -> SQL relation over its snapshot
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """The outcome of one check."""
-
-    name: str
-    kind: str
-    success: bool
-    observed: Any
-    expected: str
-    column: str | None = None
-    failing_rows: int | None = None
-    failing_fraction: float | None = None
-    examples: list[dict[str, Any]] = field(default_factory=list)
-    message: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "column": self.column,
-            "success": self.success,
-            "observed": self.observed,
-            "expected": self.expected,
-            "failing_rows": self.failing_rows,
-            "failing_fraction": self.failing_fraction,
-            "examples": self.examples,
-            "message": self.message,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CheckResult:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**d)
 
 
 def _jsonable(value: Any) -> Any:
@@ -157,6 +125,16 @@ class _Base(BaseModel):
         """The check's name in reports."""
         return self.name or self.default_name()
 
+    def __repr_args__(self) -> Any:
+        # what was written: NotNull(column='customer_id'), not every default
+        for key, value in super().__repr_args__():
+            if key in self.model_fields_set and key != "kind":
+                yield key, value
+
+    def to_dict(self) -> dict[str, Any]:
+        """The check as plain data (what a suite's YAML holds)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
     def default_name(self) -> str:  # pragma: no cover - each check overrides it
         raise NotImplementedError
 
@@ -197,20 +175,29 @@ class _RowCheck(_Base):
             _need_column(ctx, self.column)
         where, params = self.failing(ctx)
         row = ctx.con.execute(f"SELECT count(*) FROM data WHERE {where}", params).fetchall()[0]
-        bad = int(row[0])
-        fraction = bad / ctx.num_rows if ctx.num_rows else 0.0
+        bad, n = int(row[0]), ctx.num_rows
+        fraction = bad / n if n else 0.0
         success = (1.0 - fraction) >= self.mostly if bad else True
+        expected = self.expected()
+        failed = f"{bad:,} of {count(n, 'row')} ({fraction:.2%}) fail"
+        if not bad:
+            summary = f"all {count(n, 'row')} pass ({expected})" if n else "no rows to check"
+        elif success:
+            summary = f"{failed}, within mostly {self.mostly:g} ({expected})"
+        else:
+            summary = f"{failed}: {expected}"
         return CheckResult(
             name=self.label(),
             kind=self.kind,
             column=self.column,
             success=success,
-            observed=f"{bad} of {ctx.num_rows} rows fail",
-            expected=self.expected() + (f" (mostly {self.mostly:g})" if self.mostly < 1 else ""),
+            observed={"failing_rows": bad, "rows": n},
+            expected=expected + (f" (mostly {self.mostly:g})" if self.mostly < 1 else ""),
             failing_rows=bad,
             failing_fraction=fraction,
             examples=_examples(ctx, where, params, first=self.column) if bad else [],
-            message="" if success else f"{bad} rows ({fraction:.2%}) fail: {self.expected()}",
+            message="" if success else summary,
+            summary=summary,
         )
 
 
@@ -241,11 +228,13 @@ class Between(_RowCheck):
         return f"{self.column} in range"
 
     def expected(self) -> str:
-        lo = "(" if self.strict else "["
-        hi = ")" if self.strict else "]"
+        lo, hi = format_bound(self.min), format_bound(self.max)
+        if self.min is None:
+            return f"{self.column} {'<' if self.strict else '<='} {hi}"
+        if self.max is None:
+            return f"{self.column} {'>' if self.strict else '>='} {lo}"
         return (
-            f"{self.column} in {lo}{self.min if self.min is not None else '-inf'}, "
-            f"{self.max if self.max is not None else 'inf'}{hi}"
+            f"{self.column} in {'(' if self.strict else '['}{lo}, {hi}{')' if self.strict else ']'}"
         )
 
     def failing(self, ctx: CheckContext) -> tuple[str, list[Any]]:
@@ -353,17 +342,27 @@ class Unique(_Base):
             examples = [
                 {k: _jsonable(v) for k, v in zip(names, r, strict=True)} for r in cur.fetchall()
             ]
+        keys, rows, n = int(keys), int(rows), ctx.num_rows
+        what = ", ".join(self.columns)
+        what = f"({what})" if len(self.columns) > 1 else what
+        summary = (
+            f"no {what} repeats among {count(n, 'row')}"
+            if keys == 0
+            else f"{count(keys, 'value')} of {what} repeat{'s' if keys == 1 else ''}, "
+            f"on {rows:,} of {count(n, 'row')}"
+        )
         return CheckResult(
             name=self.label(),
             kind=self.kind,
             column=",".join(self.columns),
             success=keys == 0,
-            observed=f"{keys} duplicated keys over {rows} rows",
-            expected=f"({', '.join(self.columns)}) unique",
-            failing_rows=int(rows),
-            failing_fraction=int(rows) / ctx.num_rows if ctx.num_rows else 0.0,
+            observed={"duplicated_values": keys, "rows_with_duplicates": rows, "rows": n},
+            expected=f"{what} unique",
+            failing_rows=rows,
+            failing_fraction=rows / n if n else 0.0,
             examples=examples,
-            message="" if keys == 0 else f"{keys} values of ({', '.join(self.columns)}) repeat",
+            message="" if keys == 0 else summary,
+            summary=summary,
         )
 
 
@@ -380,18 +379,26 @@ class RowCount(_Base):
     def evaluate(self, ctx: CheckContext) -> CheckResult:
         n = ctx.num_rows
         ok = (self.min is None or n >= self.min) and (self.max is None or n <= self.max)
-        expected = (
-            f"between {self.min if self.min is not None else 0} and "
-            f"{self.max if self.max is not None else 'any'} rows"
-        )
+        expected = self.expected()
         return CheckResult(
             self.label(),
             self.kind,
             ok,
             n,
             expected,
-            message="" if ok else f"{n} rows, expected {expected}",
+            message="" if ok else f"{count(n, 'row')}, expected {expected}",
+            summary=f"{count(n, 'row')}" + (f" ({expected})" if ok else f", expected {expected}"),
         )
+
+    def expected(self) -> str:
+        """``at least 1,000 rows``, ``at most 5,000 rows``, ``between ... and ... rows``."""
+        if self.min is not None and self.max is not None:
+            return f"between {self.min:,} and {count(self.max, 'row')}"
+        if self.min is not None:
+            return f"at least {count(self.min, 'row')}"
+        if self.max is not None:
+            return f"at most {count(self.max, 'row')}"
+        return "any number of rows"
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -421,7 +428,11 @@ class Freshness(_RowCheck):
         _need_column(ctx, self.column)
         age = parse_duration(self.max_age)
         newest = ctx.con.execute(f"SELECT max({quote(self.column)}) FROM data").fetchall()[0][0]
-        expected = f"newest {self.column} within {self.max_age} of {ctx.now.isoformat()}"
+        now = ctx.now if ctx.now.tzinfo else ctx.now.replace(tzinfo=UTC)
+        expected = (
+            f"newest {self.column} at most {human_duration(age)} old "
+            f"at {now.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        )
         if newest is None:
             return CheckResult(
                 self.label(),
@@ -436,16 +447,23 @@ class Freshness(_RowCheck):
             newest = datetime.combine(newest, datetime.min.time())
         if newest.tzinfo is None:
             newest = newest.replace(tzinfo=UTC)
-        lag = ctx.now - newest
+        lag = now - newest
         ok = lag <= age
+        shown = f"{newest.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        if lag.total_seconds() < 0:
+            summary = f"newest {self.column} {shown} is {human_duration(lag)} in the future"
+        else:
+            summary = f"newest {self.column} {shown} is {human_duration(lag)} old"
+        summary += f", {'within' if ok else 'more than'} {human_duration(age)}"
         return CheckResult(
             self.label(),
             self.kind,
             ok,
-            newest.isoformat(),
+            {"newest": newest.isoformat(), "age_seconds": lag.total_seconds()},
             expected,
             column=self.column,
-            message="" if ok else f"newest {self.column} is {lag} old, more than {self.max_age}",
+            message="" if ok else summary,
+            summary=summary,
         )
 
 
@@ -495,17 +513,20 @@ class Distribution(_Base):
                 res = ks_test(ref_values, cur_values)
                 threshold = self.threshold or 0.01
                 ok = res.pvalue >= threshold
+                p = _compared(res.pvalue, threshold, "g")
+                summary = (
+                    f"{self.column} distribution vs {self.reference}: KS {res.statistic:.3f}, "
+                    f"p-value {p} {'>=' if ok else '<'} {threshold:g}"
+                )
                 return CheckResult(
                     self.label(),
                     self.kind,
                     ok,
                     {"ks_statistic": round(res.statistic, 6), "pvalue": res.pvalue},
-                    f"KS p-value >= {threshold}",
+                    f"KS p-value >= {threshold:g}",
                     column=self.column,
-                    message=""
-                    if ok
-                    else f"distribution differs from {self.reference} "
-                    f"(KS {res.statistic:.3f}, p={res.pvalue:.2g})",
+                    message="" if ok else summary,
+                    summary=summary,
                 )
             value = psi_from_samples(ref_values, cur_values, self.bins)
         else:
@@ -518,17 +539,31 @@ class Distribution(_Base):
             value = psi([r[1] for r in counts], [r[2] for r in counts])
         threshold = self.threshold or 0.2
         ok = value <= threshold
+        summary = (
+            f"{self.column} distribution vs {self.reference}: "
+            f"PSI {_compared(value, threshold, 'f')} {'<=' if ok else '>'} {threshold:g}"
+        )
         return CheckResult(
             self.label(),
             self.kind,
             ok,
             {"psi": round(value, 6)},
-            f"PSI <= {threshold}",
+            f"PSI <= {threshold:g}",
             column=self.column,
-            message=""
-            if ok
-            else f"distribution shifted from {self.reference} (PSI {value:.3f} > {threshold})",
+            message="" if ok else summary,
+            summary=summary,
         )
+
+
+def _compared(value: float, threshold: float, style: str) -> str:
+    """``value`` with the fewest digits (3 at least) that keep its side of ``threshold``."""
+    for digits in range(3, 10):
+        text = f"{value:.{digits}{style}}"
+        if (float(text) <= threshold) == (value <= threshold) and (
+            (float(text) < threshold) == (value < threshold)
+        ):
+            return text
+    return repr(value)
 
 
 class Schema(_Base):
@@ -568,6 +603,7 @@ class Schema(_Base):
                 ).fetchall()[0][0]
                 if nulls:
                     problems.append(f"column {name!r} has {nulls} nulls")
+        declared = count(len(self.columns), "column")
         return CheckResult(
             self.label(),
             self.kind,
@@ -576,6 +612,8 @@ class Schema(_Base):
             ", ".join(f"{k}: {v}" for k, v in self.columns.items())
             + (" (exact)" if self.exact else ""),
             message="; ".join(problems),
+            summary="; ".join(problems)
+            or f"{declared} as declared" + (", no others" if self.exact else ""),
         )
 
 
@@ -660,11 +698,19 @@ class Suite(BaseModel):
                 "expression, unique, row_count, freshness, distribution) and its fields.",
             ) from exc
 
+    def __repr__(self) -> str:
+        kinds = ", ".join(c.kind for c in self.checks)
+        return f"Suite({self.name!r}, {count(len(self.checks), 'check')}: {kinds})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The suite as plain data (loadable with :meth:`from_dict`)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
     def to_yaml(self) -> str:
         """The suite as YAML (loadable with :meth:`from_yaml`)."""
         import yaml
 
-        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def fingerprint(self) -> str:
         """A hash of the suite's content, stored with each result."""

@@ -219,6 +219,8 @@ datasets = sa.Table(
 
 # Immutable once written. The same content under one name is one version
 # (unique content_hash per dataset), so re-registering returns the existing version.
+# hash_version: the content hash's algorithm (1: before canonical types, revision 0012;
+# 2: canonical types, see data/_hash.py); a hash is only compared with its own version.
 dataset_versions = sa.Table(
     "dataset_versions",
     metadata,
@@ -226,6 +228,7 @@ dataset_versions = sa.Table(
     sa.Column("dataset_id", sa.BigInteger, sa.ForeignKey("datasets.dataset_id"), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("hash_version", sa.Integer, nullable=False, server_default="1"),
     sa.Column("schema_json", sa.Text, nullable=False),
     sa.Column("num_rows", sa.BigInteger, nullable=False),
     sa.Column("num_files", sa.Integer, nullable=False),

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from milepost.data._format import count
+from milepost.data.models import fields_dict
 from milepost.errors import NotFound, did_you_mean
 from milepost.stores import _sql
 from milepost.stores.audit import append_event
@@ -44,9 +46,10 @@ class NewVersion:
     description: str | None
     profile_json: str
     files: list[tuple[str, int, str]]  # (digest, size, source)
+    hash_version: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DatasetRow:
     """A dataset with its newest version number and version count."""
 
@@ -57,16 +60,13 @@ class DatasetRow:
     latest_version: int | None
     num_versions: int
 
+    def __repr__(self) -> str:
+        latest = f"@{self.latest_version}" if self.latest_version else " (no versions)"
+        return f"DatasetRow({self.name}{latest}, {count(self.num_versions, 'version')})"
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "created_by": self.created_by,
-            "created_at": self.created_at,
-            "latest_version": self.latest_version,
-            "num_versions": self.num_versions,
-        }
+        return fields_dict(self)
 
 
 class SqlDataStore:
@@ -115,6 +115,7 @@ class SqlDataStore:
                     dataset_id=dataset_id,
                     version=version,
                     content_hash=new.content_hash,
+                    hash_version=new.hash_version,
                     schema_json=new.schema_json,
                     num_rows=new.num_rows,
                     num_files=len(new.files),
@@ -155,17 +156,35 @@ class SqlDataStore:
             )
             return row, True
 
-    def find_by_hash(self, name: str, content_hash: str) -> sa.RowMapping | None:
-        """The version of ``name`` with this content, if any."""
+    def find_by_hash(
+        self, name: str, content_hash: str, *, hash_version: int
+    ) -> sa.RowMapping | None:
+        """The version of ``name`` whose content hashed to this under that hash version."""
         with self.db.read() as conn:
             return (
                 conn.execute(
                     sa.select(dataset_versions)
                     .join(datasets, datasets.c.dataset_id == dataset_versions.c.dataset_id)
-                    .where(datasets.c.name == name, dataset_versions.c.content_hash == content_hash)
+                    .where(
+                        datasets.c.name == name,
+                        dataset_versions.c.content_hash == content_hash,
+                        dataset_versions.c.hash_version == hash_version,
+                    )
                 )
                 .mappings()
                 .first()
+            )
+
+    def hash_versions(self, name: str) -> set[int]:
+        """The hash versions the versions of ``name`` were registered with."""
+        with self.db.read() as conn:
+            return set(
+                conn.execute(
+                    sa.select(dataset_versions.c.hash_version)
+                    .join(datasets, datasets.c.dataset_id == dataset_versions.c.dataset_id)
+                    .where(datasets.c.name == name)
+                    .distinct()
+                ).scalars()
             )
 
     def _dataset_id(self, conn: Connection, name: str) -> int:
