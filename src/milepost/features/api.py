@@ -27,6 +27,10 @@ class FeatureStore:
     Args:
         repo: a ``.py`` file or module with definitions (default: the ``feature_repo``
             setting, ``features.py``), or a list of Entity / FeatureView objects.
+        history: older definition files or modules (e.g. ``git show REV:features.py``
+            saved as ``features_v1.py``): their functions compute the older versions they
+            defined, whatever the functions are called there. Only their code is used;
+            the views this store reads and applies are those of ``repo``.
     """
 
     def __init__(
@@ -36,6 +40,8 @@ class FeatureStore:
         | ModuleType
         | Sequence[Entity | FeatureView | OnDemandFeatureView]
         | None = None,
+        *,
+        history: Sequence[str | Path | ModuleType] = (),
     ) -> None:
         from milepost._context import get_runtime  # at call time: _context imports this package
 
@@ -43,6 +49,8 @@ class FeatureStore:
         self._service = rt.features
         if repo is None:
             repo = rt.settings.feature_repo
+        for older in history:  # loading registers their code (see features.transforms)
+            load_definitions(older)
         if isinstance(repo, (list, tuple)):
             self.definitions = Definitions.of(list(repo))
         else:

@@ -26,15 +26,14 @@ schema, the transform's source code); a new fingerprint is a new version ``view:
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import re
-import textwrap
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from milepost.errors import InvalidInput
+from milepost.features import transforms
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -143,15 +142,7 @@ Source = FileSource | DatasetSource | PushSource
 
 
 def _code(fn: Callable[..., Any] | None) -> str | None:
-    if fn is None:
-        return None
-    try:
-        return textwrap.dedent(inspect.getsource(fn)).strip()
-    except (OSError, TypeError) as exc:
-        raise InvalidInput(
-            f"Cannot read the source code of transform {getattr(fn, '__name__', fn)!r}: {exc}.",
-            hint="Define transforms as ordinary functions in a .py file.",
-        ) from exc
+    return transforms.source_of(fn)
 
 
 def _fingerprint(payload: dict[str, Any]) -> str:
@@ -203,6 +194,8 @@ class FeatureView:
                 f"Feature view {self.name!r}: feature names {sorted(dup | clash)} "
                 "repeat or clash with join keys/timestamps."
             )
+        if self.transform is not None:  # older versions find their code by fingerprint
+            transforms.remember([self.transform])
 
     @property
     def features(self) -> list[str]:
@@ -253,6 +246,7 @@ class OnDemandFeatureView:
                 f"On-demand view {self.name!r}: its sources describe different "
                 "entities; use views of one entity."
             )
+        transforms.remember([self.transform])
 
     @property
     def features(self) -> list[str]:
