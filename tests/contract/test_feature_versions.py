@@ -273,6 +273,24 @@ def test_a_first_push_view_reads_pushed_rows_and_a_new_version_needs_filling(
     }
 
 
+def test_a_reactivated_version_must_be_materialized_again(runtime: Runtime) -> None:
+    """Retiring deleted its online rows: reading it again is refused until materialized."""
+    milepost.data.register("events", events())
+    FeatureStore([customer, activity()]).apply()
+    FeatureStore([customer, activity()]).materialize_incremental(END)
+    FeatureStore([customer, activity(per_ticket_v2)]).apply()
+    runtime.features.retire("activity", 1)
+    back = FeatureStore([customer, activity()])
+    [item] = back.apply()
+    assert (item.change, item.current_version, item.next_version) == ("reactivated", 2, 1)
+    assert any("activity:v1 is not in the online store" in s for s in item.next_steps)
+    with pytest.raises(Conflict, match="activity:v1 is not materialized"):
+        back.get_online_features(["activity:monthly_spend"], ROWS)
+    back.materialize_incremental(END)
+    got = back.get_online_features(["activity:monthly_spend"], ROWS)
+    assert got.values["monthly_spend"] == newest(events(), 1)["monthly_spend"]
+
+
 # -- the code is gone ---------------------------------------------------------------------------
 
 V1_FILE = """

@@ -235,6 +235,21 @@ def test_feature_server_over_http(repo: Path, workers: int) -> None:
         assert not_json.status_code == 422 and not_json.json()["code"] == "invalid_input"
         nowhere = httpx.get(f"{url}/v1/nowhere", timeout=5)
         assert nowhere.status_code == 404 and nowhere.json()["code"] == "not_found"
+        # a version applied meanwhile but not materialized: 409, never "missing"
+        (repo / "features.py").write_text(REPO.replace("* 2", "* 5"))
+        assert cli("features", "apply", cwd=repo).returncode == 0
+        deadline = time.monotonic() + 20
+        while True:  # the server sees new versions within a second
+            fresh = httpx.post(
+                f"{url}/v1/features/online",
+                json={"features": ["spend:v2:spend"], "entities": [{"customer_id": 1}]},
+                timeout=5,
+            )
+            if fresh.status_code != 404 or time.monotonic() > deadline:
+                break
+        assert fresh.status_code == 409 and fresh.json()["code"] == "conflict", fresh.text
+        assert "spend:v2 is not materialized" in fresh.json()["message"]
+        assert "materialize --incremental" in fresh.json()["hint"]
     finally:
         server.terminate()
         server.wait(timeout=10)

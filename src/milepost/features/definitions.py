@@ -21,6 +21,8 @@ columns; it must not aggregate across rows or drop rows), so running it on a bat
 chunk or a single pushed row gives the same values. Each definition has a fingerprint
 over everything that changes its values (entity keys, source, timestamp fields, TTL,
 schema, the transform's source code); a new fingerprint is a new version ``view:vN``.
+Older versions stay readable after the file moves on: their transforms are found by the
+fingerprint of their code (see :mod:`milepost.features.transforms`).
 """
 
 from __future__ import annotations

@@ -642,7 +642,13 @@ class FeatureService:
         full_feature_names: bool = False,
         now: datetime | None = None,
     ) -> OnlineResponse:
-        """The latest values per entity row, honouring each view's TTL."""
+        """The latest values per entity row, honouring each view's TTL.
+
+        Raises:
+            Conflict: a stored view version asked for (directly, or as an input of an
+                on-demand view) is not in the current online store (see
+                :class:`~milepost.features.versions.Holdings`).
+        """
         plan = self.resolve(defs, features, full_names=full_feature_names)
         self._check_held(plan, features)
         rows: list[dict[str, Any]] = (
