@@ -170,7 +170,9 @@ class FeatureService:
         return self._holdings
 
     @staticmethod
-    def _view_payload(view: FeatureView | OnDemandFeatureView, defs: Definitions) -> dict[str, Any]:
+    def _view_payload(
+        view: FeatureView | OnDemandFeatureView, defs: Definitions, git: dict[str, Any]
+    ) -> dict[str, Any]:
         return {
             "name": view.name,
             "kind": "on_demand" if isinstance(view, OnDemandFeatureView) else "feature_view",
@@ -178,7 +180,7 @@ class FeatureService:
             "definition": view.definition(),
             "description": view.description,
             "version": view.version,
-            "origin": versions.origin(view, defs),
+            "origin": versions.origin(view, defs, git),
         }
 
     def plan(self, defs: Definitions) -> list[PlanItem]:
@@ -219,8 +221,9 @@ class FeatureService:
         """
         entities = [e.to_dict() for e in defs.entities.values()]
         ordered = sorted(defs.views.values(), key=lambda v: isinstance(v, OnDemandFeatureView))
+        git: dict[str, Any] = {}  # git state per file, asked once per apply
         results = self.registry.apply(
-            entities, [self._view_payload(v, defs) for v in ordered], actor=self.actor
+            entities, [self._view_payload(v, defs, git) for v in ordered], actor=self.actor
         )
         records = {(r["name"], r["version"]): r for r in self.records(fresh=True)}
         try:  # apply never fails for the online store: the steps then say less
@@ -374,10 +377,10 @@ class FeatureService:
         records: dict[str, VersionRecord],
     ) -> None:
         """Add the stored features an on-demand view reads, at the versions it reads."""
+        fingerprints_of = {v.name: v.fingerprint() for v in view.sources}
         for src_ref in view.input_refs:
             sname, sfeat = src_ref.split(":")
-            source = next(v for v in view.sources if v.name == sname)
-            fingerprint = source.fingerprint()
+            fingerprint = fingerprints_of[sname]
             known = next(
                 (
                     r

@@ -152,9 +152,12 @@ def _git(directory: Path, *args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def origin(view: View, defs: Definitions) -> dict[str, Any]:
+def origin(view: View, defs: Definitions, cache: dict[str, Any] | None = None) -> dict[str, Any]:
     """Where ``view`` is defined now: file, line, function and, in a git checkout, the
-    commit (and whether the file differs from it), for messages about this version."""
+    commit (and whether the file differs from it), for messages about this version.
+
+    ``cache`` keeps the git state per file across the views of one ``apply``.
+    """
     out: dict[str, Any] = {"definitions": defs.origin}
     fn = view.transform
     path: Path | None = None
@@ -171,14 +174,28 @@ def origin(view: View, defs: Definitions) -> dict[str, Any]:
     if path is None or not path.is_file():
         return out
     path = path.resolve()
-    out["file"] = str(path)
+    cache = {} if cache is None else cache
+    if str(path) not in cache:
+        cache[str(path)] = _git_state(path)
+    out.update(cache[str(path)])
+    return out
+
+
+def _git_state(path: Path) -> dict[str, Any]:
+    """The file's path (relative to its git checkout) and the checkout's commit, and
+    whether the file differs from that commit; the absolute path outside git."""
     root = _git(path.parent, "rev-parse", "--show-toplevel")
     commit = _git(path.parent, "rev-parse", "HEAD") if root else None
-    if root and commit:
-        relative = path.relative_to(Path(root).resolve()).as_posix()
-        status = _git(path.parent, "status", "--porcelain", "--", str(path))
-        out.update(file=relative, repository=root, commit=commit, dirty=bool(status))
-    return out
+    if not root or not commit:
+        return {"file": str(path)}
+    # modified, untracked or ignored: that commit does not hold this text of the file
+    status = _git(path.parent, "status", "--porcelain", "--ignored", "--", str(path))
+    return {
+        "file": path.relative_to(Path(root).resolve()).as_posix(),
+        "repository": root,
+        "commit": commit,
+        "dirty": bool(status),
+    }
 
 
 # -- what the online store holds ----------------------------------------------------------------
