@@ -683,6 +683,8 @@ class FeatureService:
     def _check_held(self, plan: _Resolved, asked: Sequence[str]) -> None:
         """Refuse a stored version the online store does not hold (checked once per plan,
         which lives as long as the cached records: no round trip per read)."""
+        if not plan.records:  # request data only: the online store is not asked at all
+            return
         if plan.unheld is None:
             holdings = self.holdings()
             plan.unheld = [r for r in plan.records.values() if not holdings.holds(r)]
