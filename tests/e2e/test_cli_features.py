@@ -55,6 +55,7 @@ def test_plan_apply_materialize_get_check(repo: Path) -> None:
             "current_version": None,
             "next_version": 1,
             "fingerprint": plan[0]["fingerprint"],
+            "next_steps": [],
         }
     ]
     applied = cli("features", "apply", cwd=repo)
@@ -106,6 +107,63 @@ def test_materialize_refills_a_lost_store_and_says_why(repo: Path) -> None:
     online = json.loads(listed.stdout)[0]["online"]
     assert online["intervals"] == [] and "never materialized into this store" in online["state"]
     assert "never materialized into this store" in cli("features", "list", cwd=repo).stdout
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def test_an_edited_view_keeps_its_old_version_readable_and_says_what_to_run(repo: Path) -> None:
+    _git(repo, "init", "-q")
+    _git(repo, "add", "features.py")
+    _git(repo, "commit", "-q", "-m", "v1")
+    commit = _git(repo, "rev-parse", "HEAD")
+    cli("features", "apply", cwd=repo)
+    assert cli("features", "materialize", "--incremental", cwd=repo).returncode == 0
+    unchanged = cli("features", "apply", cwd=repo)
+    row = next(line for line in unchanged.stdout.splitlines() if "unchanged" in line)
+    assert row.replace("│", " ").split() == ["spend", "unchanged", "v1", "v1"], unchanged.stdout
+    assert "Next:" not in unchanged.stdout
+
+    # the transform is deleted from the file: spend:v2 serves only what the source has
+    edited = REPO.replace("transform=doubled", "").replace(', Field("double_spend")', "")
+    edited = edited.replace('def doubled(df):\n    df["double_spend"] = df["spend"] * 2\n', "")
+    (repo / "features.py").write_text(edited.replace("    return df\n", ""))
+    assert "doubled" not in (repo / "features.py").read_text()
+    applied = cli("features", "apply", cwd=repo)
+    row = next(line for line in applied.stdout.splitlines() if "new_version" in line)
+    assert row.replace("│", " ").split() == ["spend", "new_version", "v1", "v2"], applied.stdout
+    assert "spend:v2 is not in the online store yet" in applied.stdout
+    assert "milepost features materialize --incremental" in applied.stdout
+    # the unversioned ref moved to v2, which is not materialized: said, not read as missing
+    moved = cli("features", "get", "spend:spend", "-e", "customer_id=2", cwd=repo)
+    assert moved.returncode == 1 and "spend:v2 is not materialized" in moved.stderr
+    assert "materialize --incremental" in moved.stderr and "spend:v1:spend" in moved.stderr
+    # v1 is still read online from its stored rows, derived feature included
+    old = cli("features", "get", "spend:v1:double_spend", "-e", "customer_id=2", "--json", cwd=repo)
+    assert json.loads(old.stdout)["values"] == {"double_spend": [40.0]}, old.stderr
+    # offline, after the source changed, v1's derived feature needs the deleted code
+    now = datetime.now(UTC).replace(microsecond=0)
+    pd.DataFrame(
+        {"customer_id": [1, 2], "ts": [now - timedelta(hours=1)] * 2, "spend": [11.0, 21.0]}
+    ).to_parquet(repo / "spend.parquet")
+    check = cli("features", "check-consistency", "spend:v1", cwd=repo)
+    assert check.returncode == 1 and "Traceback" not in check.stderr
+    assert "spend:v1: feature 'double_spend'" in check.stderr, check.stderr
+    assert "doubled in features.py" in check.stderr and commit[:12] in check.stderr
+    assert f"git show {commit[:12]}:features.py" in check.stderr
+    # materializing v2 makes the unversioned ref readable again
+    assert cli("features", "materialize", "--incremental", cwd=repo).returncode == 0
+    got = json.loads(
+        cli("features", "get", "spend:spend", "-e", "customer_id=2", "--json", cwd=repo).stdout
+    )
+    assert got == {"values": {"spend": [21.0]}, "statuses": {"spend": ["present"]}}
 
 
 def test_bad_repo_is_one_line(tmp_path: Path) -> None:
@@ -177,6 +235,21 @@ def test_feature_server_over_http(repo: Path, workers: int) -> None:
         assert not_json.status_code == 422 and not_json.json()["code"] == "invalid_input"
         nowhere = httpx.get(f"{url}/v1/nowhere", timeout=5)
         assert nowhere.status_code == 404 and nowhere.json()["code"] == "not_found"
+        # a version applied meanwhile but not materialized: 409, never "missing"
+        (repo / "features.py").write_text(REPO.replace("* 2", "* 5"))
+        assert cli("features", "apply", cwd=repo).returncode == 0
+        deadline = time.monotonic() + 20
+        while True:  # the server sees new versions within a second
+            fresh = httpx.post(
+                f"{url}/v1/features/online",
+                json={"features": ["spend:v2:spend"], "entities": [{"customer_id": 1}]},
+                timeout=5,
+            )
+            if fresh.status_code != 404 or time.monotonic() > deadline:
+                break
+        assert fresh.status_code == 409 and fresh.json()["code"] == "conflict", fresh.text
+        assert "spend:v2 is not materialized" in fresh.json()["message"]
+        assert "materialize --incremental" in fresh.json()["hint"]
     finally:
         server.terminate()
         server.wait(timeout=10)

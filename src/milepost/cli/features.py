@@ -14,6 +14,7 @@ from milepost.cli._output import console, emit_json, fmt_time
 from milepost.cli._params import PortOpt
 from milepost.errors import BackendUnavailable, InvalidInput
 from milepost.features.api import FeatureStore
+from milepost.features.repo import PlanItem
 
 app = typer.Typer(help="Define, materialize and serve features.", no_args_is_help=True)
 
@@ -46,7 +47,11 @@ def _time(text: str | None, what: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _changes(items: list, as_json: bool, title: str) -> None:  # type: ignore[type-arg]
+def _version(number: int | None) -> str:
+    return "-" if number is None else f"v{number}"
+
+
+def _changes(items: list[PlanItem], as_json: bool, title: str) -> None:
     if as_json:
         emit_json([i.to_dict() for i in items])
         return
@@ -58,10 +63,15 @@ def _changes(items: list, as_json: bool, title: str) -> None:  # type: ignore[ty
         table.add_row(
             i.view,
             f"[{style}]{i.change}[/]" if style else i.change,
-            str(i.current_version or "-"),
-            str(i.next_version or "-"),
+            _version(i.current_version),
+            _version(i.next_version),
         )
     console.print(table)
+    steps = [step for i in items for step in i.next_steps]
+    if steps:
+        console.print("Next:", markup=False, highlight=False)
+        for step in steps:
+            console.print(f"  - {step}", markup=False, highlight=False)
 
 
 @app.command()
@@ -72,7 +82,12 @@ def plan(repo: RepoOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def apply(repo: RepoOpt = None, as_json: JsonOpt = False) -> None:
-    """Register the definitions; changed ones become new versions (all or nothing)."""
+    """Register the definitions; changed ones become new versions (all or nothing).
+
+    Then says what to run next: materialize versions the online store does not hold yet
+    (online reads of them are refused until then); models that keep reading an older
+    version they pin.
+    """
     _changes(FeatureStore(repo).apply(), as_json, "applied")
 
 
@@ -92,7 +107,7 @@ def list_(
     if as_json:
         out = []
         for r in records:
-            item = {k: v for k, v in r.items() if k != "definition_json"}
+            item = {k: v for k, v in r.items() if k not in ("definition_json", "origin_json")}
             found = coverage.get(f"{r['name']}:v{r['version']}")
             item["online"] = found.to_dict() if found else {"state": f"unknown: {unreachable}"}
             # what the current online store holds, not what any store once did
@@ -136,7 +151,13 @@ def materialize(
     ] = None,
     end: Annotated[str | None, typer.Option(help="ISO end (exclusive); default now.")] = None,
     incremental: Annotated[bool, typer.Option(help="From each view's watermark.")] = False,
-    view: Annotated[list[str] | None, typer.Option("--view", help="Only these views.")] = None,
+    view: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--view",
+            help="Only these views (VIEW, or VIEW:vN for an older version a model still pins).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Load the newest feature rows into the online store, with a progress bar."""

@@ -26,7 +26,12 @@ class FeatureStore:
 
     Args:
         repo: a ``.py`` file or module with definitions (default: the ``feature_repo``
-            setting, ``features.py``), or a list of Entity / FeatureView objects.
+            setting, ``features.py``), or a list of Entity / FeatureView objects (and
+            functions that computed older versions).
+        history: older definition files or modules (e.g. ``git show REV:features.py``
+            saved as ``features_v1.py``): their functions compute the older versions they
+            defined, whatever the functions are called there. Only their code is used;
+            the views this store reads and applies are those of ``repo``.
     """
 
     def __init__(
@@ -36,6 +41,8 @@ class FeatureStore:
         | ModuleType
         | Sequence[Entity | FeatureView | OnDemandFeatureView]
         | None = None,
+        *,
+        history: Sequence[str | Path | ModuleType] = (),
     ) -> None:
         from milepost._context import get_runtime  # at call time: _context imports this package
 
@@ -43,6 +50,8 @@ class FeatureStore:
         self._service = rt.features
         if repo is None:
             repo = rt.settings.feature_repo
+        for older in history:  # loading registers their code (see features.transforms)
+            load_definitions(older)
         if isinstance(repo, (list, tuple)):
             self.definitions = Definitions.of(list(repo))
         else:
@@ -53,7 +62,11 @@ class FeatureStore:
         return self._service.plan(self.definitions)
 
     def apply(self) -> list[PlanItem]:
-        """Register the definitions; a changed definition becomes a new version."""
+        """Register the definitions; a changed definition becomes a new version.
+
+        Each item's ``next_steps`` says what to run next: materialize a version the online
+        store does not hold yet, and which models keep reading the version before.
+        """
         return self._service.apply(self.definitions)
 
     def get_historical_features(
@@ -137,7 +150,13 @@ class FeatureStore:
         *,
         full_feature_names: bool = False,
     ) -> OnlineResponse:
-        """Latest values per entity, with a status per value (present, expired, missing)."""
+        """Latest values per entity, with a status per value (present, expired, missing).
+
+        Raises:
+            Conflict: a view version asked for (``view:feature`` reads the version of these
+                definitions) is not materialized into the online store; the message names
+                it and the command that loads it.
+        """
         return self._service.get_online_features(
             self.definitions, features, entity_rows, full_feature_names=full_feature_names
         )

@@ -21,20 +21,21 @@ columns; it must not aggregate across rows or drop rows), so running it on a bat
 chunk or a single pushed row gives the same values. Each definition has a fingerprint
 over everything that changes its values (entity keys, source, timestamp fields, TTL,
 schema, the transform's source code); a new fingerprint is a new version ``view:vN``.
+Older versions stay readable after the file moves on: their transforms are found by the
+fingerprint of their code (see :mod:`milepost.features.transforms`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import re
-import textwrap
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from milepost.errors import InvalidInput
+from milepost.features import transforms
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -143,15 +144,7 @@ Source = FileSource | DatasetSource | PushSource
 
 
 def _code(fn: Callable[..., Any] | None) -> str | None:
-    if fn is None:
-        return None
-    try:
-        return textwrap.dedent(inspect.getsource(fn)).strip()
-    except (OSError, TypeError) as exc:
-        raise InvalidInput(
-            f"Cannot read the source code of transform {getattr(fn, '__name__', fn)!r}: {exc}.",
-            hint="Define transforms as ordinary functions in a .py file.",
-        ) from exc
+    return transforms.source_of(fn)
 
 
 def _fingerprint(payload: dict[str, Any]) -> str:
@@ -203,6 +196,8 @@ class FeatureView:
                 f"Feature view {self.name!r}: feature names {sorted(dup | clash)} "
                 "repeat or clash with join keys/timestamps."
             )
+        if self.transform is not None:  # older versions find their code by fingerprint
+            transforms.remember([self.transform])
 
     @property
     def features(self) -> list[str]:
@@ -253,6 +248,7 @@ class OnDemandFeatureView:
                 f"On-demand view {self.name!r}: its sources describe different "
                 "entities; use views of one entity."
             )
+        transforms.remember([self.transform])
 
     @property
     def features(self) -> list[str]:

@@ -332,7 +332,12 @@ def _write(
 
 
 def _stored(service: FeatureService, defs: Definitions, name: str) -> tuple[Any, FeatureView]:
-    rec = service._record(name, None, defs)
+    """The version of ``name`` the definitions are, or ``view:vN`` (an older version,
+    e.g. one a model still pins: computed with the loaded code of its fingerprint)."""
+    view_name, _, version = name.partition(":")
+    if version and not (version.startswith("v") and version[1:].isdigit()):
+        raise InvalidInput(f"View {name!r} is not VIEW or VIEW:vN.")
+    rec = service._record(view_name, int(version[1:]) if version else None, defs)
     view = service._view(rec, defs)
     if not isinstance(view, FeatureView):
         raise InvalidInput(f"{name!r} is on-demand: it is computed at request time, not stored.")

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from milepost.data._profile import quote
-from milepost.errors import InvalidInput
+from milepost.errors import InvalidInput, MilepostError
 from milepost.features.definitions import DatasetSource, FeatureView, FileSource, PushSource
 
 if TYPE_CHECKING:
@@ -187,6 +187,16 @@ class OfflineStore:
         stats = [(str(f), f.stat().st_size, int(f.stat().st_mtime)) for f in files]
         return files, {"files": stats}
 
+    def _transformed(self, view: FeatureView, fingerprint: str, lineage: dict[str, Any]) -> Path:
+        ident = hashlib.sha256(json.dumps([fingerprint, lineage], default=str).encode()).hexdigest()
+        return self.cache_dir / "transformed" / view.name / f"{ident}.parquet"
+
+    def computed(self, view: FeatureView, fingerprint: str) -> bool:
+        """Whether reading the version's rows runs no transform: the rows its transform
+        computed over the current source data are stored, or the source has no rows."""
+        files, lineage = self.source_files(view.source)
+        return not files or self._transformed(view, fingerprint, lineage).is_file()
+
     def view_files(self, view: FeatureView, fingerprint: str) -> tuple[list[Path], dict[str, Any]]:
         """The view's rows after its transform, cached by definition and source identity."""
         files, lineage = self.source_files(view.source)
@@ -194,8 +204,7 @@ class OfflineStore:
             _check_columns(view, files)
         if view.transform is None or not files:
             return files, lineage
-        ident = hashlib.sha256(json.dumps([fingerprint, lineage], default=str).encode()).hexdigest()
-        dest = self.cache_dir / "transformed" / view.name / f"{ident}.parquet"
+        dest = self._transformed(view, fingerprint, lineage)
         if not dest.is_file():
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".parquet")
@@ -492,6 +501,8 @@ def run_transform(view: FeatureView, frame: pd.DataFrame) -> pd.DataFrame:
     else:
         try:
             out = view.transform(frame.copy())
+        except MilepostError:
+            raise  # e.g. an older version's code is not loaded: that message says which
         except Exception as exc:
             raise InvalidInput(
                 f"The transform of feature view {view.name!r} failed: {type(exc).__name__}: {exc}"

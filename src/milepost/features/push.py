@@ -16,18 +16,26 @@ import threading
 import time
 import uuid
 import weakref
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from milepost.errors import MilepostError
+from milepost.errors import InvalidInput, MilepostError
+from milepost.features import online as online_mod
+from milepost.features.consistency import plain
+from milepost.features.offline import normalize_times
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from milepost.features.definitions import FeatureView
     from milepost.features.offline import OfflineStore
 
-__all__ = ["PushBuffer"]
+__all__ = ["PushBuffer", "epoch_ms", "offline_rows", "pack_records", "small_records", "utc"]
 
 log = logging.getLogger("milepost.features")
 
@@ -149,3 +157,87 @@ def _concat(parts: list[pd.DataFrame | list[dict[str, Any]]]) -> pd.DataFrame:
     if records:
         frames.append(pd.DataFrame(records))
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+# -- pushed rows: a few dicts without pandas, and timestamps as UTC ------------------------
+
+_SMALL_PUSH = 64
+_EPOCH = datetime(1970, 1, 1)
+
+
+def small_records(rows: Any) -> list[dict[str, Any]] | None:
+    """``rows`` as a list of dicts when it is one and small (the streaming case)."""
+    if isinstance(rows, pd.DataFrame) or not isinstance(rows, list | tuple):
+        return None
+    if len(rows) > _SMALL_PUSH or not all(isinstance(r, dict) for r in rows):
+        return None
+    return list(rows)
+
+
+def utc(value: Any, what: str) -> datetime:
+    """A timestamp as an aware UTC datetime, by the rule of ``normalize_times``."""
+    if isinstance(value, str | np.datetime64):
+        try:
+            value = pd.Timestamp(value)
+        except ValueError as exc:
+            raise InvalidInput(f"{what} must hold timestamps; {exc}.") from exc
+    if not isinstance(value, datetime) or pd.isna(value):
+        raise InvalidInput(f"{what} must hold timestamps; got {value!r}.")
+    plain: datetime = value.to_pydatetime(warn=False) if isinstance(value, pd.Timestamp) else value
+    # aware: converted; naive: taken as UTC
+    return plain.astimezone(UTC) if plain.tzinfo is not None else plain.replace(tzinfo=UTC)
+
+
+def epoch_ms(value: datetime) -> int:
+    micros = (value.replace(tzinfo=None) - _EPOCH) // timedelta(microseconds=1)
+    return int(micros // 1000)
+
+
+def offline_rows(
+    readers: Sequence[FeatureView], frame: pd.DataFrame | None, records: list[dict[str, Any]]
+) -> pd.DataFrame | list[dict[str, Any]]:
+    """Pushed rows for the offline store, their timestamps as UTC (one Parquet type)."""
+    cols = {
+        c for v in readers for c in (v.timestamp_field, v.created_timestamp_field) if c is not None
+    }
+    if frame is None:
+        return [
+            {k: (utc(v, k) if k in cols else v) for k, v in record.items()} for record in records
+        ]
+    out = frame.copy(deep=False)
+    for c in cols & set(out.columns):
+        out[c] = normalize_times(out[c], f"pushed column {c!r}").dt.tz_localize("UTC")
+    return out
+
+
+def pack_records(
+    view: FeatureView, records: list[dict[str, Any]]
+) -> list[tuple[str, int, int, bytes]]:
+    """``pack_frame`` for a few dict rows of a view without a transform."""
+    keys = view.entity.join_keys
+    needed = [*keys, view.timestamp_field, *view.features]
+    if view.created_timestamp_field:
+        needed.append(view.created_timestamp_field)
+    packed = []
+    for record in records:
+        missing = [c for c in needed if c not in record]
+        if missing:
+            raise InvalidInput(
+                f"Feature view {view.name!r}: column {missing[0]!r} is missing from its rows.",
+                hint="Check the source columns and the schema.",
+            )
+        ts = epoch_ms(utc(record[view.timestamp_field], f"{view.name}.{view.timestamp_field}"))
+        created = (
+            epoch_ms(utc(record[view.created_timestamp_field], "created timestamp"))
+            if view.created_timestamp_field
+            else ts
+        )
+        values = [plain(record[f]) for f in view.features]
+        try:
+            blob = online_mod.pack(ts, created, values)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(
+                f"Feature view {view.name!r}: a value cannot be stored: {exc}"
+            ) from exc
+        packed.append((online_mod.entity_key([record[k] for k in keys]), ts, created, blob))
+    return packed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from milepost.errors import InvalidInput
+from milepost.features import transforms
 from milepost.features.definitions import Entity, FeatureView, OnDemandFeatureView
 
 __all__ = ["Definitions", "PlanItem", "load_definitions"]
@@ -30,6 +32,8 @@ class Definitions:
     def of(cls, objects: list[Any], origin: str = "<objects>") -> Definitions:
         """Collect definitions from objects; the same name twice is an error."""
         defs = cls(origin=origin)
+        # functions beside the definitions (an older transform kept under another name)
+        transforms.remember(o for o in objects if inspect.isfunction(o))
         for obj in objects:
             if isinstance(obj, Entity):
                 other = defs.entities.get(obj.name)
@@ -60,6 +64,10 @@ class Definitions:
 
 def load_definitions(source: str | Path | ModuleType) -> Definitions:
     """Import a module (dotted name or ``.py`` file) and collect its definitions.
+
+    Every function the module defines stays known to this process by the fingerprint of
+    its code, so loading an older copy of a definitions file makes the versions it
+    defined computable again (see :mod:`milepost.features.transforms`).
 
     Raises:
         InvalidInput: the file is missing, fails to import, or defines nothing.
@@ -92,6 +100,12 @@ def load_definitions(source: str | Path | ModuleType) -> Definitions:
                 raise InvalidInput(
                     f"Cannot import feature definitions module {text!r}: {exc}."
                 ) from exc
+    # every function the module defines, private ones too, can compute older versions
+    transforms.remember(
+        v
+        for v in vars(module).values()
+        if inspect.isfunction(v) and v.__module__ == module.__name__
+    )
     objects = [v for k, v in vars(module).items() if not k.startswith("_")]
     defs = Definitions.of(objects, origin=getattr(module, "__file__", None) or module.__name__)
     if not defs.views:
@@ -104,13 +118,23 @@ def load_definitions(source: str | Path | ModuleType) -> Definitions:
 
 @dataclass(frozen=True)
 class PlanItem:
-    """What ``apply`` would do to one view."""
+    """What ``apply`` would do (or did) to one view.
+
+    Attributes:
+        change: ``new``, ``new_version``, ``unchanged``, ``reactivated`` or
+            ``not_in_definitions``.
+        current_version: the newest active version before the change (None: none).
+        next_version: the version the definition is (or becomes).
+        next_steps: after ``apply``, what to run next (materialize a version the online
+            store does not hold; models that keep reading an older version).
+    """
 
     view: str
-    change: str  # new | new_version | unchanged | reactivated | not_in_definitions
+    change: str
     current_version: int | None
     next_version: int | None
     fingerprint: str | None
+    next_steps: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -120,4 +144,5 @@ class PlanItem:
             "current_version": self.current_version,
             "next_version": self.next_version,
             "fingerprint": self.fingerprint,
+            "next_steps": list(self.next_steps),
         }

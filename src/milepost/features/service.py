@@ -13,34 +13,28 @@ import math
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from milepost.errors import BackendUnavailable, InvalidInput, NotFound, did_you_mean, mask_uri
+from milepost.errors import BackendUnavailable, ConfigError, InvalidInput, NotFound, did_you_mean
+from milepost.features import consistency, versions
 from milepost.features import materialize as materialize_mod
 from milepost.features import online as online_mod
 from milepost.features.backends.sql import SqlFeatureRegistry, VersionRecord
-from milepost.features.definitions import (
-    DatasetSource,
-    Entity,
-    FeatureView,
-    Field,
-    FileSource,
-    OnDemandFeatureView,
-    PushSource,
-)
-from milepost.features.offline import OfflineStore, ViewRequest, normalize_times, run_transform
-from milepost.features.push import PushBuffer
+from milepost.features.consistency import ConsistencyReport, decode_key
+from milepost.features.definitions import FeatureView, OnDemandFeatureView, PushSource
+from milepost.features.offline import OfflineStore, ViewRequest, run_transform
+from milepost.features.push import PushBuffer, offline_rows, pack_records, small_records
 from milepost.features.repo import Definitions, PlanItem
+from milepost.features.transforms import StoredTransform
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from datetime import datetime
 
     from milepost.config import Settings
     from milepost.data.service import DataService
@@ -58,7 +52,10 @@ class OnlineResponse:
     """Online features for a batch of entities: values and a status per value.
 
     Status: ``present``, ``expired`` (older than the view's TTL: the value is null) or
-    ``missing`` (no row for the entity).
+    ``missing`` (the store holds no row for the entity). A view version that the online
+    store does not hold at all (applied but not materialized into it yet) is never read
+    as missing: the read is refused (:class:`~milepost.errors.Conflict`) naming the
+    version and the command that loads it.
     """
 
     features: list[str]
@@ -77,33 +74,6 @@ class OnlineResponse:
         """One dict per entity row."""
         n = len(next(iter(self.values.values()), []))
         return [{f: self.values[f][i] for f in self.features} for i in range(n)]
-
-
-@dataclass
-class ConsistencyReport:
-    """Online values against offline point-in-time values, per feature."""
-
-    view: str
-    checked: int
-    at: str
-    mismatches: dict[str, int] = field(default_factory=dict)
-    examples: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when every sampled value agrees."""
-        return not any(self.mismatches.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "view": self.view,
-            "checked": self.checked,
-            "at": self.at,
-            "ok": self.ok,
-            "mismatches": self.mismatches,
-            "examples": self.examples,
-        }
 
 
 class ServingReader:
@@ -126,7 +96,7 @@ class ServingReader:
         return values, statuses
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Resolved:
     stored: list[ViewRequest]
     on_demand: list[tuple[OnDemandFeatureView, int, list[str]]]
@@ -134,6 +104,9 @@ class _Resolved:
     output: list[str]  # the requested features' column names, in request order
     internal: list[str]  # the internal column of each output
     fingerprints: dict[str, str]
+    records: dict[str, VersionRecord] = field(default_factory=dict)  # stored view:vN
+    # view versions the online store does not hold (computed on the first online read)
+    unheld: list[VersionRecord] | None = None
 
 
 def _ms(ts: Any) -> int:
@@ -164,6 +137,7 @@ class FeatureService:
         self._online: online_mod.OnlineStore | None = None
         self._lock = threading.Lock()
         self._records: tuple[float, list[VersionRecord]] | None = None
+        self._holdings: versions.Holdings | None = None  # refreshed with the records
         self._plans: dict[tuple[int, tuple[str, ...]], _Resolved] = {}
         self.pushes = PushBuffer(self.offline)
 
@@ -184,10 +158,21 @@ class FeatureService:
         if fresh or self._records is None or now - self._records[0] > 1.0:
             self._records = (now, self.registry.versions())
             self._plans.clear()
+            self._holdings = None
         return self._records[1]
 
+    def holdings(self, *, fresh: bool = False) -> versions.Holdings:
+        """Which versions the current online store holds (cached with the records, so
+        online reads cost no extra round trip; ``fresh`` reads again)."""
+        self.records(fresh=fresh)
+        if fresh or self._holdings is None:
+            self._holdings = versions.Holdings.read(self.online, self.registry.watermarks())
+        return self._holdings
+
     @staticmethod
-    def _view_payload(view: FeatureView | OnDemandFeatureView) -> dict[str, Any]:
+    def _view_payload(
+        view: FeatureView | OnDemandFeatureView, defs: Definitions, git: dict[str, Any]
+    ) -> dict[str, Any]:
         return {
             "name": view.name,
             "kind": "on_demand" if isinstance(view, OnDemandFeatureView) else "feature_view",
@@ -195,6 +180,7 @@ class FeatureService:
             "definition": view.definition(),
             "description": view.description,
             "version": view.version,
+            "origin": versions.origin(view, defs, git),
         }
 
     def plan(self, defs: Definitions) -> list[PlanItem]:
@@ -227,15 +213,31 @@ class FeatureService:
         return items
 
     def apply(self, defs: Definitions) -> list[PlanItem]:
-        """Register entities and changed views as new versions, all in one transaction."""
+        """Register entities and changed views as new versions, all in one transaction.
+
+        Each item says the version before and after, and what to run next: materialize
+        a version the online store does not hold yet; models that keep reading an older
+        version they pin.
+        """
         entities = [e.to_dict() for e in defs.entities.values()]
         ordered = sorted(defs.views.values(), key=lambda v: isinstance(v, OnDemandFeatureView))
+        git: dict[str, Any] = {}  # git state per file, asked once per apply
         results = self.registry.apply(
-            entities, [self._view_payload(v) for v in ordered], actor=self.actor
+            entities, [self._view_payload(v, defs, git) for v in ordered], actor=self.actor
         )
-        self.records(fresh=True)
-        fps = {v.name: v.fingerprint() for v in defs.views.values()}
-        return [PlanItem(n, change, None, ver, fps[n]) for n, ver, change in results]
+        records = {(r["name"], r["version"]): r for r in self.records(fresh=True)}
+        try:  # apply never fails for the online store: the steps then say less
+            holdings: versions.Holdings | None = self.holdings(fresh=True)
+        except (BackendUnavailable, ConfigError):
+            holdings = None
+        items = []
+        for name, version, change, current in results:
+            rec = records[(name, version)]
+            changed = change in ("new_version", "reactivated")
+            pinned = self.registry.pinned_by(name) if changed else []
+            steps = versions.next_steps(rec, change, current, holdings, pinned)
+            items.append(PlanItem(name, change, current, version, rec["fingerprint"], steps))
+        return items
 
     def retire(self, name: str, version: int) -> None:
         """Retire a version (refused while a Staging or Production model pins it)."""
@@ -290,20 +292,9 @@ class FeatureService:
         return rec
 
     def _view(self, rec: VersionRecord, defs: Definitions) -> FeatureView | OnDemandFeatureView:
-        """The code object for a registered version (rebuilt when it has no transform)."""
-        view = defs.views.get(rec["name"])
-        if view is not None and view.fingerprint() == rec["fingerprint"]:
-            return view
-        if (
-            rec["definition"].get("kind") == "feature_view"
-            and rec["definition"].get("transform") is None
-        ):
-            return _from_definition(rec)
-        raise InvalidInput(
-            f"{rec['name']}:v{rec['version']} runs code (a transform) that {defs.origin} no longer "
-            "defines.",
-            hint="Check out the commit that defined that version to use it.",
-        )
+        """The view object for a registered version: the definitions' own when it is
+        that version, else rebuilt from the registry (see :mod:`.versions`)."""
+        return versions.view_of(rec, self.records(), defs)
 
     def resolve(
         self, defs: Definitions, refs: Sequence[str], *, full_names: bool = False
@@ -318,6 +309,7 @@ class FeatureService:
         on_demand: dict[str, tuple[OnDemandFeatureView, int, list[str]]] = {}
         wanted: list[tuple[str, str]] = []
         fingerprints: dict[str, str] = {}
+        records: dict[str, VersionRecord] = {}
         for ref in refs:
             name, version, feat = _parse_ref(ref)
             rec = self._record(name, version, defs)
@@ -333,9 +325,10 @@ class FeatureService:
             if isinstance(view, OnDemandFeatureView):
                 entry = on_demand.setdefault(vkey, (view, int(rec["version"]), []))
                 entry[2].append(feat)
-                self._add_inputs(defs, view, stored, fingerprints)
+                self._add_inputs(defs, view, stored, fingerprints, records)
             else:
                 req = stored.setdefault(vkey, ViewRequest(view, int(rec["version"]), []))
+                records[vkey] = rec
                 if feat not in req.features:
                     req.features.append(feat)
             wanted.append((vkey, feat))
@@ -364,7 +357,13 @@ class FeatureService:
             output.append(full if full_names else feat)
             internal.append(full)
         resolved = _Resolved(
-            list(stored.values()), list(on_demand.values()), names, output, internal, fingerprints
+            list(stored.values()),
+            list(on_demand.values()),
+            names,
+            output,
+            internal,
+            fingerprints,
+            records,
         )
         self._plans[key] = resolved  # type: ignore[index]
         return resolved
@@ -375,13 +374,25 @@ class FeatureService:
         view: OnDemandFeatureView,
         stored: dict[str, ViewRequest],
         fingerprints: dict[str, str],
+        records: dict[str, VersionRecord],
     ) -> None:
-        """Add the stored features an on-demand view reads, at their applied versions."""
+        """Add the stored features an on-demand view reads, at the versions it reads."""
+        fingerprints_of = {v.name: v.fingerprint() for v in view.sources}
         for src_ref in view.input_refs:
             sname, sfeat = src_ref.split(":")
-            srec = self._record(sname, None, defs)
+            fingerprint = fingerprints_of[sname]
+            known = next(
+                (
+                    r
+                    for r in self.records()
+                    if r["name"] == sname and r["fingerprint"] == fingerprint
+                ),
+                None,
+            )
+            srec = self._record(sname, None if known is None else known["version"], defs)
             skey = f"{sname}:v{srec['version']}"
             fingerprints[skey] = srec["fingerprint"]
+            records[skey] = srec
             source_view = self._view(srec, defs)
             assert isinstance(source_view, FeatureView)
             sreq = stored.setdefault(skey, ViewRequest(source_view, int(srec["version"]), []))
@@ -425,7 +436,7 @@ class FeatureService:
         try:
             frame, lineage = self.offline.historical(
                 entity_df,
-                plan.stored,
+                self._offline_requests(plan),
                 timestamp_column=timestamp_column,
                 names=plan.names,
                 fingerprints=plan.fingerprints,
@@ -439,6 +450,38 @@ class FeatureService:
         result = self._select(entity_df, frame, plan)
         self._record_retrieval(plan, lineage, result, run_id)
         return result
+
+    def _offline_requests(self, plan: _Resolved) -> list[ViewRequest]:
+        """The plan's stored requests as the offline store can serve them.
+
+        A version whose transform's code is not loaded reads the rows its transform
+        computed earlier when they are stored for the current source data; otherwise
+        only the features its transform does not compute, straight from the source.
+
+        Raises:
+            InvalidInput: a requested feature needs code that is not loaded; the message
+                names the version, the feature and the file that defined it.
+        """
+        out = []
+        for req in plan.stored:
+            transform = req.view.transform
+            if (
+                not isinstance(transform, StoredTransform)
+                or transform.function is not None
+                or self.offline.computed(req.view, plan.fingerprints[req.key])
+            ):
+                out.append(req)
+                continue
+            needs = [f for f in req.features if f in transform.derived]
+            if needs:
+                raise transform.missing(needs)
+            plain = replace(
+                req.view,
+                schema=[f for f in req.view.schema if f.name in req.features],
+                transform=None,
+            )
+            out.append(ViewRequest(plain, req.version, req.features))
+        return out
 
     def _apply_on_demand(self, frame: pd.DataFrame, plan: _Resolved) -> pd.DataFrame:
         for view, _, _ in plan.on_demand:
@@ -512,9 +555,12 @@ class FeatureService:
         the version: ``[start, end)`` only, so a later incremental run still fills what
         lies before it.
         """
-        return materialize_mod.materialize(
-            self, defs, start=start, end=end, views=views, progress=progress
-        )
+        try:
+            return materialize_mod.materialize(
+                self, defs, start=start, end=end, views=views, progress=progress
+            )
+        finally:
+            self.records(fresh=True)  # what the online store holds changed
 
     def materialize_incremental(
         self,
@@ -531,9 +577,12 @@ class FeatureService:
         restored from an older snapshot); and what lies before a range materialized
         earlier.
         """
-        return materialize_mod.materialize_incremental(
-            self, defs, end=end, views=views, progress=progress
-        )
+        try:
+            return materialize_mod.materialize_incremental(
+                self, defs, end=end, views=views, progress=progress
+            )
+        finally:
+            self.records(fresh=True)  # what the online store holds changed
 
     def online_status(self, records: Sequence[VersionRecord] | None = None) -> list[OnlineCoverage]:
         """Per registered version (or per one of ``records``): what the current online
@@ -551,7 +600,7 @@ class FeatureService:
         """
         if not isinstance(rows, pd.DataFrame) and not len(rows):
             raise InvalidInput("push got no rows.")
-        records = _small_records(rows)
+        records = small_records(rows)
         frame = None
         if records is None:
             frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
@@ -578,13 +627,13 @@ class FeatureService:
         for view in readers:
             rec = self._record(view.name, None, defs)
             if records is not None and view.transform is None:
-                packed = _pack_records(view, records)  # a few rows: no DataFrame round trip
+                packed = pack_records(view, records)  # a few rows: no DataFrame round trip
             else:
                 if frame is None:
                     frame = pd.DataFrame(records)
                 packed = materialize_mod.pack_frame(view, run_transform(view, frame))
             self.online.write(f"{view.name}:v{rec['version']}", packed)
-        self.pushes.append(source, _offline_rows(readers, frame, records or []))
+        self.pushes.append(source, offline_rows(readers, frame, records or []))
         return len(frame) if frame is not None else len(records or [])
 
     def get_online_features(
@@ -596,8 +645,15 @@ class FeatureService:
         full_feature_names: bool = False,
         now: datetime | None = None,
     ) -> OnlineResponse:
-        """The latest values per entity row, honouring each view's TTL."""
+        """The latest values per entity row, honouring each view's TTL.
+
+        Raises:
+            Conflict: a stored view version asked for (directly, or as an input of an
+                on-demand view) is not in the current online store (see
+                :class:`~milepost.features.versions.Holdings`).
+        """
         plan = self.resolve(defs, features, full_names=full_feature_names)
+        self._check_held(plan, features)
         rows: list[dict[str, Any]] = (
             [{str(k): v for k, v in r.items()} for r in entity_rows.to_dict("records")]
             if isinstance(entity_rows, pd.DataFrame)
@@ -623,6 +679,17 @@ class FeatureService:
             {name: values[col] for name, col in zip(plan.output, plan.internal, strict=True)},
             {name: statuses[col] for name, col in zip(plan.output, plan.internal, strict=True)},
         )
+
+    def _check_held(self, plan: _Resolved, asked: Sequence[str]) -> None:
+        """Refuse a stored version the online store does not hold (checked once per plan,
+        which lives as long as the cached records: no round trip per read)."""
+        if not plan.records:  # request data only: the online store is not asked at all
+            return
+        if plan.unheld is None:
+            holdings = self.holdings()
+            plan.unheld = [r for r in plan.records.values() if not holdings.holds(r)]
+        if plan.unheld:
+            raise self.holdings().refusal(plan.unheld[0], self.records(), asked)
 
     def _read_view(
         self,
@@ -701,37 +768,7 @@ class FeatureService:
         self, defs: Definitions, view_ref: str, *, sample: int = 100, now: datetime | None = None
     ) -> ConsistencyReport:
         """Compare online values with offline point-in-time values at the same moment."""
-        name, _, version = view_ref.partition(":")
-        rec = self._record(name, int(version[1:]) if version else None, defs)
-        view = self._view(rec, defs)
-        if not isinstance(view, FeatureView):
-            raise InvalidInput(f"{name!r} is on-demand; check the views it reads instead.")
-        vkey = f"{name}:v{rec['version']}"
-        moment = now or datetime.now(UTC)
-        ekeys = self.online.sample(vkey, sample)
-        report = ConsistencyReport(
-            vkey, len(ekeys), moment.isoformat(), dict.fromkeys(view.features, 0)
-        )
-        if not ekeys:
-            return report
-        rows = [dict(zip(view.entity.join_keys, _decode_key(k), strict=True)) for k in ekeys]
-        refs = [f"{vkey}:{f}" for f in view.features]
-        online = self.get_online_features(defs, refs, rows, now=moment, full_feature_names=True)
-        entity_df = pd.DataFrame(rows)
-        entity_df["__mp_at"] = pd.Timestamp(moment)
-        offline = self.get_historical_features(
-            defs, entity_df, refs, timestamp_column="__mp_at", full_feature_names=True
-        )
-        for feat in view.features:
-            col = f"{name}__{feat}"
-            for i, (a, b) in enumerate(zip(online.values[col], offline[col].tolist(), strict=True)):
-                if not _same(a, b):
-                    report.mismatches[feat] += 1
-                    if len(report.examples) < 10:
-                        report.examples.append(
-                            {"entity": rows[i], "feature": feat, "online": a, "offline": _plain(b)}
-                        )
-        return report
+        return consistency.check_consistency(self, defs, view_ref, sample=sample, now=now)
 
     def online_entities(self, defs: Definitions, view_ref: str, n: int) -> list[dict[str, Any]]:
         """Up to ``n`` random entity keys that have rows online in a view."""
@@ -740,8 +777,10 @@ class FeatureService:
         view = self._view(rec, defs)
         if not isinstance(view, FeatureView):
             raise InvalidInput(f"{name!r} is on-demand: it has no rows of its own online.")
+        if not self.holdings().holds(rec):
+            raise self.holdings().refusal(rec, self.records(), [view_ref])
         ekeys = self.online.sample(f"{name}:v{rec['version']}", n)
-        return [dict(zip(view.entity.join_keys, _decode_key(k), strict=True)) for k in ekeys]
+        return [dict(zip(view.entity.join_keys, decode_key(k), strict=True)) for k in ekeys]
 
     # -- serving --------------------------------------------------------------------------
 
@@ -755,7 +794,8 @@ class FeatureService:
             InvalidInput: a ref is unversioned, on-demand, retired or never materialized.
         """
         requests: dict[str, ViewRequest] = {}
-        records = {(r["name"], r["version"]): r for r in self.records(fresh=True)}
+        holdings = self.holdings(fresh=True)  # reads the records afresh too
+        records = {(r["name"], r["version"]): r for r in self.records()}
         for ref in refs:
             name, version, feat = _parse_ref(ref)
             rec = records.get((name, version)) if version is not None else None
@@ -775,37 +815,19 @@ class FeatureService:
                     "store.",
                     hint="Run `milepost features materialize` before deploying.",
                 )
-            if not self._held_online(name, int(version)):
+            if not holdings.holds(rec):
                 raise InvalidInput(
                     f"The model pins {name}:v{version}, which is not materialized into the "
-                    f"current online store ({mask_uri(self.online.uri)}): it was materialized "
+                    f"current online store ({holdings.store_uri}): it was materialized "
                     "into another store, or this one lost its data.",
                     hint="Run `milepost features materialize --incremental` before deploying.",
                 )
             key = f"{name}:v{version}"
-            req = requests.setdefault(key, ViewRequest(_from_definition(rec), int(version), []))
+            view = versions.from_definition(rec)  # reads need no transform: rows are stored
+            req = requests.setdefault(key, ViewRequest(view, int(version), []))
             if feat not in req.features:
                 req.features.append(feat)
         return ServingReader(self, list(requests.values()))
-
-    def _held_online(self, name: str, version: int) -> bool:
-        """Whether the current online store holds a version's materialized rows.
-
-        Lenient where it cannot know: when the store cannot be reached (its reads will
-        say so) and when no materialization was ever recorded per store (a metadata
-        database from before per-store watermarks, not yet materialized since).
-        """
-        try:
-            identity = self.online.identity()
-        except BackendUnavailable:
-            return True
-        marks = self.registry.watermarks()
-        if identity is None:
-            return not marks
-        return any(
-            (m["name"], m["version"], m["store_id"]) == (name, version, identity.store_id)
-            for m in marks
-        )
 
     def flush(self) -> None:
         """Write buffered pushes to the offline store."""
@@ -818,28 +840,6 @@ class FeatureService:
             self._online.close()
 
 
-def _from_definition(rec: VersionRecord) -> FeatureView:
-    """A stored view version as a FeatureView, without its transform (reads need none)."""
-    d = rec["definition"]
-    src = d["source"]
-    source = (
-        FileSource(src["path"])
-        if src["kind"] == "file"
-        else DatasetSource(src["ref"])
-        if src["kind"] == "dataset"
-        else PushSource(src["name"])
-    )
-    return FeatureView(
-        name=rec["name"],
-        entity=Entity(d["entity"]["name"], d["entity"]["join_keys"]),
-        source=source,
-        timestamp_field=d["timestamp_field"],
-        created_timestamp_field=d["created_timestamp_field"],
-        schema=[Field(n, t) for n, t in d["schema"]],
-        ttl=timedelta(seconds=d["ttl_seconds"]),
-    )
-
-
 def _parse_ref(ref: str) -> tuple[str, int | None, str]:
     """``view:feature`` or ``view:vN:feature`` -> (view, N or None, feature)."""
     parts = ref.split(":")
@@ -848,111 +848,3 @@ def _parse_ref(ref: str) -> tuple[str, int | None, str]:
     if len(parts) == 3 and parts[1].startswith("v") and parts[1][1:].isdigit():
         return parts[0], int(parts[1][1:]), parts[2]
     raise InvalidInput(f"Feature reference {ref!r} is not view:feature or view:vN:feature.")
-
-
-def _decode_key(key: str) -> list[Any]:
-    out: list[Any] = []
-    for part in key.split("\x1f"):
-        kind, _, text = part.partition(":")
-        if kind == "s":
-            out.append(text)
-        else:
-            out.append(json.loads(text) if text not in ("True", "False") else text == "True")
-    return out
-
-
-def _plain(v: Any) -> Any:
-    """A plain Python value: NumPy scalars unwrapped, NaN as None."""
-    v = v.item() if isinstance(v, np.generic) else v
-    return None if isinstance(v, float) and math.isnan(v) else v
-
-
-def _same(a: Any, b: Any) -> bool:
-    a, b = _plain(a), _plain(b)
-    if a is None or b is None or (b is pd.NA):
-        return (a is None) == (b is None or b is pd.NA)
-    if isinstance(a, float) or isinstance(b, float):
-        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-    return bool(a == b)
-
-
-_SMALL_PUSH = 64
-_EPOCH = datetime(1970, 1, 1)
-
-
-def _small_records(rows: Any) -> list[dict[str, Any]] | None:
-    """``rows`` as a list of dicts when it is one and small (the streaming case)."""
-    if isinstance(rows, pd.DataFrame) or not isinstance(rows, list | tuple):
-        return None
-    if len(rows) > _SMALL_PUSH or not all(isinstance(r, dict) for r in rows):
-        return None
-    return list(rows)
-
-
-def _utc(value: Any, what: str) -> datetime:
-    """A timestamp as an aware UTC datetime, by the rule of ``normalize_times``."""
-    if isinstance(value, str | np.datetime64):
-        try:
-            value = pd.Timestamp(value)
-        except ValueError as exc:
-            raise InvalidInput(f"{what} must hold timestamps; {exc}.") from exc
-    if not isinstance(value, datetime) or pd.isna(value):
-        raise InvalidInput(f"{what} must hold timestamps; got {value!r}.")
-    plain: datetime = value.to_pydatetime(warn=False) if isinstance(value, pd.Timestamp) else value
-    # aware: converted; naive: taken as UTC
-    return plain.astimezone(UTC) if plain.tzinfo is not None else plain.replace(tzinfo=UTC)
-
-
-def _epoch_ms(value: datetime) -> int:
-    micros = (value.replace(tzinfo=None) - _EPOCH) // timedelta(microseconds=1)
-    return int(micros // 1000)
-
-
-def _offline_rows(
-    readers: Sequence[FeatureView], frame: pd.DataFrame | None, records: list[dict[str, Any]]
-) -> pd.DataFrame | list[dict[str, Any]]:
-    """Pushed rows for the offline store, their timestamps as UTC (one Parquet type)."""
-    cols = {
-        c for v in readers for c in (v.timestamp_field, v.created_timestamp_field) if c is not None
-    }
-    if frame is None:
-        return [
-            {k: (_utc(v, k) if k in cols else v) for k, v in record.items()} for record in records
-        ]
-    out = frame.copy(deep=False)
-    for c in cols & set(out.columns):
-        out[c] = normalize_times(out[c], f"pushed column {c!r}").dt.tz_localize("UTC")
-    return out
-
-
-def _pack_records(
-    view: FeatureView, records: list[dict[str, Any]]
-) -> list[tuple[str, int, int, bytes]]:
-    """``pack_frame`` for a few dict rows of a view without a transform."""
-    keys = view.entity.join_keys
-    needed = [*keys, view.timestamp_field, *view.features]
-    if view.created_timestamp_field:
-        needed.append(view.created_timestamp_field)
-    packed = []
-    for record in records:
-        missing = [c for c in needed if c not in record]
-        if missing:
-            raise InvalidInput(
-                f"Feature view {view.name!r}: column {missing[0]!r} is missing from its rows.",
-                hint="Check the source columns and the schema.",
-            )
-        ts = _epoch_ms(_utc(record[view.timestamp_field], f"{view.name}.{view.timestamp_field}"))
-        created = (
-            _epoch_ms(_utc(record[view.created_timestamp_field], "created timestamp"))
-            if view.created_timestamp_field
-            else ts
-        )
-        values = [_plain(record[f]) for f in view.features]
-        try:
-            blob = online_mod.pack(ts, created, values)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(
-                f"Feature view {view.name!r}: a value cannot be stored: {exc}"
-            ) from exc
-        packed.append((online_mod.entity_key([record[k] for k in keys]), ts, created, blob))
-    return packed

@@ -3,6 +3,8 @@
 ``POST /v1/features/online`` with ``{"features": [...], "entities": [{...}, ...]}``
 answers ``{"features": [...], "values": {...}, "statuses": {...}}`` — the same call as
 ``FeatureStore.get_online_features``, with the same definitions loaded once at start.
+A view version the online store does not hold (applied, not materialized yet) is
+answered 409 (``code: conflict``) naming it, never as values that are all "missing".
 ``GET /health`` answers ``{"status": "ok"}``.
 
 Like the model server it is a plain ASGI app with no framework on the request path: an

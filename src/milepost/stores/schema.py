@@ -502,6 +502,8 @@ feature_view_versions = sa.Table(
     sa.Column("created_by", sa.String(256), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("retired_at", sa.BigInteger, nullable=True),
+    # where the definition came from at apply time (file, line, function, git commit); 0011
+    sa.Column("origin_json", sa.Text, nullable=True),
     sa.UniqueConstraint("view_id", "version"),
     sa.UniqueConstraint("view_id", "fingerprint"),
 )

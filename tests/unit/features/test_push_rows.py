@@ -10,7 +10,7 @@ import pandas as pd
 from milepost.features import Entity, FeatureView, Field, PushSource
 from milepost.features.materialize import pack_frame
 from milepost.features.offline import run_transform
-from milepost.features.service import _pack_records
+from milepost.features.push import pack_records
 
 VIEW = FeatureView(
     name="live",
@@ -50,4 +50,4 @@ def test_pack_records_equals_the_frame_path() -> None:
     ]
     frame = pd.DataFrame(rows)
     expected = pack_frame(VIEW, run_transform(VIEW, frame))
-    assert _pack_records(VIEW, rows) == expected
+    assert pack_records(VIEW, rows) == expected

@@ -76,6 +76,7 @@ class SqlFeatureRegistry:
     def _record(r: sa.RowMapping) -> VersionRecord:
         rec = VersionRecord(dict(r))
         rec["definition"] = json.loads(r["definition_json"])
+        rec["origin"] = json.loads(r["origin_json"]) if r.get("origin_json") else None
         return rec
 
     def entities(self) -> dict[str, list[str]]:
@@ -92,14 +93,15 @@ class SqlFeatureRegistry:
         view_defs: Sequence[dict[str, Any]],
         *,
         actor: str,
-    ) -> list[tuple[str, int, str]]:
+    ) -> list[tuple[str, int, str, int | None]]:
         """Register entities and new view versions in one transaction (all or nothing).
 
         ``view_defs`` items: name, kind, fingerprint, definition, description, version
-        (declared or None). Returns ``(view, version, change)`` for each view, change
-        being ``new``, ``new_version`` or ``unchanged``.
+        (declared or None), origin (where it was defined; stored with a new version).
+        Returns ``(view, version, change, newest active version before)`` for each view,
+        change being ``new``, ``new_version``, ``unchanged`` or ``reactivated``.
         """
-        results: list[tuple[str, int, str]] = []
+        results: list[tuple[str, int, str, int | None]] = []
         now = _now()
         with self.db.write() as conn:
             for ent in entity_defs:
@@ -136,7 +138,7 @@ class SqlFeatureRegistry:
 
     def _apply_view(
         self, conn: Connection, view: dict[str, Any], actor: str, now: int
-    ) -> tuple[str, int, str]:
+    ) -> tuple[str, int, str, int | None]:
         name = view["name"]
         ins = _sql.insert_for(conn, feature_views)
         conn.execute(
@@ -168,6 +170,12 @@ class SqlFeatureRegistry:
                 feature_view_versions.c.view_id == row["view_id"]
             )
         ).scalar()
+        current = conn.execute(
+            sa.select(sa.func.max(feature_view_versions.c.version)).where(
+                feature_view_versions.c.view_id == row["view_id"],
+                feature_view_versions.c.status == "active",
+            )
+        ).scalar()
         declared = view.get("version")
         if same is not None:
             if declared is not None and declared != same["version"]:
@@ -179,7 +187,8 @@ class SqlFeatureRegistry:
                 conn.execute(
                     sa.update(feature_view_versions)
                     .where(feature_view_versions.c.version_id == same["version_id"])
-                    .values(status="active", retired_at=None)
+                    # retiring deleted its online rows: it must be materialized again
+                    .values(status="active", retired_at=None, materialized_until=None)
                 )
                 append_event(
                     conn,
@@ -188,8 +197,8 @@ class SqlFeatureRegistry:
                     object_type="feature_view",
                     object_id=f"{name}:v{same['version']}",
                 )
-                return name, int(same["version"]), "reactivated"
-            return name, int(same["version"]), "unchanged"
+                return name, int(same["version"]), "reactivated", current
+            return name, int(same["version"]), "unchanged", current
         version = (latest or 0) + 1
         if declared is not None and declared != version:
             raise Conflict(
@@ -203,6 +212,7 @@ class SqlFeatureRegistry:
                 version=version,
                 fingerprint=view["fingerprint"],
                 definition_json=json.dumps(view["definition"]),
+                origin_json=json.dumps(view["origin"]) if view.get("origin") else None,
                 description=view.get("description"),
                 status="active",
                 created_by=actor,
@@ -217,7 +227,7 @@ class SqlFeatureRegistry:
             object_id=f"{name}:v{version}",
             after={"fingerprint": view["fingerprint"], "definition": view["definition"]},
         )
-        return name, version, "new" if latest is None else "new_version"
+        return name, version, "new" if latest is None else "new_version", current
 
     def retire(self, name: str, version: int, *, actor: str) -> None:
         """Retire a version unless a Staging or Production model pins it (audited)."""
@@ -258,6 +268,36 @@ class SqlFeatureRegistry:
                 object_type="feature_view",
                 object_id=f"{name}:v{version}",
             )
+
+    def pinned_by(self, name: str) -> list[tuple[str, int, str, int]]:
+        """Models (not Archived) that pin a version of view ``name``:
+        ``(model, model version, stage, view version)``, one per pinned view version."""
+        prefix = f"{name}:v"
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(
+                    registered_models.c.name,
+                    model_versions.c.version,
+                    model_versions.c.stage,
+                    model_versions.c.feature_refs_json,
+                )
+                .join(registered_models, registered_models.c.model_id == model_versions.c.model_id)
+                .where(
+                    model_versions.c.stage != "Archived",
+                    model_versions.c.feature_refs_json.like(f'%"{prefix}%'),
+                )
+                .order_by(registered_models.c.name, model_versions.c.version)
+            ).all()
+        out = []
+        for model, version, stage, refs_json in rows:
+            pinned = set()
+            for ref in json.loads(refs_json or "[]"):
+                view, _, rest = str(ref).partition(":")
+                number = rest.partition(":")[0][1:]
+                if view == name and number.isdigit():
+                    pinned.add(int(number))
+            out += [(model, int(version), stage or "None", v) for v in sorted(pinned)]
+        return out
 
     def _version_id(self, conn: Connection, name: str, version: int) -> int:
         found = conn.execute(

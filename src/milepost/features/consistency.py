@@ -1,0 +1,123 @@
+"""Online values against offline point-in-time values: do serving and training agree?"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from milepost.errors import InvalidInput
+from milepost.features.definitions import FeatureView
+
+if TYPE_CHECKING:
+    from milepost.features.repo import Definitions
+    from milepost.features.service import FeatureService
+
+__all__ = ["ConsistencyReport", "check_consistency", "decode_key", "plain"]
+
+
+@dataclass
+class ConsistencyReport:
+    """Online values against offline point-in-time values, per feature."""
+
+    view: str
+    checked: int
+    at: str
+    mismatches: dict[str, int] = field(default_factory=dict)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every sampled value agrees."""
+        return not any(self.mismatches.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "view": self.view,
+            "checked": self.checked,
+            "at": self.at,
+            "ok": self.ok,
+            "mismatches": self.mismatches,
+            "examples": self.examples,
+        }
+
+
+def check_consistency(
+    service: FeatureService,
+    defs: Definitions,
+    view_ref: str,
+    *,
+    sample: int = 100,
+    now: datetime | None = None,
+) -> ConsistencyReport:
+    """Compare online values with offline point-in-time values at the same moment.
+
+    Raises:
+        Conflict: the online store does not hold the version (there is nothing to
+            compare; see :class:`~milepost.features.versions.Holdings`).
+    """
+    name, _, version = view_ref.partition(":")
+    rec = service._record(name, int(version[1:]) if version else None, defs)
+    view = service._view(rec, defs)
+    if not isinstance(view, FeatureView):
+        raise InvalidInput(f"{name!r} is on-demand; check the views it reads instead.")
+    vkey = f"{name}:v{rec['version']}"
+    if not service.holdings().holds(rec):  # else every sampled value would agree: none
+        raise service.holdings().refusal(rec, service.records(), [view_ref])
+    moment = now or datetime.now(UTC)
+    ekeys = service.online.sample(vkey, sample)
+    report = ConsistencyReport(
+        vkey, len(ekeys), moment.isoformat(), dict.fromkeys(view.features, 0)
+    )
+    if not ekeys:
+        return report
+    rows = [dict(zip(view.entity.join_keys, decode_key(k), strict=True)) for k in ekeys]
+    refs = [f"{vkey}:{f}" for f in view.features]
+    online = service.get_online_features(defs, refs, rows, now=moment, full_feature_names=True)
+    entity_df = pd.DataFrame(rows)
+    entity_df["__mp_at"] = pd.Timestamp(moment)
+    offline = service.get_historical_features(
+        defs, entity_df, refs, timestamp_column="__mp_at", full_feature_names=True
+    )
+    for feat in view.features:
+        col = f"{name}__{feat}"
+        for i, (a, b) in enumerate(zip(online.values[col], offline[col].tolist(), strict=True)):
+            if not _same(a, b):
+                report.mismatches[feat] += 1
+                if len(report.examples) < 10:
+                    report.examples.append(
+                        {"entity": rows[i], "feature": feat, "online": a, "offline": plain(b)}
+                    )
+    return report
+
+
+def decode_key(key: str) -> list[Any]:
+    out: list[Any] = []
+    for part in key.split("\x1f"):
+        kind, _, text = part.partition(":")
+        if kind == "s":
+            out.append(text)
+        else:
+            out.append(json.loads(text) if text not in ("True", "False") else text == "True")
+    return out
+
+
+def plain(v: Any) -> Any:
+    """A plain Python value: NumPy scalars unwrapped, NaN as None."""
+    v = v.item() if isinstance(v, np.generic) else v
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+def _same(a: Any, b: Any) -> bool:
+    a, b = plain(a), plain(b)
+    if a is None or b is None or (b is pd.NA):
+        return (a is None) == (b is None or b is pd.NA)
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    return bool(a == b)
