@@ -7,13 +7,17 @@ line with where to find help and exit 2; anything else is a bug and prints its t
 
 from __future__ import annotations
 
+import functools
 import sys
 import traceback
+from typing import Any
 
 import typer
+import typer.main
 from rich.markup import escape
 
 from milepost.cli import audit, data, deploy, experiments, features, models, roles, runs, system
+from milepost.cli._help import polish
 from milepost.cli._output import err_console
 from milepost.errors import MilepostError
 
@@ -35,6 +39,13 @@ app.add_typer(deploy.app, name="deploy")
 app.command()(deploy.serve)
 app.add_typer(roles.app, name="roles")
 app.add_typer(audit.app, name="audit")
+
+
+@functools.cache
+def command() -> Any:
+    """The command tree built from :data:`app` once, with help in Click's vocabulary
+    (``TEXT``, ``INTEGER``, flags without values; see :mod:`milepost.cli._help`)."""
+    return polish(typer.main.get_command(app))
 
 
 @app.command()
@@ -82,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``milepost`` console script."""
     usage_errors = _usage_errors()
     try:
-        result = app(args=argv, standalone_mode=False)
+        result = command().main(args=argv, prog_name="milepost", standalone_mode=False)
     except MilepostError as exc:
         hint = f" {exc.hint}" if exc.hint else ""
         err_console.print(f"[red]Error[/] \\[{exc.code}]: {escape(exc.message + hint)}")

@@ -18,8 +18,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 @app.command("list")
 def list_(
     object_type: Annotated[str | None, typer.Option(help="run, experiment, ...")] = None,
-    object_id: Annotated[str | None, typer.Option()] = None,
-    actor: Annotated[str | None, typer.Option()] = None,
+    object_id: Annotated[
+        str | None, typer.Option(help="One object: a run id, experiment name, model, ...")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Only events by this user.")] = None,
     action: Annotated[str | None, typer.Option(help="e.g. 'run.*'")] = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Events to show.")] = 50,
     as_json: JsonOpt = False,

@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ExperimentArg = Annotated[str, typer.Argument(help="Experiment name or id.")]
 
 
 @app.command("list")
@@ -42,7 +43,7 @@ def list_(
 
 @app.command()
 def create(
-    name: str,
+    name: Annotated[str, typer.Argument(help="Name of the new experiment.")],
     description: Annotated[str | None, typer.Option(help="What the experiment is for.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -55,7 +56,10 @@ def create(
 
 
 @app.command()
-def rename(experiment: str, new_name: str) -> None:
+def rename(
+    experiment: ExperimentArg,
+    new_name: Annotated[str, typer.Argument(help="Its new name.")],
+) -> None:
     """Rename an experiment (by name or id)."""
     e = get_runtime().tracking.rename_experiment(experiment, new_name)
     console.print(f"Experiment {e.experiment_id} is now {e.name!r}.")
@@ -63,7 +67,7 @@ def rename(experiment: str, new_name: str) -> None:
 
 @app.command()
 def delete(
-    experiment: str,
+    experiment: ExperimentArg,
     reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
 ) -> None:
     """Delete an experiment (soft: its runs stay readable; restore undoes it)."""
@@ -72,7 +76,7 @@ def delete(
 
 
 @app.command()
-def restore(experiment: str) -> None:
+def restore(experiment: ExperimentArg) -> None:
     """Restore a deleted experiment."""
     e = get_runtime().tracking.restore_experiment(experiment)
     console.print(f"Restored experiment {e.name!r} (id {e.experiment_id}).")

@@ -15,8 +15,12 @@ app = typer.Typer(
 )
 
 
+UserArg = Annotated[str, typer.Argument(help="The user, as Milepost records them (MILEPOST_USER).")]
+RoleArg = Annotated[str, typer.Argument(help="approver or admin.")]
+
+
 @app.command()
-def grant(user: str, role: str) -> None:
+def grant(user: UserArg, role: RoleArg) -> None:
     """Give USER a ROLE (needs admin; the very first grant also makes its granter admin)."""
     rt = get_runtime()
     for actor, granted in rt.roles.grant(user, role):
@@ -27,7 +31,7 @@ def grant(user: str, role: str) -> None:
 
 
 @app.command()
-def revoke(user: str, role: str) -> None:
+def revoke(user: UserArg, role: RoleArg) -> None:
     """Take ROLE away from USER (needs admin; the last admin cannot be revoked)."""
     get_runtime().roles.revoke(user, role)
     console.print(f"{user} no longer holds {role}.")

@@ -15,6 +15,9 @@ from milepost.tracking.models import Run
 app = typer.Typer(help="List, show, compare and manage runs.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+RunIdArg = Annotated[
+    str, typer.Argument(help="Run id, or its first characters (as `runs list` prints them).")
+]
 
 
 def _status(run: Run) -> str:
@@ -84,7 +87,7 @@ def _resolve(run_id: str) -> Run:
 
 
 @app.command()
-def show(run_id: str, as_json: JsonOpt = False) -> None:
+def show(run_id: RunIdArg, as_json: JsonOpt = False) -> None:
     """Show one run: attributes, params, metrics, tags, environment, artifacts."""
     tracking = get_runtime().tracking
     run = _resolve(run_id)
@@ -135,7 +138,12 @@ def show(run_id: str, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def compare(run_ids: list[str], as_json: JsonOpt = False) -> None:
+def compare(
+    run_ids: Annotated[
+        list[str], typer.Argument(help="Two or more run ids (or their first characters).")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
     """Compare runs side by side; rows that differ are highlighted."""
     runs = [_resolve(r) for r in run_ids]
     rows: list[tuple[str, list[str]]] = []
@@ -158,7 +166,7 @@ def compare(run_ids: list[str], as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def delete(run_id: str) -> None:
+def delete(run_id: RunIdArg) -> None:
     """Delete a run (soft; `runs restore` undoes it)."""
     run = _resolve(run_id)
     get_runtime().tracking.delete_run(run.run_id)
@@ -166,7 +174,9 @@ def delete(run_id: str) -> None:
 
 
 @app.command()
-def restore(run_id: str) -> None:
+def restore(
+    run_id: Annotated[str, typer.Argument(help="The deleted run's full id (32 characters).")],
+) -> None:
     """Restore a deleted run."""
     get_runtime().tracking.restore_run(run_id)
     console.print(f"Restored run {run_id}.")
@@ -174,7 +184,7 @@ def restore(run_id: str) -> None:
 
 @app.command()
 def download(
-    run_id: str,
+    run_id: RunIdArg,
     path: Annotated[str, typer.Option(help="Artifact path or directory; default all.")] = "",
     dst: Annotated[Path, typer.Option(help="Local directory.")] = Path("."),
 ) -> None:
