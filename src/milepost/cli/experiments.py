@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from milepost._context import get_runtime
-from milepost.cli._output import console, emit_json, fmt_time
+from milepost.cli._output import Col, console, emit_json, fit_table, fmt_time
 
 app = typer.Typer(
     help="Create, list, rename, delete and restore experiments.", no_args_is_help=True
@@ -28,17 +27,26 @@ def list_(
     if as_json:
         emit_json([e.to_dict() for e in experiments])
         return
-    table = Table("id", "name", "stage", "created by", "created (UTC)", "description")
-    for e in experiments:
-        table.add_row(
+    rows = [
+        [
             str(e.experiment_id),
             e.name,
             e.lifecycle_stage,
             e.created_by,
             fmt_time(e.created_at),
             e.description or "",
-        )
-    console.print(table)
+        ]
+        for e in experiments
+    ]
+    columns = [
+        Col("id", justify="right"),
+        "name",
+        "stage",
+        "created by",
+        Col("created (UTC)", wrap=True),
+        Col("description", wrap=True),
+    ]
+    console.print(fit_table(columns, rows)[0])
 
 
 @app.command()
