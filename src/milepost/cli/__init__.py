@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import sys
 import traceback
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 import typer.main
@@ -50,14 +51,25 @@ def command() -> Any:
 
 @app.command()
 def demo(
-    rows: int = typer.Option(
-        5000, min=500, max=1_000_000, help="Customers in the generated dataset."
-    ),
+    rows: Annotated[
+        int, typer.Option(min=500, max=1_000_000, help="Customers in the generated dataset.")
+    ] = 5000,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            help="An empty or new directory for this run's stores (default: a new directory "
+            "under ./.milepost-demo/ each run).",
+        ),
+    ] = None,
 ) -> None:
-    """Run the whole Milepost loop on the embedded default, explaining each step."""
+    """Run the whole Milepost loop on the embedded default, explaining each step.
+
+    Each run starts from an empty home, so it tells the same story every time; the last
+    lines say how to point the next `milepost` commands at it.
+    """
     from milepost.demo.run import run_demo
 
-    run_demo(rows=rows)
+    run_demo(rows=rows, home=home)
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

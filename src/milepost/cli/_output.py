@@ -50,6 +50,10 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
+#: A rule under the header, no vertical rules: the columns get the width.
+_STYLE: dict[str, Any] = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False}
+
+
 @dataclass(frozen=True)
 class Col:
     """A column of :func:`fit_table`.
@@ -133,7 +137,7 @@ def fit_table(
             )
             for i, c in enumerate(cols[:keep])
         ),
-        **({"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False} | kwargs),
+        **(_STYLE | kwargs),
     )
     for i, row in enumerate(rows):
         table.add_row(*row[:keep], style=styles[i] if styles else None)

@@ -44,7 +44,7 @@ def list_(
         ]
         for e in events
     ]
-    columns = [
+    columns: list[Col | str] = [
         Col("seq", justify="right"),
         "time (UTC)",
         "actor",

@@ -38,7 +38,7 @@ def list_(
         ]
         for e in experiments
     ]
-    columns = [
+    columns: list[Col | str] = [
         Col("id", justify="right"),
         "name",
         "stage",
