@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from milepost._records import record_dict
 from milepost.errors import BackendUnavailable, InvalidInput, NotFound, did_you_mean, mask_uri
 from milepost.features import materialize as materialize_mod
 from milepost.features import online as online_mod
@@ -69,6 +70,15 @@ class OnlineResponse:
         """``{feature: [value per entity row]}``."""
         return dict(self.values)
 
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for statuses in self.statuses.values():
+            for status in statuses:
+                counts[status] = counts.get(status, 0) + 1
+        rows = len(next(iter(self.values.values()), []))
+        seen = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        return f"OnlineResponse({len(self.features)} features x {rows} rows: {seen or 'empty'})"
+
     def to_df(self) -> pd.DataFrame:
         """One row per entity row, one column per feature."""
         return pd.DataFrame(self.values, columns=self.features)
@@ -95,15 +105,13 @@ class ConsistencyReport:
         return not any(self.mismatches.values())
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "view": self.view,
-            "checked": self.checked,
-            "at": self.at,
-            "ok": self.ok,
-            "mismatches": self.mismatches,
-            "examples": self.examples,
-        }
+        """A JSON-ready dict (with ``ok``)."""
+        return record_dict(self, extra={"ok": self.ok})
+
+    def __repr__(self) -> str:
+        bad = sum(self.mismatches.values())
+        verdict = "consistent" if self.ok else f"{bad} mismatches"
+        return f"ConsistencyReport({self.view}: {self.checked} checked, {verdict})"
 
 
 class ServingReader:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from milepost._records import record_dict, short
 from milepost.errors import InvalidInput, MilepostError, did_you_mean
 from milepost.evaluation.metrics import HIGHER_IS_BETTER, LOWER_IS_BETTER
 
@@ -77,15 +78,10 @@ class GateResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "status": self.status,
-            "message": self.message,
-            "details": self.details,
-            "evaluated_by": self.evaluated_by,
-            "at": self.at,
-        }
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        return f"GateResult({self.name!r} {self.status}: {short(self.message)})"
 
 
 @dataclass
