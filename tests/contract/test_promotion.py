@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,9 @@ def test_evaluate_stores_metrics_and_slices(registered: dict[str, Any]) -> None:
     assert result.task == "classification" and result.num_rows == 1000
     assert set(result.metrics) == {
         "accuracy",
+        "balanced_accuracy",
+        "base_rate",
+        "pr_auc",
         "precision",
         "recall",
         "f1",
@@ -83,11 +87,19 @@ def test_first_production_uses_the_threshold_then_the_baseline(registered: dict[
     assert req.status == "completed"
     metric_gate = req.gates[0]
     assert metric_gate.passed and "threshold" in metric_gate.message
+    # skill on an imbalanced label reads against the base rate: both are in the message
+    first = milepost.get_runtime().evaluation.for_version("models:/churn/1")[0]
+    assert first.eval_id == metric_gate.details["candidate_eval"]
+    assert (
+        f"pr_auc {first.metrics['pr_auc']:.4f}, base rate {first.metrics['base_rate']:.3f}"
+        in metric_gate.message
+    )
     assert req.gates[1].passed and "churn.train@1" in req.gates[1].message
     req = c.promote("churn", 2, "Production", reason="better AUC")
     assert req.status == "completed" and req.baseline_version == 1
     details = req.gates[0].details
     assert details["baseline_version"] == 1 and details["improvement"] >= 0.01
+    assert re.search(r"pr_auc \d\.\d{4} vs \d\.\d{4}, base rate 0\.\d{3}$", req.gates[0].message)
     assert c.get_model_version("models:/churn/Production").version == 2
     stage_event = c.audit_events(action="model_version.stage")[0]
     assert stage_event.after["gates"][0]["status"] == "passed"

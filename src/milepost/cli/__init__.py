@@ -7,13 +7,18 @@ line with where to find help and exit 2; anything else is a bug and prints its t
 
 from __future__ import annotations
 
+import functools
 import sys
 import traceback
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+import typer.main
 from rich.markup import escape
 
 from milepost.cli import audit, data, deploy, experiments, features, models, roles, runs, system
+from milepost.cli._help import polish
 from milepost.cli._output import err_console
 from milepost.errors import MilepostError
 
@@ -37,16 +42,34 @@ app.add_typer(roles.app, name="roles")
 app.add_typer(audit.app, name="audit")
 
 
+@functools.cache
+def command() -> Any:
+    """The command tree built from :data:`app` once, with help in Click's vocabulary
+    (``TEXT``, ``INTEGER``, flags without values; see :mod:`milepost.cli._help`)."""
+    return polish(typer.main.get_command(app))
+
+
 @app.command()
 def demo(
-    rows: int = typer.Option(
-        5000, min=500, max=1_000_000, help="Customers in the generated dataset."
-    ),
+    rows: Annotated[
+        int, typer.Option(min=500, max=1_000_000, help="Customers in the generated dataset.")
+    ] = 5000,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            help="An empty or new directory for this run's stores (default: a new directory "
+            "under ./.milepost-demo/ each run).",
+        ),
+    ] = None,
 ) -> None:
-    """Run the whole Milepost loop on the embedded default, explaining each step."""
+    """Run the whole Milepost loop on the embedded default, explaining each step.
+
+    Each run starts from an empty home, so it tells the same story every time; the last
+    lines say how to point the next `milepost` commands at it.
+    """
     from milepost.demo.run import run_demo
 
-    run_demo(rows=rows)
+    run_demo(rows=rows, home=home)
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:
@@ -82,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``milepost`` console script."""
     usage_errors = _usage_errors()
     try:
-        result = app(args=argv, standalone_mode=False)
+        result = command().main(args=argv, prog_name="milepost", standalone_mode=False)
     except MilepostError as exc:
         hint = f" {exc.hint}" if exc.hint else ""
         err_console.print(f"[red]Error[/] \\[{exc.code}]: {escape(exc.message + hint)}")

@@ -17,3 +17,9 @@ PortOpt = Annotated[
     int, typer.Option(min=0, max=65535, help="TCP port to listen on (0 picks a free one).")
 ]
 ReplicasArg = Annotated[int, typer.Argument(min=1, max=256, help="Replicas per host (1-256).")]
+EndpointArg = Annotated[str, typer.Argument(help="Endpoint name.")]
+ModelNameArg = Annotated[str, typer.Argument(help="Registered model name.")]
+RequestArg = Annotated[
+    str, typer.Argument(help="Promotion request id, or its first characters (`models requests`).")
+]
+ReasonOpt = Annotated[str | None, typer.Option(help="Why (recorded in the audit trail).")]

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from milepost._context import get_runtime
-from milepost.cli._output import console, emit_json, fmt_time
+from milepost.cli._output import Col, console, emit_json, fit_table, fmt_time
 
 app = typer.Typer(help="Read and verify the tamper-evident audit trail.", no_args_is_help=True)
 
@@ -18,8 +17,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 @app.command("list")
 def list_(
     object_type: Annotated[str | None, typer.Option(help="run, experiment, ...")] = None,
-    object_id: Annotated[str | None, typer.Option()] = None,
-    actor: Annotated[str | None, typer.Option()] = None,
+    object_id: Annotated[
+        str | None, typer.Option(help="One object: a run id, experiment name, model, ...")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Only events by this user.")] = None,
     action: Annotated[str | None, typer.Option(help="e.g. 'run.*'")] = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Events to show.")] = 50,
     as_json: JsonOpt = False,
@@ -31,18 +32,31 @@ def list_(
     if as_json:
         emit_json([e.to_dict() for e in events])
         return
-    table = Table("seq", "time (UTC)", "actor", "action", "object", "reason", "hash")
-    for e in events:
-        table.add_row(
+    rows = [
+        [
             str(e.seq),
-            fmt_time(e.time),
+            fmt_time(e.time).replace(" ", "\n"),  # date over time: the column is narrow
             e.actor,
             e.action,
-            f"{e.object_type} {e.object_id}",
+            f"{e.object_type}\n{e.object_id[:12] if e.object_type == 'run' else e.object_id}",
             e.reason or "",
             e.hash[:12],
-        )
+        ]
+        for e in events
+    ]
+    columns: list[Col | str] = [
+        Col("seq", justify="right"),
+        "time (UTC)",
+        "actor",
+        "action",
+        "object",
+        Col("reason", wrap=True),
+        "hash",
+    ]
+    table, hidden = fit_table(columns, rows, optional=1)
     console.print(table)
+    if hidden:
+        console.print("(hashes: a wider terminal, --json or `milepost audit verify`)")
 
 
 @app.command()

@@ -27,7 +27,7 @@ def _summary(v: DatasetVersion) -> str:
 
 @app.command()
 def add(
-    name: str,
+    name: Annotated[str, typer.Argument(help="Dataset name, e.g. customers.")],
     paths: Annotated[list[str], typer.Argument(help="Parquet/CSV files, directories or globs.")],
     description: Annotated[str | None, typer.Option(help="What this version is.")] = None,
     as_json: JsonOpt = False,
@@ -154,7 +154,11 @@ def _distinct(p: dict[str, Any]) -> str:
 
 
 @app.command()
-def diff(a: str, b: str, as_json: JsonOpt = False) -> None:
+def diff(
+    a: Annotated[str, typer.Argument(help="The older version, e.g. customers@1.")],
+    b: Annotated[str, typer.Argument(help="The newer version, e.g. customers@2.")],
+    as_json: JsonOpt = False,
+) -> None:
     """Compare two versions: schema changes, row count, per-column statistics."""
     d = get_runtime().data.diff(a, b)
     if as_json:

@@ -9,7 +9,14 @@ from rich.table import Table
 
 from milepost._context import get_runtime
 from milepost.cli._output import console, emit_json, fmt_time, fmt_value
-from milepost.cli._params import MAX_INT64, PortOpt, ReplicasArg, VersionArg
+from milepost.cli._params import (
+    MAX_INT64,
+    EndpointArg,
+    PortOpt,
+    ReasonOpt,
+    ReplicasArg,
+    VersionArg,
+)
 from milepost.errors import InvalidInput
 from milepost.serving.service import describe
 from milepost.serving.spec import CanaryPolicy, EndpointSpec
@@ -34,7 +41,7 @@ def _done(spec: EndpointSpec, what: str, as_json: bool) -> None:
 
 @app.command()
 def create(
-    endpoint: str,
+    endpoint: EndpointArg,
     model: Annotated[str, typer.Option("--model", help="Registered model to serve.")],
     version: Annotated[
         int | None,
@@ -67,7 +74,7 @@ def list_(as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def status(endpoint: str, as_json: JsonOpt = False) -> None:
+def status(endpoint: EndpointArg, as_json: JsonOpt = False) -> None:
     """Variants, the rollout in progress, per-variant traffic, errors and latency, events."""
     data = get_runtime().serving.status(endpoint)
     if as_json:
@@ -109,23 +116,21 @@ def status(endpoint: str, as_json: JsonOpt = False) -> None:
 
 @app.command("blue-green")
 def blue_green(
-    endpoint: str, version: VersionArg, model: ModelOpt = None, as_json: JsonOpt = False
+    endpoint: EndpointArg, version: VersionArg, model: ModelOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Load VERSION beside the primary with no traffic (then `switch`, `rollback`, `finalize`)."""
     _done(get_runtime().serving.blue_green(endpoint, version, model=model), "Preview", as_json)
 
 
 @app.command()
-def switch(
-    endpoint: str, reason: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False
-) -> None:
+def switch(endpoint: EndpointArg, reason: ReasonOpt = None, as_json: JsonOpt = False) -> None:
     """Blue/green: move all traffic to the new version at once (the old one stays warm)."""
     _done(get_runtime().serving.switch(endpoint, reason=reason), "Switched", as_json)
 
 
 @app.command()
 def canary(
-    endpoint: str,
+    endpoint: EndpointArg,
     version: VersionArg,
     model: ModelOpt = None,
     steps: Annotated[str, typer.Option(help="Traffic percent per step.")] = "5,25,50,100",
@@ -168,7 +173,7 @@ def canary(
 
 @app.command()
 def shadow(
-    endpoint: str,
+    endpoint: EndpointArg,
     version: VersionArg,
     model: ModelOpt = None,
     share: Annotated[float, typer.Option(help="Fraction of requests mirrored.")] = 1.0,
@@ -182,42 +187,38 @@ def shadow(
 
 @app.command()
 def rolling(
-    endpoint: str, version: VersionArg, model: ModelOpt = None, as_json: JsonOpt = False
+    endpoint: EndpointArg, version: VersionArg, model: ModelOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Replace replicas one at a time with VERSION (each host's `milepost serve` does it)."""
     _done(get_runtime().serving.rolling(endpoint, version, model=model), "Rolling update", as_json)
 
 
 @app.command()
-def promote(
-    endpoint: str, reason: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False
-) -> None:
+def promote(endpoint: EndpointArg, reason: ReasonOpt = None, as_json: JsonOpt = False) -> None:
     """Canary: next step now (at the last, make it primary). Shadow: turn it into a canary."""
     _done(get_runtime().serving.promote(endpoint, reason=reason), "Promoted", as_json)
 
 
 @app.command()
-def rollback(
-    endpoint: str, reason: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False
-) -> None:
+def rollback(endpoint: EndpointArg, reason: ReasonOpt = None, as_json: JsonOpt = False) -> None:
     """Back to the previous version, instantly."""
     _done(get_runtime().serving.rollback(endpoint, reason=reason), "Rolled back", as_json)
 
 
 @app.command()
-def finalize(endpoint: str, as_json: JsonOpt = False) -> None:
+def finalize(endpoint: EndpointArg, as_json: JsonOpt = False) -> None:
     """Retire the previous version kept for rollback."""
     _done(get_runtime().serving.finalize(endpoint), "Finalized", as_json)
 
 
 @app.command()
-def scale(endpoint: str, replicas: ReplicasArg, as_json: JsonOpt = False) -> None:
+def scale(endpoint: EndpointArg, replicas: ReplicasArg, as_json: JsonOpt = False) -> None:
     """Set the replica count per host."""
     _done(get_runtime().serving.set_replicas(endpoint, replicas), "Scaled", as_json)
 
 
 def serve(
-    endpoint: str,
+    endpoint: EndpointArg,
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     port: PortOpt = 8080,
     replicas: Annotated[

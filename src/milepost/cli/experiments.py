@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from milepost._context import get_runtime
-from milepost.cli._output import console, emit_json, fmt_time
+from milepost.cli._output import Col, console, emit_json, fit_table, fmt_time
 
 app = typer.Typer(
     help="Create, list, rename, delete and restore experiments.", no_args_is_help=True
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ExperimentArg = Annotated[str, typer.Argument(help="Experiment name or id.")]
 
 
 @app.command("list")
@@ -27,22 +27,31 @@ def list_(
     if as_json:
         emit_json([e.to_dict() for e in experiments])
         return
-    table = Table("id", "name", "stage", "created by", "created (UTC)", "description")
-    for e in experiments:
-        table.add_row(
+    rows = [
+        [
             str(e.experiment_id),
             e.name,
             e.lifecycle_stage,
             e.created_by,
             fmt_time(e.created_at),
             e.description or "",
-        )
-    console.print(table)
+        ]
+        for e in experiments
+    ]
+    columns: list[Col | str] = [
+        Col("id", justify="right"),
+        "name",
+        "stage",
+        "created by",
+        Col("created (UTC)", wrap=True),
+        Col("description", wrap=True),
+    ]
+    console.print(fit_table(columns, rows)[0])
 
 
 @app.command()
 def create(
-    name: str,
+    name: Annotated[str, typer.Argument(help="Name of the new experiment.")],
     description: Annotated[str | None, typer.Option(help="What the experiment is for.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -55,7 +64,10 @@ def create(
 
 
 @app.command()
-def rename(experiment: str, new_name: str) -> None:
+def rename(
+    experiment: ExperimentArg,
+    new_name: Annotated[str, typer.Argument(help="Its new name.")],
+) -> None:
     """Rename an experiment (by name or id)."""
     e = get_runtime().tracking.rename_experiment(experiment, new_name)
     console.print(f"Experiment {e.experiment_id} is now {e.name!r}.")
@@ -63,7 +75,7 @@ def rename(experiment: str, new_name: str) -> None:
 
 @app.command()
 def delete(
-    experiment: str,
+    experiment: ExperimentArg,
     reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
 ) -> None:
     """Delete an experiment (soft: its runs stay readable; restore undoes it)."""
@@ -72,7 +84,7 @@ def delete(
 
 
 @app.command()
-def restore(experiment: str) -> None:
+def restore(experiment: ExperimentArg) -> None:
     """Restore a deleted experiment."""
     e = get_runtime().tracking.restore_experiment(experiment)
     console.print(f"Restored experiment {e.name!r} (id {e.experiment_id}).")

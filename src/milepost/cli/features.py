@@ -269,38 +269,32 @@ def serve(
     """Serve online features over HTTP (POST /v1/features/online)."""
     import os
 
-    import uvicorn
-
     from milepost.server.connections import ConnectionLimits, protocol
     from milepost.server.features import REPO_ENV, create_app
+    from milepost.server.listen import listen, run_uvicorn
 
     store = FeatureStore(repo)  # fails here, once, on bad definitions
     # header/body deadlines and a connection limit per worker (the http_* settings)
     guarded = protocol(ConnectionLimits.from_settings(get_runtime().settings))
+    sock = listen(host, port)  # a port in use fails here, before the line below
+    port = sock.getsockname()[1]
     console.print(f"Feature server on http://{host}:{port} ({len(store.definitions.views)} views)")
-    if workers > 1:  # uvicorn's worker processes build the app from an import string
-        if repo is not None:  # else each worker resolves the settings' feature_repo
-            os.environ[REPO_ENV] = str(repo)
-        uvicorn.run(
-            "milepost.server.features:app_from_env",
-            factory=True,
-            interface="asgi3",
-            host=host,
-            port=port,
-            workers=workers,
-            http=guarded,
-            ws="none",
-            log_level="warning",
-            access_log=False,
-        )
-        return
-    uvicorn.run(
-        create_app(store),
-        interface="asgi3",
-        host=host,
-        port=port,
-        http=guarded,
-        ws="none",
-        log_level="warning",
-        access_log=False,
-    )
+    options: dict[str, object] = {
+        "interface": "asgi3",
+        "http": guarded,
+        "ws": "none",
+        "log_level": "warning",
+        "access_log": False,
+    }
+    try:
+        if workers > 1:  # uvicorn's worker processes build the app from an import string
+            if repo is not None:  # else each worker resolves the settings' feature_repo
+                os.environ[REPO_ENV] = str(repo)
+            options["factory"] = True
+            run_uvicorn(
+                sock, "milepost.server.features:app_from_env", workers=workers, options=options
+            )
+        else:
+            run_uvicorn(sock, create_app(store), options=options)
+    finally:
+        sock.close()

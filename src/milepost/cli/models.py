@@ -12,7 +12,7 @@ from rich.table import Table
 
 from milepost._context import get_runtime
 from milepost.cli._output import console, emit_json, fmt_time, fmt_value
-from milepost.cli._params import MAX_INT64, VersionArg
+from milepost.cli._params import MAX_INT64, ModelNameArg, ReasonOpt, RequestArg, VersionArg
 from milepost.errors import GateFailed, InvalidInput
 from milepost.promotion.gates import GateResult
 from milepost.promotion.service import PromotionRequest
@@ -87,7 +87,7 @@ def _versions_table(name: str) -> Table:
 
 
 @app.command()
-def versions(name: str, as_json: JsonOpt = False) -> None:
+def versions(name: ModelNameArg, as_json: JsonOpt = False) -> None:
     """List a model's versions."""
     if as_json:
         emit_json([v.to_dict() for v in get_runtime().models.versions(name)])
@@ -97,7 +97,7 @@ def versions(name: str, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def show(
-    name: str,
+    name: ModelNameArg,
     version: Annotated[
         int | None, typer.Argument(min=1, max=MAX_INT64, help="A version; default: the model.")
     ] = None,
@@ -198,7 +198,7 @@ def _print_request(req: PromotionRequest) -> None:
 
 @app.command()
 def promote(
-    name: str,
+    name: ModelNameArg,
     version: VersionArg,
     to: Annotated[str, typer.Option("--to", help="Staging or Production.")],
     reason: Annotated[str | None, typer.Option(help="Why (recorded in the history).")] = None,
@@ -221,18 +221,14 @@ def promote(
 
 
 @app.command()
-def approve(
-    request: str, reason: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False
-) -> None:
+def approve(request: RequestArg, reason: ReasonOpt = None, as_json: JsonOpt = False) -> None:
     """Approve a promotion request (needs the approval gate's role)."""
     req = get_runtime().promotion.approve(request, reason=reason)
     emit_json(req.to_dict()) if as_json else _print_request(req)
 
 
 @app.command()
-def reject(
-    request: str, reason: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False
-) -> None:
+def reject(request: RequestArg, reason: ReasonOpt = None, as_json: JsonOpt = False) -> None:
     """Reject a promotion request."""
     req = get_runtime().promotion.reject(request, reason=reason)
     emit_json(req.to_dict()) if as_json else _print_request(req)
@@ -243,7 +239,7 @@ def requests(
     status: Annotated[
         str, typer.Option(help="pending_approval, completed, refused, rejected, stale or all.")
     ] = "pending_approval",
-    model: Annotated[str | None, typer.Option()] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model's requests.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List promotion requests (by default the ones awaiting approval)."""
@@ -271,9 +267,7 @@ def requests(
 
 
 @app.command()
-def archive(
-    name: str, version: VersionArg, reason: Annotated[str | None, typer.Option()] = None
-) -> None:
+def archive(name: ModelNameArg, version: VersionArg, reason: ReasonOpt = None) -> None:
     """Archive a version (always allowed; audited)."""
     get_runtime().models.archive(name, version, reason=reason)
     console.print(f"{name} v{version} archived.")
@@ -281,8 +275,8 @@ def archive(
 
 @app.command()
 def alias(
-    name: str,
-    alias: str,
+    name: ModelNameArg,
+    alias: Annotated[str, typer.Argument(help="Alias name, e.g. champion.")],
     version: Annotated[
         int | None, typer.Argument(min=1, max=MAX_INT64, help="Version to point at.")
     ] = None,
@@ -312,7 +306,7 @@ def _parse_time(text: str) -> datetime:
 
 @app.command()
 def history(
-    name: str,
+    name: ModelNameArg,
     at: Annotated[
         str | None,
         typer.Option(help="Which version was in Production at this time (ISO, UTC by default)?"),
@@ -390,7 +384,7 @@ def evaluate(
 
 @app.command()
 def policy(
-    name: str,
+    name: ModelNameArg,
     set_: Annotated[Path | None, typer.Option("--set", help="A policy YAML file.")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the policy.")] = False,
     as_json: JsonOpt = False,

@@ -5,18 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from milepost._context import get_runtime
-from milepost.cli._output import console, emit_json, fmt_time
+from milepost.cli._output import Col, console, emit_json, fit_table, fmt_time
 
 app = typer.Typer(
     help="Who may approve promotions (approver) and manage roles (admin).", no_args_is_help=True
 )
 
 
+UserArg = Annotated[str, typer.Argument(help="The user, as Milepost records them (MILEPOST_USER).")]
+RoleArg = Annotated[str, typer.Argument(help="approver or admin.")]
+
+
 @app.command()
-def grant(user: str, role: str) -> None:
+def grant(user: UserArg, role: RoleArg) -> None:
     """Give USER a ROLE (needs admin; the very first grant also makes its granter admin)."""
     rt = get_runtime()
     for actor, granted in rt.roles.grant(user, role):
@@ -27,7 +30,7 @@ def grant(user: str, role: str) -> None:
 
 
 @app.command()
-def revoke(user: str, role: str) -> None:
+def revoke(user: UserArg, role: RoleArg) -> None:
     """Take ROLE away from USER (needs admin; the last admin cannot be revoked)."""
     get_runtime().roles.revoke(user, role)
     console.print(f"{user} no longer holds {role}.")
@@ -42,7 +45,5 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
             [{"user": a, "role": r, "granted_by": g, "granted_at": t} for a, r, g, t in grants]
         )
         return
-    table = Table("user", "role", "granted by", "when (UTC)")
-    for a, r, g, t in grants:
-        table.add_row(a, r, g, fmt_time(t))
-    console.print(table)
+    rows = [[a, r, g, fmt_time(t)] for a, r, g, t in grants]
+    console.print(fit_table(["user", "role", "granted by", Col("when (UTC)", wrap=True)], rows)[0])

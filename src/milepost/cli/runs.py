@@ -6,15 +6,25 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Column, Table
 
 from milepost._context import get_runtime
-from milepost.cli._output import STATUS_STYLE, console, emit_json, fmt_time, fmt_value
+from milepost.cli._output import (
+    STATUS_STYLE,
+    Col,
+    console,
+    emit_json,
+    fit_table,
+    fmt_time,
+    fmt_value,
+)
 from milepost.tracking.models import Run
 
 app = typer.Typer(help="List, show, compare and manage runs.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+RunIdArg = Annotated[
+    str, typer.Argument(help="Run id, or its first characters (as `runs list` prints them).")
+]
 
 
 def _status(run: Run) -> str:
@@ -53,21 +63,50 @@ def list_(
     present = sorted({k for r in page for k in r.metrics})
     metric_keys = [k for k in wanted if k in present]
     metric_keys += [k for k in present if k not in metric_keys]
-    metric_keys = metric_keys[:3]
-    table = Table("name", "exp", "status", "started", *metric_keys)
-    table.columns.insert(0, Column("run id", no_wrap=True, min_width=12))
-    for r in page:
-        table.add_row(
+    names = _experiment_names()
+    experiments = {names.get(r.experiment_id, str(r.experiment_id)) for r in page}
+    one = len(experiments) == 1  # then it goes above the table, not in every row
+    rows = [
+        [
             r.run_id[:12],
             r.name,
-            str(r.experiment_id),
+            *([] if one else [names.get(r.experiment_id, str(r.experiment_id))]),
             _status(r),
             fmt_time(r.start_time)[5:16],
             *(f"{r.metrics[k]:.4g}" if k in r.metrics else "" for k in metric_keys),
-        )
+        ]
+        for r in page
+    ]
+    metric_cols = [Col(k, justify="right") for k in metric_keys]
+    ordered = 1 if wanted and metric_keys and metric_keys[0] == wanted[0] else 0
+    table, hidden = fit_table(
+        [
+            "run id",
+            Col("name", wrap=True),
+            *([] if one else [Col("experiment", wrap=True)]),
+            "status",
+            "started (UTC)",
+            *metric_cols,
+        ],
+        rows,
+        optional=len(metric_cols) - ordered,  # the metric runs are ordered by stays
+    )
+    if one and page:
+        console.print(f"experiment {experiments.pop()}")
     console.print(table)
+    if hidden:
+        console.print(
+            f"{hidden} more metric(s): -o 'metrics.NAME DESC' shows NAME first; "
+            "`runs show ID` shows all."
+        )
     if page.token:
         console.print(f"More runs: --page-token {page.token}")
+
+
+def _experiment_names() -> dict[int, str]:
+    """Experiment id -> name, deleted experiments included (their runs stay readable)."""
+    experiments = get_runtime().tracking.list_experiments(include_deleted=True)
+    return {e.experiment_id: e.name for e in experiments}
 
 
 def _resolve(run_id: str) -> Run:
@@ -84,7 +123,7 @@ def _resolve(run_id: str) -> Run:
 
 
 @app.command()
-def show(run_id: str, as_json: JsonOpt = False) -> None:
+def show(run_id: RunIdArg, as_json: JsonOpt = False) -> None:
     """Show one run: attributes, params, metrics, tags, environment, artifacts."""
     tracking = get_runtime().tracking
     run = _resolve(run_id)
@@ -100,7 +139,8 @@ def show(run_id: str, as_json: JsonOpt = False) -> None:
         return
     console.print(f"[bold]{run.name}[/]  {run.run_id}  {_status(run)}")
     console.print(
-        f"experiment {run.experiment_id} · user {run.user} · started {fmt_time(run.start_time)}"
+        f"experiment {_experiment_names().get(run.experiment_id, run.experiment_id)} · user "
+        f"{run.user} · started {fmt_time(run.start_time)}"
         f" · ended {fmt_time(run.end_time)}"
         + (f" · parent {run.parent_run_id}" if run.parent_run_id else "")
     )
@@ -115,19 +155,25 @@ def show(run_id: str, as_json: JsonOpt = False) -> None:
         )
     for title, values in (("params", run.params), ("metrics", run.metrics), ("tags", run.tags)):
         if values:
-            table = Table("key", "value", title=title, title_justify="left")
-            for k, v in values.items():
-                table.add_row(k, fmt_value(v))
+            rows = [[k, fmt_value(v)] for k, v in values.items()]
+            table, _ = fit_table(
+                ["key", Col("value", wrap=True)], rows, title=title, title_justify="left"
+            )
             console.print(table)
     if inputs:
-        table = Table("dataset", "role", "sha256", title="inputs", title_justify="left")
-        for i in inputs:
-            table.add_row(i.ref, i.role, i.content_hash[:12])
+        rows = [[i.ref, i.role, i.content_hash[:12]] for i in inputs]
+        table, _ = fit_table(
+            ["dataset", "role", "sha256"], rows, title="inputs", title_justify="left"
+        )
         console.print(table)
     if artifacts:
-        table = Table("path", "size", "sha256", title="artifacts", title_justify="left")
-        for a in artifacts:
-            table.add_row(a.path, str(a.size), a.digest[:12])
+        rows = [[a.path, f"{a.size:,}", a.digest[:12]] for a in artifacts]
+        table, _ = fit_table(
+            [Col("path", wrap=True), Col("size", justify="right"), "sha256"],
+            rows,
+            title="artifacts",
+            title_justify="left",
+        )
         console.print(table)
     if run.error:
         console.print("[red]error:[/]")
@@ -135,7 +181,12 @@ def show(run_id: str, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def compare(run_ids: list[str], as_json: JsonOpt = False) -> None:
+def compare(
+    run_ids: Annotated[
+        list[str], typer.Argument(help="Two or more run ids (or their first characters).")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
     """Compare runs side by side; rows that differ are highlighted."""
     runs = [_resolve(r) for r in run_ids]
     rows: list[tuple[str, list[str]]] = []
@@ -148,17 +199,16 @@ def compare(run_ids: list[str], as_json: JsonOpt = False) -> None:
             {"runs": [r.run_id for r in runs], "rows": {name: values for name, values in rows}}
         )
         return
-    table = Table("", *(f"{r.name}\n{r.run_id[:12]}" for r in runs))
-    table.add_row("status", *(_status(r) for r in runs))
-    for name, values in rows:
-        differs = len(set(values)) > 1
-        style = "bold yellow" if differs else None
-        table.add_row(name, *values, style=style)
+    cells = [["status", *(_status(r) for r in runs)]] + [[n, *v] for n, v in rows]
+    styles = [None] + ["bold yellow" if len(set(v)) > 1 else None for _, v in rows]
+    table, _ = fit_table(
+        ["", *(Col(f"{r.name}\n{r.run_id[:12]}", wrap=True) for r in runs)], cells, styles=styles
+    )
     console.print(table)
 
 
 @app.command()
-def delete(run_id: str) -> None:
+def delete(run_id: RunIdArg) -> None:
     """Delete a run (soft; `runs restore` undoes it)."""
     run = _resolve(run_id)
     get_runtime().tracking.delete_run(run.run_id)
@@ -166,7 +216,9 @@ def delete(run_id: str) -> None:
 
 
 @app.command()
-def restore(run_id: str) -> None:
+def restore(
+    run_id: Annotated[str, typer.Argument(help="The deleted run's full id (32 characters).")],
+) -> None:
     """Restore a deleted run."""
     get_runtime().tracking.restore_run(run_id)
     console.print(f"Restored run {run_id}.")
@@ -174,7 +226,7 @@ def restore(run_id: str) -> None:
 
 @app.command()
 def download(
-    run_id: str,
+    run_id: RunIdArg,
     path: Annotated[str, typer.Option(help="Artifact path or directory; default all.")] = "",
     dst: Annotated[Path, typer.Option(help="Local directory.")] = Path("."),
 ) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 import milepost
 from milepost._context import get_runtime
-from milepost.cli._output import console, emit_json
+from milepost.cli._output import Col, console, emit_json, fit_table
 from milepost.config import ENV_PREFIX, load_settings
 from milepost.errors import mask_uri
 
@@ -18,6 +18,13 @@ NO_AUTHENTICATION = (
     "database or set MILEPOST_USER can act as anyone (the audit trail records the user "
     "Milepost was told; the server will add tokens)."
 )
+
+#: What is in force when a setting has no value.
+UNSET = {
+    "s3_endpoint_url": "(none: the AWS endpoint of the region)",
+    "serving_token": "(none: the model server asks for no token)",
+    "trusted_types": "(none: the built-in allow-list only)",
+}
 
 db_app = typer.Typer(help="The metadata database's schema.", no_args_is_help=True)
 
@@ -34,8 +41,12 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
             "value": None if value is None else str(value),
             "source": resolved.sources.get(key, "default"),
         }
+    # the value in force, also where a default derived from another setting applies
     settings["metadata_uri"]["value"] = mask_uri(s.resolved_metadata_uri())
     settings["artifact_uri"]["value"] = s.resolved_artifact_uri()
+    settings["online_uri"]["value"] = mask_uri(s.resolved_online_uri())
+    settings["offline_uri"]["value"] = s.resolved_offline_uri()
+    settings["user"]["value"] = s.actor()
     backends: dict[str, dict[str, Any]] = {
         "metadata": {
             "dialect": rt.db.dialect,
@@ -59,18 +70,21 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
         f"[bold]Milepost {data['version']}[/] · actor {data['actor']} · project file "
         f"{data['project_file'] or '(none: defaults and environment only)'}"
     )
-    table = Table(
-        "setting",
-        "value",
-        "from",
-        title="settings (precedence: env > milepost.toml > default)",
-        title_justify="left",
-    )
+    rows = []
     for key, item in settings.items():
         origin = {"env": f"env {ENV_PREFIX}{key.upper()}", "file": "milepost.toml"}.get(
             item["source"], item["source"]
         )
-        table.add_row(key, item["value"] or "-", origin)
+        shown = item["value"] if item["value"] not in (None, "") else UNSET.get(key, "(none)")
+        if key == "user" and item["source"] == "default":
+            shown += " (the OS user)"
+        rows.append([key, escape(shown), origin])
+    table, _ = fit_table(
+        ["setting", Col("value", wrap=True), Col("from", wrap=True)],
+        rows,
+        title="settings (precedence: env > milepost.toml > default)",
+        title_justify="left",
+    )
     console.print(table)
     b = backends
     console.print(

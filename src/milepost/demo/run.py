@@ -7,6 +7,9 @@ gate, approve and promote the baseline; serve it under live traffic (features re
 server-side, SHAP explanations); promote the better model and roll it out as a canary
 that promotes itself, see a worse candidate refused and a faulty (slow) model rolled back
 automatically; check the audit trail. Each new capability adds its step here.
+
+Every run starts from an empty home (:mod:`milepost.demo.home`), so the story is the
+same each time, and ends with commands that work as typed against that home.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -35,6 +39,7 @@ from milepost.demo.data import (
     labels,
     time_split,
 )
+from milepost.demo.home import fresh_home, path_hint, point_at, use_home
 from milepost.demo.promotion import MODEL
 from milepost.demo.training import MODEL_NUMERIC, preprocess, roc_figure, scores
 from milepost.errors import MilepostError, ValidationFailed
@@ -101,14 +106,22 @@ def _features_step(console: Console, frame: pd.DataFrame) -> tuple[FeatureStore,
     )
     sample = labels(frame).tail(3)
     train = store.get_historical_features(sample, demo_features.FEATURES)
-    console.print("  point-in-time rows for the last three labels:")
+    console.print("  point-in-time rows for the last three labels (times in UTC):")
+    # whole values and headers at 80 columns: a rule under the header, no vertical rules
     table = Table(
-        "customer", "label time (UTC)", "plan", "monthly_spend", "spend_per_ticket", LABEL
+        *(
+            Column(h, no_wrap=True)
+            for h in ("customer", "label time", "plan", "monthly_spend", "spend_per_ticket")
+        ),
+        Column(LABEL, no_wrap=True),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
     )
     for _, row in train.iterrows():
         table.add_row(
             str(row.customer_id),
-            f"{row.event_timestamp:%Y-%m-%d %H:%M}",
+            f"{row.event_timestamp:%m-%d %H:%M}",
             row.plan,
             f"{row.monthly_spend:.2f}",
             f"{row.spend_per_ticket:.2f}",
@@ -166,7 +179,7 @@ def _train(
             milepost.data.validate(dataset, customer_suite(reference="customers"), strict=True)
         milepost.log_input(train, role="train")
         milepost.log_input(test, role="eval")
-        milepost.log_params({"model": name, **params, "features": ",".join(FEATURES)})
+        milepost.log_params({"model": name, **params, "features": ", ".join(FEATURES)})
         start = time.perf_counter()
         model.fit(train_df[FEATURES], train_df[LABEL])
         milepost.log_metric("fit_seconds", time.perf_counter() - start)
@@ -205,8 +218,9 @@ def _train(
             else "(ONNX twin not requested)"
         )
         console.print(
-            f"  {name}: run {run.run_id[:12]} · {train.ref} · roc_auc {metrics['roc_auc']:.3f} · "
-            f"{version.uri} {twin}, pins {len(version.feature_refs)} feature refs"
+            f"  {name}: run {run.run_id[:12]} · {train.ref} · ROC AUC {metrics['roc_auc']:.3f}, "
+            f"PR AUC {metrics['pr_auc']:.3f} · {version.uri} {twin}, pins "
+            f"{len(version.feature_refs)} feature refs"
         )
     return run.run_id, metrics, proba, version.version, test
 
@@ -229,13 +243,17 @@ def _compare_step(
         order_by=["metrics.roc_auc DESC"],
         max_results=2,
     )
-    table = Table("run", "model", "roc_auc", "accuracy", "f1", "log_loss", "brier")
+    rate = top[0].metrics["base_rate"]
+    console.print(
+        f"  on {test.ref} ({test.num_rows:,} customers, {rate:.1%} churned) a model with no "
+        f"skill scores ROC AUC 0.5, PR AUC {rate:.3f} (the base rate) and balanced accuracy "
+        f'0.5; answering "stays" every time gets accuracy {1 - rate:.3f}'
+    )
+    table = Table("run", "model", "ROC AUC", "PR AUC", "bal. acc.", "accuracy", "log loss")
+    keys = ("roc_auc", "pr_auc", "balanced_accuracy", "accuracy", "log_loss")
     for r in top:
-        m = r.metrics
         table.add_row(
-            r.run_id[:12],
-            r.params.get("model", ""),
-            *(f"{m[k]:.4f}" for k in ("roc_auc", "accuracy", "f1", "log_loss", "brier")),
+            r.run_id[:12], r.params.get("model", ""), *(f"{r.metrics[k]:.3f}" for k in keys)
         )
     console.print(table)
     history = client.get_metric_history(gb_id, "train_loss")
@@ -283,23 +301,22 @@ def _deploy_steps(
     train_labels, test_labels, test = data
     _step(console, 6, TOTAL_STEPS, "Gate, approve and promote the baseline to Production")
     promotion.set_up(console, test)
-    production = client.get_model(MODEL).production_version
-    if production is None:
-        console.print(f"  v{worse}, the weaker model, goes first: no Production model to beat")
-        if not promotion.promote(console, worse, reason="the baseline"):
-            console.print(f"  then v{best}, the stronger one:")
-            promotion.promote(console, best, reason="the baseline")
-        if client.get_model(MODEL).production_version is None:
-            raise MilepostError(
-                "Neither model passed the Production gates; the demo needs one to serve.",
-                hint="Run the demo with more rows (--rows).",
-            )
-    else:
-        console.print(f"  Production is v{production}, from an earlier run")
+    console.print(f"  v{worse}, the weaker model, goes first: no Production model to beat")
+    if not promotion.promote(console, worse, reason="the baseline"):
+        console.print(f"  then v{best}, the stronger one:")
+        promotion.promote(console, best, reason="the baseline")
+    if client.get_model(MODEL).production_version is None:
+        raise MilepostError(
+            "Neither model passed the Production gates; the demo needs one to serve.",
+            hint="Run the demo with more rows (--rows).",
+        )
 
     _step(console, 7, TOTAL_STEPS, "Serve Production: a model server, live traffic, explanations")
-    # customers whose features are online (recent enough for the views' TTL)
-    known = store.online_entities("customer_activity", 1000)
+    # customers whose features are online (recent enough for the views' TTL); all of
+    # them, in id order, so every run serves (and explains) the same customers
+    known = sorted(
+        store.online_entities("customer_activity", len(frame)), key=lambda k: k["customer_id"]
+    )
     online = store.get_online_features(demo_features.FEATURES, known)
     customers = [
         row["customer_id"]
@@ -357,16 +374,37 @@ def _deploy_steps(
     }
 
 
-def run_demo(*, rows: int = 5000, console: Console | None = None) -> dict[str, Any]:
-    """Run the demo and return what it made (run ids, scores, locations)."""
+def run_demo(
+    *, rows: int = 5000, home: Path | None = None, console: Console | None = None
+) -> dict[str, Any]:
+    """Run the demo in an empty home and return what it made (run ids, scores, locations).
+
+    Every store (metadata, artifacts, online and offline features) goes inside the home,
+    whatever the environment or ``milepost.toml`` say, and Milepost stays configured on it
+    afterwards.
+
+    Args:
+        rows: customers in the generated dataset.
+        home: an empty or new directory; default a new one under ``./.milepost-demo/``.
+        console: where the narrative goes (default the terminal).
+
+    Raises:
+        InvalidInput: ``home`` is not empty.
+    """
     console = console or Console(highlight=False)
+    home = fresh_home() if home is None else home
+    use_home(home)
     with contextlib.ExitStack() as stack:
         return _run(console, stack, rows)
 
 
 def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, Any]:
     rt = milepost.get_runtime()
-    console.print(f"[bold]Milepost demo[/] · metadata {rt.db.dialect} · artifacts {rt.blobs.uri}")
+    home = rt.settings.home
+    console.print(
+        f"[bold]Milepost demo[/] in a new home, {home}: metadata {rt.db.dialect}, artifacts, "
+        "online and offline features all inside it"
+    )
 
     _step(console, 1, TOTAL_STEPS, "Generate a customer-churn dataset (seeded, no downloads)")
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -428,18 +466,7 @@ def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, 
     status = "[green]intact[/]" if report.ok else "[red]TAMPERED[/]"
     console.print(f"  {report.checked} audit events, hash chain {status}")
 
-    console.rule("[bold]Where everything went")
-    console.print(f"  metadata:  {rt.db.uri}")
-    console.print(f"  artifacts: {rt.blobs.uri}")
-    console.print(f"  online features: {rt.settings.resolved_online_uri()}")
-    console.print(f"  prediction log: {rt.settings.home / 'predictions'}")
-    console.print("  try: milepost runs list -e churn-demo -o 'metrics.roc_auc DESC'")
-    console.print(f"       milepost runs compare {lr_id[:12]} {gb_id[:12]}")
-    console.print("       milepost data show churn.train · milepost features list")
-    console.print(f"       milepost models show {MODEL} · milepost models history {MODEL}")
-    console.print(f"       milepost deploy status {serving.ENDPOINT}")
-    console.print(f"       milepost serve {serving.ENDPOINT} --port 8080")
-    console.print("       milepost audit verify")
+    _closing(console, lr_id, gb_id)
     return {
         "runs": {"logreg": lr_id, "hgb": gb_id},
         "scores": {"logreg": lr_scores, "hgb": gb_scores},
@@ -454,4 +481,37 @@ def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, 
         },
         "serving": deployed["serving"],
         "positive_rate": float(np.mean(frame[LABEL])),
+        "home": str(rt.settings.home),
     }
+
+
+def _closing(console: Console, lr_id: str, gb_id: str) -> None:
+    """Where everything went, and commands to try that work as typed."""
+    rt = milepost.get_runtime()
+    home = rt.settings.home
+    console.rule("[bold]Where everything went")
+    console.print(f"  home:      {home}")
+    console.print(f"  metadata:  {rt.db.uri}")
+    console.print(f"  artifacts: {rt.blobs.uri}")
+    console.print(f"  online features: {rt.settings.resolved_online_uri()}")
+    console.print(f"  prediction log: {home / 'predictions'}")
+    console.print("  try, in this shell:", markup=False)
+    hint = path_hint()
+    if hint:
+        console.print(f"    # {hint}", markup=False, soft_wrap=True)
+    for line in (
+        *point_at(home),
+        "milepost runs list -e churn-demo -o 'metrics.roc_auc DESC'",
+        f"milepost runs compare {lr_id[:12]} {gb_id[:12]}",
+        "milepost data show churn.train",
+        "milepost features list",
+        f"milepost models show {MODEL}",
+        f"milepost models history {MODEL}",
+        f"milepost deploy status {serving.ENDPOINT}",
+        f"milepost serve {serving.ENDPOINT} --port 8080",
+        "milepost audit verify",
+    ):
+        console.print(f"    {line}", markup=False, soft_wrap=True)
+    console.print(
+        f"  (each run of the demo gets a new home; this one stays in {home})", soft_wrap=True
+    )

@@ -5,17 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sklearn.compose import ColumnTransformer
-from sklearn.metrics import (
-    accuracy_score,
-    brier_score_loss,
-    f1_score,
-    log_loss,
-    roc_auc_score,
-    roc_curve,
-)
+from sklearn.metrics import roc_curve
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from milepost.demo.data import CATEGORICAL, NUMERIC
+from milepost.evaluation import classification_metrics
 
 __all__ = ["MODEL_NUMERIC", "preprocess", "roc_figure", "scores"]
 
@@ -34,15 +28,11 @@ def preprocess(scale: bool, numeric: list[str] | None = None) -> ColumnTransform
 
 
 def scores(y: Any, proba: Any) -> dict[str, float]:
-    """The classification metrics the demo logs."""
+    """The metrics the demo logs: the ones promotion gates compute (ROC AUC, PR AUC,
+    balanced accuracy, ..., and the label's ``base_rate`` to read them against)."""
     pred = (proba >= 0.5).astype(int)
-    return {
-        "accuracy": float(accuracy_score(y, pred)),
-        "f1": float(f1_score(y, pred)),
-        "roc_auc": float(roc_auc_score(y, proba)),
-        "log_loss": float(log_loss(y, proba)),
-        "brier": float(brier_score_loss(y, proba)),
-    }
+    metrics = classification_metrics(y, pred, proba, classes=[0, 1])
+    return {k: v for k, v in metrics.items() if v is not None}
 
 
 def roc_figure(y: Any, curves: dict[str, Any]) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -18,7 +19,9 @@ __all__ = [
 
 Task = Literal["classification", "regression"]
 
-HIGHER_IS_BETTER = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc", "r2"})
+HIGHER_IS_BETTER = frozenset(
+    {"accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "r2"}
+)
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
 
 
@@ -34,7 +37,9 @@ def infer_task(y: Any) -> Task:
 
 def _safe(fn: Any, *args: Any, **kwargs: Any) -> float | None:
     try:
-        value = float(fn(*args, **kwargs))
+        with warnings.catch_warnings():  # ill-defined on a small slice: the value says so
+            warnings.simplefilter("ignore")
+            value = float(fn(*args, **kwargs))
     except ValueError:  # e.g. ROC AUC on a slice with one class
         return None
     return None if math.isnan(value) else value
@@ -43,10 +48,12 @@ def _safe(fn: Any, *args: Any, **kwargs: Any) -> float | None:
 def classification_metrics(
     y: Any, pred: Any, proba: Any | None, classes: Any | None = None
 ) -> dict[str, float | None]:
-    """Accuracy, precision, recall, F1 and, with probabilities, ROC AUC, log loss, Brier.
+    """Accuracy, balanced accuracy, precision, recall, F1 and, with probabilities, ROC
+    AUC, PR AUC (average precision), log loss and Brier.
 
-    Binary problems score the positive class (the larger label); multi-class problems use
-    macro averages and one-vs-rest ROC AUC.
+    Binary problems score the positive class (the larger label) and report its share as
+    ``base_rate``: on an imbalanced label, accuracy near the base rate and PR AUC near it
+    mean no skill. Multi-class problems use macro averages and one-vs-rest ROC AUC.
     """
     from sklearn import metrics as m
 
@@ -60,16 +67,23 @@ def classification_metrics(
         kwargs["pos_label"] = labels[-1]
     out: dict[str, float | None] = {
         "accuracy": _safe(m.accuracy_score, y, pred),
+        "balanced_accuracy": _safe(m.balanced_accuracy_score, y, pred),
         "precision": _safe(m.precision_score, y, pred, average=avg, **kwargs),
         "recall": _safe(m.recall_score, y, pred, average=avg, **kwargs),
         "f1": _safe(m.f1_score, y, pred, average=avg, **kwargs),
     }
+    if binary and len(y):
+        out["base_rate"] = float(np.mean(y == labels[-1]))
     if proba is not None:
         p = np.asarray(proba, dtype=np.float64)
         if binary:
             positive = p[:, -1] if p.ndim == 2 else p
             y_bin = (y == labels[-1]).astype(int)
             out["roc_auc"] = _safe(m.roc_auc_score, y_bin, positive)
+            # with no positive row there is no precision-recall curve (sklearn says 0)
+            out["pr_auc"] = (
+                _safe(m.average_precision_score, y_bin, positive) if y_bin.any() else None
+            )
             out["log_loss"] = _safe(
                 m.log_loss, y_bin, np.clip(positive, 1e-15, 1 - 1e-15), labels=[0, 1]
             )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from milepost._records import record_dict
 from milepost.data.models import DatasetVersion
 from milepost.errors import InvalidInput
 from milepost.evaluation.backends.sql import SqlEvaluationStore
@@ -55,19 +56,15 @@ class EvaluationResult:
     created_at: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "eval_id": self.eval_id,
-            "model": self.model_uri,
-            "dataset": self.dataset_ref,
-            "task": self.task,
-            "target": self.target,
-            "num_rows": self.num_rows,
-            "metrics": self.metrics,
-            "slices": self.slices,
-            "created_by": self.created_by,
-            "created_at": self.created_at,
-        }
+        """A JSON-ready dict (``model`` and ``dataset`` for the URI and the ref)."""
+        return record_dict(self, rename={"model_uri": "model", "dataset_ref": "dataset"})
+
+    def __repr__(self) -> str:
+        key = next((k for k in ("roc_auc", "r2") if self.metrics.get(k) is not None), None)
+        key = key or next((k for k, v in self.metrics.items() if v is not None), None)
+        score = f", {key} {self.metrics[key]:.4g}" if key else ""
+        data = self.dataset_ref or "a frame"
+        return f"EvaluationResult({self.model_uri} on {data}, {self.num_rows:,} rows{score})"
 
 
 class EvaluationService:

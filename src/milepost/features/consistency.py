@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from milepost._records import record_dict
 from milepost.errors import InvalidInput
 from milepost.features.definitions import FeatureView
 
@@ -37,15 +38,13 @@ class ConsistencyReport:
         return not any(self.mismatches.values())
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "view": self.view,
-            "checked": self.checked,
-            "at": self.at,
-            "ok": self.ok,
-            "mismatches": self.mismatches,
-            "examples": self.examples,
-        }
+        """A JSON-ready dict (with ``ok``)."""
+        return record_dict(self, extra={"ok": self.ok})
+
+    def __repr__(self) -> str:
+        bad = sum(self.mismatches.values())
+        verdict = "consistent" if self.ok else f"{bad} mismatches"
+        return f"ConsistencyReport({self.view}: {self.checked} checked, {verdict})"
 
 
 def check_consistency(

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from milepost._records import short
 from milepost.errors import InvalidInput
 from milepost.features import transforms
 
@@ -88,6 +89,9 @@ class Entity:
             "join_keys": list(self.join_keys),
             "description": self.description,
         }
+
+    def __repr__(self) -> str:
+        return f"Entity({self.name}, keys {', '.join(self.join_keys)})"
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,15 @@ def _fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _span(ttl: timedelta) -> str:
+    """``30d``, ``6h``, ``90s``: a TTL as people write it."""
+    seconds = int(ttl.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{ttl.total_seconds():g}s"
+
+
 @dataclass(frozen=True, eq=False)
 class FeatureView:
     """Features of one entity from one source, with a time-to-live.
@@ -204,6 +217,13 @@ class FeatureView:
         """Feature column names."""
         return [f.name for f in self.schema]
 
+    def __repr__(self) -> str:
+        pinned = f" v{self.version}" if self.version else ""
+        return (
+            f"FeatureView({self.name}{pinned} of {self.entity.name}, ttl {_span(self.ttl)}: "
+            f"{short(', '.join(self.features))})"
+        )
+
     def definition(self) -> dict[str, Any]:
         """Everything that determines the values, as plain data (stored with each version)."""
         return {
@@ -254,6 +274,10 @@ class OnDemandFeatureView:
     def features(self) -> list[str]:
         """Output feature names."""
         return [f.name for f in self.schema]
+
+    def __repr__(self) -> str:
+        sources = ", ".join(v.name for v in self.sources) or "request data"
+        return f"OnDemandFeatureView({self.name} from {sources}: {short(', '.join(self.features))})"
 
     @property
     def input_refs(self) -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from milepost._records import record_dict
 from milepost.errors import InvalidInput
 from milepost.features import transforms
 from milepost.features.definitions import Entity, FeatureView, OnDemandFeatureView
@@ -138,11 +139,9 @@ class PlanItem:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "view": self.view,
-            "change": self.change,
-            "current_version": self.current_version,
-            "next_version": self.next_version,
-            "fingerprint": self.fingerprint,
-            "next_steps": list(self.next_steps),
-        }
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        now = f"v{self.current_version}" if self.current_version else "none"
+        then = f"v{self.next_version}" if self.next_version else "none"
+        return f"PlanItem({self.view}: {self.change}, {now} -> {then})"

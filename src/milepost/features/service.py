@@ -66,6 +66,15 @@ class OnlineResponse:
         """``{feature: [value per entity row]}``."""
         return dict(self.values)
 
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for statuses in self.statuses.values():
+            for status in statuses:
+                counts[status] = counts.get(status, 0) + 1
+        rows = len(next(iter(self.values.values()), []))
+        seen = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        return f"OnlineResponse({len(self.features)} features x {rows} rows: {seen or 'empty'})"
+
     def to_df(self) -> pd.DataFrame:
         """One row per entity row, one column per feature."""
         return pd.DataFrame(self.values, columns=self.features)

@@ -88,6 +88,10 @@ class VerifyReport:
         """``SEQ:HASH`` of the head, to keep outside the store."""
         return f"{self.head_seq}:{self.head_hash}"
 
+    def __repr__(self) -> str:
+        verdict = "intact" if self.ok else f"{len(self.problems)} problem(s)"
+        return f"VerifyReport({self.checked} events, {verdict}, head {self.anchor[:25]}…)"
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {

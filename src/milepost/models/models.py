@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from milepost._records import record_dict
+
 if TYPE_CHECKING:
     from milepost.models.signature import Signature
 
@@ -63,31 +65,11 @@ class ModelVersion:
         return "model.onnx" in self.files
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "name": self.name,
-            "version": self.version,
-            "uri": self.uri,
-            "stage": self.stage,
-            "aliases": list(self.aliases),
-            "flavor": self.flavor,
-            "run_id": self.run_id,
-            "author": self.author,
-            "created_at": self.created_at,
-            "stage_changed_at": self.stage_changed_at,
-            "files": dict(self.files),
-            "signature": self.signature.to_dict() if self.signature else None,
-            "input_example": self.input_example,
-            "metrics": dict(self.metrics),
-            "datasets": list(self.datasets),
-            "feature_refs": list(self.feature_refs),
-            "trusted_types": list(self.trusted_types),
-            "onnx": self.onnx,
-            "env_hash": self.env_hash,
-            "code_version": self.code_version,
-            "description": self.description,
-            "tags": dict(self.tags),
-        }
+        """A JSON-ready dict (with ``uri``; the database row id stays internal)."""
+        return record_dict(self, exclude=("version_id",), extra={"uri": self.uri})
+
+    def __repr__(self) -> str:
+        return f"ModelVersion({self.name}/{self.version} {self.stage}, {self.flavor})"
 
 
 @dataclass(frozen=True)
@@ -111,19 +93,14 @@ class RegisteredModel:
         return versions[0] if versions else None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "created_by": self.created_by,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "latest_version": self.latest_version,
-            "production_version": self.production_version,
-            "stages": self.stages,
-            "aliases": self.aliases,
-            "has_policy": self.has_policy,
-        }
+        """A JSON-ready dict (with ``production_version``)."""
+        return record_dict(self, extra={"production_version": self.production_version})
+
+    def __repr__(self) -> str:
+        production = self.production_version
+        return f"RegisteredModel({self.name}, latest v{self.latest_version}, " + (
+            f"Production v{production})" if production else "no Production version)"
+        )
 
 
 @dataclass(frozen=True)
@@ -141,16 +118,13 @@ class StageEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "name": self.name,
-            "version": self.version,
-            "from_stage": self.from_stage,
-            "to_stage": self.to_stage,
-            "actor": self.actor,
-            "reason": self.reason,
-            "request_id": self.request_id,
-            "at": self.at,
-        }
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"StageEvent({self.name}/{self.version} {self.from_stage} -> {self.to_stage} "
+            f"by {self.actor})"
+        )
 
 
 @dataclass(frozen=True)
@@ -167,13 +141,11 @@ class TrustedType:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "type_name": self.type_name,
-            "added_by": self.added_by,
-            "added_at": self.added_at,
-            "reason": self.reason,
-            "audited": self.audited,
-        }
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        unaudited = "" if self.audited else ", NOT AUDITED: ignored"
+        return f"TrustedType({self.type_name} by {self.added_by}{unaudited})"
 
 
 # Which stage changes are legal. Production is reached through Staging or directly from

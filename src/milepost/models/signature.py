@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from milepost._records import record_dict, short
 from milepost.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -52,7 +53,10 @@ class ColumnSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"name": self.name, "type": self.type, "nullable": self.nullable}
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        return f"ColumnSpec({self.name} {self.type}{', nullable' if self.nullable else ''})"
 
 
 @dataclass(frozen=True)
@@ -69,10 +73,11 @@ class Signature:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "inputs": [c.to_dict() for c in self.inputs],
-            "outputs": [c.to_dict() for c in self.outputs],
-        }
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        ins = short(", ".join(self.input_names))
+        return f"Signature({len(self.inputs)} inputs ({ins}) -> {len(self.outputs)} outputs)"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Signature:

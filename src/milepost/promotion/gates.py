@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from milepost._records import record_dict, short
 from milepost.errors import InvalidInput, MilepostError, did_you_mean
 from milepost.evaluation.metrics import HIGHER_IS_BETTER, LOWER_IS_BETTER
 
@@ -77,15 +78,10 @@ class GateResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "status": self.status,
-            "message": self.message,
-            "details": self.details,
-            "evaluated_by": self.evaluated_by,
-            "at": self.at,
-        }
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        return f"GateResult({self.name!r} {self.status}: {short(self.message)})"
 
 
 @dataclass
@@ -214,7 +210,19 @@ _TYPE_HINT = (
 _KNOWN_METRICS = sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER)
 # Where each metric's values can lie: a threshold outside can never be met (or always is).
 _METRIC_RANGE: dict[str, tuple[float, float]] = {
-    **{m: (0.0, 1.0) for m in ("accuracy", "precision", "recall", "f1", "roc_auc", "brier")},
+    **{
+        m: (0.0, 1.0)
+        for m in (
+            "accuracy",
+            "balanced_accuracy",
+            "precision",
+            "recall",
+            "f1",
+            "roc_auc",
+            "pr_auc",
+            "brier",
+        )
+    },
     "r2": (-math.inf, 1.0),
     **{m: (0.0, math.inf) for m in ("log_loss", "rmse", "mae")},
 }
@@ -222,7 +230,17 @@ _METRIC_RANGE: dict[str, tuple[float, float]] = {
 
 _TASK_METRICS = {
     "classification": frozenset(
-        {"accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier"}
+        {
+            "accuracy",
+            "balanced_accuracy",
+            "precision",
+            "recall",
+            "f1",
+            "roc_auc",
+            "pr_auc",
+            "log_loss",
+            "brier",
+        }
     ),
     "regression": frozenset({"rmse", "mae", "r2"}),
 }
@@ -249,6 +267,20 @@ def _finite(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
+
+
+def _reading(primary: str, cand: dict[str, Any], base: dict[str, Any] | None = None) -> str:
+    """What to read the primary metric against on a binary label: PR AUC (candidate vs
+    Production) and the base rate, which is what accuracy and PR AUC score with no skill."""
+    parts = []
+    c_pr = _finite(cand.get("pr_auc"))
+    if primary != "pr_auc" and c_pr is not None:
+        b_pr = _finite(base.get("pr_auc")) if base is not None else None
+        parts.append(f"pr_auc {c_pr:.4f}" + (f" vs {b_pr:.4f}" if b_pr is not None else ""))
+    rate = _finite(cand.get("base_rate"))
+    if rate is not None:
+        parts.append(f"base rate {rate:.3f}")
+    return "; " + ", ".join(parts) if parts else ""
 
 
 NonNegative = Annotated[float, Field(ge=0)]
@@ -353,7 +385,7 @@ class MetricVsBaseline(Gate):
             return self.result(
                 "passed" if ok else "failed",
                 f"{self.primary} {c_val:.4f} {cmp} threshold {self.threshold:g} "
-                "(no Production version yet)",
+                "(no Production version yet)" + _reading(self.primary, cand.metrics),
                 threshold=self.threshold,
                 **details,
             )
@@ -403,12 +435,17 @@ class MetricVsBaseline(Gate):
                 problems.append(f"{metric} regressed by {regression:.4f} > tolerance {tolerance:g}")
         details["guards"] = guard_report
         if problems:
-            return self.result("failed", "; ".join(problems), **details)
+            return self.result(
+                "failed",
+                "; ".join(problems) + _reading(self.primary, cand.metrics, base.metrics),
+                **details,
+            )
         return self.result(
             "passed",
             f"{self.primary} {c_val:.4f} vs Production v{base_model.version} "
             f"{b_val:.4f}: {gain:+.4f} >= {self.min_delta:g}"
-            + (f"; guards within tolerance ({', '.join(guard_report)})" if guard_report else ""),
+            + (f"; guards within tolerance ({', '.join(guard_report)})" if guard_report else "")
+            + _reading(self.primary, cand.metrics, base.metrics),
             **details,
         )
 

@@ -45,6 +45,14 @@ class PromotionPolicy:
             "production": [g.model_dump(mode="json", exclude_none=True) for g in self.production],
         }
 
+    def __repr__(self) -> str:
+        def kinds(gates: list[Gate]) -> str:
+            return ", ".join(g.name or g.kind for g in gates) or "none"
+
+        return (
+            f"PromotionPolicy(Staging: {kinds(self.staging)}; Production: {kinds(self.production)})"
+        )
+
     def to_yaml(self) -> str:
         """The policy as YAML."""
         import yaml

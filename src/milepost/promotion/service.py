@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from milepost._records import record_dict
 from milepost.errors import Conflict, GateFailed, InvalidInput, PermissionDenied
 from milepost.models.models import transition_problem
 from milepost.promotion.backends.sql import SqlPromotionStore
@@ -64,21 +65,14 @@ class PromotionRequest:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "request_id": self.request_id,
-            "model": self.model,
-            "version": self.version,
-            "target_stage": self.target_stage,
-            "status": self.status,
-            "requested_by": self.requested_by,
-            "reason": self.reason,
-            "created_at": self.created_at,
-            "baseline_version": self.baseline_version,
-            "decided_by": self.decided_by,
-            "decided_at": self.decided_at,
-            "decision_reason": self.decision_reason,
-            "gates": [g.to_dict() for g in self.gates],
-        }
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        passed = sum(g.passed for g in self.gates)
+        return (
+            f"PromotionRequest({self.request_id[:12]} {self.model}/{self.version} -> "
+            f"{self.target_stage} {self.status}, {passed}/{len(self.gates)} gates passed)"
+        )
 
 
 def _now() -> int:

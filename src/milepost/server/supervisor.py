@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from milepost.errors import MilepostError
+from milepost.server.listen import listen
 
 __all__ = ["Supervisor"]
 
@@ -157,15 +158,16 @@ class Supervisor:
     # -- the loop -----------------------------------------------------------------------
 
     def serve(self, *, on_ready: Any = None) -> None:
-        """Bind, start the replicas, supervise until SIGTERM or SIGINT, then drain."""
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        """Bind, start the replicas, supervise until SIGTERM or SIGINT, then drain.
+
+        Raises:
+            Conflict: the port is in use (nothing was started).
+        """
+        # a port in use is a one-line error here, before anything says it is serving
+        self.sock = listen(self.host, self.port)
         # Accepted connections inherit it: a response is two writes (head, body), and
         # without it Nagle holds the body until the client's delayed ACK (~40 ms).
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.bind((self.host, self.port))
-        self.sock.listen(4096)
-        self.sock.set_inheritable(True)
         self.port = self.sock.getsockname()[1]
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)

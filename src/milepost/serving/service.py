@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from milepost._records import record_dict, short
 from milepost.errors import Conflict, InvalidInput, NotFound
 from milepost.serving.backends.sql import SqlServingStore
 from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Variant
@@ -63,16 +64,15 @@ class VariantStats:
         return self.errors / self.requests if self.requests else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "variant": self.variant,
-            "requests": self.requests,
-            "errors": self.errors,
-            "error_rate": self.error_rate,
-            "p50_ms": self.p50_ms,
-            "p99_ms": self.p99_ms,
-            "agreement": self.agreement,
-        }
+        """A JSON-ready dict (with ``error_rate``)."""
+        return record_dict(self, extra={"error_rate": self.error_rate})
+
+    def __repr__(self) -> str:
+        p99 = "-" if self.p99_ms is None else f"{self.p99_ms:.2f}"
+        return (
+            f"VariantStats({self.variant}: {self.requests:,} requests, {self.errors} errors, "
+            f"p99 {p99} ms)"
+        )
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,13 @@ class Decision:
     action: str  # hold | advance | promote | rollback | none
     reason: str
     stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        return f"Decision({self.action}: {short(self.reason)})"
 
 
 class DeploymentService:

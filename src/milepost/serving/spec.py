@@ -37,6 +37,19 @@ class Variant(BaseModel):
         """``models:/NAME/VERSION``."""
         return f"models:/{self.model}/{self.version}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return self.model_dump(mode="json")
+
+    def __repr__(self) -> str:
+        return f"Variant({_label(self)}, {self.uri})"
+
+
+def _label(v: Variant) -> str:
+    """``churn-v3 canary 25%``: a variant's name, role and share of traffic."""
+    share = {"canary": f" {v.weight:g}%", "shadow": f" {v.share:.0%} mirrored"}
+    return f"{v.name} {v.role}{share.get(v.role, '')}"
+
 
 class CanaryPolicy(BaseModel):
     """How a canary advances: steps, how long and how much traffic each needs, thresholds."""
@@ -53,6 +66,17 @@ class CanaryPolicy(BaseModel):
     min_p99_increase_ms: float = Field(default=5.0, ge=0)
     max_prediction_psi: float | None = Field(default=None, gt=0)
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return self.model_dump(mode="json")
+
+    def __repr__(self) -> str:
+        steps = " → ".join(f"{s:g}%" for s in self.steps)
+        return (
+            f"CanaryPolicy({steps}, each >= {self.min_seconds:g} s and "
+            f">= {self.min_requests} requests)"
+        )
+
 
 class Rollout(BaseModel):
     """The strategy in progress (or the last one) and where it stands."""
@@ -68,6 +92,13 @@ class Rollout(BaseModel):
     canary: CanaryPolicy | None = None
     target_generation: int = 0
     detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return self.model_dump(mode="json")
+
+    def __repr__(self) -> str:
+        return f"Rollout({self.kind} {self.status} of {self.candidate}, step {self.step})"
 
 
 class EndpointSpec(BaseModel):
@@ -93,6 +124,19 @@ class EndpointSpec(BaseModel):
     def to_json(self) -> str:
         """Stored form."""
         return self.model_dump_json()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return self.model_dump(mode="json")
+
+    def __repr__(self) -> str:
+        others = [_label(v) for v in self.variants if v.role != "primary"]
+        rollout = f", {self.rollout.kind} {self.rollout.status}" if self.rollout else ""
+        return (
+            f"EndpointSpec(primary {self.primary.name}"
+            + "".join(f" + {o}" for o in others)
+            + f", {self.replicas} replica(s){rollout})"
+        )
 
     def summary(self) -> dict[str, Any]:
         """A short, JSON-ready view."""

@@ -56,6 +56,11 @@ class AuditEvent:
     prev_hash: str
     hash: str
 
+    def __repr__(self) -> str:
+        why = f": {self.reason}" if self.reason else ""
+        line = f"{self.seq} {self.action} {self.object_type} {self.object_id} by {self.actor}{why}"
+        return f"AuditEvent({line if len(line) <= 72 else line[:71] + '…'})"
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {

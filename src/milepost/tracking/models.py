@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+from milepost._records import record_dict
+
 __all__ = [
     "ArtifactInfo",
     "Environment",
@@ -52,15 +54,10 @@ class Experiment:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "experiment_id": self.experiment_id,
-            "name": self.name,
-            "lifecycle_stage": self.lifecycle_stage,
-            "description": self.description,
-            "created_by": self.created_by,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        return f"Experiment({self.experiment_id} {self.name!r} {self.lifecycle_stage})"
 
 
 @dataclass(frozen=True)
@@ -74,12 +71,10 @@ class Metric:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN and infinities as strings)."""
-        return {
-            "key": self.key,
-            "value": json_float(self.value),
-            "step": self.step,
-            "timestamp": self.timestamp,
-        }
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        return f"Metric({self.key}={self.value:.6g} step {self.step})"
 
 
 def json_float(value: float) -> float | str:
@@ -101,13 +96,13 @@ class Environment:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "env_hash": self.env_hash,
-            "python_version": self.python_version,
-            "platform": self.platform,
-            "packages_hash": self.packages_hash,
-            "packages": list(self.packages),
-        }
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"Environment(python {self.python_version}, {len(self.packages)} packages, "
+            f"{self.env_hash[:12]})"
+        )
 
 
 @dataclass(frozen=True)
@@ -144,25 +139,14 @@ class Run:
         return (self.end_time - self.start_time) / 1000
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "run_id": self.run_id,
-            "experiment_id": self.experiment_id,
-            "name": self.name,
-            "status": self.status.value,
-            "start_time": self.start_time,
-            "end_time": self.end_time,
-            "user": self.user,
-            "parent_run_id": self.parent_run_id,
-            "source": self.source,
-            "git_commit": self.git_commit,
-            "git_dirty": self.git_dirty,
-            "error": self.error,
-            "env_hash": self.env_hash,
-            "params": dict(self.params),
-            "metrics": {k: json_float(v) for k, v in self.metrics.items()},
-            "tags": dict(self.tags),
-        }
+        """A JSON-ready dict (NaN and infinite metrics as strings)."""
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"Run({self.run_id[:12]} {self.name!r} {self.status.value}, "
+            f"{len(self.metrics)} metrics)"
+        )
 
 
 @dataclass(frozen=True)
@@ -175,7 +159,10 @@ class ArtifactInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"path": self.path, "digest": self.digest, "size": self.size}
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        return f"ArtifactInfo({self.path}, {self.size:,} bytes, sha256 {self.digest[:12]})"
 
 
 T = TypeVar("T")
@@ -187,3 +174,8 @@ class PagedList(list[T], Generic[T]):
     def __init__(self, items: list[T], token: str | None) -> None:
         super().__init__(items)
         self.token = token
+
+    def __repr__(self) -> str:
+        shown = ", ".join(repr(item) for item in self[:3]) + (", …" if len(self) > 3 else "")
+        more = ", more with .token" if self.token else ""
+        return f"PagedList({len(self)} items{more}: [{shown}])"

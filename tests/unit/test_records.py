@@ -1,0 +1,317 @@
+"""Every public record has a short one-line repr and a ``to_dict()`` derived from its fields.
+
+``RECORDS`` holds an example of each record type the tracking, models, promotion,
+evaluation, serving and features packages return; ``test_every_public_record_is_here``
+fails when a package exports a new record that is not in it, so each new type is
+checked the day it is added.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from datetime import timedelta
+from typing import Any
+
+import pydantic
+import pytest
+
+from milepost._records import record_dict
+from milepost.evaluation import EvaluationResult
+from milepost.features import (
+    ConsistencyReport,
+    DatasetSource,
+    Entity,
+    FeatureView,
+    Field,
+    OnDemandFeatureView,
+    OnlineResponse,
+    PlanItem,
+)
+from milepost.governance import VerifyReport
+from milepost.models import ColumnSpec, ModelVersion, RegisteredModel, Signature, StageEvent
+from milepost.models.models import TrustedType
+from milepost.promotion import GateResult, PromotionPolicy, PromotionRequest
+from milepost.serving import CanaryPolicy, Decision, EndpointSpec, Rollout, Variant, VariantStats
+from milepost.stores.audit import AuditEvent
+from milepost.tracking import ArtifactInfo, Environment, Experiment, Metric, Run, RunStatus
+from milepost.tracking.models import PagedList
+
+RUN_ID = "abc123def456" + "0" * 20
+SIGNATURE = Signature(
+    inputs=[ColumnSpec("age", "integer"), ColumnSpec(f"x{'y' * 60}", "float", nullable=True)],
+    outputs=[ColumnSpec("churned", "integer")],
+)
+GATE = GateResult(
+    name="better than Production",
+    kind="metric_vs_baseline",
+    status="passed",
+    message="roc_auc 0.8490 vs Production v1 0.7715: +0.0775 >= 0.005; " * 3,
+    details={"candidate": 0.849, "improvement": float("nan")},
+)
+CANARY = Variant(name="churn-v3", model="churn", version=3, role="canary", weight=25)
+PRIMARY = Variant(name="churn-v2", model="churn", version=2, role="primary")
+CUSTOMER = Entity("customer", join_keys=["customer_id"])
+VIEW = FeatureView(
+    name="customer_activity",
+    entity=CUSTOMER,
+    source=DatasetSource("customers"),
+    timestamp_field="event_timestamp",
+    ttl=timedelta(days=30),
+    schema=[Field(f"feature_{i}") for i in range(30)],
+)
+
+RECORDS: dict[type, tuple[Any, str]] = {
+    Run: (
+        Run(
+            run_id=RUN_ID,
+            experiment_id=1,
+            name="hgb",
+            status=RunStatus.FINISHED,
+            start_time=1,
+            end_time=2,
+            user="ana",
+            parent_run_id=None,
+            source="train.py",
+            git_commit=None,
+            git_dirty=None,
+            error=None,
+            env_hash=None,
+            params={"model": "hgb"},
+            metrics={"roc_auc": 0.85, "f1": 0.4, "val_loss": float("inf")},
+        ),
+        "Run(abc123def456 'hgb' FINISHED, 3 metrics)",
+    ),
+    Experiment: (
+        Experiment(1, "churn-demo", "active", None, "ana", 1, 1),
+        "Experiment(1 'churn-demo' active)",
+    ),
+    Metric: (Metric("train_loss", 0.14433712, 81, 5), "Metric(train_loss=0.144337 step 81)"),
+    Environment: (
+        Environment("e" * 64, "3.11.7", "Linux", "p" * 64, ["numpy==2.0"] * 150),
+        "Environment(python 3.11.7, 150 packages, eeeeeeeeeeee)",
+    ),
+    ArtifactInfo: (
+        ArtifactInfo("eval/confusion.json", "d" * 64, 41193),
+        "ArtifactInfo(eval/confusion.json, 41,193 bytes, sha256 dddddddddddd)",
+    ),
+    ColumnSpec: (ColumnSpec("age", "integer", nullable=True), "ColumnSpec(age integer, nullable)"),
+    Signature: (SIGNATURE, None),
+    ModelVersion: (
+        ModelVersion(
+            name="churn",
+            version=3,
+            stage="Production",
+            flavor="sklearn",
+            run_id=RUN_ID,
+            author="ana",
+            created_at=1,
+            stage_changed_at=2,
+            files={"model.skops": "f" * 64},
+            signature=SIGNATURE,
+            input_example=[{"age": 40}],
+            metrics={"roc_auc": 0.85},
+            datasets=[{"ref": "churn.train@1", "role": "train"}],
+            feature_refs=["customer_activity:v1:monthly_spend"],
+            trusted_types=[],
+            onnx=None,
+            env_hash=None,
+            code_version=None,
+            description="a long description " * 20,
+            version_id=17,
+        ),
+        "ModelVersion(churn/3 Production, sklearn)",
+    ),
+    RegisteredModel: (
+        RegisteredModel("churn", None, "ana", 1, 2, 3, {"Production": [2]}, {}, True),
+        "RegisteredModel(churn, latest v3, Production v2)",
+    ),
+    StageEvent: (
+        StageEvent("churn", 2, "Staging", "Production", "ana", "better", None, 5),
+        "StageEvent(churn/2 Staging -> Production by ana)",
+    ),
+    TrustedType: (
+        TrustedType("mypkg.Doubler", "ana", 1, "safe"),
+        "TrustedType(mypkg.Doubler by ana)",
+    ),
+    GateResult: (GATE, None),
+    PromotionRequest: (
+        PromotionRequest(
+            request_id="1a2b3c4d5e6f" + "0" * 20,
+            model="churn",
+            version=2,
+            target_stage="Production",
+            status="pending_approval",
+            requested_by="root",
+            reason="best",
+            created_at=1,
+            baseline_version=1,
+            gates=[GATE, dataclasses.replace(GATE, name="approval", status="pending")],
+        ),
+        "PromotionRequest(1a2b3c4d5e6f churn/2 -> Production pending_approval, 1/2 gates passed)",
+    ),
+    PromotionPolicy: (PromotionPolicy(), "PromotionPolicy(Staging: none; Production: none)"),
+    EvaluationResult: (
+        EvaluationResult(
+            eval_id="e" * 32,
+            model_uri="models:/churn/2",
+            dataset_ref="churn.test@1",
+            task="classification",
+            target="churned",
+            num_rows=1255,
+            metrics={"accuracy": 0.9, "roc_auc": 0.849, "pr_auc": None},
+        ),
+        "EvaluationResult(models:/churn/2 on churn.test@1, 1,255 rows, roc_auc 0.849)",
+    ),
+    Variant: (CANARY, "Variant(churn-v3 canary 25%, models:/churn/3)"),
+    CanaryPolicy: (CanaryPolicy(), None),
+    Rollout: (
+        Rollout(kind="canary", status="progressing", candidate="churn-v3", step=1),
+        "Rollout(canary progressing of churn-v3, step 1)",
+    ),
+    EndpointSpec: (
+        EndpointSpec(
+            variants=[PRIMARY, CANARY],
+            replicas=2,
+            rollout=Rollout(kind="canary", status="progressing", candidate="churn-v3"),
+        ),
+        "EndpointSpec(primary churn-v2 + churn-v3 canary 25%, 2 replica(s), canary progressing)",
+    ),
+    VariantStats: (
+        VariantStats("churn-v2", 1486, 0, 0.36, 4.54, first_at=3),
+        "VariantStats(churn-v2: 1,486 requests, 0 errors, p99 4.54 ms)",
+    ),
+    Decision: (Decision("advance", "step 1 healthy " * 10, {"n": 1}), None),
+    OnlineResponse: (
+        OnlineResponse(
+            ["spend", "plan"],
+            {"spend": [1.0, None], "plan": ["basic", None]},
+            {"spend": ["present", "missing"], "plan": ["present", "missing"]},
+        ),
+        "OnlineResponse(2 features x 2 rows: 2 missing, 2 present)",
+    ),
+    ConsistencyReport: (
+        ConsistencyReport("customer_activity", 50, "2026-01-01", {"spend": 0}),
+        "ConsistencyReport(customer_activity: 50 checked, consistent)",
+    ),
+    PlanItem: (
+        PlanItem("customer_activity", "new_version", 1, 2, "f" * 64),
+        "PlanItem(customer_activity: new_version, v1 -> v2)",
+    ),
+    Entity: (CUSTOMER, "Entity(customer, keys customer_id)"),
+    FeatureView: (
+        VIEW,
+        "FeatureView(customer_activity of customer, ttl 30d: feature_0, feature_1, "
+        "feature_2, feature_3, fea…)",
+    ),
+    OnDemandFeatureView: (
+        OnDemandFeatureView(
+            name="tax",
+            sources=[],
+            request_schema=[Field("net")],
+            schema=[Field("gross")],
+            transform=lambda df: df,
+        ),
+        "OnDemandFeatureView(tax from request data: gross)",
+    ),
+    VerifyReport: (VerifyReport(46, 46, "9" * 64), None),
+    AuditEvent: (
+        AuditEvent(
+            46,
+            "ev",
+            1,
+            "root",
+            "deploy.rollback",
+            "endpoint",
+            "churn",
+            {"a": 1},
+            None,
+            "automatic: canary p99 168.9 ms > 1.5 x primary 3.3 ms",
+            "0" * 64,
+            "1" * 64,
+        ),
+        None,
+    ),
+}
+
+# Exported dataclasses and pydantic models that are definitions or plumbing, not records
+# Milepost returns (their default reprs are short, or they are configuration).
+NOT_RECORDS = {
+    "Settings", "GateContext", "Gate", "Approval", "DataValidation", "MetricVsBaseline",
+    "DatasetSource", "FileSource", "PushSource", "Field", "Definitions",
+    "OnlineCoverage", "ViewMaterialization", "AuditProblem",
+}  # fmt: skip
+PACKAGES = [
+    "milepost",
+    "milepost.tracking",
+    "milepost.models",
+    "milepost.promotion",
+    "milepost.evaluation",
+    "milepost.serving",
+    "milepost.features",
+    "milepost.governance",
+]
+
+
+def test_every_public_record_is_here() -> None:
+    exported = set()
+    for name in PACKAGES:
+        module = importlib.import_module(name)
+        for attr in getattr(module, "__all__", []):
+            obj = getattr(module, attr)
+            if isinstance(obj, type) and (
+                dataclasses.is_dataclass(obj) or issubclass(obj, pydantic.BaseModel)
+            ):
+                exported.add(obj)
+    missing = {t.__name__ for t in exported} - {t.__name__ for t in RECORDS} - NOT_RECORDS
+    assert not missing, f"add an example of {sorted(missing)} to RECORDS"
+
+
+@pytest.mark.parametrize("kind", list(RECORDS), ids=lambda t: t.__name__)
+def test_repr_is_one_short_line(kind: type) -> None:
+    record, expected = RECORDS[kind]
+    text = repr(record)
+    assert text.startswith(f"{kind.__name__}(") and text.endswith(")"), text
+    assert "\n" not in text and len(text) <= 120, text
+    if expected is not None:
+        assert text == expected
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [k for k in RECORDS if k not in (OnlineResponse, FeatureView, OnDemandFeatureView, Entity)],
+    ids=lambda t: t.__name__,
+)
+def test_to_dict_is_json_and_derived_from_the_fields(kind: type) -> None:
+    record, _ = RECORDS[kind]
+    data = record.to_dict()
+    json.dumps(data, allow_nan=False)  # NaN and infinities arrive as strings
+    if isinstance(record, pydantic.BaseModel):
+        assert data == record.model_dump(mode="json")
+        return
+    if kind is VerifyReport:  # its wire form nests the head (`milepost audit verify --json`)
+        assert {"ok", "checked", "head", "problems"} <= set(data)
+        return
+    renamed = {"model_uri": "model", "dataset_ref": "dataset"}
+    internal = {"version_id"}  # a database row id
+    for f in dataclasses.fields(record):
+        if f.name not in internal:
+            assert renamed.get(f.name, f.name) in data, (kind.__name__, f.name)
+    assert "version_id" not in data
+
+
+def test_new_fields_reach_to_dict_by_themselves() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Later:
+        a: int
+        added_later: dict[str, float] = dataclasses.field(default_factory=dict)
+        gate: GateResult | None = None
+
+    data = record_dict(Later(1, {"x": float("nan")}, GATE))
+    assert data["added_later"] == {"x": "nan"} and data["gate"]["name"] == GATE.name
+    assert record_dict(RECORDS[Run][0])["status"] == "FINISHED"
+    assert isinstance(PagedList([RECORDS[Run][0]] * 5, "tok"), list)
+    assert repr(PagedList([RECORDS[Run][0]] * 5, "tok")).startswith(
+        "PagedList(5 items, more with .token: [Run(abc123def456"
+    )
