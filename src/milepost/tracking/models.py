@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -75,13 +74,6 @@ class Metric:
 
     def __repr__(self) -> str:
         return f"Metric({self.key}={self.value:.6g} step {self.step})"
-
-
-def json_float(value: float) -> float | str:
-    """A float for JSON: NaN and infinities become strings, as JSON has none."""
-    if math.isnan(value) or math.isinf(value):
-        return str(value)
-    return value
 
 
 @dataclass(frozen=True)
