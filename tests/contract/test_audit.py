@@ -387,7 +387,7 @@ def test_a_whole_audited_workflow_verifies(registry: None, runtime: Runtime) -> 
     c.set_alias("churn", "champion", 1)
     c.set_alias("churn", "challenger", 2)
     c.delete_alias("churn", "challenger")
-    rt.serving.create("churn-ep", "churn")
+    rt.serving.create("churn-ep", "churn", version=1)  # pinned: the registry moves freely
     rt.serving.canary("churn-ep", 2)
     rt.serving.rollback("churn-ep")
     rt.roles.grant("tester", "admin")
