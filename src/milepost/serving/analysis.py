@@ -7,14 +7,16 @@ latency (:func:`fmt_ms`), so ``p99 2.3 ms`` reads the same everywhere.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from milepost.serving.backends.sql import SqlServingStore
+    from milepost.serving.spec import CanaryPolicy, Rollout
 
-__all__ = ["Decision", "VariantStats", "fmt_ms", "prediction_psi", "variant_stats"]
+__all__ = ["Decision", "VariantStats", "fmt_ms", "judge", "prediction_psi", "variant_stats"]
 
 
 def fmt_ms(value: float | None) -> str:
@@ -142,3 +144,70 @@ def prediction_psi(
     if not rows or not sum(r[1] for r in rows) or not sum(r[2] for r in rows):
         return None
     return psi([r[1] for r in rows], [r[2] for r in rows])
+
+
+def judge(
+    store: SqlServingStore, name: str, ro: Rollout, policy: CanaryPolicy
+) -> tuple[str, str, dict[str, Any]]:
+    """The controller's verdict on a canary step: ``(hold | rollback | advance, why,
+    the numbers it looked at)``.
+
+    Once a step has both its minimum duration and request count, the canary is compared
+    with the primary on error rate, p99 latency (a ratio AND an absolute margin), and
+    optionally prediction PSI. A clearly broken canary is rolled back without waiting out
+    the step.
+    """
+    stats = variant_stats(store, name, since_ms=ro.step_started_at)
+    cand = stats.get(ro.candidate, VariantStats(ro.candidate, 0, 0, None, None))
+    if cand.first_at is not None and cand.first_at > ro.step_started_at:
+        # Compare from the canary's first answer: before it, replicas were loading it
+        # (CPU the primary's requests competed for), which says nothing about either.
+        narrowed = variant_stats(store, name, since_ms=cand.first_at)
+        if narrowed.get(ro.previous or "") is not None:  # the primary is still compared
+            stats = narrowed
+            cand = stats.get(ro.candidate, cand)
+    prim = stats.get(ro.previous or "", VariantStats(ro.previous or "", 0, 0, None, None))
+    info: dict[str, Any] = {"canary": cand.to_dict(), "primary": prim.to_dict(), "step": ro.step}
+    elapsed = (time.time() * 1000 - ro.step_started_at) / 1000
+    if cand.requests >= min(20, policy.min_requests) and cand.error_rate > prim.error_rate + max(
+        policy.max_error_rate_increase, 0.5
+    ):
+        why = f"canary errors {cand.error_rate:.1%} vs primary {prim.error_rate:.1%}"
+        return "rollback", why, info
+    if cand.requests < policy.min_requests or elapsed < policy.min_seconds:
+        return (
+            "hold",
+            f"step {ro.step + 1}: {cand.requests}/{policy.min_requests} requests, "
+            f"{elapsed:.0f}/{policy.min_seconds:g} s — too little to decide",
+            info,
+        )
+    if cand.error_rate > prim.error_rate + policy.max_error_rate_increase:
+        return (
+            "rollback",
+            f"canary error rate {cand.error_rate:.2%} > primary {prim.error_rate:.2%} + "
+            f"{policy.max_error_rate_increase:.2%}",
+            info,
+        )
+    if (
+        cand.p99_ms is not None
+        and prim.p99_ms
+        and cand.p99_ms > prim.p99_ms * policy.max_p99_ratio
+        and cand.p99_ms - prim.p99_ms > policy.min_p99_increase_ms
+    ):
+        return (
+            "rollback",
+            f"canary p99 {fmt_ms(cand.p99_ms)} > {policy.max_p99_ratio:g} x primary "
+            f"{fmt_ms(prim.p99_ms)}",
+            info,
+        )
+    if policy.max_prediction_psi is not None:
+        value = prediction_psi(store, name, ro.step_started_at, ro.candidate, ro.previous or "")
+        info["prediction_psi"] = value
+        if value is not None and value > policy.max_prediction_psi:
+            return "rollback", f"prediction PSI {value:.3f} > {policy.max_prediction_psi:g}", info
+    return (
+        "advance",
+        f"step {ro.step + 1} healthy: errors {cand.error_rate:.2%} vs {prim.error_rate:.2%}, "
+        f"p99 {fmt_ms(cand.p99_ms)} vs {fmt_ms(prim.p99_ms)} over {cand.requests} requests",
+        info,
+    )

@@ -51,13 +51,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from milepost.errors import Conflict, InvalidInput, NotFound
-from milepost.serving.analysis import (
-    Decision,
-    VariantStats,
-    fmt_ms,
-    prediction_psi,
-    variant_stats,
-)
+from milepost.serving._registry import IN_PROGRESS, RegistryLink, tracked_stage
+from milepost.serving.analysis import Decision, VariantStats, judge, variant_stats
 from milepost.serving.backends.sql import SqlServingStore
 from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Track, Variant
 
@@ -74,29 +69,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Decision", "DeploymentService", "VariantStats"]
 
-#: rollout statuses in which a rollout is still under way
-_IN_PROGRESS = ("preview", "progressing", "mirroring", "in_progress", "paused")
-#: how a rollout kind is named in the verdict it records on a promotion request
-_HOW = {"canary": "canary", "blue_green": "blue/green", "rolling": "rolling update"}
-
 
 def _now() -> int:
     return int(time.time() * 1000)
-
-
-def _tracked_stage(stage: str) -> str:
-    if stage.capitalize() == "Production":
-        return "Production"
-    raise InvalidInput(
-        f"An endpoint can track Production, not {stage!r}"
-        + (
-            " (Staging holds several versions at once)."
-            if stage.capitalize() in ("Staging", "None", "Archived")
-            else "."
-        ),
-        hint="To serve another version, pin it: `milepost deploy create NAME --model MODEL "
-        "--version N`.",
-    )
 
 
 class DeploymentService:
@@ -117,6 +92,7 @@ class DeploymentService:
         self.models = models
         self.features = features
         self.promotion = promotion
+        self.registry = RegistryLink(models, promotion)
 
     # -- variants -----------------------------------------------------------------------
 
@@ -185,7 +161,7 @@ class DeploymentService:
             )
         track = None
         if version is None:
-            track = Track(model=model, stage=_tracked_stage(stage or "Production"))
+            track = Track(model=model, stage=tracked_stage(stage or "Production"))
             version = self.models.get_model(model).production_version
             if version is None:
                 raise Conflict(
@@ -221,7 +197,7 @@ class DeploymentService:
 
     def _busy(self, spec: EndpointSpec, what: str) -> None:
         ro = spec.rollout
-        if ro is not None and ro.status in _IN_PROGRESS:
+        if ro is not None and ro.status in IN_PROGRESS:
             raise Conflict(
                 f"A {ro.kind} rollout of {ro.candidate} is {ro.status}; cannot start {what}.",
                 hint="Finish it (switch, promote, finalize) or roll it back first.",
@@ -236,30 +212,6 @@ class DeploymentService:
             raise Conflict(f"{variant.name} is already in this endpoint ({existing.role}).")
         spec.variants.append(variant)
 
-    # -- the registry, for endpoints that track a stage -------------------------------------
-
-    def _model_for(self, spec: EndpointSpec, model: str | None) -> str:
-        """The model a new variant comes from (a tracking endpoint: its model only)."""
-        if spec.track is None:
-            return model or spec.primary.model
-        if model is not None and model != spec.track.model:
-            raise InvalidInput(
-                f"This endpoint tracks {spec.track}: it serves versions of "
-                f"{spec.track.model} only, not of {model}.",
-                hint=f"Serve {model} on another endpoint: `milepost deploy create NAME "
-                f"--model {model}`.",
-            )
-        return spec.track.model
-
-    def _admit(self, name: str, spec: EndpointSpec, model: str, version: int, how: str) -> str:
-        """The promotion request a rollout on a tracking endpoint carries (its gates run
-        before the version takes traffic). Raises GateFailed or Conflict (see
-        :meth:`~milepost.promotion.rollout.RolloutRequests.request_for`)."""
-        request = self.promotion.rollouts.request_for(
-            model, version, name, reason=f"{how} on endpoint {name}"
-        )
-        return request.request_id
-
     def _update(
         self,
         name: str,
@@ -273,13 +225,6 @@ class DeploymentService:
     ) -> EndpointSpec:
         """One audited spec change; for a tracking endpoint, with its model locked first
         and ``after`` changing the registry in the same transaction."""
-        lock = None
-        if current.track is not None:
-            model = current.track.model
-
-            def lock(conn: Connection) -> None:
-                self.models.store.lock_model(conn, model)
-
         return self.store.update(
             name,
             change,
@@ -287,32 +232,9 @@ class DeploymentService:
             actor=self.actor,
             reason=reason,
             details=details,
-            before=lock,
+            before=self.registry.lock(current),
             after=after if current.track is not None else None,
         )[0]
-
-    def _claim(self, name: str, request_id: str | None) -> Any:
-        """A hook: the rollout starts carrying its request."""
-        if request_id is None:
-            return None
-
-        def claim(conn: Connection, _old: EndpointSpec, _new: EndpointSpec) -> None:
-            self.promotion.rollouts.claim_in(conn, request_id, name)
-
-        return claim
-
-    def _complete(self, name: str) -> Any:
-        """A hook: when the change finished a rollout, its version enters Production."""
-
-        def complete(conn: Connection, _old: EndpointSpec, new: EndpointSpec) -> None:
-            ro = new.rollout
-            if ro is None or ro.request_id is None or ro.status not in ("succeeded", "switched"):
-                return
-            rollouts = self.promotion.rollouts
-            verdict = rollouts.verdict(name, _HOW.get(ro.kind, ro.kind), True, ro.detail)
-            rollouts.complete_in(conn, ro.request_id, name, verdict)
-
-        return complete
 
     # -- strategies ---------------------------------------------------------------------
 
@@ -320,11 +242,9 @@ class DeploymentService:
         """Load the new version beside the old one, with no traffic (preview)."""
         current, _ = self.store.get(name)
         self._busy(current, "blue/green")
-        model = self._model_for(current, model)
+        model = self.registry.model_for(current, model)
         candidate = self._variant(model, version, "standby")
-        request_id = (
-            self._admit(name, current, model, version, "blue/green") if current.track else None
-        )
+        request_id = self.registry.admit(name, current, version, "blue/green")
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             self._busy(spec, "blue/green")
@@ -342,7 +262,11 @@ class DeploymentService:
             return spec
 
         return self._update(
-            name, current, change, kind="blue_green.start", after=self._claim(name, request_id)
+            name,
+            current,
+            change,
+            kind="blue_green.start",
+            after=self.registry.claim(name, request_id),
         )
 
     def switch(self, name: str, *, reason: str | None = None) -> EndpointSpec:
@@ -376,7 +300,7 @@ class DeploymentService:
             change,
             kind="blue_green.switch",
             reason=reason,
-            after=self._complete(name),
+            after=self.registry.complete(name),
         )
 
     def canary(
@@ -395,9 +319,9 @@ class DeploymentService:
         policy = _checked(policy or CanaryPolicy())
         current, _ = self.store.get(name)
         self._busy(current, "a canary")
-        model = self._model_for(current, model)
+        model = self.registry.model_for(current, model)
         candidate = self._variant(model, version, "canary", weight=policy.steps[0])
-        request_id = self._admit(name, current, model, version, "canary") if current.track else None
+        request_id = self.registry.admit(name, current, version, "canary")
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             self._busy(spec, "a canary")
@@ -409,7 +333,7 @@ class DeploymentService:
             return spec
 
         return self._update(
-            name, current, change, kind="canary.start", after=self._claim(name, request_id)
+            name, current, change, kind="canary.start", after=self.registry.claim(name, request_id)
         )
 
     def shadow(
@@ -420,7 +344,9 @@ class DeploymentService:
             raise InvalidInput(f"Shadow share {share} must be in (0, 1].")
         current, _ = self.store.get(name)
         self._busy(current, "a shadow")
-        candidate = self._variant(self._model_for(current, model), version, "shadow", share=share)
+        candidate = self._variant(
+            self.registry.model_for(current, model), version, "shadow", share=share
+        )
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             self._busy(spec, "a shadow")
@@ -442,11 +368,9 @@ class DeploymentService:
         """Replace replicas one at a time with the new version (the supervisors do it)."""
         current, _ = self.store.get(name)
         self._busy(current, "a rolling update")
-        model = self._model_for(current, model)
+        model = self.registry.model_for(current, model)
         candidate = self._variant(model, version, "standby")
-        request_id = (
-            self._admit(name, current, model, version, "rolling update") if current.track else None
-        )
+        request_id = self.registry.admit(name, current, version, "rolling update")
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             self._busy(spec, "a rolling update")
@@ -466,7 +390,7 @@ class DeploymentService:
             return spec
 
         return self._update(
-            name, current, change, kind="rolling.start", after=self._claim(name, request_id)
+            name, current, change, kind="rolling.start", after=self.registry.claim(name, request_id)
         )
 
     def complete_rolling(self, name: str) -> EndpointSpec:
@@ -489,7 +413,7 @@ class DeploymentService:
             return spec
 
         return self._update(
-            name, current, change, kind="rolling.complete", after=self._complete(name)
+            name, current, change, kind="rolling.complete", after=self.registry.complete(name)
         )
 
     def promote(
@@ -505,11 +429,7 @@ class DeploymentService:
             if shadow is None:
                 raise Conflict(f"The shadow {ro.candidate} is no longer in {name!r}.")
             canary = _checked(policy or CanaryPolicy())
-            request_id = (
-                self._admit(name, spec, shadow.model, shadow.version, "canary")
-                if spec.track
-                else None
-            )
+            request_id = self.registry.admit(name, spec, shadow.version, "canary")
 
             def to_canary(s: EndpointSpec) -> EndpointSpec:
                 r = s.rollout
@@ -528,7 +448,7 @@ class DeploymentService:
                 to_canary,
                 kind="shadow.promote",
                 reason=reason,
-                after=self._claim(name, request_id),
+                after=self.registry.claim(name, request_id),
             )
         if ro is None or ro.kind != "canary" or ro.status not in ("progressing", "paused"):
             raise Conflict("Nothing to promote: no canary in progress and no shadow mirroring.")
@@ -575,7 +495,7 @@ class DeploymentService:
             kind=kind,
             reason=reason,
             details=stats,
-            after=self._complete(name),
+            after=self.registry.complete(name),
         )
 
     def rollback(
@@ -613,7 +533,7 @@ class DeploymentService:
                     "Nothing to roll back: no rollout whose previous version is still kept.",
                     hint="See `milepost deploy status`.",
                 )
-            if only_in_progress and ro.status not in _IN_PROGRESS:
+            if only_in_progress and ro.status not in IN_PROGRESS:
                 raise Conflict(f"The {ro.kind} rollout was decided meanwhile ({ro.status}).")
             prev = spec.variant(ro.previous)
             if prev is None:
@@ -627,21 +547,14 @@ class DeploymentService:
             ro.status, ro.detail = "rolled_back", text
             return spec
 
-        def registry(conn: Connection, old: EndpointSpec, _new: EndpointSpec) -> None:
-            ro = old.rollout
-            if ro is None or ro.request_id is None:
-                return
-            rollouts = self.promotion.rollouts
-            if ro.status in _IN_PROGRESS:
-                verdict = rollouts.verdict(name, _HOW.get(ro.kind, ro.kind), False, text)
-                rollouts.abort_in(conn, ro.request_id, verdict)
-                return
-            prev = old.variant(ro.previous or "")
-            assert prev is not None  # change() checked it
-            rollouts.revert_in(conn, ro.request_id, name, previous=prev.version, reason=text)
-
         return self._update(
-            name, current, change, kind="rollback", reason=reason, details=stats, after=registry
+            name,
+            current,
+            change,
+            kind="rollback",
+            reason=reason,
+            details=stats,
+            after=self.registry.undo(name, text),
         )
 
     def finalize(self, name: str) -> EndpointSpec:
@@ -682,16 +595,13 @@ class DeploymentService:
             ro.status, ro.detail = "rolled_back", reason
             return spec
 
-        def registry(conn: Connection, old: EndpointSpec, _new: EndpointSpec) -> None:
-            ro = old.rollout
-            if ro is not None and ro.request_id is not None:
-                rollouts = self.promotion.rollouts
-                rollouts.abort_in(
-                    conn, ro.request_id, rollouts.verdict(name, "rolling update", False, reason)
-                )
-
         return self._update(
-            name, current, change, kind="rolling.abort", reason=reason, after=registry
+            name,
+            current,
+            change,
+            kind="rolling.abort",
+            reason=reason,
+            after=self.registry.undo(name, reason),
         )
 
     # -- analysis and the controller ------------------------------------------------------
@@ -713,65 +623,11 @@ class DeploymentService:
         ro = spec.rollout
         if ro is None or ro.kind != "canary" or ro.status != "progressing" or ro.canary is None:
             return Decision("none", "no canary in progress")
-        policy = ro.canary
-        stats = self.stats(name, since_ms=ro.step_started_at)
-        cand = stats.get(ro.candidate, VariantStats(ro.candidate, 0, 0, None, None))
-        if cand.first_at is not None and cand.first_at > ro.step_started_at:
-            # Compare from the canary's first answer: before it, replicas were loading it
-            # (CPU the primary's requests competed for), which says nothing about either.
-            narrowed = self.stats(name, since_ms=cand.first_at)
-            if narrowed.get(ro.previous or "") is not None:  # the primary is still compared
-                stats = narrowed
-                cand = stats.get(ro.candidate, cand)
-        prim = stats.get(ro.previous or "", VariantStats(ro.previous or "", 0, 0, None, None))
-        info = {"canary": cand.to_dict(), "primary": prim.to_dict(), "step": ro.step}
-        elapsed = (_now() - ro.step_started_at) / 1000
-        # a clearly broken canary is rolled back without waiting out the step
-        if cand.requests >= min(
-            20, policy.min_requests
-        ) and cand.error_rate > prim.error_rate + max(policy.max_error_rate_increase, 0.5):
-            return self._rollback_decision(
-                name, f"canary errors {cand.error_rate:.1%} vs primary {prim.error_rate:.1%}", info
-            )
-        if cand.requests < policy.min_requests or elapsed < policy.min_seconds:
-            return Decision(
-                "hold",
-                f"step {ro.step + 1}: {cand.requests}/{policy.min_requests} requests, "
-                f"{elapsed:.0f}/{policy.min_seconds:g} s — too little to decide",
-                info,
-            )
-        if cand.error_rate > prim.error_rate + policy.max_error_rate_increase:
-            return self._rollback_decision(
-                name,
-                f"canary error rate {cand.error_rate:.2%} > primary {prim.error_rate:.2%} + "
-                f"{policy.max_error_rate_increase:.2%}",
-                info,
-            )
-        if (
-            cand.p99_ms is not None
-            and prim.p99_ms
-            and cand.p99_ms > prim.p99_ms * policy.max_p99_ratio
-            and cand.p99_ms - prim.p99_ms > policy.min_p99_increase_ms
-        ):
-            return self._rollback_decision(
-                name,
-                f"canary p99 {fmt_ms(cand.p99_ms)} > {policy.max_p99_ratio:g} x primary "
-                f"{fmt_ms(prim.p99_ms)}",
-                info,
-            )
-        if policy.max_prediction_psi is not None:
-            value = prediction_psi(
-                self.store, name, ro.step_started_at, ro.candidate, ro.previous or ""
-            )
-            info["prediction_psi"] = value
-            if value is not None and value > policy.max_prediction_psi:
-                return self._rollback_decision(
-                    name, f"prediction PSI {value:.3f} > {policy.max_prediction_psi:g}", info
-                )
-        reason = (
-            f"step {ro.step + 1} healthy: errors {cand.error_rate:.2%} vs {prim.error_rate:.2%}, "
-            f"p99 {fmt_ms(cand.p99_ms)} vs {fmt_ms(prim.p99_ms)} over {cand.requests} requests"
-        )
+        action, reason, info = judge(self.store, name, ro, ro.canary)
+        if action == "hold":
+            return Decision("hold", reason, info)
+        if action == "rollback":
+            return self._rollback_decision(name, reason, info)
         try:
             after = self._advance(name, reason, info)
         except Conflict as exc:
