@@ -485,9 +485,7 @@ def test_a_direct_traffic_change_is_named(registry: None, runtime: Runtime) -> N
     )
 
 
-def test_a_whole_workflow_on_a_tracking_endpoint_verifies(
-    registry: None, runtime: Runtime
-) -> None:
+def test_a_whole_workflow_on_a_tracking_endpoint_verifies(registry: None, runtime: Runtime) -> None:
     """Canaries that complete and roll back, rollbacks after completion, blue/green and
     rolling updates: every request, stage and route they change is in the trail."""
     from tests.contract.test_deployments import _log

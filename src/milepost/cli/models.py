@@ -13,9 +13,9 @@ from rich.table import Table
 from milepost._context import get_runtime
 from milepost.cli._output import console, emit_json, fmt_time, fmt_value
 from milepost.cli._params import MAX_INT64, VersionArg
-from milepost.errors import GateFailed, InvalidInput
+from milepost.errors import GateFailed, InvalidInput, did_you_mean
 from milepost.promotion.gates import GateResult
-from milepost.promotion.service import PromotionRequest
+from milepost.promotion.service import OPEN_STATUSES, PromotionRequest
 
 app = typer.Typer(help="The model registry and the promotion workflow.", no_args_is_help=True)
 trust_app = typer.Typer(
@@ -26,8 +26,24 @@ trust_app = typer.Typer(
 app.add_typer(trust_app, name="trust")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+_STATUSES = (
+    "pending_approval",
+    "awaiting_rollout",
+    "rolling_out",
+    "completed",
+    "rolled_back",
+    "refused",
+    "rejected",
+    "stale",
+)
 STAGE_STYLE = {"Production": "green", "Staging": "cyan", "Archived": "dim", "None": ""}
-GATE_STYLE = {"passed": "green", "failed": "red", "error": "red", "pending": "yellow"}
+GATE_STYLE = {
+    "passed": "green",
+    "failed": "red",
+    "error": "red",
+    "pending": "yellow",
+    "skipped": "dim",
+}
 
 
 def _stage(stage: str) -> str:
@@ -188,6 +204,18 @@ def _print_request(req: PromotionRequest) -> None:
             f"({req.model} v{req.version} -> {req.target_stage}). An approver runs "
             f"`milepost models approve {req.request_id[:12]}`."
         )
+    elif req.status == "awaiting_rollout":
+        console.print(
+            f"[cyan]Approved[/]: every gate passed (request {req.request_id[:12]}). Endpoint "
+            f"{req.endpoint} tracks {req.target_stage} of {req.model}, so v{req.version} "
+            f"enters {req.target_stage} when it is rolled out there: `milepost deploy canary "
+            f"{req.endpoint} --version {req.version}` (or blue-green, rolling)."
+        )
+    elif req.status == "rolling_out":
+        console.print(
+            f"Request {req.request_id[:12]} is being rolled out on {req.endpoint}: "
+            f"`milepost deploy status {req.endpoint}`."
+        )
     else:
         console.print(
             f"Request {req.request_id[:12]} is {req.status}"
@@ -241,15 +269,27 @@ def reject(
 @app.command()
 def requests(
     status: Annotated[
-        str, typer.Option(help="pending_approval, completed, refused, rejected, stale or all.")
-    ] = "pending_approval",
+        str,
+        typer.Option(
+            help="open (pending_approval, awaiting_rollout, rolling_out), one of "
+            + ", ".join(_STATUSES)
+            + ", or all."
+        ),
+    ] = "open",
     model: Annotated[str | None, typer.Option()] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List promotion requests (by default the ones awaiting approval)."""
-    reqs = get_runtime().promotion.list_requests(
-        status=None if status == "all" else status, model=model
+    """List promotion requests (by default the open ones: waiting for an approver or for
+    a rollout)."""
+    if status not in (*_STATUSES, "open", "all"):
+        raise InvalidInput(
+            f"--status {status!r} is not a request status.{did_you_mean(status, _STATUSES)}",
+            hint="Use open, all, or one of " + ", ".join(_STATUSES) + ".",
+        )
+    wanted: str | tuple[str, ...] | None = (
+        OPEN_STATUSES if status == "open" else None if status == "all" else status
     )
+    reqs = get_runtime().promotion.list_requests(status=wanted, model=model)
     if as_json:
         emit_json([r.to_dict() for r in reqs])
         return
@@ -262,7 +302,7 @@ def requests(
             r.model,
             str(r.version),
             r.target_stage,
-            r.status,
+            r.status + (f" on {r.endpoint}" if r.endpoint else ""),
             r.requested_by,
             fmt_time(r.created_at),
             r.reason or "",
