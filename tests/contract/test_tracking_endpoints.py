@@ -185,6 +185,26 @@ def test_rollback_says_why_not_when_the_previous_version_was_retired(
     _agree(runtime, tracked)
 
 
+def test_rollback_says_why_not_when_the_previous_version_moved_on(
+    tracked: str, runtime: Runtime
+) -> None:
+    """The version kept warm for a rollback may be re-reviewed; the registry then has no
+    previous Production version to return to, and the rollback says so, changing nothing."""
+    svc = runtime.serving
+    c = Client()
+    svc.blue_green(tracked, 3)
+    with pytest.raises(Conflict, match="is rolling it out"):
+        c.archive_model_version("churn", 3)  # the candidate of a rollout under way
+    svc.switch(tracked)
+    c.promote("churn", 1, "Staging", reason="re-review")
+    revision = svc.get(tracked)[1]
+    with pytest.raises(Conflict, match="Cannot roll churn back to v1: it is in Staging now"):
+        svc.rollback(tracked)
+    assert svc.get(tracked)[1] == revision
+    assert _stages() == {1: "Staging", 2: "None", 3: "Production"}
+    _agree(runtime, tracked)
+
+
 def test_a_canary_whose_gates_fail_takes_no_traffic(tracked: str, runtime: Runtime) -> None:
     """The promotion runs before the canary: a version whose Production gates fail never
     reaches traffic, let alone 100%."""
@@ -252,8 +272,6 @@ def test_models_promote_waits_for_the_rollout_and_the_registry_refuses_detours(
     with pytest.raises(Conflict, match="is rolling it out as a canary"):
         c.archive_model_version("churn", 3)
     _promote_by_canary(runtime, tracked, 3, 1)
-    with pytest.raises(Conflict, match="keeps it loaded for a rollback"):
-        c.promote("churn", 1, "Staging")
     assert next(r.request_id for r in c.promotion_requests(status="completed")) == req.request_id
     _agree(runtime, tracked)
 
@@ -335,8 +353,6 @@ def test_blue_green_and_rolling_respect_the_registry(tracked: str, runtime: Runt
     assert c.get_promotion_request(rolling).status == "completed"  # type: ignore[arg-type]
     _agree(runtime, tracked)
     # a rolling update whose replica never starts ends the request, registry unchanged
-    with pytest.raises(Conflict, match="keeps it loaded for a rollback"):
-        c.promote("churn", 3, "Staging")
     svc.finalize(tracked)
     c.promote("churn", 3, "Staging")
     failed = svc.rolling(tracked, 3).rollout.request_id  # type: ignore[union-attr]

@@ -455,7 +455,11 @@ class SqlRegistryStore:
         conn: Connection, name: str, stage: str = "Production"
     ) -> tuple[str, dict[int, str]] | None:
         """The endpoint tracking ``stage`` of model ``name``, with ``{version: role}`` of
-        the versions it holds (primary, canary, standby), or None."""
+        the versions it holds: its primary and the candidate of a rollout under way (a
+        canary, or a blue/green or rolling candidate). None without such an endpoint.
+
+        The previous version kept warm for a rollback is not held: it may be re-reviewed
+        (a rollback then says it cannot restore it)."""
         row = conn.execute(
             sa.select(endpoints.c.name, endpoints.c.spec_json).where(
                 endpoints.c.track_model == name, endpoints.c.track_stage == stage
@@ -464,13 +468,20 @@ class SqlRegistryStore:
         if row is None:
             return None
         try:
-            variants = json.loads(row.spec_json).get("variants") or []
+            spec = json.loads(row.spec_json)
+            variants = spec.get("variants") or []
+            rollout = spec.get("rollout") or {}
         except (TypeError, ValueError, AttributeError):
-            variants = []
+            variants, rollout = [], {}
+        under_way = rollout.get("status") in ("preview", "progressing", "in_progress", "paused")
         held = {
-            int(v["version"]): str(v["role"])
+            int(v["version"]): "candidate" if v.get("role") == "standby" else str(v["role"])
             for v in variants
-            if isinstance(v, dict) and v.get("role") in ("primary", "canary", "standby")
+            if isinstance(v, dict)
+            and (
+                v.get("role") in ("primary", "canary")
+                or (under_way and v.get("name") == rollout.get("candidate"))
+            )
         }
         return str(row.name), held
 
@@ -652,7 +663,7 @@ class SqlRegistryStore:
             what = {
                 "primary": "serves it as Production",
                 "canary": "is rolling it out as a canary",
-                "standby": "keeps it loaded for a rollback",
+                "candidate": "is rolling it out",
             }.get(role, f"holds it ({role})")
             raise Conflict(
                 f"{name} v{version} cannot move to {to_stage}: endpoint {tracker!r}, which "
