@@ -177,7 +177,10 @@ def status(
 def blue_green(
     endpoint: str, version: VersionArg, model: ModelOpt = None, as_json: JsonOpt = False
 ) -> None:
-    """Load VERSION beside the primary with no traffic (then `switch`, `rollback`, `finalize`)."""
+    """Load VERSION beside the primary with no traffic (then `switch`, `rollback`, `finalize`).
+
+    On an endpoint that tracks Production, VERSION's promotion to Production runs first
+    (or its approved one is used), and `switch` makes it Production in the registry."""
     _done(get_runtime().serving.blue_green(endpoint, version, model=model), "Preview", as_json)
 
 
@@ -211,7 +214,11 @@ def canary(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Start a canary; `milepost serve` advances, holds or rolls it back automatically."""
+    """Start a canary; `milepost serve` advances, holds or rolls it back automatically.
+
+    On an endpoint that tracks Production, VERSION's promotion to Production runs first
+    (its gates; an approval must land before any traffic), and the canary's last step
+    makes it Production in the registry and primary here, together."""
     try:
         step_values = [float(s) for s in steps.split(",")]
     except ValueError as exc:
@@ -250,7 +257,10 @@ def shadow(
 def rolling(
     endpoint: str, version: VersionArg, model: ModelOpt = None, as_json: JsonOpt = False
 ) -> None:
-    """Replace replicas one at a time with VERSION (each host's `milepost serve` does it)."""
+    """Replace replicas one at a time with VERSION (each host's `milepost serve` does it).
+
+    On an endpoint that tracks Production, VERSION's promotion to Production runs first,
+    and the update's end makes it Production in the registry."""
     _done(get_runtime().serving.rolling(endpoint, version, model=model), "Rolling update", as_json)
 
 
@@ -266,7 +276,8 @@ def promote(
 def rollback(
     endpoint: str, reason: Annotated[str | None, typer.Option()] = None, as_json: JsonOpt = False
 ) -> None:
-    """Back to the previous version, instantly."""
+    """Back to the previous version, instantly (on an endpoint that tracks Production, the
+    registry's Production goes back with it, and the promotion request is rolled_back)."""
     _done(get_runtime().serving.rollback(endpoint, reason=reason), "Rolled back", as_json)
 
 

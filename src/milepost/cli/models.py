@@ -167,9 +167,13 @@ def show(
     if as_json:
         emit_json({**m.to_dict(), "policy": policy.to_dict()})
         return
+    tracks = {e: rt.serving.get(e)[0].track for e in rt.serving.endpoints()}
+    trackers = [e for e, t in tracks.items() if t is not None and t.model == name]
     console.print(
         f"[bold]{m.name}[/] · latest {m.latest_version} · Production "
-        f"{m.production_version or '-'}" + (f" · {m.description}" if m.description else "")
+        f"{m.production_version or '-'}"
+        + (f" (served by endpoint {trackers[0]}, which tracks it)" if trackers else "")
+        + (f" · {m.description}" if m.description else "")
     )
     console.print(_versions_table(name))
     if policy.empty:
