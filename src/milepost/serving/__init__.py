@@ -11,7 +11,7 @@
 """
 
 from milepost.serving.service import Decision, DeploymentService, VariantStats
-from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Variant
+from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Track, Variant
 
 __all__ = [
     "CanaryPolicy",
@@ -19,6 +19,7 @@ __all__ = [
     "DeploymentService",
     "EndpointSpec",
     "Rollout",
+    "Track",
     "Variant",
     "VariantStats",
 ]
