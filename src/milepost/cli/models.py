@@ -297,16 +297,19 @@ def requests(
     if as_json:
         emit_json([r.to_dict() for r in reqs])
         return
-    table = Table(
-        "request", "model", "version", "to", "status", "requested by", "when (UTC)", "reason"
-    )
+    table = Table("request", "model", "version", "to")
+    # a status is never cut short: "pending_a…" could be read as anything
+    table.add_column("status", min_width=max((len(r.status) for r in reqs), default=6))
+    for column in ("endpoint", "requested by", "when (UTC)", "reason"):
+        table.add_column(column)
     for r in reqs:
         table.add_row(
             r.request_id[:12],
             r.model,
             str(r.version),
             r.target_stage,
-            r.status + (f" on {r.endpoint}" if r.endpoint else ""),
+            r.status,
+            r.endpoint or "-",
             r.requested_by,
             fmt_time(r.created_at),
             r.reason or "",
