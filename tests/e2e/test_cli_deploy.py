@@ -59,7 +59,11 @@ def test_endpoints_track_production_and_rollouts_move_the_registry(tmp_path: Pat
     out = run("models", "promote", "churn", "2", "--to", "Production", "--reason", "better")
     assert out.returncode == 0, out.stderr
     assert "Approved" in out.stdout and "milepost deploy canary churn --version 2" in out.stdout
-    assert "awaiting_rollout on churn" in run("models", "requests").stdout
+    waiting = json.loads(run("models", "requests", "--json").stdout)
+    assert [(r["version"], r["status"], r["endpoint"]) for r in waiting] == [
+        (2, "awaiting_rollout", "churn")
+    ]
+    assert re.search(r"awaiting_rollout\s+│ churn ", run("models", "requests").stdout)
     _one_line_error(run("models", "archive", "churn", "1"), "serves it as Production")
     assert stages() == {1: "Production", 2: "None"}
 
