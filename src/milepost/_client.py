@@ -251,8 +251,12 @@ class Client:
     def promotion_requests(
         self, *, status: str | None = "pending_approval", model: str | None = None
     ) -> list[PromotionRequest]:
-        """Promotion requests, newest first."""
+        """Promotion requests, newest first (``status=None``: every status)."""
         return self._rt.promotion.list_requests(status=status, model=model)
+
+    def get_promotion_request(self, request_id: str) -> PromotionRequest:
+        """One promotion request (a full id or a unique prefix) with its gate results."""
+        return self._rt.promotion.get_request(request_id)
 
     # audit
     def audit_events(self, **filters: Any) -> list[AuditEvent]:

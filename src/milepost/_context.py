@@ -67,9 +67,6 @@ class Runtime:
         self.evaluation = EvaluationService(
             self.db, self.settings, models=self.models, data=self.data
         )
-        self.serving = DeploymentService(
-            self.db, self.settings, models=self.models, features=self.features
-        )
         self.promotion = PromotionService(
             self.db,
             self.settings,
@@ -77,6 +74,13 @@ class Runtime:
             evaluation=self.evaluation,
             data=self.data,
             roles=self.roles,
+        )
+        self.serving = DeploymentService(
+            self.db,
+            self.settings,
+            models=self.models,
+            features=self.features,
+            promotion=self.promotion,
         )
 
     def close(self) -> None:

@@ -387,7 +387,7 @@ def test_a_whole_audited_workflow_verifies(registry: None, runtime: Runtime) -> 
     c.set_alias("churn", "champion", 1)
     c.set_alias("churn", "challenger", 2)
     c.delete_alias("churn", "challenger")
-    rt.serving.create("churn-ep", "churn")
+    rt.serving.create("churn-ep", "churn", version=1)  # pinned: the registry moves freely
     rt.serving.canary("churn-ep", 2)
     rt.serving.rollback("churn-ep")
     rt.roles.grant("tester", "admin")
@@ -482,6 +482,66 @@ def test_a_direct_traffic_change_is_named(registry: None, runtime: Runtime) -> N
         r"endpoint churn-ep routes churn-v1 primary, churn-v2 canary 100% but the audit "
         r"trail last recorded churn-v1 primary, churn-v2 canary 5% \(event \d+\)\.",
         report.problems[0].message,
+    )
+
+
+def test_a_whole_workflow_on_a_tracking_endpoint_verifies(registry: None, runtime: Runtime) -> None:
+    """Canaries that complete and roll back, rollbacks after completion, blue/green and
+    rolling updates: every request, stage and route they change is in the trail."""
+    from tests.contract.test_deployments import _log
+
+    rt, c = _as(runtime, "tester")
+    c.promote("churn", 1, "Production")
+    svc = rt.serving
+    svc.create("churn-ep", "churn")
+    fast = milepost.serving.CanaryPolicy(steps=[100], min_seconds=0, min_requests=10)
+    svc.canary("churn-ep", 2, policy=fast)
+    _log(rt, "churn-ep", "churn-v2", 20)
+    _log(rt, "churn-ep", "churn-v1", 20)
+    assert svc.tick("churn-ep").action == "promote"
+    svc.rollback("churn-ep", reason="second thoughts")  # v1 back in Production
+    c.promote("churn", 2, "Staging")
+    svc.blue_green("churn-ep", 2)
+    svc.rollback("churn-ep")  # the preview: request rolled back, nothing else
+    svc.rolling("churn-ep", 2)
+    svc.complete_rolling("churn-ep")
+    svc.finalize("churn-ep")
+    assert {v.version: v.stage for v in c.list_model_versions("churn")} == {
+        1: "Archived",
+        2: "Production",
+    }
+    statuses = sorted(r.status for r in c.promotion_requests(status=None))
+    assert statuses == ["completed", "completed", "completed", "rolled_back", "rolled_back"]
+    report = c.verify_audit()
+    assert report.ok, report.problems
+
+
+def test_what_an_endpoint_tracks_and_serves_is_checked(registry: None, runtime: Runtime) -> None:
+    Client().promote("churn", 1, "Production")
+    runtime.serving.create("churn-ep", "churn")
+    assert Client().verify_audit().ok
+    # Production moved behind the endpoint's back
+    with runtime.db.write() as conn:
+        conn.execute(sa.text("UPDATE model_versions SET stage = 'Archived' WHERE version = 1"))
+        conn.execute(sa.text("UPDATE model_versions SET stage = 'Production' WHERE version = 2"))
+    messages = [p.message for p in _state(Client().verify_audit())]
+    assert (
+        "endpoint churn-ep tracks Production of churn and serves v1 as its primary, but the "
+        "registry has v2 in Production." in messages
+    )
+    with runtime.db.write() as conn:
+        conn.execute(sa.text("UPDATE model_versions SET stage = 'None' WHERE version = 2"))
+        conn.execute(sa.text("UPDATE model_versions SET stage = 'Production' WHERE version = 1"))
+    assert Client().verify_audit().ok
+    # unbinding it by hand (the registry would then let Production move freely)
+    with runtime.db.write() as conn:
+        conn.execute(sa.text("UPDATE endpoints SET track_model = NULL, track_stage = NULL"))
+    messages = [p.message for p in _state(Client().verify_audit())]
+    assert len(messages) == 1
+    assert re.fullmatch(
+        r"endpoint churn-ep tracks nothing \(pinned\) but the audit trail last recorded "
+        r"Production of churn \(event \d+\)\.",
+        messages[0],
     )
 
 

@@ -26,7 +26,9 @@ def endpoint(runtime: Runtime, churn_models: dict[str, Any], churn_frame: pd.Dat
                 churn_models[key], "churn", input_example=churn_frame[FEATURES].head(3)
             )
     Client().promote("churn", 1, "Production")
-    runtime.serving.create("churn-ep", "churn")
+    # pinned to explicit versions: the strategies' routing, with no registry involved
+    # (endpoints that track Production are tested in test_tracking_endpoints.py)
+    runtime.serving.create("churn-ep", "churn", version=1)
     return "churn-ep"
 
 
@@ -66,9 +68,10 @@ def _log(
     logger.close()
 
 
-def test_create_serves_production_and_checks_the_model(endpoint: str, runtime: Runtime) -> None:
+def test_create_serves_the_version_and_checks_the_model(endpoint: str, runtime: Runtime) -> None:
     spec, revision = runtime.serving.get(endpoint)
     assert [(v.name, v.role) for v in spec.variants] == [("churn-v1", "primary")] and revision == 1
+    assert spec.track is None and spec.kind == "pinned"
     with pytest.raises(NotFound, match="no version 9"):
         runtime.serving.create("other", "churn", version=9)
     with pytest.raises(InvalidInput, match="Endpoint name"):

@@ -372,3 +372,85 @@ def test_a_nan_written_straight_into_the_database_fails_closed(
         c.promote("churn", 1, "Production")
     assert c.get_model_version("models:/churn/Production").version == 2
     assert c.get_model_version("models:/churn/1").stage == "None"
+
+
+STAGING_CHECK = {"staging": [{"kind": "data_validation", "suite": "other"}]}
+
+
+def test_a_version_entering_production_from_none_passes_stagings_gates_too(
+    registered: dict[str, Any],
+) -> None:
+    """Stages are a path: v2's training data was never validated with the suite Staging
+    asks for, so it cannot jump None -> Production past that check."""
+    c = Client()
+    c.set_promotion_policy(
+        "churn", {**STAGING_CHECK, "production": [{"kind": "data_validation", "suite": "basic"}]}
+    )
+    with pytest.raises(GateFailed, match=r"data_validation \(Staging\): .*never validated"):
+        c.promote("churn", 2, "Production")
+    with pytest.raises(GateFailed, match="never validated with suite 'other'"):
+        c.promote("churn", 2, "Staging")
+    assert {v.version: v.stage for v in c.list_model_versions("churn")} == {1: "None", 2: "None"}
+    refused = c.promotion_requests(status="refused")[-1]
+    assert [(g.name, g.status) for g in refused.gates] == [
+        ("data_validation (Staging)", "failed"),
+        ("data_validation", "passed"),
+    ]
+    # both sets pass: both are recorded on the request
+    milepost.data.validate(
+        registered["train"],
+        {"name": "other", "checks": [{"kind": "not_null", "column": "customer_id"}]},
+    )
+    done = c.promote("churn", 2, "Production")
+    assert done.status == "completed"
+    assert [g.name for g in done.gates] == ["data_validation (Staging)", "data_validation"]
+    # from Staging, only Production's gates run (Staging's ran on the way in)
+    c.promote("churn", 1, "Staging")
+    c.set_promotion_policy("churn", {"staging": [{"kind": "approval"}]})
+    assert [g.name for g in c.promote("churn", 1, "Production").gates] == []
+
+
+def test_a_policy_may_let_production_be_entered_directly(registered: dict[str, Any]) -> None:
+    c = Client()
+    policy = c.set_promotion_policy(
+        "churn", {**STAGING_CHECK, "production": [], "allow_direct_production": True}
+    )
+    assert policy.allow_direct_production and "allow_direct_production: true" in policy.to_yaml()
+    assert milepost.get_runtime().promotion.get_policy("churn") == policy
+    assert c.promote("churn", 2, "Production").status == "completed"
+    with pytest.raises(GateFailed, match="never validated with suite 'other'"):
+        c.promote("churn", 1, "Staging")  # Staging itself keeps its gates
+
+
+@pytest.mark.parametrize("value", ["yes", "true", 1, 0, None, [True]])
+def test_allow_direct_production_must_be_a_boolean(value: Any) -> None:
+    with pytest.raises(InvalidInput, match="allow_direct_production must be true or false"):
+        PromotionPolicy.from_dict({"allow_direct_production": value})
+    with pytest.raises(InvalidInput, match="Did you mean 'allow_direct_production'"):
+        PromotionPolicy.from_dict({"allow_direct_productoin": True})
+    with pytest.raises(InvalidInput, match="allow_direct_production must be true or false"):
+        PromotionPolicy.from_yaml('allow_direct_production: "yes"')
+
+
+def test_a_refused_request_never_shows_an_approval_as_pending(registered: dict[str, Any]) -> None:
+    c = Client()
+    c.promote("churn", 2, "Production")
+    c.set_promotion_policy("churn", {"production": [{**_METRIC}, {"kind": "approval"}]})
+    with pytest.raises(GateFailed) as info:
+        c.promote("churn", 1, "Production")
+    shown = [(g["name"], g["status"]) for g in info.value.details["gates"]]  # type: ignore[index]
+    assert shown == [("metric_vs_baseline", "failed"), ("approval", "skipped")]
+    request = c.get_promotion_request(info.value.details["request_id"])  # type: ignore[index]
+    assert request.status == "refused"
+    assert request.gates[1].status == "skipped"
+    assert request.gates[1].message == "not asked: the request was refused by metric_vs_baseline"
+    assert c.promotion_requests() == []  # nothing waits for an approver
+    assert c.verify_audit().ok
+
+
+_METRIC = {
+    "kind": "metric_vs_baseline",
+    "dataset": "churn.test@1",
+    "target": LABEL,
+    "min_delta": 0.01,
+}

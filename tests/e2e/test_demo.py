@@ -134,13 +134,26 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     assert production.run_id == result["runs"][best]
     assert result["promotion"]["refused_request"]
     to_production = [e for e in c.model_history("churn") if e.to_stage == "Production"]
-    assert [e.actor for e in to_production] == ["ana", "ana"]  # the baseline, then the best
+    assert len(to_production) == 2 and to_production[0].actor == "ana"  # the baseline
     assert to_production[-1].version == production.version
+    # the best: approved by ana, then made Production by its canary's last step on the
+    # endpoint that tracks Production, in the same transaction as the endpoint's primary
+    best_request = c.get_promotion_request(to_production[-1].request_id or "")
+    assert best_request.status == "completed" and best_request.endpoint == "churn"
+    assert [g.message for g in best_request.gates if g.kind == "approval"] == ["approved by ana"]
+    assert best_request.gates[-1].name == "canary on churn" and best_request.gates[-1].passed
     assert "approves it" in text and "refused, registry unchanged" in text
+    # a refused request is never shown waiting for an approval
+    refused = c.get_promotion_request(result["promotion"]["refused_request"])
+    assert refused.status == "refused" and "pending" not in {g.status for g in refused.gates}
     # served: the baseline, then the best as a canary that promoted itself; the slow forest
     # was rolled back on latency; the client never saw a failure
     served = result["serving"]
-    assert served["canary"] == "succeeded" and served["faulty"] == "rolled_back"
+    assert served["canary"] == "succeeded"
+    assert served["faulty"] == "rolled_back", (
+        "the faulty model must be fine offline (pass the Production gates) and fail in its "
+        "canary; 'refused' means its offline gates refused it before any traffic"
+    )
     assert served["failed"] == 0 and served["requests"] > 100
     assert served["variants"].keys() >= {
         f"churn-v{to_production[0].version}",
@@ -148,6 +161,21 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
         f"churn-v{served['faulty_version']}",
     }
     assert "rollback: automatic: canary p99" in text and "SHAP, the largest" in text
+    # the faulty forest took the same road: its gates passed, its canary failed on p99, and
+    # the registry recorded that; it never reached Production
+    faulty = [
+        r
+        for r in c.promotion_requests(status="rolled_back", model="churn")
+        if r.version == served["faulty_version"]
+    ]
+    assert len(faulty) == 1 and faulty[0].gates[-1].message.startswith("automatic: canary p99")
+    assert c.get_model_version("churn", served["faulty_version"]).stage != "Production"
+    # the final table counts the client's window, variant by variant, as the client did
+    assert "the prediction log and the client count the same requests, variant by variant" in text
+    assert re.search(r"traffic from \d\d:\d\d:\d\d\.\d{3} to \d\d:\d\d:\d\d\.\d{3} UTC", text)
+    # one way to write a latency: "p99 2.3 ms"
+    assert re.search(r"p99 \d+\.\d ms vs \d+\.\d ms", text)
+    assert not re.search(r"p99 \d+\.\d+ vs", text)
     spec, _ = milepost.get_runtime().serving.get("churn")
     assert [(v.name, v.role) for v in spec.variants] == [
         (f"churn-v{production.version}", "primary")

@@ -50,7 +50,7 @@ def make_endpoint(
                     onnx=True,
                 )
         Client().promote("churn", 1, "Production")
-        rt.serving.create("churn-ep", "churn")
+        rt.serving.create("churn-ep", "churn", version=1)  # pinned: routing only
         made.append(Endpoint(home, churn_frame[FEATURES].to_dict("records"), settings))
         return made[-1]
 

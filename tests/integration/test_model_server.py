@@ -128,12 +128,14 @@ def served(
                 description=key,
             )
     Client().promote("churn", 1, "Production")
-    rt.serving.create("churn-ep", "churn")
+    # pinned: these tests exercise the strategies' routing; the registry's part is in
+    # test_a_canary_on_a_tracking_endpoint_moves_production_when_it_completes
+    rt.serving.create("churn-ep", "churn", version=1)
     rows = churn_frame[FEATURES].head(200).to_dict("records")
     servers: list[Server] = []
 
-    def start(replicas: int = 2) -> Server:
-        servers.append(Server(home, "churn-ep", replicas))
+    def start(replicas: int = 2, endpoint: str = "churn-ep") -> Server:
+        servers.append(Server(home, endpoint, replicas))
         return servers[-1]
 
     yield {"rt": rt, "rows": rows, "start": start, "home": home}
@@ -401,3 +403,66 @@ def test_a_canary_whose_model_fails_on_valid_input_is_rolled_back(
     assert "canary.promote" not in _kinds(served)
     assert set(load.failures) == {"status 500"}  # the canary's model errors, nothing else
     assert load.variants[f"churn-v{mv.version}"] > 0  # some regions it knows were answered
+
+
+def test_a_canary_on_a_tracking_endpoint_moves_production_when_it_completes(
+    served: dict[str, Any],
+) -> None:
+    """`milepost serve`'s controller decides; the registry follows in the same transaction:
+    the slow v3 is rolled back and recorded so, the healthy v2 becomes Production as it
+    becomes the primary. Clients never see a failure."""
+    rt = served["rt"]
+    rt.serving.create("tracked", "churn")  # tracks Production of churn (v1)
+    server = served["start"](2, "tracked")
+    svc = rt.serving
+    c = Client()
+
+    def verdict() -> Any:
+        _until(lambda: svc.get("tracked")[0].rollout.status != "progressing")
+        return svc.get("tracked")[0]
+
+    with Load(server, served["rows"], clients=3) as load:
+        _until(lambda: load.ok > 20)
+        slow = svc.canary(
+            "tracked",
+            3,
+            policy=milepost.serving.CanaryPolicy(
+                steps=[50, 100], min_seconds=1, min_requests=20, max_p99_ratio=3
+            ),
+        )
+        spec = verdict()
+        assert spec.rollout.status == "rolled_back", spec.rollout.detail
+        refused = c.get_promotion_request(slow.rollout.request_id)
+        assert refused.status == "rolled_back" and "p99" in refused.gates[-1].message
+        assert {v.version: v.stage for v in c.list_model_versions("churn")} == {
+            1: "Production",
+            2: "None",
+            3: "None",
+        }
+        healthy = svc.canary(
+            "tracked",
+            2,
+            policy=milepost.serving.CanaryPolicy(
+                steps=[50, 100], min_seconds=1, min_requests=20, max_p99_ratio=1000
+            ),
+        )
+        spec = verdict()
+        assert spec.rollout.status == "succeeded", spec.rollout.detail
+        _until(lambda: server.predict(served["rows"][:1]).json()["variant"] == "churn-v2")
+    assert sum(load.failures.values()) == 0, load.failures
+    assert load.variants["churn-v3"] > 0 and load.variants["churn-v2"] > 0
+    assert spec.primary.name == "churn-v2"
+    assert {v.version: v.stage for v in c.list_model_versions("churn")} == {
+        1: "Archived",
+        2: "Production",
+        3: "None",
+    }
+    done = c.get_promotion_request(healthy.rollout.request_id)
+    assert done.status == "completed" and done.gates[-1].name == "canary on tracked"
+    # the controller in `milepost serve` (another process) changed the stage with the route
+    stage = c.audit_events(action="model_version.stage")[0]
+    promote = c.audit_events(action="deploy.canary.promote")[0]
+    assert stage.after["endpoint"] == "tracked" and abs(stage.seq - promote.seq) == 1
+    assert c.model_history("churn")[-1].request_id == done.request_id
+    report = c.verify_audit()
+    assert report.ok, report.problems

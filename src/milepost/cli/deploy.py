@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from milepost._context import get_runtime
-from milepost.cli._output import console, emit_json, fmt_time, fmt_value
+from milepost.cli._output import console, emit_json, fmt_time
 from milepost.cli._params import (
     MAX_INT64,
     EndpointArg,
@@ -18,6 +18,7 @@ from milepost.cli._params import (
     VersionArg,
 )
 from milepost.errors import InvalidInput
+from milepost.serving.analysis import fmt_ms
 from milepost.serving.service import describe
 from milepost.serving.spec import CanaryPolicy, EndpointSpec
 
@@ -35,8 +36,15 @@ ModelOpt = Annotated[
 def _done(spec: EndpointSpec, what: str, as_json: bool) -> None:
     if as_json:
         emit_json(spec.summary())
-    else:
-        console.print(f"{what}: {describe(spec)}")
+        return
+    console.print(f"{what} ({spec.kind}): {describe(spec)}")
+    ro = spec.rollout
+    if ro is not None and ro.request_id is not None:
+        req = get_runtime().promotion.get_request(ro.request_id)
+        console.print(
+            f"  carries promotion request {req.request_id[:12]} ({req.model} v{req.version} "
+            f"-> {req.target_stage}): {req.status}"
+        )
 
 
 @app.command()
@@ -45,50 +53,108 @@ def create(
     model: Annotated[str, typer.Option("--model", help="Registered model to serve.")],
     version: Annotated[
         int | None,
-        typer.Option(min=1, max=MAX_INT64, help="Version (default: the Production one)."),
+        typer.Option(
+            min=1,
+            max=MAX_INT64,
+            help="Pin this version (no stage binding; rollouts leave the registry alone).",
+        ),
+    ] = None,
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            help="Track this stage of the model (Production, the default without --version): "
+            "the endpoint serves the registry's Production version, and a rollout there is "
+            "what moves Production.",
+        ),
     ] = None,
     replicas: Annotated[int, typer.Option(min=1, max=256, help="Replicas per host.")] = 1,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not log predictions.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create an endpoint (checks that the version loads, predicts its example, and that
-    its pinned features are materialized)."""
+    """Create an endpoint that tracks Production of a model, or one pinned to a version
+    (checks that the version loads, predicts its example, and that its pinned features are
+    materialized)."""
     spec = get_runtime().serving.create(
-        endpoint, model, version=version, replicas=replicas, log_predictions=not no_log
+        endpoint,
+        model,
+        version=version,
+        stage=stage,
+        replicas=replicas,
+        log_predictions=not no_log,
     )
     _done(spec, f"Created endpoint {endpoint}", as_json)
 
 
 @app.command("list")
 def list_(as_json: JsonOpt = False) -> None:
-    """List endpoints."""
+    """List endpoints: what each tracks (or that it is pinned) and what it serves."""
     serving = get_runtime().serving
     rows = [(name, *serving.get(name)) for name in serving.endpoints()]
     if as_json:
         emit_json([{"endpoint": n, "revision": r, **s.summary()} for n, s, r in rows])
         return
-    table = Table("endpoint", "revision", "replicas", "serving")
+    table = Table("endpoint", "kind", "revision", "replicas", "serving")
     for name, spec, revision in rows:
-        table.add_row(name, str(revision), str(spec.replicas), describe(spec))
+        table.add_row(name, spec.kind, str(revision), str(spec.replicas), describe(spec))
     console.print(table)
 
 
 @app.command()
-def status(endpoint: EndpointArg, as_json: JsonOpt = False) -> None:
-    """Variants, the rollout in progress, per-variant traffic, errors and latency, events."""
-    data = get_runtime().serving.status(endpoint)
+def status(
+    endpoint: EndpointArg,
+    window: Annotated[
+        float, typer.Option(min=1, help="Seconds of traffic to count (at most).")
+    ] = 300,
+    as_json: JsonOpt = False,
+) -> None:
+    """What the endpoint tracks (and whether the registry agrees), variants, the rollout in
+    progress, per-variant traffic, errors and latency over a stated window, events."""
+    data = get_runtime().serving.status(endpoint, window_seconds=window)
     if as_json:
         emit_json(data)
         return
     ro = data["rollout"]
     console.print(
-        f"[bold]{endpoint}[/] · revision {data['revision']} · {data['replicas']} replica(s)"
+        f"[bold]{endpoint}[/] · {data['kind']} · revision {data['revision']} · "
+        f"{data['replicas']} replica(s)"
         + (f" · {ro['kind']} {ro['status']}: {ro['detail']}" if ro else "")
     )
+    registry = data.get("registry")
+    if registry is not None:
+        production = registry["production_version"]
+        console.print(
+            f"registry: Production is v{production}, the primary here"
+            if registry["agrees"]
+            else f"[red]registry: Production is v{production or '-'}, but the primary here "
+            "is not it[/] (run `milepost audit verify`)"
+        )
+    request = data.get("request")
+    if request is not None:
+        console.print(
+            f"rollout carries promotion request {request['request_id'][:12]} "
+            f"(v{request['version']} -> Production): {request['status']}"
+        )
+    since, until = data["window"]["since"], data["window"]["until"]
     table = Table(
-        "variant", "role", "weight/share", "requests", "errors", "p50 ms", "p99 ms", "agreement"
+        "variant",
+        "role",
+        "weight/share",
+        "requests",
+        "errors",
+        "p50",
+        "p99",
+        "agreement",
+        title=f"traffic {fmt_time(since)} to {fmt_time(until)} UTC "
+        f"({(until - since) / 1000:.0f} s)",
+        title_justify="left",
     )
-    for v in data["variants"]:
+    current = {v["name"] for v in data["variants"]}
+    gone = [
+        {"name": name, "role": "(removed)", "weight": 0, "share": 0}
+        for name in sorted(data["stats"])
+        if name not in current
+    ]
+    for v in [*data["variants"], *gone]:
         s = data["stats"].get(v["name"], {})
         split = (
             f"{v['weight']:g}%"
@@ -103,8 +169,8 @@ def status(endpoint: EndpointArg, as_json: JsonOpt = False) -> None:
             split,
             str(s.get("requests", 0)),
             str(s.get("errors", 0)),
-            fmt_value(s["p50_ms"]) if s.get("p50_ms") is not None else "-",
-            fmt_value(s["p99_ms"]) if s.get("p99_ms") is not None else "-",
+            fmt_ms(s.get("p50_ms")),
+            fmt_ms(s.get("p99_ms")),
             f"{s['agreement']:.1%}" if s.get("agreement") is not None else "-",
         )
     console.print(table)
@@ -118,7 +184,10 @@ def status(endpoint: EndpointArg, as_json: JsonOpt = False) -> None:
 def blue_green(
     endpoint: EndpointArg, version: VersionArg, model: ModelOpt = None, as_json: JsonOpt = False
 ) -> None:
-    """Load VERSION beside the primary with no traffic (then `switch`, `rollback`, `finalize`)."""
+    """Load VERSION beside the primary with no traffic (then `switch`, `rollback`, `finalize`).
+
+    On an endpoint that tracks Production, VERSION's promotion to Production runs first
+    (or its approved one is used), and `switch` makes it Production in the registry."""
     _done(get_runtime().serving.blue_green(endpoint, version, model=model), "Preview", as_json)
 
 
@@ -150,7 +219,11 @@ def canary(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Start a canary; `milepost serve` advances, holds or rolls it back automatically."""
+    """Start a canary; `milepost serve` advances, holds or rolls it back automatically.
+
+    On an endpoint that tracks Production, VERSION's promotion to Production runs first
+    (its gates; an approval must land before any traffic), and the canary's last step
+    makes it Production in the registry and primary here, together."""
     try:
         step_values = [float(s) for s in steps.split(",")]
     except ValueError as exc:
@@ -189,7 +262,10 @@ def shadow(
 def rolling(
     endpoint: EndpointArg, version: VersionArg, model: ModelOpt = None, as_json: JsonOpt = False
 ) -> None:
-    """Replace replicas one at a time with VERSION (each host's `milepost serve` does it)."""
+    """Replace replicas one at a time with VERSION (each host's `milepost serve` does it).
+
+    On an endpoint that tracks Production, VERSION's promotion to Production runs first,
+    and the update's end makes it Production in the registry."""
     _done(get_runtime().serving.rolling(endpoint, version, model=model), "Rolling update", as_json)
 
 
@@ -201,7 +277,8 @@ def promote(endpoint: EndpointArg, reason: ReasonOpt = None, as_json: JsonOpt = 
 
 @app.command()
 def rollback(endpoint: EndpointArg, reason: ReasonOpt = None, as_json: JsonOpt = False) -> None:
-    """Back to the previous version, instantly."""
+    """Back to the previous version, instantly (on an endpoint that tracks Production, the
+    registry's Production goes back with it, and the promotion request is rolled_back)."""
     _done(get_runtime().serving.rollback(endpoint, reason=reason), "Rolled back", as_json)
 
 

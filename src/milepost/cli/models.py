@@ -13,9 +13,9 @@ from rich.table import Table
 from milepost._context import get_runtime
 from milepost.cli._output import console, emit_json, fmt_time, fmt_value
 from milepost.cli._params import MAX_INT64, ModelNameArg, ReasonOpt, RequestArg, VersionArg
-from milepost.errors import GateFailed, InvalidInput
+from milepost.errors import GateFailed, InvalidInput, did_you_mean
 from milepost.promotion.gates import GateResult
-from milepost.promotion.service import PromotionRequest
+from milepost.promotion.service import OPEN_STATUSES, PromotionRequest
 
 app = typer.Typer(help="The model registry and the promotion workflow.", no_args_is_help=True)
 trust_app = typer.Typer(
@@ -26,8 +26,24 @@ trust_app = typer.Typer(
 app.add_typer(trust_app, name="trust")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+_STATUSES = (
+    "pending_approval",
+    "awaiting_rollout",
+    "rolling_out",
+    "completed",
+    "rolled_back",
+    "refused",
+    "rejected",
+    "stale",
+)
 STAGE_STYLE = {"Production": "green", "Staging": "cyan", "Archived": "dim", "None": ""}
-GATE_STYLE = {"passed": "green", "failed": "red", "error": "red", "pending": "yellow"}
+GATE_STYLE = {
+    "passed": "green",
+    "failed": "red",
+    "error": "red",
+    "pending": "yellow",
+    "skipped": "dim",
+}
 
 
 def _stage(stage: str) -> str:
@@ -151,9 +167,13 @@ def show(
     if as_json:
         emit_json({**m.to_dict(), "policy": policy.to_dict()})
         return
+    tracks = {e: rt.serving.get(e)[0].track for e in rt.serving.endpoints()}
+    trackers = [e for e, t in tracks.items() if t is not None and t.model == name]
     console.print(
         f"[bold]{m.name}[/] · latest {m.latest_version} · Production "
-        f"{m.production_version or '-'}" + (f" · {m.description}" if m.description else "")
+        f"{m.production_version or '-'}"
+        + (f" (served by endpoint {trackers[0]}, which tracks it)" if trackers else "")
+        + (f" · {m.description}" if m.description else "")
     )
     console.print(_versions_table(name))
     if policy.empty:
@@ -187,6 +207,18 @@ def _print_request(req: PromotionRequest) -> None:
             f"[yellow]Waiting for approval[/]: request {req.request_id[:12]} "
             f"({req.model} v{req.version} -> {req.target_stage}). An approver runs "
             f"`milepost models approve {req.request_id[:12]}`."
+        )
+    elif req.status == "awaiting_rollout":
+        console.print(
+            f"[cyan]Approved[/]: every gate passed (request {req.request_id[:12]}). Endpoint "
+            f"{req.endpoint} tracks {req.target_stage} of {req.model}, so v{req.version} "
+            f"enters {req.target_stage} when it is rolled out there: `milepost deploy canary "
+            f"{req.endpoint} --version {req.version}` (or blue-green, rolling)."
+        )
+    elif req.status == "rolling_out":
+        console.print(
+            f"Request {req.request_id[:12]} is being rolled out on {req.endpoint}: "
+            f"`milepost deploy status {req.endpoint}`."
         )
     else:
         console.print(
@@ -237,21 +269,35 @@ def reject(request: RequestArg, reason: ReasonOpt = None, as_json: JsonOpt = Fal
 @app.command()
 def requests(
     status: Annotated[
-        str, typer.Option(help="pending_approval, completed, refused, rejected, stale or all.")
-    ] = "pending_approval",
+        str,
+        typer.Option(
+            help="open (pending_approval, awaiting_rollout, rolling_out), one of "
+            + ", ".join(_STATUSES)
+            + ", or all."
+        ),
+    ] = "open",
     model: Annotated[str | None, typer.Option(help="Only this model's requests.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List promotion requests (by default the ones awaiting approval)."""
-    reqs = get_runtime().promotion.list_requests(
-        status=None if status == "all" else status, model=model
+    """List promotion requests (by default the open ones: waiting for an approver or for
+    a rollout)."""
+    if status not in (*_STATUSES, "open", "all"):
+        raise InvalidInput(
+            f"--status {status!r} is not a request status.{did_you_mean(status, _STATUSES)}",
+            hint="Use open, all, or one of " + ", ".join(_STATUSES) + ".",
+        )
+    wanted: str | tuple[str, ...] | None = (
+        OPEN_STATUSES if status == "open" else None if status == "all" else status
     )
+    reqs = get_runtime().promotion.list_requests(status=wanted, model=model)
     if as_json:
         emit_json([r.to_dict() for r in reqs])
         return
-    table = Table(
-        "request", "model", "version", "to", "status", "requested by", "when (UTC)", "reason"
-    )
+    table = Table("request", "model", "version", "to")
+    # a status is never cut short: "pending_a…" could be read as anything
+    table.add_column("status", min_width=max((len(r.status) for r in reqs), default=6))
+    for column in ("endpoint", "requested by", "when (UTC)", "reason"):
+        table.add_column(column)
     for r in reqs:
         table.add_row(
             r.request_id[:12],
@@ -259,6 +305,7 @@ def requests(
             str(r.version),
             r.target_stage,
             r.status,
+            r.endpoint or "-",
             r.requested_by,
             fmt_time(r.created_at),
             r.reason or "",

@@ -1,4 +1,9 @@
-"""The demo's promotion: a policy, gated and approved promotions, a refusal."""
+"""The demo's promotion: a policy, gated and approved promotions, a refusal.
+
+Once the endpoint that tracks Production of churn exists, a promotion to Production whose
+gates all pass waits for its rollout there (``awaiting_rollout``): the canary is what
+moves Production (see :mod:`milepost.demo.serving`).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +21,18 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from milepost.data import DatasetVersion
+    from milepost.promotion import PromotionRequest
 
-__all__ = ["APPROVER", "MODEL", "promote", "refuse", "set_up"]
+__all__ = [
+    "APPROVER",
+    "MODEL",
+    "approve",
+    "awaiting_rollout",
+    "promote",
+    "refuse",
+    "set_up",
+    "show_gates",
+]
 
 MODEL = "churn"
 APPROVER = "ana"
@@ -45,7 +60,13 @@ def _policy(test: DatasetVersion) -> dict[str, Any]:
 
 def _gates(console: Console, gates: list[Any]) -> None:
     table = Table("gate", "status", "detail")
-    colours = {"passed": "green", "failed": "red", "error": "red", "pending": "yellow"}
+    colours = {
+        "passed": "green",
+        "failed": "red",
+        "error": "red",
+        "pending": "yellow",
+        "skipped": "dim",
+    }
     for g in gates:
         table.add_row(g.name, f"[{colours.get(g.status, '')}]{g.status}[/]", g.message)
     console.print(table)
@@ -63,18 +84,21 @@ def set_up(console: Console, test: DatasetVersion) -> None:
     console.print(
         f"  policy for {MODEL!r}: Staging needs validated training data; Production needs a "
         f"better ROC AUC than Production on {test.ref}, validated data and an approver "
-        f"({APPROVER})"
+        f"({APPROVER}); stages are a path, so no version skips Staging's check"
     )
 
 
 def promote(console: Console, version: int, *, reason: str) -> bool:
-    """Staging, then Production through the gates and the approver. True when it got there."""
+    """Staging, then Production through the gates and the approver. True when it got there,
+    or, with an endpoint tracking Production, when it is approved and waits for the
+    rollout there."""
     rt = milepost.get_runtime()
     requester = rt.settings.actor()
     client = milepost.Client()
     production = client.get_model(MODEL).production_version
-    client.promote(MODEL, version, "Staging", reason=reason)
     try:
+        if client.get_model_version(MODEL, version).stage != "Staging":
+            client.promote(MODEL, version, "Staging", reason=reason)
         request = client.promote(MODEL, version, "Production", reason=reason)
     except GateFailed as exc:  # e.g. a re-run whose models are no better than Production
         _gates(console, [GateResult(**g) for g in exc.details["gates"]])
@@ -86,18 +110,48 @@ def promote(console: Console, version: int, *, reason: str) -> bool:
             f"  {requester} asked; request {request.request_id[:12]} waits for "
             f"{APPROVER}, who approves it:"
         )
-        approver = milepost.configure(
-            home=rt.settings.home, metadata_uri=rt.db.uri, artifact_uri=rt.blobs.uri, user=APPROVER
+        request = approve(request.request_id)
+    if request.status == "awaiting_rollout":
+        console.print(
+            f"  → approved (request {request.request_id[:12]}). Endpoint {request.endpoint!r} "
+            f"tracks Production of {MODEL}, so v{version} enters Production when it is rolled "
+            f"out there; Production is v{production} until then"
         )
-        milepost.Client(approver).approve(request.request_id, reason="metrics and data OK")
-        milepost.configure(
-            home=rt.settings.home, metadata_uri=rt.db.uri, artifact_uri=rt.blobs.uri, user=requester
-        )
+        return True
     console.print(
         f"  → {MODEL} v{version} is in Production"
         + (f" (v{production} archived)" if production else "")
     )
     return True
+
+
+def approve(request_id: str) -> PromotionRequest:
+    """The approver (``ana``) approves a request; the demo then goes on as its requester."""
+    rt = milepost.get_runtime()
+    requester = rt.settings.actor()
+    where: dict[str, Any] = {
+        "home": rt.settings.home,
+        "metadata_uri": rt.db.uri,
+        "artifact_uri": rt.blobs.uri,
+    }
+    try:
+        approver = milepost.configure(**where, user=APPROVER)
+        return milepost.Client(approver).approve(request_id, reason="metrics and data OK")
+    finally:
+        milepost.configure(**where, user=requester)
+
+
+def show_gates(console: Console, gates: list[Any]) -> None:
+    """A request's gates as a table (status coloured)."""
+    _gates(console, gates)
+
+
+def awaiting_rollout(version: int) -> bool:
+    """True when ``version`` has an approved promotion to Production waiting for a rollout."""
+    return any(
+        r.version == version and r.target_stage == "Production"
+        for r in milepost.Client().promotion_requests(status="awaiting_rollout", model=MODEL)
+    )
 
 
 def refuse(console: Console, version: int) -> str | None:

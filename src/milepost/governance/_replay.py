@@ -17,7 +17,9 @@ action                     state it sets
                            ``after.gates``: ``[{"status": ...}, ...]``)
 ``model.alias``            ``NAME@ALIAS`` points at ``after.version`` (None: removed)
 ``endpoint.create``,       endpoint ``object_id`` routes ``after.variants`` (name,
-``deploy.*``               model, version, role, weight, share)
+``deploy.*``               model, version, role, weight, share) and tracks
+                           ``after.track`` (``{"model", "stage"}``; absent or None:
+                           pinned)
 ``role.grant``/``revoke``  ``after``/``before``: ``{"actor", "role"}``
 ``promotion.*``            ``after.request_id`` has ``after.status``, ``after.gates``
                            and ``after.approvers`` (each optional but ``status``)
@@ -28,6 +30,10 @@ action                     state it sets
 ``experiment.create``,
 ``dataset.register``
 =========================  ===========================================================
+
+Beyond the replay, an endpoint that tracks a stage must serve, as its primary, the
+version the registry has in that stage (both change in one transaction, so any
+difference was made behind Milepost's back).
 """
 
 from __future__ import annotations
@@ -120,6 +126,17 @@ def _traffic(variants: Any) -> Traffic | None:
     return tuple(out)
 
 
+def _track(value: Any) -> tuple[str, str] | None:
+    """What an endpoint tracks, comparable (None: pinned, or not recorded)."""
+    if not isinstance(value, dict):
+        return None
+    return (str(value.get("model")), str(value.get("stage")))
+
+
+def _tracks(track: tuple[str, str] | None) -> str:
+    return "nothing (pinned)" if track is None else f"{track[1]} of {track[0]}"
+
+
 def _describe(traffic: Traffic | None) -> str:
     if not traffic:
         return "nothing"
@@ -167,6 +184,7 @@ class StateReplay:
         self.versions: dict[tuple[str, int], _Seen] = {}
         self.aliases: dict[tuple[str, str], _Seen] = {}
         self.endpoints: dict[str, _Seen] = {}
+        self.tracks: dict[str, _Seen] = {}
         self.roles: dict[tuple[str, str], _Seen] = {}
         self.requests: dict[str, _Request] = {}
         self.counts: Counter[str] = Counter()
@@ -230,8 +248,10 @@ class StateReplay:
 
     def _endpoint(self, seq: int, row: Mapping[str, Any]) -> None:
         if row["object_type"] == "endpoint":
-            traffic = _traffic(_obj(row["after"]).get("variants"))
+            after = _obj(row["after"])
+            traffic = _traffic(after.get("variants"))
             self.endpoints[row["object_id"]] = _Seen(traffic, seq)
+            self.tracks[row["object_id"]] = _Seen(_track(after.get("track")), seq)
 
     def _grant(self, seq: int, row: Mapping[str, Any]) -> None:
         after = _obj(row["after"])
@@ -290,6 +310,7 @@ class StateReplay:
             self._compare_versions,
             self._compare_aliases,
             self._compare_endpoints,
+            self._compare_tracking,
             self._compare_roles,
             self._compare_requests,
             self._compare_counts,
@@ -400,6 +421,57 @@ class StateReplay:
                         seen.seq,
                         f"endpoint {name} routes {_describe(current[name])} but the audit "
                         f"trail last recorded {_describe(seen.value)} (event {seen.seq}).",
+                    )
+                )
+        return found
+
+    def _compare_tracking(self, conn: Connection) -> list[tuple[int, str]]:
+        """What each endpoint tracks, as recorded; and that a tracking endpoint's primary
+        is the registry's version in that stage."""
+        rows = conn.execute(
+            sa.select(
+                endpoints.c.name,
+                endpoints.c.spec_json,
+                endpoints.c.track_model,
+                endpoints.c.track_stage,
+            ).order_by(endpoints.c.name)
+        ).all()
+        found = []
+        for name, spec_json, model, stage in rows:
+            spec = _obj(spec_json)
+            columns = None if model is None else (str(model), str(stage))
+            seen = self.tracks.get(name)
+            for what, value in (("", columns), (" in its spec", _track(spec.get("track")))):
+                if seen is not None and value != seen.value:
+                    found.append(
+                        (
+                            seen.seq,
+                            f"endpoint {name} tracks {_tracks(value)}{what} but the audit "
+                            f"trail last recorded {_tracks(seen.value)} (event {seen.seq}).",
+                        )
+                    )
+            if columns is None:
+                continue
+            primary = [
+                v.get("version")
+                for v in spec.get("variants") or []
+                if isinstance(v, dict) and v.get("role") == "primary"
+            ]
+            held = conn.execute(
+                sa.select(model_versions.c.version)
+                .join(registered_models, registered_models.c.model_id == model_versions.c.model_id)
+                .where(registered_models.c.name == model, model_versions.c.stage == stage)
+            ).scalars()
+            in_stage = sorted(int(v) for v in held)
+            if [_int(v) for v in primary] != in_stage:
+                found.append(
+                    (
+                        0,
+                        f"endpoint {name} tracks {stage} of {model} and serves "
+                        + (", ".join(f"v{v}" for v in primary) or "nothing")
+                        + " as its primary, but the registry has "
+                        + (", ".join(f"v{v}" for v in in_stage) or "no version")
+                        + f" in {stage}.",
                     )
                 )
         return found

@@ -475,7 +475,13 @@ class ModelService:
         details: Any = None,
         in_transaction: Callable[[Any], None] | None = None,
     ) -> list[tuple[int, str, str]]:
-        """Change a stage without gates (the promotion service calls this after its gates)."""
+        """Change a stage without gates (the promotion service runs the gates first).
+
+        Raises:
+            Conflict: an illegal change, Production moved since ``expected_production``,
+                or an endpoint tracks Production of the model (Production then changes
+                only through that endpoint's rollouts).
+        """
         return self.store.transition(
             name,
             version,
@@ -489,7 +495,13 @@ class ModelService:
         )
 
     def archive(self, name: str, version: int, *, reason: str | None = None) -> None:
-        """Archive a version (no gates: taking a model out of use is always allowed)."""
+        """Archive a version (no gates: taking a model out of use needs none).
+
+        Raises:
+            Conflict: an endpoint tracking Production of the model holds the version (its
+                primary, a canary, or the previous version kept for rollback): change it
+                through that endpoint instead, so that registry and endpoint agree.
+        """
         self.store.transition(name, version, "Archived", actor=self.actor, reason=reason)
 
     def set_description(self, name: str, text: str, *, version: int | None = None) -> None:

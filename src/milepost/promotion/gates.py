@@ -56,7 +56,9 @@ __all__ = [
     "register_gate",
 ]
 
-GateStatus = Literal["passed", "failed", "pending", "error"]
+# skipped: never asked, because an automated gate of the same request failed (an approval
+# is not requested for a refused promotion, so it is never shown as pending)
+GateStatus = Literal["passed", "failed", "pending", "error", "skipped"]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,12 @@
       - {kind: metric_vs_baseline, dataset: churn.test@1, target: churned,
          primary: roc_auc, min_delta: 0.005, guards: {log_loss: 0.01}, threshold: 0.7}
       - {kind: approval, role: approver}
+    allow_direct_production: false   # the default
+
+Stages are a path: a version entering Production from None (straight past Staging) must
+pass the ``staging`` gates too, and both sets are recorded on its request. Set
+``allow_direct_production: true`` to let a version enter Production directly through the
+``production`` gates alone. A policy without gates lets every legal transition through.
 """
 
 from __future__ import annotations
@@ -16,22 +22,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from milepost.errors import InvalidInput
+from milepost.errors import InvalidInput, did_you_mean
 from milepost.promotion.gates import Gate, parse_gate
 
 __all__ = ["PromotionPolicy"]
 
+_SECTIONS = ("staging", "production", "allow_direct_production")
+
 
 @dataclass(frozen=True)
 class PromotionPolicy:
-    """Gates per target stage. An empty policy lets every legal transition through."""
+    """Gates per target stage. An empty policy lets every legal transition through.
+
+    ``allow_direct_production``: when False (the default), a version entering Production
+    from a stage other than Staging passes the ``staging`` gates as well.
+    """
 
     staging: list[Gate] = field(default_factory=list)
     production: list[Gate] = field(default_factory=list)
+    allow_direct_production: bool = False
 
     def gates_for(self, stage: str) -> list[Gate]:
         """The gates guarding entry into ``stage`` (Archived and None have none)."""
         return {"Staging": self.staging, "Production": self.production}.get(stage, [])
+
+    def gates_on_path(self, from_stage: str, to_stage: str) -> list[tuple[str, Gate]]:
+        """``(stage, gate)`` for every gate a version moving ``from_stage -> to_stage``
+        passes: the target's gates, preceded by Staging's when the move skips Staging on
+        the way to Production (unless ``allow_direct_production``)."""
+        path = [(to_stage, g) for g in self.gates_for(to_stage)]
+        if (
+            to_stage == "Production"
+            and from_stage != "Staging"
+            and not self.allow_direct_production
+        ):
+            path = [("Staging", g) for g in self.staging] + path
+        return path
 
     @property
     def empty(self) -> bool:
@@ -43,6 +69,7 @@ class PromotionPolicy:
         return {
             "staging": [g.model_dump(mode="json", exclude_none=True) for g in self.staging],
             "production": [g.model_dump(mode="json", exclude_none=True) for g in self.production],
+            "allow_direct_production": self.allow_direct_production,
         }
 
     def __repr__(self) -> str:
@@ -69,11 +96,19 @@ class PromotionPolicy:
                 "A promotion policy is a mapping with 'staging' and/or 'production', "
                 f"got {_short(data)} ({type(data).__name__})."
             )
-        unknown = [k for k in data if k not in ("staging", "production", "model")]
+        unknown = [k for k in data if k not in (*_SECTIONS, "model")]
         if unknown:
             raise InvalidInput(
                 f"Unknown policy section(s) {', '.join(map(repr, unknown))}; "
-                "use staging and production."
+                "use staging, production and allow_direct_production."
+                + did_you_mean(str(unknown[0]), _SECTIONS)
+            )
+        direct = data.get("allow_direct_production", False)
+        if not isinstance(direct, bool):
+            raise InvalidInput(
+                f"allow_direct_production must be true or false, got {_short(direct)} "
+                f"({type(direct).__name__}).",
+                hint="Write it unquoted: allow_direct_production: true",
             )
         out: dict[str, list[Gate]] = {}
         for stage in ("staging", "production"):
@@ -83,7 +118,9 @@ class PromotionPolicy:
                     f"Policy section {stage!r} must be a list of gates, got {_short(items)}."
                 )
             out[stage] = [parse_gate(g, where=f"{stage}[{i}]") for i, g in enumerate(items)]
-        return cls(**out)
+        return cls(
+            staging=out["staging"], production=out["production"], allow_direct_production=direct
+        )
 
     @classmethod
     def from_yaml(cls, source: str | Path) -> PromotionPolicy:

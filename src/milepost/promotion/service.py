@@ -2,11 +2,34 @@
 
 ``promote`` evaluates the automated gates for the target stage. Any failure refuses the
 promotion (the request and every gate result are stored; the registry is unchanged) and
-raises :class:`~milepost.errors.GateFailed` listing the failing gates. If an approval
-gate remains, the request waits (``pending_approval``); ``approve`` by people with the
+raises :class:`~milepost.errors.GateFailed` listing the failing gates; an approval gate of
+a refused request is recorded as ``skipped`` (nobody is asked). If an approval gate
+remains, the request waits (``pending_approval``); ``approve`` by people with the
 required role completes it, ``reject`` ends it. The stage change and the request's
 completion commit in one transaction, and only if Production is still the version the
 gates compared against — so of two racing promotions exactly one wins.
+
+Stages are a path: a version entering Production from None also passes the policy's
+Staging gates (both sets are recorded on the request), unless the policy sets
+``allow_direct_production``.
+
+When an endpoint tracks Production of the model, a request whose gates all passed does
+not change the stage by itself: it is ``awaiting_rollout`` on that endpoint. A rollout
+there (canary, blue/green, rolling) claims it (``rolling_out``) before the version takes
+traffic; the rollout's end makes the version Production and the endpoint's primary in one
+transaction (``completed``, with the rollout's verdict recorded as a gate), and a rollout
+rolled back — before or after it completed — ends it ``rolled_back``. Request statuses:
+
+=====================  ===============================================================
+``pending_approval``   automated gates passed; waits for approvals
+``awaiting_rollout``   every gate passed; enters Production when the endpoint rolls it out
+``rolling_out``        a rollout on the tracking endpoint carries it
+``completed``          the version entered the stage
+``rolled_back``        the rollout was rolled back; Production is (again) the previous one
+``refused``            an automated gate failed
+``rejected``           an approver rejected it
+``stale``              Production changed after its gates ran; promote again
+=====================  ===============================================================
 """
 
 from __future__ import annotations
@@ -25,6 +48,7 @@ from milepost.models.models import transition_problem
 from milepost.promotion.backends.sql import SqlPromotionStore
 from milepost.promotion.gates import Approval, Gate, GateContext, GateResult, run_gate
 from milepost.promotion.policy import PromotionPolicy
+from milepost.promotion.rollout import RolloutRequests
 from milepost.stores.audit import append_event
 
 if TYPE_CHECKING:
@@ -40,9 +64,11 @@ if TYPE_CHECKING:
     from milepost.models.service import ModelService
     from milepost.stores.metadata import MetadataStore
 
-__all__ = ["PromotionRequest", "PromotionService"]
+__all__ = ["OPEN_STATUSES", "PromotionRequest", "PromotionService"]
 
 _STAGE_NAMES = {"staging": "Staging", "production": "Production"}
+#: statuses of a request that is still open (an approval or a rollout may follow)
+OPEN_STATUSES = ("pending_approval", "awaiting_rollout", "rolling_out")
 
 
 @dataclass(frozen=True)
@@ -53,7 +79,7 @@ class PromotionRequest:
     model: str
     version: int
     target_stage: str
-    status: str  # completed | pending_approval | refused | rejected | stale
+    status: str  # see the module docstring
     requested_by: str
     reason: str | None
     created_at: int
@@ -62,6 +88,8 @@ class PromotionRequest:
     decided_at: int | None = None
     decision_reason: str | None = None
     gates: list[GateResult] = field(default_factory=list)
+    #: the endpoint tracking the target stage that rolls the version out (None: none did)
+    endpoint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -99,6 +127,8 @@ class PromotionService:
         self.data = data
         self.roles = roles
         self.actor = settings.actor()
+        #: the requests rollouts on tracking endpoints carry (used by the serving service)
+        self.rollouts = RolloutRequests(self)
 
     # -- policy -----------------------------------------------------------------------
 
@@ -167,10 +197,13 @@ class PromotionService:
             self.data,
             self.roles,
         )
-        results = [
-            GateResult(r.name, r.kind, r.status, r.message, r.details, self.actor, r.at)
-            for r in (run_gate(g, ctx) for g in policy.gates_for(target))
-        ]
+        results = []
+        for stage, gate in policy.gates_on_path(candidate.stage, target):
+            r = run_gate(gate, ctx)
+            label = r.name if stage == target else f"{r.name} ({stage})"
+            results.append(
+                GateResult(label, r.kind, r.status, r.message, r.details, self.actor, r.at)
+            )
         request_id = uuid.uuid4().hex
         baseline = production.version if production else None
         values: dict[str, Any] = {
@@ -185,6 +218,7 @@ class PromotionService:
         }
         failing = [r for r in results if r.status in ("failed", "error")]
         if failing:
+            results = [_skipped(r, failing) if r.status == "pending" else r for r in results]
             with self.db.write() as conn:
                 self.store.insert(conn, {**values, "status": "refused"}, results)
                 self._audit(
@@ -224,36 +258,42 @@ class PromotionService:
             return self.get_request(request_id)
 
         decided_at = _now()
-
-        def record(conn: Connection) -> None:
+        with self.db.write() as conn:
+            endpoint = self._enter(
+                conn, name, version, target, request_id, baseline, reason, results
+            )
+            status = "completed" if endpoint is None else "awaiting_rollout"
             self.store.insert(
                 conn,
                 {
                     **values,
-                    "status": "completed",
+                    "status": status,
                     "decided_by": self.actor,
                     "decided_at": decided_at,
+                    "endpoint": endpoint,
                 },
                 results,
             )
-
-        self.models.transition(
-            name,
-            version,
-            target,
-            reason=reason,
-            request_id=request_id,
-            expected_production=baseline,
-            details=_summary(results),
-            in_transaction=record,
-        )
+            if endpoint is not None:
+                self._audit(
+                    conn,
+                    "promotion.awaiting_rollout",
+                    name,
+                    version,
+                    request_id,
+                    status,
+                    results,
+                    reason,
+                    target=target,
+                    approvers=[],
+                )
         # built from what was just committed rather than read back (promotion is hot in CI)
         return PromotionRequest(
             request_id=request_id,
             model=name,
             version=version,
             target_stage=target,
-            status="completed",
+            status=status,
             requested_by=self.actor,
             reason=reason,
             created_at=values["created_at"],
@@ -261,7 +301,41 @@ class PromotionService:
             decided_by=self.actor,
             decided_at=decided_at,
             gates=results,
+            endpoint=endpoint,
         )
+
+    def _enter(
+        self,
+        conn: Connection,
+        name: str,
+        version: int,
+        target: str,
+        request_id: str,
+        baseline: int | None,
+        reason: str | None,
+        results: list[GateResult],
+    ) -> str | None:
+        """Every gate passed: change the stage now (returns None) or, when an endpoint
+        tracks the target stage, check the move and leave it to that endpoint's rollout
+        (returns the endpoint's name). Runs under the model's lock, inside ``conn``."""
+        registry = self.models.store
+        registry.lock_model(conn, name)
+        bound = registry.tracking_endpoint(conn, name, target)
+        if bound is None:
+            registry.transition_in(
+                conn,
+                name,
+                version,
+                target,
+                actor=self.actor,
+                reason=reason,
+                request_id=request_id,
+                expected_production=baseline,
+                details=_summary(results),
+            )
+            return None
+        registry.check_transition_in(conn, name, version, target, expected_production=baseline)
+        return bound[0]
 
     def _audit(
         self,
@@ -368,61 +442,56 @@ class PromotionService:
                 )
             return self.get_request(request_id)
 
-        def record(conn: Connection) -> None:
-            self.store.update_gate(conn, request_id, position, updated)
-            self.store.update(
-                conn,
-                request_id,
-                status="completed",
-                decided_by=self.actor,
-                decided_at=_now(),
-                decision_reason=reason,
-            )
-            self._audit(
-                conn,
-                "promotion.approved",
-                name,
-                version,
-                request_id,
-                "completed",
-                results,
-                reason,
-                approvers=approvers,
-            )
-
         try:
-            self.models.transition(
-                name,
-                version,
-                row["target_stage"],
-                reason=row["reason"],
-                request_id=request_id,
-                expected_production=row["baseline_version"],
-                details=_summary(results),
-                in_transaction=record,
-            )
-        except Conflict:
             with self.db.write() as conn:
+                endpoint = self._enter(
+                    conn,
+                    name,
+                    version,
+                    row["target_stage"],
+                    request_id,
+                    row["baseline_version"],
+                    row["reason"],
+                    results,
+                )
+                status = "completed" if endpoint is None else "awaiting_rollout"
+                self.store.update_gate(conn, request_id, position, updated)
                 self.store.update(
                     conn,
                     request_id,
-                    status="stale",
+                    status=status,
                     decided_by=self.actor,
                     decided_at=_now(),
-                    decision_reason="stage changed meanwhile",
+                    decision_reason=reason,
+                    endpoint=endpoint,
                 )
                 self._audit(
                     conn,
-                    "promotion.stale",
+                    "promotion.approved",
                     name,
                     version,
                     request_id,
-                    "stale",
-                    None,
-                    "stage changed meanwhile",
+                    status,
+                    results,
+                    reason,
+                    approvers=approvers,
                 )
+        except Conflict:
+            self._mark_stale(request_id, name, version, "stage changed meanwhile")
             raise
         return self.get_request(request_id)
+
+    def _mark_stale(self, request_id: str, name: str, version: int, why: str) -> None:
+        with self.db.write() as conn:
+            self.store.update(
+                conn,
+                request_id,
+                status="stale",
+                decided_by=self.actor,
+                decided_at=_now(),
+                decision_reason=why,
+            )
+            self._audit(conn, "promotion.stale", name, version, request_id, "stale", None, why)
 
     def reject(self, request_id: str, *, reason: str | None = None) -> PromotionRequest:
         """Reject a waiting request (needs the approval gate's role)."""
@@ -493,9 +562,9 @@ class PromotionService:
                 hint="Another approver must decide (or set allow_self_approval in the policy).",
             )
 
-    def _version_of(self, row: sa.RowMapping) -> int:
-        _, vrow = self.models.store.version_by_id(int(row["version_id"]))
-        return int(vrow["version"])
+    @staticmethod
+    def _version_of(row: sa.RowMapping) -> int:
+        return int(row["version"])
 
     # -- reading ----------------------------------------------------------------------
 
@@ -518,13 +587,22 @@ class PromotionService:
             decided_at=row["decided_at"],
             decision_reason=row["decision_reason"],
             gates=[_gate_result(g) for g in gates],
+            endpoint=row["endpoint"],
         )
 
     def list_requests(
-        self, *, status: str | None = None, model: str | None = None
+        self,
+        *,
+        status: str | tuple[str, ...] | None = None,
+        model: str | None = None,
+        version: int | None = None,
     ) -> list[PromotionRequest]:
-        """Requests, newest first (``status="pending_approval"`` for the approval queue)."""
-        return [self.get_request(i) for i in self.store.list(status=status, model=model)]
+        """Requests, newest first (``status="pending_approval"`` for the approval queue,
+        :data:`OPEN_STATUSES` for everything still waiting on someone or a rollout)."""
+        return [
+            self.get_request(i)
+            for i in self.store.list(status=status, model=model, version=version)
+        ]
 
 
 def _approval_spec(details: dict[str, Any], request_id: str) -> dict[str, Any]:
@@ -573,9 +651,25 @@ def _revalidated(policy: PromotionPolicy) -> PromotionPolicy:
     # python mode: a NaN in a gate built with model_construct reaches validation as NaN
     return PromotionPolicy.from_dict(
         {
-            stage: [g.model_dump(exclude_none=True) for g in getattr(policy, stage)]
-            for stage in ("staging", "production")
+            **{
+                stage: [g.model_dump(exclude_none=True) for g in getattr(policy, stage)]
+                for stage in ("staging", "production")
+            },
+            "allow_direct_production": policy.allow_direct_production,
         }
+    )
+
+
+def _skipped(result: GateResult, failing: list[GateResult]) -> GateResult:
+    """A gate that would wait for a person, on a request the automated gates refused."""
+    return GateResult(
+        result.name,
+        result.kind,
+        "skipped",
+        "not asked: the request was refused by " + ", ".join(f.name for f in failing),
+        result.details,
+        result.evaluated_by,
+        result.at,
     )
 
 

@@ -2,14 +2,16 @@
 
 ::
 
-    milepost deploy create churn --model churn            # the Production version
+    milepost deploy create churn --model churn            # tracks Production of churn
+    milepost deploy create pinned --model churn --version 3   # serves v3, no stage binding
     milepost serve churn --port 8080 --replicas 2
-    milepost deploy canary churn --version 4              # the controller in `serve` takes it on
+    milepost deploy canary churn 4      # v4's promotion gates first; `serve` runs the canary,
+                                        # whose end makes v4 Production and primary at once
     milepost deploy status churn
 """
 
 from milepost.serving.service import Decision, DeploymentService, VariantStats
-from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Variant
+from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Track, Variant
 
 __all__ = [
     "CanaryPolicy",
@@ -17,6 +19,7 @@ __all__ = [
     "DeploymentService",
     "EndpointSpec",
     "Rollout",
+    "Track",
     "Variant",
     "VariantStats",
 ]

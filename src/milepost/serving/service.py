@@ -20,23 +20,51 @@ deployment event; replicas pick it up within a second. Strategies:
 
 The version a rollout replaces stays loaded (standby) until ``finalize``, so
 ``rollback`` is a routing change: instant.
+
+**Endpoints that track a stage.** ``create`` makes an endpoint that tracks Production of
+a model (the default) or, given a version, one pinned to explicit versions (today's
+behaviour, no registry involved). A tracking endpoint puts in front of traffic only what
+the registry allows in Production:
+
+- a rollout (``canary``, ``blue_green``, ``rolling``, or ``promote`` of a shadow into a
+  canary) carries a promotion request for its version: an approved one waiting for this
+  endpoint, or one started right there, whose gates run before any traffic (a refusal
+  raises ``GateFailed``, a pending approval ``Conflict`` naming the request, an archived
+  version ``Conflict``: it is re-reviewed in Staging first);
+- the rollout's end (the canary's last step, ``switch``, ``complete_rolling``) makes the
+  version Production in the registry (archiving the previous one) and primary on the
+  endpoint in ONE transaction, audited, with the rollout's verdict recorded on the request;
+- a rollout rolled back before it completed (by hand or by the controller) leaves the
+  registry as it was and records the request ``rolled_back`` with the reason; ``rollback``
+  after it completed returns both the registry and the endpoint to the previous version,
+  together (``Conflict`` saying why not, when the registry moved);
+- meanwhile the registry refuses any other change of Production for that model (see
+  :mod:`milepost.models.backends.sql`), so at every committed instant the endpoint's
+  primary is the registry's Production version and at most one version is Production.
+
+Shadows answer nobody, so any version of the tracked model may be mirrored.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from milepost._records import record_dict, short
 from milepost.errors import Conflict, InvalidInput, NotFound
+from milepost.serving._registry import IN_PROGRESS, RegistryLink, tracked_stage
+from milepost.serving.analysis import Decision, VariantStats, judge, variant_stats
 from milepost.serving.backends.sql import SqlServingStore
-from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Variant
+from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Track, Variant
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sqlalchemy.engine import Connection
+
     from milepost.config import Settings
     from milepost.features.service import FeatureService
     from milepost.models.service import ModelService
+    from milepost.promotion.service import PromotionService
     from milepost.stores.metadata import MetadataStore
 
 __all__ = ["Decision", "DeploymentService", "VariantStats"]
@@ -44,51 +72,6 @@ __all__ = ["Decision", "DeploymentService", "VariantStats"]
 
 def _now() -> int:
     return int(time.time() * 1000)
-
-
-@dataclass(frozen=True)
-class VariantStats:
-    """What the prediction log says about one variant in a window."""
-
-    variant: str
-    requests: int
-    errors: int
-    p50_ms: float | None
-    p99_ms: float | None
-    agreement: float | None = None  # shadows: share of answers equal to what clients got
-    first_at: int | None = None  # epoch ms of its first request in the window
-
-    @property
-    def error_rate(self) -> float:
-        """Errors per request (0 with no requests)."""
-        return self.errors / self.requests if self.requests else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (with ``error_rate``)."""
-        return record_dict(self, extra={"error_rate": self.error_rate})
-
-    def __repr__(self) -> str:
-        p99 = "-" if self.p99_ms is None else f"{self.p99_ms:.2f}"
-        return (
-            f"VariantStats({self.variant}: {self.requests:,} requests, {self.errors} errors, "
-            f"p99 {p99} ms)"
-        )
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What the controller decided at one tick, and why."""
-
-    action: str  # hold | advance | promote | rollback | none
-    reason: str
-    stats: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return record_dict(self)
-
-    def __repr__(self) -> str:
-        return f"Decision({self.action}: {short(self.reason)})"
 
 
 class DeploymentService:
@@ -101,13 +84,15 @@ class DeploymentService:
         *,
         models: ModelService,
         features: FeatureService,
+        promotion: PromotionService,
     ) -> None:
         self.store = SqlServingStore(db)
         self.settings = settings
         self.actor = settings.actor()
         self.models = models
         self.features = features
-        self._last_hold: dict[str, str] = {}
+        self.promotion = promotion
+        self.registry = RegistryLink(models, promotion)
 
     # -- variants -----------------------------------------------------------------------
 
@@ -146,20 +131,64 @@ class DeploymentService:
         model: str,
         *,
         version: int | None = None,
+        stage: str | None = None,
         replicas: int = 1,
         log_predictions: bool = True,
     ) -> EndpointSpec:
-        """Create an endpoint serving one version (default: the Production one)."""
+        """Create an endpoint that tracks Production of ``model`` (the default), or one
+        pinned to ``version``.
+
+        A tracking endpoint serves the registry's Production version now, and later only
+        what a promotion lets into Production (see the module docstring). A pinned one
+        serves the version it names, whatever its stage, and its rollouts leave the
+        registry alone.
+
+        Raises:
+            InvalidInput: a bad name, both ``version`` and ``stage``, or a stage other
+                than Production; the version fails its smoke test.
+            Conflict: the model has no Production version to track (or it moved while
+                the endpoint was created).
+            AlreadyExists: the name is taken, or another endpoint tracks this stage.
+        """
         if not name or not name.replace("-", "").replace("_", "").isalnum() or len(name) > 128:
             raise InvalidInput(
                 f"Endpoint name {name!r} is invalid: use letters, digits, '-' and '_'."
             )
+        if version is not None and stage is not None:
+            raise InvalidInput(
+                f"Give the endpoint either a version to pin ({version}) or a stage to track "
+                f"({stage!r}), not both."
+            )
+        track = None
+        if version is None:
+            track = Track(model=model, stage=tracked_stage(stage or "Production"))
+            version = self.models.get_model(model).production_version
+            if version is None:
+                raise Conflict(
+                    f"{model} has no version in Production, so an endpoint cannot track it yet.",
+                    hint=f"Promote one (`milepost models promote {model} N --to Production`), "
+                    f"or pin a version: `milepost deploy create {name} --model {model} "
+                    "--version N`.",
+                )
         spec = EndpointSpec(
             variants=[self._variant(model, version, "primary")],
             replicas=replicas,
             log_predictions=log_predictions,
+            track=track,
         )
-        self.store.create(name, spec, actor=self.actor)
+        serving = version
+
+        def still_production(conn: Connection) -> None:
+            row = self.models.store.lock_model(conn, model)
+            now = self.models.store.production_in(conn, row)
+            if now != serving:
+                raise Conflict(
+                    f"Production of {model} moved to v{now} while endpoint {name!r} was "
+                    "being created; nothing was created.",
+                    hint="Create it again.",
+                )
+
+        self.store.create(name, spec, actor=self.actor, before=still_production if track else None)
         return spec
 
     def get(self, name: str) -> tuple[EndpointSpec, int]:
@@ -168,13 +197,7 @@ class DeploymentService:
 
     def _busy(self, spec: EndpointSpec, what: str) -> None:
         ro = spec.rollout
-        if ro is not None and ro.status in (
-            "preview",
-            "progressing",
-            "mirroring",
-            "in_progress",
-            "paused",
-        ):
+        if ro is not None and ro.status in IN_PROGRESS:
             raise Conflict(
                 f"A {ro.kind} rollout of {ro.candidate} is {ro.status}; cannot start {what}.",
                 hint="Finish it (switch, promote, finalize) or roll it back first.",
@@ -189,12 +212,39 @@ class DeploymentService:
             raise Conflict(f"{variant.name} is already in this endpoint ({existing.role}).")
         spec.variants.append(variant)
 
+    def _update(
+        self,
+        name: str,
+        current: EndpointSpec,
+        change: Callable[[EndpointSpec], EndpointSpec],
+        *,
+        kind: str,
+        reason: str | None = None,
+        details: Any = None,
+        after: Callable[[Connection, EndpointSpec, EndpointSpec], None] | None = None,
+    ) -> EndpointSpec:
+        """One audited spec change; for a tracking endpoint, with its model locked first
+        and ``after`` changing the registry in the same transaction."""
+        return self.store.update(
+            name,
+            change,
+            kind=kind,
+            actor=self.actor,
+            reason=reason,
+            details=details,
+            before=self.registry.lock(current),
+            after=after if current.track is not None else None,
+        )[0]
+
     # -- strategies ---------------------------------------------------------------------
 
     def blue_green(self, name: str, version: int, *, model: str | None = None) -> EndpointSpec:
         """Load the new version beside the old one, with no traffic (preview)."""
         current, _ = self.store.get(name)
-        candidate = self._variant(model or current.primary.model, version, "standby")
+        self._busy(current, "blue/green")
+        model = self.registry.model_for(current, model)
+        candidate = self._variant(model, version, "standby")
+        request_id = self.registry.admit(name, current, version, "blue/green")
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             self._busy(spec, "blue/green")
@@ -207,13 +257,24 @@ class DeploymentService:
                 previous=spec.primary.name,
                 step_started_at=_now(),
                 detail="loaded beside the primary; no traffic yet",
+                request_id=request_id,
             )
             return spec
 
-        return self.store.update(name, change, kind="blue_green.start", actor=self.actor)[0]
+        return self._update(
+            name,
+            current,
+            change,
+            kind="blue_green.start",
+            after=self.registry.claim(name, request_id),
+        )
 
     def switch(self, name: str, *, reason: str | None = None) -> EndpointSpec:
-        """Blue/green: move all traffic to the candidate at once; keep the old one warm."""
+        """Blue/green: move all traffic to the candidate at once; keep the old one warm.
+
+        On a tracking endpoint the candidate becomes Production in the same transaction.
+        """
+        current, _ = self.store.get(name)
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             ro = spec.rollout
@@ -227,12 +288,20 @@ class DeploymentService:
                     v.role, v.weight = "primary", 0
                 elif v.name == ro.previous:
                     v.role, v.weight = "standby", 0
-            ro.status, ro.detail = "switched", "all traffic on the candidate; previous kept warm"
+            ro.status = "switched"
+            ro.detail = "all traffic on the candidate; previous kept warm" + (
+                f" ({reason})" if reason else ""
+            )
             return spec
 
-        return self.store.update(
-            name, change, kind="blue_green.switch", actor=self.actor, reason=reason
-        )[0]
+        return self._update(
+            name,
+            current,
+            change,
+            kind="blue_green.switch",
+            reason=reason,
+            after=self.registry.complete(name),
+        )
 
     def canary(
         self,
@@ -242,21 +311,30 @@ class DeploymentService:
         model: str | None = None,
         policy: CanaryPolicy | None = None,
     ) -> EndpointSpec:
-        """Start a canary at the first step of its policy."""
+        """Start a canary at the first step of its policy.
+
+        On a tracking endpoint the version's promotion to Production must be approved, or
+        it starts here (its gates run first; see the module docstring).
+        """
         policy = _checked(policy or CanaryPolicy())
         current, _ = self.store.get(name)
-        candidate = self._variant(
-            model or current.primary.model, version, "canary", weight=policy.steps[0]
-        )
+        self._busy(current, "a canary")
+        model = self.registry.model_for(current, model)
+        candidate = self._variant(model, version, "canary", weight=policy.steps[0])
+        request_id = self.registry.admit(name, current, version, "canary")
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             self._busy(spec, "a canary")
             self._without_standby(spec)
             self._add(spec, candidate)
-            spec.rollout = _canary_rollout(candidate.name, spec.primary.name, policy, "step 1")
+            spec.rollout = _canary_rollout(
+                candidate.name, spec.primary.name, policy, "step 1", request_id
+            )
             return spec
 
-        return self.store.update(name, change, kind="canary.start", actor=self.actor)[0]
+        return self._update(
+            name, current, change, kind="canary.start", after=self.registry.claim(name, request_id)
+        )
 
     def shadow(
         self, name: str, version: int, *, model: str | None = None, share: float = 1.0
@@ -265,7 +343,10 @@ class DeploymentService:
         if not 0 < share <= 1:
             raise InvalidInput(f"Shadow share {share} must be in (0, 1].")
         current, _ = self.store.get(name)
-        candidate = self._variant(model or current.primary.model, version, "shadow", share=share)
+        self._busy(current, "a shadow")
+        candidate = self._variant(
+            self.registry.model_for(current, model), version, "shadow", share=share
+        )
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             self._busy(spec, "a shadow")
@@ -281,12 +362,15 @@ class DeploymentService:
             )
             return spec
 
-        return self.store.update(name, change, kind="shadow.start", actor=self.actor)[0]
+        return self._update(name, current, change, kind="shadow.start")
 
     def rolling(self, name: str, version: int, *, model: str | None = None) -> EndpointSpec:
         """Replace replicas one at a time with the new version (the supervisors do it)."""
         current, _ = self.store.get(name)
-        candidate = self._variant(model or current.primary.model, version, "standby")
+        self._busy(current, "a rolling update")
+        model = self.registry.model_for(current, model)
+        candidate = self._variant(model, version, "standby")
+        request_id = self.registry.admit(name, current, version, "rolling update")
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             self._busy(spec, "a rolling update")
@@ -301,13 +385,20 @@ class DeploymentService:
                 step_started_at=_now(),
                 target_generation=spec.generation,
                 detail="replacing replicas one at a time",
+                request_id=request_id,
             )
             return spec
 
-        return self.store.update(name, change, kind="rolling.start", actor=self.actor)[0]
+        return self._update(
+            name, current, change, kind="rolling.start", after=self.registry.claim(name, request_id)
+        )
 
     def complete_rolling(self, name: str) -> EndpointSpec:
-        """Every replica runs the candidate: make it the primary (previous kept warm)."""
+        """Every replica runs the candidate: make it the primary (previous kept warm).
+
+        On a tracking endpoint the candidate becomes Production in the same transaction.
+        """
+        current, _ = self.store.get(name)
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             ro = spec.rollout
@@ -321,36 +412,51 @@ class DeploymentService:
             ro.status, ro.detail = "succeeded", "every replica replaced"
             return spec
 
-        return self.store.update(name, change, kind="rolling.complete", actor=self.actor)[0]
+        return self._update(
+            name, current, change, kind="rolling.complete", after=self.registry.complete(name)
+        )
 
     def promote(
         self, name: str, *, reason: str | None = None, policy: CanaryPolicy | None = None
     ) -> EndpointSpec:
         """Canary: go to the next step (at the last: make it primary). Shadow: start a
-        canary (with ``policy``, default :class:`CanaryPolicy`)."""
+        canary (with ``policy``, default :class:`CanaryPolicy`); on a tracking endpoint,
+        with the promotion request a canary carries (see :meth:`canary`)."""
         spec, _ = self.store.get(name)
         ro = spec.rollout
         if ro is not None and ro.kind == "shadow" and ro.status == "mirroring":
             shadow = spec.variant(ro.candidate)
-            assert shadow is not None
-
+            if shadow is None:
+                raise Conflict(f"The shadow {ro.candidate} is no longer in {name!r}.")
             canary = _checked(policy or CanaryPolicy())
+            request_id = self.registry.admit(name, spec, shadow.version, "canary")
 
             def to_canary(s: EndpointSpec) -> EndpointSpec:
+                r = s.rollout
                 v = s.variant(ro.candidate)
-                assert v is not None
+                if r is None or r.kind != "shadow" or r.status != "mirroring" or v is None:
+                    raise Conflict("The shadow changed meanwhile; see `milepost deploy status`.")
                 v.role, v.weight, v.share = "canary", canary.steps[0], 0.0
-                s.rollout = _canary_rollout(v.name, s.primary.name, canary, "from shadow")
+                s.rollout = _canary_rollout(
+                    v.name, s.primary.name, canary, "from shadow", request_id
+                )
                 return s
 
-            return self.store.update(
-                name, to_canary, kind="shadow.promote", actor=self.actor, reason=reason
-            )[0]
+            return self._update(
+                name,
+                spec,
+                to_canary,
+                kind="shadow.promote",
+                reason=reason,
+                after=self.registry.claim(name, request_id),
+            )
         if ro is None or ro.kind != "canary" or ro.status not in ("progressing", "paused"):
             raise Conflict("Nothing to promote: no canary in progress and no shadow mirroring.")
         return self._advance(name, reason or "promoted by hand", {})
 
     def _advance(self, name: str, reason: str, stats: dict[str, Any]) -> EndpointSpec:
+        current, _ = self.store.get(name)
+
         def change(spec: EndpointSpec) -> EndpointSpec:
             ro = spec.rollout
             if (
@@ -376,21 +482,49 @@ class DeploymentService:
                 ro.detail = f"step {ro.step + 1}: {cand.weight:g}% of traffic ({reason})"
             return spec
 
-        spec, _ = self.store.get(name)
         last = (
-            spec.rollout is not None
-            and spec.rollout.canary is not None
-            and (spec.rollout.step + 1 >= len(spec.rollout.canary.steps))
+            current.rollout is not None
+            and current.rollout.canary is not None
+            and (current.rollout.step + 1 >= len(current.rollout.canary.steps))
         )
         kind = "canary.promote" if last else "canary.advance"
-        return self.store.update(
-            name, change, kind=kind, actor=self.actor, reason=reason, details=stats
-        )[0]
+        return self._update(
+            name,
+            current,
+            change,
+            kind=kind,
+            reason=reason,
+            details=stats,
+            after=self.registry.complete(name),
+        )
 
     def rollback(
-        self, name: str, *, reason: str | None = None, stats: dict[str, Any] | None = None
+        self,
+        name: str,
+        *,
+        reason: str | None = None,
+        stats: dict[str, Any] | None = None,
+        only_in_progress: bool = False,
     ) -> EndpointSpec:
-        """Back to the previous version, instantly (it is still loaded)."""
+        """Back to the previous version, instantly (it is still loaded).
+
+        On a tracking endpoint, the request the rollout carried is recorded
+        ``rolled_back``; a rollout that had completed also returns the registry's
+        Production to the previous version, in the same transaction.
+
+        Args:
+            name: the endpoint.
+            reason: why (recorded in the events, the audit trail and the request).
+            stats: what the decision was based on (the controller's numbers).
+            only_in_progress: refuse unless the rollout is still under way (the
+                controller: a rollout completed meanwhile by another process stays).
+
+        Raises:
+            Conflict: nothing to roll back, or the registry moved (the message says what
+                to do instead).
+        """
+        current, _ = self.store.get(name)
+        text = reason or "rolled back by hand"
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             ro = spec.rollout
@@ -399,6 +533,8 @@ class DeploymentService:
                     "Nothing to roll back: no rollout whose previous version is still kept.",
                     hint="See `milepost deploy status`.",
                 )
+            if only_in_progress and ro.status not in IN_PROGRESS:
+                raise Conflict(f"The {ro.kind} rollout was decided meanwhile ({ro.status}).")
             prev = spec.variant(ro.previous)
             if prev is None:
                 raise Conflict(
@@ -408,15 +544,22 @@ class DeploymentService:
             for v in spec.variants:
                 if v.name == ro.previous:
                     v.role, v.weight, v.share = "primary", 0, 0.0
-            ro.status, ro.detail = "rolled_back", reason or "rolled back by hand"
+            ro.status, ro.detail = "rolled_back", text
             return spec
 
-        return self.store.update(
-            name, change, kind="rollback", actor=self.actor, reason=reason, details=stats
-        )[0]
+        return self._update(
+            name,
+            current,
+            change,
+            kind="rollback",
+            reason=reason,
+            details=stats,
+            after=self.registry.undo(name, text),
+        )
 
     def finalize(self, name: str) -> EndpointSpec:
         """Retire the previous version (rollback is no longer possible after this)."""
+        current, _ = self.store.get(name)
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             ro = spec.rollout
@@ -426,196 +569,121 @@ class DeploymentService:
             ro.status, ro.detail = "finalized", "previous version retired"
             return spec
 
-        return self.store.update(name, change, kind="finalize", actor=self.actor)[0]
+        return self._update(name, current, change, kind="finalize")
 
     def set_replicas(self, name: str, replicas: int) -> EndpointSpec:
         """Change the replica count (each host's supervisor follows)."""
         if not 1 <= replicas <= 64:
             raise InvalidInput(f"Replicas must be 1-64, got {replicas}.")
+        current, _ = self.store.get(name)
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             spec.replicas = replicas
             return spec
 
-        return self.store.update(name, change, kind="scale", actor=self.actor)[0]
+        return self._update(name, current, change, kind="scale")
 
     def fail_rolling(self, name: str, reason: str) -> EndpointSpec:
         """A new replica never became ready: restore the previous version."""
+        current, _ = self.store.get(name)
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             ro = spec.rollout
-            if ro is None or ro.kind != "rolling":
+            if ro is None or ro.kind != "rolling" or ro.status != "in_progress":
                 raise Conflict("No rolling update to abort.")
             spec.variants = [v for v in spec.variants if v.name != ro.candidate]
             ro.status, ro.detail = "rolled_back", reason
             return spec
 
-        return self.store.update(
-            name, change, kind="rolling.abort", actor=self.actor, reason=reason
-        )[0]
+        return self._update(
+            name,
+            current,
+            change,
+            kind="rolling.abort",
+            reason=reason,
+            after=self.registry.undo(name, reason),
+        )
 
     # -- analysis and the controller ------------------------------------------------------
 
-    def stats(self, name: str, *, since_ms: int) -> dict[str, VariantStats]:
-        """Per-variant requests, errors and latency from the prediction log since a moment."""
-        import duckdb
-
-        from milepost.data._profile import source_sql
-
-        paths = [p for p in self.store.segments(name, since_ms=since_ms)]
-        if not paths:
-            return {}
-        from pathlib import Path
-
-        existing = [Path(p) for p in paths if Path(p).exists()]
-        if not existing:
-            return {}
-        con = duckdb.connect()
-        try:
-            con.execute(
-                f"CREATE VIEW log AS SELECT * FROM {source_sql(existing)} "
-                f"WHERE ts >= epoch_ms({int(since_ms)}) AND row = 0"
-            )
-            rows = con.execute(
-                "SELECT variant, count(*), count(*) FILTER (WHERE status = 'error'), "
-                "quantile_cont(latency_ms, 0.5), quantile_cont(latency_ms, 0.99), "
-                "epoch_ms(min(ts)) FROM log GROUP BY variant"
-            ).fetchall()
-            agreement = dict(
-                con.execute(
-                    "SELECT s.variant, "
-                    "avg(CASE WHEN s.prediction = p.prediction THEN 1.0 ELSE 0.0 END) "
-                    "FROM log s JOIN log p ON s.request_id = p.request_id AND p.role <> 'shadow' "
-                    "WHERE s.role = 'shadow' AND s.status = 'ok' GROUP BY s.variant"
-                ).fetchall()
-            )
-        finally:
-            con.close()
-        return {
-            v: VariantStats(v, int(n), int(e), p50, p99, agreement.get(v), int(first))
-            for v, n, e, p50, p99, first in rows
-        }
+    def stats(
+        self, name: str, *, since_ms: int, until_ms: int | None = None
+    ) -> dict[str, VariantStats]:
+        """Per-variant requests, errors and latency from the prediction log in
+        ``[since_ms, until_ms]`` (epoch ms)."""
+        return variant_stats(self.store, name, since_ms=since_ms, until_ms=until_ms)
 
     def tick(self, name: str) -> Decision:
-        """One controller step for a canary: hold, advance, promote or roll back."""
+        """One controller step for a canary: hold, advance, promote or roll back.
+
+        Safe to run from several processes at once: each decision is applied only if the
+        rollout is still where this step saw it (otherwise ``none``).
+        """
         spec, _ = self.store.get(name)
         ro = spec.rollout
         if ro is None or ro.kind != "canary" or ro.status != "progressing" or ro.canary is None:
             return Decision("none", "no canary in progress")
-        policy = ro.canary
-        stats = self.stats(name, since_ms=ro.step_started_at)
-        cand = stats.get(ro.candidate, VariantStats(ro.candidate, 0, 0, None, None))
-        if cand.first_at is not None and cand.first_at > ro.step_started_at:
-            # Compare from the canary's first answer: before it, replicas were loading it
-            # (CPU the primary's requests competed for), which says nothing about either.
-            narrowed = self.stats(name, since_ms=cand.first_at)
-            if narrowed.get(ro.previous or "") is not None:  # the primary is still compared
-                stats = narrowed
-                cand = stats.get(ro.candidate, cand)
-        prim = stats.get(ro.previous or "", VariantStats(ro.previous or "", 0, 0, None, None))
-        info = {"canary": cand.to_dict(), "primary": prim.to_dict(), "step": ro.step}
-        elapsed = (_now() - ro.step_started_at) / 1000
-        # a clearly broken canary is rolled back without waiting out the step
-        if cand.requests >= min(
-            20, policy.min_requests
-        ) and cand.error_rate > prim.error_rate + max(policy.max_error_rate_increase, 0.5):
-            return self._rollback_decision(
-                name, f"canary errors {cand.error_rate:.1%} vs primary {prim.error_rate:.1%}", info
-            )
-        if cand.requests < policy.min_requests or elapsed < policy.min_seconds:
-            return self._hold(
-                name,
-                f"step {ro.step + 1}: {cand.requests}/{policy.min_requests} requests, "
-                f"{elapsed:.0f}/{policy.min_seconds:g} s — too little to decide",
-                info,
-            )
-        if cand.error_rate > prim.error_rate + policy.max_error_rate_increase:
-            return self._rollback_decision(
-                name,
-                f"canary error rate {cand.error_rate:.2%} > primary {prim.error_rate:.2%} + "
-                f"{policy.max_error_rate_increase:.2%}",
-                info,
-            )
-        if (
-            cand.p99_ms is not None
-            and prim.p99_ms
-            and cand.p99_ms > prim.p99_ms * policy.max_p99_ratio
-            and cand.p99_ms - prim.p99_ms > policy.min_p99_increase_ms
-        ):
-            return self._rollback_decision(
-                name,
-                f"canary p99 {cand.p99_ms:.1f} ms > {policy.max_p99_ratio:g} x primary "
-                f"{prim.p99_ms:.1f} ms",
-                info,
-            )
-        if policy.max_prediction_psi is not None:
-            value = self._prediction_psi(name, ro.step_started_at, ro.candidate, ro.previous or "")
-            info["prediction_psi"] = value
-            if value is not None and value > policy.max_prediction_psi:
-                return self._rollback_decision(
-                    name, f"prediction PSI {value:.3f} > {policy.max_prediction_psi:g}", info
-                )
-        reason = (
-            f"step {ro.step + 1} healthy: errors {cand.error_rate:.2%} vs {prim.error_rate:.2%}, "
-            f"p99 {cand.p99_ms or 0:.1f} vs {prim.p99_ms or 0:.1f} ms over {cand.requests} requests"
-        )
-        after = self._advance(name, reason, info)
-        self._last_hold.pop(name, None)
+        action, reason, info = judge(self.store, name, ro, ro.canary)
+        if action == "hold":
+            return Decision("hold", reason, info)
+        if action == "rollback":
+            return self._rollback_decision(name, reason, info)
+        try:
+            after = self._advance(name, reason, info)
+        except Conflict as exc:
+            now, _ = self.store.get(name)
+            if now.rollout is None or now.rollout.status != "progressing":
+                return Decision("none", f"decided meanwhile: {exc.message}", info)
+            # the registry cannot take the version (it moved behind the endpoint's back):
+            # the canary cannot complete, so it stops here instead of holding forever
+            return self._rollback_decision(name, f"cannot promote: {exc.message}", info)
         action = "promote" if after.rollout and after.rollout.status == "succeeded" else "advance"
         return Decision(action, reason, info)
 
-    def _hold(self, name: str, reason: str, info: dict[str, Any]) -> Decision:
-        return Decision("hold", reason, info)
-
     def _rollback_decision(self, name: str, reason: str, info: dict[str, Any]) -> Decision:
-        self.rollback(name, reason=f"automatic: {reason}", stats=info)
+        try:
+            self.rollback(name, reason=f"automatic: {reason}", stats=info, only_in_progress=True)
+        except Conflict as exc:
+            return Decision("none", f"decided meanwhile: {exc.message}", info)
         return Decision("rollback", reason, info)
 
-    def _prediction_psi(
-        self, name: str, since_ms: int, candidate: str, primary: str
-    ) -> float | None:
-        from pathlib import Path
-
-        import duckdb
-
-        from milepost.data._profile import source_sql
-        from milepost.stats import psi
-
-        paths = [Path(p) for p in self.store.segments(name, since_ms=since_ms) if Path(p).exists()]
-        if not paths:
-            return None
-        con = duckdb.connect()
-        try:
-            rows = con.execute(
-                "SELECT prediction, count(*) FILTER (WHERE variant = ?), "
-                "count(*) FILTER (WHERE variant = ?) "
-                f"FROM {source_sql(paths)} WHERE ts >= epoch_ms({int(since_ms)}) AND status = 'ok' "
-                "GROUP BY prediction",
-                [primary, candidate],
-            ).fetchall()
-        finally:
-            con.close()
-        if not rows or not sum(r[1] for r in rows) or not sum(r[2] for r in rows):
-            return None
-        return psi([r[1] for r in rows], [r[2] for r in rows])
-
     def status(self, name: str, *, window_seconds: float = 300) -> dict[str, Any]:
-        """The spec, the rollout, recent events and per-variant stats."""
+        """The spec, what it tracks and whether the registry agrees, the rollout (with its
+        promotion request), recent events and per-variant stats over a stated window
+        (``window``: since, until, in epoch ms)."""
         spec, revision = self.store.get(name)
-        since = _now() - int(window_seconds * 1000)
+        until = _now()
+        since = until - int(window_seconds * 1000)
         if spec.rollout is not None and spec.rollout.status in (
             "progressing",
             "mirroring",
             "preview",
         ):
             since = max(since, spec.rollout.step_started_at)
-        return {
+        out: dict[str, Any] = {
             "endpoint": name,
             "revision": revision,
             **spec.summary(),
-            "stats": {k: v.to_dict() for k, v in self.stats(name, since_ms=since).items()},
+            "window": {"since": since, "until": until},
+            "stats": {
+                k: v.to_dict() for k, v in self.stats(name, since_ms=since, until_ms=until).items()
+            },
             "events": self.store.events(name, limit=15),
         }
+        if spec.track is not None:
+            production = self.models.get_model(spec.track.model).production_version
+            out["registry"] = {
+                "production_version": production,
+                "agrees": production == spec.primary.version,
+            }
+        if spec.rollout is not None and spec.rollout.request_id is not None:
+            req = self.promotion.get_request(spec.rollout.request_id)
+            out["request"] = {
+                "request_id": req.request_id,
+                "version": req.version,
+                "status": req.status,
+            }
+        return out
 
     def endpoints(self) -> list[str]:
         """Every endpoint."""
@@ -644,7 +712,9 @@ def _checked(policy: CanaryPolicy) -> CanaryPolicy:
     return policy
 
 
-def _canary_rollout(candidate: str, previous: str, policy: CanaryPolicy, how: str) -> Rollout:
+def _canary_rollout(
+    candidate: str, previous: str, policy: CanaryPolicy, how: str, request_id: str | None
+) -> Rollout:
     return Rollout(
         kind="canary",
         status="progressing",
@@ -654,6 +724,7 @@ def _canary_rollout(candidate: str, previous: str, policy: CanaryPolicy, how: st
         step_started_at=_now(),
         canary=policy,
         detail=f"{how}: {policy.steps[0]:g}% of traffic",
+        request_id=request_id,
     )
 
 

@@ -7,6 +7,11 @@ Roles:
 - ``shadow``: receives a copy of ``share`` of requests; its answers are never returned;
 - ``standby``: loaded and warm, no traffic (blue/green: the new version before the
   switch, the old one after it, until ``finalize``).
+
+An endpoint either **tracks a stage** of a model (``track``: "Production of churn") or is
+**pinned** to the versions its variants name (``track`` is None). A tracking endpoint's
+primary is always the version the registry has in that stage; its rollouts carry the
+promotion request (``Rollout.request_id``) whose completion changes the stage.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CanaryPolicy", "EndpointSpec", "Rollout", "Variant"]
+__all__ = ["CanaryPolicy", "EndpointSpec", "Rollout", "Track", "Variant"]
 
 Role = Literal["primary", "canary", "shadow", "standby"]
 
@@ -78,6 +83,18 @@ class CanaryPolicy(BaseModel):
         )
 
 
+class Track(BaseModel):
+    """The stage of a registered model an endpoint serves ("Production of churn")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    stage: Literal["Production"] = "Production"
+
+    def __str__(self) -> str:
+        return f"{self.stage} of {self.model}"
+
+
 class Rollout(BaseModel):
     """The strategy in progress (or the last one) and where it stands."""
 
@@ -92,6 +109,8 @@ class Rollout(BaseModel):
     canary: CanaryPolicy | None = None
     target_generation: int = 0
     detail: str = ""
+    # tracking endpoints: the promotion request this rollout carries into the stage
+    request_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -111,6 +130,7 @@ class EndpointSpec(BaseModel):
     generation: int = 0
     rollout: Rollout | None = None
     log_predictions: bool = True
+    track: Track | None = None
 
     def variant(self, name: str) -> Variant | None:
         """A variant by name."""
@@ -120,6 +140,11 @@ class EndpointSpec(BaseModel):
     def primary(self) -> Variant:
         """The primary variant (every endpoint has exactly one)."""
         return next(v for v in self.variants if v.role == "primary")
+
+    @property
+    def kind(self) -> str:
+        """``tracks Production of churn`` or ``pinned`` (serves the versions it names)."""
+        return f"tracks {self.track}" if self.track is not None else "pinned"
 
     def to_json(self) -> str:
         """Stored form."""
@@ -144,4 +169,6 @@ class EndpointSpec(BaseModel):
             "variants": [v.model_dump() for v in self.variants],
             "replicas": self.replicas,
             "rollout": self.rollout.model_dump() if self.rollout else None,
+            "track": self.track.model_dump() if self.track else None,
+            "kind": self.kind,
         }

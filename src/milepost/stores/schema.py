@@ -409,6 +409,9 @@ promotion_requests = sa.Table(
     sa.Column("decided_by", sa.String(256), nullable=True),
     sa.Column("decided_at", sa.BigInteger, nullable=True),
     sa.Column("decision_reason", sa.Text, nullable=True),
+    # the endpoint that tracks the target stage and rolls the version out (None: the
+    # stage changed, or changes, without one)
+    sa.Column("endpoint", sa.String(128), nullable=True),
     sa.Index(None, "status"),
     sa.Index(None, "model_id", "created_at"),
 )
@@ -561,6 +564,13 @@ endpoints = sa.Table(
     sa.Column("created_by", sa.String(256), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # A stage-bound endpoint ("tracks Production of churn"): the registered model and the
+    # stage it serves; both None for an endpoint pinned to explicit versions. A model's
+    # stage is tracked by at most one endpoint (the index), so that the stage and the
+    # endpoint's primary can change together in one transaction.
+    sa.Column("track_model", sa.String(256), nullable=True),
+    sa.Column("track_stage", sa.String(16), nullable=True),
+    sa.Index(None, "track_model", "track_stage", unique=True),
 )
 
 deployment_events = sa.Table(

@@ -146,3 +146,20 @@ def test_gates_built_in_python_are_checked_the_same_way() -> None:
     with pytest.raises(InvalidInput, match=r"^Approval \(approval\): count: .*valid integer"):
         Approval(count="2")  # type: ignore[arg-type]
     assert Approval(count=2).count == 2
+
+
+def test_the_path_to_production_passes_stagings_gates_unless_the_policy_allows_a_jump() -> None:
+    policy = PromotionPolicy.from_dict(
+        {
+            "staging": [{"kind": "data_validation"}],
+            "production": [{"kind": "approval"}],
+        }
+    )
+    assert not policy.allow_direct_production
+    kinds = [(stage, g.kind) for stage, g in policy.gates_on_path("None", "Production")]
+    assert kinds == [("Staging", "data_validation"), ("Production", "approval")]
+    assert [g.kind for _, g in policy.gates_on_path("Staging", "Production")] == ["approval"]
+    assert [g.kind for _, g in policy.gates_on_path("None", "Staging")] == ["data_validation"]
+    direct = PromotionPolicy.from_dict({**policy.to_dict(), "allow_direct_production": True})
+    assert [g.kind for _, g in direct.gates_on_path("None", "Production")] == ["approval"]
+    assert PromotionPolicy.from_yaml(direct.to_yaml()) == direct

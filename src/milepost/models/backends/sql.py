@@ -5,6 +5,14 @@ SQLite write transaction is exclusive anyway), then re-check the version's stage
 the Production version the caller expects, so concurrent promotions of one model
 serialise and exactly one of two racing promotions to Production wins. A partial
 unique index backs this up: the database itself refuses a second Production version.
+
+When an endpoint tracks a model's Production (see :mod:`milepost.serving.spec`),
+Production changes only through that endpoint's rollouts, which pass ``endpoint`` and
+change the stage in the same transaction as the endpoint's primary: any other attempt to
+move a version into Production, or to move a version the endpoint holds (its primary, a
+canary, the previous version kept for rollback), is refused. Every path that changes a
+stage comes through :meth:`SqlRegistryStore.transition_in` or
+:meth:`SqlRegistryStore.restore_in`, so the rule has one home.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from milepost.models.models import transition_problem
 from milepost.stores import _sql
 from milepost.stores.audit import append_event
 from milepost.stores.schema import (
+    endpoints,
     model_aliases,
     model_version_tags,
     model_versions,
@@ -422,6 +431,60 @@ class SqlRegistryStore:
             )
             return None if old is None else int(old)
 
+    def lock_model(self, conn: Connection, name: str) -> sa.RowMapping:
+        """Lock a registered model's row for the rest of ``conn``'s transaction.
+
+        Everything that changes a stage or an endpoint tracking a stage takes this lock
+        first, so they serialise per model (and always lock in the same order).
+        """
+        return self._model_row(conn, name, lock=True)
+
+    @staticmethod
+    def production_in(conn: Connection, model: sa.RowMapping) -> int | None:
+        """The version in Production of a (locked) model row, or None."""
+        value = conn.execute(
+            sa.select(model_versions.c.version).where(
+                model_versions.c.model_id == model["model_id"],
+                model_versions.c.stage == "Production",
+            )
+        ).scalar()
+        return None if value is None else int(value)
+
+    @staticmethod
+    def tracking_endpoint(
+        conn: Connection, name: str, stage: str = "Production"
+    ) -> tuple[str, dict[int, str]] | None:
+        """The endpoint tracking ``stage`` of model ``name``, with ``{version: role}`` of
+        the versions it holds: its primary and the candidate of a rollout under way (a
+        canary, or a blue/green or rolling candidate). None without such an endpoint.
+
+        The previous version kept warm for a rollback is not held: it may be re-reviewed
+        (a rollback then says it cannot restore it)."""
+        row = conn.execute(
+            sa.select(endpoints.c.name, endpoints.c.spec_json).where(
+                endpoints.c.track_model == name, endpoints.c.track_stage == stage
+            )
+        ).first()
+        if row is None:
+            return None
+        try:
+            spec = json.loads(row.spec_json)
+            variants = spec.get("variants") or []
+            rollout = spec.get("rollout") or {}
+        except (TypeError, ValueError, AttributeError):
+            variants, rollout = [], {}
+        under_way = rollout.get("status") in ("preview", "progressing", "in_progress", "paused")
+        held = {
+            int(v["version"]): "candidate" if v.get("role") == "standby" else str(v["role"])
+            for v in variants
+            if isinstance(v, dict)
+            and (
+                v.get("role") in ("primary", "canary")
+                or (under_way and v.get("name") == rollout.get("candidate"))
+            )
+        }
+        return str(row.name), held
+
     def transition(
         self,
         name: str,
@@ -437,81 +500,253 @@ class SqlRegistryStore:
     ) -> list[tuple[int, str, str]]:
         """Change a version's stage in one transaction, audited; returns the changes made.
 
-        Promoting to Production archives the current Production version. When
-        ``expected_production`` is not False, the current Production version must still be
-        that one (None: no Production version), or the change is refused as stale.
-        ``in_transaction`` runs inside the same transaction (the promotion service records
-        its request's outcome there, so both commit or neither does).
-
-        Raises:
-            Conflict: an illegal change, or Production moved since the caller looked.
+        See :meth:`transition_in`. ``in_transaction`` runs inside the same transaction
+        (the promotion service records its request's outcome there, so both commit or
+        neither does).
         """
-        now = _now()
         with self.db.write() as conn:
-            model = self._model_row(conn, name, lock=True)
-            row = self._version_row(conn, model, version)
-            problem = transition_problem(row["stage"], to_stage)
-            if problem:
-                raise Conflict(f"Cannot move {name} version {version} to {to_stage}: {problem}.")
-            current_prod = conn.execute(
-                sa.select(model_versions.c.version_id, model_versions.c.version).where(
-                    model_versions.c.model_id == model["model_id"],
-                    model_versions.c.stage == "Production",
-                )
-            ).first()
-            if expected_production is not False:
-                now_prod = None if current_prod is None else int(current_prod.version)
-                if now_prod != expected_production:
-                    raise Conflict(
-                        f"Production of {name} changed while this promotion was decided "
-                        f"(expected {expected_production or 'none'}, now {now_prod or 'none'}).",
-                        hint="Run the promotion again so its gates compare with the current "
-                        "Production version.",
-                    )
-            changes: list[tuple[int, str, str]] = []
-            if to_stage == "Production" and current_prod is not None:
-                self._set_stage(
-                    conn,
-                    model,
-                    current_prod.version_id,
-                    "Production",
-                    "Archived",
-                    actor,
-                    f"replaced by version {version}",
-                    request_id,
-                    now,
-                )
-                changes.append((int(current_prod.version), "Production", "Archived"))
-            self._set_stage(
+            changes = self.transition_in(
                 conn,
-                model,
-                row["version_id"],
-                row["stage"],
+                name,
+                version,
                 to_stage,
-                actor,
-                reason,
-                request_id,
-                now,
-            )
-            changes.append((version, row["stage"], to_stage))
-            append_event(
-                conn,
                 actor=actor,
-                action="model_version.stage",
-                object_type="model_version",
-                object_id=f"{name}/{version}",
-                before={"stage": row["stage"]},
-                after={
-                    "stage": to_stage,
-                    "request_id": request_id,
-                    "changes": changes,
-                    "gates": details,
-                },
                 reason=reason,
+                request_id=request_id,
+                expected_production=expected_production,
+                details=details,
             )
             if in_transaction is not None:
                 in_transaction(conn)
             return changes
+
+    def transition_in(
+        self,
+        conn: Connection,
+        name: str,
+        version: int,
+        to_stage: str,
+        *,
+        actor: str,
+        reason: str | None,
+        request_id: str | None = None,
+        expected_production: int | bool | None = False,
+        details: Any = None,
+        endpoint: str | None = None,
+    ) -> list[tuple[int, str, str]]:
+        """Change a version's stage inside ``conn``'s transaction, audited.
+
+        Promoting to Production archives the current Production version. When
+        ``expected_production`` is not False, the current Production version must still be
+        that one (None: no Production version), or the change is refused as stale.
+        ``endpoint`` names the tracking endpoint whose rollout makes this change (only
+        it may change Production of a model it tracks).
+
+        Raises:
+            Conflict: an illegal change, Production moved since the caller looked, or an
+                endpoint tracks Production of the model and this is not its rollout.
+        """
+        now = _now()
+        model, row, current_prod = self._checked(conn, name, version, to_stage, expected_production)
+        self._refuse_behind_endpoint(conn, name, version, to_stage, endpoint)
+        changes: list[tuple[int, str, str]] = []
+        if to_stage == "Production" and current_prod is not None:
+            self._set_stage(
+                conn,
+                model,
+                current_prod.version_id,
+                "Production",
+                "Archived",
+                actor,
+                f"replaced by version {version}",
+                request_id,
+                now,
+            )
+            changes.append((int(current_prod.version), "Production", "Archived"))
+        self._set_stage(
+            conn,
+            model,
+            row["version_id"],
+            row["stage"],
+            to_stage,
+            actor,
+            reason,
+            request_id,
+            now,
+        )
+        changes.append((version, row["stage"], to_stage))
+        append_event(
+            conn,
+            actor=actor,
+            action="model_version.stage",
+            object_type="model_version",
+            object_id=f"{name}/{version}",
+            before={"stage": row["stage"]},
+            after={
+                "stage": to_stage,
+                "request_id": request_id,
+                "changes": changes,
+                "gates": details,
+                **({"endpoint": endpoint} if endpoint else {}),
+            },
+            reason=reason,
+        )
+        return changes
+
+    def _checked(
+        self,
+        conn: Connection,
+        name: str,
+        version: int,
+        to_stage: str,
+        expected_production: int | bool | None,
+    ) -> tuple[sa.RowMapping, sa.RowMapping, Any]:
+        """Lock the model; check the move is legal and Production is what was expected."""
+        model = self._model_row(conn, name, lock=True)
+        row = self._version_row(conn, model, version)
+        problem = transition_problem(row["stage"], to_stage)
+        if problem:
+            raise Conflict(f"Cannot move {name} version {version} to {to_stage}: {problem}.")
+        current_prod = conn.execute(
+            sa.select(model_versions.c.version_id, model_versions.c.version).where(
+                model_versions.c.model_id == model["model_id"],
+                model_versions.c.stage == "Production",
+            )
+        ).first()
+        if expected_production is not False:
+            now_prod = None if current_prod is None else int(current_prod.version)
+            if now_prod != expected_production:
+                raise Conflict(
+                    f"Production of {name} changed while this promotion was decided "
+                    f"(expected {expected_production or 'none'}, now {now_prod or 'none'}).",
+                    hint="Run the promotion again so its gates compare with the current "
+                    "Production version.",
+                )
+        return model, row, current_prod
+
+    def check_transition_in(
+        self,
+        conn: Connection,
+        name: str,
+        version: int,
+        to_stage: str,
+        *,
+        expected_production: int | bool | None = False,
+    ) -> None:
+        """Lock the model and check that the move is legal now, without making it (a
+        promotion that waits for a tracking endpoint's rollout checks this).
+
+        Raises:
+            Conflict: as :meth:`transition_in` would, for the same reasons.
+        """
+        self._checked(conn, name, version, to_stage, expected_production)
+
+    def _refuse_behind_endpoint(
+        self, conn: Connection, name: str, version: int, to_stage: str, endpoint: str | None
+    ) -> None:
+        """Refuse a stage change that would make the registry and a tracking endpoint
+        disagree (anything but that endpoint's own rollout)."""
+        bound = self.tracking_endpoint(conn, name)
+        if bound is None or bound[0] == endpoint:
+            return
+        tracker, held = bound
+        if to_stage == "Production":
+            raise Conflict(
+                f"Endpoint {tracker!r} tracks Production of {name}: {name} v{version} enters "
+                "Production only through a rollout there, so that the registry and the "
+                "endpoint change together.",
+                hint=f"Roll it out: `milepost deploy canary {tracker} --version {version}` "
+                "(or blue-green / rolling); its Production gates run first.",
+            )
+        if version in held:
+            role = held[version]
+            what = {
+                "primary": "serves it as Production",
+                "canary": "is rolling it out as a canary",
+                "candidate": "is rolling it out",
+            }.get(role, f"holds it ({role})")
+            raise Conflict(
+                f"{name} v{version} cannot move to {to_stage}: endpoint {tracker!r}, which "
+                f"tracks Production of {name}, {what}.",
+                hint=f"Change it through the endpoint: roll out another version, roll back, "
+                f"or finalize (`milepost deploy status {tracker}`).",
+            )
+
+    def restore_in(
+        self,
+        conn: Connection,
+        name: str,
+        *,
+        current: int,
+        previous: int,
+        actor: str,
+        reason: str | None,
+        request_id: str | None,
+        endpoint: str,
+    ) -> list[tuple[int, str, str]]:
+        """Roll Production back: ``current`` leaves Production (Archived) and ``previous``,
+        archived when ``current`` replaced it, returns to it; audited, in ``conn``.
+
+        Only a tracking endpoint's rollback does this (a version coming back from the
+        archive otherwise goes through Staging and its gates again).
+
+        Raises:
+            Conflict: ``current`` is not in Production, or ``previous`` is not the version
+                ``current`` replaced there (moved since, or never in Production).
+        """
+        now = _now()
+        model = self._model_row(conn, name, lock=True)
+        cur = self._version_row(conn, model, current)
+        prev = self._version_row(conn, model, previous)
+        if cur["stage"] != "Production":
+            raise Conflict(
+                f"Cannot roll {name} back to v{previous}: v{current} is in {cur['stage']}, "
+                "not Production."
+            )
+        last = conn.execute(
+            sa.select(stage_history.c.from_stage, stage_history.c.to_stage)
+            .where(stage_history.c.version_id == prev["version_id"])
+            .order_by(stage_history.c.at.desc(), stage_history.c.event_id.desc())
+            .limit(1)
+        ).first()
+        if prev["stage"] != "Archived" or last is None or tuple(last) != ("Production", "Archived"):
+            raise Conflict(
+                f"Cannot roll {name} back to v{previous}: it is in {prev['stage']} now, not "
+                f"the Production version v{current} replaced.",
+                hint="Promote the version you want through the gates and roll it out.",
+            )
+        self._set_stage(
+            conn, model, cur["version_id"], "Production", "Archived", actor, reason, request_id, now
+        )
+        self._set_stage(
+            conn,
+            model,
+            prev["version_id"],
+            "Archived",
+            "Production",
+            actor,
+            reason,
+            request_id,
+            now,
+        )
+        changes = [(current, "Production", "Archived"), (previous, "Archived", "Production")]
+        append_event(
+            conn,
+            actor=actor,
+            action="model_version.stage",
+            object_type="model_version",
+            object_id=f"{name}/{previous}",
+            before={"stage": "Archived"},
+            # no request_id: the request rolled back is recorded by its own event
+            after={
+                "stage": "Production",
+                "changes": changes,
+                "rollback_of": request_id,
+                "endpoint": endpoint,
+            },
+            reason=reason,
+        )
+        return changes
 
     @staticmethod
     def _set_stage(

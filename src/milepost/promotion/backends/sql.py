@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from milepost.errors import NotFound
-from milepost.stores.schema import gate_results, promotion_requests, registered_models
+from milepost.stores.schema import (
+    gate_results,
+    model_versions,
+    promotion_requests,
+    registered_models,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,21 +39,13 @@ class SqlPromotionStore:
         if results:
             conn.execute(
                 sa.insert(gate_results),
-                [
-                    {
-                        "request_id": values["request_id"],
-                        "position": i,
-                        "name": r.name,
-                        "kind": r.kind,
-                        "status": r.status,
-                        "message": r.message,
-                        "details_json": json.dumps(r.details, default=str),
-                        "evaluated_by": r.evaluated_by,
-                        "at": r.at,
-                    }
-                    for i, r in enumerate(results)
-                ],
+                [_gate_row(values["request_id"], i, r) for i, r in enumerate(results)],
             )
+
+    @staticmethod
+    def add_gate(conn: Connection, request_id: str, position: int, result: GateResult) -> None:
+        """Append a gate result (a rollout's verdict) to a request."""
+        conn.execute(sa.insert(gate_results).values(**_gate_row(request_id, position, result)))
 
     @staticmethod
     def update(conn: Connection, request_id: str, **values: Any) -> None:
@@ -82,10 +79,16 @@ class SqlPromotionStore:
         def run(c: Connection) -> tuple[sa.RowMapping, list[sa.RowMapping]]:
             row = (
                 c.execute(
-                    sa.select(promotion_requests, registered_models.c.name)
+                    sa.select(
+                        promotion_requests, registered_models.c.name, model_versions.c.version
+                    )
                     .join(
                         registered_models,
                         registered_models.c.model_id == promotion_requests.c.model_id,
+                    )
+                    .join(
+                        model_versions,
+                        model_versions.c.version_id == promotion_requests.c.version_id,
                     )
                     .where(promotion_requests.c.request_id == request_id)
                 )
@@ -133,18 +136,46 @@ class SqlPromotionStore:
         return str(ids[0])
 
     def list(
-        self, *, status: str | None = None, model: str | None = None, limit: int = 50
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        model: str | None = None,
+        version: int | None = None,
+        target_stage: str | None = None,
+        limit: int = 50,
     ) -> list[str]:
-        """Request ids, newest first."""
+        """Request ids, newest first (``status``: one status or several)."""
         q = (
             sa.select(promotion_requests.c.request_id)
             .join(registered_models, registered_models.c.model_id == promotion_requests.c.model_id)
-            .order_by(promotion_requests.c.created_at.desc())
+            .order_by(promotion_requests.c.created_at.desc(), promotion_requests.c.request_id)
             .limit(limit)
         )
-        if status:
+        if isinstance(status, str):
             q = q.where(promotion_requests.c.status == status)
+        elif status:
+            q = q.where(promotion_requests.c.status.in_(list(status)))
         if model:
             q = q.where(registered_models.c.name == model)
+        if version is not None:
+            q = q.join(
+                model_versions, model_versions.c.version_id == promotion_requests.c.version_id
+            ).where(model_versions.c.version == version)
+        if target_stage:
+            q = q.where(promotion_requests.c.target_stage == target_stage)
         with self.db.read() as conn:
             return list(conn.execute(q).scalars())
+
+
+def _gate_row(request_id: str, position: int, r: GateResult) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "position": position,
+        "name": r.name,
+        "kind": r.kind,
+        "status": r.status,
+        "message": r.message,
+        "details_json": json.dumps(r.details, default=str),
+        "evaluated_by": r.evaluated_by,
+        "at": r.at,
+    }

@@ -23,6 +23,8 @@ from milepost.stores.schema import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from sqlalchemy.engine import Connection
+
     from milepost.stores.metadata import MetadataStore
 
 __all__ = ["SqlServingStore"]
@@ -41,10 +43,26 @@ class SqlServingStore:
             endpoints.c.name == sa.bindparam("name")
         )
 
-    def create(self, name: str, spec: EndpointSpec, *, actor: str) -> int:
-        """Create an endpoint (audited)."""
+    def create(
+        self,
+        name: str,
+        spec: EndpointSpec,
+        *,
+        actor: str,
+        before: Callable[[Connection], None] | None = None,
+    ) -> int:
+        """Create an endpoint (audited).
+
+        ``before`` runs first in the same transaction (a tracking endpoint's creator locks
+        the model and checks its Production version there).
+
+        Raises:
+            AlreadyExists: the name is taken, or another endpoint tracks the same stage.
+        """
         now = _now()
         with self.db.write() as conn:
+            if before is not None:
+                before(conn)
             if conn.execute(
                 sa.select(endpoints.c.endpoint_id).where(endpoints.c.name == name)
             ).first():
@@ -52,6 +70,22 @@ class SqlServingStore:
                     f"Endpoint {name!r} exists already.",
                     hint="Deploy a new version to it with `milepost deploy ...`.",
                 )
+            track = spec.track
+            if track is not None:
+                other = conn.execute(
+                    sa.select(endpoints.c.name).where(
+                        endpoints.c.track_model == track.model,
+                        endpoints.c.track_stage == track.stage,
+                    )
+                ).scalar()
+                if other is not None:
+                    raise AlreadyExists(
+                        f"Endpoint {other!r} tracks {track} already; one endpoint per stage "
+                        "of a model, so that the stage and its primary change together.",
+                        hint=f"Serve {track} through {other!r}, or pin versions on a new "
+                        f"endpoint: `milepost deploy create {name} --model {track.model} "
+                        "--version N`.",
+                    )
             endpoint_id = conn.execute(
                 sa.insert(endpoints)
                 .values(
@@ -61,6 +95,8 @@ class SqlServingStore:
                     created_by=actor,
                     created_at=now,
                     updated_at=now,
+                    track_model=track.model if track else None,
+                    track_stage=track.stage if track else None,
                 )
                 .returning(endpoints.c.endpoint_id)
             ).scalar_one()
@@ -123,12 +159,20 @@ class SqlServingStore:
         actor: str,
         reason: str | None = None,
         details: Any = None,
+        before: Callable[[Connection], None] | None = None,
+        after: Callable[[Connection, EndpointSpec, EndpointSpec], None] | None = None,
     ) -> tuple[EndpointSpec, int]:
         """Apply ``change`` to the stored spec in one transaction (locked), audited.
 
-        ``change`` may raise to refuse; nothing is written then.
+        ``change`` may raise to refuse; nothing is written then. ``before`` runs first in
+        the transaction (tracking endpoints lock their model's row there, always before
+        the endpoint's); ``after(conn, old, new)`` runs once the new spec is written (the
+        registry and the promotion request change there), and may raise to undo it all.
+        What an endpoint tracks never changes.
         """
         with self.db.write() as conn:
+            if before is not None:
+                before(conn)
             row = (
                 conn.execute(sa.select(endpoints).where(endpoints.c.name == name).with_for_update())
                 .mappings()
@@ -139,14 +183,19 @@ class SqlServingStore:
                     f"Endpoint {name!r} does not exist.",
                     hint="Create one with `milepost deploy create`.",
                 )
-            before = EndpointSpec.model_validate_json(row["spec_json"])
-            after = change(before.model_copy(deep=True))
+            old = EndpointSpec.model_validate_json(row["spec_json"])
+            new = change(old.model_copy(deep=True))
+            if new.track != old.track:
+                raise Conflict(
+                    f"What endpoint {name!r} tracks cannot change ({old.kind}).",
+                    hint="Create another endpoint for another model or stage.",
+                )
             revision = int(row["revision"]) + 1
             now = _now()
             conn.execute(
                 sa.update(endpoints)
                 .where(endpoints.c.endpoint_id == row["endpoint_id"])
-                .values(spec_json=after.to_json(), revision=revision, updated_at=now)
+                .values(spec_json=new.to_json(), revision=revision, updated_at=now)
             )
             conn.execute(
                 sa.insert(deployment_events).values(
@@ -157,7 +206,7 @@ class SqlServingStore:
                     revision=revision,
                     reason=reason,
                     details_json=json.dumps(
-                        details if details is not None else after.summary(), default=str
+                        details if details is not None else new.summary(), default=str
                     ),
                 )
             )
@@ -167,11 +216,13 @@ class SqlServingStore:
                 action=f"deploy.{kind}",
                 object_type="endpoint",
                 object_id=name,
-                before=before.summary(),
-                after=after.summary(),
+                before=old.summary(),
+                after=new.summary(),
                 reason=reason,
             )
-            return after, revision
+            if after is not None:
+                after(conn, old, new)
+            return new, revision
 
     def add_event(
         self, name: str, kind: str, *, actor: str, reason: str | None = None, details: Any = None

@@ -1,0 +1,101 @@
+"""`milepost deploy ...` as a user types it: endpoints that track Production, and pinned ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.test_cli import cli
+from tests.e2e.test_cli_models import TRAIN
+
+
+def _one_line_error(out: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert out.returncode == 1, out.stdout
+    lines = [x for x in out.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_endpoints_track_production_and_rollouts_move_the_registry(tmp_path: Path) -> None:
+    env = {"MILEPOST_USER": "alice"}
+    subprocess.run(
+        [sys.executable, "-c", TRAIN], cwd=tmp_path, check=True, env={**os.environ, **env}
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return cli(*args, cwd=tmp_path, env=env)
+
+    def stages() -> dict[int, str]:
+        listed = json.loads(run("models", "versions", "churn", "--json").stdout)
+        return {v["version"]: v["stage"] for v in listed}
+
+    nothing = run("deploy", "create", "churn", "--model", "churn")
+    _one_line_error(nothing, "no version in Production")
+    assert run("models", "promote", "churn", "1", "--to", "Production").returncode == 0
+    created = run("deploy", "create", "churn", "--model", "churn")
+    assert created.returncode == 0, created.stderr
+    assert "(tracks Production of churn): churn-v1 (primary)" in created.stdout
+    pinned = run("deploy", "create", "fixed", "--model", "churn", "--version", "2")
+    assert "(pinned): churn-v2 (primary)" in pinned.stdout
+    _one_line_error(
+        run("deploy", "create", "x", "--model", "churn", "--version", "1", "--stage", "Production"),
+        "either a version to pin",
+    )
+    _one_line_error(
+        run("deploy", "create", "x", "--model", "churn", "--stage", "Staging"),
+        "can track Production, not 'Staging'",
+    )
+    listed = run("deploy", "list")
+    assert "tracks Production of churn" in listed.stdout and "pinned" in listed.stdout
+    kinds = {e["endpoint"]: e["kind"] for e in json.loads(run("deploy", "list", "--json").stdout)}
+    assert kinds == {"churn": "tracks Production of churn", "fixed": "pinned"}
+
+    # promoting waits for the rollout; Production cannot move behind the endpoint
+    out = run("models", "promote", "churn", "2", "--to", "Production", "--reason", "better")
+    assert out.returncode == 0, out.stderr
+    assert "Approved" in out.stdout and "milepost deploy canary churn --version 2" in out.stdout
+    waiting = json.loads(run("models", "requests", "--json").stdout)
+    assert [(r["version"], r["status"], r["endpoint"]) for r in waiting] == [
+        (2, "awaiting_rollout", "churn")
+    ]
+    assert re.search(r"awaiting_rollout\s+│ churn ", run("models", "requests").stdout)
+    _one_line_error(run("models", "archive", "churn", "1"), "serves it as Production")
+    assert stages() == {1: "Production", 2: "None"}
+
+    # the canary carries that request; its last step moves registry and endpoint together
+    canary = run("deploy", "canary", "churn", "2", "--steps", "100", "--min-seconds", "0")
+    assert canary.returncode == 0, canary.stderr
+    assert "carries promotion request" in canary.stdout and "rolling_out" in canary.stdout
+    status = run("deploy", "status", "churn")
+    assert "tracks Production of churn" in status.stdout
+    assert "registry: Production is v1, the primary here" in status.stdout
+    assert "rollout carries promotion request" in status.stdout
+    assert re.search(r"traffic \S+ \S+ to \S+ \S+ UTC \(\d+ s\)", status.stdout)  # the window
+    promoted = run("deploy", "promote", "churn", "--reason", "looks fine")
+    assert promoted.returncode == 0, promoted.stderr
+    assert "completed" in promoted.stdout
+    assert stages() == {1: "Archived", 2: "Production"}
+    assert "registry: Production is v2, the primary here" in run("deploy", "status", "churn").stdout
+    data = json.loads(run("deploy", "status", "churn", "--json").stdout)
+    assert data["registry"] == {"production_version": 2, "agrees": True}
+    assert data["track"] == {"model": "churn", "stage": "Production"}
+
+    # rolling back after it completed: both go back, and the request says so
+    assert run("deploy", "rollback", "churn", "--reason", "complaints").returncode == 0
+    assert stages() == {1: "Production", 2: "Archived"}
+    requests = json.loads(run("models", "requests", "--status", "all", "--json").stdout)
+    assert [r["status"] for r in requests] == ["rolled_back", "completed"]
+    assert requests[0]["gates"][-1]["message"] == "rolled back after it completed: complaints"
+    listed = run("models", "requests", "--status", "all").stdout
+    assert "rolled_back" in listed and "pending" not in listed
+
+    # an archived version goes through Staging and its gates again first
+    _one_line_error(run("deploy", "blue-green", "churn", "2"), "re-reviewed")
+    _one_line_error(run("models", "requests", "--status", "rolledback"), "rolled_back")
+    verify = run("audit", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
