@@ -33,7 +33,15 @@ from milepost.governance import VerifyReport
 from milepost.models import ColumnSpec, ModelVersion, RegisteredModel, Signature, StageEvent
 from milepost.models.models import TrustedType
 from milepost.promotion import GateResult, PromotionPolicy, PromotionRequest
-from milepost.serving import CanaryPolicy, Decision, EndpointSpec, Rollout, Variant, VariantStats
+from milepost.serving import (
+    CanaryPolicy,
+    Decision,
+    EndpointSpec,
+    Rollout,
+    Track,
+    Variant,
+    VariantStats,
+)
 from milepost.stores.audit import AuditEvent
 from milepost.tracking import ArtifactInfo, Environment, Experiment, Metric, Run, RunStatus
 from milepost.tracking.models import PagedList
@@ -166,6 +174,7 @@ RECORDS: dict[type, tuple[Any, str]] = {
     ),
     Variant: (CANARY, "Variant(churn-v3 canary 25%, models:/churn/3)"),
     CanaryPolicy: (CanaryPolicy(), None),
+    Track: (Track(model="churn"), "Track(Production of churn)"),
     Rollout: (
         Rollout(kind="canary", status="progressing", candidate="churn-v3", step=1),
         "Rollout(canary progressing of churn-v3, step 1)",
@@ -180,7 +189,7 @@ RECORDS: dict[type, tuple[Any, str]] = {
     ),
     VariantStats: (
         VariantStats("churn-v2", 1486, 0, 0.36, 4.54, first_at=3),
-        "VariantStats(churn-v2: 1,486 requests, 0 errors, p99 4.54 ms)",
+        "VariantStats(churn-v2: 1,486 requests, 0 errors, p99 4.5 ms)",
     ),
     Decision: (Decision("advance", "step 1 healthy " * 10, {"n": 1}), None),
     OnlineResponse: (

@@ -94,6 +94,13 @@ class Track(BaseModel):
     def __str__(self) -> str:
         return f"{self.stage} of {self.model}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return self.model_dump(mode="json")
+
+    def __repr__(self) -> str:
+        return f"Track({self})"
+
 
 class Rollout(BaseModel):
     """The strategy in progress (or the last one) and where it stands."""
