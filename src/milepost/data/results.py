@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -183,7 +183,7 @@ class ValidationResult:
                 continue
             lines.append(f"  FAIL {said}")  # the summary says what was expected
             for ex in c.examples[:2]:
-                shown = ", ".join(f"{k}={v}" for k, v in list(ex.items())[:3])
+                shown = ", ".join(f"{k}={_shown(v)}" for k, v in list(ex.items())[:3])
                 lines.append(f"       e.g. {shown}")
         return "\n".join(lines)
 
@@ -199,3 +199,21 @@ class ValidationResult:
             created=created.strftime("%Y-%m-%d %H:%M:%S UTC"),
             rows=count(self.num_rows, "row"),
         )
+
+
+def _shown(value: Any) -> Any:
+    """An example value for the text report: ISO times to the second (JSON keeps them whole)."""
+    if isinstance(value, str) and len(value) >= 19 and value[10:11] == "T":
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        zone = (
+            ""
+            if moment.tzinfo is None
+            else " UTC"
+            if moment.utcoffset() == timedelta(0)
+            else (moment.strftime(" %z"))
+        )
+        return moment.strftime("%Y-%m-%d %H:%M:%S") + zone
+    return value
