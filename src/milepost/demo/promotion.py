@@ -14,6 +14,7 @@ from rich.table import Table
 
 import milepost
 from milepost.demo.data import LABEL
+from milepost.demo.home import STORE_SETTINGS
 from milepost.errors import GateFailed
 from milepost.promotion.gates import GateResult
 
@@ -129,10 +130,10 @@ def approve(request_id: str) -> PromotionRequest:
     """The approver (``ana``) approves a request; the demo then goes on as its requester."""
     rt = milepost.get_runtime()
     requester = rt.settings.actor()
-    where: dict[str, Any] = {
-        "home": rt.settings.home,
-        "metadata_uri": rt.db.uri,
-        "artifact_uri": rt.blobs.uri,
+    # every store setting in force, so that switching the actor cannot switch a store
+    # (configure() re-reads the environment and milepost.toml for what it is not given)
+    where: dict[str, Any] = {"home": rt.settings.home} | {
+        key: getattr(rt.settings, key) for key in STORE_SETTINGS
     }
     try:
         approver = milepost.configure(**where, user=APPROVER)
