@@ -63,7 +63,8 @@ def test_endpoints_track_production_and_rollouts_move_the_registry(tmp_path: Pat
     assert [(r["version"], r["status"], r["endpoint"]) for r in waiting] == [
         (2, "awaiting_rollout", "churn")
     ]
-    assert re.search(r"awaiting_rollout\s+│ churn ", run("models", "requests").stdout)
+    # the request waits for a rollout on endpoint churn (the table's last column)
+    assert re.search(r"awaiting_rollout .* churn\s*$", run("models", "requests").stdout, re.M)
     _one_line_error(run("models", "archive", "churn", "1"), "serves it as Production")
     assert stages() == {1: "Production", 2: "None"}
 

@@ -144,3 +144,61 @@ def test_fit_table_leaves_out_optional_columns_and_keeps_values_whole() -> None:
     assert words <= allowed | {"run", "id", "0123456789ab"}, text  # no word split
     table, hidden = fit_table(columns, rows, optional=1, width=120)
     assert hidden == 0 and len(table.columns) == 3
+
+
+@pytest.fixture(scope="module")
+def registry_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dataset, two model versions with long reasons, a promotion and an endpoint."""
+    root = tmp_path_factory.mktemp("registry-tables")
+    script = root / "setup.py"
+    script.write_text(
+        "import milepost, pandas as pd\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "frame = pd.DataFrame({'tenure_months': [1.0, 5.0, 9.0, 30.0] * 5,\n"
+        "                      'plan': ['basic', 'premium', 'basic', 'standard'] * 5,\n"
+        "                      'churned': [1, 0, 1, 0] * 5,\n"
+        "                      'event_timestamp': pd.date_range('2026-01-01', periods=20,\n"
+        "                                                       freq='D', tz='UTC')})\n"
+        "v = milepost.data.register('customer-snapshots-2026', frame,\n"
+        "                           description='monthly customer snapshots ' * 4)\n"
+        "c = milepost.Client()\n"
+        "for C in (0.1, 1.0):\n"
+        "    with milepost.start_run(experiment='tables'):\n"
+        "        milepost.log_input(v, role='train')\n"
+        "        milepost.log_metrics({'roc_auc': 0.81234 + C / 100, 'pr_auc': 0.4567})\n"
+        "        m = LogisticRegression(C=C).fit(frame[['tenure_months']], frame['churned'])\n"
+        "        x = frame[['tenure_months']]\n"
+        "        milepost.log_model(m, 'churn-propensity', input_example=x)\n"
+        "c.promote('churn-propensity', 1, 'Staging',\n"
+        "          reason='a reason that is long enough to wrap over several lines ' * 2)\n"
+        "c.promote('churn-propensity', 1, 'Production', reason='the baseline')\n"
+        "milepost.get_runtime().serving.create('churn-endpoint', 'churn-propensity')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")}
+    subprocess.run([sys.executable, str(script)], cwd=root, check=True, env=env)
+    return root
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("data", "list"),
+        ("data", "show", "customer-snapshots-2026"),
+        ("models", "list"),
+        ("models", "versions", "churn-propensity"),
+        ("models", "show", "churn-propensity"),
+        ("models", "history", "churn-propensity"),
+        ("models", "requests", "--status", "all"),
+        ("deploy", "list"),
+        ("deploy", "status", "churn-endpoint"),
+    ],
+    ids=" ".join,
+)
+def test_registry_data_and_deploy_tables_at_80_columns(
+    registry_project: Path, args: tuple[str, ...]
+) -> None:
+    out = run80(*args, cwd=registry_project).stdout  # every line <= 80 columns
+    assert "…" not in out, out  # no value cut short
+    for whole in ("customer-snapshots-2026", "churn-propensity", "churn-endpoint"):
+        # a long name is either absent or printed whole (never split over lines)
+        assert whole[:10] not in out or whole in out, out

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from milepost._context import get_runtime
-from milepost.cli._output import console, emit_json, fmt_time, fmt_value
+from milepost.cli._output import Col, console, emit_json, fit_table, fmt_time, fmt_value
 from milepost.data._format import format_stat
 from milepost.data.models import DatasetVersion
 
@@ -49,16 +49,28 @@ def list_(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json([r.to_dict() for r in rows])
         return
-    table = Table("dataset", "latest", "versions", "created by", "created (UTC)", "description")
-    for r in rows:
-        table.add_row(
-            r.name,
-            str(r.latest_version or "-"),
-            str(r.num_versions),
-            r.created_by,
-            fmt_time(r.created_at),
-            r.description or "",
-        )
+    table, _ = fit_table(
+        [
+            Col("dataset", wrap=True),
+            "latest",
+            "versions",
+            Col("description", wrap=True),
+            "created by",
+            "created (UTC)",
+        ],
+        [
+            [
+                r.name,
+                str(r.latest_version or "-"),
+                str(r.num_versions),
+                escape(r.description or ""),
+                r.created_by,
+                fmt_time(r.created_at),
+            ]
+            for r in rows
+        ],
+        optional=2,
+    )
     console.print(table)
 
 
@@ -93,55 +105,77 @@ def show(
         f"created {fmt_time(v.created_at)} by {v.created_by} · source {v.source_uri or '-'}"
         + (f" · {v.description}" if v.description else "")
     )
-    table = Table(
-        "column",
-        "type",
-        "nulls",
-        "min",
-        "max",
-        "mean",
-        "std",
-        "distinct",
-        "top",
+    rows = []
+    for c in v.schema:
+        p = v.profile.get(c.name, {})
+        rows.append(
+            [
+                c.name,
+                c.logical_type,
+                f"{p['nulls']:,}" if isinstance(p.get("nulls"), int) else "",
+                _distinct(p),
+                escape(_profile_summary(p)),
+            ]
+        )
+    table, _ = fit_table(
+        [
+            "column",
+            "type",
+            Col("nulls", justify="right"),
+            Col("distinct", justify="right"),
+            Col("values", wrap=True),
+        ],
+        rows,
         title="profile",
         title_justify="left",
     )
-    for c in v.schema:
-        p = v.profile.get(c.name, {})
-        top = ", ".join(f"{t['value']} ({t['count']})" for t in p.get("top", [])[:3])
-        table.add_row(
-            c.name,
-            c.type,
-            str(p.get("nulls", "")),
-            *(
-                fmt_value(p[k]) if p.get(k) is not None else ""
-                for k in ("min", "max", "mean", "std")
-            ),
-            _distinct(p),
-            top,
-        )
     console.print(table)
     if used:
-        table = Table("run", "role", "recorded (UTC)", title="used by", title_justify="left")
-        for u in used:
-            table.add_row(u.run_id[:12], u.role, fmt_time(u.created_at))
+        table, _ = fit_table(
+            ["run", "role", "recorded (UTC)"],
+            [[u.run_id[:12], u.role, fmt_time(u.created_at)] for u in used],
+            title="used by",
+            title_justify="left",
+        )
         console.print(table)
     if checks:
-        table = Table(
-            "result",
-            "suite",
-            "verdict",
-            "failed",
-            "when (UTC)",
+        table, _ = fit_table(
+            ["result", Col("suite", wrap=True), "verdict", "when (UTC)"],
+            [
+                [
+                    r.result_id[:12],
+                    escape(r.suite_name),
+                    "[green]passed[/]" if r.success else f"[red]{len(r.failing)} failed[/]",
+                    fmt_time(r.created_at),
+                ]
+                for r in checks
+            ],
             title="validations",
             title_justify="left",
         )
-        for r in checks:
-            verdict = "[green]passed[/]" if r.success else "[red]failed[/]"
-            table.add_row(
-                r.result_id[:12], r.suite_name, verdict, str(len(r.failing)), fmt_time(r.created_at)
-            )
         console.print(table)
+
+
+def _profile_summary(p: dict[str, Any]) -> str:
+    """Numbers as ``min .. max, mean m (std s)``; text as its most frequent values."""
+    if p.get("top"):
+        return ", ".join(f"{t['value']} ({t['count']:,})" for t in p["top"][:3])
+    low, high = p.get("min"), p.get("max")
+    if low is None and high is None:
+        return ""
+    text = f"{_bound(low)} .. {_bound(high)}"
+    if p.get("mean") is not None:
+        text += f", mean {fmt_value(p['mean'])}"
+        if p.get("std") is not None:
+            text += f" (std {fmt_value(p['std'])})"
+    return text
+
+
+def _bound(value: Any) -> str:
+    """A minimum or maximum: times to the second (``2026-08-02 02:53:29``), numbers short."""
+    if isinstance(value, str) and len(value) >= 19 and value[10:11] == "T":
+        return value[:19].replace("T", " ")
+    return fmt_value(value)
 
 
 def _distinct(p: dict[str, Any]) -> str:
@@ -174,10 +208,14 @@ def diff(
     for name, old, new in d.retyped:
         console.print(f"[yellow]~ column {name}: {old} → {new}[/]")
     if d.stats:
-        table = Table("column", "statistic", "from", "to")
-        for col, changes in d.stats.items():
-            for stat, (old, new) in changes.items():
-                table.add_row(col, stat, format_stat(old), format_stat(new))
+        table, _ = fit_table(
+            ["column", "statistic", Col("from", wrap=True), Col("to", wrap=True)],
+            [
+                [col, stat, escape(format_stat(old)), escape(format_stat(new))]
+                for col, changes in d.stats.items()
+                for stat, (old, new) in changes.items()
+            ],
+        )
         console.print(table)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from milepost._context import get_runtime
-from milepost.cli._output import console, emit_json, fmt_time
+from milepost.cli._output import Col, console, emit_json, fit_table, fmt_time
 from milepost.cli._params import (
     MAX_INT64,
     EndpointArg,
@@ -93,9 +93,14 @@ def list_(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json([{"endpoint": n, "revision": r, **s.summary()} for n, s, r in rows])
         return
-    table = Table("endpoint", "kind", "revision", "replicas", "serving")
-    for name, spec, revision in rows:
-        table.add_row(name, spec.kind, str(revision), str(spec.replicas), describe(spec))
+    table, _ = fit_table(
+        ["endpoint", Col("kind", wrap=True), Col("serving", wrap=True), "replicas", "revision"],
+        [
+            [name, spec.kind, describe(spec), str(spec.replicas), str(revision)]
+            for name, spec, revision in rows
+        ],
+        optional=2,
+    )
     console.print(table)
 
 
@@ -135,19 +140,7 @@ def status(
             f"(v{request['version']} -> Production): {request['status']}"
         )
     since, until = data["window"]["since"], data["window"]["until"]
-    table = Table(
-        "variant",
-        "role",
-        "weight/share",
-        "requests",
-        "errors",
-        "p50",
-        "p99",
-        "agreement",
-        title=f"traffic {fmt_time(since)} to {fmt_time(until)} UTC "
-        f"({(until - since) / 1000:.0f} s)",
-        title_justify="left",
-    )
+    rows = []
     current = {v["name"] for v in data["variants"]}
     gone = [
         {"name": name, "role": "(removed)", "weight": 0, "share": 0}
@@ -163,20 +156,45 @@ def status(
             if v["role"] == "shadow"
             else ""
         )
-        table.add_row(
-            v["name"],
-            v["role"],
-            split,
-            str(s.get("requests", 0)),
-            str(s.get("errors", 0)),
-            fmt_ms(s.get("p50_ms")),
-            fmt_ms(s.get("p99_ms")),
-            f"{s['agreement']:.1%}" if s.get("agreement") is not None else "-",
+        rows.append(
+            [
+                v["name"],
+                v["role"],
+                split or "-",
+                f"{s.get('requests', 0):,}",
+                f"{s.get('errors', 0):,}",
+                fmt_ms(s.get("p50_ms")),
+                fmt_ms(s.get("p99_ms")),
+                f"{s['agreement']:.1%}" if s.get("agreement") is not None else "-",
+            ]
         )
+    table, _ = fit_table(
+        [
+            "variant",
+            "role",
+            Col("traffic", justify="right"),
+            Col("requests", justify="right"),
+            Col("errors", justify="right"),
+            Col("p50", justify="right"),
+            Col("p99", justify="right"),
+            Col("agreement", justify="right"),
+        ],
+        rows,
+        optional=1,
+        title=f"traffic {fmt_time(since)} to {fmt_time(until)} UTC "
+        f"({(until - since) / 1000:.0f} s)",
+        title_justify="left",
+    )
     console.print(table)
-    events = Table("when (UTC)", "event", "by", "reason", title="history", title_justify="left")
-    for e in data["events"]:
-        events.add_row(fmt_time(e["at"]), e["kind"], e["actor"], e["reason"] or "")
+    events, _ = fit_table(
+        ["when (UTC)", "event", "by", Col("reason", wrap=True)],
+        [
+            [fmt_time(e["at"]), e["kind"], e["actor"], escape(e["reason"] or "")]
+            for e in data["events"]
+        ],
+        title="history",
+        title_justify="left",
+    )
     console.print(events)
 
 

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from milepost._context import get_runtime
-from milepost.cli._output import console, emit_json, fmt_time
+from milepost.cli._output import Col, console, emit_json, fit_table, fmt_time
 from milepost.cli._params import PortOpt
 from milepost.errors import BackendUnavailable, InvalidInput
 from milepost.features.api import FeatureStore
@@ -55,17 +55,23 @@ def _changes(items: list[PlanItem], as_json: bool, title: str) -> None:
     if as_json:
         emit_json([i.to_dict() for i in items])
         return
-    table = Table(
-        "view", "change", "version now", "version after", title=title, title_justify="left"
-    )
+    rows = []
     for i in items:
         style = CHANGE_STYLE.get(i.change, "")
-        table.add_row(
-            i.view,
-            f"[{style}]{i.change}[/]" if style else i.change,
-            _version(i.current_version),
-            _version(i.next_version),
+        rows.append(
+            [
+                i.view,
+                f"[{style}]{i.change}[/]" if style else i.change,
+                _version(i.current_version),
+                _version(i.next_version),
+            ]
         )
+    table, _ = fit_table(
+        ["view", "change", "version now", "version after"],
+        rows,
+        title=title,
+        title_justify="left",
+    )
     console.print(table)
     steps = [step for i in items for step in i.next_steps]
     if steps:
@@ -116,30 +122,41 @@ def list_(
         emit_json(out)
         return
     first = next(iter(coverage.values()), None)
-    table = Table(
-        "view",
-        "version",
-        "kind",
-        "status",
-        "features",
-        "online",
-        "created (UTC)",
-        title=f"online store: {first.store_uri if first else unreachable or '-'}",
-        title_justify="left",
-    )
+    rows = []
     for r in records:
         d = r["definition"]
         feats = ", ".join(n for n, _ in d.get("schema", []))
         found = coverage.get(f"{r['name']}:v{r['version']}")
-        table.add_row(
-            r["name"],
-            f"v{r['version']}",
-            r["kind"],
-            r["status"],
-            feats,
-            found.describe() if found else f"unknown: {unreachable}",
-            fmt_time(r["created_at"]),
+        rows.append(
+            [
+                r["name"],
+                f"v{r['version']}",
+                r["status"],
+                escape(found.describe() if found else f"unknown: {unreachable}"),
+                feats,
+                r["kind"],
+                fmt_time(r["created_at"]),
+            ]
         )
+    console.print(
+        f"online store: {first.store_uri if first else unreachable or '-'}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    table, _ = fit_table(
+        [
+            Col("view", wrap=True),
+            "version",
+            "status",
+            Col("online", wrap=True),
+            Col("features", wrap=True),
+            "kind",
+            "created (UTC)",
+        ],
+        rows,
+        optional=2,
+    )
     console.print(table)
 
 
@@ -253,9 +270,13 @@ def get(
     if as_json:
         emit_json({"values": response.values, "statuses": response.statuses})
         return
-    table = Table("feature", "value", "status")
-    for f in response.features:
-        table.add_row(f, str(response.values[f][0]), response.statuses[f][0])
+    table, _ = fit_table(
+        ["feature", Col("value", wrap=True), "status"],
+        [
+            [f, escape(str(response.values[f][0])), response.statuses[f][0]]
+            for f in response.features
+        ],
+    )
     console.print(table)
 
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from milepost._context import get_runtime
-from milepost.cli._output import console, emit_json, fmt_time, fmt_value
+from milepost.cli._output import Col, console, emit_json, fit_table, fmt_time, fmt_value
 from milepost.cli._params import MAX_INT64, ModelNameArg, ReasonOpt, RequestArg, VersionArg
 from milepost.errors import GateFailed, InvalidInput, did_you_mean
 from milepost.promotion.gates import GateResult
@@ -58,47 +58,77 @@ def list_(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json([m.to_dict() for m in models])
         return
-    table = Table("model", "latest", "production", "staging", "aliases", "policy", "updated (UTC)")
-    for m in models:
-        table.add_row(
+    rows = [
+        [
             m.name,
             str(m.latest_version or "-"),
             str(m.production_version or "-"),
             ", ".join(map(str, m.stages.get("Staging", []))) or "-",
-            ", ".join(f"{a}->{v}" for a, v in m.aliases.items()) or "-",
             "yes" if m.has_policy else "no",
+            ", ".join(f"{a}->{v}" for a, v in m.aliases.items()) or "-",
             fmt_time(m.updated_at),
-        )
+        ]
+        for m in models
+    ]
+    table, _ = fit_table(
+        [
+            Col("model", wrap=True),
+            "latest",
+            "production",
+            "staging",
+            "policy",
+            Col("aliases", wrap=True),
+            "updated (UTC)",
+        ],
+        rows,
+        optional=1,
+    )
     console.print(table)
 
 
+#: Metrics a version row shows first, when the run logged them.
+_HEADLINE_METRICS = ("roc_auc", "pr_auc", "f1", "rmse", "mae", "r2", "accuracy")
+
+
+def _headline(metrics: dict[str, float], n: int = 2) -> str:
+    keys = [k for k in _HEADLINE_METRICS if k in metrics] or sorted(metrics)
+    return ", ".join(
+        f"{k} {metrics[k]:.3f}" if isinstance(metrics[k], float) else f"{k} {metrics[k]}"
+        for k in keys[:n]
+    )
+
+
 def _versions_table(name: str) -> Table:
-    table = Table(
-        "version",
-        "stage",
-        "aliases",
-        "run",
-        "author",
-        "created (UTC)",
-        "flavor",
-        "onnx",
-        "metrics",
+    versions = get_runtime().models.versions(name)
+    rows = [
+        [
+            str(v.version),
+            _stage(v.stage),
+            (v.run_id or "-")[:12],
+            fmt_time(v.created_at),
+            _headline(v.metrics),
+            ", ".join(v.aliases) or "-",
+            v.author,
+            v.flavor + (" + onnx" if v.has_onnx else ""),
+        ]
+        for v in versions
+    ]
+    table, _ = fit_table(
+        [
+            "version",
+            "stage",
+            "run",
+            "created (UTC)",
+            Col("metrics", wrap=True),
+            Col("aliases", wrap=True),
+            "author",
+            "flavor",
+        ],
+        rows,
+        optional=3,
         title=f"{name} versions",
         title_justify="left",
     )
-    for v in get_runtime().models.versions(name):
-        metrics = ", ".join(f"{k}={fmt_value(x)}" for k, x in list(v.metrics.items())[:3])
-        table.add_row(
-            str(v.version),
-            _stage(v.stage),
-            ", ".join(v.aliases),
-            (v.run_id or "-")[:12],
-            v.author,
-            fmt_time(v.created_at),
-            v.flavor,
-            "yes" if v.has_onnx else "-",
-            metrics,
-        )
     return table
 
 
@@ -187,10 +217,18 @@ def show(
 
 
 def _gates_table(gates: list[GateResult]) -> Table:
-    table = Table("gate", "kind", "status", "detail")
-    for g in gates:
-        style = GATE_STYLE.get(g.status, "")
-        table.add_row(g.name, g.kind, f"[{style}]{g.status}[/]", g.message)
+    rows = [
+        [
+            escape(g.name),
+            f"[{GATE_STYLE.get(g.status, '')}]{g.status}[/]",
+            escape(g.message),
+            g.kind,
+        ]
+        for g in gates
+    ]
+    table, _ = fit_table(
+        [Col("gate", wrap=True), "status", Col("detail", wrap=True), "kind"], rows, optional=1
+    )
     return table
 
 
@@ -293,23 +331,33 @@ def requests(
     if as_json:
         emit_json([r.to_dict() for r in reqs])
         return
-    table = Table("request", "model", "version", "to")
-    # a status is never cut short: "pending_a…" could be read as anything
-    table.add_column("status", min_width=max((len(r.status) for r in reqs), default=6))
-    for column in ("endpoint", "requested by", "when (UTC)", "reason"):
-        table.add_column(column)
-    for r in reqs:
-        table.add_row(
+    rows = [
+        [
             r.request_id[:12],
-            r.model,
-            str(r.version),
+            f"{r.model}/{r.version}",
             r.target_stage,
-            r.status,
-            r.endpoint or "-",
+            r.status,  # kept whole: "pending_a…" could be read as anything
             r.requested_by,
             fmt_time(r.created_at),
-            r.reason or "",
-        )
+            escape(r.reason or ""),
+            r.endpoint or "-",
+        ]
+        for r in reqs
+    ]
+    table, _ = fit_table(
+        [
+            "request",
+            "version",
+            "to",
+            "status",
+            "requested by",
+            "when (UTC)",
+            Col("reason", wrap=True),
+            "endpoint",
+        ],
+        rows,
+        optional=3,
+    )
     console.print(table)
 
 
@@ -373,17 +421,23 @@ def history(
     if as_json:
         emit_json([e.to_dict() for e in events])
         return
-    table = Table("when (UTC)", "version", "from", "to", "by", "request", "reason")
-    for e in events:
-        table.add_row(
+    rows = [
+        [
             fmt_time(e.at),
             str(e.version),
             e.from_stage,
             _stage(e.to_stage),
             e.actor,
+            escape(e.reason or ""),
             (e.request_id or "-")[:12],
-            e.reason or "",
-        )
+        ]
+        for e in events
+    ]
+    table, _ = fit_table(
+        ["when (UTC)", "version", "from", "to", "by", Col("reason", wrap=True), "request"],
+        rows,
+        optional=1,
+    )
     console.print(table)
 
 
@@ -415,9 +469,10 @@ def evaluate(
         f"[bold]{result.model_uri}[/] on {result.dataset_ref} ({result.num_rows:,} rows, "
         f"{result.task})"
     )
-    table = Table("metric", "value")
-    for k, x in result.metrics.items():
-        table.add_row(k, fmt_value(x) if x is not None else "-")
+    table, _ = fit_table(
+        ["metric", Col("value", justify="right")],
+        [[k, fmt_value(x) if x is not None else "-"] for k, x in result.metrics.items()],
+    )
     console.print(table)
     for column, values in result.slices.items():
         keys = [k for k in next(iter(values.values())) if k != "n"]
@@ -465,10 +520,19 @@ def trust_list(as_json: JsonOpt = False) -> None:
             "`milepost models trust add TYPE --reason '...'`."
         )
         return
-    table = Table("type", "added by", "added (UTC)", "reason", "audited")
-    for r in records:
-        audited = "yes" if r.audited else "[red]no: ignored by loaders[/]"
-        table.add_row(r.type_name, r.added_by, fmt_time(r.added_at), escape(r.reason), audited)
+    rows = [
+        [
+            r.type_name,
+            "yes" if r.audited else "[red]no: ignored by loaders[/]",
+            escape(r.reason),
+            r.added_by,
+            fmt_time(r.added_at),
+        ]
+        for r in records
+    ]
+    table, _ = fit_table(
+        ["type", "audited", Col("reason", wrap=True), "added by", "added (UTC)"], rows, optional=2
+    )
     console.print(table)
 
 
