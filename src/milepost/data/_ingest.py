@@ -164,7 +164,7 @@ def _table_from(data: Any) -> pa.Table | None:
         if isinstance(data, pd.DataFrame):
             try:
                 return pa.Table.from_pandas(data)
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, ValueError) as exc:
                 raise InvalidInput(
                     f"Cannot convert the DataFrame to Arrow: {exc}.",
                     hint="Give each column one type (mixed objects cannot be stored).",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from milepost import _validate as check
 from milepost.data import _ingest, _profile
 from milepost.data.backends.sql import DatasetRow, NewVersion, SqlDataStore
 from milepost.data.models import ColumnSchema, DatasetInput, DatasetVersion, parse_ref
@@ -36,7 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DataService", "DatasetDiff"]
 
-_ROLE_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+_ROLE = re.compile(r"[a-z0-9_-]{1,32}")
+_NAME = re.compile(r"(?!\.)[\w.-]+")
 
 
 class DataService:
@@ -64,6 +67,8 @@ class DataService:
             InvalidInput: unreadable or empty data, mismatched schemas, unsupported types.
         """
         _check_name(name)
+        description = check.optional_text(description, "Dataset description")
+        check.unique_columns(data, "The data")
         with _ingest.workdir("milepost-ingest-") as tmp:
             staged = _ingest.stage(data, workdir=tmp, storage_options=self._storage_options())
             digest, rows = _ingest.content_hash(staged.files, staged.schema)
@@ -101,6 +106,7 @@ class DataService:
 
     def versions(self, name: str) -> list[DatasetVersion]:
         """Every version of a dataset, oldest first."""
+        _check_name(name)
         return [self._version(name, r, None) for r in self.store.list_versions(name)]
 
     def list_datasets(self) -> list[DatasetRow]:
@@ -171,11 +177,15 @@ class DataService:
         self, run_id: str, ref: str | DatasetVersion, *, role: str = "train"
     ) -> DatasetInput:
         """Record that a run used a dataset version in ``role`` (train, eval, test, ...)."""
-        if not role or len(role) > 32 or not set(role) <= _ROLE_CHARS:
-            raise InvalidInput(
-                f"Input role {role!r} is invalid: use 1-32 lowercase letters, digits, '_' or '-'.",
-                hint="For example 'train', 'eval' or 'reference'.",
-            )
+        check.run_id(run_id)
+        check.name(
+            role,
+            "Input role",
+            max_length=32,
+            pattern=_ROLE,
+            rule="use 1-32 lowercase letters, digits, '_' or '-'",
+            hint="For example 'train', 'eval' or 'reference'.",
+        )
         version = self.get(ref)
         self.store.add_input(run_id, version.version_id, role, actor=self.actor)
         return DatasetInput(
@@ -221,6 +231,12 @@ class DataService:
             now: the time freshness is measured against (default: now).
         """
         suite = _suite(suite)
+        check.boolean(strict, "strict")
+        if run_id is not None:
+            check.run_id(run_id)
+        if now is not None and not isinstance(now, datetime):
+            raise InvalidInput(f"now must be a datetime, got {type(now).__name__}.")
+        check.unique_columns(data, "The data")
         version = data if isinstance(data, DatasetVersion) else None
         import duckdb
 
@@ -290,6 +306,7 @@ class DataService:
 
     def validations(self, ref: str | DatasetVersion, *, limit: int = 20) -> list[ValidationResult]:
         """Stored validation results of a version, newest first."""
+        check.integer(limit, "limit", minimum=1)
         version = self.get(ref)
         return [
             ValidationResult.from_dict(json.loads(r["result_json"]))
@@ -298,22 +315,20 @@ class DataService:
 
     def get_validation(self, result_id: str) -> ValidationResult:
         """One stored validation result."""
+        check.name(result_id, "Validation result id", max_length=32)
         return ValidationResult.from_dict(
             json.loads(self.store.validation(result_id)["result_json"])
         )
 
 
 def _check_name(name: Any) -> None:
-    ok = (
-        isinstance(name, str)
-        and 0 < len(name) <= 256
-        and all(ch.isalnum() or ch in "_-." for ch in name)
+    check.name(
+        name,
+        "Dataset name",
+        pattern=_NAME,
+        rule="use 1-256 letters, digits, '_', '-' or '.', not starting with '.'",
+        hint="For example 'customers' or 'churn.train'.",
     )
-    if not ok or name.startswith("."):
-        raise InvalidInput(
-            f"Dataset name {name!r} is invalid: use 1-256 letters, digits, '_', '-' or '.'.",
-            hint="For example 'customers' or 'churn.train'.",
-        )
 
 
 def _column(f: pa.Field) -> ColumnSchema:

@@ -117,7 +117,10 @@ def to_frame(data: Any, *, what: str = "input") -> pd.DataFrame:
         except ValueError as exc:
             raise InvalidInput(f"Cannot read the {what} as columns: {exc}.") from exc
     if isinstance(data, list) and all(isinstance(r, dict) for r in data):
-        return pd.DataFrame(data)
+        try:
+            return pd.DataFrame(data)
+        except ValueError as exc:  # UnicodeEncodeError too: text pandas cannot store
+            raise InvalidInput(f"Cannot read the {what} as rows: {exc}.") from exc
     if hasattr(data, "to_pandas"):
         frame = data.to_pandas()
         assert isinstance(frame, pd.DataFrame)

@@ -12,6 +12,7 @@ gates compared against — so of two racing promotions exactly one wins.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from milepost import _validate as check
 from milepost.errors import Conflict, GateFailed, InvalidInput, PermissionDenied
 from milepost.models.models import transition_problem
+from milepost.models.uri import check_model_name
 from milepost.promotion.backends.sql import SqlPromotionStore
 from milepost.promotion.gates import Approval, Gate, GateContext, GateResult, run_gate
 from milepost.promotion.policy import PromotionPolicy
@@ -42,6 +45,21 @@ if TYPE_CHECKING:
 __all__ = ["PromotionRequest", "PromotionService"]
 
 _STAGE_NAMES = {"staging": "Staging", "production": "Production"}
+_REQUEST_ID = re.compile(r"[0-9a-f]{4,32}")
+
+
+def _request_id(request_id: object) -> str:
+    """A promotion request's id, or a prefix of at least 4 of its hex digits."""
+    if isinstance(request_id, str):
+        request_id = request_id.strip().lower()
+    return check.name(
+        request_id,
+        "Promotion request id",
+        max_length=32,
+        pattern=_REQUEST_ID,
+        rule="give the hex id, or at least its first 4 characters, as "
+        "`milepost models requests` prints it",
+    )
 
 
 @dataclass(frozen=True)
@@ -123,6 +141,7 @@ class PromotionService:
                 index and kind, and the field (NaN, infinities and wrong types are refused
                 here, never at promotion time). Nothing is stored.
         """
+        check_model_name(name)
         if policy is None:
             self.models.store.set_policy(name, None, actor=self.actor)
             return PromotionPolicy()
@@ -139,6 +158,7 @@ class PromotionService:
 
     def get_policy(self, name: str) -> PromotionPolicy:
         """A model's policy (empty when none is set)."""
+        check_model_name(name)
         return _stored_policy(name, self.models.store.model(name)["policy_json"])
 
     # -- promote ----------------------------------------------------------------------
@@ -152,6 +172,10 @@ class PromotionService:
             GateFailed: an automated gate failed (the message lists each one).
             Conflict: the transition is illegal, or Production changed meanwhile.
         """
+        check_model_name(name)
+        check.integer(version, "Model version", minimum=1)
+        check.name(to, "Target stage", max_length=32)
+        reason = check.optional_text(reason, "reason")
         target = _STAGE_NAMES.get(to.lower())
         if target is None:
             raise InvalidInput(
@@ -305,6 +329,7 @@ class PromotionService:
     # -- approve / reject ---------------------------------------------------------------
 
     def _pending(self, request_id: str) -> tuple[sa.RowMapping, list[sa.RowMapping]]:
+        request_id = _request_id(request_id)
         if len(request_id) < 32:
             request_id = self.store.find(request_id)
         row, gates = self.store.get(request_id)
@@ -320,6 +345,7 @@ class PromotionService:
             Conflict: not awaiting approval, already approved by this actor, or Production
                 changed since the gates ran (the request is then marked stale).
         """
+        reason = check.optional_text(reason, "reason")
         row, gates = self._pending(request_id)
         request_id = row["request_id"]
         position, gate = next(
@@ -432,6 +458,7 @@ class PromotionService:
 
     def reject(self, request_id: str, *, reason: str | None = None) -> PromotionRequest:
         """Reject a waiting request (needs the approval gate's role)."""
+        reason = check.optional_text(reason, "reason")
         row, gates = self._pending(request_id)
         request_id = row["request_id"]
         position = next(
@@ -507,6 +534,7 @@ class PromotionService:
 
     def get_request(self, request_id: str) -> PromotionRequest:
         """A request with its gate results."""
+        request_id = _request_id(request_id)
         if len(request_id) < 32:
             request_id = self.store.find(request_id)
         row, gates = self.store.get(request_id)
@@ -530,6 +558,10 @@ class PromotionService:
         self, *, status: str | None = None, model: str | None = None
     ) -> list[PromotionRequest]:
         """Requests, newest first (``status="pending_approval"`` for the approval queue)."""
+        if status is not None:
+            check.name(status, "Request status", max_length=32)
+        if model is not None:
+            check_model_name(model)
         return [self.get_request(i) for i in self.store.list(status=status, model=model)]
 
 

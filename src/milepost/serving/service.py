@@ -24,11 +24,14 @@ The version a rollout replaces stays loaded (standby) until ``finalize``, so
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from milepost import _validate as check
 from milepost.errors import Conflict, InvalidInput, NotFound
+from milepost.models.uri import check_model_name
 from milepost.serving.backends.sql import SqlServingStore
 from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Variant
 
@@ -39,6 +42,28 @@ if TYPE_CHECKING:
     from milepost.stores.metadata import MetadataStore
 
 __all__ = ["Decision", "DeploymentService", "VariantStats"]
+
+
+_ENDPOINT = re.compile(r"(?=.*[^\W_])[\w-]+")
+
+
+def _endpoint(name: object) -> str:
+    """An endpoint's name: letters, digits, '-' and '_' (at most 128)."""
+    return check.name(
+        name,
+        "Endpoint name",
+        max_length=128,
+        pattern=_ENDPOINT,
+        rule="use letters, digits, '-' and '_'",
+    )
+
+
+def _target(version: object, model: object) -> None:
+    """The version (and model) a rollout asks for, checked before anything is loaded."""
+    if version is not None:
+        check.integer(version, "Model version", minimum=1)
+    if model is not None:
+        check_model_name(model)
 
 
 def _now() -> int:
@@ -143,10 +168,11 @@ class DeploymentService:
         log_predictions: bool = True,
     ) -> EndpointSpec:
         """Create an endpoint serving one version (default: the Production one)."""
-        if not name or not name.replace("-", "").replace("_", "").isalnum() or len(name) > 128:
-            raise InvalidInput(
-                f"Endpoint name {name!r} is invalid: use letters, digits, '-' and '_'."
-            )
+        _endpoint(name)
+        _target(version, model)
+        check_model_name(model)
+        check.integer(replicas, "replicas", minimum=1, maximum=64)
+        check.boolean(log_predictions, "log_predictions")
         spec = EndpointSpec(
             variants=[self._variant(model, version, "primary")],
             replicas=replicas,
@@ -157,6 +183,7 @@ class DeploymentService:
 
     def get(self, name: str) -> tuple[EndpointSpec, int]:
         """An endpoint's spec and revision."""
+        _endpoint(name)
         return self.store.get(name)
 
     def _busy(self, spec: EndpointSpec, what: str) -> None:
@@ -186,6 +213,8 @@ class DeploymentService:
 
     def blue_green(self, name: str, version: int, *, model: str | None = None) -> EndpointSpec:
         """Load the new version beside the old one, with no traffic (preview)."""
+        _endpoint(name)
+        _target(version, model)
         current, _ = self.store.get(name)
         candidate = self._variant(model or current.primary.model, version, "standby")
 
@@ -207,6 +236,8 @@ class DeploymentService:
 
     def switch(self, name: str, *, reason: str | None = None) -> EndpointSpec:
         """Blue/green: move all traffic to the candidate at once; keep the old one warm."""
+        _endpoint(name)
+        reason = check.optional_text(reason, "reason")
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             ro = spec.rollout
@@ -236,7 +267,9 @@ class DeploymentService:
         policy: CanaryPolicy | None = None,
     ) -> EndpointSpec:
         """Start a canary at the first step of its policy."""
-        policy = _checked(policy or CanaryPolicy())
+        _endpoint(name)
+        _target(version, model)
+        policy = _checked(CanaryPolicy() if policy is None else policy)
         current, _ = self.store.get(name)
         candidate = self._variant(
             model or current.primary.model, version, "canary", weight=policy.steps[0]
@@ -255,7 +288,9 @@ class DeploymentService:
         self, name: str, version: int, *, model: str | None = None, share: float = 1.0
     ) -> EndpointSpec:
         """Mirror ``share`` of requests to a version whose answers are only logged."""
-        if not 0 < share <= 1:
+        _endpoint(name)
+        _target(version, model)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
             raise InvalidInput(f"Shadow share {share} must be in (0, 1].")
         current, _ = self.store.get(name)
         candidate = self._variant(model or current.primary.model, version, "shadow", share=share)
@@ -278,6 +313,8 @@ class DeploymentService:
 
     def rolling(self, name: str, version: int, *, model: str | None = None) -> EndpointSpec:
         """Replace replicas one at a time with the new version (the supervisors do it)."""
+        _endpoint(name)
+        _target(version, model)
         current, _ = self.store.get(name)
         candidate = self._variant(model or current.primary.model, version, "standby")
 
@@ -301,6 +338,7 @@ class DeploymentService:
 
     def complete_rolling(self, name: str) -> EndpointSpec:
         """Every replica runs the candidate: make it the primary (previous kept warm)."""
+        _endpoint(name)
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             ro = spec.rollout
@@ -321,6 +359,10 @@ class DeploymentService:
     ) -> EndpointSpec:
         """Canary: go to the next step (at the last: make it primary). Shadow: start a
         canary (with ``policy``, default :class:`CanaryPolicy`)."""
+        _endpoint(name)
+        reason = check.optional_text(reason, "reason")
+        if policy is not None:
+            _checked(policy)
         spec, _ = self.store.get(name)
         ro = spec.rollout
         if ro is not None and ro.kind == "shadow" and ro.status == "mirroring":
@@ -384,6 +426,10 @@ class DeploymentService:
         self, name: str, *, reason: str | None = None, stats: dict[str, Any] | None = None
     ) -> EndpointSpec:
         """Back to the previous version, instantly (it is still loaded)."""
+        _endpoint(name)
+        reason = check.optional_text(reason, "reason")
+        if stats is not None:
+            check.mapping(stats, "stats")
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             ro = spec.rollout
@@ -410,6 +456,7 @@ class DeploymentService:
 
     def finalize(self, name: str) -> EndpointSpec:
         """Retire the previous version (rollback is no longer possible after this)."""
+        _endpoint(name)
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             ro = spec.rollout
@@ -423,8 +470,8 @@ class DeploymentService:
 
     def set_replicas(self, name: str, replicas: int) -> EndpointSpec:
         """Change the replica count (each host's supervisor follows)."""
-        if not 1 <= replicas <= 64:
-            raise InvalidInput(f"Replicas must be 1-64, got {replicas}.")
+        _endpoint(name)
+        check.integer(replicas, "Replicas", minimum=1, maximum=64)
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             spec.replicas = replicas
@@ -434,6 +481,8 @@ class DeploymentService:
 
     def fail_rolling(self, name: str, reason: str) -> EndpointSpec:
         """A new replica never became ready: restore the previous version."""
+        _endpoint(name)
+        check.text(reason, "reason")
 
         def change(spec: EndpointSpec) -> EndpointSpec:
             ro = spec.rollout
@@ -451,6 +500,8 @@ class DeploymentService:
 
     def stats(self, name: str, *, since_ms: int) -> dict[str, VariantStats]:
         """Per-variant requests, errors and latency from the prediction log since a moment."""
+        _endpoint(name)
+        check.integer(since_ms, "since_ms")
         import duckdb
 
         from milepost.data._profile import source_sql
@@ -491,6 +542,7 @@ class DeploymentService:
 
     def tick(self, name: str) -> Decision:
         """One controller step for a canary: hold, advance, promote or roll back."""
+        _endpoint(name)
         spec, _ = self.store.get(name)
         ro = spec.rollout
         if ro is None or ro.kind != "canary" or ro.status != "progressing" or ro.canary is None:
@@ -594,6 +646,16 @@ class DeploymentService:
 
     def status(self, name: str, *, window_seconds: float = 300) -> dict[str, Any]:
         """The spec, the rollout, recent events and per-variant stats."""
+        _endpoint(name)
+        if (
+            isinstance(window_seconds, bool)
+            or not isinstance(window_seconds, (int, float))
+            or not 0 < window_seconds <= 10 * 365 * 86400
+        ):
+            raise InvalidInput(
+                f"window_seconds must be a positive number of seconds (at most ten years), "
+                f"got {check.short_repr(window_seconds)}."
+            )
         spec, revision = self.store.get(name)
         since = _now() - int(window_seconds * 1000)
         if spec.rollout is not None and spec.rollout.status in (
@@ -616,6 +678,7 @@ class DeploymentService:
 
     def require(self, name: str) -> None:
         """Raise NotFound unless the endpoint exists."""
+        _endpoint(name)
         if self.store.revision(name) is None:
             raise NotFound(
                 f"Endpoint {name!r} does not exist.",
@@ -624,10 +687,19 @@ class DeploymentService:
 
     def record(self, name: str, kind: str, reason: str, details: Any = None) -> None:
         """Record a supervisor event (rolling steps, replica replacements) without a spec change."""
+        _endpoint(name)
+        check.name(kind, "Event kind", max_length=64)
+        check.text(reason, "reason")
         self.store.add_event(name, kind, actor=self.actor, reason=reason, details=details)
 
 
 def _checked(policy: CanaryPolicy) -> CanaryPolicy:
+    if not isinstance(policy, CanaryPolicy):
+        raise InvalidInput(
+            f"A canary policy is a CanaryPolicy, got {check.short_repr(policy)} "
+            f"({type(policy).__name__}).",
+            hint="milepost.serving.CanaryPolicy(steps=[10, 50, 100], ...)",
+        )
     if (
         not policy.steps
         or any(not 0 < s <= 100 for s in policy.steps)
