@@ -45,6 +45,7 @@ __all__ = [
     "name",
     "optional_text",
     "run_id",
+    "safe_chars",
     "short_repr",
     "string_list",
     "text",
@@ -87,6 +88,18 @@ def unsafe_char(value: str) -> str | None:
     """What makes ``value`` unusable as a name (a control character...), or None."""
     m = _UNSAFE.search(value)
     return _describe(m.group()) if m else None
+
+
+def safe_chars(value: str) -> str:
+    """``value`` unchanged, or ValueError naming its unsafe character.
+
+    For a pydantic ``AfterValidator`` on a model's name field, so names declared in
+    YAML or built in Python follow the rule of every other name.
+    """
+    bad = unsafe_char(value)
+    if bad is not None:
+        raise ValueError(f"it contains {bad}")
+    return value
 
 
 def _type_error(what: str, expected: str, value: Any) -> InvalidInput:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from milepost._validate import local_path, short_repr, unsafe_char
+from milepost._validate import local_path, safe_chars, short_repr
 from milepost.errors import ConfigError, InvalidInput, did_you_mean
 
 __all__ = [
@@ -169,9 +169,7 @@ class Settings(BaseModel):
     def _user_is_a_name(cls, value: str | None) -> str | None:
         """The actor is recorded everywhere: it follows the rule of every name."""
         if value is not None:
-            bad = unsafe_char(value)
-            if bad is not None:
-                raise ValueError(f"it contains {bad}")
+            safe_chars(value)
             if len(value) > 256:
                 raise ValueError("it is longer than 256 characters")
         return value

@@ -353,6 +353,12 @@ def _named(seeded: dict[str, Any], bad: str) -> dict[str, Callable[[], Any]]:
         "role": lambda: rt.roles.grant("bob", f"approver{bad}"),
         "actor": lambda: rt.roles.grant(f"bob{bad}", "approver"),
         "trusted type": lambda: rt.models.add_trusted_type(f"pkg.T{bad}", reason="r"),
+        "suite": lambda: milepost.data.validate(
+            FRAME, {"name": f"s{bad}", "checks": [{"kind": "not_null", "column": "x"}]}
+        ),
+        "gate": lambda: c.set_promotion_policy(
+            "churn", {"staging": [{"kind": "approval", "name": f"g{bad}"}]}
+        ),
     }
 
 
@@ -367,6 +373,20 @@ def test_control_characters_in_every_kind_of_name(seeded: dict[str, Any], bad: s
         "run.end",
         "run.start",
     ]
+
+
+def test_suite_files_that_cannot_be_read(runtime: Runtime, tmp_path: Path) -> None:
+    binary = tmp_path / "suite.yaml"
+    binary.write_bytes(b"\xff\xfe\x00name: s")
+    for suite, reason in (
+        ("s" * 300 + ".yml", "File name too long"),
+        (tmp_path, "not a file: it is a directory"),
+        (tmp_path / "missing.yaml", "it is missing"),
+        (binary, "Cannot read suite file"),
+        ("bad\ud800.yml", "cannot be encoded"),
+    ):
+        with pytest.raises(InvalidInput, match=reason):
+            milepost.data.validate(FRAME, suite)
 
 
 def test_the_actor_setting_follows_the_name_rule(runtime: Runtime, tmp_path: Path) -> None:

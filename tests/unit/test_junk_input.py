@@ -12,7 +12,8 @@ happens, the only exception that may escape is a
 ``OverflowError``, ``AttributeError`` or ``UnicodeEncodeError`` is a bug.
 
 Covered: ``milepost.*`` functions (the ``log_*`` ones inside an active run),
-``ActiveRun``, ``milepost.data.*``, every ``Client`` method,
+``ActiveRun``, the module-level functions of ``milepost.data``, ``.evaluation``,
+``.features``, ``.models`` and ``.promotion``, every ``Client`` method,
 ``milepost.features.FeatureStore`` (its constructor and methods), ``load_model`` and the
 returned model's ``predict`` / ``predict_proba`` / ``prepare``, and the services reached
 through ``get_runtime()`` that have no facade yet: deployments (``serving``), roles, the
@@ -39,6 +40,10 @@ from hypothesis import strategies as st
 
 import milepost
 import milepost.data
+import milepost.evaluation
+import milepost.features
+import milepost.models
+import milepost.promotion
 from milepost.demo import features as demo_features
 from milepost.errors import MilepostError
 from milepost.features import FeatureStore, FeatureView, Field, PushSource
@@ -69,6 +74,14 @@ SERVICES: dict[str, set[str] | None] = {
     "roles": None,
     "models": {"add_trusted_type", "remove_trusted_type", "set_description", "set_tags"},
 }
+# Subpackages whose module-level functions are public entry points too.
+SUBPACKAGES = [
+    milepost.data,
+    milepost.evaluation,
+    milepost.features,
+    milepost.models,
+    milepost.promotion,
+]
 MAX_EXAMPLES = 100
 
 clicks = FeatureView(
@@ -326,10 +339,11 @@ def _targets() -> Iterator[Target]:
         if inspect.isfunction(obj) and name not in SKIP:
             yield Target(f"milepost.{name}", lambda obj=obj: obj, needs_run=name in NEEDS_RUN)
     yield Target("milepost.ActiveRun", lambda: milepost.ActiveRun)
-    for name in milepost.data.__all__:
-        obj = getattr(milepost.data, name)
-        if inspect.isfunction(obj):
-            yield Target(f"milepost.data.{name}", lambda obj=obj: obj)
+    for module in SUBPACKAGES:
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isfunction(obj):
+                yield Target(f"{module.__name__}.{name}", lambda obj=obj: obj)
     yield Target("milepost.Client", lambda: milepost.Client)
     for name in _methods(milepost.Client):
         yield Target(f"Client.{name}", lambda name=name: getattr(milepost.Client(), name))

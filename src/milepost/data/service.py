@@ -351,11 +351,15 @@ def _suite(suite: Suite | str | Path | dict[str, Any]) -> Suite:
     if isinstance(suite, dict):
         return Suite.from_dict(suite)
     if isinstance(suite, (str, os.PathLike)):
-        path = Path(suite)
-        if isinstance(suite, Path) or (len(str(suite)) < 4096 and path.suffix in (".yml", ".yaml")):
-            if not path.is_file():
-                raise InvalidInput(f"Suite file {path} does not exist.")
-            return Suite.from_yaml(path)
+        path = check.local_path(suite, "Suite") if "\n" not in str(suite) else None
+        if path is not None and (
+            isinstance(suite, os.PathLike) or path.suffix in (".yml", ".yaml")
+        ):
+            path = check.local_path(path, "Suite file", kind="file")
+            try:
+                return Suite.from_yaml(path)
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InvalidInput(f"Cannot read suite file {path}: {exc}.") from exc
         return Suite.from_yaml(str(suite))
     raise InvalidInput(f"Cannot use a {type(suite).__name__} as an expectation suite.")
 

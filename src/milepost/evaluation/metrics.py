@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from milepost.errors import InvalidInput
+
 __all__ = [
     "HIGHER_IS_BETTER",
     "LOWER_IS_BETTER",
@@ -32,6 +34,24 @@ def infer_task(y: Any) -> Task:
     return "regression"
 
 
+def _vector(value: Any, what: str, *, numeric: bool = False, size: int | None = None) -> Any:
+    """``value`` as a 1-D array (of floats when ``numeric``), of ``size`` items if given."""
+    try:
+        arr = np.asarray(value, dtype=np.float64 if numeric else None)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(
+            f"{what} must be a 1-D array of {'numbers' if numeric else 'labels'}: {exc}."
+        ) from None
+    if arr.ndim != 1 or arr.dtype.kind not in "biufcOUS":
+        raise InvalidInput(
+            f"{what} must be a 1-D array of {'numbers' if numeric else 'labels'}, got "
+            f"{arr.ndim} dimension(s) of {arr.dtype}."
+        )
+    if size is not None and len(arr) != size:
+        raise InvalidInput(f"{what} has {len(arr)} items; the labels have {size}.")
+    return arr
+
+
 def _safe(fn: Any, *args: Any, **kwargs: Any) -> float | None:
     try:
         value = float(fn(*args, **kwargs))
@@ -50,9 +70,19 @@ def classification_metrics(
     """
     from sklearn import metrics as m
 
-    y = np.asarray(y)
-    pred = np.asarray(pred)
-    labels = np.asarray(classes) if classes is not None else np.unique(np.concatenate([y, pred]))
+    y = _vector(y, "y")
+    pred = _vector(pred, "pred", size=len(y))
+    if not len(y):
+        raise InvalidInput("y is empty: there is nothing to score.")
+    if classes is not None:
+        labels = _vector(classes, "classes")
+        if not len(labels):
+            raise InvalidInput("classes is empty.")
+    else:
+        try:
+            labels = np.unique(np.concatenate([y, pred]))
+        except TypeError as exc:  # labels of types that cannot be ordered together
+            raise InvalidInput(f"y and pred hold labels that cannot be compared: {exc}.") from None
     binary = len(labels) <= 2
     avg = "binary" if binary else "macro"
     kwargs: dict[str, Any] = {"zero_division": 0}
@@ -65,7 +95,14 @@ def classification_metrics(
         "f1": _safe(m.f1_score, y, pred, average=avg, **kwargs),
     }
     if proba is not None:
-        p = np.asarray(proba, dtype=np.float64)
+        try:
+            p = np.asarray(proba, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"proba must be an array of probabilities: {exc}.") from None
+        if p.ndim not in (1, 2) or len(p) != len(y):
+            raise InvalidInput(
+                f"proba must have one row per label ({len(y)}), got shape {p.shape}."
+            )
         if binary:
             positive = p[:, -1] if p.ndim == 2 else p
             y_bin = (y == labels[-1]).astype(int)
@@ -84,8 +121,10 @@ def regression_metrics(y: Any, pred: Any) -> dict[str, float | None]:
     """RMSE, MAE and R²."""
     from sklearn import metrics as m
 
-    y = np.asarray(y, dtype=np.float64)
-    pred = np.asarray(pred, dtype=np.float64).ravel()
+    y = _vector(y, "y", numeric=True)
+    pred = _vector(np.ravel(pred) if isinstance(pred, np.ndarray) else pred, "pred", numeric=True)
+    if len(pred) != len(y):
+        raise InvalidInput(f"pred has {len(pred)} items; y has {len(y)}.")
     mse = _safe(m.mean_squared_error, y, pred)
     return {
         "rmse": None if mse is None else math.sqrt(mse),
