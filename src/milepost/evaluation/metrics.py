@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -38,7 +39,7 @@ def _vector(value: Any, what: str, *, numeric: bool = False, size: int | None = 
     """``value`` as a 1-D array (of floats when ``numeric``), of ``size`` items if given."""
     try:
         arr = np.asarray(value, dtype=np.float64 if numeric else None)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInput(
             f"{what} must be a 1-D array of {'numbers' if numeric else 'labels'}: {exc}."
         ) from None
@@ -53,9 +54,15 @@ def _vector(value: Any, what: str, *, numeric: bool = False, size: int | None = 
 
 
 def _safe(fn: Any, *args: Any, **kwargs: Any) -> float | None:
+    """The metric, or None where it is undefined (ROC AUC on a slice with one class...)."""
+    from sklearn.exceptions import UndefinedMetricWarning
+
     try:
-        value = float(fn(*args, **kwargs))
-    except ValueError:  # e.g. ROC AUC on a slice with one class
+        with warnings.catch_warnings():
+            # the undefined value is reported as None; a warning would only repeat that
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            value = float(fn(*args, **kwargs))
+    except ValueError:  # older scikit-learn raises instead of warning
         return None
     return None if math.isnan(value) else value
 
@@ -74,15 +81,14 @@ def classification_metrics(
     pred = _vector(pred, "pred", size=len(y))
     if not len(y):
         raise InvalidInput("y is empty: there is nothing to score.")
-    if classes is not None:
-        labels = _vector(classes, "classes")
-        if not len(labels):
-            raise InvalidInput("classes is empty.")
-    else:
-        try:
-            labels = np.unique(np.concatenate([y, pred]))
-        except TypeError as exc:  # labels of types that cannot be ordered together
-            raise InvalidInput(f"y and pred hold labels that cannot be compared: {exc}.") from None
+    given = None if classes is None else _vector(classes, "classes")
+    try:  # scikit-learn sorts the labels: they must be comparable with each other
+        found = np.unique(np.concatenate([y, pred, *([] if given is None else [given])]))
+    except TypeError as exc:
+        raise InvalidInput(f"The labels cannot be compared with each other: {exc}.") from None
+    labels = found if given is None else given
+    if not len(labels):
+        raise InvalidInput("classes is empty.")
     binary = len(labels) <= 2
     avg = "binary" if binary else "macro"
     kwargs: dict[str, Any] = {"zero_division": 0}
@@ -97,7 +103,7 @@ def classification_metrics(
     if proba is not None:
         try:
             p = np.asarray(proba, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidInput(f"proba must be an array of probabilities: {exc}.") from None
         if p.ndim not in (1, 2) or len(p) != len(y):
             raise InvalidInput(

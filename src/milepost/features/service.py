@@ -598,7 +598,13 @@ class FeatureService:
             else:
                 if frame is None:
                     frame = pd.DataFrame(records)
-                packed = materialize_mod.pack_frame(view, run_transform(view, frame))
+                try:
+                    packed = materialize_mod.pack_frame(view, run_transform(view, frame))
+                except (TypeError, OverflowError) as exc:  # msgpack: a value it cannot hold
+                    raise InvalidInput(
+                        f"Feature view {view.name!r}: a pushed value cannot be stored: {exc}.",
+                        hint="Push numbers that fit 64 bits, text, booleans or nulls.",
+                    ) from exc
             self.online.write(f"{view.name}:v{rec['version']}", packed)
         self.pushes.append(source, _offline_rows(readers, frame, records or []))
         return len(frame) if frame is not None else len(records or [])
@@ -1055,7 +1061,7 @@ def _pack_records(
         values = [_plain(record[f]) for f in view.features]
         try:
             blob = online_mod.pack(ts, created, values)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidInput(
                 f"Feature view {view.name!r}: a value cannot be stored: {exc}"
             ) from exc

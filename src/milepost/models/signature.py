@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from milepost import _validate as check
 from milepost.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -140,6 +141,7 @@ def infer_signature(input_example: Any, output_example: Any = None) -> Signature
     nullable when the example has a null in them.
     """
     frame = to_frame(input_example, what="input example")
+    check.unique_columns(frame, "The input example")
     if frame.empty:
         raise InvalidInput("The input example has no rows; give at least one.")
     inputs = []
@@ -150,8 +152,11 @@ def infer_signature(input_example: Any, output_example: Any = None) -> Signature
         )
     outputs: list[ColumnSpec] = []
     if output_example is not None:
-        out = np.asarray(output_example)
-        series = pd.Series(out.ravel() if out.ndim <= 1 else out[:, 0], name="prediction")
+        try:
+            out = np.asarray(output_example)
+            series = pd.Series(out.ravel() if out.ndim <= 1 else out[:, 0], name="prediction")
+        except (TypeError, ValueError, IndexError) as exc:  # ValueError: text pandas refuses
+            raise InvalidInput(f"Cannot read the output example as predictions: {exc}.") from exc
         outputs.append(ColumnSpec("prediction", _kind(series), bool(series.isna().any())))
     return Signature(inputs=inputs, outputs=outputs)
 
