@@ -38,15 +38,6 @@ __all__ = ["Client"]
 _AUDIT_FILTERS = ("object_type", "object_id", "actor", "action", "since_ms", "limit")
 
 
-def _key(key: Any, what: str) -> str:
-    """A key of one value, checked before it is put in a dict (the service checks the rest)."""
-    if not isinstance(key, str):
-        raise InvalidInput(
-            f"A {what} name must be a string, got {check.short_repr(key)} ({type(key).__name__})."
-        )
-    return key
-
-
 class Client:
     """Read and write tracking data and the audit trail by id.
 
@@ -147,7 +138,7 @@ class Client:
 
     def log_param(self, run_id: str, key: str, value: Any) -> None:
         """Log an immutable param."""
-        self._tracking.log_params(run_id, {_key(key, "param"): value})
+        self._tracking.log_params(run_id, {check.string(key, "A param name"): value})
 
     def log_metric(
         self,
@@ -180,7 +171,7 @@ class Client:
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
         """Set a tag."""
-        self._tracking.set_tags(run_id, {_key(key, "tag"): value})
+        self._tracking.set_tags(run_id, {check.string(key, "A tag name"): value})
 
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove a tag."""

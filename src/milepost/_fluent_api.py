@@ -185,18 +185,9 @@ def _require_run() -> str:
     return stack[-1].run_id
 
 
-def _key(key: Any, what: str) -> str:
-    """A key of one value, checked before it is put in a dict (the service checks the rest)."""
-    if not isinstance(key, str):
-        raise InvalidInput(
-            f"A {what} name must be a string, got {check.short_repr(key)} ({type(key).__name__})."
-        )
-    return key
-
-
 def log_param(key: str, value: Any) -> None:
     """Log one immutable param of the active run."""
-    get_runtime().tracking.log_params(_require_run(), {_key(key, "param"): value})
+    get_runtime().tracking.log_params(_require_run(), {check.string(key, "A param name"): value})
 
 
 def log_params(params: dict[str, Any]) -> None:
@@ -220,7 +211,7 @@ def log_metrics(
 
 def set_tag(key: str, value: Any) -> None:
     """Set a tag on the active run."""
-    get_runtime().tracking.set_tags(_require_run(), {_key(key, "tag"): value})
+    get_runtime().tracking.set_tags(_require_run(), {check.string(key, "A tag name"): value})
 
 
 def set_tags(tags: dict[str, Any]) -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "run_id",
     "safe_chars",
     "short_repr",
+    "string",
     "string_list",
     "text",
     "timestamp_ms",
@@ -158,6 +159,13 @@ def _checked_name(
         raise InvalidInput(
             f"{what} {value!r} is invalid: {rule or 'see the documentation'}.", hint=hint
         )
+    return value
+
+
+def string(value: Any, what: str) -> str:
+    """A ``str``, nothing else (what the text may hold is the caller's to check)."""
+    if not isinstance(value, str):
+        raise _type_error(what, "a string", value)
     return value
 
 

@@ -169,8 +169,8 @@ class DeploymentService:
     ) -> EndpointSpec:
         """Create an endpoint serving one version (default: the Production one)."""
         _endpoint(name)
-        _target(version, model)
         check_model_name(model)
+        _target(version, None)
         check.integer(replicas, "replicas", minimum=1, maximum=64)
         check.boolean(log_predictions, "log_predictions")
         spec = EndpointSpec(

@@ -229,12 +229,13 @@ class TrackingService:
         clean_tags = _values(tags, "tag") if tags is not None else {}
         if parent_run_id is not None:
             _run_id(parent_run_id, "parent run id")
-        if experiment is None:
+        ref = None if experiment is None else _experiment_ref(experiment)
+        if ref is None:
             exp = self.get_or_create_experiment(self.settings.experiment)
-        elif isinstance(_experiment_ref(experiment), int):
-            exp = self.get_experiment(experiment)
+        elif isinstance(ref, int):
+            exp = self.get_experiment(ref)
         else:
-            exp = self.get_or_create_experiment(experiment)  # type: ignore[arg-type]
+            exp = self.get_or_create_experiment(ref)
         if parent_run_id is not None and self.store.get_run(parent_run_id) is None:
             raise NotFound(f"Parent run {parent_run_id} does not exist.")
         run_id = uuid.uuid4().hex
@@ -672,6 +673,7 @@ class TrackingService:
 def _download_target(root: Path, relpath: str) -> Path:
     """Where an artifact is downloaded to, refused when something is in the way."""
     target = safe_join(root, relpath)
+    real_root = root.resolve()
     if target.is_dir():
         raise InvalidInput(
             f"Cannot download artifact {relpath!r}: {target} is a directory.",
@@ -683,7 +685,7 @@ def _download_target(root: Path, relpath: str) -> Path:
                 f"Cannot download artifact {relpath!r}: {parent} is a file, not a directory.",
                 hint="Download into an empty directory.",
             )
-        if parent == root.resolve():
+        if parent == real_root:
             break
     return target
 
