@@ -297,8 +297,10 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         lambda d: milepost.log_dict({"a": 1}, "b" * 300 + ".json"),
         lambda d: milepost.log_artifact(d / "f.txt", "c" * 256),
         lambda d: milepost.log_artifacts(d, "e" * 1100),
+        lambda d: milepost.log_model(FRAME, name="m" * 256),
+        lambda d: milepost.log_model(FRAME, name="m" + "é" * 128),
     ],
-    ids=["text", "utf8-bytes", "total", "dict", "file", "directory"],
+    ids=["text", "utf8-bytes", "total", "dict", "file", "directory", "model", "model-bytes"],
 )
 def test_very_long_artifact_names_are_refused_up_front(
     runtime: Runtime, tmp_path: Path, private_tmp: Path, log: Callable[[Path], Any]
@@ -309,7 +311,7 @@ def test_very_long_artifact_names_are_refused_up_front(
     store = Path(runtime.blobs.uri)
     with milepost.start_run() as run:
         before = _listing(store)
-        with pytest.raises(InvalidInput, match="long"):
+        with pytest.raises(InvalidInput, match="long|bytes in UTF-8"):
             log(src)
         assert _listing(store) == before  # no blob, nothing in the store's tmp/
         assert os.listdir(private_tmp) == []

@@ -12,6 +12,7 @@ __all__ = ["ModelRef", "check_model_name", "parse_model_uri"]
 
 _NAME = r"[A-Za-z0-9][\w.\-]{0,255}"
 _NAME_RE = re.compile(_NAME)
+_MAX_NAME_BYTES = 255
 _URI = re.compile(rf"^models:/(?P<name>{_NAME})(?:/(?P<sel>[A-Za-z0-9]+)|@(?P<alias>[\w\-]+))$")
 _STAGES = {
     "none": "None",
@@ -33,13 +34,24 @@ class ModelRef:
 
 
 def check_model_name(name: object) -> str:
-    """A registered model's name, or InvalidInput saying what is wrong with it."""
-    return check.name(
+    """A registered model's name, or InvalidInput saying what is wrong with it.
+
+    At most 255 bytes in UTF-8: the name is a directory of its run's artifacts
+    (``models/NAME/...``), which every file system must be able to create.
+    """
+    text = check.name(
         name,
         "Model name",
         pattern=_NAME_RE,
         rule="use letters, digits, '_', '-' and '.' (starting with a letter or digit)",
     )
+    size = len(text.encode())
+    if size > _MAX_NAME_BYTES:
+        raise InvalidInput(
+            f"Model name {check.short_repr(text)} is {size} bytes in UTF-8; the limit is "
+            f"{_MAX_NAME_BYTES} (it names a directory of the run's artifacts)."
+        )
+    return text
 
 
 def parse_model_uri(uri: str) -> ModelRef:
