@@ -311,7 +311,7 @@ def test_very_long_artifact_names_are_refused_up_front(
     store = Path(runtime.blobs.uri)
     with milepost.start_run() as run:
         before = _listing(store)
-        with pytest.raises(InvalidInput, match="long|bytes in UTF-8"):
+        with pytest.raises(InvalidInput, match=r"long|bytes in UTF-8"):
             log(src)
         assert _listing(store) == before  # no blob, nothing in the store's tmp/
         assert os.listdir(private_tmp) == []
