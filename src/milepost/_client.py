@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from milepost import _validate as check
 from milepost._context import Runtime, get_runtime
+from milepost.errors import InvalidInput, did_you_mean
 from milepost.tracking.models import (
     ArtifactInfo,
     Environment,
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Client"]
 
+_AUDIT_FILTERS = ("object_type", "object_id", "actor", "action", "since_ms", "limit")
+
 
 class Client:
     """Read and write tracking data and the audit trail by id.
@@ -42,6 +46,11 @@ class Client:
     """
 
     def __init__(self, runtime: Runtime | None = None) -> None:
+        if runtime is not None and not isinstance(runtime, Runtime):
+            raise InvalidInput(
+                f"Client(runtime=...) takes a Runtime, got {type(runtime).__name__}.",
+                hint="Leave it out to use the process's runtime.",
+            )
         self._rt = runtime or get_runtime()
         self._tracking = self._rt.tracking
 
@@ -129,7 +138,7 @@ class Client:
 
     def log_param(self, run_id: str, key: str, value: Any) -> None:
         """Log an immutable param."""
-        self._tracking.log_params(run_id, {key: value})
+        self._tracking.log_params(run_id, {check.string(key, "A param name"): value})
 
     def log_metric(
         self,
@@ -153,16 +162,16 @@ class Client:
         step: int | None = None,
     ) -> None:
         """Log params, tags and metrics in one call."""
-        if params:
+        if params is not None:
             self._tracking.log_params(run_id, params)
-        if tags:
+        if tags is not None:
             self._tracking.set_tags(run_id, tags)
-        if metrics:
+        if metrics is not None:
             self._tracking.log_metrics(run_id, metrics, step=step)
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
         """Set a tag."""
-        self._tracking.set_tags(run_id, {key: value})
+        self._tracking.set_tags(run_id, {check.string(key, "A tag name"): value})
 
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove a tag."""
@@ -184,12 +193,26 @@ class Client:
         return self._tracking.download_artifacts(run_id, path, dst)
 
     def load_text(self, run_id: str, path: str) -> str:
-        """An artifact's text."""
-        return self._tracking.read_artifact(run_id, path).decode()
+        """An artifact's text (UTF-8)."""
+        data = self._tracking.read_artifact(run_id, path)
+        try:
+            return data.decode()
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(
+                f"Artifact {path!r} is not UTF-8 text ({exc.reason} at byte {exc.start}).",
+                hint="Read binary artifacts with download_artifacts.",
+            ) from None
 
     def load_dict(self, run_id: str, path: str) -> Any:
         """An artifact written by ``log_dict`` (JSON)."""
-        return json.loads(self._tracking.read_artifact(run_id, path))
+        data = self._tracking.read_artifact(run_id, path)
+        try:
+            return json.loads(data)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            raise InvalidInput(
+                f"Artifact {path!r} is not JSON: {exc}.",
+                hint="load_dict reads what log_dict wrote as .json; use load_text otherwise.",
+            ) from None
 
     # model registry
     def get_model(self, name: str) -> RegisteredModel:
@@ -261,6 +284,12 @@ class Client:
     # audit
     def audit_events(self, **filters: Any) -> list[AuditEvent]:
         """Audit events, newest first (``object_type``, ``object_id``, ``actor``...)."""
+        for name in filters:
+            if name not in _AUDIT_FILTERS:
+                raise InvalidInput(
+                    f"audit_events has no filter {name!r}.{did_you_mean(name, _AUDIT_FILTERS)}",
+                    hint="Filters: " + ", ".join(_AUDIT_FILTERS) + ".",
+                )
         return self._rt.audit.list(**filters)
 
     def audit_head(self) -> str:

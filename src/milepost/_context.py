@@ -10,7 +10,8 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
-from milepost.config import ResolvedSettings, Settings, load_settings
+from milepost import _validate as check
+from milepost.config import ResolvedSettings, Settings, build_settings, load_settings
 from milepost.data.service import DataService
 from milepost.evaluation.service import EvaluationService
 from milepost.features.service import FeatureService
@@ -25,6 +26,8 @@ from milepost.tracking.service import TrackingService
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from milepost.config import Source
 
 __all__ = ["Runtime", "configure", "get_runtime", "reset"]
 
@@ -107,12 +110,15 @@ def get_runtime() -> Runtime:
 def configure(*, cwd: Path | None = None, **overrides: Any) -> Runtime:
     """Replace the runtime: settings resolved as usual, then ``overrides`` applied."""
     global _runtime
+    if cwd is not None:
+        cwd = check.local_path(cwd, "cwd", kind="dir")
     with _lock:
         resolved = load_settings(cwd=cwd)
         if overrides:
             merged = resolved.settings.model_dump() | overrides
-            sources = dict(resolved.sources) | dict.fromkeys(overrides, "code")
-            resolved = ResolvedSettings(Settings(**merged), sources, resolved.project_file)
+            sources: dict[str, Source] = dict(resolved.sources)
+            sources.update(dict.fromkeys(overrides, "code"))
+            resolved = build_settings(merged, sources, resolved.project_file)
         old, _runtime = _runtime, Runtime(resolved)
         if old is not None:
             old.close()

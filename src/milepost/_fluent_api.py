@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from milepost import _validate as check
 from milepost._context import get_runtime
 from milepost.errors import Conflict, InvalidInput
 from milepost.tracking.models import ArtifactInfo, Run, RunStatus
@@ -65,6 +66,11 @@ class ActiveRun:
     """A started run; use it as a context manager to end it with the right status."""
 
     def __init__(self, run: Run) -> None:
+        if not isinstance(run, Run):
+            raise InvalidInput(
+                f"ActiveRun wraps a Run, got {check.short_repr(run)} ({type(run).__name__}).",
+                hint="Start runs with milepost.start_run(); it returns the ActiveRun.",
+            )
         self.run_id = run.run_id
         self.experiment_id = run.experiment_id
         self.name = run.name
@@ -128,6 +134,7 @@ def start_run(
     Raises:
         Conflict: a run is active and ``nested`` is False.
     """
+    check.boolean(nested, "nested")
     stack = _stack()
     parent = stack[-1] if stack else None
     if parent is not None and not nested:
@@ -151,9 +158,15 @@ def start_run(
 
 def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
     """End the active run (no-op when none is active)."""
+    try:
+        target = RunStatus(str(status).upper())
+    except ValueError:
+        raise InvalidInput(
+            f"Unknown run status {check.short_repr(status)}: use FINISHED, FAILED or KILLED."
+        ) from None
     stack = _stack()
     if stack:
-        _end(stack[-1], RunStatus(str(status).upper()), None)
+        _end(stack[-1], target, None)
 
 
 def active_run() -> ActiveRun | None:
@@ -174,7 +187,7 @@ def _require_run() -> str:
 
 def log_param(key: str, value: Any) -> None:
     """Log one immutable param of the active run."""
-    get_runtime().tracking.log_params(_require_run(), {key: value})
+    get_runtime().tracking.log_params(_require_run(), {check.string(key, "A param name"): value})
 
 
 def log_params(params: dict[str, Any]) -> None:
@@ -198,7 +211,7 @@ def log_metrics(
 
 def set_tag(key: str, value: Any) -> None:
     """Set a tag on the active run."""
-    get_runtime().tracking.set_tags(_require_run(), {key: value})
+    get_runtime().tracking.set_tags(_require_run(), {check.string(key, "A tag name"): value})
 
 
 def set_tags(tags: dict[str, Any]) -> None:
@@ -222,22 +235,44 @@ def log_artifacts(
 
 def log_text(text: str, artifact_file: str) -> ArtifactInfo:
     """Store text (UTF-8) as an artifact file."""
-    return get_runtime().tracking.log_bytes(_require_run(), text.encode(), artifact_file)
+    if not isinstance(text, str):
+        raise InvalidInput(
+            f"log_text takes text (str), got {check.short_repr(text)} ({type(text).__name__}).",
+            hint="Store bytes with log_artifact, or decode them first.",
+        )
+    try:
+        data = text.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            f"The text cannot be written as UTF-8: {exc.reason} at position {exc.start}.",
+            hint="Remove the lone surrogate; it usually comes from decoding bytes with "
+            "errors='surrogateescape'.",
+        ) from None
+    return get_runtime().tracking.log_bytes(_require_run(), data, artifact_file)
 
 
 def log_dict(dictionary: dict[str, Any], artifact_file: str) -> ArtifactInfo:
     """Store a dict as JSON, or YAML when the file name ends in .yaml/.yml."""
-    suffix = Path(artifact_file).suffix.lower()
-    if suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ModuleNotFoundError as exc:
-            raise InvalidInput(
-                "Writing YAML needs PyYAML.", hint="pip install pyyaml, or use a .json name."
-            ) from exc
-        text = yaml.safe_dump(dictionary, sort_keys=False)
-    else:
-        text = json.dumps(dictionary, indent=2, default=str)
+    suffix = Path(check.text(artifact_file, "artifact_file")).suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ModuleNotFoundError as exc:
+                raise InvalidInput(
+                    "Writing YAML needs PyYAML.", hint="pip install pyyaml, or use a .json name."
+                ) from exc
+            try:
+                text = yaml.safe_dump(dictionary, sort_keys=False)
+            except yaml.YAMLError as exc:
+                raise ValueError(str(exc)) from exc
+        else:
+            text = json.dumps(dictionary, indent=2, default=str)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidInput(
+            f"log_dict cannot serialize {check.short_repr(dictionary)}: {exc}",
+            hint="Give plain data: dicts with string keys, lists, strings and numbers.",
+        ) from None
     return log_text(text, artifact_file)
 
 
@@ -248,10 +283,17 @@ def log_figure(figure: Any, artifact_file: str) -> ArtifactInfo:
             f"log_figure needs a matplotlib Figure, got {type(figure).__name__}.",
             hint="Pass plt.gcf() or the figure returned by plt.subplots().",
         )
-    fmt = Path(artifact_file).suffix.lstrip(".").lower() or "png"
+    fmt = Path(check.text(artifact_file, "artifact_file")).suffix.lstrip(".").lower() or "png"
+    run_id = _require_run()
     buffer = io.BytesIO()
-    figure.savefig(buffer, format=fmt)
-    return get_runtime().tracking.log_bytes(_require_run(), buffer.getvalue(), artifact_file)
+    try:
+        figure.savefig(buffer, format=fmt)
+    except ValueError as exc:  # matplotlib: "Format 'xyz' is not supported"
+        raise InvalidInput(
+            f"Cannot save the figure as {artifact_file!r}: {exc}",
+            hint="Name the file .png, .svg or .pdf.",
+        ) from None
+    return get_runtime().tracking.log_bytes(run_id, buffer.getvalue(), artifact_file)
 
 
 def log_input(dataset: Any, role: str = "train") -> DatasetInput:

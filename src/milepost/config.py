@@ -17,18 +17,24 @@ from __future__ import annotations
 import getpass
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from milepost.errors import ConfigError, did_you_mean
+from milepost._validate import local_path, safe_chars, short_repr
+from milepost.errors import ConfigError, InvalidInput, did_you_mean
 
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-__all__ = ["ENV_PREFIX", "PROJECT_FILE", "ResolvedSettings", "Settings", "load_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "PROJECT_FILE",
+    "ResolvedSettings",
+    "Settings",
+    "build_settings",
+    "load_settings",
+]
 
 ENV_PREFIX = "MILEPOST_"
 PROJECT_FILE = "milepost.toml"
@@ -158,6 +164,16 @@ class Settings(BaseModel):
         "background writer keeps retrying).",
     )
 
+    @field_validator("user")
+    @classmethod
+    def _user_is_a_name(cls, value: str | None) -> str | None:
+        """The actor is recorded everywhere: it follows the rule of every name."""
+        if value is not None:
+            safe_chars(value)
+            if len(value) > 256:
+                raise ValueError("it is longer than 256 characters")
+        return value
+
     def resolved_metadata_uri(self) -> str:
         """The metadata URI, defaulting to a SQLite file in ``home``."""
         if self.metadata_uri:
@@ -259,8 +275,12 @@ def load_settings(
     Raises:
         ConfigError: a value has the wrong type or an unknown key is in the project file.
     """
+    if env is not None and not isinstance(env, Mapping):
+        raise InvalidInput(
+            f"env must be a mapping of variable names to text, got {short_repr(env)}."
+        )
     env = os.environ if env is None else env
-    cwd = Path.cwd() if cwd is None else cwd
+    cwd = Path.cwd() if cwd is None else local_path(cwd, "cwd")
     project_file = find_project_file(cwd)
     base_dir = project_file.parent if project_file else cwd
 
@@ -272,6 +292,10 @@ def load_settings(
             sources[key] = "file"
     for key in Settings.model_fields:
         raw = env.get(ENV_PREFIX + key.upper())
+        if raw is not None and not isinstance(raw, str):
+            raise InvalidInput(
+                f"env[{ENV_PREFIX + key.upper()!r}] must be text, got {short_repr(raw)}."
+            )
         if raw is not None and raw != "":
             values[key] = cwd / raw if key in _PATH_FIELDS else raw
             sources[key] = "env"
@@ -280,6 +304,17 @@ def load_settings(
     for key in Settings.model_fields:
         sources.setdefault(key, "default")
 
+    return build_settings(values, sources, project_file)
+
+
+def build_settings(
+    values: dict[str, Any], sources: dict[str, Source], project_file: Path | None
+) -> ResolvedSettings:
+    """Settings from resolved values; a wrong one is a ConfigError naming where it came from.
+
+    Raises:
+        ConfigError: a value has the wrong type, is out of range or the key is unknown.
+    """
     try:
         settings = Settings(**values)
     except ValidationError as exc:
@@ -291,9 +326,10 @@ def load_settings(
             "default": "defaults",
             "code": "configure()",
         }[sources.get(key, "default")]
+        known = "" if key in Settings.model_fields else did_you_mean(key, Settings.model_fields)
         raise ConfigError(
             f"Setting {key!r} from {origin} is invalid: {first['msg']} "
-            f"(got {first.get('input')!r}).",
+            f"(got {short_repr(first.get('input'))}).{known}",
             hint="Fix the value or unset it to use the default.",
         ) from exc
     return ResolvedSettings(settings=settings, sources=sources, project_file=project_file)

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+import milepost
 from milepost.config import Settings, load_settings
-from milepost.errors import ConfigError
+from milepost.errors import ConfigError, InvalidInput
 
 
 def test_defaults_put_home_in_the_current_directory(tmp_path: Path) -> None:
@@ -83,3 +84,37 @@ def test_the_serving_token_is_a_secret_that_reaches_child_processes(tmp_path: Pa
     env = settings.to_env()
     assert env["MILEPOST_SERVING_TOKEN"] == "t0ken-v4lue"
     assert load_settings(env=env, cwd=tmp_path).settings.serving_token == settings.serving_token
+
+
+@pytest.mark.parametrize("user", ["eve\x1b[2J", "a\nb", "x\u202e", "bad\ud800", "u" * 257])
+def test_the_user_follows_the_rule_of_names(tmp_path: Path, user: str) -> None:
+    with pytest.raises(ConfigError, match="MILEPOST_USER"):
+        load_settings(env={"MILEPOST_USER": user}, cwd=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"metric_flush_interval": "often"}, "metric_flush_interval' from configure"),
+        ({"metric_flush_intervall": 1}, "Did you mean 'metric_flush_interval'"),
+        ({"user": 42}, "user' from configure"),
+        ({"home": None}, "home' from configure"),
+    ],
+)
+def test_configure_with_bad_overrides_is_a_config_error(
+    tmp_path: Path, overrides: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        milepost.configure(cwd=tmp_path, **overrides)
+
+
+def test_load_settings_checks_its_arguments(tmp_path: Path) -> None:
+    for kwargs, reason in (
+        ({"env": ["MILEPOST_HOME"]}, "env must be a mapping"),
+        ({"env": {"MILEPOST_HOME": 3}}, "must be text"),
+        ({"env": {}, "cwd": 3}, "cwd must be a path"),
+    ):
+        with pytest.raises(InvalidInput, match=reason):
+            load_settings(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="is not a directory"):
+        milepost.configure(cwd=tmp_path / "missing")

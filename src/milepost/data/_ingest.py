@@ -176,7 +176,7 @@ def _table_from(data: Any, *, legacy: bool = False) -> pa.Table | None:
             named_index = any(n is not None for n in data.index.names)
             try:
                 return pa.Table.from_pandas(data, preserve_index=None if legacy else named_index)
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, ValueError) as exc:
                 raise InvalidInput(
                     f"Cannot convert the DataFrame to Arrow: {exc}.",
                     hint="Give each column one type (mixed objects cannot be stored).",

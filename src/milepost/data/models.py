@@ -149,16 +149,24 @@ class DatasetInput:
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
     """Split ``name@3`` into ``("name", 3)``; ``name`` or ``name@latest`` gives ``None``."""
+    from milepost import _validate as check
     from milepost.errors import InvalidInput
 
+    if not isinstance(ref, str) and hasattr(ref, "columns"):
+        raise InvalidInput(
+            "A dataset reference is 'NAME@N' or a DatasetVersion, not a DataFrame.",
+            hint="Register the data first: milepost.data.register('name', df).",
+        )
+    check.name(ref, "Dataset reference", max_length=300)
     name, sep, version = ref.rpartition("@")
     if not sep:
         return ref, None
     if version in ("latest", ""):
         return name, None
-    if not version.isdigit() or int(version) < 1:
+    if not (version.isascii() and version.isdigit()) or not 1 <= int(version) <= check.INT64_MAX:
         raise InvalidInput(
             f"Dataset reference {ref!r} has an invalid version {version!r}.",
-            hint="Use NAME, NAME@latest or NAME@N with N >= 1.",
+            hint="Use NAME, NAME@latest or NAME@N with N at least 1 and at most "
+            f"{check.INT64_MAX}.",
         )
     return name, int(version)

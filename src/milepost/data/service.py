@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from milepost import _validate as check
 from milepost.data import _hash, _ingest, _profile
 from milepost.data._diff import DatasetDiff
 from milepost.data.backends.sql import DatasetRow, NewVersion, SqlDataStore
@@ -43,7 +45,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DataService", "DatasetDiff"]
 
-_ROLE_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+_ROLE = re.compile(r"[a-z0-9_-]{1,32}")
+_NAME = re.compile(r"(?!\.)[\w.-]+")
 
 
 class DataService:
@@ -75,6 +78,8 @@ class DataService:
             InvalidInput: unreadable or empty data, mismatched schemas, unsupported types.
         """
         _check_name(name)
+        description = check.optional_text(description, "Dataset description")
+        check.unique_columns(data, "The data")
         with _ingest.workdir("milepost-ingest-") as tmp:
             staged = _ingest.stage(data, workdir=tmp, storage_options=self._storage_options())
             digest, rows = _ingest.content_hash(staged.files, staged.schema)
@@ -124,6 +129,7 @@ class DataService:
 
     def versions(self, name: str) -> list[DatasetVersion]:
         """Every version of a dataset, oldest first."""
+        _check_name(name)
         return [self._version(name, r, None) for r in self.store.list_versions(name)]
 
     def list_datasets(self) -> list[DatasetRow]:
@@ -195,11 +201,15 @@ class DataService:
         self, run_id: str, ref: str | DatasetVersion, *, role: str = "train"
     ) -> DatasetInput:
         """Record that a run used a dataset version in ``role`` (train, eval, test, ...)."""
-        if not role or len(role) > 32 or not set(role) <= _ROLE_CHARS:
-            raise InvalidInput(
-                f"Input role {role!r} is invalid: use 1-32 lowercase letters, digits, '_' or '-'.",
-                hint="For example 'train', 'eval' or 'reference'.",
-            )
+        check.run_id(run_id)
+        check.name(
+            role,
+            "Input role",
+            max_length=32,
+            pattern=_ROLE,
+            rule="use 1-32 lowercase letters, digits, '_' or '-'",
+            hint="For example 'train', 'eval' or 'reference'.",
+        )
         version = self.get(ref)
         self.store.add_input(run_id, version.version_id, role, actor=self.actor)
         return DatasetInput(
@@ -245,6 +255,12 @@ class DataService:
             now: the time freshness is measured against (default: now).
         """
         suite = _suite(suite)
+        check.boolean(strict, "strict")
+        if run_id is not None:
+            check.run_id(run_id)
+        if now is not None and not isinstance(now, datetime):
+            raise InvalidInput(f"now must be a datetime, got {type(now).__name__}.")
+        check.unique_columns(data, "The data")
         version = data if isinstance(data, DatasetVersion) else None
         import duckdb
 
@@ -314,6 +330,7 @@ class DataService:
 
     def validations(self, ref: str | DatasetVersion, *, limit: int = 20) -> list[ValidationResult]:
         """Stored validation results of a version, newest first."""
+        check.integer(limit, "limit", minimum=1)
         version = self.get(ref)
         return [
             ValidationResult.from_dict(json.loads(r["result_json"]))
@@ -322,22 +339,20 @@ class DataService:
 
     def get_validation(self, result_id: str) -> ValidationResult:
         """One stored validation result."""
+        check.name(result_id, "Validation result id", max_length=32)
         return ValidationResult.from_dict(
             json.loads(self.store.validation(result_id)["result_json"])
         )
 
 
 def _check_name(name: Any) -> None:
-    ok = (
-        isinstance(name, str)
-        and 0 < len(name) <= 256
-        and all(ch.isalnum() or ch in "_-." for ch in name)
+    check.name(
+        name,
+        "Dataset name",
+        pattern=_NAME,
+        rule="use 1-256 letters, digits, '_', '-' or '.', not starting with '.'",
+        hint="For example 'customers' or 'churn.train'.",
     )
-    if not ok or name.startswith("."):
-        raise InvalidInput(
-            f"Dataset name {name!r} is invalid: use 1-256 letters, digits, '_', '-' or '.'.",
-            hint="For example 'customers' or 'churn.train'.",
-        )
 
 
 def _column(f: pa.Field) -> ColumnSchema:
@@ -360,10 +375,14 @@ def _suite(suite: Suite | str | Path | dict[str, Any]) -> Suite:
     if isinstance(suite, dict):
         return Suite.from_dict(suite)
     if isinstance(suite, (str, os.PathLike)):
-        path = Path(suite)
-        if isinstance(suite, Path) or (len(str(suite)) < 4096 and path.suffix in (".yml", ".yaml")):
-            if not path.is_file():
-                raise InvalidInput(f"Suite file {path} does not exist.")
-            return Suite.from_yaml(path)
+        path = check.local_path(suite, "Suite") if "\n" not in str(suite) else None
+        if path is not None and (
+            isinstance(suite, os.PathLike) or path.suffix in (".yml", ".yaml")
+        ):
+            path = check.local_path(path, "Suite file", kind="file")
+            try:
+                return Suite.from_yaml(path)
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InvalidInput(f"Cannot read suite file {path}: {exc}.") from exc
         return Suite.from_yaml(str(suite))
     raise InvalidInput(f"Cannot use a {type(suite).__name__} as an expectation suite.")

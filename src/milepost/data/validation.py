@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from milepost import _validate as check
 from milepost.data._format import count, format_bound, human_duration
 from milepost.data._profile import quote
 from milepost.data.results import CheckResult
@@ -659,7 +660,7 @@ class Suite(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, max_length=256)
+    name: Annotated[str, AfterValidator(check.safe_chars)] = Field(min_length=1, max_length=256)
     checks: list[Check] = Field(min_length=1)
     description: str | None = None
 

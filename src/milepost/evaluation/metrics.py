@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from milepost.errors import InvalidInput
+
 __all__ = [
     "HIGHER_IS_BETTER",
     "LOWER_IS_BETTER",
@@ -35,12 +37,33 @@ def infer_task(y: Any) -> Task:
     return "regression"
 
 
-def _safe(fn: Any, *args: Any, **kwargs: Any) -> float | None:
+def _vector(value: Any, what: str, *, numeric: bool = False, size: int | None = None) -> Any:
+    """``value`` as a 1-D array (of floats when ``numeric``), of ``size`` items if given."""
     try:
-        with warnings.catch_warnings():  # ill-defined on a small slice: the value says so
+        arr = np.asarray(value, dtype=np.float64 if numeric else None)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInput(
+            f"{what} must be a 1-D array of {'numbers' if numeric else 'labels'}: {exc}."
+        ) from None
+    if arr.ndim != 1 or arr.dtype.kind not in "biufcOUS":
+        raise InvalidInput(
+            f"{what} must be a 1-D array of {'numbers' if numeric else 'labels'}, got "
+            f"{arr.ndim} dimension(s) of {arr.dtype}."
+        )
+    if size is not None and len(arr) != size:
+        raise InvalidInput(f"{what} has {len(arr)} items; the labels have {size}.")
+    return arr
+
+
+def _safe(fn: Any, *args: Any, **kwargs: Any) -> float | None:
+    """The metric, or None where it is undefined (ROC AUC on a slice with one class...)."""
+    try:
+        with warnings.catch_warnings():
+            # ill-defined on a small slice (one class...): the value (None) says so, and
+            # a warning would only repeat it
             warnings.simplefilter("ignore")
             value = float(fn(*args, **kwargs))
-    except ValueError:  # e.g. ROC AUC on a slice with one class
+    except ValueError:  # e.g. ROC AUC on a slice with one class (older scikit-learn)
         return None
     return None if math.isnan(value) else value
 
@@ -57,9 +80,18 @@ def classification_metrics(
     """
     from sklearn import metrics as m
 
-    y = np.asarray(y)
-    pred = np.asarray(pred)
-    labels = np.asarray(classes) if classes is not None else np.unique(np.concatenate([y, pred]))
+    y = _vector(y, "y")
+    pred = _vector(pred, "pred", size=len(y))
+    if not len(y):
+        raise InvalidInput("y is empty: there is nothing to score.")
+    given = None if classes is None else _vector(classes, "classes")
+    try:  # scikit-learn sorts the labels: they must be comparable with each other
+        found = np.unique(np.concatenate([y, pred, *([] if given is None else [given])]))
+    except TypeError as exc:
+        raise InvalidInput(f"The labels cannot be compared with each other: {exc}.") from None
+    labels = found if given is None else given
+    if not len(labels):
+        raise InvalidInput("classes is empty.")
     binary = len(labels) <= 2
     avg = "binary" if binary else "macro"
     kwargs: dict[str, Any] = {"zero_division": 0}
@@ -75,7 +107,14 @@ def classification_metrics(
     if binary and len(y):
         out["base_rate"] = float(np.mean(y == labels[-1]))
     if proba is not None:
-        p = np.asarray(proba, dtype=np.float64)
+        try:
+            p = np.asarray(proba, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidInput(f"proba must be an array of probabilities: {exc}.") from None
+        if p.ndim not in (1, 2) or len(p) != len(y):
+            raise InvalidInput(
+                f"proba must have one row per label ({len(y)}), got shape {p.shape}."
+            )
         if binary:
             positive = p[:, -1] if p.ndim == 2 else p
             y_bin = (y == labels[-1]).astype(int)
@@ -98,8 +137,10 @@ def regression_metrics(y: Any, pred: Any) -> dict[str, float | None]:
     """RMSE, MAE and R²."""
     from sklearn import metrics as m
 
-    y = np.asarray(y, dtype=np.float64)
-    pred = np.asarray(pred, dtype=np.float64).ravel()
+    y = _vector(y, "y", numeric=True)
+    pred = _vector(np.ravel(pred) if isinstance(pred, np.ndarray) else pred, "pred", numeric=True)
+    if len(pred) != len(y):
+        raise InvalidInput(f"pred has {len(pred)} items; y has {len(y)}.")
     mse = _safe(m.mean_squared_error, y, pred)
     return {
         "rmse": None if mse is None else math.sqrt(mse),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from milepost import _validate as check
 from milepost._records import record_dict
 from milepost.data.models import DatasetVersion
 from milepost.errors import InvalidInput
@@ -117,6 +118,7 @@ class EvaluationService:
         """
         from milepost.models.service import LoadedModel
 
+        slices = _check_arguments(data, target, task, slices, threshold, run_id, trusted)
         loaded = (
             model if isinstance(model, LoadedModel) else self.models.load(model, trusted=trusted)
         )
@@ -226,3 +228,31 @@ class EvaluationService:
                 )
             )
         return out
+
+
+def _check_arguments(
+    data: Any,
+    target: Any,
+    task: Any,
+    slices: Any,
+    threshold: Any,
+    run_id: Any,
+    trusted: Any,
+) -> list[str]:
+    """The arguments of :meth:`EvaluationService.evaluate`, checked; returns the slices."""
+    check.name(target, "target")
+    if task is not None:
+        check.choice(task, "task", ("classification", "regression"))
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not 0 <= threshold <= 1
+    ):
+        raise InvalidInput(
+            f"threshold must be a probability from 0 to 1, got {check.short_repr(threshold)}."
+        )
+    if run_id is not None:
+        check.run_id(run_id)
+    check.boolean(trusted, "trusted")
+    check.unique_columns(data, "The evaluation data")
+    return check.string_list(slices, "slices")

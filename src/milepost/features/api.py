@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from milepost.errors import InvalidInput
 from milepost.features.repo import Definitions, PlanItem, load_definitions
 
 if TYPE_CHECKING:
@@ -53,6 +54,15 @@ class FeatureStore:
         for older in history:  # loading registers their code (see features.transforms)
             load_definitions(older)
         if isinstance(repo, (list, tuple)):
+            from milepost.features.definitions import Entity, FeatureView, OnDemandFeatureView
+
+            for obj in repo:
+                if not isinstance(obj, (Entity, FeatureView, OnDemandFeatureView)):
+                    raise InvalidInput(
+                        f"FeatureStore takes Entity, FeatureView and OnDemandFeatureView "
+                        f"objects, got a {type(obj).__name__}.",
+                        hint="Or pass the .py file or module that defines them.",
+                    )
             self.definitions = Definitions.of(list(repo))
         else:
             self.definitions = load_definitions(repo)  # type: ignore[arg-type]

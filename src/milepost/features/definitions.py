@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from milepost import _validate as check
 from milepost._records import short
 from milepost.errors import InvalidInput
 from milepost.features import transforms
@@ -55,15 +56,29 @@ __all__ = [
 ]
 
 DType = Literal["float", "int", "string", "bool"]
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
 
 
 def _check_name(kind: str, name: Any) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    return check.name(
+        name,
+        f"{kind} name",
+        max_length=128,
+        pattern=_NAME,
+        rule="start with a letter; use letters, digits and '_'",
+    )
+
+
+def _column_name(kind: str, name: Any) -> str:
+    """A column the data holds (a join key, a field): any name without control
+    characters, and without ':' (it separates the parts of ``view:feature``)."""
+    check.name(name, kind)
+    if ":" in name:
         raise InvalidInput(
-            f"{kind} name {name!r} is invalid: start with a letter; use letters, digits and '_'.",
+            f"{kind} {name!r} contains ':', which separates view and feature in refs.",
+            hint="Rename the column, or its Field, without ':'.",
         )
-    return name
+    return str(name)
 
 
 @dataclass(frozen=True)
@@ -75,7 +90,14 @@ class Entity:
     description: str = ""
 
     def __init__(self, name: str, join_keys: str | Sequence[str], description: str = "") -> None:
+        if not isinstance(join_keys, (str, list, tuple)):
+            raise InvalidInput(
+                f"Entity {name!r}: join_keys must be a name or a list of names, got "
+                f"{type(join_keys).__name__}."
+            )
         keys = (join_keys,) if isinstance(join_keys, str) else tuple(join_keys)
+        for key in keys:
+            _column_name("Join key", key)
         if not keys:
             raise InvalidInput(f"Entity {name!r} needs at least one join key.")
         object.__setattr__(self, "name", _check_name("Entity", name))
@@ -102,6 +124,7 @@ class Field:
     dtype: DType = "float"
 
     def __post_init__(self) -> None:
+        _column_name("Field name", self.name)
         if self.dtype not in ("float", "int", "string", "bool"):
             raise InvalidInput(
                 f"Field {self.name!r}: dtype {self.dtype!r} is not float, int, string or bool."

@@ -235,7 +235,7 @@ def pack_records(
         values = [plain(record[f]) for f in view.features]
         try:
             blob = online_mod.pack(ts, created, values)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidInput(
                 f"Feature view {view.name!r}: a value cannot be stored: {exc}"
             ) from exc

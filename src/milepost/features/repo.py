@@ -7,14 +7,17 @@ import importlib.util
 import inspect
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from milepost import _validate as check
 from milepost._records import record_dict
 from milepost.errors import InvalidInput
 from milepost.features import transforms
 from milepost.features.definitions import Entity, FeatureView, OnDemandFeatureView
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["Definitions", "PlanItem", "load_definitions"]
 
@@ -76,9 +79,13 @@ def load_definitions(source: str | Path | ModuleType) -> Definitions:
     if isinstance(source, ModuleType):
         module = source
     else:
+        path = check.local_path(source, "Feature definitions (a .py file or module name)")
         text = str(source)
-        path = Path(text)
-        if text.endswith(".py") or path.exists():
+        try:
+            exists = path.exists()
+        except OSError as exc:  # a name longer than the file system takes
+            raise InvalidInput(f"Feature definitions {text[:80]!r}...: {exc.strerror}.") from None
+        if text.endswith(".py") or exists:
             if not path.is_file():
                 raise InvalidInput(
                     f"Feature definitions file {path} does not exist.",
@@ -86,7 +93,11 @@ def load_definitions(source: str | Path | ModuleType) -> Definitions:
                 )
             name = f"milepost_feature_repo_{abs(hash(str(path.resolve())))}"
             spec = importlib.util.spec_from_file_location(name, path)
-            assert spec is not None and spec.loader is not None
+            if spec is None or spec.loader is None:
+                raise InvalidInput(
+                    f"Feature definitions file {path} is not a Python file.",
+                    hint="Pass the .py file that defines your entities and views.",
+                )
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
             try:
@@ -97,7 +108,7 @@ def load_definitions(source: str | Path | ModuleType) -> Definitions:
         else:
             try:
                 module = importlib.import_module(text)
-            except ImportError as exc:
+            except (ImportError, ValueError, TypeError) as exc:  # "", ".relative", "a..b"
                 raise InvalidInput(
                     f"Cannot import feature definitions module {text!r}: {exc}."
                 ) from exc

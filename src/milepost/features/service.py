@@ -14,12 +14,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from milepost import _validate as check
 from milepost.errors import BackendUnavailable, ConfigError, InvalidInput, NotFound, did_you_mean
 from milepost.features import consistency, versions
 from milepost.features import materialize as materialize_mod
@@ -34,7 +36,6 @@ from milepost.features.transforms import StoredTransform
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from datetime import datetime
 
     from milepost.config import Settings
     from milepost.data.service import DataService
@@ -250,6 +251,8 @@ class FeatureService:
 
     def retire(self, name: str, version: int) -> None:
         """Retire a version (refused while a Staging or Production model pins it)."""
+        _view_name(name)
+        check.integer(version, "Feature view version", minimum=1)
         self.registry.retire(name, version, actor=self.actor)
         identity = self.online.identity()
         if identity is not None:  # forget first: a failed delete then costs only a refill
@@ -423,6 +426,12 @@ class FeatureService:
         """One row per entity row, in order, with point-in-time-correct features."""
         if not isinstance(entity_df, pd.DataFrame) or entity_df.empty:
             raise InvalidInput("entity_df must be a non-empty DataFrame of entity keys and times.")
+        check.unique_columns(entity_df, "entity_df")
+        _feature_refs(features)
+        check.name(timestamp_column, "timestamp_column")
+        check.boolean(full_feature_names, "full_feature_names")
+        if run_id is not None:
+            check.run_id(run_id)
         if not features:
             raise InvalidInput("Ask for at least one feature (view:feature).")
         plan = self.resolve(defs, features, full_names=full_feature_names)
@@ -564,6 +573,9 @@ class FeatureService:
         the version: ``[start, end)`` only, so a later incremental run still fills what
         lies before it.
         """
+        _moment(start, "start", optional=True)
+        _moment(end, "end")
+        _materialize_options(views, progress)
         try:
             return materialize_mod.materialize(
                 self, defs, start=start, end=end, views=views, progress=progress
@@ -586,6 +598,8 @@ class FeatureService:
         restored from an older snapshot); and what lies before a range materialized
         earlier.
         """
+        _moment(end, "end", optional=True)
+        _materialize_options(views, progress)
         try:
             return materialize_mod.materialize_incremental(
                 self, defs, end=end, views=views, progress=progress
@@ -607,6 +621,8 @@ class FeatureService:
         itself); every applied view reading that source gets the rows, each through its
         own transform.
         """
+        _view_name(view_name)
+        _rows(rows, "rows")
         if not isinstance(rows, pd.DataFrame) and not len(rows):
             raise InvalidInput("push got no rows.")
         records = small_records(rows)
@@ -640,7 +656,13 @@ class FeatureService:
             else:
                 if frame is None:
                     frame = pd.DataFrame(records)
-                packed = materialize_mod.pack_frame(view, run_transform(view, frame))
+                try:
+                    packed = materialize_mod.pack_frame(view, run_transform(view, frame))
+                except (TypeError, OverflowError) as exc:  # msgpack: a value it cannot hold
+                    raise InvalidInput(
+                        f"Feature view {view.name!r}: a pushed value cannot be stored: {exc}.",
+                        hint="Push numbers that fit 64 bits, text, booleans or nulls.",
+                    ) from exc
             self.online.write(f"{view.name}:v{rec['version']}", packed)
         self.pushes.append(source, offline_rows(readers, frame, records or []))
         return len(frame) if frame is not None else len(records or [])
@@ -661,6 +683,10 @@ class FeatureService:
                 on-demand view) is not in the current online store (see
                 :class:`~milepost.features.versions.Holdings`).
         """
+        _feature_refs(features)
+        _rows(entity_rows, "entity_rows")
+        check.boolean(full_feature_names, "full_feature_names")
+        _moment(now, "now", optional=True)
         plan = self.resolve(defs, features, full_names=full_feature_names)
         self._check_held(plan, features)
         rows: list[dict[str, Any]] = (
@@ -777,12 +803,16 @@ class FeatureService:
         self, defs: Definitions, view_ref: str, *, sample: int = 100, now: datetime | None = None
     ) -> ConsistencyReport:
         """Compare online values with offline point-in-time values at the same moment."""
+        _view_ref(view_ref)
+        check.integer(sample, "sample", minimum=1, maximum=_MAX_SAMPLE)
+        _moment(now, "now", optional=True)
         return consistency.check_consistency(self, defs, view_ref, sample=sample, now=now)
 
     def online_entities(self, defs: Definitions, view_ref: str, n: int) -> list[dict[str, Any]]:
         """Up to ``n`` random entity keys that have rows online in a view."""
-        name, _, version = view_ref.partition(":")
-        rec = self._record(name, int(version[1:]) if version else None, defs)
+        name, version = _view_ref(view_ref)
+        check.integer(n, "n", minimum=1, maximum=_MAX_SAMPLE)
+        rec = self._record(name, version, defs)
         view = self._view(rec, defs)
         if not isinstance(view, FeatureView):
             raise InvalidInput(f"{name!r} is on-demand: it has no rows of its own online.")
@@ -849,11 +879,90 @@ class FeatureService:
             self._online.close()
 
 
+_MAX_SAMPLE = 100_000
+
+
+def _view_name(name: object) -> str:
+    return check.name(name, "Feature view name", max_length=128)
+
+
+def _version_part(text: str) -> int | None:
+    """``vN`` as N (1 to a 64-bit integer's maximum), else None."""
+    digits = text[1:]
+    if text.startswith("v") and digits.isascii() and digits.isdigit():
+        number = int(digits)
+        if 1 <= number <= check.INT64_MAX:
+            return number
+    return None
+
+
+def _view_ref(ref: object) -> tuple[str, int | None]:
+    """``view`` or ``view:vN`` -> (view, N or None)."""
+    text = check.name(ref, "Feature view", max_length=160)
+    name, sep, version = text.partition(":")
+    if not sep:
+        return _view_name(name), None
+    number = _version_part(version)
+    if number is None:
+        raise InvalidInput(
+            f"Feature view {check.short_repr(text)} is not VIEW or VIEW:vN "
+            f"(N at least 1 and at most {check.INT64_MAX})."
+        )
+    return _view_name(name), number
+
+
+def _feature_refs(refs: object) -> list[str]:
+    """A list of ``view:feature`` refs (each is checked when first parsed, not per read)."""
+    return check.string_list(refs, "features")
+
+
+def _rows(rows: object, what: str) -> None:
+    """A DataFrame or a list of row dicts, with unique column names."""
+    if isinstance(rows, pd.DataFrame):
+        check.unique_columns(rows, what)
+        return
+    if not isinstance(rows, (list, tuple)) or not all(isinstance(r, dict) for r in rows):
+        raise InvalidInput(
+            f"{what} must be a DataFrame or a list of row dicts, got "
+            f"{check.short_repr(rows)} ({type(rows).__name__}).",
+            hint='For example [{"customer_id": 7}].',
+        )
+
+
+def _moment(value: object, what: str, *, optional: bool = False) -> None:
+    """A datetime that a timestamp can hold (naive ones are UTC)."""
+    if value is None and optional:
+        return
+    if not isinstance(value, datetime):
+        raise InvalidInput(
+            f"{what} must be a datetime, got {check.short_repr(value)} ({type(value).__name__}).",
+            hint="For example datetime(2026, 1, 31, tzinfo=UTC).",
+        )
+    try:
+        pd.Timestamp(value).as_unit("ns")
+    except (ValueError, OverflowError) as exc:
+        raise InvalidInput(
+            f"{what} {value} is out of range ({exc}).",
+            hint="Times from 1677 to 2262 can be stored.",
+        ) from None
+
+
+def _materialize_options(views: object, progress: object) -> None:
+    if views is not None:
+        for name in check.string_list(views, "views"):
+            _view_name(name)
+    if progress is not None and not callable(progress):
+        raise InvalidInput(
+            f"progress must be a function (view, rows), got {type(progress).__name__}."
+        )
+
+
 def _parse_ref(ref: str) -> tuple[str, int | None, str]:
     """``view:feature`` or ``view:vN:feature`` -> (view, N or None, feature)."""
+    check.name(ref, "Feature reference", max_length=400)
     parts = ref.split(":")
     if len(parts) == 2:
         return parts[0], None, parts[1]
-    if len(parts) == 3 and parts[1].startswith("v") and parts[1][1:].isdigit():
-        return parts[0], int(parts[1][1:]), parts[2]
+    if len(parts) == 3 and _version_part(parts[1]) is not None:
+        return parts[0], _version_part(parts[1]), parts[2]
     raise InvalidInput(f"Feature reference {ref!r} is not view:feature or view:vN:feature.")

@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from milepost import _validate as check
 from milepost.errors import InvalidInput
 from milepost.governance._replay import StateReplay
 from milepost.stores import audit_guards
@@ -124,8 +125,16 @@ class AuditService:
 
         ``action`` accepts ``*`` as a wildcard (``run.*``).
         """
-        if limit <= 0:
-            raise InvalidInput(f"limit must be positive, got {limit}.")
+        check.integer(limit, "limit", minimum=1)
+        for what, value in (
+            ("object_type", object_type),
+            ("object_id", object_id),
+            ("actor", actor),
+            ("action", action),
+        ):
+            check.optional_text(value, what)
+        if since_ms is not None:
+            check.integer(since_ms, "since_ms")
         with self._store.read() as conn:
             return query_events(
                 conn,
@@ -160,6 +169,9 @@ class AuditService:
         Raises:
             InvalidInput: ``expect_head`` is neither ``SEQ:HASH`` nor a 64-digit hex hash.
         """
+        for value in (expect_head, anchor):
+            if value is not None and not isinstance(value, str):
+                _parse_anchor(value)  # says it is not text
         if expect_head and anchor and expect_head != anchor:
             raise InvalidInput(
                 "Give the expected head once: expect_head and anchor are the same option.",
@@ -336,9 +348,15 @@ def _parse_anchor(anchor: str) -> tuple[int | None, str]:
         )
     seq_text, sep, digest = anchor.strip().rpartition(":")
     digest = digest.lower()
-    if (sep and not seq_text.isdigit()) or not _HASH.match(digest):
+    if (sep and not (seq_text.isascii() and seq_text.isdigit())) or not _HASH.fullmatch(digest):
         raise InvalidInput(
             f"Expected head {anchor!r} is neither SEQ:HASH nor HASH (64 hex digits).",
             hint="Use the value printed by `milepost audit head`.",
         )
-    return (int(seq_text) if sep else None), digest
+    seq = int(seq_text) if sep else None
+    if seq is not None and seq > check.INT64_MAX:
+        raise InvalidInput(
+            f"Expected head {check.short_repr(anchor)}: the sequence number is out of range.",
+            hint="Use the value printed by `milepost audit head`.",
+        )
+    return seq, digest

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from milepost.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from milepost import _validate as check
+from milepost.errors import Conflict, NotFound, PermissionDenied
 from milepost.stores import _sql
 from milepost.stores.audit import append_event
 from milepost.stores.schema import audit_events, roles
@@ -34,7 +35,24 @@ if TYPE_CHECKING:
 __all__ = ["KNOWN_ROLES", "RoleService"]
 
 KNOWN_ROLES = ("admin", "approver")
-_ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_ROLE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+
+
+def _role(role: object) -> str:
+    return check.name(
+        role,
+        "Role",
+        max_length=64,
+        pattern=_ROLE,
+        rule="lowercase letters, digits, '_' and '-', starting with a letter",
+        hint=f"Known roles: {', '.join(KNOWN_ROLES)}.",
+    )
+
+
+def _actor(actor: object) -> str:
+    return check.name(actor, "Actor")
+
+
 BOOTSTRAP_REASON = "bootstrap: the first grant makes its granter admin"
 
 
@@ -47,6 +65,8 @@ class RoleService:
 
     def has(self, actor: str, role: str) -> bool:
         """Whether ``actor`` holds ``role``."""
+        _actor(actor)
+        _role(role)
         with self.db.read() as conn:
             return (
                 conn.execute(
@@ -57,6 +77,7 @@ class RoleService:
 
     def holders(self, role: str) -> list[str]:
         """Everyone holding ``role``."""
+        _role(role)
         with self.db.read() as conn:
             return list(
                 conn.execute(
@@ -155,10 +176,8 @@ class RoleService:
             InvalidInput: the role or actor name is invalid.
             PermissionDenied: the granter is not an admin.
         """
-        if not isinstance(role, str) or not _ROLE.match(role):
-            raise InvalidInput(f"Role {role!r} is invalid; known roles: {', '.join(KNOWN_ROLES)}.")
-        if not isinstance(actor, str) or not actor or len(actor) > 256:
-            raise InvalidInput(f"Actor {actor!r} is invalid.")
+        _role(role)
+        _actor(actor)
         made: builtins.list[tuple[str, str]] = []
         with self.db.write() as conn:
             admins = self._admins(conn)
@@ -181,6 +200,8 @@ class RoleService:
             NotFound: ``actor`` does not hold ``role``.
             Conflict: ``actor`` is the last admin (grant another admin first).
         """
+        _role(role)
+        _actor(actor)
         with self.db.write() as conn:
             admins = self._admins(conn)
             if not admins:

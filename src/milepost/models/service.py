@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from milepost import _validate as check
 from milepost.errors import ConfigError, IntegrityViolation, InvalidInput, NotFound
 from milepost.models import _onnx, flavors, trust
 from milepost.models.backends.sql import SqlRegistryStore
@@ -30,7 +31,7 @@ from milepost.models.signature import (
     refuse_unhandled_nulls,
     to_frame,
 )
-from milepost.models.uri import ModelRef, parse_model_uri
+from milepost.models.uri import ModelRef, check_model_name, parse_model_uri
 from milepost.tracking.models import ArtifactInfo
 
 if TYPE_CHECKING:
@@ -49,8 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LoadedModel", "ModelService"]
 
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,255}$")
-_ALIAS = re.compile(r"^[A-Za-z][\w\-]{0,127}$")
+_ALIAS = re.compile(r"[A-Za-z][\w\-]{0,127}")
 _RESERVED_ALIASES = {"latest", "none", "staging", "production", "archived"}
 _EXAMPLE_ROWS = 5
 
@@ -96,6 +96,7 @@ class LoadedModel:
 
     def prepare(self, data: Any) -> pd.DataFrame:
         """The input checked and aligned to the signature."""
+        check.unique_columns(data, "The input")
         if self.signature is None:
             return to_frame(data)
         return enforce(data, self.signature, extra_columns=self.extra_columns)
@@ -164,11 +165,18 @@ class ModelService:
         Raises:
             InvalidInput: bad name, unsavable model, or types outside the trusted list.
         """
-        if not isinstance(name, str) or not _MODEL_NAME.match(name):
+        _model_name(name)
+        if signature is not None and not isinstance(signature, Signature):
             raise InvalidInput(
-                f"Model name {name!r} is invalid: use letters, digits, '_', '-' and '.' "
-                "(starting with a letter or digit).",
+                f"signature must be a Signature, got {type(signature).__name__}.",
+                hint="Build one with milepost.models.infer_signature(...), or pass "
+                "input_example instead.",
             )
+        if flavor is not None:
+            check.choice(flavor, "flavor", flavors.MODEL_FILES)
+        check.boolean(onnx, "onnx")
+        description = check.optional_text(description, "Model description")
+        clean_tags = _tags(tags)
         run = self.tracking.get_run(run_id, sweep=False)
         flavor = flavor or flavors.detect_flavor(model)
         example = None
@@ -228,9 +236,7 @@ class ModelService:
             "code_version": run.git_commit,
             "description": description,
         }
-        version = self.store.add_version(
-            name, values, {str(k): str(v) for k, v in (tags or {}).items()}, actor=self.actor
-        )
+        version = self.store.add_version(name, values, clean_tags, actor=self.actor)
         return self.get_version(name, version)
 
     # -- reading ----------------------------------------------------------------------
@@ -268,7 +274,8 @@ class ModelService:
 
     def get_version(self, name: str, version: int) -> ModelVersion:
         """A version by number. Raises NotFound."""
-        return self._to_version(name, *self.store.version(name, version=version))
+        _model_name(name)
+        return self._to_version(name, *self.store.version(name, version=_version(version)))
 
     def resolve(self, uri: str | ModelVersion) -> ModelVersion:
         """The version a URI points at (``models:/NAME/3``, ``/Production``, ``@alias``)."""
@@ -282,6 +289,8 @@ class ModelService:
         self, name: str, version: int
     ) -> tuple[int, str | None, ModelVersion, ModelVersion | None]:
         """In one read: model id, stored policy JSON, the version and the Production version."""
+        _model_name(name)
+        _version(version)
         model, candidate, production = self.store.promotion_snapshot(name, version)
         return (
             int(model["model_id"]),
@@ -292,11 +301,12 @@ class ModelService:
 
     def versions(self, name: str) -> list[ModelVersion]:
         """Every version of a model, oldest first."""
+        _model_name(name)
         return [self._to_version(name, *r) for r in self.store.versions(name)]
 
     def get_model(self, name: str) -> RegisteredModel:
         """A registered model with its stages and aliases."""
-        return self._to_model(self.store.model(name))
+        return self._to_model(self.store.model(_model_name(name)))
 
     def list_models(self) -> list[RegisteredModel]:
         """Every registered model."""
@@ -385,6 +395,9 @@ class ModelService:
             ConfigError: the model's code is not installed here (the module is named).
             IntegrityViolation: a stored file does not match its digest.
         """
+        check.boolean(trusted, "trusted")
+        check.choice(extra_columns, "extra_columns", ("error", "ignore"))
+        check.boolean(prefer_onnx, "prefer_onnx")
         version = self.resolve(uri)
         flavor: flavors.Flavor = version.flavor  # type: ignore[assignment]
         data = self._file(version, flavors.MODEL_FILES[flavor])  # digest checked
@@ -431,6 +444,7 @@ class ModelService:
             AlreadyExists: the type is trusted already.
         """
         name = trust.check_type_name(type_name)
+        check.text(reason, "reason")
         if not isinstance(reason, str) or not reason.strip() or len(reason) > 2000:
             raise InvalidInput(
                 "Say why the type is trusted (reason, 1-2000 characters): it is recorded in "
@@ -445,23 +459,28 @@ class ModelService:
             NotFound: the type is not on the list.
             PermissionDenied: the actor holds neither the approver nor the admin role.
         """
-        return self.trust_store.remove(trust.check_type_name(type_name), reason, actor=self.actor)
+        return self.trust_store.remove(
+            trust.check_type_name(type_name),
+            check.optional_text(reason, "reason"),
+            actor=self.actor,
+        )
 
     # -- aliases, stages, history -----------------------------------------------------
 
     def set_alias(self, name: str, alias: str, version: int) -> int | None:
         """Point an alias at a version (audited); returns the version it pointed at before."""
-        if not _ALIAS.match(alias) or alias.lower() in _RESERVED_ALIASES:
+        _model_name(name)
+        _alias(alias)
+        if alias.lower() in _RESERVED_ALIASES:
             raise InvalidInput(
-                f"Alias {alias!r} is invalid: start with a letter; use letters, digits, '_' "
-                "or '-'; stage names and 'latest' are reserved.",
+                f"Alias {alias!r} is reserved: stage names and 'latest' cannot be aliases.",
                 hint="For example 'champion' or 'challenger'.",
             )
-        return self.store.set_alias(name, alias, version, actor=self.actor)
+        return self.store.set_alias(name, alias, _version(version), actor=self.actor)
 
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove an alias (audited)."""
-        self.store.set_alias(name, alias, None, actor=self.actor)
+        self.store.set_alias(_model_name(name), _alias(alias), None, actor=self.actor)
 
     def transition(
         self,
@@ -482,6 +501,10 @@ class ModelService:
                 or an endpoint tracks Production of the model (Production then changes
                 only through that endpoint's rollouts).
         """
+        _model_name(name)
+        _version(version)
+        check.name(to_stage, "Stage", max_length=16)
+        check.optional_text(reason, "reason")
         return self.store.transition(
             name,
             version,
@@ -502,18 +525,30 @@ class ModelService:
                 primary, a canary, or the previous version kept for rollback): change it
                 through that endpoint instead, so that registry and endpoint agree.
         """
-        self.store.transition(name, version, "Archived", actor=self.actor, reason=reason)
+        self.store.transition(
+            _model_name(name),
+            _version(version),
+            "Archived",
+            actor=self.actor,
+            reason=check.optional_text(reason, "reason"),
+        )
 
     def set_description(self, name: str, text: str, *, version: int | None = None) -> None:
         """Describe a model or a version."""
-        self.store.set_description(name, version, text, actor=self.actor)
+        _model_name(name)
+        if version is not None:
+            _version(version)
+        self.store.set_description(name, version, check.text(text, "Description"), actor=self.actor)
 
     def set_tags(self, name: str, version: int, tags: Mapping[str, Any]) -> None:
         """Set version tags."""
-        self.store.set_tags(name, version, {str(k): str(v) for k, v in tags.items()})
+        _model_name(name)
+        _version(version)
+        self.store.set_tags(name, version, _tags(tags))
 
     def history(self, name: str) -> list[StageEvent]:
         """Every stage change of a model, oldest first."""
+        _model_name(name)
         return [
             StageEvent(
                 name,
@@ -530,7 +565,7 @@ class ModelService:
 
     def production_at(self, name: str, at: datetime | int) -> int | None:
         """The version that was in Production at a moment (ms or aware datetime)."""
-        at_ms = at if isinstance(at, int) else int(at.timestamp() * 1000)
+        at_ms = check.timestamp_ms(at, "at")
         current: int | None = None
         for event in self.history(name):
             if event.at > at_ms:
@@ -540,6 +575,35 @@ class ModelService:
             elif event.from_stage == "Production" and current == event.version:
                 current = None
         return current
+
+
+_model_name = check_model_name
+
+
+def _alias(alias: Any) -> str:
+    return check.name(
+        alias,
+        "Alias",
+        max_length=128,
+        pattern=_ALIAS,
+        rule="start with a letter; use letters, digits, '_' or '-'",
+        hint="For example 'champion' or 'challenger'.",
+    )
+
+
+def _version(version: Any) -> int:
+    return check.integer(version, "Model version", minimum=1)
+
+
+def _tags(tags: Any) -> dict[str, str]:
+    """Model version tags as text: keys are names, values anything storable."""
+    if tags is None:
+        return {}
+    clean = {}
+    for k, v in check.mapping(tags, "tags").items():
+        key = check.name(str(k), "Tag name", max_length=250)
+        clean[key] = check.text(str(v), f"The value of tag {key!r}")
+    return clean
 
 
 def _type_names(value: Any, what: str) -> list[str]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from milepost import _validate as check
 from milepost._records import record_dict, short
 from milepost.errors import InvalidInput
 
@@ -122,7 +123,10 @@ def to_frame(data: Any, *, what: str = "input") -> pd.DataFrame:
         except ValueError as exc:
             raise InvalidInput(f"Cannot read the {what} as columns: {exc}.") from exc
     if isinstance(data, list) and all(isinstance(r, dict) for r in data):
-        return pd.DataFrame(data)
+        try:
+            return pd.DataFrame(data)
+        except ValueError as exc:  # UnicodeEncodeError too: text pandas cannot store
+            raise InvalidInput(f"Cannot read the {what} as rows: {exc}.") from exc
     if hasattr(data, "to_pandas"):
         frame = data.to_pandas()
         assert isinstance(frame, pd.DataFrame)
@@ -142,6 +146,7 @@ def infer_signature(input_example: Any, output_example: Any = None) -> Signature
     nullable when the example has a null in them.
     """
     frame = to_frame(input_example, what="input example")
+    check.unique_columns(frame, "The input example")
     if frame.empty:
         raise InvalidInput("The input example has no rows; give at least one.")
     inputs = []
@@ -152,8 +157,11 @@ def infer_signature(input_example: Any, output_example: Any = None) -> Signature
         )
     outputs: list[ColumnSpec] = []
     if output_example is not None:
-        out = np.asarray(output_example)
-        series = pd.Series(out.ravel() if out.ndim <= 1 else out[:, 0], name="prediction")
+        try:
+            out = np.asarray(output_example)
+            series = pd.Series(out.ravel() if out.ndim <= 1 else out[:, 0], name="prediction")
+        except (TypeError, ValueError, IndexError) as exc:  # ValueError: text pandas refuses
+            raise InvalidInput(f"Cannot read the output example as predictions: {exc}.") from exc
         outputs.append(ColumnSpec("prediction", _kind(series), bool(series.isna().any())))
     return Signature(inputs=inputs, outputs=outputs)
 

@@ -29,9 +29,18 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from milepost._records import record_dict, short
+from milepost._validate import safe_chars
 from milepost.errors import InvalidInput, MilepostError, did_you_mean
 from milepost.evaluation.metrics import HIGHER_IS_BETTER, LOWER_IS_BETTER
 
@@ -110,7 +119,9 @@ class Gate(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     kind: str
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(safe_chars)] | None = (
+        None
+    )
 
     def __init__(self, **data: Any) -> None:
         """Build a gate in Python; a bad field is InvalidInput, as in a policy."""
@@ -140,10 +151,19 @@ G = TypeVar("G", bound=type[Gate])
 
 
 def register_gate(cls: G) -> G:
-    """Class decorator: make a gate kind usable in policies."""
+    """Class decorator: make a gate kind usable in policies.
+
+    Raises:
+        InvalidInput: ``cls`` is not a Gate subclass with a default ``kind``.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Gate)):
+        raise InvalidInput(
+            f"register_gate takes a Gate subclass, got {cls!r}.",
+            hint="Decorate a class that derives from milepost.promotion.Gate.",
+        )
     kind = cls.model_fields["kind"].default  # type: ignore[call-overload]
     if not isinstance(kind, str):
-        raise TypeError(f"{cls.__name__} needs a default for its kind field")
+        raise InvalidInput(f"{cls.__name__} needs a default for its kind field.")
     GATE_KINDS[kind] = cls
     return cls
 

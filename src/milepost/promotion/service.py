@@ -35,6 +35,7 @@ rolled back — before or after it completed — ends it ``rolled_back``. Reques
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -42,9 +43,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from milepost import _validate as check
 from milepost._records import record_dict
 from milepost.errors import Conflict, GateFailed, InvalidInput, PermissionDenied
 from milepost.models.models import transition_problem
+from milepost.models.uri import check_model_name
 from milepost.promotion.backends.sql import SqlPromotionStore
 from milepost.promotion.gates import Approval, Gate, GateContext, GateResult, run_gate
 from milepost.promotion.policy import PromotionPolicy
@@ -69,6 +72,22 @@ __all__ = ["OPEN_STATUSES", "PromotionRequest", "PromotionService"]
 _STAGE_NAMES = {"staging": "Staging", "production": "Production"}
 #: statuses of a request that is still open (an approval or a rollout may follow)
 OPEN_STATUSES = ("pending_approval", "awaiting_rollout", "rolling_out")
+
+_REQUEST_ID = re.compile(r"[0-9a-f]{4,32}")
+
+
+def _request_id(request_id: object) -> str:
+    """A promotion request's id, or a prefix of at least 4 of its hex digits."""
+    if isinstance(request_id, str):
+        request_id = request_id.strip().lower()
+    return check.name(
+        request_id,
+        "Promotion request id",
+        max_length=32,
+        pattern=_REQUEST_ID,
+        rule="give the hex id, or at least its first 4 characters, as "
+        "`milepost models requests` prints it",
+    )
 
 
 @dataclass(frozen=True)
@@ -147,6 +166,7 @@ class PromotionService:
                 index and kind, and the field (NaN, infinities and wrong types are refused
                 here, never at promotion time). Nothing is stored.
         """
+        check_model_name(name)
         if policy is None:
             self.models.store.set_policy(name, None, actor=self.actor)
             return PromotionPolicy()
@@ -163,6 +183,7 @@ class PromotionService:
 
     def get_policy(self, name: str) -> PromotionPolicy:
         """A model's policy (empty when none is set)."""
+        check_model_name(name)
         return _stored_policy(name, self.models.store.model(name)["policy_json"])
 
     # -- promote ----------------------------------------------------------------------
@@ -176,6 +197,10 @@ class PromotionService:
             GateFailed: an automated gate failed (the message lists each one).
             Conflict: the transition is illegal, or Production changed meanwhile.
         """
+        check_model_name(name)
+        check.integer(version, "Model version", minimum=1)
+        check.name(to, "Target stage", max_length=32)
+        reason = check.optional_text(reason, "reason")
         target = _STAGE_NAMES.get(to.lower())
         if target is None:
             raise InvalidInput(
@@ -373,6 +398,7 @@ class PromotionService:
     # -- approve / reject ---------------------------------------------------------------
 
     def _pending(self, request_id: str) -> tuple[sa.RowMapping, list[sa.RowMapping]]:
+        request_id = _request_id(request_id)
         if len(request_id) < 32:
             request_id = self.store.find(request_id)
         row, gates = self.store.get(request_id)
@@ -388,6 +414,7 @@ class PromotionService:
             Conflict: not awaiting approval, already approved by this actor, or Production
                 changed since the gates ran (the request is then marked stale).
         """
+        reason = check.optional_text(reason, "reason")
         row, gates = self._pending(request_id)
         request_id = row["request_id"]
         position, gate = next(
@@ -495,6 +522,7 @@ class PromotionService:
 
     def reject(self, request_id: str, *, reason: str | None = None) -> PromotionRequest:
         """Reject a waiting request (needs the approval gate's role)."""
+        reason = check.optional_text(reason, "reason")
         row, gates = self._pending(request_id)
         request_id = row["request_id"]
         position = next(
@@ -570,6 +598,7 @@ class PromotionService:
 
     def get_request(self, request_id: str) -> PromotionRequest:
         """A request with its gate results."""
+        request_id = _request_id(request_id)
         if len(request_id) < 32:
             request_id = self.store.find(request_id)
         row, gates = self.store.get(request_id)
@@ -599,6 +628,14 @@ class PromotionService:
     ) -> list[PromotionRequest]:
         """Requests, newest first (``status="pending_approval"`` for the approval queue,
         :data:`OPEN_STATUSES` for everything still waiting on someone or a rollout)."""
+        if isinstance(status, str):
+            check.name(status, "Request status", max_length=32)
+        elif status is not None:
+            check.string_list(status, "Request statuses")
+        if model is not None:
+            check_model_name(model)
+        if version is not None:
+            check.integer(version, "version", minimum=1)
         return [
             self.get_request(i)
             for i in self.store.list(status=status, model=model, version=version)

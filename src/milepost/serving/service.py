@@ -47,10 +47,13 @@ Shadows answer nobody, so any version of the tracked model may be mirrored.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
+from milepost import _validate as check
 from milepost.errors import Conflict, InvalidInput, NotFound
+from milepost.models.uri import check_model_name
 from milepost.serving._registry import IN_PROGRESS, RegistryLink, tracked_stage
 from milepost.serving.analysis import Decision, VariantStats, judge, variant_stats
 from milepost.serving.backends.sql import SqlServingStore
@@ -68,6 +71,28 @@ if TYPE_CHECKING:
     from milepost.stores.metadata import MetadataStore
 
 __all__ = ["Decision", "DeploymentService", "VariantStats"]
+
+
+_ENDPOINT = re.compile(r"(?=.*[^\W_])[\w-]+")
+
+
+def _endpoint(name: object) -> str:
+    """An endpoint's name: letters, digits, '-' and '_' (at most 128)."""
+    return check.name(
+        name,
+        "Endpoint name",
+        max_length=128,
+        pattern=_ENDPOINT,
+        rule="use letters, digits, '-' and '_'",
+    )
+
+
+def _target(version: object, model: object) -> None:
+    """The version (and model) a rollout asks for, checked before anything is loaded."""
+    if version is not None:
+        check.integer(version, "Model version", minimum=1)
+    if model is not None:
+        check_model_name(model)
 
 
 def _now() -> int:
@@ -150,10 +175,13 @@ class DeploymentService:
                 the endpoint was created).
             AlreadyExists: the name is taken, or another endpoint tracks this stage.
         """
-        if not name or not name.replace("-", "").replace("_", "").isalnum() or len(name) > 128:
-            raise InvalidInput(
-                f"Endpoint name {name!r} is invalid: use letters, digits, '-' and '_'."
-            )
+        _endpoint(name)
+        check_model_name(model)
+        _target(version, None)
+        check.integer(replicas, "replicas", minimum=1, maximum=64)
+        check.boolean(log_predictions, "log_predictions")
+        if stage is not None:
+            check.name(stage, "Stage", max_length=16)
         if version is not None and stage is not None:
             raise InvalidInput(
                 f"Give the endpoint either a version to pin ({version}) or a stage to track "
@@ -193,6 +221,7 @@ class DeploymentService:
 
     def get(self, name: str) -> tuple[EndpointSpec, int]:
         """An endpoint's spec and revision."""
+        _endpoint(name)
         return self.store.get(name)
 
     def _busy(self, spec: EndpointSpec, what: str) -> None:
@@ -240,6 +269,8 @@ class DeploymentService:
 
     def blue_green(self, name: str, version: int, *, model: str | None = None) -> EndpointSpec:
         """Load the new version beside the old one, with no traffic (preview)."""
+        _endpoint(name)
+        _target(version, model)
         current, _ = self.store.get(name)
         self._busy(current, "blue/green")
         model = self.registry.model_for(current, model)
@@ -274,6 +305,8 @@ class DeploymentService:
 
         On a tracking endpoint the candidate becomes Production in the same transaction.
         """
+        _endpoint(name)
+        reason = check.optional_text(reason, "reason")
         current, _ = self.store.get(name)
 
         def change(spec: EndpointSpec) -> EndpointSpec:
@@ -316,7 +349,9 @@ class DeploymentService:
         On a tracking endpoint the version's promotion to Production must be approved, or
         it starts here (its gates run first; see the module docstring).
         """
-        policy = _checked(policy or CanaryPolicy())
+        _endpoint(name)
+        _target(version, model)
+        policy = _checked(CanaryPolicy() if policy is None else policy)
         current, _ = self.store.get(name)
         self._busy(current, "a canary")
         model = self.registry.model_for(current, model)
@@ -340,7 +375,9 @@ class DeploymentService:
         self, name: str, version: int, *, model: str | None = None, share: float = 1.0
     ) -> EndpointSpec:
         """Mirror ``share`` of requests to a version whose answers are only logged."""
-        if not 0 < share <= 1:
+        _endpoint(name)
+        _target(version, model)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
             raise InvalidInput(f"Shadow share {share} must be in (0, 1].")
         current, _ = self.store.get(name)
         self._busy(current, "a shadow")
@@ -366,6 +403,8 @@ class DeploymentService:
 
     def rolling(self, name: str, version: int, *, model: str | None = None) -> EndpointSpec:
         """Replace replicas one at a time with the new version (the supervisors do it)."""
+        _endpoint(name)
+        _target(version, model)
         current, _ = self.store.get(name)
         self._busy(current, "a rolling update")
         model = self.registry.model_for(current, model)
@@ -398,6 +437,7 @@ class DeploymentService:
 
         On a tracking endpoint the candidate becomes Production in the same transaction.
         """
+        _endpoint(name)
         current, _ = self.store.get(name)
 
         def change(spec: EndpointSpec) -> EndpointSpec:
@@ -422,6 +462,10 @@ class DeploymentService:
         """Canary: go to the next step (at the last: make it primary). Shadow: start a
         canary (with ``policy``, default :class:`CanaryPolicy`); on a tracking endpoint,
         with the promotion request a canary carries (see :meth:`canary`)."""
+        _endpoint(name)
+        reason = check.optional_text(reason, "reason")
+        if policy is not None:
+            _checked(policy)
         spec, _ = self.store.get(name)
         ro = spec.rollout
         if ro is not None and ro.kind == "shadow" and ro.status == "mirroring":
@@ -523,6 +567,10 @@ class DeploymentService:
             Conflict: nothing to roll back, or the registry moved (the message says what
                 to do instead).
         """
+        _endpoint(name)
+        reason = check.optional_text(reason, "reason")
+        if stats is not None:
+            check.mapping(stats, "stats")
         current, _ = self.store.get(name)
         text = reason or "rolled back by hand"
 
@@ -559,6 +607,7 @@ class DeploymentService:
 
     def finalize(self, name: str) -> EndpointSpec:
         """Retire the previous version (rollback is no longer possible after this)."""
+        _endpoint(name)
         current, _ = self.store.get(name)
 
         def change(spec: EndpointSpec) -> EndpointSpec:
@@ -573,8 +622,8 @@ class DeploymentService:
 
     def set_replicas(self, name: str, replicas: int) -> EndpointSpec:
         """Change the replica count (each host's supervisor follows)."""
-        if not 1 <= replicas <= 64:
-            raise InvalidInput(f"Replicas must be 1-64, got {replicas}.")
+        _endpoint(name)
+        check.integer(replicas, "Replicas", minimum=1, maximum=64)
         current, _ = self.store.get(name)
 
         def change(spec: EndpointSpec) -> EndpointSpec:
@@ -585,6 +634,8 @@ class DeploymentService:
 
     def fail_rolling(self, name: str, reason: str) -> EndpointSpec:
         """A new replica never became ready: restore the previous version."""
+        _endpoint(name)
+        check.text(reason, "reason")
         current, _ = self.store.get(name)
 
         def change(spec: EndpointSpec) -> EndpointSpec:
@@ -611,6 +662,10 @@ class DeploymentService:
     ) -> dict[str, VariantStats]:
         """Per-variant requests, errors and latency from the prediction log in
         ``[since_ms, until_ms]`` (epoch ms)."""
+        _endpoint(name)
+        check.integer(since_ms, "since_ms")
+        if until_ms is not None:
+            check.integer(until_ms, "until_ms")
         return variant_stats(self.store, name, since_ms=since_ms, until_ms=until_ms)
 
     def tick(self, name: str) -> Decision:
@@ -619,6 +674,7 @@ class DeploymentService:
         Safe to run from several processes at once: each decision is applied only if the
         rollout is still where this step saw it (otherwise ``none``).
         """
+        _endpoint(name)
         spec, _ = self.store.get(name)
         ro = spec.rollout
         if ro is None or ro.kind != "canary" or ro.status != "progressing" or ro.canary is None:
@@ -651,6 +707,16 @@ class DeploymentService:
         """The spec, what it tracks and whether the registry agrees, the rollout (with its
         promotion request), recent events and per-variant stats over a stated window
         (``window``: since, until, in epoch ms)."""
+        _endpoint(name)
+        if (
+            isinstance(window_seconds, bool)
+            or not isinstance(window_seconds, (int, float))
+            or not 0 < window_seconds <= 10 * 365 * 86400
+        ):
+            raise InvalidInput(
+                f"window_seconds must be a positive number of seconds (at most ten years), "
+                f"got {check.short_repr(window_seconds)}."
+            )
         spec, revision = self.store.get(name)
         until = _now()
         since = until - int(window_seconds * 1000)
@@ -691,6 +757,7 @@ class DeploymentService:
 
     def require(self, name: str) -> None:
         """Raise NotFound unless the endpoint exists."""
+        _endpoint(name)
         if self.store.revision(name) is None:
             raise NotFound(
                 f"Endpoint {name!r} does not exist.",
@@ -699,10 +766,19 @@ class DeploymentService:
 
     def record(self, name: str, kind: str, reason: str, details: Any = None) -> None:
         """Record a supervisor event (rolling steps, replica replacements) without a spec change."""
+        _endpoint(name)
+        check.name(kind, "Event kind", max_length=64)
+        check.text(reason, "reason")
         self.store.add_event(name, kind, actor=self.actor, reason=reason, details=details)
 
 
 def _checked(policy: CanaryPolicy) -> CanaryPolicy:
+    if not isinstance(policy, CanaryPolicy):
+        raise InvalidInput(
+            f"A canary policy is a CanaryPolicy, got {check.short_repr(policy)} "
+            f"({type(policy).__name__}).",
+            hint="milepost.serving.CanaryPolicy(steps=[10, 50, 100], ...)",
+        )
     if (
         not policy.steps
         or any(not 0 < s <= 100 for s in policy.steps)

@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol, runtime_checkable
+from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from milepost.errors import (
     BackendUnavailable,
@@ -38,6 +38,9 @@ from milepost.errors import (
     mask_uri,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 __all__ = [
     "BlobRef",
     "BlobStore",
@@ -47,6 +50,7 @@ __all__ = [
     "hash_file",
     "open_blob_store",
     "verify_file",
+    "writing_to",
 ]
 
 _CHUNK = 1 << 20
@@ -191,6 +195,25 @@ class VerifyingReader(io.RawIOBase):
         super().close()
 
 
+@contextlib.contextmanager
+def writing_to(dest: Path) -> Iterator[None]:
+    """Say an error writing a local destination the caller chose as InvalidInput.
+
+    A destination that is a file where a directory is needed, a name longer than the
+    file system allows or a directory the process may not write to is the caller's to
+    fix; the raw ``OSError`` never escapes.
+    """
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename if isinstance(exc.filename, str) else str(dest)
+        raise InvalidInput(
+            f"Cannot write {dest}: {exc.strerror or exc} ({where}).",
+            hint="Choose a destination directory you can write to; no file in the way "
+            "of its sub-directories.",
+        ) from exc
+
+
 def hash_file(path: Path) -> BlobRef:
     """SHA-256 and size of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
@@ -288,26 +311,26 @@ class LocalBlobStore:
             return check_bytes(fh.read(), digest, str(self._path(digest)))
 
     def download(self, digest: str, dest: Path) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
         h = hashlib.sha256()
         size = 0
-        with (
-            self._open_raw(digest) as src,
-            tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp,
-        ):
-            try:
-                while chunk := src.read(_CHUNK):
-                    h.update(chunk)
-                    size += len(chunk)
-                    tmp.write(chunk)
-            except BaseException:
-                tmp.close()
-                os.unlink(tmp.name)
-                raise
-        if h.hexdigest() != digest:
-            os.unlink(tmp.name)
-            raise _mismatch(digest, str(self._path(digest)), size)
-        os.replace(tmp.name, dest)
+        tmp_name = None
+        try:
+            with self._open_raw(digest) as src, writing_to(dest):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
+                    tmp_name = tmp.name
+                    while chunk := src.read(_CHUNK):
+                        h.update(chunk)
+                        size += len(chunk)
+                        tmp.write(chunk)
+                if h.hexdigest() != digest:
+                    raise _mismatch(digest, str(self._path(digest)), size)
+                os.replace(tmp_name, dest)
+                tmp_name = None
+        finally:
+            if tmp_name is not None:  # nothing half-written is left beside the destination
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp_name)
 
     def _open_raw(self, digest: str) -> IO[bytes]:
         path = self._path(digest)

@@ -23,6 +23,7 @@ from milepost.stores.blobs import (
     check_bytes,
     check_digest,
     hash_file,
+    writing_to,
 )
 
 if TYPE_CHECKING:
@@ -106,18 +107,21 @@ class S3BlobStore:
         return check_bytes(data, digest, self.location(digest))
 
     def download(self, digest: str, dest: Path) -> None:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent)
-        os.close(fd)
+        tmp = None
         try:
+            with writing_to(dest):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=dest.parent)
+                os.close(fd)
             with self._errors(digest):
                 self.fs.get_file(self._key(digest), tmp)
             got = hash_file(Path(tmp))
             if got.digest != digest:
                 raise _mismatch(digest, self.location(digest), got.size)
-            os.replace(tmp, dest)
+            with writing_to(dest):
+                os.replace(tmp, dest)
         finally:
-            if os.path.exists(tmp):
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
 
     def open(self, digest: str) -> IO[bytes]:

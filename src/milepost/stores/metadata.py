@@ -45,6 +45,10 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 #: with every new file in ``migrations/versions``.
 HEAD_REVISION = "0014"
 _READONLY = "milepost_readonly"
+_INT64_HINT = (
+    f"Integers (ids, versions, steps, timestamps) must fit a signed 64-bit integer: "
+    f"{-(2**63)} to {2**63 - 1}."
+)
 
 
 class MetadataStore:
@@ -101,6 +105,7 @@ class MetadataStore:
                 f"Metadata URI scheme {url.drivername!r} is not supported.",
                 hint="Supported: sqlite:///..., postgresql+psycopg://...",
             )
+        event.listen(self.engine, "handle_error", _refused_value)
         self._migrated = False
         self._migrate_lock = threading.Lock()
         if auto_migrate:
@@ -163,6 +168,16 @@ class MetadataStore:
                 hint="Re-read the object and try again.",
             )
         if isinstance(exc, sa.exc.DataError):
+            if getattr(exc.orig, "sqlstate", None) == "22003":  # numeric_value_out_of_range
+                return InvalidInput(
+                    f"A number is too large for the metadata database ({text}).",
+                    hint=_INT64_HINT,
+                )
+            if "NUL (0x00)" in text:
+                return InvalidInput(
+                    "Text containing a NUL character (\\x00) cannot be stored in PostgreSQL.",
+                    hint="Remove the NUL character from the name or value.",
+                )
             return InvalidInput(
                 f"The metadata database refused a value: {text}",
                 hint="Check the value against the field's type and range.",
@@ -290,6 +305,30 @@ class MetadataStore:
 
     def __repr__(self) -> str:
         return f"MetadataStore({mask_uri(self.uri)!r})"
+
+
+def _refused_value(ctx: sa.engine.ExceptionContext) -> MilepostError | None:
+    """A value the driver cannot bind is the caller's mistake, said as InvalidInput.
+
+    The drivers raise plain Python errors for these, which SQLAlchemy passes through
+    unwrapped: ``OverflowError`` for an integer beyond a signed 64-bit one (sqlite3),
+    ``UnicodeEncodeError`` for text with a lone surrogate (both drivers). PostgreSQL's
+    refusals of a NUL character or an out-of-range number are ``DataError`` and are
+    translated by :meth:`MetadataStore._translate`.
+    """
+    exc = ctx.original_exception
+    if isinstance(exc, OverflowError):
+        return InvalidInput(
+            f"A number is too large for the metadata database ({exc}).", hint=_INT64_HINT
+        )
+    if isinstance(exc, UnicodeEncodeError):
+        bad = exc.object[exc.start : exc.end]
+        return InvalidInput(
+            f"Text containing {bad!r} cannot be stored: {exc.reason}.",
+            hint="Text must be valid Unicode; a lone surrogate usually comes from "
+            "decoding bytes with errors='surrogateescape'.",
+        )
+    return None
 
 
 def _current_revision(conn: Connection) -> str | None:

@@ -15,20 +15,10 @@ import math
 import numbers
 from typing import Any
 
+from milepost._validate import INT64_MAX, INT64_MIN, short_repr
 from milepost.errors import InvalidInput
 
 __all__ = ["INT64_MAX", "INT64_MIN", "int64", "metric_value", "short_repr"]
-
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
-
-
-def short_repr(value: Any, limit: int = 60) -> str:
-    """``repr`` cut to ``limit`` characters (a 400-digit integer says how long it is)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**limit:
-        return f"an integer of {len(str(abs(value)))} digits"
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def metric_value(key: str, value: Any) -> float:

@@ -6,6 +6,7 @@ artifact bytes; :class:`~milepost.tracking.backends.sql.SqlTrackingStore` persis
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 import threading
@@ -15,7 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from milepost import _validate as check
 from milepost.errors import InvalidInput, NotFound
+from milepost.stores.blobs import writing_to
 from milepost.stores.paths import safe_join, safe_relpath
 from milepost.tracking import _names
 from milepost.tracking._filter import parse_filter, parse_order_by
@@ -62,6 +65,12 @@ _MAX_RESULTS = 50_000
 
 def validate_key(key: Any, what: str) -> str:
     """A param, metric or tag name: 1-250 of letters, digits, ``_ - . / :`` and space."""
+    bad = check.unsafe_char(key) if isinstance(key, str) else None
+    if bad is not None:
+        raise InvalidInput(
+            f"Invalid {what} name {key!r}: it contains {bad}.",
+            hint="For example 'val/loss' or 'learning_rate'.",
+        )
     if not isinstance(key, str) or not key or len(key) > _MAX_KEY or not _KEY.match(key):
         raise InvalidInput(
             f"Invalid {what} name {key!r}: use 1-{_MAX_KEY} letters, digits, "
@@ -75,14 +84,35 @@ def validate_key(key: Any, what: str) -> str:
     return key
 
 
-def _run_id(run_id: Any) -> str:
-    if type(run_id) is not str:
-        raise InvalidInput(
-            f"A run id is a string of 32 hex characters, got {short_repr(run_id)} "
-            f"({type(run_id).__name__}).",
-            hint="Use run.run_id, or find ids with `milepost runs list`.",
-        )
-    return run_id
+_run_id = check.run_id
+
+
+def _experiment_ref(ref: Any) -> str | int:
+    """An experiment's name (str) or id (int), checked."""
+    if isinstance(ref, str):
+        return check.name(ref, "Experiment name or id")
+    if isinstance(ref, numbers.Integral) and not isinstance(ref, bool):
+        return check.integer(ref, "Experiment id", minimum=0)
+    raise InvalidInput(
+        f"An experiment is given by its name (str) or id (int), got {short_repr(ref)} "
+        f"({type(ref).__name__})."
+    )
+
+
+def _values(items: Any, what: str) -> dict[str, str]:
+    """Tags or params as ``{key: text}``: checked keys, values that can be stored."""
+    clean: dict[str, str] = {}
+    for k, v in check.mapping(items, f"{what}s").items():
+        key = validate_key(k, what)
+        clean[key] = check.text(str(v), f"The value of {what} {key!r}")
+    return clean
+
+
+def _storable(text: str | None) -> str | None:
+    """A run's error text made storable: a traceback may quote any text at all."""
+    if text is None:
+        return None
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 class TrackingService:
@@ -112,7 +142,9 @@ class TrackingService:
     def create_experiment(self, name: str, *, description: str | None = None) -> Experiment:
         """Create an experiment. Raises AlreadyExists."""
         return self.store.create_experiment(
-            _experiment_name(name), description=description, actor=self.actor
+            _experiment_name(name),
+            description=check.optional_text(description, "Experiment description"),
+            actor=self.actor,
         )
 
     def get_or_create_experiment(self, name: str) -> Experiment:
@@ -121,8 +153,11 @@ class TrackingService:
 
     def get_experiment(self, ref: str | int) -> Experiment:
         """An experiment by name or numeric id. Raises NotFound (with close names)."""
+        ref = _experiment_ref(ref)
         experiment = None
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        if isinstance(ref, int) or (
+            ref.isascii() and ref.isdigit() and int(ref) <= check.INT64_MAX
+        ):
             experiment = self.store.get_experiment(experiment_id=int(ref))
         if experiment is None and isinstance(ref, str):
             experiment = self.store.get_experiment(name=ref)
@@ -138,6 +173,7 @@ class TrackingService:
 
     def list_experiments(self, *, include_deleted: bool = False) -> list[Experiment]:
         """Experiments, oldest first."""
+        check.boolean(include_deleted, "include_deleted")
         return self.store.list_experiments(include_deleted=include_deleted)
 
     def rename_experiment(self, ref: str | int, new_name: str) -> Experiment:
@@ -152,6 +188,7 @@ class TrackingService:
 
     def delete_experiment(self, ref: str | int, *, reason: str | None = None) -> Experiment:
         """Soft-delete an experiment (its runs stay readable), audited."""
+        reason = check.optional_text(reason, "reason")
         experiment = self.get_experiment(ref)
         return self.store.update_experiment(
             experiment.experiment_id,
@@ -187,18 +224,21 @@ class TrackingService:
             NotFound: ``parent_run_id`` does not exist.
             InvalidInput: a bad name or tag.
         """
-        if experiment is None:
+        if run_name is not None:
+            check.name(run_name, "Run name")
+        clean_tags = _values(tags, "tag") if tags is not None else {}
+        if parent_run_id is not None:
+            _run_id(parent_run_id, "parent run id")
+        ref = None if experiment is None else _experiment_ref(experiment)
+        if ref is None:
             exp = self.get_or_create_experiment(self.settings.experiment)
-        elif isinstance(experiment, int):
-            exp = self.get_experiment(experiment)
+        elif isinstance(ref, int):
+            exp = self.get_experiment(ref)
         else:
-            exp = self.get_or_create_experiment(experiment)
+            exp = self.get_or_create_experiment(ref)
         if parent_run_id is not None and self.store.get_run(parent_run_id) is None:
             raise NotFound(f"Parent run {parent_run_id} does not exist.")
-        clean_tags = {validate_key(k, "tag"): str(v) for k, v in (tags or {}).items()}
         run_id = uuid.uuid4().hex
-        if run_name is not None and (not isinstance(run_name, str) or not 0 < len(run_name) <= 256):
-            raise InvalidInput(f"Run name must be 1-256 characters, got {run_name!r}.")
         env = capture_environment()
         git = git_info()
         proc = process_info()
@@ -251,8 +291,13 @@ class TrackingService:
         target = _status(status)
         if target is RunStatus.RUNNING:
             raise InvalidInput("end_run needs a terminal status: FINISHED, FAILED or KILLED.")
+        _run_id(run_id)
+        if error is not None and not isinstance(error, str):
+            raise InvalidInput(f"A run's error is text, got {type(error).__name__}.")
         self.writer.flush()
-        self.store.end_run(run_id, status=target, end_time=now_ms(), error=error, actor=self.actor)
+        self.store.end_run(
+            run_id, status=target, end_time=now_ms(), error=_storable(error), actor=self.actor
+        )
         with self._lock:
             self._owned.pop(run_id, None)
 
@@ -261,6 +306,7 @@ class TrackingService:
 
         A RUNNING run whose process is gone is marked KILLED first.
         """
+        _run_id(run_id)
         if sweep:
             self.detect_stale_runs(run_ids=[run_id])
         run = self.store.get_run(run_id)
@@ -273,14 +319,17 @@ class TrackingService:
 
     def delete_run(self, run_id: str) -> None:
         """Soft-delete a run (hidden from searches), audited."""
+        _run_id(run_id)
         self.store.set_run_lifecycle(run_id, "deleted", actor=self.actor)
 
     def restore_run(self, run_id: str) -> None:
         """Undo a delete, audited."""
+        _run_id(run_id)
         self.store.set_run_lifecycle(run_id, "active", actor=self.actor)
 
     def get_environment(self, env_hash: str) -> Environment:
         """The environment a run recorded. Raises NotFound."""
+        check.name(env_hash, "Environment hash", max_length=64)
         env = self.store.get_environment(env_hash)
         if env is None:
             raise NotFound(f"Environment {env_hash} does not exist.")
@@ -308,14 +357,24 @@ class TrackingService:
         Raises:
             InvalidFilter: the filter or order is malformed (the message points at it).
         """
-        if not isinstance(max_results, int) or not 0 < max_results <= _MAX_RESULTS:
-            raise InvalidInput(f"max_results must be 1-{_MAX_RESULTS}, got {max_results!r}.")
+        check.integer(max_results, "max_results", minimum=1, maximum=_MAX_RESULTS)
+        check.boolean(include_deleted, "include_deleted")
+        max_results = int(max_results)
+        if filter is not None and not isinstance(filter, str):
+            raise InvalidInput(f"filter must be a string, got {short_repr(filter)}.")
+        if order_by is not None:
+            check.string_list(order_by, "order_by", allow_str=True)
+        if page_token is not None:
+            check.text(page_token, "page_token")
         comparisons = parse_filter(filter)
         order = parse_order_by(order_by)
         if experiments is None:
             ids = [e.experiment_id for e in self.list_experiments()]
         else:
-            refs = [experiments] if isinstance(experiments, (str, int)) else list(experiments)
+            if isinstance(experiments, (list, tuple)):
+                refs = [_experiment_ref(r) for r in experiments]
+            else:
+                refs = [_experiment_ref(experiments)]
             ids = [self.get_experiment(r).experiment_id for r in refs]
         if not ids:
             return PagedList([], None)
@@ -384,27 +443,27 @@ class TrackingService:
 
     def log_params(self, run_id: str, items: Mapping[str, Any]) -> None:
         """Log params (immutable: a different value for a logged key is a Conflict)."""
-        clean: dict[str, str] = {}
-        for k, v in items.items():
-            text = str(v)
+        _run_id(run_id)
+        clean = _values(items, "param")
+        for k, text in clean.items():
             if len(text) > _MAX_PARAM_VALUE:
                 raise InvalidInput(
                     f"Param {k!r} is {len(text)} characters; the limit is {_MAX_PARAM_VALUE}.",
                     hint="Log long values as an artifact (log_text or log_dict).",
                 )
-            clean[validate_key(k, "param")] = text
         if clean:
             self.store.log_params(run_id, clean)
 
     def set_tags(self, run_id: str, items: Mapping[str, Any]) -> None:
         """Set tags (mutable)."""
-        clean = {validate_key(k, "tag"): str(v) for k, v in items.items()}
+        _run_id(run_id)
+        clean = _values(items, "tag")
         if clean:
             self.store.set_tags(run_id, clean)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove a tag."""
-        self.store.delete_tag(run_id, key)
+        self.store.delete_tag(_run_id(run_id), validate_key(key, "tag"))
 
     def _metric_experiment(self, run_id: str) -> int:
         exp = self._writable.get(_run_id(run_id))
@@ -445,7 +504,7 @@ class TrackingService:
         exp = self._writable.get(run_id) if type(run_id) is str else None
         if exp is None:
             exp = self._metric_experiment(run_id)
-        if key not in self._keys_ok:
+        if type(key) is not str or key not in self._keys_ok:
             validate_key(key, "metric")
             self._keys_ok.add(key)
         if type(value) is not float:
@@ -480,7 +539,7 @@ class TrackingService:
         st = 0 if step is None else int64("step", step)
         rows = []
         for key, value in values.items():
-            if key not in self._keys_ok:
+            if type(key) is not str or key not in self._keys_ok:
                 validate_key(key, "metric")
                 self._keys_ok.add(key)
             rows.append((run_id, exp, key, metric_value(key, value), ts, st))
@@ -492,6 +551,7 @@ class TrackingService:
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every value of a metric (flushing this process's queue first)."""
+        validate_key(key, "metric")
         self.writer.flush()
         self.get_run(run_id, sweep=False)
         return self.store.metric_history(run_id, key)
@@ -502,12 +562,12 @@ class TrackingService:
         self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
     ) -> ArtifactInfo:
         """Store one file as ``artifact_path/<file name>``."""
-        path = Path(local_path)
-        if not path.is_file():
-            raise InvalidInput(
-                f"Cannot log artifact {str(path)!r}: it is not a file.",
-                hint="Use log_artifacts for a directory.",
-            )
+        _run_id(run_id)
+        path = check.local_path(
+            local_path, "Artifact", kind="file", hint="Use log_artifacts for a directory."
+        )
+        if artifact_path is not None:
+            check.text(artifact_path, "artifact_path")
         target = path.name if not artifact_path else f"{artifact_path}/{path.name}"
         rel = safe_relpath(target)
         ref = self.blobs.put_file(path)
@@ -519,9 +579,12 @@ class TrackingService:
         self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
     ) -> list[ArtifactInfo]:
         """Store a directory tree. Links that leave it are refused before anything is stored."""
-        root = Path(local_dir)
-        if not root.is_dir():
-            raise InvalidInput(f"Cannot log artifacts from {str(root)!r}: it is not a directory.")
+        _run_id(run_id)
+        root = check.local_path(
+            local_dir, "Artifact directory", kind="dir", hint="Use log_artifact for a file."
+        )
+        if artifact_path is not None:
+            check.text(artifact_path, "artifact_path")
         real_root = root.resolve()
         files: list[tuple[Path, str]] = []
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -553,7 +616,10 @@ class TrackingService:
 
     def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> ArtifactInfo:
         """Store bytes as one artifact file (used by log_text, log_dict, log_figure)."""
+        _run_id(run_id)
         rel = safe_relpath(artifact_file)
+        if not isinstance(data, bytes):
+            raise InvalidInput(f"Artifact {rel!r}: expected bytes, got {type(data).__name__}.")
         ref = self.blobs.put_bytes(data)
         info = ArtifactInfo(rel, ref.digest, ref.size)
         self.store.record_artifacts(run_id, [info])
@@ -561,12 +627,14 @@ class TrackingService:
 
     def list_artifacts(self, run_id: str, path: str = "") -> list[ArtifactInfo]:
         """A run's artifacts under ``path`` (all by default)."""
-        prefix = safe_relpath(path) if path else ""
+        _run_id(run_id)
+        prefix = "" if path is None or (isinstance(path, str) and not path) else safe_relpath(path)
         self.get_run(run_id, sweep=False)
         return self.store.list_artifacts(run_id, prefix)
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
         """The bytes of one artifact file. Raises NotFound."""
+        _run_id(run_id)
         rel = safe_relpath(path)
         match = [a for a in self.store.list_artifacts(run_id, rel) if a.path == rel]
         if not match:
@@ -576,14 +644,25 @@ class TrackingService:
     def download_artifacts(
         self, run_id: str, path: str = "", dst: str | os.PathLike[str] = "."
     ) -> Path:
-        """Copy artifacts under ``path`` into ``dst`` keeping their relative paths."""
+        """Copy artifacts under ``path`` into ``dst`` keeping their relative paths.
+
+        Every destination is checked before anything is written: ``dst`` must be a
+        directory (created when missing), and no file may stand where a directory is
+        needed, nor a directory where a file goes.
+
+        Raises:
+            InvalidInput: ``dst`` or a path under it cannot take the artifacts.
+            NotFound: the run has no artifacts under ``path``.
+        """
+        dest_root = check.local_path(dst, "Download destination", kind="new_dir")
         items = self.list_artifacts(run_id, path)
         if not items:
             raise NotFound(f"Run {run_id} has no artifacts under {path or '/'!r}.")
-        dest_root = Path(dst)
-        dest_root.mkdir(parents=True, exist_ok=True)
-        for item in items:
-            self.blobs.download(item.digest, safe_join(dest_root, item.path))
+        with writing_to(dest_root):
+            targets = [(item, _download_target(dest_root, item.path)) for item in items]
+            dest_root.mkdir(parents=True, exist_ok=True)
+        for item, target in targets:
+            self.blobs.download(item.digest, target)
         return dest_root / safe_relpath(path) if path else dest_root
 
     def close(self) -> None:
@@ -591,8 +670,29 @@ class TrackingService:
         self.writer.close()
 
 
-def _experiment_name(name: Any) -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > 256 or name != name.strip():
+def _download_target(root: Path, relpath: str) -> Path:
+    """Where an artifact is downloaded to, refused when something is in the way."""
+    target = safe_join(root, relpath)
+    real_root = root.resolve()
+    if target.is_dir():
+        raise InvalidInput(
+            f"Cannot download artifact {relpath!r}: {target} is a directory.",
+            hint="Download into an empty directory.",
+        )
+    for parent in target.parents:
+        if parent.exists() and not parent.is_dir():
+            raise InvalidInput(
+                f"Cannot download artifact {relpath!r}: {parent} is a file, not a directory.",
+                hint="Download into an empty directory.",
+            )
+        if parent == real_root:
+            break
+    return target
+
+
+def _experiment_name(value: Any) -> str:
+    name = check.name(value, "Experiment name")
+    if not name.strip() or name != name.strip():
         raise InvalidInput(
             f"Experiment name {name!r} is invalid: use 1-256 characters without leading or "
             "trailing spaces."

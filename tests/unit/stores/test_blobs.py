@@ -146,3 +146,15 @@ def test_stale_temporary_files_of_interrupted_writes_are_removed(tmp_path: Path)
     os.utime(stale, (old, old))
     LocalBlobStore(tmp_path / "blobs")  # the next process to open the store
     assert not stale.exists() and fresh.exists()
+
+
+def test_a_download_that_cannot_be_written_leaves_nothing(store: BlobStore, tmp_path: Path) -> None:
+    ref = store.put_bytes(b"content")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "file").write_text("mine")
+    for dest in (out / "file" / "below.txt", out / ("n" * 300), out / "file" / "a" / "b"):
+        with pytest.raises(InvalidInput, match="Cannot write"):
+            store.download(ref.digest, dest)
+    assert sorted(p.name for p in out.iterdir()) == ["file"]  # no temporary file beside it
+    assert (out / "file").read_text() == "mine"

@@ -30,6 +30,13 @@ def test_normalises_relative_paths(raw: str, normal: str) -> None:
         ("", "empty"),
         (".", "names no file"),
         ("a\x00b", "NUL"),
+        ("a\nb.txt", "control character"),
+        ("plots/\x1b[31mred.png", "control character"),
+        ("a\u202etxt.exe", "control character"),
+        ("bad\ud800.txt", "lone surrogate"),
+        ("a" * 256, "256 bytes long; file systems take at most 255"),
+        ("d/" + "é" * 128, "256 bytes long"),
+        ("d/" * 600 + "f", "longer than 1024 characters"),
     ],
 )
 def test_refuses_escapes(raw: str, reason: str) -> None:
@@ -59,3 +66,14 @@ def test_safe_join_refuses_links_out_of_the_root(tmp_path: Path) -> None:
     assert safe_join(root, "a/b.txt") == root.resolve() / "a" / "b.txt"
     with pytest.raises(InvalidInput, match="outside"):
         safe_join(root, "link/secret.txt")
+
+
+def test_the_longest_names_a_file_system_takes_pass() -> None:
+    assert safe_relpath("a" * 255) == "a" * 255
+    assert safe_relpath("/".join(["d" * 200] * 5)) == "/".join(["d" * 200] * 5)
+
+
+@pytest.mark.parametrize("raw", [None, 3, b"a.txt", ["a"]])
+def test_refuses_what_is_not_a_path(raw: object) -> None:
+    with pytest.raises(InvalidInput, match="must be"):
+        safe_relpath(raw)  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgpack
 
-from milepost.errors import ConfigError, mask_uri
+from milepost.errors import ConfigError, InvalidInput, mask_uri
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -39,6 +39,7 @@ __all__ = [
     "open_online_store",
     "pack",
     "unpack",
+    "unstorable_key",
 ]
 
 
@@ -88,6 +89,15 @@ def entity_key(values: Sequence[Any]) -> str:
         v = raw.item() if hasattr(raw, "item") else raw  # numpy scalars
         parts.append(f"s:{v}" if isinstance(v, str) else f"n:{v!r}")
     return "\x1f".join(parts)
+
+
+def unstorable_key(exc: UnicodeEncodeError) -> InvalidInput:
+    """An entity key whose text no store can hold (a lone surrogate), as InvalidInput."""
+    bad = exc.object[exc.start : exc.end]
+    return InvalidInput(
+        f"An entity key contains {bad!r}, which cannot be stored ({exc.reason}).",
+        hint="Join-key values must be valid Unicode text or numbers.",
+    )
 
 
 @runtime_checkable

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from milepost.errors import BackendUnavailable, ConfigError, mask_uri
-from milepost.features.online import StoreIdentity, new_identity
+from milepost.features.online import StoreIdentity, new_identity, unstorable_key
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -108,6 +108,8 @@ class RedisOnlineStore:
                 for _, ev, cr, value in chunk:
                     args += [ev, cr, value]
                 self._upsert(keys=[self._key(view_key, r[0]) for r in chunk], args=args)
+        except UnicodeEncodeError as exc:
+            raise unstorable_key(exc) from exc
         except self._errors as exc:
             raise self._wrap(exc) from exc
         return len(rows)
@@ -115,6 +117,8 @@ class RedisOnlineStore:
     def read(self, view_key: str, entities: Sequence[str]) -> list[bytes | None]:
         try:
             raw = self._client.mget([self._key(view_key, e) for e in entities])
+        except UnicodeEncodeError as exc:
+            raise unstorable_key(exc) from exc
         except self._errors as exc:
             raise self._wrap(exc) from exc
         return [None if v is None else bytes(v)[30:] for v in raw]  # type: ignore[arg-type]

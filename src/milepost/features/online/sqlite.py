@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from milepost.errors import BackendUnavailable
-from milepost.features.online import StoreIdentity, new_identity
+from milepost.features.online import StoreIdentity, new_identity, unstorable_key
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -95,9 +95,11 @@ class SqliteOnlineStore:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(_UPSERT, [(view_key, *r) for r in rows])
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if isinstance(exc, UnicodeEncodeError):
+                raise unstorable_key(exc) from exc
             raise BackendUnavailable(f"The online store {self.path} failed: {exc}.") from exc
         return len(rows)
 
@@ -113,6 +115,8 @@ class SqliteOnlineStore:
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT entity, value FROM online_features WHERE view = ? AND entity IN ({marks})"  # noqa: S608, E501 - only placeholders are interpolated
                 found.update(conn.execute(sql, (view_key, *chunk)).fetchall())
+        except UnicodeEncodeError as exc:
+            raise unstorable_key(exc) from exc
         except sqlite3.Error as exc:
             raise BackendUnavailable(f"The online store {self.path} failed: {exc}.") from exc
         return [found.get(e) for e in entities]

@@ -371,6 +371,8 @@ class SqlRegistryStore:
         """Set version tags (replacing values)."""
         with self.db.write() as conn:
             row = self._version_row(conn, self._model_row(conn, name), version)
+            if not tags:
+                return
             ins = _sql.insert_for(conn, model_version_tags)
             conn.execute(
                 ins.on_conflict_do_update(
