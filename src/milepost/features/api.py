@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from pathlib import PurePath
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from milepost.errors import InvalidInput
@@ -11,7 +14,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from datetime import datetime
     from pathlib import Path
-    from types import ModuleType
 
     import pandas as pd
 
@@ -51,16 +53,27 @@ class FeatureStore:
         self._service = rt.features
         if repo is None:
             repo = rt.settings.feature_repo
+        if not isinstance(history, (list, tuple)) or not all(
+            isinstance(h, (str, PurePath, ModuleType)) for h in history
+        ):
+            raise InvalidInput(
+                "history must be a list of definition files or modules, got "
+                f"{type(history).__name__}.",
+                hint='For example history=["features_v1.py"].',
+            )
         for older in history:  # loading registers their code (see features.transforms)
             load_definitions(older)
         if isinstance(repo, (list, tuple)):
             from milepost.features.definitions import Entity, FeatureView, OnDemandFeatureView
 
             for obj in repo:
-                if not isinstance(obj, (Entity, FeatureView, OnDemandFeatureView)):
+                if not isinstance(
+                    obj, (Entity, FeatureView, OnDemandFeatureView)
+                ) and not inspect.isfunction(obj):
                     raise InvalidInput(
                         f"FeatureStore takes Entity, FeatureView and OnDemandFeatureView "
-                        f"objects, got a {type(obj).__name__}.",
+                        f"objects (and functions that computed older versions), got a "
+                        f"{type(obj).__name__}.",
                         hint="Or pass the .py file or module that defines them.",
                     )
             self.definitions = Definitions.of(list(repo))
