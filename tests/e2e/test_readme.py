@@ -152,11 +152,12 @@ class Project:
 
     def start_server(self, args: list[str], where: str, *, env: dict[str, str]) -> None:
         """Start ``milepost [features] serve`` in the background; return once it answers."""
+        assert "--port" in args, f"{where}: a README server line names its port"
         readme_port = int(args[args.index("--port") + 1])
         port = self.ports[readme_port] = _free_port()
         args = [*args]
         args[args.index("--port") + 1] = str(port)
-        log_path = self.root / f"server-{port}.log"
+        log_path = self.root.parent / f"server-{port}.log"  # outside the tutorial
         with log_path.open("wb") as log:
             server = subprocess.Popen(
                 [MILEPOST, *args],
