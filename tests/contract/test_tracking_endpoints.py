@@ -261,8 +261,9 @@ def test_models_promote_waits_for_the_rollout_and_the_registry_refuses_detours(
     assert req.status == "awaiting_rollout" and req.endpoint == "churn-ep"
     assert _stages() == {1: "Production", 2: "None", 3: "None"}
     # the Python API's ungated stage change and the archive of what the endpoint serves
-    with pytest.raises(Conflict, match="enters Production only through a rollout there"):
+    with pytest.raises(Conflict, match="enters Production only through a rollout there") as no:
         runtime.models.transition("churn", 3, "Production")
+    assert "`milepost deploy canary churn-ep 3`" in (no.value.hint or "")  # as typed
     with pytest.raises(Conflict, match="serves it as Production"):
         c.archive_model_version("churn", 1)
     _agree(runtime, tracked)

@@ -58,7 +58,10 @@ def test_endpoints_track_production_and_rollouts_move_the_registry(tmp_path: Pat
     # promoting waits for the rollout; Production cannot move behind the endpoint
     out = run("models", "promote", "churn", "2", "--to", "Production", "--reason", "better")
     assert out.returncode == 0, out.stderr
-    assert "Approved" in out.stdout and "milepost deploy canary churn --version 2" in out.stdout
+    assert "Approved" in out.stdout
+    # the command it names runs as typed (it once said `--version 2`, a usage error)
+    hinted = re.search(r"`(milepost deploy canary [^`]*)`", " ".join(out.stdout.split()))
+    assert hinted and hinted.group(1) == "milepost deploy canary churn 2", out.stdout
     waiting = json.loads(run("models", "requests", "--json").stdout)
     assert [(r["version"], r["status"], r["endpoint"]) for r in waiting] == [
         (2, "awaiting_rollout", "churn")
@@ -69,7 +72,7 @@ def test_endpoints_track_production_and_rollouts_move_the_registry(tmp_path: Pat
     assert stages() == {1: "Production", 2: "None"}
 
     # the canary carries that request; its last step moves registry and endpoint together
-    canary = run("deploy", "canary", "churn", "2", "--steps", "100", "--min-seconds", "0")
+    canary = run(*hinted.group(1).split()[1:], "--steps", "100", "--min-seconds", "0")
     assert canary.returncode == 0, canary.stderr
     assert "carries promotion request" in canary.stdout and "rolling_out" in canary.stdout
     status = run("deploy", "status", "churn")

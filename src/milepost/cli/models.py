@@ -251,7 +251,7 @@ def _print_request(req: PromotionRequest) -> None:
             f"[cyan]Approved[/]: every gate passed (request {req.request_id[:12]}). Endpoint "
             f"{req.endpoint} tracks {req.target_stage} of {req.model}, so v{req.version} "
             f"enters {req.target_stage} when it is rolled out there: `milepost deploy canary "
-            f"{req.endpoint} --version {req.version}` (or blue-green, rolling)."
+            f"{req.endpoint} {req.version}` (or blue-green, rolling)."
         )
     elif req.status == "rolling_out":
         console.print(

@@ -657,7 +657,7 @@ class SqlRegistryStore:
                 f"Endpoint {tracker!r} tracks Production of {name}: {name} v{version} enters "
                 "Production only through a rollout there, so that the registry and the "
                 "endpoint change together.",
-                hint=f"Roll it out: `milepost deploy canary {tracker} --version {version}` "
+                hint=f"Roll it out: `milepost deploy canary {tracker} {version}` "
                 "(or blue-green / rolling); its Production gates run first.",
             )
         if version in held:
