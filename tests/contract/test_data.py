@@ -202,6 +202,18 @@ def test_mostly_tolerates_a_fraction(runtime: Runtime, customers: pd.DataFrame) 
     assert not milepost.data.validate(customers, strict).success
 
 
+def test_a_ref_validates_its_version_like_the_cli_does(
+    runtime: Runtime, customers: pd.DataFrame
+) -> None:
+    milepost.data.register("customers", customers)
+    suite = Suite.from_yaml(SUITE_YAML)
+    result = milepost.data.validate("customers@1", suite, now=_now(customers))
+    assert result.success and result.dataset_ref == "customers@1"
+    assert [r.result_id for r in runtime.data.validations("customers@1")] == [result.result_id]
+    with pytest.raises(InvalidInput, match="no-such-file.parquet"):  # neither a file nor a ref
+        milepost.data.validate("no-such-file.parquet", suite)
+
+
 def test_missing_columns_fail_the_check_not_the_run(
     runtime: Runtime, customers: pd.DataFrame
 ) -> None:

@@ -33,7 +33,7 @@ from milepost.data.backends.sql import DatasetRow, NewVersion, SqlDataStore
 from milepost.data.models import ColumnSchema, DatasetInput, DatasetVersion, parse_ref
 from milepost.data.results import ValidationResult
 from milepost.data.validation import CheckContext, Suite, run_checks
-from milepost.errors import IntegrityViolation, InvalidInput
+from milepost.errors import IntegrityViolation, InvalidInput, NotFound
 from milepost.stores.blobs import verify_file
 
 if TYPE_CHECKING:
@@ -246,8 +246,9 @@ class DataService:
         """Run an expectation suite over data and store the result.
 
         Args:
-            data: a DatasetVersion (the result is linked to it), a DataFrame, an Arrow
-                table or paths (as for :meth:`register`).
+            data: a DatasetVersion or its ref (``name@N``; the result is linked to it), a
+                DataFrame, an Arrow table or paths (as for :meth:`register`). A string
+                that names no existing file but reads as a ref is taken as a ref.
             suite: a :class:`Suite`, a path to its YAML, YAML text or a dict.
             strict: raise :class:`~milepost.errors.ValidationFailed` when a check fails
                 (after storing the result).
@@ -260,6 +261,11 @@ class DataService:
             check.run_id(run_id)
         if now is not None and not isinstance(now, datetime):
             raise InvalidInput(f"now must be a datetime, got {type(now).__name__}.")
+        if isinstance(data, str) and "://" not in data and not Path(data).exists():
+            try:
+                data = self.get(data)  # a dataset ref, as the CLI and evaluate() take
+            except (InvalidInput, NotFound):
+                pass  # not a ref either: staging names the missing path
         check.unique_columns(data, "The data")
         version = data if isinstance(data, DatasetVersion) else None
         import duckdb
