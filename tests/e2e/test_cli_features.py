@@ -235,6 +235,10 @@ def test_feature_server_over_http(repo: Path, workers: int) -> None:
         assert not_json.status_code == 422 and not_json.json()["code"] == "invalid_input"
         nowhere = httpx.get(f"{url}/v1/nowhere", timeout=5)
         assert nowhere.status_code == 404 and nowhere.json()["code"] == "not_found"
+        wrong = httpx.get(f"{url}/v1/features/online", timeout=5)  # a POST route
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "POST", wrong.text
+        assert "takes POST, not GET" in wrong.json()["message"]
+        assert httpx.post(f"{url}/health", timeout=5).headers["allow"] == "GET, HEAD"
         # a version applied meanwhile but not materialized: 409, never "missing"
         (repo / "features.py").write_text(REPO.replace("* 2", "* 5"))
         assert cli("features", "apply", cwd=repo).returncode == 0

@@ -84,6 +84,13 @@ def _error(status: int, code: str, message: str, hint: str | None = None) -> tup
     return status, orjson.dumps({"code": code, "message": message, "hint": hint})
 
 
+#: Each route and the methods it takes (another method is a 405 with ``Allow``).
+_ROUTES: dict[str, tuple[str, ...]] = {
+    "/health": ("GET", "HEAD"),
+    "/v1/features/online": ("POST",),
+}
+
+
 class FeatureServer:
     """An ASGI 3 application over a loaded FeatureStore.
 
@@ -121,22 +128,33 @@ class FeatureServer:
             return
         body = await _read_body(receive)
         method, path = scope["method"], scope["path"]
+        extra: list[tuple[bytes, bytes]] = []
         if path == "/v1/features/online" and method == "POST" and body is not None:
             status, payload = await self._online(body)
+        elif path in _ROUTES and method not in _ROUTES[path]:
+            allowed = _ROUTES[path]
+            status, payload = _error(
+                405,
+                "method_not_allowed",
+                f"{path} takes {' or '.join(allowed)}, not {method}.",
+                f"Send {allowed[0]} {path}.",
+            )
+            extra.append((b"allow", ", ".join(allowed).encode()))
         else:
             status, payload = self._answer(method, path, body)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", b"%d" % len(payload)),
+            *extra,
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
     def _answer(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
         """Everything but an online read, answered on the event loop."""
-        if path == "/health" and method == "GET":
+        if path == "/health":
             return 200, b'{"status":"ok"}'
-        if path != "/v1/features/online" or method != "POST":
+        if path != "/v1/features/online":
             return _error(
                 404, "not_found", f"No route {method} {path}.", "POST /v1/features/online"
             )
