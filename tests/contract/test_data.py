@@ -210,7 +210,7 @@ def test_a_ref_validates_its_version_like_the_cli_does(
     result = milepost.data.validate("customers@1", suite, now=_now(customers))
     assert result.success and result.dataset_ref == "customers@1"
     assert [r.result_id for r in runtime.data.validations("customers@1")] == [result.result_id]
-    with pytest.raises(InvalidInput, match="no-such-file.parquet"):  # neither a file nor a ref
+    with pytest.raises(InvalidInput, match=r"no-such-file\.parquet"):  # neither a file nor a ref
         milepost.data.validate("no-such-file.parquet", suite)
 
 

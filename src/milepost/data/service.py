@@ -14,6 +14,7 @@ what is registered from version 2 on).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -262,10 +263,10 @@ class DataService:
         if now is not None and not isinstance(now, datetime):
             raise InvalidInput(f"now must be a datetime, got {type(now).__name__}.")
         if isinstance(data, str) and "://" not in data and not Path(data).exists():
-            try:
-                data = self.get(data)  # a dataset ref, as the CLI and evaluate() take
-            except (InvalidInput, NotFound):
-                pass  # not a ref either: staging names the missing path
+            # a dataset ref, as the CLI and evaluate() take; if it is not one either,
+            # staging below names the missing path
+            with contextlib.suppress(InvalidInput, NotFound):
+                data = self.get(data)
         check.unique_columns(data, "The data")
         version = data if isinstance(data, DatasetVersion) else None
         import duckdb
