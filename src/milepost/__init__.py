@@ -9,6 +9,8 @@ The map::
     milepost.errors                         MilepostError and its children
     milepost.tracking                       Run, Experiment, Metric, RunStatus ...
     milepost.data                           register, get, validate, diff dataset versions
+    milepost.features.FeatureStore          one feature definition for training and serving
+    milepost.deployments                    endpoints: create, update, advance, rollback
     milepost.governance                     the audit trail and its verification
 
 Embedded by default: a SQLite file and a directory of artifacts under ``./.milepost``.
@@ -26,7 +28,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from milepost import data
+    from milepost import data, deployments
     from milepost._client import Client
     from milepost._context import Runtime, configure, get_runtime, reset
     from milepost._fluent_api import (
@@ -69,6 +71,7 @@ __all__ = [
     "active_run",
     "configure",
     "data",
+    "deployments",
     "end_run",
     "evaluate",
     "flush",
@@ -95,6 +98,7 @@ __all__ = [
 # Public name -> the module that defines it. A submodule maps to itself.
 _LAZY: dict[str, str] = {
     "data": "milepost.data",
+    "deployments": "milepost.deployments",
     "Client": "milepost._client",
     "Runtime": "milepost._context",
     "configure": "milepost._context",
