@@ -20,7 +20,7 @@ from milepost.config import ResolvedSettings, Settings, build_settings, load_set
 from milepost.data.api import data_service
 from milepost.errors import InvalidInput
 from milepost.evaluation.service import EvaluationService
-from milepost.features.api import feature_service
+from milepost.features.api import FeatureStore, feature_service
 from milepost.governance.audit import AuditService
 from milepost.governance.roles import RoleService
 from milepost.models.service import ModelService
@@ -30,8 +30,9 @@ from milepost.stores.context import StoreContext, default_context, replace_defau
 from milepost.tracking._active import tracking_service
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
-    from types import TracebackType
+    from types import ModuleType, TracebackType
 
     from milepost.config import Source
     from milepost.stores.blobs import BlobStore
@@ -121,6 +122,15 @@ class Runtime:
         Example: ``with milepost.Runtime.open(home="/tmp/project") as rt: rt.data.get(...)``.
         """
         return cls(_resolve(cwd, overrides))
+
+    def feature_store(
+        self,
+        repo: str | Path | ModuleType | Sequence[Any] | None = None,
+        *,
+        history: Sequence[str | Path | ModuleType] = (),
+    ) -> FeatureStore:
+        """A :class:`~milepost.features.FeatureStore` on this runtime's stores."""
+        return FeatureStore(repo, history=history, context=self.context)
 
     @property
     def resolved(self) -> ResolvedSettings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 import milepost
 from milepost.data.api import data_service
 from milepost.errors import InvalidInput
+from milepost.features import Entity, FeatureStore, FeatureView, Field, PushSource
 from milepost.features.api import feature_service
 from milepost.tracking._active import active_run_id
 
@@ -59,6 +61,27 @@ def test_the_active_run_is_visible_to_capabilities_per_thread(tmp_path: Path) ->
         worker.join()
     assert seen == [None]
     assert active_run_id() is None
+
+
+def test_a_runtime_feature_store_works_on_the_runtime_stores(tmp_path: Path) -> None:
+    milepost.configure(home=tmp_path / "process")
+    customer = Entity("customer", join_keys=["customer_id"])
+    clicks = FeatureView(
+        name="clicks",
+        entity=customer,
+        source=PushSource("clicks"),
+        timestamp_field="ts",
+        ttl=timedelta(hours=1),
+        schema=[Field("clicks", "int")],
+    )
+    with milepost.Runtime.open(home=tmp_path / "embedded") as rt:
+        fs = rt.feature_store([customer, clicks])
+        assert [p.change for p in fs.apply()] == ["new"]
+        assert [p.change for p in fs.plan()] == ["unchanged"]
+        # the process's project has no such view
+        assert [p.change for p in FeatureStore([customer, clicks]).plan()] == ["new"]
+    with pytest.raises(InvalidInput, match="takes a StoreContext"):
+        FeatureStore([customer, clicks], context="sqlite://")  # type: ignore[arg-type]
 
 
 def test_a_runtime_takes_settings_or_a_context() -> None:

@@ -53,6 +53,8 @@ class FeatureStore:
             saved as ``features_v1.py``): their functions compute the older versions they
             defined, whatever the functions are called there. Only their code is used;
             the views this store reads and applies are those of ``repo``.
+        context: the store context to work on; default the process's (the one
+            ``milepost.get_runtime()`` uses). ``Runtime.feature_store()`` passes its own.
     """
 
     def __init__(
@@ -64,8 +66,14 @@ class FeatureStore:
         | None = None,
         *,
         history: Sequence[str | Path | ModuleType] = (),
+        context: StoreContext | None = None,
     ) -> None:
-        ctx = default_context()
+        if context is not None and not isinstance(context, StoreContext):
+            raise InvalidInput(
+                f"FeatureStore(context=...) takes a StoreContext, got {type(context).__name__}.",
+                hint="Use runtime.feature_store(...) for a Runtime of your own.",
+            )
+        ctx = context or default_context()
         self._service = feature_service(ctx)
         if repo is None:
             repo = ctx.settings.feature_repo
