@@ -275,11 +275,13 @@ class Client:
         """Reject a waiting promotion request."""
         return self._rt.promotion.reject(request_id, reason=reason)
 
-    def promotion_requests(
+    def list_promotion_requests(
         self, *, status: str | None = "pending_approval", model: str | None = None
     ) -> list[PromotionRequest]:
         """Promotion requests, newest first (``status=None``: every status)."""
         return self._rt.promotion.list_requests(status=status, model=model)
+
+    promotion_requests = list_promotion_requests  # the name before list_*; kept working
 
     def get_promotion_request(self, request_id: str) -> PromotionRequest:
         """One promotion request (a full id or a unique prefix) with its gate results."""
@@ -378,15 +380,18 @@ class Client:
         return self._rt.serving.status(name, window_seconds=window_seconds)
 
     # audit
-    def audit_events(self, **filters: Any) -> list[AuditEvent]:
+    def list_audit_events(self, **filters: Any) -> list[AuditEvent]:
         """Audit events, newest first (``object_type``, ``object_id``, ``actor``...)."""
         for name in filters:
             if name not in _AUDIT_FILTERS:
                 raise InvalidInput(
-                    f"audit_events has no filter {name!r}.{did_you_mean(name, _AUDIT_FILTERS)}",
+                    f"list_audit_events has no filter {name!r}."
+                    f"{did_you_mean(name, _AUDIT_FILTERS)}",
                     hint="Filters: " + ", ".join(_AUDIT_FILTERS) + ".",
                 )
         return self._rt.audit.list(**filters)
+
+    audit_events = list_audit_events  # the name before list_*; kept working
 
     def audit_head(self) -> str:
         """The audit chain's head as ``SEQ:HASH``: keep it outside the store as an anchor."""

@@ -89,3 +89,15 @@ def test_a_runtime_takes_settings_or_a_context() -> None:
         milepost.Runtime()
     with pytest.raises(InvalidInput, match="StoreContext"):
         milepost.Runtime(context="sqlite://")  # type: ignore[arg-type]
+
+
+def test_client_listings_are_list_star_and_old_names_still_work(tmp_path: Path) -> None:
+    milepost.configure(home=tmp_path / "home")
+    client = milepost.Client()
+    with milepost.start_run():
+        pass
+    assert client.audit_events(action="run.start") == client.list_audit_events(action="run.start")
+    assert len(client.list_audit_events(action="run.start")) == 1
+    assert client.promotion_requests() == client.list_promotion_requests() == []
+    with pytest.raises(InvalidInput, match="list_audit_events has no filter 'actr'"):
+        client.list_audit_events(actr="me")
