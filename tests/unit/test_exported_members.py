@@ -7,11 +7,14 @@ import pytest
 PACKAGES = [
     "milepost",
     "milepost.data",
+    "milepost.deployments",
     "milepost.errors",
     "milepost.evaluation",
+    "milepost.features",
     "milepost.governance",
     "milepost.models",
     "milepost.promotion",
+    "milepost.serving",
     "milepost.tracking",
 ]
 
