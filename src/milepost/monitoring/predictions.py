@@ -144,10 +144,10 @@ def read_predictions(
         params.append(variant)
     con = _connect()
     try:
-        table: pa.Table = con.execute(
+        table: pa.Table = con.sql(
             f"SELECT {cols} FROM {_parquet(paths)} WHERE {where} "  # noqa: S608
             "ORDER BY ts, request_id, row",
-            params,
+            params=params,
         ).to_arrow_table()
     finally:
         con.close()
