@@ -11,6 +11,7 @@ PACKAGES = [
     "milepost.evaluation",
     "milepost.governance",
     "milepost.models",
+    "milepost.monitoring",
     "milepost.promotion",
     "milepost.tracking",
 ]

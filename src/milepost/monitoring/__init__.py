@@ -11,30 +11,37 @@ check), canary analysis (prediction PSI) and the monitors::
   per-variant request/error/latency figures, prediction counts and PSI between variants.
 
 Layering: monitoring reads stores through small protocols; serving and data call it,
-never the reverse.
+never the reverse. Names load on first use (PEP 562): importing the package costs
+neither NumPy nor DuckDB.
 """
 
-from milepost.monitoring.predictions import (
-    SegmentSource,
-    VariantStats,
-    fmt_ms,
-    prediction_counts,
-    prediction_psi,
-    read_predictions,
-    segment_paths,
-    variant_stats,
-)
-from milepost.monitoring.stats import (
-    PSI_EPS,
-    KsResult,
-    align_counts,
-    bin_counts,
-    ks_test,
-    psi,
-    psi_bins,
-    psi_categorical,
-    psi_from_samples,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from milepost.monitoring.predictions import (
+        SegmentSource,
+        VariantStats,
+        fmt_ms,
+        prediction_counts,
+        prediction_psi,
+        read_predictions,
+        segment_paths,
+        variant_stats,
+    )
+    from milepost.monitoring.stats import (
+        PSI_EPS,
+        KsResult,
+        align_counts,
+        bin_counts,
+        ks_test,
+        psi,
+        psi_bins,
+        psi_categorical,
+        psi_from_samples,
+    )
 
 __all__ = [
     "PSI_EPS",
@@ -55,3 +62,48 @@ __all__ = [
     "segment_paths",
     "variant_stats",
 ]
+
+# Public name -> the module that defines it.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "SegmentSource",
+            "VariantStats",
+            "fmt_ms",
+            "prediction_counts",
+            "prediction_psi",
+            "read_predictions",
+            "segment_paths",
+            "variant_stats",
+        ),
+        "milepost.monitoring.predictions",
+    ),
+    **dict.fromkeys(
+        (
+            "PSI_EPS",
+            "KsResult",
+            "align_counts",
+            "bin_counts",
+            "ks_test",
+            "psi",
+            "psi_bins",
+            "psi_categorical",
+            "psi_from_samples",
+        ),
+        "milepost.monitoring.stats",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use and keep it as a module attribute."""
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(target), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from milepost._records import record_dict
-from milepost.monitoring.stats import psi_categorical
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -235,6 +234,8 @@ def prediction_psi(
     """PSI of ``candidate``'s predictions against ``primary``'s in the window, each
     distinct prediction one category (:func:`~milepost.monitoring.stats.psi_categorical`);
     ``None`` when either logged no ``ok`` prediction."""
+    from milepost.monitoring.stats import psi_categorical  # NumPy: only when computed
+
     ref, cur = prediction_counts(
         source, endpoint, [primary, candidate], since_ms=since_ms, until_ms=until_ms
     )

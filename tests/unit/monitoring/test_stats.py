@@ -163,3 +163,12 @@ def test_the_old_module_still_reexports_the_statistics() -> None:
     assert milepost.stats.psi is psi
     assert milepost.stats.ks_test is ks_test
     assert milepost.stats.psi_from_samples is psi_from_samples
+
+
+def test_the_package_loads_names_on_first_use() -> None:
+    from milepost import monitoring
+
+    assert monitoring.psi is psi
+    assert set(monitoring.__all__) <= set(dir(monitoring))
+    with pytest.raises(AttributeError, match="no_such_statistic"):
+        monitoring.no_such_statistic  # type: ignore[attr-defined]  # noqa: B018
