@@ -13,6 +13,7 @@ PACKAGES = [
     "milepost.features",
     "milepost.governance",
     "milepost.models",
+    "milepost.monitoring",
     "milepost.promotion",
     "milepost.serving",
     "milepost.tracking",
