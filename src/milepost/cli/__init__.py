@@ -1,5 +1,9 @@
 """The ``milepost`` command: parse, call a service, render. No business logic here.
 
+Starting it is cheap: command modules import Typer, Rich and :mod:`milepost.errors`
+only, and each command imports the services it calls (see :mod:`milepost.cli._runtime`),
+so ``milepost --help`` never loads the services, pandas, DuckDB or SQLAlchemy.
+
 Known errors (:class:`~milepost.errors.MilepostError`) print as one line with what to
 do and exit 1; usage errors (unknown option, missing argument, bad value) print as one
 line with where to find help and exit 2; anything else is a bug and prints its traceback.
@@ -17,7 +21,18 @@ import typer
 import typer.main
 from rich.markup import escape
 
-from milepost.cli import audit, data, deploy, experiments, features, models, roles, runs, system
+from milepost.cli import (
+    audit,
+    data,
+    deploy,
+    endpoints,
+    experiments,
+    features,
+    models,
+    roles,
+    runs,
+    system,
+)
 from milepost.cli._help import polish
 from milepost.cli._output import err_console
 from milepost.errors import MilepostError
@@ -36,8 +51,9 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
-app.add_typer(deploy.app, name="deploy")
-app.command()(deploy.serve)
+app.add_typer(endpoints.app, name="endpoints")
+app.add_typer(deploy.app, name="deploy", hidden=True)  # old names, for one release
+app.command("serve", hidden=True)(deploy.serve)
 app.add_typer(roles.app, name="roles")
 app.add_typer(audit.app, name="audit")
 
