@@ -1,13 +1,13 @@
 """``milepost.data.register()``, ``get()``, ``validate()``...: the module-level data API.
 
-Thin functions over the process's runtime (``milepost.get_runtime().data``).
+Thin functions over the process's runtime (``milepost._context.get_runtime().data``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from milepost._context import get_runtime
+from milepost import _context
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -31,27 +31,27 @@ def register(name: str, data: Any, *, description: str | None = None) -> Dataset
     ``data``: a pandas or Polars DataFrame, a pyarrow Table, or paths/globs/directories of
     Parquet or CSV files, local or ``s3://``.
     """
-    return get_runtime().data.register(name, data, description=description)
+    return _context.get_runtime().data.register(name, data, description=description)
 
 
 def get(ref: str) -> DatasetVersion:
     """A version by ``name@N``, ``name@latest`` or ``name`` (the newest)."""
-    return get_runtime().data.get(ref)
+    return _context.get_runtime().data.get(ref)
 
 
 def versions(name: str) -> list[DatasetVersion]:
     """Every version of a dataset, oldest first."""
-    return get_runtime().data.versions(name)
+    return _context.get_runtime().data.versions(name)
 
 
 def list_datasets() -> list[DatasetRow]:
     """Every dataset with its newest version."""
-    return get_runtime().data.list_datasets()
+    return _context.get_runtime().data.list_datasets()
 
 
 def diff(a: str | DatasetVersion, b: str | DatasetVersion) -> DatasetDiff:
     """Schema, row-count and statistic changes between two versions."""
-    return get_runtime().data.diff(a, b)
+    return _context.get_runtime().data.diff(a, b)
 
 
 def validate(
@@ -68,11 +68,11 @@ def validate(
     from milepost._fluent_api import active_run
 
     run = active_run()
-    return get_runtime().data.validate(
+    return _context.get_runtime().data.validate(
         data, suite, strict=strict, run_id=run.run_id if run else None, now=now
     )
 
 
 def runs_using(ref: str | DatasetVersion) -> list[DatasetInput]:
     """The runs that used a dataset version."""
-    return get_runtime().data.runs_using(ref)
+    return _context.get_runtime().data.runs_using(ref)
