@@ -236,3 +236,32 @@ def download(
     run = _resolve(run_id)
     out = runtime().tracking.download_artifacts(run.run_id, path, dst)
     console.print(f"Downloaded to {out}.")
+
+
+@app.command()
+def reap(
+    experiment: Annotated[
+        list[str] | None,
+        typer.Option("--experiment", "-e", help="Name or id; repeatable (default: all)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list the runs that would be marked.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mark KILLED the RUNNING runs whose process is gone (audited).
+
+    A run is stale when its process on this host no longer exists, or when another host
+    has sent no heartbeat for stale_run_timeout seconds. Reading runs never marks them;
+    this command (or the scheduler) does."""
+    stale = runtime().tracking.reap_stale_runs(experiment or None, dry_run=dry_run)
+    if as_json:
+        emit_json({"dry_run": dry_run, "runs": [s.to_dict() for s in stale]})
+        return
+    if not stale:
+        console.print("No stale runs.")
+        return
+    table, _ = fit_table(["run id", Col("why", wrap=True)], [[s.run_id, s.reason] for s in stale])
+    console.print(table)
+    verb = "would be marked" if dry_run else "marked"
+    console.print(f"{len(stale)} run(s) {verb} KILLED.")
