@@ -5,6 +5,7 @@ The map::
     milepost.start_run / log_* / flush      track a run (module-level, MLflow-like)
     milepost.Client                         everything by id: experiments, runs, audit
     milepost.configure / load_settings      settings: MILEPOST_* env, milepost.toml, defaults
+    milepost.Runtime                        settings + stores + services, for embedding/tests
     milepost.errors                         MilepostError and its children
     milepost.tracking                       Run, Experiment, Metric, RunStatus ...
     milepost.data                           register, get, validate, diff dataset versions
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from milepost import data
     from milepost._client import Client
-    from milepost._context import configure, get_runtime, reset
+    from milepost._context import Runtime, configure, get_runtime, reset
     from milepost._fluent_api import (
         ActiveRun,
         active_run,
@@ -62,6 +63,7 @@ __all__ = [
     "MilepostError",
     "Run",
     "RunStatus",
+    "Runtime",
     "Settings",
     "__version__",
     "active_run",
@@ -94,6 +96,7 @@ __all__ = [
 _LAZY: dict[str, str] = {
     "data": "milepost.data",
     "Client": "milepost._client",
+    "Runtime": "milepost._context",
     "configure": "milepost._context",
     "get_runtime": "milepost._context",
     "reset": "milepost._context",
