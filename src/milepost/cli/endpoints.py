@@ -392,14 +392,14 @@ def update(
         "--max-prediction-psi": max_prediction_psi,
     }
     given = [k for k, v in canary_options.items() if v is not None]
+    if version is None and (given or share is not None):
+        raise InvalidInput(f"{(given or ['--share'])[0]} needs a VERSION to bring in.")
     if version is None and replicas is None:
         raise InvalidInput(
             "Nothing to update.",
             hint=f"Give a VERSION to bring in (`milepost endpoints update {endpoint} 2`), "
             "--replicas N, or both.",
         )
-    if version is None and (given or share is not None):
-        raise InvalidInput(f"{(given or ['--share'])[0]} needs a VERSION to bring in.")
     if given and strategy is not Strategy.canary:
         raise InvalidInput(f"{given[0]} applies to --strategy canary, not {strategy.value}.")
     if share is not None and strategy is not Strategy.shadow:

@@ -252,13 +252,13 @@ def _print_request(req: PromotionRequest) -> None:
         console.print(
             f"[cyan]Approved[/]: every gate passed (request {req.request_id[:12]}). Endpoint "
             f"{req.endpoint} tracks {req.target_stage} of {req.model}, so v{req.version} "
-            f"enters {req.target_stage} when it is rolled out there: `milepost deploy canary "
-            f"{req.endpoint} {req.version}` (or blue-green, rolling)."
+            f"enters {req.target_stage} when it is rolled out there: `milepost endpoints update "
+            f"{req.endpoint} {req.version}` (a canary; or --strategy blue-green or rolling)."
         )
     elif req.status == "rolling_out":
         console.print(
             f"Request {req.request_id[:12]} is being rolled out on {req.endpoint}: "
-            f"`milepost deploy status {req.endpoint}`."
+            f"`milepost endpoints show {req.endpoint}`."
         )
     else:
         console.print(

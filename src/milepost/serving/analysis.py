@@ -1,6 +1,6 @@
 """What the prediction log says about an endpoint's variants over a window.
 
-One place computes per-variant requests, errors and latency (``deploy status``, the
+One place computes per-variant requests, errors and latency (``endpoints show``, the
 canary controller and the demo all read :func:`variant_stats`), and one function writes a
 latency (:func:`fmt_ms`), so ``p99 2.3 ms`` reads the same everywhere.
 """
