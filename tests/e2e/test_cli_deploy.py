@@ -171,6 +171,11 @@ def test_update_advance_and_the_old_deploy_names(tmp_path: Path) -> None:
         "--share applies to --strategy shadow, not canary",
     )
     _one_line_error(run("endpoints", "update", "fixed", "--steps", "5"), "needs a VERSION")
+    _one_line_error(
+        run("endpoints", "update", "fixed", "2", "--max-p99-ratio", "-1"),
+        "--max-p99-ratio -1.0: input should be greater than 0",
+    )
+    _one_line_error(run("deploy", "canary", "fixed", "2", "--min-seconds", "-1"), "--min-seconds")
     assert show("fixed")["rollout"] is not None  # still the rolled-back blue/green
     assert primary("fixed") == 1
 

@@ -189,8 +189,8 @@ def registry_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("models", "show", "churn-propensity"),
         ("models", "history", "churn-propensity"),
         ("models", "requests", "--status", "all"),
-        ("deploy", "list"),
-        ("deploy", "status", "churn-endpoint"),
+        ("endpoints", "list"),
+        ("endpoints", "show", "churn-endpoint"),
     ],
     ids=" ".join,
 )

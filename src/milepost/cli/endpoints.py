@@ -267,6 +267,8 @@ def canary(
 
 def _policy(*, steps: str | None, **given: Any) -> CanaryPolicy:
     """A canary policy from the options given (the others keep their defaults)."""
+    from pydantic import ValidationError
+
     from milepost.serving.spec import CanaryPolicy
 
     if steps is not None:
@@ -276,7 +278,14 @@ def _policy(*, steps: str | None, **given: Any) -> CanaryPolicy:
             raise InvalidInput(
                 f"--steps {steps!r} is not a list of numbers like 5,25,50,100."
             ) from exc
-    return CanaryPolicy(**{k: v for k, v in given.items() if v is not None})
+    try:
+        return CanaryPolicy(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:  # a value out of range: name it as the option it came from
+        first = exc.errors()[0]
+        option = "--" + str(first["loc"][0]).replace("_", "-")
+        raise InvalidInput(
+            f"{option} {first.get('input')!r}: {first['msg'][0].lower()}{first['msg'][1:]}."
+        ) from exc
 
 
 def shadow(
@@ -334,9 +343,10 @@ def update(
     strategy: Annotated[
         Strategy,
         typer.Option(
+            metavar="STRATEGY",
             help="canary: a growing share of traffic, judged at each step; blue-green: "
             "loaded beside the primary with no traffic until `advance`; shadow: mirrored "
-            "requests, answers only logged; rolling: replicas replaced one at a time."
+            "requests, answers only logged; rolling: replicas replaced one at a time.",
         ),
     ] = Strategy.canary,
     model: ModelOpt = None,
@@ -347,7 +357,7 @@ def update(
         str | None, typer.Option(help="Canary: traffic percent per step (default 5,25,50,100).")
     ] = None,
     min_seconds: Annotated[
-        float | None, typer.Option(min=0, help="Canary: minimum duration of a step (default 30).")
+        float | None, typer.Option(help="Canary: minimum duration of a step (default 30).")
     ] = None,
     min_requests: Annotated[
         int | None,
@@ -355,7 +365,7 @@ def update(
     ] = None,
     max_error_rate_increase: Annotated[
         float | None,
-        typer.Option(min=0, help="Canary: allowed error-rate increase (default 0.01)."),
+        typer.Option(help="Canary: allowed error-rate increase (default 0.01)."),
     ] = None,
     max_p99_ratio: Annotated[
         float | None, typer.Option(help="Canary: allowed canary/primary p99 ratio (default 1.5).")
@@ -363,7 +373,6 @@ def update(
     min_p99_increase_ms: Annotated[
         float | None,
         typer.Option(
-            min=0,
             help="Canary: a slower p99 is tolerated unless also this much slower (default 5).",
         ),
     ] = None,
@@ -404,6 +413,15 @@ def update(
         raise InvalidInput(f"{given[0]} applies to --strategy canary, not {strategy.value}.")
     if share is not None and strategy is not Strategy.shadow:
         raise InvalidInput(f"--share applies to --strategy shadow, not {strategy.value}.")
+    policy = _policy(  # checked before anything changes
+        steps=steps,
+        min_seconds=min_seconds,
+        min_requests=min_requests,
+        max_error_rate_increase=max_error_rate_increase,
+        max_p99_ratio=max_p99_ratio,
+        min_p99_increase_ms=min_p99_increase_ms,
+        max_prediction_psi=max_prediction_psi,
+    )
     serving = runtime().serving
     if replicas is not None:
         spec = serving.set_replicas(endpoint, replicas)
@@ -412,15 +430,6 @@ def update(
     if version is None:
         return
     if strategy is Strategy.canary:
-        policy = _policy(
-            steps=steps,
-            min_seconds=min_seconds,
-            min_requests=min_requests,
-            max_error_rate_increase=max_error_rate_increase,
-            max_p99_ratio=max_p99_ratio,
-            min_p99_increase_ms=min_p99_increase_ms,
-            max_prediction_psi=max_prediction_psi,
-        )
         _done(serving.canary(endpoint, version, model=model, policy=policy), "Canary", as_json)
     elif strategy is Strategy.blue_green:
         _done(serving.blue_green(endpoint, version, model=model), "Preview", as_json)
