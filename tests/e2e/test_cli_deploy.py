@@ -33,7 +33,7 @@ def test_endpoints_track_production_and_rollouts_move_the_registry(tmp_path: Pat
         return cli(*args, cwd=tmp_path, env=env)
 
     def stages() -> dict[int, str]:
-        listed = json.loads(run("models", "versions", "churn", "--json").stdout)
+        listed = json.loads(run("models", "list", "churn", "--json").stdout)
         return {v["version"]: v["stage"] for v in listed}
 
     nothing = run("endpoints", "create", "churn", "--model", "churn")
@@ -192,6 +192,14 @@ def test_old_names_are_hidden_from_help_but_answer(tmp_path: Path) -> None:
     endpoints = cli("endpoints", "--help", cwd=tmp_path).stdout
     verbs = re.findall(r"^│ (\S+)", endpoints.split("Commands")[1], re.M)
     assert verbs == ["create", "list", "show", "update", "advance", "rollback", "finalize", "serve"]
-    for old in (["deploy"], ["deploy", "canary"], ["serve"], ["data", "add"]):
+    models = cli("models", "--help", cwd=tmp_path).stdout
+    assert "versions" not in re.findall(r"^│ (\S+)", models.split("Commands")[1], re.M)
+    for old in (
+        ["deploy"],
+        ["deploy", "canary"],
+        ["serve"],
+        ["data", "add"],
+        ["models", "versions"],
+    ):
         out = cli(*old, "--help", cwd=tmp_path)
         assert out.returncode == 0 and "Usage: milepost " + " ".join(old) in out.stdout, out

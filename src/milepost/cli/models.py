@@ -54,8 +54,17 @@ def _stage(stage: str) -> str:
 
 
 @app.command("list")
-def list_(as_json: JsonOpt = False) -> None:
-    """List registered models with their Production version and aliases."""
+def list_(
+    name: Annotated[
+        str | None, typer.Argument(help="A registered model: list its versions instead.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List registered models with their Production version and aliases, or NAME's
+    versions."""
+    if name is not None:
+        versions(name, as_json)
+        return
     models = runtime().models.list_models()
     if as_json:
         emit_json([m.to_dict() for m in models])
@@ -134,7 +143,7 @@ def _versions_table(name: str) -> Table:
     return table
 
 
-@app.command()
+@app.command(hidden=True)  # the old name of `models list NAME`, for one release
 def versions(name: ModelNameArg, as_json: JsonOpt = False) -> None:
     """List a model's versions."""
     if as_json:
