@@ -260,7 +260,7 @@ class SqlRegistryStore:
                         f"Model {name!r} has no version in {stage}."
                         if stage != "latest"
                         else f"Model {name!r} has no versions.",
-                        hint=f"See `milepost models versions {name}`.",
+                        hint=f"See `milepost models list {name}`.",
                     )
                 row = found
             return (
