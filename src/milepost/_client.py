@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from milepost.promotion.service import PromotionRequest
     from milepost.serving.spec import CanaryPolicy, EndpointSpec
     from milepost.stores.audit import AuditEvent
+    from milepost.tracking.service import StaleRun
 
 __all__ = ["Client", "Strategy"]
 
@@ -131,6 +132,18 @@ class Client:
             max_results=max_results,
             page_token=page_token,
         )
+
+    def reap_stale_runs(
+        self,
+        experiments: str | int | Sequence[str | int] | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> list[StaleRun]:
+        """Mark KILLED (audited) the RUNNING runs whose process is gone; reads never do.
+
+        Returns the runs marked, with why (with ``dry_run``, those that would be).
+        """
+        return self._tracking.reap_stale_runs(experiments, dry_run=dry_run)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every logged value of one metric."""

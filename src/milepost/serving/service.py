@@ -196,7 +196,7 @@ class DeploymentService:
                 raise Conflict(
                     f"{model} has no version in Production, so an endpoint cannot track it yet.",
                     hint=f"Promote one (`milepost models promote {model} N --to Production`), "
-                    f"or pin a version: `milepost deploy create {name} --model {model} "
+                    f"or pin a version: `milepost endpoints create {name} --model {model} "
                     "--version N`.",
                 )
         spec = EndpointSpec(
@@ -315,7 +315,8 @@ class DeploymentService:
             if ro is None or ro.kind != "blue_green" or ro.status != "preview":
                 raise Conflict(
                     "No blue/green preview to switch to.",
-                    hint="Start one with `milepost deploy blue-green`.",
+                    hint="Start one with `milepost endpoints update "
+                    f"{name} VERSION --strategy blue-green`.",
                 )
             for v in spec.variants:
                 if v.name == ro.candidate:
@@ -480,7 +481,7 @@ class DeploymentService:
                 r = s.rollout
                 v = s.variant(ro.candidate)
                 if r is None or r.kind != "shadow" or r.status != "mirroring" or v is None:
-                    raise Conflict("The shadow changed meanwhile; see `milepost deploy status`.")
+                    raise Conflict("The shadow changed meanwhile; see `milepost endpoints show`.")
                 v.role, v.weight, v.share = "canary", canary.steps[0], 0.0
                 s.rollout = _canary_rollout(
                     v.name, s.primary.name, canary, "from shadow", request_id
@@ -580,7 +581,7 @@ class DeploymentService:
             if ro is None or ro.previous is None or ro.status in ("rolled_back", "finalized"):
                 raise Conflict(
                     "Nothing to roll back: no rollout whose previous version is still kept.",
-                    hint="See `milepost deploy status`.",
+                    hint="See `milepost endpoints show`.",
                 )
             if only_in_progress and ro.status not in IN_PROGRESS:
                 raise Conflict(f"The {ro.kind} rollout was decided meanwhile ({ro.status}).")
@@ -762,7 +763,7 @@ class DeploymentService:
         if self.store.revision(name) is None:
             raise NotFound(
                 f"Endpoint {name!r} does not exist.",
-                hint="Create it with `milepost deploy create`.",
+                hint="Create it with `milepost endpoints create`.",
             )
 
     def record(self, name: str, kind: str, reason: str, details: Any = None) -> None:
