@@ -10,7 +10,7 @@
 """
 
 from milepost.data.api import diff, get, list_datasets, register, runs_using, validate, versions
-from milepost.data.models import ColumnSchema, DatasetInput, DatasetVersion
+from milepost.data.models import ColumnSchema, DatasetInput, DatasetRow, DatasetVersion
 from milepost.data.results import ValidationResult
 from milepost.data.service import DataService, DatasetDiff
 from milepost.data.validation import (
@@ -35,6 +35,7 @@ __all__ = [
     "DataService",
     "DatasetDiff",
     "DatasetInput",
+    "DatasetRow",
     "DatasetVersion",
     "Distribution",
     "Expression",

@@ -10,13 +10,22 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from milepost.data._format import count
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["ColumnSchema", "DatasetInput", "DatasetVersion", "fields_dict", "parse_ref"]
+__all__ = [
+    "ColumnSchema",
+    "DatasetInput",
+    "DatasetRow",
+    "DatasetVersion",
+    "fields_dict",
+    "parse_ref",
+]
 
 
 def _jsonable(value: Any) -> Any:
@@ -127,6 +136,27 @@ class DatasetVersion:
         """A JSON-ready dict: the fields (not the internal ``version_id``) and ``ref``."""
         out = fields_dict(self, exclude=("version_id",))
         return {"name": out.pop("name"), "version": out.pop("version"), "ref": self.ref, **out}
+
+
+@dataclass(frozen=True, repr=False)
+class DatasetRow:
+    """A dataset with its newest version number and version count (what
+    :func:`milepost.data.list_datasets` returns)."""
+
+    name: str
+    description: str | None
+    created_by: str
+    created_at: int
+    latest_version: int | None
+    num_versions: int
+
+    def __repr__(self) -> str:
+        latest = f"@{self.latest_version}" if self.latest_version else " (no versions)"
+        return f"DatasetRow({self.name}{latest}, {count(self.num_versions, 'version')})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return fields_dict(self)
 
 
 @dataclass(frozen=True, repr=False)
