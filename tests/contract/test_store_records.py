@@ -16,6 +16,7 @@ from milepost._context import Runtime
 from milepost.data import DatasetInput, DatasetRow, DatasetVersion, ValidationResult
 from milepost.demo.data import LABEL
 from milepost.evaluation import EvaluationResult
+from milepost.models import ModelVersion, RegisteredModel, StageEvent
 from milepost.promotion import GateResult, PromotionRequest
 from tests.contract.conftest import FEATURES
 
@@ -75,10 +76,25 @@ def test_data_evaluation_and_promotion_stores_return_records(
     on_frame = milepost.evaluate("models:/churn/1", churn_frame.iloc[:200], target=LABEL)
     assert runtime.evaluation.store.get(on_frame.eval_id).dataset_ref is None
 
+    models = runtime.models.store
+    _typed(models.version("churn", version=1), ModelVersion)
+    _typed(models.version("churn", stage="latest"), ModelVersion)
+    assert models.versions("churn") == [version] == [models.version_by_id(version.version_id)]
+    _typed(models.model("churn"), RegisteredModel)
+    assert models.models() == [models.model("churn")]
+    assert models.model("churn").stages == {"None": [1]}
+    assert models.policy("churn") is None
+
     runtime.promotion.set_policy("churn", {"staging": [{"kind": "approval"}]})
+    assert isinstance(models.policy("churn"), str)
     pending = runtime.promotion.promote("churn", 1, "Staging")
     request = runtime.promotion.store.get(pending.request_id)
     _typed(request, PromotionRequest)
     assert request == pending and request.status == "pending_approval"
     _typed(request.gates[0], GateResult)
     assert isinstance(request.gates[0].details, dict)  # decoded by the store
+
+    runtime.models.archive("churn", 1)
+    (event,) = models.history("churn")
+    _typed(event, StageEvent)
+    assert (event.version, event.from_stage, event.to_stage) == (1, "None", "Archived")

@@ -150,7 +150,7 @@ class PromotionService:
     def get_policy(self, name: str) -> PromotionPolicy:
         """A model's policy (empty when none is set)."""
         check_model_name(name)
-        return _stored_policy(name, self.models.store.model(name)["policy_json"])
+        return _stored_policy(name, self.models.store.policy(name))
 
     # -- promote ----------------------------------------------------------------------
 
