@@ -4,6 +4,7 @@ mapping and no JSON text leaves a store's list/get methods."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from milepost.demo.data import LABEL
 from milepost.evaluation import EvaluationResult
 from milepost.models import ModelVersion, RegisteredModel, StageEvent
 from milepost.promotion import GateResult, PromotionRequest
+from milepost.tracking.backends.sql import RunOwner
 from tests.contract.conftest import FEATURES
 
 
@@ -98,3 +100,11 @@ def test_data_evaluation_and_promotion_stores_return_records(
     (event,) = models.history("churn")
     _typed(event, StageEvent)
     assert (event.version, event.from_stage, event.to_stage) == (1, "None", "Archived")
+
+
+def test_tracking_store_returns_run_owners(runtime: Runtime) -> None:
+    with milepost.start_run(experiment="records") as run:
+        (owner,) = runtime.tracking.store.running_owners(run_ids=[run.run_id])
+        _typed(owner, RunOwner)
+        assert owner.run_id == run.run_id and owner.owner_pid == os.getpid()
+    assert runtime.tracking.store.running_owners(run_ids=[run.run_id]) == []

@@ -42,6 +42,7 @@ from milepost.serving import (
     Variant,
     VariantStats,
 )
+from milepost.serving.spec import DeploymentEvent
 from milepost.stores.audit import AuditEvent
 from milepost.tracking import ArtifactInfo, Environment, Experiment, Metric, Run, RunStatus
 from milepost.tracking.models import PagedList
@@ -225,6 +226,10 @@ RECORDS: dict[type, tuple[Any, str]] = {
         "OnDemandFeatureView(tax from request data: gross)",
     ),
     VerifyReport: (VerifyReport(46, 46, "9" * 64), None),
+    DeploymentEvent: (
+        DeploymentEvent(1, "root", "rollback", 7, "automatic: canary error rate " * 4, {"n": 1}),
+        None,
+    ),
     AuditEvent: (
         AuditEvent(
             46,
@@ -308,6 +313,31 @@ def test_to_dict_is_json_and_derived_from_the_fields(kind: type) -> None:
         if f.name not in internal:
             assert renamed.get(f.name, f.name) in data, (kind.__name__, f.name)
     assert "version_id" not in data
+
+
+# computed results of the feature store, not stored records (features/ is reworked apart)
+NOT_FROZEN = {OnlineResponse, ConsistencyReport}
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [k for k in RECORDS if dataclasses.is_dataclass(k) and k not in NOT_FROZEN],
+    ids=lambda t: t.__name__,
+)
+def test_records_are_frozen(kind: type) -> None:
+    record, _ = RECORDS[kind]
+    first = dataclasses.fields(record)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(record, first, getattr(record, first))
+
+
+def test_derived_to_dict_round_trips() -> None:
+    """What ``record_dict`` derives is the fields, so the dict rebuilds an equal record."""
+    for kind in (DeploymentEvent, AuditEvent, StageEvent, TrustedType):
+        record, _ = RECORDS[kind]
+        assert kind(**record.to_dict()) == record, kind.__name__
+    event = RECORDS[DeploymentEvent][0]
+    assert list(event.to_dict()) == [f.name for f in dataclasses.fields(event)]
 
 
 def test_new_fields_reach_to_dict_by_themselves() -> None:
