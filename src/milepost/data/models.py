@@ -6,10 +6,10 @@ and a ``to_dict()`` built from its dataclass fields, ready for JSON.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from milepost._records import record_dict
 from milepost.data._format import count
 
 if TYPE_CHECKING:
@@ -23,32 +23,8 @@ __all__ = [
     "DatasetInput",
     "DatasetRow",
     "DatasetVersion",
-    "fields_dict",
     "parse_ref",
 ]
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
-
-
-def fields_dict(obj: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A dataclass's fields as a JSON-ready dict, in field order.
-
-    Private fields (``_name``) and ``exclude`` are left out; nested objects give their own
-    ``to_dict()``.
-    """
-    return {
-        f.name: _jsonable(getattr(obj, f.name))
-        for f in dataclasses.fields(obj)
-        if not f.name.startswith("_") and f.name not in exclude
-    }
 
 
 @dataclass(frozen=True, repr=False)
@@ -71,7 +47,7 @@ class ColumnSchema:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return fields_dict(self)
+        return record_dict(self)
 
 
 @dataclass(frozen=True, repr=False)
@@ -134,7 +110,7 @@ class DatasetVersion:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: the fields (not the internal ``version_id``) and ``ref``."""
-        out = fields_dict(self, exclude=("version_id",))
+        out = record_dict(self, exclude=("version_id",))
         return {"name": out.pop("name"), "version": out.pop("version"), "ref": self.ref, **out}
 
 
@@ -156,7 +132,7 @@ class DatasetRow:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return fields_dict(self)
+        return record_dict(self)
 
 
 @dataclass(frozen=True, repr=False)
@@ -174,7 +150,7 @@ class DatasetInput:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return fields_dict(self)
+        return record_dict(self)
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
