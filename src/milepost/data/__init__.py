@@ -19,7 +19,7 @@ from milepost.data.api import (
     validate,
     versions,
 )
-from milepost.data.models import ColumnSchema, DatasetInput, DatasetVersion
+from milepost.data.models import ColumnSchema, DatasetInput, DatasetRow, DatasetVersion
 from milepost.data.results import ValidationResult
 from milepost.data.service import DataService, DatasetDiff
 from milepost.data.validation import (
@@ -44,6 +44,7 @@ __all__ = [
     "DataService",
     "DatasetDiff",
     "DatasetInput",
+    "DatasetRow",
     "DatasetVersion",
     "Distribution",
     "Expression",

@@ -409,14 +409,14 @@ def roll_out(console: Console, version: int, policy: CanaryPolicy, what: str) ->
         f"step >= {policy.min_seconds:g} s and >= {policy.min_requests} canary requests; "
         f"judged on errors and p99 vs {spec.primary.name}"
     )
-    seen = {(e["at"], e["kind"]) for e in svc.store.events(ENDPOINT)}
+    seen = {(e.at, e.kind) for e in svc.store.events(ENDPOINT)}
     deadline = time.monotonic() + VERDICT_TIMEOUT
     while True:
         spec, _ = svc.get(ENDPOINT)
         for e in reversed(svc.store.events(ENDPOINT)):
-            if (e["at"], e["kind"]) not in seen:
-                seen.add((e["at"], e["kind"]))
-                console.print(f"    {e['kind']}: {e['reason'] or ''}", markup=False)
+            if (e.at, e.kind) not in seen:
+                seen.add((e.at, e.kind))
+                console.print(f"    {e.kind}: {e.reason or ''}", markup=False)
         assert spec.rollout is not None
         if spec.rollout.status != "progressing":
             break

@@ -736,7 +736,7 @@ class DeploymentService:
             "stats": {
                 k: v.to_dict() for k, v in self.stats(name, since_ms=since, until_ms=until).items()
             },
-            "events": self.store.events(name, limit=15),
+            "events": [e.to_dict() for e in self.store.events(name, limit=15)],
         }
         if spec.track is not None:
             production = self.models.get_model(spec.track.model).production_version

@@ -465,26 +465,25 @@ class TrackingService:
         now = now_ms()
         stale: list[StaleRun] = []
         for row in self.store.running_owners(experiment_ids=experiment_ids, run_ids=run_ids):
-            if row["run_id"] in self._owned:
+            if row.run_id in self._owned:
                 continue
-            if row["owner_host"] == me.host:
-                if row["owner_pid"] is not None and not process_alive(
-                    int(row["owner_pid"]), row["owner_started"]
+            if row.owner_host == me.host:
+                if row.owner_pid is not None and not process_alive(
+                    int(row.owner_pid), row.owner_started
                 ):
                     stale.append(
                         StaleRun(
-                            row["run_id"],
-                            f"process {row['owner_pid']} on {me.host} ended without ending the run",
+                            row.run_id,
+                            f"process {row.owner_pid} on {me.host} ended without ending the run",
                         )
                     )
             else:
-                beat = row["heartbeat_at"] if row["heartbeat_at"] is not None else row["start_time"]
+                beat = row.heartbeat_at if row.heartbeat_at is not None else row.start_time
                 if now - beat > self.settings.stale_run_timeout * 1000:
                     stale.append(
                         StaleRun(
-                            row["run_id"],
-                            f"no heartbeat from {row['owner_host']} for "
-                            f"{(now - beat) / 1000:.0f} s",
+                            row.run_id,
+                            f"no heartbeat from {row.owner_host} for {(now - beat) / 1000:.0f} s",
                         )
                     )
         return stale

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from milepost.errors import AlreadyExists, Conflict, NotFound, did_you_mean
-from milepost.serving.spec import EndpointSpec
+from milepost.serving.spec import DeploymentEvent, EndpointSpec
 from milepost.stores import _sql
 from milepost.stores.audit import append_event
 from milepost.stores.schema import (
@@ -248,7 +248,7 @@ class SqlServingStore:
                 )
             )
 
-    def events(self, name: str, *, limit: int = 50) -> list[dict[str, Any]]:
+    def events(self, name: str, *, limit: int = 50) -> list[DeploymentEvent]:
         """Deployment events, newest first."""
         with self.db.read() as conn:
             rows = conn.execute(
@@ -259,10 +259,14 @@ class SqlServingStore:
                 .limit(limit)
             ).mappings()
             return [
-                {
-                    **{k: r[k] for k in ("at", "actor", "kind", "revision", "reason")},
-                    "details": json.loads(r["details_json"]) if r["details_json"] else None,
-                }
+                DeploymentEvent(
+                    at=int(r["at"]),
+                    actor=r["actor"],
+                    kind=r["kind"],
+                    revision=int(r["revision"]),
+                    reason=r["reason"],
+                    details=json.loads(r["details_json"]) if r["details_json"] else None,
+                )
                 for r in rows
             ]
 
