@@ -446,11 +446,12 @@ class Batcher(Generic[T]):
         try:
             self.flush()
         except Exception as exc:
+            cause = exc.__cause__ if isinstance(exc, BackendUnavailable) else None
             log.error(
-                "Milepost lost %d %s at exit: %s %s",
+                "Milepost lost %d %s at exit: %s. %s",
                 self.pending,
                 self.what,
-                _message(exc),
+                _message(cause or exc).rstrip("."),
                 self.hint,
             )
 
