@@ -193,6 +193,7 @@ class Batcher(Generic[T]):
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._failing = False  # the thread is backing off
+        self._close_failed = False
         self._drop_logged = False
         self.dropped = 0
         self.written = 0
@@ -202,19 +203,25 @@ class Batcher(Generic[T]):
 
     def append(self, item: T) -> None:
         """Queue one item (no I/O); applies the overflow policy when full."""
-        if self._weight is None:
-            if len(self._queue) + self._in_flight >= self.max_pending and not self._admit(1):
-                return
+        if self._weight is not None:
+            self._append_weighted(item, self._weight(item))
+            return
+        queue = self._queue
+        if len(queue) + self._in_flight >= self.max_pending and not self._admit(1):
+            return
+        queue.append(item)
+        if self._thread is None:
+            self.start()
+        if len(queue) >= self.batch_size and not self._failing:
+            self._wake.set()
+
+    def _append_weighted(self, item: T, w: int) -> None:
+        if self._queued_weight + self._in_flight >= self.max_pending and not self._admit(w):
+            return
+        with self._lock:
             self._queue.append(item)
-            queued = len(self._queue)
-        else:
-            w = self._weight(item)
-            if self._queued_weight + self._in_flight >= self.max_pending and not self._admit(w):
-                return
-            with self._lock:
-                self._queue.append(item)
-                self._queued_weight += w
-                queued = self._queued_weight
+            self._queued_weight += w
+            queued = self._queued_weight
         if self._thread is None:
             self.start()
         if queued >= self.batch_size and not self._failing:
@@ -319,6 +326,8 @@ class Batcher(Generic[T]):
                 self._sleep(delay)  # back off while the store recovers
             else:
                 self.last_error = None
+                if self._failing:  # the store is back: end the thread's backoff now
+                    self._wake.set()
                 return
 
     def close(self, timeout: float | None = None) -> None:
@@ -333,6 +342,7 @@ class Batcher(Generic[T]):
         try:
             self.flush(timeout)
         except BackendUnavailable as exc:
+            self._close_failed = True
             log.error(
                 "%s closed with %d %s not written: %s They will be lost when this process "
                 "exits unless a later flush() succeeds.",
@@ -444,7 +454,8 @@ class Batcher(Generic[T]):
             return
         self._stopped = True
         try:
-            self.flush()
+            # close() already spent its retries: one more attempt, not another budget
+            self.flush(0.0 if self._close_failed else None)
         except Exception as exc:
             cause = exc.__cause__ if isinstance(exc, BackendUnavailable) else None
             log.error(
