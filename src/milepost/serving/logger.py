@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
+    from prometheus_client import Counter
+
     from milepost.serving.backends.sql import SqlServingStore
 
 __all__ = ["LOG_SCHEMA", "MAX_PENDING", "PredictionLogger", "new_request_id", "request_time"]
@@ -115,6 +117,7 @@ class PredictionLogger:
         self.store = store
         self.interval = interval
         self.max_rows = max_rows
+        self._dropped_counter: Counter | None = None
         self._batcher: Batcher[dict[str, Any]] = Batcher(
             self._write,
             name="milepost-prediction-log",
@@ -175,9 +178,11 @@ class PredictionLogger:
         self._batcher.close()
 
     def _count_dropped(self, n: int) -> None:
-        from milepost.serving import metrics
+        if self._dropped_counter is None:
+            from milepost.serving import metrics  # prometheus_client only when needed
 
-        metrics.LOG_DROPPED.labels(self.endpoint).inc(n)
+            self._dropped_counter = metrics.LOG_DROPPED.labels(self.endpoint)
+        self._dropped_counter.inc(n)
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
