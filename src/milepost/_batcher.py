@@ -390,9 +390,8 @@ class Batcher(Generic[T]):
     def _take(self) -> list[T]:
         if self._weight is None:
             n = self._batch_len()
-            batch = [self._queue.popleft() for _ in range(n)]
-            self._in_flight = n
-            return batch
+            self._in_flight = n  # before popping: ``pending`` never undercounts
+            return [self._queue.popleft() for _ in range(n)]
         with self._lock:
             n = self._batch_len()
             batch = [self._queue.popleft() for _ in range(n)]
@@ -450,7 +449,7 @@ class Batcher(Generic[T]):
     # -- process life ------------------------------------------------------------------
 
     def _drain_at_exit(self) -> None:
-        if self._pid != os.getpid() or not self.pending:
+        if self._pid != os.getpid() or (not self.pending and self._after_write is None):
             return
         self._stopped = True
         try:
