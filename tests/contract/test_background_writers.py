@@ -26,13 +26,12 @@ import milepost
 from milepost import Client
 from milepost._context import Runtime
 from milepost.errors import BackendUnavailable
-from milepost.features import FeatureStore
+from milepost.features import Entity, FeatureStore, FeatureView, Field, PushSource
 from milepost.features.push import PushBuffer
 from milepost.serving.feedback import find_request
 from milepost.serving.logger import PredictionLogger, new_request_id
 from milepost.tracking._writer import MetricWriter
 from milepost.tracking.backends.sql import MetricRow
-from tests.contract.test_features import store  # noqa: F401 - the feature store fixture
 
 
 class FakeTime:
@@ -163,6 +162,23 @@ def test_metric_writer_at_its_bound_blocks_then_refuses_the_value(runtime: Runti
 # -- the push buffer -----------------------------------------------------------------------
 
 
+@pytest.fixture
+def store(runtime: Runtime) -> FeatureStore:
+    """A feature store with one view that reads push source ``clicks``."""
+    customer = Entity("customer", join_keys=["customer_id"])
+    clicks = FeatureView(
+        name="clicks",
+        entity=customer,
+        source=PushSource("clicks"),
+        timestamp_field="ts",
+        ttl=timedelta(hours=1),
+        schema=[Field("clicks", "int")],
+    )
+    fs = FeatureStore([customer, clicks])
+    fs.apply()
+    return fs
+
+
 def _full_disk() -> OSError:
     return OSError(28, "No space left on device (injected)")
 
@@ -180,7 +196,7 @@ def _offline_clicks(fs: FeatureStore, at: datetime) -> list[int]:
 
 def test_push_buffer_rides_out_failures_and_loses_nothing(
     runtime: Runtime,
-    store: FeatureStore,  # noqa: F811
+    store: FeatureStore,
 ) -> None:
     fake = FakeTime()
     offline = Failing(runtime.features.offline, "push_dir", _full_disk(), fail=3)
@@ -197,7 +213,7 @@ def test_push_buffer_rides_out_failures_and_loses_nothing(
 
 def test_push_buffer_on_a_store_that_stays_down_fails_clearly(
     runtime: Runtime,
-    store: FeatureStore,  # noqa: F811
+    store: FeatureStore,
 ) -> None:
     fake = FakeTime()
     offline = Failing(runtime.features.offline, "push_dir", _full_disk())
@@ -222,7 +238,7 @@ def test_push_buffer_on_a_store_that_stays_down_fails_clearly(
 
 def test_push_buffer_at_its_bound_blocks_then_refuses_the_push(
     runtime: Runtime,
-    store: FeatureStore,  # noqa: F811
+    store: FeatureStore,
 ) -> None:
     offline = Failing(runtime.features.offline, "push_dir", _full_disk())
     offline.down = True
