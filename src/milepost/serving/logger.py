@@ -99,6 +99,11 @@ def _epoch_ms(ts: int | datetime) -> int:
 class PredictionLogger:
     """Buffers log rows and writes them as segments in the background."""
 
+    append: Callable[[dict[str, Any]], None]
+    """Queue one row (no I/O, never blocks): the columns of ``LOG_SCHEMA``; ``ts`` in epoch
+    ms. Dropped and counted when ``max_pending`` rows are waiting. (The batcher's own
+    method: one Python call per row on the request path.)"""
+
     def __init__(
         self,
         endpoint: str,
@@ -135,11 +140,7 @@ class PredictionLogger:
             sleep=sleep,
         )
         self._batcher.start()
-
-    def append(self, row: dict[str, Any]) -> None:
-        """Queue one row (no I/O, never blocks): the columns of ``LOG_SCHEMA``; ``ts`` in
-        epoch ms. Dropped and counted when ``max_pending`` rows are waiting."""
-        self._batcher.append(row)
+        self.append = self._batcher.append
 
     @property
     def dropped(self) -> int:
