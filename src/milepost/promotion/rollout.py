@@ -111,7 +111,7 @@ class RolloutRequests:
             raise Conflict(
                 f"The promotion of {name} v{version} (request {req.request_id[:12]}) is "
                 f"{req.status}, not waiting for a rollout on {endpoint!r}.",
-                hint=f"See `milepost deploy status {endpoint}` and `milepost models requests "
+                hint=f"See `milepost endpoints show {endpoint}` and `milepost models requests "
                 f"--model {name} --status all`.",
             )
         return req

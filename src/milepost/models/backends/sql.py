@@ -260,7 +260,7 @@ class SqlRegistryStore:
                         f"Model {name!r} has no version in {stage}."
                         if stage != "latest"
                         else f"Model {name!r} has no versions.",
-                        hint=f"See `milepost models versions {name}`.",
+                        hint=f"See `milepost models list {name}`.",
                     )
                 row = found
             return (
@@ -657,8 +657,8 @@ class SqlRegistryStore:
                 f"Endpoint {tracker!r} tracks Production of {name}: {name} v{version} enters "
                 "Production only through a rollout there, so that the registry and the "
                 "endpoint change together.",
-                hint=f"Roll it out: `milepost deploy canary {tracker} {version}` "
-                "(or blue-green / rolling); its Production gates run first.",
+                hint=f"Roll it out: `milepost endpoints update {tracker} {version}` "
+                "(a canary; or --strategy blue-green / rolling); its Production gates run first.",
             )
         if version in held:
             role = held[version]
@@ -671,7 +671,7 @@ class SqlRegistryStore:
                 f"{name} v{version} cannot move to {to_stage}: endpoint {tracker!r}, which "
                 f"tracks Production of {name}, {what}.",
                 hint=f"Change it through the endpoint: roll out another version, roll back, "
-                f"or finalize (`milepost deploy status {tracker}`).",
+                f"or finalize (`milepost endpoints show {tracker}`).",
             )
 
     def restore_in(

@@ -68,7 +68,7 @@ class SqlServingStore:
             ).first():
                 raise AlreadyExists(
                     f"Endpoint {name!r} exists already.",
-                    hint="Deploy a new version to it with `milepost deploy ...`.",
+                    hint="Deploy a new version to it with `milepost endpoints update ...`.",
                 )
             track = spec.track
             if track is not None:
@@ -83,7 +83,7 @@ class SqlServingStore:
                         f"Endpoint {other!r} tracks {track} already; one endpoint per stage "
                         "of a model, so that the stage and its primary change together.",
                         hint=f"Serve {track} through {other!r}, or pin versions on a new "
-                        f"endpoint: `milepost deploy create {name} --model {track.model} "
+                        f"endpoint: `milepost endpoints create {name} --model {track.model} "
                         "--version N`.",
                     )
             endpoint_id = conn.execute(
@@ -133,7 +133,7 @@ class SqlServingStore:
                 known = list(conn.execute(sa.select(endpoints.c.name)).scalars())
                 raise NotFound(
                     f"Endpoint {name!r} does not exist.{did_you_mean(name, known)}",
-                    hint="Create one with `milepost deploy create`.",
+                    hint="Create one with `milepost endpoints create`.",
                 )
         return EndpointSpec.model_validate_json(row.spec_json), int(row.revision)
 
@@ -181,7 +181,7 @@ class SqlServingStore:
             if row is None:
                 raise NotFound(
                     f"Endpoint {name!r} does not exist.",
-                    hint="Create one with `milepost deploy create`.",
+                    hint="Create one with `milepost endpoints create`.",
                 )
             old = EndpointSpec.model_validate_json(row["spec_json"])
             new = change(old.model_copy(deep=True))
