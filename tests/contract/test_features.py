@@ -117,7 +117,7 @@ def test_plan_apply_and_versions(runtime: Runtime) -> None:
     assert changed.apply()[0].next_version == 2
     # both versions stay readable; the old one through its own code
     records = runtime.features.registry.versions()
-    assert [(r["name"], r["version"], r["status"]) for r in records] == [
+    assert [(r.name, r.version, r.status) for r in records] == [
         ("activity", 1, "active"),
         ("activity", 2, "active"),
     ]
@@ -219,7 +219,7 @@ def test_incremental_materialization_keeps_a_watermark(
     store: FeatureStore, runtime: Runtime
 ) -> None:
     store.materialize_incremental(NOW - timedelta(days=1))
-    mark = {r["name"]: r["materialized_until"] for r in runtime.features.registry.versions()}
+    mark = {r.name: r.materialized_until for r in runtime.features.registry.versions()}
     assert mark["activity"] == int((NOW - timedelta(days=1)).timestamp() * 1000)
     before = store.get_online_features(["activity:monthly_spend"], [{"customer_id": 1}])
     store.materialize_incremental(NOW + timedelta(seconds=1))

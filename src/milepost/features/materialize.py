@@ -292,12 +292,12 @@ def _write(
     progress: Callable[[str, int], None] | None,
 ) -> ViewMaterialization:
     """Write the newest row per entity of each gap, then record the gaps for this store."""
-    vkey = f"{rec['name']}:v{rec['version']}"
+    vkey = f"{rec.name}:v{rec.version}"
     total = 0
     for start, end in gaps:
         for batch in service.offline.latest_rows(
             view,
-            rec["fingerprint"],
+            rec.fingerprint,
             start=None if start is None else _naive(start),
             end=_naive(end),
         ):
@@ -320,8 +320,8 @@ def _write(
             recorded=False,
         )
     holds = service.registry.record_materialization(
-        rec["name"],
-        int(rec["version"]),
+        rec.name,
+        rec.version,
         store_id=epoch.identity.store_id,
         store_uri=epoch.uri,
         written=gaps,
@@ -381,10 +381,10 @@ def materialize(
     epoch = _open_epoch(service)
     out = Materialization(epoch.identity.store_id, epoch.uri)
     for rec, view in stored:
-        version = int(rec["version"])
+        version = rec.version
         reason = f"the range asked for, {_span((start_ms, end_ms))}"
-        if not epoch.held(rec["name"], version):
-            reason += f"; {_empty_store(epoch, rec['name'], version)}"
+        if not epoch.held(rec.name, version):
+            reason += f"; {_empty_store(epoch, rec.name, version)}"
         out.add(_write(service, epoch, rec, view, [(start_ms, end_ms)], reason, progress))
     return out
 
@@ -404,7 +404,7 @@ def materialize_incremental(
     epoch = _open_epoch(service)
     out = Materialization(epoch.identity.store_id, epoch.uri)
     for rec, view in stored:
-        name, version = rec["name"], int(rec["version"])
+        name, version = rec.name, rec.version
         held = epoch.held(name, version)
         window: Interval = (end_ms - int(view.ttl.total_seconds() * 1000), end_ms)
         gaps = subtract(window, held)
@@ -460,7 +460,7 @@ def online_status(
     marks = service.registry.watermarks()
     out = []
     for rec in records:
-        name, version = rec["name"], int(rec["version"])
+        name, version = rec.name, rec.version
         mine = [
             m
             for m in marks
@@ -473,7 +473,7 @@ def online_status(
             for m in marks
             if (m["name"], m["version"]) == (name, version) and m not in mine
         ]
-        ttl = rec["definition"].get("ttl_seconds") if rec["kind"] == "feature_view" else None
+        ttl = rec.definition.get("ttl_seconds") if rec.kind == "feature_view" else None
         out.append(
             OnlineCoverage(
                 f"{name}:v{version}",
