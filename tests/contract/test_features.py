@@ -405,9 +405,9 @@ def test_plans_are_cached_per_definitions_object_and_go_with_it(runtime: Runtime
     both = [
         Definitions.of([customer, activity_view(t)]) for t in (spend_features, spend_features_v2)
     ]
-    defs = Definitions(dict(both[0].entities), dict(both[0].views))
+    held = [Definitions(dict(both[0].entities), dict(both[0].views))]
     for i in range(1, 21):
-        assert service.resolve(defs, refs).stored[0].key == f"activity:v{2 - i % 2}"
+        assert service.resolve(held[0], refs).stored[0].key == f"activity:v{2 - i % 2}"
         entities, views = dict(both[i % 2].entities), dict(both[i % 2].views)
-        del defs
-        defs = Definitions(entities, views)
+        held.clear()  # freed first, so the next one can take its place
+        held.append(Definitions(entities, views))
