@@ -18,7 +18,6 @@ Every run says per view what it wrote and why (:class:`ViewMaterialization`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from milepost.errors import InvalidInput, mask_uri
-from milepost.features import online as online_mod
 from milepost.features.definitions import FeatureView
 from milepost.features.intervals import Interval, merge, subtract
-from milepost.features.offline import normalize_times
+from milepost.features.packing import pack_frame
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from milepost.features import online as online_mod
     from milepost.features.backends.sql import VersionRecord, Watermark
     from milepost.features.repo import Definitions
     from milepost.features.service import FeatureService
@@ -246,36 +245,6 @@ def _open_epoch(service: FeatureService) -> _Epoch:
 
 
 # -- writing ------------------------------------------------------------------------------------
-
-
-def pack_frame(view: FeatureView, frame: pd.DataFrame) -> list[tuple[str, int, int, bytes]]:
-    """The online rows ``(entity, event_ts, created_ts, packed)`` of a frame of a view."""
-    keys = list(view.entity.join_keys)
-    ts = normalize_times(frame[view.timestamp_field], f"{view.name}.{view.timestamp_field}")
-    created = (
-        normalize_times(frame[view.created_timestamp_field], "created timestamp")
-        if view.created_timestamp_field
-        else ts
-    )
-    ts_ms = (ts.astype("int64") // 1000).to_numpy()
-    cr_ms = (created.astype("int64") // 1000).to_numpy()
-    key_cols = [frame[k].tolist() for k in keys]
-    feats = [
-        [None if isinstance(v, float) and math.isnan(v) else v for v in frame[f].tolist()]
-        for f in view.features
-    ]
-    rows = []
-    for i in range(len(frame)):
-        ekey = online_mod.entity_key([c[i] for c in key_cols])
-        rows.append(
-            (
-                ekey,
-                int(ts_ms[i]),
-                int(cr_ms[i]),
-                online_mod.pack(int(ts_ms[i]), int(cr_ms[i]), [f[i] for f in feats]),
-            )
-        )
-    return rows
 
 
 def _naive(ms: int) -> pd.Timestamp:

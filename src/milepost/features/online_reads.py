@@ -116,6 +116,8 @@ def get_online_features(
     values: dict[str, list[Any]] = {}
     statuses: dict[str, list[str]] = {}
     read_stored(service.online, plan.reads, rows, now_ms, values, statuses)
+    if plan.direct:  # already under the output names, in order
+        return OnlineResponse(list(plan.output), values, statuses)
     for view, _, feats in plan.on_demand:
         computed = _on_demand(view, rows, values)
         for feat in feats:
@@ -173,7 +175,12 @@ def read_stored(
         try:
             if len(keys) == 1:
                 k = keys[0]
-                ekeys = [entity_key((r[k],)) for r in rows]
+                ids = [r[k] for r in rows]
+                ekeys = (
+                    [f"n:{v!r}" for v in ids]  # entity_key of ints, without the calls
+                    if all(type(v) is int for v in ids)
+                    else [entity_key((v,)) for v in ids]
+                )
             else:
                 ekeys = [entity_key([r[k] for k in keys]) for r in rows]
         except KeyError as exc:
@@ -204,12 +211,18 @@ def read_stored(
             MISSING if d is None else EXPIRED if now_ms - d[0] > ttl_ms else PRESENT
             for d in decoded
         ]
-        live = [
-            d[2] if s is PRESENT else None  # type: ignore[index]
-            for d, s in zip(decoded, row_status, strict=True)
-        ]
+        nulls = [None] * vr.width
+        by_feature = list(
+            zip(
+                *[
+                    d[2] if s is PRESENT else nulls  # type: ignore[index]
+                    for d, s in zip(decoded, row_status, strict=True)
+                ],
+                strict=True,
+            )
+        )
         for j, col in zip(vr.index, vr.columns, strict=True):
-            values[col] = [None if v is None else v[j] for v in live]
+            values[col] = list(by_feature[j])
             statuses[col] = row_status.copy()
 
 

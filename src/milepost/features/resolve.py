@@ -10,7 +10,7 @@ dropped whenever the registered versions are read again.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from milepost.errors import InvalidInput, NotFound, did_you_mean
@@ -42,6 +42,7 @@ class ViewRead:
     ttl_ms: float
     index: tuple[int, ...]  # where each wanted feature sits in the stored row
     columns: tuple[str, ...]  # the internal column (view__feature) of each
+    width: int  # features in a stored row
 
     @classmethod
     def of(cls, req: ViewRequest, names: dict[tuple[str, str], str]) -> ViewRead:
@@ -55,6 +56,7 @@ class ViewRead:
             view.ttl.total_seconds() * 1000,
             tuple(stored.index(f) for f in req.features),
             tuple(names[(key, f)] for f in req.features),
+            len(stored),
         )
 
 
@@ -74,9 +76,20 @@ class Plan:
     reads: tuple[ViewRead, ...] = field(init=False)
     pairs: tuple[tuple[str, str], ...] = field(init=False)  # (output, internal)
 
+    #: the reads fill the response's columns directly (no on-demand views; the stored
+    #: reads give the output columns in order), so no renaming is left to do
+    direct: bool = field(init=False)
+
     def __post_init__(self) -> None:
-        self.reads = tuple(ViewRead.of(req, self.names) for req in self.stored)
         self.pairs = tuple(zip(self.output, self.internal, strict=True))
+        reads = tuple(ViewRead.of(req, self.names) for req in self.stored)
+        self.direct = not self.on_demand and [c for r in reads for c in r.columns] == list(
+            dict.fromkeys(self.internal)
+        )
+        if self.direct:  # read straight into the output names
+            rename = {internal: output for output, internal in self.pairs}
+            reads = tuple(replace(r, columns=tuple(rename[c] for c in r.columns)) for r in reads)
+        self.reads = reads
 
     @classmethod
     def of_stored(cls, requests: list[ViewRequest]) -> Plan:
@@ -107,6 +120,12 @@ class Resolver:
     def clear(self) -> None:
         """Forget every plan (the registered versions were read again)."""
         self._plans.clear()
+
+    def recheck(self) -> None:
+        """Keep the plans, but ask the online store again what it holds of them."""
+        for by_refs in self._plans.values():
+            for plan in by_refs.values():
+                plan.unheld = None
 
     def cached(self, defs: Definitions, refs: tuple[str, ...], full_names: bool) -> Plan | None:
         """The plan resolved earlier for these refs, if it is still current."""

@@ -29,7 +29,8 @@ from milepost.features.consistency import ConsistencyReport
 from milepost.features.definitions import FeatureView, OnDemandFeatureView, PushSource
 from milepost.features.offline import OfflineStore, run_transform
 from milepost.features.online_reads import OnlineResponse
-from milepost.features.push import PushBuffer, offline_rows, pack_records, small_records
+from milepost.features.packing import pack_frame, pack_records
+from milepost.features.push import PushBuffer, offline_rows, small_records
 from milepost.features.refs import (
     MAX_SAMPLE,
     check_materialize_options,
@@ -102,8 +103,12 @@ class FeatureService:
         """Registered view versions (cached for a second: reads must not query per call)."""
         now = time.monotonic()
         if fresh or self._records is None or now - self._records[0] > 1.0:
-            self._records = (now, self.registry.versions())
-            self.resolver.clear()
+            records = self.registry.versions()
+            if self._records is None or records != self._records[1]:
+                self.resolver.clear()  # plans name versions: resolve again
+            else:
+                self.resolver.recheck()  # same versions; what the store holds may differ
+            self._records = (now, records)
             self._holdings = None
         return self._records[1]
 
@@ -330,13 +335,7 @@ class FeatureService:
             else:
                 if frame is None:
                     frame = pd.DataFrame(records)
-                try:
-                    packed = materialize_mod.pack_frame(view, run_transform(view, frame))
-                except (TypeError, OverflowError) as exc:  # msgpack: a value it cannot hold
-                    raise InvalidInput(
-                        f"Feature view {view.name!r}: a pushed value cannot be stored: {exc}.",
-                        hint="Push numbers that fit 64 bits, text, booleans or nulls.",
-                    ) from exc
+                packed = pack_frame(view, run_transform(view, frame))
             self.online.write(rec.key, packed)
         self.pushes.append(source, offline_rows(readers, frame, records or []))
         return len(frame) if frame is not None else len(records or [])
