@@ -13,8 +13,7 @@ import pandas as pd
 import pytest
 
 import milepost
-from milepost import Client
-from milepost._context import Runtime
+from milepost import Client, Runtime
 from milepost.errors import Conflict, InvalidInput, NotFound
 from milepost.features import (
     DatasetSource,

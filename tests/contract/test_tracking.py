@@ -13,8 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 import milepost
-from milepost import Client, RunStatus
-from milepost._context import Runtime
+from milepost import Client, RunStatus, Runtime
 from milepost.errors import AlreadyExists, Conflict, InvalidFilter, InvalidInput, NotFound
 from milepost.tracking._filter import parse_filter
 

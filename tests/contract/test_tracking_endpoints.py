@@ -16,8 +16,7 @@ import pandas as pd
 import pytest
 
 import milepost
-from milepost import Client
-from milepost._context import Runtime
+from milepost import Client, Runtime
 from milepost.errors import AlreadyExists, Conflict, GateFailed, InvalidInput
 from milepost.serving import CanaryPolicy
 from tests.contract.conftest import FEATURES

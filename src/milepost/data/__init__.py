@@ -9,7 +9,16 @@
     milepost.data.diff("customers@1", "customers@2")
 """
 
-from milepost.data.api import diff, get, list_datasets, register, runs_using, validate, versions
+from milepost.data.api import (
+    diff,
+    get,
+    list_datasets,
+    list_versions,
+    register,
+    runs_using,
+    validate,
+    versions,
+)
 from milepost.data.models import ColumnSchema, DatasetInput, DatasetVersion
 from milepost.data.results import ValidationResult
 from milepost.data.service import DataService, DatasetDiff
@@ -50,6 +59,7 @@ __all__ = [
     "diff",
     "get",
     "list_datasets",
+    "list_versions",
     "register",
     "runs_using",
     "validate",

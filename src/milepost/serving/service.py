@@ -54,8 +54,9 @@ from typing import TYPE_CHECKING, Any
 from milepost import _validate as check
 from milepost.errors import Conflict, InvalidInput, NotFound
 from milepost.models.uri import check_model_name
+from milepost.monitoring import VariantStats, variant_stats
 from milepost.serving._registry import IN_PROGRESS, RegistryLink, tracked_stage
-from milepost.serving.analysis import Decision, VariantStats, judge, variant_stats
+from milepost.serving.analysis import Decision, judge
 from milepost.serving.backends.sql import SqlServingStore
 from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Track, Variant
 
