@@ -123,8 +123,8 @@ def list_(
     if as_json:
         out = []
         for r in records:
-            item = {k: v for k, v in r.items() if k not in ("definition_json", "origin_json")}
-            found = coverage.get(f"{r['name']}:v{r['version']}")
+            item = r.to_dict()
+            found = coverage.get(f"{r.name}:v{r.version}")
             item["online"] = found.to_dict() if found else {"state": f"unknown: {unreachable}"}
             # what the current online store holds, not what any store once did
             item["materialized_until"] = found.through_ms if found else None
@@ -134,18 +134,18 @@ def list_(
     first = next(iter(coverage.values()), None)
     rows = []
     for r in records:
-        d = r["definition"]
+        d = r.definition
         feats = ", ".join(n for n, _ in d.get("schema", []))
-        found = coverage.get(f"{r['name']}:v{r['version']}")
+        found = coverage.get(f"{r.name}:v{r.version}")
         rows.append(
             [
-                r["name"],
-                f"v{r['version']}",
-                r["status"],
+                r.name,
+                f"v{r.version}",
+                r.status,
                 escape(found.describe() if found else f"unknown: {unreachable}"),
                 feats,
-                r["kind"],
-                fmt_time(r["created_at"]),
+                r.kind,
+                fmt_time(r.created_at),
             ]
         )
     console.print(

@@ -36,8 +36,6 @@ import pyarrow.parquet as pq
 
 from milepost._batcher import Batcher, Overflow, Unwritten
 from milepost.errors import InvalidInput, MilepostError
-from milepost.features import online as online_mod
-from milepost.features.consistency import plain
 from milepost.features.offline import normalize_times
 
 if TYPE_CHECKING:
@@ -46,15 +44,7 @@ if TYPE_CHECKING:
     from milepost.features.definitions import FeatureView
     from milepost.features.offline import OfflineStore
 
-__all__ = [
-    "MAX_PENDING_ROWS",
-    "PushBuffer",
-    "epoch_ms",
-    "offline_rows",
-    "pack_records",
-    "small_records",
-    "utc",
-]
+__all__ = ["MAX_PENDING_ROWS", "PushBuffer", "epoch_ms", "offline_rows", "small_records", "utc"]
 
 MAX_PENDING_ROWS = 1_000_000  # pushed rows waiting in memory before push() blocks
 
@@ -225,36 +215,3 @@ def offline_rows(
     for c in cols & set(out.columns):
         out[c] = normalize_times(out[c], f"pushed column {c!r}").dt.tz_localize("UTC")
     return out
-
-
-def pack_records(
-    view: FeatureView, records: list[dict[str, Any]]
-) -> list[tuple[str, int, int, bytes]]:
-    """``pack_frame`` for a few dict rows of a view without a transform."""
-    keys = view.entity.join_keys
-    needed = [*keys, view.timestamp_field, *view.features]
-    if view.created_timestamp_field:
-        needed.append(view.created_timestamp_field)
-    packed = []
-    for record in records:
-        missing = [c for c in needed if c not in record]
-        if missing:
-            raise InvalidInput(
-                f"Feature view {view.name!r}: column {missing[0]!r} is missing from its rows.",
-                hint="Check the source columns and the schema.",
-            )
-        ts = epoch_ms(utc(record[view.timestamp_field], f"{view.name}.{view.timestamp_field}"))
-        created = (
-            epoch_ms(utc(record[view.created_timestamp_field], "created timestamp"))
-            if view.created_timestamp_field
-            else ts
-        )
-        values = [plain(record[f]) for f in view.features]
-        try:
-            blob = online_mod.pack(ts, created, values)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise InvalidInput(
-                f"Feature view {view.name!r}: a value cannot be stored: {exc}"
-            ) from exc
-        packed.append((online_mod.entity_key([record[k] for k in keys]), ts, created, blob))
-    return packed
