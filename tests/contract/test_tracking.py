@@ -17,6 +17,7 @@ from milepost import Client, RunStatus
 from milepost._context import Runtime
 from milepost.errors import AlreadyExists, Conflict, InvalidFilter, InvalidInput, NotFound
 from milepost.tracking._filter import parse_filter
+from tests.conftest import optional_import
 
 
 def test_run_lifecycle_and_data(runtime: Runtime) -> None:
@@ -304,8 +305,7 @@ def test_artifacts_round_trip(runtime: Runtime, tmp_path: Path) -> None:
 
 
 def test_log_figure(runtime: Runtime) -> None:
-    import matplotlib
-
+    matplotlib = optional_import("matplotlib", extra="plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
