@@ -26,6 +26,7 @@ def wait_until(
     timeout: float = 30.0,
     interval: float = POLL_SECONDS,
     ignore: tuple[type[BaseException], ...] = (),
+    detail: Callable[[], object] | None = None,
 ) -> T:
     """Poll ``predicate`` until it returns a truthy value, and return that value.
 
@@ -36,6 +37,7 @@ def wait_until(
         interval: seconds between two calls.
         ignore: exceptions that mean "not yet" (a server still starting refuses
             connections); the last one is shown if the wait times out.
+        detail: called on timeout for more context (a server's log, the last answer).
 
     Returns:
         The predicate's first truthy result.
@@ -58,7 +60,8 @@ def wait_until(
             last, error = result, None
         if time.monotonic() >= deadline:
             seen = f"last raised {type(error).__name__}: {error}" if error else f"last saw {last!r}"
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what} ({seen})")
+            more = f"\n{detail()}" if detail is not None else ""
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what} ({seen}){more}")
         time.sleep(interval)  # the poll interval, not a guess at how long the work takes
 
 
