@@ -6,7 +6,8 @@ reachable they are skipped with a message saying how to run them, except under
 (``optional_import``) follow the same rule: skipped locally, required in CI.
 
 Tests marked ``slow`` (real server processes under load, many processes) are deselected
-in a local run; ``--run-slow``, an explicit ``-m`` expression, or ``CI=true`` runs them.
+in a local run; ``--run-slow``, ``-m slow`` (any expression naming it), or ``CI=true``
+runs them.
 """
 
 from __future__ import annotations
@@ -99,8 +100,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _runs_slow(config: pytest.Config) -> bool:
-    """CI runs everything; locally, slow tests run on request (--run-slow or any -m)."""
-    return IN_CI or bool(config.getoption("--run-slow")) or bool(config.option.markexpr)
+    """CI runs everything; locally, slow tests run on request (--run-slow, or a -m
+    expression that names ``slow``, which then selects on its own)."""
+    return IN_CI or bool(config.getoption("--run-slow")) or "slow" in config.option.markexpr
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
