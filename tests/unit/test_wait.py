@@ -18,7 +18,7 @@ def test_returns_the_first_truthy_answer() -> None:
 def test_a_timeout_names_the_condition_and_the_last_answer() -> None:
     with pytest.raises(pytest.fail.Exception, match=r"waiting for the count \(last saw 0\)"):
         wait_until(lambda: 0, what="the count", timeout=0.05)
-    with pytest.raises(pytest.fail.Exception, match="last saw False\nthe log says hi"):
+    with pytest.raises(pytest.fail.Exception, match=r"last saw False\)\nthe log says hi"):
         wait_until(lambda: False, what="x", timeout=0.01, detail=lambda: "the log says hi")
 
 
