@@ -53,6 +53,7 @@ def _wait_for_revision(url: str, revision: int) -> None:
     wait_until(
         lambda: httpx.get(f"{url}/v1/endpoints/churn-ep", timeout=5).json()["revision"] >= revision,
         what=f"the replica to pick up the new routing (revision {revision})",
+        timeout=60,  # a new variant is loaded first: over 15 s on a loaded 2-core machine
     )
 
 
