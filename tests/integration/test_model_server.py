@@ -29,6 +29,10 @@ from tests.contract.conftest import FEATURES
 
 pytestmark = pytest.mark.slow
 
+#: seconds a rollout, a canary verdict or a replacement replica may take; waits end as
+#: soon as the condition holds, and a loaded 2-core machine needs well over a minute
+ROLLOUT_TIMEOUT = 180
+
 
 class Server:
     """`python -m milepost serve` in a subprocess (the demo's launcher), seen over httpx."""
@@ -98,7 +102,7 @@ class Load:
         wait_until(
             lambda: self.ok >= target,
             what=f"{n} more answers under load{what}",
-            timeout=60,
+            timeout=ROLLOUT_TIMEOUT,
         )
 
     def __enter__(self) -> Load:
@@ -255,7 +259,7 @@ def test_no_request_fails_during_rolling_switch_rollback_and_a_failing_shadow(
         wait_until(
             lambda: svc.get("churn-ep")[0].rollout.status != "in_progress",
             what="the rolling update to finish",
-            timeout=60,
+            timeout=ROLLOUT_TIMEOUT,
         )
         assert svc.get("churn-ep")[0].rollout.status == "succeeded"
         load.answered(40)
@@ -305,7 +309,7 @@ def test_routing_changes_reach_every_replica_and_host_within_a_second(
     forced = wait_until(
         pinned,
         what="the preview to answer when pinned",
-        timeout=60,
+        timeout=ROLLOUT_TIMEOUT,
         detail=lambda: f"last answer: {answers[-1].status_code} {answers[-1].text}",
     )
     assert forced.json()["variant"] == "churn-v2"
@@ -330,7 +334,7 @@ def test_a_killed_replica_is_replaced(served: dict[str, Any]) -> None:
         wait_until(
             lambda: "replica.replaced" in _kinds(served),
             what="the killed replica to be replaced",
-            timeout=60,
+            timeout=ROLLOUT_TIMEOUT,
         )
         load.answered(20, " after the replacement")
     assert "replica.replaced" in _kinds(served)
@@ -356,7 +360,7 @@ def test_a_replica_that_cannot_start_aborts_the_rolling_update(served: dict[str,
     wait_until(
         lambda: svc.get("churn-ep")[0].rollout.status != "in_progress",
         what="the rolling update to give up",
-        timeout=60,
+        timeout=ROLLOUT_TIMEOUT,
     )
     spec, _ = svc.get("churn-ep")
     assert spec.rollout.status == "rolled_back" and spec.primary.name == "churn-v1"
@@ -420,7 +424,7 @@ def _verdict(svc: Any, endpoint: str) -> Any:
     wait_until(
         lambda: svc.get(endpoint)[0].rollout.status != "progressing",
         what=f"a verdict on the canary of {endpoint}",
-        timeout=60,
+        timeout=ROLLOUT_TIMEOUT,
     )
     return svc.get(endpoint)[0]
 
