@@ -261,7 +261,8 @@ def test_no_request_fails_during_rolling_switch_rollback_and_a_failing_shadow(
             what="the rolling update to finish",
             timeout=ROLLOUT_TIMEOUT,
         )
-        assert svc.get("churn-ep")[0].rollout.status == "succeeded"
+        rollout = svc.get("churn-ep")[0].rollout
+        assert rollout.status == "succeeded", rollout.detail
         load.answered(40)
         for what, change in (
             ("the instant rollback", lambda: svc.rollback("churn-ep", reason="instant")),
