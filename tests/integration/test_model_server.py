@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -117,27 +116,33 @@ class Load:
 
 
 @pytest.fixture(scope="module")
-def registry(
-    tmp_path_factory: pytest.TempPathFactory,
-    churn_models: dict[str, Any],
-    churn_frame: pd.DataFrame,
-) -> Path:
-    """A home with three churn versions and ``churn-ep``, built once; tests serve copies."""
-    optional_import("skl2onnx", extra="onnx")
-    optional_import("shap", extra="explain")
-    home = tmp_path_factory.mktemp("served-template") / "home"
-    rt = milepost.configure(home=home)
+def slow_forest(churn_frame: pd.DataFrame) -> Pipeline:
+    """A 400-tree forest, trained once per module (only read by the tests)."""
     slow = Pipeline(
         [
             ("prep", preprocess(False)),
             ("model", RandomForestClassifier(n_estimators=400, random_state=0)),
         ]
     )
-    slow.fit(churn_frame[FEATURES].iloc[:2000], churn_frame["churned"].iloc[:2000])
+    return slow.fit(churn_frame[FEATURES].iloc[:2000], churn_frame["churned"].iloc[:2000])
+
+
+@pytest.fixture
+def served(
+    tmp_path: Path,
+    churn_models: dict[str, Any],
+    churn_frame: pd.DataFrame,
+    slow_forest: Pipeline,
+) -> Iterator[dict[str, Any]]:
+    """A registry of this test's own: every test here changes the endpoint's routing."""
+    optional_import("skl2onnx", extra="onnx")
+    optional_import("shap", extra="explain")
+    home = tmp_path / "home"
+    rt = milepost.configure(home=home)
     for key, model in (
         ("good", churn_models["good"]),
         ("weak", churn_models["weak"]),
-        ("slow", slow),
+        ("slow", slow_forest),
     ):
         with milepost.start_run(experiment="serving"):
             milepost.log_model(
@@ -151,16 +156,6 @@ def registry(
     # pinned: these tests exercise the strategies' routing; the registry's part is in
     # test_a_canary_on_a_tracking_endpoint_moves_production_when_it_completes
     rt.serving.create("churn-ep", "churn", version=1)
-    milepost.reset()  # closes the database: the home can be copied
-    return home
-
-
-@pytest.fixture
-def served(registry: Path, tmp_path: Path, churn_frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
-    """This test's own copy of the registry: routing changes and damage stay in it."""
-    home = tmp_path / "home"
-    shutil.copytree(registry, home)
-    rt = milepost.configure(home=home)
     rows = churn_frame[FEATURES].head(200).to_dict("records")
     servers: list[Server] = []
 
