@@ -2,16 +2,23 @@
 
 Service tests carry a marker (``postgres``, ``s3``, ``redis``). When the service is not
 reachable they are skipped with a message saying how to run them, except under
-``CI=true``, where they fail: CI must exercise every backend.
+``CI=true``, where they fail: CI must exercise every backend. Optional libraries
+(``optional_import``) follow the same rule: skipped locally, required in CI.
+
+Tests marked ``slow`` (real server processes under load, many processes) are deselected
+in a local run; ``--run-slow``, ``-m slow`` (any expression naming it), or ``CI=true``
+runs them.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pandas as pd
@@ -83,7 +90,27 @@ def service_problem(name: str) -> str | None:
     return _probe_results[name]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run the tests marked slow (always run when CI=true)",
+    )
+
+
+def _runs_slow(config: pytest.Config) -> bool:
+    """CI runs everything; locally, slow tests run on request (--run-slow, or a -m
+    expression that names ``slow``, which then selects on its own)."""
+    return IN_CI or bool(config.getoption("--run-slow")) or "slow" in config.option.markexpr
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not _runs_slow(config):
+        slow = [item for item in items if item.get_closest_marker("slow") is not None]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if item.get_closest_marker("slow") is None]
     for item in items:
         for name in _PROBES:
             if item.get_closest_marker(name) is None:
@@ -97,11 +124,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 )
 
 
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if _runs_slow(config):
+        return None
+    return "slow tests deselected (run them with --run-slow, or CI=true as CI does)"
+
+
 def require(name: str) -> None:
     """Fail loudly in CI when a marked service is missing."""
     problem = service_problem(name)
     if problem:
         pytest.fail(f"{name} is required when CI=true but unavailable: {problem}")
+
+
+def optional_import(name: str, *, extra: str) -> ModuleType:
+    """Import an optional library: skip the test (or module) without it, fail in CI.
+
+    ``extra`` names the ``pip install -e '.[extra]'`` that brings it. Call it at module
+    level to skip a whole module, or inside a test or fixture.
+    """
+    how = f"pip install -e '.[{extra}]'"
+    if not IN_CI:
+        return pytest.importorskip(name, reason=f"{name} is not installed; to run: {how}")
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        pytest.fail(
+            f"{name} is required when CI=true but cannot be imported ({exc}); {how}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ from milepost import Client, Runtime
 from milepost.errors import Conflict, InvalidInput, NotFound
 from milepost.serving import CanaryPolicy
 from milepost.serving.logger import PredictionLogger
+from tests._wait import clock_ms_after
 from tests.contract.conftest import FEATURES
 
 
@@ -150,7 +151,7 @@ def test_the_canary_is_judged_from_its_first_answer(endpoint: str, runtime: Runt
     svc = runtime.serving
     svc.canary(endpoint, 2, policy=CanaryPolicy(min_seconds=0, min_requests=30))
     _log(runtime, endpoint, "churn-v1", 100, latency=40.0)  # replicas busy loading v2
-    time.sleep(0.01)
+    clock_ms_after(int(time.time() * 1000))  # the canary's first answer comes later
     _log(runtime, endpoint, "churn-v2", 40, latency=20.0)
     _log(runtime, endpoint, "churn-v1", 100, latency=1.0)
     decision = svc.tick(endpoint)

@@ -35,6 +35,7 @@ from milepost.errors import (
     PermissionDenied,
 )
 from milepost.serving.engine import EndpointEngine
+from tests.conftest import optional_import
 from tests.contract.conftest import FEATURES
 
 SHELL = "subprocess.run"
@@ -347,8 +348,7 @@ def test_a_missing_class_is_a_one_line_error_everywhere(
 def test_a_missing_library_names_what_to_install(
     runtime: Runtime, churn_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import lightgbm
-
+    lightgbm = optional_import("lightgbm", extra="dev")
     frame = churn_frame[["age", "tenure_months"]].astype(float)
     model = lightgbm.LGBMClassifier(n_estimators=5, verbose=-1).fit(frame, churn_frame[LABEL])
     with milepost.start_run():

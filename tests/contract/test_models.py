@@ -17,6 +17,7 @@ import milepost
 from milepost import Client, Runtime
 from milepost.demo.data import LABEL
 from milepost.errors import Conflict, IntegrityViolation, InvalidInput, NotFound, PermissionDenied
+from tests._wait import clock_ms_after
 from tests.contract.conftest import FEATURES
 
 
@@ -152,7 +153,7 @@ def test_stages_history_and_production_at(
     c = Client()
     c.promote("churn", 1, "Production", reason="first")
     t1 = int(time.time() * 1000)
-    time.sleep(0.01)
+    clock_ms_after(t1)  # the next promotion is stamped after t1
     c.promote("churn", 2, "Staging")
     c.promote("churn", 2, "Production", reason="better")
     t2 = int(time.time() * 1000)

@@ -17,6 +17,7 @@ import milepost
 from milepost import Client, RunStatus, Runtime
 from milepost.errors import AlreadyExists, Conflict, InvalidFilter, InvalidInput, NotFound
 from milepost.tracking._filter import parse_filter
+from tests.conftest import optional_import
 
 
 def test_run_lifecycle_and_data(runtime: Runtime) -> None:
@@ -203,8 +204,15 @@ def test_search_filters_orders_and_pages(runtime: Runtime) -> None:
 
 def test_filter_values_are_parameters_not_sql(runtime: Runtime) -> None:
     _seed(3)
-    got = Client().search_runs("search", filter="params.model = 'x'' OR 1=1 --'")
-    assert list(got) == []
+    attack = "params.model = 'x'' OR 1=1 --'"
+    assert list(Client().search_runs("search", filter=attack)) == []
+    # the payload is a value like any other: stored as it is, found by itself, exactly once
+    payload = "x' OR 1=1 --"
+    with milepost.start_run(experiment="search", run_name="payload") as run:
+        milepost.log_params({"model": payload})
+    got = list(Client().search_runs("search", filter=attack))
+    assert [r.run_id for r in got] == [run.run_id]
+    assert got[0].params["model"] == payload
 
 
 def test_bad_filter_points_at_token(runtime: Runtime) -> None:
@@ -304,8 +312,7 @@ def test_artifacts_round_trip(runtime: Runtime, tmp_path: Path) -> None:
 
 
 def test_log_figure(runtime: Runtime) -> None:
-    import matplotlib
-
+    matplotlib = optional_import("matplotlib", extra="plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from tests._wait import wait_until
 from tests.e2e.test_cli import MILEPOST, cli
 
 REPO = """
@@ -68,14 +68,6 @@ class Blackhole:
             conn.close()
 
 
-def _wait_for(condition: object, what: str, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def blackhole() -> Iterator[Blackhole]:
     hole = Blackhole()
@@ -121,14 +113,14 @@ def test_health_and_other_requests_answer_while_a_store_call_hangs(
                 assert server.poll() is None, (tmp_path / "server.log").read_text()
                 return False
 
-        _wait_for(up, "the feature server to start")
+        wait_until(up, what="the feature server to start")
         hung: Future[httpx.Response] = pool.submit(
             httpx.post,
             f"{url}/v1/features/online",
             json={"features": ["spend:spend"], "entities": [{"customer_id": 1}]},
             timeout=30,
         )
-        _wait_for(lambda: blackhole.accepted, "the online store call to reach the listener")
+        wait_until(lambda: blackhole.accepted, what="the online store call to reach the listener")
         # the store call is pending; everything that does not need it is answered now
         health = httpx.get(f"{url}/health", timeout=2)
         assert health.status_code == 200

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +22,15 @@ import milepost
 from milepost import Client
 from milepost.demo.serving import ModelServer
 from milepost.demo.training import preprocess
+from tests._wait import wait_until
+from tests.conftest import optional_import
 from tests.contract.conftest import FEATURES
 
 pytestmark = pytest.mark.slow
+
+#: seconds a rollout, a canary verdict or a replacement replica may take; waits end as
+#: soon as the condition holds, and a loaded 2-core machine needs well over a minute
+ROLLOUT_TIMEOUT = 180
 
 
 class Server:
@@ -90,6 +95,15 @@ class Load:
                 except httpx.TransportError as exc:
                     self.failures[type(exc).__name__] += 1
 
+    def answered(self, n: int = 20, what: str = "") -> None:
+        """Wait until the clients got ``n`` more answers: the load ran through a state."""
+        target = self.ok + n
+        wait_until(
+            lambda: self.ok >= target,
+            what=f"{n} more answers under load{what}",
+            timeout=ROLLOUT_TIMEOUT,
+        )
+
     def __enter__(self) -> Load:
         for t in self.threads:
             t.start()
@@ -101,23 +115,34 @@ class Load:
             t.join()
 
 
-@pytest.fixture
-def served(
-    tmp_path: Path, churn_models: dict[str, Any], churn_frame: pd.DataFrame
-) -> Iterator[dict[str, Any]]:
-    home = tmp_path / "home"
-    rt = milepost.configure(home=home)
+@pytest.fixture(scope="module")
+def slow_forest(churn_frame: pd.DataFrame) -> Pipeline:
+    """A 400-tree forest, trained once per module (only read by the tests)."""
     slow = Pipeline(
         [
             ("prep", preprocess(False)),
             ("model", RandomForestClassifier(n_estimators=400, random_state=0)),
         ]
     )
-    slow.fit(churn_frame[FEATURES].iloc[:2000], churn_frame["churned"].iloc[:2000])
+    return slow.fit(churn_frame[FEATURES].iloc[:2000], churn_frame["churned"].iloc[:2000])
+
+
+@pytest.fixture
+def served(
+    tmp_path: Path,
+    churn_models: dict[str, Any],
+    churn_frame: pd.DataFrame,
+    slow_forest: Pipeline,
+) -> Iterator[dict[str, Any]]:
+    """A registry of this test's own: every test here changes the endpoint's routing."""
+    optional_import("skl2onnx", extra="onnx")
+    optional_import("shap", extra="explain")
+    home = tmp_path / "home"
+    rt = milepost.configure(home=home)
     for key, model in (
         ("good", churn_models["good"]),
         ("weak", churn_models["weak"]),
-        ("slow", slow),
+        ("slow", slow_forest),
     ):
         with milepost.start_run(experiment="serving"):
             milepost.log_model(
@@ -198,9 +223,21 @@ def test_predict_explain_feedback_metrics_and_bad_requests(served: dict[str, Any
     metrics = httpx.get(f"{server.url}/metrics", timeout=5).text
     assert 'milepost_requests_total{endpoint="churn-ep",status="ok",variant="churn-v1"}' in metrics
     assert "milepost_request_latency_seconds_bucket" in metrics
-    time.sleep(1.5)  # the prediction log flushes every second
-    segments = served["rt"].serving.store.segments("churn-ep")
-    logged = pd.concat([pd.read_parquet(p) for p in segments])
+
+    def logged() -> pd.DataFrame:
+        segments = served["rt"].serving.store.segments("churn-ep")
+        if not segments:
+            return pd.DataFrame({"request_id": [], "status": []})
+        return pd.concat([pd.read_parquet(p) for p in segments])
+
+    wait_until(  # the prediction log is flushed every second, off the request path
+        lambda: (
+            body["request_id"] in set(logged()["request_id"])
+            and {"ok", "invalid"} <= set(logged()["status"])
+        ),
+        what="the prediction log to hold the good and the refused requests",
+    )
+    logged = logged()
     first = logged[logged.request_id == body["request_id"]].sort_values("row")
     assert list(first["prediction"]) == [str(p) for p in body["predictions"]]
     assert set(logged["status"]) == {"ok", "invalid"}
@@ -212,25 +249,26 @@ def test_no_request_fails_during_rolling_switch_rollback_and_a_failing_shadow(
     server = served["start"](2)
     svc = served["rt"].serving
     with Load(server, served["rows"]) as load:
-        time.sleep(1)
+        load.answered(40)
         svc.rolling("churn-ep", 2)  # the supervisor replaces both replicas, one at a time
-        deadline = time.monotonic() + 60
-        while (
-            svc.get("churn-ep")[0].rollout.status == "in_progress" and time.monotonic() < deadline
+        wait_until(
+            lambda: svc.get("churn-ep")[0].rollout.status != "in_progress",
+            what="the rolling update to finish",
+            timeout=ROLLOUT_TIMEOUT,
+        )
+        rollout = svc.get("churn-ep")[0].rollout
+        assert rollout.status == "succeeded", rollout.detail
+        load.answered(40)
+        for what, change in (
+            ("the instant rollback", lambda: svc.rollback("churn-ep", reason="instant")),
+            ("blue/green", lambda: svc.blue_green("churn-ep", 2)),
+            ("the switch", lambda: svc.switch("churn-ep")),
+            ("the rollback", lambda: svc.rollback("churn-ep")),
+            ("the slow shadow", lambda: svc.shadow("churn-ep", 3)),  # answers nobody
         ):
-            time.sleep(0.2)
-        assert svc.get("churn-ep")[0].rollout.status == "succeeded"
-        time.sleep(1)
-        svc.rollback("churn-ep", reason="instant")
-        time.sleep(1)
-        svc.blue_green("churn-ep", 2)
-        time.sleep(1)
-        svc.switch("churn-ep")
-        time.sleep(1)
-        svc.rollback("churn-ep")
-        time.sleep(1)
-        svc.shadow("churn-ep", 3)  # the slow shadow answers nobody
-        time.sleep(1.5)
+            change()
+            _applied(server, what)
+            load.answered(40, f" after {what}")
     assert load.failures == Counter(), load.failures
     assert load.ok > 200
     assert set(load.variants) <= {"churn-v1", "churn-v2"}
@@ -247,10 +285,12 @@ def test_routing_changes_reach_every_replica_and_host_within_a_second(
     a, b = served["start"](2), served["start"](1)
     svc.blue_green("churn-ep", 2)
     assert a.predict(served["rows"][:1]).json()["variant"] == "churn-v1"
+
     # the preview answers when pinned by header (smoke tests) once its replicas loaded it
-    deadline = time.monotonic() + 20
-    while True:
-        forced = httpx.post(
+    answers: list[httpx.Response] = []
+
+    def pinned() -> httpx.Response | None:
+        r = httpx.post(
             f"{a.url}/v1/endpoints/churn-ep/predict",
             json={"rows": served["rows"][:1]},
             headers={
@@ -259,29 +299,40 @@ def test_routing_changes_reach_every_replica_and_host_within_a_second(
             },
             timeout=5,
         )
-        if forced.status_code == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert forced.status_code == 200, forced.text
+        answers.append(r)
+        return r if r.status_code == 200 else None
+
+    forced = wait_until(
+        pinned,
+        what="the preview to answer when pinned",
+        timeout=ROLLOUT_TIMEOUT,
+        detail=lambda: f"last answer: {answers[-1].status_code} {answers[-1].text}",
+    )
     assert forced.json()["variant"] == "churn-v2"
     assert a.predict(served["rows"][:1]).json()["variant"] == "churn-v1"
     svc.switch("churn-ep")
-    time.sleep(1.0)
-    seen = {s.predict(served["rows"][:1]).json()["variant"] for s in (a, b) for _ in range(20)}
-    assert seen == {"churn-v2"}
+
+    def seen() -> set[str]:
+        return {s.predict(served["rows"][:1]).json()["variant"] for s in (a, b) for _ in range(20)}
+
+    # routing is polled twice a second; the timeout leaves slack for a loaded machine
+    wait_until(lambda: seen() == {"churn-v2"}, what="every replica to switch", timeout=3)
+    assert seen() == {"churn-v2"}
 
 
 def test_a_killed_replica_is_replaced(served: dict[str, Any]) -> None:
     server = served["start"](2)
     with Load(server, served["rows"], clients=2) as load:
-        time.sleep(1)
+        load.answered(20)
         victim = server.replicas()[0]
         os.kill(victim, signal.SIGKILL)
         # the event is written once the replacement is ready to serve
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and "replica.replaced" not in _kinds(served):
-            time.sleep(0.2)
-        time.sleep(1)
+        wait_until(
+            lambda: "replica.replaced" in _kinds(served),
+            what="the killed replica to be replaced",
+            timeout=ROLLOUT_TIMEOUT,
+        )
+        load.answered(20, " after the replacement")
     assert "replica.replaced" in _kinds(served)
     assert len(server.replicas()) == 2 and victim not in server.replicas()
     assert sum(load.failures.values()) <= 2  # at most what was in flight on the victim
@@ -302,9 +353,11 @@ def test_a_replica_that_cannot_start_aborts_the_rolling_update(served: dict[str,
     damaged = Path(rt.blobs.location(rt.models.get_version("churn", 2).files["model.skops"]))
     damaged.chmod(0o644)
     damaged.write_bytes(b"broken")
-    deadline = time.monotonic() + 60
-    while svc.get("churn-ep")[0].rollout.status == "in_progress" and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(
+        lambda: svc.get("churn-ep")[0].rollout.status != "in_progress",
+        what="the rolling update to give up",
+        timeout=ROLLOUT_TIMEOUT,
+    )
     spec, _ = svc.get("churn-ep")
     assert spec.rollout.status == "rolled_back" and spec.primary.name == "churn-v1"
     assert server.predict(served["rows"][:1]).json()["variant"] == "churn-v1"
@@ -317,15 +370,10 @@ def test_a_slow_canary_is_rolled_back_and_a_healthy_one_promotes_itself(
     svc = served["rt"].serving
 
     def wait_for_verdict() -> Any:
-        deadline = time.monotonic() + 60
-        while (
-            svc.get("churn-ep")[0].rollout.status == "progressing" and time.monotonic() < deadline
-        ):
-            time.sleep(0.3)
-        return svc.get("churn-ep")[0]
+        return _verdict(svc, "churn-ep")
 
     with Load(server, served["rows"], clients=3) as load:
-        time.sleep(0.5)
+        load.answered(20)
         # version 3: a 400-tree forest without ONNX, far slower than the ONNX primary
         svc.canary(
             "churn-ep",
@@ -349,7 +397,7 @@ def test_a_slow_canary_is_rolled_back_and_a_healthy_one_promotes_itself(
         spec = wait_for_verdict()
         assert spec.rollout.status == "succeeded", spec.rollout.detail
         assert spec.primary.name == "churn-v2"
-        time.sleep(1.5)
+        load.answered(20, " on the new primary")
     assert sum(load.failures.values()) == 0
     assert load.variants["churn-v3"] > 0 and load.variants["churn-v2"] > 0
     kinds = _kinds(served)
@@ -357,12 +405,24 @@ def test_a_slow_canary_is_rolled_back_and_a_healthy_one_promotes_itself(
     assert server.predict(served["rows"][:1]).json()["variant"] == "churn-v2"
 
 
-def _until(condition: Any, seconds: float = 60) -> None:
-    """Poll ``condition`` until it holds or the deadline passes."""
-    deadline = time.monotonic() + seconds
-    ready = threading.Event()
-    while not condition() and time.monotonic() < deadline:
-        ready.wait(0.2)
+def _applied(server: Server, what: str) -> None:
+    """Wait until the server answers with the endpoint's latest routing revision."""
+    revision = milepost.get_runtime().serving.get(server.endpoint)[1]
+    url = f"{server.url}/v1/endpoints/{server.endpoint}"
+    wait_until(
+        lambda: httpx.get(url, timeout=5).json()["revision"] >= revision,
+        what=f"the server to apply {what} (revision {revision})",
+    )
+
+
+def _verdict(svc: Any, endpoint: str) -> Any:
+    """Wait for the canary controller's verdict; the endpoint's spec once it has one."""
+    wait_until(
+        lambda: svc.get(endpoint)[0].rollout.status != "progressing",
+        what=f"a verdict on the canary of {endpoint}",
+        timeout=ROLLOUT_TIMEOUT,
+    )
+    return svc.get(endpoint)[0]
 
 
 def test_a_canary_whose_model_fails_on_valid_input_is_rolled_back(
@@ -387,7 +447,7 @@ def test_a_canary_whose_model_fails_on_valid_input_is_rolled_back(
     server = served["start"](2)
     svc = served["rt"].serving
     with Load(server, served["rows"], clients=3) as load:
-        _until(lambda: load.ok > 20)
+        load.answered(20)
         svc.canary(
             "churn-ep",
             mv.version,
@@ -395,8 +455,7 @@ def test_a_canary_whose_model_fails_on_valid_input_is_rolled_back(
                 steps=[50, 100], min_seconds=1, min_requests=20, max_p99_ratio=1000
             ),  # a generous latency budget: only its errors can stop it
         )
-        _until(lambda: svc.get("churn-ep")[0].rollout.status != "progressing")
-    spec, _ = svc.get("churn-ep")
+        spec = _verdict(svc, "churn-ep")
     assert spec.rollout.status == "rolled_back", spec.rollout.detail
     assert "error" in spec.rollout.detail
     assert [v.name for v in spec.variants] == ["churn-v1"]
@@ -418,11 +477,10 @@ def test_a_canary_on_a_tracking_endpoint_moves_production_when_it_completes(
     c = Client()
 
     def verdict() -> Any:
-        _until(lambda: svc.get("tracked")[0].rollout.status != "progressing")
-        return svc.get("tracked")[0]
+        return _verdict(svc, "tracked")
 
     with Load(server, served["rows"], clients=3) as load:
-        _until(lambda: load.ok > 20)
+        load.answered(20)
         slow = svc.canary(
             "tracked",
             3,
@@ -448,7 +506,10 @@ def test_a_canary_on_a_tracking_endpoint_moves_production_when_it_completes(
         )
         spec = verdict()
         assert spec.rollout.status == "succeeded", spec.rollout.detail
-        _until(lambda: server.predict(served["rows"][:1]).json()["variant"] == "churn-v2")
+        wait_until(
+            lambda: server.predict(served["rows"][:1]).json()["variant"] == "churn-v2",
+            what="the new primary to answer",
+        )
     assert sum(load.failures.values()) == 0, load.failures
     assert load.variants["churn-v3"] > 0 and load.variants["churn-v2"] > 0
     assert spec.primary.name == "churn-v2"

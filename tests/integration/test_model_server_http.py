@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +17,7 @@ import sqlalchemy as sa
 
 import milepost
 from milepost.serving.logger import new_request_id
+from tests._wait import wait_until
 from tests.integration.conftest import Endpoint
 
 pytestmark = pytest.mark.slow
@@ -50,10 +50,11 @@ def _head_only(url: str, request: bytes) -> bytes:
 
 
 def _wait_for_revision(url: str, revision: int) -> None:
-    deadline = time.monotonic() + 30
-    while httpx.get(f"{url}/v1/endpoints/churn-ep", timeout=5).json()["revision"] < revision:
-        assert time.monotonic() < deadline, "the replica did not pick up the new routing"
-        time.sleep(0.1)
+    wait_until(
+        lambda: httpx.get(f"{url}/v1/endpoints/churn-ep", timeout=5).json()["revision"] >= revision,
+        what=f"the replica to pick up the new routing (revision {revision})",
+        timeout=60,  # a new variant is loaded first: over 15 s on a loaded 2-core machine
+    )
 
 
 def test_feedback_needs_the_token_when_the_server_has_one(
@@ -153,19 +154,19 @@ def test_a_large_feedback_write_never_holds_up_predictions(
         lock.execute(sa.text("LOCK TABLE feedback IN ACCESS EXCLUSIVE MODE"))
         sender = threading.Thread(target=send_feedback)
         sender.start()
-        deadline = time.monotonic() + 30
-        while True:
-            waiting = watch.execute(
+
+        def waiting() -> bool:
+            assert not done.is_set(), result  # it never waited on the lock
+            count = watch.execute(
                 sa.text(
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                     "AND query ILIKE '%INSERT INTO%feedback%'"
                 )
             ).scalar()
             watch.rollback()  # pg_stat_activity is a snapshot per transaction
-            if waiting:
-                break
-            assert time.monotonic() < deadline and not done.is_set(), result
-            time.sleep(0.05)
+            return bool(count)
+
+        wait_until(waiting, what="the feedback write to wait on the locked table")
         # the write is in flight: the replica still answers at once
         assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
         assert server.predict(endpoint.rows[:2]).status_code == 200

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests._wait import wait_until
 from tests.e2e.test_cli import MILEPOST, cli
 from tests.e2e.test_cli_features import _free_port, repo  # noqa: F401 - a fixture
 from tests.integration.conftest import Endpoint
@@ -169,10 +170,11 @@ def test_connections_beyond_the_limit_get_503_and_the_others_keep_working(
         finally:
             for sock in idle:
                 sock.close()
-    deadline = time.monotonic() + 20
-    while server.predict(endpoint.rows[:1]).status_code != 200:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(
+        lambda: server.predict(endpoint.rows[:1]).status_code == 200,
+        what="the server to answer again once the idle connections closed",
+        timeout=20,
+    )
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -194,14 +196,11 @@ def test_the_feature_server_closes_trickling_connections(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, (repo / "server.log").read_text()
-                time.sleep(0.1)
+        wait_until(
+            lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200,
+            what="the feature server to start",
+            ignore=(httpx.TransportError,),
+        )
         trickle = Trickle(
             port,
             {"headers": 20, "body": 20, "idle": 10},

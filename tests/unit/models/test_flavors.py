@@ -11,6 +11,7 @@ from sklearn.pipeline import Pipeline
 
 from milepost.errors import InvalidInput, PermissionDenied
 from milepost.models import _onnx, flavors
+from tests.conftest import optional_import
 
 
 class Doubler(BaseEstimator, TransformerMixin):  # type: ignore[misc]
@@ -39,8 +40,8 @@ def xy() -> tuple[np.ndarray, np.ndarray]:
     "make",
     [
         LogisticRegression,
-        lambda: __import__("lightgbm").LGBMClassifier(n_estimators=5, verbose=-1),
-        lambda: __import__("xgboost").XGBClassifier(n_estimators=5),
+        lambda: optional_import("lightgbm", extra="dev").LGBMClassifier(n_estimators=5, verbose=-1),
+        lambda: optional_import("xgboost", extra="dev").XGBClassifier(n_estimators=5),
         lambda: __import__("sklearn.ensemble", fromlist=["x"]).HistGradientBoostingClassifier(
             max_iter=5
         ),

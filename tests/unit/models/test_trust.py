@@ -38,6 +38,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from milepost.errors import IntegrityViolation, InvalidInput, PermissionDenied
 from milepost.models import flavors, trust
+from tests.conftest import optional_import
 
 MARKER = "pwned.txt"
 
@@ -322,11 +323,17 @@ LEGIT: dict[str, Callable[[], Any]] = {
     "lightgbm": lambda: Pipeline(
         [
             ("prep", _prep()),
-            ("model", __import__("lightgbm").LGBMClassifier(n_estimators=5, verbose=-1)),
+            (
+                "model",
+                optional_import("lightgbm", extra="dev").LGBMClassifier(n_estimators=5, verbose=-1),
+            ),
         ]
     ),
     "xgboost": lambda: Pipeline(
-        [("prep", _prep()), ("model", __import__("xgboost").XGBClassifier(n_estimators=5))]
+        [
+            ("prep", _prep()),
+            ("model", optional_import("xgboost", extra="dev").XGBClassifier(n_estimators=5)),
+        ]
     ),
     "nearest neighbours (kd tree)": lambda: Pipeline(
         [

@@ -18,7 +18,6 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
-from lightgbm import LGBMClassifier
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     GradientBoostingClassifier,
@@ -31,7 +30,6 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeClassifier
-from xgboost import XGBClassifier
 
 import milepost
 from milepost import Runtime
@@ -39,6 +37,11 @@ from milepost.demo.data import CATEGORICAL, LABEL, NUMERIC
 from milepost.demo.training import preprocess
 from milepost.errors import InvalidInput
 from milepost.serving.engine import EndpointEngine
+from tests.conftest import optional_import
+
+optional_import("shap", extra="explain")
+LGBMClassifier = optional_import("lightgbm", extra="dev").LGBMClassifier
+XGBClassifier = optional_import("xgboost", extra="dev").XGBClassifier
 
 FEATURES = NUMERIC + CATEGORICAL
 

@@ -35,6 +35,10 @@ from milepost.demo.training import preprocess
 from milepost.errors import MilepostError
 from milepost.serving.engine import VariantRuntime
 from milepost.serving.spec import Variant
+from tests.conftest import optional_import
+
+optional_import("skl2onnx", extra="onnx")
+optional_import("onnxruntime", extra="onnx")
 
 FEATURES = NUMERIC + CATEGORICAL
 FLOATS = ["monthly_spend", "discount_pct"]  # the float columns; the other numbers are ints
