@@ -14,6 +14,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from tests._wait import wait_until
 from tests.e2e.test_cli import MILEPOST, cli
 
 REPO = """
@@ -197,14 +198,13 @@ def test_feature_server_over_http(repo: Path, workers: int) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"the feature server did not start: {(repo / 'server.log').read_text()}")
+        wait_until(
+            lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200,
+            what="the feature server to answer /health",
+            timeout=60,
+            ignore=(httpx.TransportError,),
+            detail=(repo / "server.log").read_text,
+        )
         body = {
             "features": ["spend:spend", "spend:double_spend"],
             "entities": [{"customer_id": 1}, {"customer_id": 42}],

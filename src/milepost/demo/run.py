@@ -352,7 +352,6 @@ def _deploy_steps(
     )
     primary = rt.serving.get(serving.ENDPOINT)[0].primary.name
     console.print(f"  → canary {rollback}: all traffic is back on {primary}, already warm")
-    time.sleep(1.2)  # the last prediction log batch
     serving.status_table(console, serving.ENDPOINT)
     traffic.stop()
     console.print(f"  client side: {traffic.summary()}")
