@@ -23,6 +23,7 @@ import pandas as pd
 from milepost.errors import InvalidInput, MilepostError, ModelFailed, NotFound
 from milepost.models.flavors import OnnxPredictor
 from milepost.models.signature import enforce, refuses_null
+from milepost.serving._fastpath import FastFeed
 from milepost.serving.logger import new_request_id
 from milepost.serving.router import Router
 
@@ -158,6 +159,9 @@ class VariantRuntime:
             c.nullable for c in self.signature.inputs
         )
         self._null_refused: dict[str, bool] = {}
+        self._fast = (
+            FastFeed.compile(self.signature, self.onnx.inputs) if self.onnx is not None else None
+        )
         self._explainer: Any = None
         self._explainer_lock = threading.Lock()
 
@@ -220,6 +224,45 @@ class VariantRuntime:
             InvalidInput: the rows do not fit the signature (the client's fault).
             ModelFailed: the model failed on rows that fit it, or answered NaN.
         """
+        outputs = self._run_fast(rows) if self._fast is not None else None
+        if outputs is None:
+            return self._predict(rows)
+        return self._answers(rows, outputs)
+
+    def _run_fast(self, rows: list[dict[str, Any]]) -> list[Any] | None:
+        """The twin's outputs for rows that fit the fast path; None: the general path."""
+        assert self._fast is not None and self.onnx is not None
+        feed = self._fast.feed(rows)
+        if feed is None:
+            return None
+        try:
+            out: list[Any] = self.onnx.session.run(None, feed)
+        except Exception:  # the general path retries, then the native model answers
+            return None
+        return out
+
+    def _answers(
+        self, rows: list[dict[str, Any]], outputs: list[Any]
+    ) -> tuple[list[Any], list[list[float]] | None]:
+        preds = np.asarray(outputs[0]).ravel()
+        proba = (
+            OnnxPredictor.probabilities(outputs[1])
+            if self.is_classifier and len(outputs) > 1
+            else None
+        )
+        self._check_finite(rows, preds, proba)
+        return preds.tolist(), (None if proba is None else proba.tolist())
+
+    def _check_finite(
+        self, rows: list[dict[str, Any]], preds: np.ndarray, proba: np.ndarray | None
+    ) -> None:
+        for name, values in (("prediction", preds), ("probability", proba)):
+            if values is not None and values.dtype.kind in "fc" and not np.isfinite(values).all():
+                row = int(np.flatnonzero(~np.isfinite(values).reshape(len(rows), -1).all(1))[0])
+                raise self._failed(f"it answered a non-finite {name} (NaN) for row {row}")
+
+    def _predict(self, rows: list[dict[str, Any]]) -> tuple[list[Any], list[list[float]] | None]:
+        """The general path: any signature, nulls, native fallback, precise errors."""
         cols = None
         if self.signature is not None:
             cols = _columns(rows, self.signature, self._refuses_null if self._nullable else None)
@@ -242,10 +285,7 @@ class VariantRuntime:
             raise
         except Exception as exc:
             raise self._failed(f"{type(exc).__name__}: {str(exc)[:400]}") from exc
-        for name, values in (("prediction", preds), ("probability", proba)):
-            if values is not None and values.dtype.kind in "fc" and not np.isfinite(values).all():
-                row = int(np.flatnonzero(~np.isfinite(values).reshape(len(rows), -1).all(1))[0])
-                raise self._failed(f"it answered a non-finite {name} (NaN) for row {row}")
+        self._check_finite(rows, preds, proba)
         return preds.tolist(), (None if proba is None else proba.tolist())
 
     def explain(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ its samples there and ``/metrics`` on any replica reports the sum over all of th
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -24,10 +25,21 @@ LATENCY = Histogram(
 )
 
 
+# (endpoint, variant, status) -> the labelled counter and histogram: a label lookup costs
+# more than the increment itself on the prediction path. Children survive a fork (each
+# re-opens its process's file on the first write after one).
+_CHILDREN: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
 def observe(endpoint: str, variant: str, status: str, seconds: float) -> None:
     """Count a request and its latency."""
-    REQUESTS.labels(endpoint, variant, status).inc()
-    LATENCY.labels(endpoint, variant).observe(seconds)
+    key = (endpoint, variant, status)
+    children = _CHILDREN.get(key)
+    if children is None:
+        children = (REQUESTS.labels(*key), LATENCY.labels(endpoint, variant))
+        _CHILDREN[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def exposition() -> bytes:
