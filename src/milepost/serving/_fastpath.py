@@ -13,11 +13,15 @@ one array per input dtype instead of one per column.
 
 from __future__ import annotations
 
+import math
+import operator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from milepost.models.signature import Signature
 
 __all__ = ["FastFeed"]
@@ -27,12 +31,23 @@ _F32 = float(np.finfo(np.float32).max)
 _I64 = (-(2**63), 2**63 - 1)
 
 _NUMBER, _INTEGER, _STRING = 0, 1, 2
+_INT_FLOAT = frozenset((int, float))
+_INT = {int}
+_STR = {str}
 _DTYPES: dict[str, Any] = {
     "tensor(double)": np.float64,
     "tensor(float)": np.float32,
     "tensor(int64)": np.int64,
     "tensor(string)": object,
 }
+
+
+def _getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """``row -> (row[name] for name in names)`` in C (KeyError for a missing one)."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda row: (row[name],)
+    return operator.itemgetter(*names)
 
 
 class FastFeed:
@@ -43,13 +58,11 @@ class FastFeed:
     datetime), and every request takes the general path.
     """
 
-    def __init__(
-        self,
-        checks: list[tuple[str, int]],
-        groups: list[tuple[Any, list[str]]],
-    ) -> None:
-        self._checks = checks  # (column, check kind)
-        self._groups = groups  # (dtype, columns fed with it)
+    def __init__(self, kinds: dict[int, list[str]], groups: list[tuple[Any, list[str]]]) -> None:
+        self._numbers = _getter(kinds[_NUMBER]) if kinds.get(_NUMBER) else None
+        self._integers = _getter(kinds[_INTEGER]) if kinds.get(_INTEGER) else None
+        self._strings = _getter(kinds[_STRING]) if kinds.get(_STRING) else None
+        self._groups = [(dtype, names, _getter(names)) for dtype, names in groups]
 
     @classmethod
     def compile(cls, signature: Signature | None, inputs: list[Any]) -> FastFeed | None:
@@ -59,7 +72,7 @@ class FastFeed:
         specs = {c.name: c for c in signature.inputs}
         if len(specs) != len(inputs) or {i.name for i in inputs} != set(specs):
             return None
-        checks: list[tuple[str, int]] = []
+        kinds: dict[int, list[str]] = {}
         groups: dict[Any, list[str]] = {}
         for inp in inputs:
             spec = specs[inp.name]
@@ -74,29 +87,41 @@ class FastFeed:
                 kind = {"integer": _INTEGER, "float": _NUMBER}.get(spec.type)
             if kind is None:
                 return None
-            checks.append((inp.name, kind))
+            kinds.setdefault(kind, []).append(inp.name)
             groups.setdefault(dtype, []).append(inp.name)
-        return cls(checks, list(groups.items()))
+        return cls(kinds, list(groups.items()))
+
+    def _fits(self, row: dict[str, Any]) -> bool:
+        """Whether every value of the row may skip the general path (C-level checks)."""
+        if self._numbers is not None:
+            values = self._numbers(row)
+            if not set(map(type, values)) <= _INT_FLOAT:  # None, bool, str...
+                return False
+            if not all(map(math.isfinite, values)) or max(map(abs, values)) > _F32:
+                return False
+        if self._integers is not None:
+            values = self._integers(row)
+            if set(map(type, values)) != _INT or min(values) < _I64[0] or max(values) > _I64[1]:
+                return False
+        return self._strings is None or set(map(type, self._strings(row))) == _STR
 
     def feed(self, rows: list[dict[str, Any]]) -> dict[str, np.ndarray] | None:
         """The session's feed, or None when some value needs the general path."""
-        for name, kind in self._checks:
-            for row in rows:
-                v: Any = row.get(name)
-                t = type(v)
-                if kind == _NUMBER:
-                    if not ((t is float or t is int) and -_F32 <= v <= _F32):  # NaN fails
-                        return None
-                elif kind == _INTEGER:
-                    if t is not int or not _I64[0] <= v <= _I64[1]:
-                        return None
-                elif t is not str:
-                    return None
+        try:
+            if not all(map(self._fits, rows)):
+                return None
+        except (KeyError, OverflowError):  # a missing column; an int too large for isfinite
+            return None
         n = len(rows)
         feed: dict[str, np.ndarray] = {}
-        for dtype, names in self._groups:
-            # one (columns, rows) array per dtype; each input is a contiguous row of it
-            block = np.array([[row[name] for row in rows] for name in names], dtype=dtype)
+        for dtype, names, get in self._groups:
+            # one (rows, columns) array per dtype, laid out as (columns, rows, 1): each
+            # input is a contiguous (rows, 1) slice of it
+            if n == 1:
+                block = np.array(get(rows[0]), dtype=dtype).reshape(len(names), 1, 1)
+            else:
+                block = np.array([get(row) for row in rows], dtype=dtype).T.copy()
+                block = block.reshape(len(names), n, 1)
             for i, name in enumerate(names):
-                feed[name] = block[i].reshape(n, 1)
+                feed[name] = block[i]
         return feed
