@@ -412,6 +412,7 @@ class EndpointEngine:
 
     def _poll(self, seconds: float) -> None:
         while not self._stop.wait(seconds):
+            self.metrics.flush()  # queued request counts and latencies, off the request path
             try:
                 revision = self.store.revision(self.endpoint)
                 if revision is not None and revision != self.state.revision:
@@ -429,6 +430,7 @@ class EndpointEngine:
         """Stop polling and flush the log."""
         self._stop.set()
         self._shadow_pool.shutdown(wait=True)
+        self.metrics.flush()
         if self.logger is not None:
             self.logger.flush()
 
