@@ -1121,8 +1121,11 @@ def main() -> None:
     results = {key: aggregate(r) for key, r in rounds.items()}
     if bentoml_error is not None:
         results["bentoml"] = {"available": False, "error": bentoml_error}
-    bentoml_version = (_installed(str(BENTOML_VENV / "bin" / "python"), ["bentoml"]) or {}).get(
-        "bentoml"
+    bentoml_python = BENTOML_VENV / "bin" / "python"
+    bentoml_version = (
+        (_installed(str(bentoml_python), ["bentoml"]) or {}).get("bentoml")
+        if bentoml_python.exists()
+        else None
     )
     fastapi_version = _installed(sys.executable, ["fastapi", "uvicorn"]) or {}
     summary = {

@@ -126,6 +126,10 @@ class Reply:
     body: bytes
 
 
+def _finite(values: list[Any]) -> bool:
+    return all(map(math.isfinite, values))
+
+
 def _session_runner(session: Any) -> Callable[[dict[str, np.ndarray]], list[Any]]:
     """``feed -> all outputs`` for a compiled feed.
 
@@ -270,8 +274,14 @@ class VariantRuntime:
             if self.is_classifier and len(outputs) > 1
             else None
         )
-        self._check_finite(rows, preds, proba)
-        return preds.tolist(), (None if proba is None else proba.tolist())
+        labels, probabilities = preds.tolist(), (None if proba is None else proba.tolist())
+        if not (  # one row: a check in Python is cheaper than two NumPy reductions
+            len(rows) == 1
+            and (preds.dtype.kind in "iub" or (preds.dtype.kind == "f" and _finite(labels)))
+            and (probabilities is None or (proba.dtype.kind == "f" and _finite(probabilities[0])))  # type: ignore[union-attr]
+        ):
+            self._check_finite(rows, preds, proba)
+        return labels, probabilities
 
     def _check_finite(
         self, rows: list[dict[str, Any]], preds: np.ndarray, proba: np.ndarray | None
@@ -432,7 +442,10 @@ class EndpointEngine:
 
     def _poll(self, seconds: float) -> None:
         while not self._stop.wait(seconds):
-            self.metrics.flush()  # queued request counts and latencies, off the request path
+            try:
+                self.metrics.flush()  # queued request counts and latencies
+            except Exception:  # metrics must never stop routing refreshes
+                log.exception("Writing request metrics failed")
             try:
                 revision = self.store.revision(self.endpoint)
                 if revision is not None and revision != self.state.revision:
