@@ -18,7 +18,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 import milepost
-from milepost._context import Runtime
 from milepost.demo.data import CATEGORICAL, LABEL, NUMERIC
 from milepost.demo.training import preprocess
 from milepost.errors import InvalidInput
@@ -31,14 +30,14 @@ FEATURES = NUMERIC + CATEGORICAL
 
 
 @pytest.fixture
-def rt(tmp_path: Path) -> Iterator[Runtime]:
+def rt(tmp_path: Path) -> Iterator[Any]:
     runtime = milepost.configure(home=tmp_path / "home", user="tester")
     yield runtime
     milepost.reset()
 
 
 @pytest.fixture
-def runtime(rt: Runtime, churn_frame: pd.DataFrame) -> VariantRuntime:
+def runtime(rt: Any, churn_frame: pd.DataFrame) -> VariantRuntime:
     """The demo pipeline's ONNX twin, loaded as a replica loads it."""
     train = churn_frame.iloc[:1500]
     pipe = Pipeline([("prep", preprocess(True)), ("model", LogisticRegression(max_iter=500))])
