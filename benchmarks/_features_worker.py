@@ -221,6 +221,53 @@ def _read_loop(store: Any, batches: list[list[int]]) -> dict[str, Any]:
     return {**percentiles(times), "present_fraction": present / cells}
 
 
+def _raw_read_loop(db_path: Path, batches: list[list[int]]) -> dict[str, Any]:
+    """The physical reference: the same reads straight through sqlite3 and msgpack.
+
+    One point read (or one ``IN`` query) per call on the store's table, each row unpacked
+    into ``{feature: value}``: no refs, no TTL, no statuses, no checks.
+    """
+    import sqlite3
+
+    import msgpack
+
+    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    one = "SELECT value FROM online_features WHERE view = ? AND entity = ?"
+    view = "stats:v1"
+
+    def read(ids: list[int]) -> list[dict[str, Any] | None]:
+        if len(ids) == 1:
+            row = conn.execute(one, (view, f"n:{ids[0]!r}")).fetchone()
+            found = {} if row is None else {f"n:{ids[0]!r}": row[0]}
+        else:
+            keys = [f"n:{e!r}" for e in ids]
+            marks = ",".join("?" * len(keys))
+            sql = (
+                f"SELECT entity, value FROM online_features WHERE view = ? AND entity IN ({marks})"
+            )
+            found = dict(conn.execute(sql, (view, *keys)).fetchall())
+        out: list[dict[str, Any] | None] = []
+        for e in ids:
+            blob = found.get(f"n:{e!r}")
+            out.append(
+                None if blob is None else dict(zip(FEATURES, msgpack.unpackb(blob)[2], strict=True))
+            )
+        return out
+
+    for ids in batches[:50]:  # warm-up
+        read(ids)
+    times, present, cells = [], 0, 0
+    clock = time.perf_counter_ns
+    for ids in batches:
+        start = clock()
+        rows = read(ids)
+        times.append(clock() - start)
+        present += sum(r is not None for r in rows)
+        cells += len(rows)
+    conn.close()
+    return {**percentiles(times), "present_fraction": present / cells}
+
+
 def _worker_milepost_online(config: dict[str, Any]) -> dict[str, Any]:
     """Materialize, read in process (1 and 100 entities per call) and push, on one store."""
     import duckdb  # noqa: F401 - imported before the clock starts, as Feast's is
@@ -243,6 +290,10 @@ def _worker_milepost_online(config: dict[str, Any]) -> dict[str, Any]:
         }
         result["read_one"] = _read_loop(store, [[e] for e in config["reads_one"]])
         result["read_batch"] = _read_loop(store, config["reads_batch"])
+        if config["backend"] == "sqlite":  # the physical reference, same entities, same run
+            db_path = Path(config["home"]) / "online.db"
+            result["raw_read_one"] = _raw_read_loop(db_path, [[e] for e in config["reads_one"]])
+            result["raw_read_batch"] = _raw_read_loop(db_path, config["reads_batch"])
         check = [int(e) for e in config["check"]]
         response = store.get_online_features(REFS, [{"entity_id": e} for e in check])
         result["check_values"] = {

@@ -191,7 +191,19 @@ def milepost_worker(config_path: Path) -> None:
     results["log_model"] = summarize(log_s[1:])
 
     print("register (the registry insert of log_model, then get_version)", flush=True)
-    row = rt.models.store.version(MODEL_NAME, version=logged[-1])[0]
+    import sqlalchemy as sa
+
+    from milepost.stores.schema import model_versions
+
+    last = rt.models.get_version(MODEL_NAME, logged[-1])
+    with rt.db.read() as conn:  # the stored columns of a real version, to insert again
+        row = (
+            conn.execute(
+                sa.select(model_versions).where(model_versions.c.version_id == last.version_id)
+            )
+            .mappings()
+            .one()
+        )
     values = {k: v for k, v in row.items() if k not in _SET_BY_REGISTRY}
     insert_s, register_s, added = [], [], []
     for _ in range(n + 1):

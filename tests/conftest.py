@@ -150,7 +150,7 @@ def metadata_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def runtime(metadata_uri: str, tmp_path: Path) -> Iterator[milepost._context.Runtime]:
+def runtime(metadata_uri: str, tmp_path: Path) -> Iterator[milepost.Runtime]:
     """A configured runtime on each backend, with fast background flushes."""
     rt = milepost.configure(
         home=tmp_path / "home",

@@ -6,7 +6,7 @@ A facade: each method delegates to a service and holds no logic of its own.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from milepost import _validate as check
 from milepost._context import Runtime, get_runtime
@@ -31,15 +31,20 @@ if TYPE_CHECKING:
     from milepost.models.models import ModelVersion, RegisteredModel, StageEvent
     from milepost.promotion.policy import PromotionPolicy
     from milepost.promotion.service import PromotionRequest
+    from milepost.serving.spec import CanaryPolicy, EndpointSpec
     from milepost.stores.audit import AuditEvent
+    from milepost.tracking.service import StaleRun
 
-__all__ = ["Client"]
+__all__ = ["Client", "Strategy"]
+
+Strategy = Literal["canary", "blue_green", "shadow", "rolling"]
 
 _AUDIT_FILTERS = ("object_type", "object_id", "actor", "action", "since_ms", "limit")
+_STRATEGIES: tuple[Strategy, ...] = ("canary", "blue_green", "shadow", "rolling")
 
 
 class Client:
-    """Read and write tracking data and the audit trail by id.
+    """Read and write tracking data, the registry, endpoints and the audit trail by id.
 
     Args:
         runtime: the runtime to use; default the process's (built from the settings).
@@ -127,6 +132,18 @@ class Client:
             max_results=max_results,
             page_token=page_token,
         )
+
+    def reap_stale_runs(
+        self,
+        experiments: str | int | Sequence[str | int] | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> list[StaleRun]:
+        """Mark KILLED (audited) the RUNNING runs whose process is gone; reads never do.
+
+        Returns the runs marked, with why (with ``dry_run``, those that would be).
+        """
+        return self._tracking.reap_stale_runs(experiments, dry_run=dry_run)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every logged value of one metric."""
@@ -271,26 +288,123 @@ class Client:
         """Reject a waiting promotion request."""
         return self._rt.promotion.reject(request_id, reason=reason)
 
-    def promotion_requests(
+    def list_promotion_requests(
         self, *, status: str | None = "pending_approval", model: str | None = None
     ) -> list[PromotionRequest]:
         """Promotion requests, newest first (``status=None``: every status)."""
         return self._rt.promotion.list_requests(status=status, model=model)
 
+    promotion_requests = list_promotion_requests  # the name before list_*; kept working
+
     def get_promotion_request(self, request_id: str) -> PromotionRequest:
         """One promotion request (a full id or a unique prefix) with its gate results."""
         return self._rt.promotion.get_request(request_id)
 
+    # deployments (endpoints)
+    def create_endpoint(
+        self,
+        name: str,
+        model: str,
+        *,
+        version: int | None = None,
+        stage: str | None = None,
+        replicas: int = 1,
+        log_predictions: bool = True,
+    ) -> EndpointSpec:
+        """Create an endpoint tracking Production of ``model``, or pinned to ``version``.
+
+        See :meth:`milepost.serving.DeploymentService.create` for what each refusal means.
+        """
+        return self._rt.serving.create(
+            name,
+            model,
+            version=version,
+            stage=stage,
+            replicas=replicas,
+            log_predictions=log_predictions,
+        )
+
+    def get_endpoint(self, name: str) -> EndpointSpec:
+        """An endpoint's spec: variants, weights, replicas and the rollout in progress."""
+        return self._rt.serving.get(name)[0]
+
+    def list_endpoints(self) -> list[str]:
+        """The name of every endpoint."""
+        return self._rt.serving.endpoints()
+
+    def update_endpoint(
+        self,
+        name: str,
+        version: int,
+        *,
+        strategy: Strategy = "canary",
+        model: str | None = None,
+        policy: CanaryPolicy | None = None,
+        share: float | None = None,
+    ) -> EndpointSpec:
+        """Start rolling ``version`` out on an endpoint with a strategy.
+
+        Args:
+            strategy: ``canary`` (steps of traffic, judged by ``policy``), ``blue_green``
+                (loaded beside the primary with no traffic until :meth:`advance_endpoint`),
+                ``shadow`` (mirrors ``share`` of requests, answers only logged) or
+                ``rolling`` (replicas replaced one by one by ``milepost deploy serve``).
+            model: another model than the endpoint's (pinned endpoints only).
+
+        Raises:
+            InvalidInput: an unknown strategy, or ``policy``/``share`` with a strategy
+                that does not take it.
+        """
+        if strategy not in _STRATEGIES:
+            raise InvalidInput(
+                f"Unknown rollout strategy {check.short_repr(strategy)}."
+                f"{did_you_mean(str(strategy), _STRATEGIES)}",
+                hint="Strategies: " + ", ".join(_STRATEGIES) + ".",
+            )
+        if policy is not None and strategy != "canary":
+            raise InvalidInput(f"A canary policy goes with strategy='canary', not {strategy!r}.")
+        if share is not None and strategy != "shadow":
+            raise InvalidInput(f"share goes with strategy='shadow', not {strategy!r}.")
+        serving = self._rt.serving
+        if strategy == "canary":
+            return serving.canary(name, version, model=model, policy=policy)
+        if strategy == "blue_green":
+            return serving.blue_green(name, version, model=model)
+        if strategy == "shadow":
+            return serving.shadow(name, version, model=model, share=1.0 if share is None else share)
+        return serving.rolling(name, version, model=model)
+
+    def advance_endpoint(self, name: str, *, reason: str | None = None) -> EndpointSpec:
+        """Move the rollout forward: a canary to its next step (at the last, primary), a
+        shadow to a canary, a blue/green preview to all traffic. Stage changes are
+        :meth:`promote`."""
+        serving = self._rt.serving
+        ro = serving.get(name)[0].rollout
+        if ro is not None and ro.kind == "blue_green" and ro.status == "preview":
+            return serving.switch(name, reason=reason)
+        return serving.promote(name, reason=reason)
+
+    def rollback_endpoint(self, name: str, *, reason: str | None = None) -> EndpointSpec:
+        """Back to the previous version, instantly (it is still loaded)."""
+        return self._rt.serving.rollback(name, reason=reason)
+
+    def endpoint_status(self, name: str, *, window_seconds: float = 300) -> dict[str, Any]:
+        """The spec, the registry's agreement, the rollout, recent events and stats."""
+        return self._rt.serving.status(name, window_seconds=window_seconds)
+
     # audit
-    def audit_events(self, **filters: Any) -> list[AuditEvent]:
+    def list_audit_events(self, **filters: Any) -> list[AuditEvent]:
         """Audit events, newest first (``object_type``, ``object_id``, ``actor``...)."""
         for name in filters:
             if name not in _AUDIT_FILTERS:
                 raise InvalidInput(
-                    f"audit_events has no filter {name!r}.{did_you_mean(name, _AUDIT_FILTERS)}",
+                    f"list_audit_events has no filter {name!r}."
+                    f"{did_you_mean(name, _AUDIT_FILTERS)}",
                     hint="Filters: " + ", ".join(_AUDIT_FILTERS) + ".",
                 )
         return self._rt.audit.list(**filters)
+
+    audit_events = list_audit_events  # the name before list_*; kept working
 
     def audit_head(self) -> str:
         """The audit chain's head as ``SEQ:HASH``: keep it outside the store as an anchor."""

@@ -1,96 +1,182 @@
-"""The runtime: settings, stores and services, built once per process on first use.
+"""The runtime: one composition root that builds every service on a store context.
 
-Embedded mode talks to the stores directly. ``configure()`` replaces the runtime (tests,
-notebooks that switch projects); ``reset()`` drops it so the next call re-reads settings.
+The process's runtime is built on the process's default store context
+(:func:`milepost.stores.context.default_context`) on first use; capability module-level
+functions (``milepost.data.register()``) use the same context, so they share the
+runtime's services. ``configure()`` replaces the default context (tests, notebooks that
+switch projects); ``reset()`` drops it so the next call re-reads settings.
+
+A :class:`Runtime` of your own (``milepost.Runtime.open(home=...)``) is independent of
+the process's: use it to embed Milepost or to work on two projects at once.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import TYPE_CHECKING, Any
 
 from milepost import _validate as check
 from milepost.config import ResolvedSettings, Settings, build_settings, load_settings
-from milepost.data.service import DataService
+from milepost.data.api import data_service
+from milepost.errors import InvalidInput
 from milepost.evaluation.service import EvaluationService
-from milepost.features.service import FeatureService
+from milepost.features.api import FeatureStore, feature_service
 from milepost.governance.audit import AuditService
 from milepost.governance.roles import RoleService
 from milepost.models.service import ModelService
 from milepost.promotion.service import PromotionService
 from milepost.serving.service import DeploymentService
-from milepost.stores.blobs import BlobStore, open_blob_store
-from milepost.stores.metadata import MetadataStore
-from milepost.tracking.service import TrackingService
+from milepost.stores.context import StoreContext, default_context, replace_default_context
+from milepost.tracking._active import tracking_service
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
+    from types import ModuleType, TracebackType
 
     from milepost.config import Source
+    from milepost.stores.blobs import BlobStore
+    from milepost.stores.metadata import MetadataStore
 
 __all__ = ["Runtime", "configure", "get_runtime", "reset"]
 
 
 class Runtime:
-    """Settings plus the stores and services built from them."""
+    """Settings plus the stores and services built from them.
 
-    def __init__(self, resolved: ResolvedSettings) -> None:
-        self.resolved = resolved
-        self.settings: Settings = resolved.settings
-        self.db = MetadataStore(
-            self.settings.resolved_metadata_uri(),
-            busy_timeout=self.settings.sqlite_busy_timeout,
-            connect_timeout=self.settings.db_connect_timeout,
-            statement_timeout=self.settings.db_statement_timeout,
-        )
-        self.blobs: BlobStore = open_blob_store(
-            self.settings.resolved_artifact_uri(),
-            **(
-                {"endpoint_url": self.settings.s3_endpoint_url}
-                if self.settings.resolved_artifact_uri().startswith("s3://")
-                else {}
+    ``Runtime.open(**overrides)`` resolves the settings as ``configure()`` does without
+    touching the process's runtime; close it (or use it as a context manager) when done.
+    ``Runtime(resolved)`` takes settings already resolved; ``Runtime(context=ctx)``
+    builds on an open store context and shares its services.
+
+    Attributes:
+        settings, resolved: the settings and where each value came from.
+        db, blobs: the metadata store and the artifact store.
+        tracking, data, features, models, evaluation, promotion, serving, audit, roles:
+            the services.
+    """
+
+    def __init__(
+        self, resolved: ResolvedSettings | None = None, *, context: StoreContext | None = None
+    ) -> None:
+        if context is None:
+            if resolved is None:
+                raise InvalidInput(
+                    "Runtime takes resolved settings or a store context.",
+                    hint="Runtime.open(**settings) resolves settings as configure() does.",
+                )
+            context = StoreContext(resolved)
+        elif resolved is not None or not isinstance(context, StoreContext):
+            raise InvalidInput(
+                "Runtime takes resolved settings or a store context (a StoreContext), "
+                f"not both; got context={type(context).__name__}.",
+            )
+        ctx = context
+        self.context = ctx
+        self.tracking = tracking_service(ctx)
+        self.audit = ctx.component(AuditService, lambda c: AuditService(c.db))
+        self.data = data_service(ctx)
+        self.roles = ctx.component(RoleService, lambda c: RoleService(c.db, c.settings.actor()))
+        self.features = feature_service(ctx)
+        self.models = ctx.component(
+            ModelService,
+            lambda c: ModelService(
+                c.db,
+                c.blobs,
+                c.settings,
+                tracking=self.tracking,
+                data=self.data,
+                features=self.features,
             ),
         )
-        self.tracking = TrackingService(self.db, self.blobs, self.settings)
-        self.audit = AuditService(self.db)
-        self.data = DataService(self.db, self.blobs, self.settings)
-        self.roles = RoleService(self.db, self.settings.actor())
-        self.features = FeatureService(
-            self.db, self.settings, data=self.data, tracking=self.tracking
+        self.evaluation = ctx.component(
+            EvaluationService,
+            lambda c: EvaluationService(c.db, c.settings, models=self.models, data=self.data),
         )
-        self.models = ModelService(
-            self.db,
-            self.blobs,
-            self.settings,
-            tracking=self.tracking,
-            data=self.data,
-            features=self.features,
+        self.promotion = ctx.component(
+            PromotionService,
+            lambda c: PromotionService(
+                c.db,
+                c.settings,
+                models=self.models,
+                evaluation=self.evaluation,
+                data=self.data,
+                roles=self.roles,
+            ),
         )
-        self.evaluation = EvaluationService(
-            self.db, self.settings, models=self.models, data=self.data
+        self.serving = ctx.component(
+            DeploymentService,
+            lambda c: DeploymentService(
+                c.db,
+                c.settings,
+                models=self.models,
+                features=self.features,
+                promotion=self.promotion,
+            ),
         )
-        self.promotion = PromotionService(
-            self.db,
-            self.settings,
-            models=self.models,
-            evaluation=self.evaluation,
-            data=self.data,
-            roles=self.roles,
-        )
-        self.serving = DeploymentService(
-            self.db,
-            self.settings,
-            models=self.models,
-            features=self.features,
-            promotion=self.promotion,
-        )
+
+    @classmethod
+    def open(cls, *, cwd: Path | None = None, **overrides: Any) -> Runtime:
+        """A new runtime: settings resolved from ``cwd`` as usual, then ``overrides`` applied.
+
+        Example: ``with milepost.Runtime.open(home="/tmp/project") as rt: rt.data.get(...)``.
+        """
+        return cls(_resolve(cwd, overrides))
+
+    def feature_store(
+        self,
+        repo: str | Path | ModuleType | Sequence[Any] | None = None,
+        *,
+        history: Sequence[str | Path | ModuleType] = (),
+    ) -> FeatureStore:
+        """A :class:`~milepost.features.FeatureStore` on this runtime's stores."""
+        return FeatureStore(repo, history=history, context=self.context)
+
+    @property
+    def resolved(self) -> ResolvedSettings:
+        return self.context.resolved
+
+    @property
+    def settings(self) -> Settings:
+        return self.context.settings
+
+    @property
+    def db(self) -> MetadataStore:
+        return self.context.db
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self.context.blobs
 
     def close(self) -> None:
         """Flush pending writes and release connections."""
-        self.tracking.close()
-        self.features.close()
-        self.db.dispose()
+        self.context.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Runtime {self.settings.resolved_metadata_uri()}>"
+
+
+def _resolve(cwd: Path | None, overrides: dict[str, Any]) -> ResolvedSettings:
+    if cwd is not None:
+        cwd = check.local_path(cwd, "cwd", kind="dir")
+    resolved = load_settings(cwd=cwd)
+    if overrides:
+        merged = resolved.settings.model_dump() | overrides
+        sources: dict[str, Source] = dict(resolved.sources)
+        sources.update(dict.fromkeys(overrides, "code"))
+        resolved = build_settings(merged, sources, resolved.project_file)
+    return resolved
 
 
 _runtime: Runtime | None = None
@@ -100,44 +186,26 @@ _lock = threading.RLock()
 def get_runtime() -> Runtime:
     """The process's runtime, built from the settings on first use."""
     global _runtime
-    if _runtime is None:
+    ctx = default_context()
+    rt = _runtime
+    if rt is None or rt.context is not ctx:
         with _lock:
-            if _runtime is None:
-                _runtime = Runtime(load_settings())
-    return _runtime
+            if _runtime is None or _runtime.context is not ctx:
+                _runtime = Runtime(context=ctx)
+            rt = _runtime
+    return rt
 
 
 def configure(*, cwd: Path | None = None, **overrides: Any) -> Runtime:
     """Replace the runtime: settings resolved as usual, then ``overrides`` applied."""
-    global _runtime
-    if cwd is not None:
-        cwd = check.local_path(cwd, "cwd", kind="dir")
     with _lock:
-        resolved = load_settings(cwd=cwd)
-        if overrides:
-            merged = resolved.settings.model_dump() | overrides
-            sources: dict[str, Source] = dict(resolved.sources)
-            sources.update(dict.fromkeys(overrides, "code"))
-            resolved = build_settings(merged, sources, resolved.project_file)
-        old, _runtime = _runtime, Runtime(resolved)
-        if old is not None:
-            old.close()
-        return _runtime
-
-
-def _after_fork_in_child() -> None:
-    # Pooled connections belong to the parent; the child opens its own.
-    if _runtime is not None:
-        _runtime.db.engine.dispose(close=False)
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+        replace_default_context(StoreContext(_resolve(cwd, overrides)))
+        return get_runtime()
 
 
 def reset() -> None:
     """Close the runtime; the next call builds a new one from the current settings."""
     global _runtime
     with _lock:
-        old, _runtime = _runtime, None
-        if old is not None:
-            old.close()
+        _runtime = None
+        replace_default_context(None)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import atexit
 import io
 import json
-import threading
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from milepost import _validate as check
 from milepost._context import get_runtime
 from milepost.errors import Conflict, InvalidInput
+from milepost.tracking._active import run_stack
 from milepost.tracking.models import ArtifactInfo, Run, RunStatus
 
 if TYPE_CHECKING:
@@ -52,14 +52,10 @@ __all__ = [
     "start_run",
 ]
 
-_local = threading.local()
-
 
 def _stack() -> list[ActiveRun]:
-    stack: list[ActiveRun] | None = getattr(_local, "stack", None)
-    if stack is None:
-        stack = _local.stack = []
-    return stack
+    # The stack lives in tracking so capability code can read the active run id.
+    return cast("list[ActiveRun]", run_stack())
 
 
 class ActiveRun:

@@ -64,6 +64,8 @@ def record_dict(
 ) -> dict[str, Any]:
     """A dataclass record's fields as JSON-ready data, in field order.
 
+    Private fields (``_loader``) are left out.
+
     Args:
         record: a dataclass instance.
         exclude: fields that stay internal (e.g. a database row id).
@@ -75,7 +77,7 @@ def record_dict(
     out = {
         names.get(f.name, f.name): jsonable(getattr(record, f.name))
         for f in dataclasses.fields(record)
-        if f.name not in skip
+        if f.name not in skip and not f.name.startswith("_")
     }
     for key, value in (extra or {}).items():
         out[key] = jsonable(value)

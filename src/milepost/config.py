@@ -120,15 +120,16 @@ class Settings(BaseModel):
     )
     serving_token: SecretStr | None = Field(
         default=None,
-        description="Shared secret of the model server (`milepost serve`): when set, "
+        description="Shared secret of the model server (`milepost endpoints serve`): when set, "
         "feedback and pinning a variant that takes no traffic need the header "
         "`Authorization: Bearer <token>`. Use a long random value.",
     )
     http_header_timeout: float = Field(
         default=10.0,
         gt=0,
-        description="Seconds a client of `milepost serve` or `milepost features serve` has to "
-        "send a request's headers (from connecting, or from the request's first byte).",
+        description="Seconds a client of `milepost endpoints serve` or `milepost features "
+        "serve` has to send a request's headers (from connecting, or from the request's "
+        "first byte).",
     )
     http_body_timeout: float = Field(
         default=30.0,

@@ -11,8 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 import milepost
-from milepost import Client
-from milepost._context import Runtime
+from milepost import Client, Runtime
 from milepost.errors import (
     AlreadyExists,
     BackendUnavailable,

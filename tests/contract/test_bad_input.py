@@ -19,8 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 import milepost
-from milepost import Client
-from milepost._context import Runtime
+from milepost import Client, Runtime
 from milepost.errors import InvalidInput, MilepostError
 from milepost.features import Entity, FeatureStore, FeatureView, Field, PushSource
 from milepost.stores.schema import experiments

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 
 import milepost
-from milepost import Client
-from milepost._context import Runtime
+from milepost import Client, Runtime
 from milepost.errors import Conflict, InvalidInput, NotFound
 from milepost.serving import CanaryPolicy
 from milepost.serving.logger import PredictionLogger
@@ -96,7 +95,7 @@ def test_blue_green_preview_switch_rollback_finalize(endpoint: str, runtime: Run
     assert [v.name for v in spec.variants] == ["churn-v3"]
     with pytest.raises(Conflict, match="Nothing to roll back"):
         svc.rollback(endpoint)
-    kinds = [e["kind"] for e in svc.store.events(endpoint)]
+    kinds = [e.kind for e in svc.store.events(endpoint)]
     assert kinds[:3] == ["finalize", "blue_green.switch", "blue_green.start"]
 
 
@@ -130,7 +129,7 @@ def test_canary_rolls_back_on_errors_and_on_latency(endpoint: str, runtime: Runt
     assert decision.action == "rollback" and "error rate 25.00%" in decision.reason
     spec, _ = svc.get(endpoint)
     assert [v.name for v in spec.variants] == ["churn-v1"]
-    assert svc.store.events(endpoint)[0]["reason"].startswith("automatic: canary error rate")
+    assert svc.store.events(endpoint)[0].reason.startswith("automatic: canary error rate")
     policy = CanaryPolicy(min_seconds=0, min_requests=30, max_p99_ratio=2)
     svc.canary(endpoint, 2, policy=policy)
     # three times slower but only 2 ms: jitter, not a regression (min_p99_increase_ms 5)

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 import milepost
-from milepost._context import Runtime
+from milepost import Runtime
 from milepost.errors import Conflict, InvalidInput
 from milepost.features import (
     DatasetSource,

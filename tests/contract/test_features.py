@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,8 +13,7 @@ import pandas as pd
 import pytest
 
 import milepost
-from milepost import Client
-from milepost._context import Runtime
+from milepost import Client, Runtime
 from milepost.errors import Conflict, InvalidInput, NotFound
 from milepost.features import (
     DatasetSource,
@@ -24,6 +25,7 @@ from milepost.features import (
     OnDemandFeatureView,
     PushSource,
 )
+from milepost.features.repo import Definitions
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 customer = Entity("customer", join_keys=["customer_id"])
@@ -117,7 +119,7 @@ def test_plan_apply_and_versions(runtime: Runtime) -> None:
     assert changed.apply()[0].next_version == 2
     # both versions stay readable; the old one through its own code
     records = runtime.features.registry.versions()
-    assert [(r["name"], r["version"], r["status"]) for r in records] == [
+    assert [(r.name, r.version, r.status) for r in records] == [
         ("activity", 1, "active"),
         ("activity", 2, "active"),
     ]
@@ -219,7 +221,7 @@ def test_incremental_materialization_keeps_a_watermark(
     store: FeatureStore, runtime: Runtime
 ) -> None:
     store.materialize_incremental(NOW - timedelta(days=1))
-    mark = {r["name"]: r["materialized_until"] for r in runtime.features.registry.versions()}
+    mark = {r.name: r.materialized_until for r in runtime.features.registry.versions()}
     assert mark["activity"] == int((NOW - timedelta(days=1)).timestamp() * 1000)
     before = store.get_online_features(["activity:monthly_spend"], [{"customer_id": 1}])
     store.materialize_incremental(NOW + timedelta(seconds=1))
@@ -381,3 +383,30 @@ def test_file_sources_and_schema_drift(runtime: Runtime, tmp_path: Path) -> None
     frame.drop(columns=["monthly_spend"]).to_parquet(tmp_path / "a.parquet")  # the source drifted
     with pytest.raises(InvalidInput, match=r"has no column 'monthly_spend' .*drift"):
         fs.get_historical_features(labels, ["spend:monthly_spend"])
+
+
+def test_plans_are_cached_per_definitions_object_and_go_with_it(runtime: Runtime) -> None:
+    milepost.data.register("events", events(5, 2))
+    FeatureStore([customer, activity_view()]).apply()
+    FeatureStore([customer, activity_view(spend_features_v2)]).apply()
+    service, refs = runtime.features, ["activity:monthly_spend"]
+    older = FeatureStore([customer, activity_view()]).definitions
+    plan = service.resolve(older, refs)
+    assert service.resolve(older, refs) is plan  # a hit across calls
+    assert service.resolve(older, refs, full_names=True) is not plan
+    assert plan.stored[0].key == "activity:v1"
+    gone = weakref.ref(plan)
+    del older, plan
+    gc.collect()
+    assert gone() is None  # the plan went with its definitions
+    # definitions replaced again and again: each new object is built where the freed one
+    # was (CPython reuses the address, so an id()-keyed cache handed it the other's plan)
+    both = [
+        Definitions.of([customer, activity_view(t)]) for t in (spend_features, spend_features_v2)
+    ]
+    held = [Definitions(dict(both[0].entities), dict(both[0].views))]
+    for i in range(1, 21):
+        assert service.resolve(held[0], refs).stored[0].key == f"activity:v{2 - i % 2}"
+        entities, views = dict(both[i % 2].entities), dict(both[i % 2].views)
+        held.clear()  # freed first, so the next one can take its place
+        held.append(Definitions(entities, views))

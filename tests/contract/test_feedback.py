@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from milepost._context import Runtime
+from milepost import Runtime
 from milepost.errors import Conflict, MilepostError, NotFound
 from milepost.serving.feedback import FeedbackRequest, check_rows, find_request
 from milepost.serving.logger import PredictionLogger, new_request_id, request_time

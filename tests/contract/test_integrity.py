@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 
 import milepost
-from milepost import Client
-from milepost._context import Runtime
+from milepost import Client, Runtime
 from milepost.errors import IntegrityViolation
 from milepost.features import DatasetSource, Entity, FeatureStore, FeatureView, Field
 from tests.contract.conftest import FEATURES

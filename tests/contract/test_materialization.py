@@ -290,12 +290,12 @@ def test_status_and_serving_know_which_store_holds_a_version(
             "spender",
             input_example=train[["spend"]].head(2),
         )
-    milepost._context.get_runtime().features.serving_reader(["spend:v1:spend"])
+    milepost.get_runtime().features.serving_reader(["spend:v1:spend"])
 
     fs = sqlite.open(redis_url)  # the new store holds nothing: serving must not read "missing"
     status = fs.online_status()[0]
     assert status.intervals == [] and "never materialized into this store" in status.describe()
     with pytest.raises(InvalidInput, match="not materialized into the current online store"):
-        milepost._context.get_runtime().features.serving_reader(["spend:v1:spend"])
+        milepost.get_runtime().features.serving_reader(["spend:v1:spend"])
     fs.materialize_incremental(END)
-    milepost._context.get_runtime().features.serving_reader(["spend:v1:spend"])
+    milepost.get_runtime().features.serving_reader(["spend:v1:spend"])

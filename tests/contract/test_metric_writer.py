@@ -21,8 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 import milepost
-from milepost import Client
-from milepost._context import Runtime
+from milepost import Client, Runtime
 from milepost.errors import BackendUnavailable, InvalidInput
 
 INT64_MAX = 2**63 - 1

@@ -23,8 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 import milepost
-from milepost import Client
-from milepost._context import Runtime
+from milepost import Client, Runtime
 from milepost.demo.data import LABEL
 from milepost.demo.training import preprocess
 from milepost.errors import (

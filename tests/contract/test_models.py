@@ -14,8 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 import milepost
-from milepost import Client
-from milepost._context import Runtime
+from milepost import Client, Runtime
 from milepost.demo.data import LABEL
 from milepost.errors import Conflict, IntegrityViolation, InvalidInput, NotFound, PermissionDenied
 from tests.contract.conftest import FEATURES

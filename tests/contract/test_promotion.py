@@ -13,8 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 import milepost
-from milepost import Client
-from milepost._context import Runtime
+from milepost import Client, Runtime
 from milepost.demo.data import LABEL
 from milepost.errors import Conflict, GateFailed, InvalidInput, PermissionDenied
 from milepost.promotion import PromotionPolicy

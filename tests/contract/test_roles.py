@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 import milepost
-from milepost._context import Runtime
+from milepost import Runtime
 from milepost.errors import Conflict, PermissionDenied
 
 

@@ -7,14 +7,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 import milepost
-from milepost import Client, RunStatus
-from milepost._context import Runtime
+from milepost import Client, RunStatus, Runtime
 from milepost.errors import AlreadyExists, Conflict, InvalidFilter, InvalidInput, NotFound
 from milepost.tracking._filter import parse_filter
 
@@ -376,19 +376,63 @@ def test_crashed_run_is_marked_killed_and_keeps_flushed_values(
             sa.text("SELECT status FROM runs WHERE run_id = :r"), {"r": run_id}
         ).scalar()
     assert status == "RUNNING"  # nothing has looked at it yet
-    got = Client().get_run(run_id)
+    c = Client()
+    before = c.audit_events(object_id=run_id)
+    # reads never write: the stale run stays RUNNING, the audit trail unchanged
+    assert c.get_run(run_id).status is RunStatus.RUNNING
+    assert [r.status for r in c.search_runs("crash")] == [RunStatus.RUNNING]
+    assert _row(runtime, run_id) == ("RUNNING", None, None)
+    assert c.audit_events(object_id=run_id) == before
+    assert [s.run_id for s in c.reap_stale_runs(dry_run=True)] == [run_id]
+    assert _row(runtime, run_id) == ("RUNNING", None, None)  # a dry run marks nothing
+    assert c.audit_events(object_id=run_id) == before
+
+    [reaped] = c.reap_stale_runs()
+    assert reaped.run_id == run_id and "ended without ending the run" in reaped.reason
+    got = c.get_run(run_id)
     assert got.status is RunStatus.KILLED
     assert "ended without ending the run" in (got.error or "")
     assert got.metrics == {"durable": 1.0}
-    assert Client().audit_events(object_id=run_id)[0].reason == "stale run detected"
+    events = c.audit_events(object_id=run_id)
+    assert len(events) == len(before) + 1 and events[0].reason == "stale run detected"
+    assert c.reap_stale_runs() == []  # once only
+    assert len(c.audit_events(object_id=run_id)) == len(events)
 
 
-def test_remote_run_without_heartbeat_is_killed(runtime: Runtime) -> None:
-    run = Client().create_run("remote")
+def _row(runtime: Runtime, run_id: str) -> tuple[str, int | None, str | None]:
+    """The run's stored status, end time and error, read straight from the database."""
+    with runtime.db.read() as conn:
+        row = conn.execute(
+            sa.text("SELECT status, end_time, error FROM runs WHERE run_id = :r"), {"r": run_id}
+        ).one()
+    return (row.status, row.end_time, row.error)
+
+
+def test_remote_run_without_heartbeat_is_reaped_not_read_killed(runtime: Runtime) -> None:
+    c = Client()
+    run = c.create_run("remote")
+    fresh = c.create_run("remote")  # another host's run that still beats
     with runtime.db.write() as conn:
         conn.execute(
             sa.text("UPDATE runs SET owner_host = 'elsewhere', heartbeat_at = 0 WHERE run_id = :r"),
             {"r": run.run_id},
         )
+        conn.execute(
+            sa.text(
+                "UPDATE runs SET owner_host = 'elsewhere', heartbeat_at = :t WHERE run_id = :r"
+            ),
+            {"r": fresh.run_id, "t": int(time.time() * 1000)},
+        )
     runtime.tracking._owned.clear()  # pretend this process is not the owner
-    assert Client().search_runs("remote")[0].status is RunStatus.KILLED
+    before = c.audit_events()
+    assert {r.status for r in c.search_runs("remote")} == {RunStatus.RUNNING}
+    assert c.get_run(run.run_id).status is RunStatus.RUNNING
+    assert c.audit_events() == before
+    c.create_experiment("elsewhere-not")
+    assert c.reap_stale_runs("elsewhere-not") == []  # scoped to the experiments named
+    assert c.get_run(run.run_id).status is RunStatus.RUNNING
+    [reaped] = c.reap_stale_runs("remote")
+    assert reaped.run_id == run.run_id and "no heartbeat from elsewhere" in reaped.reason
+    assert c.get_run(run.run_id).status is RunStatus.KILLED
+    assert c.get_run(fresh.run_id).status is RunStatus.RUNNING
+    assert c.audit_events()[0].reason == "stale run detected"

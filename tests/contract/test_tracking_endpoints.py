@@ -16,8 +16,7 @@ import pandas as pd
 import pytest
 
 import milepost
-from milepost import Client
-from milepost._context import Runtime
+from milepost import Client, Runtime
 from milepost.errors import AlreadyExists, Conflict, GateFailed, InvalidInput
 from milepost.serving import CanaryPolicy
 from tests.contract.conftest import FEATURES
@@ -263,7 +262,7 @@ def test_models_promote_waits_for_the_rollout_and_the_registry_refuses_detours(
     # the Python API's ungated stage change and the archive of what the endpoint serves
     with pytest.raises(Conflict, match="enters Production only through a rollout there") as no:
         runtime.models.transition("churn", 3, "Production")
-    assert "`milepost deploy canary churn-ep 3`" in (no.value.hint or "")  # as typed
+    assert "`milepost endpoints update churn-ep 3`" in (no.value.hint or "")  # as typed
     with pytest.raises(Conflict, match="serves it as Production"):
         c.archive_model_version("churn", 1)
     _agree(runtime, tracked)

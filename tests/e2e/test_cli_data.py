@@ -24,15 +24,17 @@ def test_add_list_show_diff_validate(tmp_path: Path) -> None:
     frame = generate_customers(800, seed=5)
     pq.write_table(pa.Table.from_pandas(frame), tmp_path / "batch1.parquet")
     frame.iloc[:700].to_csv(tmp_path / "batch2.csv", index=False)
-    out = cli("data", "add", "customers", "batch1.parquet", "--description", "jan", cwd=tmp_path)
+    out = cli(
+        "data", "register", "customers", "batch1.parquet", "--description", "jan", cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
     assert "customers@1" in out.stdout and "800 rows" in out.stdout
-    again = json.loads(
+    again = json.loads(  # `data add`, the old name, still answers (hidden from --help)
         cli("data", "add", "customers", "batch1.parquet", "--json", cwd=tmp_path).stdout
     )
     assert again["version"] == 1
     second = json.loads(
-        cli("data", "add", "customers", "batch2.csv", "--json", cwd=tmp_path).stdout
+        cli("data", "register", "customers", "batch2.csv", "--json", cwd=tmp_path).stdout
     )
     assert second["version"] == 2 and second["num_rows"] == 700
     listed = json.loads(cli("data", "list", "--json", cwd=tmp_path).stdout)
@@ -55,7 +57,7 @@ def test_failing_validation_exits_1_with_the_reasons(tmp_path: Path) -> None:
     frame = generate_customers(300, seed=6)
     frame.loc[0, "plan"] = "platinum"
     pq.write_table(pa.Table.from_pandas(frame), tmp_path / "bad.parquet")
-    assert cli("data", "add", "c", "bad.parquet", cwd=tmp_path).returncode == 0
+    assert cli("data", "register", "c", "bad.parquet", cwd=tmp_path).returncode == 0
     (tmp_path / "suite.yaml").write_text(SUITE)
     bad = cli("data", "validate", "c", "suite.yaml", cwd=tmp_path)
     assert bad.returncode == 1
@@ -64,7 +66,7 @@ def test_failing_validation_exits_1_with_the_reasons(tmp_path: Path) -> None:
 
 def test_bad_input_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "a.parquet").write_text("garbage")
-    out = cli("data", "add", "x", "a.parquet", cwd=tmp_path)
+    out = cli("data", "register", "x", "a.parquet", cwd=tmp_path)
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "Error [invalid_input]: Cannot read a.parquet as Parquet" in out.stderr
     missing = cli("data", "show", "nothing", cwd=tmp_path)
@@ -79,15 +81,17 @@ def test_formats_diff_and_reports_read_true(tmp_path: Path) -> None:
         table.schema.get_field_index("plan"), "plan", table["plan"].cast(pa.string())
     )
     pq.write_table(table, tmp_path / "narrow.parquet")
-    first = json.loads(cli("data", "add", "c", "c.csv", "--json", cwd=tmp_path).stdout)
-    again = json.loads(cli("data", "add", "c", "narrow.parquet", "--json", cwd=tmp_path).stdout)
+    first = json.loads(cli("data", "register", "c", "c.csv", "--json", cwd=tmp_path).stdout)
+    again = json.loads(
+        cli("data", "register", "c", "narrow.parquet", "--json", cwd=tmp_path).stdout
+    )
     assert again["version"] == first["version"] == 1
     # other physical types, the same visible statistics: a diff with nothing to show
     pq.write_table(
         pa.Table.from_pandas(frame.assign(monthly_spend=frame["monthly_spend"] + 1e-12)),
         tmp_path / "wide.parquet",
     )
-    assert cli("data", "add", "c", "wide.parquet", cwd=tmp_path).returncode == 0
+    assert cli("data", "register", "c", "wide.parquet", cwd=tmp_path).returncode == 0
     diff = cli("data", "diff", "c@1", "c@2", cwd=tmp_path)
     assert diff.returncode == 0, diff.stderr
     assert diff.stdout.splitlines()[1:] == ["rows: 600 → 600 (+0)"], diff.stdout

@@ -66,10 +66,13 @@ def test_every_argument_and_option_is_explained(
 
 
 def test_values_are_named_as_people_write_them(capsys: pytest.CaptureFixture[str]) -> None:
-    out = _help(["serve"], capsys)
-    assert "Usage: milepost serve [OPTIONS] ENDPOINT" in out
+    out = _help(["endpoints", "serve"], capsys)
+    assert "Usage: milepost endpoints serve [OPTIONS] ENDPOINT" in out
     assert re.search(r"--port\s+INTEGER \[0<=x<=65535\]", out), out
     assert re.search(r"--host\s+TEXT", out), out
+    out = _help(["endpoints", "update"], capsys)
+    assert "Usage: milepost endpoints update [OPTIONS] ENDPOINT [VERSION]" in out
+    assert re.search(r"--strategy\s+STRATEGY", out), out
     out = _help(["runs", "list"], capsys)
     assert re.search(r"--json\s+Print JSON", out), out  # a flag: no value in between
     assert re.search(r"--max\s+INTEGER \[1<=x<=50000\]", out), out

@@ -62,7 +62,7 @@ def test_serve_port_in_use(
     Client().promote("churn", 1, "Production")
     rt.serving.create("churn-ep", "churn")
     milepost.reset()
-    out = cli("serve", "churn-ep", "--port", str(taken), cwd=tmp_path)
+    out = cli("endpoints", "serve", "churn-ep", "--port", str(taken), cwd=tmp_path)
     _assert_port_error(out, taken, "Serving")
 
 

@@ -185,12 +185,13 @@ def registry_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("data", "list"),
         ("data", "show", "customer-snapshots-2026"),
         ("models", "list"),
-        ("models", "versions", "churn-propensity"),
+        ("models", "list", "churn-propensity"),
+        ("models", "versions", "churn-propensity"),  # the hidden old name
         ("models", "show", "churn-propensity"),
         ("models", "history", "churn-propensity"),
         ("models", "requests", "--status", "all"),
-        ("deploy", "list"),
-        ("deploy", "status", "churn-endpoint"),
+        ("endpoints", "list"),
+        ("endpoints", "show", "churn-endpoint"),
     ],
     ids=" ".join,
 )

@@ -11,9 +11,9 @@ in a fresh directory with its own ``MILEPOST_HOME``, and handles each block by i
   before the blocks that use it, and loaded by the parser that reads it (feature
   definitions, an expectation suite, a promotion policy, the settings file).
 - ``bash``: each line typed as a user would: ``milepost`` is the installed console
-  script in a real process; ``milepost serve`` and ``milepost features serve`` start in
-  the background (the README says "in a second terminal") and the next line runs once
-  the server answers; ``curl`` lines are sent with httpx (see below) and the JSON in the
+  script in a real process; ``milepost endpoints serve`` and ``milepost features serve``
+  start in the background (the README says "in a second terminal") and the next line
+  runs once the server answers; ``curl`` lines are sent with httpx (see below) and the JSON in the
   comment lines under a ``curl`` line must match the answer.
 - ``console``: a transcript; each ``$`` command runs and its output must read as shown
   (a trailing ``...`` stands for the rest of the line).
@@ -297,7 +297,7 @@ def _comments_after(lines: list[str], i: int) -> list[str]:
 
 
 def run_milepost(args: list[str], where: str, project: Project, *, env: dict[str, str]) -> None:
-    if args[:1] == ["serve"] or args[:2] == ["features", "serve"]:
+    if args[:2] in (["endpoints", "serve"], ["features", "serve"]):
         project.start_server(args, where, env=env)
         return
     if "REQ" in args:  # the request id the previous command printed (a user copies it)

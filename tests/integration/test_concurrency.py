@@ -9,8 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 import milepost
-from milepost import Client, RunStatus
-from milepost._context import Runtime
+from milepost import Client, RunStatus, Runtime
 
 PROCESSES = 8
 RUNS_EACH = 3

@@ -289,7 +289,7 @@ def test_a_killed_replica_is_replaced(served: dict[str, Any]) -> None:
 
 
 def _kinds(served: dict[str, Any]) -> list[str]:
-    return [e["kind"] for e in served["rt"].serving.store.events("churn-ep")]
+    return [e.kind for e in served["rt"].serving.store.events("churn-ep")]
 
 
 def test_a_replica_that_cannot_start_aborts_the_rolling_update(served: dict[str, Any]) -> None:

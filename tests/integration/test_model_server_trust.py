@@ -38,7 +38,18 @@ def test_serve_refuses_a_variant_whose_types_are_no_longer_trusted(
     env |= rt.settings.to_env()
     milepost.reset()
     out = subprocess.run(
-        [sys.executable, "-m", "milepost", "serve", "churn-ep", "--port", "0", "--replicas", "1"],
+        [
+            sys.executable,
+            "-m",
+            "milepost",
+            "endpoints",
+            "serve",
+            "churn-ep",
+            "--port",
+            "0",
+            "--replicas",
+            "1",
+        ],
         env=env,
         capture_output=True,
         text=True,

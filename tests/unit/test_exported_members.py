@@ -7,11 +7,15 @@ import pytest
 PACKAGES = [
     "milepost",
     "milepost.data",
+    "milepost.deployments",
     "milepost.errors",
     "milepost.evaluation",
+    "milepost.features",
     "milepost.governance",
     "milepost.models",
+    "milepost.monitoring",
     "milepost.promotion",
+    "milepost.serving",
     "milepost.tracking",
 ]
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from milepost._context import get_runtime
 from milepost.cli._output import Col, console, emit_json, fit_table, fmt_time
+from milepost.cli._runtime import runtime
 
 app = typer.Typer(help="Read and verify the tamper-evident audit trail.", no_args_is_help=True)
 
@@ -26,7 +26,7 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List audit events, newest first."""
-    events = get_runtime().audit.list(
+    events = runtime().audit.list(
         object_type=object_type, object_id=object_id, actor=actor, action=action, limit=limit
     )
     if as_json:
@@ -79,7 +79,7 @@ def verify(
     roles and promotion requests changed behind the trail's back, and removed database
     guards.
     """
-    report = get_runtime().audit.verify(expect_head=expect_head)
+    report = runtime().audit.verify(expect_head=expect_head)
     if as_json:
         emit_json(report.to_dict())
     elif report.ok:
@@ -100,7 +100,7 @@ def verify(
 @app.command()
 def head(as_json: JsonOpt = False) -> None:
     """Print SEQ:HASH of the newest event; keep it elsewhere for `verify --expect-head`."""
-    anchor = get_runtime().audit.head_anchor()
+    anchor = runtime().audit.head_anchor()
     if as_json:
         seq, digest = anchor.split(":")
         emit_json({"seq": int(seq), "hash": digest, "anchor": anchor})

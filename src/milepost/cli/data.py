@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from milepost._context import get_runtime
 from milepost.cli._output import Col, console, emit_json, fit_table, fmt_time, fmt_value
-from milepost.data._format import format_stat
-from milepost.data.models import DatasetVersion
+from milepost.cli._runtime import runtime
+
+if TYPE_CHECKING:
+    from milepost.data.models import DatasetVersion
 
 app = typer.Typer(help="Version datasets and validate them.", no_args_is_help=True)
 
@@ -26,14 +27,14 @@ def _summary(v: DatasetVersion) -> str:
 
 
 @app.command()
-def add(
+def register(
     name: Annotated[str, typer.Argument(help="Dataset name, e.g. customers.")],
     paths: Annotated[list[str], typer.Argument(help="Parquet/CSV files, directories or globs.")],
     description: Annotated[str | None, typer.Option(help="What this version is.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register files as a new version of NAME (the same content returns the existing one)."""
-    v = get_runtime().data.register(
+    v = runtime().data.register(
         name, paths if len(paths) > 1 else paths[0], description=description
     )
     if as_json:
@@ -42,10 +43,14 @@ def add(
         console.print(f"Registered {_summary(v)}")
 
 
+#: `data add`, the old name of `data register` (as `milepost.data.register`), for one release.
+app.command("add", hidden=True)(register)
+
+
 @app.command("list")
 def list_(as_json: JsonOpt = False) -> None:
     """List datasets with their newest version."""
-    rows = get_runtime().data.list_datasets()
+    rows = runtime().data.list_datasets()
     if as_json:
         emit_json([r.to_dict() for r in rows])
         return
@@ -80,7 +85,7 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a version: schema, profile, runs that used it, validation results."""
-    data = get_runtime().data
+    data = runtime().data
     v = data.get(ref)
     used = data.runs_using(v)
     checks = data.validations(v, limit=5)
@@ -194,7 +199,9 @@ def diff(
     as_json: JsonOpt = False,
 ) -> None:
     """Compare two versions: schema changes, row count, per-column statistics."""
-    d = get_runtime().data.diff(a, b)
+    from milepost.data._format import format_stat
+
+    d = runtime().data.diff(a, b)
     if as_json:
         emit_json(d.to_dict())
         return
@@ -228,7 +235,7 @@ def validate(
     as_json: JsonOpt = False,
 ) -> None:
     """Validate a dataset version against a suite; the result is stored with the version."""
-    data = get_runtime().data
+    data = runtime().data
     result = data.validate(data.get(ref), suite)
     if html is not None:
         html.write_text(result.to_html())

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from milepost._context import get_runtime
 from milepost.cli._output import Col, console, emit_json, fit_table, fmt_time
+from milepost.cli._runtime import runtime
 
 app = typer.Typer(
     help="Create, list, rename, delete and restore experiments.", no_args_is_help=True
@@ -23,7 +23,7 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List experiments."""
-    experiments = get_runtime().tracking.list_experiments(include_deleted=all_)
+    experiments = runtime().tracking.list_experiments(include_deleted=all_)
     if as_json:
         emit_json([e.to_dict() for e in experiments])
         return
@@ -56,7 +56,7 @@ def create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an experiment."""
-    e = get_runtime().tracking.create_experiment(name, description=description)
+    e = runtime().tracking.create_experiment(name, description=description)
     if as_json:
         emit_json(e.to_dict())
     else:
@@ -69,7 +69,7 @@ def rename(
     new_name: Annotated[str, typer.Argument(help="Its new name.")],
 ) -> None:
     """Rename an experiment (by name or id)."""
-    e = get_runtime().tracking.rename_experiment(experiment, new_name)
+    e = runtime().tracking.rename_experiment(experiment, new_name)
     console.print(f"Experiment {e.experiment_id} is now {e.name!r}.")
 
 
@@ -79,12 +79,12 @@ def delete(
     reason: Annotated[str | None, typer.Option(help="Recorded in the audit trail.")] = None,
 ) -> None:
     """Delete an experiment (soft: its runs stay readable; restore undoes it)."""
-    e = get_runtime().tracking.delete_experiment(experiment, reason=reason)
+    e = runtime().tracking.delete_experiment(experiment, reason=reason)
     console.print(f"Deleted experiment {e.name!r} (id {e.experiment_id}).")
 
 
 @app.command()
 def restore(experiment: ExperimentArg) -> None:
     """Restore a deleted experiment."""
-    e = get_runtime().tracking.restore_experiment(experiment)
+    e = runtime().tracking.restore_experiment(experiment)
     console.print(f"Restored experiment {e.name!r} (id {e.experiment_id}).")

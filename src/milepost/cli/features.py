@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from milepost._context import get_runtime
 from milepost.cli._output import Col, console, emit_json, fit_table, fmt_time
 from milepost.cli._params import PortOpt
+from milepost.cli._runtime import runtime
 from milepost.errors import BackendUnavailable, InvalidInput
-from milepost.features.api import FeatureStore
-from milepost.features.repo import PlanItem
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from milepost.features.api import FeatureStore
+    from milepost.features.repo import PlanItem
 
 app = typer.Typer(help="Define, materialize and serve features.", no_args_is_help=True)
 
@@ -45,6 +48,13 @@ def _time(text: str | None, what: str) -> datetime | None:
             f"{what} {text!r} is not an ISO time such as 2026-11-27T00:00:00Z."
         ) from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _store(repo: str | None) -> FeatureStore:
+    """The feature store for ``repo`` (imported here: ``--help`` loads no service)."""
+    from milepost.features.api import FeatureStore
+
+    return FeatureStore(repo)
 
 
 def _version(number: int | None) -> str:
@@ -83,7 +93,7 @@ def _changes(items: list[PlanItem], as_json: bool, title: str) -> None:
 @app.command()
 def plan(repo: RepoOpt = None, as_json: JsonOpt = False) -> None:
     """Show what `apply` would change (new views, new versions, views no longer defined)."""
-    _changes(FeatureStore(repo).plan(), as_json, "plan")
+    _changes(_store(repo).plan(), as_json, "plan")
 
 
 @app.command()
@@ -94,7 +104,7 @@ def apply(repo: RepoOpt = None, as_json: JsonOpt = False) -> None:
     (online reads of them are refused until then); models that keep reading an older
     version they pin.
     """
-    _changes(FeatureStore(repo).apply(), as_json, "applied")
+    _changes(_store(repo).apply(), as_json, "applied")
 
 
 @app.command("list")
@@ -103,7 +113,7 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List registered feature views, their versions, and what the online store holds."""
-    service = get_runtime().features
+    service = runtime().features
     records = service.registry.versions(include_retired=all_)
     try:
         coverage = {c.view: c for c in service.online_status(records)}
@@ -113,8 +123,8 @@ def list_(
     if as_json:
         out = []
         for r in records:
-            item = {k: v for k, v in r.items() if k not in ("definition_json", "origin_json")}
-            found = coverage.get(f"{r['name']}:v{r['version']}")
+            item = r.to_dict()
+            found = coverage.get(f"{r.name}:v{r.version}")
             item["online"] = found.to_dict() if found else {"state": f"unknown: {unreachable}"}
             # what the current online store holds, not what any store once did
             item["materialized_until"] = found.through_ms if found else None
@@ -124,18 +134,18 @@ def list_(
     first = next(iter(coverage.values()), None)
     rows = []
     for r in records:
-        d = r["definition"]
+        d = r.definition
         feats = ", ".join(n for n, _ in d.get("schema", []))
-        found = coverage.get(f"{r['name']}:v{r['version']}")
+        found = coverage.get(f"{r.name}:v{r.version}")
         rows.append(
             [
-                r["name"],
-                f"v{r['version']}",
-                r["status"],
+                r.name,
+                f"v{r.version}",
+                r.status,
                 escape(found.describe() if found else f"unknown: {unreachable}"),
                 feats,
-                r["kind"],
-                fmt_time(r["created_at"]),
+                r.kind,
+                fmt_time(r.created_at),
             ]
         )
     console.print(
@@ -178,7 +188,9 @@ def materialize(
     as_json: JsonOpt = False,
 ) -> None:
     """Load the newest feature rows into the online store, with a progress bar."""
-    store = FeatureStore(repo)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    store = _store(repo)
     end_at = _time(end, "--end") or datetime.now(UTC)
     with Progress(
         TextColumn("{task.description}"),
@@ -226,7 +238,7 @@ def retire(ref: Annotated[str, typer.Argument(help="VIEW:vN")]) -> None:
     name, _, version = ref.partition(":")
     if not version.startswith("v") or not version[1:].isdigit():
         raise InvalidInput(f"{ref!r} is not VIEW:vN.")
-    get_runtime().features.retire(name, int(version[1:]))
+    runtime().features.retire(name, int(version[1:]))
     console.print(f"{ref} retired.")
 
 
@@ -238,7 +250,7 @@ def check_consistency(
     as_json: JsonOpt = False,
 ) -> None:
     """Compare online values with offline point-in-time values; exit 1 on mismatches."""
-    report = FeatureStore(repo).check_consistency(view, sample=sample)
+    report = _store(repo).check_consistency(view, sample=sample)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -266,7 +278,7 @@ def get(
         if not sep:
             raise InvalidInput(f"--entity {item!r} is not key=value.")
         row[key] = int(value) if value.lstrip("-").isdigit() else value
-    response = FeatureStore(repo).get_online_features(features, [row])
+    response = _store(repo).get_online_features(features, [row])
     if as_json:
         emit_json({"values": response.values, "statuses": response.statuses})
         return
@@ -294,9 +306,9 @@ def serve(
     from milepost.server.features import REPO_ENV, create_app
     from milepost.server.listen import listen, run_uvicorn
 
-    store = FeatureStore(repo)  # fails here, once, on bad definitions
+    store = _store(repo)  # fails here, once, on bad definitions
     # header/body deadlines and a connection limit per worker (the http_* settings)
-    guarded = protocol(ConnectionLimits.from_settings(get_runtime().settings))
+    guarded = protocol(ConnectionLimits.from_settings(runtime().settings))
     sock = listen(host, port)  # a port in use fails here, before the line below
     port = sock.getsockname()[1]
     console.print(f"Feature server on http://{host}:{port} ({len(store.definitions.views)} views)")

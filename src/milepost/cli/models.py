@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from milepost._context import get_runtime
 from milepost.cli._output import Col, console, emit_json, fit_table, fmt_time, fmt_value
 from milepost.cli._params import MAX_INT64, ModelNameArg, ReasonOpt, RequestArg, VersionArg
+from milepost.cli._runtime import runtime
 from milepost.errors import GateFailed, InvalidInput, did_you_mean
-from milepost.promotion.gates import GateResult
-from milepost.promotion.service import OPEN_STATUSES, PromotionRequest
+
+if TYPE_CHECKING:
+    from milepost.promotion.gates import GateResult
+    from milepost.promotion.service import PromotionRequest
 
 app = typer.Typer(help="The model registry and the promotion workflow.", no_args_is_help=True)
 trust_app = typer.Typer(
@@ -52,9 +54,18 @@ def _stage(stage: str) -> str:
 
 
 @app.command("list")
-def list_(as_json: JsonOpt = False) -> None:
-    """List registered models with their Production version and aliases."""
-    models = get_runtime().models.list_models()
+def list_(
+    name: Annotated[
+        str | None, typer.Argument(help="A registered model: list its versions instead.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List registered models with their Production version and aliases, or NAME's
+    versions."""
+    if name is not None:
+        versions(name, as_json)
+        return
+    models = runtime().models.list_models()
     if as_json:
         emit_json([m.to_dict() for m in models])
         return
@@ -99,7 +110,7 @@ def _headline(metrics: dict[str, float], n: int = 2) -> str:
 
 
 def _versions_table(name: str) -> Table:
-    versions = get_runtime().models.versions(name)
+    versions = runtime().models.versions(name)
     rows = [
         [
             str(v.version),
@@ -132,11 +143,11 @@ def _versions_table(name: str) -> Table:
     return table
 
 
-@app.command()
+@app.command(hidden=True)  # the old name of `models list NAME`, for one release
 def versions(name: ModelNameArg, as_json: JsonOpt = False) -> None:
     """List a model's versions."""
     if as_json:
-        emit_json([v.to_dict() for v in get_runtime().models.versions(name)])
+        emit_json([v.to_dict() for v in runtime().models.versions(name)])
         return
     console.print(_versions_table(name))
 
@@ -150,7 +161,7 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a model (versions, aliases, policy) or one version in full."""
-    rt = get_runtime()
+    rt = runtime()
     if version is not None:
         v = rt.models.get_version(name, version)
         evals = rt.evaluation.for_version(v, limit=5)
@@ -250,13 +261,13 @@ def _print_request(req: PromotionRequest) -> None:
         console.print(
             f"[cyan]Approved[/]: every gate passed (request {req.request_id[:12]}). Endpoint "
             f"{req.endpoint} tracks {req.target_stage} of {req.model}, so v{req.version} "
-            f"enters {req.target_stage} when it is rolled out there: `milepost deploy canary "
-            f"{req.endpoint} {req.version}` (or blue-green, rolling)."
+            f"enters {req.target_stage} when it is rolled out there: `milepost endpoints update "
+            f"{req.endpoint} {req.version}` (a canary; or --strategy blue-green or rolling)."
         )
     elif req.status == "rolling_out":
         console.print(
             f"Request {req.request_id[:12]} is being rolled out on {req.endpoint}: "
-            f"`milepost deploy status {req.endpoint}`."
+            f"`milepost endpoints show {req.endpoint}`."
         )
     else:
         console.print(
@@ -276,8 +287,10 @@ def promote(
 ) -> None:
     """Run the gates of the model's policy and promote, wait for approval, or refuse."""
     try:
-        req = get_runtime().promotion.promote(name, version, to, reason=reason)
+        req = runtime().promotion.promote(name, version, to, reason=reason)
     except GateFailed as exc:
+        from milepost.promotion.gates import GateResult
+
         gates = [GateResult(**g) for g in (exc.details or {}).get("gates", [])]
         if as_json:
             emit_json({"status": "refused", **(exc.details or {})})
@@ -293,14 +306,14 @@ def promote(
 @app.command()
 def approve(request: RequestArg, reason: ReasonOpt = None, as_json: JsonOpt = False) -> None:
     """Approve a promotion request (needs the approval gate's role)."""
-    req = get_runtime().promotion.approve(request, reason=reason)
+    req = runtime().promotion.approve(request, reason=reason)
     emit_json(req.to_dict()) if as_json else _print_request(req)
 
 
 @app.command()
 def reject(request: RequestArg, reason: ReasonOpt = None, as_json: JsonOpt = False) -> None:
     """Reject a promotion request."""
-    req = get_runtime().promotion.reject(request, reason=reason)
+    req = runtime().promotion.reject(request, reason=reason)
     emit_json(req.to_dict()) if as_json else _print_request(req)
 
 
@@ -324,10 +337,12 @@ def requests(
             f"--status {status!r} is not a request status.{did_you_mean(status, _STATUSES)}",
             hint="Use open, all, or one of " + ", ".join(_STATUSES) + ".",
         )
+    from milepost.promotion.service import OPEN_STATUSES
+
     wanted: str | tuple[str, ...] | None = (
         OPEN_STATUSES if status == "open" else None if status == "all" else status
     )
-    reqs = get_runtime().promotion.list_requests(status=wanted, model=model)
+    reqs = runtime().promotion.list_requests(status=wanted, model=model)
     if as_json:
         emit_json([r.to_dict() for r in reqs])
         return
@@ -364,7 +379,7 @@ def requests(
 @app.command()
 def archive(name: ModelNameArg, version: VersionArg, reason: ReasonOpt = None) -> None:
     """Archive a version (always allowed; audited)."""
-    get_runtime().models.archive(name, version, reason=reason)
+    runtime().models.archive(name, version, reason=reason)
     console.print(f"{name} v{version} archived.")
 
 
@@ -378,7 +393,7 @@ def alias(
     delete: Annotated[bool, typer.Option("--delete", help="Remove the alias.")] = False,
 ) -> None:
     """Point an alias (champion, challenger, ...) at a version, or remove it."""
-    models = get_runtime().models
+    models = runtime().models
     if delete:
         models.delete_alias(name, alias)
         console.print(f"Removed {name}@{alias}.")
@@ -409,7 +424,7 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """Every stage change of a model: who, when, why, which request (and its gates)."""
-    models = get_runtime().models
+    models = runtime().models
     if at is not None:
         version = models.production_at(name, _parse_time(at))
         if as_json:
@@ -455,7 +470,7 @@ def evaluate(
     """Evaluate a model version on a dataset version (stored and linked to both)."""
     if task not in (None, "classification", "regression"):
         raise InvalidInput(f"--task {task!r}: use classification or regression.")
-    result = get_runtime().evaluation.evaluate(
+    result = runtime().evaluation.evaluate(
         uri,
         data,
         target=target,
@@ -492,7 +507,7 @@ def policy(
     as_json: JsonOpt = False,
 ) -> None:
     """Show, set or clear a model's promotion policy."""
-    promotion = get_runtime().promotion
+    promotion = runtime().promotion
     if set_ is not None and clear:
         raise InvalidInput("Use either --set or --clear.")
     if clear:
@@ -510,7 +525,7 @@ def policy(
 @trust_app.command("list")
 def trust_list(as_json: JsonOpt = False) -> None:
     """List the approver-set trusted types: who added each, when and why."""
-    records = get_runtime().models.list_trusted_types()
+    records = runtime().models.list_trusted_types()
     if as_json:
         emit_json([r.to_dict() for r in records])
         return
@@ -542,7 +557,7 @@ def trust_add(
     reason: Annotated[str, typer.Option(help="Why it is safe to trust (audited).")],
 ) -> None:
     """Trust a type in model files for every loader (needs the approver or admin role)."""
-    record = get_runtime().models.add_trusted_type(type_name, reason=reason)
+    record = runtime().models.add_trusted_type(type_name, reason=reason)
     console.print(f"Every loader now trusts {record.type_name} (added by {record.added_by}).")
 
 
@@ -552,7 +567,7 @@ def trust_remove(
     reason: Annotated[str | None, typer.Option(help="Why (audited).")] = None,
 ) -> None:
     """Stop trusting a type (needs the approver or admin role)."""
-    record = get_runtime().models.remove_trusted_type(type_name, reason=reason)
+    record = runtime().models.remove_trusted_type(type_name, reason=reason)
     console.print(
         f"{record.type_name} is no longer trusted; models holding it load only where the "
         "loading side names it."

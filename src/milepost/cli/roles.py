@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from milepost._context import get_runtime
 from milepost.cli._output import Col, console, emit_json, fit_table, fmt_time
+from milepost.cli._runtime import runtime
 
 app = typer.Typer(
     help="Who may approve promotions (approver) and manage roles (admin).", no_args_is_help=True
@@ -21,7 +21,7 @@ RoleArg = Annotated[str, typer.Argument(help="approver or admin.")]
 @app.command()
 def grant(user: UserArg, role: RoleArg) -> None:
     """Give USER a ROLE (needs admin; the very first grant also makes its granter admin)."""
-    rt = get_runtime()
+    rt = runtime()
     for actor, granted in rt.roles.grant(user, role):
         if (actor, granted) == (user, role):
             console.print(f"{user} now holds {role}.")
@@ -32,14 +32,14 @@ def grant(user: UserArg, role: RoleArg) -> None:
 @app.command()
 def revoke(user: UserArg, role: RoleArg) -> None:
     """Take ROLE away from USER (needs admin; the last admin cannot be revoked)."""
-    get_runtime().roles.revoke(user, role)
+    runtime().roles.revoke(user, role)
     console.print(f"{user} no longer holds {role}.")
 
 
 @app.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List every grant."""
-    grants = get_runtime().roles.list()
+    grants = runtime().roles.list()
     if as_json:
         emit_json(
             [{"user": a, "role": r, "granted_by": g, "granted_at": t} for a, r, g, t in grants]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from milepost._context import get_runtime
 from milepost.cli._output import (
     STATUS_STYLE,
     Col,
@@ -17,7 +16,10 @@ from milepost.cli._output import (
     fmt_time,
     fmt_value,
 )
-from milepost.tracking.models import Run
+from milepost.cli._runtime import runtime
+
+if TYPE_CHECKING:
+    from milepost.tracking.models import Run
 
 app = typer.Typer(help="List, show, compare and manage runs.", no_args_is_help=True)
 
@@ -49,7 +51,7 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List runs, newest first unless --order-by says otherwise."""
-    page = get_runtime().tracking.search_runs(
+    page = runtime().tracking.search_runs(
         experiment or None,
         filter=filter_,
         order_by=order_by,
@@ -105,13 +107,13 @@ def list_(
 
 def _experiment_names() -> dict[int, str]:
     """Experiment id -> name, deleted experiments included (their runs stay readable)."""
-    experiments = get_runtime().tracking.list_experiments(include_deleted=True)
+    experiments = runtime().tracking.list_experiments(include_deleted=True)
     return {e.experiment_id: e.name for e in experiments}
 
 
 def _resolve(run_id: str) -> Run:
     """A run by full id or unique prefix (as `runs list` prints 12 characters)."""
-    tracking = get_runtime().tracking
+    tracking = runtime().tracking
     if len(run_id) == 32:
         return tracking.get_run(run_id)
     matches = tracking.search_runs(
@@ -125,11 +127,11 @@ def _resolve(run_id: str) -> Run:
 @app.command()
 def show(run_id: RunIdArg, as_json: JsonOpt = False) -> None:
     """Show one run: attributes, params, metrics, tags, environment, artifacts."""
-    tracking = get_runtime().tracking
+    tracking = runtime().tracking
     run = _resolve(run_id)
     artifacts = tracking.list_artifacts(run.run_id)
     env = tracking.get_environment(run.env_hash) if run.env_hash else None
-    inputs = get_runtime().data.inputs_of_run(run.run_id)
+    inputs = runtime().data.inputs_of_run(run.run_id)
     if as_json:
         data = run.to_dict()
         data["inputs"] = [i.to_dict() for i in inputs]
@@ -211,7 +213,7 @@ def compare(
 def delete(run_id: RunIdArg) -> None:
     """Delete a run (soft; `runs restore` undoes it)."""
     run = _resolve(run_id)
-    get_runtime().tracking.delete_run(run.run_id)
+    runtime().tracking.delete_run(run.run_id)
     console.print(f"Deleted run {run.run_id}.")
 
 
@@ -220,7 +222,7 @@ def restore(
     run_id: Annotated[str, typer.Argument(help="The deleted run's full id (32 characters).")],
 ) -> None:
     """Restore a deleted run."""
-    get_runtime().tracking.restore_run(run_id)
+    runtime().tracking.restore_run(run_id)
     console.print(f"Restored run {run_id}.")
 
 
@@ -232,5 +234,34 @@ def download(
 ) -> None:
     """Download a run's artifacts."""
     run = _resolve(run_id)
-    out = get_runtime().tracking.download_artifacts(run.run_id, path, dst)
+    out = runtime().tracking.download_artifacts(run.run_id, path, dst)
     console.print(f"Downloaded to {out}.")
+
+
+@app.command()
+def reap(
+    experiment: Annotated[
+        list[str] | None,
+        typer.Option("--experiment", "-e", help="Name or id; repeatable (default: all)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list the runs that would be marked.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mark KILLED the RUNNING runs whose process is gone (audited).
+
+    A run is stale when its process on this host no longer exists, or when another host
+    has sent no heartbeat for stale_run_timeout seconds. Reading runs never marks them;
+    this command (or the scheduler) does."""
+    stale = runtime().tracking.reap_stale_runs(experiment or None, dry_run=dry_run)
+    if as_json:
+        emit_json({"dry_run": dry_run, "runs": [s.to_dict() for s in stale]})
+        return
+    if not stale:
+        console.print("No stale runs.")
+        return
+    table, _ = fit_table(["run id", Col("why", wrap=True)], [[s.run_id, s.reason] for s in stale])
+    console.print(table)
+    verb = "would be marked" if dry_run else "marked"
+    console.print(f"{len(stale)} run(s) {verb} KILLED.")

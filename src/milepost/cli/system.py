@@ -7,10 +7,8 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-import milepost
-from milepost._context import get_runtime
 from milepost.cli._output import Col, console, emit_json, fit_table
-from milepost.config import ENV_PREFIX, load_settings
+from milepost.cli._runtime import runtime
 from milepost.errors import mask_uri
 
 NO_AUTHENTICATION = (
@@ -31,9 +29,12 @@ db_app = typer.Typer(help="The metadata database's schema.", no_args_is_help=Tru
 
 def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Show the resolved settings, where each came from, and the backends in use."""
+    import milepost
+    from milepost.config import ENV_PREFIX, load_settings
+
     resolved = load_settings()
     s = resolved.settings
-    rt = get_runtime()
+    rt = runtime()
     settings: dict[str, Any] = {}
     for key in s.model_fields:
         value = getattr(s, key)
@@ -98,7 +99,7 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
 @db_app.command()
 def upgrade() -> None:
     """Apply schema migrations (also done automatically on first use)."""
-    db = get_runtime().db
+    db = runtime().db
     db.upgrade()
     console.print(f"Schema at revision {db.current_revision()} ({mask_uri(db.uri)}).")
 
@@ -106,5 +107,5 @@ def upgrade() -> None:
 @db_app.command()
 def current() -> None:
     """Print the schema revision of the database and the newest one this version knows."""
-    db = get_runtime().db
+    db = runtime().db
     console.print(f"database {db.current_revision()} · newest {db.head_revision()}")

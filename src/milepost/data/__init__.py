@@ -9,8 +9,17 @@
     milepost.data.diff("customers@1", "customers@2")
 """
 
-from milepost.data.api import diff, get, list_datasets, register, runs_using, validate, versions
-from milepost.data.models import ColumnSchema, DatasetInput, DatasetVersion
+from milepost.data.api import (
+    diff,
+    get,
+    list_datasets,
+    list_versions,
+    register,
+    runs_using,
+    validate,
+    versions,
+)
+from milepost.data.models import ColumnSchema, DatasetInput, DatasetRow, DatasetVersion
 from milepost.data.results import ValidationResult
 from milepost.data.service import DataService, DatasetDiff
 from milepost.data.validation import (
@@ -35,6 +44,7 @@ __all__ = [
     "DataService",
     "DatasetDiff",
     "DatasetInput",
+    "DatasetRow",
     "DatasetVersion",
     "Distribution",
     "Expression",
@@ -50,6 +60,7 @@ __all__ = [
     "diff",
     "get",
     "list_datasets",
+    "list_versions",
     "register",
     "runs_using",
     "validate",

@@ -1,13 +1,16 @@
 """``milepost.data.register()``, ``get()``, ``validate()``...: the module-level data API.
 
-Thin functions over the process's runtime (``milepost.get_runtime().data``).
+Thin functions over the data service of the process's store context: the same instance
+as ``milepost.get_runtime().data`` (see :mod:`milepost.stores.context`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from milepost._context import get_runtime
+from milepost.data.service import DataService
+from milepost.stores.context import StoreContext, default_context
+from milepost.tracking._active import active_run_id
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -19,7 +22,24 @@ if TYPE_CHECKING:
     from milepost.data.service import DatasetDiff
     from milepost.data.validation import Suite
 
-__all__ = ["diff", "get", "list_datasets", "register", "validate", "versions"]
+__all__ = [
+    "data_service",
+    "diff",
+    "get",
+    "list_datasets",
+    "list_versions",
+    "register",
+    "runs_using",
+    "validate",
+    "versions",
+]
+
+
+def data_service(ctx: StoreContext | None = None) -> DataService:
+    """The data service of a store context (default: the process's), one per context."""
+    return (ctx or default_context()).component(
+        DataService, lambda c: DataService(c.db, c.blobs, c.settings)
+    )
 
 
 def register(name: str, data: Any, *, description: str | None = None) -> DatasetVersion:
@@ -31,27 +51,30 @@ def register(name: str, data: Any, *, description: str | None = None) -> Dataset
     ``data``: a pandas or Polars DataFrame, a pyarrow Table, or paths/globs/directories of
     Parquet or CSV files, local or ``s3://``.
     """
-    return get_runtime().data.register(name, data, description=description)
+    return data_service().register(name, data, description=description)
 
 
 def get(ref: str) -> DatasetVersion:
     """A version by ``name@N``, ``name@latest`` or ``name`` (the newest)."""
-    return get_runtime().data.get(ref)
+    return data_service().get(ref)
 
 
-def versions(name: str) -> list[DatasetVersion]:
+def list_versions(name: str) -> list[DatasetVersion]:
     """Every version of a dataset, oldest first."""
-    return get_runtime().data.versions(name)
+    return data_service().versions(name)
+
+
+versions = list_versions  # the name before list_* listings; kept working
 
 
 def list_datasets() -> list[DatasetRow]:
     """Every dataset with its newest version."""
-    return get_runtime().data.list_datasets()
+    return data_service().list_datasets()
 
 
 def diff(a: str | DatasetVersion, b: str | DatasetVersion) -> DatasetDiff:
     """Schema, row-count and statistic changes between two versions."""
-    return get_runtime().data.diff(a, b)
+    return data_service().diff(a, b)
 
 
 def validate(
@@ -65,14 +88,9 @@ def validate(
 
     With ``strict=True`` a failing check raises :class:`milepost.errors.ValidationFailed`.
     """
-    from milepost._fluent_api import active_run
-
-    run = active_run()
-    return get_runtime().data.validate(
-        data, suite, strict=strict, run_id=run.run_id if run else None, now=now
-    )
+    return data_service().validate(data, suite, strict=strict, run_id=active_run_id(), now=now)
 
 
 def runs_using(ref: str | DatasetVersion) -> list[DatasetInput]:
     """The runs that used a dataset version."""
-    return get_runtime().data.runs_using(ref)
+    return data_service().runs_using(ref)

@@ -6,9 +6,11 @@ and a ``to_dict()`` built from its dataclass fields, ready for JSON.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from milepost._records import record_dict
+from milepost.data._format import count
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -16,30 +18,13 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["ColumnSchema", "DatasetInput", "DatasetVersion", "fields_dict", "parse_ref"]
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
-
-
-def fields_dict(obj: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A dataclass's fields as a JSON-ready dict, in field order.
-
-    Private fields (``_name``) and ``exclude`` are left out; nested objects give their own
-    ``to_dict()``.
-    """
-    return {
-        f.name: _jsonable(getattr(obj, f.name))
-        for f in dataclasses.fields(obj)
-        if not f.name.startswith("_") and f.name not in exclude
-    }
+__all__ = [
+    "ColumnSchema",
+    "DatasetInput",
+    "DatasetRow",
+    "DatasetVersion",
+    "parse_ref",
+]
 
 
 @dataclass(frozen=True, repr=False)
@@ -62,7 +47,7 @@ class ColumnSchema:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return fields_dict(self)
+        return record_dict(self)
 
 
 @dataclass(frozen=True, repr=False)
@@ -125,8 +110,29 @@ class DatasetVersion:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: the fields (not the internal ``version_id``) and ``ref``."""
-        out = fields_dict(self, exclude=("version_id",))
+        out = record_dict(self, exclude=("version_id",))
         return {"name": out.pop("name"), "version": out.pop("version"), "ref": self.ref, **out}
+
+
+@dataclass(frozen=True, repr=False)
+class DatasetRow:
+    """A dataset with its newest version number and version count (what
+    :func:`milepost.data.list_datasets` returns)."""
+
+    name: str
+    description: str | None
+    created_by: str
+    created_at: int
+    latest_version: int | None
+    num_versions: int
+
+    def __repr__(self) -> str:
+        latest = f"@{self.latest_version}" if self.latest_version else " (no versions)"
+        return f"DatasetRow({self.name}{latest}, {count(self.num_versions, 'version')})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return record_dict(self)
 
 
 @dataclass(frozen=True, repr=False)
@@ -144,7 +150,7 @@ class DatasetInput:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return fields_dict(self)
+        return record_dict(self)
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:

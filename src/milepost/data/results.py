@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
+from milepost._records import record_dict
 from milepost.data._format import count
-from milepost.data.models import fields_dict
 from milepost.errors import ValidationFailed
 
 __all__ = ["CheckResult", "ValidationResult"]
@@ -56,7 +56,7 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return fields_dict(self)
+        return record_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CheckResult:

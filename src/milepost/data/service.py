@@ -15,6 +15,7 @@ what is registered from version 2 on).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -30,16 +31,14 @@ import pyarrow.parquet as pq
 from milepost import _validate as check
 from milepost.data import _hash, _ingest, _profile
 from milepost.data._diff import DatasetDiff
-from milepost.data.backends.sql import DatasetRow, NewVersion, SqlDataStore
-from milepost.data.models import ColumnSchema, DatasetInput, DatasetVersion, parse_ref
+from milepost.data.backends.sql import NewVersion, SqlDataStore
+from milepost.data.models import ColumnSchema, DatasetInput, DatasetRow, DatasetVersion, parse_ref
 from milepost.data.results import ValidationResult
 from milepost.data.validation import CheckContext, Suite, run_checks
 from milepost.errors import IntegrityViolation, InvalidInput, NotFound
 from milepost.stores.blobs import verify_file
 
 if TYPE_CHECKING:
-    import sqlalchemy as sa
-
     from milepost.config import Settings
     from milepost.stores.blobs import BlobStore
     from milepost.stores.metadata import MetadataStore
@@ -89,7 +88,7 @@ class DataService:
                 raise InvalidInput(f"{where} has no rows; an empty dataset cannot be registered.")
             existing = self._existing(name, data, digest, tmp)
             if existing is not None:  # the same content: the same version, nothing stored
-                return self._version(name, existing, None)
+                return self._loadable(existing)
             profile = _profile.profile_files(staged.files, staged.schema, rows)
             files: list[tuple[str, int, str]] = []
             for path, source in zip(staged.files, staged.sources, strict=True):
@@ -106,10 +105,10 @@ class DataService:
             files=files,
             hash_version=_hash.HASH_VERSION,
         )
-        row, _created = self.store.add_version(name, new, actor=self.actor)
-        return self._version(name, row, [d for d, _, _ in files] if _created else None)
+        version, _created = self.store.add_version(name, new, actor=self.actor)
+        return self._loadable(version)
 
-    def _existing(self, name: str, data: Any, digest: str, tmp: Path) -> sa.RowMapping | None:
+    def _existing(self, name: str, data: Any, digest: str, tmp: Path) -> DatasetVersion | None:
         """The version of ``name`` holding this content, under either hash version."""
         found = self.store.find_by_hash(name, digest, hash_version=_hash.HASH_VERSION)
         if found is not None or 1 not in self.store.hash_versions(name):
@@ -125,39 +124,20 @@ class DataService:
         if isinstance(ref, DatasetVersion):
             return ref
         name, version = parse_ref(ref)
-        row, files = self.store.get_version(name, version)
-        return self._version(name, row, files)
+        return self._loadable(self.store.get_version(name, version))
 
     def versions(self, name: str) -> list[DatasetVersion]:
         """Every version of a dataset, oldest first."""
         _check_name(name)
-        return [self._version(name, r, None) for r in self.store.list_versions(name)]
+        return [self._loadable(v) for v in self.store.list_versions(name)]
 
     def list_datasets(self) -> list[DatasetRow]:
         """Every dataset with its newest version number."""
         return self.store.list_datasets()
 
-    def _version(self, name: str, row: sa.RowMapping, files: list[str] | None) -> DatasetVersion:
-        if files is None:
-            _, _, files = self.store.version_by_id(int(row["version_id"]))
-        return DatasetVersion(
-            name=name,
-            version=int(row["version"]),
-            content_hash=row["content_hash"],
-            schema=[ColumnSchema(**c) for c in json.loads(row["schema_json"])],
-            num_rows=int(row["num_rows"]),
-            num_files=int(row["num_files"]),
-            size_bytes=int(row["size_bytes"]),
-            source_uri=row["source_uri"],
-            description=row["description"],
-            profile=json.loads(row["profile_json"]),
-            created_by=row["created_by"],
-            created_at=int(row["created_at"]),
-            files=files,
-            version_id=int(row["version_id"]),
-            hash_version=int(row["hash_version"]),
-            _loader=self.load_arrow,
-        )
+    def _loadable(self, version: DatasetVersion) -> DatasetVersion:
+        """A stored version that can load its snapshot."""
+        return dataclasses.replace(version, _loader=self.load_arrow)
 
     def local_files(self, version: DatasetVersion) -> list[Path]:
         """Local paths of the snapshot's Parquet files, each checked against its digest.
@@ -219,12 +199,12 @@ class DataService:
 
     def inputs_of_run(self, run_id: str) -> list[DatasetInput]:
         """The dataset versions a run used."""
-        return [_input(r) for r in self.store.inputs(run_id=run_id)]
+        return self.store.inputs(run_id=run_id)
 
     def runs_using(self, ref: str | DatasetVersion) -> list[DatasetInput]:
         """The runs that used a dataset version."""
         version = self.get(ref)
-        return [_input(r) for r in self.store.inputs(version_id=version.version_id)]
+        return self.store.inputs(version_id=version.version_id)
 
     # -- diff -------------------------------------------------------------------------
 
@@ -339,17 +319,12 @@ class DataService:
         """Stored validation results of a version, newest first."""
         check.integer(limit, "limit", minimum=1)
         version = self.get(ref)
-        return [
-            ValidationResult.from_dict(json.loads(r["result_json"]))
-            for r in self.store.validations(version.version_id, limit=limit)
-        ]
+        return self.store.validations(version.version_id, limit=limit)
 
     def get_validation(self, result_id: str) -> ValidationResult:
         """One stored validation result."""
         check.name(result_id, "Validation result id", max_length=32)
-        return ValidationResult.from_dict(
-            json.loads(self.store.validation(result_id)["result_json"])
-        )
+        return self.store.validation(result_id)
 
 
 def _check_name(name: Any) -> None:
@@ -364,16 +339,6 @@ def _check_name(name: Any) -> None:
 
 def _column(f: pa.Field) -> ColumnSchema:
     return ColumnSchema(f.name, str(f.type), f.nullable)
-
-
-def _input(r: sa.RowMapping) -> DatasetInput:
-    return DatasetInput(
-        r["run_id"],
-        f"{r['name']}@{r['version']}",
-        r["role"],
-        r["content_hash"],
-        int(r["created_at"]),
-    )
 
 
 def _suite(suite: Suite | str | Path | dict[str, Any]) -> Suite:

@@ -45,7 +45,7 @@ from milepost.data._format import count, format_bound, human_duration
 from milepost.data._profile import quote
 from milepost.data.results import CheckResult
 from milepost.errors import InvalidInput
-from milepost.stats import ks_test, psi, psi_from_samples
+from milepost.monitoring.stats import ks_test, psi_categorical, psi_from_samples
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -472,9 +472,12 @@ class Distribution(_Base):
     """The column's distribution matches a reference dataset version's.
 
     ``method="psi"``: fails when PSI > ``threshold`` (default 0.2); numbers are binned at
-    the reference's deciles, text by category. ``method="ks"`` (numbers only): fails when
-    the two-sample KS p-value < ``threshold`` (default 0.01). Samples of up to 200,000
-    rows per side are used for numbers; categories are counted in full.
+    the reference's quantiles (``bins``, deciles by default), anything else by category
+    (each distinct value, null included, one bin). ``method="ks"`` (numbers only): fails
+    when the two-sample KS p-value < ``threshold`` (default 0.01). Samples of up to
+    200,000 rows per side are used for numbers; categories are counted in full. The
+    statistics, their binning and their empty-bin floor are
+    :mod:`milepost.monitoring.stats`'s.
     """
 
     kind: Literal["distribution"] = "distribution"
@@ -531,13 +534,17 @@ class Distribution(_Base):
                 )
             value = psi_from_samples(ref_values, cur_values, self.bins)
         else:
-            counts = ctx.con.execute(
-                f"SELECT coalesce(r.v, d.v) AS v, coalesce(r.n, 0), coalesce(d.n, 0) FROM "
-                f"(SELECT CAST({c} AS VARCHAR) AS v, count(*) AS n FROM {ref} GROUP BY 1) r "
-                f"FULL OUTER JOIN (SELECT CAST({c} AS VARCHAR) AS v, count(*) AS n FROM data "
-                f"GROUP BY 1) d ON r.v IS NOT DISTINCT FROM d.v"
-            ).fetchall()
-            value = psi([r[1] for r in counts], [r[2] for r in counts])
+
+            def categories(rel: str) -> dict[str | None, int]:
+                rows = ctx.con.execute(
+                    f"SELECT CAST({c} AS VARCHAR), count(*) FROM {rel} GROUP BY 1"
+                ).fetchall()
+                return {v: int(n) for v, n in rows}
+
+            ref_counts, cur_counts = categories(ref), categories("data")
+            if not ref_counts or not cur_counts:
+                raise InvalidInput(f"Check {self.label()!r}: no values to compare.")
+            value = psi_categorical(ref_counts, cur_counts)
         threshold = self.threshold or 0.2
         ok = value <= threshold
         summary = (

@@ -504,8 +504,8 @@ def _closing(console: Console, lr_id: str, gb_id: str) -> None:
         "milepost features list",
         f"milepost models show {MODEL}",
         f"milepost models history {MODEL}",
-        f"milepost deploy status {serving.ENDPOINT}",
-        f"milepost serve {serving.ENDPOINT} --port 8080",
+        f"milepost endpoints show {serving.ENDPOINT}",
+        f"milepost endpoints serve {serving.ENDPOINT} --port 8080",
         "milepost audit verify",
     ):
         console.print(f"    {line}", markup=False, soft_wrap=True)

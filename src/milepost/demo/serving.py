@@ -71,6 +71,7 @@ class ModelServer:
                 sys.executable,
                 "-m",
                 "milepost",
+                "endpoints",
                 "serve",
                 endpoint,
                 "--port",
@@ -238,7 +239,7 @@ LOG_TIMEOUT = 30.0
 
 
 def status_table(console: Console, endpoint: str) -> None:
-    """``milepost deploy status``'s variant table over the demo client's whole window.
+    """``milepost endpoints show``'s variant table over the demo client's whole window.
 
     The client stops first, so that its window is closed; the table then waits until
     the prediction log holds every request the server answered in it, and shows, per
@@ -330,7 +331,7 @@ def serve_step(
     started = time.perf_counter()
     server = ModelServer(ENDPOINT, replicas=replicas, log_dir=log_dir)
     console.print(
-        f"  milepost serve {ENDPOINT} --replicas {replicas}: ready on {server.url} in "
+        f"  milepost endpoints serve {ENDPOINT} --replicas {replicas}: ready on {server.url} in "
         f"{time.perf_counter() - started:.1f} s (log: {server.log_path})"
     )
     try:
@@ -408,14 +409,14 @@ def roll_out(console: Console, version: int, policy: CanaryPolicy, what: str) ->
         f"step >= {policy.min_seconds:g} s and >= {policy.min_requests} canary requests; "
         f"judged on errors and p99 vs {spec.primary.name}"
     )
-    seen = {(e["at"], e["kind"]) for e in svc.store.events(ENDPOINT)}
+    seen = {(e.at, e.kind) for e in svc.store.events(ENDPOINT)}
     deadline = time.monotonic() + VERDICT_TIMEOUT
     while True:
         spec, _ = svc.get(ENDPOINT)
         for e in reversed(svc.store.events(ENDPOINT)):
-            if (e["at"], e["kind"]) not in seen:
-                seen.add((e["at"], e["kind"]))
-                console.print(f"    {e['kind']}: {e['reason'] or ''}", markup=False)
+            if (e.at, e.kind) not in seen:
+                seen.add((e.at, e.kind))
+                console.print(f"    {e.kind}: {e.reason or ''}", markup=False)
         assert spec.rollout is not None
         if spec.rollout.status != "progressing":
             break
@@ -423,7 +424,7 @@ def roll_out(console: Console, version: int, policy: CanaryPolicy, what: str) ->
             raise MilepostError(
                 f"The canary of v{version} got no verdict in {VERDICT_TIMEOUT:g} s "
                 f"({spec.rollout.detail}).",
-                hint="Is `milepost serve` running? See `milepost deploy status churn`.",
+                hint="Is `milepost endpoints serve` running? See `milepost endpoints show churn`.",
             )
         time.sleep(0.5)
     _registry_says(console, version, request_id)

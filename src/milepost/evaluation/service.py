@@ -9,14 +9,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from milepost import _validate as check
-from milepost._records import record_dict
 from milepost.data.models import DatasetVersion
 from milepost.errors import InvalidInput
 from milepost.evaluation.backends.sql import SqlEvaluationStore
@@ -26,6 +24,7 @@ from milepost.evaluation.metrics import (
     infer_task,
     regression_metrics,
 )
+from milepost.evaluation.models import EvaluationResult
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -39,33 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["EvaluationResult", "EvaluationService"]
 
 _MAX_SLICE_VALUES = 20
-
-
-@dataclass(frozen=True)
-class EvaluationResult:
-    """Metrics of one model version on one piece of data."""
-
-    eval_id: str
-    model_uri: str
-    dataset_ref: str | None
-    task: str
-    target: str
-    num_rows: int
-    metrics: dict[str, float | None]
-    slices: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    created_by: str = ""
-    created_at: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (``model`` and ``dataset`` for the URI and the ref)."""
-        return record_dict(self, rename={"model_uri": "model", "dataset_ref": "dataset"})
-
-    def __repr__(self) -> str:
-        key = next((k for k in ("roc_auc", "r2") if self.metrics.get(k) is not None), None)
-        key = key or next((k for k, v in self.metrics.items() if v is not None), None)
-        score = f", {key} {self.metrics[key]:.4g}" if key else ""
-        data = self.dataset_ref or "a frame"
-        return f"EvaluationResult({self.model_uri} on {data}, {self.num_rows:,} rows{score})"
 
 
 class EvaluationService:
@@ -207,27 +179,7 @@ class EvaluationService:
     def for_version(self, uri: str | ModelVersion, *, limit: int = 20) -> list[EvaluationResult]:
         """Stored evaluations of a model version, newest first."""
         version = self.models.resolve(uri)
-        out = []
-        for r in self.store.for_version(version.version_id, limit=limit):
-            dataset_ref = None
-            if r["dataset_version_id"] is not None:
-                name, drow, _ = self.data.store.version_by_id(int(r["dataset_version_id"]))
-                dataset_ref = f"{name}@{drow['version']}"
-            out.append(
-                EvaluationResult(
-                    eval_id=r["eval_id"],
-                    model_uri=version.uri,
-                    dataset_ref=dataset_ref,
-                    task=r["task"],
-                    target=r["target"],
-                    num_rows=int(r["num_rows"]),
-                    metrics=json.loads(r["metrics_json"]),
-                    slices=json.loads(r["slices_json"]),
-                    created_by=r["created_by"],
-                    created_at=int(r["created_at"]),
-                )
-            )
-        return out
+        return self.store.for_version(version.version_id, version.uri, limit=limit)
 
 
 def _check_arguments(

@@ -1,4 +1,8 @@
-"""``milepost.features.FeatureStore``: definitions from your repository, bound to the stores."""
+"""``milepost.features.FeatureStore``: definitions from your repository, bound to the stores.
+
+A store works on the feature service of the process's store context, the same instance
+as ``milepost.get_runtime().features`` (see :mod:`milepost.stores.context`).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,12 @@ from pathlib import PurePath
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from milepost.data.api import data_service
 from milepost.errors import InvalidInput
 from milepost.features.repo import Definitions, PlanItem, load_definitions
+from milepost.features.service import FeatureService
+from milepost.stores.context import StoreContext, default_context
+from milepost.tracking._active import active_run_id, tracking_service
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -21,7 +29,17 @@ if TYPE_CHECKING:
     from milepost.features.materialize import Materialization, OnlineCoverage
     from milepost.features.service import ConsistencyReport, OnlineResponse
 
-__all__ = ["FeatureStore"]
+__all__ = ["FeatureStore", "feature_service"]
+
+
+def feature_service(ctx: StoreContext | None = None) -> FeatureService:
+    """The feature service of a store context (default: the process's), one per context."""
+    return (ctx or default_context()).component(
+        FeatureService,
+        lambda c: FeatureService(
+            c.db, c.settings, data=data_service(c), tracking=tracking_service(c)
+        ),
+    )
 
 
 class FeatureStore:
@@ -35,6 +53,8 @@ class FeatureStore:
             saved as ``features_v1.py``): their functions compute the older versions they
             defined, whatever the functions are called there. Only their code is used;
             the views this store reads and applies are those of ``repo``.
+        context: the store context to work on; default the process's (the one
+            ``milepost.get_runtime()`` uses). ``Runtime.feature_store()`` passes its own.
     """
 
     def __init__(
@@ -46,13 +66,17 @@ class FeatureStore:
         | None = None,
         *,
         history: Sequence[str | Path | ModuleType] = (),
+        context: StoreContext | None = None,
     ) -> None:
-        from milepost._context import get_runtime  # at call time: _context imports this package
-
-        rt = get_runtime()
-        self._service = rt.features
+        if context is not None and not isinstance(context, StoreContext):
+            raise InvalidInput(
+                f"FeatureStore(context=...) takes a StoreContext, got {type(context).__name__}.",
+                hint="Use runtime.feature_store(...) for a Runtime of your own.",
+            )
+        ctx = context or default_context()
+        self._service = feature_service(ctx)
         if repo is None:
-            repo = rt.settings.feature_repo
+            repo = ctx.settings.feature_repo
         if not isinstance(history, (list, tuple)) or not all(
             isinstance(h, (str, PurePath, ModuleType)) for h in history
         ):
@@ -105,16 +129,13 @@ class FeatureStore:
         Inside a run, the retrieval is recorded with it (models logged from the run pin
         these feature versions) and a sample of the rows is stored for skew checks.
         """
-        from milepost._fluent_api import active_run
-
-        run = active_run()
         return self._service.get_historical_features(
             self.definitions,
             entity_df,
             features,
             timestamp_column=timestamp_column,
             full_feature_names=full_feature_names,
-            run_id=run.run_id if run else None,
+            run_id=active_run_id(),
         )
 
     def materialize(

@@ -14,12 +14,13 @@ import pandas as pd
 from milepost._records import record_dict
 from milepost.errors import InvalidInput
 from milepost.features.definitions import FeatureView
+from milepost.features.refs import view_ref as parse_view_ref
 
 if TYPE_CHECKING:
     from milepost.features.repo import Definitions
     from milepost.features.service import FeatureService
 
-__all__ = ["ConsistencyReport", "check_consistency", "decode_key", "plain"]
+__all__ = ["ConsistencyReport", "check_consistency", "decode_key", "online_entities", "plain"]
 
 
 @dataclass
@@ -62,11 +63,11 @@ def check_consistency(
             compare; see :class:`~milepost.features.versions.Holdings`).
     """
     name, _, version = view_ref.partition(":")
-    rec = service._record(name, int(version[1:]) if version else None, defs)
-    view = service._view(rec, defs)
+    rec = service.resolver.record(name, int(version[1:]) if version else None, defs)
+    view = service.resolver.view(rec, defs)
     if not isinstance(view, FeatureView):
         raise InvalidInput(f"{name!r} is on-demand; check the views it reads instead.")
-    vkey = f"{name}:v{rec['version']}"
+    vkey = rec.key
     if not service.holdings().holds(rec):  # else every sampled value would agree: none
         raise service.holdings().refusal(rec, service.records(), [view_ref])
     moment = now or datetime.now(UTC)
@@ -94,6 +95,21 @@ def check_consistency(
                         {"entity": rows[i], "feature": feat, "online": a, "offline": plain(b)}
                     )
     return report
+
+
+def online_entities(
+    service: FeatureService, defs: Definitions, view_ref: str, n: int
+) -> list[dict[str, Any]]:
+    """Up to ``n`` random entity keys that have rows online in a view (``view[:vN]``)."""
+    name, version = parse_view_ref(view_ref)
+    rec = service.resolver.record(name, version, defs)
+    view = service.resolver.view(rec, defs)
+    if not isinstance(view, FeatureView):
+        raise InvalidInput(f"{name!r} is on-demand: it has no rows of its own online.")
+    if not service.holdings().holds(rec):
+        raise service.holdings().refusal(rec, service.records(), [view_ref])
+    ekeys = service.online.sample(rec.key, n)
+    return [dict(zip(view.entity.join_keys, decode_key(k), strict=True)) for k in ekeys]
 
 
 def decode_key(key: str) -> list[Any]:

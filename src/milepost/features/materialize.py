@@ -18,7 +18,6 @@ Every run says per view what it wrote and why (:class:`ViewMaterialization`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from milepost.errors import InvalidInput, mask_uri
-from milepost.features import online as online_mod
 from milepost.features.definitions import FeatureView
 from milepost.features.intervals import Interval, merge, subtract
-from milepost.features.offline import normalize_times
+from milepost.features.packing import pack_frame
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from milepost.features import online as online_mod
     from milepost.features.backends.sql import VersionRecord, Watermark
     from milepost.features.repo import Definitions
     from milepost.features.service import FeatureService
@@ -248,36 +247,6 @@ def _open_epoch(service: FeatureService) -> _Epoch:
 # -- writing ------------------------------------------------------------------------------------
 
 
-def pack_frame(view: FeatureView, frame: pd.DataFrame) -> list[tuple[str, int, int, bytes]]:
-    """The online rows ``(entity, event_ts, created_ts, packed)`` of a frame of a view."""
-    keys = list(view.entity.join_keys)
-    ts = normalize_times(frame[view.timestamp_field], f"{view.name}.{view.timestamp_field}")
-    created = (
-        normalize_times(frame[view.created_timestamp_field], "created timestamp")
-        if view.created_timestamp_field
-        else ts
-    )
-    ts_ms = (ts.astype("int64") // 1000).to_numpy()
-    cr_ms = (created.astype("int64") // 1000).to_numpy()
-    key_cols = [frame[k].tolist() for k in keys]
-    feats = [
-        [None if isinstance(v, float) and math.isnan(v) else v for v in frame[f].tolist()]
-        for f in view.features
-    ]
-    rows = []
-    for i in range(len(frame)):
-        ekey = online_mod.entity_key([c[i] for c in key_cols])
-        rows.append(
-            (
-                ekey,
-                int(ts_ms[i]),
-                int(cr_ms[i]),
-                online_mod.pack(int(ts_ms[i]), int(cr_ms[i]), [f[i] for f in feats]),
-            )
-        )
-    return rows
-
-
 def _naive(ms: int) -> pd.Timestamp:
     return pd.Timestamp(ms, unit="ms")
 
@@ -292,12 +261,12 @@ def _write(
     progress: Callable[[str, int], None] | None,
 ) -> ViewMaterialization:
     """Write the newest row per entity of each gap, then record the gaps for this store."""
-    vkey = f"{rec['name']}:v{rec['version']}"
+    vkey = f"{rec.name}:v{rec.version}"
     total = 0
     for start, end in gaps:
         for batch in service.offline.latest_rows(
             view,
-            rec["fingerprint"],
+            rec.fingerprint,
             start=None if start is None else _naive(start),
             end=_naive(end),
         ):
@@ -320,8 +289,8 @@ def _write(
             recorded=False,
         )
     holds = service.registry.record_materialization(
-        rec["name"],
-        int(rec["version"]),
+        rec.name,
+        rec.version,
         store_id=epoch.identity.store_id,
         store_uri=epoch.uri,
         written=gaps,
@@ -381,10 +350,10 @@ def materialize(
     epoch = _open_epoch(service)
     out = Materialization(epoch.identity.store_id, epoch.uri)
     for rec, view in stored:
-        version = int(rec["version"])
+        version = rec.version
         reason = f"the range asked for, {_span((start_ms, end_ms))}"
-        if not epoch.held(rec["name"], version):
-            reason += f"; {_empty_store(epoch, rec['name'], version)}"
+        if not epoch.held(rec.name, version):
+            reason += f"; {_empty_store(epoch, rec.name, version)}"
         out.add(_write(service, epoch, rec, view, [(start_ms, end_ms)], reason, progress))
     return out
 
@@ -404,7 +373,7 @@ def materialize_incremental(
     epoch = _open_epoch(service)
     out = Materialization(epoch.identity.store_id, epoch.uri)
     for rec, view in stored:
-        name, version = rec["name"], int(rec["version"])
+        name, version = rec.name, rec.version
         held = epoch.held(name, version)
         window: Interval = (end_ms - int(view.ttl.total_seconds() * 1000), end_ms)
         gaps = subtract(window, held)
@@ -460,7 +429,7 @@ def online_status(
     marks = service.registry.watermarks()
     out = []
     for rec in records:
-        name, version = rec["name"], int(rec["version"])
+        name, version = rec.name, rec.version
         mine = [
             m
             for m in marks
@@ -473,7 +442,7 @@ def online_status(
             for m in marks
             if (m["name"], m["version"]) == (name, version) and m not in mine
         ]
-        ttl = rec["definition"].get("ttl_seconds") if rec["kind"] == "feature_view" else None
+        ttl = rec.definition.get("ttl_seconds") if rec.kind == "feature_view" else None
         out.append(
             OnlineCoverage(
                 f"{name}:v{version}",

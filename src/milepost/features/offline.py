@@ -32,7 +32,13 @@ import pyarrow.parquet as pq
 
 from milepost.data._profile import quote
 from milepost.errors import InvalidInput, MilepostError
-from milepost.features.definitions import DatasetSource, FeatureView, FileSource, PushSource
+from milepost.features.definitions import (
+    DatasetSource,
+    FeatureView,
+    FileSource,
+    OnDemandFeatureView,
+    PushSource,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -41,7 +47,7 @@ if TYPE_CHECKING:
 
     from milepost.data.service import DataService
 
-__all__ = ["OfflineStore", "ViewRequest", "normalize_times"]
+__all__ = ["OfflineStore", "ViewRequest", "normalize_times", "run_on_demand", "run_transform"]
 
 ROW = "__mp_row"
 TS = "__mp_ts"
@@ -520,3 +526,28 @@ def run_transform(view: FeatureView, frame: pd.DataFrame) -> pd.DataFrame:
             hint="Check the source columns and the schema.",
         )
     return out[list(dict.fromkeys([*keep, *view.features]))].reset_index(drop=True)
+
+
+def run_on_demand(view: OnDemandFeatureView, frame: pd.DataFrame) -> pd.DataFrame:
+    """Run an on-demand view's transform on a frame of its inputs (offline and online).
+
+    Raises:
+        InvalidInput: the transform failed, or did not return one row per input with
+            the view's features.
+    """
+    try:
+        out = view.transform(frame.copy())
+    except Exception as exc:
+        raise InvalidInput(
+            f"On-demand view {view.name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    if (
+        not isinstance(out, pd.DataFrame)
+        or len(out) != len(frame)
+        or any(f not in out.columns for f in view.features)
+    ):
+        raise InvalidInput(
+            f"On-demand view {view.name!r} must return one row per input with "
+            f"its features ({', '.join(view.features)})."
+        )
+    return out

@@ -1,21 +1,31 @@
 """Buffered appends of pushed rows to the offline store, as Parquet segments.
 
 ``push`` writes the online store synchronously (serving sees a row at once) and hands
-the raw rows to this buffer; a daemon thread writes them as one Parquet segment per
-source every second (or at 10,000 rows), ``flush()`` and interpreter exit drain it. A
-crash loses at most the rows not yet flushed from the offline copy; the online store
-already has them. Segment names sort by time, so later pushes win ties offline too.
+the raw rows to this buffer, a :class:`milepost._batcher.Batcher` (shared with the metric
+writer and the prediction log): a daemon thread writes them as one Parquet segment per
+source every second (or at 10,000 rows); ``flush()``, ``close()`` and interpreter exit
+drain it. Segment names sort by time, so later pushes win ties offline too. A fork child
+starts with an empty buffer of its own.
+
+**A failing offline store** (a full disk, an unreachable bucket): the rows stay queued,
+in order, and the thread retries with exponential backoff (up to 30 s); ``flush()``
+retries for up to ``retry_for`` seconds, then raises ``BackendUnavailable``. Rows still
+unwritten at exit are logged as lost (the online store has them; the offline copy, used
+for training sets, does not).
+
+**When the bound is hit: backpressure.** At most ``max_pending_rows`` rows (default
+1,000,000) wait in memory. Then ``push`` blocks until the thread makes room, up to
+``block_for`` seconds, and then raises ``BackendUnavailable``: that push reached the
+online store but not the offline one; push it again once the offline store is back
+(pushing the same rows again is harmless: ties go to the later push). Pushes are not on
+a request path, and a silently missing offline copy would skew training sets.
 """
 
 from __future__ import annotations
 
-import atexit
-import logging
 import os
-import threading
 import time
 import uuid
-import weakref
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,86 +34,104 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from milepost._batcher import Batcher, Overflow, Unwritten
 from milepost.errors import InvalidInput, MilepostError
-from milepost.features import online as online_mod
-from milepost.features.consistency import plain
 from milepost.features.offline import normalize_times
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from milepost.features.definitions import FeatureView
     from milepost.features.offline import OfflineStore
 
-__all__ = ["PushBuffer", "epoch_ms", "offline_rows", "pack_records", "small_records", "utc"]
+__all__ = ["MAX_PENDING_ROWS", "PushBuffer", "epoch_ms", "offline_rows", "small_records", "utc"]
 
-log = logging.getLogger("milepost.features")
+MAX_PENDING_ROWS = 1_000_000  # pushed rows waiting in memory before push() blocks
+
+
+_Pushed = tuple[str, "pd.DataFrame | list[dict[str, Any]]"]
 
 
 class PushBuffer:
     """Pending pushed rows per source, written as Parquet segments."""
 
     def __init__(
-        self, offline: OfflineStore, *, interval: float = 1.0, max_rows: int = 10_000
+        self,
+        offline: OfflineStore,
+        *,
+        interval: float = 1.0,
+        max_rows: int = 10_000,
+        max_pending_rows: int = MAX_PENDING_ROWS,
+        retry_for: float = 10.0,
+        block_for: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.offline = offline
         self.interval = interval
         self.max_rows = max_rows
-        self._pending: dict[str, list[pd.DataFrame | list[dict[str, Any]]]] = {}
-        self._rows = 0
-        self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._stopped = False
-        self._pid = os.getpid()
-        ref = weakref.ref(self)
-        atexit.register(_flush_at_exit, ref)
+        self._batcher: Batcher[_Pushed] = Batcher(
+            self._write_batch,
+            name="milepost-push-writer",
+            what="pushed rows",
+            hint="Check that the offline store is reachable and writable (setting "
+            "offline_uri), then flush the feature store; the online store already has "
+            "these rows.",
+            interval=interval,
+            batch_size=max_rows,
+            max_pending=max_pending_rows,
+            overflow=Overflow.BLOCK,
+            block_for=block_for,
+            retry_for=retry_for,
+            retry_on=(MilepostError, OSError),
+            weight=lambda item: len(item[1]),
+            clock=clock,
+            sleep=sleep,
+        )
 
     def append(self, source: str, frame: pd.DataFrame | list[dict[str, Any]]) -> None:
-        """Queue rows of a push source, a frame or a list of dict rows (no I/O)."""
-        with self._lock:
-            self._pending.setdefault(source, []).append(frame)
-            self._rows += len(frame)
-            full = self._rows >= self.max_rows
-        if self._thread is None or self._pid != os.getpid():
-            self._start()
-        if full:
-            self._wake.set()
+        """Queue rows of a push source, a frame or a list of dict rows (no I/O).
 
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is None or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(
-                    target=self._run, name="milepost-push-writer", daemon=True
-                )
-                self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stopped:
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            try:
-                self.flush()
-            except MilepostError as exc:  # keep the rows; retry next time
-                log.warning("Could not write pushed rows to the offline store: %s", exc)
+        Raises:
+            BackendUnavailable: ``max_pending_rows`` rows waited for ``block_for``
+                seconds; these rows were not queued.
+        """
+        self._batcher.append((source, frame))
 
     def flush(self) -> None:
-        """Write every queued row; on failure the rows stay queued."""
-        with self._write_lock:
-            with self._lock:
-                pending, self._pending, self._rows = self._pending, {}, 0
+        """Write every queued row; on failure the rows stay queued.
+
+        Raises:
+            BackendUnavailable: the offline store failed for ``retry_for`` seconds.
+        """
+        self._batcher.flush()
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows queued and not yet written."""
+        return self._batcher.pending
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The error of the last failed write, ``None`` once a write succeeded."""
+        return self._batcher.last_error
+
+    def close(self) -> None:
+        """Flush and stop the thread (raises as :meth:`flush` does)."""
+        self._batcher.close()
+
+    def _write_batch(self, batch: list[_Pushed]) -> None:
+        """One segment per source, sources in order of first appearance."""
+        by_source: dict[str, list[pd.DataFrame | list[dict[str, Any]]]] = {}
+        for source, frame in batch:
+            by_source.setdefault(source, []).append(frame)
+        done: set[str] = set()
+        for source, frames in by_source.items():
             try:
-                for source, frames in list(pending.items()):
-                    self._write(source, _concat(frames))
-                    del pending[source]
-            except BaseException:
-                with self._lock:
-                    for source, frames in pending.items():
-                        self._pending.setdefault(source, [])[:0] = frames
-                        self._rows += sum(len(f) for f in frames)
-                raise
+                self._write(source, _concat(frames))
+            except BaseException as exc:
+                raise Unwritten([item for item in batch if item[0] not in done]) from exc
+            done.add(source)
 
     def _write(self, source: str, frame: pd.DataFrame) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
@@ -119,27 +147,6 @@ class PushBuffer:
         tmp = f"{directory}/.{name}.tmp"
         pq.write_table(table, tmp)
         os.replace(tmp, target)  # readers never see half a segment
-
-    @property
-    def pending_rows(self) -> int:
-        """Rows queued and not yet written."""
-        return self._rows
-
-    def close(self) -> None:
-        """Flush and stop the thread."""
-        self._stopped = True
-        self._wake.set()
-        self.flush()
-
-
-def _flush_at_exit(ref: weakref.ReferenceType[PushBuffer]) -> None:
-    buffer = ref()
-    if buffer is None or buffer._pid != os.getpid():
-        return
-    try:
-        buffer.flush()
-    except MilepostError as exc:
-        log.error("Milepost could not write %d pushed rows at exit: %s", buffer.pending_rows, exc)
 
 
 def _concat(parts: list[pd.DataFrame | list[dict[str, Any]]]) -> pd.DataFrame:
@@ -208,36 +215,3 @@ def offline_rows(
     for c in cols & set(out.columns):
         out[c] = normalize_times(out[c], f"pushed column {c!r}").dt.tz_localize("UTC")
     return out
-
-
-def pack_records(
-    view: FeatureView, records: list[dict[str, Any]]
-) -> list[tuple[str, int, int, bytes]]:
-    """``pack_frame`` for a few dict rows of a view without a transform."""
-    keys = view.entity.join_keys
-    needed = [*keys, view.timestamp_field, *view.features]
-    if view.created_timestamp_field:
-        needed.append(view.created_timestamp_field)
-    packed = []
-    for record in records:
-        missing = [c for c in needed if c not in record]
-        if missing:
-            raise InvalidInput(
-                f"Feature view {view.name!r}: column {missing[0]!r} is missing from its rows.",
-                hint="Check the source columns and the schema.",
-            )
-        ts = epoch_ms(utc(record[view.timestamp_field], f"{view.name}.{view.timestamp_field}"))
-        created = (
-            epoch_ms(utc(record[view.created_timestamp_field], "created timestamp"))
-            if view.created_timestamp_field
-            else ts
-        )
-        values = [plain(record[f]) for f in view.features]
-        try:
-            blob = online_mod.pack(ts, created, values)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise InvalidInput(
-                f"Feature view {view.name!r}: a value cannot be stored: {exc}"
-            ) from exc
-        packed.append((online_mod.entity_key([record[k] for k in keys]), ts, created, blob))
-    return packed

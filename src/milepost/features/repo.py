@@ -24,7 +24,7 @@ __all__ = ["Definitions", "PlanItem", "load_definitions"]
 View = FeatureView | OnDemandFeatureView
 
 
-@dataclass
+@dataclass(eq=False)  # compared (and hashed) by identity: plans are cached per object
 class Definitions:
     """The entities and views a repository defines, by name."""
 

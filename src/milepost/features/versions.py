@@ -51,13 +51,13 @@ INCREMENTAL = "`milepost features materialize --incremental`"
 
 
 def _key(rec: VersionRecord) -> str:
-    return f"{rec['name']}:v{rec['version']}"
+    return f"{rec.name}:v{rec.version}"
 
 
 def view_of(rec: VersionRecord, records: Sequence[VersionRecord], defs: Definitions) -> View:
     """The definitions' own object when it is this version, else the version rebuilt."""
-    view = defs.views.get(rec["name"])
-    if view is not None and view.fingerprint() == rec["fingerprint"]:
+    view = defs.views.get(rec.name)
+    if view is not None and view.fingerprint() == rec.fingerprint:
         return view
     return rebuild(rec, records, defs)
 
@@ -73,9 +73,9 @@ def rebuild(rec: VersionRecord, records: Sequence[VersionRecord], defs: Definiti
             so nothing of it is readable without its code), or whose sources' versions
             are gone.
     """
-    d = rec["definition"]
+    d = rec.definition
     key = _key(rec)
-    found = Origin.of(rec.get("origin"))
+    found = Origin.of(rec.origin)
     schema = [Field(n, t) for n, t in d["schema"]]
     if d.get("kind") == "on_demand":
         transform = StoredTransform(d["transform"], key, tuple(f.name for f in schema), found)
@@ -84,7 +84,7 @@ def rebuild(rec: VersionRecord, records: Sequence[VersionRecord], defs: Definiti
         sources = []
         for name, fingerprint in zip(d["sources"], d["source_fingerprints"], strict=True):
             src = next(
-                (r for r in records if r["name"] == name and r["fingerprint"] == fingerprint),
+                (r for r in records if r.name == name and r.fingerprint == fingerprint),
                 None,
             )
             if src is None:
@@ -94,7 +94,7 @@ def rebuild(rec: VersionRecord, records: Sequence[VersionRecord], defs: Definiti
                 raise InvalidInput(f"{key} reads {_key(src)}, which is not a stored view.")
             sources.append(source_view)
         return OnDemandFeatureView(
-            name=rec["name"],
+            name=rec.name,
             sources=sources,
             request_schema=[Field(n, t) for n, t in d["request_schema"]],
             schema=schema,
@@ -106,7 +106,7 @@ def rebuild(rec: VersionRecord, records: Sequence[VersionRecord], defs: Definiti
 def from_definition(rec: VersionRecord) -> FeatureView:
     """A stored view version as a FeatureView; its transform (if it had one) is a
     :class:`StoredTransform` of the stored code."""
-    d = rec["definition"]
+    d = rec.definition
     src = d["source"]
     source = (
         FileSource(src["path"])
@@ -118,7 +118,7 @@ def from_definition(rec: VersionRecord) -> FeatureView:
     schema = [Field(n, t) for n, t in d["schema"]]
     code = d.get("transform")
     return FeatureView(
-        name=rec["name"],
+        name=rec.name,
         entity=Entity(
             d["entity"]["name"], d["entity"]["join_keys"], d["entity"].get("description", "")
         ),
@@ -129,9 +129,7 @@ def from_definition(rec: VersionRecord) -> FeatureView:
         ttl=timedelta(seconds=d["ttl_seconds"]),
         transform=None
         if code is None
-        else StoredTransform(
-            code, _key(rec), tuple(f.name for f in schema), Origin.of(rec.get("origin"))
-        ),
+        else StoredTransform(code, _key(rec), tuple(f.name for f in schema), Origin.of(rec.origin)),
     )
 
 
@@ -236,23 +234,23 @@ class Holdings:
 
     def holds(self, rec: VersionRecord) -> bool:
         """Whether online reads of this stored version read what was materialized."""
-        key = (rec["name"], int(rec["version"]))
+        key = (rec.name, rec.version)
         if not self.reachable or key in self.held:
             return True
         if key in self.elsewhere:
             return False
-        if rec.get("materialized_until") is not None:
+        if rec.materialized_until is not None:
             return True  # materialized before per-store watermarks
-        d = rec["definition"]
+        d = rec.definition
         return d.get("kind") == "feature_view" and d["source"]["kind"] == "push" and key[1] == 1
 
     def refusal(
         self, rec: VersionRecord, records: Sequence[VersionRecord], asked: Sequence[str]
     ) -> Conflict:
         """The error for reading a version this store does not hold."""
-        name, key = rec["name"], _key(rec)
+        name, key = rec.name, _key(rec)
         text = f"{key} is not materialized into the online store {self.store_uri}"
-        other = self.elsewhere.get((name, int(rec["version"])))
+        other = self.elsewhere.get((name, rec.version))
         if other == self.store_uri:
             text += " (it was, but the store lost its data or was replaced since)"
         elif other:
@@ -266,16 +264,16 @@ class Holdings:
             (
                 r
                 for r in records
-                if r["name"] == name
-                and r["status"] == "active"
-                and r["version"] < rec["version"]
+                if r.name == name
+                and r.status == "active"
+                and r.version < rec.version
                 and self.holds(r)
             ),
-            key=lambda r: r["version"],
+            key=lambda r: r.version,
             default=None,
         )
         if older is not None:
-            feature = moved[0].partition(":")[2] if moved else rec["definition"]["schema"][0][0]
+            feature = moved[0].partition(":")[2] if moved else rec.definition["schema"][0][0]
             hint += (
                 f" Until then {_key(older)}, which the store holds, stays readable as "
                 f"{_key(older)}:{feature} (models that pin it keep reading it)."
@@ -292,9 +290,9 @@ def next_steps(
 ) -> tuple[str, ...]:
     """What to run after ``apply`` for one view: materialize a version the online store
     does not hold; which models keep reading the version before."""
-    if rec["definition"].get("kind") != "feature_view":
+    if rec.definition.get("kind") != "feature_view":
         return ()
-    name, key, version = rec["name"], _key(rec), int(rec["version"])
+    name, key, version = rec.name, _key(rec), rec.version
     steps = []
     if holdings is not None and not holdings.holds(rec):
         steps.append(

@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     import pandas as pd
-    import sqlalchemy as sa
 
     from milepost.config import Settings
     from milepost.data.service import DataService
@@ -241,49 +240,17 @@ class ModelService:
 
     # -- reading ----------------------------------------------------------------------
 
-    def _to_version(
-        self, name: str, row: sa.RowMapping, tags: dict[str, str], aliases: list[str]
-    ) -> ModelVersion:
-        example = json.loads(row["input_example_json"]) if row["input_example_json"] else None
-        return ModelVersion(
-            name=name,
-            version=int(row["version"]),
-            stage=row["stage"],
-            flavor=row["flavor"],
-            run_id=row["run_id"],
-            author=row["author"],
-            created_at=int(row["created_at"]),
-            stage_changed_at=int(row["stage_changed_at"]),
-            files=json.loads(row["files_json"]),
-            signature=Signature.from_dict(json.loads(row["signature_json"]))
-            if row["signature_json"]
-            else None,
-            input_example=example,
-            metrics=json.loads(row["metrics_json"]),
-            datasets=json.loads(row["datasets_json"]),
-            feature_refs=json.loads(row["feature_refs_json"]),
-            trusted_types=json.loads(row["trusted_types_json"]),
-            onnx=json.loads(row["onnx_json"]) if row["onnx_json"] else None,
-            env_hash=row["env_hash"],
-            code_version=row["code_version"],
-            description=row["description"],
-            tags=tags,
-            aliases=aliases,
-            version_id=int(row["version_id"]),
-        )
-
     def get_version(self, name: str, version: int) -> ModelVersion:
         """A version by number. Raises NotFound."""
         _model_name(name)
-        return self._to_version(name, *self.store.version(name, version=_version(version)))
+        return self.store.version(name, version=_version(version))
 
     def resolve(self, uri: str | ModelVersion) -> ModelVersion:
         """The version a URI points at (``models:/NAME/3``, ``/Production``, ``@alias``)."""
         if isinstance(uri, ModelVersion):
             return uri
         ref: ModelRef = parse_model_uri(uri)
-        row = self.store.version(ref.name, version=ref.version, stage=ref.stage, alias=ref.alias)
-        return self._to_version(ref.name, *row)
+        return self.store.version(ref.name, version=ref.version, stage=ref.stage, alias=ref.alias)
 
     def promotion_snapshot(
         self, name: str, version: int
@@ -291,45 +258,20 @@ class ModelService:
         """In one read: model id, stored policy JSON, the version and the Production version."""
         _model_name(name)
         _version(version)
-        model, candidate, production = self.store.promotion_snapshot(name, version)
-        return (
-            int(model["model_id"]),
-            model["policy_json"],
-            self._to_version(name, *candidate),
-            self._to_version(name, *production) if production else None,
-        )
+        return self.store.promotion_snapshot(name, version)
 
     def versions(self, name: str) -> list[ModelVersion]:
         """Every version of a model, oldest first."""
         _model_name(name)
-        return [self._to_version(name, *r) for r in self.store.versions(name)]
+        return self.store.versions(name)
 
     def get_model(self, name: str) -> RegisteredModel:
         """A registered model with its stages and aliases."""
-        return self._to_model(self.store.model(_model_name(name)))
+        return self.store.model(_model_name(name))
 
     def list_models(self) -> list[RegisteredModel]:
         """Every registered model."""
-        return [self._to_model(r) for r in self.store.models()]
-
-    def _to_model(self, row: sa.RowMapping) -> RegisteredModel:
-        name = row["name"]
-        stages: dict[str, list[int]] = {}
-        latest = None
-        for vrow, _, _ in self.store.versions(name):
-            stages.setdefault(vrow["stage"], []).append(int(vrow["version"]))
-            latest = int(vrow["version"])
-        return RegisteredModel(
-            name=name,
-            description=row["description"],
-            created_by=row["created_by"],
-            created_at=int(row["created_at"]),
-            updated_at=int(row["updated_at"]),
-            latest_version=latest,
-            stages=stages,
-            aliases=self.store.aliases(name),
-            has_policy=bool(row["policy_json"]),
-        )
+        return self.store.models()
 
     # -- loading ----------------------------------------------------------------------
 
@@ -549,19 +491,7 @@ class ModelService:
     def history(self, name: str) -> list[StageEvent]:
         """Every stage change of a model, oldest first."""
         _model_name(name)
-        return [
-            StageEvent(
-                name,
-                int(r["version"]),
-                r["from_stage"],
-                r["to_stage"],
-                r["actor"],
-                r["reason"],
-                r["request_id"],
-                int(r["at"]),
-            )
-            for r in self.store.history(name)
-        ]
+        return self.store.history(name)
 
     def production_at(self, name: str, at: datetime | int) -> int | None:
         """The version that was in Production at a moment (ms or aware datetime)."""

@@ -26,10 +26,10 @@ from milepost.errors import Conflict
 from milepost.promotion.gates import GateResult
 
 if TYPE_CHECKING:
-    import sqlalchemy as sa
     from sqlalchemy.engine import Connection
 
-    from milepost.promotion.service import PromotionRequest, PromotionService
+    from milepost.promotion.models import PromotionRequest
+    from milepost.promotion.service import PromotionService
 
 __all__ = ["ROLLOUT_GATE", "RolloutRequests"]
 
@@ -111,7 +111,7 @@ class RolloutRequests:
             raise Conflict(
                 f"The promotion of {name} v{version} (request {req.request_id[:12]}) is "
                 f"{req.status}, not waiting for a rollout on {endpoint!r}.",
-                hint=f"See `milepost deploy status {endpoint}` and `milepost models requests "
+                hint=f"See `milepost endpoints show {endpoint}` and `milepost models requests "
                 f"--model {name} --status all`.",
             )
         return req
@@ -124,11 +124,11 @@ class RolloutRequests:
                 Production moved since its gates ran.
         """
         svc = self.promotion
-        row, _ = svc.store.get(request_id, conn)
-        name, version = row["name"], int(row["version"])
-        if row["status"] != "awaiting_rollout" or row["endpoint"] != endpoint:
+        req = svc.store.get(request_id, conn)
+        name, version = req.model, req.version
+        if req.status != "awaiting_rollout" or req.endpoint != endpoint:
             raise Conflict(
-                f"Request {request_id[:12]} is {row['status']}, not waiting for a rollout on "
+                f"Request {request_id[:12]} is {req.status}, not waiting for a rollout on "
                 f"{endpoint!r}.",
                 hint="Start the rollout again.",
             )
@@ -136,8 +136,8 @@ class RolloutRequests:
             conn,
             name,
             version,
-            row["target_stage"],
-            expected_production=row["baseline_version"],
+            req.target_stage,
+            expected_production=req.baseline_version,
         )
         svc.store.update(conn, request_id, status="rolling_out")
         svc._audit(
@@ -159,22 +159,22 @@ class RolloutRequests:
         Returns the stage changes made. Raises Conflict when the request is not being
         rolled out or the registry moved (nothing is written then).
         """
-        from milepost.promotion.service import _gate_result, _summary
+        from milepost.promotion.service import _summary
 
         svc = self.promotion
-        row, gates = svc.store.get(request_id, conn)
-        self._rolling(row, request_id)
-        results = [*(_gate_result(g) for g in gates), verdict]
-        svc.store.add_gate(conn, request_id, len(gates), verdict)
+        req = svc.store.get(request_id, conn)
+        self._rolling(req)
+        results = [*req.gates, verdict]
+        svc.store.add_gate(conn, request_id, len(req.gates), verdict)
         changes = svc.models.store.transition_in(
             conn,
-            row["name"],
-            int(row["version"]),
-            row["target_stage"],
+            req.model,
+            req.version,
+            req.target_stage,
             actor=self._actor,
-            reason=row["reason"],
+            reason=req.reason,
             request_id=request_id,
-            expected_production=row["baseline_version"],
+            expected_production=req.baseline_version,
             details=_summary(results),
             endpoint=endpoint,
         )
@@ -183,21 +183,19 @@ class RolloutRequests:
 
     def abort_in(self, conn: Connection, request_id: str, verdict: GateResult) -> None:
         """The rollout was rolled back before it completed: the registry never changed."""
-        from milepost.promotion.service import _gate_result
-
         svc = self.promotion
-        row, gates = svc.store.get(request_id, conn)
-        self._rolling(row, request_id)
-        svc.store.add_gate(conn, request_id, len(gates), verdict)
+        req = svc.store.get(request_id, conn)
+        self._rolling(req)
+        svc.store.add_gate(conn, request_id, len(req.gates), verdict)
         svc.store.update(conn, request_id, status="rolled_back")
         svc._audit(
             conn,
             "promotion.rolled_back",
-            row["name"],
-            int(row["version"]),
+            req.model,
+            req.version,
             request_id,
             "rolled_back",
-            [*(_gate_result(g) for g in gates), verdict],
+            [*req.gates, verdict],
             verdict.message,
         )
 
@@ -217,14 +215,12 @@ class RolloutRequests:
             Conflict: the request did not complete, or the registry moved since (the
                 message says what to do instead).
         """
-        from milepost.promotion.service import _gate_result
-
         svc = self.promotion
-        row, gates = svc.store.get(request_id, conn)
-        name, version = row["name"], int(row["version"])
-        if row["status"] != "completed":
+        req = svc.store.get(request_id, conn)
+        name, version = req.model, req.version
+        if req.status != "completed":
             raise Conflict(
-                f"Request {request_id[:12]} is {row['status']}: there is no completed rollout "
+                f"Request {request_id[:12]} is {req.status}: there is no completed rollout "
                 "of it to roll back."
             )
         changes = svc.models.store.restore_in(
@@ -237,7 +233,7 @@ class RolloutRequests:
             request_id=request_id,
             endpoint=endpoint,
         )
-        results = [_gate_result(g) for g in gates]
+        results = list(req.gates)
         position = next(
             (i for i in range(len(results) - 1, -1, -1) if results[i].kind == ROLLOUT_GATE),
             None,
@@ -266,7 +262,6 @@ class RolloutRequests:
         return changes
 
     @staticmethod
-    def _rolling(row: sa.RowMapping, request_id: str) -> None:
-        status = row["status"]
-        if status != "rolling_out":
-            raise Conflict(f"Request {request_id[:12]} is {status}, not being rolled out.")
+    def _rolling(req: PromotionRequest) -> None:
+        if req.status != "rolling_out":
+            raise Conflict(f"Request {req.request_id[:12]} is {req.status}, not being rolled out.")

@@ -38,18 +38,17 @@ import json
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from milepost import _validate as check
-from milepost._records import record_dict
 from milepost.errors import Conflict, GateFailed, InvalidInput, PermissionDenied
 from milepost.models.models import transition_problem
 from milepost.models.uri import check_model_name
 from milepost.promotion.backends.sql import SqlPromotionStore
 from milepost.promotion.gates import Approval, Gate, GateContext, GateResult, run_gate
+from milepost.promotion.models import PromotionRequest
 from milepost.promotion.policy import PromotionPolicy
 from milepost.promotion.rollout import RolloutRequests
 from milepost.stores.audit import append_event
@@ -57,7 +56,6 @@ from milepost.stores.audit import append_event
 if TYPE_CHECKING:
     from pathlib import Path
 
-    import sqlalchemy as sa
     from sqlalchemy.engine import Connection
 
     from milepost.config import Settings
@@ -88,38 +86,6 @@ def _request_id(request_id: object) -> str:
         rule="give the hex id, or at least its first 4 characters, as "
         "`milepost models requests` prints it",
     )
-
-
-@dataclass(frozen=True)
-class PromotionRequest:
-    """A request to move a version into a stage, with every gate's result."""
-
-    request_id: str
-    model: str
-    version: int
-    target_stage: str
-    status: str  # see the module docstring
-    requested_by: str
-    reason: str | None
-    created_at: int
-    baseline_version: int | None
-    decided_by: str | None = None
-    decided_at: int | None = None
-    decision_reason: str | None = None
-    gates: list[GateResult] = field(default_factory=list)
-    #: the endpoint tracking the target stage that rolls the version out (None: none did)
-    endpoint: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return record_dict(self)
-
-    def __repr__(self) -> str:
-        passed = sum(g.passed for g in self.gates)
-        return (
-            f"PromotionRequest({self.request_id[:12]} {self.model}/{self.version} -> "
-            f"{self.target_stage} {self.status}, {passed}/{len(self.gates)} gates passed)"
-        )
 
 
 def _now() -> int:
@@ -184,7 +150,7 @@ class PromotionService:
     def get_policy(self, name: str) -> PromotionPolicy:
         """A model's policy (empty when none is set)."""
         check_model_name(name)
-        return _stored_policy(name, self.models.store.model(name)["policy_json"])
+        return _stored_policy(name, self.models.store.policy(name))
 
     # -- promote ----------------------------------------------------------------------
 
@@ -397,14 +363,14 @@ class PromotionService:
 
     # -- approve / reject ---------------------------------------------------------------
 
-    def _pending(self, request_id: str) -> tuple[sa.RowMapping, list[sa.RowMapping]]:
+    def _pending(self, request_id: str) -> PromotionRequest:
         request_id = _request_id(request_id)
         if len(request_id) < 32:
             request_id = self.store.find(request_id)
-        row, gates = self.store.get(request_id)
-        if row["status"] != "pending_approval":
-            raise Conflict(f"Request {request_id[:12]} is {row['status']}, not awaiting approval.")
-        return row, gates
+        req = self.store.get(request_id)
+        if req.status != "pending_approval":
+            raise Conflict(f"Request {request_id[:12]} is {req.status}, not awaiting approval.")
+        return req
 
     def approve(self, request_id: str, *, reason: str | None = None) -> PromotionRequest:
         """Approve a waiting request; with every gate passed, the transition happens now.
@@ -415,21 +381,17 @@ class PromotionService:
                 changed since the gates ran (the request is then marked stale).
         """
         reason = check.optional_text(reason, "reason")
-        row, gates = self._pending(request_id)
-        request_id = row["request_id"]
+        req = self._pending(request_id)
+        request_id, gates = req.request_id, req.gates
         position, gate = next(
-            (
-                (i, g)
-                for i, g in enumerate(gates)
-                if g["kind"] == "approval" and g["status"] == "pending"
-            ),
+            ((i, g) for i, g in enumerate(gates) if g.kind == "approval" and g.status == "pending"),
             (None, None),
         )
         if gate is None or position is None:  # pragma: no cover - pending implies one
             raise Conflict(f"Request {request_id[:12]} has no approval waiting.")
-        details = json.loads(gate["details_json"])
+        details = gate.details
         spec = _approval_spec(details, request_id)
-        self._check_approver(row, spec)
+        self._check_approver(req, spec)
         approvals = list(details.get("approvals", []))
         if any(a["actor"] == self.actor for a in approvals):
             raise Conflict(f"{self.actor!r} has already approved request {request_id[:12]}.")
@@ -437,7 +399,7 @@ class PromotionService:
         needed = int(spec["count"])
         done = len(approvals) >= needed
         updated = GateResult(
-            gate["name"],
+            gate.name,
             "approval",
             "passed" if done else "pending",
             ("approved by " if done else f"{len(approvals)}/{needed} approvals: ")
@@ -446,11 +408,9 @@ class PromotionService:
             self.actor,
             _now(),
         )
-        still_pending = [
-            g for i, g in enumerate(gates) if i != position and g["status"] != "passed"
-        ]
-        name, version = row["name"], self._version_of(row)
-        results = [_gate_result(g) for g in gates]
+        still_pending = [g for i, g in enumerate(gates) if i != position and not g.passed]
+        name, version = req.model, req.version
+        results = list(gates)
         results[position] = updated
         approvers = [str(a["actor"]) for a in approvals]
         if not done or still_pending:
@@ -475,10 +435,10 @@ class PromotionService:
                     conn,
                     name,
                     version,
-                    row["target_stage"],
+                    req.target_stage,
                     request_id,
-                    row["baseline_version"],
-                    row["reason"],
+                    req.baseline_version,
+                    req.reason,
                     results,
                 )
                 status = "completed" if endpoint is None else "awaiting_rollout"
@@ -523,20 +483,20 @@ class PromotionService:
     def reject(self, request_id: str, *, reason: str | None = None) -> PromotionRequest:
         """Reject a waiting request (needs the approval gate's role)."""
         reason = check.optional_text(reason, "reason")
-        row, gates = self._pending(request_id)
-        request_id = row["request_id"]
+        req = self._pending(request_id)
+        request_id, gates = req.request_id, req.gates
         position = next(
-            i for i, g in enumerate(gates) if g["kind"] == "approval" and g["status"] == "pending"
+            i for i, g in enumerate(gates) if g.kind == "approval" and g.status == "pending"
         )
-        details = json.loads(gates[position]["details_json"])
+        details = gates[position].details
         try:
             spec = _approval_spec(details, request_id)
         except Conflict:  # a broken spec can still be rejected, by the default role
             spec = Approval().model_dump()
-        self._check_approver(row, spec, rejecting=True)
-        results = [_gate_result(g) for g in gates]
+        self._check_approver(req, spec, rejecting=True)
+        results = list(gates)
         results[position] = result = GateResult(
-            gates[position]["name"],
+            gates[position].name,
             "approval",
             "failed",
             f"rejected by {self.actor}" + (f": {reason}" if reason else ""),
@@ -557,8 +517,8 @@ class PromotionService:
             self._audit(
                 conn,
                 "promotion.rejected",
-                row["name"],
-                self._version_of(row),
+                req.model,
+                req.version,
                 request_id,
                 "rejected",
                 results,
@@ -568,7 +528,7 @@ class PromotionService:
         return self.get_request(request_id)
 
     def _check_approver(
-        self, row: sa.RowMapping, spec: dict[str, Any], *, rejecting: bool = False
+        self, req: PromotionRequest, spec: dict[str, Any], *, rejecting: bool = False
     ) -> None:
         role = spec.get("role", "approver")
         if not self.roles.has(self.actor, role):
@@ -580,19 +540,11 @@ class PromotionService:
                 if holders
                 else f"Nobody holds it yet: `milepost roles grant USER {role}`.",
             )
-        if (
-            not rejecting
-            and row["requested_by"] == self.actor
-            and not spec.get("allow_self_approval")
-        ):
+        if not rejecting and req.requested_by == self.actor and not spec.get("allow_self_approval"):
             raise PermissionDenied(
                 f"{self.actor!r} requested this promotion and cannot approve it too.",
                 hint="Another approver must decide (or set allow_self_approval in the policy).",
             )
-
-    @staticmethod
-    def _version_of(row: sa.RowMapping) -> int:
-        return int(row["version"])
 
     # -- reading ----------------------------------------------------------------------
 
@@ -601,23 +553,7 @@ class PromotionService:
         request_id = _request_id(request_id)
         if len(request_id) < 32:
             request_id = self.store.find(request_id)
-        row, gates = self.store.get(request_id)
-        return PromotionRequest(
-            request_id=row["request_id"],
-            model=row["name"],
-            version=self._version_of(row),
-            target_stage=row["target_stage"],
-            status=row["status"],
-            requested_by=row["requested_by"],
-            reason=row["reason"],
-            created_at=int(row["created_at"]),
-            baseline_version=row["baseline_version"],
-            decided_by=row["decided_by"],
-            decided_at=row["decided_at"],
-            decision_reason=row["decision_reason"],
-            gates=[_gate_result(g) for g in gates],
-            endpoint=row["endpoint"],
-        )
+        return self.store.get(request_id)
 
     def list_requests(
         self,
@@ -707,18 +643,6 @@ def _skipped(result: GateResult, failing: list[GateResult]) -> GateResult:
         result.details,
         result.evaluated_by,
         result.at,
-    )
-
-
-def _gate_result(row: sa.RowMapping) -> GateResult:
-    return GateResult(
-        row["name"],
-        row["kind"],
-        row["status"],
-        row["message"] or "",
-        json.loads(row["details_json"]),
-        row["evaluated_by"],
-        int(row["at"]),
     )
 
 

@@ -2,12 +2,12 @@
 
 ::
 
-    milepost deploy create churn --model churn            # tracks Production of churn
-    milepost deploy create pinned --model churn --version 3   # serves v3, no stage binding
-    milepost serve churn --port 8080 --replicas 2
-    milepost deploy canary churn 4      # v4's promotion gates first; `serve` runs the canary,
-                                        # whose end makes v4 Production and primary at once
-    milepost deploy status churn
+    milepost endpoints create churn --model churn            # tracks Production of churn
+    milepost endpoints create pinned --model churn --version 3   # serves v3, no stage binding
+    milepost endpoints serve churn --port 8080 --replicas 2
+    milepost endpoints update churn 4   # a canary; v4's promotion gates first; `serve` runs
+                                        # it, and its end makes v4 Production and primary
+    milepost endpoints show churn
 """
 
 from milepost.serving.service import Decision, DeploymentService, VariantStats

@@ -42,7 +42,7 @@ def tracked_stage(stage: str) -> str:
             if stage.capitalize() in ("Staging", "None", "Archived")
             else "."
         ),
-        hint="To serve another version, pin it: `milepost deploy create NAME --model MODEL "
+        hint="To serve another version, pin it: `milepost endpoints create NAME --model MODEL "
         "--version N`.",
     )
 
@@ -74,7 +74,7 @@ class RegistryLink:
             raise InvalidInput(
                 f"This endpoint tracks {spec.track}: it serves versions of "
                 f"{spec.track.model} only, not of {model}.",
-                hint=f"Serve {model} on another endpoint: `milepost deploy create NAME "
+                hint=f"Serve {model} on another endpoint: `milepost endpoints create NAME "
                 f"--model {model}`.",
             )
         return spec.track.model

@@ -20,7 +20,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["exposition", "flush", "observe"]
+__all__ = ["LOG_DROPPED", "exposition", "flush", "observe"]
 
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -30,6 +30,12 @@ LATENCY = Histogram(
     "Prediction latency in the replica.",
     ["endpoint", "variant"],
     buckets=_BUCKETS,
+)
+
+LOG_DROPPED = Counter(
+    "milepost_prediction_log_dropped",
+    "Prediction log rows dropped because the replica's log buffer was full.",
+    ["endpoint"],
 )
 
 FLUSH_AT = 10_000

@@ -54,8 +54,9 @@ from typing import TYPE_CHECKING, Any
 from milepost import _validate as check
 from milepost.errors import Conflict, InvalidInput, NotFound
 from milepost.models.uri import check_model_name
+from milepost.monitoring import VariantStats, variant_stats
 from milepost.serving._registry import IN_PROGRESS, RegistryLink, tracked_stage
-from milepost.serving.analysis import Decision, VariantStats, judge, variant_stats
+from milepost.serving.analysis import Decision, judge
 from milepost.serving.backends.sql import SqlServingStore
 from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Track, Variant
 
@@ -195,7 +196,7 @@ class DeploymentService:
                 raise Conflict(
                     f"{model} has no version in Production, so an endpoint cannot track it yet.",
                     hint=f"Promote one (`milepost models promote {model} N --to Production`), "
-                    f"or pin a version: `milepost deploy create {name} --model {model} "
+                    f"or pin a version: `milepost endpoints create {name} --model {model} "
                     "--version N`.",
                 )
         spec = EndpointSpec(
@@ -314,7 +315,8 @@ class DeploymentService:
             if ro is None or ro.kind != "blue_green" or ro.status != "preview":
                 raise Conflict(
                     "No blue/green preview to switch to.",
-                    hint="Start one with `milepost deploy blue-green`.",
+                    hint="Start one with `milepost endpoints update "
+                    f"{name} VERSION --strategy blue-green`.",
                 )
             for v in spec.variants:
                 if v.name == ro.candidate:
@@ -479,7 +481,7 @@ class DeploymentService:
                 r = s.rollout
                 v = s.variant(ro.candidate)
                 if r is None or r.kind != "shadow" or r.status != "mirroring" or v is None:
-                    raise Conflict("The shadow changed meanwhile; see `milepost deploy status`.")
+                    raise Conflict("The shadow changed meanwhile; see `milepost endpoints show`.")
                 v.role, v.weight, v.share = "canary", canary.steps[0], 0.0
                 s.rollout = _canary_rollout(
                     v.name, s.primary.name, canary, "from shadow", request_id
@@ -579,7 +581,7 @@ class DeploymentService:
             if ro is None or ro.previous is None or ro.status in ("rolled_back", "finalized"):
                 raise Conflict(
                     "Nothing to roll back: no rollout whose previous version is still kept.",
-                    hint="See `milepost deploy status`.",
+                    hint="See `milepost endpoints show`.",
                 )
             if only_in_progress and ro.status not in IN_PROGRESS:
                 raise Conflict(f"The {ro.kind} rollout was decided meanwhile ({ro.status}).")
@@ -734,7 +736,7 @@ class DeploymentService:
             "stats": {
                 k: v.to_dict() for k, v in self.stats(name, since_ms=since, until_ms=until).items()
             },
-            "events": self.store.events(name, limit=15),
+            "events": [e.to_dict() for e in self.store.events(name, limit=15)],
         }
         if spec.track is not None:
             production = self.models.get_model(spec.track.model).production_version
@@ -761,7 +763,7 @@ class DeploymentService:
         if self.store.revision(name) is None:
             raise NotFound(
                 f"Endpoint {name!r} does not exist.",
-                hint="Create it with `milepost deploy create`.",
+                hint="Create it with `milepost endpoints create`.",
             )
 
     def record(self, name: str, kind: str, reason: str, details: Any = None) -> None:

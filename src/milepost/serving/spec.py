@@ -16,11 +16,14 @@ promotion request (``Rollout.request_id``) whose completion changes the stage.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CanaryPolicy", "EndpointSpec", "Rollout", "Track", "Variant"]
+from milepost._records import record_dict, short
+
+__all__ = ["CanaryPolicy", "DeploymentEvent", "EndpointSpec", "Rollout", "Track", "Variant"]
 
 Role = Literal["primary", "canary", "shadow", "standby"]
 
@@ -179,3 +182,23 @@ class EndpointSpec(BaseModel):
             "track": self.track.model_dump() if self.track else None,
             "kind": self.kind,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentEvent:
+    """One recorded change of an endpoint (created, a rollout step, a rollback...)."""
+
+    at: int  # ms since the epoch
+    actor: str
+    kind: str
+    revision: int
+    reason: str | None
+    details: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        why = f": {short(self.reason)}" if self.reason else ""
+        return f"DeploymentEvent({self.kind} at revision {self.revision} by {self.actor}{why})"

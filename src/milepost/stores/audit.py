@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from milepost._records import record_dict
 from milepost.stores.schema import audit_events, audit_head
 
 if TYPE_CHECKING:
@@ -63,20 +64,7 @@ class AuditEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "seq": self.seq,
-            "event_id": self.event_id,
-            "time": self.time,
-            "actor": self.actor,
-            "action": self.action,
-            "object_type": self.object_type,
-            "object_id": self.object_id,
-            "before": self.before,
-            "after": self.after,
-            "reason": self.reason,
-            "prev_hash": self.prev_hash,
-            "hash": self.hash,
-        }
+        return record_dict(self)
 
 
 def _canonical(value: Any) -> str | None:

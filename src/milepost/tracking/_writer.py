@@ -1,12 +1,13 @@
 """The background metric writer: the caller's cost of ``log_metric`` is an append.
 
-Values go into a deque (append and popleft are atomic in CPython, so callers take no
-lock). One daemon thread per process drains it every ``flush_interval`` seconds, or
-sooner when ``batch_size`` values are waiting, writing each batch in one transaction.
-``flush()`` holds the write lock while it writes, so it also waits for a batch the thread
-is writing, then writes the rest itself: when it returns, every value appended before
-the call is committed (or was refused by the database, see below). At interpreter exit
-the queue is drained.
+Built on :class:`milepost._batcher.Batcher` (shared with the push buffer and the
+prediction log). Values go into a deque; one daemon thread per process writes them every
+``flush_interval`` seconds, or sooner when ``batch_size`` values are waiting, each batch
+in one transaction of at most 50,000 rows. ``flush()`` holds the write lock while it
+writes, so it also waits for a batch the thread is writing, then writes the rest itself:
+when it returns, every value appended before the call is committed (or was refused by
+the database, see below). At interpreter exit the queue is drained. A fork child starts
+with an empty queue of its own.
 
 Two kinds of failure, never confused:
 
@@ -18,33 +19,38 @@ Two kinds of failure, never confused:
 - **The database is unavailable** (down, locked, a timeout: any other error). Nothing is
   dropped: the rows not yet written go back to the front of the queue, in order. The
   thread retries with exponential backoff (up to 30 s); ``flush()`` retries for up to
-  ``retry_for`` seconds, then raises ``BackendUnavailable`` and the values stay queued.
+  ``retry_for`` seconds (setting ``metric_flush_timeout``), then raises
+  ``BackendUnavailable`` and the values stay queued. Values still unwritten at exit are
+  logged as lost, with the reason.
+
+**When the bound is hit: backpressure.** At most ``max_pending`` values (default
+500,000, about 90 MB) wait in memory. Then ``log_metric`` blocks until the writer makes
+room, for up to ``retry_for`` seconds, and then raises ``BackendUnavailable``: the value
+was not logged. Metric values are the record of an experiment, so the writer slows the
+training loop down rather than losing values silently; the caller sees the error.
 
 Nothing raised while writing stops the thread.
 """
 
 from __future__ import annotations
 
-import atexit
-import collections
 import logging
-import os
-import threading
 import time
-import weakref
 from typing import TYPE_CHECKING, Protocol
 
-from milepost.errors import BackendUnavailable, Conflict, InvalidInput, MilepostError
+from milepost._batcher import Backoff, Batcher, Overflow, Unwritten
+from milepost.errors import Conflict, InvalidInput, MilepostError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from milepost.tracking.backends.sql import MetricRow
 
-__all__ = ["MetricStore", "MetricWriter"]
+__all__ = ["MAX_PENDING", "MetricStore", "MetricWriter"]
 
 log = logging.getLogger("milepost.tracking")
 
+MAX_PENDING = 500_000  # values waiting in memory before log_metric blocks
 _MAX_ROWS_PER_TRANSACTION = 50_000
 _MAX_BACKOFF = 30.0
 _MAX_MESSAGE = 1000
@@ -77,48 +83,59 @@ class MetricWriter:
         heartbeat_interval: float,
         live_runs: Callable[[], list[str]],
         retry_for: float = 10.0,
+        max_pending: int = MAX_PENDING,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._store = store
-        self._flush_interval = flush_interval
-        self._batch_size = batch_size
         self._heartbeat_interval = heartbeat_interval
         self._live_runs = live_runs
-        self._retry_for = retry_for
-        self._queue: collections.deque[MetricRow] = collections.deque()
+        self._last_beat = -float("inf")
         # refused rows not yet recorded on their runs: run id -> (count, first message)
         self._refused: dict[str, tuple[int, str]] = {}
-        self._write_lock = threading.Lock()
-        self._start_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopped = False
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
-        self.last_error: BaseException | None = None
         self.refused_total = 0
-        ref = weakref.ref(self)
-        atexit.register(_drain_at_exit, ref)
-        os.register_at_fork(after_in_child=lambda: _reset_in_child(ref))
+        self._batcher: Batcher[MetricRow] = Batcher(
+            self._write,
+            name="milepost-metric-writer",
+            what="metric values",
+            hint="Check that the metadata database is reachable and not locked "
+            "(setting metadata_uri), then call milepost.flush().",
+            interval=flush_interval,
+            batch_size=batch_size,
+            max_batch=_MAX_ROWS_PER_TRANSACTION,
+            max_pending=max_pending,
+            overflow=Overflow.BLOCK,
+            block_for=retry_for,
+            retry_for=retry_for,
+            backoff=Backoff(first=2 * flush_interval, cap=_MAX_BACKOFF),
+            after_write=self._record_refused,
+            on_tick=self._heartbeat,
+            on_fork=self._reset_in_child,
+            clock=clock,
+            sleep=sleep,
+        )
 
     def append(self, row: MetricRow) -> None:
-        """Queue one value (no I/O)."""
-        self._queue.append(row)
-        if self._thread is None:
-            self._start()
-        if len(self._queue) >= self._batch_size:
-            self._wake.set()
+        """Queue one value (no I/O; blocks only when ``max_pending`` values wait).
+
+        Raises:
+            BackendUnavailable: the queue stayed full for ``retry_for`` seconds.
+        """
+        self._batcher.append(row)
 
     def extend(self, rows: list[MetricRow]) -> None:
-        """Queue several values (no I/O)."""
-        self._queue.extend(rows)
-        if self._thread is None:
-            self._start()
-        if len(self._queue) >= self._batch_size:
-            self._wake.set()
+        """Queue several values (no I/O; blocks only when ``max_pending`` values wait)."""
+        self._batcher.extend(rows)
 
     @property
     def pending(self) -> int:
         """Values queued and not yet written."""
-        return len(self._queue)
+        return self._batcher.pending
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The error of the last failed write, ``None`` once a write succeeded."""
+        return self._batcher.last_error
 
     def flush(self) -> None:
         """Write everything queued so far.
@@ -131,60 +148,20 @@ class MetricWriter:
             BackendUnavailable: the database stayed unavailable; the values stay queued
                 and the background thread keeps retrying.
         """
-        deadline = time.monotonic() + self._retry_for
-        delay = 0.05
-        while True:
-            try:
-                with self._write_lock:
-                    self._drain()
-                    self._record_refused()
-            except MilepostError as exc:
-                self.last_error = exc
-                if time.monotonic() + delay > deadline:
-                    raise BackendUnavailable(
-                        f"{self.pending} metric values could not be written"
-                        + (f" in {self._retry_for:g} s of retries" if self._retry_for else "")
-                        + f": {exc.message}",
-                        hint=(exc.hint + " " if exc.hint else "")
-                        + "They stay queued and are retried in the background.",
-                    ) from exc
-                time.sleep(delay)  # back off while the database recovers
-                delay = min(delay * 2, 2.0)
-            else:
-                self.last_error = None
-                return
+        self._batcher.flush()
 
     def close(self) -> None:
-        """Flush and stop the thread."""
-        self._stopped = True
-        self._wake.set()
-        self.flush()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        """Flush and stop the thread (raises as :meth:`flush` does)."""
+        self._batcher.close()
 
     def start(self) -> None:
         """Start the background thread (it also sends heartbeats for live runs)."""
-        self._start()
-
-    def _start(self) -> None:
-        with self._start_lock:
-            if self._thread is None and not self._stopped:
-                self._thread = threading.Thread(
-                    target=self._run, name="milepost-metric-writer", daemon=True
-                )
-                self._thread.start()
-
-    def _drain(self) -> None:
-        """Write the queue in transactions of bounded size (caller holds the write lock)."""
-        while self._queue:
-            n = min(len(self._queue), _MAX_ROWS_PER_TRANSACTION)
-            self._write([self._queue.popleft() for _ in range(n)])
+        self._batcher.start()
 
     def _write(self, batch: list[MetricRow]) -> None:
         """Write a batch, isolating refused rows by bisection.
 
-        On any other error the rows not yet written go back to the front of the queue, in
-        their order, and the error propagates.
+        On any other error the rows not yet written are handed back, in their order.
         """
         todo = [batch]  # a stack: the next part to write is the last
         while todo:
@@ -197,10 +174,9 @@ class MetricWriter:
                 else:
                     middle = len(part) // 2
                     todo += [part[middle:], part[:middle]]
-            except BaseException:
+            except BaseException as exc:
                 unwritten = [row for chunk in [part, *reversed(todo)] for row in chunk]
-                self._queue.extendleft(reversed(unwritten))
-                raise
+                raise Unwritten(unwritten) from exc
 
     def _refuse(self, row: MetricRow, exc: MilepostError) -> None:
         run_id, _, key, value, _, step = row
@@ -241,51 +217,12 @@ class MetricWriter:
                     exc,
                 )
 
-    def _run(self) -> None:
-        last_beat = 0.0
-        backoff = self._flush_interval
-        while not self._stopped:
-            self._wake.wait(timeout=backoff)
-            self._wake.clear()
-            try:
-                with self._write_lock:
-                    self._drain()
-                    self._record_refused()
-                self.last_error = None
-                backoff = self._flush_interval
-                now = time.monotonic()
-                if now - last_beat >= self._heartbeat_interval:
-                    self._store.heartbeat(self._live_runs())
-                    last_beat = now
-            except Exception as exc:  # the thread must outlive any failure
-                if self.last_error is None:
-                    if isinstance(exc, MilepostError):
-                        log.warning("Metric writer failed, will retry: %s", exc)
-                    else:
-                        log.exception("Metric writer failed unexpectedly, will retry")
-                self.last_error = exc
-                backoff = min(max(backoff, self._flush_interval) * 2, _MAX_BACKOFF)
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_beat >= self._heartbeat_interval:
+            self._store.heartbeat(self._live_runs())
+            self._last_beat = now
 
-
-def _drain_at_exit(ref: weakref.ReferenceType[MetricWriter]) -> None:
-    writer = ref()
-    if writer is None or writer._pid != os.getpid():
-        return
-    try:
-        writer.flush()
-    except MilepostError as exc:
-        log.error("Milepost could not write %d metric values at exit: %s", writer.pending, exc)
-
-
-def _reset_in_child(ref: weakref.ReferenceType[MetricWriter]) -> None:
-    writer = ref()
-    if writer is None:
-        return
-    # The parent's thread does not exist here, and its queue belongs to the parent.
-    writer._queue = collections.deque()
-    writer._refused = {}
-    writer._write_lock = threading.Lock()
-    writer._start_lock = threading.Lock()
-    writer._wake = threading.Event()
-    writer._thread = None
-    writer._pid = os.getpid()
+    def _reset_in_child(self) -> None:
+        self._refused = {}
+        self._last_beat = -float("inf")

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +56,20 @@ if TYPE_CHECKING:
     from milepost.stores.blobs import BlobStore
     from milepost.stores.metadata import MetadataStore
 
-__all__ = ["TrackingService"]
+__all__ = ["StaleRun", "TrackingService"]
+
+
+@dataclass(frozen=True)
+class StaleRun:
+    """A RUNNING run whose owning process is gone, and why (see ``reap_stale_runs``)."""
+
+    run_id: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
 
 _KEY = re.compile(r"^[\w\-. /:]+$")
 _MAX_KEY = 250
@@ -301,14 +315,14 @@ class TrackingService:
         with self._lock:
             self._owned.pop(run_id, None)
 
-    def get_run(self, run_id: str, *, sweep: bool = True) -> Run:
+    def get_run(self, run_id: str, *, sweep: bool = False) -> Run:
         """A run with its params, latest metrics and tags. Raises NotFound.
 
-        A RUNNING run whose process is gone is marked KILLED first.
+        A read never writes: a RUNNING run whose process is gone stays RUNNING here until
+        :meth:`reap_stale_runs` marks it KILLED. ``sweep`` is ignored (wave 1 callers
+        passed ``sweep=False``; reads no longer reap at all).
         """
         _run_id(run_id)
-        if sweep:
-            self.detect_stale_runs(run_ids=[run_id])
         run = self.store.get_run(run_id)
         if run is None:
             raise NotFound(
@@ -380,7 +394,6 @@ class TrackingService:
             return PagedList([], None)
         key = query_key(sorted(ids), filter, order_by, max_results, include_deleted)
         offset = decode_page_token(page_token, key) if page_token else 0
-        self.detect_stale_runs(experiment_ids=ids)
         found, more = self.store.search_runs(
             ids,
             comparisons,
@@ -392,52 +405,88 @@ class TrackingService:
         token = encode_page_token(offset + max_results, key) if more else None
         return PagedList(found, token)
 
-    def detect_stale_runs(
-        self, *, experiment_ids: Sequence[int] | None = None, run_ids: Sequence[str] | None = None
-    ) -> list[str]:
-        """Mark KILLED the RUNNING runs whose owning process is gone; returns their ids.
+    def reap_stale_runs(
+        self,
+        experiments: str | int | Sequence[str | int] | None = None,
+        *,
+        run_ids: Sequence[str] | None = None,
+        dry_run: bool = False,
+    ) -> list[StaleRun]:
+        """Mark KILLED the RUNNING runs whose owning process is gone, audited.
 
-        On this host a run is stale when its process (pid and start time) no longer
-        exists; from another host, when its heartbeat is older than
-        ``stale_run_timeout``.
+        The one place stale runs are reaped: reads (:meth:`get_run`, :meth:`search_runs`)
+        never write, and no writer reaps on the side. ``milepost runs reap`` calls this
+        (and the scheduler will, on a schedule). On this host a run is stale when its
+        process (pid and start time) no longer exists; from another host, when its
+        heartbeat is older than ``stale_run_timeout``. Runs this process owns are never
+        stale. Reaping twice, or racing another reaper or the run's own end, marks each
+        run once.
+
+        Args:
+            experiments: names or ids to look in; default every experiment.
+            run_ids: only these runs.
+            dry_run: only report what would be marked.
+
+        Returns:
+            The stale runs and why, oldest owner first as the store lists them (with
+            ``dry_run`` those that would be marked; else those this call marked).
         """
-        me = process_info()
-        now = now_ms()
-        stale: list[tuple[str, str]] = []
-        for row in self.store.running_owners(experiment_ids=experiment_ids, run_ids=run_ids):
-            if row["run_id"] in self._owned:
-                continue
-            if row["owner_host"] == me.host:
-                if row["owner_pid"] is not None and not process_alive(
-                    int(row["owner_pid"]), row["owner_started"]
-                ):
-                    stale.append(
-                        (
-                            row["run_id"],
-                            f"process {row['owner_pid']} on {me.host} ended without ending the run",
-                        )
-                    )
-            else:
-                beat = row["heartbeat_at"] if row["heartbeat_at"] is not None else row["start_time"]
-                if now - beat > self.settings.stale_run_timeout * 1000:
-                    stale.append(
-                        (
-                            row["run_id"],
-                            f"no heartbeat from {row['owner_host']} for "
-                            f"{(now - beat) / 1000:.0f} s",
-                        )
-                    )
-        for run_id, why in stale:
-            self.store.end_run(
-                run_id,
+        check.boolean(dry_run, "dry_run")
+        ids: list[int] | None = None
+        if experiments is not None:
+            refs = experiments if isinstance(experiments, (list, tuple)) else [experiments]
+            ids = [self.get_experiment(_experiment_ref(r)).experiment_id for r in refs]
+        if run_ids is not None:
+            check.string_list(run_ids, "run_ids")
+            for run_id in run_ids:
+                _run_id(run_id)
+        stale = self._stale_runs(experiment_ids=ids, run_ids=run_ids)
+        if dry_run:
+            return stale
+        reaped = []
+        for run in stale:
+            if self.store.end_run(
+                run.run_id,
                 status=RunStatus.KILLED,
-                end_time=now,
-                error=f"Marked KILLED: {why}; metrics not flushed before that were lost.",
+                end_time=now_ms(),
+                error=f"Marked KILLED: {run.reason}; metrics not flushed before that were lost.",
                 actor=self.actor,
                 reason="stale run detected",
                 only_if_running=True,
-            )
-        return [run_id for run_id, _ in stale]
+            ):
+                reaped.append(run)
+        return reaped
+
+    def _stale_runs(
+        self, *, experiment_ids: Sequence[int] | None, run_ids: Sequence[str] | None
+    ) -> list[StaleRun]:
+        """The RUNNING runs whose owner is gone, and why (reads only)."""
+        me = process_info()
+        now = now_ms()
+        stale: list[StaleRun] = []
+        for row in self.store.running_owners(experiment_ids=experiment_ids, run_ids=run_ids):
+            if row.run_id in self._owned:
+                continue
+            if row.owner_host == me.host:
+                if row.owner_pid is not None and not process_alive(
+                    int(row.owner_pid), row.owner_started
+                ):
+                    stale.append(
+                        StaleRun(
+                            row.run_id,
+                            f"process {row.owner_pid} on {me.host} ended without ending the run",
+                        )
+                    )
+            else:
+                beat = row.heartbeat_at if row.heartbeat_at is not None else row.start_time
+                if now - beat > self.settings.stale_run_timeout * 1000:
+                    stale.append(
+                        StaleRun(
+                            row.run_id,
+                            f"no heartbeat from {row.owner_host} for {(now - beat) / 1000:.0f} s",
+                        )
+                    )
+        return stale
 
     # -- params, tags, metrics --------------------------------------------------------
 

@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 
 from milepost.features import Entity, FeatureView, Field, PushSource
-from milepost.features.materialize import pack_frame
 from milepost.features.offline import run_transform
-from milepost.features.push import pack_records
+from milepost.features.packing import pack_frame, pack_records
 
 VIEW = FeatureView(
     name="live",

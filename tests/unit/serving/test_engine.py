@@ -23,8 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import milepost
-from milepost import Client
-from milepost._context import Runtime
+from milepost import Client, Runtime
 from milepost.demo.data import CATEGORICAL, LABEL, NUMERIC
 from milepost.errors import InvalidInput, MilepostError, http_status
 from milepost.models.signature import infer_signature

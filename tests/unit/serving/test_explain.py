@@ -34,7 +34,7 @@ from sklearn.tree import DecisionTreeClassifier
 from xgboost import XGBClassifier
 
 import milepost
-from milepost._context import Runtime
+from milepost import Runtime
 from milepost.demo.data import CATEGORICAL, LABEL, NUMERIC
 from milepost.demo.training import preprocess
 from milepost.errors import InvalidInput

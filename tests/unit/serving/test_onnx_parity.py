@@ -29,7 +29,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import milepost
-from milepost._context import Runtime
+from milepost import Runtime
 from milepost.demo.data import CATEGORICAL, LABEL, NUMERIC
 from milepost.demo.training import preprocess
 from milepost.errors import MilepostError

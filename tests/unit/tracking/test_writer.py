@@ -4,6 +4,7 @@ raises BackendUnavailable."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -179,4 +180,34 @@ def test_a_run_that_cannot_take_the_record_does_not_block_the_others() -> None:
     writer.flush()
     assert store.errors == {"real": (1, store.errors["real"][1])}
     assert [(r[0], r[5]) for r in store.rows] == [("ghost", 1), ("real", 1)]
+    writer.close()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads (3.12+)
+def test_a_fork_child_starts_with_no_queued_or_refused_values() -> None:
+    store = MemoryStore(refuse=lambda row: row[0] == "r" and row[5] == 0)
+    store.errors_down = True
+    writer = _writer(store)
+    writer.extend(_rows(3))
+    with pytest.raises(BackendUnavailable):
+        writer.flush()  # row 0 refused, its record waits; rows 1 and 2 written
+    store.down = True
+    writer.extend(_rows(2, "later"))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            state = (writer.pending, dict(writer._refused), writer.last_error)
+            os.write(write, repr(state).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        report = pipe.read()
+    os.waitpid(pid, 0)
+    assert report == "(0, {}, None)"
+    assert writer.pending == 2  # the parent still has its values
+    store.down = store.errors_down = False
+    writer.flush()
+    assert store.errors["r"][0] == 1 and [r[0] for r in store.rows] == ["r", "r", "later", "later"]
     writer.close()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from milepost.data._format import count
-from milepost.data.models import fields_dict
+from milepost.data.models import ColumnSchema, DatasetInput, DatasetRow, DatasetVersion
+from milepost.data.results import ValidationResult
 from milepost.errors import NotFound, did_you_mean
 from milepost.stores import _sql
 from milepost.stores.audit import append_event
@@ -49,36 +50,16 @@ class NewVersion:
     hash_version: int
 
 
-@dataclass(frozen=True, repr=False)
-class DatasetRow:
-    """A dataset with its newest version number and version count."""
-
-    name: str
-    description: str | None
-    created_by: str
-    created_at: int
-    latest_version: int | None
-    num_versions: int
-
-    def __repr__(self) -> str:
-        latest = f"@{self.latest_version}" if self.latest_version else " (no versions)"
-        return f"DatasetRow({self.name}{latest}, {count(self.num_versions, 'version')})"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return fields_dict(self)
-
-
 class SqlDataStore:
     """Persistence for data versioning and validation."""
 
     def __init__(self, db: MetadataStore) -> None:
         self.db = db
 
-    def add_version(self, name: str, new: NewVersion, *, actor: str) -> tuple[sa.RowMapping, bool]:
+    def add_version(self, name: str, new: NewVersion, *, actor: str) -> tuple[DatasetVersion, bool]:
         """Insert a version (number = newest + 1) unless the content is already there.
 
-        Returns the version row and whether it was created. The dataset row is locked
+        Returns the version and whether it was created. The dataset row is locked
         first, so concurrent registrations of one dataset serialise.
         """
         with self.db.write() as conn:
@@ -102,7 +83,7 @@ class SqlDataStore:
                 .first()
             )
             if existing is not None:
-                return existing, False
+                return _version(name, existing, self._files(conn, existing["version_id"])), False
             latest = conn.execute(
                 sa.select(sa.func.max(dataset_versions.c.version)).where(
                     dataset_versions.c.dataset_id == dataset_id
@@ -154,14 +135,14 @@ class SqlDataStore:
                 .mappings()
                 .one()
             )
-            return row, True
+            return _version(name, row, [d for d, _, _ in new.files]), True
 
     def find_by_hash(
         self, name: str, content_hash: str, *, hash_version: int
-    ) -> sa.RowMapping | None:
+    ) -> DatasetVersion | None:
         """The version of ``name`` whose content hashed to this under that hash version."""
         with self.db.read() as conn:
-            return (
+            row = (
                 conn.execute(
                     sa.select(dataset_versions)
                     .join(datasets, datasets.c.dataset_id == dataset_versions.c.dataset_id)
@@ -173,6 +154,9 @@ class SqlDataStore:
                 )
                 .mappings()
                 .first()
+            )
+            return (
+                None if row is None else _version(name, row, self._files(conn, row["version_id"]))
             )
 
     def hash_versions(self, name: str) -> set[int]:
@@ -199,8 +183,8 @@ class SqlDataStore:
             )
         return int(found)
 
-    def get_version(self, name: str, version: int | None) -> tuple[sa.RowMapping, list[str]]:
-        """A version row (newest when ``version`` is None) and its file digests."""
+    def get_version(self, name: str, version: int | None) -> DatasetVersion:
+        """A version (newest when ``version`` is None), without a loader."""
         with self.db.read() as conn:
             dataset_id = self._dataset_id(conn, name)
             q = sa.select(dataset_versions).where(dataset_versions.c.dataset_id == dataset_id)
@@ -219,10 +203,10 @@ class SqlDataStore:
                     f"Dataset {name!r} has no version {version}"
                     + (f"; the newest is {latest}." if latest else "."),
                 )
-            return row, self._files(conn, int(row["version_id"]))
+            return _version(name, row, self._files(conn, row["version_id"]))
 
-    def version_by_id(self, version_id: int) -> tuple[str, sa.RowMapping, list[str]]:
-        """Name, row and file digests of a version by its internal id."""
+    def version_by_id(self, version_id: int) -> DatasetVersion:
+        """A version by its internal id, without a loader."""
         with self.db.read() as conn:
             row = (
                 conn.execute(
@@ -233,10 +217,10 @@ class SqlDataStore:
                 .mappings()
                 .one()
             )
-            return str(row["name"]), row, self._files(conn, version_id)
+            return _version(str(row["name"]), row, self._files(conn, version_id))
 
     @staticmethod
-    def _files(conn: Connection, version_id: int) -> list[str]:
+    def _files(conn: Connection, version_id: Any) -> list[str]:
         return list(
             conn.execute(
                 sa.select(dataset_files.c.digest)
@@ -245,17 +229,26 @@ class SqlDataStore:
             ).scalars()
         )
 
-    def list_versions(self, name: str) -> list[sa.RowMapping]:
-        """Every version of a dataset, oldest first."""
+    def list_versions(self, name: str) -> list[DatasetVersion]:
+        """Every version of a dataset, oldest first, without loaders."""
         with self.db.read() as conn:
             dataset_id = self._dataset_id(conn, name)
-            return list(
+            rows = list(
                 conn.execute(
                     sa.select(dataset_versions)
                     .where(dataset_versions.c.dataset_id == dataset_id)
                     .order_by(dataset_versions.c.version)
                 ).mappings()
             )
+            files: dict[int, list[str]] = {int(r["version_id"]): [] for r in rows}
+            for version_id, digest in conn.execute(
+                sa.select(dataset_files.c.version_id, dataset_files.c.digest)
+                .join(dataset_versions, dataset_versions.c.version_id == dataset_files.c.version_id)
+                .where(dataset_versions.c.dataset_id == dataset_id)
+                .order_by(dataset_files.c.version_id, dataset_files.c.position)
+            ):
+                files[int(version_id)].append(digest)
+            return [_version(name, r, files[int(r["version_id"])]) for r in rows]
 
     def list_datasets(self) -> list[DatasetRow]:
         """Every dataset with its newest version number."""
@@ -296,8 +289,8 @@ class SqlDataStore:
 
     def inputs(
         self, *, run_id: str | None = None, version_id: int | None = None
-    ) -> list[sa.RowMapping]:
-        """Input rows joined with dataset name, version and hash."""
+    ) -> list[DatasetInput]:
+        """The inputs of a run, or the runs that used a version, oldest first."""
         q = (
             sa.select(
                 run_inputs.c.run_id,
@@ -316,7 +309,16 @@ class SqlDataStore:
         if version_id is not None:
             q = q.where(run_inputs.c.version_id == version_id)
         with self.db.read() as conn:
-            return list(conn.execute(q).mappings())
+            return [
+                DatasetInput(
+                    r["run_id"],
+                    f"{r['name']}@{r['version']}",
+                    r["role"],
+                    r["content_hash"],
+                    int(r["created_at"]),
+                )
+                for r in conn.execute(q).mappings()
+            ]
 
     # -- validation -------------------------------------------------------------------
 
@@ -339,28 +341,48 @@ class SqlDataStore:
                     },
                 )
 
-    def validations(self, version_id: int, *, limit: int = 20) -> list[sa.RowMapping]:
+    def validations(self, version_id: int, *, limit: int = 20) -> list[ValidationResult]:
         """Validation results of a version, newest first."""
         with self.db.read() as conn:
-            return list(
+            texts = list(
                 conn.execute(
-                    sa.select(validation_results)
+                    sa.select(validation_results.c.result_json)
                     .where(validation_results.c.version_id == version_id)
                     .order_by(validation_results.c.created_at.desc())
                     .limit(limit)
-                ).mappings()
+                ).scalars()
             )
+        return [ValidationResult.from_dict(json.loads(t)) for t in texts]
 
-    def validation(self, result_id: str) -> sa.RowMapping:
+    def validation(self, result_id: str) -> ValidationResult:
         """One stored validation result."""
         with self.db.read() as conn:
-            row = (
-                conn.execute(
-                    sa.select(validation_results).where(validation_results.c.result_id == result_id)
+            text = conn.execute(
+                sa.select(validation_results.c.result_json).where(
+                    validation_results.c.result_id == result_id
                 )
-                .mappings()
-                .first()
-            )
-        if row is None:
+            ).scalar()
+        if text is None:
             raise NotFound(f"Validation result {result_id!r} does not exist.")
-        return row
+        return ValidationResult.from_dict(json.loads(text))
+
+
+def _version(name: str, row: sa.RowMapping, files: list[str]) -> DatasetVersion:
+    """A version row as a record (the service gives it a loader)."""
+    return DatasetVersion(
+        name=name,
+        version=int(row["version"]),
+        content_hash=row["content_hash"],
+        schema=[ColumnSchema(**c) for c in json.loads(row["schema_json"])],
+        num_rows=int(row["num_rows"]),
+        num_files=int(row["num_files"]),
+        size_bytes=int(row["size_bytes"]),
+        source_uri=row["source_uri"],
+        description=row["description"],
+        profile=json.loads(row["profile_json"]),
+        created_by=row["created_by"],
+        created_at=int(row["created_at"]),
+        files=files,
+        version_id=int(row["version_id"]),
+        hash_version=int(row["hash_version"]),
+    )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from milepost._records import record_dict
 from milepost.errors import Conflict, NotFound, did_you_mean
 from milepost.features.intervals import Interval, merge
 from milepost.stores import _sql
@@ -40,14 +42,53 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-class VersionRecord(dict[str, Any]):
-    """A feature view version row (name, version, fingerprint, definition, status...)."""
+@dataclass(frozen=True)
+class VersionRecord:
+    """One registered version of a feature view (a row of ``feature_view_versions``)."""
+
+    version_id: int
+    view_id: int
+    name: str
+    kind: str  # feature_view or on_demand
+    version: int
+    fingerprint: str
+    definition: dict[str, Any]
+    description: str | None
+    status: str  # active or retired
+    #: the newest end materialized into any online store (ms; the per-store truth is in
+    #: the watermarks)
+    materialized_until: int | None
+    created_by: str
+    created_at: int
+    retired_at: int | None
+    origin: dict[str, Any] | None
+
+    @property
+    def key(self) -> str:
+        """``view:vN``."""
+        return f"{self.name}:v{self.version}"
+
+    @property
+    def active(self) -> bool:
+        """True unless the version is retired."""
+        return self.status == "active"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the fields."""
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        return f"VersionRecord({self.key} {self.status} {self.fingerprint[:12]})"
 
 
 class Watermark(dict[str, Any]):
     """What one online store holds of one view version: name, version, store_id,
     store_uri, intervals (``[(start, end)]`` in ms), materialized_until, revision,
     updated_by, updated_at."""
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _intervals(text: str) -> list[Interval]:
@@ -74,10 +115,22 @@ class SqlFeatureRegistry:
 
     @staticmethod
     def _record(r: sa.RowMapping) -> VersionRecord:
-        rec = VersionRecord(dict(r))
-        rec["definition"] = json.loads(r["definition_json"])
-        rec["origin"] = json.loads(r["origin_json"]) if r.get("origin_json") else None
-        return rec
+        return VersionRecord(
+            version_id=int(r["version_id"]),
+            view_id=int(r["view_id"]),
+            name=r["name"],
+            kind=r["kind"],
+            version=int(r["version"]),
+            fingerprint=r["fingerprint"],
+            definition=json.loads(r["definition_json"]),
+            description=r["description"],
+            status=r["status"],
+            materialized_until=_int_or_none(r["materialized_until"]),
+            created_by=r["created_by"],
+            created_at=int(r["created_at"]),
+            retired_at=_int_or_none(r["retired_at"]),
+            origin=json.loads(r["origin_json"]) if r["origin_json"] else None,
+        )
 
     def entities(self) -> dict[str, list[str]]:
         """Registered entities and their join keys."""

@@ -84,6 +84,13 @@ def unpack(data: bytes) -> tuple[int, int, list[Any]]:
 
 def entity_key(values: Sequence[Any]) -> str:
     """A stable text key for join-key values (types matter: 5 and "5" differ)."""
+    if len(values) == 1:  # the common case, without the list
+        v = values[0]
+        kind = type(v)
+        if kind is int:
+            return f"n:{v!r}"
+        if kind is str:
+            return f"s:{v}"
     parts = []
     for raw in values:
         v = raw.item() if hasattr(raw, "item") else raw  # numpy scalars

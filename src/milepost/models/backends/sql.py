@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from milepost.errors import Conflict, NotFound, did_you_mean
-from milepost.models.models import transition_problem
+from milepost.models.models import (
+    ModelVersion,
+    RegisteredModel,
+    StageEvent,
+    transition_problem,
+)
+from milepost.models.signature import Signature
 from milepost.stores import _sql
 from milepost.stores.audit import append_event
 from milepost.stores.schema import (
@@ -43,10 +49,7 @@ if TYPE_CHECKING:
 
     from milepost.stores.metadata import MetadataStore
 
-__all__ = ["SqlRegistryStore", "VersionRows"]
-
-# A version row with its tags and aliases.
-VersionRows = tuple[sa.RowMapping, dict[str, str], list[str]]
+__all__ = ["SqlRegistryStore"]
 
 
 def _now() -> int:
@@ -72,19 +75,46 @@ class SqlRegistryStore:
             )
         return row
 
-    def model(self, name: str) -> sa.RowMapping:
-        """A registered model's row."""
+    def model(self, name: str) -> RegisteredModel:
+        """A registered model with its stages and aliases."""
         with self.db.read() as conn:
-            return self._model_row(conn, name)
+            return self._registered(conn, self._model_row(conn, name))
 
-    def models(self) -> list[sa.RowMapping]:
+    def models(self) -> list[RegisteredModel]:
         """Every registered model."""
         with self.db.read() as conn:
-            return list(
-                conn.execute(
-                    sa.select(registered_models).order_by(registered_models.c.name)
-                ).mappings()
-            )
+            rows = conn.execute(
+                sa.select(registered_models).order_by(registered_models.c.name)
+            ).mappings()
+            return [self._registered(conn, r) for r in list(rows)]
+
+    def policy(self, name: str) -> str | None:
+        """A model's stored promotion policy, as the JSON text stored (None: none set)."""
+        with self.db.read() as conn:
+            value = self._model_row(conn, name)["policy_json"]
+            return None if value is None else str(value)
+
+    def _registered(self, conn: Connection, row: sa.RowMapping) -> RegisteredModel:
+        stages: dict[str, list[int]] = {}
+        latest = None
+        for stage, version in conn.execute(
+            sa.select(model_versions.c.stage, model_versions.c.version)
+            .where(model_versions.c.model_id == row["model_id"])
+            .order_by(model_versions.c.version)
+        ):
+            stages.setdefault(stage, []).append(int(version))
+            latest = int(version)
+        return RegisteredModel(
+            name=row["name"],
+            description=row["description"],
+            created_by=row["created_by"],
+            created_at=int(row["created_at"]),
+            updated_at=int(row["updated_at"]),
+            latest_version=latest,
+            stages=stages,
+            aliases=self._model_aliases(conn, row["model_id"]),
+            has_policy=bool(row["policy_json"]),
+        )
 
     def add_version(
         self, name: str, values: dict[str, Any], tags: Mapping[str, str], *, actor: str
@@ -214,8 +244,8 @@ class SqlRegistryStore:
         version: int | None = None,
         stage: str | None = None,
         alias: str | None = None,
-    ) -> tuple[sa.RowMapping, dict[str, str], list[str]]:
-        """A version row with its tags and aliases, selected by number, stage or alias."""
+    ) -> ModelVersion:
+        """A version with its tags and aliases, selected by number, stage or alias."""
         with self.db.read() as conn:
             model = self._model_row(conn, name)
             if version is not None:
@@ -260,19 +290,16 @@ class SqlRegistryStore:
                         f"Model {name!r} has no version in {stage}."
                         if stage != "latest"
                         else f"Model {name!r} has no versions.",
-                        hint=f"See `milepost models versions {name}`.",
+                        hint=f"See `milepost models list {name}`.",
                     )
                 row = found
-            return (
-                row,
-                self._tags(conn, row["version_id"]),
-                self._aliases_of(conn, row["version_id"]),
-            )
+            return self._version(conn, name, row)
 
     def promotion_snapshot(
         self, name: str, version: int
-    ) -> tuple[sa.RowMapping, VersionRows, VersionRows | None]:
-        """In one read: the model row, the candidate and the current Production version."""
+    ) -> tuple[int, str | None, ModelVersion, ModelVersion | None]:
+        """In one read: the model id, its stored policy JSON, the candidate and the current
+        Production version."""
         with self.db.read() as conn:
             model = self._model_row(conn, name)
             row = self._version_row(conn, model, version)
@@ -286,21 +313,14 @@ class SqlRegistryStore:
                 .mappings()
                 .first()
             )
-            candidate = (
-                row,
-                self._tags(conn, row["version_id"]),
-                self._aliases_of(conn, row["version_id"]),
+            return (
+                int(model["model_id"]),
+                model["policy_json"],
+                self._version(conn, name, row),
+                None if prod is None else self._version(conn, name, prod),
             )
-            production = None
-            if prod is not None:
-                production = (
-                    prod,
-                    self._tags(conn, prod["version_id"]),
-                    self._aliases_of(conn, prod["version_id"]),
-                )
-            return model, candidate, production
 
-    def versions(self, name: str) -> list[tuple[sa.RowMapping, dict[str, str], list[str]]]:
+    def versions(self, name: str) -> list[ModelVersion]:
         """Every version, oldest first."""
         with self.db.read() as conn:
             model = self._model_row(conn, name)
@@ -311,13 +331,40 @@ class SqlRegistryStore:
                     .order_by(model_versions.c.version)
                 ).mappings()
             )
-            return [
-                (r, self._tags(conn, r["version_id"]), self._aliases_of(conn, r["version_id"]))
-                for r in rows
-            ]
+            return [self._version(conn, name, r) for r in rows]
 
-    def version_by_id(self, version_id: int) -> tuple[str, sa.RowMapping]:
-        """The model name and version row for an internal id."""
+    def _version(self, conn: Connection, name: str, row: sa.RowMapping) -> ModelVersion:
+        """A version row, its JSON columns decoded, with its tags and aliases."""
+        example = row["input_example_json"]
+        return ModelVersion(
+            name=name,
+            version=int(row["version"]),
+            stage=row["stage"],
+            flavor=row["flavor"],
+            run_id=row["run_id"],
+            author=row["author"],
+            created_at=int(row["created_at"]),
+            stage_changed_at=int(row["stage_changed_at"]),
+            files=json.loads(row["files_json"]),
+            signature=Signature.from_dict(json.loads(row["signature_json"]))
+            if row["signature_json"]
+            else None,
+            input_example=json.loads(example) if example else None,
+            metrics=json.loads(row["metrics_json"]),
+            datasets=json.loads(row["datasets_json"]),
+            feature_refs=json.loads(row["feature_refs_json"]),
+            trusted_types=json.loads(row["trusted_types_json"]),
+            onnx=json.loads(row["onnx_json"]) if row["onnx_json"] else None,
+            env_hash=row["env_hash"],
+            code_version=row["code_version"],
+            description=row["description"],
+            tags=self._tags(conn, row["version_id"]),
+            aliases=self._aliases_of(conn, row["version_id"]),
+            version_id=int(row["version_id"]),
+        )
+
+    def version_by_id(self, version_id: int) -> ModelVersion:
+        """A version by its internal id."""
         with self.db.read() as conn:
             row = (
                 conn.execute(
@@ -330,7 +377,7 @@ class SqlRegistryStore:
                 .mappings()
                 .one()
             )
-            return str(row["name"]), row
+            return self._version(conn, str(row["name"]), row)
 
     @staticmethod
     def _tags(conn: Connection, version_id: int) -> dict[str, str]:
@@ -356,16 +403,19 @@ class SqlRegistryStore:
     def aliases(self, name: str) -> dict[str, int]:
         """``alias -> version`` of a model."""
         with self.db.read() as conn:
-            model = self._model_row(conn, name)
-            return {
-                a: int(v)
-                for a, v in conn.execute(
-                    sa.select(model_aliases.c.alias, model_versions.c.version)
-                    .join(model_versions, model_versions.c.version_id == model_aliases.c.version_id)
-                    .where(model_aliases.c.model_id == model["model_id"])
-                    .order_by(model_aliases.c.alias)
-                )
-            }
+            return self._model_aliases(conn, self._model_row(conn, name)["model_id"])
+
+    @staticmethod
+    def _model_aliases(conn: Connection, model_id: int) -> dict[str, int]:
+        return {
+            a: int(v)
+            for a, v in conn.execute(
+                sa.select(model_aliases.c.alias, model_versions.c.version)
+                .join(model_versions, model_versions.c.version_id == model_aliases.c.version_id)
+                .where(model_aliases.c.model_id == model_id)
+                .order_by(model_aliases.c.alias)
+            )
+        }
 
     def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
         """Set version tags (replacing values)."""
@@ -433,20 +483,20 @@ class SqlRegistryStore:
             )
             return None if old is None else int(old)
 
-    def lock_model(self, conn: Connection, name: str) -> sa.RowMapping:
-        """Lock a registered model's row for the rest of ``conn``'s transaction.
+    def lock_model(self, conn: Connection, name: str) -> int:
+        """Lock a registered model's row for the rest of ``conn``'s transaction; its id.
 
         Everything that changes a stage or an endpoint tracking a stage takes this lock
         first, so they serialise per model (and always lock in the same order).
         """
-        return self._model_row(conn, name, lock=True)
+        return int(self._model_row(conn, name, lock=True)["model_id"])
 
     @staticmethod
-    def production_in(conn: Connection, model: sa.RowMapping) -> int | None:
-        """The version in Production of a (locked) model row, or None."""
+    def production_in(conn: Connection, model_id: int) -> int | None:
+        """The version in Production of a (locked) model, by id, or None."""
         value = conn.execute(
             sa.select(model_versions.c.version).where(
-                model_versions.c.model_id == model["model_id"],
+                model_versions.c.model_id == model_id,
                 model_versions.c.stage == "Production",
             )
         ).scalar()
@@ -657,8 +707,8 @@ class SqlRegistryStore:
                 f"Endpoint {tracker!r} tracks Production of {name}: {name} v{version} enters "
                 "Production only through a rollout there, so that the registry and the "
                 "endpoint change together.",
-                hint=f"Roll it out: `milepost deploy canary {tracker} {version}` "
-                "(or blue-green / rolling); its Production gates run first.",
+                hint=f"Roll it out: `milepost endpoints update {tracker} {version}` "
+                "(a canary; or --strategy blue-green / rolling); its Production gates run first.",
             )
         if version in held:
             role = held[version]
@@ -671,7 +721,7 @@ class SqlRegistryStore:
                 f"{name} v{version} cannot move to {to_stage}: endpoint {tracker!r}, which "
                 f"tracks Production of {name}, {what}.",
                 hint=f"Change it through the endpoint: roll out another version, roll back, "
-                f"or finalize (`milepost deploy status {tracker}`).",
+                f"or finalize (`milepost endpoints show {tracker}`).",
             )
 
     def restore_in(
@@ -780,15 +830,26 @@ class SqlRegistryStore:
             )
         )
 
-    def history(self, name: str) -> list[sa.RowMapping]:
+    def history(self, name: str) -> list[StageEvent]:
         """Every stage change of a model, oldest first."""
         with self.db.read() as conn:
             model = self._model_row(conn, name)
-            return list(
-                conn.execute(
-                    sa.select(stage_history, model_versions.c.version)
-                    .join(model_versions, model_versions.c.version_id == stage_history.c.version_id)
-                    .where(stage_history.c.model_id == model["model_id"])
-                    .order_by(stage_history.c.at, stage_history.c.event_id)
-                ).mappings()
-            )
+            rows = conn.execute(
+                sa.select(stage_history, model_versions.c.version)
+                .join(model_versions, model_versions.c.version_id == stage_history.c.version_id)
+                .where(stage_history.c.model_id == model["model_id"])
+                .order_by(stage_history.c.at, stage_history.c.event_id)
+            ).mappings()
+            return [
+                StageEvent(
+                    name,
+                    int(r["version"]),
+                    r["from_stage"],
+                    r["to_stage"],
+                    r["actor"],
+                    r["reason"],
+                    r["request_id"],
+                    int(r["at"]),
+                )
+                for r in rows
+            ]

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from milepost.errors import NotFound
+from milepost.promotion.gates import GateResult
+from milepost.promotion.models import PromotionRequest
 from milepost.stores.schema import (
     gate_results,
     model_versions,
@@ -20,7 +22,6 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Connection
 
-    from milepost.promotion.gates import GateResult
     from milepost.stores.metadata import MetadataStore
 
 __all__ = ["SqlPromotionStore"]
@@ -71,12 +72,10 @@ class SqlPromotionStore:
             )
         )
 
-    def get(
-        self, request_id: str, conn: Connection | None = None
-    ) -> tuple[sa.RowMapping, list[sa.RowMapping]]:
+    def get(self, request_id: str, conn: Connection | None = None) -> PromotionRequest:
         """A request (with its model name) and its gate results in order."""
 
-        def run(c: Connection) -> tuple[sa.RowMapping, list[sa.RowMapping]]:
+        def run(c: Connection) -> PromotionRequest:
             row = (
                 c.execute(
                     sa.select(
@@ -100,14 +99,12 @@ class SqlPromotionStore:
                     f"Promotion request {request_id!r} does not exist.",
                     hint="List them with `milepost models requests`.",
                 )
-            gates = list(
-                c.execute(
-                    sa.select(gate_results)
-                    .where(gate_results.c.request_id == request_id)
-                    .order_by(gate_results.c.position)
-                ).mappings()
-            )
-            return row, gates
+            gates = c.execute(
+                sa.select(gate_results)
+                .where(gate_results.c.request_id == request_id)
+                .order_by(gate_results.c.position)
+            ).mappings()
+            return _request(row, [_gate_result(g) for g in gates])
 
         if conn is not None:
             return run(conn)
@@ -165,6 +162,37 @@ class SqlPromotionStore:
             q = q.where(promotion_requests.c.target_stage == target_stage)
         with self.db.read() as conn:
             return list(conn.execute(q).scalars())
+
+
+def _request(row: sa.RowMapping, gates: list[GateResult]) -> PromotionRequest:
+    return PromotionRequest(
+        request_id=row["request_id"],
+        model=row["name"],
+        version=int(row["version"]),
+        target_stage=row["target_stage"],
+        status=row["status"],
+        requested_by=row["requested_by"],
+        reason=row["reason"],
+        created_at=int(row["created_at"]),
+        baseline_version=row["baseline_version"],
+        decided_by=row["decided_by"],
+        decided_at=row["decided_at"],
+        decision_reason=row["decision_reason"],
+        gates=gates,
+        endpoint=row["endpoint"],
+    )
+
+
+def _gate_result(row: sa.RowMapping) -> GateResult:
+    return GateResult(
+        row["name"],
+        row["kind"],
+        row["status"],
+        row["message"] or "",
+        json.loads(row["details_json"]),
+        row["evaluated_by"],
+        int(row["at"]),
+    )
 
 
 def _gate_row(request_id: str, position: int, r: GateResult) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from milepost.errors import AlreadyExists, Conflict, NotFound, did_you_mean
-from milepost.serving.spec import EndpointSpec
+from milepost.serving.spec import DeploymentEvent, EndpointSpec
 from milepost.stores import _sql
 from milepost.stores.audit import append_event
 from milepost.stores.schema import (
@@ -68,7 +68,7 @@ class SqlServingStore:
             ).first():
                 raise AlreadyExists(
                     f"Endpoint {name!r} exists already.",
-                    hint="Deploy a new version to it with `milepost deploy ...`.",
+                    hint="Deploy a new version to it with `milepost endpoints update ...`.",
                 )
             track = spec.track
             if track is not None:
@@ -83,7 +83,7 @@ class SqlServingStore:
                         f"Endpoint {other!r} tracks {track} already; one endpoint per stage "
                         "of a model, so that the stage and its primary change together.",
                         hint=f"Serve {track} through {other!r}, or pin versions on a new "
-                        f"endpoint: `milepost deploy create {name} --model {track.model} "
+                        f"endpoint: `milepost endpoints create {name} --model {track.model} "
                         "--version N`.",
                     )
             endpoint_id = conn.execute(
@@ -133,7 +133,7 @@ class SqlServingStore:
                 known = list(conn.execute(sa.select(endpoints.c.name)).scalars())
                 raise NotFound(
                     f"Endpoint {name!r} does not exist.{did_you_mean(name, known)}",
-                    hint="Create one with `milepost deploy create`.",
+                    hint="Create one with `milepost endpoints create`.",
                 )
         return EndpointSpec.model_validate_json(row.spec_json), int(row.revision)
 
@@ -181,7 +181,7 @@ class SqlServingStore:
             if row is None:
                 raise NotFound(
                     f"Endpoint {name!r} does not exist.",
-                    hint="Create one with `milepost deploy create`.",
+                    hint="Create one with `milepost endpoints create`.",
                 )
             old = EndpointSpec.model_validate_json(row["spec_json"])
             new = change(old.model_copy(deep=True))
@@ -248,7 +248,7 @@ class SqlServingStore:
                 )
             )
 
-    def events(self, name: str, *, limit: int = 50) -> list[dict[str, Any]]:
+    def events(self, name: str, *, limit: int = 50) -> list[DeploymentEvent]:
         """Deployment events, newest first."""
         with self.db.read() as conn:
             rows = conn.execute(
@@ -259,10 +259,14 @@ class SqlServingStore:
                 .limit(limit)
             ).mappings()
             return [
-                {
-                    **{k: r[k] for k in ("at", "actor", "kind", "revision", "reason")},
-                    "details": json.loads(r["details_json"]) if r["details_json"] else None,
-                }
+                DeploymentEvent(
+                    at=int(r["at"]),
+                    actor=r["actor"],
+                    kind=r["kind"],
+                    revision=int(r["revision"]),
+                    reason=r["reason"],
+                    details=json.loads(r["details_json"]) if r["details_json"] else None,
+                )
                 for r in rows
             ]
 

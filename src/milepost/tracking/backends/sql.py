@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from milepost.tracking._filter import Comparison, OrderTerm
     from milepost.tracking.environment import EnvironmentInfo
 
-__all__ = ["METRIC_ERRORS_TAG", "MetricRow", "SqlTrackingStore"]
+__all__ = ["METRIC_ERRORS_TAG", "MetricRow", "RunOwner", "SqlTrackingStore"]
 
 #: The run tag counting metric values the database refused (see ``record_metric_errors``).
 METRIC_ERRORS_TAG = "milepost.metric_errors"
@@ -53,6 +54,19 @@ MetricRow = tuple[str, int, str, float, int, int]
 
 _INSERT_RUN = sa.insert(runs)
 _METRIC_COLUMNS = ("run_id", "key", "value", "timestamp", "step")
+
+
+@dataclass(frozen=True, slots=True)
+class RunOwner:
+    """Who runs a RUNNING run: the owning process and its last heartbeat (what stale-run
+    detection looks at)."""
+
+    run_id: str
+    owner_host: str | None
+    owner_pid: int | None
+    owner_started: float | None
+    heartbeat_at: int | None
+    start_time: int
 
 
 def now_ms() -> int:
@@ -392,7 +406,7 @@ class SqlTrackingStore:
 
     def running_owners(
         self, *, experiment_ids: Sequence[int] | None = None, run_ids: Sequence[str] | None = None
-    ) -> list[sa.RowMapping]:
+    ) -> list[RunOwner]:
         """Owner details of RUNNING runs (for stale-run detection)."""
         q = sa.select(
             runs.c.run_id,
@@ -407,7 +421,7 @@ class SqlTrackingStore:
         if run_ids is not None:
             q = q.where(runs.c.run_id.in_(list(run_ids)))
         with self.db.read() as conn:
-            return list(conn.execute(q).mappings())
+            return [RunOwner(*r) for r in conn.execute(q)]
 
     def run_experiments(self, run_ids: Iterable[str]) -> dict[str, tuple[int, str, str]]:
         """``run_id -> (experiment_id, status, lifecycle_stage)`` for existing runs."""

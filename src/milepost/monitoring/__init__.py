@@ -1,0 +1,109 @@
+"""Monitoring: the distribution statistics and the prediction-log reader.
+
+One implementation of each statistic serves data validation (the ``distribution``
+check), canary analysis (prediction PSI) and the monitors::
+
+    from milepost.monitoring import psi_from_samples, ks_test, variant_stats
+
+- :mod:`milepost.monitoring.stats`: PSI (numbers binned at the reference's quantiles,
+  categories one bin each, empty bins floored at ``PSI_EPS``) and the two-sample KS test;
+- :mod:`milepost.monitoring.predictions`: an endpoint's logged requests over a window,
+  per-variant request/error/latency figures, prediction counts and PSI between variants.
+
+Layering: monitoring reads stores through small protocols; serving and data call it,
+never the reverse. Names load on first use (PEP 562): importing the package costs
+neither NumPy nor DuckDB.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from milepost.monitoring.predictions import (
+        SegmentSource,
+        VariantStats,
+        fmt_ms,
+        prediction_counts,
+        prediction_psi,
+        read_predictions,
+        segment_paths,
+        variant_stats,
+    )
+    from milepost.monitoring.stats import (
+        PSI_EPS,
+        KsResult,
+        align_counts,
+        bin_counts,
+        ks_test,
+        psi,
+        psi_bins,
+        psi_categorical,
+        psi_from_samples,
+    )
+
+__all__ = [
+    "PSI_EPS",
+    "KsResult",
+    "SegmentSource",
+    "VariantStats",
+    "align_counts",
+    "bin_counts",
+    "fmt_ms",
+    "ks_test",
+    "prediction_counts",
+    "prediction_psi",
+    "psi",
+    "psi_bins",
+    "psi_categorical",
+    "psi_from_samples",
+    "read_predictions",
+    "segment_paths",
+    "variant_stats",
+]
+
+# Public name -> the module that defines it.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "SegmentSource",
+            "VariantStats",
+            "fmt_ms",
+            "prediction_counts",
+            "prediction_psi",
+            "read_predictions",
+            "segment_paths",
+            "variant_stats",
+        ),
+        "milepost.monitoring.predictions",
+    ),
+    **dict.fromkeys(
+        (
+            "PSI_EPS",
+            "KsResult",
+            "align_counts",
+            "bin_counts",
+            "ks_test",
+            "psi",
+            "psi_bins",
+            "psi_categorical",
+            "psi_from_samples",
+        ),
+        "milepost.monitoring.stats",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use and keep it as a module attribute."""
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(target), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,244 @@
+"""The prediction-log reader: what an endpoint's logged requests say over a window.
+
+The model server appends one row per predicted row to Parquet segments (columns of
+``milepost.serving.logger.LOG_SCHEMA``: ``request_id``, ``row``, ``ts``, ``variant``,
+``role``, ``prediction`` (JSON text), ``latency_ms``, ``status``, ...) and registers each
+segment with the time range it covers. Everything here reads those segments with DuckDB,
+given anything with the store's ``segments(endpoint, since_ms=, until_ms=)`` method
+(:class:`SegmentSource`; the serving store has it):
+
+- :func:`read_predictions`: the logged rows of a window (optionally one variant) as an
+  Arrow table, for monitors and ad-hoc analysis;
+- :func:`variant_stats`: per-variant requests, errors, p50/p99 latency and, for shadows,
+  agreement with the answer clients got (``deploy status``, the canary controller, the
+  demo);
+- :func:`prediction_counts` and :func:`prediction_psi`: how often each prediction value
+  came from two variants, and the PSI between them (each distinct value one category,
+  see :mod:`milepost.monitoring.stats`).
+
+Windows are in epoch milliseconds, both ends inclusive; no end means up to now.
+:func:`fmt_ms` writes a latency, so ``p99 2.3 ms`` reads the same everywhere.
+
+The SQL is built from quoted file paths, ``int()`` times and quoted column names; values
+are bound parameters (hence the ``S608`` exemptions below).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from milepost._records import record_dict
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import duckdb
+    import pyarrow as pa
+
+__all__ = [
+    "SegmentSource",
+    "VariantStats",
+    "fmt_ms",
+    "prediction_counts",
+    "prediction_psi",
+    "read_predictions",
+    "segment_paths",
+    "variant_stats",
+]
+
+
+class SegmentSource(Protocol):
+    """Where an endpoint's prediction-log segments are registered (the serving store)."""
+
+    def segments(
+        self, endpoint: str, *, since_ms: int = 0, until_ms: int | None = None
+    ) -> list[str]: ...
+
+
+def fmt_ms(value: float | None) -> str:
+    """A latency as people read it: ``2.3 ms`` (``-`` when unknown)."""
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+@dataclass(frozen=True)
+class VariantStats:
+    """What the prediction log says about one variant in a window."""
+
+    variant: str
+    requests: int
+    errors: int
+    p50_ms: float | None
+    p99_ms: float | None
+    agreement: float | None = None  # shadows: share of answers equal to what clients got
+    first_at: int | None = None  # epoch ms of its first request in the window
+
+    @property
+    def error_rate(self) -> float:
+        """Errors per request (0 with no requests)."""
+        return self.errors / self.requests if self.requests else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (with ``error_rate``)."""
+        return record_dict(self, extra={"error_rate": self.error_rate})
+
+    def __repr__(self) -> str:
+        return (
+            f"VariantStats({self.variant}: {self.requests:,} requests, {self.errors} errors, "
+            f"p99 {fmt_ms(self.p99_ms)})"
+        )
+
+
+def segment_paths(
+    source: SegmentSource, endpoint: str, *, since_ms: int, until_ms: int | None = None
+) -> list[Path]:
+    """The existing segment files that may hold rows of the window."""
+    return [
+        Path(p)
+        for p in source.segments(endpoint, since_ms=since_ms, until_ms=until_ms)
+        if Path(p).exists()
+    ]
+
+
+def _parquet(paths: Sequence[Path]) -> str:
+    """``read_parquet([...])`` over local files, as a SQL literal (paths escaped)."""
+    quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+    return f"read_parquet([{quoted}])"
+
+
+def _window(since_ms: int, until_ms: int | None) -> str:
+    where = f"ts >= epoch_ms({int(since_ms)})"
+    if until_ms is not None:
+        where += f" AND ts <= epoch_ms({int(until_ms)})"
+    return where
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    import duckdb  # here, not at the top: a model server never needs it
+
+    return duckdb.connect()
+
+
+def read_predictions(
+    source: SegmentSource,
+    endpoint: str,
+    *,
+    since_ms: int,
+    until_ms: int | None = None,
+    variant: str | None = None,
+    columns: Sequence[str] | None = None,
+) -> pa.Table | None:
+    """The logged rows of ``endpoint`` in the window (only ``variant``'s with one), in
+    time order, as an Arrow table of ``columns`` (default: all); ``None`` when no
+    segment covers the window."""
+    paths = segment_paths(source, endpoint, since_ms=since_ms, until_ms=until_ms)
+    if not paths:
+        return None
+    cols = "*" if columns is None else ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+    params: list[Any] = []
+    where = _window(since_ms, until_ms)
+    if variant is not None:
+        where += " AND variant = ?"
+        params.append(variant)
+    con = _connect()
+    try:
+        table: pa.Table = con.sql(
+            f"SELECT {cols} FROM {_parquet(paths)} WHERE {where} "  # noqa: S608
+            "ORDER BY ts, request_id, row",
+            params=params,
+        ).to_arrow_table()
+    finally:
+        con.close()
+    return table
+
+
+def variant_stats(
+    source: SegmentSource, endpoint: str, *, since_ms: int, until_ms: int | None = None
+) -> dict[str, VariantStats]:
+    """Per-variant requests, errors and latency (p50 and p99, interpolated) from the
+    prediction log in the window. A request counts once (its first row), whatever the
+    number of rows it carried; a shadow's ``agreement`` is the share of its ``ok``
+    answers equal to the one the client got for the same request."""
+    paths = segment_paths(source, endpoint, since_ms=since_ms, until_ms=until_ms)
+    if not paths:
+        return {}
+    con = _connect()
+    try:
+        con.execute(
+            f"CREATE VIEW log AS SELECT * FROM {_parquet(paths)} "  # noqa: S608
+            f"WHERE {_window(since_ms, until_ms)} AND row = 0"
+        )
+        rows = con.execute(
+            "SELECT variant, count(*), count(*) FILTER (WHERE status = 'error'), "
+            "quantile_cont(latency_ms, 0.5), quantile_cont(latency_ms, 0.99), "
+            "epoch_ms(min(ts)) FROM log GROUP BY variant"
+        ).fetchall()
+        agreement = dict(
+            con.execute(
+                "SELECT s.variant, "
+                "avg(CASE WHEN s.prediction = p.prediction THEN 1.0 ELSE 0.0 END) "
+                "FROM log s JOIN log p ON s.request_id = p.request_id AND p.role <> 'shadow' "
+                "WHERE s.role = 'shadow' AND s.status = 'ok' GROUP BY s.variant"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    return {
+        v: VariantStats(v, int(n), int(e), p50, p99, agreement.get(v), int(first))
+        for v, n, e, p50, p99, first in rows
+    }
+
+
+def prediction_counts(
+    source: SegmentSource,
+    endpoint: str,
+    variants: Sequence[str],
+    *,
+    since_ms: int,
+    until_ms: int | None = None,
+) -> list[dict[str | None, int]]:
+    """For each of ``variants``, how many ``ok`` rows (every row of a request) predicted
+    each value (the logged JSON text) in the window; empty mappings when nothing was
+    logged."""
+    paths = segment_paths(source, endpoint, since_ms=since_ms, until_ms=until_ms)
+    counts: list[dict[str | None, int]] = [{} for _ in variants]
+    if not paths or not variants:
+        return counts
+    filters = ", ".join("count(*) FILTER (WHERE variant = ?)" for _ in variants)
+    con = _connect()
+    try:
+        rows = con.execute(
+            f"SELECT prediction, {filters} FROM {_parquet(paths)} "  # noqa: S608
+            f"WHERE {_window(since_ms, until_ms)} AND status = 'ok' GROUP BY prediction",
+            list(variants),
+        ).fetchall()
+    finally:
+        con.close()
+    for row in rows:
+        for i in range(len(variants)):
+            if row[i + 1]:
+                counts[i][row[0]] = int(row[i + 1])
+    return counts
+
+
+def prediction_psi(
+    source: SegmentSource,
+    endpoint: str,
+    since_ms: int,
+    candidate: str,
+    primary: str,
+    *,
+    until_ms: int | None = None,
+) -> float | None:
+    """PSI of ``candidate``'s predictions against ``primary``'s in the window, each
+    distinct prediction one category (:func:`~milepost.monitoring.stats.psi_categorical`);
+    ``None`` when either logged no ``ok`` prediction."""
+    from milepost.monitoring.stats import psi_categorical  # NumPy: only when computed
+
+    ref, cur = prediction_counts(
+        source, endpoint, [primary, candidate], since_ms=since_ms, until_ms=until_ms
+    )
+    if not ref or not cur:
+        return None
+    return psi_categorical(ref, cur)

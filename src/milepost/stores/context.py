@@ -1,0 +1,127 @@
+"""A store context: settings plus the metadata database and artifact store opened from them.
+
+Every service is built on a context and kept in it, one per service type, so whoever asks
+a context for a service gets the same instance (one background writer, one connection
+pool, one cache)::
+
+    ctx = default_context()                     # the process's, from the settings
+    svc = ctx.component(DataService, lambda c: DataService(c.db, c.blobs, c.settings))
+
+The runtime (``milepost.Runtime``) composes every service on a context, and a capability's
+module-level functions (``milepost.data.register()``) take theirs from the process's
+default context; both build on this layer, the way httpx's module-level ``httpx.get()``
+builds on a ``Client``. Nothing here knows a capability, so capabilities never reach up
+to the runtime or the fluent API.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from milepost.config import ResolvedSettings, Settings, load_settings
+from milepost.errors import InvalidInput
+from milepost.stores.blobs import BlobStore, open_blob_store
+from milepost.stores.metadata import MetadataStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["StoreContext", "default_context", "replace_default_context"]
+
+T = TypeVar("T")
+
+
+class StoreContext:
+    """Settings, the stores opened from them and the services built on them.
+
+    Args:
+        resolved: the settings with where each value came from (``load_settings()``).
+    """
+
+    def __init__(self, resolved: ResolvedSettings) -> None:
+        if not isinstance(resolved, ResolvedSettings):
+            raise InvalidInput(
+                f"StoreContext takes ResolvedSettings, got {type(resolved).__name__}.",
+                hint="Build them with milepost.load_settings().",
+            )
+        self.resolved = resolved
+        self.settings: Settings = resolved.settings
+        self.db = MetadataStore(
+            self.settings.resolved_metadata_uri(),
+            busy_timeout=self.settings.sqlite_busy_timeout,
+            connect_timeout=self.settings.db_connect_timeout,
+            statement_timeout=self.settings.db_statement_timeout,
+        )
+        artifact_uri = self.settings.resolved_artifact_uri()
+        self.blobs: BlobStore = open_blob_store(
+            artifact_uri,
+            **(
+                {"endpoint_url": self.settings.s3_endpoint_url}
+                if artifact_uri.startswith("s3://")
+                else {}
+            ),
+        )
+        self._components: dict[type[Any], Any] = {}
+        self._lock = threading.RLock()  # re-entrant: a builder asks for what it needs
+
+    def component(self, key: type[T], build: Callable[[StoreContext], T]) -> T:
+        """This context's instance of ``key``, built by ``build(self)`` on first use."""
+        found = self._components.get(key)
+        if found is None:
+            with self._lock:
+                found = self._components.get(key)
+                if found is None:
+                    found = self._components[key] = build(self)
+        return found
+
+    def close(self) -> None:
+        """Close the services (newest first: they may use older ones), then the stores."""
+        with self._lock:
+            components, self._components = list(self._components.values()), {}
+        for obj in reversed(components):
+            close = getattr(obj, "close", None)
+            if callable(close):
+                close()
+        self.db.dispose()
+
+    def __repr__(self) -> str:
+        return f"<StoreContext {self.settings.resolved_metadata_uri()}>"
+
+
+_default: StoreContext | None = None
+_default_lock = threading.RLock()
+
+
+def default_context() -> StoreContext:
+    """The process's context, built from the settings on first use."""
+    global _default
+    ctx = _default
+    if ctx is None:
+        with _default_lock:
+            if _default is None:
+                _default = StoreContext(load_settings())
+            ctx = _default
+    return ctx
+
+
+def replace_default_context(ctx: StoreContext | None) -> None:
+    """Make ``ctx`` the process's context and close the previous one.
+
+    ``None`` drops it: the next :func:`default_context` re-reads the settings.
+    """
+    global _default
+    with _default_lock:
+        old, _default = _default, ctx
+    if old is not None and old is not ctx:
+        old.close()
+
+
+def _after_fork_in_child() -> None:
+    # Pooled connections belong to the parent; the child opens its own.
+    if _default is not None:
+        _default.db.engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
