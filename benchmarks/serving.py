@@ -26,8 +26,12 @@ Servers
     ``bentoml``: ``bentoml serve`` of a ``@bentoml.service(workers=1)`` class in
     ``benchmarks/.venv-bentoml``. ``fastapi``: a minimal FastAPI app (pydantic body,
     ``pipeline.predict(pd.DataFrame(rows))``) under uvicorn. ``bare``: a raw ASGI callable
-    under uvicorn doing the same predict, no framework. FastAPI and bare run in Milepost's
-    environment (same uvicorn, uvloop, httptools).
+    under uvicorn doing the same predict, no framework. ``bare_onnx``: the physical limit
+    of Milepost's ONNX path, a raw ASGI callable under uvicorn running the same ONNX twin
+    (its bytes from Milepost's artifact store, the same session options) on NumPy arrays
+    built straight from the JSON, answering predictions and probabilities, with no
+    validation and no logging. FastAPI, bare and bare_onnx run in Milepost's environment
+    (same uvicorn, uvloop, httptools, onnxruntime, orjson).
 
 Each round starts every server in turn, times spawn to the first successful prediction
 (polling its readiness route, then one predict), checks 16 predictions against the
@@ -38,9 +42,12 @@ error fails its row.
 
 Targets (the rows with PASS/FAIL): at concurrency 1, Milepost's p50 <= 1.5x the bare
 app's and <= 1/3 of MLflow's, its p99 <= 3x the bare app's; at concurrency 16 its
-throughput >= 4x MLflow's and >= the FastAPI app's; with the online feature lookup its
-p50 <= 2x the bare app's (which gets every input in the request); prediction logging
-costs <= 10% throughput; spawn to first prediction <= 2 s; the replica's RSS <= 250 MiB.
+throughput >= 4x MLflow's and >= the FastAPI app's; against the bare ONNX peer (same
+session, no validation, no logging), with signature enforcement and prediction logging
+on: p50 at concurrency 1 <= 1.5x the peer's, throughput at concurrency 16 >= 0.5x; with
+the online feature lookup its p50 <= 2x the bare app's (which gets every input in the
+request); prediction logging costs <= 10% throughput; spawn to first prediction <= 2 s;
+the replica's RSS <= 250 MiB.
 
 The first run creates ``benchmarks/.venv-bentoml`` (BentoML, and this environment's
 scikit-learn, numpy and pandas versions); ``benchmarks/.venv-mlflow`` is shared with
@@ -100,6 +107,8 @@ P50_VS_BARE = 1.5
 P50_VS_MLFLOW = 3.0
 P99_VS_BARE = 3.0
 RPS_VS_MLFLOW = 4.0
+P50_VS_ONNX = 1.5  # against the bare ONNX peer (the physical limit)
+RPS_VS_ONNX = 0.5
 FEATURES_P50_VS_BARE = 2.0
 LOG_COST = 0.10
 STARTUP_TARGET_S = 2.0
@@ -404,7 +413,11 @@ def build_servers(work: Path, setup: dict[str, Any], mlflow_uri: str) -> list[Se
     pipeline = str(work / "pipeline.pkl")
     home = work / "milepost-home"
     mp_env = clean_env(MILEPOST_HOME=str(home))
-    py_env = clean_env(SERVING_BENCH_PIPELINE=pipeline, PYTHONDONTWRITEBYTECODE="1")
+    py_env = clean_env(
+        SERVING_BENCH_PIPELINE=pipeline,
+        SERVING_BENCH_ONNX=str(work / "model.onnx"),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}"]
     uvicorn += ["--workers", "1", "--no-access-log", "--log-level", "warning"]
 
@@ -527,6 +540,19 @@ def build_servers(work: Path, setup: dict[str, Any], mlflow_uri: str) -> list[Se
             key="bare",
             label="bare ASGI app (uvicorn, no framework)",
             cmd=[*uvicorn, "bare_app:app"],
+            env=py_env,
+            cwd=HELPERS,
+            ready_path="/ready",
+            predict_path="/predict",
+            bodies=_bodies(rows, "rows"),
+            expected=data["predictions"],
+            parse=_parse_predictions,
+            model_process="largest",
+        ),
+        Server(
+            key="bare_onnx",
+            label="bare ASGI app, same ONNX session on NumPy (no checks, no log)",
+            cmd=[*uvicorn, "bare_onnx_app:app"],
             env=py_env,
             cwd=HELPERS,
             ready_path="/ready",
@@ -747,6 +773,24 @@ def evaluate(servers: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             info=info,
         )
     add(
+        "p50_vs_bare_onnx",
+        "p50, c=1, vs bare ONNX peer (same session)",
+        ("milepost", "c1", "p50_ms"),
+        ("bare_onnx", "c1", "p50_ms"),
+        f"<= {P50_VS_ONNX:g}x bare ONNX",
+        lambda v, r: v <= P50_VS_ONNX * r,
+        "ms",
+    )
+    add(
+        "rps_vs_bare_onnx",
+        "throughput, c=16, vs bare ONNX peer",
+        ("milepost", "c16", "rps"),
+        ("bare_onnx", "c16", "rps"),
+        f">= {RPS_VS_ONNX:g}x bare ONNX",
+        lambda v, r: v >= RPS_VS_ONNX * r,
+        "req/s",
+    )
+    add(
         "features_p50_vs_bare",
         "p50, c=1, online feature lookup, vs bare (no lookup)",
         ("milepost_features", "c1", "p50_ms"),
@@ -895,6 +939,7 @@ SHORT = {
     "bentoml": "BentoML",
     "fastapi": "FastAPI",
     "bare": "bare",
+    "bare_onnx": "bare ONNX",
     "floor": "floor",
 }
 
@@ -907,14 +952,19 @@ def notes(setup: dict[str, Any], servers: dict[str, dict[str, Any]]) -> list[str
         "pipeline's predictions before and after the load, and any non-2xx answer or socket "
         "error during a run marks the server's figures as invalid.",
         "Milepost answers predictions and class probabilities and logs each request "
-        "(except 'log off'); the peers answer predictions only. Milepost's ONNX path runs "
-        "the verified ONNX twin; 'onnx=False' runs the scikit-learn pipeline, whose "
+        "(except 'log off'); the peers answer predictions only (bare ONNX: both). "
+        "Milepost's ONNX path runs the verified ONNX twin; 'onnx=False' runs the "
+        "scikit-learn pipeline, whose "
         "predict and predict_proba each transform the row (in this process a 1-row "
         f"predict takes {local['predict']:.2f} ms, predict + predict_proba "
         f"{local['predict_and_proba']:.2f} ms).",
         "MLflow and BentoML run as pip installs them: without uvloop and httptools, with "
         "their access logs on (uvicorn's for MLflow). FastAPI and bare run in Milepost's "
         "environment with uvloop and httptools and no access log, like Milepost.",
+        "The bare ONNX peer runs the same ONNX twin as Milepost (same file, same session "
+        "options) on arrays built straight from the JSON and answers the same outputs, "
+        "with no signature check, no fallback, no routing and no prediction log: the "
+        "physical limit of Milepost's ONNX path on this machine.",
         "The floor row is the bare app answering a constant (no JSON parsing, no "
         "predict): the cost of the HTTP round trip itself on this machine with uvicorn "
         "and wrk.",
@@ -954,6 +1004,14 @@ def main() -> None:
     parser.add_argument(
         "--only", help="comma-separated server keys to run (development; targets may be n/a)"
     )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=QUIET_WAIT_SECONDS,
+        help="seconds to wait, before each round, for other processes to go quiet "
+        f"(default {QUIET_WAIT_SECONDS:g}; on a shared machine, lower it and read the "
+        "recorded foreign CPU)",
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -965,10 +1023,15 @@ def main() -> None:
     for tool in (WRK, TASKSET):
         if not Path(tool).exists():
             raise SystemExit(f"This benchmark needs {tool} (apt-get install wrk util-linux).")
-    mlflow_python = ensure_mlflow_venv()
+    wanted = set(args.only.split(",")) if args.only else None
+    use_mlflow = wanted is None or "mlflow" in wanted
+    mlflow_python = ensure_mlflow_venv() if use_mlflow else ""
     bentoml_error = None
     try:
-        ensure_bentoml_venv()
+        if wanted is None or "bentoml" in wanted:
+            ensure_bentoml_venv()
+        else:
+            bentoml_error = "BentoML not selected (--only)."
     except (subprocess.CalledProcessError, OSError) as exc:
         bentoml_error = f"BentoML could not be installed: {exc}"
         print(bentoml_error)
@@ -993,29 +1056,31 @@ def main() -> None:
             env=clean_env(MILEPOST_HOME=str(work / "milepost-home")),
             cwd=work,
         )
-        run_worker(
-            "mlflow setup",
-            [mlflow_python, str(HELPERS / "mlflow_setup.py"), str(work)],
-            env=clean_env(
-                PATH=f"{MLFLOW_VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-                VIRTUAL_ENV=str(MLFLOW_VENV),
-                MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow' / 'mlflow.db'}",
-                MLFLOW_DISABLE_TELEMETRY="true",
-                DO_NOT_TRACK="true",
-                GIT_PYTHON_REFRESH="quiet",
-            ),
-            cwd=work / "mlflow",
-        )
+        if use_mlflow:
+            run_worker(
+                "mlflow setup",
+                [mlflow_python, str(HELPERS / "mlflow_setup.py"), str(work)],
+                env=clean_env(
+                    PATH=f"{MLFLOW_VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+                    VIRTUAL_ENV=str(MLFLOW_VENV),
+                    MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow' / 'mlflow.db'}",
+                    MLFLOW_DISABLE_TELEMETRY="true",
+                    DO_NOT_TRACK="true",
+                    GIT_PYTHON_REFRESH="quiet",
+                ),
+                cwd=work / "mlflow",
+            )
         setup = {
             "milepost": json.loads((work / "setup.json").read_text()),
-            "mlflow": json.loads((work / "mlflow.json").read_text()),
+            "mlflow": json.loads((work / "mlflow.json").read_text())
+            if use_mlflow
+            else {"mlflow": None, "model_uri": ""},
         }
         setup_seconds = time.perf_counter() - started
         servers = build_servers(
             work, {"features": True, "bentoml": bentoml_error is None}, setup["mlflow"]["model_uri"]
         )
-        if args.only:
-            wanted = set(args.only.split(","))
+        if wanted is not None:
             servers = [s for s in servers if s.key in wanted]
         labels = {s.key: s.label for s in servers} | {"bentoml": "BentoML serve"}
         commands = {s.key: " ".join(s.cmd) for s in servers}
@@ -1025,7 +1090,7 @@ def main() -> None:
             for server in servers:
                 print(f"round {i + 1}/{sizes['rounds']}: {server.label}", flush=True)
                 for attempt in range(1, ATTEMPTS + 1):
-                    waited = wait_for_quiet()
+                    waited = wait_for_quiet(args.quiet_wait)
                     result = measure_round(server, work, sizes, check_rows)
                     result["attempt"], result["waited_s"] = attempt, waited
                     share = foreign_share(result)
@@ -1056,8 +1121,11 @@ def main() -> None:
     results = {key: aggregate(r) for key, r in rounds.items()}
     if bentoml_error is not None:
         results["bentoml"] = {"available": False, "error": bentoml_error}
-    bentoml_version = (_installed(str(BENTOML_VENV / "bin" / "python"), ["bentoml"]) or {}).get(
-        "bentoml"
+    bentoml_python = BENTOML_VENV / "bin" / "python"
+    bentoml_version = (
+        (_installed(str(bentoml_python), ["bentoml"]) or {}).get("bentoml")
+        if bentoml_python.exists()
+        else None
     )
     fastapi_version = _installed(sys.executable, ["fastapi", "uvicorn"]) or {}
     summary = {

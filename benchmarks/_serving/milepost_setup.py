@@ -5,6 +5,8 @@ directory. The config names the work directory (``out``) where this writes:
 
 - ``pipeline.pkl``: the fitted scikit-learn pipeline every peer loads (pickle, protocol 5;
   all environments have the same scikit-learn, numpy and pandas versions);
+- ``model.onnx``: the verified ONNX twin of the ``churn`` version (the bytes Milepost
+  serves, from its artifact store), for the bare ONNX peer;
 - ``rows.json``: request rows (the model's 10 input columns) with the pipeline's
   predictions, and the entity keys (with the predictions on their online features) for
   the feature-lookup endpoint;
@@ -111,8 +113,13 @@ def main() -> None:
         client.promote(mv.name, mv.version, "Production")
 
     say("create the endpoints")
+    tracked: set[str] = set()
     for endpoint, (model, _onnx, _pins, log_predictions) in ENDPOINTS.items():
-        rt.serving.create(endpoint, model, log_predictions=log_predictions)
+        # one endpoint tracks a model's Production; another on the same model pins it
+        pin = {pinned.name: pinned, onnx_version.name: onnx_version}.get(model)
+        version = pin.version if model in tracked and pin is not None else None
+        rt.serving.create(endpoint, model, version=version, log_predictions=log_predictions)
+        tracked.add(model)
 
     # request rows: the model's inputs as point-in-time training rows (their dtypes are
     # the signature's), and entity keys whose online features are the latest snapshot
@@ -130,6 +137,7 @@ def main() -> None:
         and (online_frame[CATEGORICAL].to_numpy() == latest[CATEGORICAL].to_numpy()).all()
     )
     (out / "pipeline.pkl").write_bytes(pickle.dumps(pipe, protocol=5))
+    (out / "model.onnx").write_bytes(rt.models.blobs.get_bytes(onnx_version.files["model.onnx"]))
     (out / "rows.json").write_text(
         json.dumps(
             {

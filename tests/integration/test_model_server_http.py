@@ -283,3 +283,47 @@ def test_wrong_methods_are_405_and_unknown_routes_404(
     assert prefix.status_code == 404 and "'churn-epx'" in prefix.json()["message"]
     assert httpx.get(f"{server.url}/nowhere", timeout=5).status_code == 404
     assert server.predict(endpoint.rows[:1]).status_code == 200
+
+
+def test_the_fast_path_answers_as_the_model_and_refuses_naming_the_column(
+    make_endpoint: Callable[..., Endpoint],
+) -> None:
+    """Rows go from JSON straight into NumPy for the ONNX twin; a row that does not fit
+    (missing, null, wrong type, out of range) gets the 400 of the general path."""
+    import numpy as np
+    import pandas as pd
+
+    endpoint = make_endpoint()
+    server = endpoint.start()
+    native = milepost.get_runtime().models.load("models:/churn/1")
+    for rows in (endpoint.rows[:1], endpoint.rows[1:6]):
+        r = server.predict(rows)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert set(body) == {
+            "request_id",
+            "endpoint",
+            "variant",
+            "model",
+            "predictions",
+            "probabilities",
+        }
+        frame = pd.DataFrame(rows)
+        assert body["predictions"] == native.predict(frame).tolist()
+        np.testing.assert_allclose(body["probabilities"], native.predict_proba(frame), atol=1e-5)
+    row = endpoint.rows[0]
+    missing = {k: v for k, v in row.items() if k != "age"}
+    for bad, text in (
+        (missing, "Row 1 is missing column 'age'"),
+        ({**row, "age": "forty"}, "column 'age' is str 'forty'"),
+        ({**row, "age": True}, "column 'age' is bool True"),
+        ({**row, "age": None}, "column 'age' is null"),
+        ({**row, "age": 2**63}, "column 'age' is 9223372036854775808, outside the 64-bit"),
+        ({**row, "plan": 7}, "column 'plan' is int 7"),
+    ):
+        r = server.predict([row, bad])
+        assert r.status_code == 400, (bad, r.text)
+        answer = r.json()
+        assert answer["code"] == "invalid_input" and text in answer["message"], answer
+        if bad is missing:
+            assert "The model expects: " in answer["hint"]

@@ -38,7 +38,7 @@ import concurrent.futures
 import hmac
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -87,8 +87,7 @@ class _Answer:
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
-@dataclass(frozen=True)
-class _Request:
+class _Request(NamedTuple):
     action: str  # "/predict", "/explain", "/feedback", "" (the endpoint), "/health"...
     limit: int  # bytes of body accepted
     pinned: str | None  # X-Milepost-Variant, checked
@@ -125,18 +124,30 @@ def _too_large(limit: int, *, close: bool = False) -> _Answer:
     return answer
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
-    """A request header's value (the first), decoded; a value that is not UTF-8 is a 400."""
+_READ = (b"authorization", b"x-milepost-variant", b"content-length")
+
+
+def _headers(scope: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """The headers Milepost reads (``Authorization``, ``X-Milepost-Variant``,
+    ``Content-Length``; the first of each), decoded, in one pass; a value that is not
+    UTF-8 is a 400."""
+    found: list[bytes | None] = [None, None, None]
     for key, value in scope["headers"]:
-        if key == name:
+        if key in _READ:
+            i = _READ.index(key)
+            if found[i] is None:
+                found[i] = value
+    out: list[str | None] = [None, None, None]
+    for i, value in enumerate(found):
+        if value is not None:
             try:
-                return str(value.decode("utf-8"))
+                out[i] = value.decode("utf-8")
             except UnicodeDecodeError:
                 raise InvalidInput(
-                    f"The {name.decode()} header is not UTF-8 text: {value[:64]!r}.",
+                    f"The {_READ[i].decode()} header is not UTF-8 text: {value[:64]!r}.",
                     hint="Send header values as UTF-8 (or ASCII) text.",
                 ) from None
-    return None
+    return out[0], out[1], out[2]
 
 
 def _takes_traffic(variant: Variant) -> bool:
@@ -194,6 +205,7 @@ class ServingApp:
             max_workers=FEEDBACK_WORKERS, thread_name_prefix="milepost-feedback"
         )
         self._feedback_calls = 0
+        self._routes: dict[tuple[str, str], str] = {}  # (method, path) -> action, when served
 
     def close(self) -> None:
         """Wait for feedback calls in progress."""
@@ -287,13 +299,16 @@ class ServingApp:
             _Refused: no such route, or not this method (404, 405).
             MilepostError: a bad header, a body declared too large, no credential.
         """
-        action = self._resolve(scope["method"], scope["path"])
+        route = (scope["method"], scope["path"])
+        action = self._routes.get(route)
+        if action is None:
+            action = self._resolve(*route)
+            if len(self._routes) < 64:  # the routes served (a handful); refusals raise
+                self._routes[route] = action
         # read (and checked) on every request, used or not: the answer to a bad value does
         # not depend on the route
-        authorization = _header(scope, b"authorization")
-        pinned = _header(scope, b"x-milepost-variant")
+        authorization, pinned, declared = _headers(scope)
         limit = _feedback.MAX_BODY if action == "/feedback" else MAX_BODY
-        declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _Refused(_too_large(limit, close=True))  # not worth reading
         if action == "/feedback":

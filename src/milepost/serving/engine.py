@@ -23,6 +23,7 @@ import pandas as pd
 from milepost.errors import InvalidInput, MilepostError, ModelFailed, NotFound
 from milepost.models.flavors import OnnxPredictor
 from milepost.models.signature import enforce, refuses_null
+from milepost.serving._fastpath import FastFeed
 from milepost.serving.logger import new_request_id
 from milepost.serving.router import Router
 
@@ -125,6 +126,29 @@ class Reply:
     body: bytes
 
 
+def _finite(values: list[Any]) -> bool:
+    return all(map(math.isfinite, values))
+
+
+def _session_runner(session: Any) -> Callable[[dict[str, np.ndarray]], list[Any]]:
+    """``feed -> all outputs`` for a compiled feed.
+
+    onnxruntime's ``InferenceSession.run`` checks the feed's names and types on every call
+    (about a quarter of a 1-row run here); a :class:`FastFeed` feed is right by
+    construction, so this calls the session's native binding directly when it has one
+    (onnxruntime's own wrapper does exactly that after its checks). Any failure of it
+    sends the request down the general path, which uses the public ``run``.
+    """
+    import onnxruntime
+
+    names = [o.name for o in session.get_outputs()]
+    native = getattr(getattr(session, "_sess", None), "run", None)
+    if native is None:
+        return lambda feed: list(session.run(names, feed))
+    options = onnxruntime.RunOptions()
+    return lambda feed: list(native(names, feed, options))
+
+
 class VariantRuntime:
     """One loaded model version, ready to predict (ONNX fast path when verified).
 
@@ -158,6 +182,10 @@ class VariantRuntime:
             c.nullable for c in self.signature.inputs
         )
         self._null_refused: dict[str, bool] = {}
+        self._fast = (
+            FastFeed.compile(self.signature, self.onnx.inputs) if self.onnx is not None else None
+        )
+        self._session_run = _session_runner(self.onnx.session) if self.onnx is not None else None
         self._explainer: Any = None
         self._explainer_lock = threading.Lock()
 
@@ -220,6 +248,51 @@ class VariantRuntime:
             InvalidInput: the rows do not fit the signature (the client's fault).
             ModelFailed: the model failed on rows that fit it, or answered NaN.
         """
+        outputs = self._run_fast(rows) if self._fast is not None else None
+        if outputs is None:
+            return self._predict(rows)
+        return self._answers(rows, outputs)
+
+    def _run_fast(self, rows: list[dict[str, Any]]) -> list[Any] | None:
+        """The twin's outputs for rows that fit the fast path; None: the general path."""
+        assert self._fast is not None and self.onnx is not None
+        feed = self._fast.feed(rows)
+        if feed is None:
+            return None
+        try:
+            out: list[Any] = self._session_run(feed)  # type: ignore[misc]
+        except Exception:  # the general path retries, then the native model answers
+            return None
+        return out
+
+    def _answers(
+        self, rows: list[dict[str, Any]], outputs: list[Any]
+    ) -> tuple[list[Any], list[list[float]] | None]:
+        preds = np.asarray(outputs[0]).ravel()
+        proba = (
+            OnnxPredictor.probabilities(outputs[1])
+            if self.is_classifier and len(outputs) > 1
+            else None
+        )
+        labels, probabilities = preds.tolist(), (None if proba is None else proba.tolist())
+        if not (  # one row: a check in Python is cheaper than two NumPy reductions
+            len(rows) == 1
+            and (preds.dtype.kind in "iub" or (preds.dtype.kind == "f" and _finite(labels)))
+            and (probabilities is None or (proba.dtype.kind == "f" and _finite(probabilities[0])))  # type: ignore[union-attr]
+        ):
+            self._check_finite(rows, preds, proba)
+        return labels, probabilities
+
+    def _check_finite(
+        self, rows: list[dict[str, Any]], preds: np.ndarray, proba: np.ndarray | None
+    ) -> None:
+        for name, values in (("prediction", preds), ("probability", proba)):
+            if values is not None and values.dtype.kind in "fc" and not np.isfinite(values).all():
+                row = int(np.flatnonzero(~np.isfinite(values).reshape(len(rows), -1).all(1))[0])
+                raise self._failed(f"it answered a non-finite {name} (NaN) for row {row}")
+
+    def _predict(self, rows: list[dict[str, Any]]) -> tuple[list[Any], list[list[float]] | None]:
+        """The general path: any signature, nulls, native fallback, precise errors."""
         cols = None
         if self.signature is not None:
             cols = _columns(rows, self.signature, self._refuses_null if self._nullable else None)
@@ -242,10 +315,7 @@ class VariantRuntime:
             raise
         except Exception as exc:
             raise self._failed(f"{type(exc).__name__}: {str(exc)[:400]}") from exc
-        for name, values in (("prediction", preds), ("probability", proba)):
-            if values is not None and values.dtype.kind in "fc" and not np.isfinite(values).all():
-                row = int(np.flatnonzero(~np.isfinite(values).reshape(len(rows), -1).all(1))[0])
-                raise self._failed(f"it answered a non-finite {name} (NaN) for row {row}")
+        self._check_finite(rows, preds, proba)
         return preds.tolist(), (None if proba is None else proba.tolist())
 
     def explain(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -373,6 +443,10 @@ class EndpointEngine:
     def _poll(self, seconds: float) -> None:
         while not self._stop.wait(seconds):
             try:
+                self.metrics.flush()  # queued request counts and latencies
+            except Exception:  # metrics must never stop routing refreshes
+                log.exception("Writing request metrics failed")
+            try:
                 revision = self.store.revision(self.endpoint)
                 if revision is not None and revision != self.state.revision:
                     spec, revision = self.store.get(self.endpoint)
@@ -389,6 +463,7 @@ class EndpointEngine:
         """Stop polling and flush the log."""
         self._stop.set()
         self._shadow_pool.shutdown(wait=True)
+        self.metrics.flush()
         if self.logger is not None:
             self.logger.flush()
 
