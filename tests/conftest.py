@@ -16,6 +16,7 @@ import importlib
 import os
 import socket
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -144,15 +145,19 @@ def optional_import(name: str, *, extra: str) -> ModuleType:
     level to skip a whole module, or inside a test or fixture.
     """
     how = f"pip install -e '.[{extra}]'"
-    if not IN_CI:
-        return pytest.importorskip(name, reason=f"{name} is not installed; to run: {how}")
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        pytest.fail(
-            f"{name} is required when CI=true but cannot be imported ({exc}); {how}",
-            pytrace=False,
-        )
+    # a library's own import-time deprecation warnings (shap's matplotlib colours) are
+    # not the test's business; the code under test imports them the same way
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if not IN_CI:
+            return pytest.importorskip(name, reason=f"{name} is not installed; to run: {how}")
+        try:
+            return importlib.import_module(name)
+        except ImportError as exc:
+            pytest.fail(
+                f"{name} is required when CI=true but cannot be imported ({exc}); {how}",
+                pytrace=False,
+            )
 
 
 @pytest.fixture(autouse=True)
