@@ -330,7 +330,7 @@ class Client:
 
     def list_endpoints(self) -> list[str]:
         """The name of every endpoint."""
-        return self._rt.serving.endpoints()
+        return self._rt.serving.list_endpoints()
 
     def update_endpoint(
         self,
