@@ -101,7 +101,7 @@ class Client:
     def set_terminated(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> Run:
         """End a run."""
         self._tracking.end_run(run_id, status)
-        return self._tracking.get_run(run_id, sweep=False)
+        return self._tracking.get_run(run_id)
 
     def get_run(self, run_id: str) -> Run:
         """A run with its params, latest metrics and tags."""
@@ -330,7 +330,7 @@ class Client:
 
     def list_endpoints(self) -> list[str]:
         """The name of every endpoint."""
-        return self._rt.serving.endpoints()
+        return self._rt.serving.list_endpoints()
 
     def update_endpoint(
         self,

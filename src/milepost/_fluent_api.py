@@ -75,7 +75,7 @@ class ActiveRun:
     @property
     def info(self) -> Run:
         """The run as stored now (params, latest metrics and tags included)."""
-        return get_runtime().tracking.get_run(self.run_id, sweep=False)
+        return get_runtime().tracking.get_run(self.run_id)
 
     def __enter__(self) -> ActiveRun:
         return self

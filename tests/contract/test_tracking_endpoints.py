@@ -113,7 +113,8 @@ def test_create_tracks_production_and_says_which_kind(
         )
     with pytest.raises(Conflict, match="other has no version in Production"):
         svc.create("other-ep", "other")
-    assert svc.endpoints() == ["churn-ep", "pinned"]
+    assert svc.list_endpoints() == ["churn-ep", "pinned"]
+    assert svc.endpoints() == svc.list_endpoints()  # the old name, one more release
 
 
 def test_a_canary_carries_its_promotion_and_its_end_moves_both_at_once(

@@ -98,7 +98,7 @@ def list_(as_json: JsonOpt = False) -> None:
     from milepost.serving.service import describe
 
     serving = runtime().serving
-    rows = [(name, *serving.get(name)) for name in serving.endpoints()]
+    rows = [(name, *serving.get(name)) for name in serving.list_endpoints()]
     if as_json:
         emit_json([{"endpoint": n, "revision": r, **s.summary()} for n, s, r in rows])
         return

@@ -208,7 +208,7 @@ def show(
     if as_json:
         emit_json({**m.to_dict(), "policy": policy.to_dict()})
         return
-    tracks = {e: rt.serving.get(e)[0].track for e in rt.serving.endpoints()}
+    tracks = {e: rt.serving.get(e)[0].track for e in rt.serving.list_endpoints()}
     trackers = [e for e, t in tracks.items() if t is not None and t.model == name]
     console.print(
         f"[bold]{m.name}[/] · latest {m.latest_version} · Production "

@@ -313,7 +313,7 @@ def serve_step(
     traffic, show a prediction with its explanation."""
     svc = milepost.get_runtime().serving
     production = milepost.Client().get_model("churn").production_version
-    if ENDPOINT not in svc.endpoints():
+    if ENDPOINT not in svc.list_endpoints():
         spec = svc.create(ENDPOINT, "churn", stage="Production", replicas=replicas)
         console.print(
             f"  endpoint {ENDPOINT!r} created; it {spec.kind}: serves {spec.primary.uri} now, "

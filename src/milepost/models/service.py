@@ -176,7 +176,7 @@ class ModelService:
         check.boolean(onnx, "onnx")
         description = check.optional_text(description, "Model description")
         clean_tags = _tags(tags)
-        run = self.tracking.get_run(run_id, sweep=False)
+        run = self.tracking.get_run(run_id)
         flavor = flavor or flavors.detect_flavor(model)
         example = None
         if input_example is not None:
@@ -209,7 +209,7 @@ class ModelService:
             [ArtifactInfo(f"models/{name}/{fname}", digest, 0) for fname, digest in files.items()],
         )
         self.tracking.flush()
-        run = self.tracking.get_run(run_id, sweep=False)
+        run = self.tracking.get_run(run_id)
         datasets = [
             {"ref": i.ref, "role": i.role, "content_hash": i.content_hash}
             for i in self.data.inputs_of_run(run_id)

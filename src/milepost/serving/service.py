@@ -753,9 +753,11 @@ class DeploymentService:
             }
         return out
 
-    def endpoints(self) -> list[str]:
-        """Every endpoint."""
+    def list_endpoints(self) -> list[str]:
+        """Every endpoint's name, in name order."""
         return self.store.names()
+
+    endpoints = list_endpoints  # the wave-1 name, kept for one release
 
     def require(self, name: str) -> None:
         """Raise NotFound unless the endpoint exists."""

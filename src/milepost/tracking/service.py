@@ -315,12 +315,11 @@ class TrackingService:
         with self._lock:
             self._owned.pop(run_id, None)
 
-    def get_run(self, run_id: str, *, sweep: bool = False) -> Run:
+    def get_run(self, run_id: str) -> Run:
         """A run with its params, latest metrics and tags. Raises NotFound.
 
         A read never writes: a RUNNING run whose process is gone stays RUNNING here until
-        :meth:`reap_stale_runs` marks it KILLED. ``sweep`` is ignored (wave 1 callers
-        passed ``sweep=False``; reads no longer reap at all).
+        :meth:`reap_stale_runs` marks it KILLED.
         """
         _run_id(run_id)
         run = self.store.get_run(run_id)
@@ -602,7 +601,7 @@ class TrackingService:
         """Every value of a metric (flushing this process's queue first)."""
         validate_key(key, "metric")
         self.writer.flush()
-        self.get_run(run_id, sweep=False)
+        self.get_run(run_id)
         return self.store.metric_history(run_id, key)
 
     # -- artifacts ------------------------------------------------------------------
@@ -678,7 +677,7 @@ class TrackingService:
         """A run's artifacts under ``path`` (all by default)."""
         _run_id(run_id)
         prefix = "" if path is None or (isinstance(path, str) and not path) else safe_relpath(path)
-        self.get_run(run_id, sweep=False)
+        self.get_run(run_id)
         return self.store.list_artifacts(run_id, prefix)
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
