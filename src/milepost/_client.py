@@ -348,7 +348,7 @@ class Client:
             strategy: ``canary`` (steps of traffic, judged by ``policy``), ``blue_green``
                 (loaded beside the primary with no traffic until :meth:`advance_endpoint`),
                 ``shadow`` (mirrors ``share`` of requests, answers only logged) or
-                ``rolling`` (replicas replaced one by one by ``milepost deploy serve``).
+                ``rolling`` (replicas replaced one by one by ``milepost endpoints serve``).
             model: another model than the endpoint's (pinned endpoints only).
 
         Raises:

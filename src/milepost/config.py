@@ -197,7 +197,7 @@ class Settings(BaseModel):
 
     def to_env(self) -> dict[str, str]:
         """These settings as ``MILEPOST_*`` variables: a child process started with them
-        (``milepost serve``, a pipeline worker) sees the same stores."""
+        (``milepost endpoints serve``, a pipeline worker) sees the same stores."""
         out = {}
         for key, value in self.model_dump().items():
             if value is None:

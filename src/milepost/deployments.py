@@ -11,7 +11,7 @@
 Each function is :class:`milepost.Client`'s method of the same meaning on the process's
 runtime, as ``httpx.get()`` is a ``Client`` call. ``advance`` moves a rollout forward;
 changing a model's stage stays ``milepost.Client().promote`` (``milepost models promote``).
-Serve an endpoint with ``milepost deploy serve``.
+Serve an endpoint with ``milepost endpoints serve``.
 """
 
 from __future__ import annotations

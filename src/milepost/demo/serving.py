@@ -54,7 +54,7 @@ def _free_port() -> int:
 
 
 class ModelServer:
-    """``milepost serve ENDPOINT`` in a child process that sees this process's stores."""
+    """``milepost endpoints serve ENDPOINT`` in a child process that sees this process's stores."""
 
     def __init__(self, endpoint: str, *, replicas: int = 2, log_dir: Path) -> None:
         self.endpoint = endpoint
@@ -389,7 +389,7 @@ def _start_canary(console: Console, version: int, policy: CanaryPolicy) -> Endpo
 
 def roll_out(console: Console, version: int, policy: CanaryPolicy, what: str) -> str:
     """Roll ``version`` out as a canary on the endpoint that tracks Production, and follow
-    the controller in ``milepost serve`` until it promotes or rolls back; print each
+    the controller in ``milepost endpoints serve`` until it promotes or rolls back; print each
     decision and what the registry recorded. Returns the rollout's final status
     (``refused`` when the version's gates refused it before any traffic)."""
     if not promotion.awaiting_rollout(version):

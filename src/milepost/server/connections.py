@@ -19,7 +19,7 @@ A request that misses a deadline is answered 408 and its connection closed (clos
 when nothing of a request arrived or its answer has begun). Timers are armed only when a
 request does not arrive in one read, so a request that does pays nothing.
 
-``milepost serve`` replicas and ``milepost features serve`` workers both use it: pass
+``milepost endpoints serve`` replicas and ``milepost features serve`` workers both use it: pass
 ``http=protocol(ConnectionLimits.from_settings(settings))`` to uvicorn.
 """
 

@@ -1,6 +1,6 @@
 """Open the listening socket of a server, or say in one line why it cannot be opened.
 
-Both servers (`milepost serve`'s supervisor and `milepost features serve`) bind through
+Both servers (`milepost endpoints serve`'s supervisor and `milepost features serve`) bind through
 :func:`listen` before they print that they are serving, so a port in use is a clear
 :class:`~milepost.errors.MilepostError` (one line, exit 1 in the CLI) instead of a
 traceback after a line that claimed success.

@@ -1,4 +1,4 @@
-"""``milepost serve``: one listening socket, replica processes, rollouts and the controller.
+"""``milepost endpoints serve``: one socket, replica processes, rollouts and the controller.
 
 The supervisor binds the socket once and keeps it; each replica is forked with the
 socket inherited and serves on it, so replacing a replica never closes the port. The

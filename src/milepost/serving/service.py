@@ -7,7 +7,7 @@ deployment event; replicas pick it up within a second. Strategies:
   (after a readiness and smoke check), ``switch`` moves all traffic at once and keeps
   the old one warm, ``rollback`` switches back instantly, ``finalize`` retires the old.
 - **canary**: ``canary`` sends a first step of traffic (sticky per key); the controller
-  (:meth:`DeploymentService.tick`, run by ``milepost serve``) compares canary and primary
+  (:meth:`DeploymentService.tick`, run by ``milepost endpoints serve``) compares canary and primary
   on error rate and p99 latency (and optionally prediction PSI) once a step has both
   its minimum duration and request count — too little traffic is "hold" — and then
   advances, promotes at the last step, or rolls back, recording why.
