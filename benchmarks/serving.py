@@ -1,4 +1,4 @@
-"""Model serving speed: ``milepost serve`` against MLflow, BentoML, FastAPI and a bare app.
+"""Model serving speed: ``milepost endpoints serve`` against MLflow, BentoML, FastAPI, bare apps.
 
 Run it from the repository root::
 
@@ -14,7 +14,7 @@ each, bound to 127.0.0.1, pinned to CPU 0 with ``taskset``; the load generator, 
 ``_serving/wrk.lua`` (POST bodies cycled from 64 different rows), is pinned to CPU 1.
 
 Servers
-    ``milepost``: ``python -m milepost serve churn-ep --replicas 1``; the version has a
+    ``milepost``: ``python -m milepost endpoints serve churn-ep --replicas 1``; the version has a
     verified ONNX twin, which the server uses; prediction logging on (the default).
     ``milepost, log off``: the same model on an endpoint created with
     ``log_predictions=False``. ``milepost, onnx=False``: the same pipeline logged without
@@ -429,6 +429,7 @@ def build_servers(work: Path, setup: dict[str, Any], mlflow_uri: str) -> list[Se
                 sys.executable,
                 "-m",
                 "milepost",
+                "endpoints",
                 "serve",
                 endpoint,
                 "--port",

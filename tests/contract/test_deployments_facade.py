@@ -52,7 +52,7 @@ def test_canary_update_advance_and_rollback(churn: str, runtime: Runtime) -> Non
     assert spec.variant("churn-v3").weight == 50  # type: ignore[union-attr]
     spec = deployments.rollback("ep", reason="second thoughts")
     assert _roles(spec) == {"churn-v1": "primary"}
-    kinds = [e["kind"] for e in runtime.serving.store.events("ep")]
+    kinds = [e.kind for e in runtime.serving.store.events("ep")]
     assert kinds[:3] == ["rollback", "canary.advance", "canary.start"]
     with pytest.raises(Conflict, match="Nothing to promote"):
         deployments.advance("ep")
