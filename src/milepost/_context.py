@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from types import ModuleType, TracebackType
 
     from milepost.config import Source
+    from milepost.monitoring.service import MonitorService
     from milepost.stores.blobs import BlobStore
     from milepost.stores.metadata import MetadataStore
 
@@ -52,8 +53,8 @@ class Runtime:
     Attributes:
         settings, resolved: the settings and where each value came from.
         db, blobs: the metadata store and the artifact store.
-        tracking, data, features, models, evaluation, promotion, serving, audit, roles:
-            the services.
+        tracking, data, features, models, evaluation, promotion, serving, audit, roles,
+            monitors: the services (``monitors`` built on first use).
     """
 
     def __init__(
@@ -131,6 +132,19 @@ class Runtime:
     ) -> FeatureStore:
         """A :class:`~milepost.features.FeatureStore` on this runtime's stores."""
         return FeatureStore(repo, history=history, context=self.context)
+
+    @property
+    def monitors(self) -> MonitorService:
+        """Monitors, results and alerts (:class:`~milepost.monitoring.MonitorService`)."""
+        from milepost.monitoring.service import MonitorService
+        from milepost.serving.monitor_sources import ServingMonitorSources
+
+        return self.context.component(
+            MonitorService,
+            lambda c: MonitorService(
+                c.db, c.settings.actor(), ServingMonitorSources(self.serving, self.models)
+            ),
+        )
 
     @property
     def resolved(self) -> ResolvedSettings:

@@ -8,7 +8,10 @@ check), canary analysis (prediction PSI) and the monitors::
 - :mod:`milepost.monitoring.stats`: PSI (numbers binned at the reference's quantiles,
   categories one bin each, empty bins floored at ``PSI_EPS``) and the two-sample KS test;
 - :mod:`milepost.monitoring.predictions`: an endpoint's logged requests over a window,
-  per-variant request/error/latency figures, prediction counts and PSI between variants.
+  per-variant request/error/latency figures, prediction counts and PSI between variants;
+- :mod:`milepost.monitoring.service`: :class:`MonitorService`, monitors on an endpoint or
+  model version (checks, window, schedule, thresholds), their results as time series and
+  their alerts (``milepost monitor ...``; ``Runtime.monitors``).
 
 Layering: monitoring reads stores through small protocols; serving and data call it,
 never the reverse. Names load on first use (PEP 562): importing the package costs
@@ -21,6 +24,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from milepost.monitoring.monitors import (
+        CHECKS,
+        Alert,
+        Monitor,
+        MonitorResult,
+        MonitorRun,
+        Schedule,
+        Window,
+    )
     from milepost.monitoring.predictions import (
         SegmentSource,
         VariantStats,
@@ -31,6 +43,7 @@ if TYPE_CHECKING:
         segment_paths,
         variant_stats,
     )
+    from milepost.monitoring.service import MonitorService, MonitorSources
     from milepost.monitoring.stats import (
         PSI_EPS,
         KsResult,
@@ -44,10 +57,19 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "CHECKS",
     "PSI_EPS",
+    "Alert",
     "KsResult",
+    "Monitor",
+    "MonitorResult",
+    "MonitorRun",
+    "MonitorService",
+    "MonitorSources",
+    "Schedule",
     "SegmentSource",
     "VariantStats",
+    "Window",
     "align_counts",
     "bin_counts",
     "fmt_ms",
@@ -65,6 +87,12 @@ __all__ = [
 
 # Public name -> the module that defines it.
 _LAZY: dict[str, str] = {
+    # monitors (definitions, runs, alerts)
+    **dict.fromkeys(
+        ("CHECKS", "Alert", "Monitor", "MonitorResult", "MonitorRun", "Schedule", "Window"),
+        "milepost.monitoring.monitors",
+    ),
+    **dict.fromkeys(("MonitorService", "MonitorSources"), "milepost.monitoring.service"),
     **dict.fromkeys(
         (
             "SegmentSource",
