@@ -35,6 +35,11 @@ class Clock:
 
 @pytest.fixture
 def endpoint(runtime: Runtime, churn_models: dict[str, Any], churn_frame: pd.DataFrame) -> str:
+    return serve_churn(runtime, churn_models, churn_frame)
+
+
+def serve_churn(runtime: Runtime, churn_models: dict[str, Any], churn_frame: pd.DataFrame) -> str:
+    """Register the good churn model and serve version 1 as ``churn-ep``."""
     with milepost.start_run(experiment="monitoring"):
         milepost.log_model(
             churn_models["good"], "churn", input_example=churn_frame[FEATURES].head(3)
