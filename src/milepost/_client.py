@@ -424,7 +424,7 @@ class Client:
             webhook=webhook,
         )
 
-    def run_monitor(self, name: str, *, now: datetime | float | None = None) -> MonitorRun:
+    def run_monitor(self, name: str, *, now: datetime | int | None = None) -> MonitorRun:
         """Run a monitor once over the window ending now (or at ``now``): results are
         stored, alerts raised and delivered."""
         return self._rt.monitors.run(name, now)
@@ -441,7 +441,7 @@ class Client:
         self,
         name: str,
         *,
-        since: datetime | float | None = None,
+        since: datetime | int | None = None,
         metric: str | None = None,
         feature: str | None = None,
     ) -> list[MonitorResult]:
@@ -452,7 +452,7 @@ class Client:
         self,
         monitor: str | None = None,
         *,
-        since: datetime | float | None = None,
+        since: datetime | int | None = None,
         acknowledged: bool | None = None,
     ) -> list[Alert]:
         """Alerts, newest first (of one monitor, or all)."""

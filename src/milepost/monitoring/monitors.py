@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from milepost import _validate as check
 from milepost._records import record_dict, short
 from milepost.errors import InvalidInput, did_you_mean
 
@@ -77,24 +78,12 @@ _MAX_WINDOW_MS = 366 * 86_400_000
 _MAX_ROWS = 10_000_000
 
 
-def to_ms(now: datetime | float | None) -> int:
-    """A time as epoch milliseconds: a timezone-aware ``datetime`` or epoch *seconds*
-    (``time.time()``); ``None`` is now."""
-    if now is None:
-        return int(datetime.now(UTC).timestamp() * 1000)
-    if isinstance(now, datetime):
-        if now.tzinfo is None:
-            raise InvalidInput(
-                f"The time {now.isoformat()} has no timezone.",
-                hint="Pass an aware datetime, e.g. datetime.now(timezone.utc).",
-            )
-        return int(now.timestamp() * 1000)
-    if isinstance(now, bool) or not isinstance(now, (int, float)):
-        raise InvalidInput(
-            f"A time is a datetime or epoch seconds, not {type(now).__name__}.",
-            hint="For example datetime.now(timezone.utc) or time.time().",
-        )
-    return int(now * 1000)
+def to_ms(value: datetime | int, what: str = "now") -> int:
+    """A time as epoch milliseconds: an aware ``datetime`` or epoch milliseconds (``int``)."""
+    ms = check.timestamp_ms(value, what)
+    if ms < 0:
+        raise InvalidInput(f"{what} {ms} is before 1970.", hint="Times are epoch milliseconds.")
+    return ms
 
 
 def _duration_ms(text: str) -> int | None:

@@ -19,7 +19,6 @@ nobody watched run once, not once each.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -29,9 +28,9 @@ import sqlalchemy as sa
 
 from milepost import _validate as check
 from milepost.errors import AlreadyExists, InvalidInput, NotFound, did_you_mean
+from milepost.monitoring import _rows
 from milepost.monitoring import alerts as emit
 from milepost.monitoring.monitors import (
-    CHECKS,
     METRICS,
     Alert,
     Monitor,
@@ -39,7 +38,6 @@ from milepost.monitoring.monitors import (
     MonitorRun,
     Schedule,
     Window,
-    check_thresholds,
     to_ms,
 )
 from milepost.stores.audit import append_event
@@ -90,6 +88,11 @@ class MonitorSources(Protocol):
     ) -> list[Mapping[str, Any]]: ...
 
 
+def _name(name: object) -> str:
+    """A monitor name to look up (the alphabet is checked when one is created)."""
+    return check.name(name, "Monitor name", max_length=128)
+
+
 def _now_ms(clock: Callable[[], float]) -> int:
     return int(clock() * 1000)
 
@@ -101,7 +104,8 @@ class MonitorService:
         db: the metadata store.
         actor: who acts (recorded as ``created_by`` and in the audit trail).
         sources: serving and registry access (:class:`MonitorSources`).
-        clock: epoch seconds now (tests inject one); ``now=`` arguments override it.
+        clock: epoch seconds now (``time.time``; tests inject one); ``now=`` arguments
+            (an aware datetime or epoch milliseconds) override it.
     """
 
     def __init__(
@@ -182,7 +186,7 @@ class MonitorService:
                 action="monitor.create",
                 object_type="monitor",
                 object_id=name,
-                after=_state(created),
+                after=_rows.state(created),
             )
         return created
 
@@ -200,6 +204,7 @@ class MonitorService:
         """Change a monitor; arguments left out keep their value (``schedule=None`` makes
         it manual, ``webhook=None`` removes the webhook). A new schedule or re-enabling
         starts from the next slot after now."""
+        name = _name(name)
         with self.db.write() as conn:
             before = self._get(conn, name)
             row = self._validated(
@@ -228,13 +233,14 @@ class MonitorService:
                 action="monitor.update",
                 object_type="monitor",
                 object_id=name,
-                before=_state(before),
-                after=_state(after),
+                before=_rows.state(before),
+                after=_rows.state(after),
             )
         return after
 
     def delete(self, name: str, *, reason: str | None = None) -> None:
         """Delete a monitor with its results and alerts (audited with its definition)."""
+        name = _name(name)
         reason = check.optional_text(reason, "Reason")
         with self.db.write() as conn:
             before = self._get(conn, name)
@@ -248,12 +254,13 @@ class MonitorService:
                 action="monitor.delete",
                 object_type="monitor",
                 object_id=name,
-                before=_state(before),
+                before=_rows.state(before),
                 reason=reason,
             )
 
     def get(self, name: str) -> Monitor:
         """One monitor by name (NotFound names the close ones)."""
+        name = _name(name)
         with self.db.read() as conn:
             return self._get(conn, name)
 
@@ -261,11 +268,11 @@ class MonitorService:
         """Every monitor, by name."""
         with self.db.read() as conn:
             rows = conn.execute(sa.select(monitors).order_by(monitors.c.name)).mappings().all()
-        return [_monitor(r) for r in rows]
+        return [_rows.to_monitor(r) for r in rows]
 
     # -- runs ----------------------------------------------------------------------------
 
-    def run(self, name: str, now: datetime | float | None = None) -> MonitorRun:
+    def run(self, name: str, now: datetime | int | None = None) -> MonitorRun:
         """Run a monitor once over the window ending at ``now`` (default: the clock).
 
         Every check's values are stored as results (one transaction, with the alerts for
@@ -283,7 +290,7 @@ class MonitorService:
         with self.db.write() as conn:
             mid = self._id(conn, name)
             results = [
-                _result_row(mid, run_id, now_ms, window.start_ms, now_ms, m) for m in measured
+                _rows.result_row(mid, run_id, now_ms, window.start_ms, now_ms, m) for m in measured
             ]
             if results:
                 conn.execute(sa.insert(monitor_results), results)
@@ -300,12 +307,12 @@ class MonitorService:
             window.start_ms,
             now_ms,
             window.rows,
-            [_to_result(mon.name, r) for r in results],
+            [_rows.to_result(mon.name, r) for r in results],
             stored,
         )
         return self._emit(mon, run)
 
-    def due(self, now: datetime | float | None = None) -> builtins.list[Monitor]:
+    def due(self, now: datetime | int | None = None) -> builtins.list[Monitor]:
         """Enabled, scheduled monitors whose next slot is at or before ``now``."""
         now_ms = _now_ms(self.clock) if now is None else to_ms(now)
         with self.db.read() as conn:
@@ -318,9 +325,9 @@ class MonitorService:
                 .mappings()
                 .all()
             )
-        return [_monitor(r) for r in rows]
+        return [_rows.to_monitor(r) for r in rows]
 
-    def run_due(self, now: datetime | float | None = None) -> builtins.list[MonitorRun]:
+    def run_due(self, now: datetime | int | None = None) -> builtins.list[MonitorRun]:
         """Run every due monitor whose slot this call claims (see the module docstring).
 
         A monitor whose run fails unexpectedly is logged and skipped until its next slot;
@@ -328,7 +335,7 @@ class MonitorService:
         """
         now_ms = _now_ms(self.clock) if now is None else to_ms(now)
         runs: builtins.list[MonitorRun] = []
-        for mon in self.due(now_ms / 1000):
+        for mon in self.due(now_ms):
             assert mon.schedule is not None and mon.next_run_at is not None
             nxt = Schedule.parse(mon.schedule).next_after(now_ms)
             with self.db.write() as conn:
@@ -340,7 +347,7 @@ class MonitorService:
             if claimed != 1:
                 continue  # another scheduler took this slot
             try:
-                runs.append(self.run(mon.name, now_ms / 1000))
+                runs.append(self.run(mon.name, now_ms))
             except Exception:  # a broken monitor must not stop the others
                 emit.LOGGER.exception("monitor %s failed to run", mon.name)
         return runs
@@ -351,16 +358,21 @@ class MonitorService:
         self,
         name: str,
         *,
-        since: datetime | float | None = None,
+        since: datetime | int | None = None,
         metric: str | None = None,
         feature: str | None = None,
         limit: int = 10_000,
     ) -> builtins.list[MonitorResult]:
         """A monitor's results, oldest first: the time series of each (metric, feature).
 
-        ``since`` is a datetime or epoch seconds; ``limit`` keeps the newest that many.
+        ``since`` is an aware datetime or epoch milliseconds; ``limit`` keeps the newest that many.
         """
+        name = _name(name)
         limit = check.integer(limit, "limit", minimum=1, maximum=1_000_000)
+        if metric is not None:
+            metric = check.name(metric, "Metric", max_length=64)
+        if feature is not None:
+            feature = check.name(feature, "Feature", max_length=256)
         if metric is not None and metric not in METRICS and metric not in ("rows", "error"):
             raise InvalidInput(
                 f"Unknown metric {metric!r}.{did_you_mean(metric, METRICS)}",
@@ -370,26 +382,30 @@ class MonitorService:
             mid = self._id(conn, name)
             q = sa.select(monitor_results).where(monitor_results.c.monitor_id == mid)
             if since is not None:
-                q = q.where(monitor_results.c.run_at >= to_ms(since))
+                q = q.where(monitor_results.c.run_at >= to_ms(since, "since"))
             if metric is not None:
                 q = q.where(monitor_results.c.metric == metric)
             if feature is not None:
                 q = q.where(monitor_results.c.feature == feature)
             q = q.order_by(monitor_results.c.run_at.desc(), monitor_results.c.result_id.desc())
             rows = conn.execute(q.limit(limit)).mappings().all()
-        return [_to_result(name, r) for r in reversed(rows)]
+        return [_rows.to_result(name, r) for r in reversed(rows)]
 
     def alerts(
         self,
         name: str | None = None,
         *,
-        since: datetime | float | None = None,
+        since: datetime | int | None = None,
         acknowledged: bool | None = None,
         limit: int = 100,
     ) -> builtins.list[Alert]:
         """Alerts, newest first: of one monitor or all, ``acknowledged`` True/False to
         filter."""
         limit = check.integer(limit, "limit", minimum=1, maximum=100_000)
+        if name is not None:
+            name = _name(name)
+        if acknowledged is not None:
+            acknowledged = check.boolean(acknowledged, "acknowledged")
         q = sa.select(alerts, monitors.c.name).join(
             monitors, monitors.c.monitor_id == alerts.c.monitor_id
         )
@@ -397,13 +413,13 @@ class MonitorService:
             if name is not None:
                 q = q.where(alerts.c.monitor_id == self._id(conn, name))
             if since is not None:
-                q = q.where(alerts.c.raised_at >= to_ms(since))
+                q = q.where(alerts.c.raised_at >= to_ms(since, "since"))
             if acknowledged is not None:
                 col = alerts.c.acknowledged_at
                 q = q.where(col.is_not(None) if acknowledged else col.is_(None))
             q = q.order_by(alerts.c.raised_at.desc(), alerts.c.alert_id.desc()).limit(limit)
             rows = conn.execute(q).mappings().all()
-        return [_to_alert(r["name"], r) for r in rows]
+        return [_rows.to_alert(r["name"], r) for r in rows]
 
     def acknowledge(self, alert_id: int) -> Alert:
         """Mark an alert seen (by this actor, now); acknowledging twice keeps the first."""
@@ -427,7 +443,7 @@ class MonitorService:
             raise NotFound(
                 f"No alert {alert_id}.", hint="List them with `milepost monitor alerts`."
             )
-        return _to_alert(row["name"], row)
+        return _rows.to_alert(row["name"], row)
 
     def next_run(self, name: str) -> int | None:
         """Epoch ms of a monitor's next slot (None: manual or disabled)."""
@@ -466,33 +482,17 @@ class MonitorService:
             if model is not None:
                 version = check.integer(version, "Model version", minimum=1)
                 self.sources.check_model_version(check.name(model, "Model name"), version)
-        kinds = check.string_list(checks, "checks", allow_str=True)
-        if not kinds:
-            raise InvalidInput("A monitor needs at least one check.", hint=_checks_hint())
-        for kind in kinds:
-            if kind not in CHECKS:
-                raise InvalidInput(
-                    f"Unknown check {kind!r}.{did_you_mean(kind, CHECKS)}", hint=_checks_hint()
-                )
-        limits = check_thresholds(dict(thresholds) if thresholds is not None else None)
-        if webhook is not None:
-            webhook = check.name(webhook, "Webhook URL", max_length=2048)
-            if not webhook.startswith(("http://", "https://")):
-                raise InvalidInput(
-                    f"Webhook {webhook!r} is not an http(s) URL.",
-                    hint="For example https://hooks.example.com/milepost.",
-                )
-        return {
-            "endpoint": endpoint,
-            "model": model,
-            "version": version,
-            "checks_json": json.dumps(list(dict.fromkeys(kinds))),
-            "window_spec": Window.parse(window).text,
-            "schedule": None if schedule is None else Schedule.parse(schedule).text,
-            "thresholds_json": json.dumps(limits, sort_keys=True),
-            "webhook": webhook,
-            "enabled": check.boolean(enabled, "enabled"),
-        }
+        return _rows.definition_row(
+            endpoint=endpoint,
+            model=model,
+            version=version,
+            checks=checks,
+            window=window,
+            schedule=schedule,
+            thresholds=thresholds,
+            webhook=webhook,
+            enabled=enabled,
+        )
 
     @staticmethod
     def _next(row: Mapping[str, Any], now_ms: int) -> int | None:
@@ -508,7 +508,7 @@ class MonitorService:
                 f"No monitor named {name!r}.{did_you_mean(str(name), names)}",
                 hint="List them with `milepost monitor list`.",
             )
-        return _monitor(row)
+        return _rows.to_monitor(row)
 
     def _id(self, conn: sa.Connection, name: str) -> int:
         mid = conn.execute(
@@ -544,7 +544,7 @@ class MonitorService:
             "delivered": None,
         }
         alert_id = conn.execute(sa.insert(alerts).returning(alerts.c.alert_id), row).scalar_one()
-        return _to_alert(mon.name, {**row, "alert_id": alert_id})
+        return _rows.to_alert(mon.name, {**row, "alert_id": alert_id})
 
     def _emit(self, mon: Monitor, run: MonitorRun) -> MonitorRun:
         for alert in run.alerts:
@@ -574,93 +574,3 @@ class MonitorService:
             for a in run.alerts
         ]
         return MonitorRun(**{**run.__dict__, "alerts": delivered})
-
-
-def _checks_hint() -> str:
-    return "Checks: " + ", ".join(CHECKS) + "."
-
-
-def _state(mon: Monitor) -> dict[str, Any]:
-    """What the audit trail records of a monitor's definition."""
-    keep = ("endpoint", "model", "version", "checks", "window", "schedule", "thresholds")
-    return {k: getattr(mon, k) for k in (*keep, "webhook", "enabled")}
-
-
-def _monitor(r: Mapping[str, Any] | sa.RowMapping) -> Monitor:
-    return Monitor(
-        name=r["name"],
-        endpoint=r["endpoint"],
-        model=r["model"],
-        version=r["version"],
-        checks=json.loads(r["checks_json"]),
-        window=r["window_spec"],
-        schedule=r["schedule"],
-        thresholds=json.loads(r["thresholds_json"]),
-        webhook=r["webhook"],
-        enabled=bool(r["enabled"]),
-        next_run_at=r["next_run_at"],
-        last_run_at=r["last_run_at"],
-        created_by=r["created_by"],
-        created_at=r["created_at"],
-        updated_at=r["updated_at"],
-    )
-
-
-def _result_row(
-    mid: int, run_id: str, run_at: int, start: int | None, end: int, m: Measurement
-) -> dict[str, Any]:
-    return {
-        "monitor_id": mid,
-        "run_id": run_id,
-        "run_at": run_at,
-        "window_start": start,
-        "window_end": end,
-        "check_kind": m.check,
-        "metric": m.metric,
-        "feature": m.feature,
-        "value": m.value,
-        "threshold": m.threshold,
-        "breached": m.breached,
-        "rows": m.rows,
-        "status": m.status,
-        "details_json": json.dumps(m.details, default=str) if m.details else None,
-    }
-
-
-def _to_result(name: str, r: Mapping[str, Any] | sa.RowMapping) -> MonitorResult:
-    details = r["details_json"]
-    return MonitorResult(
-        monitor=name,
-        run_id=r["run_id"],
-        run_at=r["run_at"],
-        window_start=r["window_start"],
-        window_end=r["window_end"],
-        check=r["check_kind"],
-        metric=r["metric"],
-        feature=r["feature"],
-        value=r["value"],
-        threshold=r["threshold"],
-        breached=bool(r["breached"]),
-        rows=int(r["rows"]),
-        status=r["status"],
-        details=json.loads(details) if details else {},
-    )
-
-
-def _to_alert(name: str, r: Mapping[str, Any] | sa.RowMapping) -> Alert:
-    return Alert(
-        alert_id=int(r["alert_id"]),
-        monitor=name,
-        run_id=r["run_id"],
-        raised_at=r["raised_at"],
-        check=r["check_kind"],
-        metric=r["metric"],
-        feature=r["feature"],
-        value=r["value"],
-        threshold=r["threshold"],
-        message=r["message"],
-        delivered=r["delivered"],
-        delivery_error=r.get("delivery_error"),
-        acknowledged_at=r.get("acknowledged_at"),
-        acknowledged_by=r.get("acknowledged_by"),
-    )
