@@ -165,6 +165,9 @@ def domain_classifier_drift(
         InvalidInput: no column in common, an unknown column named, or bad settings.
     """
     import pandas as pd
+
+    # the classifier's module loads the OpenMP runtime: before the limit, or it misses it
+    import sklearn.ensemble  # noqa: F401
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     if folds < 2 or max_rows < MIN_ROWS or not 0.5 <= threshold <= 1.0:
