@@ -6,10 +6,11 @@ import json
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 
 from milepost import Runtime
-from milepost.monitoring import LabelSource, labelled_predictions
+from milepost.monitoring import LabelSource, labelled_predictions, performance_over_time
 from milepost.serving.logger import PredictionLogger, new_request_id
 
 T0 = (time.time_ns() // 1_000_000) - 3_600_000  # an hour ago, epoch ms
@@ -173,3 +174,10 @@ def test_logged_probabilities_give_roc_auc_and_an_empty_log_reads_as_empty(
     # positives score 0.9 and 0.4, negatives 0.2 and 0.7: 3 of 4 pairs ordered right
     assert perf.metrics["roc_auc"] == pytest.approx(0.75)
     assert perf.metrics["accuracy"] == pytest.approx(0.5)
+    # per window, the confidence-based estimate beside the realised values
+    table = performance_over_time(
+        joined.frame, task="classification", window="1D", classes=["no", "yes"]
+    )
+    assert table["predictions"].sum() == 5 and table["labelled"].sum() == 4
+    day = table[table["predictions"] > 0].iloc[0]
+    assert day["estimated_accuracy"] == pytest.approx(np.mean([0.9, 0.8, 0.7, 0.6, 0.75]))

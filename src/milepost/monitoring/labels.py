@@ -20,8 +20,9 @@ its answers can be scored against the same labels).
 The logged ``prediction`` is JSON text: a value (a class or a number) is the prediction;
 a list of numbers is a row of class probabilities (the prediction is then the class of
 the largest, from ``classes``, else its column index); an object may carry
-``"prediction"`` (or ``"label"``) and ``"probabilities"``. A ``probabilities`` column in
-the log (JSON text), when present, is used as well.
+``"prediction"`` (or ``"label"``) and ``"probabilities"``. (Today's model server logs
+the predicted value only, so probabilities, and with them ROC AUC, log loss and the
+confidence-based estimate, need a log that holds them.)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
 #: How long before a window's start labels are read (a row's log time is after its id's).
 LABEL_MARGIN_MS = 300_000
 
+_READ = ["request_id", "row", "ts", "variant", "model", "version", "role", "prediction", "status"]
 COLUMNS = [
     "request_id",
     "row",
@@ -144,14 +146,12 @@ class LabelledPredictions:
         )
 
 
-def _parse(
-    text: str | None, extra: str | None, classes: Sequence[Any] | None
-) -> tuple[Any, list[float] | None]:
+def _parse(text: str, classes: Sequence[Any] | None) -> tuple[Any, list[float] | None]:
     """(prediction, probabilities) from the logged JSON (module docstring)."""
-    value = None if text is None else json.loads(text)
-    proba = None if extra is None else json.loads(extra)
+    value = json.loads(text)
+    proba = None
     if isinstance(value, dict):
-        proba = value.get("probabilities", proba)
+        proba = value.get("probabilities")
         value = value.get("prediction", value.get("label"))
     elif (
         isinstance(value, list)
@@ -189,39 +189,43 @@ def labelled_predictions(
 
     from milepost.monitoring.predictions import read_predictions
 
-    table = read_predictions(log, endpoint, since_ms=since_ms, until_ms=until_ms, variant=variant)
-    rows: list[dict[str, Any]] = []
-    if table is not None and table.num_rows:
-        data = table.to_pylist()
-        found = {
-            (rid, int(row)): (value, int(at))
-            for rid, row, value, at in labels.feedback_between(
-                endpoint, since_ms - LABEL_MARGIN_MS, until_ms
-            )
-        }
-        for r in data:
-            if r["status"] != "ok" or r["prediction"] is None:
-                continue
-            if variant is None and r["role"] == "shadow":
-                continue
-            pred, proba = _parse(r["prediction"], r.get("probabilities"), classes)
-            label, at = found.get((r["request_id"], int(r["row"])), (None, None))
-            rows.append(
-                {
-                    "request_id": r["request_id"],
-                    "row": int(r["row"]),
-                    "ts": r["ts"],
-                    "variant": r["variant"],
-                    "model": r["model"],
-                    "version": r["version"],
-                    "prediction": pred,
-                    "probabilities": proba,
-                    "label": label,
-                    "labelled_at": at,
-                }
-            )
+    table = read_predictions(
+        log, endpoint, since_ms=since_ms, until_ms=until_ms, variant=variant, columns=_READ
+    )
+    if table is None or not table.num_rows:
+        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+        return LabelledPredictions(frame, endpoint, since_ms, until_ms)
+    log_rows = table.to_pandas()
+    keep = (log_rows["status"] == "ok") & log_rows["prediction"].notna()
+    if variant is None:
+        keep &= log_rows["role"] != "shadow"
+    log_rows = log_rows[keep].reset_index(drop=True)
+    found = {
+        (rid, int(row)): (value, int(at))
+        for rid, row, value, at in labels.feedback_between(
+            endpoint, since_ms - LABEL_MARGIN_MS, until_ms
+        )
+    }
+    # most logs repeat few prediction texts: parse each distinct one once
+    parsed = {text: _parse(text, classes) for text in set(log_rows["prediction"])}
+    pairs = [parsed[text] for text in log_rows["prediction"]]
+    keys = zip(log_rows["request_id"], log_rows["row"].astype(int), strict=True)
+    joined = [found.get((rid, row), (None, None)) for rid, row in keys]
     # object columns: a label 1 stays 1 (not 1.0) and a missing one stays None
-    frame = pd.DataFrame(rows, columns=COLUMNS, dtype=object)
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    frame["row"] = frame["row"].astype("int64")
+    frame = pd.DataFrame(
+        {
+            "request_id": log_rows["request_id"],
+            "row": log_rows["row"].astype("int64"),
+            "ts": pd.to_datetime(log_rows["ts"], utc=True),
+            "variant": log_rows["variant"],
+            "model": log_rows["model"],
+            "version": log_rows["version"],
+            "prediction": pd.Series([p for p, _ in pairs], dtype=object),
+            "probabilities": pd.Series([q for _, q in pairs], dtype=object),
+            "label": pd.Series([label for label, _ in joined], dtype=object),
+            "labelled_at": pd.Series([at for _, at in joined], dtype=object),
+        },
+        columns=COLUMNS,
+    )
     return LabelledPredictions(frame, endpoint, since_ms, until_ms)

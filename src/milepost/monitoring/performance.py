@@ -365,10 +365,12 @@ def performance_over_time(
                 f"window={window!r} is neither a time offset nor a number of rows.",
                 hint="Use e.g. window='1h', '15min', '1D' or window=1000 (rows).",
             ) from exc
-        grouper = pd.Grouper(key=time_column, freq=offset, origin="epoch")
-        for begin, part in data.groupby(grouper):
-            stamp = pd.Timestamp(begin)  # type: ignore[arg-type]
-            groups.append((stamp, stamp + offset, part))
+        # grouped on naive UTC times: pandas aligns day windows to the epoch only there
+        naive = data.assign(_window=data[time_column].dt.tz_convert(None))
+        grouper = pd.Grouper(key="_window", freq=offset, origin="epoch")
+        for begin, part in naive.groupby(grouper):
+            stamp = pd.Timestamp(begin).tz_localize("UTC")  # type: ignore[arg-type]
+            groups.append((stamp, stamp + offset, part.drop(columns="_window")))
     names = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
     rows: list[dict[str, Any]] = []
     for start, end, part in groups:

@@ -187,6 +187,9 @@ def test_hourly_windows_with_counts_metrics_and_empty_hours() -> None:
     assert table["window_start"].iloc[0] == pd.Timestamp("2026-01-01T10:00:00Z")
     assert table["window_end"].iloc[2] == pd.Timestamp("2026-01-01T13:00:00Z")
     assert "estimated_accuracy" not in table  # no classes: no estimate
+    daily = performance_over_time(_frame(), task="classification", window="1D")
+    assert daily["window_start"].tolist() == [pd.Timestamp("2026-01-01T00:00:00Z")]
+    assert daily["predictions"].tolist() == [5]
 
 
 def test_row_windows_and_the_estimate_beside_realised() -> None:
