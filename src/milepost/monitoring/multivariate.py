@@ -23,10 +23,13 @@ size (a few seconds for 25 columns); ``rows_reference``/``rows_current`` say wha
 and ``subsampled`` whether rows were left out.
 
 **Bad input**: only columns present on both sides are compared (others listed in
-``skipped``); a column that is entirely null on both sides is skipped too; a side with fewer
-than ``MIN_ROWS`` rows gives ``status="insufficient_data"`` and no verdict (``auc`` None).
-Non-numeric columns are categorical (or name them with ``categorical=``); nulls are
-handled by the classifier natively.
+``skipped``); a column that is entirely null on both sides is skipped too, and so is a
+date-time column (time alone tells two windows apart; leave ids out with ``columns=`` for
+the same reason). A side with fewer than ``MIN_ROWS`` rows gives
+``status="insufficient_data"`` and no verdict (``auc`` None). Non-numeric columns are
+categorical (or name them with ``categorical=``): the ``MAX_CATEGORIES - 1`` most
+frequent values each a category, rarer ones pooled into one. Nulls are handled by the
+classifier natively.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DOMAIN_AUC_THRESHOLD",
+    "MAX_CATEGORIES",
     "MIN_ROWS",
     "DomainClassifierResult",
     "domain_classifier_drift",
@@ -56,6 +60,8 @@ __all__ = [
 DOMAIN_AUC_THRESHOLD = 0.55
 #: Fewest rows per side for a verdict.
 MIN_ROWS = 20
+#: Categories per column the classifier tells apart; rarer ones are pooled into one.
+MAX_CATEGORIES = 255
 
 
 @dataclass(frozen=True)
@@ -108,8 +114,11 @@ def _encode(
         if col in categorical:
             both = pd.concat([ref, cur], ignore_index=True).astype(object)
             both = both.where(both.isna(), both.astype(str))
-            codes, _ = pd.factorize(both, use_na_sentinel=True)
-            values = np.where(codes < 0, np.nan, codes).astype(np.float64)
+            # the classifier takes at most MAX_CATEGORIES categories: the rest share one
+            top = both.value_counts().index[: MAX_CATEGORIES - 1]
+            codes = both.map({v: float(i) for i, v in enumerate(top)}).astype(np.float64)
+            values = codes.to_numpy(copy=True)
+            values[np.isnan(values) & both.notna().to_numpy()] = MAX_CATEGORIES - 1
         else:
             values = pd.to_numeric(
                 pd.concat([ref, cur], ignore_index=True), errors="coerce"
@@ -186,8 +195,14 @@ def domain_classifier_drift(
             )
         common = list(columns)
     empty = [c for c in common if reference[c].isna().all() and current[c].isna().all()]
-    skipped += empty
-    common = [c for c in common if c not in empty]
+    times = [
+        c
+        for c in common
+        if pd.api.types.is_datetime64_any_dtype(reference[c])
+        or pd.api.types.is_datetime64_any_dtype(current[c])
+    ]
+    skipped += empty + [c for c in times if c not in empty]
+    common = [c for c in common if c not in empty and c not in times]
     if not common:
         raise InvalidInput(
             "Reference and current have no (non-null) column in common.",

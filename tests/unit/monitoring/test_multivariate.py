@@ -75,10 +75,24 @@ def test_too_few_rows_give_a_status_not_a_guess() -> None:
 def test_mismatched_and_null_columns_are_skipped_and_reported() -> None:
     reference = _pairs(0.0, 300, seed=12).assign(only_ref=1.0, empty=np.nan)
     current = _pairs(0.0, 300, seed=13).assign(only_cur="x", empty=np.nan)
-    current.loc[::3, "x"] = np.nan  # nulls are handled, not refused
+    for frame in (reference, current):
+        frame.loc[::3, "x"] = np.nan  # nulls are handled, not refused
+    # time tells any two windows apart: a date-time column is left out
+    reference["at"] = pd.date_range("2026-01-01", periods=300, freq="min", tz="UTC")
+    current["at"] = pd.date_range("2026-02-01", periods=300, freq="min", tz="UTC")
     result = domain_classifier_drift(reference, current, folds=3)
-    assert result.skipped == ["only_cur", "only_ref", "empty"]
+    assert result.skipped == ["only_cur", "only_ref", "empty", "at"]
     assert set(result.importance) == {"x", "y", "z", "c"}
+    assert not result.drifted
+
+
+def test_a_column_with_many_categories_keeps_the_frequent_ones_apart() -> None:
+    rng = np.random.default_rng(14)
+    names = np.array([f"u{i}" for i in range(300)])  # beyond the classifier's 255
+    reference = pd.DataFrame({"user": rng.choice(names[:150], 3000), "v": rng.normal(size=3000)})
+    current = pd.DataFrame({"user": rng.choice(names[150:], 3000), "v": rng.normal(size=3000)})
+    result = domain_classifier_drift(reference, current, folds=3)
+    assert result.drifted and result.top_features[0] == "user"
 
 
 def test_bad_input_is_refused_clearly() -> None:
