@@ -332,3 +332,37 @@ def test_estimation_refuses_bad_input() -> None:
         estimate_performance(np.ones((3, 3)) / 3, classes=[0, 1])
     with pytest.raises(InvalidInput, match="finite"):
         estimate_performance([[0.5, float("nan")]], classes=[0, 1])
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(-1e3, 1e3, allow_nan=False),
+            st.one_of(st.none(), st.floats(-1e3, 1e3, allow_nan=False)),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_regression_errors_agree_with_each_other(
+    pairs: list[tuple[float, float | None]],
+) -> None:
+    perf = realised_performance([p for p, _ in pairs], [y for _, y in pairs], task="regression")
+    errors = [abs(p - y) for p, y in pairs if y is not None]
+    assert perf.labelled == len(errors)
+    if not errors:
+        return
+    mae, rmse = perf.metrics["mae"], perf.metrics["rmse"]
+    assert mae == pytest.approx(sum(errors) / len(errors))
+    assert mae is not None and rmse is not None and rmse >= mae - 1e-9  # RMSE never below MAE
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(2, 5), st.integers(1, 40), st.integers(0, 2**16))
+def test_expected_accuracy_lies_between_chance_and_certainty(k: int, n: int, seed: int) -> None:
+    p = np.random.default_rng(seed).dirichlet(np.ones(k), n)
+    est = estimate_performance(p, classes=list(range(k)))
+    assert est.accuracy is not None and 1 / k - 1e-9 <= est.accuracy <= 1 + 1e-9
+    assert est.roc_auc is None or 0.0 <= est.roc_auc <= 1.0
+    assert not est.valid  # no calibration check: never valid
