@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,7 @@ import milepost
 from milepost import Client, Runtime
 from milepost.errors import AlreadyExists, InvalidInput, NotFound
 from milepost.monitoring.service import MonitorService
-from milepost.serving.logger import PredictionLogger
+from milepost.serving.logger import PredictionLogger, new_request_id
 from milepost.serving.monitor_sources import ServingMonitorSources
 from tests.contract.conftest import FEATURES
 
@@ -68,7 +67,7 @@ def _log(
     )
     ids = []
     for i, row in enumerate(frame.to_dict("records")):
-        rid = uuid.uuid4().hex
+        rid = new_request_id(start_ms + i)  # time-ordered, as the model server makes them
         ids.append(rid)
         pred = predictions[i] if predictions is not None else int(row["age"] > 45)
         logger.append(
@@ -237,6 +236,7 @@ def test_performance_with_delayed_labels(runtime: Runtime, endpoint: str) -> Non
     assert by["labelled_share"].details == {"predictions": 40, "labelled": 20, "unlabelled": 20}
     assert by["accuracy"].value == pytest.approx(0.75) and by["accuracy"].rows == 20
     assert by["accuracy"].breached and [a.metric for a in run.alerts] == ["accuracy"]
+    assert by["accuracy"].details["task"] == "classification" and "f1_macro" in by
 
 
 def test_schedule_runs_each_slot_once(runtime: Runtime, endpoint: str) -> None:

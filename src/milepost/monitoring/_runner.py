@@ -192,6 +192,19 @@ def _skew_check(
     return out
 
 
+def _labels(sources: MonitorSources, window: LoggedWindow) -> dict[tuple[str, int], Any]:
+    """``(request_id, row) -> label`` for the window's requests labelled so far (read by
+    the time in the request ids, from ``LABEL_MARGIN_MS`` before the first row)."""
+    from milepost.monitoring.labels import LABEL_MARGIN_MS
+
+    first = int(window.current["ts"].iloc[0]) if window.rows else window.end_ms
+    out: dict[tuple[str, int], Any] = {}
+    for ep in window.endpoints:
+        rows = sources.labels.feedback_between(ep, first - LABEL_MARGIN_MS, window.end_ms)
+        out.update({(rid, row): label for rid, row, label, _at in rows})
+    return out
+
+
 def measure(sources: MonitorSources, mon: Monitor, window: LoggedWindow) -> list[ck.Measurement]:
     """Every check of the monitor over the window; a failing check gives an ``error``
     result and the others still run; an empty window gives ``empty`` results."""
@@ -207,11 +220,11 @@ def measure(sources: MonitorSources, mon: Monitor, window: LoggedWindow) -> list
                     profile = sources.reference_profile(*served)
                 out.extend(_drift_check(kind, window, mon, profile))
             elif kind == "performance":
-                labels: dict[tuple[str, int], Any] = {}
-                ids = window.current["request_id"].unique().tolist()
-                for ep in window.endpoints:
-                    labels.update(sources.labels_for(ep, ids))
-                out.extend(ck.performance_measurements(window.current, labels, mon.thresholds))
+                out.extend(
+                    ck.performance_measurements(
+                        window.current, _labels(sources, window), mon.thresholds
+                    )
+                )
             elif kind == "skew":
                 out.extend(_skew_check(sources, mon, window))
         except Exception as exc:  # a failing check is a result, not a failed run

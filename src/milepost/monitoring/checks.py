@@ -8,16 +8,16 @@ as results and raises alerts for the breached ones.
 - :func:`drift_measurements`: one row per feature and method (``feature_drift`` on the
   logged ``features`` JSON, ``prediction_drift`` on the ``prediction`` column), plus a
   ``drifted_share`` row (share of features with at least one drifted method).
-- :func:`performance_measurements`: predictions joined with their labels; ``accuracy``
-  (labels are classes: strings, booleans, integers) or ``mae`` and ``rmse`` (numbers),
-  and ``labelled_share`` with the labelled and unlabelled counts in its details.
+- :func:`performance_measurements`: predictions joined with their labels, scored by
+  :func:`~milepost.monitoring.realised_performance`, and ``labelled_share`` with the
+  labelled and unlabelled counts in its details.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from milepost.monitoring.monitors import DRIFT_METHODS, METRICS
@@ -257,51 +257,47 @@ def performance_measurements(
     log: pd.DataFrame, labels: Mapping[tuple[str, int], Any], thresholds: Mapping[str, float]
 ) -> list[Measurement]:
     """Realised performance of the window's predictions against the labels sent so far
-    (``labels``: ``(request_id, row) -> label``) and how many are still unlabelled.
+    (``labels``: ``(request_id, row) -> label``), by
+    :func:`~milepost.monitoring.realised_performance`, and how many are still unlabelled.
 
-    Classes (labels that are strings, booleans or integers) give ``accuracy``; numbers
-    give ``mae`` and ``rmse``. With no label yet, only ``labelled_share`` (0) is
-    measured, with status ``no_reference``.
+    The task is classification when every labelled prediction and label is a class (text,
+    boolean or integer), else regression. Every metric it can compute is a result
+    (``accuracy``, ``precision_macro``, ``recall_macro``, ``f1_macro``; ``mae``, ``rmse``,
+    ``r2``); ``labelled_share`` carries the labelled and unlabelled counts. With no label
+    yet, only ``labelled_share`` is measured, with status ``no_reference``.
     """
+    from milepost.monitoring.performance import realised_performance
+
     preds = predictions_frame(log)["prediction"].tolist()
-    keys = list(zip(log["request_id"].tolist(), log["row"].astype(int).tolist(), strict=True))
-    pairs = [(p, labels[k]) for p, k in zip(preds, keys, strict=True) if k in labels]
-    total, labelled = len(keys), len(pairs)
-    counts = {"predictions": total, "labelled": labelled, "unlabelled": total - labelled}
-    out = [
-        _measure(
-            "performance",
-            "labelled_share",
-            None,
-            labelled / total if total else 0.0,
-            thresholds,
-            total,
-            dict(counts),
-        )
-    ]
-    if not pairs:
-        return [
-            Measurement(
-                "performance",
-                "labelled_share",
-                None,
-                0.0,
-                out[0].threshold,
-                out[0].breached,
-                total,
-                "no_reference",
-                {**counts, "reason": "no prediction has a label yet"},
+    keys = zip(log["request_id"].tolist(), log["row"].astype(int).tolist(), strict=True)
+    truth = [labels.get(k) for k in keys]
+    pairs = [(p, y) for p, y in zip(preds, truth, strict=True) if y is not None]
+    classes = all(_is_class(p) and _is_class(y) for p, y in pairs)
+    perf = realised_performance(preds, truth, task="classification" if classes else "regression")
+    counts = {
+        "predictions": perf.predictions,
+        "labelled": perf.labelled,
+        "unlabelled": perf.unlabelled,
+    }
+    share = _measure(
+        "performance",
+        "labelled_share",
+        None,
+        perf.share_labelled,
+        thresholds,
+        perf.predictions,
+        dict(counts),
+    )
+    if perf.status != "ok":
+        reason = "; ".join(perf.notes) or "no prediction has a label yet"
+        return [replace(share, status="no_reference", details={**counts, "reason": reason})]
+    out = [share]
+    details = {"task": perf.task, **({"notes": list(perf.notes)} if perf.notes else {})}
+    for metric, value in perf.metrics.items():
+        if value is not None and metric in METRICS:
+            out.append(
+                _measure("performance", metric, None, value, thresholds, perf.labelled, details)
             )
-        ]
-    if all(_is_class(y) and _is_class(p) for p, y in pairs):
-        accuracy = sum(1 for p, y in pairs if p == y) / labelled
-        out.append(_measure("performance", "accuracy", None, accuracy, thresholds, labelled))
-    else:
-        errors = [float(p) - float(y) for p, y in pairs]
-        mae = sum(abs(e) for e in errors) / labelled
-        rmse = math.sqrt(sum(e * e for e in errors) / labelled)
-        out.append(_measure("performance", "mae", None, mae, thresholds, labelled))
-        out.append(_measure("performance", "rmse", None, rmse, thresholds, labelled))
     return out
 
 

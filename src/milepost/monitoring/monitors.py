@@ -15,9 +15,10 @@ version's rows) over a window, on a schedule, and compares each value with a thr
   (``"*/5 * * * *"``) or ``"every 10m"`` (slots at multiples of 10 minutes since the
   epoch); ``None``: run only when asked.
 - **Thresholds** (:data:`METRICS`): ``{metric: value}``. Distances (``psi``,
-  ``wasserstein``, ``jensen_shannon``, ``mismatch_share``, error metrics ``mae``,
-  ``rmse``) breach *above* their threshold; p-values of tests (``ks``, ``chi_square``) and
-  scores (``accuracy``, ``f1``, ``roc_auc``, ``labelled_share``) breach *below* it. A
+  ``wasserstein``, ``jensen_shannon``, ``mismatch_share``, errors ``mae``, ``rmse``,
+  ``log_loss``) breach *above* their threshold; p-values of tests (``ks``,
+  ``chi_square``) and scores (``accuracy``, ``precision_macro``, ``recall_macro``,
+  ``f1_macro``, ``roc_auc``, ``r2``, ``labelled_share``) breach *below* it. A
   drift method named in the thresholds is computed; with none named, ``psi`` is.
 """
 
@@ -62,10 +63,14 @@ METRICS: dict[str, tuple[Direction, float | None]] = {
     "chi_square": ("below", 0.05),
     "drifted_share": ("above", None),
     "accuracy": ("below", None),
-    "f1": ("below", None),
+    "precision_macro": ("below", None),
+    "recall_macro": ("below", None),
+    "f1_macro": ("below", None),
     "roc_auc": ("below", None),
+    "log_loss": ("above", None),
     "mae": ("above", None),
     "rmse": ("above", None),
+    "r2": ("below", None),
     "labelled_share": ("below", None),
     "mismatch_share": ("above", 0.0),
 }

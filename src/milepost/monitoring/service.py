@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from milepost.monitoring.checks import Measurement
+    from milepost.monitoring.labels import LabelSource
     from milepost.monitoring.predictions import SegmentSource
     from milepost.stores.metadata import MetadataStore
 
@@ -62,8 +63,9 @@ class MonitorSources(Protocol):
     """What monitors read from serving and the registry (wired by the runtime).
 
     ``segments``: where the prediction log's segments are registered. The ``check_*``
-    methods raise :class:`~milepost.errors.NotFound` with a hint. ``labels_for`` returns
-    ``(request_id, row) -> label`` for the rows labelled so far. ``reference_profile`` is
+    methods raise :class:`~milepost.errors.NotFound` with a hint. ``labels``: where the
+    ground truth sent later is kept (:class:`~milepost.monitoring.LabelSource`, the serving
+    store). ``reference_profile`` is
     the model version's stored training profile, or None. ``skew`` returns one mapping per
     feature with ``feature``, ``mismatch_share`` and ``compared``.
     """
@@ -77,9 +79,8 @@ class MonitorSources(Protocol):
 
     def endpoints_for(self, model: str, version: int) -> list[str]: ...
 
-    def labels_for(
-        self, endpoint: str, request_ids: Sequence[str]
-    ) -> dict[tuple[str, int], Any]: ...
+    @property
+    def labels(self) -> LabelSource: ...
 
     def reference_profile(self, model: str, version: int) -> Any | None: ...
 

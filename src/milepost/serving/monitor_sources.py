@@ -9,24 +9,19 @@ reference profile and the skew check.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from milepost.errors import InvalidInput
-from milepost.stores.schema import feedback
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
 
     from milepost.models.service import ModelService
+    from milepost.monitoring.labels import LabelSource
     from milepost.monitoring.predictions import SegmentSource
     from milepost.serving.service import DeploymentService
 
 __all__ = ["ServingMonitorSources"]
-
-_CHUNK = 500  # request ids per IN (...) query
 
 
 class ServingMonitorSources:
@@ -58,20 +53,10 @@ class ServingMonitorSources:
                 out.append(name)
         return out
 
-    def labels_for(self, endpoint: str, request_ids: Sequence[str]) -> dict[tuple[str, int], Any]:
-        """``(request_id, row) -> label`` for the rows of these requests labelled so far."""
-        out: dict[tuple[str, int], Any] = {}
-        ids = list(request_ids)
-        with self.serving.store.db.read() as conn:
-            for i in range(0, len(ids), _CHUNK):
-                rows = conn.execute(
-                    sa.select(feedback.c.request_id, feedback.c.row, feedback.c.value_json).where(
-                        feedback.c.endpoint == endpoint,
-                        feedback.c.request_id.in_(ids[i : i + _CHUNK]),
-                    )
-                ).all()
-                out.update({(rid, int(row)): json.loads(value) for rid, row, value in rows})
-        return out
+    @property
+    def labels(self) -> LabelSource:
+        """The serving store: where feedback (ground truth) is kept."""
+        return self.serving.store
 
     def reference_profile(self, model: str, version: int) -> Any | None:
         """The model version's stored training profile (None until one is stored)."""
