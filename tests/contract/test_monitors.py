@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 import numpy as np
@@ -267,6 +268,27 @@ def test_schedule_runs_each_slot_once(runtime: Runtime, endpoint: str) -> None:
     assert svc.get("every5").next_run_at == int((T0 + 4200) * 1000)
     svc.update("every5", schedule=None)
     assert svc.get("every5").next_run_at is None
+
+
+def test_schedulers_racing_for_a_slot_run_it_once(runtime: Runtime, endpoint: str) -> None:
+    clock = Clock(T0 + 1)
+    _service(runtime, clock).create("raced", endpoint=endpoint, schedule="every 1m")
+    clock.now = T0 + 60
+    schedulers = [_service(runtime, clock, actor=f"s{i}") for i in range(4)]
+    barrier = threading.Barrier(len(schedulers))
+    counts: list[int] = []
+
+    def race(svc: MonitorService) -> None:
+        barrier.wait()
+        counts.append(len(svc.run_due()))
+
+    threads = [threading.Thread(target=race, args=(s,)) for s in schedulers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(counts) == [0, 0, 0, 1]
+    assert len({r.run_id for r in schedulers[0].results("raced")}) == 1
 
 
 def test_bad_input_is_refused_and_writes_nothing(runtime: Runtime, endpoint: str) -> None:

@@ -14,7 +14,8 @@ through :class:`MonitorSources` (the runtime passes
 claims each due monitor by moving ``next_run_at`` to the first slot after ``now`` with a
 compare-and-set, and runs only the monitors it claimed: however many schedulers (``milepost
 monitor watch``, the pipelines scheduler) call it, a slot runs once. Slots missed while
-nobody watched run once, not once each.
+nobody watched run once, not once each. The claim is committed before the run: a
+scheduler killed mid-run loses that slot's run (at most once), the next slot runs as usual.
 """
 
 from __future__ import annotations
