@@ -77,15 +77,28 @@ for a capped reference, not among its kept categories) are listed per feature in
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from milepost.errors import InvalidInput
 from milepost.monitoring import stats
+from milepost.monitoring._drift_options import (
+    ALL_METHODS,
+    DEFAULT_THRESHOLDS,
+    METHODS,
+    PRIMARY,
+    TESTS,
+    check_counted,
+    check_fraction,
+    check_importance,
+    check_known,
+    check_methods,
+    check_thresholds,
+    column_names,
+)
+from milepost.monitoring._drift_result import COMPARED, DriftResult
 from milepost.monitoring.profile import (
     _PROBS,
     OTHER,
@@ -101,6 +114,9 @@ from milepost.monitoring.profile import (
     sorted_bin_counts,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "METHODS",
@@ -112,22 +128,6 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 
 #: Methods per kind, in the order rows appear.
-METHODS: dict[str, tuple[str, ...]] = {
-    "numeric": ("wasserstein", "psi", "ks", "jensen_shannon"),
-    "categorical": ("psi", "chi_square", "jensen_shannon"),
-}
-#: Default threshold per method (see the module docstring for the rationale).
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    "psi": 0.2,
-    "ks": 0.05,
-    "wasserstein": 0.1,
-    "jensen_shannon": 0.1,
-    "chi_square": 0.05,
-}
-#: The method that counts towards ``drifted_share`` per kind, by default.
-PRIMARY: dict[str, str] = {"numeric": "wasserstein", "categorical": "psi"}
-_TESTS = frozenset({"ks", "chi_square"})
-_ALL_METHODS = ("psi", "ks", "wasserstein", "jensen_shannon", "chi_square")
 _COLUMNS = [
     "feature",
     "kind",
@@ -142,101 +142,7 @@ _COLUMNS = [
     "reference_null_share",
     "current_null_share",
 ]
-_COMPARED = frozenset({"ok", "constant", "all_null"})
-_SCHEMA = ("missing_in_current", "new_in_current", "type_mismatch", "no_method")
 _UNSEEN_LISTED = 100
-
-
-@dataclass(frozen=True)
-class DriftResult:
-    """What :func:`drift` found.
-
-    Attributes:
-        features: one row per feature and method (columns ``feature, kind, method,
-            statistic, p_value`` (NaN for distances), ``threshold, drifted, status,
-            detail, counted`` (whether the row counts towards ``drifted_share``),
-            ``reference_null_share, current_null_share``).
-        drifted_share: drifted / compared features (0 when none was compared).
-        dataset_drift: share >= ``drift_share`` or an important feature drifted.
-        drifted_features: names of the drifted features, in the reference's order.
-        important_drifted: drifted features whose importance >= ``importance_threshold``.
-        unseen_categories: feature -> current values the reference lacks (at most 100
-            listed per feature, most frequent first).
-        counted: kind -> the method that counts for it.
-        reference, current: the two sides' profiles (for plots).
-        exact: False when the reference was a stored profile (KS and Wasserstein approximate).
-    """
-
-    features: Any  # pandas.DataFrame; Any keeps pandas out of the import path
-    drifted_share: float
-    dataset_drift: bool
-    drift_share: float
-    importance_threshold: float
-    compared: int
-    drifted_features: list[str]
-    important_drifted: list[str]
-    unseen_categories: dict[str, list[str]]
-    counted: dict[str, str]
-    reference: Profile
-    current: Profile
-    exact: bool
-
-    def status_of(self, feature: str) -> str:
-        """A feature's status (``ok``, ``constant``, ``all_null``, ...)."""
-        rows = self.features[self.features["feature"] == feature]
-        if rows.empty:
-            raise InvalidInput(f"No feature {feature!r} in this result.")
-        return str(rows["status"].iloc[0])
-
-    def summary(self) -> str:
-        """One line: how many features drifted, the verdict and why, schema problems."""
-        counted = ", ".join(f"{m} for {k}" for k, m in self.counted.items())
-        line = (
-            f"{len(self.drifted_features)} of {self.compared} features drifted "
-            f"({self.drifted_share:.0%}; counted: {counted}); dataset drift: "
-            f"{'YES' if self.dataset_drift else 'no'}"
-        )
-        reasons = []
-        if self.compared and self.drifted_share >= self.drift_share:
-            reasons.append(f"share >= {self.drift_share:.0%}")
-        if self.important_drifted:
-            reasons.append(f"important feature drifted: {', '.join(self.important_drifted)}")
-        if reasons:
-            line += f" ({'; '.join(reasons)})"
-        statuses = self.features.groupby("feature", sort=False)["status"].first()
-        problems = [
-            f"{(statuses == s).sum()} {s.replace('_', ' ')}"
-            for s in ("empty", *_SCHEMA)
-            if (statuses == s).any()
-        ]
-        if problems:
-            line += f". Not compared: {', '.join(problems)}"
-        return line + "."
-
-    def to_dict(self, *, profiles: bool = False) -> dict[str, Any]:
-        """JSON-ready (NaN written as ``None``); ``profiles=True`` adds both profiles."""
-        rows = [
-            {k: _json_value(v) for k, v in row.items()}
-            for row in self.features.to_dict(orient="records")
-        ]
-        out: dict[str, Any] = {
-            "drifted_share": self.drifted_share,
-            "dataset_drift": self.dataset_drift,
-            "drift_share": self.drift_share,
-            "importance_threshold": self.importance_threshold,
-            "compared": self.compared,
-            "drifted_features": list(self.drifted_features),
-            "important_drifted": list(self.important_drifted),
-            "unseen_categories": {k: list(v) for k, v in self.unseen_categories.items()},
-            "counted": dict(self.counted),
-            "exact": self.exact,
-            "summary": self.summary(),
-            "features": rows,
-        }
-        if profiles:
-            out["reference"] = self.reference.to_dict()
-            out["current"] = self.current.to_dict()
-        return out
 
 
 def drift(
@@ -273,22 +179,22 @@ def drift(
             threshold or share out of range.
     """
     cur_df = as_frame(current, "current")
-    wanted = _methods(methods)
-    counted = _counted(primary, wanted)
-    limits = _thresholds(thresholds)
-    weights = _importance(importance)
-    _fraction(drift_share, "drift_share")
+    wanted = check_methods(methods)
+    counted = check_counted(primary, wanted)
+    limits = check_thresholds(thresholds)
+    weights = check_importance(importance)
+    check_fraction(drift_share, "drift_share")
     if not math.isfinite(importance_threshold):
         raise InvalidInput("importance_threshold must be a finite number.")
 
     ref_sorted: dict[str, FloatArray | None] = {}
     if isinstance(reference, Profile):
         ref_prof, exact = reference, False
-        forced = set(_names(categorical)) - set(ref_prof.columns)
+        forced = set(column_names(categorical)) - set(ref_prof.columns)
     else:
         ref_df = as_frame(reference, "reference")
-        forced = set(_names(categorical))
-        _known(forced, set(map(str, ref_df.columns)) | set(map(str, cur_df.columns)))
+        forced = set(column_names(categorical))
+        check_known(forced, set(map(str, ref_df.columns)) | set(map(str, cur_df.columns)))
         cols = {}
         for name in ref_df.columns:
             kind = column_kind(ref_df[name], forced=str(name) in forced)
@@ -354,12 +260,9 @@ class _Context:
         p_value: float = math.nan,
         drifted: bool | None = None,
     ) -> None:
-        threshold = self.threshold(feature, method) if method in _ALL_METHODS else math.nan
+        threshold = self.threshold(feature, method) if method in ALL_METHODS else math.nan
         if drifted is None:
-            if method in _TESTS:
-                drifted = bool(p_value < threshold)
-            else:
-                drifted = bool(statistic >= threshold)
+            drifted = bool(p_value < threshold) if method in TESTS else bool(statistic >= threshold)
         self.rows.append(
             {
                 "feature": feature,
@@ -507,7 +410,7 @@ class _Context:
                     ks = stats.ks_from_gap(gap[1], ref_sorted, cur)
                     value, p = ks.statistic, ks.pvalue
                 else:
-                    value = _ks_from_quantiles(np.asarray(rp.quantiles), cur)
+                    value = stats.ks_from_quantiles(np.asarray(rp.quantiles), cur)
                     p = stats.ks_pvalue(value, rp.count, cur.size)
                     detail = _join(detail, approx)
             else:  # wasserstein
@@ -585,7 +488,7 @@ class _Context:
             )
         frame = pd.DataFrame(self.rows, columns=_COLUMNS)
         statuses = dict(zip(frame["feature"], frame["status"], strict=False))
-        compared = [f for f, s in statuses.items() if s in _COMPARED]
+        compared = [f for f, s in statuses.items() if s in COMPARED]
         hits = frame[frame["counted"] & frame["drifted"]]["feature"]
         drifted = [f for f in compared if f in set(hits)]
         share = len(drifted) / len(compared) if compared else 0.0
@@ -607,165 +510,9 @@ class _Context:
         )
 
 
-def _ks_from_quantiles(quantiles: FloatArray, cur: FloatArray) -> float:
-    """KS statistic between the CDF interpolated through a reference's quantiles
-    (probabilities evenly spaced 0..1) and a sorted current sample."""
-    probs = np.linspace(0.0, 1.0, quantiles.size)
-    points = np.concatenate([cur, quantiles])
-    f_cur_right = np.searchsorted(cur, points, side="right") / cur.size
-    f_cur_left = np.searchsorted(cur, points, side="left") / cur.size
-    gap = max(
-        float(np.max(np.abs(_interp_cdf(quantiles, probs, points, "right") - f_cur_right))),
-        float(np.max(np.abs(_interp_cdf(quantiles, probs, points, "left") - f_cur_left))),
-    )
-    return min(gap, 1.0)
-
-
-def _interp_cdf(q: FloatArray, probs: FloatArray, x: FloatArray, side: str) -> FloatArray:
-    """The reference CDF at ``x`` (right limits, or left limits for ``side="left"``),
-    linear between quantile points and flat outside them."""
-    i = np.searchsorted(q, x, side="right" if side == "right" else "left")
-    out = np.where(i >= q.size, 1.0, 0.0)
-    inner = (i > 0) & (i < q.size)
-    lo, hi = i[inner] - 1, i[inner]
-    span = q[hi] - q[lo]
-    t = np.where(span > 0, (x[inner] - q[lo]) / np.where(span > 0, span, 1.0), 0.0)
-    out[inner] = probs[lo] + t * (probs[hi] - probs[lo])
-    return out
-
-
-# -- argument checks --------------------------------------------------------------------
-
-
-def _methods(methods: Sequence[str] | None) -> list[str]:
-    if methods is None:
-        return list(_ALL_METHODS)
-    if isinstance(methods, str):
-        methods = [methods]
-    bad = [m for m in methods if m not in _ALL_METHODS]
-    if bad or not methods:
-        raise InvalidInput(
-            f"Unknown drift method(s): {', '.join(map(repr, bad)) or '(none given)'}.",
-            hint=f"Use some of: {', '.join(_ALL_METHODS)}.",
-        )
-    return list(dict.fromkeys(methods))
-
-
-def _counted(primary: Mapping[str, str] | None, wanted: list[str]) -> dict[str, str]:
-    chosen = dict(PRIMARY)
-    for kind, method in (primary or {}).items():
-        if kind not in METHODS or method not in METHODS[kind]:
-            raise InvalidInput(
-                f"primary={{{kind!r}: {method!r}}} is not a method for that kind.",
-                hint="Numeric: "
-                + ", ".join(METHODS["numeric"])
-                + "; categorical: "
-                + ", ".join(METHODS["categorical"])
-                + ".",
-            )
-        chosen[kind] = method
-    out = {}
-    for kind, method in chosen.items():
-        if method in wanted:
-            out[kind] = method
-        else:
-            runs = [m for m in wanted if m in METHODS[kind]]
-            if runs:
-                out[kind] = runs[0]
-    return out
-
-
-def _thresholds(
-    thresholds: Mapping[str, float | Mapping[str, float]] | None,
-) -> dict[tuple[str | None, str], float]:
-    out: dict[tuple[str | None, str], float] = {(None, m): v for m, v in DEFAULT_THRESHOLDS.items()}
-    for key, value in (thresholds or {}).items():
-        if isinstance(value, Mapping):
-            for method, v in value.items():
-                out[(str(key), _method_name(method))] = _limit(method, v)
-        elif key in _ALL_METHODS:
-            out[(None, key)] = _limit(key, value)
-        else:
-            raise InvalidInput(
-                f"thresholds[{key!r}] = {value!r}: {key!r} is not a method.",
-                hint=f"Per method: {{'psi': 0.1}}; per feature: {{{key!r}: {{'ks': 0.01}}}}. "
-                f"Methods: {', '.join(_ALL_METHODS)}.",
-            )
-    return out
-
-
-def _method_name(method: Any) -> str:
-    if method not in _ALL_METHODS:
-        raise InvalidInput(
-            f"Unknown drift method {method!r} in thresholds.",
-            hint=f"Use one of: {', '.join(_ALL_METHODS)}.",
-        )
-    return str(method)
-
-
-def _limit(method: str, value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = math.nan
-    if method in _TESTS:
-        ok = 0.0 < v < 1.0
-        want = "a p-value threshold in (0, 1)"
-    else:
-        ok = math.isfinite(v) and v >= 0
-        want = "a finite distance >= 0"
-    if not ok or isinstance(value, bool):
-        raise InvalidInput(f"Threshold for {method} must be {want}, got {value!r}.")
-    return v
-
-
-def _importance(importance: Mapping[str, float] | None) -> dict[str, float]:
-    out = {}
-    for name, value in (importance or {}).items():
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            v = math.nan
-        if not math.isfinite(v):
-            raise InvalidInput(f"importance[{name!r}] must be a finite number, got {value!r}.")
-        out[str(name)] = v
-    return out
-
-
-def _fraction(value: float, what: str) -> None:
-    if not (isinstance(value, int | float) and 0 < value <= 1):
-        raise InvalidInput(f"{what} must be in (0, 1], got {value!r}.")
-
-
-def _names(categorical: Iterable[str] | None) -> list[str]:
-    if categorical is None:
-        return []
-    return [categorical] if isinstance(categorical, str) else [str(c) for c in categorical]
-
-
-def _known(names: set[str], columns: set[str]) -> None:
-    missing = names - columns
-    if missing:
-        raise InvalidInput(
-            f"categorical names columns neither frame has: {', '.join(sorted(missing))}.",
-            hint=f"Columns: {', '.join(sorted(columns))}.",
-        )
-
-
 def _null_share(p: ColumnProfile, rows: int) -> float | None:
     return p.nulls / rows if rows else None
 
 
 def _join(a: str, b: str) -> str:
     return f"{a}; {b}" if a and b else a or b
-
-
-def _json_value(v: Any) -> Any:
-    if isinstance(v, float | np.floating):
-        f = float(v)
-        return f if math.isfinite(f) else None
-    if isinstance(v, np.bool_):
-        return bool(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    return v

@@ -98,6 +98,7 @@ __all__ = [
     "js_categorical",
     "js_from_samples",
     "ks_from_gap",
+    "ks_from_quantiles",
     "ks_pvalue",
     "ks_sorted",
     "ks_test",
@@ -401,3 +402,30 @@ def chi_square(reference: Mapping[K, float], current: Mapping[K, float]) -> ChiS
         return ChiSquareResult(0.0, 1.0, 0)
     result = chi2_contingency(table, correction=False)
     return ChiSquareResult(float(result.statistic), float(result.pvalue), int(result.dof))
+
+
+def ks_from_quantiles(quantiles: FloatArray, cur: FloatArray) -> float:
+    """KS statistic between the CDF interpolated through a reference's quantiles
+    (probabilities evenly spaced 0..1) and a sorted current sample."""
+    probs = np.linspace(0.0, 1.0, quantiles.size)
+    points = np.concatenate([cur, quantiles])
+    f_cur_right = np.searchsorted(cur, points, side="right") / cur.size
+    f_cur_left = np.searchsorted(cur, points, side="left") / cur.size
+    gap = max(
+        float(np.max(np.abs(_interp_cdf(quantiles, probs, points, "right") - f_cur_right))),
+        float(np.max(np.abs(_interp_cdf(quantiles, probs, points, "left") - f_cur_left))),
+    )
+    return min(gap, 1.0)
+
+
+def _interp_cdf(q: FloatArray, probs: FloatArray, x: FloatArray, side: str) -> FloatArray:
+    """The reference CDF at ``x`` (right limits, or left limits for ``side="left"``),
+    linear between quantile points and flat outside them."""
+    i = np.searchsorted(q, x, side="right" if side == "right" else "left")
+    out = np.where(i >= q.size, 1.0, 0.0)
+    inner = (i > 0) & (i < q.size)
+    lo, hi = i[inner] - 1, i[inner]
+    span = q[hi] - q[lo]
+    t = np.where(span > 0, (x[inner] - q[lo]) / np.where(span > 0, span, 1.0), 0.0)
+    out[inner] = probs[lo] + t * (probs[hi] - probs[lo])
+    return out
