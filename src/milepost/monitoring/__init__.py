@@ -5,10 +5,10 @@ check), canary analysis (prediction PSI) and the monitors::
 
     from milepost.monitoring import drift, profile, psi_from_samples, ks_test
 
-- :mod:`milepost.monitoring.drift`: ``drift(reference, current)`` compares two windows
+- :mod:`milepost.monitoring.feature_drift`: ``drift(reference, current)`` compares two windows
   per feature and method (PSI, KS, Wasserstein, Jensen-Shannon, chi-square) with a
   dataset verdict that an important feature's drift cannot hide behind quiet ones;
-- :mod:`milepost.monitoring.profile`: ``profile(frame)``, a reference summary whose size
+- :mod:`milepost.monitoring.profiles`: ``profile(frame)``, a reference summary whose size
   does not grow with the rows, stored with a model version and read instead of the
   training set;
 
@@ -30,7 +30,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from milepost.monitoring.drift import DEFAULT_THRESHOLDS, DriftResult, drift
+    from milepost.monitoring.feature_drift import DEFAULT_THRESHOLDS, DriftResult, drift
     from milepost.monitoring.predictions import (
         SegmentSource,
         VariantStats,
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
         segment_paths,
         variant_stats,
     )
-    from milepost.monitoring.profile import ColumnProfile, Profile, profile
+    from milepost.monitoring.profiles import ColumnProfile, Profile, profile
     from milepost.monitoring.stats import (
         PSI_EPS,
         ChiSquareResult,
@@ -127,8 +127,10 @@ _LAZY: dict[str, str] = {
         ),
         "milepost.monitoring.stats",
     ),
-    **dict.fromkeys(("DEFAULT_THRESHOLDS", "DriftResult", "drift"), "milepost.monitoring.drift"),
-    **dict.fromkeys(("ColumnProfile", "Profile", "profile"), "milepost.monitoring.profile"),
+    **dict.fromkeys(
+        ("DEFAULT_THRESHOLDS", "DriftResult", "drift"), "milepost.monitoring.feature_drift"
+    ),
+    **dict.fromkeys(("ColumnProfile", "Profile", "profile"), "milepost.monitoring.profiles"),
 }
 
 

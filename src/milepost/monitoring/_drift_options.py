@@ -1,4 +1,4 @@
-"""Checking :func:`~milepost.monitoring.drift.drift`'s options: methods, thresholds,
+"""Checking :func:`~milepost.monitoring.feature_drift.drift`'s options: methods, thresholds,
 counted methods, importances."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The result of :func:`~milepost.monitoring.drift.drift`."""
+"""The result of :func:`~milepost.monitoring.feature_drift.drift`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 from milepost.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from milepost.monitoring.profile import Profile
+    from milepost.monitoring.profiles import Profile
 
 #: Statuses of features that were compared (they count in ``drifted_share``).
 COMPARED = frozenset({"ok", "constant", "all_null"})

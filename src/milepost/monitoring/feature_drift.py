@@ -61,7 +61,7 @@ Schema statuses (the last four) are never counted as drift; :meth:`DriftResult.s
 names them.
 
 **Exact and approximate.** With a DataFrame reference every statistic is exact. With a
-:class:`~milepost.monitoring.profile.Profile` PSI, Jensen-Shannon and chi-square are exact
+:class:`~milepost.monitoring.profiles.Profile` PSI, Jensen-Shannon and chi-square are exact
 (while categories fit the profile's cap; beyond it the rare ones are pooled as
 ``"__other__"`` and current values outside the kept list count there); KS compares the
 current sample with the reference CDF rebuilt from the stored 1,001 quantiles (statistic
@@ -99,7 +99,7 @@ from milepost.monitoring._drift_options import (
     column_names,
 )
 from milepost.monitoring._drift_result import COMPARED, DriftResult
-from milepost.monitoring.profile import (
+from milepost.monitoring.profiles import (
     _PROBS,
     OTHER,
     ColumnProfile,
