@@ -159,7 +159,7 @@ def psi_bins(reference: npt.ArrayLike, n_bins: int = 10) -> FloatArray:
     if ref.size == 0:
         return np.array([], dtype=np.float64)
     qs = np.linspace(0, 1, n_bins + 1)[1:-1]
-    return np.unique(np.quantile(ref, qs))
+    return np.unique(sorted_quantiles(np.sort(ref), qs))
 
 
 def bin_counts(values: npt.ArrayLike, edges: FloatArray) -> FloatArray:
@@ -284,12 +284,18 @@ def ks_sorted(reference: FloatArray, current: FloatArray) -> KsResult:
 
 def sorted_quantiles(values: FloatArray, probs: npt.ArrayLike) -> FloatArray:
     """Quantiles of a **sorted**, finite, non-empty array at ``probs`` (0..1), by linear
-    interpolation: the same numbers as ``np.quantile(values, probs)`` without a
-    partition (its default ``linear`` method and its rounding)."""
+    interpolation, as ``np.quantile(values, probs)`` (its default ``linear`` method)
+    without a partition, except that a position within rounding of a whole number
+    gives exactly that sample value."""
     p = np.asarray(probs, dtype=np.float64)
     if values.size == 0:
         raise ValueError("quantiles need at least one value")
     pos = p * (values.size - 1)
+    # a position within rounding of a whole number is that number: the quantile is then
+    # exactly a sample value (np.quantile may land an ulp beside it, and a value equal to
+    # an edge would change bins under scaling or shifting)
+    whole = np.round(pos)
+    pos = np.where(np.abs(pos - whole) <= 1e-9 * np.maximum(whole, 1.0), whole, pos)
     lo = np.floor(pos).astype(np.intp)
     hi = np.minimum(lo + 1, values.size - 1)
     t = pos - lo
