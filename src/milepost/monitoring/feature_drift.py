@@ -25,11 +25,14 @@ chi_square     categorical p_value < threshold            0.05
   flags a shift before it is major. With no drift, PSI on 10 bins is about
   ``9 * (1/n + 1/m)``, 0.002 at 10,000 rows a side: no false alarms at that size.
 - Wasserstein 0.1: a mean shift of 0.1 standard deviations, the smallest shift worth a
-  look for most features. With no drift at 10,000 rows a side the statistic is about
-  0.01 (it shrinks like ``1/sqrt(n)``): false alarms need fewer than ~200 rows a side.
+  look for most features. With no drift the statistic shrinks like ``1/sqrt(n)``:
+  measured on normal data, about 0.02 at 10,000 rows a side (0 alarms in 90 trials, the
+  largest 0.04), 0.06 at 1,000 (3.5% alarms), 0.11 at 300 (44%): below ~1,000 rows a
+  side raise the threshold or count KS instead (``primary={"numeric": "ks"}``).
 - Jensen-Shannon 0.1: with no drift the distance on 10 bins is about 0.02 at 10,000 rows
-  a side (``sqrt(9 / (8 ln 2) * (1/n + 1/m))``); 0.1 is reached by a mean shift of
-  roughly a third of a standard deviation, or a category gaining or losing ~10 points.
+  a side (``sqrt(9 / (8 ln 2) * (1/n + 1/m))``; measured 0.019, the largest of 90
+  trials 0.031); 0.1 is reached by a mean shift of about 0.25 standard deviations, or by
+  categories moving ~10 points (50/30/20% to 40/40/20%).
 - The hypothesis tests (KS, chi-square) hold their 5% false-alarm rate at any size, but
   at large sizes they flag shifts too small to matter; the distances do not grow with
   the sample. Hence the counted methods below.
@@ -407,7 +410,7 @@ class _Context:
                 value = stats.jensen_shannon(ref_counts, cur_counts)
             elif method == "ks":
                 if gap is not None and ref_sorted is not None:
-                    ks = stats.ks_from_gap(gap[1], ref_sorted, cur)
+                    ks = stats.ks_from_gap(*gap, ref_sorted, cur)
                     value, p = ks.statistic, ks.pvalue
                 else:
                     value = stats.ks_from_quantiles(np.asarray(rp.quantiles), cur)

@@ -46,6 +46,16 @@ def test_ks_sorted_matches_scipy(sizes: tuple[int, int]) -> None:
     assert got.pvalue == pytest.approx(want.pvalue, rel=1e-9)
 
 
+def test_ks_and_wasserstein_handle_ties_like_scipy() -> None:
+    rng = np.random.default_rng(9)
+    a = np.sort(rng.integers(0, 6, 15_000).astype(float))
+    b = np.sort(rng.integers(1, 7, 12_000).astype(float))
+    got, want = ks_sorted(a, b), scipy.stats.ks_2samp(a, b)
+    assert got.statistic == pytest.approx(want.statistic, abs=1e-12)
+    assert got.pvalue == pytest.approx(want.pvalue, rel=1e-6, abs=1e-300)
+    assert wasserstein(a, b) == pytest.approx(scipy.stats.wasserstein_distance(a, b) / a.std())
+
+
 def test_ks_pvalue_is_scipys_asymptotic_one() -> None:
     want = scipy.stats.ks_2samp(np.arange(20_000.0), np.arange(20_000.0) + 300, method="asymp")
     assert ks_pvalue(want.statistic, 20_000, 20_000) == pytest.approx(want.pvalue, rel=1e-9)
