@@ -193,15 +193,17 @@ def drift(
     ref_sorted: dict[str, FloatArray | None] = {}
     if isinstance(reference, Profile):
         ref_prof, exact = reference, False
-        forced = set(column_names(categorical)) - set(ref_prof.columns)
+        forced = set(column_names(categorical))
+        check_known(forced, set(ref_prof.columns) | set(map(str, cur_df.columns)))
+        forced -= set(ref_prof.columns)
     else:
         ref_df = as_frame(reference, "reference")
         forced = set(column_names(categorical))
-        check_known(forced, set(map(str, ref_df.columns)) | set(map(str, cur_df.columns)))
+        check_known(forced, set(ref_df.columns) | set(cur_df.columns))
         cols = {}
         for name in ref_df.columns:
-            kind = column_kind(ref_df[name], forced=str(name) in forced)
-            cols[str(name)], ref_sorted[str(name)] = profile_column(ref_df[name], kind)
+            kind = column_kind(ref_df[name], forced=name in forced)
+            cols[name], ref_sorted[name] = profile_column(ref_df[name], kind)
         ref_prof, exact = Profile(rows=len(ref_df), columns=cols), True
 
     ctx = _Context(wanted, counted, limits, exact)
@@ -213,12 +215,11 @@ def drift(
         cur_cols[name] = ctx.compare(
             rp, ref_prof.rows, ref_sorted.get(name), cur_df[name], len(cur_df)
         )
-    for raw in cur_df.columns:
-        name = str(raw)
+    for name in cur_df.columns:
         if name in ref_prof.columns:
             continue
-        kind = column_kind(cur_df[raw], forced=name in forced)
-        cur_cols[name] = profile_column(cur_df[raw], kind)[0]
+        kind = column_kind(cur_df[name], forced=name in forced)
+        cur_cols[name] = profile_column(cur_df[name], kind)[0]
         ctx.unavailable(
             name, kind, "new_in_current", None, _null_share(cur_cols[name], len(cur_df))
         )
@@ -297,14 +298,14 @@ class _Context:
             "missing_in_current": "the reference has this column, the current data does not",
             "new_in_current": "the current data has this column, the reference does not",
         }
+        texts["no_method"] = (
+            f"no requested method ({', '.join(self.wanted)}) applies to a {kind} feature; "
+            f"add one of {', '.join(METHODS[kind])}"
+        )
         methods = self.methods_for(kind)
         if not methods:
-            asked = ", ".join(self.wanted)
-            methods, status = ["none"], status if status in texts else "no_method"
-            detail = detail or (
-                f"no requested method ({asked}) applies to a {kind} feature; add one of "
-                f"{', '.join(METHODS[kind])}"
-            )
+            methods = ["none"]
+            status = status if status in texts else "no_method"
         for method in methods:
             self.add(
                 name,

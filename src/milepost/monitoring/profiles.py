@@ -195,8 +195,8 @@ def profile(frame: Any, *, categorical: Iterable[str] | None = None) -> Profile:
     forced = _forced(categorical, df)
     cols = {}
     for name in df.columns:
-        kind = column_kind(df[name], forced=str(name) in forced)
-        cols[str(name)] = profile_column(df[name], kind)[0]
+        kind = column_kind(df[name], forced=name in forced)
+        cols[name] = profile_column(df[name], kind)[0]
     return Profile(rows=len(df), columns=cols)
 
 
@@ -204,7 +204,8 @@ def profile(frame: Any, *, categorical: Iterable[str] | None = None) -> Profile:
 
 
 def as_frame(frame: Any, what: str) -> pd.DataFrame:
-    """``frame`` as a pandas DataFrame with text column names, or InvalidInput."""
+    """``frame`` as a pandas DataFrame with text column names (``1`` becomes ``"1"``),
+    or InvalidInput."""
     import pandas as pd
 
     if not isinstance(frame, pd.DataFrame) and hasattr(frame, "to_pandas"):
@@ -214,11 +215,13 @@ def as_frame(frame: Any, what: str) -> pd.DataFrame:
             f"{what} must be a pandas DataFrame, got {type(frame).__name__}.",
             hint="Pass a DataFrame (pandas, or anything with .to_pandas()).",
         )
+    if not all(isinstance(c, str) for c in frame.columns):
+        frame = frame.rename(columns=str)  # profiles name columns by text
     if frame.columns.duplicated().any():
-        dup = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        dup = sorted(set(frame.columns[frame.columns.duplicated()]))
         raise InvalidInput(
             f"{what} has duplicate column names: {', '.join(dup)}.",
-            hint="Rename the columns so each name appears once.",
+            hint="Rename the columns so each name appears once (names compare as text).",
         )
     return frame
 
@@ -229,7 +232,7 @@ def _forced(categorical: Iterable[str] | None, df: pd.DataFrame) -> set[str]:
     if isinstance(categorical, str):
         categorical = [categorical]
     names = {str(c) for c in categorical}
-    missing = names - {str(c) for c in df.columns}
+    missing = names - set(df.columns)
     if missing:
         raise InvalidInput(
             f"categorical names columns the frame lacks: {', '.join(sorted(missing))}.",

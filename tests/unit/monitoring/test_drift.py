@@ -319,3 +319,57 @@ def _affine(df: pd.DataFrame, scale: float, shift: float) -> pd.DataFrame:
     out = df.copy()
     out["x"] = out["x"] * scale + shift
     return out
+
+
+def test_column_names_compare_as_text() -> None:
+    rng = np.random.default_rng(12)
+    ref = pd.DataFrame({0: rng.normal(size=300), "b": rng.normal(size=300)})
+    cur = pd.DataFrame({"0": rng.normal(size=300), "b": rng.normal(size=300)})
+    r = drift(ref, cur)
+    assert r.status_of("0") == "ok" and r.compared == 2
+    with pytest.raises(InvalidInput, match="duplicate column names: 0"):
+        drift(pd.DataFrame([[1, 2]], columns=[0, "0"]), cur)
+
+
+def test_categorical_names_are_checked_with_a_profile_too() -> None:
+    ref, cur = _frames(100, 13)
+    stored = profile(ref)
+    with pytest.raises(InvalidInput, match="neither frame"):
+        drift(stored, cur, categorical=["ghost"])
+    cur["zone"] = 3
+    r = drift(stored, cur, categorical=["zone", "age"])  # age keeps the profile's kind
+    kinds = r.features.groupby("feature")["kind"].first().to_dict()
+    assert kinds["zone"] == "categorical" and kinds["age"] == "numeric"
+
+
+@settings(deadline=None, max_examples=15)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(["normal", "lognormal", "poisson", "mixed"]),
+    st.integers(2_000, 20_000),
+    st.integers(500, 12_000),
+    st.floats(0, 0.5),
+)
+def test_profile_answers_are_close_to_exact_ones(
+    seed: int, family: str, n: int, m: int, shift: float
+) -> None:
+    rng = np.random.default_rng(seed)
+
+    def sample(size: int, s: float) -> np.ndarray:
+        if family == "normal":
+            return rng.normal(s, 1, size)
+        if family == "lognormal":
+            return rng.lognormal(s, 1, size)
+        if family == "poisson":
+            return rng.poisson(3 + s * 2, size).astype(float)
+        return np.where(rng.random(size) < 0.4, 0.0, rng.normal(5 + s, 2, size))
+
+    ref, cur = pd.DataFrame({"x": sample(n, 0)}), pd.DataFrame({"x": sample(m, shift)})
+    exact = drift(ref, cur).features.set_index("method")
+    approx = drift(profile(ref), cur).features.set_index("method")
+    for method in ("psi", "jensen_shannon"):
+        assert approx.loc[method, "statistic"] == pytest.approx(exact.loc[method, "statistic"])
+    assert approx.loc["ks", "statistic"] == pytest.approx(exact.loc["ks", "statistic"], abs=3e-3)
+    assert approx.loc["wasserstein", "statistic"] == pytest.approx(
+        exact.loc["wasserstein", "statistic"], abs=0.02
+    )
