@@ -215,15 +215,16 @@ def as_frame(frame: Any, what: str) -> pd.DataFrame:
             f"{what} must be a pandas DataFrame, got {type(frame).__name__}.",
             hint="Pass a DataFrame (pandas, or anything with .to_pandas()).",
         )
-    if not all(isinstance(c, str) for c in frame.columns):
-        frame = frame.rename(columns=str)  # profiles name columns by text
-    if frame.columns.duplicated().any():
-        dup = sorted(set(frame.columns[frame.columns.duplicated()]))
+    df: pd.DataFrame = frame
+    if not all(isinstance(c, str) for c in df.columns):
+        df = df.rename(columns=str)  # profiles name columns by text
+    if df.columns.duplicated().any():
+        dup = sorted(set(df.columns[df.columns.duplicated()]))
         raise InvalidInput(
             f"{what} has duplicate column names: {', '.join(dup)}.",
             hint="Rename the columns so each name appears once (names compare as text).",
         )
-    return frame
+    return df
 
 
 def _forced(categorical: Iterable[str] | None, df: pd.DataFrame) -> set[str]:
