@@ -190,31 +190,34 @@ def drift(
     if not math.isfinite(importance_threshold):
         raise InvalidInput("importance_threshold must be a finite number.")
 
-    ref_sorted: dict[str, FloatArray | None] = {}
+    ref_df = None
     if isinstance(reference, Profile):
-        ref_prof, exact = reference, False
+        ref_rows, ref_names = reference.rows, list(reference.columns)
         forced = set(column_names(categorical))
-        check_known(forced, set(ref_prof.columns) | set(map(str, cur_df.columns)))
-        forced -= set(ref_prof.columns)
+        check_known(forced, set(ref_names) | set(cur_df.columns))
+        forced -= set(ref_names)
     else:
         ref_df = as_frame(reference, "reference")
+        ref_rows, ref_names = len(ref_df), list(ref_df.columns)
         forced = set(column_names(categorical))
-        check_known(forced, set(ref_df.columns) | set(cur_df.columns))
-        cols = {}
-        for name in ref_df.columns:
-            kind = column_kind(ref_df[name], forced=name in forced)
-            cols[name], ref_sorted[name] = profile_column(ref_df[name], kind)
-        ref_prof, exact = Profile(rows=len(ref_df), columns=cols), True
+        check_known(forced, set(ref_names) | set(cur_df.columns))
 
-    ctx = _Context(wanted, counted, limits, exact)
+    ctx = _Context(wanted, counted, limits, exact=ref_df is not None)
+    ref_cols: dict[str, ColumnProfile] = {}
     cur_cols: dict[str, ColumnProfile] = {}
-    for name, rp in ref_prof.columns.items():
+    for name in ref_names:  # one column at a time: its sorted copies are freed after it
+        ref_sorted = None
+        if ref_df is None:
+            rp = reference.columns[name]
+        else:
+            kind = column_kind(ref_df[name], forced=name in forced)
+            rp, ref_sorted = profile_column(ref_df[name], kind)
+        ref_cols[name] = rp
         if name not in cur_df.columns:
-            ctx.unavailable(name, rp.kind, "missing_in_current", _null_share(rp, ref_prof.rows))
+            ctx.unavailable(name, rp.kind, "missing_in_current", _null_share(rp, ref_rows))
             continue
-        cur_cols[name] = ctx.compare(
-            rp, ref_prof.rows, ref_sorted.get(name), cur_df[name], len(cur_df)
-        )
+        cur_cols[name] = ctx.compare(rp, ref_rows, ref_sorted, cur_df[name], len(cur_df))
+    ref_prof = Profile(rows=ref_rows, columns=ref_cols)
     for name in cur_df.columns:
         if name in ref_prof.columns:
             continue
