@@ -202,6 +202,12 @@ def drift(
         forced = set(column_names(categorical))
         check_known(forced, set(ref_names) | set(cur_df.columns))
 
+    unknown = set(weights) - set(ref_names) - set(cur_df.columns)
+    if unknown:
+        raise InvalidInput(
+            f"importance names features in neither side: {', '.join(sorted(unknown))}.",
+            hint="Pass importances for the monitored features only.",
+        )
     ctx = _Context(wanted, counted, limits, exact=ref_df is not None)
     ref_cols: dict[str, ColumnProfile] = {}
     cur_cols: dict[str, ColumnProfile] = {}
@@ -462,7 +468,8 @@ class _Context:
             )
             detail = _join(
                 detail,
-                f"{len(unseen)} categories unseen in the reference, {share:.1%} of current: "
+                f"{len(unseen)} {'category' if len(unseen) == 1 else 'categories'} unseen "
+                f"in the reference, {share:.1%} of current: "
                 f"{shown}{where}",
             )
         status = "constant" if len(real_ref) == 1 and not rp.capped else "ok"
@@ -487,12 +494,6 @@ class _Context:
     ) -> DriftResult:
         import pandas as pd
 
-        unknown = set(weights) - set(ref.columns) - set(cur.columns)
-        if unknown:
-            raise InvalidInput(
-                f"importance names features in neither side: {', '.join(sorted(unknown))}.",
-                hint="Pass importances for the monitored features only.",
-            )
         frame = pd.DataFrame(self.rows, columns=_COLUMNS)
         statuses = dict(zip(frame["feature"], frame["status"], strict=False))
         compared = [f for f, s in statuses.items() if s in COMPARED]

@@ -138,12 +138,18 @@ class ColumnProfile:
                 f"Not a column profile: {type(exc).__name__}: {exc}.",
                 hint="Pass what ColumnProfile.to_dict() or Profile.to_dict() returned.",
             ) from exc
-        if col.kind == "numeric" and col.count > 0 and len(col.counts) != len(col.edges) + 1:
-            raise InvalidInput(
-                f"Column profile {col.name!r} has {len(col.edges)} edges but "
-                f"{len(col.counts)} bin counts (needs edges + 1).",
-                hint="Pass what Profile.to_dict() returned, unchanged.",
-            )
+        if col.kind == "numeric" and col.count > 0:
+            if len(col.counts) != len(col.edges) + 1:
+                raise InvalidInput(
+                    f"Column profile {col.name!r} has {len(col.edges)} edges but "
+                    f"{len(col.counts)} bin counts (needs edges + 1).",
+                    hint="Pass what Profile.to_dict() returned, unchanged.",
+                )
+            if len(col.quantiles) < 2 or col.std is None:
+                raise InvalidInput(
+                    f"Column profile {col.name!r} has values but no quantiles or std.",
+                    hint="Pass what Profile.to_dict() returned, unchanged.",
+                )
         return col
 
 

@@ -133,5 +133,9 @@ def test_bad_input_is_refused_with_a_hint() -> None:
         ColumnProfile.from_dict(
             {"name": "x", "kind": "numeric", "count": 3, "nulls": 0, "edges": [1.0], "counts": []}
         )
+    with pytest.raises(InvalidInput, match="no quantiles"):
+        ColumnProfile.from_dict(
+            {"name": "x", "kind": "numeric", "count": 3, "nulls": 0, "edges": [], "counts": [3]}
+        )
     with pytest.raises(InvalidInput, match="format"):
         Profile.from_dict({"format": 99, "rows": 0, "columns": []})
