@@ -61,6 +61,7 @@ def _log(
     start_ms: int,
     predictions: list[Any] | None = None,
     endpoint: str = "churn-ep",
+    version: int = 1,
 ) -> list[str]:
     """Log one request per row, one ms apart from ``start_ms``; returns the request ids."""
     logger = PredictionLogger(
@@ -77,9 +78,9 @@ def _log(
                 "row": 0,
                 "ts": start_ms + i,
                 "endpoint": endpoint,
-                "variant": "churn-v1",
+                "variant": f"churn-v{version}",
                 "model": "churn",
-                "version": 1,
+                "version": version,
                 "role": "primary",
                 "key": str(i),
                 "features": json.dumps(row),
@@ -207,14 +208,50 @@ def test_an_empty_window_is_a_result_not_a_crash(runtime: Runtime, endpoint: str
 
 def test_a_count_window_takes_the_newest_rows(runtime: Runtime, endpoint: str) -> None:
     svc = _service(runtime, Clock())
-    _log(runtime, _frame(300, seed=6), start_ms=_now_ms() - 3 * 86_400_000)  # days ago
-    _log(runtime, _frame(300, seed=7, age_shift=15), start_ms=_now_ms() - 60_000)
-    svc.create("last-n", endpoint=endpoint, window="last 300")
+    _log(runtime, _frame(1000, seed=6), start_ms=_now_ms() - 3 * 86_400_000)  # days ago
+    _log(runtime, _frame(1000, seed=7, age_shift=15), start_ms=_now_ms() - 60_000)
+    svc.create("last-n", endpoint=endpoint, window="last 1000")
     run = svc.run("last-n")
-    assert run.rows == 300 and run.window_start == _now_ms() - 60_000
-    psi = {r.feature: r for r in run.results if r.metric == "psi"}
-    assert psi["age"].breached and psi["age"].details["reference_rows"] == 300
-    assert not psi["plan"].breached
+    assert run.rows == 1000 and run.window_start == _now_ms() - 60_000
+    # no thresholds: every method runs; the counted ones alert (wasserstein, psi)
+    counted = {(r.metric, r.feature): r for r in run.results}
+    age = counted[("wasserstein", "age")]
+    assert age.breached and age.details["reference_rows"] == 1000
+    assert not counted[("psi", "plan")].breached and not counted[("wasserstein", "income")].breached
+    assert {a.feature for a in run.alerts} == {"age"}
+
+
+def test_feature_drift_reads_the_stored_training_profile(
+    runtime: Runtime, endpoint: str, churn_models: dict[str, Any], churn_frame: pd.DataFrame
+) -> None:
+    training = _frame(3000, seed=20).assign(churned=0)  # the label is not a served feature
+    with milepost.start_run(experiment="monitoring"):
+        milepost.log_model(
+            churn_models["good"],
+            "churn",
+            input_example=churn_frame[FEATURES].head(3),
+            training_data=training,
+        )
+    runtime.serving.create("profiled", "churn", version=2)
+    _log(
+        runtime,
+        _frame(800, seed=21, age_shift=10),
+        start_ms=_now_ms() - 600_000,
+        endpoint="profiled",
+        version=2,
+    )
+    svc = _service(runtime, Clock())
+    svc.create("from-profile", endpoint="profiled", window="1h")
+    run = svc.run("from-profile")
+    by = {(r.metric, r.feature): r for r in run.results}
+    age = by[("wasserstein", "age")]
+    assert age.breached and age.details["reference"] == "profile"
+    assert not by[("wasserstein", "income")].breached and not by[("psi", "plan")].breached
+    share = by[("drifted_share", None)]
+    assert share.details["not_logged"] == ["churned"] and share.value == pytest.approx(1 / 3)
+    # the same model version's rows only, by name: the same answer
+    svc.create("v2-only", endpoint="profiled", model="churn", version=2, window="1h")
+    assert {a.feature for a in svc.run("v2-only").alerts} == {"age"}
 
 
 def test_performance_with_delayed_labels(runtime: Runtime, endpoint: str) -> None:

@@ -99,7 +99,7 @@ def test_alerts_are_posted_and_marked_delivered(
     assert body["window_end"] == _now_ms() and body["window_start"] == _now_ms() - HOUR_MS
     posted = {(a["metric"], a["feature"], a["value"]) for a in body["alerts"]}
     assert posted == {(a.metric, a.feature, a.value) for a in run.alerts}
-    assert ("psi", "age") in {(a["metric"], a["feature"]) for a in body["alerts"]}
+    assert ("wasserstein", "age") in {(a["metric"], a["feature"]) for a in body["alerts"]}
     assert all(a.delivered is True for a in svc.alerts("hooked"))
 
     # a run without alerts posts nothing

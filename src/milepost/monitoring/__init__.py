@@ -3,10 +3,19 @@
 One implementation of each statistic serves data validation (the ``distribution``
 check), canary analysis (prediction PSI) and the monitors::
 
-    from milepost.monitoring import psi_from_samples, ks_test, variant_stats
+    from milepost.monitoring import drift, profile, psi_from_samples, ks_test
+
+- :mod:`milepost.monitoring.feature_drift`: ``drift(reference, current)`` compares two windows
+  per feature and method (PSI, KS, Wasserstein, Jensen-Shannon, chi-square) with a
+  dataset verdict that an important feature's drift cannot hide behind quiet ones;
+- :mod:`milepost.monitoring.profiles`: ``profile(frame)``, a reference summary whose size
+  does not grow with the rows, stored with a model version and read instead of the
+  training set;
 
 - :mod:`milepost.monitoring.stats`: PSI (numbers binned at the reference's quantiles,
-  categories one bin each, empty bins floored at ``PSI_EPS``) and the two-sample KS test;
+  categories one bin each, empty bins floored at ``PSI_EPS``), the two-sample KS test,
+  the normalised Wasserstein distance, the Jensen-Shannon distance and the chi-square
+  test of homogeneity;
 - :mod:`milepost.monitoring.predictions`: an endpoint's logged requests over a window,
   per-variant request/error/latency figures, prediction counts and PSI between variants;
 - :mod:`milepost.monitoring.service`: :class:`MonitorService`, monitors on an endpoint or
@@ -24,6 +33,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from milepost.monitoring.feature_drift import DEFAULT_THRESHOLDS, DriftResult, drift
     from milepost.monitoring.monitors import (
         CHECKS,
         Alert,
@@ -43,25 +53,36 @@ if TYPE_CHECKING:
         segment_paths,
         variant_stats,
     )
+    from milepost.monitoring.profiles import ColumnProfile, Profile, profile
     from milepost.monitoring.service import MonitorService, MonitorSources
     from milepost.monitoring.stats import (
         PSI_EPS,
+        ChiSquareResult,
         KsResult,
         align_counts,
         bin_counts,
+        chi_square,
+        jensen_shannon,
+        js_categorical,
+        js_from_samples,
         ks_test,
         psi,
         psi_bins,
         psi_categorical,
         psi_from_samples,
+        wasserstein,
     )
 
 __all__ = [
     "CHECKS",
+    "DEFAULT_THRESHOLDS",
     "PSI_EPS",
     "Alert",
     "Calibration",
+    "ChiSquareResult",
+    "ColumnProfile",
     "DomainClassifierResult",
+    "DriftResult",
     "KsResult",
     "LabelSource",
     "LabelledPredictions",
@@ -72,6 +93,7 @@ __all__ = [
     "MonitorSources",
     "Performance",
     "PerformanceEstimate",
+    "Profile",
     "Schedule",
     "SegmentSource",
     "VariantStats",
@@ -79,15 +101,21 @@ __all__ = [
     "align_counts",
     "bin_counts",
     "check_calibration",
+    "chi_square",
     "domain_classifier_drift",
+    "drift",
     "estimate_performance",
     "expected_roc_auc",
     "fmt_ms",
+    "jensen_shannon",
+    "js_categorical",
+    "js_from_samples",
     "ks_test",
     "labelled_predictions",
     "performance_over_time",
     "prediction_counts",
     "prediction_psi",
+    "profile",
     "psi",
     "psi_bins",
     "psi_categorical",
@@ -96,6 +124,7 @@ __all__ = [
     "realised_performance",
     "segment_paths",
     "variant_stats",
+    "wasserstein",
 ]
 
 # Public name -> the module that defines it.
@@ -145,17 +174,27 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(
         (
             "PSI_EPS",
+            "ChiSquareResult",
             "KsResult",
             "align_counts",
             "bin_counts",
+            "chi_square",
+            "jensen_shannon",
+            "js_categorical",
+            "js_from_samples",
             "ks_test",
             "psi",
             "psi_bins",
             "psi_categorical",
             "psi_from_samples",
+            "wasserstein",
         ),
         "milepost.monitoring.stats",
     ),
+    **dict.fromkeys(
+        ("DEFAULT_THRESHOLDS", "DriftResult", "drift"), "milepost.monitoring.feature_drift"
+    ),
+    **dict.fromkeys(("ColumnProfile", "Profile", "profile"), "milepost.monitoring.profiles"),
 }
 
 

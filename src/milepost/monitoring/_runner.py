@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from milepost.monitoring import checks as ck
-from milepost.monitoring.monitors import DRIFT_METHODS
 from milepost.monitoring.predictions import read_predictions
 
 if TYPE_CHECKING:
@@ -141,20 +140,18 @@ def _drift_check(
     frame = ck.features_frame if check == "feature_drift" else ck.predictions_frame
     current = frame(window.current)
     if profile is not None:
-        import importlib
-
-        drift = importlib.import_module("milepost.monitoring.drift").drift  # part A's
-        methods = [m for m in DRIFT_METHODS if m in mon.thresholds] or None
-        limits = {m: mon.thresholds[m] for m in methods or ()}
-        result = drift(profile, current, methods=methods, thresholds=limits or None)
-        return ck.drift_result_measurements(check, result, window.rows, mon.thresholds)
-    if window.reference.empty:
-        return _no_reference(
-            check,
-            window.rows,
-            "no stored profile for the model version and no logged rows in the previous window",
+        return ck.drift_measurements(
+            check, profile, current, mon.thresholds, details={"reference": "profile"}
         )
-    details = {"reference": "previous_window", "reference_rows": len(window.reference)}
+    if window.reference.empty:
+        reason = "no logged rows in the previous window"
+        if check == "feature_drift":
+            reason = "no stored profile for the model version and " + reason
+        return _no_reference(check, window.rows, reason)
+    details: dict[str, Any] = {
+        "reference": "previous_window",
+        "reference_rows": len(window.reference),
+    }
     return ck.drift_measurements(
         check, frame(window.reference), current, mon.thresholds, details=details
     )

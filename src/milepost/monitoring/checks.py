@@ -5,9 +5,10 @@ columns, ``ok`` rows only) and what to compare them with, and returns
 :class:`Measurement` rows; :class:`~milepost.monitoring.service.MonitorService` stores them
 as results and raises alerts for the breached ones.
 
-- :func:`drift_measurements`: one row per feature and method (``feature_drift`` on the
-  logged ``features`` JSON, ``prediction_drift`` on the ``prediction`` column), plus a
-  ``drifted_share`` row (share of features with at least one drifted method).
+- :func:`drift_measurements`: :func:`~milepost.monitoring.drift` as one row per feature
+  and method (``feature_drift`` on the logged ``features`` JSON, ``prediction_drift`` on
+  the ``prediction`` column), plus a ``drifted_share`` row (drifted features per compared
+  feature, with the dataset verdict in its details).
 - :func:`performance_measurements`: predictions joined with their labels, scored by
   :func:`~milepost.monitoring.realised_performance`, and ``labelled_share`` with the
   labelled and unlabelled counts in its details.
@@ -22,6 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from milepost.monitoring.monitors import DRIFT_METHODS, METRICS
 
+#: Drift statuses that mean the two sides' columns do not match (never drift).
+SCHEMA_STATUSES = ("missing_in_current", "new_in_current", "type_mismatch", "no_method")
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
@@ -31,7 +35,6 @@ __all__ = [
     "Measurement",
     "crossed",
     "drift_measurements",
-    "drift_result_measurements",
     "empty_measurements",
     "error_measurement",
     "features_frame",
@@ -61,7 +64,7 @@ def crossed(metric: str, value: float | None, threshold: float | None) -> bool:
     if value is None or threshold is None or math.isnan(value):
         return False
     direction = METRICS[metric][0]
-    return value > threshold if direction == "above" else value < threshold
+    return value >= threshold if direction == "above" else value < threshold
 
 
 def threshold_for(metric: str, thresholds: Mapping[str, float]) -> float | None:
@@ -113,138 +116,71 @@ def predictions_frame(log: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"prediction": values})
 
 
-def _is_categorical(series: pd.Series[Any]) -> bool:
-    import pandas as pd
-
-    return not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
-
-
 def drift_measurements(
     check: str,
-    reference: pd.DataFrame,
+    reference: Any,
     current: pd.DataFrame,
     thresholds: Mapping[str, float],
     *,
     details: dict[str, Any] | None = None,
 ) -> list[Measurement]:
-    """Per-feature drift of ``current`` against ``reference`` (both DataFrames), for each
-    drift method named in ``thresholds`` (``psi`` when none is).
+    """Per-feature drift of ``current`` against ``reference`` (a DataFrame, or a stored
+    :class:`~milepost.monitoring.Profile`) by :func:`~milepost.monitoring.drift`.
 
-    PSI bins numbers at the reference's deciles and treats each category as a bin
-    (:mod:`milepost.monitoring.stats`); ``ks`` is the two-sample KS test's p-value
-    (numbers only). A feature missing from the current rows is reported with status
-    ``error``; a column null on either side is skipped with its reason.
+    The drift methods named in ``thresholds`` run with those thresholds; with none named,
+    every method runs with its default. A row is breached when it drifted and either
+    counts for its feature's kind (``wasserstein`` for numbers, ``psi`` for categories,
+    unless only other methods run) or its method has a threshold in the monitor; other
+    drifted rows are information (``details["drifted"]``). Values are the statistic of
+    distances and the p-value of tests (``ks``, ``chi_square``). Features the reference
+    has and the window does not (a profile's label column) are left out and named in the
+    ``drifted_share`` row's ``details["not_logged"]``.
     """
-    from milepost.monitoring.stats import ks_test, psi_categorical, psi_from_samples
+    from milepost.monitoring.feature_drift import drift
+    from milepost.monitoring.profiles import Profile
 
-    methods = [m for m in DRIFT_METHODS if m in thresholds] or ["psi"]
     extra = details or {}
-    out: list[Measurement] = []
-    drifted: set[str] = set()
+    not_logged: list[str] = []
+    if isinstance(reference, Profile):
+        not_logged = [c for c in reference.columns if c not in current.columns]
+        kept = {c: p for c, p in reference.columns.items() if c in current.columns}
+        reference = Profile(rows=reference.rows, columns=kept)
+    methods = [m for m in DRIFT_METHODS if m in thresholds] or None
+    limits = {m: thresholds[m] for m in methods or ()}
+    result = drift(reference, current, methods=methods, thresholds=limits or None)
     rows = len(current)
-    for name in reference.columns:
-        if name not in current.columns:
-            out.append(
-                Measurement(
-                    check,
-                    methods[0],
-                    str(name),
-                    None,
-                    None,
-                    False,
-                    rows,
-                    "error",
-                    {**extra, "error": f"{name!r} is in the reference but not in the window"},
-                )
-            )
-            continue
-        ref, cur = reference[name].dropna(), current[name].dropna()
-        if ref.empty or cur.empty:
-            out.append(
-                Measurement(
-                    check,
-                    methods[0],
-                    str(name),
-                    None,
-                    None,
-                    False,
-                    len(cur),
-                    "empty",
-                    {**extra, "reason": "all values are null on one side"},
-                )
-            )
-            continue
-        categorical = _is_categorical(reference[name]) or _is_categorical(current[name])
-        for method in methods:
-            value: float | None
-            if method == "psi":
-                if categorical:
-                    value = psi_categorical(
-                        ref.astype(str).value_counts().to_dict(),
-                        cur.astype(str).value_counts().to_dict(),
-                    )
-                else:
-                    value = psi_from_samples(ref.to_numpy(float), cur.to_numpy(float))
-            elif method == "ks" and not categorical:
-                value = ks_test(ref.to_numpy(float), cur.to_numpy(float)).pvalue
-            else:
-                continue  # the other methods arrive with milepost.monitoring.drift
-            m = _measure(check, method, str(name), value, thresholds, len(cur), {**extra})
-            drifted.update([str(name)] if m.breached else [])
-            out.append(m)
-    measured = {m.feature for m in out if m.status in ("ok", "breached")}
-    if measured:
-        share = len(drifted & measured) / len(measured)
-        out.append(
-            _measure(
-                check,
-                "drifted_share",
-                None,
-                share,
-                thresholds,
-                rows,
-                {**extra, "drifted": sorted(drifted), "features": len(measured)},
-            )
-        )
-    return out
-
-
-def drift_result_measurements(
-    check: str, result: Any, rows: int, thresholds: Mapping[str, float]
-) -> list[Measurement]:
-    """Measurements from a :func:`milepost.monitoring.drift` result against a stored
-    profile: the statistic of distances, the p-value of tests (``ks``, ``chi_square``),
-    with the drift function's own verdict unless the monitor overrides the threshold."""
     out: list[Measurement] = []
-    details = {"reference": "profile"}
     for r in result.features.to_dict("records"):
         method = str(r["method"])
         if method not in METRICS:
             continue
-        test = METRICS[method][0] == "below"
-        value = r.get("p_value") if test else r.get("statistic")
-        value = None if value is None or math.isnan(float(value)) else float(value)
-        limit = thresholds.get(method, r.get("threshold"))
+        raw = r.get("p_value") if METRICS[method][0] == "below" else r.get("statistic")
+        value = None if raw is None or math.isnan(float(raw)) else float(raw)
+        limit = r.get("threshold")
         limit = None if limit is None or math.isnan(float(limit)) else float(limit)
-        hit = crossed(method, value, limit) if method in thresholds else bool(r.get("drifted"))
+        drifted = bool(r.get("drifted"))
+        hit = drifted and (bool(r.get("counted")) or method in thresholds)
         status = "breached" if hit else "ok"
-        if value is None:
-            status = str(r.get("status") or "error")
-        extra = {**details, "kind": r.get("kind"), "status": r.get("status")}
+        if r.get("status") in ("empty", "all_null") and not hit:
+            status = "empty"
+        elif r.get("status") in SCHEMA_STATUSES:
+            status = "error"
+        info = {**extra, "kind": r.get("kind"), "status": r.get("status")}
+        if r.get("detail"):
+            info["detail"] = r["detail"]
+        if drifted and not hit:
+            info["drifted"] = "yes (information: not the counted method)"
         out.append(
-            Measurement(check, method, str(r["feature"]), value, limit, hit, rows, status, extra)
+            Measurement(check, method, str(r["feature"]), value, limit, hit, rows, status, info)
         )
-    share = float(result.drifted_share)
+    share = {**extra, "drifted": list(result.drifted_features), "features": result.compared}
+    share["dataset_drift"] = bool(result.dataset_drift)
+    if not_logged:
+        share["not_logged"] = not_logged
+    if result.unseen_categories:
+        share["unseen_categories"] = {k: list(v) for k, v in result.unseen_categories.items()}
     out.append(
-        _measure(
-            check,
-            "drifted_share",
-            None,
-            share,
-            thresholds,
-            rows,
-            {**details, "dataset_drift": bool(result.dataset_drift)},
-        )
+        _measure(check, "drifted_share", None, result.drifted_share, thresholds, rows, share)
     )
     return out
 

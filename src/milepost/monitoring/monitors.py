@@ -16,10 +16,11 @@ version's rows) over a window, on a schedule, and compares each value with a thr
   epoch); ``None``: run only when asked.
 - **Thresholds** (:data:`METRICS`): ``{metric: value}``. Distances (``psi``,
   ``wasserstein``, ``jensen_shannon``, ``mismatch_share``, errors ``mae``, ``rmse``,
-  ``log_loss``) breach *above* their threshold; p-values of tests (``ks``,
+  ``log_loss``) breach *at or above* their threshold; p-values of tests (``ks``,
   ``chi_square``) and scores (``accuracy``, ``precision_macro``, ``recall_macro``,
-  ``f1_macro``, ``roc_auc``, ``r2``, ``labelled_share``) breach *below* it. A
-  drift method named in the thresholds is computed; with none named, ``psi`` is.
+  ``f1_macro``, ``roc_auc``, ``r2``, ``labelled_share``) breach *below* it, as in
+  :func:`milepost.monitoring.drift`. Drift methods named in the thresholds run (with
+  those thresholds); with none named, every method runs with its default threshold.
 """
 
 from __future__ import annotations
@@ -182,7 +183,19 @@ def check_thresholds(value: object) -> dict[str, float]:
                 f"Threshold {key}={number!r} is not a number.",
                 hint=f"Give a number, e.g. {{{key!r}: {METRICS[key][1] or 0.5}}}.",
             )
-        out[key] = float(number)
+        limit = float(number)
+        if key in ("ks", "chi_square") and not 0 < limit < 1:
+            raise InvalidInput(
+                f"Threshold {key}={number!r}: a p-value threshold is between 0 and 1.",
+                hint=f"For example {{{key!r}: 0.05}}: alert when the p-value is below 5%.",
+            )
+        if not math.isfinite(limit) or (key in DRIFT_METHODS and limit < 0):
+            raise InvalidInput(
+                f"Threshold {key}={number!r} is not a finite number"
+                + (" >= 0." if key in DRIFT_METHODS else "."),
+                hint=f"For example {{{key!r}: {METRICS[key][1] or 0.5}}}.",
+            )
+        out[key] = limit
     return out
 
 

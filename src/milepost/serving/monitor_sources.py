@@ -59,9 +59,9 @@ class ServingMonitorSources:
         return self.serving.store
 
     def reference_profile(self, model: str, version: int) -> Any | None:
-        """The model version's stored training profile (None until one is stored)."""
-        get_profile = getattr(self.models, "get_profile", None)
-        return None if get_profile is None else get_profile(model, version)
+        """The model version's stored training profile (``log_model(training_data=)``),
+        or None."""
+        return self.models.get_profile(model, version)
 
     def skew(
         self, endpoint: str, *, model: str | None, version: int | None, since_ms: int, until_ms: int

@@ -71,7 +71,8 @@ def test_thresholds_and_directions() -> None:
     for bad in ({"psy": 1}, {"psi": float("nan")}, {"psi": True}, [("psi", 1)]):
         with pytest.raises(InvalidInput):
             check_thresholds(bad)
-    assert crossed("psi", 0.3, 0.2) and not crossed("psi", 0.2, 0.2)
+    assert crossed("psi", 0.3, 0.2) and crossed("psi", 0.2, 0.2)  # as drift(): >=
+    assert not crossed("psi", 0.19, 0.2)
     assert crossed("ks", 0.01, 0.05) and not crossed("ks", 0.05, 0.05)
     assert crossed("accuracy", 0.7, 0.8) and crossed("rmse", 2.0, 1.0)
     assert not crossed("psi", None, 0.2) and not crossed("psi", 0.5, None)
@@ -89,8 +90,22 @@ def test_times() -> None:
 def test_drift_of_null_constant_and_missing_columns_is_explained() -> None:
     ref = pd.DataFrame({"a": [1.0, 2.0, 3.0] * 50, "b": [None] * 150, "c": [7.0] * 150})
     cur = pd.DataFrame({"a": [1.0, 2.0, 3.0] * 50, "b": [None] * 150})
-    out = {m.feature: m for m in drift_measurements("feature_drift", ref, cur, {"psi": 0.2})}
-    assert out["a"].status == "ok" and out["a"].value == pytest.approx(0.0)
-    assert out["b"].status == "empty" and "null" in out["b"].details["reason"]
-    assert out["c"].status == "error" and "not in the window" in out["c"].details["error"]
-    assert out[None].metric == "drifted_share" and out[None].value == 0.0
+    out = drift_measurements("feature_drift", ref, cur, {"psi": 0.2})
+    by = {m.feature: m for m in out}
+    assert by["a"].status == "ok" and by["a"].value == pytest.approx(0.0)
+    assert by["b"].status == "empty" and by["b"].details["status"] == "all_null"
+    assert by["c"].status == "error" and by["c"].details["status"] == "missing_in_current"
+    assert not any(m.breached for m in out)
+    assert by[None].metric == "drifted_share" and by[None].value == 0.0
+
+
+def test_only_counted_or_named_methods_alert() -> None:
+    ref = pd.DataFrame({"x": [float(i % 100) for i in range(2000)]})
+    cur = pd.DataFrame({"x": [float(i % 100) + 30.0 for i in range(2000)]})
+    default = {(m.metric, m.breached) for m in drift_measurements("f", ref, cur, {})}
+    assert ("wasserstein", True) in default  # counted for numbers
+    psi = next(m for m in drift_measurements("f", ref, cur, {}) if m.metric == "psi")
+    assert not psi.breached and "information" in psi.details["drifted"]
+    named = drift_measurements("f", ref, cur, {"psi": 0.05})
+    assert {m.metric for m in named if m.feature} == {"psi"}
+    assert next(m for m in named if m.metric == "psi").breached
