@@ -76,6 +76,18 @@ def _results_table(results: list[MonitorResult]) -> None:
     cols += [Col("threshold", justify="right"), "breached", Col("rows", justify="right")]
     table, _ = fit_table([*cols, "status"], rows, optional=2)
     console.print(table)
+    notes = dict.fromkeys(
+        f"{r.check}{'' if r.metric in ('rows', 'error') else ' ' + r.metric}"
+        + (f"[{r.feature}]" if r.feature else "")
+        + f": {r.status}: "
+        + str(r.details.get("error") or r.details.get("reason") or r.details.get("detail"))
+        + (f" ({r.details['hint']})" if r.details.get("hint") else "")
+        for r in results
+        if r.status in ("empty", "no_reference", "error")
+        and any(k in r.details for k in ("error", "reason", "detail"))
+    )
+    for note in list(notes)[:10]:
+        console.print(f"  note: {escape(note)}")
 
 
 def _alert_lines(alerts: list[Alert]) -> None:

@@ -306,9 +306,10 @@ class MonitorRun:
 
     @property
     def status(self) -> str:
-        """``breached``, ``error``, ``empty`` (no rows in the window) or ``ok``."""
+        """The first of ``breached``, ``error``, ``empty`` (no rows in the window),
+        ``no_reference`` (nothing to compare with) that a result has, else ``ok``."""
         statuses = {r.status for r in self.results}
-        for s in ("breached", "error", "empty"):
+        for s in ("breached", "error", "empty", "no_reference"):
             if s in statuses:
                 return s
         return "ok"
