@@ -258,3 +258,43 @@ def test_distribution_skew_flags_a_shifted_serving_column(served: Served, runtim
     assert drifted["monthly_spend"] and not drifted["spend_per_ticket"]
     assert shifted.status == "skew"
     assert shifted.to_dict()["status"] == "skew"
+
+
+def test_versions_pinning_no_features_are_listed_not_checked(
+    served: Served, runtime: Runtime
+) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    frame = pd.DataFrame({"monthly_spend": [10.0, 20.0, 30.0], "spend_per_ticket": [1.0, 2, 3]})
+    with milepost.start_run(experiment="skew"):
+        plain = milepost.log_model(
+            LinearRegression().fit(frame, [1.0, 2.0, 3.0]), "plain", input_example=frame
+        )
+    assert plain.feature_refs == []
+    runtime.serving.create("plain-ep", "plain", version=plain.version)
+    logger = PredictionLogger(
+        "plain-ep", runtime.settings.home / "predictions", runtime.serving.store, interval=3600
+    )
+    engine = EndpointEngine(
+        "plain-ep",
+        store=runtime.serving.store,
+        models=runtime.models,
+        features=runtime.features,
+        logger=logger,
+    )
+    try:
+        body = {"rows": frame.to_dict("records")}
+        assert engine.predict(orjson.dumps(body)).status == 200
+    finally:
+        engine.close()
+    result = entity_skew(runtime.serving, "plain-ep", since_ms=0)
+    assert result.unpinned == [f"models:/plain/{plain.version}"]
+    assert (result.logged, result.status) == (3, "no_data") and result.by_feature.empty
+
+
+def test_a_variant_narrows_the_window(served: Served, runtime: Runtime) -> None:
+    since = served.serve([1, 2, 3])
+    mine = entity_skew(runtime.serving, "spend-ep", since_ms=since, variant="spend-v1")
+    assert mine.checked == 3 and mine.status == "ok"
+    other = entity_skew(runtime.serving, "spend-ep", since_ms=since, variant="spend-v9")
+    assert (other.checked, other.status) == (0, "no_data")
