@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
@@ -412,15 +412,18 @@ def distribution_skew(
     variant: str | None = None,
     categorical: Sequence[str] | None = None,
     methods: Sequence[str] | None = None,
-    thresholds: Mapping[str, float] | None = None,
+    thresholds: Mapping[str, Any] | None = None,
+    importance: Mapping[str, float] | None = None,
 ) -> DistributionSkew:
     """Drift of the feature vectors ``models:/model/version`` was served in the window
     against its training reference, over its input features.
 
     The input features are the signature's inputs that the reference holds (all the
     reference's columns without a signature). ``categorical`` defaults to the inputs the
-    signature types as string or boolean; ``methods`` and ``thresholds`` go to
-    :func:`milepost.monitoring.drift`. Rows are the ``ok`` rows logged in ``[since_ms,
+    signature types as string or boolean; ``methods``, ``thresholds`` and ``importance``
+    go to :func:`milepost.monitoring.drift` (whose verdict, ``dataset_drift``, makes
+    ``status`` ``skew``: half the inputs drifted, or one at least as important as its
+    ``importance_threshold``). Rows are the ``ok`` rows logged in ``[since_ms,
     until_ms]`` by that version (and ``variant``, if given).
 
     Raises:
@@ -454,11 +457,18 @@ def distribution_skew(
     ).reindex(columns=cols)
     if isinstance(reference, pd.DataFrame):
         reference = reference[cols]
+    else:  # a stored profile: only the model's inputs (not the label, not other columns)
+        reference = replace(reference, columns={c: reference.columns[c] for c in cols})
     from milepost.monitoring import drift
 
     cats = [c for c in categorical or () if c in cols]
     outcome = drift(
-        reference, current, categorical=cats or None, methods=methods, thresholds=thresholds
+        reference,
+        current,
+        categorical=cats or None,
+        methods=methods,
+        thresholds=thresholds,
+        importance=importance,
     )
     return DistributionSkew(
         endpoint, mv.name, mv.version, since_ms, until_ms, len(served), kind, cols, outcome
