@@ -159,7 +159,8 @@ def test_entity_skew_is_zero_when_both_paths_agree(served: Served, runtime: Runt
         assert (row["rows"], row["compared"], row["mismatches"]) == (CUSTOMERS, CUSTOMERS, 0)
         assert (row["no_offline"], row["no_served"], row["mismatch_share"]) == (0, 0, 0.0)
     out = result.to_dict()
-    assert out["status"] == "ok" and out["mismatches"] == 0
+    assert (out["status"], out["mismatches"], out["compared"]) == ("ok", 0, 2 * CUSTOMERS)
+    assert out["mismatch_share"] == 0.0
     assert out["by_feature"][0]["feature"] == "monthly_spend"
     assert orjson.loads(orjson.dumps(out)) == out  # JSON-ready as it is
 
@@ -174,6 +175,7 @@ def test_a_differing_online_value_is_counted_and_named(served: Served, runtime: 
 
     result = entity_skew(runtime.serving, "spend-ep", since_ms=since)
     assert result.status == "skew" and not result.ok and result.mismatches == 1
+    assert result.compared == 6 and result.mismatch_share == pytest.approx(1 / 6)
     bad = _row(result, "spend_per_ticket")
     assert (bad["compared"], bad["mismatches"], bad["status"]) == (3, 1, "skew")
     assert bad["mismatch_share"] == pytest.approx(1 / 3)
@@ -224,6 +226,7 @@ def test_a_seeded_sample_is_repeatable(served: Served, runtime: Runtime) -> None
 def test_an_empty_window_and_bad_arguments(served: Served, runtime: Runtime) -> None:
     empty = entity_skew(runtime.serving, "spend-ep", since_ms=0)
     assert (empty.logged, empty.checked, empty.status) == (0, 0, "no_data")
+    assert (empty.compared, empty.mismatch_share, empty.to_dict()["by_feature"]) == (0, None, [])
     assert empty.by_feature.empty and list(empty.by_feature.columns) == BY_FEATURE_COLUMNS
     quiet = distribution_skew(
         runtime.serving, "spend-ep", model="spend", version=served.version, since_ms=0

@@ -113,10 +113,19 @@ class EntitySkew:
         return int(self.by_feature["mismatches"].sum()) if len(self.by_feature) else 0
 
     @property
+    def compared(self) -> int:
+        """Values compared (both sides present) over all features."""
+        return int(self.by_feature["compared"].sum()) if len(self.by_feature) else 0
+
+    @property
+    def mismatch_share(self) -> float | None:
+        """Mismatches per compared value over all features (None: nothing compared)."""
+        return self.mismatches / self.compared if self.compared else None
+
+    @property
     def status(self) -> str:
         """``skew`` (a mismatch), ``ok`` (values compared, all agree) or ``no_data``."""
-        compared = int(self.by_feature["compared"].sum()) if len(self.by_feature) else 0
-        return _verdict(self.mismatches, compared)
+        return _verdict(self.mismatches, self.compared)
 
     @property
     def ok(self) -> bool:
@@ -135,7 +144,13 @@ class EntitySkew:
         return record_dict(
             self,
             exclude=("by_feature",),
-            extra={"by_feature": rows, "mismatches": self.mismatches, "status": self.status},
+            extra={
+                "by_feature": rows,
+                "compared": self.compared,
+                "mismatches": self.mismatches,
+                "mismatch_share": self.mismatch_share,
+                "status": self.status,
+            },
         )
 
     def __repr__(self) -> str:
