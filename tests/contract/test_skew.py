@@ -301,3 +301,49 @@ def test_a_variant_narrows_the_window(served: Served, runtime: Runtime) -> None:
     assert mine.checked == 3 and mine.status == "ok"
     other = entity_skew(runtime.serving, "spend-ep", since_ms=since, variant="spend-v9")
     assert (other.checked, other.status) == (0, "no_data")
+
+
+def test_distribution_skew_reads_the_stored_profile_over_the_inputs_only(
+    served: Served, runtime: Runtime
+) -> None:
+    """A version logged with training_data is compared with its stored profile, on its
+    input features (the label and the entity key in the training frame are left out)."""
+    from sklearn.linear_model import LinearRegression
+
+    labels = pd.DataFrame(
+        {
+            "customer_id": range(1, CUSTOMERS + 1),
+            "event_timestamp": [NOW] * CUSTOMERS,
+            "y": np.arange(float(CUSTOMERS)),
+        }
+    )
+    with milepost.start_run(experiment="skew"):
+        train = served.store.get_historical_features(labels, REFS)
+        model = LinearRegression().fit(train[INPUTS], train["y"])
+        mv = milepost.log_model(
+            model, "spend", input_example=train[INPUTS].head(3), training_data=train
+        )
+    runtime.serving.create("profiled-ep", "spend", version=mv.version)
+    logger = PredictionLogger(
+        "profiled-ep", runtime.settings.home / "predictions", runtime.serving.store, interval=3600
+    )
+    engine = EndpointEngine(
+        "profiled-ep",
+        store=runtime.serving.store,
+        models=runtime.models,
+        features=runtime.features,
+        logger=logger,
+    )
+    try:
+        for c in range(1, CUSTOMERS + 1):
+            body = orjson.dumps({"rows": [{"customer_id": c}]})
+            assert engine.predict(body).status == 200
+    finally:
+        engine.close()
+    result = distribution_skew(
+        runtime.serving, "profiled-ep", model="spend", version=mv.version, since_ms=0
+    )
+    assert (result.reference, result.features, result.rows) == ("profile", INPUTS, CUSTOMERS)
+    assert set(result.by_feature["feature"]) == set(INPUTS)  # not y, not customer_id
+    assert result.status == "ok" and not result.by_feature["drifted"].any()
+    assert result.to_dict()["drift"]["dataset_drift"] is False
