@@ -236,6 +236,8 @@ def test_an_empty_window_and_bad_arguments(served: Served, runtime: Runtime) -> 
         entity_skew(runtime.serving, "nope", since_ms=0)
     with pytest.raises(InvalidInput, match="sample"):
         entity_skew(runtime.serving, "spend-ep", since_ms=0, sample=0)
+    with pytest.raises(InvalidInput, match="both model and version"):
+        distribution_skew(runtime.serving, "spend-ep", since_ms=0, model="spend")
     with pytest.raises(InvalidInput, match="until_ms"):
         entity_skew(runtime.serving, "spend-ep", since_ms=10, until_ms=5)
 
@@ -254,9 +256,7 @@ def test_distribution_skew_flags_a_shifted_serving_column(served: Served, runtim
         event_ms, _, values = served.online_row(c)
         served.write_online(c, [values[0] + 500.0, values[1], values[2]], event_ms=event_ms)
     shifted_since = served.serve(customers)
-    shifted = distribution_skew(
-        runtime.serving, "spend-ep", model="spend", version=served.version, since_ms=shifted_since
-    )
+    shifted = distribution_skew(runtime.serving, "spend-ep", since_ms=shifted_since)  # primary
     drifted = shifted.by_feature.groupby("feature")["drifted"].any()
     assert drifted["monthly_spend"] and not drifted["spend_per_ticket"]
     assert shifted.status == "skew"

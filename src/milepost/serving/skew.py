@@ -420,9 +420,9 @@ def distribution_skew(
     service: DeploymentService,
     endpoint: str,
     *,
-    model: str,
-    version: int,
     since_ms: int,
+    model: str | None = None,
+    version: int | None = None,
     until_ms: int | None = None,
     variant: str | None = None,
     categorical: Sequence[str] | None = None,
@@ -432,6 +432,9 @@ def distribution_skew(
 ) -> DistributionSkew:
     """Drift of the feature vectors ``models:/model/version`` was served in the window
     against its training reference, over its input features.
+
+    Without ``model`` and ``version``, the endpoint's primary variant now (its version,
+    and only the rows it served).
 
     The input features are the signature's inputs that the reference holds (all the
     reference's columns without a signature). ``categorical`` defaults to the inputs the
@@ -448,6 +451,13 @@ def distribution_skew(
     """
     service.require(endpoint)
     _window(since_ms, until_ms)
+    if model is None and version is None:
+        primary = service.get(endpoint)[0].primary
+        model, version, variant = primary.model, primary.version, variant or primary.name
+    elif model is None or version is None:
+        raise InvalidInput(
+            "Pass both model and version, or neither (the endpoint's primary variant)."
+        )
     mv = service.models.get_version(model, version)
     reference, kind = _reference(service, mv)
     have = _columns_of(reference)
