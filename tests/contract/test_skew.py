@@ -293,6 +293,9 @@ def test_versions_pinning_no_features_are_listed_not_checked(
     result = entity_skew(runtime.serving, "plain-ep", since_ms=0)
     assert result.unpinned == [f"models:/plain/{plain.version}"]
     assert (result.logged, result.status) == (3, "no_data") and result.by_feature.empty
+    with pytest.raises(NotFound, match="no training reference") as caught:
+        distribution_skew(runtime.serving, "plain-ep", since_ms=0)
+    assert "training_data" in (caught.value.hint or "")
 
 
 def test_a_variant_narrows_the_window(served: Served, runtime: Runtime) -> None:

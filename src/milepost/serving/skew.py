@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pandas as pd
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from milepost.models.models import ModelVersion
+    from milepost.monitoring import DriftResult, Profile
     from milepost.serving.service import DeploymentService
 
 __all__ = [
@@ -178,7 +179,7 @@ class DistributionSkew:
     rows: int  # served ok rows of the version in the window
     reference: str
     features: list[str]
-    drift: Any  # milepost.monitoring.DriftResult | None
+    drift: DriftResult | None
 
     @property
     def status(self) -> str:
@@ -192,7 +193,8 @@ class DistributionSkew:
         """One row per feature and method (the drift result's ``features``)."""
         if self.drift is None:
             return pd.DataFrame(columns=["feature", "method", "statistic", "drifted"])
-        return cast("pd.DataFrame", self.drift.features)
+        frame: pd.DataFrame = self.drift.features
+        return frame
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the drift result through its own ``to_dict()``)."""
@@ -383,17 +385,12 @@ def _compare(
     return stats, examples, no_entity
 
 
-def _reference(service: DeploymentService, mv: ModelVersion) -> tuple[Any, str]:
+def _reference(service: DeploymentService, mv: ModelVersion) -> tuple[Profile | pd.DataFrame, str]:
     """The version's training reference: its stored profile, else its run's feature
     sample (see :mod:`milepost.features.historical`)."""
-    get_profile = getattr(service.models, "get_profile", None)
-    if get_profile is not None:
-        try:
-            profile = get_profile(mv.name, mv.version)
-        except NotFound:
-            profile = None
-        if profile is not None:
-            return profile, "profile"
+    profile = service.models.get_profile(mv.name, mv.version)
+    if profile is not None:
+        return profile, "profile"
     if mv.run_id is not None:
         try:
             data = service.models.tracking.read_artifact(
@@ -410,7 +407,7 @@ def _reference(service: DeploymentService, mv: ModelVersion) -> tuple[Any, str]:
     )
 
 
-def _columns_of(reference: Any) -> list[str]:
+def _columns_of(reference: Profile | pd.DataFrame) -> list[str]:
     if isinstance(reference, pd.DataFrame):
         return [str(c) for c in reference.columns]
     return list(reference.columns)
