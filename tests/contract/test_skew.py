@@ -184,6 +184,8 @@ def test_a_differing_online_value_is_counted_and_named(served: Served, runtime: 
     assert example["feature"] == "spend_per_ticket" and example["entity"] == {"customer_id": 7}
     assert example["served"] == offline_value * 2 + 1
     assert example["offline"] == pytest.approx(offline_value)
+    out = result.to_dict()
+    assert out["examples"] == [example] and orjson.loads(orjson.dumps(out)) == out
     logged = read_predictions(runtime.serving.store, "spend-ep", since_ms=since)
     assert logged is not None and example["request_id"] in logged["request_id"].to_pylist()
 
