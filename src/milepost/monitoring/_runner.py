@@ -161,7 +161,10 @@ def _drift_check(
 def _skew_check(
     sources: MonitorSources, mon: Monitor, window: LoggedWindow
 ) -> list[ck.Measurement]:
+    """``mismatch_share`` per pinned feature: served values that differ from the offline
+    path's at the request's time; ``no_reference`` when nothing could be compared."""
     out: list[ck.Measurement] = []
+    limit = ck.threshold_for("mismatch_share", mon.thresholds)
     for ep in window.endpoints:
         for row in sources.skew(
             ep,
@@ -171,9 +174,15 @@ def _skew_check(
             until_ms=window.end_ms,
         ):
             value = row.get("mismatch_share")
-            limit = ck.threshold_for("mismatch_share", mon.thresholds)
-            hit = ck.crossed("mismatch_share", value, limit)
             details = {k: v for k, v in row.items() if k not in ("feature", "mismatch_share")}
+            details["endpoint"] = ep
+            if value is None:
+                details["reason"] = "no value could be compared (no offline or no served value)"
+                status, hit = "no_reference", False
+            else:
+                hit = ck.crossed("mismatch_share", value, limit)
+                status = "breached" if hit else "ok"
+            compared = int(row.get("compared", 0))
             out.append(
                 ck.Measurement(
                     "skew",
@@ -182,11 +191,26 @@ def _skew_check(
                     value,
                     limit,
                     hit,
-                    int(row.get("compared", 0)),
-                    "breached" if hit else "ok",
+                    compared,
+                    status,
                     details,
                 )
             )
+    if not out:
+        reason = "the model versions served in the window pin no features: nothing to compare"
+        out.append(
+            ck.Measurement(
+                "skew",
+                "rows",
+                None,
+                float(window.rows),
+                None,
+                False,
+                window.rows,
+                "no_reference",
+                {"reason": reason},
+            )
+        )
     return out
 
 

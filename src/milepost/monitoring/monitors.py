@@ -8,7 +8,9 @@ version's rows) over a window, on a schedule, and compares each value with a thr
   profile is stored), ``prediction_drift`` (the window's predictions against the previous
   window's, i.e. the same length just before), ``performance`` (predictions joined with
   ground truth sent later; also how many are still unlabelled) and ``skew``
-  (training-serving skew, computed by the serving side).
+  (training-serving skew per entity, computed by the serving side: per pinned feature,
+  the share of served values that differ from the offline path's at the request's time,
+  ``mismatch_share``, alerting by default at 0.001).
 - **Window** (:class:`Window`): ``"1h"`` (``s``, ``m``, ``h``, ``d``, ``w``: the time range
   ending at the run's time) or ``"last 1000"`` (the newest 1,000 logged rows up to it).
 - **Schedule** (:class:`Schedule`): a five-field cron expression in UTC
@@ -73,7 +75,7 @@ METRICS: dict[str, tuple[Direction, float | None]] = {
     "rmse": ("above", None),
     "r2": ("below", None),
     "labelled_share": ("below", None),
-    "mismatch_share": ("above", 0.0),
+    "mismatch_share": ("above", 0.001),  # one served value in a thousand differs
 }
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")

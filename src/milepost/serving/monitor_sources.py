@@ -9,9 +9,10 @@ reference profile and the skew check.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
-from milepost.errors import InvalidInput
+from milepost._records import jsonable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from milepost.serving.service import DeploymentService
 
 __all__ = ["ServingMonitorSources"]
+
+_COUNTS = ("rows", "compared", "mismatches", "no_offline", "no_served")
 
 
 class ServingMonitorSources:
@@ -66,8 +69,31 @@ class ServingMonitorSources:
     def skew(
         self, endpoint: str, *, model: str | None, version: int | None, since_ms: int, until_ms: int
     ) -> list[Mapping[str, Any]]:
-        """Per-feature training-serving skew of the window (see ``milepost.serving.skew``)."""
-        raise InvalidInput(
-            "The skew check is not available in this version of Milepost.",
-            hint="Use feature_drift, prediction_drift or performance for now.",
-        )
+        """Per-feature training-serving skew of the window, per entity
+        (:func:`milepost.serving.skew.entity_skew`: each served row's pinned features
+        recomputed offline at its time; a seeded sample of 1,000 rows), one mapping per
+        pinned feature (``feature``, ``ref``, ``mismatch_share`` (None: nothing compared),
+        ``compared``, ``mismatches``, ``no_offline``, ``no_served``, ``status``,
+        ``examples``); only ``model`` ``version``'s features when given."""
+        from milepost.serving.skew import entity_skew
+
+        result = entity_skew(self.serving, endpoint, since_ms=since_ms, until_ms=until_ms)
+        out: list[Mapping[str, Any]] = []
+        for r in result.by_feature.to_dict("records"):
+            if model is not None and (r["model"] != model or int(r["version"]) != version):
+                continue
+            share = float(r["mismatch_share"])
+            examples = [
+                e for e in result.examples if e["feature"] == r["feature"] and e["ref"] == r["ref"]
+            ]
+            out.append(
+                {
+                    "feature": str(r["feature"]),
+                    "ref": str(r["ref"]),
+                    "mismatch_share": None if math.isnan(share) else share,
+                    **{k: int(r[k]) for k in _COUNTS},
+                    "status": str(r["status"]),
+                    "examples": jsonable(examples[:3]),
+                }
+            )
+        return out
