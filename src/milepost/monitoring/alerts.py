@@ -2,7 +2,7 @@
 
 Every alert is logged at WARNING on the ``milepost.monitoring`` logger::
 
-    ALERT monitor=churn-drift feature_drift psi[age]=0.31 above 0.2 (1,000 rows)
+    ALERT monitor=churn-drift feature_drift psi[age]=0.31 >= 0.2 (1,000 rows)
 
 A monitor with a webhook URL gets one ``POST`` per run that raised alerts, with a JSON
 body ``{"monitor", "run_id", "run_at", "window_start", "window_end", "alerts": [...]}``
@@ -44,11 +44,12 @@ def alert_message(
     direction: str,
     rows: int,
 ) -> str:
-    """One line saying what crossed what (``psi[age]=0.31 above 0.2``)."""
+    """One line saying what crossed what (``psi[age]=0.31 >= 0.2``, ``ks[age]=0.001 <
+    0.05``)."""
     target = f"{metric}[{feature}]" if feature else metric
+    sign = ">=" if direction == "above" else "<"
     return (
-        f"monitor={monitor} {check} {target}={_num(value)} {direction} {_num(threshold)} "
-        f"({rows:,} rows)"
+        f"monitor={monitor} {check} {target}={_num(value)} {sign} {_num(threshold)} ({rows:,} rows)"
     )
 
 
