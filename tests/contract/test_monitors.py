@@ -252,6 +252,10 @@ def test_feature_drift_reads_the_stored_training_profile(
     # the same model version's rows only, by name: the same answer
     svc.create("v2-only", endpoint="profiled", model="churn", version=2, window="1h")
     assert {a.feature for a in svc.run("v2-only").alerts} == {"age"}
+    # a model version wherever it is served (here: one endpoint)
+    svc.create("v2-anywhere", model="churn", version=2, window="1h")
+    run = svc.run("v2-anywhere")
+    assert run.rows == 800 and {a.feature for a in run.alerts} == {"age"}
 
 
 def test_performance_with_delayed_labels(runtime: Runtime, endpoint: str) -> None:
