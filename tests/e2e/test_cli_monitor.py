@@ -77,7 +77,8 @@ def test_create_run_and_show_a_monitor(tmp_path: Path) -> None:
     out = ran.stdout
     assert "window 1h" in out and "600 rows" in out and "breached" in out
     header = next(line for line in out.splitlines() if "metric" in line)
-    for word in ("check", "metric", "feature", "value", "threshold", "breached", "rows"):
+    assert "feature_drift" in out.splitlines()[1]  # the check's table follows its name
+    for word in ("metric", "feature", "value", "threshold", "breached", "rows"):
         assert word in header, header
     age = next(line for line in out.splitlines() if " psi " in line and " age " in line)
     assert "yes" in age and "0.2" in age

@@ -59,23 +59,26 @@ def _target(mon: Monitor) -> str:
 
 
 def _results_table(results: list[MonitorResult]) -> None:
-    rows = [
-        [
-            r.check,
-            r.metric,
-            r.feature or "-",
-            _num(r.value),
-            _num(r.threshold),
-            "[red]yes[/]" if r.breached else "no",
-            f"{r.rows:,}",
-            r.status,
-        ]
-        for r in results
-    ]
-    cols: list[Col | str] = ["check", "metric", "feature", Col("value", justify="right")]
+    """One table per check (metric, feature, value, threshold, breached, rows, status)."""
+    cols: list[Col | str] = ["metric", "feature", Col("value", justify="right")]
     cols += [Col("threshold", justify="right"), "breached", Col("rows", justify="right")]
-    table, _ = fit_table([*cols, "status"], rows, optional=2)
-    console.print(table)
+    for kind in dict.fromkeys(r.check for r in results):
+        rows = [
+            [
+                r.metric,
+                r.feature or "-",
+                _num(r.value),
+                _num(r.threshold),
+                "[red]yes[/]" if r.breached else "no",
+                f"{r.rows:,}",
+                r.status,
+            ]
+            for r in results
+            if r.check == kind
+        ]
+        table, _ = fit_table([*cols, "status"], rows, optional=2)
+        console.print(f"[bold]{kind}[/]")
+        console.print(table)
     notes = dict.fromkeys(
         f"{r.check}{'' if r.metric in ('rows', 'error') else ' ' + r.metric}"
         + (f"[{r.feature}]" if r.feature else "")
@@ -197,16 +200,16 @@ def list_(as_json: JsonOpt = False) -> None:
         [
             m.name,
             _target(m),
-            ",".join(m.checks),
             m.window,
             m.schedule or "-",
             fmt_time(m.next_run_at) if m.enabled else "disabled",
+            ", ".join(m.checks),
             fmt_time(m.last_run_at),
         ]
         for m in mons
     ]
-    cols: list[Col | str] = ["monitor", "target", Col("checks", wrap=True), "window", "schedule"]
-    table, _ = fit_table([*cols, "next run (UTC)", "last run (UTC)"], rows, optional=3)
+    cols: list[Col | str] = ["monitor", "target", "window", "schedule", "next run (UTC)"]
+    table, _ = fit_table([*cols, Col("checks", wrap=True), "last run (UTC)"], rows, optional=2)
     console.print(table)
 
 
