@@ -80,9 +80,9 @@ def test_create_run_and_show_a_monitor(tmp_path: Path) -> None:
     assert "feature_drift" in out.splitlines()[1]  # the check's table follows its name
     for word in ("metric", "feature", "value", "threshold", "breached", "rows"):
         assert word in header, header
-    age = next(line for line in out.splitlines() if " psi " in line and " age " in line)
+    age = next(line for line in out.splitlines() if line.split()[:2] == ["psi", "age"])
     assert "yes" in age and "0.2" in age
-    plan = next(line for line in out.splitlines() if " psi " in line and " plan " in line)
+    plan = next(line for line in out.splitlines() if line.split()[:2] == ["psi", "plan"])
     assert " no " in plan
     assert "alert(s):" in out and "psi[age]=" in out
 
