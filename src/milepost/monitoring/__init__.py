@@ -8,7 +8,9 @@ check), canary analysis (prediction PSI) and the monitors::
 - :mod:`milepost.monitoring.stats`: PSI (numbers binned at the reference's quantiles,
   categories one bin each, empty bins floored at ``PSI_EPS``) and the two-sample KS test;
 - :mod:`milepost.monitoring.predictions`: an endpoint's logged requests over a window,
-  per-variant request/error/latency figures, prediction counts and PSI between variants.
+  per-variant request/error/latency figures, prediction counts and PSI between variants;
+- :mod:`milepost.monitoring.report`: the self-contained HTML report (and its JSON) of a
+  drift result, with drift and performance over time (``write_report``).
 
 Layering: monitoring reads stores through small protocols; serving and data call it,
 never the reverse. Names load on first use (PEP 562): importing the package costs
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
         segment_paths,
         variant_stats,
     )
+    from milepost.monitoring.report import render_report, report_json, write_report
     from milepost.monitoring.stats import (
         PSI_EPS,
         KsResult,
@@ -59,8 +62,11 @@ __all__ = [
     "psi_categorical",
     "psi_from_samples",
     "read_predictions",
+    "render_report",
+    "report_json",
     "segment_paths",
     "variant_stats",
+    "write_report",
 ]
 
 # Public name -> the module that defines it.
@@ -78,6 +84,7 @@ _LAZY: dict[str, str] = {
         ),
         "milepost.monitoring.predictions",
     ),
+    **dict.fromkeys(("render_report", "report_json", "write_report"), "milepost.monitoring.report"),
     **dict.fromkeys(
         (
             "PSI_EPS",
