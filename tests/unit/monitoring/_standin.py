@@ -90,17 +90,30 @@ def profile(frame: pd.DataFrame, categorical: Sequence[str]) -> Profile:
     return Profile(len(frame), cols)
 
 
-def drift_result(reference: pd.DataFrame, current: pd.DataFrame, categorical: Sequence[str]) -> Any:
-    """``milepost.monitoring.drift`` when it exists, else this stand-in (PSI and KS)."""
+def drift_result(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    categorical: Sequence[str],
+    methods: Sequence[str] | None = None,
+) -> Any:
+    """``milepost.monitoring.drift`` when it exists, else this stand-in (PSI, and KS on
+    numbers unless ``methods`` leaves it out)."""
     try:
         from milepost.monitoring import drift  # type: ignore[attr-defined]
     except (ImportError, AttributeError):
         pass
     else:
-        return drift(reference, current, categorical=list(categorical))
+        if methods is None:
+            return drift(reference, current, categorical=list(categorical))
+        return drift(reference, current, categorical=list(categorical), methods=list(methods))
     rows: list[dict[str, Any]] = []
     for name in reference.columns:
         r, c = reference[name].dropna(), current[name].dropna()
+        if r.empty or c.empty:
+            kind = "categorical" if name in categorical else "numeric"
+            row = _row(name, kind, "psi", float("nan"), None, 0.2)
+            rows.append({**row, "drifted": False, "status": "empty"})
+            continue
         if name in categorical:
             value = psi_categorical(
                 r.astype(str).value_counts().to_dict(), c.astype(str).value_counts().to_dict()
@@ -109,6 +122,8 @@ def drift_result(reference: pd.DataFrame, current: pd.DataFrame, categorical: Se
             continue
         value = psi_from_samples(r.to_numpy(float), c.to_numpy(float))
         rows.append(_row(name, "numeric", "psi", value, None, 0.2))
+        if methods is not None and "ks" not in methods:
+            continue
         ks = ks_test(r.to_numpy(float), c.to_numpy(float))
         rows.append(_row(name, "numeric", "ks", ks.statistic, ks.pvalue, 0.05))
     return DriftResult(

@@ -1,0 +1,345 @@
+"""The monitoring report: content, escaping, no external reference, size, bad input."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from milepost.demo.data import CATEGORICAL, NUMERIC, generate_customers
+from milepost.errors import InvalidInput
+from milepost.monitoring import render_report, report_json, write_report
+from tests.unit.monitoring._standin import drift_result
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+EVIL = "<script>alert('x')</script>"
+
+
+@pytest.fixture(scope="module")
+def shifted() -> Any:
+    """Real customer data, the current side generated with a strong shift."""
+    cols = NUMERIC + CATEGORICAL
+    ref = generate_customers(4000, seed=1)[cols]
+    cur = generate_customers(3000, seed=2, shift=1.0)[cols]
+    return drift_result(ref, cur, CATEGORICAL)
+
+
+def _history(features: list[str], n: int = 24) -> list[dict[str, Any]]:
+    out = []
+    for i in range(n):
+        when = T0 + timedelta(hours=i)
+        for f in features:
+            out.append(
+                {
+                    "time": when,
+                    "feature": f,
+                    "method": "psi",
+                    "statistic": 0.01 * i,
+                    "threshold": 0.2,
+                }
+            )
+            out.append(
+                {
+                    "time": when,
+                    "feature": f,
+                    "method": "ks",
+                    "statistic": 0.02 * i,
+                    "p_value": 0.5 / (i + 1),
+                    "threshold": 0.05,
+                }
+            )
+    return out
+
+
+def _performance(n: int = 24) -> pd.DataFrame:
+    times = [T0 + timedelta(hours=i) for i in range(n)]
+    realised = [0.9 - 0.005 * i if i < n - 4 else None for i in range(n)]  # late labels
+    return pd.DataFrame(
+        {
+            "time": times,
+            "metric": "accuracy",
+            "value": realised,
+            "estimated": [0.89 - 0.004 * i for i in range(n)],
+        }
+    )
+
+
+def _visible_text(html: str) -> str:
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def test_summary_numbers_agree_with_the_table_and_each_other(shifted: Any) -> None:
+    content = report_json(shifted, current_window=(T0, T0 + timedelta(days=1)))
+    table = shifted.features
+    per_feature = table.groupby("feature", sort=False)["drifted"].any()
+    s = content["summary"]
+    assert s["features"] == len(per_feature) == len(NUMERIC + CATEGORICAL)
+    assert s["drifted_features"] == int(per_feature.sum()) > 0
+    assert s["drifted_share"] == pytest.approx(shifted.drifted_share)
+    assert s["tests"] == len(table)
+    assert s["drifted_tests"] == int(table["drifted"].sum())
+    assert s["dataset_drift"] is bool(shifted.dataset_drift)
+    assert s["reference"]["rows"] == 4000
+    assert s["current"]["rows"] == 3000
+    assert s["current"]["window"] == "2026-03-01 00:00:00 to 2026-03-02 00:00:00 (UTC)"
+    assert s["reference"]["window"] == "not given"
+
+    html = render_report(shifted, current_window=(T0, T0 + timedelta(days=1)))
+    text = " ".join(_visible_text(html).split())
+    k, n = s["drifted_features"], s["features"]
+    assert f"{k} of {n} features ({k / n:.1%})" in text
+    assert "Drift detected" in text
+    assert "4,000 rows" in text
+    assert "3,000 rows" in text
+    assert "Window: not given" in text
+    assert "Window: 2026-03-01 00:00:00 to 2026-03-02 00:00:00 (UTC)" in text
+
+
+def test_every_feature_and_method_has_a_row_and_a_plot(shifted: Any) -> None:
+    html = render_report(shifted)
+    rows = re.findall(r"<tr class=\"(drifted|)\">(.*?)</tr>", html, flags=re.S)
+    assert len(rows) == len(shifted.features)
+    for (cls, cells), rec in zip(rows, shifted.features.to_dict("records"), strict=True):
+        values = [c.strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", cells, flags=re.S)]
+        assert values[0] == rec["feature"]
+        assert values[2] == rec["method"]
+        assert values[3] == f"{rec['statistic']:.4g}"
+        assert values[4] == ("-" if math.isnan(rec["p_value"]) else f"{rec['p_value']:.4g}")
+        assert (cls == "drifted") is rec["drifted"]
+    for name in NUMERIC + CATEGORICAL:
+        svg = re.search(rf'<svg class="chart dist"[^>]*data-feature="{name}"', html)
+        assert svg is not None, name
+
+
+def test_numeric_plot_comes_from_quantiles_and_shows_the_shift() -> None:
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"x": rng.normal(0, 1, 20_000)})
+    cur = pd.DataFrame({"x": rng.normal(1.5, 1, 20_000)})
+    plot = report_json(drift_result(ref, cur, []))["distributions"]["x"]["plot"]
+    edges, r, c = plot["edges"], plot["reference"], plot["current"]
+    assert len(edges) == len(r) + 1 == len(c) + 1 == 41
+    # the bins span the 1st percentile of the lower side to the 99th of the upper one
+    assert edges[0] == pytest.approx(-2.33, abs=0.1)
+    assert edges[-1] == pytest.approx(1.5 + 2.33, abs=0.1)
+    assert sum(r) == pytest.approx(0.99, abs=0.01)  # the reference's top 1% is cut off
+    assert sum(c) == pytest.approx(0.99, abs=0.01)
+    centres = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
+    mean = [sum(m * x for m, x in zip(side, centres, strict=True)) / sum(side) for side in (r, c)]
+    assert mean[0] == pytest.approx(0.0, abs=0.1)
+    assert mean[1] == pytest.approx(1.5, abs=0.1)
+
+
+def test_categories_past_the_top_ten_go_to_other_and_new_ones_are_marked() -> None:
+    ref = pd.DataFrame({"c": [f"k{i:02d}" for i in range(15)] * 20})
+    cur = pd.DataFrame({"c": [f"k{i:02d}" for i in range(15)] * 20 + ["brand-new"] * 100})
+    content = report_json(drift_result(ref, cur, ["c"]))
+    plot = content["distributions"]["c"]["plot"]
+    assert len(plot["categories"]) == 11
+    assert plot["categories"][0] == "brand-new"
+    assert plot["new"][0] is True
+    assert plot["categories"][-1] == "other (6)"  # 16 categories, 10 shown
+    assert sum(plot["reference"]) == pytest.approx(1.0)
+    assert sum(plot["current"]) == pytest.approx(1.0)
+    assert plot["reference"][-1] == pytest.approx(6 / 15)
+    assert plot["new_categories"] == ["brand-new"]
+    html = render_report(drift_result(ref, cur, ["c"]))
+    assert "brand-new (new)" in html
+    assert "New in current: brand-new." in html
+
+
+def test_everything_is_escaped_and_nothing_is_fetched() -> None:
+    ref = pd.DataFrame({EVIL: np.arange(100.0), "cat": ["<b>bold</b>"] * 100})
+    cur = pd.DataFrame({EVIL: np.arange(100.0) + 50, "cat": ["<img src=x>"] * 100})
+    result = drift_result(ref, cur, ["cat"])
+    html = render_report(
+        result,
+        title=f"Title {EVIL}",
+        history=_history([EVIL]),
+        performance=[{"time": T0, "metric": EVIL, "value": 0.5}],
+        alerts=[{"time": T0, "message": EVIL}],
+        reference_window=EVIL,
+    )
+    assert "<script" not in html.lower()
+    assert "<img" not in html and "<b>" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html or (
+        "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
+    )
+    # self-contained: no URL, no fetched resource of any kind
+    tags = _Tags()
+    tags.feed(html)
+    assert tags.names <= {
+        "html",
+        "head",
+        "meta",
+        "title",
+        "style",
+        "body",
+        "header",
+        "p",
+        "span",
+        "section",
+        "h1",
+        "h2",
+        "h3",
+        "div",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "svg",
+        "g",
+        "line",
+        "text",
+        "polyline",
+        "rect",
+        "circle",
+    }, tags.names
+    assert not tags.refs, tags.refs
+    style = html[html.index("<style>") : html.index("</style>")]
+    assert "url(" not in style and "@import" not in style and "//" not in style
+
+
+class _Tags(HTMLParser):
+    """The tag names in a page, and any attribute that could make a browser fetch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+        self.refs: list[tuple[str, str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.names.add(tag)
+        for name, value in attrs:
+            fetches = name in {"src", "href", "xlink:href", "srcset", "action", "data"}
+            if fetches or "//" in (value or "") or "url(" in (value or ""):
+                self.refs.append((tag, name, value))
+
+
+def test_size_does_not_grow_with_rows() -> None:
+    rng = np.random.default_rng(11)
+
+    def frames(n: int, shift: float) -> pd.DataFrame:
+        data: dict[str, Any] = {
+            f"n{i}": rng.normal(shift * i / 10, 1 + i / 10, n) for i in range(10)
+        }
+        for i in range(5):
+            codes = rng.integers(0, 4 + i, n)
+            data[f"c{i}"] = pd.Categorical.from_codes(codes, list("abcdefghijklmnop"[: 4 + i]))
+        return pd.DataFrame(data)
+
+    cats = [f"c{i}" for i in range(5)]
+    sizes = []
+    for n in (10_000, 1_000_000):
+        result = drift_result(frames(n, 0.0), frames(n, 0.3), cats, methods=["psi"])
+        html = render_report(result, history=_history(["n1", "c1"]), performance=_performance())
+        data = json.dumps(report_json(result, history=_history(["n1", "c1"])))
+        sizes.append((len(html.encode()), len(data.encode())))
+    (h_small, j_small), (h_big, j_big) = sizes
+    assert h_big < 2_000_000 and j_big < 2_000_000
+    assert abs(h_big - h_small) / h_small < 0.05, sizes
+    assert abs(j_big - j_small) / j_small < 0.05, sizes
+
+
+def test_history_draws_p_values_for_tests_and_statistics_for_distances(shifted: Any) -> None:
+    content = report_json(shifted, history=_history(["age"]), performance=_performance())
+    assert {p["method"] for p in content["history"]} == {"psi", "ks"}
+    assert content["history"][0]["time"] == "2026-03-01T00:00:00+00:00"
+    html = render_report(shifted, history=_history(["age"]), performance=_performance())
+    section = html[html.index('id="history"') : html.index('id="performance"')]
+    assert section.count('<svg class="chart trend"') == 2
+    assert "age · psi" in section and "age · ks" in section
+    assert "drift above the threshold" in section and "drift below the threshold" in section
+    assert 'aria-label="p-value"' not in section  # the y label is text, not a title
+    assert section.count('stroke-dasharray="5 3"') >= 2  # a threshold line on each chart
+
+    perf = html[html.index('id="performance"') :]
+    assert perf.count('<svg class="chart trend"') == 1
+    assert ">estimated<" in perf and ">realised<" in perf
+    points = content["performance"]
+    assert sum(p["kind"] == "realised" for p in points) == 20  # 4 still unlabelled
+    assert sum(p["kind"] == "estimated" for p in points) == 24
+
+
+def test_long_history_is_thinned_to_a_bounded_number_of_points(shifted: Any) -> None:
+    long = [
+        {"time": i * 60_000, "feature": "age", "method": "psi", "statistic": i % 7 / 10}
+        for i in range(5000)
+    ]
+    points = report_json(shifted, history=long)["history"]
+    assert len(points) == 500
+    assert points[0]["time_ms"] == 0 and points[-1]["time_ms"] == 4999 * 60_000
+
+
+def test_missing_and_empty_columns_say_so_instead_of_crashing() -> None:
+    ref = pd.DataFrame(
+        {"gone": [1.0, 2.0, 3.0], "empty": [None, None, None], "const": [5.0, 5.0, 5.0]}
+    )
+    cur = pd.DataFrame({"empty": [None, None, None], "const": [5.0, 5.0, 5.0]})
+    result = drift_result(ref[["empty", "const"]], cur, [])
+    # a stand-in table row for a column the current side lacks
+    rows = pd.concat(
+        [
+            result.features,
+            pd.DataFrame(
+                [
+                    {
+                        "feature": "gone",
+                        "kind": "numeric",
+                        "method": "psi",
+                        "statistic": float("nan"),
+                        "p_value": float("nan"),
+                        "threshold": 0.2,
+                        "drifted": False,
+                        "status": "missing in current",
+                    }
+                ]
+            ),
+        ],
+        ignore_index=True,
+    )
+    result = type(result)(rows, result.reference, result.current)
+    html = render_report(result)
+    assert "missing in current" in html
+    assert "column absent" in html
+    assert "no values to plot" in html
+    content = report_json(result)
+    assert (
+        content["distributions"]["const"]["plot"]["reference"]
+        == content["distributions"]["const"]["plot"]["current"]
+    )
+    json.dumps(content, allow_nan=False)  # NaN became null
+
+
+def test_write_report_writes_html_and_json_side_by_side(shifted: Any, tmp_path: Path) -> None:
+    html_path, json_path = write_report(
+        tmp_path / "out" / "drift.json", shifted, history=_history(["age"])
+    )
+    assert html_path == tmp_path / "out" / "drift.html"
+    assert json_path == tmp_path / "out" / "drift.json"
+    data = json.loads(json_path.read_text())
+    assert data["summary"] == report_json(shifted)["summary"]
+    assert html_path.read_text().startswith("<!doctype html>")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["drift.html", "drift.json"]
+
+
+def test_bad_input_is_refused_with_a_hint(shifted: Any) -> None:
+    with pytest.raises(InvalidInput, match="no features table") as err:
+        render_report(object())  # type: ignore[arg-type]
+    assert "milepost.monitoring.drift" in (err.value.hint or "")
+    with pytest.raises(InvalidInput, match=r"history\[0\] has no statistic"):
+        report_json(shifted, history=[{"time": T0, "feature": "age", "method": "psi"}])
+    with pytest.raises(InvalidInput, match="is not a time"):
+        report_json(shifted, performance=[{"time": "yesterday", "metric": "auc", "value": 1}])
+    with pytest.raises(InvalidInput, match="not a mapping"):
+        report_json(shifted, alerts=["psi too high"])
