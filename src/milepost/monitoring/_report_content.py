@@ -36,6 +36,7 @@ __all__ = [
     "performance_points",
     "plain",
     "side_stats",
+    "summary",
     "to_ms",
     "window_label",
 ]
@@ -320,3 +321,43 @@ def distributions(
             "plot": plot,
         }
     return out
+
+
+def summary(result: Any, rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+    """The verdict and the counts behind it, as the drift result defines them.
+
+    With a :class:`~milepost.monitoring.DriftResult` the counts are its own
+    (``drifted_features`` over ``compared``, ``drifted_share``, ``important_drifted``,
+    ``counted``), so the report says what the result says. Without those fields a
+    feature is drifted when any of its rows is, out of every feature in the table.
+    """
+    listed = getattr(result, "drifted_features", None)
+    if listed is None:
+        drifted = list(dict.fromkeys(str(r["feature"]) for r in rows if r.get("drifted")))
+    else:
+        drifted = [str(n) for n in listed]
+    compared = plain(getattr(result, "compared", None))
+    features = len(names) if compared is None else int(compared)
+    share = plain(getattr(result, "drifted_share", None))
+    if share is None:
+        share = len(drifted) / features if features else 0.0
+    counted = getattr(result, "counted", None) or {}
+    reasons = []
+    drift_share = plain(getattr(result, "drift_share", None))
+    if drift_share is not None and features and share >= drift_share:
+        reasons.append(f"{share:.0%} of features drifted (the limit is {drift_share:.0%})")
+    important = [str(n) for n in getattr(result, "important_drifted", None) or []]
+    if important:
+        reasons.append(f"important features drifted: {', '.join(important)}")
+    return {
+        "dataset_drift": bool(getattr(result, "dataset_drift", bool(drifted))),
+        "reasons": reasons,
+        "features": features,
+        "not_compared": len(names) - features if compared is not None else 0,
+        "drifted_features": len(drifted),
+        "drifted_share": float(share),
+        "drifted_names": drifted,
+        "counted": {str(k): str(v) for k, v in counted.items()},
+        "tests": len(rows),
+        "drifted_tests": sum(1 for r in rows if r.get("drifted")),
+    }

@@ -10,9 +10,11 @@
 
 What it shows, in order:
 
-- **Summary**: the dataset verdict, "k of n features drifted" (a feature counts as
-  drifted when any of its methods flags it), how many of the feature x method tests
-  flagged, and each side's window and row count.
+- **Summary**: the dataset verdict and why, "k of n features drifted" as the drift
+  result counts them (its ``drifted_features`` over its ``compared`` features; a
+  result without them counts a feature drifted when any of its rows is), features not
+  compared (schema problems), how many feature x method rows flagged, and each side's
+  window and row count.
 - **Alerts** given in ``alerts`` (mappings or records with ``to_dict()``).
 - **Per feature and method**: statistic, p-value (``-`` for distances), threshold,
   drifted, status.
@@ -147,28 +149,24 @@ def report_json(
     cur_cols = getattr(cur, "columns", None) or {}
 
     names = list(dict.fromkeys(str(r["feature"]) for r in rows))
-    drifted = list(dict.fromkeys(str(r["feature"]) for r in rows if r.get("drifted")))
-    dists = c.distributions(rows, names, drifted, ref_cols, cur_cols)
+    summary = c.summary(drift_result, rows, names)
+    dists = c.distributions(rows, names, summary["drifted_names"], ref_cols, cur_cols)
+    unseen = getattr(drift_result, "unseen_categories", None)
+    for name, listed in (unseen or {}).items():  # the result's list wins (capped profiles)
+        if name in dists and dists[name]["kind"] == "categorical":
+            dists[name]["plot"]["new_categories"] = [str(v) for v in listed]
+    summary["reference"] = {
+        "rows": c.plain(getattr(ref, "rows", None)),
+        "window": c.window_label(reference_window),
+    }
+    summary["current"] = {
+        "rows": c.plain(getattr(cur, "rows", None)),
+        "window": c.window_label(current_window),
+    }
     return {
         "title": title,
         "generated_at": datetime.now(tz=UTC).isoformat(timespec="seconds"),
-        "summary": {
-            "dataset_drift": bool(getattr(drift_result, "dataset_drift", bool(drifted))),
-            "features": len(names),
-            "drifted_features": len(drifted),
-            "drifted_share": len(drifted) / len(names) if names else 0.0,
-            "drifted_names": drifted,
-            "tests": len(rows),
-            "drifted_tests": sum(1 for r in rows if r.get("drifted")),
-            "reference": {
-                "rows": c.plain(getattr(ref, "rows", None)),
-                "window": c.window_label(reference_window),
-            },
-            "current": {
-                "rows": c.plain(getattr(cur, "rows", None)),
-                "window": c.window_label(current_window),
-            },
-        },
+        "summary": summary,
         "features": rows,
         "distributions": dists,
         "history": c.history_points(history),
