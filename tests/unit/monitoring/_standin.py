@@ -47,13 +47,26 @@ class DriftResult:
     current: Profile
 
     @property
+    def _compared(self) -> pd.Series:
+        rows = self.features[self.features["status"].isin(["ok", "empty"])]
+        return rows.groupby("feature", sort=False)["drifted"].any()
+
+    @property
+    def compared(self) -> int:
+        return len(self._compared)
+
+    @property
+    def drifted_features(self) -> list[str]:
+        per = self._compared
+        return [str(n) for n in per[per].index]
+
+    @property
     def drifted_share(self) -> float:
-        per = self.features.groupby("feature", sort=False)["drifted"].any()
-        return float(per.mean()) if len(per) else 0.0
+        return len(self.drifted_features) / self.compared if self.compared else 0.0
 
     @property
     def dataset_drift(self) -> bool:
-        return self.drifted_share > 0
+        return self.drifted_share >= 0.5
 
 
 def profile(frame: pd.DataFrame, categorical: Sequence[str]) -> Profile:
@@ -108,6 +121,11 @@ def drift_result(
         return drift(reference, current, categorical=list(categorical), methods=list(methods))
     rows: list[dict[str, Any]] = []
     for name in reference.columns:
+        if name not in current.columns:
+            kind = "categorical" if name in categorical else "numeric"
+            row = _row(name, kind, "psi", float("nan"), None, 0.2)
+            rows.append({**row, "drifted": False, "status": "missing_in_current"})
+            continue
         r, c = reference[name].dropna(), current[name].dropna()
         if r.empty or c.empty:
             kind = "categorical" if name in categorical else "numeric"
