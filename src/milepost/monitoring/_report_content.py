@@ -61,6 +61,8 @@ def plain(value: Any) -> Any:
             value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if type(value).__name__ in ("NAType", "NaTType"):  # pandas' missing values
+        return None
     if isinstance(value, datetime):
         return iso(to_ms(value))
     if value is None or isinstance(value, str | int | float | bool):

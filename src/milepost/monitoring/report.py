@@ -196,6 +196,41 @@ def _template() -> jinja2.Template:
     return _environment().from_string(text.read_text(encoding="utf-8"))
 
 
+#: Methods whose threshold applies to the p-value (drift below it), not the statistic.
+TESTS = frozenset({"ks", "chi_square"})
+
+
+def _trend(feature: str, method: str, pts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One drift-over-time chart: the p-value against the threshold for hypothesis
+    tests, the statistic against it for distances; a test whose points carry no p-value
+    is drawn as its statistic alone (its threshold is for a p-value, not comparable)."""
+    from markupsafe import Markup
+
+    has_p = any(p["p_value"] is not None for p in pts)
+    test = has_p or method in TESTS
+    key = "p_value" if has_p else "statistic"
+    xs = [p["time_ms"] for p in pts]
+    line = _svg.Series(key.replace("_", "-"), xs, [c.number(p[key]) for p in pts])
+    limits = [(p["time_ms"], c.number(p["threshold"])) for p in pts if p["threshold"] is not None]
+    threshold = None
+    if limits and (has_p or not test):
+        xs_t, ys_t = [x for x, _ in limits], [y for _, y in limits]
+        threshold = _svg.Series("threshold", xs_t, ys_t, dashed=True)
+    if threshold is None:
+        reads = "statistic only: no p-values or threshold given" if test else "no threshold given"
+    else:
+        reads = f"drift {'below' if test else 'above'} the threshold (dashed red line)"
+    svg = _svg.lines_svg(
+        f"{feature} · {method}", [line], y_label=key.replace("_", "-"), threshold=threshold
+    )
+    return {
+        "feature": feature,
+        "method": method,
+        "reads": reads,
+        "svg": Markup(svg),  # noqa: S704 - built from escaped text only
+    }
+
+
 def _charts(content: Mapping[str, Any]) -> dict[str, Any]:
     """The SVG strings, marked safe: every text inside went through html.escape."""
     from markupsafe import Markup
@@ -214,33 +249,7 @@ def _charts(content: Mapping[str, Any]) -> dict[str, Any]:
     for p in content["history"]:
         groups.setdefault((p["feature"], p["method"]), []).append(p)
     for (feature, method), pts in groups.items():
-        tested = any(p["p_value"] is not None for p in pts)
-        key = "p_value" if tested else "statistic"
-        xs = [p["time_ms"] for p in pts]
-        line = _svg.Series(key.replace("_", "-"), xs, [c.number(p[key]) for p in pts])
-        limits = [
-            (p["time_ms"], c.number(p["threshold"])) for p in pts if p["threshold"] is not None
-        ]
-        threshold = (
-            _svg.Series("threshold", [x for x, _ in limits], [y for _, y in limits], dashed=True)
-            if limits
-            else None
-        )
-        trends.append(
-            {
-                "feature": feature,
-                "method": method,
-                "reads": "drift below the threshold" if tested else "drift above the threshold",
-                "svg": Markup(  # noqa: S704 - built from escaped text only
-                    _svg.lines_svg(
-                        f"{feature} · {method}",
-                        [line],
-                        y_label=key.replace("_", "-"),
-                        threshold=threshold,
-                    )
-                ),
-            }
-        )
+        trends.append(_trend(feature, method, pts))
 
     perf = []
     metrics: dict[str, list[dict[str, Any]]] = {}

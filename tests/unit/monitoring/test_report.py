@@ -327,3 +327,18 @@ def test_bad_input_is_refused_with_a_hint(shifted: Any) -> None:
         report_json(shifted, performance=[{"time": "yesterday", "metric": "auc", "value": 1}])
     with pytest.raises(InvalidInput, match="not a mapping"):
         report_json(shifted, alerts=["psi too high"])
+
+
+def test_a_test_without_p_values_is_not_drawn_against_its_alpha(shifted: Any) -> None:
+    points = [
+        {"time": T0, "feature": "age", "method": "chi_square", "statistic": 12.0,
+         "threshold": 0.05},
+        {"time": T0, "feature": "plan", "method": "psi", "statistic": 0.3, "threshold": None},
+    ]  # fmt: skip
+    html = render_report(shifted, history=points)
+    section = html[html.index('id="history"') : html.index('id="performance"')]
+    assert section.count('<svg class="chart trend"') == 2  # one point each still draws
+    assert "statistic only: no p-values or threshold given" in section
+    assert "no threshold given" in section
+    assert 'stroke-dasharray="5 3"' not in section
+    assert "nan" not in section.lower()
