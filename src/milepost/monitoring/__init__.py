@@ -48,13 +48,25 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PSI_EPS",
+    "Calibration",
+    "DomainClassifierResult",
     "KsResult",
+    "LabelSource",
+    "LabelledPredictions",
+    "Performance",
+    "PerformanceEstimate",
     "SegmentSource",
     "VariantStats",
     "align_counts",
     "bin_counts",
+    "check_calibration",
+    "domain_classifier_drift",
+    "estimate_performance",
+    "expected_roc_auc",
     "fmt_ms",
     "ks_test",
+    "labelled_predictions",
+    "performance_over_time",
     "prediction_counts",
     "prediction_psi",
     "psi",
@@ -62,6 +74,7 @@ __all__ = [
     "psi_categorical",
     "psi_from_samples",
     "read_predictions",
+    "realised_performance",
     "render_report",
     "report_json",
     "segment_paths",
@@ -71,6 +84,29 @@ __all__ = [
 
 # Public name -> the module that defines it.
 _LAZY: dict[str, str] = {
+    # -- performance, estimation, late labels, multivariate drift (part P) --
+    **dict.fromkeys(
+        (
+            "Calibration",
+            "PerformanceEstimate",
+            "check_calibration",
+            "estimate_performance",
+            "expected_roc_auc",
+        ),
+        "milepost.monitoring.estimation",
+    ),
+    **dict.fromkeys(
+        ("LabelSource", "LabelledPredictions", "labelled_predictions"),
+        "milepost.monitoring.labels",
+    ),
+    **dict.fromkeys(
+        ("DomainClassifierResult", "domain_classifier_drift"),
+        "milepost.monitoring.multivariate",
+    ),
+    **dict.fromkeys(
+        ("Performance", "performance_over_time", "realised_performance"),
+        "milepost.monitoring.performance",
+    ),
     **dict.fromkeys(
         (
             "SegmentSource",
