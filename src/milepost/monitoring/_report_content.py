@@ -256,7 +256,36 @@ def history_points(points: Points) -> list[dict[str, Any]]:
     return out
 
 
+#: Columns of a window table (``performance_over_time``) that are not metrics.
+_WINDOW_META = frozenset(
+    {"window_start", "window_end", "predictions", "labelled", "unlabelled", "status",
+     "estimate_valid"}
+)  # fmt: skip
+
+
+def _from_windows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Long points from :func:`~milepost.monitoring.performance_over_time`'s table: one
+    per window and metric at the window's start, ``estimated_<metric>`` as the metric's
+    estimate ("estimated (not valid)" when ``estimate_valid`` is false), and the share
+    of predictions labelled so far as a metric of its own."""
+    out = []
+    for row in rows:
+        valid = row.get("estimate_valid", True)
+        for key, value in row.items():
+            if key in _WINDOW_META or plain(value) is None or isinstance(value, bool | str):
+                continue
+            point = {"time": row["window_start"], "metric": str(key), "value": value}
+            if str(key).startswith("estimated_"):
+                point["metric"] = str(key).removeprefix("estimated_")
+                point["kind"] = "estimated" if valid else "estimated (not valid)"
+            out.append(point)
+    return out
+
+
 def performance_points(points: Points) -> list[dict[str, Any]]:
+    columns = getattr(points, "columns", ())
+    if "window_start" in columns and "metric" not in columns:
+        points = _from_windows(_records(points, "performance", ("window_start",)))
     rows = _records(points, "performance", ("time", "metric", "value"))
     series: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for i, row in enumerate(rows):

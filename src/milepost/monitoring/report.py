@@ -128,7 +128,9 @@ def report_json(
         history: drift points over time, each with ``time, feature, method, statistic``
             and optionally ``threshold`` and ``p_value``.
         performance: points with ``time, metric, value`` and optionally ``kind``
-            (``"realised"``, the default, or ``"estimated"``) or ``estimated``.
+            (``"realised"``, the default, or ``"estimated"``) or ``estimated``; or the
+            table :func:`~milepost.monitoring.performance_over_time` returns (each
+            metric, its estimate and the labelled share, at each window's start).
         alerts: alerts to list (mappings, or objects with ``to_dict()``).
         reference_window, current_window: each side's window, as a label or a
             ``(start, end)`` pair of times.
@@ -262,8 +264,8 @@ def _charts(content: Mapping[str, Any]) -> dict[str, Any]:
                 k,
                 [p["time_ms"] for p in pts if p["kind"] == k],
                 [c.number(p["value"]) for p in pts if p["kind"] == k],
-                dashed=k == "estimated",
-                colour=_svg.CURRENT if k == "estimated" else _svg.REFERENCE,
+                dashed=k.startswith("estimated"),
+                colour=_svg.CURRENT if k.startswith("estimated") else _svg.REFERENCE,
             )
             for k in kinds
         ]

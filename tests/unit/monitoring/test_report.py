@@ -342,3 +342,34 @@ def test_a_test_without_p_values_is_not_drawn_against_its_alpha(shifted: Any) ->
     assert "no threshold given" in section
     assert 'stroke-dasharray="5 3"' not in section
     assert "nan" not in section.lower()
+
+
+def test_performance_over_time_table_is_drawn_as_it_comes(shifted: Any) -> None:
+    from milepost.monitoring import performance_over_time
+
+    rng = np.random.default_rng(5)
+    n = 600
+    p1 = rng.uniform(0, 1, n)
+    labels = (rng.uniform(0, 1, n) < p1).astype(int).astype(object)
+    labels[-100:] = None  # the last hour's labels have not arrived
+    frame = pd.DataFrame(
+        {
+            "ts": [T0 + timedelta(seconds=30 * i) for i in range(n)],
+            "prediction": (p1 > 0.5).astype(int),
+            "label": labels,
+            "probabilities": [[1 - p, p] for p in p1],
+        }
+    )
+    table = performance_over_time(frame, task="classification", window="1h", classes=[0, 1])
+    content = report_json(shifted, performance=table)
+    metrics = {(p["metric"], p["kind"]) for p in content["performance"]}
+    assert ("accuracy", "realised") in metrics and ("roc_auc", "realised") in metrics
+    assert ("accuracy", "estimated (not valid)") in metrics  # no calibration check given
+    assert ("share_labelled", "realised") in metrics
+    windows = len(table)
+    share = [p["value"] for p in content["performance"] if p["metric"] == "share_labelled"]
+    assert len(share) == windows and share[-1] < 1.0
+    html = render_report(shifted, performance=table)
+    perf = html[html.index('id="performance"') :]
+    assert ">estimated (not valid)<" in perf
+    assert perf.count('<svg class="chart trend"') == len({m for m, _ in metrics})
