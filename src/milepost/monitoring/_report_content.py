@@ -268,7 +268,7 @@ def _from_windows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     per window and metric at the window's start, ``estimated_<metric>`` as the metric's
     estimate ("estimated (not valid)" when ``estimate_valid`` is false), and the share
     of predictions labelled so far as a metric of its own."""
-    out = []
+    out, shares = [], []
     for row in rows:
         valid = row.get("estimate_valid", True)
         for key, value in row.items():
@@ -278,8 +278,12 @@ def _from_windows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             if str(key).startswith("estimated_"):
                 point["metric"] = str(key).removeprefix("estimated_")
                 point["kind"] = "estimated" if valid else "estimated (not valid)"
-            out.append(point)
-    return out
+            if key == "share_labelled":
+                point["kind"] = "labelled so far"
+                shares.append(point)
+            else:
+                out.append(point)
+    return out + shares  # the labelled share's chart after the metrics
 
 
 def performance_points(points: Points) -> list[dict[str, Any]]:
