@@ -31,6 +31,7 @@ __all__ = [
     "distributions",
     "history_points",
     "iso",
+    "multivariate_summary",
     "number",
     "numeric_plot",
     "performance_points",
@@ -395,4 +396,36 @@ def summary(result: Any, rows: Sequence[Mapping[str, Any]], names: Sequence[str]
         "counted": {str(k): str(v) for k, v in counted.items()},
         "tests": len(rows),
         "drifted_tests": sum(1 for r in rows if r.get("drifted")),
+    }
+
+
+def multivariate_summary(result: Any) -> dict[str, Any] | None:
+    """The domain classifier's verdict (:func:`~milepost.monitoring.domain_classifier_drift`)
+    for the summary: AUC, interval, threshold, status and the ten columns that separate
+    the windows most (positive permutation importance, highest first)."""
+    if result is None:
+        return None
+    row = result.to_dict() if hasattr(result, "to_dict") else result
+    if not isinstance(row, Mapping) or "auc" not in row:
+        raise InvalidInput(
+            f"multivariate= got a {type(result).__name__}, not a domain classifier result.",
+            hint="Pass what milepost.monitoring.domain_classifier_drift returned.",
+        )
+    importance = {str(k): plain(v) for k, v in (row.get("importance") or {}).items()}
+    top = sorted(
+        ((k, v) for k, v in importance.items() if v is not None and v > 0), key=lambda kv: -kv[1]
+    )[:10]
+    ci = row.get("ci")
+    return {
+        "auc": plain(row.get("auc")),
+        "ci": None if ci is None else [plain(v) for v in ci],
+        "p_value": plain(row.get("p_value")),
+        "threshold": plain(row.get("threshold")),
+        "alpha": plain(row.get("alpha")),
+        "drifted": bool(row.get("drifted")),
+        "status": plain(row.get("status")),
+        "reason": plain(row.get("reason")) or "",
+        "rows_reference": plain(row.get("rows_reference")),
+        "rows_current": plain(row.get("rows_current")),
+        "top_features": [{"feature": k, "importance": v} for k, v in top],
     }

@@ -111,6 +111,7 @@ def report_json(
     history: c.Points = None,
     performance: c.Points = None,
     alerts: Iterable[Any] | None = None,
+    multivariate: Any = None,
     reference_window: c.Window = None,
     current_window: c.Window = None,
 ) -> dict[str, Any]:
@@ -120,7 +121,8 @@ def report_json(
     total feature and test counts, each side's rows and window), ``features`` (one
     record per feature and method), ``distributions`` (per feature: kind, each side's
     count/nulls/mean/std/min/max, and the plotted bins or categories with shares),
-    ``history``, ``performance`` and ``alerts`` (the points drawn, times as ISO strings).
+    ``history``, ``performance`` and ``alerts`` (the points drawn, times as ISO strings)
+    and ``multivariate`` (the domain classifier's summary, or None).
 
     Args:
         drift_result: what :func:`milepost.monitoring.drift` returned.
@@ -132,6 +134,8 @@ def report_json(
             table :func:`~milepost.monitoring.performance_over_time` returns (each
             metric, its estimate and the labelled share, at each window's start).
         alerts: alerts to list (mappings, or objects with ``to_dict()``).
+        multivariate: a :func:`~milepost.monitoring.domain_classifier_drift` result, shown
+            in the summary (AUC, its interval, threshold, the most separating columns).
         reference_window, current_window: each side's window, as a label or a
             ``(start, end)`` pair of times.
 
@@ -174,6 +178,7 @@ def report_json(
         "history": c.history_points(history),
         "performance": c.performance_points(performance),
         "alerts": c.alert_rows(alerts),
+        "multivariate": c.multivariate_summary(multivariate),
     }
 
 
@@ -285,6 +290,7 @@ def render_report(
     history: c.Points = None,
     performance: c.Points = None,
     alerts: Iterable[Any] | None = None,
+    multivariate: Any = None,
     reference_window: c.Window = None,
     current_window: c.Window = None,
 ) -> str:
@@ -296,6 +302,7 @@ def render_report(
         history=history,
         performance=performance,
         alerts=alerts,
+        multivariate=multivariate,
         reference_window=reference_window,
         current_window=current_window,
     )
@@ -317,6 +324,7 @@ def write_report(
     history: c.Points = None,
     performance: c.Points = None,
     alerts: Iterable[Any] | None = None,
+    multivariate: Any = None,
     reference_window: c.Window = None,
     current_window: c.Window = None,
 ) -> tuple[Path, Path]:
@@ -341,6 +349,7 @@ def write_report(
         history=history,
         performance=performance,
         alerts=alerts,
+        multivariate=multivariate,
         reference_window=reference_window,
         current_window=current_window,
     )

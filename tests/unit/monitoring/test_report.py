@@ -373,3 +373,28 @@ def test_performance_over_time_table_is_drawn_as_it_comes(shifted: Any) -> None:
     perf = html[html.index('id="performance"') :]
     assert ">estimated (not valid)<" in perf
     assert perf.count('<svg class="chart trend"') == len({m for m, _ in metrics})
+
+
+def test_the_domain_classifier_verdict_is_in_the_summary() -> None:
+    from milepost.monitoring import domain_classifier_drift
+
+    cols = ["age", "monthly_spend", "support_tickets", "plan"]
+    ref = generate_customers(1500, seed=1)[cols]
+    cur = generate_customers(1500, seed=2, shift=1.0)[cols]
+    result = drift_result(ref, cur, ["plan"])
+    classifier = domain_classifier_drift(ref, cur, categorical=["plan"], folds=3)
+    content = report_json(result, multivariate=classifier)
+    m = content["multivariate"]
+    assert m["auc"] == pytest.approx(classifier.auc)
+    assert m["drifted"] is classifier.drifted
+    assert [t["feature"] for t in m["top_features"]] == classifier.top_features[:10]
+    html = render_report(result, multivariate=classifier)
+    card = " ".join(_visible_text(html[html.index('id="multivariate"') :]).split())
+    assert f"AUC {classifier.auc:.4g}" in card
+    assert (
+        f"Columns that separate them most (AUC drop when shuffled): {classifier.top_features[0]}"
+        in card
+    )
+    assert report_json(result)["multivariate"] is None
+    with pytest.raises(InvalidInput, match="not a domain classifier result"):
+        report_json(result, multivariate={"score": 1})
