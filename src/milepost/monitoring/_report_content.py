@@ -396,6 +396,8 @@ def summary(result: Any, rows: Sequence[Mapping[str, Any]], names: Sequence[str]
         "counted": {str(k): str(v) for k, v in counted.items()},
         "tests": len(rows),
         "drifted_tests": sum(1 for r in rows if r.get("drifted")),
+        # False when the reference was a stored profile (some statistics approximate)
+        "exact": bool(getattr(result, "exact", True)),
     }
 
 

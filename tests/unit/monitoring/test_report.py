@@ -398,3 +398,13 @@ def test_the_domain_classifier_verdict_is_in_the_summary() -> None:
     assert report_json(result)["multivariate"] is None
     with pytest.raises(InvalidInput, match="not a domain classifier result"):
         report_json(result, multivariate={"score": 1})
+
+
+def test_a_result_from_a_stored_profile_says_it_is_approximate(shifted: Any) -> None:
+    class FromProfile:  # what drift() returns when the reference is a stored profile
+        features, reference, current = shifted.features, shifted.reference, shifted.current
+        dataset_drift, exact = False, False
+
+    assert "From a stored profile" in render_report(FromProfile())
+    assert report_json(FromProfile())["summary"]["exact"] is False
+    assert "From a stored profile" not in render_report(shifted)
