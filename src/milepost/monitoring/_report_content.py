@@ -109,6 +109,11 @@ def window_label(window: Window) -> str:
         return "not given"
     if isinstance(window, str):
         return window
+    if not isinstance(window, tuple | list) or len(window) != 2:
+        raise InvalidInput(
+            f"A window of {window!r}.",
+            hint="Pass a window as a label or a (start, end) pair of times.",
+        )
     start, end = window
     return f"{_label(_time(start, 'window'))} to {_label(_time(end, 'window'))} (UTC)"
 
@@ -122,7 +127,16 @@ def _records(points: Points, what: str, required: Sequence[str]) -> list[dict[st
     if points is None:
         return []
     rows: Iterable[Any]
-    rows = points.to_dict("records") if hasattr(points, "to_dict") else points
+    if hasattr(points, "to_dict") and hasattr(points, "columns"):
+        rows = points.to_dict("records")
+    elif isinstance(points, Iterable) and not isinstance(points, str | bytes | Mapping):
+        rows = points
+    else:
+        raise InvalidInput(
+            f"{what} is a {type(points).__name__}.",
+            hint=f"Pass {what} as a list of dicts or a DataFrame with columns "
+            f"{', '.join(required)}.",
+        )
     out = []
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
@@ -313,6 +327,12 @@ def performance_points(points: Points) -> list[dict[str, Any]]:
 
 
 def alert_rows(alerts: Iterable[Any] | None) -> list[dict[str, Any]]:
+    if alerts is not None and (
+        not isinstance(alerts, Iterable) or isinstance(alerts, str | bytes | Mapping)
+    ):
+        raise InvalidInput(
+            f"alerts is a {type(alerts).__name__}.", hint="Pass alerts as a list of dicts."
+        )
     out = []
     for alert in alerts or []:
         row = alert.to_dict() if hasattr(alert, "to_dict") else alert

@@ -43,8 +43,13 @@ ML, MR, MT, MB = 52, 12, 24, 30
 
 
 def fmt(value: float | None) -> str:
-    """A number for an axis or a table: 4 significant digits, no float noise."""
-    if value is None or math.isnan(value):
+    """A number for an axis or a table: 4 significant digits, no float noise (anything
+    else as text, "-" for nothing)."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if math.isnan(value):
         return "-"
     if value == 0:
         return "0"

@@ -61,7 +61,8 @@ if TYPE_CHECKING:
 
 __all__ = ["render_report", "report_json", "write_report"]
 
-TABLE_COLUMNS = ("feature", "kind", "method", "statistic", "p_value", "threshold", "drifted")
+#: Columns the report needs in a drift result's ``features`` table.
+REQUIRED_COLUMNS = ("feature", "kind", "method", "statistic", "p_value", "threshold", "drifted")
 
 
 class ColumnProfileLike(Protocol):
@@ -149,7 +150,13 @@ def report_json(
             f"{type(drift_result).__name__} has no features table.",
             hint="Pass the result of milepost.monitoring.drift(reference, current).",
         )
-    rows = [{k: c.plain(v) for k, v in r.items()} for r in table.to_dict("records")]
+    missing = [k for k in REQUIRED_COLUMNS if k not in getattr(table, "columns", ())]
+    if missing:
+        raise InvalidInput(
+            f"The features table has no column {', '.join(missing)}.",
+            hint="Pass the result of milepost.monitoring.drift(reference, current).",
+        )
+    rows = [{str(k): c.plain(v) for k, v in r.items()} for r in table.to_dict("records")]
     ref, cur = getattr(drift_result, "reference", None), getattr(drift_result, "current", None)
     ref_cols = getattr(ref, "columns", None) or {}
     cur_cols = getattr(cur, "columns", None) or {}
@@ -170,7 +177,7 @@ def report_json(
         "window": c.window_label(current_window),
     }
     return {
-        "title": title,
+        "title": str(title),
         "generated_at": datetime.now(tz=UTC).isoformat(timespec="seconds"),
         "summary": summary,
         "features": rows,
@@ -311,9 +318,7 @@ def render_report(
 
 def _render(content: Mapping[str, Any]) -> str:
     alert_keys = list(dict.fromkeys(k for a in content["alerts"] for k in a))[:8]
-    return _template().render(
-        r=content, charts=_charts(content), alert_keys=alert_keys, columns=TABLE_COLUMNS
-    )
+    return _template().render(r=content, charts=_charts(content), alert_keys=alert_keys)
 
 
 def write_report(

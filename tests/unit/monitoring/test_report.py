@@ -408,3 +408,45 @@ def test_a_result_from_a_stored_profile_says_it_is_approximate(shifted: Any) -> 
     assert "From a stored profile" in render_report(FromProfile())
     assert report_json(FromProfile())["summary"]["exact"] is False
     assert "From a stored profile" not in render_report(shifted)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"history": 5},
+        {"history": "psi"},
+        {"history": [1, 2]},
+        {"history": {"time": T0}},
+        {"history": [{"time": None, "feature": "a", "method": "psi", "statistic": 1}]},
+        {"performance": [{"time": [], "metric": "auc", "value": 1}]},
+        {"alerts": 5},
+        {"alerts": "fire"},
+        {"current_window": (T0,)},
+        {"current_window": 5},
+        {"reference_window": ("x", "y")},
+        {"multivariate": 3},
+    ],
+    ids=repr,
+)
+def test_junk_options_are_invalid_input(shifted: Any, kwargs: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInput):
+        render_report(shifted, **kwargs)
+
+
+def test_junk_results_are_invalid_input() -> None:
+    class Table:
+        features = pd.DataFrame({"feature": ["a"], "statistic": [1.0]})
+
+    for junk in (None, 1, "drift", pd.DataFrame(), Table()):
+        with pytest.raises(InvalidInput):
+            render_report(junk)
+    odd = pd.DataFrame(
+        [{"feature": 1, "kind": None, "method": "m", "statistic": "high", "p_value": None,
+          "threshold": "x", "drifted": None}]
+    )  # fmt: skip
+
+    class Odd:
+        features = odd
+
+    html = render_report(Odd())  # odd values print as text, nothing crashes
+    assert ">high<" in html
