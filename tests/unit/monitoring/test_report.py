@@ -123,6 +123,10 @@ def test_every_feature_and_method_has_a_row_and_a_plot(shifted: Any) -> None:
     for name in NUMERIC + CATEGORICAL:
         svg = re.search(rf'<svg class="chart dist"[^>]*data-feature="{name}"', html)
         assert svg is not None, name
+    panels = re.findall(r'<svg class="chart dist"[^>]*data-feature="([^"]+)"', html)
+    drifted = list(shifted.drifted_features)
+    assert panels[: len(drifted)] == drifted  # drifted features first, in table order
+    assert panels[len(drifted) :] == [n for n in NUMERIC + CATEGORICAL if n not in drifted]
 
 
 def test_numeric_plot_comes_from_quantiles_and_shows_the_shift() -> None:
