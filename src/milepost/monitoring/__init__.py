@@ -3,10 +3,19 @@
 One implementation of each statistic serves data validation (the ``distribution``
 check), canary analysis (prediction PSI) and the monitors::
 
-    from milepost.monitoring import psi_from_samples, ks_test, variant_stats
+    from milepost.monitoring import drift, profile, psi_from_samples, ks_test
+
+- :mod:`milepost.monitoring.feature_drift`: ``drift(reference, current)`` compares two windows
+  per feature and method (PSI, KS, Wasserstein, Jensen-Shannon, chi-square) with a
+  dataset verdict that an important feature's drift cannot hide behind quiet ones;
+- :mod:`milepost.monitoring.profiles`: ``profile(frame)``, a reference summary whose size
+  does not grow with the rows, stored with a model version and read instead of the
+  training set;
 
 - :mod:`milepost.monitoring.stats`: PSI (numbers binned at the reference's quantiles,
-  categories one bin each, empty bins floored at ``PSI_EPS``) and the two-sample KS test;
+  categories one bin each, empty bins floored at ``PSI_EPS``), the two-sample KS test,
+  the normalised Wasserstein distance, the Jensen-Shannon distance and the chi-square
+  test of homogeneity;
 - :mod:`milepost.monitoring.predictions`: an endpoint's logged requests over a window,
   per-variant request/error/latency figures, prediction counts and PSI between variants;
 - :mod:`milepost.monitoring.report`: the self-contained HTML report (and its JSON) of a
@@ -23,6 +32,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from milepost.monitoring.feature_drift import DEFAULT_THRESHOLDS, DriftResult, drift
     from milepost.monitoring.predictions import (
         SegmentSource,
         VariantStats,
@@ -33,42 +43,60 @@ if TYPE_CHECKING:
         segment_paths,
         variant_stats,
     )
+    from milepost.monitoring.profiles import ColumnProfile, Profile, profile
     from milepost.monitoring.report import render_report, report_json, write_report
     from milepost.monitoring.stats import (
         PSI_EPS,
+        ChiSquareResult,
         KsResult,
         align_counts,
         bin_counts,
+        chi_square,
+        jensen_shannon,
+        js_categorical,
+        js_from_samples,
         ks_test,
         psi,
         psi_bins,
         psi_categorical,
         psi_from_samples,
+        wasserstein,
     )
 
 __all__ = [
+    "DEFAULT_THRESHOLDS",
     "PSI_EPS",
     "Calibration",
+    "ChiSquareResult",
+    "ColumnProfile",
     "DomainClassifierResult",
+    "DriftResult",
     "KsResult",
     "LabelSource",
     "LabelledPredictions",
     "Performance",
     "PerformanceEstimate",
+    "Profile",
     "SegmentSource",
     "VariantStats",
     "align_counts",
     "bin_counts",
     "check_calibration",
+    "chi_square",
     "domain_classifier_drift",
+    "drift",
     "estimate_performance",
     "expected_roc_auc",
     "fmt_ms",
+    "jensen_shannon",
+    "js_categorical",
+    "js_from_samples",
     "ks_test",
     "labelled_predictions",
     "performance_over_time",
     "prediction_counts",
     "prediction_psi",
+    "profile",
     "psi",
     "psi_bins",
     "psi_categorical",
@@ -79,6 +107,7 @@ __all__ = [
     "report_json",
     "segment_paths",
     "variant_stats",
+    "wasserstein",
     "write_report",
 ]
 
@@ -124,17 +153,27 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(
         (
             "PSI_EPS",
+            "ChiSquareResult",
             "KsResult",
             "align_counts",
             "bin_counts",
+            "chi_square",
+            "jensen_shannon",
+            "js_categorical",
+            "js_from_samples",
             "ks_test",
             "psi",
             "psi_bins",
             "psi_categorical",
             "psi_from_samples",
+            "wasserstein",
         ),
         "milepost.monitoring.stats",
     ),
+    **dict.fromkeys(
+        ("DEFAULT_THRESHOLDS", "DriftResult", "drift"), "milepost.monitoring.feature_drift"
+    ),
+    **dict.fromkeys(("ColumnProfile", "Profile", "profile"), "milepost.monitoring.profiles"),
 }
 
 
