@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from milepost.demo.data import CATEGORICAL, NUMERIC, generate_customers
-from milepost.monitoring import write_report
+from milepost.monitoring import drift, write_report
 from tests.conftest import IN_CI
-from tests.unit.monitoring._standin import drift_result
 
 CHROMIUM = os.environ.get("MILEPOST_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -35,6 +35,15 @@ HOW = (
     "(pip install -e '.[dev]'; no browser download is needed)"
 )
 EVIL = "<script>alert(1)</script>"
+
+
+def _drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    categorical: list[str],
+    methods: list[str] | None = None,
+) -> Any:
+    return drift(reference, current, categorical=categorical or None, methods=methods)
 
 
 def _browser_or_skip() -> Any:
@@ -56,7 +65,7 @@ def _report(tmp_path: Path) -> tuple[Path, Any]:
     cols = NUMERIC + CATEGORICAL
     ref = generate_customers(3000, seed=1)[cols].rename(columns={"age": EVIL})
     cur = generate_customers(3000, seed=2, shift=1.0)[cols].rename(columns={"age": EVIL})
-    result = drift_result(ref, cur, CATEGORICAL)
+    result = _drift(ref, cur, CATEGORICAL)
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
     history = [
         {

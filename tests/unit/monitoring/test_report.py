@@ -17,11 +17,19 @@ import pytest
 
 from milepost.demo.data import CATEGORICAL, NUMERIC, generate_customers
 from milepost.errors import InvalidInput
-from milepost.monitoring import render_report, report_json, write_report
-from tests.unit.monitoring._standin import drift_result
+from milepost.monitoring import drift, profile, render_report, report_json, write_report
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 EVIL = "<script>alert('x')</script>"
+
+
+def _drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    categorical: list[str],
+    methods: list[str] | None = None,
+) -> Any:
+    return drift(reference, current, categorical=categorical or None, methods=methods)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +38,7 @@ def shifted() -> Any:
     cols = NUMERIC + CATEGORICAL
     ref = generate_customers(4000, seed=1)[cols]
     cur = generate_customers(3000, seed=2, shift=1.0)[cols]
-    return drift_result(ref, cur, CATEGORICAL)
+    return _drift(ref, cur, CATEGORICAL)
 
 
 def _history(features: list[str], n: int = 24) -> list[dict[str, Any]]:
@@ -133,7 +141,7 @@ def test_numeric_plot_comes_from_quantiles_and_shows_the_shift() -> None:
     rng = np.random.default_rng(3)
     ref = pd.DataFrame({"x": rng.normal(0, 1, 20_000)})
     cur = pd.DataFrame({"x": rng.normal(1.5, 1, 20_000)})
-    plot = report_json(drift_result(ref, cur, []))["distributions"]["x"]["plot"]
+    plot = report_json(_drift(ref, cur, []))["distributions"]["x"]["plot"]
     edges, r, c = plot["edges"], plot["reference"], plot["current"]
     assert len(edges) == len(r) + 1 == len(c) + 1 == 41
     # the bins span the 1st percentile of the lower side to the 99th of the upper one
@@ -150,7 +158,7 @@ def test_numeric_plot_comes_from_quantiles_and_shows_the_shift() -> None:
 def test_categories_past_the_top_ten_go_to_other_and_new_ones_are_marked() -> None:
     ref = pd.DataFrame({"c": [f"k{i:02d}" for i in range(15)] * 20})
     cur = pd.DataFrame({"c": [f"k{i:02d}" for i in range(15)] * 20 + ["brand-new"] * 100})
-    content = report_json(drift_result(ref, cur, ["c"]))
+    content = report_json(_drift(ref, cur, ["c"]))
     plot = content["distributions"]["c"]["plot"]
     assert len(plot["categories"]) == 11
     assert plot["categories"][0] == "brand-new"
@@ -160,7 +168,7 @@ def test_categories_past_the_top_ten_go_to_other_and_new_ones_are_marked() -> No
     assert sum(plot["current"]) == pytest.approx(1.0)
     assert plot["reference"][-1] == pytest.approx(6 / 15)
     assert plot["new_categories"] == ["brand-new"]
-    html = render_report(drift_result(ref, cur, ["c"]))
+    html = render_report(_drift(ref, cur, ["c"]))
     assert "brand-new (new)" in html
     assert "New in current: brand-new." in html
 
@@ -168,7 +176,7 @@ def test_categories_past_the_top_ten_go_to_other_and_new_ones_are_marked() -> No
 def test_everything_is_escaped_and_nothing_is_fetched() -> None:
     ref = pd.DataFrame({EVIL: np.arange(100.0), "cat": ["<b>bold</b>"] * 100})
     cur = pd.DataFrame({EVIL: np.arange(100.0) + 50, "cat": ["<img src=x>"] * 100})
-    result = drift_result(ref, cur, ["cat"])
+    result = _drift(ref, cur, ["cat"])
     html = render_report(
         result,
         title=f"Title {EVIL}",
@@ -250,7 +258,7 @@ def test_size_does_not_grow_with_rows() -> None:
     cats = [f"c{i}" for i in range(5)]
     sizes = []
     for n in (10_000, 1_000_000):
-        result = drift_result(frames(n, 0.0), frames(n, 0.3), cats, methods=["psi"])
+        result = _drift(frames(n, 0.0), frames(n, 0.3), cats, methods=["psi"])
         html = render_report(result, history=_history(["n1", "c1"]), performance=_performance())
         data = json.dumps(report_json(result, history=_history(["n1", "c1"])))
         sizes.append((len(html.encode()), len(data.encode())))
@@ -295,7 +303,7 @@ def test_missing_and_empty_columns_say_so_instead_of_crashing() -> None:
         {"gone": [1.0, 2.0, 3.0], "empty": [None, None, None], "const": [5.0, 5.0, 5.0]}
     )
     cur = pd.DataFrame({"empty": [None, None, None], "const": [5.0, 5.0, 5.0]})
-    result = drift_result(ref, cur, [])
+    result = _drift(ref, cur, [])
     html = render_report(result)
     assert re.search(r"<td>missing_in_current", html)
     assert "column absent" in html
@@ -385,7 +393,7 @@ def test_the_domain_classifier_verdict_is_in_the_summary() -> None:
     cols = ["age", "monthly_spend", "support_tickets", "plan"]
     ref = generate_customers(1500, seed=1)[cols]
     cur = generate_customers(1500, seed=2, shift=1.0)[cols]
-    result = drift_result(ref, cur, ["plan"])
+    result = _drift(ref, cur, ["plan"])
     classifier = domain_classifier_drift(ref, cur, categorical=["plan"], folds=3)
     content = report_json(result, multivariate=classifier)
     m = content["multivariate"]
@@ -405,12 +413,15 @@ def test_the_domain_classifier_verdict_is_in_the_summary() -> None:
 
 
 def test_a_result_from_a_stored_profile_says_it_is_approximate(shifted: Any) -> None:
-    class FromProfile:  # what drift() returns when the reference is a stored profile
-        features, reference, current = shifted.features, shifted.reference, shifted.current
-        dataset_drift, exact = False, False
-
-    assert "From a stored profile" in render_report(FromProfile())
-    assert report_json(FromProfile())["summary"]["exact"] is False
+    ref = generate_customers(2000, seed=1)[NUMERIC + CATEGORICAL]
+    cur = generate_customers(1000, seed=2, shift=1.0)[NUMERIC + CATEGORICAL]
+    stored = drift(profile(ref), cur)
+    assert stored.exact is False
+    content = report_json(stored)
+    assert content["summary"]["exact"] is False
+    assert content["summary"]["reference"]["rows"] == 2000
+    html = render_report(stored)
+    assert "From a stored profile: KS and Wasserstein approximate." in html
     assert "From a stored profile" not in render_report(shifted)
 
 
