@@ -26,18 +26,17 @@ __all__ = [
     "TOP_CATEGORIES",
     "Points",
     "Window",
-    "alert_rows",
     "categorical_plot",
     "distributions",
-    "history_points",
     "iso",
-    "multivariate_summary",
     "number",
     "numeric_plot",
-    "performance_points",
+    "parse_time",
     "plain",
+    "records",
     "side_stats",
     "summary",
+    "thin",
     "to_ms",
     "window_label",
 ]
@@ -94,7 +93,7 @@ def iso(ms: float) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")
 
 
-def _time(value: Any, where: str) -> float:
+def parse_time(value: Any, where: str) -> float:
     try:
         return to_ms(value)
     except (TypeError, ValueError) as exc:
@@ -115,14 +114,14 @@ def window_label(window: Window) -> str:
             hint="Pass a window as a label or a (start, end) pair of times.",
         )
     start, end = window
-    return f"{_label(_time(start, 'window'))} to {_label(_time(end, 'window'))} (UTC)"
+    return f"{_label(parse_time(start, 'window'))} to {_label(parse_time(end, 'window'))} (UTC)"
 
 
 def _label(ms: float) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _records(points: Points, what: str, required: Sequence[str]) -> list[dict[str, Any]]:
+def records(points: Points, what: str, required: Sequence[str]) -> list[dict[str, Any]]:
     """Rows of a list of mappings or a DataFrame, each checked for ``required`` keys."""
     if points is None:
         return []
@@ -138,7 +137,8 @@ def _records(points: Points, what: str, required: Sequence[str]) -> list[dict[st
             f"{', '.join(required)}.",
         )
     out = []
-    for i, row in enumerate(rows):
+    for i, item in enumerate(rows):
+        row = item.to_dict() if hasattr(item, "to_dict") and not isinstance(item, Mapping) else item
         if not isinstance(row, Mapping):
             raise InvalidInput(
                 f"{what}[{i}] is a {type(row).__name__}, not a mapping.",
@@ -155,7 +155,7 @@ def _records(points: Points, what: str, required: Sequence[str]) -> list[dict[st
     return out
 
 
-def _thin(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def thin(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """At most MAX_POINTS points, evenly spaced, first and last kept."""
     if len(points) <= MAX_POINTS:
         return points
@@ -251,105 +251,6 @@ def side_stats(profile: Any) -> dict[str, Any]:
     return out
 
 
-def history_points(points: Points) -> list[dict[str, Any]]:
-    rows = _records(points, "history", ("time", "feature", "method", "statistic"))
-    series: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for i, row in enumerate(rows):
-        point = {
-            "time_ms": _time(row["time"], f"history[{i}]"),
-            "feature": str(row["feature"]),
-            "method": str(row["method"]),
-            "statistic": plain(row["statistic"]),
-            "p_value": plain(row.get("p_value")),
-            "threshold": plain(row.get("threshold")),
-        }
-        series.setdefault((point["feature"], point["method"]), []).append(point)
-    out = []
-    for pts in series.values():
-        for p in _thin(sorted(pts, key=lambda p: p["time_ms"])):
-            out.append({"time": iso(p["time_ms"]), **p})
-    return out
-
-
-#: Columns of a window table (``performance_over_time``) that are not metrics.
-_WINDOW_META = frozenset(
-    {"window_start", "window_end", "predictions", "labelled", "unlabelled", "status",
-     "estimate_valid"}
-)  # fmt: skip
-
-
-def _from_windows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Long points from :func:`~milepost.monitoring.performance_over_time`'s table: one
-    per window and metric at the window's start, ``estimated_<metric>`` as the metric's
-    estimate ("estimated (not valid)" when ``estimate_valid`` is false), and the share
-    of predictions labelled so far as a metric of its own."""
-    out, shares = [], []
-    for row in rows:
-        valid = row.get("estimate_valid", True)
-        for key, value in row.items():
-            if key in _WINDOW_META or plain(value) is None or isinstance(value, bool | str):
-                continue
-            point = {"time": row["window_start"], "metric": str(key), "value": value}
-            if str(key).startswith("estimated_"):
-                point["metric"] = str(key).removeprefix("estimated_")
-                point["kind"] = "estimated" if valid else "estimated (not valid)"
-            if key == "share_labelled":
-                point["kind"] = "labelled so far"
-                shares.append(point)
-            else:
-                out.append(point)
-    return out + shares  # the labelled share's chart after the metrics
-
-
-def performance_points(points: Points) -> list[dict[str, Any]]:
-    columns = getattr(points, "columns", ())
-    if "window_start" in columns and "metric" not in columns:
-        points = _from_windows(_records(points, "performance", ("window_start",)))
-    rows = _records(points, "performance", ("time", "metric", "value"))
-    series: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for i, row in enumerate(rows):
-        ms = _time(row["time"], f"performance[{i}]")
-        metric = str(row["metric"])
-        kind = str(row.get("kind") or "realised")
-        pairs = [(kind, row["value"])]
-        if row.get("estimated") is not None:
-            pairs.append(("estimated", row["estimated"]))
-        for k, v in pairs:
-            if plain(v) is None:  # no value (yet): nothing to draw
-                continue
-            point = {"time_ms": ms, "metric": metric, "kind": k, "value": plain(v)}
-            series.setdefault((metric, k), []).append(point)
-    out = []
-    for pts in series.values():
-        for p in _thin(sorted(pts, key=lambda p: p["time_ms"])):
-            out.append({"time": iso(p["time_ms"]), **p})
-    return out
-
-
-def alert_rows(alerts: Iterable[Any] | None) -> list[dict[str, Any]]:
-    if alerts is not None and (
-        not isinstance(alerts, Iterable) or isinstance(alerts, str | bytes | Mapping)
-    ):
-        raise InvalidInput(
-            f"alerts is a {type(alerts).__name__}.", hint="Pass alerts as a list of dicts."
-        )
-    out = []
-    for alert in alerts or []:
-        row = alert.to_dict() if hasattr(alert, "to_dict") else alert
-        if not isinstance(row, Mapping):
-            raise InvalidInput(
-                f"An alert is a {type(alert).__name__}, not a mapping.",
-                hint="Pass alerts as dicts or objects with to_dict().",
-            )
-        clean = {}
-        for key, raw in row.items():
-            time_like = key == "time" or str(key).endswith("_ms")
-            value = iso(float(raw)) if time_like and isinstance(raw, int | float) else raw
-            clean[str(key)] = plain(value)
-        out.append(clean)
-    return out
-
-
 def distributions(
     rows: Sequence[Mapping[str, Any]],
     names: Sequence[str],
@@ -418,36 +319,4 @@ def summary(result: Any, rows: Sequence[Mapping[str, Any]], names: Sequence[str]
         "drifted_tests": sum(1 for r in rows if r.get("drifted")),
         # False when the reference was a stored profile (some statistics approximate)
         "exact": bool(getattr(result, "exact", True)),
-    }
-
-
-def multivariate_summary(result: Any) -> dict[str, Any] | None:
-    """The domain classifier's verdict (:func:`~milepost.monitoring.domain_classifier_drift`)
-    for the summary: AUC, interval, threshold, status and the ten columns that separate
-    the windows most (positive permutation importance, highest first)."""
-    if result is None:
-        return None
-    row = result.to_dict() if hasattr(result, "to_dict") else result
-    if not isinstance(row, Mapping) or "auc" not in row:
-        raise InvalidInput(
-            f"multivariate= got a {type(result).__name__}, not a domain classifier result.",
-            hint="Pass what milepost.monitoring.domain_classifier_drift returned.",
-        )
-    importance = {str(k): plain(v) for k, v in (row.get("importance") or {}).items()}
-    top = sorted(
-        ((k, v) for k, v in importance.items() if v is not None and v > 0), key=lambda kv: -kv[1]
-    )[:10]
-    ci = row.get("ci")
-    return {
-        "auc": plain(row.get("auc")),
-        "ci": None if ci is None else [plain(v) for v in ci],
-        "p_value": plain(row.get("p_value")),
-        "threshold": plain(row.get("threshold")),
-        "alpha": plain(row.get("alpha")),
-        "drifted": bool(row.get("drifted")),
-        "status": plain(row.get("status")),
-        "reason": plain(row.get("reason")) or "",
-        "rows_reference": plain(row.get("rows_reference")),
-        "rows_current": plain(row.get("rows_current")),
-        "top_features": [{"feature": k, "importance": v} for k, v in top],
     }

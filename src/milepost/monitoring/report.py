@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from milepost.errors import InvalidInput
 from milepost.monitoring import _report_content as c
+from milepost.monitoring import _report_series as rs
 from milepost.monitoring import _svg
 
 if TYPE_CHECKING:
@@ -129,11 +130,14 @@ def report_json(
         drift_result: what :func:`milepost.monitoring.drift` returned.
         title: the page title.
         history: drift points over time, each with ``time, feature, method, statistic``
-            and optionally ``threshold`` and ``p_value``.
+            and optionally ``threshold`` and ``p_value``; or a monitor's stored results
+            (``run_at, check, metric, feature, value, threshold``: records or dicts),
+            of which the non-performance ones are drawn.
         performance: points with ``time, metric, value`` and optionally ``kind``
             (``"realised"``, the default, or ``"estimated"``) or ``estimated``; or the
             table :func:`~milepost.monitoring.performance_over_time` returns (each
-            metric, its estimate and the labelled share, at each window's start).
+            metric, its estimate and the labelled share, at each window's start); or a
+            monitor's stored results, of which the ``performance`` ones are drawn.
         alerts: alerts to list (mappings, or objects with ``to_dict()``).
         multivariate: a :func:`~milepost.monitoring.domain_classifier_drift` result, shown
             in the summary (AUC, its interval, threshold, the most separating columns).
@@ -182,10 +186,10 @@ def report_json(
         "summary": summary,
         "features": rows,
         "distributions": dists,
-        "history": c.history_points(history),
-        "performance": c.performance_points(performance),
-        "alerts": c.alert_rows(alerts),
-        "multivariate": c.multivariate_summary(multivariate),
+        "history": rs.history_points(history),
+        "performance": rs.performance_points(performance),
+        "alerts": rs.alert_rows(alerts),
+        "multivariate": rs.multivariate_summary(multivariate),
     }
 
 

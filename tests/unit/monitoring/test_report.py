@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import re
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -465,3 +466,41 @@ def test_junk_results_are_invalid_input() -> None:
 
     html = render_report(Odd())  # odd values print as text, nothing crashes
     assert ">high<" in html
+
+
+def test_a_monitors_stored_results_feed_history_and_performance(shifted: Any) -> None:
+    @dataclass(frozen=True)
+    class Result:  # the shape `milepost monitor` stores one measured value in
+        run_at: int
+        check: str
+        metric: str
+        feature: str | None
+        value: float | None
+        threshold: float | None
+        status: str = "ok"
+
+        def to_dict(self) -> dict[str, Any]:
+            return asdict(self)
+
+    hour = 3_600_000
+    results = []
+    for i in range(6):
+        t = 1_772_323_200_000 + i * hour
+        results += [
+            Result(t, "feature_drift", "psi", "age", 0.05 * i, 0.2),
+            Result(t, "feature_drift", "ks", "age", 0.5 / (i + 1), 0.05),
+            Result(t, "prediction_drift", "psi", None, 0.01 * i, 0.2),
+            Result(t, "performance", "accuracy", None, 0.9 - 0.01 * i, None),
+            Result(t, "feature_drift", "psi", "plan", None, 0.2, "empty"),  # measured nothing
+        ]
+    content = report_json(shifted, history=results, performance=results)
+    series = {(p["feature"], p["method"]) for p in content["history"]}
+    assert series == {("age", "psi"), ("age", "ks"), ("prediction_drift", "psi")}
+    ks = [p for p in content["history"] if p["method"] == "ks"]
+    assert [p["p_value"] for p in ks] == [0.5 / (i + 1) for i in range(6)]
+    assert all(p["statistic"] is None for p in ks)
+    assert [p["value"] for p in content["performance"]] == [0.9 - 0.01 * i for i in range(6)]
+    html = render_report(shifted, history=results, performance=results)
+    history = html[html.index('id="history"') : html.index('id="performance"')]
+    assert history.count('<svg class="chart trend"') == 3
+    assert "age · ks" in history and "drift below the threshold" in history
