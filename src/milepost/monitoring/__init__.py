@@ -17,7 +17,9 @@ check), canary analysis (prediction PSI) and the monitors::
   the normalised Wasserstein distance, the Jensen-Shannon distance and the chi-square
   test of homogeneity;
 - :mod:`milepost.monitoring.predictions`: an endpoint's logged requests over a window,
-  per-variant request/error/latency figures, prediction counts and PSI between variants.
+  per-variant request/error/latency figures, prediction counts and PSI between variants;
+- :mod:`milepost.monitoring.report`: the self-contained HTML report (and its JSON) of a
+  drift result, with drift and performance over time (``write_report``).
 
 Layering: monitoring reads stores through small protocols; serving and data call it,
 never the reverse. Names load on first use (PEP 562): importing the package costs
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
         variant_stats,
     )
     from milepost.monitoring.profiles import ColumnProfile, Profile, profile
+    from milepost.monitoring.report import render_report, report_json, write_report
     from milepost.monitoring.stats import (
         PSI_EPS,
         ChiSquareResult,
@@ -100,9 +103,12 @@ __all__ = [
     "psi_from_samples",
     "read_predictions",
     "realised_performance",
+    "render_report",
+    "report_json",
     "segment_paths",
     "variant_stats",
     "wasserstein",
+    "write_report",
 ]
 
 # Public name -> the module that defines it.
@@ -143,6 +149,7 @@ _LAZY: dict[str, str] = {
         ),
         "milepost.monitoring.predictions",
     ),
+    **dict.fromkeys(("render_report", "report_json", "write_report"), "milepost.monitoring.report"),
     **dict.fromkeys(
         (
             "PSI_EPS",
