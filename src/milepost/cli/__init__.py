@@ -25,6 +25,7 @@ from milepost.cli import (
     audit,
     data,
     deploy,
+    drift,
     endpoints,
     experiments,
     features,
@@ -58,6 +59,7 @@ app.add_typer(deploy.app, name="deploy", hidden=True)  # old names, for one rele
 app.command("serve", hidden=True)(deploy.serve)
 app.add_typer(roles.app, name="roles")
 app.add_typer(audit.app, name="audit")
+app.command("drift")(drift.drift)
 
 
 @functools.cache

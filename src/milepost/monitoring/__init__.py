@@ -20,7 +20,9 @@ check), canary analysis (prediction PSI) and the monitors::
   per-variant request/error/latency figures, prediction counts and PSI between variants;
 - :mod:`milepost.monitoring.service`: :class:`MonitorService`, monitors on an endpoint or
   model version (checks, window, schedule, thresholds), their results as time series and
-  their alerts (``milepost monitor ...``; ``Runtime.monitors``).
+  their alerts (``milepost monitor ...``; ``Runtime.monitors``);
+- :mod:`milepost.monitoring.report`: the self-contained HTML report (and its JSON) of a
+  drift result, with drift and performance over time (``write_report``).
 
 Layering: monitoring reads stores through small protocols; serving and data call it,
 never the reverse. Names load on first use (PEP 562): importing the package costs
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
         variant_stats,
     )
     from milepost.monitoring.profiles import ColumnProfile, Profile, profile
+    from milepost.monitoring.report import render_report, report_json, write_report
     from milepost.monitoring.service import MonitorService, MonitorSources
     from milepost.monitoring.stats import (
         PSI_EPS,
@@ -122,9 +125,12 @@ __all__ = [
     "psi_from_samples",
     "read_predictions",
     "realised_performance",
+    "render_report",
+    "report_json",
     "segment_paths",
     "variant_stats",
     "wasserstein",
+    "write_report",
 ]
 
 # Public name -> the module that defines it.
@@ -171,6 +177,7 @@ _LAZY: dict[str, str] = {
         ),
         "milepost.monitoring.predictions",
     ),
+    **dict.fromkeys(("render_report", "report_json", "write_report"), "milepost.monitoring.report"),
     **dict.fromkeys(
         (
             "PSI_EPS",
