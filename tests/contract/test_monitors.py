@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -110,7 +111,7 @@ def _now_ms() -> int:
 
 
 def test_a_run_stores_results_and_raises_alerts(
-    runtime: Runtime, endpoint: str, caplog: pytest.LogCaptureFixture
+    runtime: Runtime, endpoint: str, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     clock = Clock()
     svc = _service(runtime, clock)
@@ -145,6 +146,14 @@ def test_a_run_stores_results_and_raises_alerts(
     assert {(a.check, a.metric, a.feature) for a in run.alerts} == breached
     assert all(a.delivered is None for a in run.alerts)  # no webhook configured
     assert "psi[age]=" in caplog.text and "monitor=churn-drift" in caplog.text
+
+    # the run's report: its drift result, the stored series and alerts, self-contained
+    html, js = svc.write_report(tmp_path / "churn-drift", run)
+    page = html.read_text()
+    assert "Monitor churn-drift" in page and "the previous window (600 rows)" in page
+    assert "age" in page and "<script" not in page
+    assert 'src="http' not in page and 'href="http' not in page
+    assert json.loads(js.read_text())["alerts"]
 
     # stored: the time series and the alerts read back the same
     series = svc.results("churn-drift", metric="psi", feature="age")
@@ -193,6 +202,8 @@ def test_an_empty_window_is_a_result_not_a_crash(runtime: Runtime, endpoint: str
     )
     run = svc.run("quiet")
     assert run.status == "empty" and run.rows == 0 and run.alerts == []
+    with pytest.raises(InvalidInput, match="nothing to report"):
+        svc.write_report("unused", run)
     assert [(r.check, r.status, r.breached) for r in run.results] == [
         ("feature_drift", "empty", False),
         ("prediction_drift", "empty", False),

@@ -72,8 +72,10 @@ def test_create_run_and_show_a_monitor(tmp_path: Path) -> None:
     assert mon["checks"] == ["feature_drift"] and mon["schedule"] == "*/5 * * * *"
     assert mon["next_run_at"] % 300_000 == 0 and mon["created_by"] == "alice"
 
-    ran = cli("monitor", "run", "churn-drift", cwd=tmp_path, env=env)
+    ran = cli("monitor", "run", "churn-drift", "--report", "out/drift", cwd=tmp_path, env=env)
     assert ran.returncode == 0, ran.stderr
+    assert (tmp_path / "out" / "drift.html").stat().st_size > 0
+    assert json.loads((tmp_path / "out" / "drift.json").read_text())["alerts"]
     out = ran.stdout
     assert "window 1h" in out and "600 rows" in out and "breached" in out
     header = next(line for line in out.splitlines() if "metric" in line)

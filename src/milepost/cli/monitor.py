@@ -8,6 +8,7 @@ its threshold (see :mod:`milepost.monitoring.service`). Times print in UTC.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -176,15 +177,27 @@ def create(
     )
 
 
-def run(name: NameArg, as_json: JsonOpt = False) -> None:
+def run(
+    name: NameArg,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the run's report here: PATH.html (self-contained) and PATH.json.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Run a monitor once now: store its results, raise and deliver its alerts. Exit code 0
     whether or not a threshold was crossed (the alerts are listed)."""
     monitors = runtime().monitors
     result = monitors.run(name)
+    written = monitors.write_report(report, result) if report is not None else None
     if as_json:
         emit_json(result.to_dict())
         return
     _print_run(result, monitors.get(name))
+    if written is not None:
+        console.print(f"Report: {escape(str(written[0]))} (and {escape(written[1].name)})")
 
 
 def list_(as_json: JsonOpt = False) -> None:

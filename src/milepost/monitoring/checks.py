@@ -57,6 +57,8 @@ class Measurement:
     rows: int
     status: str
     details: dict[str, Any] = field(default_factory=dict)
+    #: the drift result behind a ``drifted_share`` row (for the report; not stored)
+    result: Any = field(default=None, repr=False, compare=False)
 
 
 def crossed(metric: str, value: float | None, threshold: float | None) -> bool:
@@ -179,9 +181,8 @@ def drift_measurements(
         share["not_logged"] = not_logged
     if result.unseen_categories:
         share["unseen_categories"] = {k: list(v) for k, v in result.unseen_categories.items()}
-    out.append(
-        _measure(check, "drifted_share", None, result.drifted_share, thresholds, rows, share)
-    )
+    summary = _measure(check, "drifted_share", None, result.drifted_share, thresholds, rows, share)
+    out.append(replace(summary, result=result))
     return out
 
 

@@ -300,6 +300,15 @@ class MonitorRun:
     rows: int
     results: list[MonitorResult]
     alerts: list[Alert]
+    # check -> the drift result it computed (feature_drift, prediction_drift), for
+    # :meth:`MonitorService.write_report`; kept in memory only
+    _drift: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def drift_results(self) -> dict[str, Any]:
+        """The :class:`~milepost.monitoring.DriftResult` of each drift check of this run
+        (not stored: a later run computes its own)."""
+        return dict(self._drift)
 
     @property
     def breached(self) -> bool:

@@ -46,8 +46,10 @@ from milepost.stores.schema import alerts, monitor_results, monitors
 
 if TYPE_CHECKING:
     import builtins
+    import os
     from collections.abc import Callable, Mapping, Sequence
     from datetime import datetime
+    from pathlib import Path
 
     from milepost.monitoring.checks import Measurement
     from milepost.monitoring.labels import LabelSource
@@ -311,6 +313,7 @@ class MonitorService:
             window.rows,
             [_rows.to_result(mon.name, r) for r in results],
             stored,
+            {m.check: m.result for m in measured if m.result is not None},
         )
         return self._emit(mon, run)
 
@@ -447,6 +450,40 @@ class MonitorService:
             )
         return _rows.to_alert(row["name"], row)
 
+    def write_report(self, path: str | os.PathLike[str], run: MonitorRun) -> tuple[Path, Path]:
+        """Write the report of a run (``<path>.html`` and ``<path>.json``): the run's
+        drift result (feature drift, else prediction drift) with the monitor's stored
+        results as drift and performance over time and its recent alerts
+        (:func:`milepost.monitoring.write_report`).
+
+        Raises:
+            InvalidInput: the run computed no drift (an empty window, no reference, or no
+                drift check).
+        """
+        from milepost.monitoring.report import write_report
+
+        drift = run.drift_results
+        kind = "feature_drift" if "feature_drift" in drift else "prediction_drift"
+        result = drift.get(kind)
+        if result is None:
+            raise InvalidInput(
+                f"Run {run.run_id[:12]} of monitor {run.monitor!r} computed no drift "
+                f"(status {run.status}): there is nothing to report.",
+                hint="Report a run of a monitor with feature_drift or prediction_drift "
+                "whose window has rows and a reference.",
+            )
+        history = [r.to_dict() for r in self.results(run.monitor)]
+        return write_report(
+            path,
+            result,
+            title=f"Monitor {run.monitor}",
+            history=history,
+            performance=history,
+            alerts=self.alerts(run.monitor, limit=50),
+            reference_window=_reference_label(run, kind),
+            current_window=(run.window_start, run.window_end),
+        )
+
     def next_run(self, name: str) -> int | None:
         """Epoch ms of a monitor's next slot (None: manual or disabled)."""
         mon = self.get(name)
@@ -576,3 +613,15 @@ class MonitorService:
             for a in run.alerts
         ]
         return MonitorRun(**{**run.__dict__, "alerts": delivered})
+
+
+def _reference_label(run: MonitorRun, check: str) -> str:
+    """What a run's drift check compared with, in words (for the report)."""
+    summary = next(
+        (r for r in run.results if r.check == check and r.metric == "drifted_share"), None
+    )
+    details = summary.details if summary is not None else {}
+    if details.get("reference") == "profile":
+        return "the model version's training profile"
+    rows = details.get("reference_rows")
+    return "the previous window" + (f" ({rows:,} rows)" if rows else "")
