@@ -154,6 +154,9 @@ def test_a_run_stores_results_and_raises_alerts(
     assert "age" in page and "<script" not in page
     assert 'src="http' not in page and 'href="http' not in page
     assert json.loads(js.read_text())["alerts"]
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(InvalidInput, match="Cannot write the report"):
+        svc.write_report(tmp_path / "a-file" / "report", run)
 
     # stored: the time series and the alerts read back the same
     series = svc.results("churn-drift", metric="psi", feature="age")

@@ -462,6 +462,12 @@ class MonitorService:
         """
         from milepost.monitoring.report import write_report
 
+        if not isinstance(run, MonitorRun):
+            raise InvalidInput(
+                f"write_report takes a MonitorRun, not {type(run).__name__}.",
+                hint="Pass what run() returned.",
+            )
+        path = check.local_path(path, "report path")
         drift = run.drift_results
         kind = "feature_drift" if "feature_drift" in drift else "prediction_drift"
         result = drift.get(kind)
@@ -473,16 +479,22 @@ class MonitorService:
                 "whose window has rows and a reference.",
             )
         history = [r.to_dict() for r in self.results(run.monitor)]
-        return write_report(
-            path,
-            result,
-            title=f"Monitor {run.monitor}",
-            history=history,
-            performance=history,
-            alerts=self.alerts(run.monitor, limit=50),
-            reference_window=_reference_label(run, kind),
-            current_window=(run.window_start, run.window_end),
-        )
+        try:
+            return write_report(
+                path,
+                result,
+                title=f"Monitor {run.monitor}",
+                history=history,
+                performance=history,
+                alerts=self.alerts(run.monitor, limit=50),
+                reference_window=_reference_label(run, kind),
+                current_window=(run.window_start, run.window_end),
+            )
+        except OSError as exc:
+            raise InvalidInput(
+                f"Cannot write the report at {str(path)!r}: {exc.strerror or exc}.",
+                hint="Give a path in a writable directory (PATH.html and PATH.json).",
+            ) from None
 
     def next_run(self, name: str) -> int | None:
         """Epoch ms of a monitor's next slot (None: manual or disabled)."""
