@@ -37,7 +37,7 @@ def cli(
 
 
 def cli_in_process(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
+    *args: str, cwd: Path, env: dict[str, str] | None = None, columns: int = 200
 ) -> subprocess.CompletedProcess[str]:
     """:func:`cli` without starting a process: the same parser, settings, stores, output
     and exit code, in ~1/20 of the time.
@@ -46,6 +46,7 @@ def cli_in_process(
     start, its exit code) keeps :func:`cli`. Like a new process, each call resolves the
     settings from ``cwd`` and ``env`` (no ``MILEPOST_*`` from outside) and closes the
     runtime afterwards, so pending writes are flushed before the next call reads.
+    ``columns`` is the terminal's width (``COLUMNS``).
     """
     import milepost
     from milepost.cli import main
@@ -56,9 +57,9 @@ def cli_in_process(
     out, err = io.StringIO(), io.StringIO()
     for key in [k for k in os.environ if k.startswith("MILEPOST_")]:
         del os.environ[key]
-    os.environ.update(env or {}, COLUMNS="200")
+    os.environ.update(env or {}, COLUMNS=str(columns))
     for c in (console, err_console):
-        c.width = 200
+        c.width = columns
     os.chdir(cwd)
     milepost.reset()
     try:
