@@ -2,7 +2,9 @@
 
 Starting it is cheap: command modules import Typer, Rich and :mod:`milepost.errors`
 only, and each command imports the services it calls (see :mod:`milepost.cli._runtime`),
-so ``milepost --help`` never loads the services, pandas, DuckDB or SQLAlchemy.
+so ``milepost --help`` never loads the services, pandas, DuckDB or SQLAlchemy; a
+command builds only its own branch of the command tree, and the runtime builds only the
+services the command uses.
 
 Known errors (:class:`~milepost.errors.MilepostError`) print as one line with what to
 do and exit 1; usage errors (unknown option, missing argument, bad value) print as one
