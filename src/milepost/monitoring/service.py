@@ -460,41 +460,9 @@ class MonitorService:
             InvalidInput: the run computed no drift (an empty window, no reference, or no
                 drift check).
         """
-        from milepost.monitoring.report import write_report
+        from milepost.monitoring._run_report import write_run_report
 
-        if not isinstance(run, MonitorRun):
-            raise InvalidInput(
-                f"write_report takes a MonitorRun, not {type(run).__name__}.",
-                hint="Pass what run() returned.",
-            )
-        path = check.local_path(path, "report path")
-        drift = run.drift_results
-        kind = "feature_drift" if "feature_drift" in drift else "prediction_drift"
-        result = drift.get(kind)
-        if result is None:
-            raise InvalidInput(
-                f"Run {run.run_id[:12]} of monitor {run.monitor!r} computed no drift "
-                f"(status {run.status}): there is nothing to report.",
-                hint="Report a run of a monitor with feature_drift or prediction_drift "
-                "whose window has rows and a reference.",
-            )
-        history = [r.to_dict() for r in self.results(run.monitor)]
-        try:
-            return write_report(
-                path,
-                result,
-                title=f"Monitor {run.monitor}",
-                history=history,
-                performance=history,
-                alerts=self.alerts(run.monitor, limit=50),
-                reference_window=_reference_label(run, kind),
-                current_window=(run.window_start, run.window_end),
-            )
-        except OSError as exc:
-            raise InvalidInput(
-                f"Cannot write the report at {str(path)!r}: {exc.strerror or exc}.",
-                hint="Give a path in a writable directory (PATH.html and PATH.json).",
-            ) from None
+        return write_run_report(self, path, run)
 
     def next_run(self, name: str) -> int | None:
         """Epoch ms of a monitor's next slot (None: manual or disabled)."""
@@ -625,15 +593,3 @@ class MonitorService:
             for a in run.alerts
         ]
         return MonitorRun(**{**run.__dict__, "alerts": delivered})
-
-
-def _reference_label(run: MonitorRun, check: str) -> str:
-    """What a run's drift check compared with, in words (for the report)."""
-    summary = next(
-        (r for r in run.results if r.check == check and r.metric == "drifted_share"), None
-    )
-    details = summary.details if summary is not None else {}
-    if details.get("reference") == "profile":
-        return "the model version's training profile"
-    rows = details.get("reference_rows")
-    return "the previous window" + (f" ({rows:,} rows)" if rows else "")
