@@ -68,7 +68,7 @@ class _Cache:
     def directory(self) -> Path:
         if self.dir is None:
             self.dir = Path(tempfile.mkdtemp(prefix="milepost-segments-"))
-            atexit.register(shutil.rmtree, self.dir, True)
+            atexit.register(_remove, self.dir, self.pid)
         return self.dir
 
     def evict(self) -> None:
@@ -80,6 +80,12 @@ class _Cache:
                 continue
             self.size -= self.files.pop(uri)
             (self.directory() / _name(uri)).unlink(missing_ok=True)
+
+
+def _remove(directory: Path, pid: int) -> None:
+    """At exit: the cache of the process that made it (a fork child inherits the hook)."""
+    if os.getpid() == pid:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 _cache = _Cache()
