@@ -490,7 +490,7 @@ def _closing(console: Console, lr_id: str, gb_id: str) -> None:
     console.print(f"  metadata:  {rt.db.uri}")
     console.print(f"  artifacts: {rt.blobs.uri}")
     console.print(f"  online features: {rt.settings.resolved_online_uri()}")
-    console.print(f"  prediction log: {home / 'predictions'}")
+    console.print("  prediction log: Parquet segments in the artifacts, registered in the metadata")
     console.print("  try, in this shell:", markup=False)
     hint = path_hint()
     if hint:
