@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from milepost.governance.audit import AuditService
     from milepost.governance.roles import RoleService
     from milepost.models.service import ModelService
+    from milepost.monitoring.service import MonitorService
     from milepost.promotion.service import PromotionService
     from milepost.serving.service import DeploymentService
     from milepost.stores.blobs import BlobStore
@@ -54,9 +55,9 @@ class Runtime:
     Attributes:
         settings, resolved: the settings and where each value came from.
         db, blobs: the metadata store and the artifact store.
-        tracking, data, features, models, evaluation, promotion, serving, audit, roles:
-            the services, each imported and built on first use (with the services it
-            depends on) and shared by every runtime on the same context.
+        tracking, data, features, models, evaluation, promotion, serving, audit, roles,
+        monitors: the services, each imported and built on first use (with the services
+            it depends on) and shared by every runtime on the same context.
     """
 
     def __init__(
@@ -177,6 +178,19 @@ class Runtime:
                 models=self.models,
                 features=self.features,
                 promotion=self.promotion,
+            ),
+        )
+
+    @cached_property
+    def monitors(self) -> MonitorService:
+        """Monitors, their results and alerts (reading serving's log and labels)."""
+        from milepost.monitoring.service import MonitorService
+        from milepost.serving.monitor_sources import ServingMonitorSources
+
+        return self.context.component(
+            MonitorService,
+            lambda c: MonitorService(
+                c.db, c.settings.actor(), ServingMonitorSources(self.serving, self.models)
             ),
         )
 

@@ -33,6 +33,7 @@ from milepost.cli import (
     experiments,
     features,
     models,
+    monitor,
     roles,
     runs,
     system,
@@ -56,6 +57,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
 app.add_typer(endpoints.app, name="endpoints")
+app.add_typer(monitor.app, name="monitor")
 app.add_typer(deploy.app, name="deploy", hidden=True)  # old names, for one release
 app.command("serve", hidden=True)(deploy.serve)
 app.add_typer(roles.app, name="roles")

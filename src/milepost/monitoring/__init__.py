@@ -18,6 +18,9 @@ check), canary analysis (prediction PSI) and the monitors::
   test of homogeneity;
 - :mod:`milepost.monitoring.predictions`: an endpoint's logged requests over a window,
   per-variant request/error/latency figures, prediction counts and PSI between variants;
+- :mod:`milepost.monitoring.service`: :class:`MonitorService`, monitors on an endpoint or
+  model version (checks, window, schedule, thresholds), their results as time series and
+  their alerts (``milepost monitor ...``; ``Runtime.monitors``);
 - :mod:`milepost.monitoring.report`: the self-contained HTML report (and its JSON) of a
   drift result, with drift and performance over time (``write_report``).
 
@@ -33,6 +36,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from milepost.monitoring.feature_drift import DEFAULT_THRESHOLDS, DriftResult, drift
+    from milepost.monitoring.monitors import (
+        CHECKS,
+        Alert,
+        Monitor,
+        MonitorResult,
+        MonitorRun,
+        Schedule,
+        Window,
+    )
     from milepost.monitoring.predictions import (
         SegmentSource,
         VariantStats,
@@ -45,6 +57,7 @@ if TYPE_CHECKING:
     )
     from milepost.monitoring.profiles import ColumnProfile, Profile, profile
     from milepost.monitoring.report import render_report, report_json, write_report
+    from milepost.monitoring.service import MonitorService, MonitorSources
     from milepost.monitoring.stats import (
         PSI_EPS,
         ChiSquareResult,
@@ -64,8 +77,10 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "CHECKS",
     "DEFAULT_THRESHOLDS",
     "PSI_EPS",
+    "Alert",
     "Calibration",
     "ChiSquareResult",
     "ColumnProfile",
@@ -74,11 +89,18 @@ __all__ = [
     "KsResult",
     "LabelSource",
     "LabelledPredictions",
+    "Monitor",
+    "MonitorResult",
+    "MonitorRun",
+    "MonitorService",
+    "MonitorSources",
     "Performance",
     "PerformanceEstimate",
     "Profile",
+    "Schedule",
     "SegmentSource",
     "VariantStats",
+    "Window",
     "align_counts",
     "bin_counts",
     "check_calibration",
@@ -113,6 +135,12 @@ __all__ = [
 
 # Public name -> the module that defines it.
 _LAZY: dict[str, str] = {
+    # monitors (definitions, runs, alerts)
+    **dict.fromkeys(
+        ("CHECKS", "Alert", "Monitor", "MonitorResult", "MonitorRun", "Schedule", "Window"),
+        "milepost.monitoring.monitors",
+    ),
+    **dict.fromkeys(("MonitorService", "MonitorSources"), "milepost.monitoring.service"),
     # -- performance, estimation, late labels, multivariate drift (part P) --
     **dict.fromkeys(
         (
