@@ -192,6 +192,12 @@ def test_no_drift_no_alert_and_client_facade(runtime: Runtime, endpoint: str) ->
     assert client.get_monitor("steady").last_run_at == _now_ms()
     assert len(client.monitor_results("steady", metric="psi")) == 3
     assert client.list_alerts() == []
+    paused = client.update_monitor("steady", enabled=False, thresholds={"psi": 0.1})
+    assert not paused.enabled and paused.thresholds == {"psi": 0.1}
+    with pytest.raises(InvalidInput, match="cannot change 'endpoint'"):
+        client.update_monitor("steady", endpoint="other")
+    client.delete_monitor("steady", reason="test over")
+    assert client.list_monitors() == []
 
 
 def test_an_empty_window_is_a_result_not_a_crash(runtime: Runtime, endpoint: str) -> None:
