@@ -129,27 +129,35 @@ def drift_measurements(
     """Per-feature drift of ``current`` against ``reference`` (a DataFrame, or a stored
     :class:`~milepost.monitoring.Profile`) by :func:`~milepost.monitoring.drift`.
 
-    The drift methods named in ``thresholds`` run with those thresholds; with none named,
-    every method runs with its default. A row is breached when it drifted and either
-    counts for its feature's kind (``wasserstein`` for numbers, ``psi`` for categories,
-    unless only other methods run) or its method has a threshold in the monitor; other
+    Every drift method runs; those named in ``thresholds`` with those thresholds, the
+    others with their defaults. A row is breached when it drifted and either
+    counts for its feature's kind (``wasserstein`` for numbers, ``psi`` for categories)
+    and the monitor names no threshold for that kind's methods, or its method has a
+    threshold in the monitor; other
     drifted rows are information (``details["drifted"]``). Values are the statistic of
     distances and the p-value of tests (``ks``, ``chi_square``). Features the reference
     has and the window does not (a profile's label column) are left out and named in the
-    ``drifted_share`` row's ``details["not_logged"]``.
+    ``drifted_share`` row's ``details["not_logged"]``; logged columns a stored profile
+    does not have (the entity key the server read features by) are not compared and are
+    named in ``details["not_in_reference"]``.
     """
+    from milepost.monitoring._drift_options import METHODS as KIND_METHODS
     from milepost.monitoring.feature_drift import drift
     from milepost.monitoring.profiles import Profile
 
     extra = details or {}
     not_logged: list[str] = []
+    not_in_reference: list[str] = []
     if isinstance(reference, Profile):
         not_logged = [c for c in reference.columns if c not in current.columns]
         kept = {c: p for c, p in reference.columns.items() if c in current.columns}
         reference = Profile(rows=reference.rows, columns=kept)
-    methods = [m for m in DRIFT_METHODS if m in thresholds] or None
-    limits = {m: thresholds[m] for m in methods or ()}
-    result = drift(reference, current, methods=methods, thresholds=limits or None)
+        # what the log has and the training data did not (the entity key the server
+        # looked features up by): not an input of the model, so not compared
+        not_in_reference = [c for c in current.columns if c not in kept]
+        current = current[[c for c in current.columns if c in kept]]
+    limits = {m: thresholds[m] for m in DRIFT_METHODS if m in thresholds}
+    result = drift(reference, current, thresholds=limits or None)
     rows = len(current)
     out: list[Measurement] = []
     for r in result.features.to_dict("records"):
@@ -161,7 +169,9 @@ def drift_measurements(
         limit = r.get("threshold")
         limit = None if limit is None or math.isnan(float(limit)) else float(limit)
         drifted = bool(r.get("drifted"))
-        hit = drifted and (bool(r.get("counted")) or method in thresholds)
+        # a threshold the monitor names for this kind's methods replaces the counted one
+        named = any(m in thresholds for m in KIND_METHODS.get(str(r.get("kind")), ()))
+        hit = drifted and (method in thresholds or (bool(r.get("counted")) and not named))
         status = "breached" if hit else "ok"
         if r.get("status") in ("empty", "all_null") and not hit:
             status = "empty"
@@ -179,6 +189,8 @@ def drift_measurements(
     share["dataset_drift"] = bool(result.dataset_drift)
     if not_logged:
         share["not_logged"] = not_logged
+    if not_in_reference:
+        share["not_in_reference"] = not_in_reference
     if result.unseen_categories:
         share["unseen_categories"] = {k: list(v) for k, v in result.unseen_categories.items()}
     summary = _measure(check, "drifted_share", None, result.drifted_share, thresholds, rows, share)
