@@ -133,6 +133,9 @@ class OnnxPredictor:
         self.inputs = self.session.get_inputs()
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.native = native  # returns the native model (loaded on first use)
+        #: A classifier's classes in the order of its probability columns, when the
+        #: graph names them (see :func:`onnx_classes`); None otherwise.
+        self.classes = onnx_classes(data) if len(self.outputs) > 1 else None
 
     @staticmethod
     def _array(values: list[Any], kind: str) -> np.ndarray | None:
@@ -259,6 +262,35 @@ class OnnxPredictor:
             keys = sorted(output[0])
             return np.array([[row[k] for k in keys] for row in output])
         return np.asarray(output)
+
+
+def onnx_classes(data: bytes) -> list[Any] | None:
+    """The classes of an ONNX classifier, in probability-column order, or None.
+
+    skl2onnx writes them as a ``classlabels_strings`` / ``classlabels_int64s`` attribute
+    of the classifier operator (tree ensembles, SVMs) or as an initializer named
+    ``classes`` (linear models); other graphs (and a missing ``onnx`` package) give None.
+    """
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return None
+    try:
+        model = onnx.load_from_string(data)
+    except Exception:  # not parseable here: onnxruntime loaded it, but no classes known
+        return None
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if attr.name == "classlabels_strings" and attr.strings:
+                return [b.decode() for b in attr.strings]
+            if attr.name in ("classlabels_int64s", "classlabels_ints") and attr.ints:
+                return [int(v) for v in attr.ints]
+    for init in model.graph.initializer:
+        if init.name == "classes":
+            values = numpy_helper.to_array(init).ravel().tolist()
+            return [v.decode() if isinstance(v, bytes) else v for v in values]
+    return None
 
 
 def _decide(
