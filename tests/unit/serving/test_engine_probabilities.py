@@ -82,7 +82,10 @@ def test_a_classifiers_log_rows_carry_its_probabilities_and_classes(
     runtime = engine.state.variants["churn-v1"]
     if onnx:  # the classes come from the ONNX graph: the native model stays unloaded
         assert runtime.onnx is not None and runtime.onnx.classes == ["churn", "stay"]
-    rows: list[dict[str, Any]] = churn_frame.iloc[2000:2006][FEATURES].to_dict("records")
+    rows = [
+        {str(k): v for k, v in r.items()}
+        for r in churn_frame.iloc[2000:2006][FEATURES].to_dict("records")
+    ]
     batches = [rows[:1], rows[1:4], rows[4:]]
     if kind == "trees":  # a null: the native model answers it even with a twin
         batches[2][0] = {**batches[2][0], "monthly_spend": None}
