@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
 from milepost.errors import ConfigError, InvalidInput, MilepostError, PermissionDenied
 from milepost.models import _schema, trust
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable
+
+    import numpy as np
 
 __all__ = ["Flavor", "check", "detect_flavor", "load", "save"]
 
@@ -109,7 +109,7 @@ def save(model: Any, flavor: Flavor, *, trusted_types: list[str] | None = None) 
 
 # The largest finite float32: ONNX tree ensembles compare inputs as float32, so a larger
 # double becomes infinity there, where scikit-learn trees refuse it.
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32_MAX = 3.4028234663852886e38  # float(np.finfo(np.float32).max)
 
 
 class OnnxPredictor:
@@ -141,6 +141,8 @@ class OnnxPredictor:
     def _array(values: list[Any], kind: str) -> np.ndarray | None:
         """One input column as the tensor it is fed as, or None when the twin must not
         answer. Checked value by value in Python: cheaper than NumPy for a few rows."""
+        import numpy as np
+
         try:
             if "string" in kind:
                 if not all(isinstance(v, str) for v in values):  # None, NaN
@@ -162,6 +164,8 @@ class OnnxPredictor:
     def feed_columns(self, columns: dict[str, list[Any]]) -> dict[str, np.ndarray] | None:
         """The session's feed for plain column lists, or None when the twin is not
         trusted on some value (the serving fast path: no pandas)."""
+        import numpy as np
+
         feed = {}
         if len(self.inputs) == 1 and self.inputs[0].name not in columns:
             kind = self.inputs[0].type
@@ -178,6 +182,7 @@ class OnnxPredictor:
         return feed
 
     def _feed(self, frame: Any) -> dict[str, np.ndarray] | None:
+        import numpy as np
         import pandas as pd
 
         if not isinstance(frame, pd.DataFrame):  # an array: one matrix input
@@ -219,6 +224,7 @@ class OnnxPredictor:
         return self._run(self._feed(frame), lambda: self._raw_feed(frame))
 
     def _raw_feed(self, frame: Any) -> dict[str, np.ndarray]:
+        import numpy as np
         import pandas as pd
 
         if not isinstance(frame, pd.DataFrame) or (
@@ -241,6 +247,8 @@ class OnnxPredictor:
 
     def predict(self, frame: Any) -> Any:
         """The first output (labels for classifiers, values for regressors)."""
+        import numpy as np
+
         outputs = self.run(frame)
         if outputs is None:
             return np.asarray(self.native().predict(frame))  # type: ignore[misc]
@@ -248,6 +256,8 @@ class OnnxPredictor:
 
     def predict_proba(self, frame: Any) -> Any:
         """Class probabilities (the second output of converted classifiers)."""
+        import numpy as np
+
         outputs = self.run(frame)
         if outputs is None:
             return np.asarray(self.native().predict_proba(frame))  # type: ignore[misc]
@@ -258,6 +268,8 @@ class OnnxPredictor:
     @staticmethod
     def probabilities(output: Any) -> np.ndarray:
         """A classifier's probability output as a (rows, classes) array."""
+        import numpy as np
+
         if isinstance(output, list):  # zipmap output: list of {class: prob}
             keys = sorted(output[0])
             return np.array([[row[k] for k in keys] for row in output])
