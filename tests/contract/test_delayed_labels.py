@@ -266,3 +266,21 @@ def test_served_probabilities_give_roc_auc_log_loss_and_the_estimate_beside_olde
     day = table[table["predictions"] > 0].iloc[0]
     assert day["estimated_accuracy"] == pytest.approx(expected_accuracy)
     assert day["roc_auc"] == pytest.approx(perf.metrics["roc_auc"])
+
+
+def test_logged_probabilities_put_every_row_in_one_class_order() -> None:
+    """What a monitor reading the raw log (``read_predictions``) calls for the column."""
+    from milepost.monitoring import logged_probabilities
+
+    texts = [
+        json.dumps({"classes": ["b", "a"], "p": [0.9, 0.1]}),
+        None,  # a failed row, a regressor, or an older segment
+        json.dumps({"classes": ["a", "b"], "p": [0.3, 0.7]}),  # another version's order
+        json.dumps({"classes": ["a", "b", "c"], "p": [0.2, 0.3, 0.5]}),  # other classes
+    ]
+    classes, rows = logged_probabilities(texts)
+    assert classes == ["b", "a"]
+    assert rows == [[0.9, 0.1], None, [0.7, 0.3], None]
+    classes, rows = logged_probabilities(texts, ["a", "b"])
+    assert rows == [[0.1, 0.9], None, [0.3, 0.7], None]
+    assert logged_probabilities([None, None]) == (None, [None, None])

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from milepost._records import record_dict
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     import pandas as pd
 
@@ -54,6 +54,7 @@ __all__ = [
     "LabelSource",
     "LabelledPredictions",
     "labelled_predictions",
+    "logged_probabilities",
 ]
 
 #: How long before a window's start labels are read (a row's log time is after its id's).
@@ -213,6 +214,33 @@ def _ordered(
     return [proba[j] for j in index]  # type: ignore[index]
 
 
+def logged_probabilities(
+    texts: Iterable[str | None], classes: Sequence[Any] | None = None
+) -> tuple[list[Any] | None, list[list[float] | None]]:
+    """Each row's probabilities from the log's ``probabilities`` column, in one order.
+
+    Args:
+        texts: the column's values (JSON text, or None where a row logged none).
+        classes: the order to put them in; default the classes of the first row that
+            names them.
+
+    Returns:
+        ``(classes, rows)``: the order used (None when neither given nor logged) and one
+        list per row, None for a row that logged none or logged other classes (see the
+        module docstring).
+    """
+    texts = list(texts)
+    logged = {text: _logged(text) for text in set(texts) if text is not None}
+    order = _list(classes)
+    if order is None:
+        order = next((logged[t][0] for t in texts if t is not None and logged[t][0]), None)
+    rows = [
+        None if text is None else _ordered(logged[text][1], logged[text][0], order)
+        for text in texts
+    ]
+    return order, rows
+
+
 def labelled_predictions(
     log: SegmentSource,
     labels: LabelSource,
@@ -261,13 +289,9 @@ def labelled_predictions(
     parsed = {text: _parse(text, classes) for text in set(log_rows["prediction"])}
     pairs = [parsed[text] for text in log_rows["prediction"]]
     texts = [t if isinstance(t, str) else None for t in log_rows["probabilities"]]
-    logged = {text: _logged(text) for text in set(texts) if text is not None}
-    order = _list(classes)
-    if order is None:
-        order = next((logged[t][0] for t in texts if t is not None and logged[t][0]), None)
+    order, logged = logged_probabilities(texts, classes)
     probabilities = [
-        q if text is None else _ordered(logged[text][1], logged[text][0], order)
-        for (_, q), text in zip(pairs, texts, strict=True)
+        q if text is None else p for (_, q), text, p in zip(pairs, texts, logged, strict=True)
     ]
     keys = zip(log_rows["request_id"], log_rows["row"].astype(int), strict=True)
     joined = [found.get((rid, row), (None, None)) for rid, row in keys]
