@@ -142,7 +142,7 @@ def _capture_log() -> Iterator[_Logged]:
 
 #: what the tables show of a run: each feature's deciding method, and the summaries
 _COUNTED = {"numeric": "wasserstein", "categorical": "psi"}
-_SUMMARIES = {"drifted_share", "accuracy", "roc_auc"}
+_SUMMARIES = {"drifted_share", "accuracy", "roc_auc", "estimated_accuracy"}
 
 
 def _results_table(console: Console, run: MonitorRun, title: str) -> None:

@@ -211,8 +211,12 @@ def performance_measurements(
 
     The task is classification when every labelled prediction and label is a class (text,
     boolean or integer), else regression. Every metric it can compute is a result
-    (``accuracy``, ``precision_macro``, ``recall_macro``, ``f1_macro``; ``mae``, ``rmse``,
-    ``r2``); ``labelled_share`` carries the labelled and unlabelled counts. With no label
+    (``accuracy``, ``precision_macro``, ``recall_macro``, ``f1_macro``, and ``roc_auc``
+    and ``log_loss`` when the log holds class probabilities; ``mae``, ``rmse``, ``r2``);
+    ``labelled_share`` carries the labelled and unlabelled counts. With probabilities,
+    ``estimated_accuracy`` and ``estimated_roc_auc`` cover every prediction of the window,
+    labelled or not (confidence-based; ``details["valid"]`` says whether the calibration
+    check on the labelled rows passed). With no label
     yet, only ``labelled_share`` is measured, with status ``no_reference``.
     """
     from milepost.monitoring.performance import realised_performance
@@ -222,7 +226,14 @@ def performance_measurements(
     truth = [labels.get(k) for k in keys]
     pairs = [(p, y) for p, y in zip(preds, truth, strict=True) if y is not None]
     classes = all(_is_class(p) and _is_class(y) for p, y in pairs)
-    perf = realised_performance(preds, truth, task="classification" if classes else "regression")
+    order, proba = _probabilities(log) if classes else (None, None)
+    perf = realised_performance(
+        preds,
+        truth,
+        task="classification" if classes else "regression",
+        probabilities=proba,
+        classes=order,
+    )
     counts = {
         "predictions": perf.predictions,
         "labelled": perf.labelled,
@@ -246,6 +257,57 @@ def performance_measurements(
         if value is not None and metric in METRICS:
             out.append(
                 _measure("performance", metric, None, value, thresholds, perf.labelled, details)
+            )
+    if proba is not None and order is not None:
+        out.extend(_estimated(proba, truth, order, thresholds))
+    return out
+
+
+def _probabilities(log: pd.DataFrame) -> tuple[list[Any] | None, list[list[float]] | None]:
+    """The window's logged class probabilities, one row per prediction, in one class
+    order; ``(None, None)`` unless every row logged them for the same classes."""
+    from milepost.monitoring.labels import logged_probabilities
+
+    if "probabilities" not in log.columns:
+        return None, None
+    texts = [v if isinstance(v, str) else None for v in log["probabilities"].tolist()]
+    if not any(texts):
+        return None, None
+    order, rows = logged_probabilities(texts)
+    if order is None or any(r is None for r in rows):
+        return None, None
+    return order, [r for r in rows if r is not None]
+
+
+def _estimated(
+    proba: list[list[float]],
+    truth: list[Any],
+    classes: list[Any],
+    thresholds: Mapping[str, float],
+) -> list[Measurement]:
+    """Confidence-based estimates over the whole window (labelled or not), checked for
+    calibration on the window's labelled rows: ``estimated_accuracy`` and
+    ``estimated_roc_auc``, with ``valid`` and the reason in their details."""
+    from milepost.monitoring.estimation import check_calibration, estimate_performance
+
+    labelled = [i for i, y in enumerate(truth) if y is not None]
+    calibration = (
+        check_calibration(
+            [proba[i] for i in labelled], [truth[i] for i in labelled], classes=classes
+        )
+        if labelled
+        else None
+    )
+    estimate = estimate_performance(proba, classes=classes, calibration=calibration)
+    details = {"valid": estimate.valid, "reason": estimate.reason, "labelled": len(labelled)}
+    out = []
+    for metric, value in (
+        ("estimated_accuracy", estimate.accuracy),
+        ("estimated_roc_auc", estimate.roc_auc),
+    ):
+        if value is not None:
+            out.append(
+                _measure("performance", metric, None, value, thresholds, estimate.rows, details)
             )
     return out
 
