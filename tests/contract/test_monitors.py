@@ -457,3 +457,33 @@ def test_performance_with_logged_probabilities_and_the_estimate(
     realised = float(np.mean(np.array(preds) == truth))
     assert abs(est.value - realised) < 0.03
     assert "estimated_roc_auc" in by
+
+
+def test_multivariate_check_tells_a_changed_joint_distribution_apart(
+    runtime: Runtime, endpoint: str
+) -> None:
+    """The domain classifier against the previous window: quiet when both hours come
+    from one distribution; an alert, naming the features that separate them, when the
+    relation between age and income flips while each column's own distribution stays
+    (drift no single column shows)."""
+    svc = _service(runtime, Clock())
+    before = _frame(600, seed=11)
+    _log(runtime, before, start_ms=_now_ms() - 2 * HOUR_MS + 1)
+    _log(runtime, _frame(600, seed=12), start_ms=_now_ms() - HOUR_MS + 1)
+    svc.create("joint", endpoint=endpoint, checks=["multivariate", "feature_drift"], window="1h")
+    quiet = svc.run("joint")
+    (auc,) = [r for r in quiet.results if r.metric == "domain_auc"]
+    assert not auc.breached and auc.value is not None and auc.value < 0.6, auc
+
+    # the next hour: income now falls with age instead of being unrelated to it; the
+    # marginals are the previous hour's own values, reshuffled
+    later = _frame(600, seed=13)
+    ranks = later["age"].rank(method="first").astype(int) - 1
+    later["income"] = sorted(later["income"], reverse=True)
+    later["income"] = [later["income"].iloc[r] for r in ranks]
+    _log(runtime, later, start_ms=_now_ms() + 1)
+    run = svc.run("joint", now=_now_ms() + HOUR_MS)
+    (auc,) = [r for r in run.results if r.metric == "domain_auc"]
+    assert auc.breached and auc.value is not None and auc.value > 0.7, auc
+    assert set(auc.details["top_features"][:2]) == {"age", "income"}
+    assert [a.metric for a in run.alerts] == ["domain_auc"]  # no single column alerts

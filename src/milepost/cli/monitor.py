@@ -135,7 +135,8 @@ def create(
         list[str] | None,
         typer.Option(
             "--check",
-            help="feature_drift (default), prediction_drift, performance or skew; repeatable.",
+            help="feature_drift (default), prediction_drift, performance, skew or multivariate; "
+            "repeatable.",
         ),
     ] = None,
     window: Annotated[

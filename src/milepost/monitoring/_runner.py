@@ -159,6 +159,45 @@ def _drift_check(
     )
 
 
+def _multivariate_check(window: LoggedWindow, mon: Monitor) -> list[ck.Measurement]:
+    """``domain_auc``: how well a classifier tells this window's feature vectors from the
+    previous window's (0.5: not at all), breached when the classifier's verdict is drift
+    (AUC at or above the threshold, default 0.55, and significant) or the AUC reaches a
+    ``domain_auc`` threshold the monitor names; the most separating features in the
+    details. Compares with the previous window: a classifier needs rows on both sides,
+    and a stored profile has none."""
+    from milepost.monitoring.multivariate import DOMAIN_AUC_THRESHOLD, domain_classifier_drift
+
+    if window.reference.empty:
+        return _no_reference("multivariate", window.rows, "no logged rows in the previous window")
+    reference, current = ck.features_frame(window.reference), ck.features_frame(window.current)
+    limit = mon.thresholds.get("domain_auc", DOMAIN_AUC_THRESHOLD)
+    result = domain_classifier_drift(reference, current, threshold=limit)
+    details: dict[str, Any] = {
+        "reference": "previous_window",
+        "reference_rows": result.rows_reference,
+        "status": result.status,
+        "p_value": result.p_value,
+        "top_features": result.top_features[:5],
+        **({"reason": result.reason} if result.reason else {}),
+    }
+    if result.auc is None:
+        return _no_reference("multivariate", window.rows, result.reason or result.status)
+    return [
+        ck.Measurement(
+            "multivariate",
+            "domain_auc",
+            None,
+            float(result.auc),
+            float(limit),
+            bool(result.drifted),
+            window.rows,
+            "breached" if result.drifted else "ok",
+            details,
+        )
+    ]
+
+
 def _skew_check(
     sources: MonitorSources, mon: Monitor, window: LoggedWindow
 ) -> list[ck.Measurement]:
@@ -250,6 +289,8 @@ def measure(sources: MonitorSources, mon: Monitor, window: LoggedWindow) -> list
                 )
             elif kind == "skew":
                 out.extend(_skew_check(sources, mon, window))
+            elif kind == "multivariate":
+                out.extend(_multivariate_check(window, mon))
         except Exception as exc:  # a failing check is a result, not a failed run
             out.append(ck.error_measurement(kind, exc, window.rows))
     return out

@@ -10,7 +10,9 @@ version's rows) over a window, on a schedule, and compares each value with a thr
   ground truth sent later; also how many are still unlabelled) and ``skew``
   (training-serving skew per entity, computed by the serving side: per pinned feature,
   the share of served values that differ from the offline path's at the request's time,
-  ``mismatch_share``, alerting by default at 0.001).
+  ``mismatch_share``, alerting by default at 0.001) and ``multivariate`` (a classifier
+  trained to tell the window's feature vectors from the previous window's: its AUC,
+  ``domain_auc``, alerting when it tells them apart, for drift no single column shows).
 - **Window** (:class:`Window`): ``"1h"`` (``s``, ``m``, ``h``, ``d``, ``w``: the time range
   ending at the run's time) or ``"last 1000"`` (the newest 1,000 logged rows up to it).
 - **Schedule** (:class:`Schedule`): a five-field cron expression in UTC
@@ -21,8 +23,10 @@ version's rows) over a window, on a schedule, and compares each value with a thr
   ``log_loss``) breach *at or above* their threshold; p-values of tests (``ks``,
   ``chi_square``) and scores (``accuracy``, ``precision_macro``, ``recall_macro``,
   ``f1_macro``, ``roc_auc``, ``r2``, ``labelled_share``) breach *below* it, as in
-  :func:`milepost.monitoring.drift`. Drift methods named in the thresholds run (with
-  those thresholds); with none named, every method runs with its default threshold.
+  :func:`milepost.monitoring.drift`. Every drift method runs; those named in the
+  thresholds with those thresholds, and a threshold named for one kind's methods
+  (numbers or categories) replaces that kind's counted method as what alerts.
+  ``domain_auc`` breaches at or above its threshold (default: the classifier's verdict).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ __all__ = [
     "to_ms",
 ]
 
-CHECKS = ("feature_drift", "prediction_drift", "performance", "skew")
+CHECKS = ("feature_drift", "prediction_drift", "performance", "skew", "multivariate")
 DRIFT_METHODS = ("psi", "ks", "wasserstein", "jensen_shannon", "chi_square")
 
 Direction = Literal["above", "below"]
@@ -78,6 +82,7 @@ METRICS: dict[str, tuple[Direction, float | None]] = {
     "r2": ("below", None),
     "labelled_share": ("below", None),
     "mismatch_share": ("above", 0.001),  # one served value in a thousand differs
+    "domain_auc": ("above", None),  # the domain classifier's own verdict alerts by default
 }
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
