@@ -205,39 +205,67 @@ def milepost_impl() -> str:
 
 
 def milepost_drift(ref: pd.DataFrame, cur: pd.DataFrame) -> list[dict[str, Any]]:
-    """``milepost.monitoring.drift(ref, cur, categorical=...)``'s per-feature rows.
+    """``milepost.monitoring.drift(ref, cur, categorical=..., methods=<all five>)``'s
+    per-feature rows (every method on every column it applies to, as plain computes).
 
-    ADAPTER: until ``drift`` is on main, the same computation as :func:`plain_drift` with
-    Milepost's own PSI and KS functions (``milepost.monitoring.stats``) where they exist.
+    ADAPTER: until ``drift`` is on main, each column once with Milepost's existing
+    statistics (``psi_bins``/``bin_counts``/``psi``, ``ks_test``, ``psi_categorical``)
+    and SciPy for the rest, at plain's thresholds.
     """
     import milepost.monitoring as mon
 
     if milepost_impl() == "drift":
-        result = mon.drift(ref, cur, categorical=CATEGORICAL)  # type: ignore[attr-defined]
-        frame = result.features
+        result = mon.drift(  # type: ignore[attr-defined]
+            ref, cur, categorical=CATEGORICAL, methods=list(PLAIN_THRESHOLDS)
+        )
         keep = ["feature", "kind", "method", "statistic", "p_value", "threshold", "drifted"]
-        out = frame[keep].to_dict("records")
+        out: list[dict[str, Any]] = result.features[keep].to_dict("records")
         for row in out:
             row["drifted"] = bool(row["drifted"])
             for key in ("statistic", "p_value", "threshold"):
                 row[key] = None if row[key] is None else float(row[key])
         return out
-    rows = plain_drift(ref, cur)
-    for row in rows:  # Milepost's own PSI / KS where it has them today
-        col, method = row["feature"], row["method"]
-        if row["kind"] == "numeric" and method == "psi":
-            row["statistic"] = mon.psi_from_samples(ref[col], cur[col])
-        elif row["kind"] == "numeric" and method == "ks":
-            ks = mon.ks_test(ref[col], cur[col])
-            row["statistic"], row["p_value"] = ks.statistic, ks.pvalue
-        elif method == "psi":
-            row["statistic"] = mon.psi_categorical(
-                ref[col].value_counts().to_dict(), cur[col].value_counts().to_dict()
-            )
-        thr = row["threshold"]
-        row["drifted"] = (
-            row["p_value"] < thr if method in P_VALUE_METHODS else row["statistic"] >= thr
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import chi2_contingency, wasserstein_distance
+
+    rows: list[dict[str, Any]] = []
+
+    def add(col: str, kind: str, method: str, stat: float, p: float = np.nan) -> None:
+        thr = PLAIN_THRESHOLDS[method]
+        drifted = p < thr if method in P_VALUE_METHODS else stat >= thr
+        rows.append(
+            {
+                "feature": col,
+                "kind": kind,
+                "method": method,
+                "statistic": float(stat),
+                "p_value": float(p),
+                "threshold": thr,
+                "drifted": bool(drifted),
+            }
         )
+
+    for col in ref.columns:
+        if col in CATEGORICAL:
+            r = ref[col].value_counts().to_dict()
+            c = cur[col].value_counts().to_dict()
+            _, rc, cc = mon.align_counts(r, c)
+            chi = chi2_contingency(np.vstack([rc, cc]), correction=False)
+            add(col, "categorical", "chi_square", chi.statistic, chi.pvalue)
+            add(col, "categorical", "psi", mon.psi(rc, cc))
+            add(col, "categorical", "jensen_shannon", jensenshannon(rc, cc))
+            continue
+        x = ref[col].to_numpy(np.float64)
+        y = cur[col].to_numpy(np.float64)
+        x = x[np.isfinite(x)]
+        y = y[np.isfinite(y)]
+        ks = mon.ks_test(x, y)
+        add(col, "numeric", "ks", ks.statistic, ks.pvalue)
+        edges = mon.psi_bins(x, PSI_BINS)
+        rc, cc = mon.bin_counts(x, edges), mon.bin_counts(y, edges)
+        add(col, "numeric", "psi", mon.psi(rc, cc))
+        add(col, "numeric", "wasserstein", wasserstein_distance(x, y) / (float(np.std(x)) or 1.0))
+        add(col, "numeric", "jensen_shannon", jensenshannon(rc, cc))
     return rows
 
 
