@@ -33,6 +33,9 @@ import numpy as np
 import pandas as pd
 
 SAMPLE_SECONDS = 0.002
+#: The last call's dataset-level verdict (drifted share, drift or not), where the
+#: contender gives one.
+DATASET: dict[str, Any] = {}
 MIB = 1024 * 1024
 
 # ---------------------------------------------------------------------------------------
@@ -140,7 +143,8 @@ def _proportions(counts: np.ndarray) -> np.ndarray:
 
 def plain_drift(ref: pd.DataFrame, cur: pd.DataFrame) -> list[dict[str, Any]]:
     """Per numeric column: KS (``ks_2samp``), PSI on 10 reference-quantile bins,
-    Wasserstein divided by the reference's sd, Jensen-Shannon distance on the PSI bins;
+    Wasserstein divided by the reference's sd, Jensen-Shannon distance (base 2, so 0 to 1)
+    on the PSI bins;
     per categorical column: two-sample chi-square (``chi2_contingency`` on the 2 x k
     table), PSI and Jensen-Shannon over the union of categories."""
     from scipy.spatial.distance import jensenshannon
@@ -174,7 +178,7 @@ def plain_drift(ref: pd.DataFrame, cur: pd.DataFrame) -> list[dict[str, Any]]:
             add(col, "categorical", "chi_square", chi.statistic, chi.pvalue)
             pr, pc = _proportions(rc), _proportions(cc)
             add(col, "categorical", "psi", np.sum((pc - pr) * np.log(pc / pr)), np.nan)
-            add(col, "categorical", "jensen_shannon", jensenshannon(rc, cc), np.nan)
+            add(col, "categorical", "jensen_shannon", jensenshannon(rc, cc, base=2), np.nan)
             continue
         x = ref[col].to_numpy(np.float64)
         y = cur[col].to_numpy(np.float64)
@@ -189,7 +193,7 @@ def plain_drift(ref: pd.DataFrame, cur: pd.DataFrame) -> list[dict[str, Any]]:
         add(col, "numeric", "psi", np.sum((pc - pr) * np.log(pc / pr)), np.nan)
         sd = float(np.std(x)) or 1.0
         add(col, "numeric", "wasserstein", wasserstein_distance(x, y) / sd, np.nan)
-        add(col, "numeric", "jensen_shannon", jensenshannon(rc, cc), np.nan)
+        add(col, "numeric", "jensen_shannon", jensenshannon(rc, cc, base=2), np.nan)
     return rows
 
 
@@ -218,6 +222,8 @@ def milepost_drift(ref: pd.DataFrame, cur: pd.DataFrame) -> list[dict[str, Any]]
         result = mon.drift(  # type: ignore[attr-defined]
             ref, cur, categorical=CATEGORICAL, methods=list(PLAIN_THRESHOLDS)
         )
+        DATASET["drifted_share"] = float(result.drifted_share)
+        DATASET["dataset_drift"] = bool(result.dataset_drift)
         keep = ["feature", "kind", "method", "statistic", "p_value", "threshold", "drifted"]
         out: list[dict[str, Any]] = result.features[keep].to_dict("records")
         for row in out:
@@ -253,7 +259,7 @@ def milepost_drift(ref: pd.DataFrame, cur: pd.DataFrame) -> list[dict[str, Any]]
             chi = chi2_contingency(np.vstack([rc, cc]), correction=False)
             add(col, "categorical", "chi_square", chi.statistic, chi.pvalue)
             add(col, "categorical", "psi", mon.psi(rc, cc))
-            add(col, "categorical", "jensen_shannon", jensenshannon(rc, cc))
+            add(col, "categorical", "jensen_shannon", jensenshannon(rc, cc, base=2))
             continue
         x = ref[col].to_numpy(np.float64)
         y = cur[col].to_numpy(np.float64)
@@ -265,7 +271,7 @@ def milepost_drift(ref: pd.DataFrame, cur: pd.DataFrame) -> list[dict[str, Any]]
         rc, cc = mon.bin_counts(x, edges), mon.bin_counts(y, edges)
         add(col, "numeric", "psi", mon.psi(rc, cc))
         add(col, "numeric", "wasserstein", wasserstein_distance(x, y) / (float(np.std(x)) or 1.0))
-        add(col, "numeric", "jensen_shannon", jensenshannon(rc, cc))
+        add(col, "numeric", "jensen_shannon", jensenshannon(rc, cc, base=2))
     return rows
 
 
@@ -317,6 +323,12 @@ def _evidently_run(
     rows = []
     for m in snapshot.dict()["metrics"]:
         config = m["config"]
+        if config["type"].endswith("DriftedColumnsCount"):
+            share = float(m["value"]["share"])
+            DATASET["drifted_share"] = share
+            DATASET["drifted_count"] = float(m["value"]["count"])
+            DATASET["dataset_drift"] = share >= float(config["drift_share"])
+            DATASET["rule"] = f"share >= {config['drift_share']}"
         if not config["type"].endswith("ValueDrift"):
             continue
         label = config["method"]
@@ -432,14 +444,15 @@ def task_drift(contender: str, config: dict[str, Any]) -> dict[str, Any]:
     data_mib = (ref.memory_usage(deep=True).sum() + cur.memory_usage(deep=True).sum()) / MIB
     func(ref.iloc[:1000], cur.iloc[:1000])  # warm-up: imports, lazy loading, caches
     gc.collect()
-    times = []
+    times, cpu = [], []
     with RssSampler() as sampler:
         baseline = sampler.rss()
         rows: list[dict[str, Any]] = []
         for _ in range(config["repetitions"]):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             rows = func(ref, cur)
             times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
     extra: dict[str, Any] = {}
     if contender == "evidently" and config.get("per_test_columns"):
         start = time.perf_counter()
@@ -450,11 +463,14 @@ def task_drift(contender: str, config: dict[str, Any]) -> dict[str, Any]:
         "versions": _versions(contender),
         "seconds": times,
         "median_seconds": statistics.median(times),
+        "cpu_seconds": cpu,
+        "median_cpu_seconds": statistics.median(cpu),
         "baseline_mib": baseline / MIB,
         "peak_extra_mib": (sampler.peak - baseline) / MIB,
         "maxrss_extra_mib": _maxrss_mib() - baseline / MIB,
         "data_mib": float(data_mib),
         "rows": rows,
+        "dataset": dict(DATASET),
         **extra,
     }
 

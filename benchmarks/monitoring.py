@@ -39,8 +39,10 @@ already in memory (the median of 3 at 10k and 100k, one at 1M; Evidently once ab
 contender's process samples its RSS with psutil every 2 ms, and the figure is the
 largest sample during the timed calls minus the RSS just before them (tracemalloc
 misses NumPy's and Arrow's buffers; ``ru_maxrss`` would include loading the data, so it
-is kept in the JSON only as an upper bound). "Data size" is the two frames'
-``memory_usage(deep=True)`` in the Milepost process (pandas 3, Arrow-backed strings).
+is kept in the JSON only as an upper bound). The process's CPU time of the same calls is
+shown beside the wall-clock ratio: on a shared machine it is the steadier figure. "Data
+size" is the two frames' ``memory_usage(deep=True)`` in the Milepost process (pandas 3,
+Arrow-backed strings).
 
 Detection: which of the six shifted columns each contender and method flags, and every
 method's result on the 0.05-sd column (Evidently's per-method results come from an
@@ -115,6 +117,8 @@ MEMORY_VS_DATA = 2.0  # peak extra memory / data size, at most
 FPR_RANGE = (0.03, 0.07)
 FPR_TARGET_TRIALS = 1_000
 REPORT_MAX_MB = 2.0
+#: Milepost's and plain's statistics agree to this (relative; absolute for p-values).
+STAT_TOLERANCE = 1e-6
 CONTENDERS = ("milepost", "plain", "evidently")
 METHODS = {
     "numeric": ["ks", "psi", "wasserstein", "jensen_shannon"],
@@ -320,6 +324,36 @@ def evaluate(mode_name: str, drift: dict[str, Any], fpr: dict[str, Any]) -> dict
             "passed": None if rep["bytes"] is None else rep["bytes"] <= REPORT_MAX_MB * 1e6,
         }
     )
+    checks = []
+    for size, res in drift.items():
+        plain_rows = {(r["feature"], r["method"]): r for r in res["plain"]["rows"]}
+        worst: dict[str, float] = {}
+        missing = 0
+        for r in res["milepost"]["rows"]:
+            other = plain_rows.get((r["feature"], r["method"]))
+            if other is None:
+                missing += 1
+                continue
+            for key in ("statistic", "p_value"):
+                a, b = r.get(key), other.get(key)
+                if a is None or b is None or math.isnan(a) or math.isnan(b):
+                    continue
+                gap = abs(a - b) / max(abs(b), 1e-12) if key == "statistic" else abs(a - b)
+                name = f"{r['method']} {'p' if key == 'p_value' else 'stat'}"
+                worst[name] = max(worst.get(name, 0.0), gap)
+        bad = {k: v for k, v in worst.items() if v > STAT_TOLERANCE}
+        checks.append(
+            {
+                "name": f"{size}: Milepost's statistics = plain's (relative; p-values absolute)",
+                "detail": (
+                    "largest gap " + ", ".join(f"{k} {v:.1e}" for k, v in sorted(worst.items()))
+                    if worst
+                    else "nothing to compare"
+                )
+                + (f"; {missing} Milepost rows with no plain row" if missing else ""),
+                "passed": not bad and not missing and bool(worst),
+            }
+        )
     notes = []
     if mp["versions"].get("milepost_impl") != "drift":
         notes.append(
@@ -329,7 +363,7 @@ def evaluate(mode_name: str, drift: dict[str, Any], fpr: dict[str, Any]) -> dict
         )
     if mode_name == "quick":
         notes.append("Quick mode: the targets are judged at 100k rows, not the issue's 1M.")
-    return {"benchmarks": benchmarks, "notes": notes}
+    return {"benchmarks": benchmarks, "checks": checks, "notes": notes}
 
 
 def _fmt_stat(row: dict[str, Any] | None) -> str:
@@ -368,6 +402,7 @@ def report(summary: dict[str, Any], raw: dict[str, Any], meta: dict[str, Any]) -
         "Evidently",
         "Milepost / plain",
         "Evidently / Milepost",
+        "CPU: Milepost / plain",
         "Peak extra: Milepost",
         "Plain",
         "Evidently",
@@ -384,6 +419,7 @@ def report(summary: dict[str, Any], raw: dict[str, Any], meta: dict[str, Any]) -
             f"{ev['median_seconds']:.2f} s",
             f"{mp['median_seconds'] / pl['median_seconds']:.2f}x",
             f"{ev['median_seconds'] / mp['median_seconds']:.1f}x",
+            f"{mp['median_cpu_seconds'] / pl['median_cpu_seconds']:.2f}x",
             f"{mp['peak_extra_mib']:.0f} MiB",
             f"{pl['peak_extra_mib']:.0f} MiB",
             f"{ev['peak_extra_mib']:.0f} MiB",
@@ -407,6 +443,17 @@ def report(summary: dict[str, Any], raw: dict[str, Any], meta: dict[str, Any]) -
             f"{contender}: unshifted columns flagged",
             *[", ".join(false) or "none" if c == contender else "" for c in CONTENDERS],
         )
+    verdicts = []
+    for contender in CONTENDERS:
+        ds = res[contender].get("dataset") or {}
+        if "dataset_drift" not in ds:
+            verdicts.append("-")
+            continue
+        verdicts.append(
+            f"{'DRIFT' if ds['dataset_drift'] else 'no drift'} "
+            f"(drifted share {ds['drifted_share']:.0%}{', ' + ds['rule'] if 'rule' in ds else ''})"
+        )
+    det.add_row("(dataset)", "the dataset-level verdict", *verdicts)
     console.print(det)
 
     subtle = Table(
@@ -467,6 +514,12 @@ def report(summary: dict[str, Any], raw: dict[str, Any], meta: dict[str, Any]) -
             b["label"], b["milepost"], b["other"], b["ratio"], b["target"], verdict[b["passed"]]
         )
     console.print(targets)
+    checks = Table(title="Checks")
+    for name in ("Check", "Detail", "Result"):
+        checks.add_column(name)
+    for c in summary["checks"]:
+        checks.add_row(c["name"], c["detail"], verdict[c["passed"]])
+    console.print(checks)
     for note in summary["notes"]:
         console.print(note)
     judged = [b for b in summary["benchmarks"] if b["passed"] is not None]
