@@ -36,6 +36,8 @@ SAMPLE_SECONDS = 0.002
 #: The last call's dataset-level verdict (drifted share, drift or not), where the
 #: contender gives one.
 DATASET: dict[str, Any] = {}
+#: Milepost's last DriftResult (for the report's size).
+LAST_RESULT: list[Any] = []
 MIB = 1024 * 1024
 
 # ---------------------------------------------------------------------------------------
@@ -222,6 +224,7 @@ def milepost_drift(ref: pd.DataFrame, cur: pd.DataFrame) -> list[dict[str, Any]]
         result = mon.drift(  # type: ignore[attr-defined]
             ref, cur, categorical=CATEGORICAL, methods=list(PLAIN_THRESHOLDS)
         )
+        LAST_RESULT[:] = [result]
         DATASET["drifted_share"] = float(result.drifted_share)
         DATASET["dataset_drift"] = bool(result.dataset_drift)
         keep = ["feature", "kind", "method", "statistic", "p_value", "threshold", "drifted"]
@@ -273,6 +276,24 @@ def milepost_drift(ref: pd.DataFrame, cur: pd.DataFrame) -> list[dict[str, Any]]
         add(col, "numeric", "wasserstein", wasserstein_distance(x, y) / (float(np.std(x)) or 1.0))
         add(col, "numeric", "jensen_shannon", jensenshannon(rc, cc, base=2))
     return rows
+
+
+def milepost_report_size() -> dict[str, Any]:
+    """The self-contained HTML report of the last drift result: bytes and render time
+    (``milepost.monitoring.render_report``, part E), or why it could not be measured."""
+    import milepost.monitoring as mon
+
+    if "render_report" not in getattr(mon, "__all__", ()):
+        return {"bytes": None, "status": "TODO: milepost.monitoring.render_report not on main"}
+    if not LAST_RESULT:
+        return {"bytes": None, "status": "no DriftResult (drift() not on main: adapter ran)"}
+    start = time.perf_counter()
+    html = mon.render_report(LAST_RESULT[0], title="Benchmark drift report")
+    return {
+        "bytes": len(html.encode("utf-8")),
+        "seconds": time.perf_counter() - start,
+        "status": "measured",
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -454,6 +475,8 @@ def task_drift(contender: str, config: dict[str, Any]) -> dict[str, Any]:
             times.append(time.perf_counter() - start)
             cpu.append(time.process_time() - start_cpu)
     extra: dict[str, Any] = {}
+    if contender == "milepost":
+        extra["report"] = milepost_report_size()
     if contender == "evidently" and config.get("per_test_columns"):
         start = time.perf_counter()
         extra["per_test"] = evidently_every_method(ref, cur, config["per_test_columns"])
@@ -480,6 +503,7 @@ def task_fpr(contender: str, config: dict[str, Any]) -> dict[str, Any]:
     func = evidently_every_method if contender == "evidently" else FUNCS[contender]
     budget = config["seconds_budget"]
     flagged: dict[str, int] = {}
+    by_column: dict[str, int] = {}
     tested: dict[str, int] = {}
     any_flag: dict[str, int] = {}
     thresholds: dict[str, float] = {}
@@ -497,6 +521,8 @@ def task_fpr(contender: str, config: dict[str, Any]) -> dict[str, Any]:
             thresholds[key] = row["threshold"]
             if row["drifted"]:
                 flagged[key] = flagged.get(key, 0) + 1
+                col = f"{row['feature']}:{row['method']}"
+                by_column[col] = by_column.get(col, 0) + 1
                 seen.add(key)
         for key in seen:
             any_flag[key] = any_flag.get(key, 0) + 1
@@ -510,6 +536,7 @@ def task_fpr(contender: str, config: dict[str, Any]) -> dict[str, Any]:
         "tested": tested,
         "flagged": flagged,
         "trials_with_any_flag": any_flag,
+        "flagged_by_column": by_column,
         "thresholds": thresholds,
     }
 
