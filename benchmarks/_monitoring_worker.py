@@ -441,6 +441,7 @@ def _versions(contender: str) -> dict[str, str]:
 
         out["milepost"] = milepost.__version__
         out["milepost_impl"] = milepost_impl()
+        out["milepost_source"] = str(Path(milepost.__file__).parent)
     return out
 
 

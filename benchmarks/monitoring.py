@@ -363,6 +363,9 @@ def evaluate(mode_name: str, drift: dict[str, Any], fpr: dict[str, Any]) -> dict
             "ran the plain computation with Milepost's existing PSI/KS functions, so its "
             "times say nothing about part A's implementation."
         )
+    source = Path(mp["versions"]["milepost_source"])
+    if not source.is_relative_to(HERE.parent):
+        notes.append(f"Milepost was imported from {source} (PYTHONPATH), not this checkout.")
     if mode_name == "quick":
         notes.append("Quick mode: the targets are judged at 100k rows, not the issue's 1M.")
     return {"benchmarks": benchmarks, "checks": checks, "notes": notes}
