@@ -448,6 +448,30 @@ def _versions(contender: str) -> dict[str, str]:
 FUNCS = {"milepost": milepost_drift, "plain": plain_drift, "evidently": evidently_drift}
 
 
+def measured_shifts(ref: pd.DataFrame, cur: pd.DataFrame) -> dict[str, float]:
+    """The shifts as generated, measured on the frames (what ``SHIFTS`` promises)."""
+    out = {}
+    for col in ("n00", "n01"):
+        out[col] = float((cur[col].mean() - ref[col].mean()) / ref[col].std())
+    out["n02"] = float(cur["n02"].std() / ref["n02"].std())
+    out["n03"] = float(cur["n03"].mean() / ref["n03"].mean())
+    shares = cur["c0"].value_counts(normalize=True) - ref["c0"].value_counts(normalize=True)
+    out["c0"] = float(shares.abs().max())
+    out["c1"] = float((cur["c1"] == "c1_new").mean())
+    return out
+
+
+#: How each measured shift reads (the unit of ``measured_shifts``).
+MEASURED_AS = {
+    "n00": "mean shift {:+.3f} sd",
+    "n01": "mean shift {:+.3f} sd",
+    "n02": "sd ratio {:.3f}",
+    "n03": "mean ratio {:.3f}",
+    "c0": "largest share change {:.3f}",
+    "c1": "new category share {:.3f}",
+}
+
+
 def task_generate(config: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     ref, cur = make_frames(config["rows"], config["seed"])
@@ -455,6 +479,8 @@ def task_generate(config: dict[str, Any]) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     ref.to_parquet(out / "reference.parquet", index=False)
     cur.to_parquet(out / "current.parquet", index=False)
+    facts = {"rows": config["rows"], "seed": config["seed"], "shifts": measured_shifts(ref, cur)}
+    (out / "facts.json").write_text(json.dumps(facts))
     return {"seconds": time.perf_counter() - start}
 
 

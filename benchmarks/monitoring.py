@@ -86,6 +86,7 @@ sys.path.insert(0, str(HERE))
 from _monitoring_worker import (  # noqa: E402
     CATEGORICAL,
     FPR_COLUMNS,
+    MEASURED_AS,
     NUMERIC,
     SHIFTS,
     STRONG,
@@ -198,11 +199,15 @@ def ensure_data(sizes: list[str], tmp: Path) -> dict[str, dict[str, str]]:
     for size in sizes:
         folder = WORK_DIR / f"monitoring-v{GENERATOR_VERSION}-{size}"
         ref, cur = folder / "reference.parquet", folder / "current.parquet"
-        if not (ref.exists() and cur.exists()):
+        if not (ref.exists() and cur.exists() and (folder / "facts.json").exists()):
             print(f"Generating {size} rows into {folder.relative_to(HERE.parent)}", flush=True)
             config = {"rows": ROWS[size], "seed": SEED, "dir": str(folder), "size": size}
             run_worker("generate", "plain", config, tmp)
-        paths[size] = {"reference": str(ref), "current": str(cur)}
+        paths[size] = {
+            "reference": str(ref),
+            "current": str(cur),
+            "facts": json.loads((folder / "facts.json").read_text()),
+        }
     return paths
 
 
@@ -214,7 +219,8 @@ def run_drift(sizes: list[str], paths: dict[str, dict[str, str]], tmp: Path) -> 
             reps = (EVIDENTLY_REPETITIONS if contender == "evidently" else REPETITIONS)[size]
             print(f"Drift, {size} rows: {contender} ({reps} run(s))", flush=True)
             config = {
-                **paths[size],
+                "reference": paths[size]["reference"],
+                "current": paths[size]["current"],
                 "size": size,
                 "repetitions": reps,
                 "per_test_columns": [SUBTLE],
@@ -435,17 +441,19 @@ def report(summary: dict[str, Any], raw: dict[str, Any], meta: dict[str, Any]) -
     largest = list(drift)[-1]
     res = drift[largest]
     det = Table(title=f"Detection at {largest} rows: the methods that flag each shifted column")
-    for name in ("Column", "Shift", "Milepost", "Plain", "Evidently (its default method)"):
+    for name in ("Column", "Shift", "Measured", "Milepost", "Plain", "Evidently (its default)"):
         det.add_column(name)
+    measured = raw["data"][largest]["shifts"]
     for col, shift in SHIFTS.items():
         cells = [", ".join(_methods_flagging(res[c]["rows"], col)) or "-" for c in CONTENDERS]
-        det.add_row(col, shift, *cells)
+        det.add_row(col, shift, MEASURED_AS[col].format(measured[col]), *cells)
     for contender in CONTENDERS:
         rows = res[contender]["rows"]
         false = sorted({r["feature"] for r in rows if r["drifted"] and r["feature"] not in SHIFTS})
         det.add_row(
             "(unshifted)",
             f"{contender}: unshifted columns flagged",
+            "",
             *[", ".join(false) or "none" if c == contender else "" for c in CONTENDERS],
         )
     verdicts = []
@@ -458,7 +466,7 @@ def report(summary: dict[str, Any], raw: dict[str, Any], meta: dict[str, Any]) -
             f"{'DRIFT' if ds['dataset_drift'] else 'no drift'} "
             f"(drifted share {ds['drifted_share']:.0%}{', ' + ds['rule'] if 'rule' in ds else ''})"
         )
-    det.add_row("(dataset)", "the dataset-level verdict", *verdicts)
+    det.add_row("(dataset)", "the dataset-level verdict", "", *verdicts)
     console.print(det)
 
     subtle = Table(
@@ -588,7 +596,7 @@ def main() -> None:
         },
         "elapsed_seconds": time.perf_counter() - started,
     }
-    raw = {"drift": drift, "fpr": fpr}
+    raw = {"data": {s: p["facts"] for s, p in paths.items()}, "drift": drift, "fpr": fpr}
     out = QUICK_RESULTS_FILE if mode_name == "quick" else RESULTS_FILE
     if mode_name == "custom":  # a partial run never replaces the recorded results
         out = WORK_DIR / "monitoring-custom.json"
