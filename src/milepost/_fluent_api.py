@@ -302,6 +302,7 @@ def log_model(
     name: str,
     *,
     input_example: Any = None,
+    training_data: Any = None,
     signature: Signature | None = None,
     flavor: Literal["sklearn", "onnx", "python"] | None = None,
     onnx: bool = False,
@@ -316,6 +317,9 @@ def log_model(
             model, or any object with ``predict`` (cloudpickle; loads only when trusted).
         name: the registered model.
         input_example: a few input rows; the signature is inferred from them.
+        training_data: the DataFrame the model was trained on; its reference profile
+            (quantiles, bins, category counts; not the rows) is stored with the version
+            for drift monitoring. The input example is never profiled (too few rows).
         signature: an explicit signature instead.
         onnx: also convert to ONNX, kept only when it matches on the input example.
         trusted_types: types beyond the built-in allow-list the skops file holds (your
@@ -329,6 +333,7 @@ def log_model(
         model,
         name=name,
         input_example=input_example,
+        training_data=training_data,
         signature=signature,
         flavor=flavor,
         onnx=onnx,

@@ -178,6 +178,11 @@ def show(
         )
         if v.onnx:
             console.print(f"onnx: {v.onnx['reason']}")
+        console.print(
+            "reference profile: stored (drift monitors compare with it)"
+            if v.has_profile
+            else "reference profile: none (log the model with training_data= to store one)"
+        )
         if v.signature:
             console.print(
                 "inputs: "

@@ -21,6 +21,9 @@ __all__ = [
     "transition_problem",
 ]
 
+#: The version file holding the training data's reference profile.
+PROFILE_FILE = "profile.json"
+
 Stage = Literal["None", "Staging", "Production", "Archived"]
 STAGES: tuple[Stage, ...] = ("None", "Staging", "Production", "Archived")
 
@@ -63,6 +66,12 @@ class ModelVersion:
     def has_onnx(self) -> bool:
         """True when a verified ONNX twin is stored (the serving fast path)."""
         return "model.onnx" in self.files
+
+    @property
+    def has_profile(self) -> bool:
+        """True when the training data's reference profile is stored (``profile.json``,
+        read with ``ModelService.get_profile``; drift monitors compare with it)."""
+        return PROFILE_FILE in self.files
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (with ``uri``; the database row id stays internal)."""

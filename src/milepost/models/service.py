@@ -23,7 +23,13 @@ from milepost.errors import ConfigError, IntegrityViolation, InvalidInput, NotFo
 from milepost.models import _onnx, flavors, trust
 from milepost.models.backends.sql import SqlRegistryStore
 from milepost.models.backends.trusted import SqlTrustStore
-from milepost.models.models import ModelVersion, RegisteredModel, StageEvent, TrustedType
+from milepost.models.models import (
+    PROFILE_FILE,
+    ModelVersion,
+    RegisteredModel,
+    StageEvent,
+    TrustedType,
+)
 from milepost.models.signature import (
     Signature,
     enforce,
@@ -43,6 +49,7 @@ if TYPE_CHECKING:
     from milepost.config import Settings
     from milepost.data.service import DataService
     from milepost.features.service import FeatureService
+    from milepost.monitoring import Profile
     from milepost.stores.blobs import BlobStore
     from milepost.stores.metadata import MetadataStore
     from milepost.tracking.service import TrackingService
@@ -146,6 +153,7 @@ class ModelService:
         *,
         name: str,
         input_example: Any = None,
+        training_data: Any = None,
         signature: Signature | None = None,
         flavor: flavors.Flavor | None = None,
         onnx: bool = False,
@@ -161,8 +169,16 @@ class ModelService:
         (your own transformers): they let the model be saved and are shown with the
         version, but trust nothing when it is loaded; the loading side decides that.
 
+        ``training_data`` (a DataFrame of the rows the model was trained on) is profiled
+        once (:func:`milepost.monitoring.profile`: quantiles, PSI bins, category counts;
+        its size does not grow with the rows) and stored as the version's
+        ``profile.json``, which drift monitoring reads instead of the training set
+        (:meth:`get_profile`). The input example is never profiled: a few rows say
+        nothing about a distribution; without ``training_data`` no profile is stored.
+
         Raises:
-            InvalidInput: bad name, unsavable model, or types outside the trusted list.
+            InvalidInput: bad name, unsavable model, types outside the trusted list, or
+                training data that is not a DataFrame with rows.
         """
         _model_name(name)
         if signature is not None and not isinstance(signature, Signature):
@@ -177,6 +193,7 @@ class ModelService:
         description = check.optional_text(description, "Model description")
         clean_tags = _tags(tags)
         run = self.tracking.get_run(run_id)
+        reference = _training_profile(training_data)
         flavor = flavor or flavors.detect_flavor(model)
         example = None
         if input_example is not None:
@@ -204,6 +221,9 @@ class ModelService:
             onnx_info = outcome.to_dict()
             if outcome.data is not None:
                 files["model.onnx"] = self.blobs.put_bytes(outcome.data).digest
+        if reference is not None:
+            text = json.dumps(reference.to_dict(), allow_nan=False, separators=(",", ":"))
+            files[PROFILE_FILE] = self.blobs.put_bytes(text.encode()).digest
         self.tracking.store.record_artifacts(
             run_id,
             [ArtifactInfo(f"models/{name}/{fname}", digest, 0) for fname, digest in files.items()],
@@ -251,6 +271,20 @@ class ModelService:
             return uri
         ref: ModelRef = parse_model_uri(uri)
         return self.store.version(ref.name, version=ref.version, stage=ref.stage, alias=ref.alias)
+
+    def get_profile(self, name: str, version: int) -> Profile | None:
+        """The reference profile stored with a version (from ``log_model(...,
+        training_data=)``), or None when it was logged without training data.
+
+        Raises:
+            NotFound: no such version. IntegrityViolation: the stored file was altered.
+        """
+        from milepost.monitoring import Profile
+
+        v = self.get_version(name, version)
+        if PROFILE_FILE not in v.files:
+            return None
+        return Profile.from_dict(json.loads(self._file(v, PROFILE_FILE)))
 
     def promotion_snapshot(
         self, name: str, version: int
@@ -546,3 +580,25 @@ def _type_names(value: Any, what: str) -> list[str]:
             hint="For example trusted_types=['mypkg.transformers.Doubler'].",
         )
     return [trust.check_type_name(v) for v in value]
+
+
+def _training_profile(training_data: Any) -> Profile | None:
+    """The reference profile of ``training_data`` (None when not given)."""
+    if training_data is None:
+        return None
+    from milepost.monitoring import profile
+
+    try:
+        reference = profile(training_data)
+    except InvalidInput as exc:
+        raise InvalidInput(
+            f"training_data: {exc.message}",
+            hint="Pass the training rows as a pandas DataFrame (features only, or with "
+            "the label), or leave training_data out.",
+        ) from exc
+    if reference.rows == 0 or not reference.columns:
+        raise InvalidInput(
+            "training_data has no rows or no columns: there is no distribution to profile.",
+            hint="Pass the DataFrame the model was trained on.",
+        )
+    return reference

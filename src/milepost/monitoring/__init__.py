@@ -3,10 +3,19 @@
 One implementation of each statistic serves data validation (the ``distribution``
 check), canary analysis (prediction PSI) and the monitors::
 
-    from milepost.monitoring import psi_from_samples, ks_test, variant_stats
+    from milepost.monitoring import drift, profile, psi_from_samples, ks_test
+
+- :mod:`milepost.monitoring.feature_drift`: ``drift(reference, current)`` compares two windows
+  per feature and method (PSI, KS, Wasserstein, Jensen-Shannon, chi-square) with a
+  dataset verdict that an important feature's drift cannot hide behind quiet ones;
+- :mod:`milepost.monitoring.profiles`: ``profile(frame)``, a reference summary whose size
+  does not grow with the rows, stored with a model version and read instead of the
+  training set;
 
 - :mod:`milepost.monitoring.stats`: PSI (numbers binned at the reference's quantiles,
-  categories one bin each, empty bins floored at ``PSI_EPS``) and the two-sample KS test;
+  categories one bin each, empty bins floored at ``PSI_EPS``), the two-sample KS test,
+  the normalised Wasserstein distance, the Jensen-Shannon distance and the chi-square
+  test of homogeneity;
 - :mod:`milepost.monitoring.predictions`: an endpoint's logged requests over a window,
   per-variant request/error/latency figures, prediction counts and PSI between variants.
 
@@ -21,6 +30,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from milepost.monitoring.feature_drift import DEFAULT_THRESHOLDS, DriftResult, drift
     from milepost.monitoring.predictions import (
         SegmentSource,
         VariantStats,
@@ -31,40 +41,95 @@ if TYPE_CHECKING:
         segment_paths,
         variant_stats,
     )
+    from milepost.monitoring.profiles import ColumnProfile, Profile, profile
     from milepost.monitoring.stats import (
         PSI_EPS,
+        ChiSquareResult,
         KsResult,
         align_counts,
         bin_counts,
+        chi_square,
+        jensen_shannon,
+        js_categorical,
+        js_from_samples,
         ks_test,
         psi,
         psi_bins,
         psi_categorical,
         psi_from_samples,
+        wasserstein,
     )
 
 __all__ = [
+    "DEFAULT_THRESHOLDS",
     "PSI_EPS",
+    "Calibration",
+    "ChiSquareResult",
+    "ColumnProfile",
+    "DomainClassifierResult",
+    "DriftResult",
     "KsResult",
+    "LabelSource",
+    "LabelledPredictions",
+    "Performance",
+    "PerformanceEstimate",
+    "Profile",
     "SegmentSource",
     "VariantStats",
     "align_counts",
     "bin_counts",
+    "check_calibration",
+    "chi_square",
+    "domain_classifier_drift",
+    "drift",
+    "estimate_performance",
+    "expected_roc_auc",
     "fmt_ms",
+    "jensen_shannon",
+    "js_categorical",
+    "js_from_samples",
     "ks_test",
+    "labelled_predictions",
+    "performance_over_time",
     "prediction_counts",
     "prediction_psi",
+    "profile",
     "psi",
     "psi_bins",
     "psi_categorical",
     "psi_from_samples",
     "read_predictions",
+    "realised_performance",
     "segment_paths",
     "variant_stats",
+    "wasserstein",
 ]
 
 # Public name -> the module that defines it.
 _LAZY: dict[str, str] = {
+    # -- performance, estimation, late labels, multivariate drift (part P) --
+    **dict.fromkeys(
+        (
+            "Calibration",
+            "PerformanceEstimate",
+            "check_calibration",
+            "estimate_performance",
+            "expected_roc_auc",
+        ),
+        "milepost.monitoring.estimation",
+    ),
+    **dict.fromkeys(
+        ("LabelSource", "LabelledPredictions", "labelled_predictions"),
+        "milepost.monitoring.labels",
+    ),
+    **dict.fromkeys(
+        ("DomainClassifierResult", "domain_classifier_drift"),
+        "milepost.monitoring.multivariate",
+    ),
+    **dict.fromkeys(
+        ("Performance", "performance_over_time", "realised_performance"),
+        "milepost.monitoring.performance",
+    ),
     **dict.fromkeys(
         (
             "SegmentSource",
@@ -81,17 +146,27 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(
         (
             "PSI_EPS",
+            "ChiSquareResult",
             "KsResult",
             "align_counts",
             "bin_counts",
+            "chi_square",
+            "jensen_shannon",
+            "js_categorical",
+            "js_from_samples",
             "ks_test",
             "psi",
             "psi_bins",
             "psi_categorical",
             "psi_from_samples",
+            "wasserstein",
         ),
         "milepost.monitoring.stats",
     ),
+    **dict.fromkeys(
+        ("DEFAULT_THRESHOLDS", "DriftResult", "drift"), "milepost.monitoring.feature_drift"
+    ),
+    **dict.fromkeys(("ColumnProfile", "Profile", "profile"), "milepost.monitoring.profiles"),
 }
 
 

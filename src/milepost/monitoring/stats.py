@@ -37,7 +37,44 @@ KS
 ``method="auto"``: exact p-values for small samples, asymptotic for large), NaN and
 infinities ignored. The statistic is the largest gap between the two empirical CDFs
 (0 to 1); the p-value is the chance of a gap at least that large if both samples came
-from one distribution. Numbers only.
+from one distribution. Numbers only. :func:`ks_sorted` computes the same statistic from
+two already sorted arrays (exact p-value when both sides hold at most 10,000 values, as
+SciPy's ``auto``; otherwise Smirnov's asymptotic distribution, ``kstwo`` at
+``n * m / (n + m)``), and :func:`ks_pvalue` gives the asymptotic p-value for a statistic.
+
+Wasserstein
+-----------
+:func:`wasserstein` is the earth mover's distance ``W1 = integral |F_ref(x) - F_cur(x)| dx``
+(the mean distance each unit of probability mass moves), **divided by the reference's
+standard deviation** (population, ``ddof=0``). In those units ``0.1`` is what a mean
+shift of 0.1 standard deviations gives, whatever the column's unit, so one threshold
+fits every numeric column. The standard deviation was chosen over the IQR because the
+IQR is zero for any column with more than half its values equal (zero-inflated counts,
+flags), which is common in features. A constant reference (standard deviation 0) is
+normalised by the current side's standard deviation instead, and when both are constant
+by 1 (the statistic is then the absolute gap between the two constants, in the column's
+unit); callers report such a column with status ``constant``. Symmetric only when both
+sides have the same standard deviation; zero for identical samples.
+
+Jensen-Shannon
+--------------
+:func:`jensen_shannon` is the Jensen-Shannon *distance* (the square root of the
+divergence) with base-2 logarithms, so it lies in ``[0, 1]``: 0 for identical
+histograms, 1 for histograms with no bin in common. Symmetric and invariant to scaling
+either side's counts; empty bins need no floor. Numbers are binned like PSI (the
+reference's deciles, :func:`js_from_samples`); categories one bin each
+(:func:`js_categorical`).
+
+Chi-square
+----------
+:func:`chi_square` is Pearson's test of homogeneity on the ``2 x k`` table of the two
+samples' category counts (``scipy.stats.chi2_contingency``, no Yates correction): both
+samples are random, so the expected count of each cell comes from the pooled
+proportions and both sides' noise is accounted for. (A goodness-of-fit test that takes
+the reference's proportions as exact raises false alarms far above its nominal rate
+when the reference is not much larger than the current sample.) Categories with no
+observation on either side are dropped; with fewer than two categories left the two
+samples cannot differ and the result is statistic 0, p-value 1, ``dof`` 0.
 """
 
 from __future__ import annotations
@@ -51,14 +88,28 @@ import numpy.typing as npt
 
 __all__ = [
     "PSI_EPS",
+    "ChiSquareResult",
     "KsResult",
     "align_counts",
     "bin_counts",
+    "cdf_gap",
+    "chi_square",
+    "jensen_shannon",
+    "js_categorical",
+    "js_from_samples",
+    "ks_from_gap",
+    "ks_from_quantiles",
+    "ks_pvalue",
+    "ks_sorted",
     "ks_test",
     "psi",
     "psi_bins",
     "psi_categorical",
     "psi_from_samples",
+    "sorted_quantiles",
+    "wasserstein",
+    "wasserstein_from_gap",
+    "wasserstein_scale",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -108,7 +159,7 @@ def psi_bins(reference: npt.ArrayLike, n_bins: int = 10) -> FloatArray:
     if ref.size == 0:
         return np.array([], dtype=np.float64)
     qs = np.linspace(0, 1, n_bins + 1)[1:-1]
-    return np.unique(np.quantile(ref, qs))
+    return np.unique(sorted_quantiles(np.sort(ref), qs))
 
 
 def bin_counts(values: npt.ArrayLike, edges: FloatArray) -> FloatArray:
@@ -177,3 +228,220 @@ def ks_test(reference: npt.ArrayLike, current: npt.ArrayLike) -> KsResult:
         raise ValueError("the KS test needs at least one value on each side")
     result = ks_2samp(ref, cur)
     return KsResult(float(result.statistic), float(result.pvalue))
+
+
+#: Above this many values on a side, KS p-values are asymptotic (SciPy's ``auto`` rule).
+KS_EXACT_MAX = 10_000
+
+
+def ks_pvalue(statistic: float, n: int, m: int) -> float:
+    """The asymptotic two-sided p-value of a two-sample KS ``statistic`` for samples of
+    ``n`` and ``m`` values (Smirnov: ``kstwo`` at ``round(n * m / (n + m))``, as SciPy's
+    ``ks_2samp(method="asymp")``)."""
+    from scipy.stats import kstwo
+
+    if n <= 0 or m <= 0:
+        raise ValueError("the KS test needs at least one value on each side")
+    big, small = max(n, m), min(n, m)
+    en = big * small / (big + small)
+    return float(np.clip(kstwo.sf(statistic, np.round(en)), 0.0, 1.0))
+
+
+def cdf_gap(reference: FloatArray, current: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """For two **sorted**, finite, non-empty arrays: every value of both, sorted, and
+    ``F_ref - F_cur`` (right-continuous empirical CDFs) at each, exact at the last of
+    each run of equal values (the only places :func:`ks_from_gap` and
+    :func:`wasserstein_from_gap` read it). One linear merge and two running counts,
+    shared by KS and Wasserstein."""
+    both = np.concatenate([reference, current])
+    order = np.argsort(both, kind="stable")  # two sorted runs: timsort merges them
+    both = both[order]
+    from_ref = order < reference.size
+    gap = np.cumsum(from_ref) / reference.size
+    gap -= np.cumsum(~from_ref) / current.size
+    return both, gap
+
+
+def ks_from_gap(
+    both: FloatArray, gap: FloatArray, reference: FloatArray, current: FloatArray
+) -> KsResult:
+    """The KS result from :func:`cdf_gap`'s output (exact p-value for small samples)."""
+    n, m = reference.size, current.size
+    if max(n, m) <= KS_EXACT_MAX:
+        return ks_test(reference, current)
+    last = np.empty(both.size, dtype=bool)
+    np.not_equal(both[:-1], both[1:], out=last[:-1])
+    last[-1] = True
+    d = float(np.max(np.abs(gap[last])))
+    return KsResult(d, ks_pvalue(d, n, m))
+
+
+def wasserstein_from_gap(both: FloatArray, gap: FloatArray) -> float:
+    """The *unnormalised* Wasserstein distance from :func:`cdf_gap`'s output (the gap
+    inside a run of equal values is multiplied by a zero width)."""
+    return float(np.sum(np.abs(gap[:-1]) * np.diff(both)))
+
+
+def ks_sorted(reference: FloatArray, current: FloatArray) -> KsResult:
+    """Two-sample KS test of two **sorted**, finite, non-empty arrays; the same
+    statistic and p-value as :func:`ks_test` without sorting again."""
+    if reference.size == 0 or current.size == 0:
+        raise ValueError("the KS test needs at least one value on each side")
+    if max(reference.size, current.size) <= KS_EXACT_MAX:
+        return ks_test(reference, current)
+    return ks_from_gap(*cdf_gap(reference, current), reference, current)
+
+
+def sorted_quantiles(values: FloatArray, probs: npt.ArrayLike) -> FloatArray:
+    """Quantiles of a **sorted**, finite, non-empty array at ``probs`` (0..1), by linear
+    interpolation, as ``np.quantile(values, probs)`` (its default ``linear`` method)
+    without a partition, except that a position within rounding of a whole number
+    gives exactly that sample value."""
+    p = np.asarray(probs, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("quantiles need at least one value")
+    pos = p * (values.size - 1)
+    # a position within rounding of a whole number is that number: the quantile is then
+    # exactly a sample value (np.quantile may land an ulp beside it, and a value equal to
+    # an edge would change bins under scaling or shifting)
+    whole = np.round(pos)
+    pos = np.where(np.abs(pos - whole) <= 1e-9 * np.maximum(whole, 1.0), whole, pos)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, values.size - 1)
+    t = pos - lo
+    a, b = values[lo], values[hi]
+    diff = b - a
+    return np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+
+
+def wasserstein(
+    reference: npt.ArrayLike, current: npt.ArrayLike, *, presorted: bool = False
+) -> float:
+    """Wasserstein (earth mover's) distance divided by the reference's standard
+    deviation (see the module docstring for the normalisation and constant columns);
+    NaN and infinities ignored. ``presorted=True`` skips sorting (both must be sorted
+    and finite).
+
+    Raises:
+        ValueError: a side has no finite value.
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    cur = np.asarray(current, dtype=np.float64)
+    if not presorted:
+        ref, cur = np.sort(ref[np.isfinite(ref)]), np.sort(cur[np.isfinite(cur)])
+    if ref.size == 0 or cur.size == 0:
+        raise ValueError("the Wasserstein distance needs at least one value on each side")
+    raw = wasserstein_from_gap(*cdf_gap(ref, cur))
+    return raw / wasserstein_scale(float(np.std(ref)), float(np.std(cur)))
+
+
+def wasserstein_scale(reference_std: float, current_std: float) -> float:
+    """What :func:`wasserstein` divides by: the reference's standard deviation, else the
+    current side's, else 1 (both constant)."""
+    if reference_std > 0:
+        return reference_std
+    return current_std if current_std > 0 else 1.0
+
+
+def jensen_shannon(expected_counts: npt.ArrayLike, actual_counts: npt.ArrayLike) -> float:
+    """Jensen-Shannon distance (base 2, 0..1) between two count vectors over the same
+    bins, in the same order.
+
+    Raises:
+        ValueError: vectors of different lengths or empty, a negative count, or a side
+            with no observations.
+    """
+    e = np.asarray(expected_counts, dtype=np.float64)
+    a = np.asarray(actual_counts, dtype=np.float64)
+    if e.shape != a.shape or e.ndim != 1 or e.size == 0:
+        raise ValueError(
+            f"Jensen-Shannon needs two count vectors of the same length, got {e.shape} "
+            f"and {a.shape}"
+        )
+    if (e < 0).any() or (a < 0).any():
+        raise ValueError("Jensen-Shannon counts must not be negative")
+    if e.sum() == 0 or a.sum() == 0:
+        raise ValueError("Jensen-Shannon needs at least one observation on each side")
+    p, q = e / e.sum(), a / a.sum()
+    m = (p + q) / 2
+    div = 0.0
+    for side in (p, q):
+        nz = side > 0
+        div += 0.5 * float(np.sum(side[nz] * np.log2(side[nz] / m[nz])))
+    return float(np.sqrt(min(max(div, 0.0), 1.0)))
+
+
+def js_from_samples(reference: npt.ArrayLike, current: npt.ArrayLike, n_bins: int = 10) -> float:
+    """Jensen-Shannon distance of ``current`` against ``reference``, binned at the
+    reference's quantiles like PSI (:func:`psi_bins`)."""
+    ref = np.asarray(reference, dtype=np.float64)
+    cur = np.asarray(current, dtype=np.float64)
+    edges = psi_bins(ref, n_bins)
+    return jensen_shannon(bin_counts(ref, edges), bin_counts(cur, edges))
+
+
+def js_categorical(reference: Mapping[K, float], current: Mapping[K, float]) -> float:
+    """Jensen-Shannon distance between two category -> count mappings, each category one
+    bin (see :func:`align_counts`)."""
+    _, ref, cur = align_counts(reference, current)
+    if ref.size == 0:
+        raise ValueError("Jensen-Shannon needs at least one observation on each side")
+    return jensen_shannon(ref, cur)
+
+
+@dataclass(frozen=True)
+class ChiSquareResult:
+    """Chi-square test of homogeneity: Pearson's statistic, p-value, degrees of freedom."""
+
+    statistic: float
+    pvalue: float
+    dof: int
+
+
+def chi_square(reference: Mapping[K, float], current: Mapping[K, float]) -> ChiSquareResult:
+    """Chi-square test that two category -> count mappings come from one distribution
+    (the ``2 x k`` contingency table, both samples random; see the module docstring).
+
+    Raises:
+        ValueError: a negative count, or a side with no observations.
+    """
+    from scipy.stats import chi2_contingency
+
+    _, ref, cur = align_counts(reference, current)
+    if (ref < 0).any() or (cur < 0).any():
+        raise ValueError("chi-square counts must not be negative")
+    if ref.sum() == 0 or cur.sum() == 0:
+        raise ValueError("the chi-square test needs at least one observation on each side")
+    keep = (ref + cur) > 0
+    table = np.vstack([ref[keep], cur[keep]])
+    if table.shape[1] < 2:
+        return ChiSquareResult(0.0, 1.0, 0)
+    result = chi2_contingency(table, correction=False)
+    return ChiSquareResult(float(result.statistic), float(result.pvalue), int(result.dof))
+
+
+def ks_from_quantiles(quantiles: FloatArray, cur: FloatArray) -> float:
+    """KS statistic between the CDF interpolated through a reference's quantiles
+    (probabilities evenly spaced 0..1) and a sorted current sample."""
+    probs = np.linspace(0.0, 1.0, quantiles.size)
+    points = np.concatenate([cur, quantiles])
+    f_cur_right = np.searchsorted(cur, points, side="right") / cur.size
+    f_cur_left = np.searchsorted(cur, points, side="left") / cur.size
+    gap = max(
+        float(np.max(np.abs(_interp_cdf(quantiles, probs, points, "right") - f_cur_right))),
+        float(np.max(np.abs(_interp_cdf(quantiles, probs, points, "left") - f_cur_left))),
+    )
+    return min(gap, 1.0)
+
+
+def _interp_cdf(q: FloatArray, probs: FloatArray, x: FloatArray, side: str) -> FloatArray:
+    """The reference CDF at ``x`` (right limits, or left limits for ``side="left"``),
+    linear between quantile points and flat outside them."""
+    i = np.searchsorted(q, x, side="right" if side == "right" else "left")
+    out = np.where(i >= q.size, 1.0, 0.0)
+    inner = (i > 0) & (i < q.size)
+    lo, hi = i[inner] - 1, i[inner]
+    span = q[hi] - q[lo]
+    t = np.where(span > 0, (x[inner] - q[lo]) / np.where(span > 0, span, 1.0), 0.0)
+    out[inner] = probs[lo] + t * (probs[hi] - probs[lo])
+    return out

@@ -361,6 +361,30 @@ class SqlServingStore:
             ).all()
         return {int(row): json.loads(value) for row, value in rows}
 
+    def feedback_between(
+        self, endpoint: str, since_ms: int, until_ms: int | None = None
+    ) -> list[tuple[str, int, Any, int]]:
+        """The labels of ``endpoint``'s requests made in the window, both ends inclusive,
+        as ``(request_id, row, label, labelled_at_ms)`` in request order.
+
+        A request's time is the one in its id (the server's ids are time-ordered hex,
+        see :func:`milepost.serving.logger.new_request_id`), so this is one range read on
+        the feedback table's key, however many labels the window holds (monitoring's
+        ``LabelSource``).
+        """
+        query = sa.select(
+            feedback.c.request_id, feedback.c.row, feedback.c.value_json, feedback.c.at
+        ).where(
+            feedback.c.endpoint == endpoint,
+            feedback.c.request_id >= f"{max(int(since_ms), 0):012x}",
+        )
+        if until_ms is not None:
+            # an id's first 12 hex digits are its time: below the next millisecond's prefix
+            query = query.where(feedback.c.request_id < f"{max(int(until_ms) + 1, 0):012x}")
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(feedback.c.request_id, feedback.c.row)).all()
+        return [(rid, int(row), json.loads(value), int(at)) for rid, row, value, at in rows]
+
     # -- controller lease ---------------------------------------------------------------
 
     def take_lease(self, endpoint: str, holder: str, seconds: float) -> bool:
