@@ -200,82 +200,27 @@ def plain_drift(ref: pd.DataFrame, cur: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------
-# Milepost: milepost.monitoring.drift, or a thin adapter until part A lands.
+# Milepost
 # ---------------------------------------------------------------------------------------
-
-
-def milepost_impl() -> str:
-    import milepost.monitoring as mon
-
-    return "drift" if "drift" in getattr(mon, "__all__", ()) else "adapter"
 
 
 def milepost_drift(ref: pd.DataFrame, cur: pd.DataFrame) -> list[dict[str, Any]]:
     """``milepost.monitoring.drift(ref, cur, categorical=..., methods=<all five>)``'s
-    per-feature rows (every method on every column it applies to, as plain computes).
+    per-feature rows: every method on every column it applies to, as plain computes,
+    with Milepost's default thresholds."""
+    from milepost.monitoring import drift
 
-    ADAPTER: until ``drift`` is on main, each column once with Milepost's existing
-    statistics (``psi_bins``/``bin_counts``/``psi``, ``ks_test``, ``psi_categorical``)
-    and SciPy for the rest, at plain's thresholds.
-    """
-    import milepost.monitoring as mon
-
-    if milepost_impl() == "drift":
-        result = mon.drift(  # type: ignore[attr-defined]
-            ref, cur, categorical=CATEGORICAL, methods=list(PLAIN_THRESHOLDS)
-        )
-        LAST_RESULT[:] = [result]
-        DATASET["drifted_share"] = float(result.drifted_share)
-        DATASET["dataset_drift"] = bool(result.dataset_drift)
-        keep = ["feature", "kind", "method", "statistic", "p_value", "threshold", "drifted"]
-        out: list[dict[str, Any]] = result.features[keep].to_dict("records")
-        for row in out:
-            row["drifted"] = bool(row["drifted"])
-            for key in ("statistic", "p_value", "threshold"):
-                row[key] = None if row[key] is None else float(row[key])
-        return out
-    from scipy.spatial.distance import jensenshannon
-    from scipy.stats import chi2_contingency, wasserstein_distance
-
-    rows: list[dict[str, Any]] = []
-
-    def add(col: str, kind: str, method: str, stat: float, p: float = np.nan) -> None:
-        thr = PLAIN_THRESHOLDS[method]
-        drifted = p < thr if method in P_VALUE_METHODS else stat >= thr
-        rows.append(
-            {
-                "feature": col,
-                "kind": kind,
-                "method": method,
-                "statistic": float(stat),
-                "p_value": float(p),
-                "threshold": thr,
-                "drifted": bool(drifted),
-            }
-        )
-
-    for col in ref.columns:
-        if col in CATEGORICAL:
-            r = ref[col].value_counts().to_dict()
-            c = cur[col].value_counts().to_dict()
-            _, rc, cc = mon.align_counts(r, c)
-            chi = chi2_contingency(np.vstack([rc, cc]), correction=False)
-            add(col, "categorical", "chi_square", chi.statistic, chi.pvalue)
-            add(col, "categorical", "psi", mon.psi(rc, cc))
-            add(col, "categorical", "jensen_shannon", jensenshannon(rc, cc, base=2))
-            continue
-        x = ref[col].to_numpy(np.float64)
-        y = cur[col].to_numpy(np.float64)
-        x = x[np.isfinite(x)]
-        y = y[np.isfinite(y)]
-        ks = mon.ks_test(x, y)
-        add(col, "numeric", "ks", ks.statistic, ks.pvalue)
-        edges = mon.psi_bins(x, PSI_BINS)
-        rc, cc = mon.bin_counts(x, edges), mon.bin_counts(y, edges)
-        add(col, "numeric", "psi", mon.psi(rc, cc))
-        add(col, "numeric", "wasserstein", wasserstein_distance(x, y) / (float(np.std(x)) or 1.0))
-        add(col, "numeric", "jensen_shannon", jensenshannon(rc, cc, base=2))
-    return rows
+    result = drift(ref, cur, categorical=CATEGORICAL, methods=list(PLAIN_THRESHOLDS))
+    LAST_RESULT[:] = [result]
+    DATASET["drifted_share"] = float(result.drifted_share)
+    DATASET["dataset_drift"] = bool(result.dataset_drift)
+    keep = ["feature", "kind", "method", "statistic", "p_value", "threshold", "drifted"]
+    out: list[dict[str, Any]] = result.features[keep].to_dict("records")
+    for row in out:
+        row["drifted"] = bool(row["drifted"])
+        for key in ("statistic", "p_value", "threshold"):
+            row[key] = None if row[key] is None else float(row[key])
+    return out
 
 
 def milepost_report_size() -> dict[str, Any]:
@@ -285,8 +230,6 @@ def milepost_report_size() -> dict[str, Any]:
 
     if "render_report" not in getattr(mon, "__all__", ()):
         return {"bytes": None, "status": "TODO: milepost.monitoring.render_report not on main"}
-    if not LAST_RESULT:
-        return {"bytes": None, "status": "no DriftResult (drift() not on main: adapter ran)"}
     start = time.perf_counter()
     html = mon.render_report(LAST_RESULT[0], title="Benchmark drift report")
     return {
@@ -440,7 +383,6 @@ def _versions(contender: str) -> dict[str, str]:
         import milepost
 
         out["milepost"] = milepost.__version__
-        out["milepost_impl"] = milepost_impl()
         out["milepost_source"] = str(Path(milepost.__file__).parent)
     return out
 

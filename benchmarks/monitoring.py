@@ -17,10 +17,9 @@ Three contenders, each in its own process, one after the other so none competes 
 the two cores:
 
 ``milepost``
-    ``milepost.monitoring.drift(reference, current, categorical=[...])`` with its
-    default methods and thresholds. Until part A's ``drift`` is on main a thin ADAPTER
-    stands in (the plain computation below, with Milepost's existing PSI and KS
-    functions); the table's title and the JSON say which ran.
+    ``milepost.monitoring.drift(reference, current, categorical=[...], methods=[all
+    five])`` with its default thresholds (every method on every column it applies to,
+    as plain computes; Milepost's statistics must equal plain's, a check).
 ``plain``
     A straightforward NumPy/SciPy computation written out in the worker: per numeric
     column ``scipy.stats.ks_2samp``, PSI on 10 reference-quantile bins, Wasserstein
@@ -363,12 +362,6 @@ def evaluate(mode_name: str, drift: dict[str, Any], fpr: dict[str, Any]) -> dict
             }
         )
     notes = []
-    if mp["versions"].get("milepost_impl") != "drift":
-        notes.append(
-            "ADAPTER: milepost.monitoring.drift is not on main yet; the 'Milepost' column "
-            "ran the plain computation with Milepost's existing PSI/KS functions, so its "
-            "times say nothing about part A's implementation."
-        )
     source = Path(mp["versions"]["milepost_source"])
     if not source.is_relative_to(HERE.parent):
         notes.append(f"Milepost was imported from {source} (PYTHONPATH), not this checkout.")
@@ -398,12 +391,11 @@ def report(summary: dict[str, Any], raw: dict[str, Any], meta: dict[str, Any]) -
     console = Console(width=None if sys.stdout.isatty() else 160)
     verdict = {True: "[bold green]PASS[/]", False: "[bold red]FAIL[/]", None: "TODO"}
     v = meta["versions"]
-    impl = "drift()" if v["milepost_impl"] == "drift" else "ADAPTER"
     drift, fpr = raw["drift"], raw["fpr"]
 
     timing = Table(
         title=f"Drift over 25 columns (20 numeric + 5 categorical): Milepost {v['milepost']} "
-        f"[{impl}] vs plain NumPy {v['numpy']}/SciPy {v['scipy']} vs Evidently {v['evidently']}"
+        f"vs plain NumPy {v['numpy']}/SciPy {v['scipy']} vs Evidently {v['evidently']}"
     )
     for name in (
         "Rows per side",
