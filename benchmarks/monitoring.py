@@ -136,13 +136,15 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def evidently_env() -> dict[str, str]:
-    """Evidently's environment: its venv first on PATH, telemetry off."""
-    return clean_env(
+    """Evidently's environment: its venv first on PATH, no PYTHONPATH, telemetry off."""
+    env = clean_env(
         PATH=f"{EVIDENTLY_VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         VIRTUAL_ENV=str(EVIDENTLY_VENV),
         DO_NOT_TRACK="1",
         PYTHONWARNINGS="ignore",
     )
+    env.pop("PYTHONPATH", None)
+    return env
 
 
 def ensure_evidently_venv() -> str:
@@ -192,7 +194,7 @@ def run_worker(task: str, contender: str, config: dict[str, Any], cwd: Path) -> 
     return result
 
 
-def ensure_data(sizes: list[str], tmp: Path) -> dict[str, dict[str, str]]:
+def ensure_data(sizes: list[str], tmp: Path) -> dict[str, dict[str, Any]]:
     """Reference/current Parquet files per size, generated once and cached."""
     paths = {}
     for size in sizes:
@@ -210,7 +212,7 @@ def ensure_data(sizes: list[str], tmp: Path) -> dict[str, dict[str, str]]:
     return paths
 
 
-def run_drift(sizes: list[str], paths: dict[str, dict[str, str]], tmp: Path) -> dict[str, Any]:
+def run_drift(sizes: list[str], paths: dict[str, dict[str, Any]], tmp: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for size in sizes:
         results[size] = {}
