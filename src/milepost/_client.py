@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from milepost.governance.audit import VerifyReport
     from milepost.models.models import ModelVersion, RegisteredModel, StageEvent
+    from milepost.monitoring.monitors import Alert, Monitor, MonitorResult, MonitorRun
     from milepost.promotion.policy import PromotionPolicy
     from milepost.promotion.service import PromotionRequest
     from milepost.serving.spec import CanaryPolicy, EndpointSpec
@@ -391,6 +392,71 @@ class Client:
     def endpoint_status(self, name: str, *, window_seconds: float = 300) -> dict[str, Any]:
         """The spec, the registry's agreement, the rollout, recent events and stats."""
         return self._rt.serving.status(name, window_seconds=window_seconds)
+
+    # monitors
+    def create_monitor(
+        self,
+        name: str,
+        *,
+        endpoint: str | None = None,
+        model: str | None = None,
+        version: int | None = None,
+        checks: Sequence[str] = ("feature_drift",),
+        window: str = "1h",
+        schedule: str | None = None,
+        thresholds: dict[str, float] | None = None,
+        webhook: str | None = None,
+    ) -> Monitor:
+        """Define a monitor: ``checks`` (feature_drift, prediction_drift, performance, skew)
+        on an endpoint or a model version over ``window`` ("1h", "last 1000"), on
+        ``schedule`` (cron in UTC or "every 10m"; None: only when run), alerting when a
+        metric crosses ``thresholds`` (``{"psi": 0.2}``) and posting alerts to ``webhook``.
+        See :meth:`milepost.monitoring.MonitorService.create`."""
+        return self._rt.monitors.create(
+            name,
+            endpoint=endpoint,
+            model=model,
+            version=version,
+            checks=checks,
+            window=window,
+            schedule=schedule,
+            thresholds=thresholds,
+            webhook=webhook,
+        )
+
+    def run_monitor(self, name: str, *, now: datetime | int | None = None) -> MonitorRun:
+        """Run a monitor once over the window ending now (or at ``now``): results are
+        stored, alerts raised and delivered."""
+        return self._rt.monitors.run(name, now)
+
+    def get_monitor(self, name: str) -> Monitor:
+        """One monitor's definition, last run and next scheduled run."""
+        return self._rt.monitors.get(name)
+
+    def list_monitors(self) -> list[Monitor]:
+        """Every monitor, by name."""
+        return self._rt.monitors.list()
+
+    def monitor_results(
+        self,
+        name: str,
+        *,
+        since: datetime | int | None = None,
+        metric: str | None = None,
+        feature: str | None = None,
+    ) -> list[MonitorResult]:
+        """A monitor's results, oldest first (each (metric, feature) is a time series)."""
+        return self._rt.monitors.results(name, since=since, metric=metric, feature=feature)
+
+    def list_alerts(
+        self,
+        monitor: str | None = None,
+        *,
+        since: datetime | int | None = None,
+        acknowledged: bool | None = None,
+    ) -> list[Alert]:
+        """Alerts, newest first (of one monitor, or all)."""
+        return self._rt.monitors.alerts(monitor, since=since, acknowledged=acknowledged)
 
     # audit
     def list_audit_events(self, **filters: Any) -> list[AuditEvent]:

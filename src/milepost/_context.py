@@ -13,21 +13,13 @@ the process's: use it to embed Milepost or to work on two projects at once.
 from __future__ import annotations
 
 import threading
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from milepost import _validate as check
 from milepost.config import ResolvedSettings, Settings, build_settings, load_settings
-from milepost.data.api import data_service
 from milepost.errors import InvalidInput
-from milepost.evaluation.service import EvaluationService
-from milepost.features.api import FeatureStore, feature_service
-from milepost.governance.audit import AuditService
-from milepost.governance.roles import RoleService
-from milepost.models.service import ModelService
-from milepost.promotion.service import PromotionService
-from milepost.serving.service import DeploymentService
 from milepost.stores.context import StoreContext, default_context, replace_default_context
-from milepost.tracking._active import tracking_service
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -35,8 +27,19 @@ if TYPE_CHECKING:
     from types import ModuleType, TracebackType
 
     from milepost.config import Source
+    from milepost.data.service import DataService
+    from milepost.evaluation.service import EvaluationService
+    from milepost.features.api import FeatureStore
+    from milepost.features.service import FeatureService
+    from milepost.governance.audit import AuditService
+    from milepost.governance.roles import RoleService
+    from milepost.models.service import ModelService
+    from milepost.monitoring.service import MonitorService
+    from milepost.promotion.service import PromotionService
+    from milepost.serving.service import DeploymentService
     from milepost.stores.blobs import BlobStore
     from milepost.stores.metadata import MetadataStore
+    from milepost.tracking.service import TrackingService
 
 __all__ = ["Runtime", "configure", "get_runtime", "reset"]
 
@@ -52,8 +55,9 @@ class Runtime:
     Attributes:
         settings, resolved: the settings and where each value came from.
         db, blobs: the metadata store and the artifact store.
-        tracking, data, features, models, evaluation, promotion, serving, audit, roles:
-            the services.
+        tracking, data, features, models, evaluation, promotion, serving, audit, roles,
+        monitors: the services, each imported and built on first use (with the services
+            it depends on) and shared by every runtime on the same context.
     """
 
     def __init__(
@@ -71,14 +75,58 @@ class Runtime:
                 "Runtime takes resolved settings or a store context (a StoreContext), "
                 f"not both; got context={type(context).__name__}.",
             )
-        ctx = context
-        self.context = ctx
-        self.tracking = tracking_service(ctx)
-        self.audit = ctx.component(AuditService, lambda c: AuditService(c.db))
-        self.data = data_service(ctx)
-        self.roles = ctx.component(RoleService, lambda c: RoleService(c.db, c.settings.actor()))
-        self.features = feature_service(ctx)
-        self.models = ctx.component(
+        self.context = context
+
+    # Each service is imported and built on first use, so a command that only touches
+    # tracking never imports serving (FastAPI), evaluation (scikit-learn) or ONNX. The
+    # instance lives in the context's component cache (one per context, shared with the
+    # capability module-level functions, closed newest first, so a service's
+    # dependencies, built inside its builder, close after it); cached_property only
+    # saves the lookup on later reads. A new service is one more cached_property here:
+    # import inside it, build with ``self.context.component(Class, builder)`` and reach
+    # other services through ``self.<name>`` so they are built on demand too.
+
+    @cached_property
+    def tracking(self) -> TrackingService:
+        """Runs, params, metrics and artifacts."""
+        from milepost.tracking._active import tracking_service
+
+        return tracking_service(self.context)
+
+    @cached_property
+    def audit(self) -> AuditService:
+        """The audit log."""
+        from milepost.governance.audit import AuditService
+
+        return self.context.component(AuditService, lambda c: AuditService(c.db))
+
+    @cached_property
+    def data(self) -> DataService:
+        """Dataset versions."""
+        from milepost.data.api import data_service
+
+        return data_service(self.context)
+
+    @cached_property
+    def roles(self) -> RoleService:
+        """Role grants and checks."""
+        from milepost.governance.roles import RoleService
+
+        return self.context.component(RoleService, lambda c: RoleService(c.db, c.settings.actor()))
+
+    @cached_property
+    def features(self) -> FeatureService:
+        """Feature views, materialization and online reads."""
+        from milepost.features.api import feature_service
+
+        return feature_service(self.context)
+
+    @cached_property
+    def models(self) -> ModelService:
+        """The model registry."""
+        from milepost.models.service import ModelService
+
+        return self.context.component(
             ModelService,
             lambda c: ModelService(
                 c.db,
@@ -89,11 +137,23 @@ class Runtime:
                 features=self.features,
             ),
         )
-        self.evaluation = ctx.component(
+
+    @cached_property
+    def evaluation(self) -> EvaluationService:
+        """Model evaluation."""
+        from milepost.evaluation.service import EvaluationService
+
+        return self.context.component(
             EvaluationService,
             lambda c: EvaluationService(c.db, c.settings, models=self.models, data=self.data),
         )
-        self.promotion = ctx.component(
+
+    @cached_property
+    def promotion(self) -> PromotionService:
+        """Gates, approvals and stage changes."""
+        from milepost.promotion.service import PromotionService
+
+        return self.context.component(
             PromotionService,
             lambda c: PromotionService(
                 c.db,
@@ -104,7 +164,13 @@ class Runtime:
                 roles=self.roles,
             ),
         )
-        self.serving = ctx.component(
+
+    @cached_property
+    def serving(self) -> DeploymentService:
+        """Endpoints, deployments and rollouts."""
+        from milepost.serving.service import DeploymentService
+
+        return self.context.component(
             DeploymentService,
             lambda c: DeploymentService(
                 c.db,
@@ -112,6 +178,19 @@ class Runtime:
                 models=self.models,
                 features=self.features,
                 promotion=self.promotion,
+            ),
+        )
+
+    @cached_property
+    def monitors(self) -> MonitorService:
+        """Monitors, their results and alerts (reading serving's log and labels)."""
+        from milepost.monitoring.service import MonitorService
+        from milepost.serving.monitor_sources import ServingMonitorSources
+
+        return self.context.component(
+            MonitorService,
+            lambda c: MonitorService(
+                c.db, c.settings.actor(), ServingMonitorSources(self.serving, self.models)
             ),
         )
 
@@ -130,6 +209,8 @@ class Runtime:
         history: Sequence[str | Path | ModuleType] = (),
     ) -> FeatureStore:
         """A :class:`~milepost.features.FeatureStore` on this runtime's stores."""
+        from milepost.features.api import FeatureStore
+
         return FeatureStore(repo, history=history, context=self.context)
 
     @property

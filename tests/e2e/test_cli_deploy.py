@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.test_cli import cli
+from tests.e2e.test_cli import cli_in_process
 from tests.e2e.test_cli_models import TRAIN
 
 
@@ -30,7 +30,7 @@ def test_endpoints_track_production_and_rollouts_move_the_registry(tmp_path: Pat
     )
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return cli(*args, cwd=tmp_path, env=env)
+        return cli_in_process(*args, cwd=tmp_path, env=env)
 
     def stages() -> dict[int, str]:
         listed = json.loads(run("models", "list", "churn", "--json").stdout)
@@ -127,7 +127,7 @@ def test_update_advance_and_the_old_deploy_names(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", TRAIN], cwd=tmp_path, check=True, env=dict(os.environ))
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return cli(*args, cwd=tmp_path)
+        return cli_in_process(*args, cwd=tmp_path)
 
     def show(name: str) -> Any:
         out = run("endpoints", "show", name, "--json")
@@ -181,18 +181,18 @@ def test_update_advance_and_the_old_deploy_names(tmp_path: Path) -> None:
 
 
 def test_old_names_are_hidden_from_help_but_answer(tmp_path: Path) -> None:
-    top = cli("--help", cwd=tmp_path)
+    top = cli_in_process("--help", cwd=tmp_path)
     assert top.returncode == 0, top.stderr
     commands = re.findall(r"^│ (\S+)", top.stdout.split("Commands")[1], re.M)
     assert "endpoints" in commands, top.stdout
     assert "deploy" not in commands and "serve" not in commands, commands
-    data = cli("data", "--help", cwd=tmp_path).stdout
+    data = cli_in_process("data", "--help", cwd=tmp_path).stdout
     data_commands = re.findall(r"^│ (\S+)", data.split("Commands")[1], re.M)
     assert "register" in data_commands and "add" not in data_commands, data
-    endpoints = cli("endpoints", "--help", cwd=tmp_path).stdout
+    endpoints = cli_in_process("endpoints", "--help", cwd=tmp_path).stdout
     verbs = re.findall(r"^│ (\S+)", endpoints.split("Commands")[1], re.M)
     assert verbs == ["create", "list", "show", "update", "advance", "rollback", "finalize", "serve"]
-    models = cli("models", "--help", cwd=tmp_path).stdout
+    models = cli_in_process("models", "--help", cwd=tmp_path).stdout
     assert "versions" not in re.findall(r"^│ (\S+)", models.split("Commands")[1], re.M)
     for old in (
         ["deploy"],
@@ -201,5 +201,5 @@ def test_old_names_are_hidden_from_help_but_answer(tmp_path: Path) -> None:
         ["data", "add"],
         ["models", "versions"],
     ):
-        out = cli(*old, "--help", cwd=tmp_path)
+        out = cli_in_process(*old, "--help", cwd=tmp_path)
         assert out.returncode == 0 and "Usage: milepost " + " ".join(old) in out.stdout, out

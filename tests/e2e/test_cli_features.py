@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from tests._wait import wait_until
-from tests.e2e.test_cli import MILEPOST, cli
+from tests.e2e.test_cli import MILEPOST, cli, cli_in_process
 
 REPO = """
 from datetime import timedelta
@@ -48,7 +48,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_plan_apply_materialize_get_check(repo: Path) -> None:
-    plan = json.loads(cli("features", "plan", "--json", cwd=repo).stdout)
+    plan = json.loads(cli_in_process("features", "plan", "--json", cwd=repo).stdout)
     assert plan == [
         {
             "view": "spend",
@@ -59,55 +59,59 @@ def test_plan_apply_materialize_get_check(repo: Path) -> None:
             "next_steps": [],
         }
     ]
-    applied = cli("features", "apply", cwd=repo)
+    applied = cli_in_process("features", "apply", cwd=repo)
     assert applied.returncode == 0 and "new" in applied.stdout
-    listed = json.loads(cli("features", "list", "--json", cwd=repo).stdout)
+    listed = json.loads(cli_in_process("features", "list", "--json", cwd=repo).stdout)
     assert [(v["name"], v["version"], v["status"]) for v in listed] == [("spend", 1, "active")]
-    out = cli("features", "materialize", "--incremental", cwd=repo)
+    out = cli_in_process("features", "materialize", "--incremental", cwd=repo)
     assert out.returncode == 0 and "spend:v1: 3 rows" in out.stdout
     got = json.loads(
-        cli(
+        cli_in_process(
             "features", "get", "spend:double_spend", "-e", "customer_id=2", "--json", cwd=repo
         ).stdout
     )
     assert got == {"values": {"double_spend": [40.0]}, "statuses": {"double_spend": ["present"]}}
-    check = cli("features", "check-consistency", "spend", cwd=repo)
+    check = cli_in_process("features", "check-consistency", "spend", cwd=repo)
     assert check.returncode == 0 and "consistent" in check.stdout
     # a changed definition is a new version; the plan says so before anything changes
     (repo / "features.py").write_text(REPO.replace("* 2", "* 3"))
-    plan = json.loads(cli("features", "plan", "--json", cwd=repo).stdout)
+    plan = json.loads(cli_in_process("features", "plan", "--json", cwd=repo).stdout)
     assert (plan[0]["change"], plan[0]["next_version"]) == ("new_version", 2)
-    stale = cli("features", "get", "spend:spend", "-e", "customer_id=2", cwd=repo)
+    stale = cli_in_process("features", "get", "spend:spend", "-e", "customer_id=2", cwd=repo)
     assert stale.returncode == 1 and "differs from every registered version" in stale.stderr
-    assert cli("features", "retire", "spend:v1", cwd=repo).returncode == 0
-    assert cli("features", "list", "--json", cwd=repo).stdout.strip() == "[]"
+    assert cli_in_process("features", "retire", "spend:v1", cwd=repo).returncode == 0
+    assert cli_in_process("features", "list", "--json", cwd=repo).stdout.strip() == "[]"
 
 
 def test_materialize_refills_a_lost_store_and_says_why(repo: Path) -> None:
-    cli("features", "apply", cwd=repo)
-    first = cli("features", "materialize", "--incremental", cwd=repo)
+    cli_in_process("features", "apply", cwd=repo)
+    first = cli_in_process("features", "materialize", "--incremental", cwd=repo)
     assert first.returncode == 0 and "spend:v1: 3 rows" in first.stdout
     for name in ("online.db", "online.db-wal", "online.db-shm"):  # the online store is lost
         (repo / ".milepost" / name).unlink(missing_ok=True)
-    again = cli("features", "materialize", "--incremental", cwd=repo)
+    again = cli_in_process("features", "materialize", "--incremental", cwd=repo)
     assert again.returncode == 0 and "spend:v1: 3 rows" in again.stdout, again.stdout
     got = json.loads(
-        cli("features", "get", "spend:spend", "-e", "customer_id=2", "--json", cwd=repo).stdout
+        cli_in_process(
+            "features", "get", "spend:spend", "-e", "customer_id=2", "--json", cwd=repo
+        ).stdout
     )
     assert got["statuses"] == {"spend": ["present"]}
     # what it wrote and why, in words and in JSON; `features list` says what the store holds
     assert "holds none of its rows" in again.stdout and "refilled from" in again.stdout
-    listed = cli("features", "list", cwd=repo)
+    listed = cli_in_process("features", "list", cwd=repo)
     assert "through" in listed.stdout and "never" not in listed.stdout, listed.stdout
-    done = cli("features", "materialize", "--incremental", "--json", cwd=repo)
+    done = cli_in_process("features", "materialize", "--incremental", "--json", cwd=repo)
     report = json.loads(done.stdout)
     assert report["spend:v1"]["rows"] == 0 and "from the watermark" in report["spend:v1"]["reason"]
     for name in ("online.db", "online.db-wal", "online.db-shm"):
         (repo / ".milepost" / name).unlink(missing_ok=True)
-    listed = cli("features", "list", "--json", cwd=repo)
+    listed = cli_in_process("features", "list", "--json", cwd=repo)
     online = json.loads(listed.stdout)[0]["online"]
     assert online["intervals"] == [] and "never materialized into this store" in online["state"]
-    assert "never materialized into this store" in cli("features", "list", cwd=repo).stdout
+    assert (
+        "never materialized into this store" in cli_in_process("features", "list", cwd=repo).stdout
+    )
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -121,6 +125,7 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def test_an_edited_view_keeps_its_old_version_readable_and_says_what_to_run(repo: Path) -> None:
+    # real processes: in one long-lived process the deleted transform is still in memory
     _git(repo, "init", "-q")
     _git(repo, "add", "features.py")
     _git(repo, "commit", "-q", "-m", "v1")
@@ -168,10 +173,10 @@ def test_an_edited_view_keeps_its_old_version_readable_and_says_what_to_run(repo
 
 
 def test_bad_repo_is_one_line(tmp_path: Path) -> None:
-    out = cli("features", "plan", "--repo", "missing.py", cwd=tmp_path)
+    out = cli_in_process("features", "plan", "--repo", "missing.py", cwd=tmp_path)
     assert out.returncode == 1 and "missing.py does not exist" in out.stderr
     (tmp_path / "broken.py").write_text("import nothing_here\n")
-    out = cli("features", "plan", "--repo", "broken.py", cwd=tmp_path)
+    out = cli_in_process("features", "plan", "--repo", "broken.py", cwd=tmp_path)
     assert out.returncode == 1 and "Importing broken.py failed: ModuleNotFoundError" in out.stderr
 
 

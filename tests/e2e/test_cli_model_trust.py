@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.test_cli import cli
+from tests.e2e.test_cli import cli_in_process
 
 LOG = """
 import subprocess
@@ -34,11 +34,11 @@ def test_trust_list_add_remove_and_refusals(tmp_path: Path) -> None:
         subprocess.run(
             [sys.executable, "-c", script], cwd=tmp_path, check=True, env=environ | alice
         )
-    shown = cli("models", "show", "shell", "1", cwd=tmp_path, env=alice)
+    shown = cli_in_process("models", "show", "shell", "1", cwd=tmp_path, env=alice)
     assert "types declared by the author (information only" in shown.stdout
     assert "subprocess.run" in shown.stdout
 
-    refused = cli(
+    refused = cli_in_process(
         "models",
         "evaluate",
         "models:/shell/1",
@@ -53,33 +53,40 @@ def test_trust_list_add_remove_and_refusals(tmp_path: Path) -> None:
     assert "[permission_denied]" in refused.stderr and "'subprocess.run'" in refused.stderr
     assert "milepost models trust add subprocess.run" in refused.stderr
 
-    denied = cli(
+    denied = cli_in_process(
         "models", "trust", "add", "subprocess.run", "--reason", "x", cwd=tmp_path, env=alice
     )
     assert denied.returncode == 1 and "needs the approver or admin role" in denied.stderr
-    assert cli("roles", "grant", "alice", "approver", cwd=tmp_path, env=alice).returncode == 0
-    added = cli(
+    assert (
+        cli_in_process("roles", "grant", "alice", "approver", cwd=tmp_path, env=alice).returncode
+        == 0
+    )
+    added = cli_in_process(
         "models", "trust", "add", "subprocess.run", "--reason", "ops tool", cwd=tmp_path, env=alice
     )
     assert added.returncode == 0, added.stderr
-    listed = json.loads(cli("models", "trust", "list", "--json", cwd=tmp_path, env=alice).stdout)
+    listed = json.loads(
+        cli_in_process("models", "trust", "list", "--json", cwd=tmp_path, env=alice).stdout
+    )
     assert [(t["type_name"], t["added_by"], t["reason"]) for t in listed] == [
         ("subprocess.run", "alice", "ops tool")
     ]
-    table = cli("models", "trust", "list", cwd=tmp_path, env=alice).stdout
+    table = cli_in_process("models", "trust", "list", cwd=tmp_path, env=alice).stdout
     assert "subprocess.run" in table and "ops tool" in table
     events = json.loads(
-        cli(
+        cli_in_process(
             "audit", "list", "--json", "--object-type", "trusted_type", cwd=tmp_path, env=alice
         ).stdout
     )
     assert any(e["action"] == "trusted_type.add" for e in events)
 
-    removed = cli(
+    removed = cli_in_process(
         "models", "trust", "remove", "subprocess.run", "--reason", "done", cwd=tmp_path, env=alice
     )
     assert removed.returncode == 0, removed.stderr
-    missing = cli("models", "trust", "remove", "subprocess.run", cwd=tmp_path, env=alice)
+    missing = cli_in_process("models", "trust", "remove", "subprocess.run", cwd=tmp_path, env=alice)
     assert missing.returncode == 1 and "not on the trusted list" in missing.stderr
-    bad = cli("models", "trust", "add", "not a type", "--reason", "x", cwd=tmp_path, env=alice)
+    bad = cli_in_process(
+        "models", "trust", "add", "not a type", "--reason", "x", cwd=tmp_path, env=alice
+    )
     assert bad.returncode == 1 and "is not a type name" in bad.stderr

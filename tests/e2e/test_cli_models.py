@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.test_cli import cli
+from tests.e2e.test_cli import cli_in_process
 
 TRAIN = """
 import milepost
@@ -43,28 +43,38 @@ def test_registry_and_promotion_from_the_command_line(tmp_path: Path) -> None:
         check=True,
         env={**__import__("os").environ, **env},
     )
-    listed = json.loads(cli("models", "list", "--json", cwd=tmp_path, env=env).stdout)
+    listed = json.loads(cli_in_process("models", "list", "--json", cwd=tmp_path, env=env).stdout)
     assert listed[0]["name"] == "churn" and listed[0]["latest_version"] == 2
-    shown = cli("models", "show", "churn", "2", cwd=tmp_path, env=env)
+    shown = cli_in_process("models", "show", "churn", "2", cwd=tmp_path, env=env)
     assert "inputs: age:integer" in shown.stdout and "churn.train@1 (train)" in shown.stdout
     (tmp_path / "policy.yaml").write_text(POLICY)
     assert (
-        cli("models", "policy", "churn", "--set", "policy.yaml", cwd=tmp_path, env=env).returncode
+        cli_in_process(
+            "models", "policy", "churn", "--set", "policy.yaml", cwd=tmp_path, env=env
+        ).returncode
         == 0
     )
-    assert cli("roles", "grant", "alice", "admin", cwd=tmp_path, env=env).returncode == 0
-    assert cli("roles", "grant", "bob", "approver", cwd=tmp_path, env=env).returncode == 0
-    denied = cli("roles", "grant", "eve", "approver", cwd=tmp_path, env={"MILEPOST_USER": "eve"})
+    assert cli_in_process("roles", "grant", "alice", "admin", cwd=tmp_path, env=env).returncode == 0
+    assert (
+        cli_in_process("roles", "grant", "bob", "approver", cwd=tmp_path, env=env).returncode == 0
+    )
+    denied = cli_in_process(
+        "roles", "grant", "eve", "approver", cwd=tmp_path, env={"MILEPOST_USER": "eve"}
+    )
     assert denied.returncode == 1 and "needs the admin role" in denied.stderr
 
-    out = cli("models", "promote", "churn", "1", "--to", "Production", cwd=tmp_path, env=env)
+    out = cli_in_process(
+        "models", "promote", "churn", "1", "--to", "Production", cwd=tmp_path, env=env
+    )
     assert out.returncode == 0, out.stderr
     assert "Waiting for approval" in out.stdout
-    pending = json.loads(cli("models", "requests", "--json", cwd=tmp_path, env=env).stdout)
+    pending = json.loads(
+        cli_in_process("models", "requests", "--json", cwd=tmp_path, env=env).stdout
+    )
     request = pending[0]["request_id"]
-    self_approve = cli("models", "approve", request[:12], cwd=tmp_path, env=env)
+    self_approve = cli_in_process("models", "approve", request[:12], cwd=tmp_path, env=env)
     assert self_approve.returncode == 1 and "needs the 'approver' role" in self_approve.stderr
-    approved = cli(
+    approved = cli_in_process(
         "models",
         "approve",
         request[:12],
@@ -76,10 +86,14 @@ def test_registry_and_promotion_from_the_command_line(tmp_path: Path) -> None:
     assert approved.returncode == 0 and "now in Production" in approved.stdout
 
     # v2 (the real model) beats the know-nothing v1
-    out = cli("models", "promote", "churn", "2", "--to", "Production", cwd=tmp_path, env=env)
+    out = cli_in_process(
+        "models", "promote", "churn", "2", "--to", "Production", cwd=tmp_path, env=env
+    )
     assert "Waiting for approval" in out.stdout
-    request = json.loads(cli("models", "requests", "--json", cwd=tmp_path, env=env).stdout)[0]
-    rejected = cli(
+    request = json.loads(
+        cli_in_process("models", "requests", "--json", cwd=tmp_path, env=env).stdout
+    )[0]
+    rejected = cli_in_process(
         "models",
         "reject",
         request["request_id"][:12],
@@ -91,13 +105,17 @@ def test_registry_and_promotion_from_the_command_line(tmp_path: Path) -> None:
     assert rejected.returncode == 0 and "rejected" in rejected.stdout
 
     # an archived version cannot jump back to Production without a new review
-    cli("models", "archive", "churn", "2", cwd=tmp_path, env=env)
-    refused = cli("models", "promote", "churn", "2", "--to", "Production", cwd=tmp_path, env=env)
+    cli_in_process("models", "archive", "churn", "2", cwd=tmp_path, env=env)
+    refused = cli_in_process(
+        "models", "promote", "churn", "2", "--to", "Production", cwd=tmp_path, env=env
+    )
     assert refused.returncode == 1
     assert "re-reviewed" in refused.stderr  # Archived -> Production needs Staging first
     assert "Traceback" not in refused.stderr
 
-    history = json.loads(cli("models", "history", "churn", "--json", cwd=tmp_path, env=env).stdout)
+    history = json.loads(
+        cli_in_process("models", "history", "churn", "--json", cwd=tmp_path, env=env).stdout
+    )
     assert [(h["version"], h["to_stage"], h["actor"]) for h in history] == [
         (1, "Production", "bob"),
         (2, "Archived", "alice"),
@@ -107,12 +125,14 @@ def test_registry_and_promotion_from_the_command_line(tmp_path: Path) -> None:
 
     at = datetime.fromtimestamp(when / 1000, tz=UTC).isoformat()
     prod = json.loads(
-        cli("models", "history", "churn", "--at", at, "--json", cwd=tmp_path, env=env).stdout
+        cli_in_process(
+            "models", "history", "churn", "--at", at, "--json", cwd=tmp_path, env=env
+        ).stdout
     )
     assert prod["production_version"] == 1
 
     ev = json.loads(
-        cli(
+        cli_in_process(
             "models",
             "evaluate",
             "models:/churn/Production",
@@ -128,9 +148,14 @@ def test_registry_and_promotion_from_the_command_line(tmp_path: Path) -> None:
         ).stdout
     )
     assert ev["model"] == "models:/churn/1" and "female" in ev["slices"]["gender"]
-    assert cli("models", "alias", "churn", "champion", "1", cwd=tmp_path, env=env).returncode == 0
-    assert "champion" in cli("models", "list", cwd=tmp_path, env=env).stdout
-    grants = json.loads(cli("roles", "list", "--json", cwd=tmp_path, env=env).stdout)
+    assert (
+        cli_in_process(
+            "models", "alias", "churn", "champion", "1", cwd=tmp_path, env=env
+        ).returncode
+        == 0
+    )
+    assert "champion" in cli_in_process("models", "list", cwd=tmp_path, env=env).stdout
+    grants = json.loads(cli_in_process("roles", "list", "--json", cwd=tmp_path, env=env).stdout)
     assert {(g["user"], g["role"]) for g in grants} == {("alice", "admin"), ("bob", "approver")}
 
 
@@ -146,8 +171,10 @@ def test_refused_promotion_prints_the_gates(tmp_path: Path) -> None:
         "production:\n  - {kind: metric_vs_baseline, dataset: churn.test@1, target: churned, "
         "threshold: 0.99}\n"
     )
-    cli("models", "policy", "churn", "--set", "p.yaml", cwd=tmp_path, env=env)
-    out = cli("models", "promote", "churn", "2", "--to", "Production", cwd=tmp_path, env=env)
+    cli_in_process("models", "policy", "churn", "--set", "p.yaml", cwd=tmp_path, env=env)
+    out = cli_in_process(
+        "models", "promote", "churn", "2", "--to", "Production", cwd=tmp_path, env=env
+    )
     assert out.returncode == 1
     assert "failed" in out.stdout and "misses threshold 0.99" in out.stdout
     lines = [x for x in out.stderr.splitlines() if x.strip()]

@@ -17,23 +17,14 @@ from pathlib import Path
 import pytest
 
 from milepost.cli._output import Col, console, fit_table
-from tests.e2e.test_cli import MILEPOST
+from tests.e2e.test_cli import cli_in_process
 
 LONG_EXPERIMENT = "customer-retention-q3"
 
 
 def run80(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")}
-    env["COLUMNS"] = "80"
-    out = subprocess.run(
-        [MILEPOST, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """``milepost ARGS`` in an 80-column terminal (in-process: see ``cli_in_process``)."""
+    out = cli_in_process(*args, cwd=cwd, columns=80)
     assert out.returncode == 0, out.stderr
     if "--json" not in args:
         assert all(len(line) <= 80 for line in out.stdout.splitlines()), out.stdout

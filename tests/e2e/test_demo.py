@@ -72,7 +72,7 @@ def _story(text: str, home: Path) -> list[str]:
     lines (how many checks a verdict took depends on timing) are reduced to their kind."""
     lines, live = [], False
     for raw in text.replace(str(home.resolve()), "<home>").splitlines():
-        if re.match(r"─+ ([789]|10)/10", raw):
+        if re.match(r"─+ ([789]|10)/11", raw):
             live = True
         elif "Where everything went" in raw:
             live = False
@@ -98,8 +98,8 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     first = tmp_path / "first"
     result = run_demo(rows=1500, home=first, console=Console(file=out, width=120))
     text = out.getvalue()
-    for n in range(1, 11):
-        assert f"{n}/10" in text
+    for n in range(1, 12):
+        assert f"{n}/11" in text
     assert "Where everything went" in text
     c = Client()
     runs = c.search_runs(EXPERIMENT, max_results=10)
@@ -182,6 +182,18 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     assert [(v.name, v.role) for v in spec.variants] == [
         (f"churn-v{production.version}", "primary")
     ]
+    # monitoring: quiet on traffic like the training data; the upstream shift of
+    # monthly_spend (and spend_per_ticket, computed from it) flagged, alerted, reported
+    monitored = result["monitoring"]
+    assert monitored["alerts_before"] == 0, text
+    assert {"monthly_spend", "spend_per_ticket"} <= set(monitored["drifted"]), monitored
+    assert monitored["alerts"] >= 2 and monitored["labelled"] > 0
+    report = Path(monitored["report"])
+    assert report.is_file() and report.with_suffix(".json").is_file()
+    assert "monthly_spend" in report.read_text()
+    stored = milepost.get_runtime().monitors.alerts("churn-health")
+    assert {a.feature for a in stored} >= {"monthly_spend", "spend_per_ticket"}
+    assert "logged (milepost.monitoring): ALERT" in text
     assert result["audit_ok"] and c.verify_audit().ok
     # the models are worth promoting: the better one clearly, both above no skill
     scores = result["scores"]

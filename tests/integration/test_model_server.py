@@ -238,6 +238,10 @@ def test_predict_explain_feedback_metrics_and_bad_requests(served: dict[str, Any
         what="the prediction log to hold the good and the refused requests",
     )
     logged = logged()
+    # the replica wrote its segments to the artifact store (readable from any host)
+    artifacts = str(Path(served["rt"].settings.resolved_artifact_uri()).resolve())
+    for location in served["rt"].serving.store.segments("churn-ep"):
+        assert str(Path(location).resolve()).startswith(artifacts + os.sep), location
     first = logged[logged.request_id == body["request_id"]].sort_values("row")
     assert list(first["prediction"]) == [str(p) for p in body["predictions"]]
     assert set(logged["status"]) == {"ok", "invalid"}

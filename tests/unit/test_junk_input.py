@@ -16,10 +16,10 @@ Covered: ``milepost.*`` functions (the ``log_*`` ones inside an active run),
 ``.features``, ``.models`` and ``.promotion``, every ``Client`` method,
 ``milepost.features.FeatureStore`` (its constructor and methods), ``load_model`` and the
 returned model's ``predict`` / ``predict_proba`` / ``prepare``, and the services reached
-through ``get_runtime()`` that have no facade yet: deployments (``serving``), roles, the
-trusted-type list, model descriptions and tags. Each test starts from its own copy of one
-seeded store, so what one target's junk changes never reaches another's; the examples
-are derandomized, so every run tries the same ones.
+through ``get_runtime()`` that have no facade yet: deployments (``serving``), roles,
+monitors, the trusted-type list, model descriptions and tags. Each test starts from its
+own copy of one seeded store, so what one target's junk changes never reaches another's;
+the examples are derandomized, so every run tries the same ones.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ NEEDS_RUN = {
 SERVICES: dict[str, set[str] | None] = {
     "serving": None,
     "roles": None,
+    "monitors": None,
     "models": {"add_trusted_type", "remove_trusted_type", "set_description", "set_tags"},
 }
 # Subpackages whose module-level functions are public entry points too.
@@ -328,9 +329,15 @@ def _service_classes() -> dict[str, type]:
     """The service classes, without building a runtime at collection time."""
     from milepost.governance.roles import RoleService
     from milepost.models.service import ModelService
+    from milepost.monitoring.service import MonitorService
     from milepost.serving.service import DeploymentService
 
-    return {"serving": DeploymentService, "roles": RoleService, "models": ModelService}
+    return {
+        "serving": DeploymentService,
+        "roles": RoleService,
+        "models": ModelService,
+        "monitors": MonitorService,
+    }
 
 
 def _targets() -> Iterator[Target]:
@@ -443,6 +450,7 @@ def _seed(root: Path) -> Seed:
     client.set_promotion_policy("churn", {"production": [{"kind": "approval"}]})
     request = client.promote("churn", 1, "Production")
     milepost.get_runtime().serving.create("churn-ep", "churn", version=1)
+    client.create_monitor("churn-ep", endpoint="churn-ep", schedule="every 5m")
     return Seed(run.run_id, run.experiment_id, request.request_id)
 
 

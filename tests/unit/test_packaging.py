@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
@@ -23,3 +27,22 @@ def test_every_requested_extra_is_provided(req: Requirement) -> None:
     provided = {e.lower() for e in dist.metadata.get_all("Provides-Extra") or []}
     missing = {e.lower() for e in req.extras} - provided
     assert not missing, f"{req.name} {dist.version} has no extra(s) {sorted(missing)}: {req}"
+
+
+@pytest.mark.slow  # builds a wheel (a few seconds)
+def test_the_wheel_ships_every_template(tmp_path: Path) -> None:
+    """Jinja2 templates are package data: the report and validation pages need them."""
+    root = Path(__file__).resolve().parents[2]
+    templates = sorted(
+        p.relative_to(root / "src").as_posix() for p in (root / "src").rglob("templates/*")
+    )
+    assert "milepost/monitoring/templates/report.html.j2" in templates
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("milepost-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    missing = [t for t in templates if t not in names]
+    assert not missing, f"{wheel.name} lacks {missing}"

@@ -2,7 +2,9 @@
 
 Starting it is cheap: command modules import Typer, Rich and :mod:`milepost.errors`
 only, and each command imports the services it calls (see :mod:`milepost.cli._runtime`),
-so ``milepost --help`` never loads the services, pandas, DuckDB or SQLAlchemy.
+so ``milepost --help`` never loads the services, pandas, DuckDB or SQLAlchemy; a
+command builds only its own branch of the command tree, and the runtime builds only the
+services the command uses.
 
 Known errors (:class:`~milepost.errors.MilepostError`) print as one line with what to
 do and exit 1; usage errors (unknown option, missing argument, bad value) print as one
@@ -11,6 +13,7 @@ line with where to find help and exit 2; anything else is a bug and prints its t
 
 from __future__ import annotations
 
+import copy
 import functools
 import sys
 import traceback
@@ -25,10 +28,12 @@ from milepost.cli import (
     audit,
     data,
     deploy,
+    drift,
     endpoints,
     experiments,
     features,
     models,
+    monitor,
     roles,
     runs,
     system,
@@ -52,10 +57,12 @@ app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
 app.add_typer(endpoints.app, name="endpoints")
+app.add_typer(monitor.app, name="monitor")
 app.add_typer(deploy.app, name="deploy", hidden=True)  # old names, for one release
 app.command("serve", hidden=True)(deploy.serve)
 app.add_typer(roles.app, name="roles")
 app.add_typer(audit.app, name="audit")
+app.command("drift")(drift.drift)
 
 
 @functools.cache
@@ -63,6 +70,36 @@ def command() -> Any:
     """The command tree built from :data:`app` once, with help in Click's vocabulary
     (``TEXT``, ``INTEGER``, flags without values; see :mod:`milepost.cli._help`)."""
     return polish(typer.main.get_command(app))
+
+
+@functools.cache
+def _command_named(name: str) -> Any:
+    """The command tree with only the top-level command or group ``name`` in it.
+
+    Building a command evaluates its callback's type hints (twice: Typer, then
+    :func:`polish`), so a call builds only the branch it runs: ``milepost runs list``
+    parses exactly as with the whole tree, without building the other 70 commands.
+    """
+    part = copy.copy(app)  # the same settings; only the lists below differ
+    part.registered_groups = [g for g in app.registered_groups if g.name == name]
+    part.registered_commands = [
+        c for c in app.registered_commands if (c.name or _default_name(c)) == name
+    ]
+    return polish(typer.main.get_group(part))  # a group even with a single command
+
+
+def _default_name(info: Any) -> str:
+    callback = getattr(info, "callback", None)
+    return typer.main.get_command_name(getattr(callback, "__name__", ""))
+
+
+def _command_for(args: list[str]) -> Any:
+    """The tree to run ``args`` on: one branch when they start with a known name."""
+    names = {g.name for g in app.registered_groups}
+    names |= {c.name or _default_name(c) for c in app.registered_commands}
+    if args and args[0] in names:
+        return _command_named(args[0])
+    return command()  # help, typos (with suggestions), no arguments: the whole tree
 
 
 @app.command()
@@ -117,7 +154,8 @@ def _usage_line(exc: Exception) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``milepost`` console script."""
     try:
-        result = command().main(args=argv, prog_name="milepost", standalone_mode=False)
+        args = sys.argv[1:] if argv is None else list(argv)
+        result = _command_for(args).main(args=args, prog_name="milepost", standalone_mode=False)
     except MilepostError as exc:
         hint = f" {exc.hint}" if exc.hint else ""
         err_console.print(f"[red]Error[/] \\[{exc.code}]: {escape(exc.message + hint)}")

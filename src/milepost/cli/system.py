@@ -36,7 +36,7 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
     s = resolved.settings
     rt = runtime()
     settings: dict[str, Any] = {}
-    for key in s.model_fields:
+    for key in type(s).model_fields:  # on the class: pydantic 2.11 deprecates the instance
         value = getattr(s, key)
         settings[key] = {
             "value": None if value is None else str(value),

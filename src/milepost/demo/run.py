@@ -6,7 +6,8 @@ models with tracking and lineage (each pins the feature versions it used); compa
 gate, approve and promote the baseline; serve it under live traffic (features read
 server-side, SHAP explanations); promote the better model and roll it out as a canary
 that promotes itself, see a worse candidate refused and a faulty (slow) model rolled back
-automatically; check the audit trail. Each new capability adds its step here.
+automatically; monitor the endpoint, see an upstream shift detected, an alert raised and
+a report written; check the audit trail. Each new capability adds its step here.
 
 Every run starts from an empty home (:mod:`milepost.demo.home`), so the story is the
 same each time, and ends with commands that work as typed against that home.
@@ -29,7 +30,7 @@ from sklearn.pipeline import Pipeline
 
 import milepost
 from milepost.demo import features as demo_features
-from milepost.demo import promotion, serving
+from milepost.demo import monitoring, promotion, serving
 from milepost.demo.data import (
     CATEGORICAL,
     LABEL,
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["run_demo"]
 
 EXPERIMENT = "churn-demo"
-TOTAL_STEPS = 10
+TOTAL_STEPS = 11
 FEATURES = MODEL_NUMERIC + CATEGORICAL
 
 
@@ -204,6 +205,7 @@ def _train(
             model,
             MODEL,
             input_example=train_df[FEATURES].head(5),
+            training_data=train_df[FEATURES],  # its reference profile, for monitoring
             onnx=onnx,
             description=f"{name} churn classifier",
         )
@@ -355,6 +357,11 @@ def _deploy_steps(
     serving.status_table(console, serving.ENDPOINT)
     traffic.stop()
     console.print(f"  client side: {traffic.summary()}")
+
+    _step(console, 10, TOTAL_STEPS, "Monitor: drift, late labels, an alert and a report")
+    monitored = monitoring.monitor_step(
+        console, server, store, frame, customers, rt.settings.home / "reports"
+    )
     server.stop()
 
     return {
@@ -367,6 +374,7 @@ def _deploy_steps(
             "failed": sum(traffic.failed.values()),
             "variants": dict(traffic.variants),
         },
+        "monitoring": monitored,
     }
 
 
@@ -457,7 +465,7 @@ def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, 
         console, stack, frame, store, (train_labels, test_labels, test), worse=worse, best=best
     )
 
-    _step(console, 10, TOTAL_STEPS, "Check the audit trail")
+    _step(console, 11, TOTAL_STEPS, "Check the audit trail")
     report = client.verify_audit()
     status = "[green]intact[/]" if report.ok else "[red]TAMPERED[/]"
     console.print(f"  {report.checked} audit events, hash chain {status}")
@@ -476,6 +484,7 @@ def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, 
             "refused_request": deployed["refused_request"],
         },
         "serving": deployed["serving"],
+        "monitoring": deployed["monitoring"],
         "positive_rate": float(np.mean(frame[LABEL])),
         "home": str(rt.settings.home),
     }
@@ -490,7 +499,7 @@ def _closing(console: Console, lr_id: str, gb_id: str) -> None:
     console.print(f"  metadata:  {rt.db.uri}")
     console.print(f"  artifacts: {rt.blobs.uri}")
     console.print(f"  online features: {rt.settings.resolved_online_uri()}")
-    console.print(f"  prediction log: {home / 'predictions'}")
+    console.print("  prediction log: Parquet segments in the artifacts, registered in the metadata")
     console.print("  try, in this shell:", markup=False)
     hint = path_hint()
     if hint:
@@ -505,6 +514,8 @@ def _closing(console: Console, lr_id: str, gb_id: str) -> None:
         f"milepost models history {MODEL}",
         f"milepost endpoints show {serving.ENDPOINT}",
         f"milepost endpoints serve {serving.ENDPOINT} --port 8080",
+        f"milepost monitor show {monitoring.MONITOR}",
+        f"milepost monitor run {monitoring.MONITOR}",
         "milepost audit verify",
     ):
         console.print(f"    {line}", markup=False, soft_wrap=True)

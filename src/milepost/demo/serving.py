@@ -165,8 +165,13 @@ class Traffic:
     keep-alive connection, about ``rate`` requests per second. Counts what it sees, per
     variant, between :attr:`started_ms` and :attr:`stopped_ms` (epoch ms)."""
 
-    def __init__(self, server: ModelServer, customers: list[int], *, rate: float = 200) -> None:
+    def __init__(
+        self, server: ModelServer, customers: list[int], *, rate: float = 200, record: bool = False
+    ) -> None:
         self.server = server
+        self.record = record
+        #: (request id, customer) of each answered request, when ``record`` is set
+        self.answers: list[tuple[str, int]] = []
         self.customers = customers
         self.pause = 1.0 / rate
         self.ok = 0
@@ -185,7 +190,8 @@ class Traffic:
         path = f"/v1/endpoints/{self.server.endpoint}/predict"
         conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
         while not self._stop.is_set():
-            body = json.dumps({"rows": [{"customer_id": rng.choice(self.customers)}]})
+            customer = rng.choice(self.customers)
+            body = json.dumps({"rows": [{"customer_id": customer}]})
             try:
                 conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
                 resp = conn.getresponse()
@@ -193,6 +199,8 @@ class Traffic:
                 if resp.status == 200:
                     self.ok += 1
                     self.variants[answer["variant"]] += 1
+                    if self.record:
+                        self.answers.append((answer["request_id"], customer))
                 else:
                     self.failed[f"HTTP {resp.status}"] += 1
             except (OSError, http.client.HTTPException, ValueError) as exc:

@@ -20,7 +20,22 @@ if TYPE_CHECKING:
     from milepost.features.repo import Definitions
     from milepost.features.service import FeatureService
 
-__all__ = ["ConsistencyReport", "check_consistency", "decode_key", "online_entities", "plain"]
+__all__ = [
+    "ABS_TOL",
+    "REL_TOL",
+    "ConsistencyReport",
+    "check_consistency",
+    "decode_key",
+    "online_entities",
+    "plain",
+    "values_agree",
+]
+
+#: Two numbers agree when ``|a - b| <= max(REL_TOL * max(|a|, |b|), ABS_TOL)``
+#: (:func:`math.isclose`): a transform computed twice may differ in the last bits
+#: (float32 arithmetic, summation order), never by a millionth of the value.
+REL_TOL = 1e-6
+ABS_TOL = 1e-9
 
 
 @dataclass
@@ -88,7 +103,7 @@ def check_consistency(
     for feat in view.features:
         col = f"{name}__{feat}"
         for i, (a, b) in enumerate(zip(online.values[col], offline[col].tolist(), strict=True)):
-            if not _same(a, b):
+            if not values_agree(a, b):
                 report.mismatches[feat] += 1
                 if len(report.examples) < 10:
                     report.examples.append(
@@ -129,10 +144,30 @@ def plain(v: Any) -> Any:
     return None if isinstance(v, float) and math.isnan(v) else v
 
 
-def _same(a: Any, b: Any) -> bool:
+def values_agree(a: Any, b: Any) -> bool:
+    """Whether a served value and an offline value are the same feature value.
+
+    Numbers (either one a float) agree within :data:`REL_TOL` / :data:`ABS_TOL`; integers,
+    text and booleans must be equal; a time agrees with its ISO text (a logged feature
+    vector holds times as text); null (None, NaN, ``pd.NA``) agrees only with null.
+    Used by ``features check-consistency`` (online vs offline now) and by the serving
+    skew check (logged served values vs offline at the request's time).
+    """
     a, b = plain(a), plain(b)
-    if a is None or b is None or (b is pd.NA):
-        return (a is None) == (b is None or b is pd.NA)
+    a = None if a is pd.NA else a
+    b = None if b is pd.NA else b
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
     if isinstance(a, float) or isinstance(b, float):
-        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+        if isinstance(a, str) or isinstance(b, str):
+            return False
+        return math.isclose(float(a), float(b), rel_tol=REL_TOL, abs_tol=ABS_TOL)
+    if isinstance(a, datetime) != isinstance(b, datetime):
+        text, moment = (a, b) if isinstance(b, datetime) else (b, a)
+        try:
+            return bool(pd.Timestamp(text) == pd.Timestamp(moment))
+        except (ValueError, TypeError):
+            return False
     return bool(a == b)

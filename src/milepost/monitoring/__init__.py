@@ -17,7 +17,12 @@ check), canary analysis (prediction PSI) and the monitors::
   the normalised Wasserstein distance, the Jensen-Shannon distance and the chi-square
   test of homogeneity;
 - :mod:`milepost.monitoring.predictions`: an endpoint's logged requests over a window,
-  per-variant request/error/latency figures, prediction counts and PSI between variants.
+  per-variant request/error/latency figures, prediction counts and PSI between variants;
+- :mod:`milepost.monitoring.service`: :class:`MonitorService`, monitors on an endpoint or
+  model version (checks, window, schedule, thresholds), their results as time series and
+  their alerts (``milepost monitor ...``; ``Runtime.monitors``);
+- :mod:`milepost.monitoring.report`: the self-contained HTML report (and its JSON) of a
+  drift result, with drift and performance over time (``write_report``).
 
 Layering: monitoring reads stores through small protocols; serving and data call it,
 never the reverse. Names load on first use (PEP 562): importing the package costs
@@ -31,6 +36,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from milepost.monitoring.feature_drift import DEFAULT_THRESHOLDS, DriftResult, drift
+    from milepost.monitoring.monitors import (
+        CHECKS,
+        Alert,
+        Monitor,
+        MonitorResult,
+        MonitorRun,
+        Schedule,
+        Window,
+    )
     from milepost.monitoring.predictions import (
         SegmentSource,
         VariantStats,
@@ -42,6 +56,8 @@ if TYPE_CHECKING:
         variant_stats,
     )
     from milepost.monitoring.profiles import ColumnProfile, Profile, profile
+    from milepost.monitoring.report import render_report, report_json, write_report
+    from milepost.monitoring.service import MonitorService, MonitorSources
     from milepost.monitoring.stats import (
         PSI_EPS,
         ChiSquareResult,
@@ -61,8 +77,10 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "CHECKS",
     "DEFAULT_THRESHOLDS",
     "PSI_EPS",
+    "Alert",
     "Calibration",
     "ChiSquareResult",
     "ColumnProfile",
@@ -71,11 +89,18 @@ __all__ = [
     "KsResult",
     "LabelSource",
     "LabelledPredictions",
+    "Monitor",
+    "MonitorResult",
+    "MonitorRun",
+    "MonitorService",
+    "MonitorSources",
     "Performance",
     "PerformanceEstimate",
     "Profile",
+    "Schedule",
     "SegmentSource",
     "VariantStats",
+    "Window",
     "align_counts",
     "bin_counts",
     "check_calibration",
@@ -100,13 +125,22 @@ __all__ = [
     "psi_from_samples",
     "read_predictions",
     "realised_performance",
+    "render_report",
+    "report_json",
     "segment_paths",
     "variant_stats",
     "wasserstein",
+    "write_report",
 ]
 
 # Public name -> the module that defines it.
 _LAZY: dict[str, str] = {
+    # monitors (definitions, runs, alerts)
+    **dict.fromkeys(
+        ("CHECKS", "Alert", "Monitor", "MonitorResult", "MonitorRun", "Schedule", "Window"),
+        "milepost.monitoring.monitors",
+    ),
+    **dict.fromkeys(("MonitorService", "MonitorSources"), "milepost.monitoring.service"),
     # -- performance, estimation, late labels, multivariate drift (part P) --
     **dict.fromkeys(
         (
@@ -143,6 +177,7 @@ _LAZY: dict[str, str] = {
         ),
         "milepost.monitoring.predictions",
     ),
+    **dict.fromkeys(("render_report", "report_json", "write_report"), "milepost.monitoring.report"),
     **dict.fromkeys(
         (
             "PSI_EPS",

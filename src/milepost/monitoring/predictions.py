@@ -3,9 +3,12 @@
 The model server appends one row per predicted row to Parquet segments (columns of
 ``milepost.serving.logger.LOG_SCHEMA``: ``request_id``, ``row``, ``ts``, ``variant``,
 ``role``, ``prediction`` (JSON text), ``latency_ms``, ``status``, ...) and registers each
-segment with the time range it covers. Everything here reads those segments with DuckDB,
-given anything with the store's ``segments(endpoint, since_ms=, until_ms=)`` method
-(:class:`SegmentSource`; the serving store has it):
+segment with the time range it covers and where it is: a local path, or a URL of the
+artifact store (``s3://...``) when the replicas write there, so a reader on any host
+sees every replica's rows (remote segments are downloaded to a bounded per-process cache
+first, see :mod:`milepost.monitoring._segments`). Everything here reads those segments
+with DuckDB, given anything with the store's ``segments(endpoint, since_ms=, until_ms=)``
+method (:class:`SegmentSource`; the serving store has it):
 
 - :func:`read_predictions`: the logged rows of a window (optionally one variant) as an
   Arrow table, for monitors and ad-hoc analysis;
@@ -25,14 +28,16 @@ are bound parameters (hence the ``S608`` exemptions below).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from milepost._records import record_dict
+from milepost.monitoring._segments import local_segments
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
 
     import duckdb
     import pyarrow as pa
@@ -50,7 +55,11 @@ __all__ = [
 
 
 class SegmentSource(Protocol):
-    """Where an endpoint's prediction-log segments are registered (the serving store)."""
+    """Where an endpoint's prediction-log segments are registered (the serving store).
+
+    ``segments`` returns their locations (local paths or URLs). A source may also have a
+    ``storage_options`` attribute: the fsspec options for remote ones (S3 endpoint).
+    """
 
     def segments(
         self, endpoint: str, *, since_ms: int = 0, until_ms: int | None = None
@@ -93,12 +102,26 @@ class VariantStats:
 def segment_paths(
     source: SegmentSource, endpoint: str, *, since_ms: int, until_ms: int | None = None
 ) -> list[Path]:
-    """The existing segment files that may hold rows of the window."""
-    return [
-        Path(p)
-        for p in source.segments(endpoint, since_ms=since_ms, until_ms=until_ms)
-        if Path(p).exists()
-    ]
+    """Local files of the segments that may hold rows of the window (missing ones left
+    out). Remote segments are downloaded to this process's cache, where they stay until
+    it needs the room; the readers below hold them while they read.
+
+    Raises:
+        BackendUnavailable: a remote segment could not be read.
+    """
+    with _segments(source, endpoint, since_ms=since_ms, until_ms=until_ms) as paths:
+        return paths
+
+
+@contextlib.contextmanager
+def _segments(
+    source: SegmentSource, endpoint: str, *, since_ms: int, until_ms: int | None
+) -> Iterator[list[Path]]:
+    """Local files of the window's segments, kept in place while the block runs."""
+    locations = source.segments(endpoint, since_ms=since_ms, until_ms=until_ms)
+    options = getattr(source, "storage_options", None)
+    with local_segments(locations, storage_options=options) as paths:
+        yield paths
 
 
 def _parquet(paths: Sequence[Path]) -> str:
@@ -131,10 +154,24 @@ def read_predictions(
 ) -> pa.Table | None:
     """The logged rows of ``endpoint`` in the window (only ``variant``'s with one), in
     time order, as an Arrow table of ``columns`` (default: all); ``None`` when no
-    segment covers the window."""
-    paths = segment_paths(source, endpoint, since_ms=since_ms, until_ms=until_ms)
-    if not paths:
-        return None
+    segment covers the window.
+
+    Raises:
+        BackendUnavailable: a segment in the artifact store could not be read.
+    """
+    with _segments(source, endpoint, since_ms=since_ms, until_ms=until_ms) as paths:
+        if not paths:
+            return None
+        return _read(paths, since_ms, until_ms, variant, columns)
+
+
+def _read(
+    paths: Sequence[Path],
+    since_ms: int,
+    until_ms: int | None,
+    variant: str | None,
+    columns: Sequence[str] | None,
+) -> pa.Table:
     cols = "*" if columns is None else ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
     params: list[Any] = []
     where = _window(since_ms, until_ms)
@@ -160,9 +197,15 @@ def variant_stats(
     prediction log in the window. A request counts once (its first row), whatever the
     number of rows it carried; a shadow's ``agreement`` is the share of its ``ok``
     answers equal to the one the client got for the same request."""
-    paths = segment_paths(source, endpoint, since_ms=since_ms, until_ms=until_ms)
-    if not paths:
-        return {}
+    with _segments(source, endpoint, since_ms=since_ms, until_ms=until_ms) as paths:
+        if not paths:
+            return {}
+        return _variant_stats(paths, since_ms, until_ms)
+
+
+def _variant_stats(
+    paths: Sequence[Path], since_ms: int, until_ms: int | None
+) -> dict[str, VariantStats]:
     con = _connect()
     try:
         con.execute(
@@ -201,10 +244,22 @@ def prediction_counts(
     """For each of ``variants``, how many ``ok`` rows (every row of a request) predicted
     each value (the logged JSON text) in the window; empty mappings when nothing was
     logged."""
-    paths = segment_paths(source, endpoint, since_ms=since_ms, until_ms=until_ms)
     counts: list[dict[str | None, int]] = [{} for _ in variants]
-    if not paths or not variants:
+    if not variants:
         return counts
+    with _segments(source, endpoint, since_ms=since_ms, until_ms=until_ms) as paths:
+        if paths:
+            _count(paths, since_ms, until_ms, variants, counts)
+    return counts
+
+
+def _count(
+    paths: Sequence[Path],
+    since_ms: int,
+    until_ms: int | None,
+    variants: Sequence[str],
+    counts: list[dict[str | None, int]],
+) -> None:
     filters = ", ".join("count(*) FILTER (WHERE variant = ?)" for _ in variants)
     con = _connect()
     try:
@@ -219,7 +274,6 @@ def prediction_counts(
         for i in range(len(variants)):
             if row[i + 1]:
                 counts[i][row[0]] = int(row[i + 1])
-    return counts
 
 
 def prediction_psi(

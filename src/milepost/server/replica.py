@@ -109,7 +109,9 @@ def run_replica(
     from milepost.serving.logger import PredictionLogger
 
     rt = milepost.configure(**overrides)
-    logger = PredictionLogger(endpoint, rt.settings.home / "predictions", rt.serving.store)
+    logger = PredictionLogger(  # segments go to the artifact store, readable from any host
+        endpoint, rt.settings.home / "predictions", rt.serving.store, blobs=rt.blobs
+    )
     engine = EndpointEngine(
         endpoint,
         store=rt.serving.store,

@@ -22,7 +22,6 @@ thread, never on its event loop.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -222,23 +221,31 @@ def _read_new(
     seen: set[str],
     request_id: str,
 ) -> list[dict[str, Any]]:
-    """Log rows of the request in segments of the window not read yet."""
+    """Log rows of the request in segments of the window not read yet (local files, or
+    the artifact store's when the replicas write there)."""
     import pyarrow.dataset as ds
+
+    from milepost.monitoring._segments import local_segments
 
     paths = store.segments(
         endpoint, since_ms=made_at - _CLOCK_SLACK_MS, until_ms=made_at + window_ms
     )
-    fresh = [p for p in paths if p not in seen and os.path.exists(p)]
+    fresh = [p for p in paths if p not in seen]
     seen.update(paths)
     if not fresh:
         return []
-    try:
-        table = ds.dataset(fresh, schema=LOG_SCHEMA, format="parquet").to_table(
-            columns=["row", "role", "status", "prediction", "error"],
-            filter=ds.field("request_id") == request_id,
-        )
-    except OSError as exc:
-        raise BackendUnavailable(f"Cannot read the prediction log of {endpoint!r}: {exc}") from exc
+    with local_segments(fresh, storage_options=getattr(store, "storage_options", None)) as files:
+        if not files:
+            return []
+        try:
+            table = ds.dataset(files, schema=LOG_SCHEMA, format="parquet").to_table(
+                columns=["row", "role", "status", "prediction", "error"],
+                filter=ds.field("request_id") == request_id,
+            )
+        except OSError as exc:
+            raise BackendUnavailable(
+                f"Cannot read the prediction log of {endpoint!r}: {exc}"
+            ) from exc
     rows: list[dict[str, Any]] = table.to_pylist()
     return rows
 

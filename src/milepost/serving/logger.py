@@ -1,16 +1,31 @@
 """The prediction log: appended off the request path, written as Parquet segments.
 
-Each replica appends one dict per predicted row to a
-:class:`milepost._batcher.Batcher` (shared with the metric writer and the push buffer;
-an append is a deque append, no lock on the request path); a daemon thread writes a
-segment every second (or at 5,000 rows) under ``<home>/predictions/<endpoint>/`` and
-registers it in the metadata store, where monitoring and canary analysis find it.
-``flush()``, shutdown and interpreter exit drain it. A crash loses at most the last
-second of log rows, never a prediction. A fork child starts with an empty log buffer.
+Each replica encodes one JSON line per predicted row (orjson, about a microsecond) and
+appends it to a :class:`milepost._batcher.Batcher` (shared with the metric writer and
+the push buffer; an append is a deque append, no lock on the request path). A daemon
+thread writes a segment every second (or at 5,000 rows) and registers it in the metadata
+store, where monitoring, feedback and canary analysis find it. ``flush()``, shutdown and
+interpreter exit drain it. A crash loses at most the last second of log rows, never a
+prediction. A fork child starts with an empty log buffer.
 
-**A failing store** (metadata database down, disk full): the rows stay queued in order
-and the thread retries with exponential backoff (up to 30 s); a segment whose
-registration failed is removed, so a row is never in two segments. ``flush()`` retries
+**Where segments go.** With ``blobs`` (the model server passes the configured artifact
+store: a local directory or ``s3://...``), each segment is a content-addressed blob and
+is registered with its location (a path, or an ``s3://`` URL), so a monitor, the canary
+controller or feedback on another host reads every replica's rows. Without it (tests,
+old setups), segments are files under ``<directory>/<endpoint>/``. Readers take both:
+a registered path without a scheme is a local file.
+
+**The request thread never waits for a write.** The writer turns the queued JSON lines
+into an Arrow table with Arrow's JSON reader and encodes the Parquet in Arrow's C++,
+both without the GIL; building the columns from Python dicts instead held the GIL for
+10-30 ms per 5,000 rows, and every request arriving meanwhile waited for it (the p99
+at concurrency 1 went from about 1.4 ms to 40-60 ms with logging on).
+
+**A failing store** (metadata database down, disk full, object store unreachable): the
+rows stay queued in order and the thread retries with exponential backoff (up to 30 s).
+Only registered segments are read, and a segment whose registration failed is removed
+(a local file) or left unregistered (a blob; the retry writes the same rows again), so a
+row is never read from two segments. ``flush()`` retries
 for up to ``retry_for`` seconds, then raises ``BackendUnavailable``.
 
 **When the bound is hit: drop the newest, never block a request.** At most
@@ -34,7 +49,10 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from milepost._batcher import Batcher, Overflow
@@ -48,6 +66,7 @@ if TYPE_CHECKING:
     from prometheus_client import Counter
 
     from milepost.serving.backends.sql import SqlServingStore
+    from milepost.stores.blobs import BlobStore
 
 __all__ = ["LOG_SCHEMA", "MAX_PENDING", "PredictionLogger", "new_request_id", "request_time"]
 
@@ -73,6 +92,9 @@ LOG_SCHEMA = pa.schema(
 
 
 MAX_PENDING = 100_000  # log rows waiting in memory before new ones are dropped
+# What the JSON reader parses: ``ts`` arrives as epoch ms and is cast afterwards.
+_JSON_SCHEMA = LOG_SCHEMA.set(LOG_SCHEMA.get_field_index("ts"), pa.field("ts", pa.int64()))
+_JSON_PARSE = pj.ParseOptions(explicit_schema=_JSON_SCHEMA, unexpected_field_behavior="ignore")
 _REQUEST_ID = re.compile(r"[0-9a-f]{12}7[0-9a-f]{3}[89ab][0-9a-f]{15}")
 
 
@@ -97,12 +119,17 @@ def _epoch_ms(ts: int | datetime) -> int:
 
 
 class PredictionLogger:
-    """Buffers log rows and writes them as segments in the background."""
+    """Buffers log rows and writes them as segments in the background.
 
-    append: Callable[[dict[str, Any]], None]
-    """Queue one row (no I/O, never blocks): the columns of ``LOG_SCHEMA``; ``ts`` in epoch
-    ms. Dropped and counted when ``max_pending`` rows are waiting. (The batcher's own
-    method: one Python call per row on the request path.)"""
+    Args:
+        endpoint: the endpoint whose rows these are.
+        directory: where segments go without ``blobs`` (``<directory>/<endpoint>/``).
+        store: registers the segments (the serving store).
+        blobs: the artifact store segments are written to (see the module docstring).
+        interval: seconds between segments; max_rows: a segment is written sooner once
+            this many rows wait; max_pending: rows held before new ones are dropped;
+            retry_for: seconds ``flush()`` retries a failing store.
+    """
 
     def __init__(
         self,
@@ -110,6 +137,7 @@ class PredictionLogger:
         directory: Path,
         store: SqlServingStore,
         *,
+        blobs: BlobStore | None = None,
         interval: float = 1.0,
         max_rows: int = 5000,
         max_pending: int = MAX_PENDING,
@@ -120,15 +148,17 @@ class PredictionLogger:
         self.endpoint = endpoint
         self.directory = directory / endpoint
         self.store = store
+        self.blobs = blobs
         self.interval = interval
         self.max_rows = max_rows
         self._dropped_counter: Counter | None = None
-        self._batcher: Batcher[dict[str, Any]] = Batcher(
+        self._batcher: Batcher[bytes] = Batcher(
             self._write,
             name="milepost-prediction-log",
             what=f"prediction log rows of endpoint {endpoint!r}",
-            hint="Check that the metadata database is reachable and the home directory "
-            "writable; rows are dropped (and counted) while the log buffer is full.",
+            hint="Check that the metadata database and the artifact store are reachable "
+            "(or the home directory writable); rows are dropped (and counted) while the "
+            "log buffer is full.",
             interval=interval,
             batch_size=max_rows,
             max_pending=max_pending,
@@ -140,7 +170,16 @@ class PredictionLogger:
             sleep=sleep,
         )
         self._batcher.start()
-        self.append = self._batcher.append
+        self._queue = self._batcher.append
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Queue one row (no I/O, never blocks): the columns of ``LOG_SCHEMA``, ``ts`` in
+        epoch ms (or an aware datetime). Dropped and counted when ``max_pending`` rows are
+        waiting. Costs one JSON encoding on the caller's thread."""
+        ts = row.get("ts")
+        if ts is not None and type(ts) is not int:
+            row = {**row, "ts": _epoch_ms(ts)}
+        self._queue(orjson.dumps(row, default=str, option=orjson.OPT_SERIALIZE_NUMPY))
 
     @property
     def dropped(self) -> int:
@@ -163,7 +202,9 @@ class PredictionLogger:
         Taken under the write lock: no row is between the queue and a registered segment
         while it is held, so the queue plus the registered segments hold every row.
         """
-        return [r for r in self._batcher.snapshot() if r["request_id"] == request_id]
+        needle = orjson.dumps(request_id)
+        rows = (orjson.loads(b) for b in self._batcher.snapshot() if needle in b)
+        return [r for r in rows if r.get("request_id") == request_id]
 
     def flush(self) -> None:
         """Write everything queued as one segment.
@@ -185,36 +226,73 @@ class PredictionLogger:
             self._dropped_counter = metrics.LOG_DROPPED.labels(self.endpoint)
         self._dropped_counter.inc(n)
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        name = f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
-        times = [_epoch_ms(r["ts"]) for r in rows]
-        # Column by column: about three times cheaper than Table.from_pylist over dicts,
-        # and this thread shares the GIL with the requests.
-        columns = [
-            pa.array(times, pa.int64()).cast(f.type)
-            if f.name == "ts"
-            else pa.array([r.get(f.name) for r in rows], f.type)
-            for f in LOG_SCHEMA
-        ]
-        table = pa.Table.from_arrays(columns, schema=LOG_SCHEMA)
-        tmp = self.directory / f".{name}.tmp"
-        pq.write_table(table, tmp)
-        final = self.directory / name
-        os.replace(tmp, final)
+    def _write(self, rows: list[bytes]) -> None:
+        table = _table(rows)
+        bounds = pc.min_max(table.column("ts").cast(pa.int64()))
+        first_at, last_at = bounds["min"].as_py(), bounds["max"].as_py()
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)  # Arrow's C++, without the GIL
+        data = sink.getvalue()
+        final: Path | None = None
+        if self.blobs is not None:
+            ref = self.blobs.put_bytes(data.to_pybytes())
+            where = self.blobs.location(ref.digest)
+        else:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            name = f"{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+            tmp = self.directory / f".{name}.tmp"
+            with tmp.open("wb") as fh:
+                fh.write(data)
+            final = self.directory / name
+            os.replace(tmp, final)
+            where = str(final)
         try:
             self.store.add_segments(
                 [
                     {
                         "endpoint": self.endpoint,
-                        "path": str(final),
+                        "path": where,
                         "rows": len(rows),
-                        "first_at": min(times),
-                        "last_at": max(times),
+                        "first_at": first_at,
+                        "last_at": last_at,
                     }
                 ]
             )
         except BaseException:
-            final.unlink(missing_ok=True)  # the rows are retried in a new segment
+            if final is not None:
+                final.unlink(missing_ok=True)  # the rows are retried in a new segment
             raise
+
+
+def _table(rows: list[bytes]) -> pa.Table:
+    """The rows (JSON lines) as a ``LOG_SCHEMA`` table.
+
+    Arrow's JSON reader parses them in C++ without the GIL: the only Python-level work
+    is one ``bytes.join``. Rows it cannot take (a value of the wrong type) are converted
+    one by one instead, with the same result or the same error as before.
+    """
+    data = b"\n".join(rows)
+    try:
+        parsed = pj.read_json(
+            pa.py_buffer(data),
+            read_options=pj.ReadOptions(use_threads=False, block_size=max(1 << 20, len(data) + 1)),
+            parse_options=_JSON_PARSE,
+        )
+    except pa.ArrowInvalid:
+        return _table_slow([orjson.loads(r) for r in rows])
+    i = LOG_SCHEMA.get_field_index("ts")
+    ts_type = LOG_SCHEMA.field("ts").type
+    ts = pa.chunked_array([c.view(ts_type) for c in parsed.column(i).chunks], ts_type)  # same bits
+    table = parsed.set_column(i, LOG_SCHEMA.field("ts"), ts)
+    return table if table.schema.equals(LOG_SCHEMA) else table.cast(LOG_SCHEMA)
+
+
+def _table_slow(rows: list[dict[str, Any]]) -> pa.Table:
+    columns = [
+        pa.array([_epoch_ms(r["ts"]) for r in rows], pa.int64()).cast(f.type)
+        if f.name == "ts"
+        else pa.array([r.get(f.name) for r in rows], f.type)
+        for f in LOG_SCHEMA
+    ]
+    return pa.Table.from_arrays(columns, schema=LOG_SCHEMA)

@@ -112,7 +112,14 @@ class DeploymentService:
         features: FeatureService,
         promotion: PromotionService,
     ) -> None:
-        self.store = SqlServingStore(db)
+        self.store = SqlServingStore(
+            db,
+            storage_options=(
+                {"client_kwargs": {"endpoint_url": settings.s3_endpoint_url}}
+                if settings.s3_endpoint_url
+                else None
+            ),
+        )
         self.settings = settings
         self.actor = settings.actor()
         self.models = models

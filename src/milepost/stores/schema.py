@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 __all__ = [
+    "alerts",
     "artifacts",
     "audit_events",
     "audit_head",
@@ -35,6 +36,8 @@ __all__ = [
     "model_aliases",
     "model_version_tags",
     "model_versions",
+    "monitor_results",
+    "monitors",
     "online_watermarks",
     "params",
     "prediction_segments",
@@ -632,4 +635,78 @@ trusted_types = sa.Table(
     sa.Column("added_by", sa.String(256), nullable=False),
     sa.Column("added_at", sa.BigInteger, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
+)
+
+# -- monitors (revision 0015) ------------------------------------------------------------
+
+# A monitor: what to compute (``checks_json``: a list of check kinds) on an endpoint's
+# prediction log (optionally only one model version's rows), over a window, on a schedule.
+# ``next_run_at`` is the next schedule slot; a scheduler claims a slot by moving it forward
+# with a compare-and-set, so a slot runs once however many schedulers watch.
+monitors = sa.Table(
+    "monitors",
+    metadata,
+    sa.Column("monitor_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("endpoint", sa.String(128), nullable=True),
+    sa.Column("model", sa.String(256), nullable=True),
+    sa.Column("version", sa.Integer, nullable=True),
+    sa.Column("checks_json", sa.Text, nullable=False),
+    sa.Column("window_spec", sa.String(64), nullable=False),
+    sa.Column("schedule", sa.String(128), nullable=True),
+    sa.Column("thresholds_json", sa.Text, nullable=False),
+    sa.Column("webhook", sa.String(2048), nullable=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("next_run_at", sa.BigInteger, nullable=True),
+    sa.Column("last_run_at", sa.BigInteger, nullable=True),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index(None, "enabled", "next_run_at"),
+)
+
+# One row per measured value of a monitor run: a time series per (monitor, metric, feature).
+monitor_results = sa.Table(
+    "monitor_results",
+    metadata,
+    sa.Column("result_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("monitor_id", sa.BigInteger, sa.ForeignKey("monitors.monitor_id"), nullable=False),
+    sa.Column("run_id", sa.String(32), nullable=False),
+    sa.Column("run_at", sa.BigInteger, nullable=False),
+    sa.Column("window_start", sa.BigInteger, nullable=True),
+    sa.Column("window_end", sa.BigInteger, nullable=False),
+    sa.Column("check_kind", sa.String(32), nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("feature", sa.String(256), nullable=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("threshold", sa.Float, nullable=True),
+    sa.Column("breached", sa.Boolean, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("details_json", sa.Text, nullable=True),
+    sa.Index(None, "monitor_id", "run_at"),
+    sa.Index(None, "monitor_id", "metric", "run_at"),
+)
+
+# A crossed threshold: stored with the run's results, then delivered (log line, webhook).
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("alert_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("monitor_id", sa.BigInteger, sa.ForeignKey("monitors.monitor_id"), nullable=False),
+    sa.Column("run_id", sa.String(32), nullable=False),
+    sa.Column("raised_at", sa.BigInteger, nullable=False),
+    sa.Column("check_kind", sa.String(32), nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("feature", sa.String(256), nullable=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("threshold", sa.Float, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    # None: no webhook configured; True: the URL answered 2xx; False: see delivery_error.
+    sa.Column("delivered", sa.Boolean, nullable=True),
+    sa.Column("delivery_error", sa.Text, nullable=True),
+    sa.Column("acknowledged_at", sa.BigInteger, nullable=True),
+    sa.Column("acknowledged_by", sa.String(256), nullable=True),
+    sa.Index(None, "monitor_id", "raised_at"),
+    sa.Index(None, "raised_at"),
 )

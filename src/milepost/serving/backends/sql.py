@@ -35,10 +35,15 @@ def _now() -> int:
 
 
 class SqlServingStore:
-    """Persistence for serving. Every spec change bumps the endpoint's revision."""
+    """Persistence for serving. Every spec change bumps the endpoint's revision.
 
-    def __init__(self, db: MetadataStore) -> None:
+    ``storage_options``: fsspec options for reading prediction-log segments registered
+    with a URL (e.g. ``{"client_kwargs": {"endpoint_url": ...}}`` for MinIO or moto).
+    """
+
+    def __init__(self, db: MetadataStore, *, storage_options: dict[str, Any] | None = None) -> None:
         self.db = db
+        self.storage_options: dict[str, Any] = dict(storage_options or {})
         self._revision_query = sa.select(endpoints.c.revision).where(
             endpoints.c.name == sa.bindparam("name")
         )
@@ -273,7 +278,9 @@ class SqlServingStore:
     # -- prediction logs and feedback ---------------------------------------------------
 
     def add_segments(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Register written prediction log segments."""
+        """Register written prediction log segments: ``endpoint``, ``path`` (a local path,
+        or a URL such as ``s3://...`` of the artifact store), ``rows``, ``first_at`` and
+        ``last_at`` (epoch ms)."""
         if rows:
             with self.db.write() as conn:
                 conn.execute(
@@ -283,8 +290,9 @@ class SqlServingStore:
     def segments(
         self, endpoint: str, *, since_ms: int = 0, until_ms: int | None = None
     ) -> list[str]:
-        """Paths of segments holding predictions at or after ``since_ms`` (and, with
-        ``until_ms``, at or before it)."""
+        """Where the segments holding predictions at or after ``since_ms`` (and, with
+        ``until_ms``, at or before it) are, oldest first: local paths (no scheme) or
+        URLs of the artifact store (read them with ``storage_options``)."""
         query = sa.select(prediction_segments.c.path).where(
             prediction_segments.c.endpoint == endpoint,
             prediction_segments.c.last_at >= since_ms,

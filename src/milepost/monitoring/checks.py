@@ -1,0 +1,254 @@
+"""The measurements behind a monitor's checks: pure functions over logged rows.
+
+Each function takes the window's logged rows (a pandas DataFrame of the prediction log's
+columns, ``ok`` rows only) and what to compare them with, and returns
+:class:`Measurement` rows; :class:`~milepost.monitoring.service.MonitorService` stores them
+as results and raises alerts for the breached ones.
+
+- :func:`drift_measurements`: :func:`~milepost.monitoring.drift` as one row per feature
+  and method (``feature_drift`` on the logged ``features`` JSON, ``prediction_drift`` on
+  the ``prediction`` column), plus a ``drifted_share`` row (drifted features per compared
+  feature, with the dataset verdict in its details).
+- :func:`performance_measurements`: predictions joined with their labels, scored by
+  :func:`~milepost.monitoring.realised_performance`, and ``labelled_share`` with the
+  labelled and unlabelled counts in its details.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from milepost.monitoring.monitors import DRIFT_METHODS, METRICS
+
+#: Drift statuses that mean the two sides' columns do not match (never drift).
+SCHEMA_STATUSES = ("missing_in_current", "new_in_current", "type_mismatch", "no_method")
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import pandas as pd
+
+__all__ = [
+    "Measurement",
+    "crossed",
+    "drift_measurements",
+    "empty_measurements",
+    "error_measurement",
+    "features_frame",
+    "performance_measurements",
+    "predictions_frame",
+    "threshold_for",
+]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One value a check measured, before it is stored as a result."""
+
+    check: str
+    metric: str
+    feature: str | None
+    value: float | None
+    threshold: float | None
+    breached: bool
+    rows: int
+    status: str
+    details: dict[str, Any] = field(default_factory=dict)
+    #: the drift result behind a ``drifted_share`` row (for the report; not stored)
+    result: Any = field(default=None, repr=False, compare=False)
+
+
+def crossed(metric: str, value: float | None, threshold: float | None) -> bool:
+    """Whether ``value`` crosses ``threshold`` in ``metric``'s direction (see METRICS)."""
+    if value is None or threshold is None or math.isnan(value):
+        return False
+    direction = METRICS[metric][0]
+    return value >= threshold if direction == "above" else value < threshold
+
+
+def threshold_for(metric: str, thresholds: Mapping[str, float]) -> float | None:
+    """The monitor's threshold for ``metric``, else its default (None: informational)."""
+    return thresholds.get(metric, METRICS[metric][1])
+
+
+def _measure(
+    check: str,
+    metric: str,
+    feature: str | None,
+    value: float | None,
+    thresholds: Mapping[str, float],
+    rows: int,
+    details: dict[str, Any] | None = None,
+) -> Measurement:
+    limit = threshold_for(metric, thresholds)
+    if value is not None and math.isnan(value):
+        return Measurement(
+            check,
+            metric,
+            feature,
+            None,
+            limit,
+            False,
+            rows,
+            "error",
+            {**(details or {}), "error": "the statistic is undefined (NaN) for these values"},
+        )
+    hit = crossed(metric, value, limit)
+    return Measurement(
+        check, metric, feature, value, limit, hit, rows, "breached" if hit else "ok", details or {}
+    )
+
+
+def features_frame(log: pd.DataFrame) -> pd.DataFrame:
+    """The logged feature vectors (``features`` JSON, one object per row) as columns."""
+    import pandas as pd
+
+    records = [json.loads(text) if text else {} for text in log["features"]]
+    return pd.DataFrame.from_records(records)
+
+
+def predictions_frame(log: pd.DataFrame) -> pd.DataFrame:
+    """The logged predictions (``prediction`` JSON) as one column ``prediction``."""
+    import pandas as pd
+
+    values = [json.loads(text) if text is not None else None for text in log["prediction"]]
+    return pd.DataFrame({"prediction": values})
+
+
+def drift_measurements(
+    check: str,
+    reference: Any,
+    current: pd.DataFrame,
+    thresholds: Mapping[str, float],
+    *,
+    details: dict[str, Any] | None = None,
+) -> list[Measurement]:
+    """Per-feature drift of ``current`` against ``reference`` (a DataFrame, or a stored
+    :class:`~milepost.monitoring.Profile`) by :func:`~milepost.monitoring.drift`.
+
+    The drift methods named in ``thresholds`` run with those thresholds; with none named,
+    every method runs with its default. A row is breached when it drifted and either
+    counts for its feature's kind (``wasserstein`` for numbers, ``psi`` for categories,
+    unless only other methods run) or its method has a threshold in the monitor; other
+    drifted rows are information (``details["drifted"]``). Values are the statistic of
+    distances and the p-value of tests (``ks``, ``chi_square``). Features the reference
+    has and the window does not (a profile's label column) are left out and named in the
+    ``drifted_share`` row's ``details["not_logged"]``.
+    """
+    from milepost.monitoring.feature_drift import drift
+    from milepost.monitoring.profiles import Profile
+
+    extra = details or {}
+    not_logged: list[str] = []
+    if isinstance(reference, Profile):
+        not_logged = [c for c in reference.columns if c not in current.columns]
+        kept = {c: p for c, p in reference.columns.items() if c in current.columns}
+        reference = Profile(rows=reference.rows, columns=kept)
+    methods = [m for m in DRIFT_METHODS if m in thresholds] or None
+    limits = {m: thresholds[m] for m in methods or ()}
+    result = drift(reference, current, methods=methods, thresholds=limits or None)
+    rows = len(current)
+    out: list[Measurement] = []
+    for r in result.features.to_dict("records"):
+        method = str(r["method"])
+        if method not in METRICS:
+            continue
+        raw = r.get("p_value") if METRICS[method][0] == "below" else r.get("statistic")
+        value = None if raw is None or math.isnan(float(raw)) else float(raw)
+        limit = r.get("threshold")
+        limit = None if limit is None or math.isnan(float(limit)) else float(limit)
+        drifted = bool(r.get("drifted"))
+        hit = drifted and (bool(r.get("counted")) or method in thresholds)
+        status = "breached" if hit else "ok"
+        if r.get("status") in ("empty", "all_null") and not hit:
+            status = "empty"
+        elif r.get("status") in SCHEMA_STATUSES:
+            status = "error"
+        info = {**extra, "kind": r.get("kind"), "status": r.get("status")}
+        if r.get("detail"):
+            info["detail"] = r["detail"]
+        if drifted and not hit:
+            info["drifted"] = "yes (information: not the counted method)"
+        out.append(
+            Measurement(check, method, str(r["feature"]), value, limit, hit, rows, status, info)
+        )
+    share = {**extra, "drifted": list(result.drifted_features), "features": result.compared}
+    share["dataset_drift"] = bool(result.dataset_drift)
+    if not_logged:
+        share["not_logged"] = not_logged
+    if result.unseen_categories:
+        share["unseen_categories"] = {k: list(v) for k, v in result.unseen_categories.items()}
+    summary = _measure(check, "drifted_share", None, result.drifted_share, thresholds, rows, share)
+    out.append(replace(summary, result=result))
+    return out
+
+
+def _is_class(value: Any) -> bool:
+    return isinstance(value, (str, bool, int))
+
+
+def performance_measurements(
+    log: pd.DataFrame, labels: Mapping[tuple[str, int], Any], thresholds: Mapping[str, float]
+) -> list[Measurement]:
+    """Realised performance of the window's predictions against the labels sent so far
+    (``labels``: ``(request_id, row) -> label``), by
+    :func:`~milepost.monitoring.realised_performance`, and how many are still unlabelled.
+
+    The task is classification when every labelled prediction and label is a class (text,
+    boolean or integer), else regression. Every metric it can compute is a result
+    (``accuracy``, ``precision_macro``, ``recall_macro``, ``f1_macro``; ``mae``, ``rmse``,
+    ``r2``); ``labelled_share`` carries the labelled and unlabelled counts. With no label
+    yet, only ``labelled_share`` is measured, with status ``no_reference``.
+    """
+    from milepost.monitoring.performance import realised_performance
+
+    preds = predictions_frame(log)["prediction"].tolist()
+    keys = zip(log["request_id"].tolist(), log["row"].astype(int).tolist(), strict=True)
+    truth = [labels.get(k) for k in keys]
+    pairs = [(p, y) for p, y in zip(preds, truth, strict=True) if y is not None]
+    classes = all(_is_class(p) and _is_class(y) for p, y in pairs)
+    perf = realised_performance(preds, truth, task="classification" if classes else "regression")
+    counts = {
+        "predictions": perf.predictions,
+        "labelled": perf.labelled,
+        "unlabelled": perf.unlabelled,
+    }
+    share = _measure(
+        "performance",
+        "labelled_share",
+        None,
+        perf.share_labelled,
+        thresholds,
+        perf.predictions,
+        dict(counts),
+    )
+    if perf.status != "ok":
+        reason = "; ".join(perf.notes) or "no prediction has a label yet"
+        return [replace(share, status="no_reference", details={**counts, "reason": reason})]
+    out = [share]
+    details = {"task": perf.task, **({"notes": list(perf.notes)} if perf.notes else {})}
+    for metric, value in perf.metrics.items():
+        if value is not None and metric in METRICS:
+            out.append(
+                _measure("performance", metric, None, value, thresholds, perf.labelled, details)
+            )
+    return out
+
+
+def error_measurement(check: str, error: BaseException, rows: int) -> Measurement:
+    """A check that failed: status ``error`` with the reason; the run goes on."""
+    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    hint = getattr(error, "hint", None)
+    details = {"error": message, **({"hint": hint} if hint else {})}
+    return Measurement(check, "error", None, None, None, False, rows, "error", details)
+
+
+def empty_measurements(checks: Sequence[str]) -> list[Measurement]:
+    """No logged rows in the window: one ``empty`` result per check, nothing breached."""
+    reason = {"reason": "no logged prediction in the window"}
+    return [
+        Measurement(c, "rows", None, 0.0, None, False, 0, "empty", dict(reason)) for c in checks
+    ]
