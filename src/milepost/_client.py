@@ -42,6 +42,7 @@ Strategy = Literal["canary", "blue_green", "shadow", "rolling"]
 
 _AUDIT_FILTERS = ("object_type", "object_id", "actor", "action", "since_ms", "limit")
 _STRATEGIES: tuple[Strategy, ...] = ("canary", "blue_green", "shadow", "rolling")
+_MONITOR_CHANGES = ("checks", "window", "schedule", "thresholds", "webhook", "enabled")
 
 
 class Client:
@@ -423,6 +424,26 @@ class Client:
             thresholds=thresholds,
             webhook=webhook,
         )
+
+    def update_monitor(self, name: str, **changes: Any) -> Monitor:
+        """Change a monitor (audited): ``checks``, ``window``, ``schedule`` (None: run by
+        hand), ``thresholds``, ``webhook`` (None: removed), ``enabled``; see
+        :meth:`milepost.monitoring.MonitorService.update`."""
+        for key in changes:
+            if key not in _MONITOR_CHANGES:
+                raise InvalidInput(
+                    f"update_monitor cannot change {key!r}.{did_you_mean(key, _MONITOR_CHANGES)}",
+                    hint="It changes: " + ", ".join(_MONITOR_CHANGES) + ".",
+                )
+        return self._rt.monitors.update(name, **changes)
+
+    def delete_monitor(self, name: str, *, reason: str | None = None) -> None:
+        """Delete a monitor with its results and alerts (audited)."""
+        self._rt.monitors.delete(name, reason=reason)
+
+    def acknowledge_alert(self, alert_id: int) -> Alert:
+        """Mark an alert seen (by you, now)."""
+        return self._rt.monitors.acknowledge(alert_id)
 
     def run_monitor(self, name: str, *, now: datetime | int | None = None) -> MonitorRun:
         """Run a monitor once over the window ending now (or at ``now``): results are

@@ -133,8 +133,8 @@ class Runtime:
                 c.blobs,
                 c.settings,
                 tracking=self.tracking,
-                data=self.data,
-                features=self.features,
+                data=lambda: self.data,  # built when a command needs them
+                features=lambda: self.features,
             ),
         )
 

@@ -181,3 +181,106 @@ def test_logged_probabilities_give_roc_auc_and_an_empty_log_reads_as_empty(
     assert table["predictions"].sum() == 5 and table["labelled"].sum() == 4
     day = table[table["predictions"] > 0].iloc[0]
     assert day["estimated_accuracy"] == pytest.approx(np.mean([0.9, 0.8, 0.7, 0.6, 0.75]))
+
+
+def _old_segment(runtime: Runtime, rows: list[dict[str, Any]], endpoint: str = "churn-ep") -> None:
+    """A segment as the server wrote it before the log had a ``probabilities`` column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from milepost.serving.logger import LOG_SCHEMA
+
+    old = LOG_SCHEMA.remove(LOG_SCHEMA.get_field_index("probabilities"))
+    path = runtime.settings.home / "old-segment.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=old), path)
+    stamps = [r["ts"] for r in rows]
+    runtime.serving.store.add_segments(
+        [
+            {
+                "endpoint": endpoint,
+                "path": str(path),
+                "rows": len(rows),
+                "first_at": min(stamps),
+                "last_at": max(stamps),
+            }
+        ]
+    )
+
+
+def test_served_probabilities_give_roc_auc_log_loss_and_the_estimate_beside_older_segments(
+    runtime: Runtime,
+) -> None:
+    """Rows as the model server logs them (``probabilities`` with their classes) read
+    with a segment written before the column existed: the classes come from the log."""
+    from milepost.monitoring import check_calibration, estimate_performance
+
+    store = runtime.serving.store
+    old_ids = [new_request_id(T0 + i) for i in range(2)]
+    _old_segment(runtime, [_row(rid, 0, T0 + i + 1, 1) for i, rid in enumerate(old_ids)])
+    rng = np.random.default_rng(3)
+    scores = rng.uniform(0.05, 0.95, 300)
+    truth = [1 if rng.uniform() < s else 0 for s in scores]  # calibrated by construction
+    ids = [new_request_id(T0 + 100 + i) for i in range(len(scores))]
+    rows = []
+    for i, (rid, s) in enumerate(zip(ids, scores, strict=True)):
+        row = _row(rid, 0, T0 + 101 + i, int(s > 0.5))
+        # the server's order: classes as the model has them ([1, 0] here, not sorted)
+        row["probabilities"] = json.dumps({"classes": [1, 0], "p": [s, 1 - s]})
+        rows.append(row)
+    _log(runtime, rows)
+    for rid, label in zip(old_ids + ids, [1, 0, *truth], strict=True):
+        store.add_feedback("churn-ep", rid, [label])
+
+    joined = labelled_predictions(store, store, "churn-ep", since_ms=T0)
+    assert joined.predictions == 302 and joined.classes == [1, 0]
+    proba = joined.frame["probabilities"].tolist()
+    assert proba[:2] == [None, None]  # the older segment's rows hold none
+    np.testing.assert_allclose(proba[2], [scores[0], 1 - scores[0]])
+    # without the old rows every row has probabilities: ROC AUC and log loss
+    served = labelled_predictions(store, store, "churn-ep", since_ms=T0 + 100)
+    perf = served.performance("classification")
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    assert perf.metrics["roc_auc"] == pytest.approx(roc_auc_score(truth, scores))
+    assert perf.metrics["log_loss"] == pytest.approx(
+        log_loss(truth, np.c_[1 - scores, scores], labels=[0, 1])
+    )
+    # the given classes reorder the logged columns
+    sorted_ = labelled_predictions(store, store, "churn-ep", since_ms=T0 + 100, classes=[0, 1])
+    np.testing.assert_allclose(sorted_.frame["probabilities"][0], [1 - scores[0], scores[0]])
+    assert sorted_.performance("classification").metrics["roc_auc"] == pytest.approx(
+        perf.metrics["roc_auc"]
+    )
+    # the confidence-based estimate runs on served traffic, labels or not
+    calibration = check_calibration(np.array(proba[2:]), truth, classes=served.classes or [])
+    estimate = estimate_performance(
+        np.array(served.frame["probabilities"].tolist()),
+        classes=served.classes or [],
+        calibration=calibration,
+    )
+    expected_accuracy = np.mean(np.maximum(scores, 1 - scores))
+    assert estimate.accuracy == pytest.approx(expected_accuracy)
+    table = performance_over_time(
+        served.frame, task="classification", window="1D", classes=served.classes
+    )
+    day = table[table["predictions"] > 0].iloc[0]
+    assert day["estimated_accuracy"] == pytest.approx(expected_accuracy)
+    assert day["roc_auc"] == pytest.approx(perf.metrics["roc_auc"])
+
+
+def test_logged_probabilities_put_every_row_in_one_class_order() -> None:
+    """What a monitor reading the raw log (``read_predictions``) calls for the column."""
+    from milepost.monitoring import logged_probabilities
+
+    texts = [
+        json.dumps({"classes": ["b", "a"], "p": [0.9, 0.1]}),
+        None,  # a failed row, a regressor, or an older segment
+        json.dumps({"classes": ["a", "b"], "p": [0.3, 0.7]}),  # another version's order
+        json.dumps({"classes": ["a", "b", "c"], "p": [0.2, 0.3, 0.5]}),  # other classes
+    ]
+    classes, rows = logged_probabilities(texts)
+    assert classes == ["b", "a"]
+    assert rows == [[0.9, 0.1], None, [0.7, 0.3], None]
+    classes, rows = logged_probabilities(texts, ["a", "b"])
+    assert rows == [[0.1, 0.9], None, [0.3, 0.7], None]
+    assert logged_probabilities([None, None]) == (None, [None, None])

@@ -61,6 +61,7 @@ def _log(
     *,
     start_ms: int,
     predictions: list[Any] | None = None,
+    probabilities: list[float] | None = None,
     endpoint: str = "churn-ep",
     version: int = 1,
 ) -> list[str]:
@@ -89,6 +90,9 @@ def _log(
                 "latency_ms": 1.0,
                 "status": "ok",
                 "error": None,
+                "probabilities": None
+                if probabilities is None
+                else json.dumps({"classes": [0, 1], "p": [1 - probabilities[i], probabilities[i]]}),
             }
         )
     logger.close()
@@ -192,6 +196,12 @@ def test_no_drift_no_alert_and_client_facade(runtime: Runtime, endpoint: str) ->
     assert client.get_monitor("steady").last_run_at == _now_ms()
     assert len(client.monitor_results("steady", metric="psi")) == 3
     assert client.list_alerts() == []
+    paused = client.update_monitor("steady", enabled=False, thresholds={"psi": 0.1})
+    assert not paused.enabled and paused.thresholds == {"psi": 0.1}
+    with pytest.raises(InvalidInput, match="cannot change 'endpoint'"):
+        client.update_monitor("steady", endpoint="other")
+    client.delete_monitor("steady", reason="test over")
+    assert client.list_monitors() == []
 
 
 def test_an_empty_window_is_a_result_not_a_crash(runtime: Runtime, endpoint: str) -> None:
@@ -405,3 +415,45 @@ def test_changes_are_audited_and_delete_removes_everything(runtime: Runtime, end
         svc.get("audited")
     assert svc.alerts() == []
     assert Client().verify_audit().ok
+
+
+def test_performance_with_logged_probabilities_and_the_estimate(
+    runtime: Runtime, endpoint: str
+) -> None:
+    """With class probabilities in the log: ROC AUC and log loss on the labelled rows
+    (as scikit-learn computes them), and the confidence-based estimate over the whole
+    window, valid when the labelled rows show the probabilities are calibrated."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    p1 = rng.uniform(0.02, 0.98, n)
+    truth = (rng.uniform(size=n) < p1).astype(int)  # calibrated by construction
+    preds = (p1 >= 0.5).astype(int).tolist()
+    frame = _frame(n, seed=9)
+    svc = _service(runtime, Clock())
+    ids = _log(
+        runtime,
+        frame,
+        start_ms=_now_ms() - 60_000,
+        predictions=preds,
+        probabilities=p1.tolist(),
+    )
+    labelled = n // 2
+    store = runtime.serving.store
+    for i, rid in enumerate(ids[:labelled]):
+        store.add_feedback(endpoint, rid, [int(truth[i])])
+    svc.create("perf-proba", endpoint=endpoint, checks=["performance"])
+    run = svc.run("perf-proba")
+    by = {r.metric: r for r in run.results}
+    assert by["roc_auc"].value == pytest.approx(roc_auc_score(truth[:labelled], p1[:labelled]))
+    assert by["log_loss"].value == pytest.approx(log_loss(truth[:labelled], p1[:labelled]))
+    est = by["estimated_accuracy"]
+    assert est.rows == n and est.details["labelled"] == labelled
+    assert est.details["valid"] is True, est.details
+    expected = float(np.maximum(p1, 1 - p1).mean())
+    assert est.value == pytest.approx(expected, abs=0.02)
+    # ... and the estimate is close to what the labels say once they are all in
+    realised = float(np.mean(np.array(preds) == truth))
+    assert abs(est.value - realised) < 0.03
+    assert "estimated_roc_auc" in by

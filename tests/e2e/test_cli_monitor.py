@@ -1,5 +1,6 @@
 """`milepost monitor ...` as a user types it: create a monitor on an endpoint whose traffic
-shifted, run it once (results table, alerts listed, exit 0), show it."""
+shifted, run it once (results table, alerts listed, exit 0, the report written), show it,
+acknowledge its alert, pause it, delete it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.test_cli import cli
+from tests.e2e.test_cli import cli, cli_in_process
 
 # A served model and an hour of logged traffic after an hour of normal traffic; ages in
 # the last hour are 25 years older (the shift the monitor must find).
@@ -49,7 +50,11 @@ def test_create_run_and_show_a_monitor(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, "-c", SETUP], cwd=tmp_path, check=True, env={**os.environ, **env}
     )
-    created = cli(
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return cli_in_process(*args, cwd=tmp_path, env=env)
+
+    created = run(
         "monitor",
         "create",
         "churn-drift",
@@ -64,14 +69,13 @@ def test_create_run_and_show_a_monitor(tmp_path: Path) -> None:
         "--threshold",
         "psi=0.2",
         "--json",
-        cwd=tmp_path,
-        env=env,
     )
     assert created.returncode == 0, created.stderr
     mon = json.loads(created.stdout)
     assert mon["checks"] == ["feature_drift"] and mon["schedule"] == "*/5 * * * *"
     assert mon["next_run_at"] % 300_000 == 0 and mon["created_by"] == "alice"
 
+    # the console script itself, once
     ran = cli("monitor", "run", "churn-drift", "--report", "out/drift", cwd=tmp_path, env=env)
     assert ran.returncode == 0, ran.stderr
     assert (tmp_path / "out" / "drift.html").stat().st_size > 0
@@ -88,7 +92,27 @@ def test_create_run_and_show_a_monitor(tmp_path: Path) -> None:
     assert " no " in plan
     assert "alert(s):" in out and "psi[age]=" in out
 
-    shown = cli("monitor", "show", "churn-drift", cwd=tmp_path, env=env)
+    shown = run("monitor", "show", "churn-drift")
     assert shown.returncode == 0, shown.stderr
     assert "next run" in shown.stdout and "Latest run" in shown.stdout
     assert "Recent alerts (1)" in shown.stdout and "psi[age]=" in shown.stdout
+
+    listed = run("monitor", "alerts", "--json")
+    [alert] = json.loads(listed.stdout)
+    assert (alert["metric"], alert["feature"], alert["acknowledged_by"]) == ("psi", "age", None)
+    acked = run("monitor", "ack", str(alert["alert_id"]))
+    assert acked.returncode == 0 and "acknowledged by alice" in acked.stdout
+    assert "No alerts." in run("monitor", "alerts", "--unacknowledged").stdout
+
+    paused = run("monitor", "update", "churn-drift", "--disable", "--threshold", "psi=5")
+    assert paused.returncode == 0 and "disabled" in paused.stdout, paused.stderr
+    assert "disabled" in run("monitor", "list").stdout
+    once = run("monitor", "watch", "--once")  # a disabled monitor is never due
+    assert once.returncode == 0 and once.stdout == "", once.stdout
+    contradiction = run(
+        "monitor", "update", "churn-drift", "--schedule", "* * * * *", "--no-schedule"
+    )
+    assert contradiction.returncode == 1 and "contradict" in contradiction.stderr
+
+    assert run("monitor", "delete", "churn-drift", "--reason", "done").returncode == 0
+    assert "No monitors" in run("monitor", "list").stdout

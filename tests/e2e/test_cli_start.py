@@ -135,6 +135,19 @@ def test_a_tracking_command_loads_no_other_service(tmp_path: Path) -> None:
     assert "milepost.models.service" in result["modules"]
 
 
+def test_listing_models_loads_no_numerical_library(tmp_path: Path) -> None:
+    """`milepost models list` reads the registry only: the model code (signatures, ONNX
+    twins, the trust check) imports NumPy, pandas and scikit-learn when it runs, and the
+    data and feature services (PyArrow, pandas) are built only when a command uses them."""
+    out, result = _probe(["models", "list"], tmp_path)
+    assert result["code"] in (0, None), out.stderr
+    modules = set(result["modules"])
+    assert {"milepost.models.service", "milepost.models.flavors"} <= modules
+    heavy = ("numpy", "pandas", "sklearn", "scipy", "pyarrow", "duckdb", "onnxruntime")
+    assert [m for m in heavy if m in modules] == []
+    assert [m for m in ("milepost.data.service", "milepost.features.service") if m in modules] == []
+
+
 def test_a_command_builds_only_its_branch_of_the_tree() -> None:
     from milepost.cli import _command_for, command
 

@@ -1,4 +1,4 @@
-"""`milepost monitor ...`: create, list, show, run, watch, alerts, ack, delete.
+"""`milepost monitor ...`: create, list, show, update, run, watch, alerts, ack, delete.
 
 A monitor computes checks (feature_drift, prediction_drift, performance, skew) on an
 endpoint's prediction log over a window, on a schedule, and alerts when a metric crosses
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -174,6 +174,59 @@ def create(
     console.print(
         f"Created monitor {mon.name} on {escape(_target(mon))}: {', '.join(mon.checks)} over "
         f"{mon.window} · {when}"
+    )
+
+
+def update(
+    name: NameArg,
+    check: Annotated[
+        list[str] | None, typer.Option("--check", help="Replace the checks; repeatable.")
+    ] = None,
+    window: Annotated[str | None, typer.Option(help='New window ("1h", "last 1000").')] = None,
+    schedule: Annotated[
+        str | None, typer.Option(help='New schedule (cron in UTC or "every 10m").')
+    ] = None,
+    no_schedule: Annotated[
+        bool, typer.Option("--no-schedule", help="Run by hand only from now on.")
+    ] = False,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option("--threshold", help="Replace the thresholds: METRIC=NUMBER; repeatable."),
+    ] = None,
+    webhook: Annotated[str | None, typer.Option(help="New webhook URL.")] = None,
+    no_webhook: Annotated[bool, typer.Option("--no-webhook", help="Remove the webhook.")] = False,
+    enabled: Annotated[
+        bool | None,
+        typer.Option("--enable/--disable", help="Resume or pause scheduled runs."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a monitor (audited); options left out keep their value."""
+    if schedule is not None and no_schedule:
+        raise InvalidInput("--schedule and --no-schedule contradict each other.", hint="Pick one.")
+    if webhook is not None and no_webhook:
+        raise InvalidInput("--webhook and --no-webhook contradict each other.", hint="Pick one.")
+    changes: dict[str, Any] = {}
+    if schedule is not None or no_schedule:
+        changes["schedule"] = schedule
+    if webhook is not None or no_webhook:
+        changes["webhook"] = webhook
+    mon = runtime().monitors.update(
+        name,
+        checks=check or None,
+        window=window,
+        thresholds=_thresholds(threshold) if threshold else None,
+        enabled=enabled,
+        **changes,
+    )
+    if as_json:
+        emit_json(mon.to_dict())
+        return
+    nxt = fmt_time(mon.next_run_at) + " UTC" if mon.next_run_at else "none"
+    state = "enabled" if mon.enabled else "disabled"
+    console.print(
+        f"Updated monitor {mon.name}: {', '.join(mon.checks)} over {mon.window} · "
+        f"schedule {escape(mon.schedule or '-')} · {state} · next run {nxt}"
     )
 
 
@@ -373,6 +426,7 @@ def delete(
 app.command()(create)
 app.command("list")(list_)
 app.command()(show)
+app.command()(update)
 app.command()(run)
 app.command()(watch)
 app.command()(alerts)

@@ -141,7 +141,8 @@ def _capture_log() -> Iterator[_Logged]:
 
 
 #: what the tables show of a run: each feature's deciding method, and the summaries
-_SHOWN = {"wasserstein", "psi", "drifted_share", "accuracy", "roc_auc"}
+_COUNTED = {"numeric": "wasserstein", "categorical": "psi"}
+_SUMMARIES = {"drifted_share", "accuracy", "roc_auc", "estimated_accuracy"}
 
 
 def _results_table(console: Console, run: MonitorRun, title: str) -> None:
@@ -157,9 +158,12 @@ def _results_table(console: Console, run: MonitorRun, title: str) -> None:
     )
     for r in run.results:
         watched = r.breached or r.feature in (None, "monthly_spend", "spend_per_ticket")
-        if not (watched and r.metric in _SHOWN) or (
-            r.check == "prediction_drift" and not r.breached
-        ):
+        shown = (
+            r.metric in _SUMMARIES
+            if r.feature is None
+            else r.metric == _COUNTED.get(str(r.details.get("kind")))
+        )
+        if not (watched and shown) or (r.check == "prediction_drift" and not r.breached):
             continue
         table.add_row(
             r.check,

@@ -17,11 +17,11 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    import numpy as np
+    import pandas as pd
 
 __all__ = ["OnnxOutcome", "convert"]
 
@@ -54,6 +54,8 @@ def _final_estimator(model: Any) -> Any:
 
 
 def _outputs(model: Any, frame: pd.DataFrame, *, proba: bool | None = None) -> np.ndarray:
+    import numpy as np
+
     if hasattr(model, "predict_proba") if proba is None else proba:
         return np.asarray(model.predict_proba(frame), dtype=np.float64)
     return np.asarray(model.predict(frame), dtype=np.float64).ravel()
@@ -61,6 +63,8 @@ def _outputs(model: Any, frame: pd.DataFrame, *, proba: bool | None = None) -> n
 
 def _trees(model: Any, depth: int = 0) -> Iterator[Any]:
     """The fitted scikit-learn decision trees inside a model (pipelines, ensembles)."""
+    import numpy as np
+
     if depth > 6:
         return
     if hasattr(model, "tree_"):
@@ -78,6 +82,8 @@ def _trees(model: Any, depth: int = 0) -> Iterator[Any]:
 def _splits_on_missing(model: Any) -> bool:
     """True when a tree routes missing values with an infinite threshold (a tree trained
     on data with NaN): skl2onnx 1.20 loops forever converting such a threshold."""
+    import numpy as np
+
     for tree in _trees(model):
         inner = tree.tree_.children_left != -1
         if not np.isfinite(tree.tree_.threshold[inner]).all():
@@ -87,6 +93,8 @@ def _splits_on_missing(model: Any) -> bool:
 
 def _probes(example: pd.DataFrame) -> pd.DataFrame | None:
     """Rows that each change one column of the example's first complete row."""
+    import pandas as pd
+
     complete = example.dropna()
     if complete.empty:
         return None
@@ -114,6 +122,8 @@ def _probes(example: pd.DataFrame) -> pd.DataFrame | None:
 
 def _verdict(predict: Callable[[pd.DataFrame], Any], frame: pd.DataFrame) -> Any:
     """The outputs as float64, or the exception the model raised."""
+    import numpy as np
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -123,12 +133,16 @@ def _verdict(predict: Callable[[pd.DataFrame], Any], frame: pd.DataFrame) -> Any
 
 
 def _agree(a: Any, b: Any, tolerance: float) -> bool:
+    import numpy as np
+
     if isinstance(a, Exception) or isinstance(b, Exception):
         return isinstance(a, Exception) and isinstance(b, Exception)
     return bool(a.shape == b.shape and np.allclose(a, b, rtol=0, atol=tolerance, equal_nan=True))
 
 
 def _say(verdict: Any) -> str:
+    import numpy as np
+
     if isinstance(verdict, Exception):
         return f"raises {type(verdict).__name__}"
     return f"answers {np.round(verdict, 6).tolist()}"
@@ -155,6 +169,9 @@ def _disagreement(model: Any, twin: Any, probes: pd.DataFrame, tolerance: float)
 
 def convert(model: Any, example: pd.DataFrame, *, tolerance: float = 1e-4) -> OnnxOutcome:
     """Convert and verify; never raises for an unconvertible model (the reason says why)."""
+    import numpy as np
+    import pandas as pd
+
     try:
         from skl2onnx import convert_sklearn
         from skl2onnx.common.data_types import (

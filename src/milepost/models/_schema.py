@@ -17,8 +17,6 @@ import zipfile
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from milepost.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -124,6 +122,8 @@ _BY_LOADER: dict[str, frozenset[str]] = {
 @cache
 def _numpy_dtypes() -> frozenset[str]:
     """numpy's scalar types, named as skops names them."""
+    import numpy as np
+
     return frozenset(
         f"numpy.{t.__name__}"
         for t in set(np.sctypeDict.values())
@@ -132,6 +132,8 @@ def _numpy_dtypes() -> frozenset[str]:
 
 
 def _is_ufunc(name: str) -> bool:
+    import numpy as np
+
     module, _, attr = name.rpartition(".")
     return module == "numpy" and isinstance(getattr(np, attr, None), np.ufunc)
 
@@ -183,6 +185,8 @@ def roles(data: bytes) -> dict[str, frozenset[str]]:
 
 
 def _plain(node: dict[str, Any], named: Collection[str]) -> bool:
+    import numpy as np
+
     loader, name = node["__loader__"], _name(node)
     if name in named or loader in ("JsonNode", "SliceNode"):  # skops reads JSON, slices as data
         return True

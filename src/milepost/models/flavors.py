@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
 from milepost.errors import ConfigError, InvalidInput, MilepostError, PermissionDenied
 from milepost.models import _schema, trust
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable
+
+    import numpy as np
 
 __all__ = ["Flavor", "check", "detect_flavor", "load", "save"]
 
@@ -109,7 +109,7 @@ def save(model: Any, flavor: Flavor, *, trusted_types: list[str] | None = None) 
 
 # The largest finite float32: ONNX tree ensembles compare inputs as float32, so a larger
 # double becomes infinity there, where scikit-learn trees refuse it.
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32_MAX = 3.4028234663852886e38  # float(np.finfo(np.float32).max)
 
 
 class OnnxPredictor:
@@ -133,11 +133,16 @@ class OnnxPredictor:
         self.inputs = self.session.get_inputs()
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.native = native  # returns the native model (loaded on first use)
+        #: A classifier's classes in the order of its probability columns, when the
+        #: graph names them (see :func:`onnx_classes`); None otherwise.
+        self.classes = onnx_classes(data) if len(self.outputs) > 1 else None
 
     @staticmethod
     def _array(values: list[Any], kind: str) -> np.ndarray | None:
         """One input column as the tensor it is fed as, or None when the twin must not
         answer. Checked value by value in Python: cheaper than NumPy for a few rows."""
+        import numpy as np
+
         try:
             if "string" in kind:
                 if not all(isinstance(v, str) for v in values):  # None, NaN
@@ -159,6 +164,8 @@ class OnnxPredictor:
     def feed_columns(self, columns: dict[str, list[Any]]) -> dict[str, np.ndarray] | None:
         """The session's feed for plain column lists, or None when the twin is not
         trusted on some value (the serving fast path: no pandas)."""
+        import numpy as np
+
         feed = {}
         if len(self.inputs) == 1 and self.inputs[0].name not in columns:
             kind = self.inputs[0].type
@@ -175,6 +182,7 @@ class OnnxPredictor:
         return feed
 
     def _feed(self, frame: Any) -> dict[str, np.ndarray] | None:
+        import numpy as np
         import pandas as pd
 
         if not isinstance(frame, pd.DataFrame):  # an array: one matrix input
@@ -216,6 +224,7 @@ class OnnxPredictor:
         return self._run(self._feed(frame), lambda: self._raw_feed(frame))
 
     def _raw_feed(self, frame: Any) -> dict[str, np.ndarray]:
+        import numpy as np
         import pandas as pd
 
         if not isinstance(frame, pd.DataFrame) or (
@@ -238,6 +247,8 @@ class OnnxPredictor:
 
     def predict(self, frame: Any) -> Any:
         """The first output (labels for classifiers, values for regressors)."""
+        import numpy as np
+
         outputs = self.run(frame)
         if outputs is None:
             return np.asarray(self.native().predict(frame))  # type: ignore[misc]
@@ -245,6 +256,8 @@ class OnnxPredictor:
 
     def predict_proba(self, frame: Any) -> Any:
         """Class probabilities (the second output of converted classifiers)."""
+        import numpy as np
+
         outputs = self.run(frame)
         if outputs is None:
             return np.asarray(self.native().predict_proba(frame))  # type: ignore[misc]
@@ -255,10 +268,41 @@ class OnnxPredictor:
     @staticmethod
     def probabilities(output: Any) -> np.ndarray:
         """A classifier's probability output as a (rows, classes) array."""
+        import numpy as np
+
         if isinstance(output, list):  # zipmap output: list of {class: prob}
             keys = sorted(output[0])
             return np.array([[row[k] for k in keys] for row in output])
         return np.asarray(output)
+
+
+def onnx_classes(data: bytes) -> list[Any] | None:
+    """The classes of an ONNX classifier, in probability-column order, or None.
+
+    skl2onnx writes them as a ``classlabels_strings`` / ``classlabels_int64s`` attribute
+    of the classifier operator (tree ensembles, SVMs) or as an initializer named
+    ``classes`` (linear models); other graphs (and a missing ``onnx`` package) give None.
+    """
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return None
+    try:
+        model = onnx.load_from_string(data)
+    except Exception:  # not parseable here: onnxruntime loaded it, but no classes known
+        return None
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if attr.name == "classlabels_strings" and attr.strings:
+                return [b.decode() for b in attr.strings]
+            if attr.name in ("classlabels_int64s", "classlabels_ints") and attr.ints:
+                return [int(v) for v in attr.ints]
+    for init in model.graph.initializer:
+        if init.name == "classes":
+            values = numpy_helper.to_array(init).ravel().tolist()
+            return [v.decode() if isinstance(v, bytes) else v for v in values]
+    return None
 
 
 def _decide(

@@ -16,8 +16,6 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
 from milepost import _validate as check
 from milepost.errors import ConfigError, IntegrityViolation, InvalidInput, NotFound
 from milepost.models import _onnx, flavors, trust
@@ -44,6 +42,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from datetime import datetime
 
+    import numpy as np
     import pandas as pd
 
     from milepost.config import Settings
@@ -109,10 +108,14 @@ class LoadedModel:
 
     def predict(self, data: Any) -> np.ndarray:
         """Predictions for rows of input (a DataFrame, dict of columns or list of rows)."""
+        import numpy as np
+
         return np.asarray(self._impl.predict(self.prepare(data)))
 
     def predict_proba(self, data: Any) -> np.ndarray:
         """Class probabilities, for classifiers."""
+        import numpy as np
+
         if not hasattr(self._impl, "predict_proba"):
             raise InvalidInput(f"{self.version.uri} is not a probabilistic classifier.")
         return np.asarray(self._impl.predict_proba(self.prepare(data)))
@@ -132,17 +135,33 @@ class ModelService:
         settings: Settings,
         *,
         tracking: TrackingService,
-        data: DataService,
-        features: FeatureService | None = None,
+        data: DataService | Callable[[], DataService],
+        features: FeatureService | Callable[[], FeatureService | None] | None = None,
     ) -> None:
+        """``data`` and ``features`` may be given as functions that build them: they are
+        then built on first use (a command that only lists models needs neither, nor the
+        pandas and PyArrow they import)."""
         self.store = SqlRegistryStore(db)
         self.trust_store = SqlTrustStore(db)
         self.blobs = blobs
         self.settings = settings
         self.actor = settings.actor()
         self.tracking = tracking
-        self.data = data
-        self.features = features
+        self._data, self._features = data, features
+
+    @property
+    def data(self) -> DataService:
+        """The data service (built on first use when given as a function)."""
+        if callable(self._data):
+            self._data = self._data()
+        return self._data
+
+    @property
+    def features(self) -> FeatureService | None:
+        """The feature service, if any (built on first use when given as a function)."""
+        if callable(self._features):
+            self._features = self._features()
+        return self._features
 
     # -- logging ----------------------------------------------------------------------
 
@@ -180,6 +199,8 @@ class ModelService:
             InvalidInput: bad name, unsavable model, types outside the trusted list, or
                 training data that is not a DataFrame with rows.
         """
+        import numpy as np
+
         _model_name(name)
         if signature is not None and not isinstance(signature, Signature):
             raise InvalidInput(

@@ -21,15 +21,14 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import pandas as pd
-
 from milepost import _validate as check
 from milepost._records import record_dict, short
 from milepost.errors import InvalidInput
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import pandas as pd
 
 __all__ = [
     "ColumnSpec",
@@ -90,6 +89,8 @@ class Signature:
 
 
 def _kind(series: pd.Series) -> ColumnType:
+    import pandas as pd
+
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return "boolean"
@@ -111,6 +112,9 @@ def _kind(series: pd.Series) -> ColumnType:
 
 def to_frame(data: Any, *, what: str = "input") -> pd.DataFrame:
     """A DataFrame from a DataFrame, a dict of columns, a list of row dicts or a 2-D array."""
+    import numpy as np
+    import pandas as pd
+
     if isinstance(data, pd.DataFrame):
         return data
     if isinstance(data, dict):
@@ -145,6 +149,9 @@ def infer_signature(input_example: Any, output_example: Any = None) -> Signature
     Float columns are nullable (NaN is a float's missing value); other columns are
     nullable when the example has a null in them.
     """
+    import numpy as np
+    import pandas as pd
+
     frame = to_frame(input_example, what="input example")
     check.unique_columns(frame, "The input example")
     if frame.empty:
@@ -171,6 +178,9 @@ def refuses_null(predict: Callable[[pd.DataFrame], Any], row: pd.DataFrame, colu
 
     Numbers become NaN (as pandas holds a missing number), anything else None.
     """
+    import numpy as np
+    import pandas as pd
+
     probe = row.copy()
     if pd.api.types.is_numeric_dtype(probe[column]) and not pd.api.types.is_bool_dtype(
         probe[column]
@@ -222,6 +232,8 @@ def _is_int(v: Any) -> bool:
 
 def _cast(series: pd.Series, spec: ColumnSpec) -> pd.Series:
     """The column converted to the signature's type, or InvalidInput naming it."""
+    import pandas as pd
+
     have = series.dtype
     types = pd.api.types
     is_object = have == object  # noqa: E721 - values arriving as Python objects (JSON)
@@ -266,6 +278,9 @@ def enforce(
     Raises:
         InvalidInput: naming the first offending column.
     """
+    import numpy as np
+    import pandas as pd
+
     frame = to_frame(data)
     expected = signature.input_names
     missing = [c for c in expected if c not in frame.columns]

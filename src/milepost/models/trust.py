@@ -35,8 +35,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from milepost.errors import ConfigError, IntegrityViolation, InvalidInput, PermissionDenied
 from milepost.models import _schema
 
@@ -330,6 +328,8 @@ def _bad_tree(what: str, kind: str, detail: str) -> IntegrityViolation:
 def _check_tree(tree: Any, n_features: int | None, what: str) -> None:
     # Tree.__setstate__ checks dtypes and shapes and caps node_count at the array size;
     # it does not check that child and feature indices stay inside the tree and the input.
+    import numpy as np
+
     count = int(tree.node_count)
     left, right = np.asarray(tree.children_left), np.asarray(tree.children_right)
     feature = np.asarray(tree.feature)
@@ -354,6 +354,8 @@ def _check_tree(tree: Any, n_features: int | None, what: str) -> None:
 
 
 def _check_predictor(pred: Any, owner: Any, what: str) -> None:
+    import numpy as np
+
     bound = getattr(owner, "n_features_in_", None)
     if not isinstance(bound, (int, np.integer)):
         raise _bad_tree(what, "TreePredictor", "is not inside a fitted HistGradientBoosting model")
@@ -399,6 +401,8 @@ def _check_predictor(pred: Any, owner: Any, what: str) -> None:
 def _check_search_tree(tree: Any, what: str) -> None:
     # BinaryTree.__setstate__ takes its arrays as they come; queries follow node_data's
     # index ranges into idx_array and idx_array into data, and walk children 2i+1, 2i+2.
+    import numpy as np
+
     state = tree.__getstate__()
     data, idx_array = np.asarray(state[0]), np.asarray(state[1])
     node_data, bounds = np.asarray(state[2]), np.asarray(state[3])
@@ -428,6 +432,8 @@ def check_contents(obj: Any, types: Collection[str], what: str) -> None:
     Raises:
         IntegrityViolation: a tree node points outside its tree or its input.
     """
+    import numpy as np
+
     present = {name: module for name, module in _CHECKED_TREES.items() if name in set(types)}
     if not present:
         return

@@ -115,6 +115,7 @@ __all__ = [
     "js_from_samples",
     "ks_test",
     "labelled_predictions",
+    "logged_probabilities",
     "performance_over_time",
     "prediction_counts",
     "prediction_psi",
@@ -153,7 +154,7 @@ _LAZY: dict[str, str] = {
         "milepost.monitoring.estimation",
     ),
     **dict.fromkeys(
-        ("LabelSource", "LabelledPredictions", "labelled_predictions"),
+        ("LabelSource", "LabelledPredictions", "labelled_predictions", "logged_probabilities"),
         "milepost.monitoring.labels",
     ),
     **dict.fromkeys(

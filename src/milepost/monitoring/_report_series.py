@@ -147,6 +147,11 @@ def performance_points(points: Points) -> list[dict[str, Any]]:
     return out
 
 
+#: a monitor's alert fields that are epoch milliseconds, and those a reader does not need
+_ALERT_TIMES = frozenset({"time", "raised_at", "acknowledged_at"})
+_ALERT_HIDDEN = frozenset({"run_id", "message", "delivery_error"})
+
+
 def alert_rows(alerts: Iterable[Any] | None) -> list[dict[str, Any]]:
     if alerts is not None and (
         not isinstance(alerts, Iterable) or isinstance(alerts, str | bytes | Mapping)
@@ -164,8 +169,12 @@ def alert_rows(alerts: Iterable[Any] | None) -> list[dict[str, Any]]:
             )
         clean = {}
         for key, raw in row.items():
-            time_like = key == "time" or str(key).endswith("_ms")
+            if key in _ALERT_HIDDEN:
+                continue
+            time_like = key in _ALERT_TIMES or str(key).endswith("_ms")
             value = iso(float(raw)) if time_like and isinstance(raw, int | float) else raw
+            if isinstance(value, float) and not time_like:
+                value = float(f"{value:.4g}")
             clean[str(key)] = plain(value)
         out.append(clean)
     return out

@@ -37,6 +37,7 @@ COLUMNS = [
     "role",
     "features",
     "prediction",
+    "probabilities",
     "status",
 ]
 _LOOKBACKS_MS = (3_600_000, 86_400_000, 7 * 86_400_000, 30 * 86_400_000, 366 * 86_400_000)

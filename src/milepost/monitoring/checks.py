@@ -129,27 +129,35 @@ def drift_measurements(
     """Per-feature drift of ``current`` against ``reference`` (a DataFrame, or a stored
     :class:`~milepost.monitoring.Profile`) by :func:`~milepost.monitoring.drift`.
 
-    The drift methods named in ``thresholds`` run with those thresholds; with none named,
-    every method runs with its default. A row is breached when it drifted and either
-    counts for its feature's kind (``wasserstein`` for numbers, ``psi`` for categories,
-    unless only other methods run) or its method has a threshold in the monitor; other
+    Every drift method runs; those named in ``thresholds`` with those thresholds, the
+    others with their defaults. A row is breached when it drifted and either
+    counts for its feature's kind (``wasserstein`` for numbers, ``psi`` for categories)
+    and the monitor names no threshold for that kind's methods, or its method has a
+    threshold in the monitor; other
     drifted rows are information (``details["drifted"]``). Values are the statistic of
     distances and the p-value of tests (``ks``, ``chi_square``). Features the reference
     has and the window does not (a profile's label column) are left out and named in the
-    ``drifted_share`` row's ``details["not_logged"]``.
+    ``drifted_share`` row's ``details["not_logged"]``; logged columns a stored profile
+    does not have (the entity key the server read features by) are not compared and are
+    named in ``details["not_in_reference"]``.
     """
+    from milepost.monitoring._drift_options import METHODS as KIND_METHODS
     from milepost.monitoring.feature_drift import drift
     from milepost.monitoring.profiles import Profile
 
     extra = details or {}
     not_logged: list[str] = []
+    not_in_reference: list[str] = []
     if isinstance(reference, Profile):
         not_logged = [c for c in reference.columns if c not in current.columns]
         kept = {c: p for c, p in reference.columns.items() if c in current.columns}
         reference = Profile(rows=reference.rows, columns=kept)
-    methods = [m for m in DRIFT_METHODS if m in thresholds] or None
-    limits = {m: thresholds[m] for m in methods or ()}
-    result = drift(reference, current, methods=methods, thresholds=limits or None)
+        # what the log has and the training data did not (the entity key the server
+        # looked features up by): not an input of the model, so not compared
+        not_in_reference = [c for c in current.columns if c not in kept]
+        current = current[[c for c in current.columns if c in kept]]
+    limits = {m: thresholds[m] for m in DRIFT_METHODS if m in thresholds}
+    result = drift(reference, current, thresholds=limits or None)
     rows = len(current)
     out: list[Measurement] = []
     for r in result.features.to_dict("records"):
@@ -161,7 +169,9 @@ def drift_measurements(
         limit = r.get("threshold")
         limit = None if limit is None or math.isnan(float(limit)) else float(limit)
         drifted = bool(r.get("drifted"))
-        hit = drifted and (bool(r.get("counted")) or method in thresholds)
+        # a threshold the monitor names for this kind's methods replaces the counted one
+        named = any(m in thresholds for m in KIND_METHODS.get(str(r.get("kind")), ()))
+        hit = drifted and (method in thresholds or (bool(r.get("counted")) and not named))
         status = "breached" if hit else "ok"
         if r.get("status") in ("empty", "all_null") and not hit:
             status = "empty"
@@ -179,6 +189,8 @@ def drift_measurements(
     share["dataset_drift"] = bool(result.dataset_drift)
     if not_logged:
         share["not_logged"] = not_logged
+    if not_in_reference:
+        share["not_in_reference"] = not_in_reference
     if result.unseen_categories:
         share["unseen_categories"] = {k: list(v) for k, v in result.unseen_categories.items()}
     summary = _measure(check, "drifted_share", None, result.drifted_share, thresholds, rows, share)
@@ -199,8 +211,12 @@ def performance_measurements(
 
     The task is classification when every labelled prediction and label is a class (text,
     boolean or integer), else regression. Every metric it can compute is a result
-    (``accuracy``, ``precision_macro``, ``recall_macro``, ``f1_macro``; ``mae``, ``rmse``,
-    ``r2``); ``labelled_share`` carries the labelled and unlabelled counts. With no label
+    (``accuracy``, ``precision_macro``, ``recall_macro``, ``f1_macro``, and ``roc_auc``
+    and ``log_loss`` when the log holds class probabilities; ``mae``, ``rmse``, ``r2``);
+    ``labelled_share`` carries the labelled and unlabelled counts. With probabilities,
+    ``estimated_accuracy`` and ``estimated_roc_auc`` cover every prediction of the window,
+    labelled or not (confidence-based; ``details["valid"]`` says whether the calibration
+    check on the labelled rows passed). With no label
     yet, only ``labelled_share`` is measured, with status ``no_reference``.
     """
     from milepost.monitoring.performance import realised_performance
@@ -210,7 +226,14 @@ def performance_measurements(
     truth = [labels.get(k) for k in keys]
     pairs = [(p, y) for p, y in zip(preds, truth, strict=True) if y is not None]
     classes = all(_is_class(p) and _is_class(y) for p, y in pairs)
-    perf = realised_performance(preds, truth, task="classification" if classes else "regression")
+    order, proba = _probabilities(log) if classes else (None, None)
+    perf = realised_performance(
+        preds,
+        truth,
+        task="classification" if classes else "regression",
+        probabilities=proba,
+        classes=order,
+    )
     counts = {
         "predictions": perf.predictions,
         "labelled": perf.labelled,
@@ -234,6 +257,57 @@ def performance_measurements(
         if value is not None and metric in METRICS:
             out.append(
                 _measure("performance", metric, None, value, thresholds, perf.labelled, details)
+            )
+    if proba is not None and order is not None:
+        out.extend(_estimated(proba, truth, order, thresholds))
+    return out
+
+
+def _probabilities(log: pd.DataFrame) -> tuple[list[Any] | None, list[list[float]] | None]:
+    """The window's logged class probabilities, one row per prediction, in one class
+    order; ``(None, None)`` unless every row logged them for the same classes."""
+    from milepost.monitoring.labels import logged_probabilities
+
+    if "probabilities" not in log.columns:
+        return None, None
+    texts = [v if isinstance(v, str) else None for v in log["probabilities"].tolist()]
+    if not any(texts):
+        return None, None
+    order, rows = logged_probabilities(texts)
+    if order is None or any(r is None for r in rows):
+        return None, None
+    return order, [r for r in rows if r is not None]
+
+
+def _estimated(
+    proba: list[list[float]],
+    truth: list[Any],
+    classes: list[Any],
+    thresholds: Mapping[str, float],
+) -> list[Measurement]:
+    """Confidence-based estimates over the whole window (labelled or not), checked for
+    calibration on the window's labelled rows: ``estimated_accuracy`` and
+    ``estimated_roc_auc``, with ``valid`` and the reason in their details."""
+    from milepost.monitoring.estimation import check_calibration, estimate_performance
+
+    labelled = [i for i, y in enumerate(truth) if y is not None]
+    calibration = (
+        check_calibration(
+            [proba[i] for i in labelled], [truth[i] for i in labelled], classes=classes
+        )
+        if labelled
+        else None
+    )
+    estimate = estimate_performance(proba, classes=classes, calibration=calibration)
+    details = {"valid": estimate.valid, "reason": estimate.reason, "labelled": len(labelled)}
+    out = []
+    for metric, value in (
+        ("estimated_accuracy", estimate.accuracy),
+        ("estimated_roc_auc", estimate.roc_auc),
+    ):
+        if value is not None:
+            out.append(
+                _measure("performance", metric, None, value, thresholds, estimate.rows, details)
             )
     return out
 

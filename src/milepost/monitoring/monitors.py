@@ -71,6 +71,8 @@ METRICS: dict[str, tuple[Direction, float | None]] = {
     "f1_macro": ("below", None),
     "roc_auc": ("below", None),
     "log_loss": ("above", None),
+    "estimated_accuracy": ("below", None),
+    "estimated_roc_auc": ("below", None),
     "mae": ("above", None),
     "rmse": ("above", None),
     "r2": ("below", None),

@@ -203,7 +203,9 @@ def _classification(
     if unknown:
         notes.append(f"log_loss needs every label among the classes; not: {unknown[:5]}")
     else:
-        out["log_loss"] = float(log_loss(y, proba, labels=cls))
+        # scikit-learn takes the columns in sorted class order, whatever ``labels`` says
+        order = np.argsort(cls, kind="stable")
+        out["log_loss"] = float(log_loss(y, proba[:, order], labels=cls[order]))
     return out
 
 

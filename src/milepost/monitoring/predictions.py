@@ -124,10 +124,38 @@ def _segments(
         yield paths
 
 
+# Columns added to the log after segments were first written: an older segment lacks
+# them, and a window of only older segments reads them as NULL (of this SQL type).
+_LATE_COLUMNS = {"probabilities": "VARCHAR"}
+
+
 def _parquet(paths: Sequence[Path]) -> str:
-    """``read_parquet([...])`` over local files, as a SQL literal (paths escaped)."""
+    """``read_parquet([...])`` over local files, as a SQL literal (paths escaped).
+
+    Columns are matched by name (``union_by_name``): segments written before a column
+    was added read it as NULL next to newer ones.
+    """
     quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
-    return f"read_parquet([{quoted}])"
+    return f"read_parquet([{quoted}], union_by_name=true)"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _select(con: duckdb.DuckDBPyConnection, source: str, columns: Sequence[str] | None) -> str:
+    """The select list: ``columns`` (default all), a late column missing from every
+    segment as a typed NULL."""
+    wanted = set(_LATE_COLUMNS) if columns is None else set(columns) & set(_LATE_COLUMNS)
+    if not wanted:
+        return "*" if columns is None else ", ".join(map(_ident, columns))
+    present = {row[0] for row in con.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()}  # noqa: S608
+    missing = [c for c in _LATE_COLUMNS if c in wanted and c not in present]
+    if columns is None:
+        return ", ".join(["*", *(f"NULL::{_LATE_COLUMNS[c]} AS {_ident(c)}" for c in missing)])
+    return ", ".join(
+        f"NULL::{_LATE_COLUMNS[c]} AS {_ident(c)}" if c in missing else _ident(c) for c in columns
+    )
 
 
 def _window(since_ms: int, until_ms: int | None) -> str:
@@ -172,7 +200,6 @@ def _read(
     variant: str | None,
     columns: Sequence[str] | None,
 ) -> pa.Table:
-    cols = "*" if columns is None else ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
     params: list[Any] = []
     where = _window(since_ms, until_ms)
     if variant is not None:
@@ -180,8 +207,9 @@ def _read(
         params.append(variant)
     con = _connect()
     try:
+        source = _parquet(paths)
         table: pa.Table = con.sql(
-            f"SELECT {cols} FROM {_parquet(paths)} WHERE {where} "  # noqa: S608
+            f"SELECT {_select(con, source, columns)} FROM {source} WHERE {where} "  # noqa: S608
             "ORDER BY ts, request_id, row",
             params=params,
         ).to_arrow_table()

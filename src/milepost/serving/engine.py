@@ -178,6 +178,9 @@ class VariantRuntime:
             if self.onnx is not None
             else hasattr(loaded._impl, "predict_proba")
         )
+        self.classes = _classes(loaded, self.onnx) if self.is_classifier else None
+        prefix = b'{"classes":' + orjson.dumps(self.classes, option=orjson.OPT_SERIALIZE_NUMPY)
+        self._proba_prefix = prefix + b',"p":'
         self._nullable = self.signature is not None and any(
             c.nullable for c in self.signature.inputs
         )
@@ -188,6 +191,15 @@ class VariantRuntime:
         self._session_run = _session_runner(self.onnx.session) if self.onnx is not None else None
         self._explainer: Any = None
         self._explainer_lock = threading.Lock()
+
+    def proba_json(self, proba: list[list[float]] | None) -> list[str] | None:
+        """The log's ``probabilities`` text of each row: ``{"classes": [...], "p": [...]}``
+        (``classes`` None when the model does not name them); None without probabilities.
+        The classes are encoded once per variant, so a row costs one small encoding."""
+        if proba is None:
+            return None
+        prefix = self._proba_prefix
+        return [(prefix + orjson.dumps(p) + b"}").decode() for p in proba]
 
     def prepare(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Rows with the pinned online features filled in (server-side: no skew)."""
@@ -333,6 +345,24 @@ class VariantRuntime:
         return explained
 
 
+def _classes(loaded: LoadedModel, onnx: OnnxPredictor | None) -> list[Any] | None:
+    """A classifier's classes in probability-column order: from the ONNX graph, else the
+    native model's ``classes_`` (loaded for it when ONNX serves the version and its graph
+    does not name them), else None."""
+    if onnx is not None and onnx.classes is not None:
+        return onnx.classes
+    if onnx is not None and onnx.native is None:  # an ONNX-flavor model: no native object
+        return None
+    try:
+        classes = getattr(loaded.native if onnx is not None else loaded._impl, "classes_", None)
+    except Exception as exc:  # the model still serves; its log rows name no classes
+        log.info("Classes of %s unknown: %s", loaded.version.uri, exc)
+        return None
+    if classes is None:
+        return None
+    return [c.item() if hasattr(c, "item") else c for c in classes]
+
+
 def _describe(exc: BaseException) -> str:
     """An error as the prediction log records it."""
     return exc.message if isinstance(exc, MilepostError) else f"{type(exc).__name__}: {exc}"
@@ -469,6 +499,11 @@ class EndpointEngine:
 
     # -- requests ---------------------------------------------------------------------
 
+    @property
+    def _logging(self) -> bool:
+        """Whether rows are logged (so their probabilities are worth encoding)."""
+        return self.logger is not None and self.state.spec.log_predictions
+
     def _parse(self, body: bytes) -> tuple[list[dict[str, Any]], str | None, dict[str, Any]]:
         try:
             payload = orjson.loads(body)
@@ -535,7 +570,18 @@ class EndpointEngine:
             self._log(request_id, rows, variant, route_key, None, start, status, error)
             raise
         latency = time.perf_counter() - start
-        self._log(request_id, prepared, variant, route_key, preds, start, status, error, latency)
+        self._log(
+            request_id,
+            prepared,
+            variant,
+            route_key,
+            preds,
+            start,
+            status,
+            error,
+            latency,
+            runtime.proba_json(proba) if self._logging else None,
+        )
         if forced_variant is None:
             for shadow in state.router.mirrors(route_key):
                 self._shadow_pool.submit(
@@ -560,8 +606,18 @@ class EndpointEngine:
         start = time.perf_counter()
         try:
             prepared = runtime.prepare(rows)
-            preds, _ = runtime.predict(prepared)
-            self._log(request_id, prepared, runtime.variant, route_key, preds, start, "ok", "")
+            preds, proba = runtime.predict(prepared)
+            self._log(
+                request_id,
+                prepared,
+                runtime.variant,
+                route_key,
+                preds,
+                start,
+                "ok",
+                "",
+                proba=runtime.proba_json(proba) if self._logging else None,
+            )
         except InvalidInput as exc:  # the request does not fit this variant's signature
             self._log(
                 request_id, rows, runtime.variant, route_key, None, start, "invalid", exc.message
@@ -582,7 +638,10 @@ class EndpointEngine:
         status: str,
         error: str,
         latency: float | None = None,
+        proba: list[str] | None = None,
     ) -> None:
+        """Count the request and log its rows (``proba``: each row's ``probabilities``
+        text, from :meth:`VariantRuntime.proba_json`)."""
         latency = time.perf_counter() - start if latency is None else latency
         self.metrics.observe(self.endpoint, variant.name, status, latency)
         if self.logger is None or not self.state.spec.log_predictions:
@@ -604,6 +663,7 @@ class EndpointEngine:
                         row, default=str, option=orjson.OPT_SERIALIZE_NUMPY
                     ).decode(),
                     "prediction": None if preds is None else orjson.dumps(preds[i]).decode(),
+                    "probabilities": None if proba is None else proba[i],
                     "latency_ms": latency * 1000,
                     "status": status,
                     "error": error or None,

@@ -35,6 +35,10 @@ and counted: :attr:`PredictionLogger.dropped` and the Prometheus counter
 per outage. The rows kept are the oldest, so the log stays gapless up to the moment it
 filled, and the request thread never touches rows already queued.
 
+**Columns** are ``LOG_SCHEMA``'s: ``features`` and ``prediction`` are JSON text, and so
+is ``probabilities`` (a classifier's class probabilities with the classes they belong
+to, so ROC AUC, log loss and the confidence-based estimate can run on served traffic).
+
 Request ids are time-ordered (the layout of a UUIDv7: 48 bits of milliseconds since the
 epoch, then random bits), so a lookup by request id (feedback) reads only the segments
 written around that time.
@@ -87,6 +91,11 @@ LOG_SCHEMA = pa.schema(
         ("latency_ms", pa.float64()),
         ("status", pa.string()),  # ok | error
         ("error", pa.string()),
+        # JSON of a classifier's class probabilities: {"classes": [...], "p": [...]},
+        # ``p[j]`` the probability of ``classes[j]`` (classes null when the model does
+        # not name them); null for a regressor, a failed row, and segments written before
+        # the column existed (readers unify schemas by name)
+        ("probabilities", pa.string()),
     ]
 )
 

@@ -107,5 +107,29 @@ def test_only_counted_or_named_methods_alert() -> None:
     psi = next(m for m in drift_measurements("f", ref, cur, {}) if m.metric == "psi")
     assert not psi.breached and "information" in psi.details["drifted"]
     named = drift_measurements("f", ref, cur, {"psi": 0.05})
-    assert {m.metric for m in named if m.feature} == {"psi"}
-    assert next(m for m in named if m.metric == "psi").breached
+    # every method is measured; a threshold named for the kind's methods replaces the
+    # counted one as what alerts
+    assert {m.metric for m in named if m.feature} == {"psi", "ks", "wasserstein", "jensen_shannon"}
+    assert {m.metric for m in named if m.breached} == {"psi"}
+
+
+def test_a_threshold_for_one_kind_leaves_the_other_kind_counted() -> None:
+    """wasserstein=0.25 names a numbers-only method: categories still alert on PSI (and
+    get every method, never a 'no method' error); a logged column the stored profile
+    lacks (the entity key) is not compared, and is named."""
+    from milepost.monitoring import profile
+
+    ref = pd.DataFrame({"x": [float(i % 100) for i in range(2000)], "c": ["a", "b"] * 1000})
+    cur = pd.DataFrame(
+        {
+            "x": [float(i % 100) for i in range(2000)],
+            "c": ["a"] * 1900 + ["b"] * 100,
+            "customer_id": list(range(2000)),
+        }
+    )
+    out = drift_measurements("f", profile(ref), cur, {"wasserstein": 0.25})
+    assert {(m.feature, m.metric) for m in out if m.breached} == {("c", "psi")}
+    assert not any(m.status == "error" for m in out)
+    assert "customer_id" not in {m.feature for m in out}
+    share = next(m for m in out if m.metric == "drifted_share")
+    assert share.details["not_in_reference"] == ["customer_id"]
