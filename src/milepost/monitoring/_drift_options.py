@@ -15,7 +15,7 @@ METHODS: dict[str, tuple[str, ...]] = {
 }
 #: Default threshold per method (see the module docstring for the rationale).
 DEFAULT_THRESHOLDS: dict[str, float] = {
-    "psi": 0.2,
+    "psi": 0.1,
     "ks": 0.05,
     "wasserstein": 0.1,
     "jensen_shannon": 0.1,

@@ -14,16 +14,18 @@ Methods (see :mod:`milepost.monitoring.stats` for each definition) and default t
 ============== =========== ============================== ===========================
 method         kinds       drifted when                   default threshold
 ============== =========== ============================== ===========================
-psi            both        statistic >= threshold         0.2
+psi            both        statistic >= threshold         0.1
 ks             numeric     p_value < threshold            0.05
 wasserstein    numeric     statistic >= threshold         0.1 (reference std units)
 jensen_shannon both        statistic >= threshold         0.1 (distance, base 2)
 chi_square     categorical p_value < threshold            0.05
 ============== =========== ============================== ===========================
 
-- PSI 0.2: the usual "significant shift" line (0.1-0.25 moderate, > 0.25 major); 0.2
-  flags a shift before it is major. With no drift, PSI on 10 bins is about
-  ``9 * (1/n + 1/m)``, 0.002 at 10,000 rows a side: no false alarms at that size.
+- PSI 0.1: the usual "moderate shift" line (< 0.1 stable, 0.1-0.25 moderate, > 0.25
+  major). A category whose share moves 10 points scores about 0.1; at 0.2 the benchmark's
+  such column went unflagged. With no drift, PSI over k bins is about
+  ``(k - 1) * (1/n + 1/m)``: 0.002 on 10 bins at 10,000 rows a side; for many
+  categories on few rows (50 categories, 1,000 rows a side: ~0.1) raise it.
 - Wasserstein 0.1: a mean shift of 0.1 standard deviations, the smallest shift worth a
   look for most features. With no drift the statistic shrinks like ``1/sqrt(n)``:
   measured on normal data, about 0.02 at 10,000 rows a side (0 alarms in 90 trials, the
@@ -45,7 +47,10 @@ the first requested method for that kind counts). The other rows are information
 ``constant`` or ``all_null``). ``dataset_drift`` is True when that share reaches
 ``drift_share`` (default 0.5) **or** any drifted feature's ``importance`` is at least
 ``importance_threshold`` (default 0.1: 10% of the importance when importances sum to 1),
-so an important feature cannot drift unseen behind many quiet ones.
+so an important feature cannot drift unseen behind many quiet ones. **With no
+``importance`` given every feature counts as important**: any drifted feature makes
+dataset drift (the share is still reported). Pass importances (e.g. the model's) to let
+features that matter little drift without turning the verdict.
 
 **Statuses** (the ``status`` column; ``detail`` says it in words). Statistics skip
 nulls; the null shares are columns of their own.
@@ -500,7 +505,10 @@ class _Context:
         hits = frame[frame["counted"] & frame["drifted"]]["feature"]
         drifted = [f for f in compared if f in set(hits)]
         share = len(drifted) / len(compared) if compared else 0.0
-        important = [f for f in drifted if weights.get(f, -math.inf) >= importance_threshold]
+        if weights:
+            important = [f for f in drifted if weights.get(f, -math.inf) >= importance_threshold]
+        else:  # no importances given: every feature matters (see the module docstring)
+            important = list(drifted)
         return DriftResult(
             features=frame,
             drifted_share=share,

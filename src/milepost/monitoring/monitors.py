@@ -63,7 +63,7 @@ Direction = Literal["above", "below"]
 #: metric -> (breaches when the value is above/below the threshold, default threshold or
 #: None when the metric alerts only with a threshold given).
 METRICS: dict[str, tuple[Direction, float | None]] = {
-    "psi": ("above", 0.2),
+    "psi": ("above", 0.1),
     "ks": ("below", 0.05),
     "wasserstein": ("above", 0.1),
     "jensen_shannon": ("above", 0.1),
