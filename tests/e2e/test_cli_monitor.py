@@ -78,6 +78,8 @@ def test_create_run_and_show_a_monitor(tmp_path: Path) -> None:
     # the console script itself, once
     ran = cli("monitor", "run", "churn-drift", "--report", "out/drift", cwd=tmp_path, env=env)
     assert ran.returncode == 0, ran.stderr
+    # each alert is printed once, in the output; no stray log line on stderr
+    assert "ALERT" not in ran.stderr, ran.stderr
     assert (tmp_path / "out" / "drift.html").stat().st_size > 0
     assert json.loads((tmp_path / "out" / "drift.json").read_text())["alerts"]
     out = ran.stdout

@@ -25,6 +25,10 @@ from milepost._records import jsonable
 __all__ = ["LOGGER", "WEBHOOK_TIMEOUT", "alert_message", "post_webhook"]
 
 LOGGER = logging.getLogger("milepost.monitoring")
+# A library's log lines reach the handlers the application configures (the root's, by
+# propagation); with none configured they are not printed by Python's last-resort
+# handler: the CLI and the demo print alerts themselves.
+LOGGER.addHandler(logging.NullHandler())
 
 #: Seconds a webhook has to answer.
 WEBHOOK_TIMEOUT = 5.0
