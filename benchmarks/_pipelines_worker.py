@@ -1,0 +1,214 @@
+"""The Milepost half of ``pipelines.py``: measurements inside one Python process.
+
+``python _pipelines_worker.py TASK CONFIG.json``, with ``MILEPOST_HOME`` set by the driver
+to a fresh temporary directory (SQLite metadata, local artifact store) and this folder on
+``PYTHONPATH`` so that ``_pipelines_flows`` imports in step worker processes too.
+
+``noop``
+    The 10-step no-op pipeline through ``milepost.run_pipeline`` on the local runner: one
+    first run (the process's imports, the database's creation, the runner's start-up),
+    then ``rounds`` rounds of (recorded ``noop10`` with ``cache=False``; recorded ``noop1``
+    with ``cache=False``; fully cached ``noop10``). Every run's status and its steps'
+    statuses are kept for the checks; the last recorded run is profiled with cProfile
+    once more (not timed) to show where the time goes.
+``sweep``
+    The 16-trial sweep (``_pipelines_flows.sweep``) with caching off: on the local runner
+    with ``max_workers=1`` (sequential), on the Dask runner letting it start its own
+    ``LocalCluster`` of 2 workers on 127.0.0.1 (start-up included), and on the Dask runner
+    against a cluster started beforehand (``address=``; the cluster's start-up is timed
+    apart). ``OMP_NUM_THREADS=1`` (set by the driver) keeps each trial on one core.
+``check``
+    Counts the recorded runs of a pipeline in an existing home (the CLI's runs): how many
+    ran every step, reused every step from the cache, or did something else.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import json
+import os
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+
+def _summary(run: Any, seconds: float) -> dict[str, Any]:
+    """What the checks and the table need from a finished PipelineRun."""
+    statuses: dict[str, int] = {}
+    for s in run.steps:
+        statuses[s.status] = statuses.get(s.status, 0) + 1
+    step_ms = [s.ended_at - s.started_at for s in run.steps if s.started_at and s.ended_at]
+    return {
+        "run_id": run.run_id,
+        "status": run.status,
+        "error": run.error,
+        "seconds": seconds,
+        "recorded_ms": (run.ended_at - run.started_at) if run.ended_at else None,
+        "steps": len(run.steps),
+        "step_statuses": statuses,
+        "step_ms_sum": sum(step_ms),
+        "tracked_runs": sum(1 for s in run.steps for link in s.links if link.kind == "run"),
+    }
+
+
+def _timed(pipe: Any, **kwargs: Any) -> dict[str, Any]:
+    import milepost
+
+    start = time.perf_counter()
+    run = milepost.run_pipeline(pipe, **kwargs)
+    return _summary(run, time.perf_counter() - start)
+
+
+def _profile(pipe: Any, top: int = 25) -> list[dict[str, Any]]:
+    """cProfile of one recorded run: the functions with the most cumulative time."""
+    import milepost
+
+    prof = cProfile.Profile()
+    prof.enable()
+    milepost.run_pipeline(pipe, cache=False)
+    prof.disable()
+    stats = pstats.Stats(prof, stream=io.StringIO())
+    rows = []
+    for (file, line, func), (_cc, calls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append(
+            {
+                "function": f"{Path(file).name}:{line}({func})",
+                "calls": calls,
+                "tottime_ms": tottime * 1000,
+                "cumtime_ms": cumtime * 1000,
+            }
+        )
+    rows.sort(key=lambda r: r["cumtime_ms"], reverse=True)
+    return rows[:top]
+
+
+def task_noop(config: dict[str, Any]) -> dict[str, Any]:
+    start = time.perf_counter()
+    from _pipelines_flows import noop1, noop10
+
+    import milepost
+
+    import_seconds = time.perf_counter() - start
+    first = _timed(noop10, cache=False)
+    _timed(noop1, cache=False)  # warm noop1's own first-run costs (its import, its records)
+    prime = _timed(noop10)  # the cache is filled (or already was, from the runs above)
+    recorded, fixed, cached = [], [], []
+    for _ in range(config["rounds"]):
+        recorded.append(_timed(noop10, cache=False))
+        fixed.append(_timed(noop1, cache=False))
+        cached.append(_timed(noop10))
+    profile = _profile(noop10)
+    return {
+        "version": milepost.__version__,
+        "source": str(Path(milepost.__file__).parent),
+        "import_seconds": import_seconds,
+        "first": first,
+        "prime": prime,
+        "recorded": recorded,
+        "fixed": fixed,
+        "cached": cached,
+        "profile": profile,
+    }
+
+
+def task_sweep(config: dict[str, Any]) -> dict[str, Any]:
+    from _pipelines_flows import GRID, MAX_ITER, sweep
+
+    import milepost
+
+    params = {"rows": config["rows"], "seed": config["seed"]}
+    workers = config["workers"]
+    out: dict[str, Any] = {
+        "version": milepost.__version__,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "grid": GRID,
+        "max_iter": MAX_ITER,
+        "params": params,
+        "rounds": [],
+    }
+    for _ in range(config["rounds"]):
+        one: dict[str, Any] = {}
+        one["local_sequential"] = _timed(
+            sweep, params=params, runner="local", max_workers=1, cache=False
+        )
+        one["dask_own_cluster"] = _timed(
+            sweep, params=params, runner="dask", max_workers=workers, cache=False
+        )
+        from distributed import Client, LocalCluster
+
+        start = time.perf_counter()
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+        client = Client(cluster)
+        client.wait_for_workers(workers)
+        cluster_seconds = time.perf_counter() - start
+        try:
+            one["dask_running_cluster"] = _timed(
+                sweep, params=params, runner="dask", address=cluster.scheduler_address, cache=False
+            )
+        finally:
+            start = time.perf_counter()
+            client.close()
+            cluster.close()
+            one["cluster_close_seconds"] = time.perf_counter() - start
+        one["cluster_start_seconds"] = cluster_seconds
+        out["rounds"].append(one)
+    run = milepost.get_runtime().pipelines.get_run(out["rounds"][-1]["local_sequential"]["run_id"])
+    out["best_auc"] = {}
+    for key in ("local_sequential", "dask_own_cluster", "dask_running_cluster"):
+        got = milepost.get_runtime().pipelines.get_run(out["rounds"][-1][key]["run_id"])
+        out["best_auc"][key] = got.outputs("best")
+    out["trial_aucs"] = sorted(
+        run.outputs(s.step) for s in run.steps if s.step.startswith("trial[")
+    )
+    out["median_trial_seconds"] = statistics.median(
+        (s.ended_at - s.started_at) / 1000 for s in run.steps if s.step.startswith("trial[")
+    )
+    return out
+
+
+def task_check(config: dict[str, Any]) -> dict[str, Any]:
+    """The recorded runs of a pipeline in this home (the CLI's runs): how many, and how
+    many had every step run, every step reused from the cache, or something else."""
+    import milepost
+
+    service = milepost.get_runtime().pipelines
+    runs = service.list_runs(config["pipeline"], limit=10_000)
+    kinds: dict[str, int] = {}
+    for listed in runs:
+        run = service.get_run(listed.run_id)
+        statuses = {s.status for s in run.steps}
+        if run.status != "succeeded":
+            kind = run.status
+        elif statuses == {"succeeded"}:
+            kind = "all steps run"
+        elif statuses == {"cached"}:
+            kind = "all steps cached"
+        else:
+            kind = "mixed: " + ", ".join(sorted(statuses))
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return {"runs": len(runs), "kinds": kinds}
+
+
+def main() -> None:
+    task, config_path = sys.argv[1], Path(sys.argv[2])
+    config = json.loads(config_path.read_text())
+    result = {"noop": task_noop, "sweep": task_sweep, "check": task_check}[task](config)
+    Path(config["out"]).write_text(json.dumps(result, default=str, indent=1))
+
+
+if __name__ == "__main__":
+    main()
