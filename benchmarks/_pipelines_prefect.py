@@ -2,7 +2,7 @@
 
 ``python _pipelines_prefect.py`` runs the flow once, as a user would: ten ``@task`` calls
 in a line inside a ``@flow``, each taking the previous task's integer and returning it
-plus one (the work of ``_pipelines_flows.noop10`` and ``_pipelines_metaflow.NoopFlow``).
+plus one (the work of ``_pipelines_noop.noop10`` and ``_pipelines_metaflow.NoopFlow``).
 ``PREFECT_HOME`` points at a temporary directory and ``PREFECT_API_URL`` is unset, so
 Prefect starts its ephemeral local API server (SQLite in ``PREFECT_HOME``) for the run
 and stops it at exit; every flow run and task run is recorded there. Telemetry is off

@@ -2,7 +2,8 @@
 
 ``python _pipelines_worker.py TASK CONFIG.json``, with ``MILEPOST_HOME`` set by the driver
 to a fresh temporary directory (SQLite metadata, local artifact store) and this folder on
-``PYTHONPATH`` so that ``_pipelines_flows`` imports in step worker processes too.
+``PYTHONPATH``, so that ``_pipelines_noop`` and ``_pipelines_sweep`` import in the step
+worker processes too.
 
 ``noop``
     The 10-step no-op pipeline through ``milepost.run_pipeline`` on the local runner: one
@@ -12,7 +13,7 @@ to a fresh temporary directory (SQLite metadata, local artifact store) and this 
     statuses are kept for the checks; the last recorded run is profiled with cProfile
     once more (not timed) to show where the time goes.
 ``sweep``
-    The 16-trial sweep (``_pipelines_flows.sweep``) with caching off: on the local runner
+    The 16-trial sweep (``_pipelines_sweep.sweep``) with caching off: on the local runner
     with ``max_workers=1`` (sequential), on the Dask runner letting it start its own
     ``LocalCluster`` of 2 workers on 127.0.0.1 (start-up included), and on the Dask runner
     against a cluster started beforehand (``address=``; the cluster's start-up is timed
@@ -92,7 +93,7 @@ def _profile(pipe: Any, top: int = 25) -> list[dict[str, Any]]:
 
 def task_noop(config: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
-    from _pipelines_flows import noop1, noop10
+    from _pipelines_noop import noop1, noop10
 
     import milepost
 
@@ -120,7 +121,7 @@ def task_noop(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def task_sweep(config: dict[str, Any]) -> dict[str, Any]:
-    from _pipelines_flows import GRID, MAX_ITER, sweep
+    from _pipelines_sweep import GRID, MAX_ITER, sweep
 
     import milepost
 

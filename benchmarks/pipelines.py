@@ -7,11 +7,11 @@ Run it from the repository root::
     .venv/bin/python benchmarks/pipelines.py --only noop   # one part (noop or sweep)
 
 Part 1, a 10-step no-op pipeline (ten steps in a line, each returning the previous
-step's integer plus one; ``_pipelines_flows.noop10``, ``_pipelines_metaflow.NoopFlow``,
+step's integer plus one; ``_pipelines_noop.noop10``, ``_pipelines_metaflow.NoopFlow``,
 ``_pipelines_prefect.noop10``):
 
 end to end, a fresh process per run (wall time from spawn to exit)
-    Milepost: ``milepost pipelines run _pipelines_flows:noop10 --no-cache`` (every step
+    Milepost: ``milepost pipelines run _pipelines_noop:noop10 --no-cache`` (every step
     runs and is recorded) and the same without ``--no-cache`` (every step reused from the
     cache); Metaflow: ``python _pipelines_metaflow.py --no-pylint run`` (its local
     runtime: one process per task, local metadata and datastore in a temporary
@@ -31,7 +31,7 @@ in process
     already up). Metaflow has no in-process run; its per-step figure is the time between
     its "Workflow starting" and "Done!" lines / 10 (start-up and validation excluded).
 
-Part 2, a 16-trial sweep on the demo's churn data (``_pipelines_flows.sweep``:
+Part 2, a 16-trial sweep on the demo's churn data (``_pipelines_sweep.sweep``:
 ``prepare`` -> ``trial.map(**grid(...))`` -> ``best``, each trial a
 ``HistGradientBoostingClassifier`` as a tracked run): wall time of ``run_pipeline`` on the
 local runner with ``max_workers=1`` (sequential) against the Dask runner with 2 workers,
@@ -112,7 +112,7 @@ def peer_env(peer: str, **extra: str) -> dict[str, str]:
 
 
 def milepost_env(home: Path, **extra: str) -> dict[str, str]:
-    """Milepost's environment: its home, this folder on PYTHONPATH (for the flows)."""
+    """Milepost's environment: its home, this folder on PYTHONPATH (for the pipelines)."""
     path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p)
     return clean_env(MILEPOST_HOME=str(home), PYTHONPATH=path, **extra)
 
@@ -226,7 +226,7 @@ def run_noop(mode: dict[str, Any], tmp: Path) -> dict[str, Any]:
         PREFECT_HOME=str(homes["prefect"]),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
     )
-    ref = "_pipelines_flows:noop10"
+    ref = "_pipelines_noop:noop10"
     mf_python = str(PEERS["metaflow"]["venv"] / "bin" / "python")
     pf_python = str(PEERS["prefect"]["venv"] / "bin" / "python")
     commands: dict[str, tuple[list[str], dict[str, str], str | None]] = {

@@ -1,22 +1,13 @@
-"""The Milepost pipelines that ``pipelines.py`` measures (importable as ``_pipelines_flows``).
+"""The sweep that ``pipelines.py`` measures (importable as ``_pipelines_sweep``).
 
-``noop10``
-    Ten no-op steps in a line, each taking the previous step's integer and returning it
-    plus one: the same work as the Metaflow ``FlowSpec`` in ``_pipelines_metaflow.py`` and
-    the Prefect flow in ``_pipelines_prefect.py``. Each step is a recorded step run: its
-    input hashed, its output stored in the artifact store (JSON, content addressed), its
-    status and times written to the metadata store; ``track`` is off (no tracking run).
-``noop1``
-    One such step: the run's fixed cost (plan, run record, start-up of the runner), so that
-    the per-step figure can be split into fixed and marginal parts.
-``sweep``
-    A 16-trial hyperparameter sweep on the demo's churn data: ``prepare`` generates the
-    customers with their churn label (``milepost.demo.data.generate_customers``) and
-    encodes them as a plain numeric frame (categories as codes); ``trial`` fits a
-    ``HistGradientBoostingClassifier`` per combination of ``grid(learning_rate,
-    max_leaf_nodes, l2_regularization, min_samples_leaf)`` (a fan-out with ``trial.map``:
-    16 parallel steps, each a tracked run that logs its parameters and its ROC AUC on the
-    last 30 days); ``best`` picks the highest AUC.
+``sweep16``: a 16-trial hyperparameter sweep on the demo's churn data. ``prepare``
+generates the customers with their churn label
+(``milepost.demo.data.generate_customers``) and encodes them as a plain numeric frame
+(categories as codes); ``trial`` fits a ``HistGradientBoostingClassifier`` per
+combination of ``grid(learning_rate, max_leaf_nodes, l2_regularization,
+min_samples_leaf)`` (a fan-out with ``trial.map``: 16 parallel steps, each a tracked run
+that logs its parameters and its ROC AUC on the last ``HOLDOUT_DAYS`` days); ``best``
+picks the highest AUC.
 """
 
 from __future__ import annotations
@@ -38,32 +29,6 @@ GRID: dict[str, list[Any]] = {
 MAX_ITER = 200
 #: The last days of the demo data held out for the AUC.
 HOLDOUT_DAYS = 30
-
-
-@step
-def first(start: int) -> int:
-    """The first no-op step: returns its parameter."""
-    return start
-
-
-@step
-def inc(x: int) -> int:
-    """A no-op step: the previous step's value plus one."""
-    return x + 1
-
-
-@pipeline(name="noop10")
-def noop10(start: int = 0) -> None:
-    """Ten no-op steps in a line (``first``, then ``inc`` nine times)."""
-    x = first(start)
-    for _ in range(9):
-        x = inc(x)
-
-
-@pipeline(name="noop1")
-def noop1(start: int = 0) -> None:
-    """One no-op step: what a run costs besides its steps."""
-    first(start)
 
 
 @step
