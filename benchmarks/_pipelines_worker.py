@@ -17,7 +17,9 @@ worker processes too.
     with ``max_workers=1`` (sequential), on the Dask runner letting it start its own
     ``LocalCluster`` of 2 workers on 127.0.0.1 (start-up included), and on the Dask runner
     against a cluster started beforehand (``address=``; the cluster's start-up is timed
-    apart). ``OMP_NUM_THREADS=1`` (set by the driver) keeps each trial on one core.
+    apart), twice: its workers fresh (they import Milepost, scikit-learn and the step
+    module on their first task), then warm. ``OMP_NUM_THREADS=1`` (set by the driver)
+    keeps each trial on one core.
 ``check``
     Counts the recorded runs of a pipeline in an existing home (the CLI's runs): how many
     ran every step, reused every step from the cache, or did something else.
@@ -39,6 +41,21 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
+
+
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine so far, from ``/proc/stat``."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
+    return total - idle, total
+
+
+def busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """How many of the machine's cores were busy on average between two readings
+    (every process's work, ours and others')."""
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return busy / total * (os.cpu_count() or 1) if total else 0.0
 
 
 def _summary(run: Any, seconds: float) -> dict[str, Any]:
@@ -63,9 +80,12 @@ def _summary(run: Any, seconds: float) -> dict[str, Any]:
 def _timed(pipe: Any, **kwargs: Any) -> dict[str, Any]:
     import milepost
 
+    jiffies = cpu_jiffies()
     start = time.perf_counter()
     run = milepost.run_pipeline(pipe, **kwargs)
-    return _summary(run, time.perf_counter() - start)
+    out = _summary(run, time.perf_counter() - start)
+    out["busy_cores"] = busy_cores(jiffies, cpu_jiffies())
+    return out
 
 
 def _profile(pipe: Any, top: int = 25) -> list[dict[str, Any]]:
@@ -120,6 +140,10 @@ def task_noop(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: The sweep's runs, in the order they run in one round.
+SWEEP_RUNS = ("local_sequential", "dask_own_cluster", "dask_running_cluster", "dask_warm_cluster")
+
+
 def task_sweep(config: dict[str, Any]) -> dict[str, Any]:
     from _pipelines_sweep import GRID, MAX_ITER, sweep
 
@@ -157,9 +181,14 @@ def task_sweep(config: dict[str, Any]) -> dict[str, Any]:
         client.wait_for_workers(workers)
         cluster_seconds = time.perf_counter() - start
         try:
-            one["dask_running_cluster"] = _timed(
-                sweep, params=params, runner="dask", address=cluster.scheduler_address, cache=False
-            )
+            for key in ("dask_running_cluster", "dask_warm_cluster"):  # fresh, then warm workers
+                one[key] = _timed(
+                    sweep,
+                    params=params,
+                    runner="dask",
+                    address=cluster.scheduler_address,
+                    cache=False,
+                )
         finally:
             start = time.perf_counter()
             client.close()
@@ -169,7 +198,7 @@ def task_sweep(config: dict[str, Any]) -> dict[str, Any]:
         out["rounds"].append(one)
     run = milepost.get_runtime().pipelines.get_run(out["rounds"][-1]["local_sequential"]["run_id"])
     out["best_auc"] = {}
-    for key in ("local_sequential", "dask_own_cluster", "dask_running_cluster"):
+    for key in SWEEP_RUNS:
         got = milepost.get_runtime().pipelines.get_run(out["rounds"][-1][key]["run_id"])
         out["best_auc"][key] = got.outputs("best")
     out["trial_aucs"] = sorted(

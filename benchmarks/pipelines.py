@@ -68,6 +68,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _pipelines_worker import SWEEP_RUNS, busy_cores, cpu_jiffies  # noqa: E402
+
 WORK_DIR = HERE / ".work"
 RESULTS_FILE = HERE / "results" / "pipelines.json"
 QUICK_RESULTS_FILE = HERE / "results" / "pipelines-quick.json"
@@ -148,15 +152,18 @@ def milepost_cli() -> list[str]:
 
 
 def timed(cmd: list[str], env: dict[str, str], cwd: Path, expect: str | None = None) -> dict:
-    """Run ``cmd`` to completion: its wall time (spawn to exit) and output; fails loudly."""
+    """Run ``cmd`` to completion: its wall time (spawn to exit), the machine's busy cores
+    meanwhile, and its output; fails loudly."""
+    jiffies = cpu_jiffies()
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
+    busy = busy_cores(jiffies, cpu_jiffies())
     output = done.stdout + done.stderr
     if done.returncode != 0 or (expect is not None and expect not in output):
         print(output[-4000:], file=sys.stderr)
         raise SystemExit(f"{' '.join(cmd)} failed (exit {done.returncode}) in {cwd}.")
-    return {"seconds": seconds, "output": output}
+    return {"seconds": seconds, "busy_cores": busy, "output": output}
 
 
 def run_worker(
@@ -253,12 +260,14 @@ def run_noop(mode: dict[str, Any], tmp: Path) -> dict[str, Any]:
     cmd, env, _ = commands["milepost_cached"]
     cold["milepost_cache_fill"] = timed(cmd, env, HERE)["seconds"]  # a cached run
     times: dict[str, list[float]] = {name: [] for name in commands}
+    busy: dict[str, list[float]] = {name: [] for name in commands}
     metaflow_inner: list[float] = []
     for r in range(mode["rounds"]):
         print(f"End to end, round {r + 1} of {mode['rounds']}", flush=True)
         for name, (cmd, env, expect) in commands.items():
             done = timed(cmd, env, HERE, expect)
             times[name].append(done["seconds"])
+            busy[name].append(done["busy_cores"])
             if name == "metaflow" and (inner := metaflow_runtime(done["output"])) is not None:
                 metaflow_inner.append(inner)
     cmd, env, _ = commands["milepost_recorded"]
@@ -289,6 +298,7 @@ def run_noop(mode: dict[str, Any], tmp: Path) -> dict[str, Any]:
     return {
         "cold_seconds": cold,
         "seconds": times,
+        "busy_cores": busy,
         "metaflow_runtime_seconds": metaflow_inner,
         "milepost_cli_import_ms": import_ms(profiled.stderr),
         "milepost_inprocess": inprocess,
@@ -453,25 +463,38 @@ def evaluate(raw: dict[str, Any], mode: dict[str, Any]) -> dict[str, Any]:
         )
     sweep = raw.get("sweep")
     if sweep:
-        last = sweep["rounds"][-1]
         seq = _med([r["local_sequential"]["seconds"] for r in sweep["rounds"]])
         own = _med([r["dask_own_cluster"]["seconds"] for r in sweep["rounds"]])
         running = _med([r["dask_running_cluster"]["seconds"] for r in sweep["rounds"]])
+        warm = _med([r["dask_warm_cluster"]["seconds"] for r in sweep["rounds"]])
         start = _med([r["cluster_start_seconds"] for r in sweep["rounds"]])
+
+        def busy(key: str) -> str:
+            cores = _med([r[key]["busy_cores"] for r in sweep["rounds"]])
+            return f"{cores:.1f} cores busy"
+
         rows_text = f"{sweep['params']['rows']:,} rows"
         row(
             f"16-trial sweep ({rows_text}): Dask, 2 workers (the runner's cluster) vs sequential",
-            f"Dask {own:.1f} s",
-            f"local, max_workers=1 {seq:.1f} s",
+            f"Dask {own:.1f} s ({busy('dask_own_cluster')})",
+            f"local, max_workers=1 {seq:.1f} s ({busy('local_sequential')})",
             f"{seq / own:.2f}x faster",
             f">= {SWEEP_SPEEDUP:g}x (close to 2x)",
             seq / own >= SWEEP_SPEEDUP,
         )
         row(
-            "the same sweep on a Dask cluster already running (address=)",
-            f"Dask {running:.1f} s",
+            "the same sweep on a Dask cluster already running (address=), fresh workers",
+            f"Dask {running:.1f} s ({busy('dask_running_cluster')})",
             f"local, max_workers=1 {seq:.1f} s",
             f"{seq / running:.2f}x faster",
+            "info",
+            None,
+        )
+        row(
+            "the same again on that cluster, its workers warm (imports done)",
+            f"Dask {warm:.1f} s ({busy('dask_warm_cluster')})",
+            f"local, max_workers=1 {seq:.1f} s",
+            f"{seq / warm:.2f}x faster",
             "info",
             None,
         )
@@ -483,11 +506,7 @@ def evaluate(raw: dict[str, Any], mode: dict[str, Any]) -> dict[str, Any]:
             "info",
             None,
         )
-        runs = [
-            r[k]
-            for r in sweep["rounds"]
-            for k in ("local_sequential", "dask_own_cluster", "dask_running_cluster")
-        ]
+        runs = [r[k] for r in sweep["rounds"] for k in SWEEP_RUNS]
         ok = all(
             r["status"] == "succeeded"
             and r["step_statuses"] == {"succeeded": 18}
@@ -515,7 +534,6 @@ def evaluate(raw: dict[str, Any], mode: dict[str, Any]) -> dict[str, Any]:
             f"(OMP_NUM_THREADS={sweep['omp_num_threads']}); AUCs "
             f"{min(sweep['trial_aucs']):.3f}-{max(sweep['trial_aucs']):.3f}."
         )
-        del last
     return {"benchmarks": benchmarks, "checks": checks, "notes": notes}
 
 
@@ -542,6 +560,7 @@ def report(summary: dict[str, Any], raw: dict[str, Any], meta: dict[str, Any]) -
             "Wall time",
             "Cold (fresh dir)",
             "vs Milepost recorded",
+            "Busy cores",
         ):
             table.add_column(
                 name, justify="left" if name in ("Contender", "What runs") else "right"
@@ -565,6 +584,7 @@ def report(summary: dict[str, Any], raw: dict[str, Any], meta: dict[str, Any]) -
                 spread(e2e[key]),
                 f"{c:.2f} s" if c else "-",
                 f"{_med(e2e[key]) / mp:.2f}x",
+                f"{_med(noop['busy_cores'][key]):.1f} of {os.cpu_count()}",
             )
         console.print(table)
         console.print(
