@@ -604,8 +604,9 @@ class TriggerService:
                 status="pending",
             )
             .on_conflict_do_nothing(index_elements=["trigger_id", "cause"])
-        ).rowcount
-        return firing if inserted == 1 else None
+            .returning(trigger_firings.c.firing_id)  # rowcount is not reliable here on psycopg
+        ).first()
+        return firing if inserted is not None else None
 
     def _resolve_launcher(self, launcher: Launcher | str | None) -> Launcher:
         if launcher is not None and not isinstance(launcher, str):
