@@ -214,6 +214,21 @@ def import_ms(stderr: str) -> float:
     return total / 1000
 
 
+def wait_quiet(max_seconds: float, *, window: float = 2.0, quiet: float = 0.5) -> dict:
+    """Wait (up to ``max_seconds``) until the machine's busy cores over ``window`` seconds
+    fall below ``quiet``; what was seen. Other helpers' work on a shared machine skews
+    every figure, so the JSON says how busy it was before each part."""
+    start = time.perf_counter()
+    seen = []
+    while True:
+        before = cpu_jiffies()
+        time.sleep(window)
+        seen.append(busy_cores(before, cpu_jiffies()))
+        waited = time.perf_counter() - start
+        if seen[-1] < quiet or waited >= max_seconds:
+            return {"waited_seconds": waited, "busy_cores": seen[-1], "quiet": seen[-1] < quiet}
+
+
 def run_noop(mode: dict[str, Any], tmp: Path) -> dict[str, Any]:
     """Part 1: end-to-end rounds of every contender, then the in-process figures."""
     homes = {name: tmp / name for name in ("milepost", "metaflow", "prefect")}
@@ -534,6 +549,15 @@ def evaluate(raw: dict[str, Any], mode: dict[str, Any]) -> dict[str, Any]:
             f"(OMP_NUM_THREADS={sweep['omp_num_threads']}); AUCs "
             f"{min(sweep['trial_aucs']):.3f}-{max(sweep['trial_aucs']):.3f}."
         )
+    for part, label in (("noop", "the no-op part"), ("sweep", "the sweep")):
+        before = (raw.get(part) or {}).get("before")
+        if before:
+            notes.append(
+                f"Before {label}: {before['busy_cores']:.1f} of {os.cpu_count()} cores busy "
+                f"with other work (waited {before['waited_seconds']:.0f} s"
+                + ("" if before["quiet"] else "; the machine never became quiet")
+                + ")."
+            )
     return {"benchmarks": benchmarks, "checks": checks, "notes": notes}
 
 
@@ -626,6 +650,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 rounds, a 20k-row sweep")
     parser.add_argument("--only", choices=["noop", "sweep"], help="run one part only")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        help="wait up to S seconds before each part for the machine to be quiet",
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -643,10 +673,13 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="milepost-bench-pipelines-"))
     raw: dict[str, Any] = {}
     try:
-        if "noop" in parts:
-            raw["noop"] = run_noop(mode, tmp)
-        if "sweep" in parts:
-            raw["sweep"] = run_sweep(mode, tmp)
+        for part, run_part in (("noop", run_noop), ("sweep", run_sweep)):
+            if part not in parts:
+                continue
+            if args.quiet_wait:
+                print(f"Waiting up to {args.quiet_wait:g} s for a quiet machine", flush=True)
+            quiet = wait_quiet(args.quiet_wait)
+            raw[part] = {**run_part(mode, tmp), "before": quiet}
     finally:
         if args.keep:
             print(f"Kept {tmp}")
