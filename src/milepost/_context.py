@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from milepost.governance.roles import RoleService
     from milepost.models.service import ModelService
     from milepost.monitoring.service import MonitorService
+    from milepost.pipelines.service import PipelineService
     from milepost.promotion.service import PromotionService
     from milepost.serving.service import DeploymentService
     from milepost.stores.blobs import BlobStore
@@ -56,7 +57,7 @@ class Runtime:
         settings, resolved: the settings and where each value came from.
         db, blobs: the metadata store and the artifact store.
         tracking, data, features, models, evaluation, promotion, serving, audit, roles,
-        monitors: the services, each imported and built on first use (with the services
+        monitors, pipelines: the services, each imported and built on first use (with the services
             it depends on) and shared by every runtime on the same context.
     """
 
@@ -192,6 +193,15 @@ class Runtime:
             lambda c: MonitorService(
                 c.db, c.settings.actor(), ServingMonitorSources(self.serving, self.models)
             ),
+        )
+
+    @cached_property
+    def pipelines(self) -> PipelineService:
+        """Pipeline runs: run, resume, read, reap (the engine is imported on a run)."""
+        from milepost.pipelines.service import PipelineService
+
+        return self.context.component(
+            PipelineService, lambda c: PipelineService(c.db, c.blobs, c.resolved)
         )
 
     @classmethod
