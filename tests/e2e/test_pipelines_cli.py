@@ -109,3 +109,27 @@ def test_the_live_table_shows_status_attempts_and_cache() -> None:
     screen.print(view.table())
     text = screen.export_text()
     assert "succeeded" in text and "3.1 s" in text
+
+
+def test_the_same_pipeline_runs_on_dask(tmp_path: Path) -> None:
+    """A LocalCluster on 127.0.0.1 the runner starts and stops; the run says dask."""
+    flag = f"flag={tmp_path / 'fail.flag'}"
+    out = cli_in_process(
+        "pipelines",
+        "run",
+        REF,
+        "--param",
+        flag,
+        "--runner",
+        "dask",
+        "--workers",
+        "1",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "3 steps: 3 succeeded, 0 cached, 0 failed" in out.stdout
+    (run,) = json.loads(cli_in_process("pipelines", "runs", "--json", cwd=tmp_path).stdout)
+    assert run["runner"] == "dask" and run["status"] == "succeeded"
+    # the local runner then reuses what the Dask workers stored
+    again = cli_in_process("pipelines", "run", REF, "--param", flag, cwd=tmp_path)
+    assert "3 steps: 0 succeeded, 3 cached, 0 failed" in again.stdout

@@ -16,7 +16,11 @@ import pytest
 
 from milepost import Runtime
 from milepost.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from milepost.pipelines.records import Link, StepResult
 from milepost.pipelines.service import GONE
+from milepost.stores.schema import pipeline_runs
+from milepost.tracking.environment import process_info
+from tests._wait import wait_until
 from tests.unit.pipelines import records_steps
 
 REF = "tests.unit.pipelines.records_steps:numbers"
@@ -173,8 +177,6 @@ def _running_row(rt: Runtime, *, host: str, pid: int, pid_started: float, beat: 
 
 def test_reap_ends_runs_whose_process_is_gone(runtime: Runtime) -> None:
     """On both backends: a dead local process, a silent other host; live ones stay."""
-    from milepost.tracking.environment import process_info
-
     me = process_info()
     now = 1_900_000_000_000
     timeout = int(runtime.settings.stale_run_timeout * 1000)
@@ -194,7 +196,6 @@ def test_reap_ends_runs_whose_process_is_gone(runtime: Runtime) -> None:
 
 
 def test_the_heartbeat_moves_while_a_step_runs(tmp_path: Path) -> None:
-    from tests._wait import wait_until
 
     rt = Runtime.open(home=tmp_path / "home", user="tester", heartbeat_interval=0.02)
     beats: list[int] = []
@@ -222,7 +223,6 @@ def test_the_heartbeat_moves_while_a_step_runs(tmp_path: Path) -> None:
 
 
 def test_producers_answer_which_run_made_a_lineage_node(rt: Runtime, tmp_path: Path) -> None:
-    from milepost.pipelines.records import Link, StepResult
 
     run = _run(rt, tmp_path)
     rt.pipelines.store.step_finished(
@@ -251,3 +251,28 @@ def test_the_facades_delegate(tmp_path: Path) -> None:
     assert [s.status for s in again.steps] == ["cached"] * 3
     with pytest.raises(Conflict):
         client.resume_pipeline(again.run_id)
+
+
+def test_a_reaped_run_resumes_from_what_it_finished(rt: Runtime, tmp_path: Path) -> None:
+    """A run whose process was killed mid-step: reaped as failed, then resumed, reusing
+    the steps it had finished (not only what the cache holds)."""
+    done = _run(rt, tmp_path)
+    pid, started = _dead_process()
+    dead = _running_row(rt, host=process_info().host, pid=pid, pid_started=started, beat=0)
+    with rt.db.write() as conn:  # the killed run had the same parameters
+        conn.execute(
+            pipeline_runs.update()
+            .where(pipeline_runs.c.run_id == dead)
+            .values(params_json=json.dumps(done.params))
+        )
+    pipe = records_steps.numbers
+    rt.pipelines.store.plan(dead, pipe.build(done.params).steps)
+    rt.pipelines.store.step_finished(dead, done.step("load").result())
+    rt.pipelines.store.step_started(dead, "total", 1, done.started_at)
+    (reaped,) = rt.pipelines.reap_stale()
+    assert reaped.run_id == dead and reaped.status == "failed"
+    assert [s.status for s in reaped.steps] == ["succeeded", "failed", "skipped"]
+    resumed = rt.pipelines.resume(dead)
+    assert resumed.status == "succeeded" and resumed.resumed_from == dead
+    assert resumed.step("load").cached_from == dead  # reused from the killed run itself
+    assert resumed.outputs("check") == 12
