@@ -201,9 +201,14 @@ def test_bad_data_stops_at_validation(home: milepost.Runtime) -> None:
     frame[LABEL] = frame[LABEL].astype("Int64")
     frame.loc[frame.index[:40], LABEL] = None  # labels lost upstream
     milepost.data.register("customers", frame)
-    with pytest.raises(ValidationFailed, match=r"churned") as caught:
+    with pytest.raises(
+        ValidationFailed, match=r"customers@2 failed 1 of 3 checks of suite 'retraining-defaults'"
+    ) as caught:
         run_steps(**ARGS, features=FEATURES, feature_repo=REPO)
-    assert "1 failed" in str(caught.value) or not caught.value.result.success
+    assert [c.name for c in caught.value.result.failing] == [f"{LABEL} not null"]
+    # the failed result is stored with the version it refused
+    stored = milepost.get_runtime().data.validations("customers@2")
+    assert [r.success for r in stored] == [False]
     assert milepost.Client().list_models() == []  # nothing trained, nothing registered
 
 
