@@ -43,6 +43,7 @@ __all__ = [
     "pipeline_links",
     "pipeline_runs",
     "pipeline_steps",
+    "pipeline_triggers",
     "prediction_segments",
     "promotion_requests",
     "registered_models",
@@ -50,7 +51,9 @@ __all__ = [
     "run_inputs",
     "run_tags",
     "runs",
+    "scheduler_leases",
     "stage_history",
+    "trigger_firings",
     "trusted_types",
     "validation_results",
 ]
@@ -785,4 +788,63 @@ pipeline_links = sa.Table(
     sa.Column("role", sa.String(8), nullable=False),
     sa.Index(None, "kind", "ref"),
     sa.Index(None, "run_id", "step"),
+)
+
+# -- pipeline triggers and the scheduler (revision 0017) ---------------------------------
+
+# A trigger launches a pipeline (``pipeline_ref`` with ``params_json``, the text a
+# ``--param`` gives) when its cause comes: ``kind`` schedule (``spec_json``: the cron),
+# drift or performance (the monitor), data_volume (a dataset or feature view and
+# min_rows). ``state_json`` is its cursor (last slot, highest alert id seen, row
+# baseline), moved by compare-and-set in the transaction that inserts the firing.
+pipeline_triggers = sa.Table(
+    "pipeline_triggers",
+    metadata,
+    sa.Column("trigger_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("pipeline_ref", sa.String(512), nullable=False),
+    sa.Column("params_json", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("spec_json", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("state_json", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+# One row per firing. UNIQUE(trigger_id, cause): the database, not the code, guarantees
+# that a cause (``slot:...``, ``alert:17``, ``rows:customers@4``, ``manual:<uuid>``)
+# fires once, whatever races. ``pipeline_run_id`` is chosen before the launch.
+trigger_firings = sa.Table(
+    "trigger_firings",
+    metadata,
+    sa.Column("firing_id", sa.String(32), primary_key=True),
+    sa.Column(
+        "trigger_id",
+        sa.BigInteger,
+        sa.ForeignKey("pipeline_triggers.trigger_id"),
+        nullable=False,
+    ),
+    sa.Column("cause", sa.String(256), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("fired_at", sa.BigInteger, nullable=False),
+    sa.Column("pipeline_run_id", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.UniqueConstraint("trigger_id", "cause"),
+    sa.Index(None, "trigger_id", "fired_at"),
+    sa.Index(None, "fired_at"),
+)
+
+# Who runs the periodic work: one row per lease name ("scheduler"), taken and renewed by
+# compare-and-set (UPDATE ... WHERE holder = me OR expires_at < now; INSERT when missing).
+scheduler_leases = sa.Table(
+    "scheduler_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(256), nullable=False),
+    sa.Column("acquired_at", sa.BigInteger, nullable=False),
+    sa.Column("renewed_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
 )
