@@ -41,3 +41,16 @@ def numbers(rows: int = 5, flag: str = "fail.flag") -> None:
 
 
 not_a_pipeline = 42
+
+
+@step(track=True)
+def fit(value: int) -> float:
+    import milepost
+
+    milepost.log_metric("score", value / 10)
+    return value / 10
+
+
+@pipeline
+def tracked(rows: int = 3) -> None:
+    fit(total(load(rows)))

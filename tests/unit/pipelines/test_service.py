@@ -57,6 +57,7 @@ def test_a_run_records_every_step_and_its_outputs(rt: Runtime, tmp_path: Path) -
     assert [p.name for p in rt.pipelines.list_pipelines()] == ["numbers"]
     actions = [e.action for e in rt.audit.list(object_type="pipeline_run")]
     assert actions == ["pipeline_run.end", "pipeline_run.start"]
+    assert rt.audit.verify().ok  # the chain and the state replay accept pipeline events
     json.dumps(run.to_dict())  # JSON-ready as it is
 
 
@@ -276,3 +277,14 @@ def test_a_reaped_run_resumes_from_what_it_finished(rt: Runtime, tmp_path: Path)
     assert resumed.status == "succeeded" and resumed.resumed_from == dead
     assert resumed.step("load").cached_from == dead  # reused from the killed run itself
     assert resumed.outputs("check") == 12
+
+
+def test_a_tracked_step_is_a_run_linked_both_ways(rt: Runtime) -> None:
+    run = rt.pipelines.run("tests.unit.pipelines.records_steps:tracked", {"rows": 3})
+    assert run.status == "succeeded", run.error
+    (link,) = [link for link in run.step("fit").links if link.kind == "run"]
+    tracked = rt.tracking.get_run(link.ref)
+    assert tracked.tags["milepost.pipeline_run"] == run.run_id
+    assert tracked.tags["milepost.pipeline_step"] == "fit"
+    assert tracked.metrics["score"] == 0.3
+    assert rt.pipelines.producers("run", link.ref) == [(run.run_id, "fit", "output")]
