@@ -103,7 +103,9 @@ def test_a_failed_step_fails_the_run_and_resume_reuses_what_succeeded(
     assert rt.pipelines.get_run(failed.run_id).status == "failed"
 
 
-def test_caching_reuses_outputs_unless_turned_off(rt: Runtime, tmp_path: Path) -> None:
+def test_caching_reuses_outputs_unless_turned_off(runtime: Runtime, tmp_path: Path) -> None:
+    """On both backends: steps in worker processes write to the same stores."""
+    rt = runtime
     first = _run(rt, tmp_path)
     again = _run(rt, tmp_path)
     assert [s.status for s in again.steps] == ["cached"] * 3
@@ -279,7 +281,8 @@ def test_a_reaped_run_resumes_from_what_it_finished(rt: Runtime, tmp_path: Path)
     assert resumed.outputs("check") == 12
 
 
-def test_a_tracked_step_is_a_run_linked_both_ways(rt: Runtime) -> None:
+def test_a_tracked_step_is_a_run_linked_both_ways(runtime: Runtime) -> None:
+    rt = runtime
     run = rt.pipelines.run("tests.unit.pipelines.records_steps:tracked", {"rows": 3})
     assert run.status == "succeeded", run.error
     (link,) = [link for link in run.step("fit").links if link.kind == "run"]
