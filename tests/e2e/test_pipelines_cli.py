@@ -133,3 +133,16 @@ def test_the_same_pipeline_runs_on_dask(tmp_path: Path) -> None:
     # the local runner then reuses what the Dask workers stored
     again = cli_in_process("pipelines", "run", REF, "--param", flag, cwd=tmp_path)
     assert "3 steps: 0 succeeded, 3 cached, 0 failed" in again.stdout
+
+
+def test_show_names_the_tracking_run_a_step_made(tmp_path: Path) -> None:
+    ref = "tests.unit.pipelines.records_steps:tracked"
+    out = cli_in_process("pipelines", "run", ref, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr + out.stdout
+    run_id = re.search(r"Pipeline run ([0-9a-f]{32})", out.stdout).group(1)  # type: ignore[union-attr]
+    shown = cli_in_process("pipelines", "show", run_id, cwd=tmp_path).stdout
+    assert "fit succeeded" in shown and "· tracked" in shown
+    made = re.search(r"made run ([0-9a-f]{32})", shown)
+    assert made is not None, shown
+    runs = cli_in_process("runs", "show", made.group(1), "--json", cwd=tmp_path)
+    assert json.loads(runs.stdout)["tags"]["milepost.pipeline_run"] == run_id

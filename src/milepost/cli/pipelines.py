@@ -9,7 +9,7 @@ a failed one can be resumed from its failed step (see
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -218,6 +218,20 @@ def runs(
     console.print(table)
 
 
+def _options(options: dict[str, Any]) -> list[str]:
+    """The settings that differ from a plain step's, in words."""
+    out = []
+    if options.get("retries"):
+        out.append(f"retries {options['retries']}")
+    if options.get("timeout"):
+        out.append(f"timeout {float(options['timeout']):g} s")
+    if options.get("track"):
+        out.append("tracked")
+    if options.get("cache") is False:
+        out.append("never cached")
+    return out
+
+
 def _step_lines(s: StepRun) -> list[str]:
     head = f"[bold]{escape(s.step)}[/] {_status(s.status)}"
     if s.attempts > 1:
@@ -226,8 +240,10 @@ def _step_lines(s: StepRun) -> list[str]:
         head += f" · {fmt_duration(s.duration_ms)}"
     if s.cached_from:
         head += f" · cached from run {s.cached_from}"
-    head += f" · {escape(s.func)}" if s.func else ""
+    head += "".join(f" · {o}" for o in _options(s.options))
     lines = [head]
+    if s.func:
+        lines.append(f"    function: {escape(s.func)}")
     if s.upstream:
         lines.append("    after: " + escape(", ".join(s.upstream)))
     for o in s.outputs:
@@ -235,7 +251,8 @@ def _step_lines(s: StepRun) -> list[str]:
             f"    output {escape(o.name)}: {o.format}, {o.size:,} bytes, {escape(o.summary)}"
         )
     for link in s.links:
-        lines.append(f"    {link.role}: {link.kind} {escape(link.ref)}")
+        verb = "made" if link.role == "output" else "read"
+        lines.append(f"    {verb} {link.kind.replace('_', ' ')} {escape(link.ref)}")
     if s.error:
         lines.append(f"    [red]error:[/] {escape(s.error)}")
     return lines
@@ -250,7 +267,8 @@ def show(run_id: RunArg, as_json: JsonOpt = False) -> None:
         return
     console.print(
         f"[bold]{escape(r.pipeline)}[/] run {r.run_id} · {_status(r.status)} · "
-        f"{r.runner} runner · by {escape(r.actor)}"
+        f"{r.runner} runner · by {escape(r.actor)}",
+        soft_wrap=True,
     )
     ended = f"{fmt_time(r.ended_at)} UTC" if r.ended_at is not None else "not yet"
     console.print(
@@ -273,7 +291,7 @@ def show(run_id: RunArg, as_json: JsonOpt = False) -> None:
     console.print(summary_line(r))
     for s in r.steps:
         for line in _step_lines(s):
-            console.print(line, highlight=False)
+            console.print(line, highlight=False, soft_wrap=True)
 
 
 def logs(
