@@ -183,7 +183,7 @@ class PipelineService:
                 "--once`).",
             )
         pipe = self._pipeline(old.ref)
-        values = self._params(pipe, old.params)
+        values = _restored(pipe, old.params)
         dag = pipe.build(values)
         # cached_from names the run that computed each output, as for a cache hit
         reuse = {
@@ -474,3 +474,21 @@ def _close(runner: Any) -> None:
     close = getattr(runner, "close", None)
     if callable(close):
         close()
+
+
+def _restored(pipe: Pipeline, stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's parameters as read back from JSON, converted again where JSON changed
+    their type (a ``Path`` stored as text, a tuple as a list): what was given is what a
+    resumed run gets."""
+    from milepost.pipelines import _types
+
+    out = dict(stored)
+    for name, value in stored.items():
+        param = pipe.parameters.get(name)
+        if param is None or param.annotation is param.empty:
+            continue
+        if not _types.fits(value, param.annotation):
+            text = value if isinstance(value, str) else json.dumps(value)
+            what = f"pipeline {pipe.name!r} parameter {name!r} (stored)"
+            out[name] = _types.parse_text(text, param.annotation, what)
+    return out

@@ -54,3 +54,15 @@ def fit(value: int) -> float:
 @pipeline
 def tracked(rows: int = 3) -> None:
     fit(total(load(rows)))
+
+
+@step
+def gate(flag: Path, sizes: tuple[int, int]) -> int:
+    if flag.exists():
+        raise RuntimeError(f"flag file {flag} exists")
+    return sizes[0] + sizes[1]
+
+
+@pipeline
+def typed(flag: Path, sizes: tuple[int, int] = (1, 2)) -> None:
+    gate(flag, sizes)

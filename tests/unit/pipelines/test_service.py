@@ -291,3 +291,16 @@ def test_a_tracked_step_is_a_run_linked_both_ways(runtime: Runtime) -> None:
     assert tracked.tags["milepost.pipeline_step"] == "fit"
     assert tracked.metrics["score"] == 0.3
     assert rt.pipelines.producers("run", link.ref) == [(run.run_id, "fit", "output")]
+
+
+def test_resume_gives_back_parameters_json_could_not_keep(rt: Runtime, tmp_path: Path) -> None:
+    flag = tmp_path / "fail.flag"
+    flag.write_text("x")
+    ref = "tests.unit.pipelines.records_steps:typed"
+    failed = rt.pipelines.run(ref, {"flag": flag, "sizes": (3, 4)})
+    assert failed.status == "failed"
+    assert failed.params == {"flag": str(flag), "sizes": [3, 4]}  # as JSON keeps them
+    flag.unlink()
+    resumed = rt.pipelines.resume(failed.run_id)
+    assert resumed.status == "succeeded", resumed.error
+    assert resumed.outputs("gate") == 7
