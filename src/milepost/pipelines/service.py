@@ -448,10 +448,10 @@ class PipelineService:
             if owner.run_id in live:
                 continue
             why = None
-            if owner.host == me.host:
-                if owner.pid is not None and not process_alive(owner.pid, owner.pid_started):
+            if owner.host == me.host and owner.pid is not None:
+                if not process_alive(owner.pid, owner.pid_started):
                     why = f"process {owner.pid} on {me.host} ended without ending the run"
-            else:
+            else:  # another host, or no pid recorded: only the heartbeat can tell
                 beat = owner.heartbeat_at if owner.heartbeat_at is not None else owner.started_at
                 if at - beat > timeout_ms:
                     why = f"no heartbeat from {owner.host} for {(at - beat) / 1000:.0f} s"

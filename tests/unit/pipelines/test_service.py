@@ -156,7 +156,9 @@ def _dead_process() -> tuple[int, float]:
     return proc.pid, started
 
 
-def _running_row(rt: Runtime, *, host: str, pid: int, pid_started: float, beat: int) -> str:
+def _running_row(
+    rt: Runtime, *, host: str, pid: int | None, pid_started: float | None, beat: int
+) -> str:
     run_id = uuid.uuid4().hex
     rt.pipelines.store.create_run(
         {
@@ -188,9 +190,12 @@ def test_reap_ends_runs_whose_process_is_gone(runtime: Runtime) -> None:
     alive = _running_row(runtime, host=me.host, pid=me.pid, pid_started=me.started, beat=0)
     silent = _running_row(runtime, host="elsewhere", pid=1, pid_started=0.0, beat=now - timeout - 1)
     recent = _running_row(runtime, host="elsewhere", pid=1, pid_started=0.0, beat=now - 1000)
-    runtime.pipelines.store.plan(dead, [])
+    # here, but no pid recorded: the heartbeat decides
+    no_pid_old = _running_row(runtime, host=me.host, pid=None, pid_started=None, beat=0)
+    no_pid_new = _running_row(runtime, host=me.host, pid=None, pid_started=None, beat=now)
     reaped = runtime.pipelines.reap_stale(now=now)
-    assert sorted(r.run_id for r in reaped) == sorted([dead, silent])
+    assert sorted(r.run_id for r in reaped) == sorted([dead, silent, no_pid_old])
+    assert runtime.pipelines.get_run(no_pid_new).status == "running"
     for r in reaped:
         assert r.status == "failed" and (r.error or "").startswith(GONE)
     assert runtime.pipelines.get_run(alive).status == "running"
