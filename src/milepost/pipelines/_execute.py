@@ -205,8 +205,10 @@ def run_task(task: Task, *, blobs: BlobStore | None = None) -> Attempt:
     from milepost.tracking import _active
 
     started = _ms()
-    ctx = _context(task.settings)
-    store = blobs or task.blobs or ctx.blobs
+    # The store context is opened only when needed: with settings (the run's stores), or
+    # for a tracked step; a run without settings sends its blob store in the task.
+    ctx = _context(task.settings) if task.settings is not None or task.step.options.track else None
+    store = blobs or task.blobs or (ctx or _context(None)).blobs
     out = io.StringIO()
     links: list[Link] = []
     outputs: tuple[OutputRef, ...] = ()
@@ -225,7 +227,9 @@ def run_task(task: Task, *, blobs: BlobStore | None = None) -> Attempt:
             tracked = None
             try:
                 with _captured(out):
-                    tracked = _start_tracking(task, ctx) if task.step.options.track else None
+                    tracked = (
+                        _start_tracking(task, ctx) if ctx and task.step.options.track else None
+                    )
                     value = task.step.func(**args)
                 outputs = _outputs(task, value, store)
                 links.extend(record_links(value))
@@ -237,7 +241,7 @@ def run_task(task: Task, *, blobs: BlobStore | None = None) -> Attempt:
                     tracked._ended = True
                     if tracked in stack:
                         stack.remove(tracked)
-                    _active.tracking_service(ctx).end_run(
+                    _active.tracking_service(ctx).end_run(  # type: ignore[arg-type]
                         tracked.run_id, "FAILED" if error else "FINISHED", error=tb
                     )
         stack[:] = saved

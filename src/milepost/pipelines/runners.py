@@ -16,13 +16,14 @@ Which process runs a step (:class:`LocalRunner`):
   ``os.cpu_count()``) started with ``forkserver`` (never a plain ``fork`` of a process
   that may hold live threads and locks), created on first use and kept for the run;
 * a step with a ``timeout`` runs in a process of its own, terminated (then killed) when
-  the timeout passes: "step 'x' timed out after 5.0 s".
+  the timeout passes: "step 'x' timed out after 5.0 s". The timeout counts from the
+  call, once the process has started and imported the step (up to ``START_LIMIT``).
 
 :class:`DaskRunner` submits every step to a ``distributed`` cluster: the one at
-``address``, or a ``LocalCluster`` on 127.0.0.1 (processes, one thread each, no
-dashboard) that it starts and closes itself. A timed-out step's future is cancelled and
-the step failed; Dask cannot stop a call already running in a worker thread, so the
-worker finishes it in the background (its outputs are ignored).
+``address``, or a ``LocalCluster`` on 127.0.0.1 (processes, one thread each, its HTTP
+server on a free loopback port) that it starts and closes itself. A timed-out step's
+future is cancelled and the step failed; Dask cannot stop a call already running in a
+worker thread, so the worker finishes it in the background (its outputs are ignored).
 """
 
 from __future__ import annotations
@@ -77,10 +78,17 @@ def _payload(task: Task) -> bytes:
     return data
 
 
-def _child(payload: bytes, conn: Connection) -> None:
-    from milepost.pipelines._execute import run_payload
+#: Seconds a timed step's new process may take to start and import the step (not part of
+#: the step's timeout, which counts from the call).
+START_LIMIT = 120.0
 
-    conn.send(run_payload(payload))
+
+def _child(payload: bytes, conn: Connection) -> None:
+    import cloudpickle
+
+    task = cloudpickle.loads(payload)  # made by this run's engine
+    conn.send("started")  # the timeout counts from here, not from the process start
+    conn.send(run_task(task))
     conn.close()
 
 
@@ -148,13 +156,14 @@ class LocalRunner:
 
         def watch() -> None:
             try:
-                if receive.poll(timeout):
-                    try:
-                        fut.set_result(receive.recv())
-                    except EOFError:
-                        fut.set_result(_died(task, started, proc))
+                if not receive.poll(START_LIMIT) or receive.recv() != "started":
+                    fut.set_result(_died(task, started, proc))
+                elif receive.poll(timeout):
+                    fut.set_result(receive.recv())
                 else:
                     fut.set_result(timed_out(task, timeout, started))
+            except EOFError:
+                fut.set_result(_died(task, started, proc))
             finally:
                 receive.close()
                 _stop(proc)
@@ -231,7 +240,9 @@ class DaskRunner:
                 n_workers=max_workers or 2,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                # the scheduler's HTTP server (health, metrics) on a free loopback port:
+                # None still binds :8787, which another cluster may hold
+                dashboard_address=":0",
             )
             self.client: Any = Client(self._cluster)  # type: ignore[no-untyped-call]
         else:
