@@ -162,6 +162,21 @@ def _captured(out: io.StringIO) -> Any:
         root.setLevel(level)
 
 
+@contextlib.contextmanager
+def _isolated_stack() -> Any:
+    """This thread's run stack, emptied for the step (a step never runs inside the
+    caller's active run) and restored afterwards."""
+    from milepost.tracking import _active
+
+    stack = _active.run_stack()
+    saved = stack[:]
+    stack.clear()
+    try:
+        yield stack
+    finally:
+        stack[:] = saved
+
+
 class _StepRun:
     """What the tracking stack holds for a tracked step (like ``milepost.ActiveRun``)."""
 
@@ -214,17 +229,15 @@ def run_task(task: Task, *, blobs: BlobStore | None = None) -> Attempt:
     outputs: tuple[OutputRef, ...] = ()
     error = tb = None
     retryable = False
-    stack = _active.run_stack()
-    saved = stack[:]
-    stack.clear()  # a step never runs inside the caller's active run
     tags = {TAG_RUN: task.run_id, TAG_STEP: task.step_id}
-    with _active.step_scope(tags) as scope:
+    with _isolated_stack() as stack, _active.step_scope(tags) as scope:
         try:
             args = {k: _load(a, store) for k, a in task.args.items()}
         except Exception as exc:
             error, tb = f"{type(exc).__name__}: {exc}", traceback.format_exc()
         else:
             tracked = None
+            finished = False
             try:
                 with _captured(out):
                     tracked = (
@@ -233,18 +246,20 @@ def run_task(task: Task, *, blobs: BlobStore | None = None) -> Attempt:
                     value = task.step.func(**args)
                 outputs = _outputs(task, value, store)
                 links.extend(record_links(value))
-            except Exception as exc:
+                finished = True
+            except (Exception, SystemExit) as exc:  # sys.exit() in a step fails the step
                 error, tb = f"{type(exc).__name__}: {exc}", traceback.format_exc()
                 retryable = isinstance(exc, task.step.options.retry_on)
-            finally:
+                finished = True
+            finally:  # KeyboardInterrupt passes through, its run ended KILLED
                 if tracked is not None and not tracked._ended:
                     tracked._ended = True
                     if tracked in stack:
                         stack.remove(tracked)
+                    status = "KILLED" if not finished else "FAILED" if error else "FINISHED"
                     _active.tracking_service(ctx).end_run(  # type: ignore[arg-type]
-                        tracked.run_id, "FAILED" if error else "FINISHED", error=tb
+                        tracked.run_id, status, error=tb
                     )
-        stack[:] = saved
         links[:0] = [Link("run", run_id) for run_id in dict.fromkeys(scope.started)]
     logs_key = None
     text = out.getvalue()

@@ -275,7 +275,9 @@ def test_resume_reuses_results_with_equal_keys(recorder, blobs, runner) -> None:
         run_id="b",
         reuse=first.results,
         resumed_from="a",
+        cache=False,  # a resume reuses what ran even with caching off
     )
+    assert fresh.events.count(("lookup", "load")) == 0
     assert {s: (r.status, r.cached_from) for s, r in out.results.items()} == {
         "load": ("cached", "a"),
         "total": ("cached", "a"),

@@ -94,3 +94,58 @@ def test_returned_records_become_links(runtime: milepost.Runtime) -> None:
     found: Any = record_links({"run": run, "other": [1, run]})
     assert [(link.kind, link.ref) for link in found] == [("run", run.run_id)] * 2
     assert os.getpid() > 0
+
+
+def test_a_step_run_in_process_is_outside_the_callers_active_run(
+    runtime: milepost.Runtime,
+) -> None:
+    from milepost.pipelines.dag import pipeline
+
+    @pipeline(name="inside")
+    def inside() -> None:
+        S.starts_run(2.0)
+
+    ctx = runtime.context
+    dag = inside.build()
+    with milepost.start_run(run_name="outer") as outer, LocalRunner() as runner:
+        out = execute(
+            dag,
+            dag.params,
+            run_id="prun3",
+            runner=runner,
+            recorder=MemoryRecorder(),
+            blobs=ctx.blobs,
+            settings=ctx.resolved,
+        )
+        assert milepost.active_run() is outer
+    assert out.status == "succeeded", out.error
+    inner = runtime.tracking.get_run(_io.load(ctx.blobs, out.results["starts_run"].outputs[0]))
+    assert inner.parent_run_id is None
+    assert inner.tags[TAG_RUN] == "prun3"
+
+
+def test_sys_exit_in_a_step_fails_the_step(runtime: milepost.Runtime) -> None:
+    from milepost.pipelines.dag import pipeline, step
+
+    @step(name="exits")
+    def exits(code: int) -> int:
+        raise SystemExit(code)
+
+    @pipeline(name="exiting")
+    def exiting() -> None:
+        exits(3)
+
+    ctx = runtime.context
+    dag = exiting.build()
+    with LocalRunner() as runner:
+        out = execute(
+            dag,
+            dag.params,
+            run_id="prun4",
+            runner=runner,
+            recorder=MemoryRecorder(),
+            blobs=ctx.blobs,
+            settings=ctx.resolved,
+        )
+    assert out.status == "failed"
+    assert out.error == "SystemExit: 3"
