@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from milepost.governance.roles import RoleService
     from milepost.models.service import ModelService
     from milepost.monitoring.service import MonitorService
+    from milepost.pipelines.scheduler import Scheduler
+    from milepost.pipelines.triggers import Launcher, TriggerService
     from milepost.promotion.service import PromotionService
     from milepost.serving.service import DeploymentService
     from milepost.stores.blobs import BlobStore
@@ -193,6 +195,78 @@ class Runtime:
                 c.db, c.settings.actor(), ServingMonitorSources(self.serving, self.models)
             ),
         )
+
+    @cached_property
+    def triggers(self) -> TriggerService:
+        """Pipeline triggers (schedule, drift, performance, data volume) and their firings."""
+        from milepost.pipelines._sources import RuntimeSources
+        from milepost.pipelines.triggers import TriggerService
+
+        return self.context.component(
+            TriggerService,
+            lambda c: TriggerService(
+                c.db,
+                c.settings.actor(),
+                RuntimeSources(
+                    monitors=lambda: self.monitors,
+                    data=lambda: self.data,
+                    features=lambda: self.features,
+                ),
+                launcher=self.launcher,
+                run_status=self._pipeline_run_status,
+            ),
+        )
+
+    def launcher(self, kind: str = "subprocess") -> Launcher:
+        """How a trigger's firing starts its pipeline: ``"inline"`` (in this process, to
+        the end) or ``"subprocess"`` (``milepost pipelines run`` detached)."""
+        from milepost.pipelines.scheduler import InlineLauncher, SubprocessLauncher
+
+        kind = check.choice(kind, "launch", ("inline", "subprocess"))
+        if kind == "subprocess":
+            return SubprocessLauncher(self.settings)
+        from milepost.pipelines import load_pipeline  # type: ignore[attr-defined]
+
+        return InlineLauncher(self.pipelines.run, load_pipeline)  # type: ignore[attr-defined]
+
+    def scheduler(
+        self, holder: str | None = None, *, lease_seconds: float = 15.0, launch: str = "subprocess"
+    ) -> Scheduler:
+        """A scheduler on this runtime: fires triggers, runs due monitors, reaps stale runs
+        and steps canaries whose controller is gone (:mod:`milepost.pipelines.scheduler`)."""
+        from milepost.pipelines import _sources
+        from milepost.pipelines.scheduler import Scheduler, default_holder
+
+        holder = holder or default_holder()
+        work: list[Any] = [
+            ("monitors", lambda now: _sources.run_due_monitors(self.monitors, now)),
+            ("runs", lambda now: _sources.reap_tracking_runs(self.tracking)),
+        ]
+        reap_pipelines = getattr(self, "pipelines", None)
+        if reap_pipelines is not None and hasattr(reap_pipelines, "reap_stale"):
+            work.append(
+                (
+                    "pipeline runs",
+                    lambda now: [
+                        f"pipeline run {r.run_id} marked failed: {r.error}"
+                        for r in reap_pipelines.reap_stale()
+                    ],
+                )
+            )
+        work.append(("canaries", lambda now: _sources.orphan_canaries(self.serving, holder)))
+        return Scheduler(
+            self.triggers,
+            launcher=self.launcher(launch),
+            work=work,
+            holder=holder,
+            lease_seconds=lease_seconds,
+        )
+
+    def _pipeline_run_status(self, run_id: str) -> str | None:
+        pipelines = getattr(self, "pipelines", None)
+        if pipelines is None:
+            return None
+        return str(pipelines.get_run(run_id).status)
 
     @classmethod
     def open(cls, *, cwd: Path | None = None, **overrides: Any) -> Runtime:

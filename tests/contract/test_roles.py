@@ -15,7 +15,7 @@ def _as(runtime: Runtime, user: str) -> Runtime:
 
 
 def _grants(runtime: Runtime) -> list[tuple[str, str]]:
-    return [(actor, role) for actor, role, _, _ in runtime.roles.list()]
+    return [(g.actor, g.role) for g in runtime.roles.list()]
 
 
 def test_the_first_grant_makes_its_granter_admin(runtime: Runtime) -> None:

@@ -36,7 +36,9 @@ from milepost.cli import (
     monitor,
     roles,
     runs,
+    scheduler,
     system,
+    triggers,
 )
 from milepost.cli._help import polish
 from milepost.cli._output import err_console
@@ -63,6 +65,8 @@ app.command("serve", hidden=True)(deploy.serve)
 app.add_typer(roles.app, name="roles")
 app.add_typer(audit.app, name="audit")
 app.command("drift")(drift.drift)
+app.add_typer(triggers.app, name="triggers")
+app.command("scheduler")(scheduler.scheduler)
 
 
 @functools.cache

@@ -22,11 +22,13 @@ RoleArg = Annotated[str, typer.Argument(help="approver or admin.")]
 def grant(user: UserArg, role: RoleArg) -> None:
     """Give USER a ROLE (needs admin; the very first grant also makes its granter admin)."""
     rt = runtime()
-    for actor, granted in rt.roles.grant(user, role):
-        if (actor, granted) == (user, role):
+    for made in rt.roles.grant(user, role):
+        if (made.actor, made.role) == (user, role):
             console.print(f"{user} now holds {role}.")
         else:
-            console.print(f"{actor} now holds {granted} (the first grant makes its granter admin).")
+            console.print(
+                f"{made.actor} now holds {made.role} (the first grant makes its granter admin)."
+            )
 
 
 @app.command()
@@ -42,8 +44,16 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
     grants = runtime().roles.list()
     if as_json:
         emit_json(
-            [{"user": a, "role": r, "granted_by": g, "granted_at": t} for a, r, g, t in grants]
+            [
+                {
+                    "user": g.actor,
+                    "role": g.role,
+                    "granted_by": g.granted_by,
+                    "granted_at": g.granted_at,
+                }
+                for g in grants
+            ]
         )
         return
-    rows = [[a, r, g, fmt_time(t)] for a, r, g, t in grants]
+    rows = [[g.actor, g.role, g.granted_by, fmt_time(g.granted_at)] for g in grants]
     console.print(fit_table(["user", "role", "granted by", Col("when (UTC)", wrap=True)], rows)[0])

@@ -200,16 +200,15 @@ class _Epoch:
 
     def held(self, name: str, version: int) -> list[Interval]:
         for m in self.marks:
-            if (m["name"], m["version"], m["store_id"]) == (name, version, self.identity.store_id):
-                return list(m["intervals"])
+            if (m.name, m.version, m.store_id) == (name, version, self.identity.store_id):
+                return list(m.intervals)
         return []
 
     def elsewhere(self, name: str, version: int) -> list[Watermark]:
         return [
             m
             for m in self.marks
-            if (m["name"], m["version"]) == (name, version)
-            and m["store_id"] != self.identity.store_id
+            if (m.name, m.version) == (name, version) and m.store_id != self.identity.store_id
         ]
 
 
@@ -325,8 +324,8 @@ def _empty_store(epoch: _Epoch, name: str, version: int) -> str:
     others = epoch.elsewhere(name, version)
     if others:
         return (
-            f"{text} (it was materialized into {others[0]['store_uri']} through "
-            f"{_fmt(others[0]['materialized_until'])})"
+            f"{text} (it was materialized into {others[0].store_uri} through "
+            f"{_fmt(others[0].materialized_until)})"
         )
     return text
 
@@ -433,14 +432,19 @@ def online_status(
         mine = [
             m
             for m in marks
-            if (m["name"], m["version"]) == (name, version)
+            if (m.name, m.version) == (name, version)
             and ident is not None
-            and m["store_id"] == ident.store_id
+            and m.store_id == ident.store_id
         ]
         others = [
-            {k: m[k] for k in ("store_id", "store_uri", "materialized_until", "updated_at")}
+            {
+                "store_id": m.store_id,
+                "store_uri": m.store_uri,
+                "materialized_until": m.materialized_until,
+                "updated_at": m.updated_at,
+            }
             for m in marks
-            if (m["name"], m["version"]) == (name, version) and m not in mine
+            if (m.name, m.version) == (name, version) and m not in mine
         ]
         ttl = rec.definition.get("ttl_seconds") if rec.kind == "feature_view" else None
         out.append(
@@ -448,7 +452,7 @@ def online_status(
                 f"{name}:v{version}",
                 None if ident is None else ident.store_id,
                 mask_uri(store.uri),
-                _times(merge(mine[0]["intervals"])) if mine else [],
+                _times(merge(list(mine[0].intervals))) if mine else [],
                 None if ttl is None else float(ttl),
                 others,
             )

@@ -40,7 +40,7 @@ from milepost.features.transforms import Origin, StoredTransform
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from milepost.features.backends.sql import VersionRecord
+    from milepost.features.backends.sql import VersionRecord, Watermark
     from milepost.features.online import OnlineStore
     from milepost.features.repo import Definitions
 
@@ -216,7 +216,7 @@ class Holdings:
     elsewhere: dict[tuple[str, int], str]  # materialized into another store: its URI
 
     @classmethod
-    def read(cls, online: OnlineStore, marks: Sequence[dict[str, Any]]) -> Holdings:
+    def read(cls, online: OnlineStore, marks: Sequence[Watermark]) -> Holdings:
         """What ``online`` holds according to the watermarks ``marks``."""
         uri = mask_uri(online.uri)
         try:
@@ -224,12 +224,8 @@ class Holdings:
         except BackendUnavailable:
             return cls(uri, False, frozenset(), {})
         mine = identity.store_id if identity is not None else None
-        held = frozenset((m["name"], int(m["version"])) for m in marks if m["store_id"] == mine)
-        elsewhere = {
-            (m["name"], int(m["version"])): str(m["store_uri"])
-            for m in marks
-            if m["store_id"] != mine
-        }
+        held = frozenset((m.name, m.version) for m in marks if m.store_id == mine)
+        elsewhere = {(m.name, m.version): m.store_uri for m in marks if m.store_id != mine}
         return cls(uri, True, held, elsewhere)
 
     def holds(self, rec: VersionRecord) -> bool:

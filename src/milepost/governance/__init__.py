@@ -1,6 +1,13 @@
 """Governance: the audit trail and roles (lineage, model cards and fairness come later)."""
 
 from milepost.governance.audit import AuditProblem, AuditService, VerifyReport
-from milepost.governance.roles import KNOWN_ROLES, RoleService
+from milepost.governance.roles import KNOWN_ROLES, RoleGrant, RoleService
 
-__all__ = ["KNOWN_ROLES", "AuditProblem", "AuditService", "RoleService", "VerifyReport"]
+__all__ = [
+    "KNOWN_ROLES",
+    "AuditProblem",
+    "AuditService",
+    "RoleGrant",
+    "RoleService",
+    "VerifyReport",
+]

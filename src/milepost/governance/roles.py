@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from milepost import _validate as check
+from milepost._records import record_dict
 from milepost.errors import Conflict, NotFound, PermissionDenied
 from milepost.stores import _sql
 from milepost.stores.audit import append_event
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 
     from milepost.stores.metadata import MetadataStore
 
-__all__ = ["KNOWN_ROLES", "RoleService"]
+__all__ = ["KNOWN_ROLES", "RoleGrant", "RoleService"]
 
 KNOWN_ROLES = ("admin", "approver")
 _ROLE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
@@ -54,6 +56,20 @@ def _actor(actor: object) -> str:
 
 
 BOOTSTRAP_REASON = "bootstrap: the first grant makes its granter admin"
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    """``actor`` holds ``role``, granted by ``granted_by`` at ``granted_at`` (epoch ms)."""
+
+    actor: str
+    role: str
+    granted_by: str
+    granted_at: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return record_dict(self)
 
 
 class RoleService:
@@ -85,11 +101,11 @@ class RoleService:
                 ).scalars()
             )
 
-    def list(self) -> list[tuple[str, str, str, int]]:
-        """``(actor, role, granted_by, granted_at)`` for every grant."""
+    def list(self) -> builtins.list[RoleGrant]:
+        """Every grant, by role then actor."""
         with self.db.read() as conn:
             return [
-                tuple(r)
+                RoleGrant(r.actor, r.role, r.granted_by, int(r.granted_at))
                 for r in conn.execute(
                     sa.select(
                         roles.c.actor, roles.c.role, roles.c.granted_by, roles.c.granted_at
@@ -131,7 +147,7 @@ class RoleService:
             last = int(seq)
         return held, last
 
-    def _bootstrap(self, conn: sa.Connection) -> None:
+    def _bootstrap(self, conn: sa.Connection) -> RoleGrant:
         """Make the granter the first admin, unless the trail says admins exist."""
         recorded, seq = self._recorded_admins(conn)
         if recorded:
@@ -143,17 +159,15 @@ class RoleService:
                 hint="Run `milepost audit verify` to see what changed, and restore the admin "
                 "rows it names (or the database from a backup).",
             )
-        self._insert(conn, self.actor, "admin", reason=BOOTSTRAP_REASON)
+        return self._insert(conn, self.actor, "admin", reason=BOOTSTRAP_REASON)
 
-    def _insert(self, conn: sa.Connection, actor: str, role: str, *, reason: str | None) -> None:
+    def _insert(
+        self, conn: sa.Connection, actor: str, role: str, *, reason: str | None
+    ) -> RoleGrant:
+        grant = RoleGrant(actor, role, self.actor, int(time.time() * 1000))
         conn.execute(
             _sql.insert_for(conn, roles)
-            .values(
-                actor=actor,
-                role=role,
-                granted_by=self.actor,
-                granted_at=int(time.time() * 1000),
-            )
+            .values(**grant.to_dict())
             .on_conflict_do_nothing(index_elements=["actor", "role"])
         )
         append_event(
@@ -165,12 +179,13 @@ class RoleService:
             after={"actor": actor, "role": role},
             reason=reason,
         )
+        return grant
 
-    def grant(self, actor: str, role: str) -> builtins.list[tuple[str, str]]:
-        """Give ``actor`` a role (audited); returns the ``(actor, role)`` grants made.
+    def grant(self, actor: str, role: str) -> builtins.list[RoleGrant]:
+        """Give ``actor`` a role (audited); returns the grants made.
 
         Needs the admin role. The very first grant also makes its granter admin (the
-        bootstrap), so that list then starts with ``(granter, "admin")``.
+        bootstrap), so that list then starts with the granter's admin grant.
 
         Raises:
             InvalidInput: the role or actor name is invalid.
@@ -178,18 +193,16 @@ class RoleService:
         """
         _role(role)
         _actor(actor)
-        made: builtins.list[tuple[str, str]] = []
+        made: builtins.list[RoleGrant] = []
         with self.db.write() as conn:
             admins = self._admins(conn)
             if not admins:
-                self._bootstrap(conn)
-                made.append((self.actor, "admin"))
+                made.append(self._bootstrap(conn))
                 if (actor, role) == (self.actor, "admin"):
                     return made
             else:
                 self._authorise(admins)
-            self._insert(conn, actor, role, reason=None)
-            made.append((actor, role))
+            made.append(self._insert(conn, actor, role, reason=None))
         return made
 
     def revoke(self, actor: str, role: str) -> None:

@@ -40,6 +40,10 @@ __all__ = [
     "monitors",
     "online_watermarks",
     "params",
+    "pipeline_links",
+    "pipeline_runs",
+    "pipeline_steps",
+    "pipeline_triggers",
     "prediction_segments",
     "promotion_requests",
     "registered_models",
@@ -47,7 +51,9 @@ __all__ = [
     "run_inputs",
     "run_tags",
     "runs",
+    "scheduler_leases",
     "stage_history",
+    "trigger_firings",
     "trusted_types",
     "validation_results",
 ]
@@ -709,4 +715,136 @@ alerts = sa.Table(
     sa.Column("acknowledged_by", sa.String(256), nullable=True),
     sa.Index(None, "monitor_id", "raised_at"),
     sa.Index(None, "raised_at"),
+)
+
+# -- pipelines (revision 0016) -----------------------------------------------------------
+
+# One row per pipeline run. ``host``/``pid``/``pid_started`` name the process that runs
+# it and ``heartbeat_at`` is moved while it does, so a run whose process died can be told
+# from a long one (``PipelineService.reap_stale``). ``trigger`` is the firing that launched
+# it (no foreign key: the triggers' tables come later and a firing may be pruned).
+pipeline_runs = sa.Table(
+    "pipeline_runs",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("pipeline", sa.String(256), nullable=False),
+    sa.Column("ref", sa.String(1024), nullable=False),
+    sa.Column("params_json", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("runner", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.BigInteger, nullable=False),
+    sa.Column("ended_at", sa.BigInteger, nullable=True),
+    sa.Column("heartbeat_at", sa.BigInteger, nullable=True),
+    sa.Column("host", sa.String(256), nullable=True),
+    sa.Column("pid", sa.Integer, nullable=True),
+    sa.Column("pid_started", sa.Float, nullable=True),
+    sa.Column("code_version_json", sa.Text, nullable=True),
+    sa.Column("resumed_from", sa.String(32), nullable=True),
+    sa.Column("trigger", sa.String(64), nullable=True),
+    sa.Column("failed_step", sa.String(256), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Index(None, "pipeline", "started_at"),
+    sa.Index(None, "status"),
+    sa.Index(None, "trigger"),
+)
+
+# One row per step of a run, written when the DAG is planned and updated per event.
+# ``position`` is the step's place in the plan's topological order. A cached step's
+# outputs are found by ``cache_key`` among succeeded (or cached) steps of any run.
+pipeline_steps = sa.Table(
+    "pipeline_steps",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("pipeline_runs.run_id"), primary_key=True),
+    sa.Column("step", sa.String(256), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("func", sa.String(1024), nullable=False),
+    sa.Column("upstream_json", sa.Text, nullable=False),
+    sa.Column("options_json", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.BigInteger, nullable=True),
+    sa.Column("ended_at", sa.BigInteger, nullable=True),
+    sa.Column("cache_key", sa.String(64), nullable=True),
+    sa.Column("cached_from", sa.String(32), nullable=True),
+    sa.Column("inputs_json", sa.Text, nullable=True),
+    sa.Column("outputs_json", sa.Text, nullable=True),
+    sa.Column("logs_key", sa.String(128), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("traceback", sa.Text, nullable=True),
+    sa.Index(None, "cache_key", "status"),
+)
+
+# Lineage edges from a step to what it read or made (a tracking run, a dataset version,
+# a model version, ...). "Which pipeline run made model churn/4" is one indexed query.
+pipeline_links = sa.Table(
+    "pipeline_links",
+    metadata,
+    sa.Column("link_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("pipeline_runs.run_id"), nullable=False),
+    sa.Column("step", sa.String(256), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("ref", sa.String(512), nullable=False),
+    sa.Column("role", sa.String(8), nullable=False),
+    sa.Index(None, "kind", "ref"),
+    sa.Index(None, "run_id", "step"),
+)
+
+# -- pipeline triggers and the scheduler (revision 0017) ---------------------------------
+
+# A trigger launches a pipeline (``pipeline_ref`` with ``params_json``, the text a
+# ``--param`` gives) when its cause comes: ``kind`` schedule (``spec_json``: the cron),
+# drift or performance (the monitor), data_volume (a dataset or feature view and
+# min_rows). ``state_json`` is its cursor (last slot, highest alert id seen, row
+# baseline), moved by compare-and-set in the transaction that inserts the firing.
+pipeline_triggers = sa.Table(
+    "pipeline_triggers",
+    metadata,
+    sa.Column("trigger_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("pipeline_ref", sa.String(512), nullable=False),
+    sa.Column("params_json", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("spec_json", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("state_json", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+# One row per firing. UNIQUE(trigger_id, cause): the database, not the code, guarantees
+# that a cause (``slot:...``, ``alert:17``, ``rows:customers@4``, ``manual:<uuid>``)
+# fires once, whatever races. ``pipeline_run_id`` is chosen before the launch.
+trigger_firings = sa.Table(
+    "trigger_firings",
+    metadata,
+    sa.Column("firing_id", sa.String(32), primary_key=True),
+    sa.Column(
+        "trigger_id",
+        sa.BigInteger,
+        sa.ForeignKey("pipeline_triggers.trigger_id"),
+        nullable=False,
+    ),
+    sa.Column("cause", sa.String(256), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("fired_at", sa.BigInteger, nullable=False),
+    sa.Column("pipeline_run_id", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.UniqueConstraint("trigger_id", "cause"),
+    sa.Index(None, "trigger_id", "fired_at"),
+    sa.Index(None, "fired_at"),
+)
+
+# Who runs the periodic work: one row per lease name ("scheduler"), taken and renewed by
+# compare-and-set (UPDATE ... WHERE holder = me OR expires_at < now; INSERT when missing).
+scheduler_leases = sa.Table(
+    "scheduler_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(256), nullable=False),
+    sa.Column("acquired_at", sa.BigInteger, nullable=False),
+    sa.Column("renewed_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
 )

@@ -81,10 +81,25 @@ class VersionRecord:
         return f"VersionRecord({self.key} {self.status} {self.fingerprint[:12]})"
 
 
-class Watermark(dict[str, Any]):
-    """What one online store holds of one view version: name, version, store_id,
-    store_uri, intervals (``[(start, end)]`` in ms), materialized_until, revision,
-    updated_by, updated_at."""
+@dataclass(frozen=True)
+class Watermark:
+    """What one online store holds of one view version: the event-time ``intervals``
+    (``(start, end)`` in ms, start None for "from the beginning") materialized into the
+    store ``store_id`` (at ``store_uri``), up to ``materialized_until``, at ``revision``."""
+
+    name: str
+    version: int
+    store_id: str
+    store_uri: str
+    intervals: tuple[Interval, ...]
+    materialized_until: int | None
+    revision: int
+    updated_by: str
+    updated_at: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return record_dict(self)
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -392,9 +407,19 @@ class SqlFeatureRegistry:
         out = []
         with self.db.read() as conn:
             for r in conn.execute(q).mappings():
-                mark = Watermark({k: v for k, v in r.items() if k != "intervals_json"})
-                mark["intervals"] = _intervals(r["intervals_json"])
-                out.append(mark)
+                out.append(
+                    Watermark(
+                        name=r["name"],
+                        version=int(r["version"]),
+                        store_id=r["store_id"],
+                        store_uri=r["store_uri"],
+                        intervals=tuple(_intervals(r["intervals_json"])),
+                        materialized_until=_int_or_none(r["materialized_until"]),
+                        revision=int(r["revision"]),
+                        updated_by=r["updated_by"],
+                        updated_at=int(r["updated_at"]),
+                    )
+                )
         return out
 
     def max_revision(self, store_id: str) -> int | None:

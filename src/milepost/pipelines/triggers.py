@@ -1,0 +1,682 @@
+"""Triggers: when to launch a pipeline, and the record of every time one fired.
+
+A **trigger** attaches a pipeline (``module:attr`` with parameters) to a cause:
+
+- ``schedule``: a cron expression in UTC (``"0 3 * * *"``) or ``"every 10m"``, read by
+  :class:`milepost.monitoring.Schedule` so monitors and triggers share one syntax. It
+  fires for the latest slot at or before now that it has not fired for. Slots missed
+  while no scheduler ran fire **once**, for the latest slot (Airflow's
+  ``catchup=False``); slots before the trigger existed never fire.
+- ``drift`` / ``performance``: an alert of a monitor's drift checks (feature_drift,
+  prediction_drift, multivariate, skew) or performance check raised after the trigger was
+  created. Alerts arriving together fire once, for the newest, and the reason names the
+  others: one retrain, not five.
+- ``data_volume``: at least ``min_rows`` new rows in a dataset or feature view since the
+  baseline (the count when the trigger was created or last fired; how rows are counted:
+  :mod:`milepost.pipelines._sources`).
+
+Each firing is a row of ``trigger_firings`` with its **cause** (``slot:2026-11-30T03:00Z``,
+``alert:17``, ``rows:customers@4``, ``manual:<uuid>``) and a **reason** in words.
+UNIQUE(trigger_id, cause) makes the database guarantee that a cause fires once, however
+many schedulers race; the trigger's cursor (``state``) moves by compare-and-set in the
+same transaction, so a cursor and its firing are written together or not at all. A state
+survives restarts because it lives in the metadata store.
+
+Validation happens at :meth:`TriggerService.add`, not at 3 a.m.: the pipeline imports and
+takes the parameters, the cron parses, the monitor exists and has a check of the right
+kind, the dataset or view exists. Creating, removing, enabling and disabling a trigger
+and firing one by hand are audited (``trigger.create``, ``trigger.delete``,
+``trigger.enable``, ``trigger.disable``, ``trigger.fire``).
+
+A firing's status: ``pending`` (written, launch not yet done: a scheduler that died there
+leaves it so), ``launched``, ``launch_failed`` (with the error; a cause is not retried),
+then, when read, the pipeline run's own status (``running``, ``succeeded``, ``failed``).
+Parameters are stored as the text a ``--param k=v`` gives and converted by the pipeline's
+annotations at every launch, inline or in a subprocess alike.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import sqlalchemy as sa
+
+from milepost import _validate as check
+from milepost._records import record_dict, short
+from milepost.errors import AlreadyExists, InvalidInput, MilepostError, NotFound, did_you_mean
+from milepost.pipelines._sources import ALERT_CHECKS
+from milepost.stores import _sql
+from milepost.stores.audit import append_event
+from milepost.stores.schema import pipeline_triggers, trigger_firings
+
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Callable, Mapping
+
+    from milepost.pipelines._sources import TriggerSources
+    from milepost.stores.metadata import MetadataStore
+
+__all__ = ["KINDS", "Firing", "Launcher", "Trigger", "TriggerService"]
+
+TriggerKind = Literal["schedule", "drift", "performance", "data_volume"]
+KINDS: tuple[str, ...] = ("schedule", "drift", "performance", "data_volume")
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A stored trigger. ``spec``: ``{"cron"}``, ``{"monitor"}`` or ``{"source", "name",
+    "min_rows"}``; ``state``: its cursor (``last_slot``, ``last_alert_id`` or
+    ``baseline_rows`` and ``baseline_token``)."""
+
+    name: str
+    pipeline: str
+    params: dict[str, str]
+    kind: str
+    spec: dict[str, Any]
+    enabled: bool
+    state: dict[str, Any]
+    created_by: str
+    created_at: int
+    updated_at: int
+    trigger_id: int
+
+    @property
+    def description(self) -> str:
+        """The cause in words: ``cron 0 3 * * *``, ``drift alerts of churn-health``."""
+        if self.kind == "schedule":
+            return f"schedule {self.spec['cron']}"
+        if self.kind in ALERT_CHECKS:
+            return f"{self.kind} alerts of monitor {self.spec['monitor']}"
+        what = "dataset" if self.spec["source"] == "dataset" else "feature view"
+        return f"{self.spec['min_rows']:,} new rows in {what} {self.spec['name']}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (with ``description``)."""
+        return record_dict(self, exclude=("trigger_id",), extra={"description": self.description})
+
+    def __repr__(self) -> str:
+        return f"Trigger({self.name}: {self.pipeline} on {short(self.description)})"
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One time a trigger fired: why, and the pipeline run it launched (``run_id`` is
+    chosen before the launch)."""
+
+    firing_id: str
+    trigger: str
+    cause: str
+    reason: str
+    fired_at: int
+    run_id: str
+    status: str
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        return f"Firing({self.trigger} {self.cause} -> {self.run_id} {self.status})"
+
+
+class Launcher(Protocol):
+    """Starts the pipeline run of a firing (in this process, or detached)."""
+
+    def launch(self, trigger: Trigger, firing: Firing, run_id: str) -> None:
+        """Start ``trigger``'s pipeline as run ``run_id`` for ``firing``; raise on failure."""
+
+
+@dataclass(frozen=True)
+class Cause:
+    """What an evaluation found: the cause key, the reason, and the cursor after it."""
+
+    cause: str
+    reason: str
+    state: dict[str, Any]
+
+
+def _now_ms(clock: Callable[[], float]) -> int:
+    return int(clock() * 1000)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def latest_slot(cron: str, now_ms: int) -> int:
+    """The latest slot of a schedule at or before ``now_ms`` (epoch ms)."""
+    from milepost.monitoring.monitors import Schedule
+
+    sched = Schedule.parse(cron)
+    if sched.interval_ms is not None:
+        return now_ms // sched.interval_ms * sched.interval_ms
+    from croniter import croniter
+
+    start = datetime.fromtimestamp((now_ms + 1) / 1000, tz=UTC)
+    return int(croniter(sched.text, start).get_prev(float) * 1000)
+
+
+def _to_trigger(row: sa.RowMapping) -> Trigger:
+    return Trigger(
+        name=row["name"],
+        pipeline=row["pipeline_ref"],
+        params=json.loads(row["params_json"]),
+        kind=row["kind"],
+        spec=json.loads(row["spec_json"]),
+        enabled=bool(row["enabled"]),
+        state=json.loads(row["state_json"]),
+        created_by=row["created_by"],
+        created_at=int(row["created_at"]),
+        updated_at=int(row["updated_at"]),
+        trigger_id=int(row["trigger_id"]),
+    )
+
+
+def _state(trigger: Trigger) -> dict[str, Any]:
+    """What the audit trail records of a trigger."""
+    keep = ("pipeline", "params", "kind", "spec", "enabled")
+    return {k: getattr(trigger, k) for k in keep}
+
+
+class TriggerService:
+    """Add, list, remove, enable, disable and fire triggers; evaluate their causes.
+
+    Args:
+        db: the metadata store.
+        actor: who acts (``created_by``, the audit trail).
+        sources: pipelines, monitors, datasets and feature views
+            (:class:`~milepost.pipelines._sources.TriggerSources`).
+        clock: epoch seconds now (tests inject one).
+        launcher: the launcher :meth:`fire` uses by default (``name`` -> Launcher:
+            ``"inline"`` or ``"subprocess"``).
+        run_status: a pipeline run id -> its status, or None when unknown (firings read
+            their run's status through it).
+    """
+
+    def __init__(
+        self,
+        db: MetadataStore,
+        actor: str,
+        sources: TriggerSources,
+        *,
+        clock: Callable[[], float] = time.time,
+        launcher: Callable[[str], Launcher] | None = None,
+        run_status: Callable[[str], str | None] | None = None,
+    ) -> None:
+        self.db = db
+        self.actor = actor
+        self.sources = sources
+        self.clock = clock
+        self._launcher = launcher
+        self._run_status = run_status
+
+    # -- definitions -----------------------------------------------------------------------
+
+    def add(
+        self,
+        name: str,
+        pipeline: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        schedule: str | None = None,
+        on_drift: str | None = None,
+        on_performance: str | None = None,
+        on_data: str | None = None,
+        min_rows: int | None = None,
+        enabled: bool = True,
+    ) -> Trigger:
+        """Define a trigger launching ``pipeline`` with ``params`` on exactly one cause.
+
+        Args:
+            name: the trigger's name (letters, digits, ``.``, ``_``, ``-``).
+            pipeline: ``package.module:attr`` of a pipeline.
+            params: its parameters, as values or as the text ``--param k=v`` gives.
+            schedule: a cron expression in UTC or ``"every 10m"``.
+            on_drift: a monitor whose drift alerts fire the trigger.
+            on_performance: a monitor whose performance alerts fire the trigger.
+            on_data: a dataset or feature view; fires at ``min_rows`` new rows.
+            min_rows: with ``on_data``, the rows that make a firing (>= 1).
+            enabled: whether the scheduler evaluates it.
+
+        Raises:
+            InvalidInput: a bad name, not exactly one cause, a pipeline that cannot be
+                imported or does not take the parameters, a bad cron, a monitor without a
+                check of the kind, a bad ``min_rows``.
+            NotFound: an unknown monitor, dataset or feature view.
+            AlreadyExists: a trigger of that name exists.
+        """
+        name = check.name(
+            name,
+            "Trigger name",
+            max_length=128,
+            pattern=_NAME,
+            rule="letters, digits, '.', '_' and '-', starting with a letter or digit",
+        )
+        enabled = check.boolean(enabled, "enabled")
+        text = _param_text(params)
+        ref = check.name(pipeline, "Pipeline reference", max_length=512)
+        kind, spec = self._spec(schedule, on_drift, on_performance, on_data, min_rows)
+        ref = self.sources.check_pipeline(ref, text)
+        now = _now_ms(self.clock)
+        state = self._initial_state(kind, spec, now)
+        row = {
+            "name": name,
+            "pipeline_ref": ref,
+            "params_json": json.dumps(text, sort_keys=True),
+            "kind": kind,
+            "spec_json": json.dumps(spec, sort_keys=True),
+            "enabled": enabled,
+            "state_json": json.dumps(state, sort_keys=True),
+            "created_by": self.actor,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self.db.write() as conn:
+            if self._row(conn, name) is not None:
+                raise AlreadyExists(
+                    f"Trigger {name!r} exists already.",
+                    hint=f"Remove it with `milepost triggers remove {name}` or pick another name.",
+                )
+            conn.execute(sa.insert(pipeline_triggers), row)
+            created = self._get(conn, name)
+            append_event(
+                conn,
+                actor=self.actor,
+                action="trigger.create",
+                object_type="trigger",
+                object_id=name,
+                after=_state(created),
+            )
+        return created
+
+    def get(self, name: str) -> Trigger:
+        """One trigger by name (NotFound names the close ones)."""
+        name = check.name(name, "Trigger name", max_length=128)
+        with self.db.read() as conn:
+            return self._get(conn, name)
+
+    def list(self) -> builtins.list[Trigger]:
+        """Every trigger, by name."""
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(pipeline_triggers).order_by(pipeline_triggers.c.name))
+            return [_to_trigger(r) for r in rows.mappings()]
+
+    def remove(self, name: str, *, reason: str | None = None) -> None:
+        """Delete a trigger and its firings (audited with its definition)."""
+        name = check.name(name, "Trigger name", max_length=128)
+        reason = check.optional_text(reason, "Reason")
+        with self.db.write() as conn:
+            before = self._get(conn, name)
+            tid = before.trigger_id
+            conn.execute(sa.delete(trigger_firings).where(trigger_firings.c.trigger_id == tid))
+            conn.execute(sa.delete(pipeline_triggers).where(pipeline_triggers.c.trigger_id == tid))
+            append_event(
+                conn,
+                actor=self.actor,
+                action="trigger.delete",
+                object_type="trigger",
+                object_id=name,
+                before=_state(before),
+                reason=reason,
+            )
+
+    def enable(self, name: str) -> Trigger:
+        """Evaluate the trigger again. Its cursor starts from now: what happened while it
+        was disabled (slots, alerts, rows) does not fire it."""
+        return self._set_enabled(name, True)
+
+    def disable(self, name: str) -> Trigger:
+        """Stop evaluating the trigger (its definition and firings stay)."""
+        return self._set_enabled(name, False)
+
+    # -- firings ---------------------------------------------------------------------------
+
+    def fire(
+        self, name: str, *, reason: str | None = None, launcher: Launcher | str | None = None
+    ) -> Firing:
+        """Fire a trigger by hand (cause ``manual:<uuid>``) and launch its pipeline like
+        any firing; returns the firing (``launch_failed`` with the error if it failed).
+
+        ``launcher``: a :class:`Launcher`, ``"inline"`` or ``"subprocess"`` (default: the
+        service's). A manual firing does not move the trigger's cursor.
+        """
+        reason = check.optional_text(reason, "Reason", max_length=2000)
+        trigger = self.get(name)
+        launch = self._resolve_launcher(launcher)
+        why = f"fired by hand by {self.actor}" + (f": {reason}" if reason else "")
+        with self.db.write() as conn:
+            firing = self._insert_firing(conn, trigger, f"manual:{uuid.uuid4().hex}", why)
+            assert firing is not None  # a fresh uuid cannot clash
+            append_event(
+                conn,
+                actor=self.actor,
+                action="trigger.fire",
+                object_type="trigger",
+                object_id=trigger.name,
+                after={"firing": firing.firing_id, "run_id": firing.run_id},
+                reason=reason,
+            )
+        return self.launch(trigger, firing, launch)
+
+    def firings(self, name: str | None = None, *, limit: int = 50) -> builtins.list[Firing]:
+        """Firings, newest first (of one trigger or all), with their run's status."""
+        limit = check.integer(limit, "limit", minimum=1, maximum=100_000)
+        q = sa.select(trigger_firings, pipeline_triggers.c.name).join(
+            pipeline_triggers, pipeline_triggers.c.trigger_id == trigger_firings.c.trigger_id
+        )
+        with self.db.read() as conn:
+            if name is not None:
+                trigger = self._get(conn, check.name(name, "Trigger name", max_length=128))
+                q = q.where(trigger_firings.c.trigger_id == trigger.trigger_id)
+            q = q.order_by(trigger_firings.c.fired_at.desc(), trigger_firings.c.firing_id)
+            rows = conn.execute(q.limit(limit)).mappings().all()
+        return [self._refreshed(_to_firing(r)) for r in rows]
+
+    def get_firing(self, firing_id: str) -> Firing:
+        """One firing by id."""
+        firing_id = check.name(firing_id, "Firing id", max_length=32)
+        with self.db.read() as conn:
+            row = (
+                conn.execute(
+                    sa.select(trigger_firings, pipeline_triggers.c.name)
+                    .join(
+                        pipeline_triggers,
+                        pipeline_triggers.c.trigger_id == trigger_firings.c.trigger_id,
+                    )
+                    .where(trigger_firings.c.firing_id == firing_id)
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise NotFound(
+                f"No firing {firing_id!r}.", hint="List them with `milepost triggers firings`."
+            )
+        return self._refreshed(_to_firing(row))
+
+    # -- evaluation (the scheduler's side) --------------------------------------------------
+
+    def evaluate(self, trigger: Trigger, now_ms: int) -> Cause | None:
+        """The cause that fires ``trigger`` now, with its reason and the cursor after it,
+        or None. Reads only; :meth:`record` writes."""
+        if trigger.kind == "schedule":
+            slot = latest_slot(trigger.spec["cron"], now_ms)
+            if slot <= int(trigger.state.get("last_slot", 0)):
+                return None
+            return Cause(
+                f"slot:{_iso(slot)}",
+                f"schedule {trigger.spec['cron']}: slot {_iso(slot)} (UTC) came",
+                {**trigger.state, "last_slot": slot},
+            )
+        if trigger.kind in ALERT_CHECKS:
+            monitor = trigger.spec["monitor"]
+            seen = int(trigger.state.get("last_alert_id", 0))
+            new = self.sources.alerts_after(monitor, seen, trigger.kind)
+            if not new:
+                return None
+            newest = max(new, key=lambda a: a.alert_id)
+            message = newest.message.removeprefix(f"monitor={monitor} ")
+            reason = f"monitor {monitor} raised alert {newest.alert_id}: {message}"
+            others = sorted(a.alert_id for a in new if a is not newest)
+            if others:
+                reason += f" (with alert{'s' if len(others) > 1 else ''} "
+                reason += ", ".join(map(str, others)) + ", one firing for all)"
+            return Cause(
+                f"alert:{newest.alert_id}",
+                reason,
+                {**trigger.state, "last_alert_id": newest.alert_id},
+            )
+        spec = trigger.spec
+        count = self.sources.row_count(spec["source"], spec["name"])
+        baseline = int(trigger.state.get("baseline_rows", 0))
+        added = count.rows - baseline
+        if added < int(spec["min_rows"]):
+            return None
+        what = "dataset" if spec["source"] == "dataset" else "feature view"
+        return Cause(
+            f"rows:{spec['name']}@{count.token}",
+            f"{added:,} new rows in {what} {spec['name']} ({count.rows:,} at "
+            f"{count.token}, baseline {baseline:,}) reached min_rows {spec['min_rows']:,}",
+            {**trigger.state, "baseline_rows": count.rows, "baseline_token": count.token},
+        )
+
+    def record(self, trigger: Trigger, cause: Cause) -> Firing | None:
+        """Write a firing for ``cause`` and move the trigger's cursor, in one transaction.
+
+        Returns None (and writes nothing) when another evaluator moved the cursor first or
+        the cause has fired already.
+        """
+        now = _now_ms(self.clock)
+        with self.db.write() as conn:
+            moved = conn.execute(
+                sa.update(pipeline_triggers)
+                .where(
+                    pipeline_triggers.c.trigger_id == trigger.trigger_id,
+                    pipeline_triggers.c.state_json == json.dumps(trigger.state, sort_keys=True),
+                )
+                .values(state_json=json.dumps(cause.state, sort_keys=True), updated_at=now)
+            ).rowcount
+            if moved != 1:
+                return None
+            return self._insert_firing(conn, trigger, cause.cause, cause.reason)
+
+    def launch(self, trigger: Trigger, firing: Firing, launcher: Launcher) -> Firing:
+        """Launch a recorded firing; ``launched``, or ``launch_failed`` with the error (a
+        cause is not retried)."""
+        status, error = "launched", None
+        try:
+            launcher.launch(trigger, firing, firing.run_id)
+        except Exception as exc:  # any failure to start is the firing's, not the caller's
+            status = "launch_failed"
+            error = (
+                exc.message if isinstance(exc, MilepostError) else f"{type(exc).__name__}: {exc}"
+            )
+        with self.db.write() as conn:
+            conn.execute(
+                sa.update(trigger_firings)
+                .where(
+                    trigger_firings.c.firing_id == firing.firing_id,
+                    trigger_firings.c.status == "pending",
+                )
+                .values(status=status, error=error)
+            )
+        return self._refreshed(replace(firing, status=status, error=error))
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _spec(
+        self,
+        schedule: str | None,
+        on_drift: str | None,
+        on_performance: str | None,
+        on_data: str | None,
+        min_rows: int | None,
+    ) -> tuple[TriggerKind, dict[str, Any]]:
+        given = {
+            "schedule": schedule,
+            "on_drift": on_drift,
+            "on_performance": on_performance,
+            "on_data": on_data,
+        }
+        chosen = [k for k, v in given.items() if v is not None]
+        if len(chosen) != 1:
+            raise InvalidInput(
+                "A trigger needs exactly one cause"
+                + (f"; got {', '.join(chosen)}." if chosen else "; got none."),
+                hint="Pass one of schedule='0 3 * * *', on_drift=MONITOR, "
+                "on_performance=MONITOR or on_data=DATASET with min_rows=N.",
+            )
+        if min_rows is not None and on_data is None:
+            raise InvalidInput(
+                "min_rows goes with on_data (a data-volume trigger).",
+                hint="Drop min_rows, or pass on_data=DATASET_OR_VIEW.",
+            )
+        if schedule is not None:
+            from milepost.monitoring.monitors import Schedule
+
+            return "schedule", {"cron": Schedule.parse(schedule).text}
+        if on_drift is not None or on_performance is not None:
+            kind: TriggerKind = "drift" if on_drift is not None else "performance"
+            monitor = check.name(on_drift or on_performance, "Monitor name", max_length=128)
+            self.sources.check_monitor(monitor, kind)
+            return kind, {"monitor": monitor}
+        name = check.name(on_data, "Dataset or feature view name")
+        if min_rows is None:
+            raise InvalidInput(
+                f"A data-volume trigger on {name!r} needs min_rows: how many new rows fire it.",
+                hint="For example min_rows=1000 (--min-rows 1000).",
+            )
+        rows = check.integer(min_rows, "min_rows", minimum=1)
+        return "data_volume", {
+            "source": self.sources.data_kind(name),
+            "name": name,
+            "min_rows": rows,
+        }
+
+    def _initial_state(self, kind: str, spec: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
+        """The cursor at creation (or re-enabling): nothing before now fires."""
+        if kind == "schedule":
+            return {"last_slot": latest_slot(spec["cron"], now_ms)}
+        if kind in ALERT_CHECKS:
+            return {"last_alert_id": self.sources.last_alert_id(spec["monitor"])}
+        count = self.sources.row_count(spec["source"], spec["name"])
+        return {"baseline_rows": count.rows, "baseline_token": count.token}
+
+    def _set_enabled(self, name: str, enabled: bool) -> Trigger:
+        name = check.name(name, "Trigger name", max_length=128)
+        before = self.get(name)
+        if before.enabled == enabled:
+            return before
+        state = self._initial_state(before.kind, before.spec, _now_ms(self.clock))
+        with self.db.write() as conn:
+            conn.execute(
+                sa.update(pipeline_triggers)
+                .where(pipeline_triggers.c.trigger_id == before.trigger_id)
+                .values(
+                    enabled=enabled,
+                    state_json=json.dumps(state if enabled else before.state, sort_keys=True),
+                    updated_at=_now_ms(self.clock),
+                )
+            )
+            after = self._get(conn, name)
+            append_event(
+                conn,
+                actor=self.actor,
+                action="trigger.enable" if enabled else "trigger.disable",
+                object_type="trigger",
+                object_id=name,
+                before=_state(before),
+                after=_state(after),
+            )
+        return after
+
+    def _insert_firing(
+        self, conn: sa.Connection, trigger: Trigger, cause: str, reason: str
+    ) -> Firing | None:
+        firing = Firing(
+            firing_id=uuid.uuid4().hex,
+            trigger=trigger.name,
+            cause=cause,
+            reason=reason,
+            fired_at=_now_ms(self.clock),
+            run_id=uuid.uuid4().hex,
+            status="pending",
+        )
+        inserted = conn.execute(
+            _sql.insert_for(conn, trigger_firings)
+            .values(
+                firing_id=firing.firing_id,
+                trigger_id=trigger.trigger_id,
+                cause=cause,
+                reason=reason,
+                fired_at=firing.fired_at,
+                pipeline_run_id=firing.run_id,
+                status="pending",
+            )
+            .on_conflict_do_nothing(index_elements=["trigger_id", "cause"])
+            .returning(trigger_firings.c.firing_id)  # rowcount is not reliable here on psycopg
+        ).first()
+        return firing if inserted is not None else None
+
+    def _resolve_launcher(self, launcher: Launcher | str | None) -> Launcher:
+        if launcher is not None and not isinstance(launcher, str):
+            return launcher
+        if self._launcher is None:
+            raise InvalidInput(
+                "This trigger service has no launcher to start pipelines with.",
+                hint="Pass launcher= (a Launcher), or use the runtime's `rt.triggers`.",
+            )
+        return self._launcher(launcher or "subprocess")
+
+    def _refreshed(self, firing: Firing) -> Firing:
+        if self._run_status is None or firing.status != "launched":
+            return firing
+        try:
+            status = self._run_status(firing.run_id)
+        except MilepostError:
+            return firing
+        return firing if status is None else replace(firing, status=status)
+
+    def _row(self, conn: sa.Connection, name: str) -> sa.RowMapping | None:
+        return (
+            conn.execute(sa.select(pipeline_triggers).where(pipeline_triggers.c.name == name))
+            .mappings()
+            .first()
+        )
+
+    def _get(self, conn: sa.Connection, name: str) -> Trigger:
+        row = self._row(conn, name)
+        if row is None:
+            names = conn.execute(sa.select(pipeline_triggers.c.name)).scalars().all()
+            raise NotFound(
+                f"No trigger named {name!r}.{did_you_mean(name, names)}",
+                hint="List them with `milepost triggers list`.",
+            )
+        return _to_trigger(row)
+
+
+def _to_firing(row: sa.RowMapping) -> Firing:
+    return Firing(
+        firing_id=row["firing_id"],
+        trigger=row["name"],
+        cause=row["cause"],
+        reason=row["reason"],
+        fired_at=int(row["fired_at"]),
+        run_id=row["pipeline_run_id"],
+        status=row["status"],
+        error=row["error"],
+    )
+
+
+def _param_text(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """Parameters as the text ``--param k=v`` gives (converted by the pipeline at launch)."""
+    if params is None:
+        return {}
+    out: dict[str, str] = {}
+    for key, value in check.mapping(params, "params").items():
+        if not isinstance(key, str) or not _PARAM.fullmatch(key):
+            raise InvalidInput(
+                f"Parameter name {check.short_repr(key)} is not an identifier.",
+                hint="Parameters are named like the pipeline function's arguments.",
+            )
+        if isinstance(value, str):
+            out[key] = value
+        elif isinstance(value, (bool, int, float)):
+            out[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        else:
+            raise InvalidInput(
+                f"Parameter {key}={check.short_repr(value)}: a trigger stores parameters as "
+                f"text, and {type(value).__name__} has no plain text form.",
+                hint="Give a string, number or bool, as on the command line (--param k=v).",
+            )
+    return out
