@@ -8,8 +8,9 @@ importable, by value with cloudpickle otherwise; arguments are constants or
    run's metadata and artifact URIs, otherwise a context built from the run's settings
    made the default (so ``milepost.log_metric`` inside the step writes there too);
 2. loads the inputs, each verified against its recorded hash (see :mod:`._io`);
-3. captures ``print`` output (stdout and stderr) and ``logging`` records while the
-   function runs, stored as one text blob;
+3. captures what the step's thread prints (stdout and stderr) and logs while the
+   function runs, stored as one text blob (threads the step starts itself are not
+   captured; other threads of this process keep writing to the terminal);
 4. tags every tracking run started during the step (``milepost.pipeline_run``,
    ``milepost.pipeline_step``) and, for ``track=True``, runs the step as a tracking run
    (experiment = pipeline name, run name = step id, scalar arguments as params; FAILED
@@ -28,6 +29,8 @@ import contextlib
 import io
 import logging
 import os
+import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -136,30 +139,87 @@ def _load(arg: Arg, blobs: BlobStore) -> Any:
 
 
 class _Capture(logging.Handler):
-    def __init__(self, out: io.StringIO) -> None:
+    """Log records of one thread (the step's), formatted into its buffer."""
+
+    def __init__(self, out: io.StringIO, thread: int) -> None:
         super().__init__(logging.DEBUG)
         self.out = out
+        self.thread = thread
         self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        with contextlib.suppress(Exception):
-            self.out.write(self.format(record) + "\n")
+        if record.thread == self.thread:
+            with contextlib.suppress(Exception):
+                self.out.write(self.format(record) + "\n")
+
+
+class _Router(io.TextIOBase):
+    """Stands in for ``sys.stdout``/``sys.stderr`` while steps run: text written by a
+    thread running a step goes to that step's buffer, anything else to the stream it
+    replaced (a live progress view refreshing from another thread keeps its terminal)."""
+
+    def __init__(self, original: Any) -> None:
+        super().__init__()
+        self.original = original
+
+    def write(self, text: str) -> int:
+        out = _routes.get(threading.get_ident())
+        if out is not None:
+            return out.write(text)
+        return int(self.original.write(text) or 0)
+
+    def flush(self) -> None:
+        if threading.get_ident() not in _routes:
+            self.original.flush()
+
+    def isatty(self) -> bool:
+        return threading.get_ident() not in _routes and bool(self.original.isatty())
+
+    def __getattr__(self, name: str) -> Any:  # encoding, fileno, rich_proxied_file, ...
+        return getattr(self.original, name)
+
+
+_routes: dict[int, io.StringIO] = {}
+_routes_lock = threading.Lock()
+_installed: list[_Router] = []  # [stdout router, stderr router] while any step runs here
 
 
 @contextlib.contextmanager
 def _captured(out: io.StringIO) -> Any:
-    handler = _Capture(out)
+    """Capture this thread's prints and log records into ``out`` while the step runs.
+
+    When the root logger has no handler of its own (a worker process, a plain script)
+    its level is lowered to INFO meanwhile, so ``log.info`` in a step is kept; a process
+    that configured logging keeps its levels.
+    """
+    thread = threading.get_ident()
+    handler = _Capture(out, thread)
     root = logging.getLogger()
     level = root.level
+    lower = not root.handlers and level > logging.INFO
+    with _routes_lock:
+        if not _routes:
+            _installed[:] = [_Router(sys.stdout), _Router(sys.stderr)]
+            sys.stdout, sys.stderr = _installed
+        _routes[thread] = out
     root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
+    if lower:
         root.setLevel(logging.INFO)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            yield
+        yield
     finally:
         root.removeHandler(handler)
-        root.setLevel(level)
+        if lower:
+            root.setLevel(level)
+        with _routes_lock:
+            _routes.pop(thread, None)
+            if not _routes and _installed:
+                out_router, err_router = _installed
+                if sys.stdout is out_router:
+                    sys.stdout = out_router.original
+                if sys.stderr is err_router:
+                    sys.stderr = err_router.original
+                _installed.clear()
 
 
 @contextlib.contextmanager

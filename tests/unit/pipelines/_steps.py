@@ -203,3 +203,17 @@ def count(pids: list[int]) -> int:
 @pipeline
 def spread(folder: str, n: int = 4) -> None:
     count(meet.map(folder=folder, i=list(range(n))))
+
+
+@step
+def signal_and_wait(started: str, go: str) -> int:
+    print("from the step")
+    Path(started).write_text("started")
+    if not _wait_for(Path(go), seconds=30):
+        raise TimeoutError(f"{go} never appeared")
+    return 1
+
+
+@pipeline
+def waiting(started: str, go: str) -> None:
+    signal_and_wait(started, go)

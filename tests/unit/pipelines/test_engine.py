@@ -354,3 +354,28 @@ def test_cache_key_follows_code_version_and_inputs() -> None:
     assert key(node(f2)) != base
     assert key(node(f1, version="2")) != base
     assert key(node(f1, x=2)) != base
+
+
+def test_only_the_steps_thread_is_captured(recorder, blobs, runner, tmp_path, capsys) -> None:
+    import threading
+
+    from tests._wait import wait_until
+
+    started, go = tmp_path / "started", tmp_path / "go"
+
+    def other() -> None:
+        wait_until(started.exists, what="the step to start")
+        print("from another thread")
+        go.write_text("go")
+
+    helper = threading.Thread(target=other)
+    helper.start()
+    out = run(S.waiting, recorder, blobs, runner, {"started": str(started), "go": str(go)})
+    helper.join()
+    assert out.status == "succeeded", out.error
+    logs = blobs.get_bytes(out.results["signal_and_wait"].logs_key or "").decode()
+    assert logs == "from the step\n"
+    assert "from another thread" in capsys.readouterr().out
+    import sys
+
+    assert type(sys.stdout).__name__ != "_Router"  # restored
