@@ -70,6 +70,10 @@ class Runner(Protocol):
         """Release what the runner started (processes, clusters)."""
         ...
 
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
 
 def _payload(task: Task) -> bytes:
     import cloudpickle
@@ -239,9 +243,9 @@ class DaskRunner:
     def __init__(self, *, address: str | None = None, max_workers: int | None = None) -> None:
         try:
             from distributed import Client, LocalCluster
-        except ModuleNotFoundError as exc:
+        except ImportError as exc:
             raise ConfigError(
-                "The dask runner needs dask.distributed, which is not installed.",
+                f"The dask runner needs dask.distributed, which cannot be imported ({exc}).",
                 hint="pip install 'milepost[dask]'",
             ) from exc
         self._cluster: Any = None
