@@ -184,6 +184,7 @@ def test_tuple_handles_unpack_and_index() -> None:
         (lambda h: 1 + h, "operator +"),
         (len, "len()"),
         (lambda h: h > 0, "operator >"),
+        (lambda h: h == 0, "operator =="),
         (lambda h: h.shape, "attribute .shape"),
         (list, "iterated"),
         (lambda h: f"{h}", "formatted"),
