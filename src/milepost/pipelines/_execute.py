@@ -118,15 +118,38 @@ def context_matches(settings: ResolvedSettings | None) -> bool:
     return _same_stores(default_context(), settings)
 
 
-def _context(settings: ResolvedSettings | None) -> StoreContext:
+def _uris(settings: ResolvedSettings) -> tuple[str, str]:
+    s = settings.settings
+    return s.resolved_metadata_uri(), s.resolved_artifact_uri()
+
+
+_worker_lock = threading.Lock()
+_worker_stores: list[tuple[str, str]] = []  # the stores this worker process was set up on
+
+
+def _context(settings: ResolvedSettings | None, *, worker: bool) -> StoreContext:
+    """The store context a step uses, made the process's default.
+
+    In this process (``worker=False``) the runner only runs a step here when the default
+    context is already on the run's stores. A worker process (pool, Dask, a timed step's
+    own process) builds a context from the run's settings once, without first opening
+    whatever its own environment would configure.
+    """
     from milepost.stores.context import StoreContext, default_context, replace_default_context
 
-    ctx = default_context()
-    if settings is None or _same_stores(ctx, settings):
-        return ctx
-    new = StoreContext(settings)
-    replace_default_context(new)
-    return new
+    if settings is None:
+        return default_context()
+    if not worker:
+        ctx = default_context()
+        if _same_stores(ctx, settings):
+            return ctx
+    with _worker_lock:
+        if worker and _worker_stores == [_uris(settings)]:
+            return default_context()
+        new = StoreContext(settings)
+        replace_default_context(new)
+        _worker_stores[:] = [_uris(settings)]
+        return new
 
 
 def _load(arg: Arg, blobs: BlobStore) -> Any:
@@ -275,15 +298,22 @@ def _outputs(task: Task, value: Any, blobs: BlobStore) -> tuple[OutputRef, ...]:
     return tuple(_io.store(blobs, str(i), v) for i, v in enumerate(value))
 
 
-def run_task(task: Task, *, blobs: BlobStore | None = None) -> Attempt:
-    """Run one attempt of a step here; every failure is reported in the Attempt."""
+def run_task(task: Task, *, blobs: BlobStore | None = None, worker: bool = False) -> Attempt:
+    """Run one attempt of a step here; every failure is reported in the Attempt.
+
+    Args:
+        task: the step, its arguments and the run's settings.
+        blobs: the artifact store to use (the engine's own, when run in its process).
+        worker: this is a worker process (see :func:`_context`).
+    """
     from milepost.tracking import _active
 
     started = _ms()
     # The store context is opened only when needed: with settings (the run's stores), or
     # for a tracked step; a run without settings sends its blob store in the task.
-    ctx = _context(task.settings) if task.settings is not None or task.step.options.track else None
-    store = blobs or task.blobs or (ctx or _context(None)).blobs
+    needed = task.settings is not None or task.step.options.track
+    ctx = _context(task.settings, worker=worker) if needed else None
+    store = blobs or task.blobs or (ctx or _context(None, worker=worker)).blobs
     out = io.StringIO()
     links: list[Link] = []
     outputs: tuple[OutputRef, ...] = ()
@@ -359,7 +389,7 @@ def run_payload(payload: bytes) -> Attempt:
     import cloudpickle
 
     task = cloudpickle.loads(payload)
-    return run_task(task)
+    return run_task(task, worker=True)
 
 
 def timed_out(task: Task, seconds: float, started: int) -> Attempt:

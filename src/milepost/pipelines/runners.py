@@ -92,7 +92,7 @@ def _child(payload: bytes, conn: Connection) -> None:
 
     task = cloudpickle.loads(payload)  # made by this run's engine
     conn.send("started")  # the timeout counts from here, not from the process start
-    conn.send(run_task(task))
+    conn.send(run_task(task, worker=True))
     conn.close()
 
 
