@@ -490,3 +490,24 @@ def test_two_evaluators_racing_one_cause_fire_once(
         assert len(won) == 2 and sum(f is not None for f in won) == 1
     causes = sorted(f.cause for f in triggers.firings("nightly"))
     assert causes == ["alert:0", "alert:1", "alert:2", "slot:2026-11-30T03:00Z"]
+
+
+def test_a_tick_that_outlasts_its_lease_stops_when_another_took_over(
+    rt: Runtime, clock: Clock
+) -> None:
+    triggers = service(rt, clock)
+    ran: list[str] = []
+    b = scheduler(triggers, Recording(), clock, "b")
+
+    def slow(now: int) -> list[str]:
+        clock.now += 20  # longer than the 15 s lease, and b ticks meanwhile
+        assert b.tick().active
+        ran.append("slow")
+        return []
+
+    a = scheduler(
+        triggers, Recording(), clock, "a", work=[("slow", slow), ("next", lambda n: ["ran"])]
+    )
+    report = a.tick()
+    assert ran == ["slow"] and "next" not in report.work
+    assert report.errors == ["lost the lease during the tick: stopped; the new holder carries on"]
