@@ -36,10 +36,10 @@ from milepost.features import (
     OnlineResponse,
     PlanItem,
 )
-from milepost.governance import VerifyReport
+from milepost.governance import RoleGrant, VerifyReport
 from milepost.models import ColumnSpec, ModelVersion, RegisteredModel, Signature, StageEvent
 from milepost.models.models import TrustedType
-from milepost.promotion import GateResult, PromotionPolicy, PromotionRequest
+from milepost.promotion import DeployPolicy, GateResult, PromotionPolicy, PromotionRequest
 from milepost.serving import (
     CanaryPolicy,
     Decision,
@@ -168,6 +168,15 @@ RECORDS: dict[type, tuple[Any, str]] = {
         "PromotionRequest(1a2b3c4d5e6f churn/2 -> Production pending_approval, 1/2 gates passed)",
     ),
     PromotionPolicy: (PromotionPolicy(), "PromotionPolicy(Staging: none; Production: none)"),
+    RoleGrant: (
+        RoleGrant("bob", "approver", "alice", 1_700_000_000_000),
+        "RoleGrant(actor='bob', role='approver', granted_by='alice', granted_at=1700000000000)",
+    ),
+    DeployPolicy: (
+        DeployPolicy(automatic=True, endpoint="churn", steps=[50, 100], min_seconds=2),
+        "DeployPolicy(automatic canary on 'churn': 50% → 100%, each step >= 2 s and >= 100 "
+        "canary requests)",
+    ),
     EvaluationResult: (
         EvaluationResult(
             eval_id="e" * 32,

@@ -40,6 +40,9 @@ __all__ = [
     "monitors",
     "online_watermarks",
     "params",
+    "pipeline_links",
+    "pipeline_runs",
+    "pipeline_steps",
     "pipeline_triggers",
     "prediction_segments",
     "promotion_requests",
@@ -714,6 +717,78 @@ alerts = sa.Table(
     sa.Index(None, "raised_at"),
 )
 
+# -- pipelines (revision 0016) -----------------------------------------------------------
+
+# One row per pipeline run. ``host``/``pid``/``pid_started`` name the process that runs
+# it and ``heartbeat_at`` is moved while it does, so a run whose process died can be told
+# from a long one (``PipelineService.reap_stale``). ``trigger`` is the firing that launched
+# it (no foreign key: the triggers' tables come later and a firing may be pruned).
+pipeline_runs = sa.Table(
+    "pipeline_runs",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("pipeline", sa.String(256), nullable=False),
+    sa.Column("ref", sa.String(1024), nullable=False),
+    sa.Column("params_json", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("runner", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.BigInteger, nullable=False),
+    sa.Column("ended_at", sa.BigInteger, nullable=True),
+    sa.Column("heartbeat_at", sa.BigInteger, nullable=True),
+    sa.Column("host", sa.String(256), nullable=True),
+    sa.Column("pid", sa.Integer, nullable=True),
+    sa.Column("pid_started", sa.Float, nullable=True),
+    sa.Column("code_version_json", sa.Text, nullable=True),
+    sa.Column("resumed_from", sa.String(32), nullable=True),
+    sa.Column("trigger", sa.String(64), nullable=True),
+    sa.Column("failed_step", sa.String(256), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Index(None, "pipeline", "started_at"),
+    sa.Index(None, "status"),
+    sa.Index(None, "trigger"),
+)
+
+# One row per step of a run, written when the DAG is planned and updated per event.
+# ``position`` is the step's place in the plan's topological order. A cached step's
+# outputs are found by ``cache_key`` among succeeded (or cached) steps of any run.
+pipeline_steps = sa.Table(
+    "pipeline_steps",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("pipeline_runs.run_id"), primary_key=True),
+    sa.Column("step", sa.String(256), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("func", sa.String(1024), nullable=False),
+    sa.Column("upstream_json", sa.Text, nullable=False),
+    sa.Column("options_json", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.BigInteger, nullable=True),
+    sa.Column("ended_at", sa.BigInteger, nullable=True),
+    sa.Column("cache_key", sa.String(64), nullable=True),
+    sa.Column("cached_from", sa.String(32), nullable=True),
+    sa.Column("inputs_json", sa.Text, nullable=True),
+    sa.Column("outputs_json", sa.Text, nullable=True),
+    sa.Column("logs_key", sa.String(128), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("traceback", sa.Text, nullable=True),
+    sa.Index(None, "cache_key", "status"),
+)
+
+# Lineage edges from a step to what it read or made (a tracking run, a dataset version,
+# a model version, ...). "Which pipeline run made model churn/4" is one indexed query.
+pipeline_links = sa.Table(
+    "pipeline_links",
+    metadata,
+    sa.Column("link_id", BigIntKey, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("pipeline_runs.run_id"), nullable=False),
+    sa.Column("step", sa.String(256), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("ref", sa.String(512), nullable=False),
+    sa.Column("role", sa.String(8), nullable=False),
+    sa.Index(None, "kind", "ref"),
+    sa.Index(None, "run_id", "step"),
+)
 
 # -- pipeline triggers and the scheduler (revision 0017) ---------------------------------
 

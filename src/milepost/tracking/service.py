@@ -241,6 +241,11 @@ class TrackingService:
         if run_name is not None:
             check.name(run_name, "Run name")
         clean_tags = _values(tags, "tag") if tags is not None else {}
+        from milepost.tracking import _active  # imports this module: not at the top
+
+        defaults = _active.default_tags()  # a pipeline step's tags, when inside one
+        if defaults:
+            clean_tags = {**defaults, **clean_tags}
         if parent_run_id is not None:
             _run_id(parent_run_id, "parent run id")
         ref = None if experiment is None else _experiment_ref(experiment)
@@ -276,6 +281,7 @@ class TrackingService:
             "heartbeat_at": start,
         }
         self.store.create_run(values, env=env, tags=clean_tags, actor=self.actor)
+        _active.note_started(run_id)
         with self._lock:
             self._owned[run_id] = exp.experiment_id
             self._writable[run_id] = exp.experiment_id

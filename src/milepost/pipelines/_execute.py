@@ -1,0 +1,299 @@
+"""One attempt of one step, in whatever process runs it.
+
+:func:`run_task` takes a :class:`Task` (picklable: the step travels by reference when
+importable, by value with cloudpickle otherwise; arguments are constants or
+:class:`Stored` output references) and returns an :class:`Attempt`. In order it
+
+1. opens the stores the run writes to: the process's default context when it is on the
+   run's metadata and artifact URIs, otherwise a context built from the run's settings
+   made the default (so ``milepost.log_metric`` inside the step writes there too);
+2. loads the inputs, each verified against its recorded hash (see :mod:`._io`);
+3. captures ``print`` output (stdout and stderr) and ``logging`` records while the
+   function runs, stored as one text blob;
+4. tags every tracking run started during the step (``milepost.pipeline_run``,
+   ``milepost.pipeline_step``) and, for ``track=True``, runs the step as a tracking run
+   (experiment = pipeline name, run name = step id, scalar arguments as params; FAILED
+   when the step raises);
+5. stores the outputs (one per item of a ``tuple[A, B]`` return) and builds lineage
+   links from the runs started and the records returned (model versions, dataset
+   versions, runs, promotion requests).
+
+An exception from the step is an unsuccessful attempt, never raised: the engine decides
+about retries. Only the step's own exceptions of its ``retry_on`` classes are retryable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from milepost.pipelines import _io
+from milepost.pipelines._handles import Const, ListOf
+from milepost.pipelines.records import Link, OutputRef
+
+if TYPE_CHECKING:
+    from milepost.config import ResolvedSettings
+    from milepost.pipelines._steps import Step
+    from milepost.stores.blobs import BlobStore
+    from milepost.stores.context import StoreContext
+
+__all__ = ["Attempt", "Stored", "Task", "run_payload", "run_task", "timed_out"]
+
+#: Tags set on every tracking run started while a step runs.
+TAG_RUN = "milepost.pipeline_run"
+TAG_STEP = "milepost.pipeline_step"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """An upstream output to load: one ref, or every item of a tuple return."""
+
+    refs: tuple[OutputRef, ...]
+    as_tuple: bool = False
+
+
+Arg = Const | Stored | ListOf
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a process needs to run one attempt of one step."""
+
+    step_id: str
+    step: Step
+    args: dict[str, Arg]
+    attempt: int
+    run_id: str
+    pipeline: str
+    settings: ResolvedSettings | None = None
+    trial_params: dict[str, Any] = field(default_factory=dict)
+    blobs: BlobStore | None = None  # when no settings: the store to use (picklable)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """How one attempt ended."""
+
+    step_id: str
+    attempt: int
+    ok: bool
+    started_at: int
+    ended_at: int
+    pid: int
+    outputs: tuple[OutputRef, ...] = ()
+    logs_key: str | None = None
+    links: tuple[Link, ...] = ()
+    error: str | None = None
+    traceback: str | None = None
+    retryable: bool = False
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _same_stores(ctx: StoreContext, settings: ResolvedSettings) -> bool:
+    a, b = ctx.settings, settings.settings
+    return (
+        a.resolved_metadata_uri() == b.resolved_metadata_uri()
+        and a.resolved_artifact_uri() == b.resolved_artifact_uri()
+    )
+
+
+def context_matches(settings: ResolvedSettings | None) -> bool:
+    """Whether this process's default context is on the run's stores."""
+    if settings is None:
+        return True
+    from milepost.stores.context import default_context
+
+    return _same_stores(default_context(), settings)
+
+
+def _context(settings: ResolvedSettings | None) -> StoreContext:
+    from milepost.stores.context import StoreContext, default_context, replace_default_context
+
+    ctx = default_context()
+    if settings is None or _same_stores(ctx, settings):
+        return ctx
+    new = StoreContext(settings)
+    replace_default_context(new)
+    return new
+
+
+def _load(arg: Arg, blobs: BlobStore) -> Any:
+    if isinstance(arg, Const):
+        return arg.value
+    if isinstance(arg, ListOf):
+        return [_load(item, blobs) for item in arg.items]  # type: ignore[arg-type]
+    values = [_io.load(blobs, ref) for ref in arg.refs]
+    return tuple(values) if arg.as_tuple else values[0]
+
+
+class _Capture(logging.Handler):
+    def __init__(self, out: io.StringIO) -> None:
+        super().__init__(logging.DEBUG)
+        self.out = out
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.out.write(self.format(record) + "\n")
+
+
+@contextlib.contextmanager
+def _captured(out: io.StringIO) -> Any:
+    handler = _Capture(out)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+class _StepRun:
+    """What the tracking stack holds for a tracked step (like ``milepost.ActiveRun``)."""
+
+    def __init__(self, run_id: str, experiment_id: int, name: str) -> None:
+        self.run_id, self.experiment_id, self.name = run_id, experiment_id, name
+        self._ended = False
+
+
+_RECORD_LINKS = {
+    "milepost.models.models.ModelVersion": ("model_version", "{0.name}/{0.version}"),
+    "milepost.data.models.DatasetVersion": ("dataset_version", "{0.name}@{0.version}"),
+    "milepost.tracking.models.Run": ("run", "{0.run_id}"),
+    "milepost.promotion.models.PromotionRequest": ("promotion_request", "{0.request_id}"),
+}
+
+
+def record_links(value: Any, depth: int = 0) -> list[Link]:
+    """Links to the records in a returned value (looked at two container levels deep)."""
+    kind = _RECORD_LINKS.get(f"{type(value).__module__}.{type(value).__qualname__}")
+    if kind is not None:
+        return [Link(kind[0], kind[1].format(value))]  # type: ignore[arg-type]
+    if depth < 2 and isinstance(value, (list, tuple)):
+        return [link for v in value for link in record_links(v, depth + 1)]
+    if depth < 2 and isinstance(value, dict):
+        return [link for v in value.values() for link in record_links(v, depth + 1)]
+    return []
+
+
+def _outputs(task: Task, value: Any, blobs: BlobStore) -> tuple[OutputRef, ...]:
+    n = task.step.arity
+    if n is None:
+        return (_io.store(blobs, "return", value),)
+    if not isinstance(value, tuple) or len(value) != n:
+        got = f"a tuple of {len(value)}" if isinstance(value, tuple) else type(value).__name__
+        raise TypeError(f"step {task.step_id!r} is annotated to return a tuple of {n}, got {got}")
+    return tuple(_io.store(blobs, str(i), v) for i, v in enumerate(value))
+
+
+def run_task(task: Task, *, blobs: BlobStore | None = None) -> Attempt:
+    """Run one attempt of a step here; every failure is reported in the Attempt."""
+    from milepost.tracking import _active
+
+    started = _ms()
+    ctx = _context(task.settings)
+    store = blobs or task.blobs or ctx.blobs
+    out = io.StringIO()
+    links: list[Link] = []
+    outputs: tuple[OutputRef, ...] = ()
+    error = tb = None
+    retryable = False
+    stack = _active.run_stack()
+    saved = stack[:]
+    stack.clear()  # a step never runs inside the caller's active run
+    tags = {TAG_RUN: task.run_id, TAG_STEP: task.step_id}
+    with _active.step_scope(tags) as scope:
+        try:
+            args = {k: _load(a, store) for k, a in task.args.items()}
+        except Exception as exc:
+            error, tb = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        else:
+            tracked = None
+            try:
+                with _captured(out):
+                    tracked = _start_tracking(task, ctx) if task.step.options.track else None
+                    value = task.step.func(**args)
+                outputs = _outputs(task, value, store)
+                links.extend(record_links(value))
+            except Exception as exc:
+                error, tb = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+                retryable = isinstance(exc, task.step.options.retry_on)
+            finally:
+                if tracked is not None and not tracked._ended:
+                    tracked._ended = True
+                    if tracked in stack:
+                        stack.remove(tracked)
+                    _active.tracking_service(ctx).end_run(
+                        tracked.run_id, "FAILED" if error else "FINISHED", error=tb
+                    )
+        stack[:] = saved
+        links[:0] = [Link("run", run_id) for run_id in dict.fromkeys(scope.started)]
+    logs_key = None
+    text = out.getvalue()
+    if text:
+        with contextlib.suppress(Exception):
+            logs_key = store.put_bytes(text.encode("utf-8", "replace")).digest
+    return Attempt(
+        step_id=task.step_id,
+        attempt=task.attempt,
+        ok=error is None,
+        started_at=started,
+        ended_at=_ms(),
+        pid=os.getpid(),
+        outputs=outputs if error is None else (),
+        logs_key=logs_key,
+        links=tuple(dict.fromkeys(links)),
+        error=error,
+        traceback=tb,
+        retryable=retryable,
+    )
+
+
+def _start_tracking(task: Task, ctx: StoreContext) -> _StepRun:
+    from milepost.tracking import _active
+
+    tracking = _active.tracking_service(ctx)
+    run = tracking.start_run(experiment=task.pipeline, run_name=task.step_id)
+    if task.trial_params:
+        tracking.log_params(run.run_id, task.trial_params)
+    handle = _StepRun(run.run_id, run.experiment_id, run.name)
+    _active.run_stack().append(handle)
+    return handle
+
+
+def run_payload(payload: bytes) -> Attempt:
+    """:func:`run_task` on a cloudpickled :class:`Task` (what pool and Dask workers run)."""
+    import cloudpickle
+
+    task = cloudpickle.loads(payload)
+    return run_task(task)
+
+
+def timed_out(task: Task, seconds: float, started: int) -> Attempt:
+    """The attempt of a step stopped at its timeout."""
+    return Attempt(
+        step_id=task.step_id,
+        attempt=task.attempt,
+        ok=False,
+        started_at=started,
+        ended_at=_ms(),
+        pid=0,
+        error=f"TimeoutError: step {task.step_id!r} timed out after {seconds:.1f} s",
+        retryable=issubclass(TimeoutError, task.step.options.retry_on)
+        if task.step.options.retry_on
+        else False,
+    )
