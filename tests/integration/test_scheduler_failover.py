@@ -22,7 +22,7 @@ from milepost import Runtime
 from milepost.pipelines.scheduler import Lease, read_lease
 from milepost.stores.schema import pipeline_triggers
 from tests._wait import wait_until
-from tests.unit.pipelines.test_triggers import Recording, service
+from tests.unit.pipelines.test_triggers import NIGHTLY, Recording, service
 
 LEASE = 2.0
 INTERVAL = 0.5
@@ -76,7 +76,7 @@ def test_one_scheduler_is_active_and_another_takes_over_when_it_is_killed(
 ) -> None:
     # a schedule trigger whose current minute's slot is due (its cursor set a slot back)
     triggers = service(rt, rt.triggers.clock, Recording())
-    trigger = triggers.add("every-minute", "retrain.flows:nightly", schedule="* * * * *")
+    trigger = triggers.add("every-minute", NIGHTLY, schedule="* * * * *")
     behind = {"last_slot": trigger.state["last_slot"] - 60_000}
     with rt.db.write() as conn:
         conn.execute(

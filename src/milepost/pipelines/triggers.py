@@ -671,12 +671,18 @@ def _param_text(params: Mapping[str, Any] | None) -> dict[str, str]:
             )
         if isinstance(value, str):
             out[key] = value
-        elif isinstance(value, (bool, int, float)):
-            out[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        elif isinstance(value, bool):
+            out[key] = str(value).lower()
+        elif isinstance(value, (int, float)):
+            out[key] = str(value)
         else:
-            raise InvalidInput(
-                f"Parameter {key}={check.short_repr(value)}: a trigger stores parameters as "
-                f"text, and {type(value).__name__} has no plain text form.",
-                hint="Give a string, number or bool, as on the command line (--param k=v).",
-            )
+            try:  # lists, dicts, tuples: JSON, as on the command line
+                out[key] = json.dumps(value)
+            except (TypeError, ValueError):
+                raise InvalidInput(
+                    f"Parameter {key}={check.short_repr(value)}: a trigger stores parameters "
+                    f"as text, and {type(value).__name__} has no text form.",
+                    hint="Give a string, number, bool or JSON-able list or dict, as on the "
+                    "command line (--param k=v).",
+                ) from None
     return out
