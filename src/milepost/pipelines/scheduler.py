@@ -229,7 +229,7 @@ class SubprocessLauncher:
         return [*args, "--run-id", run_id, "--trigger", firing.firing_id]
 
     def launch(self, trigger: Trigger, firing: Firing, run_id: str) -> None:
-        self.children = [c for c in self.children if c.poll() is None]  # reap ended ones
+        self.children = [c for c in self.children if c.returncode is None]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.settings.to_env()}
         with open(self.log_dir / f"{firing.firing_id}.log", "ab") as out:
@@ -242,6 +242,8 @@ class SubprocessLauncher:
                 start_new_session=True,  # a Ctrl-C to the scheduler does not stop the run
             )
         self.children.append(child)
+        # a waiter reaps the child when it ends (no zombie while the scheduler lives on)
+        threading.Thread(target=child.wait, name=f"milepost-run-{run_id[:8]}", daemon=True).start()
 
 
 # -- the scheduler --------------------------------------------------------------------------

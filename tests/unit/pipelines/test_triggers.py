@@ -61,8 +61,19 @@ def nightly() -> None:
     count(1)
 
 
+@step
+def boom(n: int) -> int:
+    raise ValueError(f"no good: {n}")
+
+
+@pipeline
+def broken(rows: int = 3) -> None:
+    boom(count(rows))
+
+
 CHURN = f"{__name__}:churn"
 NIGHTLY = f"{__name__}:nightly"
+BROKEN = f"{__name__}:broken"
 
 
 class Recording:
