@@ -39,6 +39,9 @@ def test_add_list_show_fire_remove(tmp_path: Path) -> None:
 
     once = run(tmp_path, "scheduler", "--once")
     assert once.returncode == 0 and once.stdout.strip() == "Nothing was due.", once.stdout
+    tick = json.loads(run(tmp_path, "scheduler", "--once", "--json").stdout)
+    assert tick["active"] and tick["firings"] == [] and tick["errors"] == []
+    assert tick["lease"]["holder"] == tick["holder"]
     status = run(tmp_path, "scheduler", "--status")
     assert "No scheduler is active" in status.stdout and "stopped" in status.stdout
 
