@@ -9,6 +9,8 @@
    availability; when the holder dies, another takes over once the lease expires, i.e.
    within ``lease_seconds + interval``. A lease row works alike on SQLite and PostgreSQL
    and shows who is active (PostgreSQL advisory locks would bind to one connection).
+   Expiry compares each scheduler's own clock with the stored times, so the hosts'
+   clocks must agree to well within a lease (NTP does).
 2. evaluates every enabled trigger (:meth:`TriggerService.evaluate`), writes each firing
    with its cursor in one transaction (UNIQUE(trigger, cause): a cause fires once even if
    two schedulers overlap when a lease changes hands), then launches it. A launch that
