@@ -50,6 +50,8 @@ def generate_customers(
     start: datetime = datetime(2026, 1, 1, tzinfo=UTC),
     days: int = 120,
     shift: float = 0.0,
+    price_change: float = 1.0,
+    first_id: int = 1,
 ) -> pd.DataFrame:
     """Generate ``n`` customer snapshots.
 
@@ -60,9 +62,13 @@ def generate_customers(
         days: the span of event times.
         shift: 0 for the reference population; larger values make customers younger,
             more active on support and more price sensitive (for drift demos).
+        price_change: monthly prices times this; above 1 it also changes who churns
+            (concept drift): customers now paying over 60 a month without a discount
+            leave much more often, which a model trained before the change cannot know.
+        first_id: the first customer id (new customers after earlier ones).
     """
     rng = np.random.default_rng(seed)
-    customer_id = np.arange(1, n + 1)
+    customer_id = np.arange(first_id, first_id + n)
     offsets_ms = np.sort(rng.integers(0, days * 86_400_000, n))
     event_ts = pd.to_datetime(start) + pd.to_timedelta(offsets_ms, unit="ms")
     gender = rng.choice(["female", "male", "nonbinary"], size=n, p=[0.49, 0.48, 0.03])
@@ -73,7 +79,9 @@ def generate_customers(
     # correlated with the protected attribute: a proxy a fairness audit should notice
     tenure = np.clip(rng.gamma(2.0 + 0.6 * (gender == "female"), 9.0, n), 0, 120).round()
     plan_price = np.select([plan == "basic", plan == "standard"], [19.0, 39.0], 79.0)
-    monthly_spend = np.round(plan_price * rng.lognormal(0, 0.25, n) + rng.normal(0, 3, n), 2)
+    monthly_spend = np.round(
+        (plan_price * rng.lognormal(0, 0.25, n) + rng.normal(0, 3, n)) * price_change, 2
+    )
     support_tickets = rng.poisson(1.2 + 1.5 * shift + 0.8 * (plan == "basic"), n)
     # engagement varies a lot between customers (a gamma-Poisson mixture)
     sessions = rng.poisson(
@@ -94,6 +102,7 @@ def generate_customers(
         + 3.0 * ((age < 26) | (age > 66))  # young and old customers leave more
         - 2.4 * ((discount >= 10) & (tenure < 12))  # a discount keeps new customers
         + 0.6 * shift
+        + 2.5 * (price_change > 1) * ((monthly_spend > 60) & (discount == 0))
     )
     churned = rng.uniform(size=n) < 1 / (1 + np.exp(-logit))
 

@@ -40,7 +40,15 @@ if TYPE_CHECKING:
 
     from milepost.serving import CanaryPolicy, EndpointSpec
 
-__all__ = ["ENDPOINT", "ModelServer", "Traffic", "roll_out", "serve_step", "status_table"]
+__all__ = [
+    "ENDPOINT",
+    "ModelServer",
+    "Traffic",
+    "follow",
+    "roll_out",
+    "serve_step",
+    "status_table",
+]
 
 ENDPOINT = "churn"
 READY_TIMEOUT = 120.0
@@ -408,7 +416,6 @@ def roll_out(console: Console, version: int, policy: CanaryPolicy, what: str) ->
     spec = _start_canary(console, version, policy)
     if spec is None:
         return "refused"
-    svc = milepost.get_runtime().serving
     assert spec.rollout is not None and spec.rollout.request_id is not None
     request_id = spec.rollout.request_id
     steps = " → ".join(f"{s:g}%" for s in policy.steps)
@@ -417,7 +424,18 @@ def roll_out(console: Console, version: int, policy: CanaryPolicy, what: str) ->
         f"step >= {policy.min_seconds:g} s and >= {policy.min_requests} canary requests; "
         f"judged on errors and p99 vs {spec.primary.name}"
     )
-    seen = {(e.at, e.kind) for e in svc.store.events(ENDPOINT)}
+    return follow(console, version, request_id)
+
+
+def follow(console: Console, version: int, request_id: str, *, since_ms: int | None = None) -> str:
+    """Follow the controller in ``milepost endpoints serve`` until the canary of
+    ``version`` promotes or rolls back, printing each decision recorded from ``since_ms``
+    (epoch ms; default: from now) and what the registry recorded. Returns the rollout's
+    final status."""
+    svc = milepost.get_runtime().serving
+    seen = {
+        (e.at, e.kind) for e in svc.store.events(ENDPOINT) if since_ms is None or e.at < since_ms
+    }
     deadline = time.monotonic() + VERDICT_TIMEOUT
     while True:
         spec, _ = svc.get(ENDPOINT)

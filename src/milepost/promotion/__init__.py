@@ -10,13 +10,14 @@ from milepost.promotion.gates import (
     MetricVsBaseline,
     register_gate,
 )
-from milepost.promotion.policy import PromotionPolicy
+from milepost.promotion.policy import DeployPolicy, PromotionPolicy
 from milepost.promotion.service import PromotionRequest, PromotionService
 
 __all__ = [
     "GATE_KINDS",
     "Approval",
     "DataValidation",
+    "DeployPolicy",
     "Gate",
     "GateContext",
     "GateResult",

@@ -9,25 +9,161 @@
          primary: roc_auc, min_delta: 0.005, guards: {log_loss: 0.01}, threshold: 0.7}
       - {kind: approval, role: approver}
     allow_direct_production: false   # the default
+    deploy:                          # optional; the default deploys nothing by itself
+      automatic: true                # the retraining pipeline may start a canary
+      endpoint: churn                # an endpoint that tracks Production of the model
+      strategy: canary
+      steps: [25, 50, 100]           # percent of traffic, rising, at most 100
+      min_seconds: 2                 # each step lasts at least this long ...
+      min_requests: 50               # ... and sees at least this many canary requests
 
 Stages are a path: a version entering Production from None (straight past Staging) must
 pass the ``staging`` gates too, and both sets are recorded on its request. Set
 ``allow_direct_production: true`` to let a version enter Production directly through the
 ``production`` gates alone. A policy without gates lets every legal transition through.
+
+``deploy`` says what automation may do once a version is in Staging (read by
+:mod:`milepost.retraining`): with ``automatic: true`` it starts a canary of the version on
+``endpoint``, whose rollout carries the version's promotion to Production, so the
+``production`` gates run before any traffic (an ``approval`` gate there still waits for a
+person); otherwise (the default) it only requests Production and reports the request
+pending approval. ``max_error_rate_increase`` and ``max_p99_ratio`` optionally tighten the
+canary's verdict (see :class:`milepost.serving.CanaryPolicy`). The section is checked as
+strictly as gates: unknown keys, wrong types, NaN and infinities are refused.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from milepost.errors import InvalidInput, did_you_mean
 from milepost.promotion.gates import Gate, parse_gate
 
-__all__ = ["PromotionPolicy"]
+__all__ = ["DeployPolicy", "PromotionPolicy"]
 
-_SECTIONS = ("staging", "production", "allow_direct_production")
+_SECTIONS = ("staging", "production", "allow_direct_production", "deploy")
+_ENDPOINT = re.compile(r"(?=.*[^\W_])[\w-]{1,128}")
+
+
+class DeployPolicy(BaseModel):
+    """What automation may do with a version that reached Staging (the ``deploy`` section).
+
+    ``automatic`` False (the default): request Production and wait for approval.
+    ``automatic`` True: start a ``strategy`` rollout (a canary) on ``endpoint`` with these
+    steps and minimums; the rollout's promotion request runs the Production gates first.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    automatic: bool = False
+    endpoint: str | None = None
+    strategy: Literal["canary"] = "canary"
+    steps: list[float] = Field(default_factory=lambda: [5.0, 25.0, 50.0, 100.0], min_length=1)
+    min_seconds: Annotated[float, Field(ge=0)] = 30.0
+    min_requests: Annotated[int, Field(ge=1)] = 100
+    max_error_rate_increase: Annotated[float, Field(ge=0)] | None = None
+    max_p99_ratio: Annotated[float, Field(gt=0)] | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENDPOINT.fullmatch(value):
+            raise ValueError(
+                f"{value!r:.80} is not an endpoint name (letters, digits, '_' and '-', up to 128)"
+            )
+        return value
+
+    @field_validator("steps")
+    @classmethod
+    def _rising(cls, value: list[float]) -> list[float]:
+        if any(not 0 < s <= 100 for s in value) or value != sorted(value):
+            raise ValueError(
+                f"steps {value} must rise from above 0 to at most 100 (percent of traffic)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _where(self) -> DeployPolicy:
+        if self.automatic and self.endpoint is None:
+            raise ValueError(
+                "automatic deployment needs an endpoint: name the endpoint that tracks "
+                "Production of the model (endpoint: NAME)"
+            )
+        return self
+
+    @property
+    def default(self) -> bool:
+        """True when the section says nothing beyond the defaults."""
+        return self == DeployPolicy()
+
+    def canary_settings(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`milepost.serving.CanaryPolicy` it sets."""
+        out: dict[str, Any] = {
+            "steps": list(self.steps),
+            "min_seconds": self.min_seconds,
+            "min_requests": self.min_requests,
+        }
+        for key in ("max_error_rate_increase", "max_p99_ratio"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return self.model_dump(mode="json")
+
+    def __repr__(self) -> str:
+        return f"DeployPolicy({self.describe()})"
+
+    def describe(self) -> str:
+        """One line for people."""
+        if not self.automatic:
+            return "not automatic (Production waits for a person)"
+        steps = " → ".join(f"{s:g}%" for s in self.steps)
+        return (
+            f"automatic {self.strategy} on {self.endpoint!r}: {steps}, each step >= "
+            f"{self.min_seconds:g} s and >= {self.min_requests} canary requests"
+        )
+
+    @classmethod
+    def parse(cls, data: Any) -> DeployPolicy:
+        """From plain data; InvalidInput naming the field (``deploy: steps: ...``)."""
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise InvalidInput(
+                f"Policy section 'deploy' must be a mapping, got {_short(data)} "
+                f"({type(data).__name__}).",
+                hint="For example deploy: {automatic: true, endpoint: churn}",
+            )
+        unknown = [k for k in data if k not in cls.model_fields]
+        if unknown:
+            raise InvalidInput(
+                f"deploy: unknown setting(s) {', '.join(map(repr, unknown))}; use "
+                + ", ".join(cls.model_fields)
+                + "."
+                + did_you_mean(str(unknown[0]), cls.model_fields)
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            if first["type"] == "value_error":
+                text = first["msg"].removeprefix("Value error, ")
+            else:
+                text = f"{first['msg']} (got {first['input']!r:.80})"
+            raise InvalidInput(
+                f"deploy: {loc + ': ' if loc else ''}{text}.",
+                hint="Write numbers as plain finite numbers and true/false for flags."
+                if first["type"] != "value_error"
+                else None,
+            ) from exc
 
 
 @dataclass(frozen=True)
@@ -41,6 +177,7 @@ class PromotionPolicy:
     staging: list[Gate] = field(default_factory=list)
     production: list[Gate] = field(default_factory=list)
     allow_direct_production: bool = False
+    deploy: DeployPolicy = field(default_factory=DeployPolicy)
 
     def gates_for(self, stage: str) -> list[Gate]:
         """The gates guarding entry into ``stage`` (Archived and None have none)."""
@@ -66,18 +203,27 @@ class PromotionPolicy:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (stored, and written as YAML)."""
-        return {
+        out: dict[str, Any] = {
             "staging": [g.model_dump(mode="json", exclude_none=True) for g in self.staging],
             "production": [g.model_dump(mode="json", exclude_none=True) for g in self.production],
             "allow_direct_production": self.allow_direct_production,
         }
+        # the default says only what matters: nothing is deployed automatically
+        out["deploy"] = (
+            {"automatic": False}
+            if self.deploy.default
+            else self.deploy.model_dump(mode="json", exclude_none=True)
+        )
+        return out
 
     def __repr__(self) -> str:
         def kinds(gates: list[Gate]) -> str:
             return ", ".join(g.name or g.kind for g in gates) or "none"
 
+        deploy = f"; deploy: {self.deploy.describe()}" if self.deploy.automatic else ""
         return (
-            f"PromotionPolicy(Staging: {kinds(self.staging)}; Production: {kinds(self.production)})"
+            f"PromotionPolicy(Staging: {kinds(self.staging)}; "
+            f"Production: {kinds(self.production)}{deploy})"
         )
 
     def to_yaml(self) -> str:
@@ -100,7 +246,7 @@ class PromotionPolicy:
         if unknown:
             raise InvalidInput(
                 f"Unknown policy section(s) {', '.join(map(repr, unknown))}; "
-                "use staging, production and allow_direct_production."
+                "use staging, production, allow_direct_production and deploy."
                 + did_you_mean(str(unknown[0]), _SECTIONS)
             )
         direct = data.get("allow_direct_production", False)
@@ -119,7 +265,10 @@ class PromotionPolicy:
                 )
             out[stage] = [parse_gate(g, where=f"{stage}[{i}]") for i, g in enumerate(items)]
         return cls(
-            staging=out["staging"], production=out["production"], allow_direct_production=direct
+            staging=out["staging"],
+            production=out["production"],
+            allow_direct_production=direct,
+            deploy=DeployPolicy.parse(data.get("deploy")),
         )
 
     @classmethod

@@ -49,7 +49,7 @@ from milepost.models.uri import check_model_name
 from milepost.promotion.backends.sql import SqlPromotionStore
 from milepost.promotion.gates import Approval, Gate, GateContext, GateResult, run_gate
 from milepost.promotion.models import PromotionRequest
-from milepost.promotion.policy import PromotionPolicy
+from milepost.promotion.policy import DeployPolicy, PromotionPolicy
 from milepost.promotion.rollout import RolloutRequests
 from milepost.stores.audit import append_event
 
@@ -629,6 +629,9 @@ def _revalidated(policy: PromotionPolicy) -> PromotionPolicy:
                 for stage in ("staging", "production")
             },
             "allow_direct_production": policy.allow_direct_production,
+            "deploy": policy.deploy.model_dump(exclude_none=True)
+            if isinstance(policy.deploy, DeployPolicy)
+            else policy.deploy,
         }
     )
 

@@ -1,0 +1,98 @@
+"""The built-in retraining pipeline: a template users call with their own train function,
+or copy.
+
+::
+
+    milepost pipelines run milepost.retraining:retrain --param model=churn \\
+        --param labels=customers --param target=churned \\
+        --param feature_repo=features.py --param train=mypkg.train:fit
+
+The steps (each a plain typed function in :mod:`milepost.retraining.steps` and
+:mod:`milepost.retraining.decide`, each returning a record with its :class:`Decision`):
+
+1. ``validate_data``: the newest version of the ``labels`` dataset (entity keys, the
+   event time ``event_timestamp`` and the ``target``) passes ``suite`` (a YAML file or
+   ``module:attr``; default: target and time never null, 20 rows or more); a failed
+   check fails the run here, with the validation summary.
+2. ``build_training_set``: features joined point-in-time from the feature store
+   (``features``, or the refs the Production version pins), split by time (the newest
+   ``holdout`` share held out) and registered as ``MODEL.train`` and the held-out
+   dataset (the policy's metric gate's dataset when it is unpinned, else ``MODEL.test``).
+3. ``train_model``: ``train(X, y)`` in a tracked run; held-out metrics logged; the model
+   logged with its training data (the drift reference) and an input example, pinning
+   the feature refs.
+4. ``evaluate_model``: the candidate and Production scored on the same held-out rows;
+   who wins, by how much, on the policy's primary metric (or "no baseline").
+5. ``promote_to_staging``: the Staging gates; a refusal is a recorded decision, the run
+   still succeeds.
+6. ``deploy_model``: with the policy's ``deploy.automatic``, a canary on the endpoint
+   (its Production gates run before any traffic); otherwise a Production request left
+   pending approval.
+
+Nothing here is private machinery: the steps use the same public API as user code
+(``milepost.data``, ``FeatureStore``, ``start_run``, ``evaluate``, ``Client.promote``,
+``update_endpoint``), so copying this package is a fair start for a pipeline of one's own.
+"""
+
+from __future__ import annotations
+
+from milepost.retraining.decide import deploy_model, evaluate_model, promote_to_staging
+from milepost.retraining.records import (
+    Candidate,
+    Comparison,
+    DataCheck,
+    Decision,
+    Deployment,
+    Staging,
+    TrainingSet,
+    decisions,
+)
+from milepost.retraining.steps import (
+    build_training_set,
+    default_suite,
+    default_train,
+    train_model,
+    validate_data,
+)
+
+__all__ = [
+    "Candidate",
+    "Comparison",
+    "DataCheck",
+    "Decision",
+    "Deployment",
+    "Staging",
+    "TrainingSet",
+    "build_training_set",
+    "decisions",
+    "default_suite",
+    "default_train",
+    "deploy_model",
+    "evaluate_model",
+    "promote_to_staging",
+    "run_steps",
+    "train_model",
+    "validate_data",
+]
+
+
+def run_steps(
+    model: str,
+    labels: str,
+    target: str,
+    features: str = "",
+    feature_repo: str = "",
+    train: str = "milepost.retraining:default_train",
+    holdout: float = 0.25,
+    suite: str = "",
+    endpoint: str = "",
+) -> list[Decision]:
+    """The pipeline's steps in order, in this process, without the pipeline engine (no
+    caching, no step records): for a notebook or a test. Returns every decision."""
+    checked = validate_data(labels, target, suite)
+    training = build_training_set(checked, model, target, features, feature_repo, holdout, suite)
+    candidate = train_model(training, model, train)
+    comparison = evaluate_model(candidate)
+    staging = promote_to_staging(comparison)
+    deployment = deploy_model(staging, endpoint)
+    return decisions(checked, training, candidate, comparison, staging, deployment)
