@@ -241,7 +241,12 @@ def wait_quiet(max_seconds: float, *, window: float = 2.0, quiet: float = 0.5) -
         seen.append(busy_cores(before, cpu_jiffies()))
         waited = time.perf_counter() - start
         if seen[-1] < quiet or waited >= max_seconds:
-            return {"waited_seconds": waited, "busy_cores": seen[-1], "quiet": seen[-1] < quiet}
+            return {
+                "asked_seconds": max_seconds,
+                "waited_seconds": waited,
+                "busy_cores": seen[-1],
+                "quiet": seen[-1] < quiet,
+            }
 
 
 def run_noop(mode: dict[str, Any], tmp: Path) -> dict[str, Any]:
@@ -569,9 +574,14 @@ def evaluate(raw: dict[str, Any], mode: dict[str, Any]) -> dict[str, Any]:
         if before:
             notes.append(
                 f"Before {label}: {before['busy_cores']:.1f} of {os.cpu_count()} cores busy "
-                f"with other work (waited {before['waited_seconds']:.0f} s"
-                + ("" if before["quiet"] else "; the machine never became quiet")
-                + ")."
+                "with other work"
+                + (
+                    f" (after waiting {before['waited_seconds']:.0f} s for a quiet machine"
+                    + ("" if before["quiet"] else ", which never came")
+                    + ")."
+                    if before["asked_seconds"]
+                    else " (no --quiet-wait)."
+                )
             )
     return {"benchmarks": benchmarks, "checks": checks, "notes": notes}
 
