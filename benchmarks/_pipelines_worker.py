@@ -140,8 +140,51 @@ def task_noop(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-#: The sweep's runs, in the order they run in one round.
+#: The sweep's runs (a round runs them in this order, or the reverse every other round).
 SWEEP_RUNS = ("local_sequential", "dask_own_cluster", "dask_running_cluster", "dask_warm_cluster")
+
+
+def _sweep_sequential(sweep: Any, params: dict[str, Any], workers: int, one: dict) -> None:
+    one["order"].append("local_sequential")
+    one["local_sequential"] = _timed(
+        sweep, params=params, runner="local", max_workers=1, cache=False
+    )
+
+
+def _sweep_own_cluster(sweep: Any, params: dict[str, Any], workers: int, one: dict) -> None:
+    one["order"].append("dask_own_cluster")
+    one["dask_own_cluster"] = _timed(
+        sweep, params=params, runner="dask", max_workers=workers, cache=False
+    )
+
+
+def _sweep_running_cluster(sweep: Any, params: dict[str, Any], workers: int, one: dict) -> None:
+    """Start a LocalCluster (timed), run the sweep on it twice (fresh, then warm
+    workers), close it (timed)."""
+    from distributed import Client, LocalCluster
+
+    start = time.perf_counter()
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
+    client = Client(cluster)
+    client.wait_for_workers(workers)
+    one["cluster_start_seconds"] = time.perf_counter() - start
+    try:
+        for key in ("dask_running_cluster", "dask_warm_cluster"):  # fresh, then warm workers
+            one["order"].append(key)
+            one[key] = _timed(
+                sweep, params=params, runner="dask", address=cluster.scheduler_address, cache=False
+            )
+    finally:
+        start = time.perf_counter()
+        client.close()
+        cluster.close()
+        one["cluster_close_seconds"] = time.perf_counter() - start
 
 
 def task_sweep(config: dict[str, Any]) -> dict[str, Any]:
@@ -163,42 +206,13 @@ def task_sweep(config: dict[str, Any]) -> dict[str, Any]:
         "params": params,
         "rounds": [],
     }
-    for _ in range(config["rounds"]):
-        one: dict[str, Any] = {}
-        one["local_sequential"] = _timed(
-            sweep, params=params, runner="local", max_workers=1, cache=False
-        )
-        one["dask_own_cluster"] = _timed(
-            sweep, params=params, runner="dask", max_workers=workers, cache=False
-        )
-        from distributed import Client, LocalCluster
-
-        start = time.perf_counter()
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        )
-        client = Client(cluster)
-        client.wait_for_workers(workers)
-        cluster_seconds = time.perf_counter() - start
-        try:
-            for key in ("dask_running_cluster", "dask_warm_cluster"):  # fresh, then warm workers
-                one[key] = _timed(
-                    sweep,
-                    params=params,
-                    runner="dask",
-                    address=cluster.scheduler_address,
-                    cache=False,
-                )
-        finally:
-            start = time.perf_counter()
-            client.close()
-            cluster.close()
-            one["cluster_close_seconds"] = time.perf_counter() - start
-        one["cluster_start_seconds"] = cluster_seconds
+    for index in range(config["rounds"]):
+        one: dict[str, Any] = {"order": []}
+        parts = [_sweep_sequential, _sweep_own_cluster, _sweep_running_cluster]
+        if index % 2:  # every other round the other way round, so a drift in load evens out
+            parts.reverse()
+        for part in parts:
+            part(sweep, params, workers, one)
         out["rounds"].append(one)
     run = milepost.get_runtime().pipelines.get_run(out["rounds"][-1]["local_sequential"]["run_id"])
     out["best_auc"] = {}

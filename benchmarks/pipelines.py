@@ -37,8 +37,9 @@ Part 2, a 16-trial sweep on the demo's churn data (``_pipelines_sweep.sweep``:
 local runner with ``max_workers=1`` (sequential) against the Dask runner with 2 workers,
 started by the runner (``--runner dask``: cluster start-up included) and against a
 ``LocalCluster`` started beforehand (``address=``; its start-up timed apart), one after the
-other in one process. ``OMP_NUM_THREADS=1``: one core per trial, so the sequential run
-uses one core and Dask two.
+other in one process (every other round in the reverse order; 2 rounds, 1 with
+``--quick``). ``OMP_NUM_THREADS=1``: one core per trial, so the sequential run uses one
+core and Dask two.
 
 Targets (issue 14): a recorded and a cached no-op step <= 20 ms in process; Milepost's
 end-to-end wall time (fresh process, recorded) >= 10x lower than Metaflow's and than
@@ -81,7 +82,7 @@ PEERS = {
     "prefect": {"venv": HERE / ".venv-prefect", "requirements": ["prefect>=3,<4"]},
 }
 MODES: dict[str, dict[str, Any]] = {
-    "full": {"rounds": 7, "inprocess_rounds": 20, "sweep_rows": 100_000, "sweep_rounds": 1},
+    "full": {"rounds": 7, "inprocess_rounds": 20, "sweep_rows": 100_000, "sweep_rounds": 2},
     "quick": {"rounds": 3, "inprocess_rounds": 5, "sweep_rows": 20_000, "sweep_rounds": 1},
 }
 STEPS = 10
