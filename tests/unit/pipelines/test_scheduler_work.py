@@ -178,3 +178,38 @@ def test_data_volume_on_a_feature_view_counts_its_source_rows(rt: Runtime) -> No
     assert [f.cause for f in fired] == ["rows:clicks@55"]
     assert "25 new rows in feature view clicks (55 at 55, baseline 30)" in fired[0].reason
     assert sched.tick().firings == []
+
+
+def test_a_run_whose_process_died_is_reaped_and_its_firing_says_failed(rt: Runtime) -> None:
+    from milepost.tracking.environment import process_info
+    from tests.unit.pipelines.test_service import _dead_process
+
+    rt.triggers.add("nightly", CHURN, schedule="0 3 * * *")
+    fired = rt.triggers.fire("nightly", launcher=Recording())  # a run id reserved, no run yet
+    assert fired.status == "launched"  # the run is not registered yet
+    # the launched process registered its run, then died without ending it
+    pid, started = _dead_process()
+    rt.pipelines.store.create_run(
+        {
+            "run_id": fired.run_id,
+            "pipeline": "churn",
+            "ref": CHURN,
+            "params_json": "{}",
+            "status": "running",
+            "runner": "local",
+            "started_at": 1,
+            "heartbeat_at": 1,
+            "host": process_info().host,
+            "pid": pid,
+            "pid_started": started,
+            "trigger": fired.firing_id,
+            "actor": "tester",
+        },
+        actor="tester",
+    )
+    assert rt.triggers.get_firing(fired.firing_id).status == "running"
+    report = rt.scheduler(holder="s").tick()
+    [line] = report.work["pipeline runs"]
+    assert line.startswith(f"pipeline run {fired.run_id} (churn) marked failed: ")
+    assert rt.triggers.get_firing(fired.firing_id).status == "failed"
+    assert "pipeline runs" not in rt.scheduler(holder="s").tick().work  # reaped once
