@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from milepost.monitoring.monitors import Alert, Monitor, MonitorResult, MonitorRun
     from milepost.pipelines.dag import Pipeline
     from milepost.pipelines.models import PipelineRun, PipelineSummary
+    from milepost.pipelines.triggers import Firing, Trigger
     from milepost.promotion.policy import PromotionPolicy
     from milepost.promotion.service import PromotionRequest
     from milepost.serving.spec import CanaryPolicy, EndpointSpec
@@ -395,6 +396,64 @@ class Client:
     def endpoint_status(self, name: str, *, window_seconds: float = 300) -> dict[str, Any]:
         """The spec, the registry's agreement, the rollout, recent events and stats."""
         return self._rt.serving.status(name, window_seconds=window_seconds)
+
+    # triggers
+    def add_trigger(
+        self,
+        name: str,
+        pipeline: str,
+        *,
+        params: dict[str, Any] | None = None,
+        schedule: str | None = None,
+        on_drift: str | None = None,
+        on_performance: str | None = None,
+        on_data: str | None = None,
+        min_rows: int | None = None,
+    ) -> Trigger:
+        """Launch ``pipeline`` (``module:attr``) with ``params`` on exactly one cause: a
+        cron ``schedule``, a monitor's drift or performance alerts, or ``min_rows`` new
+        rows in a dataset or feature view (``on_data``). Checked now; see
+        :meth:`milepost.pipelines.triggers.TriggerService.add`."""
+        return self._rt.triggers.add(
+            name,
+            pipeline,
+            params=params,
+            schedule=schedule,
+            on_drift=on_drift,
+            on_performance=on_performance,
+            on_data=on_data,
+            min_rows=min_rows,
+        )
+
+    def get_trigger(self, name: str) -> Trigger:
+        """One trigger's definition and cursor."""
+        return self._rt.triggers.get(name)
+
+    def list_triggers(self) -> list[Trigger]:
+        """Every trigger, by name."""
+        return self._rt.triggers.list()
+
+    def remove_trigger(self, name: str, *, reason: str | None = None) -> None:
+        """Delete a trigger and its firings (audited)."""
+        self._rt.triggers.remove(name, reason=reason)
+
+    def enable_trigger(self, name: str) -> Trigger:
+        """Evaluate a trigger again (from now on)."""
+        return self._rt.triggers.enable(name)
+
+    def disable_trigger(self, name: str) -> Trigger:
+        """Stop evaluating a trigger."""
+        return self._rt.triggers.disable(name)
+
+    def fire_trigger(
+        self, name: str, *, reason: str | None = None, launch: str = "subprocess"
+    ) -> Firing:
+        """Fire a trigger by hand; ``launch="inline"`` runs the pipeline here, to the end."""
+        return self._rt.triggers.fire(name, reason=reason, launcher=launch)
+
+    def list_firings(self, trigger: str | None = None, *, limit: int = 50) -> list[Firing]:
+        """Firings, newest first, with their pipeline run's status."""
+        return self._rt.triggers.firings(trigger, limit=limit)
 
     # monitors
     def create_monitor(

@@ -235,7 +235,7 @@ class Runtime:
         kind = check.choice(kind, "launch", ("inline", "subprocess"))
         if kind == "subprocess":
             return SubprocessLauncher(self.settings)
-        from milepost.pipelines import load_pipeline
+        from milepost.pipelines.dag import load_pipeline
 
         return InlineLauncher(self.pipelines.run, load_pipeline)
 
