@@ -384,6 +384,43 @@ class TriggerService:
             )
         return self._refreshed(replace(firing, status=status, error=error))
 
+    def expire_pending(self, now_ms: int, older_than_ms: int) -> builtins.list[Firing]:
+        """Mark ``launch_failed`` the firings left ``pending`` (written, never launched:
+        their scheduler died in between) for longer than ``older_than_ms`` whose run was
+        never registered. Needs the pipeline runs (``run_status``); returns those marked."""
+        if self._run_status is None:
+            return []
+        q = (
+            sa.select(trigger_firings, pipeline_triggers.c.name)
+            .join(pipeline_triggers, pipeline_triggers.c.trigger_id == trigger_firings.c.trigger_id)
+            .where(
+                trigger_firings.c.status == "pending",
+                trigger_firings.c.fired_at < now_ms - older_than_ms,
+            )
+        )
+        with self.db.read() as conn:
+            stale = [to_firing(r) for r in conn.execute(q).mappings()]
+        marked = []
+        for firing in stale:
+            try:
+                self._run_status(firing.run_id)
+                continue  # its run exists: it was launched (an inline run still going)
+            except NotFound:
+                pass
+            error = "its scheduler stopped before launching it (no run was registered)"
+            with self.db.write() as conn:
+                done = conn.execute(
+                    sa.update(trigger_firings)
+                    .where(
+                        trigger_firings.c.firing_id == firing.firing_id,
+                        trigger_firings.c.status == "pending",
+                    )
+                    .values(status="launch_failed", error=error)
+                ).rowcount
+            if done == 1:
+                marked.append(replace(firing, status="launch_failed", error=error))
+        return marked
+
     # -- internals -------------------------------------------------------------------------
 
     def _spec(
@@ -511,7 +548,7 @@ class TriggerService:
         return self._launcher(launcher or "subprocess")
 
     def _refreshed(self, firing: Firing) -> Firing:
-        if self._run_status is None or firing.status != "launched":
+        if self._run_status is None or firing.status not in ("pending", "launched"):
             return firing
         try:
             status = self._run_status(firing.run_id)

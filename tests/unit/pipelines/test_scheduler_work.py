@@ -213,3 +213,23 @@ def test_a_run_whose_process_died_is_reaped_and_its_firing_says_failed(rt: Runti
     assert line.startswith(f"pipeline run {fired.run_id} (churn) marked failed: ")
     assert rt.triggers.get_firing(fired.firing_id).status == "failed"
     assert "pipeline runs" not in rt.scheduler(holder="s").tick().work  # reaped once
+
+
+def test_a_firing_its_scheduler_never_launched_is_marked_launch_failed(rt: Runtime) -> None:
+    from milepost.pipelines.triggers import Cause
+
+    triggers = rt.triggers
+    t = triggers.add("nightly", CHURN, schedule="0 3 * * *")
+    # a scheduler wrote the firing, then died before launching it
+    firing = triggers.record(t, Cause("slot:x", "the slot came", {"last_slot": 1}))
+    assert firing is not None and triggers.get_firing(firing.firing_id).status == "pending"
+    sched = rt.scheduler(holder="s", lease_seconds=15)
+    soon = sched.tick(now=firing.fired_at + 29_000)  # not yet: two leases have not passed
+    assert "firings" not in soon.work
+    late = sched.tick(now=firing.fired_at + 31_000)
+    assert late.work["firings"] == [
+        f"firing {firing.firing_id} of nightly (slot:x) marked launch_failed: its scheduler "
+        "stopped before launching it (no run was registered)"
+    ]
+    assert triggers.get_firing(firing.firing_id).status == "launch_failed"
+    assert "firings" not in sched.tick(now=firing.fired_at + 40_000).work
