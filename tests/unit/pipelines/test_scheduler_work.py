@@ -233,3 +233,32 @@ def test_a_firing_its_scheduler_never_launched_is_marked_launch_failed(rt: Runti
     ]
     assert triggers.get_firing(firing.firing_id).status == "launch_failed"
     assert "firings" not in sched.tick(now=firing.fired_at + 40_000).work
+
+
+def test_a_feature_view_on_a_dataset_counts_the_dataset_newest_version(rt: Runtime) -> None:
+    from milepost.features import DatasetSource
+
+    def events(n: int) -> pd.DataFrame:
+        ts = datetime.now(UTC) - timedelta(hours=1)
+        return pd.DataFrame({"customer_id": range(n), "ts": [ts] * n, "spend": [1.0] * n})
+
+    rt.data.register("events", events(10))
+    view = FeatureView(
+        name="spend",
+        entity=customer,
+        source=DatasetSource("events"),
+        timestamp_field="ts",
+        ttl=timedelta(days=1),
+        schema=[Field("spend")],
+    )
+    FeatureStore([customer, view]).apply()
+    clock, launcher = Clock(), Recording()
+    triggers = service(rt, clock, launcher)
+    t = triggers.add("spend", CHURN, on_data="spend", min_rows=5)
+    assert t.spec["source"] == "feature_view" and t.state == {
+        "baseline_rows": 10,
+        "baseline_token": "1",
+    }
+    rt.data.register("events", events(15))
+    [fired] = scheduler(triggers, launcher, clock).tick().firings
+    assert fired.cause == "rows:spend@2"
