@@ -253,7 +253,19 @@ class _Run:
             progressed = False
             for step_id in self.ready():
                 self.waiting.remove(step_id)
-                _, inputs, key = self.prepare(step_id)
+                try:
+                    _, inputs, key = self.prepare(step_id)
+                except Exception as exc:  # an argument that cannot be encoded to hash
+                    self.failed = self.failed or step_id
+                    self.finish(
+                        StepResult(
+                            step=step_id,
+                            status="failed",
+                            error=f"{type(exc).__name__}: cannot hash an input of step "
+                            f"{step_id!r}: {exc}",
+                        )
+                    )
+                    return
                 hit = self.reused(step_id, inputs, key)
                 if hit is not None:
                     self.finish(hit)

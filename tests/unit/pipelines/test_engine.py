@@ -379,3 +379,21 @@ def test_only_the_steps_thread_is_captured(recorder, blobs, runner, tmp_path, ca
     import sys
 
     assert type(sys.stdout).__name__ != "_Router"  # restored
+
+
+def test_an_input_that_cannot_be_hashed_fails_its_step(recorder, blobs, runner) -> None:
+    import threading
+
+    @step(name="takes_lock")
+    def takes_lock(lock: object) -> int:
+        return 1
+
+    @pipeline(name="locked")
+    def locked() -> None:
+        takes_lock(threading.Lock())
+
+    out = run(locked, recorder, blobs, runner)
+    assert out.status == "failed"
+    assert out.failed_step == "takes_lock"
+    assert "cannot hash an input of step 'takes_lock'" in (out.error or "")
+    assert ("started", "takes_lock", "1") not in recorder.events
