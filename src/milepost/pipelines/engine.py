@@ -402,9 +402,9 @@ def _attempt(fut: cf.Future[Attempt], task: Task) -> Attempt:
         hint = ""
         if isinstance(exc, BrokenProcessPool):
             hint = (
-                " (a worker process died; a script that runs a pipeline must guard its "
-                'top level with `if __name__ == "__main__":`, since worker processes '
-                "import the main module)"
+                " (a worker process died: killed, out of memory, os._exit in a step, or a "
+                'script without an `if __name__ == "__main__":` guard, which worker '
+                "processes need since they import the main module)"
             )
         now = _ms()
         return Attempt(

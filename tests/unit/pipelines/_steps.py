@@ -218,3 +218,14 @@ def signal_and_wait(started: str, go: str) -> int:
 @pipeline
 def waiting(started: str, go: str) -> None:
     signal_and_wait(started, go)
+
+
+@step
+def dies(code: int) -> int:
+    os._exit(code)
+
+
+@pipeline
+def dying(code: int = 3) -> None:
+    dies(code)
+    pid()

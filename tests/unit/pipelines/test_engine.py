@@ -397,3 +397,13 @@ def test_an_input_that_cannot_be_hashed_fails_its_step(recorder, blobs, runner) 
     assert out.failed_step == "takes_lock"
     assert "cannot hash an input of step 'takes_lock'" in (out.error or "")
     assert ("started", "takes_lock", "1") not in recorder.events
+
+
+def test_a_worker_that_dies_fails_the_run_and_the_runner_recovers(recorder, blobs, runner) -> None:
+    out = run(S.dying, recorder, blobs, runner)  # dies and pid run together in the pool
+    assert out.status == "failed"
+    assert out.results["dies"].status == "failed"
+    assert "BrokenProcessPool" in (out.results["dies"].error or "")
+    assert "a worker process died" in (out.results["dies"].error or "")
+    again = run(S.fan, recorder, blobs, runner, run_id="again", cache=False)
+    assert again.status == "succeeded", again.error  # a new pool replaced the broken one
