@@ -293,7 +293,8 @@ class _Run:
                 step_id, "retrying", attempt=attempt.attempt, delay=delay, error=attempt.error
             )
             return
-        self.finish_attempt(attempt, task)
+        note = f" (not retried: step {self.failed!r} failed)" if retry else ""
+        self.finish_attempt(attempt, task, note=note)
 
     def finish_attempt(self, attempt: Attempt, task: Task, *, note: str = "") -> None:
         step_id = task.step_id
@@ -317,6 +318,8 @@ class _Run:
         self.finish(result)
 
     def submit_due_retries(self) -> None:
+        if self.failed is not None:
+            return  # abandoned on the next wait, with their last error
         now = self.clock()
         for step_id, (due, task, _) in sorted(self.retries.items(), key=lambda kv: kv[1][0]):
             if due <= now:

@@ -229,3 +229,9 @@ def dies(code: int) -> int:
 def dying(code: int = 3) -> None:
     dies(code)
     pid()
+
+
+@pipeline
+def retry_beside_failure(counter: str, x: int = 1) -> None:
+    flaky(counter, 5)
+    boom(x)

@@ -407,3 +407,25 @@ def test_a_worker_that_dies_fails_the_run_and_the_runner_recovers(recorder, blob
     assert "a worker process died" in (out.results["dies"].error or "")
     again = run(S.fan, recorder, blobs, runner, run_id="again", cache=False)
     assert again.status == "succeeded", again.error  # a new pool replaced the broken one
+
+
+def test_a_pending_retry_ends_failed_when_another_step_fails(
+    recorder, blobs, runner, tmp_path
+) -> None:
+    fake = FakeClock()
+    out = run(
+        S.retry_beside_failure,
+        recorder,
+        blobs,
+        runner,
+        {"counter": str(tmp_path / "n")},
+        sleep=fake.sleep,
+        clock=fake.clock,
+    )
+    assert out.status == "failed"
+    flaky = out.results["flaky"]
+    assert flaky.status == "failed"
+    assert flaky.attempts >= 1
+    assert out.failed_step == "boom"  # flaky may be retried, it cannot fail the run first
+    assert flaky.error is not None and flaky.error.startswith("ConnectionError: attempt")
+    assert flaky.error.endswith("(not retried: step 'boom' failed)")
