@@ -25,8 +25,9 @@ step and its error. The engine never raises for a step's failure.
 
 Recorder calls all come from the calling thread, in the order the
 :class:`~milepost.pipelines.records.Recorder` contract states. ``on_event(step, status,
-info)`` (``started``, ``retrying``, ``succeeded``, ``failed``, ``cached``, ``skipped``)
-feeds live views; an exception it raises is ignored.
+info)`` (``started``, ``retrying``, ``succeeded``, ``failed``, ``cached``, ``skipped``,
+and ``cache_invalid`` when a reusable result's stored outputs fail their check and the
+step runs instead) feeds live views; an exception it raises is ignored.
 """
 
 from __future__ import annotations
