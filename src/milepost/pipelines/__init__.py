@@ -6,6 +6,7 @@ The map::
     step, pipeline             decorators: a step is a plain typed function; a pipeline
                                wires steps (calls inside it return handles)
     Pipeline, load_pipeline    a pipeline object; load one from its "module:attr" ref
+    grid                       every combination of parameter lists, for ``step.map``
     PipelineRun, StepRun       what a run recorded (``rt.pipelines.get_run(run_id)``)
     PipelineSummary            a pipeline as seen in its runs (``list_pipelines()``)
     PlannedStep, StepResult,   the engine/recorder contract (:mod:`.records`)
@@ -22,7 +23,7 @@ run module:attr``; the service is ``milepost.get_runtime().pipelines``
 from __future__ import annotations
 
 from milepost.pipelines._trigger_records import Firing, Launcher, Trigger
-from milepost.pipelines.dag import Pipeline, load_pipeline, pipeline, step
+from milepost.pipelines.dag import Pipeline, grid, load_pipeline, pipeline, step
 from milepost.pipelines.models import PipelineRun, PipelineSummary, StepRun
 from milepost.pipelines.records import Link, OutputRef, PlannedStep, Recorder, StepResult
 
@@ -39,6 +40,7 @@ __all__ = [
     "StepResult",
     "StepRun",
     "Trigger",
+    "grid",
     "load_pipeline",
     "pipeline",
     "step",
