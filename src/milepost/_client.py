@@ -573,10 +573,14 @@ class Client:
         run_id: str,
         *,
         runner: str | None = None,
+        address: str | None = None,
+        max_workers: int | None = None,
         on_event: Callable[[str, str, dict[str, Any]], None] | None = None,
     ) -> PipelineRun:
         """Run a failed pipeline run again as a new run, reusing its succeeded steps."""
-        return self._rt.pipelines.resume(run_id, runner=runner, on_event=on_event)
+        return self._rt.pipelines.resume(
+            run_id, runner=runner, address=address, max_workers=max_workers, on_event=on_event
+        )
 
     def get_pipeline_run(self, run_id: str) -> PipelineRun:
         """A pipeline run with its steps; ``.outputs(step)`` loads a step's values."""

@@ -51,6 +51,13 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 RunnerOpt = Annotated[
     RunnerName, typer.Option(help="Where steps run: local (process pool) or dask.")
 ]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(help="Dask scheduler address (tcp://host:8786); default a local cluster."),
+]
+WorkersOpt = Annotated[
+    int | None, typer.Option(min=1, max=1024, help="Parallel steps (local pool or Dask workers).")
+]
 #: Log lines shown under a failed step.
 LOG_TAIL = 20
 
@@ -106,13 +113,8 @@ def run(
         typer.Option("--param", help="A parameter as NAME=VALUE; repeatable."),
     ] = None,
     runner: RunnerOpt = RunnerName.local,
-    address: Annotated[
-        str | None,
-        typer.Option(help="Dask scheduler address (tcp://host:8786); default a local cluster."),
-    ] = None,
-    workers: Annotated[
-        int | None, typer.Option(min=1, max=1024, help="Worker processes (local runner).")
-    ] = None,
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Run every step, reusing no earlier outputs.")
     ] = False,
@@ -145,12 +147,18 @@ def resume(
     runner: Annotated[
         RunnerName | None, typer.Option(help="local or dask; default the failed run's runner.")
     ] = None,
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Run a failed run again as a new run, reusing the steps that succeeded."""
     console.print(f"Resuming pipeline run {run_id} as a new run:")
     with StepView() as view:
         result = runtime().pipelines.resume(
-            run_id, runner=None if runner is None else runner.value, on_event=view
+            run_id,
+            runner=None if runner is None else runner.value,
+            address=address,
+            max_workers=workers,
+            on_event=view,
         )
     _outcome(result)
 
