@@ -16,8 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from milepost.pipelines import pipeline, step
-from milepost.pipelines.dag import grid  # not (yet) exported by milepost.pipelines
+from milepost.pipelines import grid, pipeline, step
 
 #: The sweep's grid: 2 x 2 x 2 x 2 = 16 trials.
 GRID: dict[str, list[Any]] = {
