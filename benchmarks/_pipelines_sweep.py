@@ -47,20 +47,19 @@ def prepare(rows: int, seed: int) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-@step(track=True)
-def trial(
+def fit(
     data: pd.DataFrame,
     learning_rate: float,
     max_leaf_nodes: int,
     l2_regularization: float,
     min_samples_leaf: int,
 ) -> float:
-    """Fit one ``HistGradientBoostingClassifier``; its ROC AUC on the held-out days
-    (logged as the tracked run's metric ``auc``)."""
+    """Fit one ``HistGradientBoostingClassifier`` on the days before the held-out ones;
+    its ROC AUC on the held-out days. Plain scikit-learn: the trial step's work, also
+    timed without Milepost (``pipelines.py``'s plain process-pool reference)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
 
-    import milepost
     from milepost.demo.data import CATEGORICAL, LABEL
 
     features = [c for c in data.columns if c not in (LABEL, "holdout")]
@@ -76,7 +75,26 @@ def trial(
         random_state=0,
     )
     model.fit(train[features], train[LABEL])
-    auc = float(roc_auc_score(test[LABEL], model.predict_proba(test[features])[:, 1]))
+    return float(roc_auc_score(test[LABEL], model.predict_proba(test[features])[:, 1]))
+
+
+def fit_args(args: tuple[pd.DataFrame, dict[str, Any]]) -> float:
+    """:func:`fit` on ``(data, keyword arguments)`` (for ``ProcessPoolExecutor.map``)."""
+    return fit(args[0], **args[1])
+
+
+@step(track=True)
+def trial(
+    data: pd.DataFrame,
+    learning_rate: float,
+    max_leaf_nodes: int,
+    l2_regularization: float,
+    min_samples_leaf: int,
+) -> float:
+    """One trial: :func:`fit`, its AUC logged as the tracked run's metric ``auc``."""
+    import milepost
+
+    auc = fit(data, learning_rate, max_leaf_nodes, l2_regularization, min_samples_leaf)
     milepost.log_metric("auc", auc)
     return auc
 

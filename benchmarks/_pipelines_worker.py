@@ -18,7 +18,9 @@ worker processes too.
     ``LocalCluster`` of 2 workers on 127.0.0.1 (start-up included), and on the Dask runner
     against a cluster started beforehand (``address=``; the cluster's start-up is timed
     apart), twice: its workers fresh (they import Milepost, scikit-learn and the step
-    module on their first task), then warm. ``OMP_NUM_THREADS=1`` (set by the driver)
+    module on their first task), then warm. And, as a reference for what two processes
+    give on this machine, the same 16 fits without Milepost: a loop, then a warm
+    ``ProcessPoolExecutor`` of 2. ``OMP_NUM_THREADS=1`` (set by the driver)
     keeps each trial on one core.
 ``check``
     Counts the recorded runs of a pipeline in an existing home (the CLI's runs): how many
@@ -151,6 +153,11 @@ def _sweep_sequential(sweep: Any, params: dict[str, Any], workers: int, one: dic
     )
 
 
+def _sweep_plain(sweep: Any, params: dict[str, Any], workers: int, one: dict) -> None:
+    one["order"].append("plain")
+    one["plain"] = plain_reference(params["rows"], params["seed"], workers)
+
+
 def _sweep_own_cluster(sweep: Any, params: dict[str, Any], workers: int, one: dict) -> None:
     one["order"].append("dask_own_cluster")
     one["dask_own_cluster"] = _timed(
@@ -187,6 +194,41 @@ def _sweep_running_cluster(sweep: Any, params: dict[str, Any], workers: int, one
         one["cluster_close_seconds"] = time.perf_counter() - start
 
 
+def plain_reference(rows: int, seed: int, workers: int) -> dict[str, Any]:
+    """The sweep's 16 fits without Milepost: a loop in this process, then a
+    ``ProcessPoolExecutor`` of ``workers`` processes (warmed up first: imports done),
+    the frame made once. What this machine gives two processes of this work."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from _pipelines_sweep import GRID, fit_args, prepare
+
+    from milepost.pipelines import grid
+
+    data = prepare(rows, seed)  # a step called outside a pipeline is the plain function
+    combos = grid(**GRID)
+    trials = [
+        (data, {k: v[i] for k, v in combos.items()}) for i in range(len(combos["learning_rate"]))
+    ]
+    fit_args(trials[0])  # imports
+    jiffies, start = cpu_jiffies(), time.perf_counter()
+    sequential = [fit_args(t) for t in trials]
+    out: dict[str, Any] = {
+        "sequential_seconds": time.perf_counter() - start,
+        "sequential_busy_cores": busy_cores(jiffies, cpu_jiffies()),
+    }
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        list(pool.map(fit_args, trials[:workers]))  # warm the workers
+        jiffies, start = cpu_jiffies(), time.perf_counter()
+        parallel = list(pool.map(fit_args, trials))
+        out["pool_seconds"] = time.perf_counter() - start
+        out["pool_busy_cores"] = busy_cores(jiffies, cpu_jiffies())
+    out["same_aucs"] = sequential == parallel
+    out["best_auc"] = max(sequential)
+    return out
+
+
 def task_sweep(config: dict[str, Any]) -> dict[str, Any]:
     from _pipelines_noop import noop1
     from _pipelines_sweep import GRID, MAX_ITER, sweep
@@ -208,7 +250,7 @@ def task_sweep(config: dict[str, Any]) -> dict[str, Any]:
     }
     for index in range(config["rounds"]):
         one: dict[str, Any] = {"order": []}
-        parts = [_sweep_sequential, _sweep_own_cluster, _sweep_running_cluster]
+        parts = [_sweep_sequential, _sweep_own_cluster, _sweep_running_cluster, _sweep_plain]
         if index % 2:  # every other round the other way round, so a drift in load evens out
             parts.reverse()
         for part in parts:

@@ -534,6 +534,17 @@ def evaluate(raw: dict[str, Any], mode: dict[str, Any]) -> dict[str, Any]:
             "info",
             None,
         )
+        plain_seq = _med([r["plain"]["sequential_seconds"] for r in sweep["rounds"]])
+        plain_pool = _med([r["plain"]["pool_seconds"] for r in sweep["rounds"]])
+        pool_busy = _med([r["plain"]["pool_busy_cores"] for r in sweep["rounds"]])
+        row(
+            "reference without Milepost: the 16 fits in a warm ProcessPoolExecutor(2) vs a loop",
+            f"pool {plain_pool:.1f} s ({pool_busy:.1f} cores busy)",
+            f"loop {plain_seq:.1f} s",
+            f"{plain_seq / plain_pool:.2f}x faster",
+            "info: this machine's ceiling",
+            None,
+        )
         row(
             "Dask start-up: LocalCluster(2 workers, 127.0.0.1) + Client, until both workers are up",
             f"{start:.2f} s",
@@ -555,6 +566,18 @@ def evaluate(raw: dict[str, Any], mode: dict[str, Any]) -> dict[str, Any]:
                 "detail": f"{len(runs)} runs; tracked runs per run: "
                 + ", ".join(sorted({str(r["tracked_runs"]) for r in runs})),
                 "passed": ok,
+            }
+        )
+        plain_ok = all(
+            r["plain"]["same_aucs"]
+            and abs(r["plain"]["best_auc"] - sweep["best_auc"]["local_sequential"]) < 1e-12
+            for r in sweep["rounds"]
+        )
+        checks.append(
+            {
+                "name": "sweep reference: the same AUCs in the loop, the pool and the pipeline",
+                "detail": f"best {sweep['rounds'][-1]['plain']['best_auc']:.4f}",
+                "passed": plain_ok,
             }
         )
         best = sweep["best_auc"]
