@@ -361,6 +361,12 @@ def spread(values: list[float], scale: float = 1.0, unit: str = "s", digits: int
     return f"{statistics.median(v):,.{digits}f} {unit} ({min(v):,.{digits}f}-{max(v):,.{digits}f})"
 
 
+def faster(reference: float, contender: float) -> str:
+    """``contender`` against ``reference`` (seconds) as "N.NNx faster" or "N.NNx slower"."""
+    ratio = reference / contender
+    return f"{ratio:.2f}x faster" if ratio >= 1 else f"{1 / ratio:.2f}x slower"
+
+
 def _med(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -514,7 +520,7 @@ def evaluate(raw: dict[str, Any], mode: dict[str, Any]) -> dict[str, Any]:
             f"16-trial sweep ({rows_text}): Dask, 2 workers (the runner's cluster) vs sequential",
             f"Dask {own:.1f} s ({busy('dask_own_cluster')})",
             f"local, max_workers=1 {seq:.1f} s ({busy('local_sequential')})",
-            f"{seq / own:.2f}x faster",
+            faster(seq, own),
             f">= {SWEEP_SPEEDUP:g}x (close to 2x)",
             seq / own >= SWEEP_SPEEDUP,
         )
@@ -522,7 +528,7 @@ def evaluate(raw: dict[str, Any], mode: dict[str, Any]) -> dict[str, Any]:
             "the same sweep on a Dask cluster already running (address=), fresh workers",
             f"Dask {running:.1f} s ({busy('dask_running_cluster')})",
             f"local, max_workers=1 {seq:.1f} s",
-            f"{seq / running:.2f}x faster",
+            faster(seq, running),
             "info",
             None,
         )
@@ -530,7 +536,7 @@ def evaluate(raw: dict[str, Any], mode: dict[str, Any]) -> dict[str, Any]:
             "the same again on that cluster, its workers warm (imports done)",
             f"Dask {warm:.1f} s ({busy('dask_warm_cluster')})",
             f"local, max_workers=1 {seq:.1f} s",
-            f"{seq / warm:.2f}x faster",
+            faster(seq, warm),
             "info",
             None,
         )
@@ -541,7 +547,7 @@ def evaluate(raw: dict[str, Any], mode: dict[str, Any]) -> dict[str, Any]:
             "reference without Milepost: the 16 fits in a warm ProcessPoolExecutor(2) vs a loop",
             f"pool {plain_pool:.1f} s ({pool_busy:.1f} cores busy)",
             f"loop {plain_seq:.1f} s",
-            f"{plain_seq / plain_pool:.2f}x faster",
+            faster(plain_seq, plain_pool),
             "info: this machine's ceiling",
             None,
         )
