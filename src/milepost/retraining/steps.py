@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import milepost
 from milepost.errors import InvalidInput, NotFound, did_you_mean
+from milepost.pipelines.dag import step
 from milepost.retraining.records import (
     Candidate,
     DataCheck,
@@ -179,6 +180,7 @@ def _experiment(model: str) -> str:
 # -- the steps ----------------------------------------------------------------------------
 
 
+@step(cache=False)
 def validate_data(labels: str, target: str, suite: str = "") -> DataCheck:
     """Validate the newest version of the labels dataset; refuse it on any failed check.
 
@@ -265,6 +267,7 @@ def _holdout_name(model: str, gate: MetricVsBaseline | None) -> tuple[str, str |
     return f"{model}.test", None
 
 
+@step(cache=False)
 def build_training_set(
     data: DataCheck,
     model: str,
@@ -370,6 +373,7 @@ def build_training_set(
     )
 
 
+@step(cache=False)
 def train_model(training: TrainingSet, model: str, train: str = DEFAULT_TRAIN) -> Candidate:
     """Train with ``train`` (``module:function``, ``(X, y) -> fitted estimator``) in a
     tracked run, score it on the held-out rows and register it as a new version of
