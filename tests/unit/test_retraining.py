@@ -69,7 +69,16 @@ LINEAR = f"{__name__}:linear_train"
 @pytest.fixture
 def home(tmp_path: Path) -> milepost.Runtime:
     """A home with the customers dataset and the demo's features applied."""
-    rt = milepost.configure(home=tmp_path / "home", user="tester", metric_flush_interval=0.05)
+    return _home(tmp_path, None)
+
+
+def _home(tmp_path: Path, metadata_uri: str | None) -> milepost.Runtime:
+    rt = milepost.configure(
+        home=tmp_path / "home",
+        metadata_uri=metadata_uri,
+        user="tester",
+        metric_flush_interval=0.05,
+    )
     milepost.data.register("customers", generate_customers(1200, seed=3))
     FeatureStore(REPO).apply()
     return rt
@@ -119,7 +128,8 @@ def test_first_model_has_no_baseline_and_enters_production(home: milepost.Runtim
     assert len(test) == pytest.approx(0.25 * 1200, abs=2)
 
 
-def test_better_model_is_staged_and_waits_for_approval(home: milepost.Runtime) -> None:
+def test_better_model_is_staged_and_enters_production(tmp_path: Path, metadata_uri: str) -> None:
+    _home(tmp_path, metadata_uri)  # on each metadata backend
     _first_model(LINEAR)
     _policy()  # not automatic (the default)
     before = milepost.Client().get_model(MODEL).production_version
