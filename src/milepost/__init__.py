@@ -12,6 +12,9 @@ The map::
     milepost.features.FeatureStore          one feature definition for training and serving
     milepost.deployments                    endpoints: create, update, advance, rollback
     milepost.governance                     the audit trail and its verification
+    milepost.step / pipeline                typed steps wired into a pipeline (DAG)
+    milepost.run_pipeline                   run one: recorded, cached, resumable
+    milepost.pipelines                      PipelineRun, load_pipeline ... (``rt.pipelines``)
 
 Embedded by default: a SQLite file and a directory of artifacts under ``./.milepost``.
 Set ``MILEPOST_METADATA_URI`` (PostgreSQL) and ``MILEPOST_ARTIFACT_URI`` (``s3://``) to
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from milepost import data, deployments
-    from milepost._client import Client
+    from milepost._client import Client, run_pipeline
     from milepost._context import Runtime, configure, get_runtime, reset
     from milepost._fluent_api import (
         ActiveRun,
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
     )
     from milepost.config import Settings, load_settings
     from milepost.errors import MilepostError
+    from milepost.pipelines import pipeline, step
     from milepost.tracking.models import Run, RunStatus
 
 __version__ = "0.1.0"
@@ -89,10 +93,13 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "pipeline",
     "reset",
+    "run_pipeline",
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
 ]
 
 # Public name -> the module that defines it. A submodule maps to itself.
@@ -100,6 +107,7 @@ _LAZY: dict[str, str] = {
     "data": "milepost.data",
     "deployments": "milepost.deployments",
     "Client": "milepost._client",
+    "run_pipeline": "milepost._client",
     "Runtime": "milepost._context",
     "configure": "milepost._context",
     "get_runtime": "milepost._context",
@@ -132,6 +140,8 @@ _LAZY: dict[str, str] = {
     "Settings": "milepost.config",
     "load_settings": "milepost.config",
     "MilepostError": "milepost.errors",
+    "pipeline": "milepost.pipelines",
+    "step": "milepost.pipelines",
     "Run": "milepost.tracking.models",
     "RunStatus": "milepost.tracking.models",
 }

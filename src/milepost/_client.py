@@ -23,20 +23,23 @@ from milepost.tracking.models import (
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from datetime import datetime
     from pathlib import Path
 
     from milepost.governance.audit import VerifyReport
     from milepost.models.models import ModelVersion, RegisteredModel, StageEvent
     from milepost.monitoring.monitors import Alert, Monitor, MonitorResult, MonitorRun
+    from milepost.pipelines.dag import Pipeline
+    from milepost.pipelines.models import PipelineRun, PipelineSummary
+    from milepost.pipelines.triggers import Firing, Trigger
     from milepost.promotion.policy import PromotionPolicy
     from milepost.promotion.service import PromotionRequest
     from milepost.serving.spec import CanaryPolicy, EndpointSpec
     from milepost.stores.audit import AuditEvent
     from milepost.tracking.service import StaleRun
 
-__all__ = ["Client", "Strategy"]
+__all__ = ["Client", "Strategy", "run_pipeline"]
 
 Strategy = Literal["canary", "blue_green", "shadow", "rolling"]
 
@@ -394,6 +397,64 @@ class Client:
         """The spec, the registry's agreement, the rollout, recent events and stats."""
         return self._rt.serving.status(name, window_seconds=window_seconds)
 
+    # triggers
+    def add_trigger(
+        self,
+        name: str,
+        pipeline: str,
+        *,
+        params: dict[str, Any] | None = None,
+        schedule: str | None = None,
+        on_drift: str | None = None,
+        on_performance: str | None = None,
+        on_data: str | None = None,
+        min_rows: int | None = None,
+    ) -> Trigger:
+        """Launch ``pipeline`` (``module:attr``) with ``params`` on exactly one cause: a
+        cron ``schedule``, a monitor's drift or performance alerts, or ``min_rows`` new
+        rows in a dataset or feature view (``on_data``). Checked now; see
+        :meth:`milepost.pipelines.triggers.TriggerService.add`."""
+        return self._rt.triggers.add(
+            name,
+            pipeline,
+            params=params,
+            schedule=schedule,
+            on_drift=on_drift,
+            on_performance=on_performance,
+            on_data=on_data,
+            min_rows=min_rows,
+        )
+
+    def get_trigger(self, name: str) -> Trigger:
+        """One trigger's definition and cursor."""
+        return self._rt.triggers.get(name)
+
+    def list_triggers(self) -> list[Trigger]:
+        """Every trigger, by name."""
+        return self._rt.triggers.list()
+
+    def remove_trigger(self, name: str, *, reason: str | None = None) -> None:
+        """Delete a trigger and its firings (audited)."""
+        self._rt.triggers.remove(name, reason=reason)
+
+    def enable_trigger(self, name: str) -> Trigger:
+        """Evaluate a trigger again (from now on)."""
+        return self._rt.triggers.enable(name)
+
+    def disable_trigger(self, name: str) -> Trigger:
+        """Stop evaluating a trigger."""
+        return self._rt.triggers.disable(name)
+
+    def fire_trigger(
+        self, name: str, *, reason: str | None = None, launch: str = "subprocess"
+    ) -> Firing:
+        """Fire a trigger by hand; ``launch="inline"`` runs the pipeline here, to the end."""
+        return self._rt.triggers.fire(name, reason=reason, launcher=launch)
+
+    def list_firings(self, trigger: str | None = None, *, limit: int = 50) -> list[Firing]:
+        """Firings, newest first, with their pipeline run's status."""
+        return self._rt.triggers.firings(trigger, limit=limit)
+
     # monitors
     def create_monitor(
         self,
@@ -479,6 +540,62 @@ class Client:
         """Alerts, newest first (of one monitor, or all)."""
         return self._rt.monitors.alerts(monitor, since=since, acknowledged=acknowledged)
 
+    # pipelines
+    def run_pipeline(
+        self,
+        pipeline: Pipeline | str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        runner: str = "local",
+        address: str | None = None,
+        max_workers: int | None = None,
+        cache: bool = True,
+        run_id: str | None = None,
+        trigger: str | None = None,
+        on_event: Callable[[str, str, dict[str, Any]], None] | None = None,
+    ) -> PipelineRun:
+        """Run a pipeline (or its ``module:attr`` ref) to the end; a failed step makes a
+        ``failed`` run, not an exception. See :meth:`PipelineService.run`."""
+        return self._rt.pipelines.run(
+            pipeline,
+            params,
+            runner=runner,
+            address=address,
+            max_workers=max_workers,
+            cache=cache,
+            run_id=run_id,
+            trigger=trigger,
+            on_event=on_event,
+        )
+
+    def resume_pipeline(
+        self,
+        run_id: str,
+        *,
+        runner: str | None = None,
+        address: str | None = None,
+        max_workers: int | None = None,
+        on_event: Callable[[str, str, dict[str, Any]], None] | None = None,
+    ) -> PipelineRun:
+        """Run a failed pipeline run again as a new run, reusing its succeeded steps."""
+        return self._rt.pipelines.resume(
+            run_id, runner=runner, address=address, max_workers=max_workers, on_event=on_event
+        )
+
+    def get_pipeline_run(self, run_id: str) -> PipelineRun:
+        """A pipeline run with its steps; ``.outputs(step)`` loads a step's values."""
+        return self._rt.pipelines.get_run(run_id)
+
+    def list_pipeline_runs(
+        self, pipeline: str | None = None, *, status: str | None = None, limit: int = 50
+    ) -> list[PipelineRun]:
+        """Pipeline runs, newest first (of one pipeline, with one status)."""
+        return self._rt.pipelines.list_runs(pipeline, status=status, limit=limit)
+
+    def list_pipelines(self) -> list[PipelineSummary]:
+        """Every pipeline that has run: name, ref, run count, latest run."""
+        return self._rt.pipelines.list_pipelines()
+
     # audit
     def list_audit_events(self, **filters: Any) -> list[AuditEvent]:
         """Audit events, newest first (``object_type``, ``object_id``, ``actor``...)."""
@@ -506,3 +623,34 @@ class Client:
         (``SEQ:HASH`` or the hash alone); see :meth:`AuditService.verify`.
         """
         return self._rt.audit.verify(expect_head=expect_head, anchor=anchor)
+
+
+def run_pipeline(
+    pipeline: Pipeline | str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    runner: str = "local",
+    address: str | None = None,
+    max_workers: int | None = None,
+    cache: bool = True,
+    run_id: str | None = None,
+    trigger: str | None = None,
+    on_event: Callable[[str, str, dict[str, Any]], None] | None = None,
+) -> PipelineRun:
+    """Run a pipeline on the process's runtime (``milepost.run_pipeline(churn, {"c": 0.5})``).
+
+    The same arguments as :meth:`Client.run_pipeline`; returns the run, ``succeeded`` or
+    ``failed`` (a failed step does not raise: ``run.failed_step`` and ``run.error`` say
+    what happened, ``milepost pipelines resume RUN`` continues it).
+    """
+    return get_runtime().pipelines.run(
+        pipeline,
+        params,
+        runner=runner,
+        address=address,
+        max_workers=max_workers,
+        cache=cache,
+        run_id=run_id,
+        trigger=trigger,
+        on_event=on_event,
+    )

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from milepost.models.service import ModelService
     from milepost.monitoring.service import MonitorService
     from milepost.pipelines.scheduler import Scheduler
+    from milepost.pipelines.service import PipelineService
     from milepost.pipelines.triggers import Launcher, TriggerService
     from milepost.promotion.service import PromotionService
     from milepost.serving.service import DeploymentService
@@ -58,7 +59,7 @@ class Runtime:
         settings, resolved: the settings and where each value came from.
         db, blobs: the metadata store and the artifact store.
         tracking, data, features, models, evaluation, promotion, serving, audit, roles,
-        monitors: the services, each imported and built on first use (with the services
+        monitors, pipelines: the services, each imported and built on first use (with the services
             it depends on) and shared by every runtime on the same context.
     """
 
@@ -197,6 +198,15 @@ class Runtime:
         )
 
     @cached_property
+    def pipelines(self) -> PipelineService:
+        """Pipeline runs: run, resume, read, reap (the engine is imported on a run)."""
+        from milepost.pipelines.service import PipelineService
+
+        return self.context.component(
+            PipelineService, lambda c: PipelineService(c.db, c.blobs, c.resolved)
+        )
+
+    @cached_property
     def triggers(self) -> TriggerService:
         """Pipeline triggers (schedule, drift, performance, data volume) and their firings."""
         from milepost.pipelines._sources import RuntimeSources
@@ -225,9 +235,9 @@ class Runtime:
         kind = check.choice(kind, "launch", ("inline", "subprocess"))
         if kind == "subprocess":
             return SubprocessLauncher(self.settings)
-        from milepost.pipelines import load_pipeline  # type: ignore[attr-defined]
+        from milepost.pipelines.dag import load_pipeline
 
-        return InlineLauncher(self.pipelines.run, load_pipeline)  # type: ignore[attr-defined]
+        return InlineLauncher(self.pipelines.run, load_pipeline)
 
     def scheduler(
         self, holder: str | None = None, *, lease_seconds: float = 15.0, launch: str = "subprocess"

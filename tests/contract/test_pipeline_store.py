@@ -8,9 +8,12 @@ import json
 import uuid
 from typing import Any
 
+import sqlalchemy as sa
+
 from milepost import Runtime
 from milepost.pipelines.records import Link, OutputRef, PlannedStep, StepResult
 from milepost.pipelines.store import SqlPipelineStore
+from milepost.stores.schema import pipeline_runs
 
 T0 = 1_800_000_000_000  # epoch ms
 
@@ -215,3 +218,17 @@ def test_links_answer_which_run_made_a_model_version(runtime: Runtime) -> None:
     )
     assert store.links_to("model_version", "churn/4") == [(run_id, "pick", made)]
     assert store.links_to("model_version", "churn/5") == []
+
+
+def test_a_run_inserted_behind_the_stores_back_fails_audit_verify(runtime: Runtime) -> None:
+    store = SqlPipelineStore(runtime.db)
+    _new_run(store)
+    assert runtime.audit.verify().ok
+    with runtime.db.write() as conn:
+        conn.execute(sa.insert(pipeline_runs), _run_values(uuid.uuid4().hex))
+    report = runtime.audit.verify()
+    assert not report.ok
+    assert [p.message for p in report.problems] == [
+        "2 pipeline runs exist but only 1 pipeline_run.start events are recorded: 1 was "
+        "created without an event."
+    ]

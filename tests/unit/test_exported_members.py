@@ -14,6 +14,7 @@ PACKAGES = [
     "milepost.governance",
     "milepost.models",
     "milepost.monitoring",
+    "milepost.pipelines",
     "milepost.promotion",
     "milepost.serving",
     "milepost.tracking",

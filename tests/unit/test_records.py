@@ -36,9 +36,18 @@ from milepost.features import (
     OnlineResponse,
     PlanItem,
 )
-from milepost.governance import VerifyReport
+from milepost.governance import RoleGrant, VerifyReport
 from milepost.models import ColumnSpec, ModelVersion, RegisteredModel, Signature, StageEvent
 from milepost.models.models import TrustedType
+from milepost.pipelines import (
+    Link,
+    OutputRef,
+    PipelineRun,
+    PipelineSummary,
+    PlannedStep,
+    StepResult,
+    StepRun,
+)
 from milepost.promotion import DeployPolicy, GateResult, PromotionPolicy, PromotionRequest
 from milepost.serving import (
     CanaryPolicy,
@@ -168,6 +177,10 @@ RECORDS: dict[type, tuple[Any, str]] = {
         "PromotionRequest(1a2b3c4d5e6f churn/2 -> Production pending_approval, 1/2 gates passed)",
     ),
     PromotionPolicy: (PromotionPolicy(), "PromotionPolicy(Staging: none; Production: none)"),
+    RoleGrant: (
+        RoleGrant("bob", "approver", "alice", 1_700_000_000_000),
+        "RoleGrant(actor='bob', role='approver', granted_by='alice', granted_at=1700000000000)",
+    ),
     DeployPolicy: (
         DeployPolicy(automatic=True, endpoint="churn", steps=[50, 100], min_seconds=2),
         "DeployPolicy(automatic canary on 'churn': 50% → 100%, each step >= 2 s and >= 100 "
@@ -288,6 +301,63 @@ RECORDS: dict[type, tuple[Any, str]] = {
     ),
 }
 
+OUTPUT = OutputRef("return", "a" * 64, "a" * 64, "parquet", 48_213, "DataFrame 4,000 x 12")
+STEP = StepRun(
+    step="train[1]",
+    func="churn.steps:train",
+    upstream=("load",),
+    options={"retries": 2},
+    status="failed",
+    attempts=3,
+    started_at=1,
+    ended_at=5,
+    cache_key="c" * 64,
+    inputs={"c": "d" * 64},
+    error="ConnectionError: the feature server at http://127.0.0.1:6566 did not answer",
+    links=(Link("run", RUN_ID),),
+)
+RECORDS.update(
+    {
+        OutputRef: (OUTPUT, "OutputRef(return parquet 48,213 B: DataFrame 4,000 x 12)"),
+        Link: (Link("model_version", "churn/4"), None),
+        PlannedStep: (
+            PlannedStep("train[1]", "churn.steps:train", ("load",), {"retries": 2}),
+            "PlannedStep(train[1] = churn.steps:train after load)",
+        ),
+        StepResult: (
+            StepResult("load", "cached", outputs=(OUTPUT,), cached_from=RUN_ID),
+            "StepResult(load cached)",
+        ),
+        StepRun: (
+            STEP,
+            "StepRun(train[1] failed: ConnectionError: the feature server at http://1…)",
+        ),
+        PipelineRun: (
+            PipelineRun(
+                run_id=RUN_ID,
+                pipeline="churn",
+                ref="churn.pipelines:churn",
+                params={"rows": 1000},
+                status="failed",
+                runner="local",
+                started_at=1,
+                ended_at=9,
+                code_version={"commit": "f" * 40, "dirty": False, "source_sha256": "e" * 64},
+                error=STEP.error,
+                failed_step="train[1]",
+                actor="ana",
+                steps=(STEP,),
+            ),
+            "PipelineRun(abc123def456 'churn' failed at train[1]: ConnectionError: the feature "
+            "server at http://1…, 1 step)",
+        ),
+        PipelineSummary: (
+            PipelineSummary("churn", "churn.pipelines:churn", 3, RUN_ID, "succeeded", 9),
+            "PipelineSummary('churn', 3 runs, last succeeded)",
+        ),
+    }
+)
+
 # Exported dataclasses and pydantic models that are definitions or plumbing, not records
 # Milepost returns (their default reprs are short, or they are configuration).
 NOT_RECORDS = {
@@ -304,6 +374,7 @@ PACKAGES = [
     "milepost.serving",
     "milepost.features",
     "milepost.governance",
+    "milepost.pipelines",
 ]
 
 

@@ -34,6 +34,7 @@ from milepost.cli import (
     features,
     models,
     monitor,
+    pipelines,
     roles,
     runs,
     scheduler,
@@ -60,6 +61,7 @@ app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
 app.add_typer(endpoints.app, name="endpoints")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(deploy.app, name="deploy", hidden=True)  # old names, for one release
 app.command("serve", hidden=True)(deploy.serve)
 app.add_typer(roles.app, name="roles")

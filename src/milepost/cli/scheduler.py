@@ -9,6 +9,7 @@ the lease so another takes over at once.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -62,6 +63,7 @@ def scheduler(
     def show(report: TickReport) -> None:
         if as_json:
             emit_json(report.to_dict())
+            sys.stdout.flush()
             return
         lines = report.lines()
         if not report.active:
@@ -73,6 +75,7 @@ def scheduler(
             last_standby.clear()
         for line in lines:
             console.print(f"{fmt_time(report.at)} {escape(line)}", highlight=False)
+        sys.stdout.flush()  # a log file sees each tick's lines as they happen
 
     if once:
         report = sched.tick()
@@ -95,6 +98,7 @@ def scheduler(
         "Ctrl-C to stop.",
         highlight=False,
     )
+    sys.stdout.flush()
     try:
         sched.serve(interval, stop, on_tick=show)
     finally:

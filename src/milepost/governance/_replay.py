@@ -28,7 +28,8 @@ action                     state it sets
                            requests whose older events lack those fields
 ``run.start``,             counted: there must be at least as many events as rows
 ``experiment.create``,
-``dataset.register``
+``dataset.register``,
+``pipeline_run.start``
 =========================  ===========================================================
 
 Beyond the replay, an endpoint that tracks a stage must serve, as its primary, the
@@ -52,6 +53,7 @@ from milepost.stores.schema import (
     gate_results,
     model_aliases,
     model_versions,
+    pipeline_runs,
     promotion_requests,
     registered_models,
     roles,
@@ -70,6 +72,7 @@ _COUNTED: dict[str, tuple[str, sa.Table]] = {
     "experiment.create": ("experiments", experiments),
     "run.start": ("runs", runs),
     "dataset.register": ("dataset versions", dataset_versions),
+    "pipeline_run.start": ("pipeline runs", pipeline_runs),
 }
 
 Traffic = tuple[tuple[str, str, int, str, float, float], ...]

@@ -8,8 +8,9 @@ importable, by value with cloudpickle otherwise; arguments are constants or
    run's metadata and artifact URIs, otherwise a context built from the run's settings
    made the default (so ``milepost.log_metric`` inside the step writes there too);
 2. loads the inputs, each verified against its recorded hash (see :mod:`._io`);
-3. captures ``print`` output (stdout and stderr) and ``logging`` records while the
-   function runs, stored as one text blob;
+3. captures what the step's thread prints (stdout and stderr) and logs while the
+   function runs, stored as one text blob (threads the step starts itself are not
+   captured; other threads of this process keep writing to the terminal);
 4. tags every tracking run started during the step (``milepost.pipeline_run``,
    ``milepost.pipeline_step``) and, for ``track=True``, runs the step as a tracking run
    (experiment = pipeline name, run name = step id, scalar arguments as params; FAILED
@@ -28,6 +29,8 @@ import contextlib
 import io
 import logging
 import os
+import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -115,15 +118,38 @@ def context_matches(settings: ResolvedSettings | None) -> bool:
     return _same_stores(default_context(), settings)
 
 
-def _context(settings: ResolvedSettings | None) -> StoreContext:
+def _uris(settings: ResolvedSettings) -> tuple[str, str]:
+    s = settings.settings
+    return s.resolved_metadata_uri(), s.resolved_artifact_uri()
+
+
+_worker_lock = threading.Lock()
+_worker_stores: list[tuple[str, str]] = []  # the stores this worker process was set up on
+
+
+def _context(settings: ResolvedSettings | None, *, worker: bool) -> StoreContext:
+    """The store context a step uses, made the process's default.
+
+    In this process (``worker=False``) the runner only runs a step here when the default
+    context is already on the run's stores. A worker process (pool, Dask, a timed step's
+    own process) builds a context from the run's settings once, without first opening
+    whatever its own environment would configure.
+    """
     from milepost.stores.context import StoreContext, default_context, replace_default_context
 
-    ctx = default_context()
-    if settings is None or _same_stores(ctx, settings):
-        return ctx
-    new = StoreContext(settings)
-    replace_default_context(new)
-    return new
+    if settings is None:
+        return default_context()
+    if not worker:
+        ctx = default_context()
+        if _same_stores(ctx, settings):
+            return ctx
+    with _worker_lock:
+        if worker and _worker_stores == [_uris(settings)]:
+            return default_context()
+        new = StoreContext(settings)
+        replace_default_context(new)
+        _worker_stores[:] = [_uris(settings)]
+        return new
 
 
 def _load(arg: Arg, blobs: BlobStore) -> Any:
@@ -136,30 +162,102 @@ def _load(arg: Arg, blobs: BlobStore) -> Any:
 
 
 class _Capture(logging.Handler):
-    def __init__(self, out: io.StringIO) -> None:
+    """Log records of one thread (the step's), formatted into its buffer."""
+
+    def __init__(self, out: io.StringIO, thread: int) -> None:
         super().__init__(logging.DEBUG)
         self.out = out
+        self.thread = thread
         self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        with contextlib.suppress(Exception):
-            self.out.write(self.format(record) + "\n")
+        if record.thread == self.thread:
+            with contextlib.suppress(Exception):
+                self.out.write(self.format(record) + "\n")
+
+
+class _Router(io.TextIOBase):
+    """Stands in for ``sys.stdout``/``sys.stderr`` while steps run: text written by a
+    thread running a step goes to that step's buffer, anything else to the stream it
+    replaced (a live progress view refreshing from another thread keeps its terminal)."""
+
+    def __init__(self, original: Any) -> None:
+        super().__init__()
+        self.original = original
+
+    def write(self, text: str) -> int:
+        out = _routes.get(threading.get_ident())
+        if out is not None:
+            return out.write(text)
+        return int(self.original.write(text) or 0)
+
+    def flush(self) -> None:
+        if threading.get_ident() not in _routes:
+            self.original.flush()
+
+    def isatty(self) -> bool:
+        return threading.get_ident() not in _routes and bool(self.original.isatty())
+
+    def __getattr__(self, name: str) -> Any:  # encoding, fileno, rich_proxied_file, ...
+        return getattr(self.original, name)
+
+
+_routes: dict[int, io.StringIO] = {}
+_routes_lock = threading.Lock()
+_installed: list[_Router] = []  # [stdout router, stderr router] while any step runs here
 
 
 @contextlib.contextmanager
 def _captured(out: io.StringIO) -> Any:
-    handler = _Capture(out)
+    """Capture this thread's prints and log records into ``out`` while the step runs.
+
+    When the root logger has no handler of its own (a worker process, a plain script)
+    its level is lowered to INFO meanwhile, so ``log.info`` in a step is kept; a process
+    that configured logging keeps its levels.
+    """
+    thread = threading.get_ident()
+    handler = _Capture(out, thread)
     root = logging.getLogger()
     level = root.level
+    lower = not root.handlers and level > logging.INFO
+    with _routes_lock:
+        if not _routes:
+            _installed[:] = [_Router(sys.stdout), _Router(sys.stderr)]
+            sys.stdout, sys.stderr = _installed
+        _routes[thread] = out
     root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
+    if lower:
         root.setLevel(logging.INFO)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            yield
+        yield
     finally:
         root.removeHandler(handler)
-        root.setLevel(level)
+        if lower:
+            root.setLevel(level)
+        with _routes_lock:
+            _routes.pop(thread, None)
+            if not _routes and _installed:
+                out_router, err_router = _installed
+                if sys.stdout is out_router:
+                    sys.stdout = out_router.original
+                if sys.stderr is err_router:
+                    sys.stderr = err_router.original
+                _installed.clear()
+
+
+@contextlib.contextmanager
+def _isolated_stack() -> Any:
+    """This thread's run stack, emptied for the step (a step never runs inside the
+    caller's active run) and restored afterwards."""
+    from milepost.tracking import _active
+
+    stack = _active.run_stack()
+    saved = stack[:]
+    stack.clear()
+    try:
+        yield stack
+    finally:
+        stack[:] = saved
 
 
 class _StepRun:
@@ -200,47 +298,58 @@ def _outputs(task: Task, value: Any, blobs: BlobStore) -> tuple[OutputRef, ...]:
     return tuple(_io.store(blobs, str(i), v) for i, v in enumerate(value))
 
 
-def run_task(task: Task, *, blobs: BlobStore | None = None) -> Attempt:
-    """Run one attempt of a step here; every failure is reported in the Attempt."""
+def run_task(task: Task, *, blobs: BlobStore | None = None, worker: bool = False) -> Attempt:
+    """Run one attempt of a step here; every failure is reported in the Attempt.
+
+    Args:
+        task: the step, its arguments and the run's settings.
+        blobs: the artifact store to use (the engine's own, when run in its process).
+        worker: this is a worker process (see :func:`_context`).
+    """
     from milepost.tracking import _active
 
     started = _ms()
-    ctx = _context(task.settings)
-    store = blobs or task.blobs or ctx.blobs
+    # The store context is opened only when needed: with settings (the run's stores), or
+    # for a tracked step; a run without settings sends its blob store in the task.
+    needed = task.settings is not None or task.step.options.track
+    ctx = _context(task.settings, worker=worker) if needed else None
+    store = blobs or task.blobs or (ctx or _context(None, worker=worker)).blobs
     out = io.StringIO()
     links: list[Link] = []
     outputs: tuple[OutputRef, ...] = ()
     error = tb = None
     retryable = False
-    stack = _active.run_stack()
-    saved = stack[:]
-    stack.clear()  # a step never runs inside the caller's active run
     tags = {TAG_RUN: task.run_id, TAG_STEP: task.step_id}
-    with _active.step_scope(tags) as scope:
+    with _isolated_stack() as stack, _active.step_scope(tags) as scope:
         try:
             args = {k: _load(a, store) for k, a in task.args.items()}
         except Exception as exc:
             error, tb = f"{type(exc).__name__}: {exc}", traceback.format_exc()
         else:
             tracked = None
+            finished = False
             try:
                 with _captured(out):
-                    tracked = _start_tracking(task, ctx) if task.step.options.track else None
+                    tracked = (
+                        _start_tracking(task, ctx) if ctx and task.step.options.track else None
+                    )
                     value = task.step.func(**args)
                 outputs = _outputs(task, value, store)
                 links.extend(record_links(value))
-            except Exception as exc:
+                finished = True
+            except (Exception, SystemExit) as exc:  # sys.exit() in a step fails the step
                 error, tb = f"{type(exc).__name__}: {exc}", traceback.format_exc()
                 retryable = isinstance(exc, task.step.options.retry_on)
-            finally:
+                finished = True
+            finally:  # KeyboardInterrupt passes through, its run ended KILLED
                 if tracked is not None and not tracked._ended:
                     tracked._ended = True
                     if tracked in stack:
                         stack.remove(tracked)
-                    _active.tracking_service(ctx).end_run(
-                        tracked.run_id, "FAILED" if error else "FINISHED", error=tb
+                    status = "KILLED" if not finished else "FAILED" if error else "FINISHED"
+                    _active.tracking_service(ctx).end_run(  # type: ignore[arg-type]
+                        tracked.run_id, status, error=tb
                     )
-        stack[:] = saved
         links[:0] = [Link("run", run_id) for run_id in dict.fromkeys(scope.started)]
     logs_key = None
     text = out.getvalue()
@@ -280,7 +389,7 @@ def run_payload(payload: bytes) -> Attempt:
     import cloudpickle
 
     task = cloudpickle.loads(payload)
-    return run_task(task)
+    return run_task(task, worker=True)
 
 
 def timed_out(task: Task, seconds: float, started: int) -> Attempt:

@@ -151,10 +151,10 @@ def _binary(symbol: str) -> Any:
 for _name, _symbol in {
     "add": "+", "sub": "-", "mul": "*", "truediv": "/", "floordiv": "//", "mod": "%",
     "pow": "**", "and": "&", "or": "|", "xor": "^", "lt": "<", "le": "<=", "gt": ">",
-    "ge": ">=", "matmul": "@", "lshift": "<<", "rshift": ">>",
+    "ge": ">=", "matmul": "@", "lshift": "<<", "rshift": ">>", "eq": "==", "ne": "!=",
 }.items():  # fmt: skip
     setattr(Handle, f"__{_name}__", _binary(_symbol))
-    if _name not in ("lt", "le", "gt", "ge"):
+    if _name not in ("lt", "le", "gt", "ge", "eq", "ne"):
         setattr(Handle, f"__r{_name}__", _binary(_symbol))
 
 

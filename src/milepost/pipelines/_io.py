@@ -37,9 +37,10 @@ import io
 import json
 import math
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from milepost.errors import IntegrityViolation, NotFound
+from milepost.errors import IntegrityViolation, MilepostError
 from milepost.pipelines.records import OutputRef
 
 if TYPE_CHECKING:
@@ -187,12 +188,21 @@ def load(blobs: BlobStore, ref: OutputRef) -> Any:
 
 
 def verify(blobs: BlobStore, ref: OutputRef) -> str | None:
-    """None when the stored output exists and matches its hash, else why not."""
+    """None when the stored output exists and matches its hash, else why not.
+
+    A local store's file is checked with :func:`~milepost.stores.blobs.verify_file`
+    (hashed once per process until the file changes); others are streamed.
+    """
+    from milepost.stores.blobs import LocalBlobStore, verify_file
+
     try:
-        with blobs.open(ref.sha256) as fh:
-            while fh.read(1 << 20):
-                pass
-    except (NotFound, IntegrityViolation) as exc:
+        if isinstance(blobs, LocalBlobStore):
+            verify_file(Path(blobs.location(ref.sha256)), ref.sha256)
+        else:
+            with blobs.open(ref.sha256) as fh:
+                while fh.read(1 << 20):
+                    pass
+    except MilepostError as exc:  # missing, altered, or not a digest at all
         return f"{type(exc).__name__}: {exc}"
     return None
 

@@ -113,7 +113,7 @@ class RuntimeSources:
     # -- pipelines -------------------------------------------------------------------------
 
     def check_pipeline(self, ref: str, params: Mapping[str, str]) -> str:
-        from milepost.pipelines import load_pipeline  # type: ignore[attr-defined]
+        from milepost.pipelines.dag import load_pipeline
 
         pipe = load_pipeline(ref)
         pipe.parse_params(dict(params))

@@ -189,9 +189,10 @@ class Step:
         return trace.add_map(self, trials)
 
     def __reduce__(self) -> Any:
-        # Importable steps travel by reference; others by value (cloudpickle).
+        # Importable steps travel by reference; others by value (cloudpickle), and so do
+        # a script's (``__main__`` is another module in a Dask worker).
         module, qualname = self.func.__module__, self.func.__qualname__
-        if "<locals>" not in qualname:
+        if "<locals>" not in qualname and module != "__main__":
             found = _resolve(module, qualname)
             if found is self:
                 return (_resolve, (module, qualname))

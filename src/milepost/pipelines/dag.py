@@ -360,8 +360,11 @@ def load_pipeline(ref: str) -> Pipeline:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        cwd = os.getcwd()
-        if exc.name == module_name.split(".")[0] and cwd not in sys.path:
+        cwd, top = os.getcwd(), module_name.split(".")[0]
+        here = os.path.exists(os.path.join(cwd, top + ".py")) or os.path.isdir(
+            os.path.join(cwd, top)
+        )
+        if exc.name == top and here and cwd not in sys.path:
             sys.path.append(cwd)
             return load_pipeline(ref)
         raise InvalidInput(

@@ -6,11 +6,12 @@
    and its cache key: SHA-256 of the step's code (source, or code object bytes), its
    ``version`` option and the input hashes by parameter name (options that do not
    change results, like retries or timeout, are not part of it);
-2. reused when caching is on (for the run and the step): first a ``reuse`` result of a
-   resumed run with an equal key, then :meth:`Recorder.lookup_cache`; reused outputs are
-   verified against their hashes first, and a step whose stored outputs are gone or
-   altered is recomputed. The result is ``cached`` with ``cached_from`` naming the run
-   that computed it;
+2. reused: a ``reuse`` result of the run being resumed with an equal key (always, even
+   with caching off: a resume never repeats a step that succeeded with the same code and
+   inputs), else, when caching is on for the run and the step,
+   :meth:`Recorder.lookup_cache`. Reused outputs are verified against their hashes
+   first; a step whose stored outputs are gone or altered is recomputed. The result is
+   ``cached`` with ``cached_from`` naming the run that computed it;
 3. otherwise submitted to the runner (a lone ready step may run in this process, see
    :mod:`.runners`).
 
@@ -186,14 +187,14 @@ class _Run:
 
     def reused(self, step_id: str, inputs: dict[str, str], key: str) -> StepResult | None:
         node = self.dag.nodes[step_id]
-        if not (self.cache and node.step.options.cache):
-            return None
         hit = self.reuse.get(step_id)
         origin = None
-        if self._usable(hit, key):
+        if self._usable(hit, key):  # resuming: a step that ran is never run again
             assert hit is not None
             origin = hit.cached_from or self.resumed_from
         else:
+            if not (self.cache and node.step.options.cache):
+                return None
             hit = self.recorder.lookup_cache(step_id, key)
             if not self._usable(hit, key):
                 return None

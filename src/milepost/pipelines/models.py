@@ -188,7 +188,7 @@ class PipelineRun:
         why = f" at {self.failed_step}: {short(self.error)}" if self.failed_step else ""
         return (
             f"PipelineRun({self.run_id[:12]} {self.pipeline!r} {self.status}{why}, "
-            f"{len(self.steps)} steps)"
+            f"{len(self.steps)} step{'' if len(self.steps) == 1 else 's'})"
         )
 
 

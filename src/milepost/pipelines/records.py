@@ -65,6 +65,9 @@ class OutputRef:
     def to_dict(self) -> dict[str, Any]:
         return record_dict(self)
 
+    def __repr__(self) -> str:
+        return f"OutputRef({self.name} {self.format} {self.size:,} B: {short(self.summary)})"
+
 
 @dataclass(frozen=True)
 class Link:
@@ -96,6 +99,10 @@ class PlannedStep:
 
     def to_dict(self) -> dict[str, Any]:
         return record_dict(self)
+
+    def __repr__(self) -> str:
+        after = f" after {short(', '.join(self.upstream))}" if self.upstream else ""
+        return f"PlannedStep({self.step} = {self.func}{after})"
 
 
 @dataclass(frozen=True)

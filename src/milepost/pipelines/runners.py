@@ -16,13 +16,14 @@ Which process runs a step (:class:`LocalRunner`):
   ``os.cpu_count()``) started with ``forkserver`` (never a plain ``fork`` of a process
   that may hold live threads and locks), created on first use and kept for the run;
 * a step with a ``timeout`` runs in a process of its own, terminated (then killed) when
-  the timeout passes: "step 'x' timed out after 5.0 s".
+  the timeout passes: "step 'x' timed out after 5.0 s". The timeout counts from the
+  call, once the process has started and imported the step (up to ``START_LIMIT``).
 
 :class:`DaskRunner` submits every step to a ``distributed`` cluster: the one at
-``address``, or a ``LocalCluster`` on 127.0.0.1 (processes, one thread each, no
-dashboard) that it starts and closes itself. A timed-out step's future is cancelled and
-the step failed; Dask cannot stop a call already running in a worker thread, so the
-worker finishes it in the background (its outputs are ignored).
+``address``, or a ``LocalCluster`` on 127.0.0.1 (processes, one thread each, its HTTP
+server on a free loopback port) that it starts and closes itself. A timed-out step's
+future is cancelled and the step failed; Dask cannot stop a call already running in a
+worker thread, so the worker finishes it in the background (its outputs are ignored).
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class Runner(Protocol):
         """Release what the runner started (processes, clusters)."""
         ...
 
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
 
 def _payload(task: Task) -> bytes:
     import cloudpickle
@@ -77,10 +82,17 @@ def _payload(task: Task) -> bytes:
     return data
 
 
-def _child(payload: bytes, conn: Connection) -> None:
-    from milepost.pipelines._execute import run_payload
+#: Seconds a timed step's new process may take to start and import the step (not part of
+#: the step's timeout, which counts from the call).
+START_LIMIT = 120.0
 
-    conn.send(run_payload(payload))
+
+def _child(payload: bytes, conn: Connection) -> None:
+    import cloudpickle
+
+    task = cloudpickle.loads(payload)  # made by this run's engine
+    conn.send("started")  # the timeout counts from here, not from the process start
+    conn.send(run_task(task, worker=True))
     conn.close()
 
 
@@ -106,9 +118,7 @@ class LocalRunner:
         self._children: dict[int, multiprocessing.process.BaseProcess] = {}
         self._lock = threading.Lock()
         self._closed = False
-        self._ctx: Any = multiprocessing.get_context(
-            "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        )
+        self._ctx: Any = _process_context()
 
     @property
     def workers(self) -> int:
@@ -148,13 +158,14 @@ class LocalRunner:
 
         def watch() -> None:
             try:
-                if receive.poll(timeout):
-                    try:
-                        fut.set_result(receive.recv())
-                    except EOFError:
-                        fut.set_result(_died(task, started, proc))
+                if not receive.poll(START_LIMIT) or receive.recv() != "started":
+                    fut.set_result(_died(task, started, proc))
+                elif receive.poll(timeout):
+                    fut.set_result(receive.recv())
                 else:
                     fut.set_result(timed_out(task, timeout, started))
+            except EOFError:
+                fut.set_result(_died(task, started, proc))
             finally:
                 receive.close()
                 _stop(proc)
@@ -188,6 +199,19 @@ class LocalRunner:
         self.close()
 
 
+#: Modules the forkserver imports once, so that each worker it forks starts with them
+#: (the tracking service alone takes most of a second to import).
+PRELOAD = ["__main__", "milepost.pipelines._execute", "milepost.tracking._active"]
+
+
+def _process_context() -> Any:
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)  # no effect once this process's forkserver runs
+    return ctx
+
+
 def _stop(proc: multiprocessing.process.BaseProcess) -> None:
     if proc.is_alive():
         proc.terminate()
@@ -219,9 +243,9 @@ class DaskRunner:
     def __init__(self, *, address: str | None = None, max_workers: int | None = None) -> None:
         try:
             from distributed import Client, LocalCluster
-        except ModuleNotFoundError as exc:
+        except ImportError as exc:
             raise ConfigError(
-                "The dask runner needs dask.distributed, which is not installed.",
+                f"The dask runner needs dask.distributed, which cannot be imported ({exc}).",
                 hint="pip install 'milepost[dask]'",
             ) from exc
         self._cluster: Any = None
@@ -231,7 +255,9 @@ class DaskRunner:
                 n_workers=max_workers or 2,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                # the scheduler's HTTP server (health, metrics) on a free loopback port:
+                # None still binds :8787, which another cluster may hold
+                dashboard_address=":0",
             )
             self.client: Any = Client(self._cluster)  # type: ignore[no-untyped-call]
         else:

@@ -9,6 +9,8 @@
    availability; when the holder dies, another takes over once the lease expires, i.e.
    within ``lease_seconds + interval``. A lease row works alike on SQLite and PostgreSQL
    and shows who is active (PostgreSQL advisory locks would bind to one connection).
+   Expiry compares each scheduler's own clock with the stored times, so the hosts'
+   clocks must agree to well within a lease (NTP does).
 2. evaluates every enabled trigger (:meth:`TriggerService.evaluate`), writes each firing
    with its cursor in one transaction (UNIQUE(trigger, cause): a cause fires once even if
    two schedulers overlap when a lease changes hands), then launches it. A launch that
@@ -22,8 +24,11 @@ Launchers: :class:`InlineLauncher` runs the pipeline in this process, synchronou
 demo, tests); :class:`SubprocessLauncher` starts ``python -m milepost pipelines run REF
 --param k=v ... --run-id ID --trigger FIRING`` detached, its output in
 ``<home>/logs/scheduler/<firing>.log``, so a long run does not block the scheduler.
-An inline run longer than the lease lets another scheduler take over meanwhile; the
-UNIQUE cause still keeps every cause to one firing.
+While :meth:`Scheduler.serve` runs, a thread renews the held lease every interval, so a
+long tick (an inline run, a slow monitor) keeps it; a tick also renews it before each
+launch and piece of work and stops if it was lost. Should two ever overlap anyway (a
+process frozen past its lease), UNIQUE(trigger, cause) still keeps each cause to one
+firing, and monitor slots and canary steps are claimed by compare-and-set.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ __all__ = [
     "TickReport",
     "read_lease",
     "release_lease",
+    "renew_lease",
     "take_lease",
 ]
 
@@ -146,6 +152,23 @@ def take_lease(
     return Lease(**dict(row))
 
 
+def renew_lease(
+    db: MetadataStore, holder: str, seconds: float, now_ms: int, name: str = LEASE_NAME
+) -> bool:
+    """Extend the lease if ``holder`` holds it and it has not lapsed; True when it did (a
+    lapsed lease is taken again only by :func:`take_lease`, at the start of a tick)."""
+    t = scheduler_leases
+    with db.write() as conn:
+        return (
+            conn.execute(
+                sa.update(t)
+                .where(t.c.name == name, t.c.holder == holder, t.c.expires_at >= now_ms)
+                .values(renewed_at=now_ms, expires_at=now_ms + int(seconds * 1000))
+            ).rowcount
+            == 1
+        )
+
+
 def release_lease(db: MetadataStore, holder: str, name: str = LEASE_NAME) -> bool:
     """Give the lease up (expire it now) if ``holder`` holds it; True when it did."""
     t = scheduler_leases
@@ -208,7 +231,7 @@ class SubprocessLauncher:
         return [*args, "--run-id", run_id, "--trigger", firing.firing_id]
 
     def launch(self, trigger: Trigger, firing: Firing, run_id: str) -> None:
-        self.children = [c for c in self.children if c.poll() is None]  # reap ended ones
+        self.children = [c for c in self.children if c.returncode is None]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.settings.to_env()}
         with open(self.log_dir / f"{firing.firing_id}.log", "ab") as out:
@@ -221,6 +244,8 @@ class SubprocessLauncher:
                 start_new_session=True,  # a Ctrl-C to the scheduler does not stop the run
             )
         self.children.append(child)
+        # a waiter reaps the child when it ends (no zombie while the scheduler lives on)
+        threading.Thread(target=child.wait, name=f"milepost-run-{run_id[:8]}", daemon=True).start()
 
 
 # -- the scheduler --------------------------------------------------------------------------
@@ -316,13 +341,20 @@ class Scheduler:
         self.clock = clock
 
     def tick(self, now: int | None = None) -> TickReport:
-        """One pass (``now``: epoch ms, default the clock)."""
+        """One pass (``now``: epoch ms, default the clock).
+
+        The lease is renewed before each launch and each piece of work; if it was lost
+        meanwhile (this tick outlasted it and another scheduler took over), the tick stops
+        there and says so in ``errors``.
+        """
         now_ms = int(self.clock() * 1000) if now is None else int(now)
         lease = take_lease(self.db, self.holder, self.lease_seconds, now_ms)
         if lease.holder != self.holder:
             return TickReport(now_ms, self.holder, False, lease)
         firings: list[Firing] = []
         errors: list[str] = []
+        done: dict[str, list[str]] = {}
+        report = TickReport(now_ms, self.holder, True, lease, firings, done, errors)
         for trigger in self.triggers.list():
             if not trigger.enabled:
                 continue
@@ -330,12 +362,15 @@ class Scheduler:
                 cause = self.triggers.evaluate(trigger, now_ms)
                 firing = None if cause is None else self.triggers.record(trigger, cause)
                 if firing is not None:
+                    if not self._renewed(now, errors):
+                        return report
                     firings.append(self.triggers.launch(trigger, firing, self.launcher))
             except Exception as exc:  # one broken trigger must not stop the others
                 log.exception("trigger %s failed to evaluate", trigger.name)
                 errors.append(f"trigger {trigger.name}: {_describe(exc)}")
-        done: dict[str, list[str]] = {}
         for name, job in self.work:
+            if not self._renewed(now, errors):
+                return report
             try:
                 lines = job(now_ms)
             except Exception as exc:  # each piece of work is isolated
@@ -344,7 +379,14 @@ class Scheduler:
                 continue
             if lines:
                 done[name] = lines
-        return TickReport(now_ms, self.holder, True, lease, firings, done, errors)
+        return report
+
+    def _renewed(self, now: int | None, errors: list[str]) -> bool:
+        at = int(self.clock() * 1000) if now is None else int(now)
+        if renew_lease(self.db, self.holder, self.lease_seconds, at):
+            return True
+        errors.append("lost the lease during the tick: stopped; the new holder carries on")
+        return False
 
     def serve(
         self,
@@ -367,6 +409,10 @@ class Scheduler:
                 hint=f"Use --interval {self.lease_seconds / 3:g} or less, or a longer --lease.",
             )
         stop = stop or threading.Event()
+        renewer = threading.Thread(
+            target=self._keep_renewing, args=(interval, stop), name="milepost-lease", daemon=True
+        )
+        renewer.start()
         try:
             while not stop.is_set():
                 try:
@@ -378,10 +424,21 @@ class Scheduler:
                         on_tick(report)
                 stop.wait(interval)
         finally:
+            stop.set()
+            renewer.join()
             try:
                 release_lease(self.db, self.holder)
             except MilepostError as exc:
                 log.warning("could not release the scheduler lease: %s", exc)
+
+    def _keep_renewing(self, interval: float, stop: threading.Event) -> None:
+        """Renew a held lease every interval, also while a tick runs long (an inline
+        pipeline run, a slow monitor): the holder stays the holder while it lives."""
+        while not stop.wait(interval):
+            try:
+                renew_lease(self.db, self.holder, self.lease_seconds, int(self.clock() * 1000))
+            except MilepostError as exc:
+                log.warning("could not renew the scheduler lease: %s", exc)
 
 
 def _describe(exc: BaseException) -> str:

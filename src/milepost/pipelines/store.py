@@ -296,6 +296,17 @@ class SqlPipelineStore:
             steps = _steps(conn, [run_id])
         return _run(row._mapping, steps.get(run_id, ()))
 
+    def run_ids_starting(self, prefix: str, *, limit: int = 2) -> list[str]:
+        """Run ids that start with ``prefix`` (hex only: no LIKE wildcards reach SQL)."""
+        query = (
+            sa.select(pipeline_runs.c.run_id)
+            .where(pipeline_runs.c.run_id.like(prefix + "%"))
+            .order_by(pipeline_runs.c.run_id)
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            return [r.run_id for r in conn.execute(query).all()]
+
     def list_runs(
         self, *, pipeline: str | None, status: str | None, limit: int
     ) -> list[PipelineRun]:

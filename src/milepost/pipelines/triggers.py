@@ -41,16 +41,29 @@ import json
 import re
 import time
 import uuid
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from milepost import _validate as check
-from milepost._records import record_dict, short
 from milepost.errors import AlreadyExists, InvalidInput, MilepostError, NotFound, did_you_mean
 from milepost.pipelines._sources import ALERT_CHECKS
+from milepost.pipelines._trigger_records import (
+    KINDS,
+    Cause,
+    Firing,
+    Launcher,
+    Trigger,
+    TriggerKind,
+    audit_state,
+    clock_ms,
+    iso,
+    latest_slot,
+    param_text,
+    to_firing,
+    to_trigger,
+)
 from milepost.stores import _sql
 from milepost.stores.audit import append_event
 from milepost.stores.schema import pipeline_triggers, trigger_firings
@@ -62,130 +75,9 @@ if TYPE_CHECKING:
     from milepost.pipelines._sources import TriggerSources
     from milepost.stores.metadata import MetadataStore
 
-__all__ = ["KINDS", "Firing", "Launcher", "Trigger", "TriggerService"]
-
-TriggerKind = Literal["schedule", "drift", "performance", "data_volume"]
-KINDS: tuple[str, ...] = ("schedule", "drift", "performance", "data_volume")
+__all__ = ["KINDS", "Cause", "Firing", "Launcher", "Trigger", "TriggerService", "latest_slot"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-@dataclass(frozen=True)
-class Trigger:
-    """A stored trigger. ``spec``: ``{"cron"}``, ``{"monitor"}`` or ``{"source", "name",
-    "min_rows"}``; ``state``: its cursor (``last_slot``, ``last_alert_id`` or
-    ``baseline_rows`` and ``baseline_token``)."""
-
-    name: str
-    pipeline: str
-    params: dict[str, str]
-    kind: str
-    spec: dict[str, Any]
-    enabled: bool
-    state: dict[str, Any]
-    created_by: str
-    created_at: int
-    updated_at: int
-    trigger_id: int
-
-    @property
-    def description(self) -> str:
-        """The cause in words: ``cron 0 3 * * *``, ``drift alerts of churn-health``."""
-        if self.kind == "schedule":
-            return f"schedule {self.spec['cron']}"
-        if self.kind in ALERT_CHECKS:
-            return f"{self.kind} alerts of monitor {self.spec['monitor']}"
-        what = "dataset" if self.spec["source"] == "dataset" else "feature view"
-        return f"{self.spec['min_rows']:,} new rows in {what} {self.spec['name']}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (with ``description``)."""
-        return record_dict(self, exclude=("trigger_id",), extra={"description": self.description})
-
-    def __repr__(self) -> str:
-        return f"Trigger({self.name}: {self.pipeline} on {short(self.description)})"
-
-
-@dataclass(frozen=True)
-class Firing:
-    """One time a trigger fired: why, and the pipeline run it launched (``run_id`` is
-    chosen before the launch)."""
-
-    firing_id: str
-    trigger: str
-    cause: str
-    reason: str
-    fired_at: int
-    run_id: str
-    status: str
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return record_dict(self)
-
-    def __repr__(self) -> str:
-        return f"Firing({self.trigger} {self.cause} -> {self.run_id} {self.status})"
-
-
-class Launcher(Protocol):
-    """Starts the pipeline run of a firing (in this process, or detached)."""
-
-    def launch(self, trigger: Trigger, firing: Firing, run_id: str) -> None:
-        """Start ``trigger``'s pipeline as run ``run_id`` for ``firing``; raise on failure."""
-
-
-@dataclass(frozen=True)
-class Cause:
-    """What an evaluation found: the cause key, the reason, and the cursor after it."""
-
-    cause: str
-    reason: str
-    state: dict[str, Any]
-
-
-def _now_ms(clock: Callable[[], float]) -> int:
-    return int(clock() * 1000)
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
-
-
-def latest_slot(cron: str, now_ms: int) -> int:
-    """The latest slot of a schedule at or before ``now_ms`` (epoch ms)."""
-    from milepost.monitoring.monitors import Schedule
-
-    sched = Schedule.parse(cron)
-    if sched.interval_ms is not None:
-        return now_ms // sched.interval_ms * sched.interval_ms
-    from croniter import croniter
-
-    start = datetime.fromtimestamp((now_ms + 1) / 1000, tz=UTC)
-    return int(croniter(sched.text, start).get_prev(float) * 1000)
-
-
-def _to_trigger(row: sa.RowMapping) -> Trigger:
-    return Trigger(
-        name=row["name"],
-        pipeline=row["pipeline_ref"],
-        params=json.loads(row["params_json"]),
-        kind=row["kind"],
-        spec=json.loads(row["spec_json"]),
-        enabled=bool(row["enabled"]),
-        state=json.loads(row["state_json"]),
-        created_by=row["created_by"],
-        created_at=int(row["created_at"]),
-        updated_at=int(row["updated_at"]),
-        trigger_id=int(row["trigger_id"]),
-    )
-
-
-def _state(trigger: Trigger) -> dict[str, Any]:
-    """What the audit trail records of a trigger."""
-    keep = ("pipeline", "params", "kind", "spec", "enabled")
-    return {k: getattr(trigger, k) for k in keep}
 
 
 class TriggerService:
@@ -263,11 +155,11 @@ class TriggerService:
             rule="letters, digits, '.', '_' and '-', starting with a letter or digit",
         )
         enabled = check.boolean(enabled, "enabled")
-        text = _param_text(params)
+        text = param_text(params)
         ref = check.name(pipeline, "Pipeline reference", max_length=512)
         kind, spec = self._spec(schedule, on_drift, on_performance, on_data, min_rows)
         ref = self.sources.check_pipeline(ref, text)
-        now = _now_ms(self.clock)
+        now = clock_ms(self.clock)
         state = self._initial_state(kind, spec, now)
         row = {
             "name": name,
@@ -295,7 +187,7 @@ class TriggerService:
                 action="trigger.create",
                 object_type="trigger",
                 object_id=name,
-                after=_state(created),
+                after=audit_state(created),
             )
         return created
 
@@ -309,7 +201,7 @@ class TriggerService:
         """Every trigger, by name."""
         with self.db.read() as conn:
             rows = conn.execute(sa.select(pipeline_triggers).order_by(pipeline_triggers.c.name))
-            return [_to_trigger(r) for r in rows.mappings()]
+            return [to_trigger(r) for r in rows.mappings()]
 
     def remove(self, name: str, *, reason: str | None = None) -> None:
         """Delete a trigger and its firings (audited with its definition)."""
@@ -326,7 +218,7 @@ class TriggerService:
                 action="trigger.delete",
                 object_type="trigger",
                 object_id=name,
-                before=_state(before),
+                before=audit_state(before),
                 reason=reason,
             )
 
@@ -380,7 +272,7 @@ class TriggerService:
                 q = q.where(trigger_firings.c.trigger_id == trigger.trigger_id)
             q = q.order_by(trigger_firings.c.fired_at.desc(), trigger_firings.c.firing_id)
             rows = conn.execute(q.limit(limit)).mappings().all()
-        return [self._refreshed(_to_firing(r)) for r in rows]
+        return [self._refreshed(to_firing(r)) for r in rows]
 
     def get_firing(self, firing_id: str) -> Firing:
         """One firing by id."""
@@ -402,7 +294,7 @@ class TriggerService:
             raise NotFound(
                 f"No firing {firing_id!r}.", hint="List them with `milepost triggers firings`."
             )
-        return self._refreshed(_to_firing(row))
+        return self._refreshed(to_firing(row))
 
     # -- evaluation (the scheduler's side) --------------------------------------------------
 
@@ -414,8 +306,8 @@ class TriggerService:
             if slot <= int(trigger.state.get("last_slot", 0)):
                 return None
             return Cause(
-                f"slot:{_iso(slot)}",
-                f"schedule {trigger.spec['cron']}: slot {_iso(slot)} (UTC) came",
+                f"slot:{iso(slot)}",
+                f"schedule {trigger.spec['cron']}: slot {iso(slot)} (UTC) came",
                 {**trigger.state, "last_slot": slot},
             )
         if trigger.kind in ALERT_CHECKS:
@@ -456,7 +348,7 @@ class TriggerService:
         Returns None (and writes nothing) when another evaluator moved the cursor first or
         the cause has fired already.
         """
-        now = _now_ms(self.clock)
+        now = clock_ms(self.clock)
         with self.db.write() as conn:
             moved = conn.execute(
                 sa.update(pipeline_triggers)
@@ -557,7 +449,7 @@ class TriggerService:
         before = self.get(name)
         if before.enabled == enabled:
             return before
-        state = self._initial_state(before.kind, before.spec, _now_ms(self.clock))
+        state = self._initial_state(before.kind, before.spec, clock_ms(self.clock))
         with self.db.write() as conn:
             conn.execute(
                 sa.update(pipeline_triggers)
@@ -565,7 +457,7 @@ class TriggerService:
                 .values(
                     enabled=enabled,
                     state_json=json.dumps(state if enabled else before.state, sort_keys=True),
-                    updated_at=_now_ms(self.clock),
+                    updated_at=clock_ms(self.clock),
                 )
             )
             after = self._get(conn, name)
@@ -575,8 +467,8 @@ class TriggerService:
                 action="trigger.enable" if enabled else "trigger.disable",
                 object_type="trigger",
                 object_id=name,
-                before=_state(before),
-                after=_state(after),
+                before=audit_state(before),
+                after=audit_state(after),
             )
         return after
 
@@ -588,7 +480,7 @@ class TriggerService:
             trigger=trigger.name,
             cause=cause,
             reason=reason,
-            fired_at=_now_ms(self.clock),
+            fired_at=clock_ms(self.clock),
             run_id=uuid.uuid4().hex,
             status="pending",
         )
@@ -642,41 +534,4 @@ class TriggerService:
                 f"No trigger named {name!r}.{did_you_mean(name, names)}",
                 hint="List them with `milepost triggers list`.",
             )
-        return _to_trigger(row)
-
-
-def _to_firing(row: sa.RowMapping) -> Firing:
-    return Firing(
-        firing_id=row["firing_id"],
-        trigger=row["name"],
-        cause=row["cause"],
-        reason=row["reason"],
-        fired_at=int(row["fired_at"]),
-        run_id=row["pipeline_run_id"],
-        status=row["status"],
-        error=row["error"],
-    )
-
-
-def _param_text(params: Mapping[str, Any] | None) -> dict[str, str]:
-    """Parameters as the text ``--param k=v`` gives (converted by the pipeline at launch)."""
-    if params is None:
-        return {}
-    out: dict[str, str] = {}
-    for key, value in check.mapping(params, "params").items():
-        if not isinstance(key, str) or not _PARAM.fullmatch(key):
-            raise InvalidInput(
-                f"Parameter name {check.short_repr(key)} is not an identifier.",
-                hint="Parameters are named like the pipeline function's arguments.",
-            )
-        if isinstance(value, str):
-            out[key] = value
-        elif isinstance(value, (bool, int, float)):
-            out[key] = str(value).lower() if isinstance(value, bool) else str(value)
-        else:
-            raise InvalidInput(
-                f"Parameter {key}={check.short_repr(value)}: a trigger stores parameters as "
-                f"text, and {type(value).__name__} has no plain text form.",
-                hint="Give a string, number or bool, as on the command line (--param k=v).",
-            )
-    return out
+        return to_trigger(row)

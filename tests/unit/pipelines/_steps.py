@@ -100,3 +100,120 @@ def failing(x: int = 1) -> None:
 
 
 _ = grid
+
+
+@step(retries=3, retry_on=(ConnectionError,), backoff=0.5)
+def flaky(counter: str, fails: int) -> int:
+    """Fails with ConnectionError ``fails`` times (counted in a file), then succeeds."""
+    path = Path(counter)
+    n = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(n))
+    if n <= fails:
+        raise ConnectionError(f"attempt {n} failed")
+    return n
+
+
+@step(retries=3, retry_on=(ConnectionError,))
+def wrong_kind(counter: str) -> int:
+    path = Path(counter)
+    n = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(n))
+    raise KeyError("not transient")
+
+
+@step(timeout=1.0)
+def hang(pid_file: str) -> int:
+    """Writes its pid, then waits for a file nobody creates (stopped by the timeout)."""
+    Path(pid_file).write_text(str(os.getpid()))
+    _wait_for(Path(pid_file + ".never"), seconds=120)
+    return 0
+
+
+@step
+def handshake(mine: str, other: str) -> int:
+    """Creates ``mine`` and waits for ``other``: two of these finish only in parallel."""
+    Path(mine).write_text("here")
+    if not _wait_for(Path(other), seconds=30):
+        raise TimeoutError(f"{other} never appeared: the steps did not run in parallel")
+    return os.getpid()
+
+
+@step(track=True)
+def trial(c: float, label: str = "x") -> float:
+    import milepost
+
+    milepost.log_metric("score", c * 2)
+    return c * 2
+
+
+@step
+def starts_run(c: float) -> str:
+    import milepost
+
+    with milepost.start_run(run_name="inner") as run:
+        milepost.log_param("c", c)
+    return run.run_id
+
+
+@pipeline
+def retrying(counter: str, fails: int = 2) -> None:
+    flaky(counter, fails)
+
+
+@pipeline
+def not_transient(counter: str) -> None:
+    wrong_kind(counter)
+
+
+@pipeline
+def timing_out(pid_file: str) -> None:
+    after(hang(pid_file))
+
+
+@pipeline
+def parallel(a: str, b: str) -> None:
+    handshake(a, b)
+    handshake(b, a)
+
+
+@pipeline(name="trials")
+def tracked(cs: list[float]) -> None:
+    best(trial.map(c=cs))
+    starts_run(1.5)
+
+
+@step
+def meet(folder: str, i: int, quorum: int = 2) -> int:
+    """Marks trial ``i`` started, waits until ``quorum`` trials have: only finishes when
+    that many run at the same time. Returns the process id."""
+    Path(folder, str(i)).write_text("started")
+    deadline = time.monotonic() + 30
+    while len(list(Path(folder).iterdir())) < quorum:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(list(Path(folder).iterdir()))} trials ran at once")
+        time.sleep(0.01)
+    return os.getpid()
+
+
+@step
+def count(pids: list[int]) -> int:
+    return len(set(pids))
+
+
+@pipeline
+def spread(folder: str, n: int = 4) -> None:
+    count(meet.map(folder=folder, i=list(range(n))))
+
+
+@step
+def signal_and_wait(started: str, go: str) -> int:
+    print("from the step")
+    Path(started).write_text("started")
+    if not _wait_for(Path(go), seconds=30):
+        raise TimeoutError(f"{go} never appeared")
+    return 1
+
+
+@pipeline
+def waiting(started: str, go: str) -> None:
+    signal_and_wait(started, go)

@@ -184,6 +184,7 @@ def test_tuple_handles_unpack_and_index() -> None:
         (lambda h: 1 + h, "operator +"),
         (len, "len()"),
         (lambda h: h > 0, "operator >"),
+        (lambda h: h == 0, "operator =="),
         (lambda h: h.shape, "attribute .shape"),
         (list, "iterated"),
         (lambda h: f"{h}", "formatted"),
@@ -271,3 +272,21 @@ def test_a_pipeline_calling_no_step_is_refused() -> None:
 
     with pytest.raises(InvalidInput, match="Pipeline 'empty' calls no step"):
         nothing.build()
+
+
+def test_load_pipeline_finds_a_module_in_the_current_directory(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    (tmp_path / "flows_here_xyz.py").write_text(
+        "from milepost.pipelines.dag import pipeline, step\n\n"
+        "@step\ndef one() -> int:\n    return 1\n\n"
+        "@pipeline(name='here')\ndef p() -> None:\n    one()\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "flows_here_xyz", raising=False)
+    try:
+        found = load_pipeline("flows_here_xyz:p")
+        assert found.name == "here"
+        assert found.ref == "flows_here_xyz:p"
+        assert found.build().steps[0].func == "flows_here_xyz:one"
+    finally:
+        sys.modules.pop("flows_here_xyz", None)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
 from milepost.pipelines import _io
-from milepost.pipelines.dag import Pipeline
-from milepost.pipelines.engine import EngineOutcome, execute
+from milepost.pipelines.dag import Pipeline, pipeline, step
+from milepost.pipelines.engine import EngineOutcome, cache_key, execute
 from milepost.pipelines.runners import LocalRunner
 from milepost.stores.blobs import LocalBlobStore
 from tests.unit.pipelines import _steps as S
@@ -149,3 +151,231 @@ def test_events_report_each_step(recorder, blobs, runner, cache) -> None:
     )
     second = ("cached", "cached") if cache else ("succeeded", "succeeded")
     assert [st for s, st in seen if st != "started"] == ["succeeded", "succeeded", *second]
+
+
+class FakeClock:
+    """An injected clock and sleep: sleeping advances the clock and records the delay."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_retry_with_backoff_then_success(recorder, blobs, runner, tmp_path) -> None:
+    fake = FakeClock()
+    events: list[tuple[str, dict[str, Any]]] = []
+    out = run(
+        S.retrying,
+        recorder,
+        blobs,
+        runner,
+        {"counter": str(tmp_path / "n"), "fails": 2},
+        sleep=fake.sleep,
+        clock=fake.clock,
+        on_event=lambda s, st, info: events.append((st, info)),
+    )
+    assert out.status == "succeeded"
+    result = out.results["flaky"]
+    assert result.attempts == 3
+    assert value(blobs, out, "flaky") == 3
+    assert fake.sleeps == [0.5, 1.0]  # backoff * 2**(attempt-1)
+    assert [e for e in recorder.events if e[0] == "started"] == [
+        ("started", "flaky", "1"),
+        ("started", "flaky", "2"),
+        ("started", "flaky", "3"),
+    ]
+    retrying = [info for st, info in events if st == "retrying"]
+    assert [(i["attempt"], i["delay"]) for i in retrying] == [(1, 0.5), (2, 1.0)]
+    assert retrying[0]["error"] == "ConnectionError: attempt 1 failed"
+
+
+def test_retries_run_out(recorder, blobs, runner, tmp_path) -> None:
+    fake = FakeClock()
+    out = run(
+        S.retrying,
+        recorder,
+        blobs,
+        runner,
+        {"counter": str(tmp_path / "n"), "fails": 10},
+        sleep=fake.sleep,
+        clock=fake.clock,
+    )
+    assert out.status == "failed"
+    assert out.results["flaky"].attempts == 4  # 1 + retries=3
+    assert out.error == "ConnectionError: attempt 4 failed"
+    assert fake.sleeps == [0.5, 1.0, 2.0]
+
+
+def test_an_undeclared_exception_is_not_retried(recorder, blobs, runner, tmp_path) -> None:
+    fake = FakeClock()
+    out = run(
+        S.not_transient,
+        recorder,
+        blobs,
+        runner,
+        {"counter": str(tmp_path / "n")},
+        sleep=fake.sleep,
+        clock=fake.clock,
+    )
+    assert out.status == "failed"
+    assert out.results["wrong_kind"].attempts == 1
+    assert out.error == "KeyError: 'not transient'"
+    assert fake.sleeps == []
+    assert (tmp_path / "n").read_text() == "1"
+
+
+def test_a_timeout_stops_the_steps_process(recorder, blobs, runner, tmp_path) -> None:
+    import psutil
+
+    from tests._wait import wait_until
+
+    pid_file = tmp_path / "pid"
+    out = run(S.timing_out, recorder, blobs, runner, {"pid_file": str(pid_file)})
+    assert out.status == "failed"
+    assert out.failed_step == "hang"
+    assert out.error == "TimeoutError: step 'hang' timed out after 1.0 s"
+    assert out.results["after"].error == "upstream step 'hang' failed"
+    pid = int(pid_file.read_text())
+    assert pid != os.getpid()
+
+    def gone() -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_until(gone, what=f"the timed-out step's process {pid} to be stopped", timeout=10)
+
+
+def test_ready_steps_run_in_parallel_processes(recorder, blobs, runner, tmp_path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    out = run(S.parallel, recorder, blobs, runner, {"a": str(a), "b": str(b)})
+    assert out.status == "succeeded", out.error
+    pids = {value(blobs, out, "handshake"), value(blobs, out, "handshake#2")}
+    assert len(pids) == 2
+    assert os.getpid() not in pids
+
+
+def test_resume_reuses_results_with_equal_keys(recorder, blobs, runner) -> None:
+    first = run(S.simple, recorder, blobs, runner, {"rows": 4}, run_id="a", cache=False)
+    fresh = MemoryRecorder()  # nothing to look up: only `reuse` can make a hit
+    out = run(
+        S.simple,
+        fresh,
+        blobs,
+        runner,
+        {"rows": 4},
+        run_id="b",
+        reuse=first.results,
+        resumed_from="a",
+        cache=False,  # a resume reuses what ran even with caching off
+    )
+    assert fresh.events.count(("lookup", "load")) == 0
+    assert {s: (r.status, r.cached_from) for s, r in out.results.items()} == {
+        "load": ("cached", "a"),
+        "total": ("cached", "a"),
+    }
+    changed = run(
+        S.simple,
+        MemoryRecorder(),
+        blobs,
+        runner,
+        {"rows": 5},
+        run_id="c",
+        reuse=first.results,
+        resumed_from="a",
+    )
+    assert {r.status for r in changed.results.values()} == {"succeeded"}
+
+
+def test_a_tampered_output_is_recomputed_not_loaded(recorder, blobs, runner) -> None:
+    first = run(S.simple, recorder, blobs, runner, {"rows": 4}, run_id="a")
+    ref = first.results["load"].outputs[0]
+    path = Path(blobs.location(ref.sha256))
+    path.chmod(0o644)
+    path.write_bytes(b"not the stored frame")
+    events: list[tuple[str, str]] = []
+    out = run(
+        S.simple,
+        recorder,
+        blobs,
+        runner,
+        {"rows": 4},
+        run_id="b",
+        on_event=lambda s, st, info: events.append((s, st)),
+    )
+    assert ("load", "cache_invalid") in events
+    assert out.results["load"].status == "succeeded"  # recomputed
+    assert out.results["load"].outputs[0].sha256 == ref.sha256  # the same bytes again
+    assert value(blobs, out, "load").shape == (4, 2)  # the blob was repaired
+    assert out.results["total"].status == "cached"
+
+
+def test_loading_a_tampered_blob_is_refused(blobs) -> None:
+    from milepost.errors import IntegrityViolation
+
+    ref = _io.store(blobs, "return", {"a": 1})
+    path = Path(blobs.location(ref.sha256))
+    path.chmod(0o644)
+    path.write_bytes(b"{}")
+    with pytest.raises(IntegrityViolation):
+        _io.load(blobs, ref)
+    assert _io.verify(blobs, ref) is not None
+
+
+def test_cache_key_follows_code_version_and_inputs() -> None:
+    def f1(x: int) -> int:
+        return x
+
+    def f2(x: int) -> int:
+        return x + 1
+
+    def node(func: Any, version: str | None = None, x: int = 1) -> Any:
+        s = step(name="same", version=version)(func)
+
+        @pipeline
+        def p() -> None:
+            s(x)
+
+        return next(iter(p.build().nodes.values()))
+
+    def key(n: Any) -> str:
+        return cache_key(n, {"x": _io.value_hash(n.args["x"].value)})
+
+    base = key(node(f1))
+    assert key(node(f1)) == base
+    assert key(node(f2)) != base
+    assert key(node(f1, version="2")) != base
+    assert key(node(f1, x=2)) != base
+
+
+def test_only_the_steps_thread_is_captured(recorder, blobs, runner, tmp_path, capsys) -> None:
+    import threading
+
+    from tests._wait import wait_until
+
+    started, go = tmp_path / "started", tmp_path / "go"
+
+    def other() -> None:
+        wait_until(started.exists, what="the step to start")
+        print("from another thread")
+        go.write_text("go")
+
+    helper = threading.Thread(target=other)
+    helper.start()
+    out = run(S.waiting, recorder, blobs, runner, {"started": str(started), "go": str(go)})
+    helper.join()
+    assert out.status == "succeeded", out.error
+    logs = blobs.get_bytes(out.results["signal_and_wait"].logs_key or "").decode()
+    assert logs == "from the step\n"
+    assert "from another thread" in capsys.readouterr().out
+    import sys
+
+    assert type(sys.stdout).__name__ != "_Router"  # restored

@@ -28,7 +28,7 @@ from milepost.serving import CanaryPolicy
 from milepost.serving.logger import PredictionLogger
 from tests._wait import clock_ms_after
 from tests.contract.conftest import FEATURES
-from tests.unit.pipelines.test_triggers import Clock, Recording, scheduler, service
+from tests.unit.pipelines.test_triggers import CHURN, Clock, Recording, scheduler, service
 
 
 @pytest.fixture
@@ -164,10 +164,10 @@ def test_data_volume_on_a_feature_view_counts_its_source_rows(rt: Runtime) -> No
     fs.flush()
     clock, launcher = Clock(), Recording()
     triggers = service(rt, clock, launcher)
-    t = triggers.add("more-clicks", "retrain.flows:churn", on_data="clicks", min_rows=25)
+    t = triggers.add("more-clicks", CHURN, on_data="clicks", min_rows=25)
     assert t.spec["source"] == "feature_view" and t.state["baseline_rows"] == 30
     with pytest.raises(InvalidInput, match="'doubled' is an on-demand feature view"):
-        triggers.add("doubled", "retrain.flows:churn", on_data="doubled", min_rows=1)
+        triggers.add("doubled", CHURN, on_data="doubled", min_rows=1)
     sched = scheduler(triggers, launcher, clock)
     fs.push("clicks", _clicks(30, 24))
     fs.flush()

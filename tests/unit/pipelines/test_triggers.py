@@ -4,10 +4,10 @@ clock: what fires, and that each cause fires once."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -17,6 +17,7 @@ from milepost import Runtime
 from milepost.errors import AlreadyExists, InvalidInput, NotFound
 from milepost.monitoring.service import MonitorService
 from milepost.pipelines._sources import RuntimeSources
+from milepost.pipelines.dag import pipeline, step
 from milepost.pipelines.scheduler import Scheduler
 from milepost.pipelines.triggers import Cause, Firing, Trigger, TriggerService, latest_slot
 from milepost.serving.monitor_sources import ServingMonitorSources
@@ -39,22 +40,40 @@ class Clock:
         return int(self.now * 1000)
 
 
-class Pipelines(RuntimeSources):
-    """The runtime's sources, with a catalog of known pipeline refs and their parameters
-    standing in for importable pipelines."""
+@step
+def count(rows: int) -> int:
+    return rows
 
-    catalog: ClassVar[dict[str, tuple[str, ...]]] = {
-        "retrain.flows:churn": ("rows", "c"),
-        "retrain.flows:nightly": (),
-    }
 
-    def check_pipeline(self, ref: str, params: Mapping[str, str]) -> str:
-        if ref not in self.catalog:
-            raise InvalidInput(f"Cannot import pipeline {ref!r}.")
-        unknown = sorted(set(params) - set(self.catalog[ref]))
-        if unknown:
-            raise InvalidInput(f"Pipeline {ref} has no parameter {unknown[0]!r}.")
-        return ref
+@step
+def fit(n: int, c: float) -> float:
+    return n * c
+
+
+@pipeline
+def churn(rows: int = 100, c: float = 1.0) -> None:
+    """The pipelines these tests attach triggers to (importable: tests.unit...)."""
+    fit(count(rows), c)
+
+
+@pipeline
+def nightly() -> None:
+    count(1)
+
+
+@step
+def boom(n: int) -> int:
+    raise ValueError(f"no good: {n}")
+
+
+@pipeline
+def broken(rows: int = 3) -> None:
+    boom(count(rows))
+
+
+CHURN = f"{__name__}:churn"
+NIGHTLY = f"{__name__}:nightly"
+BROKEN = f"{__name__}:broken"
 
 
 class Recording:
@@ -95,7 +114,7 @@ def service(rt: Runtime, clock: Clock, launcher: Recording | None = None) -> Tri
     return TriggerService(
         rt.db,
         "tester",
-        Pipelines(
+        RuntimeSources(
             monitors=lambda: monitors_of(rt, clock),
             data=lambda: rt.data,
             features=lambda: rt.features,
@@ -123,7 +142,7 @@ def scheduler(
 def test_a_cron_slot_fires_once_across_ticks_and_restarts(rt: Runtime, clock: Clock) -> None:
     launcher = Recording()
     triggers = service(rt, clock, launcher)
-    t = triggers.add("nightly", "retrain.flows:churn", params={"rows": 500}, schedule="0 3 * * *")
+    t = triggers.add("nightly", CHURN, params={"rows": 500}, schedule="0 3 * * *")
     assert t.kind == "schedule" and t.spec == {"cron": "0 3 * * *"} and t.params == {"rows": "500"}
     sched = scheduler(triggers, launcher, clock)
     assert sched.tick().firings == []  # 02:30: the 03:00 slot has not come; 02:30's 03:00
@@ -154,7 +173,7 @@ def test_a_cron_slot_fires_once_across_ticks_and_restarts(rt: Runtime, clock: Cl
 def test_missed_slots_fire_once_for_the_latest(rt: Runtime, clock: Clock) -> None:
     launcher = Recording()
     triggers = service(rt, clock, launcher)
-    triggers.add("hourly", "retrain.flows:nightly", schedule="0 * * * *")
+    triggers.add("hourly", NIGHTLY, schedule="0 * * * *")
     clock.now += 5 * 24 * 60 * MIN + 10 * MIN  # five days with no scheduler: 02:40
     report = scheduler(triggers, launcher, clock).tick()
     assert [f.cause for f in report.firings] == ["slot:2026-12-05T02:00Z"]
@@ -165,7 +184,7 @@ def test_missed_slots_fire_once_for_the_latest(rt: Runtime, clock: Clock) -> Non
 def test_every_syntax_and_a_disabled_trigger(rt: Runtime, clock: Clock) -> None:
     launcher = Recording()
     triggers = service(rt, clock, launcher)
-    triggers.add("ten", "retrain.flows:nightly", schedule="every 10m")
+    triggers.add("ten", NIGHTLY, schedule="every 10m")
     sched = scheduler(triggers, launcher, clock)
     clock.now += 10 * MIN
     assert [f.cause for f in sched.tick().firings] == ["slot:2026-11-30T02:40Z"]
@@ -218,7 +237,7 @@ def test_a_drift_trigger_fires_once_per_new_alert(
     assert old.alerts
     launcher = Recording()
     triggers = service(rt, clock, launcher)
-    t = triggers.add("on-drift", "retrain.flows:churn", on_drift="churn-health")
+    t = triggers.add("on-drift", CHURN, on_drift="churn-health")
     assert t.state == {"last_alert_id": max(a.alert_id for a in old.alerts)}
     sched = scheduler(triggers, launcher, clock)
     assert sched.tick().firings == []  # older alerts do not fire it
@@ -245,12 +264,12 @@ def test_alert_triggers_check_the_monitor_and_its_kind(
 ) -> None:
     triggers = service(rt, clock)
     with pytest.raises(NotFound, match=r"No monitor named 'churn-heath'.*churn-health"):
-        triggers.add("x", "retrain.flows:churn", on_drift="churn-heath")
+        triggers.add("x", CHURN, on_drift="churn-heath")
     with pytest.raises(InvalidInput, match="'churn-perf' has no drift check"):
-        triggers.add("x", "retrain.flows:churn", on_drift="churn-perf")
+        triggers.add("x", CHURN, on_drift="churn-perf")
     with pytest.raises(InvalidInput, match="'churn-health' has no performance check"):
-        triggers.add("x", "retrain.flows:churn", on_performance="churn-health")
-    perf = triggers.add("x", "retrain.flows:churn", on_performance="churn-perf")
+        triggers.add("x", CHURN, on_performance="churn-health")
+    perf = triggers.add("x", CHURN, on_performance="churn-perf")
     assert (
         perf.kind == "performance"
         and perf.description == "performance alerts of monitor churn-perf"
@@ -272,7 +291,7 @@ def test_data_volume_fires_at_the_threshold_then_rebaselines(rt: Runtime, clock:
     rt.data.register("customers", _customers(100))
     launcher = Recording()
     triggers = service(rt, clock, launcher)
-    t = triggers.add("fresh-data", "retrain.flows:churn", on_data="customers", min_rows=50)
+    t = triggers.add("fresh-data", CHURN, on_data="customers", min_rows=50)
     assert t.spec == {"source": "dataset", "name": "customers", "min_rows": 50}
     assert t.state == {"baseline_rows": 100, "baseline_token": "1"}
     assert t.description == "50 new rows in dataset customers"
@@ -301,7 +320,7 @@ def test_data_volume_fires_at_the_threshold_then_rebaselines(rt: Runtime, clock:
 def test_manual_fire_and_a_failed_launch(rt: Runtime, clock: Clock) -> None:
     launcher = Recording()
     triggers = service(rt, clock, launcher)
-    triggers.add("nightly", "retrain.flows:nightly", schedule="0 3 * * *")
+    triggers.add("nightly", NIGHTLY, schedule="0 3 * * *")
     fired = triggers.fire("nightly", reason="new labels arrived")
     assert fired.cause.startswith("manual:") and fired.status == "launched"
     assert fired.reason == "fired by hand by tester: new labels arrived"
@@ -350,7 +369,7 @@ def test_only_the_lease_holder_works_and_another_takes_over_after_expiry(
 ) -> None:
     launcher = Recording()
     triggers = service(rt, clock, launcher)
-    triggers.add("ten", "retrain.flows:nightly", schedule="every 10m")
+    triggers.add("ten", NIGHTLY, schedule="every 10m")
     worked: list[str] = []
     a = scheduler(triggers, launcher, clock, "a", work=[("w", lambda n: worked.append("a") or [])])
     b = scheduler(triggers, launcher, clock, "b", work=[("w", lambda n: worked.append("b") or [])])
@@ -398,10 +417,17 @@ def test_serve_ticks_until_stopped_and_releases_the_lease(rt: Runtime) -> None:
 @pytest.mark.parametrize(
     ("error", "match", "kwargs"),
     [
-        (InvalidInput, "Cannot import pipeline 'nope:flow'", {"pipeline": "nope:flow"}),
+        (InvalidInput, "Cannot import module 'nope' of pipeline 'nope:flow'",
+         {"pipeline": "nope:flow"}),
+        (InvalidInput, "has no attribute 'churm'.*Did you mean 'churn'",
+         {"pipeline": f"{__name__}:churm"}),
+        (InvalidInput, "is a step, not a pipeline", {"pipeline": f"{__name__}:count"}),
+        (InvalidInput, "'package.module:attr'", {"pipeline": "no-colon"}),
         (InvalidInput, "has no parameter 'rowz'", {"params": {"rowz": "1"}}),
+        (InvalidInput, "parameter 'rows' expects", {"params": {"rows": "many"}}),
         (InvalidInput, "not an identifier", {"params": {"1x": "1"}}),
-        (InvalidInput, "has no plain text form", {"params": {"rows": [1, 2]}}),
+        (InvalidInput, "has no text form", {"params": {"rows": object()}}),
+        (InvalidInput, r"expects int, got .\[1, 2\].", {"params": {"rows": [1, 2]}}),
         (InvalidInput, "not a five-field cron", {"schedule": "0 3 * *"}),
         (InvalidInput, "not a five-field cron", {"schedule": "61 * * * *"}),
         (InvalidInput, "exactly one cause; got none", {"schedule": None}),
@@ -421,7 +447,7 @@ def test_bad_input_is_refused_at_add(
 ) -> None:
     rt.data.register("customers", _customers(10))
     triggers = service(rt, clock)
-    args: dict[str, Any] = {"name": "t", "pipeline": "retrain.flows:churn", "schedule": "0 3 * * *"}
+    args: dict[str, Any] = {"name": "t", "pipeline": CHURN, "schedule": "0 3 * * *"}
     args.update(kwargs)
     with pytest.raises(error, match=match):
         triggers.add(args.pop("name"), args.pop("pipeline"), **args)
@@ -430,9 +456,9 @@ def test_bad_input_is_refused_at_add(
 
 def test_names_are_unique_and_remove_deletes_firings(rt: Runtime, clock: Clock) -> None:
     triggers = service(rt, clock)
-    triggers.add("nightly", "retrain.flows:nightly", schedule="0 3 * * *")
+    triggers.add("nightly", NIGHTLY, schedule="0 3 * * *")
     with pytest.raises(AlreadyExists, match="exists already"):
-        triggers.add("nightly", "retrain.flows:nightly", schedule="0 4 * * *")
+        triggers.add("nightly", NIGHTLY, schedule="0 4 * * *")
     triggers.fire("nightly")
     triggers.remove("nightly", reason="replaced")
     assert triggers.list() == [] and triggers.firings() == []
@@ -458,7 +484,7 @@ def test_two_evaluators_racing_one_cause_fire_once(
     )
     rt = milepost.configure(home=tmp_path / "home", metadata_uri=uri, user="tester")
     triggers = service(rt, Clock())
-    trigger = triggers.add("nightly", "retrain.flows:nightly", schedule="0 3 * * *")
+    trigger = triggers.add("nightly", NIGHTLY, schedule="0 3 * * *")
 
     def race(attempt: Callable[[], Firing | None]) -> list[Firing | None]:
         barrier = threading.Barrier(2)
@@ -490,3 +516,24 @@ def test_two_evaluators_racing_one_cause_fire_once(
         assert len(won) == 2 and sum(f is not None for f in won) == 1
     causes = sorted(f.cause for f in triggers.firings("nightly"))
     assert causes == ["alert:0", "alert:1", "alert:2", "slot:2026-11-30T03:00Z"]
+
+
+def test_a_tick_that_outlasts_its_lease_stops_when_another_took_over(
+    rt: Runtime, clock: Clock
+) -> None:
+    triggers = service(rt, clock)
+    ran: list[str] = []
+    b = scheduler(triggers, Recording(), clock, "b")
+
+    def slow(now: int) -> list[str]:
+        clock.now += 20  # longer than the 15 s lease, and b ticks meanwhile
+        assert b.tick().active
+        ran.append("slow")
+        return []
+
+    a = scheduler(
+        triggers, Recording(), clock, "a", work=[("slow", slow), ("next", lambda n: ["ran"])]
+    )
+    report = a.tick()
+    assert ran == ["slow"] and "next" not in report.work
+    assert report.errors == ["lost the lease during the tick: stopped; the new holder carries on"]

@@ -1,0 +1,202 @@
+"""The records of triggers (:class:`Trigger`, :class:`Firing`), the :class:`Launcher`
+protocol, and the pure rules the service applies: the latest schedule slot and how
+parameters are stored (see :mod:`milepost.pipelines.triggers` for the design)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from milepost import _validate as check
+from milepost._records import record_dict, short
+from milepost.errors import InvalidInput
+from milepost.pipelines._sources import ALERT_CHECKS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    import sqlalchemy as sa
+
+__all__ = [
+    "KINDS",
+    "Cause",
+    "Firing",
+    "Launcher",
+    "Trigger",
+    "TriggerKind",
+    "audit_state",
+    "clock_ms",
+    "iso",
+    "latest_slot",
+    "param_text",
+    "to_firing",
+    "to_trigger",
+]
+
+TriggerKind = Literal["schedule", "drift", "performance", "data_volume"]
+KINDS: tuple[str, ...] = ("schedule", "drift", "performance", "data_volume")
+
+_PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A stored trigger. ``spec``: ``{"cron"}``, ``{"monitor"}`` or ``{"source", "name",
+    "min_rows"}``; ``state``: its cursor (``last_slot``, ``last_alert_id`` or
+    ``baseline_rows`` and ``baseline_token``)."""
+
+    name: str
+    pipeline: str
+    params: dict[str, str]
+    kind: str
+    spec: dict[str, Any]
+    enabled: bool
+    state: dict[str, Any]
+    created_by: str
+    created_at: int
+    updated_at: int
+    trigger_id: int
+
+    @property
+    def description(self) -> str:
+        """The cause in words: ``cron 0 3 * * *``, ``drift alerts of churn-health``."""
+        if self.kind == "schedule":
+            return f"schedule {self.spec['cron']}"
+        if self.kind in ALERT_CHECKS:
+            return f"{self.kind} alerts of monitor {self.spec['monitor']}"
+        what = "dataset" if self.spec["source"] == "dataset" else "feature view"
+        return f"{self.spec['min_rows']:,} new rows in {what} {self.spec['name']}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (with ``description``)."""
+        return record_dict(self, exclude=("trigger_id",), extra={"description": self.description})
+
+    def __repr__(self) -> str:
+        return f"Trigger({self.name}: {self.pipeline} on {short(self.description)})"
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One time a trigger fired: why, and the pipeline run it launched (``run_id`` is
+    chosen before the launch)."""
+
+    firing_id: str
+    trigger: str
+    cause: str
+    reason: str
+    fired_at: int
+    run_id: str
+    status: str
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        return f"Firing({self.trigger} {self.cause} -> {self.run_id} {self.status})"
+
+
+class Launcher(Protocol):
+    """Starts the pipeline run of a firing (in this process, or detached)."""
+
+    def launch(self, trigger: Trigger, firing: Firing, run_id: str) -> None:
+        """Start ``trigger``'s pipeline as run ``run_id`` for ``firing``; raise on failure."""
+
+
+@dataclass(frozen=True)
+class Cause:
+    """What an evaluation found: the cause key, the reason, and the cursor after it."""
+
+    cause: str
+    reason: str
+    state: dict[str, Any]
+
+
+def clock_ms(clock: Callable[[], float]) -> int:
+    return int(clock() * 1000)
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def latest_slot(cron: str, now_ms: int) -> int:
+    """The latest slot of a schedule at or before ``now_ms`` (epoch ms)."""
+    from milepost.monitoring.monitors import Schedule
+
+    sched = Schedule.parse(cron)
+    if sched.interval_ms is not None:
+        return now_ms // sched.interval_ms * sched.interval_ms
+    from croniter import croniter
+
+    start = datetime.fromtimestamp((now_ms + 1) / 1000, tz=UTC)
+    return int(croniter(sched.text, start).get_prev(float) * 1000)
+
+
+def to_trigger(row: sa.RowMapping) -> Trigger:
+    return Trigger(
+        name=row["name"],
+        pipeline=row["pipeline_ref"],
+        params=json.loads(row["params_json"]),
+        kind=row["kind"],
+        spec=json.loads(row["spec_json"]),
+        enabled=bool(row["enabled"]),
+        state=json.loads(row["state_json"]),
+        created_by=row["created_by"],
+        created_at=int(row["created_at"]),
+        updated_at=int(row["updated_at"]),
+        trigger_id=int(row["trigger_id"]),
+    )
+
+
+def audit_state(trigger: Trigger) -> dict[str, Any]:
+    """What the audit trail records of a trigger."""
+    keep = ("pipeline", "params", "kind", "spec", "enabled")
+    return {k: getattr(trigger, k) for k in keep}
+
+
+def to_firing(row: sa.RowMapping) -> Firing:
+    return Firing(
+        firing_id=row["firing_id"],
+        trigger=row["name"],
+        cause=row["cause"],
+        reason=row["reason"],
+        fired_at=int(row["fired_at"]),
+        run_id=row["pipeline_run_id"],
+        status=row["status"],
+        error=row["error"],
+    )
+
+
+def param_text(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """Parameters as the text ``--param k=v`` gives (converted by the pipeline at launch)."""
+    if params is None:
+        return {}
+    out: dict[str, str] = {}
+    for key, value in check.mapping(params, "params").items():
+        if not isinstance(key, str) or not _PARAM.fullmatch(key):
+            raise InvalidInput(
+                f"Parameter name {check.short_repr(key)} is not an identifier.",
+                hint="Parameters are named like the pipeline function's arguments.",
+            )
+        if isinstance(value, str):
+            out[key] = value
+        elif isinstance(value, bool):
+            out[key] = str(value).lower()
+        elif isinstance(value, (int, float)):
+            out[key] = str(value)
+        else:
+            try:  # lists, dicts, tuples: JSON, as on the command line
+                out[key] = json.dumps(value)
+            except (TypeError, ValueError):
+                raise InvalidInput(
+                    f"Parameter {key}={check.short_repr(value)}: a trigger stores parameters "
+                    f"as text, and {type(value).__name__} has no text form.",
+                    hint="Give a string, number, bool or JSON-able list or dict, as on the "
+                    "command line (--param k=v).",
+                ) from None
+    return out
