@@ -36,7 +36,7 @@ Nothing here is private machinery: the steps use the same public API as user cod
 
 from __future__ import annotations
 
-from milepost.pipelines.dag import pipeline
+from milepost.pipelines import pipeline
 from milepost.retraining.decide import deploy_model, evaluate_model, promote_to_staging
 from milepost.retraining.records import (
     Candidate,

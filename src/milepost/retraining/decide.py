@@ -22,7 +22,7 @@ from typing import Any
 
 import milepost
 from milepost.errors import Conflict, GateFailed
-from milepost.pipelines.dag import step
+from milepost.pipelines import step
 
 # at run time, not under TYPE_CHECKING: the pipeline engine reads the steps' annotations
 from milepost.retraining.records import Candidate, Comparison, Decision, Deployment, Staging

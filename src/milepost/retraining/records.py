@@ -68,7 +68,7 @@ class DataCheck:
 class TrainingSet:
     """The point-in-time training set, split by time and registered as two datasets.
 
-    ``cutoff`` is the ISO time where the held-out part starts: every training row is
+    ``cutoff`` is the time (UTC) where the held-out part starts: every training row is
     older than every held-out row. ``feature_refs`` are the exact ``view:vN:feature``
     refs the rows were built from (the model pins them); ``columns`` the model's inputs.
     """

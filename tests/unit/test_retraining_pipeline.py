@@ -1,0 +1,84 @@
+"""The retraining template as a pipeline: loaded by reference, run through the pipeline
+service (recorded steps, stored outputs, lineage), failing at validation on bad data."""
+
+from __future__ import annotations
+
+import pytest
+
+import milepost
+from milepost.demo.data import LABEL, generate_customers
+from milepost.errors import InvalidInput
+from milepost.features import FeatureStore
+from milepost.pipelines import load_pipeline
+from milepost.retraining import Comparison, Deployment
+from tests.unit.test_retraining import FEATURES, LINEAR, REPO
+
+PARAMS = {"model": "churn", "labels": "customers", "target": LABEL, "feature_repo": REPO}
+STEPS = [
+    "validate_data",
+    "build_training_set",
+    "train_model",
+    "evaluate_model",
+    "promote_to_staging",
+    "deploy_model",
+]
+
+
+@pytest.fixture
+def rt(tmp_path: object) -> milepost.Runtime:
+    runtime = milepost.configure(
+        home=tmp_path / "home",  # type: ignore[operator]
+        user="tester",
+        metric_flush_interval=0.05,
+    )
+    milepost.data.register("customers", generate_customers(1200, seed=3))
+    FeatureStore(REPO).apply()
+    return runtime
+
+
+def test_the_template_loads_by_reference_with_plain_parameters() -> None:
+    retrain = load_pipeline("milepost.retraining:retrain")
+    assert retrain.name == "retrain" and retrain.ref == "milepost.retraining:retrain"
+    assert list(retrain.parameters)[:3] == ["model", "labels", "target"]
+    parsed = retrain.parse_params({**PARAMS, "holdout": "0.3"})
+    assert parsed["holdout"] == 0.3 and parsed["train"] == "milepost.retraining:default_train"
+    with pytest.raises(InvalidInput, match="model"):
+        retrain.parse_params({"labels": "customers", "target": LABEL})
+    dag = retrain.build(retrain.parse_params(PARAMS))
+    assert [s.step for s in dag.steps] == STEPS
+    assert all(s.options.get("cache") is False for s in dag.steps)  # side effects: never reused
+
+
+def test_a_run_records_every_step_and_its_decision(rt: milepost.Runtime) -> None:
+    first = rt.pipelines.run(
+        "milepost.retraining:retrain", {**PARAMS, "features": FEATURES, "train": LINEAR}
+    )
+    assert first.status == "succeeded", first.error
+    assert [s.step for s in first.steps] == STEPS
+    assert {s.status for s in first.steps} == {"succeeded"}
+    assert first.outputs("evaluate_model").winner == "no baseline"
+    assert milepost.Client().get_model("churn").production_version == 1
+
+    second = rt.pipelines.run("milepost.retraining:retrain", PARAMS)  # Production's refs
+    assert second.status == "succeeded", second.error
+    comparison = second.outputs("evaluate_model")
+    assert isinstance(comparison, Comparison) and comparison.winner == "candidate"
+    deployment = second.outputs("deploy_model")
+    assert isinstance(deployment, Deployment) and deployment.action == "in production"
+    assert milepost.Client().get_model("churn").production_version == 2
+    # the tracking runs the steps started are linked to them (lineage)
+    train_step = second.step("train_model")
+    links = {(link.kind, link.ref) for link in train_step.links}
+    assert ("run", comparison.candidate.run_id) in links
+
+
+def test_bad_data_fails_the_run_at_validation(rt: milepost.Runtime) -> None:
+    frame = generate_customers(1200, seed=3)
+    frame[LABEL] = frame[LABEL].astype("Int64")
+    frame.loc[frame.index[:40], LABEL] = None
+    milepost.data.register("customers", frame)
+    run = rt.pipelines.run("milepost.retraining:retrain", {**PARAMS, "features": FEATURES})
+    assert run.status == "failed" and run.failed_step == "validate_data"
+    assert "ValidationFailed" in (run.error or "") and "not null" in (run.error or "")
+    assert [s.status for s in run.steps][1:] == ["skipped"] * 5
+    assert milepost.Client().list_models() == []
