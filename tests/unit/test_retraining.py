@@ -182,6 +182,30 @@ def test_automatic_deployment_starts_a_canary(home: milepost.Runtime) -> None:
     assert "better than Production passed" in deploy.reasons[1]
 
 
+def test_automatic_deployment_waits_when_production_needs_a_person(
+    home: milepost.Runtime,
+) -> None:
+    _first_model(LINEAR)
+    client = milepost.Client()
+    FeatureStore(REPO).materialize_incremental()
+    client.create_endpoint("churn-live", MODEL)
+    client.set_promotion_policy(
+        MODEL,
+        {
+            "production": [METRIC_GATE, {"kind": "approval", "role": "approver"}],
+            "deploy": {"automatic": True, "endpoint": "elsewhere"},
+        },
+    )
+    # the pipeline's endpoint parameter wins over the policy's
+    deploy = _by_step(run_steps(**ARGS, feature_repo=REPO, endpoint="churn-live"))["deploy_model"]
+    assert deploy.action == "pending approval"
+    assert deploy.details["endpoint"] == "churn-live"
+    request = client.get_promotion_request(deploy.details["request_id"])
+    assert request.status == "pending_approval" and request.version == 2
+    assert client.get_endpoint("churn-live").rollout is None  # no traffic before approval
+    assert f"milepost models approve {request.request_id[:12]}" in deploy.reasons[0]
+
+
 def test_worse_model_is_refused_at_the_gate(home: milepost.Runtime) -> None:
     _first_model(LINEAR)
     client = milepost.Client()

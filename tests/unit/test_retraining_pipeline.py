@@ -3,6 +3,8 @@ service (recorded steps, stored outputs, lineage), failing at validation on bad 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import milepost
@@ -25,9 +27,11 @@ STEPS = [
 
 
 @pytest.fixture
-def rt(tmp_path: object) -> milepost.Runtime:
+def rt(tmp_path: Path, metadata_uri: str) -> milepost.Runtime:
+    """A home on each metadata backend with the customers and the demo's features."""
     runtime = milepost.configure(
-        home=tmp_path / "home",  # type: ignore[operator]
+        home=tmp_path / "home",
+        metadata_uri=metadata_uri,
         user="tester",
         metric_flush_interval=0.05,
     )
