@@ -25,6 +25,7 @@ from milepost.demo.data import LABEL, generate_customers
 from milepost.demo.monitoring import MONITOR, SHIFT
 from milepost.demo.serving import ENDPOINT, ModelServer, Traffic
 from milepost.errors import MilepostError
+from milepost.pipelines.scheduler import release_lease
 from milepost.promotion.gates import GateResult
 
 if TYPE_CHECKING:
@@ -149,7 +150,11 @@ def retrain_step(
     traffic = Traffic(server, customers)
     try:
         since = int(time.time() * 1000)
-        tick = rt.scheduler(launch="inline").tick()
+        scheduler = rt.scheduler(launch="inline")
+        try:
+            tick = scheduler.tick()
+        finally:  # so that a `milepost scheduler` started next is active at once
+            release_lease(rt.db, scheduler.holder)
         if not tick.firings:
             raise MilepostError(
                 f"The scheduler's tick fired no trigger: {'; '.join(tick.lines())}",
