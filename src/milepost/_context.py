@@ -251,19 +251,9 @@ class Runtime:
         work: list[Any] = [
             ("monitors", lambda now: _sources.run_due_monitors(self.monitors, now)),
             ("runs", lambda now: _sources.reap_tracking_runs(self.tracking)),
+            ("pipeline runs", lambda now: _sources.reap_pipeline_runs(self.pipelines)),
+            ("canaries", lambda now: _sources.orphan_canaries(self.serving, holder)),
         ]
-        reap_pipelines = getattr(self, "pipelines", None)
-        if reap_pipelines is not None and hasattr(reap_pipelines, "reap_stale"):
-            work.append(
-                (
-                    "pipeline runs",
-                    lambda now: [
-                        f"pipeline run {r.run_id} marked failed: {r.error}"
-                        for r in reap_pipelines.reap_stale()
-                    ],
-                )
-            )
-        work.append(("canaries", lambda now: _sources.orphan_canaries(self.serving, holder)))
         return Scheduler(
             self.triggers,
             launcher=self.launcher(launch),
@@ -273,10 +263,7 @@ class Runtime:
         )
 
     def _pipeline_run_status(self, run_id: str) -> str | None:
-        pipelines = getattr(self, "pipelines", None)
-        if pipelines is None:
-            return None
-        return str(pipelines.get_run(run_id).status)
+        return str(self.pipelines.get_run(run_id).status)
 
     @classmethod
     def open(cls, *, cwd: Path | None = None, **overrides: Any) -> Runtime:

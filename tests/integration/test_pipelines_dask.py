@@ -114,6 +114,10 @@ def test_a_timeout_on_dask_fails_the_step(dask_runner: DaskRunner, tmp_path: Pat
     )
     assert out.error == "TimeoutError: step 'hang' timed out after 1.0 s"
     assert out.results["after"].status == "skipped"
+    # Dask cannot stop the call: it goes on in its worker until the step returns
+    assert not (tmp_path / "p.done").exists()
+    (tmp_path / "p.never").write_text("stop waiting")
+    wait_until((tmp_path / "p.done").exists, what="the timed-out call to end in its worker")
 
 
 def test_unknown_runner_names() -> None:
@@ -123,3 +127,25 @@ def test_unknown_runner_names() -> None:
         make_runner("dsak")
     with pytest.raises(InvalidInput, match="local runner takes no address"):
         make_runner("local", address="tcp://127.0.0.1:1")
+
+
+def test_steps_on_dask_write_to_the_runs_stores(dask_runner: DaskRunner, runtime: Any) -> None:
+    """Workers open the run's metadata and artifact stores from the settings sent along:
+    tracked trials become runs there, tagged with the pipeline run and step."""
+    ctx = runtime.context
+    dag = S.tracked.build({"cs": [1.0, 3.0]})
+    out = execute(
+        dag,
+        dag.params,
+        run_id="dask-run",
+        runner=dask_runner,
+        recorder=MemoryRecorder(),
+        blobs=ctx.blobs,
+        settings=ctx.resolved,
+    )
+    assert out.status == "succeeded", out.error
+    assert _io.load(ctx.blobs, out.results["best"].outputs[0]) == 6.0
+    runs = {r.name: r for r in runtime.tracking.search_runs()}
+    assert set(runs) == {"trial[0]", "trial[1]", "inner"}
+    assert runs["trial[1]"].metrics == {"score": 6.0}
+    assert {r.tags["milepost.pipeline_run"] for r in runs.values()} == {"dask-run"}

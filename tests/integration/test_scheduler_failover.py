@@ -27,13 +27,14 @@ from tests.unit.pipelines.test_triggers import NIGHTLY, Recording, service
 LEASE = 2.0
 INTERVAL = 0.5
 SRC = str(Path(milepost.__file__).resolve().parents[1])
+ROOT = str(Path(__file__).resolve().parents[2])  # the launched runs import tests.unit...
 
 
 class Scheduler:
     """`python -m milepost scheduler` with a short lease, its output in a file."""
 
     def __init__(self, rt: Runtime, log: Path) -> None:
-        env = {**os.environ, **rt.settings.to_env(), "PYTHONPATH": SRC}
+        env = {**os.environ, **rt.settings.to_env(), "PYTHONPATH": os.pathsep.join([SRC, ROOT])}
         self.log = log
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
@@ -129,6 +130,17 @@ def test_one_scheduler_is_active_and_another_takes_over_when_it_is_killed(
         assert "lease released" in b.output()
         final = read_lease(rt.db)
         assert final is not None and b.holds(final) and final.expires_at == 0
+
+        # the launched runs are real pipeline runs that record their firing
+        def runs_ended() -> bool:
+            return all(
+                f.status in ("succeeded", "failed") for f in rt.triggers.firings("every-minute")
+            )
+
+        wait_until(runs_ended, what="the launched runs to end", timeout=120)
+        for f in rt.triggers.firings("every-minute"):
+            run = rt.pipelines.get_run(f.run_id)
+            assert run.status == "succeeded" and run.trigger == f.firing_id
     finally:
         a.stop()
         if b is not None:

@@ -124,9 +124,7 @@ def list_(as_json: JsonOpt = False) -> None:
 
     rt = runtime()
     found = rt.triggers.list()
-    last: dict[str, Firing] = {}
-    for f in reversed(rt.triggers.firings(limit=1000)):
-        last[f.trigger] = f  # newest last
+    last = {t.name: f for t in found for f in rt.triggers.firings(t.name, limit=1)}
     lease = read_lease(rt.db)
     if as_json:
         emit_json(

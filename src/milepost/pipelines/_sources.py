@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from milepost.features.service import FeatureService
     from milepost.monitoring.monitors import Alert
     from milepost.monitoring.service import MonitorService
+    from milepost.pipelines.service import PipelineService
     from milepost.serving.service import DeploymentService
     from milepost.tracking.service import TrackingService
 
@@ -41,6 +42,7 @@ __all__ = [
     "RuntimeSources",
     "TriggerSources",
     "orphan_canaries",
+    "reap_pipeline_runs",
     "reap_tracking_runs",
     "run_due_monitors",
 ]
@@ -225,6 +227,14 @@ def run_due_monitors(monitors: MonitorService, now_ms: int) -> list[str]:
 def reap_tracking_runs(tracking: TrackingService) -> list[str]:
     """Mark KILLED the RUNNING tracking runs whose process is gone; one line per run."""
     return [f"run {s.run_id} marked killed: {s.reason}" for s in tracking.reap_stale_runs()]
+
+
+def reap_pipeline_runs(pipelines: PipelineService) -> list[str]:
+    """End ``failed`` the RUNNING pipeline runs whose process is gone; one line per run."""
+    return [
+        f"pipeline run {r.run_id} ({r.pipeline}) marked failed: {r.error}"
+        for r in pipelines.reap_stale()
+    ]
 
 
 def orphan_canaries(serving: DeploymentService, holder: str) -> list[str]:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
     import sqlalchemy as sa
 
+    from milepost.pipelines._sources import TriggerSources
+
 __all__ = [
     "KINDS",
     "Cause",
@@ -31,6 +33,7 @@ __all__ = [
     "clock_ms",
     "iso",
     "latest_slot",
+    "next_cause",
     "param_text",
     "to_firing",
     "to_trigger",
@@ -200,3 +203,48 @@ def param_text(params: Mapping[str, Any] | None) -> dict[str, str]:
                     "command line (--param k=v).",
                 ) from None
     return out
+
+
+def next_cause(trigger: Trigger, now_ms: int, sources: TriggerSources) -> Cause | None:
+    """The cause that fires ``trigger`` at ``now_ms``, with its reason and the cursor after
+    it, or None (see :mod:`milepost.pipelines.triggers` for each kind's rule)."""
+    if trigger.kind == "schedule":
+        slot = latest_slot(trigger.spec["cron"], now_ms)
+        if slot <= int(trigger.state.get("last_slot", 0)):
+            return None
+        return Cause(
+            f"slot:{iso(slot)}",
+            f"schedule {trigger.spec['cron']}: slot {iso(slot)} (UTC) came",
+            {**trigger.state, "last_slot": slot},
+        )
+    if trigger.kind in ALERT_CHECKS:
+        monitor = trigger.spec["monitor"]
+        seen = int(trigger.state.get("last_alert_id", 0))
+        new = sources.alerts_after(monitor, seen, trigger.kind)
+        if not new:
+            return None
+        newest = max(new, key=lambda a: a.alert_id)
+        message = newest.message.removeprefix(f"monitor={monitor} ")
+        reason = f"monitor {monitor} raised alert {newest.alert_id}: {message}"
+        others = sorted(a.alert_id for a in new if a is not newest)
+        if others:
+            reason += f" (with alert{'s' if len(others) > 1 else ''} "
+            reason += ", ".join(map(str, others)) + ", one firing for all)"
+        return Cause(
+            f"alert:{newest.alert_id}",
+            reason,
+            {**trigger.state, "last_alert_id": newest.alert_id},
+        )
+    spec = trigger.spec
+    count = sources.row_count(spec["source"], spec["name"])
+    baseline = int(trigger.state.get("baseline_rows", 0))
+    added = count.rows - baseline
+    if added < int(spec["min_rows"]):
+        return None
+    what = "dataset" if spec["source"] == "dataset" else "feature view"
+    return Cause(
+        f"rows:{spec['name']}@{count.token}",
+        f"{added:,} new rows in {what} {spec['name']} ({count.rows:,} at "
+        f"{count.token}, baseline {baseline:,}) reached min_rows {spec['min_rows']:,}",
+        {**trigger.state, "baseline_rows": count.rows, "baseline_token": count.token},
+    )

@@ -25,8 +25,9 @@ step and its error. The engine never raises for a step's failure.
 
 Recorder calls all come from the calling thread, in the order the
 :class:`~milepost.pipelines.records.Recorder` contract states. ``on_event(step, status,
-info)`` (``started``, ``retrying``, ``succeeded``, ``failed``, ``cached``, ``skipped``)
-feeds live views; an exception it raises is ignored.
+info)`` (``started``, ``retrying``, ``succeeded``, ``failed``, ``cached``, ``skipped``,
+and ``cache_invalid`` when a reusable result's stored outputs fail their check and the
+step runs instead) feeds live views; an exception it raises is ignored.
 """
 
 from __future__ import annotations
@@ -253,7 +254,19 @@ class _Run:
             progressed = False
             for step_id in self.ready():
                 self.waiting.remove(step_id)
-                _, inputs, key = self.prepare(step_id)
+                try:
+                    _, inputs, key = self.prepare(step_id)
+                except Exception as exc:  # an argument that cannot be encoded to hash
+                    self.failed = self.failed or step_id
+                    self.finish(
+                        StepResult(
+                            step=step_id,
+                            status="failed",
+                            error=f"{type(exc).__name__}: cannot hash an input of step "
+                            f"{step_id!r}: {exc}",
+                        )
+                    )
+                    return
                 hit = self.reused(step_id, inputs, key)
                 if hit is not None:
                     self.finish(hit)
@@ -281,7 +294,8 @@ class _Run:
                 step_id, "retrying", attempt=attempt.attempt, delay=delay, error=attempt.error
             )
             return
-        self.finish_attempt(attempt, task)
+        note = f" (not retried: step {self.failed!r} failed)" if retry else ""
+        self.finish_attempt(attempt, task, note=note)
 
     def finish_attempt(self, attempt: Attempt, task: Task, *, note: str = "") -> None:
         step_id = task.step_id
@@ -305,6 +319,8 @@ class _Run:
         self.finish(result)
 
     def submit_due_retries(self) -> None:
+        if self.failed is not None:
+            return  # abandoned on the next wait, with their last error
         now = self.clock()
         for step_id, (due, task, _) in sorted(self.retries.items(), key=lambda kv: kv[1][0]):
             if due <= now:
@@ -390,9 +406,9 @@ def _attempt(fut: cf.Future[Attempt], task: Task) -> Attempt:
         hint = ""
         if isinstance(exc, BrokenProcessPool):
             hint = (
-                " (a worker process died; a script that runs a pipeline must guard its "
-                'top level with `if __name__ == "__main__":`, since worker processes '
-                "import the main module)"
+                " (a worker process died: killed, out of memory, os._exit in a step, or a "
+                'script without an `if __name__ == "__main__":` guard, which worker '
+                "processes need since they import the main module)"
             )
         now = _ms()
         return Attempt(

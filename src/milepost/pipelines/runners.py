@@ -33,6 +33,7 @@ import contextlib
 import multiprocessing
 import os
 import threading
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, Protocol
 
 from milepost.errors import ConfigError, InvalidInput, did_you_mean
@@ -137,10 +138,17 @@ class LocalRunner:
             return fut
         from milepost.pipelines._execute import run_payload
 
-        return self._get_pool().submit(run_payload, _payload(task))
+        payload = _payload(task)
+        try:
+            return self._get_pool().submit(run_payload, payload)
+        except BrokenProcessPool:  # a worker died earlier: the next steps get a new pool
+            return self._get_pool(renew=True).submit(run_payload, payload)
 
-    def _get_pool(self) -> cf.ProcessPoolExecutor:
+    def _get_pool(self, *, renew: bool = False) -> cf.ProcessPoolExecutor:
         with self._lock:
+            if renew and self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
             if self._pool is None:
                 self._pool = cf.ProcessPoolExecutor(max_workers=self._max, mp_context=self._ctx)
             return self._pool

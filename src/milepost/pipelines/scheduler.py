@@ -16,9 +16,11 @@
    two schedulers overlap when a lease changes hands), then launches it. A launch that
    fails is recorded ``launch_failed`` with the error and not retried for that cause.
 3. runs the periodic work, each piece isolated (one failing is logged and reported, the
-   others still run): monitors due on their schedules (``monitors.run_due``, which claims
-   each slot itself), stale tracking runs reaped, stale pipeline runs reaped, and canaries
-   whose controller is gone advanced (see :func:`milepost.pipelines._sources.orphan_canaries`).
+   others still run): firings left ``pending`` for two leases with no run registered (a
+   scheduler died between writing and launching them) are marked ``launch_failed``;
+   monitors due on their schedules run (``monitors.run_due``, which claims each slot
+   itself); stale tracking runs and stale pipeline runs are reaped; and canaries whose
+   controller is gone are advanced (:func:`milepost.pipelines._sources.orphan_canaries`).
 
 Launchers: :class:`InlineLauncher` runs the pipeline in this process, synchronously (the
 demo, tests); :class:`SubprocessLauncher` starts ``python -m milepost pipelines run REF
@@ -335,7 +337,8 @@ class Scheduler:
         self.triggers = triggers
         self.db = triggers.db
         self.launcher = launcher
-        self.work = list(work)
+        # firings a dead scheduler wrote but never launched are closed first
+        self.work: list[Work] = [("firings", self._expire_pending), *work]
         self.holder = holder or default_holder()
         self.lease_seconds = float(lease_seconds)
         self.clock = clock
@@ -380,6 +383,13 @@ class Scheduler:
             if lines:
                 done[name] = lines
         return report
+
+    def _expire_pending(self, now_ms: int) -> builtins.list[str]:
+        expired = self.triggers.expire_pending(now_ms, int(2 * self.lease_seconds * 1000))
+        return [
+            f"firing {f.firing_id} of {f.trigger} ({f.cause}) marked launch_failed: {f.error}"
+            for f in expired
+        ]
 
     def _renewed(self, now: int | None, errors: list[str]) -> bool:
         at = int(self.clock() * 1000) if now is None else int(now)

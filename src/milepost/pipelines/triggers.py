@@ -58,8 +58,8 @@ from milepost.pipelines._trigger_records import (
     TriggerKind,
     audit_state,
     clock_ms,
-    iso,
     latest_slot,
+    next_cause,
     param_text,
     to_firing,
     to_trigger,
@@ -301,46 +301,7 @@ class TriggerService:
     def evaluate(self, trigger: Trigger, now_ms: int) -> Cause | None:
         """The cause that fires ``trigger`` now, with its reason and the cursor after it,
         or None. Reads only; :meth:`record` writes."""
-        if trigger.kind == "schedule":
-            slot = latest_slot(trigger.spec["cron"], now_ms)
-            if slot <= int(trigger.state.get("last_slot", 0)):
-                return None
-            return Cause(
-                f"slot:{iso(slot)}",
-                f"schedule {trigger.spec['cron']}: slot {iso(slot)} (UTC) came",
-                {**trigger.state, "last_slot": slot},
-            )
-        if trigger.kind in ALERT_CHECKS:
-            monitor = trigger.spec["monitor"]
-            seen = int(trigger.state.get("last_alert_id", 0))
-            new = self.sources.alerts_after(monitor, seen, trigger.kind)
-            if not new:
-                return None
-            newest = max(new, key=lambda a: a.alert_id)
-            message = newest.message.removeprefix(f"monitor={monitor} ")
-            reason = f"monitor {monitor} raised alert {newest.alert_id}: {message}"
-            others = sorted(a.alert_id for a in new if a is not newest)
-            if others:
-                reason += f" (with alert{'s' if len(others) > 1 else ''} "
-                reason += ", ".join(map(str, others)) + ", one firing for all)"
-            return Cause(
-                f"alert:{newest.alert_id}",
-                reason,
-                {**trigger.state, "last_alert_id": newest.alert_id},
-            )
-        spec = trigger.spec
-        count = self.sources.row_count(spec["source"], spec["name"])
-        baseline = int(trigger.state.get("baseline_rows", 0))
-        added = count.rows - baseline
-        if added < int(spec["min_rows"]):
-            return None
-        what = "dataset" if spec["source"] == "dataset" else "feature view"
-        return Cause(
-            f"rows:{spec['name']}@{count.token}",
-            f"{added:,} new rows in {what} {spec['name']} ({count.rows:,} at "
-            f"{count.token}, baseline {baseline:,}) reached min_rows {spec['min_rows']:,}",
-            {**trigger.state, "baseline_rows": count.rows, "baseline_token": count.token},
-        )
+        return next_cause(trigger, now_ms, self.sources)
 
     def record(self, trigger: Trigger, cause: Cause) -> Firing | None:
         """Write a firing for ``cause`` and move the trigger's cursor, in one transaction.
@@ -383,6 +344,43 @@ class TriggerService:
                 .values(status=status, error=error)
             )
         return self._refreshed(replace(firing, status=status, error=error))
+
+    def expire_pending(self, now_ms: int, older_than_ms: int) -> builtins.list[Firing]:
+        """Mark ``launch_failed`` the firings left ``pending`` (written, never launched:
+        their scheduler died in between) for longer than ``older_than_ms`` whose run was
+        never registered. Needs the pipeline runs (``run_status``); returns those marked."""
+        if self._run_status is None:
+            return []
+        q = (
+            sa.select(trigger_firings, pipeline_triggers.c.name)
+            .join(pipeline_triggers, pipeline_triggers.c.trigger_id == trigger_firings.c.trigger_id)
+            .where(
+                trigger_firings.c.status == "pending",
+                trigger_firings.c.fired_at < now_ms - older_than_ms,
+            )
+        )
+        with self.db.read() as conn:
+            stale = [to_firing(r) for r in conn.execute(q).mappings()]
+        marked = []
+        for firing in stale:
+            try:
+                self._run_status(firing.run_id)
+                continue  # its run exists: it was launched (an inline run still going)
+            except NotFound:
+                pass
+            error = "its scheduler stopped before launching it (no run was registered)"
+            with self.db.write() as conn:
+                done = conn.execute(
+                    sa.update(trigger_firings)
+                    .where(
+                        trigger_firings.c.firing_id == firing.firing_id,
+                        trigger_firings.c.status == "pending",
+                    )
+                    .values(status="launch_failed", error=error)
+                ).rowcount
+            if done == 1:
+                marked.append(replace(firing, status="launch_failed", error=error))
+        return marked
 
     # -- internals -------------------------------------------------------------------------
 
@@ -511,7 +509,7 @@ class TriggerService:
         return self._launcher(launcher or "subprocess")
 
     def _refreshed(self, firing: Firing) -> Firing:
-        if self._run_status is None or firing.status != "launched":
+        if self._run_status is None or firing.status not in ("pending", "launched"):
             return firing
         try:
             status = self._run_status(firing.run_id)

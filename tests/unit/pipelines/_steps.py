@@ -126,6 +126,7 @@ def hang(pid_file: str) -> int:
     """Writes its pid, then waits for a file nobody creates (stopped by the timeout)."""
     Path(pid_file).write_text(str(os.getpid()))
     _wait_for(Path(pid_file + ".never"), seconds=120)
+    Path(pid_file + ".done").write_text("done")  # only seen where the call is not killed
     return 0
 
 
@@ -217,3 +218,20 @@ def signal_and_wait(started: str, go: str) -> int:
 @pipeline
 def waiting(started: str, go: str) -> None:
     signal_and_wait(started, go)
+
+
+@step
+def dies(code: int) -> int:
+    os._exit(code)
+
+
+@pipeline
+def dying(code: int = 3) -> None:
+    dies(code)
+    pid()
+
+
+@pipeline
+def retry_beside_failure(counter: str, x: int = 1) -> None:
+    flaky(counter, 5)
+    boom(x)

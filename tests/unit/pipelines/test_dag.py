@@ -290,3 +290,54 @@ def test_load_pipeline_finds_a_module_in_the_current_directory(tmp_path, monkeyp
         assert found.build().steps[0].func == "flows_here_xyz:one"
     finally:
         sys.modules.pop("flows_here_xyz", None)
+
+
+def test_a_local_pipeline_is_not_importable_but_builds() -> None:
+    @pipeline
+    def local(flag: bool = False, where: str = "x") -> None:
+        S.after(1 if flag else 2)
+
+    assert not local.importable
+    assert "<locals>" in local.ref
+    assert local.parse_params({"flag": "yes"}) == {"flag": True, "where": "x"}
+    with pytest.raises(InvalidInput, match="parameter 'flag' expects bool, got 'maybe'"):
+        local.parse_params({"flag": "maybe"})
+    # ordinary Python over parameters works while wiring
+    assert local.build({"flag": True}).nodes["after"].args["x"].value == 1  # type: ignore[union-attr]
+
+
+def test_handles_of_another_pipeline_and_dicts_of_handles_are_refused() -> None:
+    kept: list[Handle] = []
+
+    @pipeline
+    def first() -> None:
+        kept.append(S.load(2))
+
+    first.build()
+
+    @pipeline
+    def second() -> None:
+        S.total(kept[0])
+
+    with pytest.raises(InvalidInput, match="belongs to another pipeline's wiring"):
+        second.build()
+
+    @pipeline
+    def dicts() -> None:
+        S.best({"a": S.scale(S.load(2))})  # type: ignore[arg-type]
+
+    with pytest.raises(InvalidInput, match="A dict holding step outputs"):
+        dicts.build()
+
+
+def test_a_step_output_list_checks_each_item() -> None:
+    @pipeline
+    def mixed() -> None:
+        df = S.load(2)
+        S.best([S.scale(df), S.split(1)[1]])
+
+    with pytest.raises(
+        InvalidInput,
+        match="step 'best' parameter 'scores' expects float, but step 'split' returns str",
+    ):
+        mixed.build()

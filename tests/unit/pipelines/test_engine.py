@@ -379,3 +379,53 @@ def test_only_the_steps_thread_is_captured(recorder, blobs, runner, tmp_path, ca
     import sys
 
     assert type(sys.stdout).__name__ != "_Router"  # restored
+
+
+def test_an_input_that_cannot_be_hashed_fails_its_step(recorder, blobs, runner) -> None:
+    import threading
+
+    @step(name="takes_lock")
+    def takes_lock(lock: object) -> int:
+        return 1
+
+    @pipeline(name="locked")
+    def locked() -> None:
+        takes_lock(threading.Lock())
+
+    out = run(locked, recorder, blobs, runner)
+    assert out.status == "failed"
+    assert out.failed_step == "takes_lock"
+    assert "cannot hash an input of step 'takes_lock'" in (out.error or "")
+    assert ("started", "takes_lock", "1") not in recorder.events
+
+
+def test_a_worker_that_dies_fails_the_run_and_the_runner_recovers(recorder, blobs, runner) -> None:
+    out = run(S.dying, recorder, blobs, runner)  # dies and pid run together in the pool
+    assert out.status == "failed"
+    assert out.results["dies"].status == "failed"
+    assert "BrokenProcessPool" in (out.results["dies"].error or "")
+    assert "a worker process died" in (out.results["dies"].error or "")
+    again = run(S.fan, recorder, blobs, runner, run_id="again", cache=False)
+    assert again.status == "succeeded", again.error  # a new pool replaced the broken one
+
+
+def test_a_pending_retry_ends_failed_when_another_step_fails(
+    recorder, blobs, runner, tmp_path
+) -> None:
+    fake = FakeClock()
+    out = run(
+        S.retry_beside_failure,
+        recorder,
+        blobs,
+        runner,
+        {"counter": str(tmp_path / "n")},
+        sleep=fake.sleep,
+        clock=fake.clock,
+    )
+    assert out.status == "failed"
+    flaky = out.results["flaky"]
+    assert flaky.status == "failed"
+    assert flaky.attempts >= 1
+    assert out.failed_step == "boom"  # flaky may be retried, it cannot fail the run first
+    assert flaky.error is not None and flaky.error.startswith("ConnectionError: attempt")
+    assert flaky.error.endswith("(not retried: step 'boom' failed)")

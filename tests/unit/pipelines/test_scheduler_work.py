@@ -178,3 +178,87 @@ def test_data_volume_on_a_feature_view_counts_its_source_rows(rt: Runtime) -> No
     assert [f.cause for f in fired] == ["rows:clicks@55"]
     assert "25 new rows in feature view clicks (55 at 55, baseline 30)" in fired[0].reason
     assert sched.tick().firings == []
+
+
+def test_a_run_whose_process_died_is_reaped_and_its_firing_says_failed(rt: Runtime) -> None:
+    from milepost.tracking.environment import process_info
+    from tests.unit.pipelines.test_service import _dead_process
+
+    rt.triggers.add("nightly", CHURN, schedule="0 3 * * *")
+    fired = rt.triggers.fire("nightly", launcher=Recording())  # a run id reserved, no run yet
+    assert fired.status == "launched"  # the run is not registered yet
+    # the launched process registered its run, then died without ending it
+    pid, started = _dead_process()
+    rt.pipelines.store.create_run(
+        {
+            "run_id": fired.run_id,
+            "pipeline": "churn",
+            "ref": CHURN,
+            "params_json": "{}",
+            "status": "running",
+            "runner": "local",
+            "started_at": 1,
+            "heartbeat_at": 1,
+            "host": process_info().host,
+            "pid": pid,
+            "pid_started": started,
+            "trigger": fired.firing_id,
+            "actor": "tester",
+        },
+        actor="tester",
+    )
+    assert rt.triggers.get_firing(fired.firing_id).status == "running"
+    report = rt.scheduler(holder="s").tick()
+    [line] = report.work["pipeline runs"]
+    assert line.startswith(f"pipeline run {fired.run_id} (churn) marked failed: ")
+    assert rt.triggers.get_firing(fired.firing_id).status == "failed"
+    assert "pipeline runs" not in rt.scheduler(holder="s").tick().work  # reaped once
+
+
+def test_a_firing_its_scheduler_never_launched_is_marked_launch_failed(rt: Runtime) -> None:
+    from milepost.pipelines.triggers import Cause
+
+    triggers = rt.triggers
+    t = triggers.add("nightly", CHURN, schedule="0 3 * * *")
+    # a scheduler wrote the firing, then died before launching it
+    firing = triggers.record(t, Cause("slot:x", "the slot came", {"last_slot": 1}))
+    assert firing is not None and triggers.get_firing(firing.firing_id).status == "pending"
+    sched = rt.scheduler(holder="s", lease_seconds=15)
+    soon = sched.tick(now=firing.fired_at + 29_000)  # not yet: two leases have not passed
+    assert "firings" not in soon.work
+    late = sched.tick(now=firing.fired_at + 31_000)
+    assert late.work["firings"] == [
+        f"firing {firing.firing_id} of nightly (slot:x) marked launch_failed: its scheduler "
+        "stopped before launching it (no run was registered)"
+    ]
+    assert triggers.get_firing(firing.firing_id).status == "launch_failed"
+    assert "firings" not in sched.tick(now=firing.fired_at + 40_000).work
+
+
+def test_a_feature_view_on_a_dataset_counts_the_dataset_newest_version(rt: Runtime) -> None:
+    from milepost.features import DatasetSource
+
+    def events(n: int) -> pd.DataFrame:
+        ts = datetime.now(UTC) - timedelta(hours=1)
+        return pd.DataFrame({"customer_id": range(n), "ts": [ts] * n, "spend": [1.0] * n})
+
+    rt.data.register("events", events(10))
+    view = FeatureView(
+        name="spend",
+        entity=customer,
+        source=DatasetSource("events"),
+        timestamp_field="ts",
+        ttl=timedelta(days=1),
+        schema=[Field("spend")],
+    )
+    FeatureStore([customer, view]).apply()
+    clock, launcher = Clock(), Recording()
+    triggers = service(rt, clock, launcher)
+    t = triggers.add("spend", CHURN, on_data="spend", min_rows=5)
+    assert t.spec["source"] == "feature_view" and t.state == {
+        "baseline_rows": 10,
+        "baseline_token": "1",
+    }
+    rt.data.register("events", events(15))
+    [fired] = scheduler(triggers, launcher, clock).tick().firings
+    assert fired.cause == "rows:spend@2"

@@ -537,3 +537,27 @@ def test_a_tick_that_outlasts_its_lease_stops_when_another_took_over(
     report = a.tick()
     assert ran == ["slow"] and "next" not in report.work
     assert report.errors == ["lost the lease during the tick: stopped; the new holder carries on"]
+
+
+def test_a_performance_trigger_fires_on_an_accuracy_alert(
+    rt: Runtime, clock: Clock, drifting: MonitorService
+) -> None:
+    """Labels sent later: accuracy 0.75 under a 0.9 threshold raises the alert that fires."""
+    drifting.update("churn-perf", thresholds={"accuracy": 0.9})
+    launcher = Recording()
+    triggers = service(rt, clock, launcher)
+    triggers.add("on-accuracy", CHURN, on_performance="churn-perf")
+    sched = scheduler(triggers, launcher, clock)
+    frame = _frame(40, seed=8)
+    preds = [int(a > 45) for a in frame["age"]]
+    ids = _log(rt, frame, start_ms=clock.ms() - 60_000, predictions=preds)
+    for i, rid in enumerate(ids[:20]):  # 15 right, 5 wrong
+        rt.serving.store.add_feedback("churn-ep", rid, [preds[i] if i < 15 else 1 - preds[i]])
+    [alert] = drifting.run("churn-perf").alerts
+    assert alert.metric == "accuracy"
+    [fired] = sched.tick().firings
+    assert fired.cause == f"alert:{alert.alert_id}"
+    assert fired.reason.startswith(
+        f"monitor churn-perf raised alert {alert.alert_id}: performance accuracy=0.75 < 0.9"
+    )
+    assert sched.tick().firings == []
