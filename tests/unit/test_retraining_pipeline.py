@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import milepost
@@ -86,3 +87,33 @@ def test_bad_data_fails_the_run_at_validation(rt: milepost.Runtime) -> None:
     assert "ValidationFailed" in (run.error or "") and "not null" in (run.error or "")
     assert [s.status for s in run.steps][1:] == ["skipped"] * 5
     assert milepost.Client().list_models() == []
+
+
+def test_new_data_triggers_retraining_through_the_scheduler(rt: milepost.Runtime) -> None:
+    rt.pipelines.run(
+        "milepost.retraining:retrain", {**PARAMS, "features": FEATURES, "train": LINEAR}
+    )
+    rt.triggers.add(
+        "retrain-on-data",
+        "milepost.retraining:retrain",
+        params=PARAMS,
+        on_data="customers",
+        min_rows=500,
+    )
+    scheduler = rt.scheduler(launch="inline")
+    assert scheduler.tick().firings == []  # nothing new yet
+    old = milepost.data.get("customers").to_pandas()
+    newer = generate_customers(600, seed=9, first_id=100_001)
+    newer["event_timestamp"] = (
+        old["event_timestamp"].max()
+        + (newer["event_timestamp"] - newer["event_timestamp"].min()) / 10
+    )  # the newest rows: after every earlier one, within the views' TTL
+    milepost.data.register("customers", pd.concat([old, newer], ignore_index=True))
+    tick = scheduler.tick()
+    assert [f.trigger for f in tick.firings] == ["retrain-on-data"]
+    assert "600 new rows in dataset customers" in tick.firings[0].reason
+    run = rt.pipelines.get_run(tick.firings[0].run_id)
+    assert run.status == "succeeded" and run.trigger == tick.firings[0].firing_id
+    assert run.outputs("validate_data").labels == "customers@2"
+    assert run.outputs("train_model").version == 2
+    assert scheduler.tick().firings == []  # the same rows never fire twice
