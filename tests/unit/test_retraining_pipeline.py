@@ -3,6 +3,7 @@ service (recorded steps, stored outputs, lineage), failing at validation on bad 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -71,6 +72,17 @@ def test_a_run_records_every_step_and_its_decision(rt: milepost.Runtime) -> None
     deployment = second.outputs("deploy_model")
     assert isinstance(deployment, Deployment) and deployment.action == "in production"
     assert milepost.Client().get_model("churn").production_version == 2
+    # each output's one-line summary (what `milepost pipelines show` prints) is its decision
+    summaries = {s.step: s.outputs[0].summary for s in second.steps}
+    assert summaries["evaluate_model"] == repr(comparison)
+    assert re.fullmatch(
+        r"Comparison\(roc_auc v2 0\.\d{4} vs v1 0\.\d{4}: candidate\)", repr(comparison)
+    )
+    assert summaries["deploy_model"] == "Deployment(v2: in production)"
+    assert summaries["promote_to_staging"] == "Staging(v2: in Staging)"
+    assert summaries["validate_data"] == "DataCheck(customers@1: 3 passed, 0 failed of 3 checks)"
+    assert summaries["build_training_set"].startswith("TrainingSet(churn.train@1 900 rows")
+    assert summaries["train_model"].startswith("Candidate(churn v2, roc_auc 0.")
     # the tracking runs the steps started are linked to them (lineage)
     train_step = second.step("train_model")
     links = {(link.kind, link.ref) for link in train_step.links}
