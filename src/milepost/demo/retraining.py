@@ -143,9 +143,9 @@ def retrain_step(
     policy = client.set_promotion_policy(promotion.MODEL, _policy(f"{promotion.MODEL}.test"))
     console.print(
         f"  the policy of {promotion.MODEL!r} now lets retrained versions deploy themselves: "
-        f"{policy.deploy.describe()}; Production needs a better ROC AUC than Production on "
-        f"the newest {promotion.MODEL}.test (each retraining's held-out rows) and validated "
-        "data"
+        f"{policy.deploy.describe()}; entering Production needs a better ROC AUC than the "
+        f"current version's on the newest {promotion.MODEL}.test (each retraining's held-out "
+        "rows) and validated data, and no approver"
     )
     traffic = Traffic(server, customers)
     try:
