@@ -68,11 +68,11 @@ def test_the_better_model_is_clearly_better_and_both_beat_the_base_rate() -> Non
 
 def _story(text: str, home: Path) -> list[str]:
     """The narrative without what differs between runs by nature: the home, ids, times,
-    ports and, while traffic flows (steps 7-10), every number; the canary's decision
+    ports and, while traffic flows (steps 7-11), every number; the canary's decision
     lines (how many checks a verdict took depends on timing) are reduced to their kind."""
     lines, live = [], False
     for raw in text.replace(str(home.resolve()), "<home>").splitlines():
-        if re.match(r"─+ ([789]|10)/11", raw):
+        if re.match(r"─+ ([789]|1[01])/12", raw):
             live = True
         elif "Where everything went" in raw:
             live = False
@@ -98,8 +98,8 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     first = tmp_path / "first"
     result = run_demo(rows=1500, home=first, console=Console(file=out, width=120))
     text = out.getvalue()
-    for n in range(1, 12):
-        assert f"{n}/11" in text
+    for n in range(1, 13):
+        assert f"{n}/12" in text
     assert "Where everything went" in text
     c = Client()
     runs = c.search_runs(EXPERIMENT, max_results=10)
@@ -130,17 +130,18 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     ]
     assert milepost.data.runs_using("churn.train@1")
     # the better model went through the gates and an approval into Production;
-    # the worse candidate was refused
+    # the worse candidate was refused (then retraining replaced it: see below)
     best = max(result["scores"], key=lambda k: result["scores"][k]["roc_auc"])
-    production = c.get_model_version("models:/churn/Production")
+    retrained = result["retraining"]  # after monitoring, a retrained model replaced it
+    production = c.get_model_version("churn", retrained["old_production"])
     assert production.run_id == result["runs"][best]
     assert result["promotion"]["refused_request"]
     to_production = [e for e in c.model_history("churn") if e.to_stage == "Production"]
-    assert len(to_production) == 2 and to_production[0].actor == "ana"  # the baseline
-    assert to_production[-1].version == production.version
+    assert len(to_production) == 3 and to_production[0].actor == "ana"  # the baseline
+    assert to_production[1].version == production.version
     # the best: approved by ana, then made Production by its canary's last step on the
     # endpoint that tracks Production, in the same transaction as the endpoint's primary
-    best_request = c.get_promotion_request(to_production[-1].request_id or "")
+    best_request = c.get_promotion_request(to_production[1].request_id or "")
     assert best_request.status == "completed" and best_request.endpoint == "churn"
     assert [g.message for g in best_request.gates if g.kind == "approval"] == ["approved by ana"]
     assert best_request.gates[-1].name == "canary on churn" and best_request.gates[-1].passed
@@ -179,8 +180,10 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     assert re.search(r"p99 \d+\.\d ms vs \d+\.\d ms", text)
     assert not re.search(r"p99 \d+\.\d+ vs", text)
     spec, _ = milepost.get_runtime().serving.get("churn")
-    assert [(v.name, v.role) for v in spec.variants] == [
-        (f"churn-v{production.version}", "primary")
+    # the retrained version is primary; the one it replaced stays warm for a rollback
+    assert sorted((v.name, v.role) for v in spec.variants) == [
+        (f"churn-v{retrained['old_production']}", "standby"),
+        (f"churn-v{retrained['new_production']}", "primary"),
     ]
     # monitoring: quiet on traffic like the training data; the upstream shift of
     # monthly_spend (and spend_per_ticket, computed from it) flagged, alerted, reported
@@ -194,6 +197,27 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     stored = milepost.get_runtime().monitors.alerts("churn-health")
     assert {a.feature for a in stored} >= {"monthly_spend", "spend_per_ticket"}
     assert "logged (milepost.monitoring): ALERT" in text
+    # retraining: the drift alert fired the trigger once; the pipeline ran every step on
+    # the new outcomes; the retrained model beat Production on the same held-out rows,
+    # passed the gates and was canaried into Production, registry and endpoint together
+    firings = milepost.get_runtime().triggers.firings("retrain-on-drift")
+    assert [f.firing_id for f in firings] == [retrained["firing"]]
+    assert firings[0].reason.startswith("monitor churn-health raised alert")
+    run = milepost.get_runtime().pipelines.get_run(retrained["run"])
+    assert run.status == "succeeded" and run.trigger == retrained["firing"]
+    assert list(retrained["steps"].values()) == ["succeeded"] * 6, retrained
+    assert retrained["improvement"] > 0.005, retrained
+    assert retrained["deployment"] == "canary started" and retrained["canary"] == "succeeded"
+    assert retrained["new_production"] > retrained["old_production"] == production.version
+    assert c.get_model("churn").production_version == retrained["new_production"]
+    newest = c.get_model_version("churn", retrained["new_production"])
+    assert newest.feature_refs == production.feature_refs
+    assert "canary on churn" in [
+        g.name for g in c.get_promotion_request(to_production[-1].request_id or "").gates
+    ]
+    assert "reason: monitor churn-health raised alert" in text
+    assert "evaluate_model: candidate better" in text
+    assert "milepost pipelines show" in text and "milepost triggers firings" in text
     assert result["audit_ok"] and c.verify_audit().ok
     # the models are worth promoting: the better one clearly, both above no skill
     scores = result["scores"]

@@ -9,7 +9,8 @@ in a fresh directory with its own ``MILEPOST_HOME``, and handles each block by i
 - A block whose first line is a path comment (``# features.py``, ``# suites/x.yaml``,
   ``# churn-policy.yaml``, ``# milepost.toml``) is a file: it is written to that path
   before the blocks that use it, and loaded by the parser that reads it (feature
-  definitions, an expectation suite, a promotion policy, the settings file).
+  definitions, an expectation suite, a promotion policy, the settings file; a module
+  with a ``@pipeline`` is compiled, and the ``milepost pipelines`` lines import it).
 - ``bash``: each line typed as a user would: ``milepost`` is the installed console
   script in a real process; ``milepost endpoints serve`` and ``milepost features serve``
   start in the background (the README says "in a second terminal") and the next line
@@ -28,8 +29,8 @@ What the test changes from the README, and why (nothing else is left out):
 - The ports the README's servers listen on (8080, 6566) are replaced by free ports, in
   the server line and the ``curl`` lines that reach it: parallel test runs and other
   programs on the machine may hold the README's ports.
-- ``REQ`` in a command is the request id the previous command printed, as the README
-  says a user types it.
+- ``REQ`` in a command is the request id the previous command printed, and ``RUN`` the
+  pipeline run id, as the README says a user types them.
 - ``curl`` lines are parsed and sent with httpx rather than run with curl, so the test
   does not depend on curl being installed; only the options the README uses are known,
   and any other fails the test.
@@ -67,6 +68,7 @@ CI_COMMANDS = ["make demo", "make test"]
 _FENCE = re.compile(r"^```([\w-]*)\s*$")
 _FILE_COMMENT = re.compile(r"^# ([\w./-]+\.(?:py|ya?ml|toml))$")
 _REQUEST_ID = re.compile(r"request\s+([0-9a-f]{12})\b", re.IGNORECASE)
+_RUN_ID = re.compile(r"\brun\s+([0-9a-f]{12})(?:[0-9a-f]{20})?\b", re.IGNORECASE)
 
 
 @dataclass
@@ -229,6 +231,10 @@ def write_file(block: Block, project: Project) -> None:
     target = project.root / block.path
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(block.text)
+    if target.suffix == ".py" and "@pipeline" in block.text:
+        # a pipeline module: `milepost pipelines run` imports it from the project directory
+        compile(block.text, str(target), "exec")
+        return
     if target.suffix == ".py":
         from milepost.features import load_definitions
 
@@ -304,6 +310,10 @@ def run_milepost(args: list[str], where: str, project: Project, *, env: dict[str
         found = _REQUEST_ID.search(project.last_output)
         assert found, f"{where}: no request id in the output before:\n{project.last_output}"
         args = [found.group(1) if a == "REQ" else a for a in args]
+    if "RUN" in args:  # the pipeline run id the previous command printed
+        found = _RUN_ID.search(project.last_output)
+        assert found, f"{where}: no run id in the output before:\n{project.last_output}"
+        args = [found.group(1) if a == "RUN" else a for a in args]
     project.run([MILEPOST, *args], where, env=env)
 
 

@@ -69,7 +69,16 @@ LINEAR = f"{__name__}:linear_train"
 @pytest.fixture
 def home(tmp_path: Path) -> milepost.Runtime:
     """A home with the customers dataset and the demo's features applied."""
-    rt = milepost.configure(home=tmp_path / "home", user="tester", metric_flush_interval=0.05)
+    return _home(tmp_path, None)
+
+
+def _home(tmp_path: Path, metadata_uri: str | None) -> milepost.Runtime:
+    rt = milepost.configure(
+        home=tmp_path / "home",
+        metadata_uri=metadata_uri,
+        user="tester",
+        metric_flush_interval=0.05,
+    )
     milepost.data.register("customers", generate_customers(1200, seed=3))
     FeatureStore(REPO).apply()
     return rt
@@ -119,7 +128,8 @@ def test_first_model_has_no_baseline_and_enters_production(home: milepost.Runtim
     assert len(test) == pytest.approx(0.25 * 1200, abs=2)
 
 
-def test_better_model_is_staged_and_waits_for_approval(home: milepost.Runtime) -> None:
+def test_better_model_is_staged_and_enters_production(tmp_path: Path, metadata_uri: str) -> None:
+    _home(tmp_path, metadata_uri)  # on each metadata backend
     _first_model(LINEAR)
     _policy()  # not automatic (the default)
     before = milepost.Client().get_model(MODEL).production_version
@@ -170,6 +180,30 @@ def test_automatic_deployment_starts_a_canary(home: milepost.Runtime) -> None:
     # the registry moves only when the canary ends
     assert client.get_model(MODEL).production_version == 1
     assert "better than Production passed" in deploy.reasons[1]
+
+
+def test_automatic_deployment_waits_when_production_needs_a_person(
+    home: milepost.Runtime,
+) -> None:
+    _first_model(LINEAR)
+    client = milepost.Client()
+    FeatureStore(REPO).materialize_incremental()
+    client.create_endpoint("churn-live", MODEL)
+    client.set_promotion_policy(
+        MODEL,
+        {
+            "production": [METRIC_GATE, {"kind": "approval", "role": "approver"}],
+            "deploy": {"automatic": True, "endpoint": "elsewhere"},
+        },
+    )
+    # the pipeline's endpoint parameter wins over the policy's
+    deploy = _by_step(run_steps(**ARGS, feature_repo=REPO, endpoint="churn-live"))["deploy_model"]
+    assert deploy.action == "pending approval"
+    assert deploy.details["endpoint"] == "churn-live"
+    request = client.get_promotion_request(deploy.details["request_id"])
+    assert request.status == "pending_approval" and request.version == 2
+    assert client.get_endpoint("churn-live").rollout is None  # no traffic before approval
+    assert f"milepost models approve {request.request_id[:12]}" in deploy.reasons[0]
 
 
 def test_worse_model_is_refused_at_the_gate(home: milepost.Runtime) -> None:

@@ -29,7 +29,7 @@ from milepost.demo.serving import ENDPOINT, ModelServer, Traffic
 from milepost.errors import MilepostError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     import pandas as pd
@@ -190,8 +190,11 @@ def monitor_step(
     frame: pd.DataFrame,
     customers: list[int],
     reports: Path,
+    *,
+    on_monitor: Callable[[Console], None] = lambda console: None,
 ) -> dict[str, Any]:
-    """Create the monitor, run it over normal traffic, shift the data, run it again."""
+    """Create the monitor (then call ``on_monitor``: the demo adds its drift trigger),
+    run it over normal traffic, shift the data, run it again."""
     monitors = milepost.get_runtime().monitors
     last = frame.sort_values("event_timestamp").groupby("customer_id")[LABEL].last()
     truth = {int(k): int(v) for k, v in zip(last.index, last.to_numpy(), strict=True)}
@@ -211,6 +214,7 @@ def monitor_step(
         "feature drift is measured against the reference profile stored with the "
         f"Production version when it was logged (alert above {WASSERSTEIN:g} sd)"
     )
+    on_monitor(console)
 
     before, labelled = _phase(server, customers, truth)
     with _capture_log() as logged_before:

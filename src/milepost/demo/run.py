@@ -7,7 +7,9 @@ gate, approve and promote the baseline; serve it under live traffic (features re
 server-side, SHAP explanations); promote the better model and roll it out as a canary
 that promotes itself, see a worse candidate refused and a faulty (slow) model rolled back
 automatically; monitor the endpoint, see an upstream shift detected, an alert raised and
-a report written; check the audit trail. Each new capability adds its step here.
+a report written, and the drift alert fire a trigger whose retraining pipeline trains,
+gates and canaries a better model into Production; check the audit trail. Each new
+capability adds its step here.
 
 Every run starts from an empty home (:mod:`milepost.demo.home`), so the story is the
 same each time, and ends with commands that work as typed against that home.
@@ -30,7 +32,7 @@ from sklearn.pipeline import Pipeline
 
 import milepost
 from milepost.demo import features as demo_features
-from milepost.demo import monitoring, promotion, serving
+from milepost.demo import monitoring, promotion, retraining, serving
 from milepost.demo.data import (
     CATEGORICAL,
     LABEL,
@@ -57,7 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["run_demo"]
 
 EXPERIMENT = "churn-demo"
-TOTAL_STEPS = 11
+TOTAL_STEPS = 12
 FEATURES = MODEL_NUMERIC + CATEGORICAL
 
 
@@ -293,7 +295,7 @@ def _deploy_steps(
     worse: int,
     best: int,
 ) -> dict[str, Any]:
-    """Steps 6-9: promote the baseline, serve it, canary the better model, roll back a
+    """Steps 6-11: promote the baseline, serve it, canary the better model, roll back a
     faulty one."""
     rt = milepost.get_runtime()
     client = milepost.Client()
@@ -360,8 +362,17 @@ def _deploy_steps(
 
     _step(console, 10, TOTAL_STEPS, "Monitor: drift, late labels, an alert and a report")
     monitored = monitoring.monitor_step(
-        console, server, store, frame, customers, rt.settings.home / "reports"
+        console,
+        server,
+        store,
+        frame,
+        customers,
+        rt.settings.home / "reports",
+        on_monitor=retraining.add_trigger,
     )
+
+    _step(console, 11, TOTAL_STEPS, "Retrain on drift: a trigger, the pipeline, a canary")
+    retrained = retraining.retrain_step(console, server, store, frame, customers)
     server.stop()
 
     return {
@@ -375,6 +386,7 @@ def _deploy_steps(
             "variants": dict(traffic.variants),
         },
         "monitoring": monitored,
+        "retraining": retrained,
     }
 
 
@@ -465,12 +477,12 @@ def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, 
         console, stack, frame, store, (train_labels, test_labels, test), worse=worse, best=best
     )
 
-    _step(console, 11, TOTAL_STEPS, "Check the audit trail")
+    _step(console, 12, TOTAL_STEPS, "Check the audit trail")
     report = client.verify_audit()
     status = "[green]intact[/]" if report.ok else "[red]TAMPERED[/]"
     console.print(f"  {report.checked} audit events, hash chain {status}")
 
-    _closing(console, lr_id, gb_id)
+    _closing(console, lr_id, gb_id, deployed["retraining"]["run"])
     return {
         "runs": {"logreg": lr_id, "hgb": gb_id},
         "scores": {"logreg": lr_scores, "hgb": gb_scores},
@@ -485,12 +497,13 @@ def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, 
         },
         "serving": deployed["serving"],
         "monitoring": deployed["monitoring"],
+        "retraining": deployed["retraining"],
         "positive_rate": float(np.mean(frame[LABEL])),
         "home": str(rt.settings.home),
     }
 
 
-def _closing(console: Console, lr_id: str, gb_id: str) -> None:
+def _closing(console: Console, lr_id: str, gb_id: str, run_id: str) -> None:
     """Where everything went, and commands to try that work as typed."""
     rt = milepost.get_runtime()
     home = rt.settings.home
@@ -516,6 +529,9 @@ def _closing(console: Console, lr_id: str, gb_id: str) -> None:
         f"milepost endpoints serve {serving.ENDPOINT} --port 8080",
         f"milepost monitor show {monitoring.MONITOR}",
         f"milepost monitor run {monitoring.MONITOR}",
+        f"milepost triggers firings {retraining.TRIGGER}",
+        "milepost pipelines runs",
+        f"milepost pipelines show {run_id[:12]}",
         "milepost audit verify",
     ):
         console.print(f"    {line}", markup=False, soft_wrap=True)

@@ -442,7 +442,8 @@ def follow(console: Console, version: int, request_id: str, *, since_ms: int | N
         for e in reversed(svc.store.events(ENDPOINT)):
             if (e.at, e.kind) not in seen:
                 seen.add((e.at, e.kind))
-                console.print(f"    {e.kind}: {e.reason or ''}", markup=False)
+                if e.reason:  # a decision says why (a canary's start has nothing to say)
+                    console.print(f"    {e.kind}: {e.reason}", markup=False)
         assert spec.rollout is not None
         if spec.rollout.status != "progressing":
             break

@@ -36,6 +36,7 @@ Nothing here is private machinery: the steps use the same public API as user cod
 
 from __future__ import annotations
 
+from milepost.pipelines import pipeline
 from milepost.retraining.decide import deploy_model, evaluate_model, promote_to_staging
 from milepost.retraining.records import (
     Candidate,
@@ -70,10 +71,48 @@ __all__ = [
     "deploy_model",
     "evaluate_model",
     "promote_to_staging",
+    "retrain",
     "run_steps",
     "train_model",
     "validate_data",
 ]
+
+
+@pipeline(name="retrain")
+def retrain(
+    model: str,
+    labels: str,
+    target: str,
+    features: str = "",
+    feature_repo: str = "",
+    train: str = "milepost.retraining:default_train",
+    holdout: float = 0.25,
+    suite: str = "",
+    endpoint: str = "",
+) -> None:
+    """Retrain ``model`` on the newest ``labels`` and deploy it if the policy allows.
+
+    Args:
+        model: the registered model.
+        labels: a dataset name; its newest version holds the entity keys, the event time
+            (``event_timestamp``) and ``target``.
+        target: the label column.
+        features: comma-separated ``view:feature`` refs; empty = those Production pins.
+        feature_repo: the feature definitions (a ``.py`` file or a module); empty = the
+            ``feature_repo`` setting.
+        train: ``module:function`` taking ``(X, y)`` and returning a fitted estimator.
+        holdout: the newest share of the rows held out for the comparison (0 to 1).
+        suite: an expectation suite (YAML file or ``module:attr``); empty = the defaults
+            (target and event time never null, 20 rows or more).
+        endpoint: where a canary starts when the policy's ``deploy.automatic`` allows;
+            empty = the policy's ``deploy.endpoint``.
+    """
+    checked = validate_data(labels, target, suite)
+    training = build_training_set(checked, model, target, features, feature_repo, holdout, suite)
+    candidate = train_model(training, model, train)
+    comparison = evaluate_model(candidate)
+    staging = promote_to_staging(comparison)
+    deploy_model(staging, endpoint)
 
 
 def run_steps(

@@ -22,6 +22,7 @@ from typing import Any
 
 import milepost
 from milepost.errors import Conflict, GateFailed
+from milepost.pipelines import step
 
 # at run time, not under TYPE_CHECKING: the pipeline engine reads the steps' annotations
 from milepost.retraining.records import Candidate, Comparison, Decision, Deployment, Staging
@@ -48,6 +49,7 @@ def _score(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
+@step(cache=False)
 def evaluate_model(candidate: Candidate) -> Comparison:
     """Score the candidate and Production on the candidate's held-out rows.
 
@@ -149,6 +151,7 @@ def evaluate_model(candidate: Candidate) -> Comparison:
     )
 
 
+@step(cache=False)
 def promote_to_staging(comparison: Comparison) -> Staging:
     """Ask for Staging through the policy's gates; a refusal is recorded, not raised."""
     candidate = comparison.candidate
@@ -219,6 +222,7 @@ def _deployment(
     )
 
 
+@step(cache=False)
 def deploy_model(staging: Staging, endpoint: str = "") -> Deployment:
     """Start a canary (automatic deployment) or request Production (approval).
 

@@ -63,12 +63,15 @@ class DataCheck:
         """A JSON-ready dict."""
         return record_dict(self)
 
+    def __repr__(self) -> str:
+        return f"DataCheck({self.labels}: {short(self.summary, 50)})"
+
 
 @dataclass(frozen=True)
 class TrainingSet:
     """The point-in-time training set, split by time and registered as two datasets.
 
-    ``cutoff`` is the ISO time where the held-out part starts: every training row is
+    ``cutoff`` is the time (UTC) where the held-out part starts: every training row is
     older than every held-out row. ``feature_refs`` are the exact ``view:vN:feature``
     refs the rows were built from (the model pins them); ``columns`` the model's inputs.
     """
@@ -87,6 +90,12 @@ class TrainingSet:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return record_dict(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"TrainingSet({self.train} {self.train_rows:,} rows, "
+            f"{self.holdout} {self.holdout_rows:,} held out)"
+        )
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,12 @@ class Candidate:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return record_dict(self)
+
+    def __repr__(self) -> str:
+        shown = next(
+            (f", {k} {self.metrics[k]:.4f}" for k in ("roc_auc", "rmse") if k in self.metrics), ""
+        )
+        return f"Candidate({self.model} v{self.version}{shown})"
 
 
 @dataclass(frozen=True)
@@ -135,6 +150,16 @@ class Comparison:
         """A JSON-ready dict."""
         return record_dict(self)
 
+    def __repr__(self) -> str:
+        def score(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.4f}"
+
+        cand = f"v{self.candidate.version} {score(self.candidate_score)}"
+        if self.production_version is None:
+            return f"Comparison({self.primary} {cand}: no baseline)"
+        base = f"v{self.production_version} {score(self.production_score)}"
+        return f"Comparison({self.primary} {cand} vs {base}: {self.winner})"
+
 
 @dataclass(frozen=True)
 class Staging:
@@ -149,6 +174,9 @@ class Staging:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return record_dict(self)
+
+    def __repr__(self) -> str:
+        return f"Staging(v{self.candidate.version}: {short(self.decision.action, 50)})"
 
 
 @dataclass(frozen=True)
@@ -171,6 +199,10 @@ class Deployment:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return record_dict(self)
+
+    def __repr__(self) -> str:
+        where = f" on {self.endpoint}" if self.endpoint else ""
+        return f"Deployment(v{self.version}: {self.action}{short(where, 30)})"
 
 
 def decisions(*records: Any) -> list[Decision]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import milepost
 from milepost.errors import InvalidInput, NotFound, did_you_mean
+from milepost.pipelines import step
 from milepost.retraining.records import (
     Candidate,
     DataCheck,
@@ -179,6 +180,7 @@ def _experiment(model: str) -> str:
 # -- the steps ----------------------------------------------------------------------------
 
 
+@step(cache=False)
 def validate_data(labels: str, target: str, suite: str = "") -> DataCheck:
     """Validate the newest version of the labels dataset; refuse it on any failed check.
 
@@ -238,6 +240,15 @@ def _feature_refs(model: str, features: str) -> tuple[list[str], str]:
     return list(pinned), f"pinned by Production v{production}"
 
 
+def _when(moment: Any) -> str:
+    """A time as ``2026-03-01 14:05:09 UTC`` (naive times are UTC)."""
+    import pandas as pd
+
+    stamp = pd.Timestamp(moment)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return f"{stamp:%Y-%m-%d %H:%M:%S} UTC"
+
+
 def _split(frame: pd.DataFrame, holdout: float) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
     """Oldest rows to train, newest to hold out: every training row is older than every
     held-out row (rows sharing the cut-off time all go to the held-out part)."""
@@ -265,6 +276,7 @@ def _holdout_name(model: str, gate: MetricVsBaseline | None) -> tuple[str, str |
     return f"{model}.test", None
 
 
+@step(cache=False)
 def build_training_set(
     data: DataCheck,
     model: str,
@@ -346,7 +358,7 @@ def build_training_set(
     reasons = [
         f"{len(full):,} label rows of {data.labels} joined point-in-time with "
         f"{len(refs)} features ({origin})",
-        f"split by time at {cutoff}: {train.ref} ({train.num_rows:,} rows) to train, "
+        f"split by time at {_when(cutoff)}: {train.ref} ({train.num_rows:,} rows) to train, "
         f"{test.ref} ({test.num_rows:,} newest rows) held out",
     ]
     if note:
@@ -356,7 +368,7 @@ def build_training_set(
         holdout=test.ref,
         train_rows=train.num_rows,
         holdout_rows=test.num_rows,
-        cutoff=str(cutoff),
+        cutoff=_when(cutoff),
         feature_refs=pinned or refs,
         columns=columns,
         target=target,
@@ -370,6 +382,7 @@ def build_training_set(
     )
 
 
+@step(cache=False)
 def train_model(training: TrainingSet, model: str, train: str = DEFAULT_TRAIN) -> Candidate:
     """Train with ``train`` (``module:function``, ``(X, y) -> fitted estimator``) in a
     tracked run, score it on the held-out rows and register it as a new version of
