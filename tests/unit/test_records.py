@@ -40,6 +40,7 @@ from milepost.governance import RoleGrant, VerifyReport
 from milepost.models import ColumnSpec, ModelVersion, RegisteredModel, Signature, StageEvent
 from milepost.models.models import TrustedType
 from milepost.pipelines import (
+    Firing,
     Link,
     OutputRef,
     PipelineRun,
@@ -47,6 +48,7 @@ from milepost.pipelines import (
     PlannedStep,
     StepResult,
     StepRun,
+    Trigger,
 )
 from milepost.promotion import DeployPolicy, GateResult, PromotionPolicy, PromotionRequest
 from milepost.serving import (
@@ -355,6 +357,35 @@ RECORDS.update(
             PipelineSummary("churn", "churn.pipelines:churn", 3, RUN_ID, "succeeded", 9),
             "PipelineSummary('churn', 3 runs, last succeeded)",
         ),
+        Trigger: (
+            Trigger(
+                name="retrain-on-drift",
+                pipeline="milepost.retraining:retrain",
+                params={"model": "churn"},
+                kind="drift",
+                spec={"monitor": "churn-health"},
+                enabled=True,
+                state={"last_alert_id": 0},
+                created_by="tester",
+                created_at=1,
+                updated_at=1,
+                trigger_id=1,
+            ),
+            "Trigger(retrain-on-drift: milepost.retraining:retrain on drift alerts of monitor "
+            "churn-health)",
+        ),
+        Firing: (
+            Firing(
+                "f" * 32,
+                "retrain-on-drift",
+                "alert:2",
+                "monitor churn-health raised alert 2",
+                1,
+                RUN_ID,
+                "succeeded",
+            ),
+            f"Firing(retrain-on-drift alert:2 -> {RUN_ID} succeeded)",
+        ),
     }
 )
 
@@ -418,7 +449,7 @@ def test_to_dict_is_json_and_derived_from_the_fields(kind: type) -> None:
         assert {"ok", "checked", "head", "problems"} <= set(data)
         return
     renamed = {"model_uri": "model", "dataset_ref": "dataset"}
-    internal = {"version_id"}  # a database row id
+    internal = {"version_id", "trigger_id"}  # database row ids
     for f in dataclasses.fields(record):
         if f.name not in internal and not f.name.startswith("_"):  # private: _loader
             assert renamed.get(f.name, f.name) in data, (kind.__name__, f.name)

@@ -87,6 +87,15 @@ def test_a_run_records_every_step_and_its_decision(rt: milepost.Runtime) -> None
     train_step = second.step("train_model")
     links = {(link.kind, link.ref) for link in train_step.links}
     assert ("run", comparison.candidate.run_id) in links
+    # ...and so are the records its decisions name: which run made churn v2 is one call
+    assert ("model_version", "churn/2") in links
+    made_by = rt.pipelines.producers("model_version", "churn/2")
+    assert [(r, s) for r, s, _ in made_by] == [(second.run_id, "train_model")]
+    training = second.outputs("build_training_set")
+    built = {(link.kind, link.ref) for link in second.step("build_training_set").links}
+    assert {("dataset_version", training.train), ("dataset_version", training.holdout)} <= built
+    read = second.step("validate_data").links
+    assert [(link.kind, link.role) for link in read] == [("dataset_version", "input")]
 
 
 def test_bad_data_fails_the_run_at_validation(rt: milepost.Runtime) -> None:

@@ -277,15 +277,43 @@ _RECORD_LINKS = {
 
 
 def record_links(value: Any, depth: int = 0) -> list[Link]:
-    """Links to the records in a returned value (looked at two container levels deep)."""
+    """Links to the records in a returned value (looked at two container levels deep).
+
+    Milepost's own records link by type (a ModelVersion, a DatasetVersion, a Run, a
+    PromotionRequest). Any other value may say what it links to with a
+    ``lineage_links()`` method returning ``(kind, ref)`` or ``(kind, ref, role)`` tuples
+    (the retraining template's decision records do), so a result that names a dataset
+    version by its ref still becomes a lineage edge.
+    """
     kind = _RECORD_LINKS.get(f"{type(value).__module__}.{type(value).__qualname__}")
     if kind is not None:
         return [Link(kind[0], kind[1].format(value))]  # type: ignore[arg-type]
+    declared = getattr(value, "lineage_links", None)
+    if callable(declared) and not isinstance(value, type):
+        return [_declared_link(item) for item in declared()]
     if depth < 2 and isinstance(value, (list, tuple)):
         return [link for v in value for link in record_links(v, depth + 1)]
     if depth < 2 and isinstance(value, dict):
         return [link for v in value.values() for link in record_links(v, depth + 1)]
     return []
+
+
+_LINK_KINDS = frozenset(
+    ("run", "dataset_version", "model_version", "promotion_request", "endpoint", "pipeline_run")
+)
+
+
+def _declared_link(item: Any) -> Link:
+    """One ``(kind, ref[, role])`` of a ``lineage_links()``, checked."""
+    if not isinstance(item, tuple) or len(item) not in (2, 3):
+        raise TypeError(f"lineage_links() must give (kind, ref[, role]) tuples, got {item!r}")
+    kind, ref, role = (*item, "output") if len(item) == 2 else item
+    if kind not in _LINK_KINDS or role not in ("input", "output") or not isinstance(ref, str):
+        raise TypeError(
+            f"lineage_links() gave {item!r}: kind must be one of {sorted(_LINK_KINDS)}, ref a "
+            "string, role 'input' or 'output'"
+        )
+    return Link(kind, ref, role)
 
 
 def _outputs(task: Task, value: Any, blobs: BlobStore) -> tuple[OutputRef, ...]:
@@ -350,7 +378,8 @@ def run_task(task: Task, *, blobs: BlobStore | None = None, worker: bool = False
                     _active.tracking_service(ctx).end_run(  # type: ignore[arg-type]
                         tracked.run_id, status, error=tb
                     )
-        links[:0] = [Link("run", run_id) for run_id in dict.fromkeys(scope.started)]
+        links[:0] = [Link("run", run_id) for run_id in scope.started]
+        links[:] = dict.fromkeys(links)  # once each, in order
     logs_key = None
     text = out.getvalue()
     if text:

@@ -59,6 +59,10 @@ class DataCheck:
     summary: str
     decision: Decision
 
+    def lineage_links(self) -> list[tuple[str, str, str]]:
+        """The labels dataset version it read (a lineage edge of the step)."""
+        return [("dataset_version", self.labels, "input")]
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return record_dict(self)
@@ -87,6 +91,12 @@ class TrainingSet:
     run_id: str  # the tracking run that built it (the retrieval is recorded there)
     decision: Decision
 
+    def lineage_links(self) -> list[tuple[str, str]]:
+        """The training and held-out dataset versions it registered, and its run."""
+        return [("dataset_version", self.train), ("dataset_version", self.holdout)] + (
+            [("run", self.run_id)] if self.run_id else []
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return record_dict(self)
@@ -113,6 +123,10 @@ class Candidate:
     def uri(self) -> str:
         """``models:/NAME/VERSION``."""
         return f"models:/{self.model}/{self.version}"
+
+    def lineage_links(self) -> list[tuple[str, str]]:
+        """The model version it registered and the run that trained it."""
+        return [("model_version", f"{self.model}/{self.version}"), ("run", self.run_id)]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -171,6 +185,10 @@ class Staging:
     gates: list[dict[str, Any]]
     decision: Decision
 
+    def lineage_links(self) -> list[tuple[str, str]]:
+        """The promotion request to Staging (when one was made)."""
+        return [("promotion_request", self.request_id)] if self.request_id else []
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return record_dict(self)
@@ -195,6 +213,11 @@ class Deployment:
     request_id: str | None
     gates: list[dict[str, Any]]
     decision: Decision
+
+    def lineage_links(self) -> list[tuple[str, str]]:
+        """The endpoint it rolled out on and the Production request (when made)."""
+        out = [("endpoint", self.endpoint)] if self.endpoint else []
+        return out + ([("promotion_request", self.request_id)] if self.request_id else [])
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pytest
+
 import milepost
 from milepost.pipelines import _io
 from milepost.pipelines._execute import TAG_RUN, TAG_STEP, record_links
@@ -94,6 +96,27 @@ def test_returned_records_become_links(runtime: milepost.Runtime) -> None:
     found: Any = record_links({"run": run, "other": [1, run]})
     assert [(link.kind, link.ref) for link in found] == [("run", run.run_id)] * 2
     assert os.getpid() > 0
+
+
+class _Named:
+    def __init__(self, *links: Any) -> None:
+        self.links = links
+
+    def lineage_links(self) -> tuple[Any, ...]:
+        return self.links
+
+
+def test_values_declare_their_links() -> None:
+    found = record_links(
+        [_Named(("dataset_version", "churn.train@2"), ("model_version", "churn/4", "input"))]
+    )
+    assert [(x.kind, x.ref, x.role) for x in found] == [
+        ("dataset_version", "churn.train@2", "output"),
+        ("model_version", "churn/4", "input"),
+    ]
+    for bad in (("table", "x"), ("run", 7), ("run", "r", "sideways"), "run"):
+        with pytest.raises(TypeError, match="lineage_links"):
+            record_links(_Named(bad))
 
 
 def test_a_step_run_in_process_is_outside_the_callers_active_run(
