@@ -124,6 +124,7 @@ class _Run:
         self.retries: dict[str, tuple[float, Task, Attempt]] = {}
         self.prepared: dict[str, tuple[dict[str, Arg], dict[str, str], str]] = {}
         self.first_start: dict[str, int] = {}
+        self.submitted: dict[str, int] = {}
         self.failed: str | None = None
 
     # -- events ------------------------------------------------------------------------
@@ -243,7 +244,7 @@ class _Run:
             blobs=self.blobs if self.settings is None else None,
         )
         now = _ms()
-        self.first_start.setdefault(step_id, now)
+        self.submitted.setdefault(step_id, now)
         self.recorder.step_started(step_id, attempt, now)
         self.emit(step_id, "started", attempt=attempt)
         self.running[self.runner.submit(task, inline_ok=inline_ok)] = task
@@ -281,6 +282,11 @@ class _Run:
 
     def completed(self, attempt: Attempt, task: Task) -> None:
         step_id = task.step_id
+        # when its first attempt really began (in the worker), not when it was queued: a
+        # fanned-out trial waiting for a free worker did not run while it waited (a
+        # worker that died reported nothing: then from its submission)
+        began = attempt.started_at if attempt.pid else self.submitted.get(step_id, 0)
+        self.first_start.setdefault(step_id, began or attempt.started_at)
         opts = task.step.options
         retry = not attempt.ok and attempt.retryable and attempt.attempt <= opts.retries
         if retry and self.failed is None:

@@ -139,6 +139,12 @@ def handshake(mine: str, other: str) -> int:
     return os.getpid()
 
 
+@step
+def busy(n: int) -> int:
+    """CPU work that takes tens of milliseconds (no waiting)."""
+    return sum(range(n))
+
+
 @step(track=True)
 def trial(c: float, label: str = "x") -> float:
     import milepost
@@ -235,3 +241,11 @@ def dying(code: int = 3) -> None:
 def retry_beside_failure(counter: str, x: int = 1) -> None:
     flaky(counter, 5)
     boom(x)
+
+
+@pipeline
+def queued(n: int = 3_000_000) -> None:
+    """Three independent busy steps: on two workers one waits for a free worker."""
+    busy(n)
+    busy(n + 1)
+    busy(n + 2)

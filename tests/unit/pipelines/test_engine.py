@@ -263,6 +263,15 @@ def test_ready_steps_run_in_parallel_processes(recorder, blobs, runner, tmp_path
     assert os.getpid() not in pids
 
 
+def test_a_queued_step_starts_when_a_worker_takes_it(recorder, blobs, runner) -> None:
+    out = run(S.queued, recorder, blobs, runner)  # three steps, two workers
+    assert out.status == "succeeded", out.error
+    first, second, third = sorted(out.results.values(), key=lambda r: r.started_at or 0)
+    # the third ran only once a worker was free: its time is its own, not its wait's
+    assert third.started_at is not None and first.ended_at is not None
+    assert third.started_at >= min(first.ended_at, second.ended_at or 0)
+
+
 def test_resume_reuses_results_with_equal_keys(recorder, blobs, runner) -> None:
     first = run(S.simple, recorder, blobs, runner, {"rows": 4}, run_id="a", cache=False)
     fresh = MemoryRecorder()  # nothing to look up: only `reuse` can make a hit
