@@ -29,7 +29,8 @@ action                     state it sets
 ``run.start``,             counted: there must be at least as many events as rows
 ``experiment.create``,
 ``dataset.register``,
-``pipeline_run.start``
+``pipeline_run.start``,
+``trigger.create``
 =========================  ===========================================================
 
 Beyond the replay, an endpoint that tracks a stage must serve, as its primary, the
@@ -54,6 +55,7 @@ from milepost.stores.schema import (
     model_aliases,
     model_versions,
     pipeline_runs,
+    pipeline_triggers,
     promotion_requests,
     registered_models,
     roles,
@@ -73,6 +75,7 @@ _COUNTED: dict[str, tuple[str, sa.Table]] = {
     "run.start": ("runs", runs),
     "dataset.register": ("dataset versions", dataset_versions),
     "pipeline_run.start": ("pipeline runs", pipeline_runs),
+    "trigger.create": ("triggers", pipeline_triggers),
 }
 
 Traffic = tuple[tuple[str, str, int, str, float, float], ...]

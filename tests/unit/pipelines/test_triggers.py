@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 import milepost
 from milepost import Runtime
@@ -21,6 +22,7 @@ from milepost.pipelines.dag import pipeline, step
 from milepost.pipelines.scheduler import Scheduler
 from milepost.pipelines.triggers import Cause, Firing, Trigger, TriggerService, latest_slot
 from milepost.serving.monitor_sources import ServingMonitorSources
+from milepost.stores.schema import pipeline_triggers
 from tests.contract.test_monitors import HOUR_MS, _frame, _log, serve_churn
 
 T0 = datetime(2026, 11, 30, 2, 30, tzinfo=UTC).timestamp()  # 02:30 UTC
@@ -198,6 +200,33 @@ def test_every_syntax_and_a_disabled_trigger(rt: Runtime, clock: Clock) -> None:
     assert len(sched.tick().firings) == 1
     actions = [e.action for e in rt.audit.list(object_type="trigger")]
     assert actions.count("trigger.disable") == 1 and actions.count("trigger.enable") == 1
+
+
+def test_a_trigger_inserted_behind_the_services_back_fails_audit_verify(
+    rt: Runtime, clock: Clock
+) -> None:
+    triggers = service(rt, clock)
+    triggers.add("nightly", NIGHTLY, schedule="0 3 * * *")
+    assert rt.audit.verify().ok
+    row = {
+        "name": "sneaky",
+        "pipeline_ref": NIGHTLY,
+        "params_json": "{}",
+        "kind": "schedule",
+        "spec_json": '{"cron": "* * * * *"}',
+        "enabled": True,
+        "state_json": "{}",
+        "created_by": "mallory",
+        "created_at": 1,
+        "updated_at": 1,
+    }
+    with rt.db.write() as conn:
+        conn.execute(sa.insert(pipeline_triggers), row)
+    problems = [p.message for p in rt.audit.verify().problems]
+    assert problems == [
+        "2 triggers exist but only 1 trigger.create events are recorded: 1 was created "
+        "without an event."
+    ]
 
 
 # -- alerts ---------------------------------------------------------------------------------
