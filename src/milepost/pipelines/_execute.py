@@ -33,12 +33,13 @@ import sys
 import threading
 import time
 import traceback
+import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from milepost.pipelines import _io
 from milepost.pipelines._handles import Const, ListOf
-from milepost.pipelines.records import Link, OutputRef
+from milepost.pipelines.records import Link, LinkKind, OutputRef
 
 if TYPE_CHECKING:
     from milepost.config import ResolvedSettings
@@ -298,9 +299,7 @@ def record_links(value: Any, depth: int = 0) -> list[Link]:
     return []
 
 
-_LINK_KINDS = frozenset(
-    ("run", "dataset_version", "model_version", "promotion_request", "endpoint", "pipeline_run")
-)
+_LINK_KINDS = frozenset(typing.get_args(LinkKind))  # one list: the records' Literal
 
 
 def _declared_link(item: Any) -> Link:
