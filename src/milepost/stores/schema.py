@@ -848,3 +848,48 @@ scheduler_leases = sa.Table(
     sa.Column("renewed_at", sa.BigInteger, nullable=False),
     sa.Column("expires_at", sa.BigInteger, nullable=False),
 )
+
+# -- governance: fairness audits and model cards (revision 0018) -------------------------
+
+# One fairness audit of a model version on some data: per sensitive feature the summary
+# (demographic parity and equalized odds, difference and ratio) and per group the counts
+# and rates. A ``fairness`` gate's result names the audit it ran (``details.audit_id``).
+fairness_audits = sa.Table(
+    "fairness_audits",
+    metadata,
+    sa.Column("audit_id", sa.String(32), primary_key=True),
+    sa.Column(
+        "version_id", sa.BigInteger, sa.ForeignKey("model_versions.version_id"), nullable=False
+    ),
+    sa.Column(
+        "dataset_version_id",
+        sa.BigInteger,
+        sa.ForeignKey("dataset_versions.version_id"),
+        nullable=True,
+    ),
+    sa.Column("target", sa.String(256), nullable=False),
+    sa.Column("sensitive_json", sa.Text, nullable=False),
+    sa.Column("summary_json", sa.Text, nullable=False),
+    sa.Column("groups_json", sa.Text, nullable=False),
+    sa.Column("num_rows", sa.BigInteger, nullable=False),
+    sa.Column("min_group_size", sa.Integer, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index(None, "version_id", "created_at"),
+)
+
+# The sections of a model card people write (intended use, limitations, ...): per model
+# (``version`` 0, every version) or per version (overrides the model's text). Each change
+# is audited (``model_card.update``) in the same transaction.
+model_card_fields = sa.Table(
+    "model_card_fields",
+    metadata,
+    sa.Column(
+        "model_id", sa.BigInteger, sa.ForeignKey("registered_models.model_id"), primary_key=True
+    ),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("field", sa.String(64), primary_key=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("updated_by", sa.String(256), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
