@@ -2,6 +2,7 @@
 
 from milepost.governance.audit import AuditProblem, AuditService, VerifyReport
 from milepost.governance.lineage import LineageEdge, LineageGraph, LineageNode, LineageService
+from milepost.governance.lineage_html import lineage_html, lineage_svg
 from milepost.governance.roles import KNOWN_ROLES, RoleGrant, RoleService
 
 __all__ = [
@@ -15,4 +16,6 @@ __all__ = [
     "RoleGrant",
     "RoleService",
     "VerifyReport",
+    "lineage_html",
+    "lineage_svg",
 ]
