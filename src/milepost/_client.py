@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from milepost.governance.audit import ExportSummary, VerifyReport
+    from milepost.governance.lineage import Direction, LineageGraph, LineageNode
     from milepost.models.models import ModelVersion, RegisteredModel, StageEvent
     from milepost.monitoring.monitors import Alert, Monitor, MonitorResult, MonitorRun
     from milepost.pipelines.dag import Pipeline
@@ -642,6 +643,26 @@ class Client:
         (``SEQ:HASH`` or the hash alone); see :meth:`AuditService.verify`.
         """
         return self._rt.audit.verify(expect_head=expect_head, anchor=anchor)
+
+    # lineage
+    def lineage(
+        self,
+        ref: str,
+        *,
+        direction: Direction = "both",
+        depth: int | None = None,
+    ) -> LineageGraph:
+        """The lineage graph around ``ref`` (``models:/NAME/3``, ``datasets:/NAME@4``,
+        ``runs:/ID``, ``endpoints:/NAME``, ``pipelines:/RUN_ID`` or ``KIND:REF``): what it
+        was made from (``direction="upstream"``), what was made from it
+        (``"downstream"``) or both, up to ``depth`` edges. See
+        :meth:`milepost.governance.lineage.LineageService.graph`."""
+        return self._rt.lineage.graph(ref, direction=direction, depth=depth)
+
+    def models_trained_on(self, dataset: str, *, stage: str | None = None) -> list[LineageNode]:
+        """Model versions trained on ``dataset`` (``NAME@VERSION``), directly or through
+        runs, training sets and pipelines; ``stage="Production"`` keeps those in it."""
+        return self._rt.lineage.models_trained_on(dataset, stage=stage)
 
 
 def _check_audit_filters(call: str, filters: Mapping[str, Any], known: Sequence[str]) -> None:
