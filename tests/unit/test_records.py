@@ -425,7 +425,7 @@ RECORDS.update(
 # Exported dataclasses and pydantic models that are definitions or plumbing, not records
 # Milepost returns (their default reprs are short, or they are configuration).
 NOT_RECORDS = {
-    "Settings", "GateContext", "Gate", "Approval", "DataValidation", "MetricVsBaseline",
+    "Settings", "GateContext", "Gate", "Approval", "DataValidation", "MetricVsBaseline", "Fairness",
     "DatasetSource", "FileSource", "PushSource", "Field", "Definitions",
     "OnlineCoverage", "ViewMaterialization", "AuditProblem",
 }  # fmt: skip
