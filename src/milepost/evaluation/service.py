@@ -7,6 +7,7 @@ version, to that version too, so "how did v3 do on customers@2" is a query.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["EvaluationResult", "EvaluationService", "FairnessResult"]
 
 _MAX_SLICE_VALUES = 20
+_AUDIT_ID = re.compile(r"[0-9a-f]{4,32}")
 
 
 class EvaluationService:
@@ -298,7 +300,15 @@ class EvaluationService:
         Raises:
             NotFound: no audit has that id.
         """
-        check.name(audit_id, "Fairness audit id", max_length=32)
+        if isinstance(audit_id, str):
+            audit_id = audit_id.strip().lower()
+        check.name(
+            audit_id,
+            "Fairness audit id",
+            max_length=32,
+            pattern=_AUDIT_ID,
+            rule="give the hex id, or at least its first 4 characters",
+        )
         return self.fairness_store.get(audit_id)
 
 

@@ -204,14 +204,16 @@ class SqlFairnessStore:
             return [_audit(r) for r in conn.execute(q).mappings()]
 
     def get(self, audit_id: str) -> FairnessResult:
-        """One audit.
+        """One audit, by its id or a unique prefix of it (the CLI prints 12 characters).
 
         Raises:
-            NotFound: no audit has that id.
+            NotFound: no audit (or more than one, for a prefix) has that id.
         """
-        q = _select_audits().where(fairness_audits.c.audit_id == audit_id)
+        column = fairness_audits.c.audit_id
+        where = column == audit_id if len(audit_id) == 32 else column.like(audit_id + "%")
         with self.db.read() as conn:
-            row = conn.execute(q).mappings().first()
+            rows = list(conn.execute(_select_audits().where(where).limit(2)).mappings())
+        row = rows[0] if len(rows) == 1 else None
         if row is None:
             raise NotFound(
                 f"Fairness audit {audit_id!r} does not exist.",
