@@ -57,7 +57,7 @@ def _render(result: FairnessResult) -> None:
         [feature, *(_num(values.get(key)) for key, _ in _MEASURES)]
         for feature, values in result.summary.items()
     ]
-    headers = ["feature", *(Col(label, justify="right") for _, label in _MEASURES)]
+    headers: list[Col | str] = ["feature", *(Col(label, justify="right") for _, label in _MEASURES)]
     console.print(fit_table(headers, rows)[0])
     rows = [
         [
@@ -74,8 +74,8 @@ def _render(result: FairnessResult) -> None:
         for g in result.groups
     ]
     headers = [
-        "feature",
-        "group",
+        Col("feature"),
+        Col("group"),
         Col("n", justify="right"),
         Col("positives", justify="right"),
         Col("selection", justify="right"),
@@ -159,10 +159,10 @@ def list_(
         for feature, values in a.summary.items()
     ]
     headers = [
-        "audit",
-        "when (UTC)",
-        "data",
-        "feature",
+        Col("audit"),
+        Col("when (UTC)"),
+        Col("data"),
+        Col("feature"),
         Col("DP ratio", justify="right"),
         Col("EO difference", justify="right"),
         Col("unreliable", justify="right"),
