@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
+    from milepost.evaluation.fairness import FairnessResult
     from milepost.governance.audit import ExportSummary, VerifyReport
     from milepost.governance.lineage import Direction, LineageGraph, LineageNode
     from milepost.models.models import ModelVersion, RegisteredModel, StageEvent
@@ -283,6 +284,28 @@ class Client:
     def production_at(self, name: str, at: datetime | int) -> int | None:
         """The version that was in Production at a moment."""
         return self._rt.models.production_at(name, at)
+
+    def audit_fairness(
+        self,
+        model_uri: str,
+        data: Any,
+        target: str,
+        sensitive_features: Sequence[str],
+        **options: Any,
+    ) -> FairnessResult:
+        """Audit a model version's fairness (``min_group_size``, ``threshold``,
+        ``positive_label``, ``trusted`` as options); stored and audited."""
+        return self._rt.evaluation.audit_fairness(
+            model_uri, data, target=target, sensitive_features=sensitive_features, **options
+        )
+
+    def fairness_audits(self, model_uri: str, *, limit: int = 20) -> list[FairnessResult]:
+        """A model version's stored fairness audits, newest first."""
+        return self._rt.evaluation.fairness_for_version(model_uri, limit=limit)
+
+    def get_fairness_audit(self, audit_id: str) -> FairnessResult:
+        """One stored fairness audit."""
+        return self._rt.evaluation.get_fairness_audit(audit_id)
 
     def set_promotion_policy(self, name: str, policy: Any) -> PromotionPolicy:
         """Set a model's promotion policy (a PromotionPolicy, dict, YAML text or path)."""

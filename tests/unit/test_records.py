@@ -25,7 +25,7 @@ from milepost.data import (
     DatasetRow,
     DatasetVersion,
 )
-from milepost.evaluation import EvaluationResult
+from milepost.evaluation import EvaluationResult, FairnessResult
 from milepost.features import (
     ConsistencyReport,
     DatasetSource,
@@ -206,6 +206,39 @@ RECORDS: dict[type, tuple[Any, str]] = {
             metrics={"accuracy": 0.9, "roc_auc": 0.849, "pr_auc": None},
         ),
         "EvaluationResult(models:/churn/2 on churn.test@1, 1,255 rows, roc_auc 0.849)",
+    ),
+    FairnessResult: (
+        FairnessResult(
+            audit_id="f" * 32,
+            model_uri="models:/churn/2",
+            dataset_ref="churn.test@1",
+            target="churned",
+            sensitive_features=["gender"],
+            summary={
+                "gender": {
+                    "demographic_parity_difference": 0.05,
+                    "demographic_parity_ratio": 0.62,
+                    "equalized_odds_difference": 0.1,
+                    "equalized_odds_ratio": None,
+                }
+            },
+            groups=[
+                {
+                    "feature": "gender",
+                    "group": "female",
+                    "count": 500,
+                    "positives": 60,
+                    "selection_rate": 0.1,
+                    "tpr": 0.5,
+                    "fpr": 0.04,
+                    "accuracy": 0.9,
+                    "unreliable": False,
+                }
+            ],
+            num_rows=1000,
+            min_group_size=30,
+        ),
+        "FairnessResult(models:/churn/2, gender: DP ratio 0.620)",
     ),
     Variant: (CANARY, "Variant(churn-v3 canary 25%, models:/churn/3)"),
     CanaryPolicy: (CanaryPolicy(), None),
@@ -416,7 +449,7 @@ RECORDS.update(
 # Exported dataclasses and pydantic models that are definitions or plumbing, not records
 # Milepost returns (their default reprs are short, or they are configuration).
 NOT_RECORDS = {
-    "Settings", "GateContext", "Gate", "Approval", "DataValidation", "MetricVsBaseline",
+    "Settings", "GateContext", "Gate", "Approval", "DataValidation", "MetricVsBaseline", "Fairness",
     "DatasetSource", "FileSource", "PushSource", "Field", "Definitions",
     "OnlineCoverage", "ViewMaterialization", "AuditProblem",
 }  # fmt: skip
