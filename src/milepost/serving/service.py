@@ -922,8 +922,11 @@ class DeploymentService:
                 f"is no row {row}."
             )
         if found["status"] == "ok" and found.get("explanation") is None:
-            spec, _ = self.store.get(endpoint)
-            if spec.consequential:
+            try:
+                consequential = self.store.get(endpoint)[0].consequential
+            except NotFound:  # the endpoint is gone; its log is still there
+                consequential = False
+            if consequential:
                 message = (
                     f"Request {request_id!r} was answered by endpoint {endpoint!r} before it "
                     "was marked consequential, so it has no decision record."
