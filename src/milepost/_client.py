@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from milepost.pipelines.triggers import Firing, Trigger
     from milepost.promotion.policy import PromotionPolicy
     from milepost.promotion.service import PromotionRequest
+    from milepost.serving.decisions import DecisionRecord, PruneReport
     from milepost.serving.spec import CanaryPolicy, EndpointSpec
     from milepost.stores.audit import AuditEvent
     from milepost.tracking.service import StaleRun
@@ -347,8 +348,10 @@ class Client:
         stage: str | None = None,
         replicas: int = 1,
         log_predictions: bool = True,
+        consequential: bool = False,
     ) -> EndpointSpec:
-        """Create an endpoint tracking Production of ``model``, or pinned to ``version``.
+        """Create an endpoint tracking Production of ``model``, or pinned to ``version``;
+        ``consequential``: each answer is a decision recorded with its explanation.
 
         See :meth:`milepost.serving.DeploymentService.create` for what each refusal means.
         """
@@ -359,6 +362,7 @@ class Client:
             stage=stage,
             replicas=replicas,
             log_predictions=log_predictions,
+            consequential=consequential,
         )
 
     def get_endpoint(self, name: str) -> EndpointSpec:
@@ -372,14 +376,16 @@ class Client:
     def update_endpoint(
         self,
         name: str,
-        version: int,
+        version: int | None = None,
         *,
         strategy: Strategy = "canary",
         model: str | None = None,
         policy: CanaryPolicy | None = None,
         share: float | None = None,
+        consequential: bool | None = None,
     ) -> EndpointSpec:
-        """Start rolling ``version`` out on an endpoint with a strategy.
+        """Start rolling ``version`` out on an endpoint with a strategy, and/or mark it as
+        making consequential decisions (or unmark it).
 
         Args:
             strategy: ``canary`` (steps of traffic, judged by ``policy``), ``blue_green``
@@ -387,10 +393,14 @@ class Client:
                 ``shadow`` (mirrors ``share`` of requests, answers only logged) or
                 ``rolling`` (replicas replaced one by one by ``milepost endpoints serve``).
             model: another model than the endpoint's (pinned endpoints only).
+            consequential: True marks the endpoint (its variants must be explainable;
+                each answer is then recorded with its explanation), False unmarks it;
+                applied before the rollout, which then brings in only an explainable
+                version. See :meth:`milepost.serving.DeploymentService.set_consequential`.
 
         Raises:
-            InvalidInput: an unknown strategy, or ``policy``/``share`` with a strategy
-                that does not take it.
+            InvalidInput: an unknown strategy, ``policy``/``share`` with a strategy that
+                does not take it, or neither a version nor ``consequential``.
         """
         if strategy not in _STRATEGIES:
             raise InvalidInput(
@@ -403,6 +413,17 @@ class Client:
         if share is not None and strategy != "shadow":
             raise InvalidInput(f"share goes with strategy='shadow', not {strategy!r}.")
         serving = self._rt.serving
+        if version is None:
+            if consequential is None:
+                raise InvalidInput(
+                    f"Nothing to update on endpoint {name!r}.",
+                    hint="Give a version to roll out, consequential=True/False, or both.",
+                )
+            if policy is not None or share is not None:
+                raise InvalidInput("policy and share go with a version to roll out.")
+            return serving.set_consequential(name, consequential)
+        if consequential is not None:
+            serving.set_consequential(name, consequential)
         if strategy == "canary":
             return serving.canary(name, version, model=model, policy=policy)
         if strategy == "blue_green":
@@ -428,6 +449,25 @@ class Client:
     def endpoint_status(self, name: str, *, window_seconds: float = 300) -> dict[str, Any]:
         """The spec, the registry's agreement, the rollout, recent events and stats."""
         return self._rt.serving.status(name, window_seconds=window_seconds)
+
+    def decision(self, request_id: str, *, row: int = 0) -> DecisionRecord:
+        """A consequential endpoint's decision by the request id of its answer: input,
+        model version, prediction, probabilities and explanation, from the prediction log
+        (see :meth:`milepost.serving.DeploymentService.decision`)."""
+        return self._rt.serving.decision(request_id, row=row)
+
+    def list_decisions(
+        self, endpoint: str, *, since_ms: int | None = None, limit: int = 50
+    ) -> list[DecisionRecord]:
+        """A consequential endpoint's recorded decisions, newest first."""
+        return self._rt.serving.decisions(endpoint, since_ms=since_ms, limit=limit)
+
+    def prune_prediction_logs(
+        self, *, now: int | datetime | None = None, dry_run: bool = False
+    ) -> PruneReport:
+        """Delete prediction logs and decision records past their retention (the settings
+        ``prediction_log_retention_days`` and ``decision_retention_days``)."""
+        return self._rt.serving.prune_prediction_logs(now=now, dry_run=dry_run)
 
     # triggers
     def add_trigger(

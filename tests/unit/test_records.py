@@ -60,7 +60,9 @@ from milepost.promotion import DeployPolicy, GateResult, PromotionPolicy, Promot
 from milepost.serving import (
     CanaryPolicy,
     Decision,
+    DecisionRecord,
     EndpointSpec,
+    PruneReport,
     Rollout,
     Track,
     Variant,
@@ -260,6 +262,34 @@ RECORDS: dict[type, tuple[Any, str]] = {
         "VariantStats(churn-v2: 1,486 requests, 0 errors, p99 4.5 ms)",
     ),
     Decision: (Decision("advance", "step 1 healthy " * 10, {"n": 1}), None),
+    DecisionRecord: (
+        DecisionRecord(
+            request_id="0190a0b0c0d07000800000000000abcd",
+            row=0,
+            rows=1,
+            at=1_700_000_000_000,
+            endpoint="credit",
+            variant="credit-v2",
+            model="credit",
+            version=2,
+            features={"age": 41, "income": 52_000.0},
+            prediction=1,
+            probabilities={"classes": [0, 1], "p": [0.2, 0.8]},
+            explanation={
+                "base_value": -0.4,
+                "output": 1.39,
+                "output_space": "log-odds",
+                "contributions": {"income": 1.5, "age": 0.29},
+                "other": 0.0,
+            },
+            status="ok",
+        ),
+        "DecisionRecord(0190a0b0c0d0 row 0 on credit by models:/credit/2 -> 1)",
+    ),
+    PruneReport: (
+        PruneReport(1_700_000_000_000, False, 3, 12_000, 1, 7, endpoints={"credit": 3}),
+        "PruneReport(deleted 3 segment(s), 12,000 row(s), 1 with decisions, 7 label(s))",
+    ),
     OnlineResponse: (
         OnlineResponse(
             ["spend", "plan"],

@@ -27,6 +27,7 @@ from rich.markup import escape
 from milepost.cli import (
     audit,
     data,
+    decisions,
     deploy,
     drift,
     endpoints,
@@ -63,6 +64,7 @@ app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
 app.add_typer(fairness.app, name="fairness")
 app.add_typer(endpoints.app, name="endpoints")
+app.add_typer(decisions.app, name="decisions")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(deploy.app, name="deploy", hidden=True)  # old names, for one release
