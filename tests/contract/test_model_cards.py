@@ -309,3 +309,60 @@ def test_the_cyclonedx_bom_validates_and_a_broken_one_does_not(
     broken["metadata"]["component"]["modelCard"]["colour"] = "blue"
     with pytest.raises(MilepostError, match="colour"):
         validate_bom(broken)
+
+
+def test_fairness_audits_and_a_failed_fairness_gate_show_why(
+    runtime: Runtime, history: dict[str, Any]
+) -> None:
+    audit = milepost.audit_fairness(
+        "models:/churn/2", "churn.test@1", target=LABEL, sensitive_features=["gender"]
+    )
+    Client().set_promotion_policy(
+        "churn",
+        {
+            "staging": [
+                {
+                    "kind": "fairness",
+                    "dataset": "churn.test@1",
+                    "target": LABEL,
+                    "sensitive_features": ["gender"],
+                    "min_demographic_parity_ratio": 0.99,
+                }
+            ]
+        },
+    )
+    with pytest.raises(GateFailed, match="gender: demographic parity ratio"):
+        Client().promote("churn", 1, "Staging")
+    card = runtime.cards.card("churn", 1)
+    ((request, gate),) = [(r, g) for r, g in card.failed_gates if g.kind == "fairness"]
+    assert request.target_stage == "Staging" and gate.message.startswith("gender: demographic")
+    # the gate's audit is stored with the version: the card shows its groups
+    (stored,) = card.fairness
+    assert stored.audit_id == gate.details["audit_id"]
+    assert {g["group"] for g in stored.groups} == {"female", "male", "nonbinary"}
+    md = render_card(card, "markdown")
+    assert "| gender | female |" in md and gate.message in md
+    bom = json.loads(render_card(card, "cyclonedx"))
+    assessments = bom["metadata"]["component"]["modelCard"]["considerations"]["fairnessAssessments"]
+    refused = [a for a in assessments if "mitigationStrategy" in a]
+    assert refused[0]["groupAtRisk"] == "gender" and refused[0]["harms"] == gate.message
+    assert request.request_id[:12] in refused[0]["mitigationStrategy"]
+    # v2's card shows the audit run by hand, with the numbers as stored
+    (mine,) = runtime.cards.card("churn", 2).fairness
+    assert mine.audit_id == audit.audit_id and mine.summary == audit.summary
+
+
+def test_the_card_carries_the_lineage_graph(runtime: Runtime, history: dict[str, Any]) -> None:
+    card = runtime.cards.card("churn", 2)
+    graph = card.lineage
+    assert graph is not None and graph.root == "model_version:churn/2"
+    up = {n.key for n in graph.upstream()}
+    down = {n.key for n in graph.downstream()}
+    assert "dataset_version:churn.train@1" in up and f"run:{card.run_id}" in up
+    assert "endpoint:churn-ep" in down
+    assert "lineage" not in card.notes
+    md = render_card(card, "markdown")
+    assert "**Upstream** (what it was made from):" in md and "`churn.train@1`" in md
+    html = render_card(card, "html")
+    lineage = html[html.index('<section id="lineage"') :]
+    assert "<svg" in lineage[: lineage.index("</section>")]

@@ -149,6 +149,12 @@ def test_html_card_renders_offline_in_headless_chromium(project: Path) -> None:
             assert page.locator("table.slice[data-column='gender'] tr").count() >= 3
             assert "threshold 0.9" in page.locator("#failed-gates").inner_text()
             assert page.locator("tr.failed").count() == 1
+            # the lineage graph, drawn inline, with the version and its training data
+            svg = page.locator("section#lineage svg").first
+            box = svg.bounding_box()
+            assert box is not None and box["width"] > 100 and box["height"] > 50
+            lineage = page.locator("section#lineage").inner_text()
+            assert "churn.train@1" in lineage and "churn/2" in lineage
             page.screenshot(path=str(project / "card.png"), full_page=True)
         finally:
             context.close()

@@ -241,7 +241,7 @@ def _fairness(card: ModelCard) -> list[dict[str, Any]]:
         if gate.kind == "fairness":
             out.append(
                 {
-                    "groupAtRisk": ", ".join(gate.details.get("sensitive_features", []))
+                    "groupAtRisk": ", ".join(gate.details.get("summary") or {})
                     or "sensitive features",
                     "harms": gate.message,
                     "mitigationStrategy": f"promotion {request.request_id[:12]} to "
