@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from milepost.features.api import FeatureStore
     from milepost.features.service import FeatureService
     from milepost.governance.audit import AuditService
+    from milepost.governance.lineage import LineageService
     from milepost.governance.roles import RoleService
     from milepost.models.service import ModelService
     from milepost.monitoring.service import MonitorService
@@ -60,9 +61,9 @@ class Runtime:
         settings, resolved: the settings and where each value came from.
         db, blobs: the metadata store and the artifact store.
         tracking, data, features, models, evaluation, promotion, serving, audit, roles,
-        monitors, pipelines, cards: the services, each imported and built on first use
-            (with the services it depends on) and shared by every runtime on the same
-            context.
+        monitors, pipelines, lineage, cards: the services, each imported and built on
+            first use (with the services it depends on) and shared by every runtime on the
+            same context.
     """
 
     def __init__(
@@ -104,6 +105,13 @@ class Runtime:
         from milepost.governance.audit import AuditService
 
         return self.context.component(AuditService, lambda c: AuditService(c.db))
+
+    @cached_property
+    def lineage(self) -> LineageService:
+        """The lineage graph over everything recorded (read-only)."""
+        from milepost.governance.lineage import LineageService
+
+        return self.context.component(LineageService, lambda c: LineageService(c.db))
 
     @cached_property
     def data(self) -> DataService:
@@ -203,7 +211,6 @@ class Runtime:
     def cards(self) -> CardService:
         """Model cards: built from what every capability recorded, plus written sections."""
         from milepost.cards.service import CardService
-        from milepost.governance.lineage import LineageService
 
         return self.context.component(
             CardService,
@@ -216,10 +223,7 @@ class Runtime:
                 data=self.data,
                 tracking=self.tracking,
                 serving=lambda: self.serving,
-                # the lineage part's ``rt.lineage`` builds the same component (one per context)
-                lineage=lambda: self.context.component(
-                    LineageService, lambda c: LineageService(c.db)
-                ),
+                lineage=lambda: self.lineage,
             ),
         )
 
@@ -268,8 +272,9 @@ class Runtime:
     def scheduler(
         self, holder: str | None = None, *, lease_seconds: float = 15.0, launch: str = "subprocess"
     ) -> Scheduler:
-        """A scheduler on this runtime: fires triggers, runs due monitors, reaps stale runs
-        and steps canaries whose controller is gone (:mod:`milepost.pipelines.scheduler`)."""
+        """A scheduler on this runtime: fires triggers, runs due monitors, reaps stale runs,
+        steps canaries whose controller is gone and prunes prediction logs past their
+        retention (:mod:`milepost.pipelines.scheduler`)."""
         from milepost.pipelines import _sources
         from milepost.pipelines.scheduler import Scheduler, default_holder
 
@@ -279,6 +284,7 @@ class Runtime:
             ("runs", lambda now: _sources.reap_tracking_runs(self.tracking)),
             ("pipeline runs", lambda now: _sources.reap_pipeline_runs(self.pipelines)),
             ("canaries", lambda now: _sources.orphan_canaries(self.serving, holder)),
+            ("prediction logs", _sources.PruneLogs(lambda: self.serving)),
         ]
         return Scheduler(
             self.triggers,
