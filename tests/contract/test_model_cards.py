@@ -400,3 +400,26 @@ def test_audit_verify_names_a_section_changed_behind_milepost(
     assert any(m.startswith("card section license of churn differs from") for m in messages)
     assert any(m.startswith("card section contact of churn v2 was written") for m in messages)
     assert "card section limitations of churn exists but no event wrote it." in messages
+
+
+def test_deployment_history_follows_a_canary_that_was_rolled_back(
+    runtime: Runtime, history: dict[str, Any]
+) -> None:
+    runtime.serving.create("pinned", "churn", version=2)
+    runtime.serving.canary("pinned", 1)
+    runtime.serving.rollback("pinned", reason="canary error rate")
+    v1 = runtime.cards.card("churn", 1)
+    (deployment,) = v1.deployments
+    assert deployment.endpoint == "pinned" and not deployment.serving
+    assert deployment.roles == ["canary"]
+    kinds = [(e["kind"], e["role"]) for e in deployment.events]
+    assert kinds[0] == ("canary.start", "canary") and kinds[-1] == ("rollback", None)
+    assert deployment.events[0]["weight"] > 0
+    assert deployment.events[-1]["reason"] == "canary error rate"
+    v2 = runtime.cards.card("churn", 2)
+    assert {d.endpoint: d.serving for d in v2.deployments} == {"churn-ep": True, "pinned": True}
+    pinned = next(d for d in v2.deployments if d.endpoint == "pinned")
+    assert pinned.events[0]["kind"] == "create"
+    assert all(e["role"] == "primary" for e in pinned.events)
+    text = render_card(v1, "markdown")
+    assert "### Endpoint pinned (no longer serving)" in text and "| rollback | removed |" in text
