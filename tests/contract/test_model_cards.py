@@ -10,12 +10,14 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 import milepost
 from milepost import Client, Runtime
 from milepost.cards import CARD_FIELDS, render_card, validate_bom, write_card
 from milepost.demo.data import LABEL
 from milepost.errors import GateFailed, InvalidInput, MilepostError, NotFound
+from milepost.stores.schema import model_card_fields
 from tests.contract.conftest import FEATURES
 
 POLICY = """
@@ -366,3 +368,58 @@ def test_the_card_carries_the_lineage_graph(runtime: Runtime, history: dict[str,
     html = render_card(card, "html")
     lineage = html[html.index('<section id="lineage"') :]
     assert "<svg" in lineage[: lineage.index("</section>")]
+
+
+def test_audit_verify_names_a_section_changed_behind_milepost(
+    runtime: Runtime, history: dict[str, Any]
+) -> None:
+    runtime.cards.set_field("churn", "license", "Apache-2.0")
+    runtime.cards.set_field("churn", "contact", "ml@example.com", version=2)
+    assert Client().verify_audit().ok
+    with runtime.db.write() as conn:
+        conn.execute(
+            sa.update(model_card_fields)
+            .where(model_card_fields.c.field == "license")
+            .values(text="Proprietary")
+        )
+        conn.execute(sa.delete(model_card_fields).where(model_card_fields.c.field == "contact"))
+        model_id = conn.execute(sa.select(model_card_fields.c.model_id)).scalar_one()
+        conn.execute(
+            sa.insert(model_card_fields).values(
+                model_id=model_id,
+                version=0,
+                field="limitations",
+                text="none",
+                updated_by="mallory",
+                updated_at=1,
+            )
+        )
+    report = Client().verify_audit()
+    messages = sorted(p.message for p in report.problems if p.kind == "state")
+    assert not report.ok
+    assert any(m.startswith("card section license of churn differs from") for m in messages)
+    assert any(m.startswith("card section contact of churn v2 was written") for m in messages)
+    assert "card section limitations of churn exists but no event wrote it." in messages
+
+
+def test_deployment_history_follows_a_canary_that_was_rolled_back(
+    runtime: Runtime, history: dict[str, Any]
+) -> None:
+    runtime.serving.create("pinned", "churn", version=2)
+    runtime.serving.canary("pinned", 1)
+    runtime.serving.rollback("pinned", reason="canary error rate")
+    v1 = runtime.cards.card("churn", 1)
+    (deployment,) = v1.deployments
+    assert deployment.endpoint == "pinned" and not deployment.serving
+    assert deployment.roles == ["canary"]
+    kinds = [(e["kind"], e["role"]) for e in deployment.events]
+    assert kinds[0] == ("canary.start", "canary") and kinds[-1] == ("rollback", None)
+    assert deployment.events[0]["weight"] > 0
+    assert deployment.events[-1]["reason"] == "canary error rate"
+    v2 = runtime.cards.card("churn", 2)
+    assert {d.endpoint: d.serving for d in v2.deployments} == {"churn-ep": True, "pinned": True}
+    pinned = next(d for d in v2.deployments if d.endpoint == "pinned")
+    assert pinned.events[0]["kind"] == "create"
+    assert all(e["role"] == "primary" for e in pinned.events)
+    text = render_card(v1, "markdown")
+    assert "### Endpoint pinned (no longer serving)" in text and "| rollback | removed |" in text

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     import jinja2
 
-    from milepost.cards.models import ModelCard
+    from milepost.cards.models import CardDataset, ModelCard
     from milepost.governance.lineage import LineageGraph
 
 __all__ = ["FORMATS", "render_card", "write_card"]
@@ -47,6 +47,18 @@ FORMATS = ("markdown", "html", "json", "cyclonedx")
 _SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}
 #: Metrics a slice table shows, in this order, when the evaluation has them.
 _SLICE_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "rmse", "mae", "r2")
+#: What a training data table shows per column.
+_COLUMN_KEYS = (
+    "name",
+    "type",
+    "nullable",
+    "nulls",
+    "null_fraction",
+    "min",
+    "max",
+    "mean",
+    "distinct",
+)
 #: The most lineage nodes a text card lists per direction.
 _LINEAGE_LIST = 40
 
@@ -163,8 +175,19 @@ def _evaluations(card: ModelCard) -> list[dict[str, Any]]:
     return out
 
 
+def _dataset(d: CardDataset) -> dict[str, Any]:
+    """A dataset as the templates read it: every column with every statistic (None
+    where the profile has none)."""
+    return {
+        **d.to_dict(),
+        "columns": [{k: c.get(k) for k in _COLUMN_KEYS} for c in d.columns],
+    }
+
+
 def _view(card: ModelCard, *, html: bool) -> dict[str, Any]:
     """What the templates show, computed once (the templates only lay it out)."""
+    from milepost.evaluation.fairness import GROUP_COLUMNS
+
     details = [
         ("Model", card.name),
         ("Version", str(card.version)),
@@ -214,7 +237,7 @@ def _view(card: ModelCard, *, html: bool) -> dict[str, Any]:
             "at": _time(f.created_at),
             "min_group_size": f.min_group_size,
             "summary": [(feature, values) for feature, values in f.summary.items()],
-            "groups": f.groups,
+            "groups": [{k: g.get(k) for k in GROUP_COLUMNS} for g in f.groups],
             "unreliable": f.unreliable_groups,
         }
         for f in card.fairness
@@ -264,8 +287,8 @@ def _view(card: ModelCard, *, html: bool) -> dict[str, Any]:
         "fields": fields,
         "missing": [f for f in fields if f["text"] is None],
         "metrics": sorted(card.metrics.items()),
-        "training": [d.to_dict() for d in card.training_data],
-        "evaluation_data": [d.to_dict() for d in card.evaluation_data],
+        "training": [_dataset(d) for d in card.training_data],
+        "evaluation_data": [_dataset(d) for d in card.evaluation_data],
         "evaluations": evaluations,
         "fairness": fairness,
         "promotions": promotions,

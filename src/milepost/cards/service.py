@@ -219,7 +219,7 @@ class CardService:
             training_data=training,
             evaluation_data=evaluation_data,
             evaluations=evaluations,
-            fairness=self._fairness(mv, notes),
+            fairness=self._fairness(mv),
             promotions=self.promotion.list_requests(model=mv.name, version=mv.version),
             stage_history=[e for e in self.models.history(mv.name) if e.version == mv.version],
             deployments=self._deployments(mv),
@@ -276,20 +276,8 @@ class CardService:
             evaluation.append(self._dataset(scored, "evaluation", None))
         return training, evaluation
 
-    def _fairness(self, mv: ModelVersion, notes: dict[str, str]) -> list[FairnessResult]:
-        # ``fairness_for_version`` arrives with the fairness audits (issue 15's contract,
-        # milepost.evaluation.fairness); until then a card says the section is unavailable
-        reader: Callable[..., list[FairnessResult]] | None = getattr(
-            self.evaluation, "fairness_for_version", None
-        )
-        if reader is None:
-            notes["fairness"] = "fairness audits are not available in this installation"
-            return []
-        try:
-            return list(reader(mv.uri, limit=20))
-        except NotImplementedError:
-            notes["fairness"] = "fairness audits are not available in this installation"
-            return []
+    def _fairness(self, mv: ModelVersion) -> list[FairnessResult]:
+        return self.evaluation.fairness_for_version(mv.uri, limit=20)
 
     def _lineage_graph(self, mv: ModelVersion, notes: dict[str, str]) -> LineageGraph | None:
         try:
