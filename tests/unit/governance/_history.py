@@ -47,8 +47,15 @@ class History:
     pipeline_run: str
 
 
-def build(churn_models: dict[str, Any], frame: pd.DataFrame, *, pipeline: bool = True) -> History:
-    """Record the history on the process's runtime."""
+def build(
+    churn_models: dict[str, Any],
+    frame: pd.DataFrame,
+    *,
+    pipeline: bool = True,
+    run_name: str | None = None,
+) -> History:
+    """Record the history on the process's runtime (``run_name``: the name of the run that
+    trains churn v1)."""
     train = milepost.data.register("lineage.train", frame.iloc[:1500])
     test = milepost.data.register("lineage.test", frame.iloc[2000:2600])
     train2 = milepost.data.register("lineage.train", frame.iloc[:1800])
@@ -62,7 +69,8 @@ def build(churn_models: dict[str, Any], frame: pd.DataFrame, *, pipeline: bool =
         ("churn", "weak", train),
         ("other", "good", train2),
     ):
-        with milepost.start_run(experiment="lineage") as run:
+        name = run_name if not runs else None
+        with milepost.start_run(experiment="lineage", run_name=name) as run:
             milepost.log_input(data, role="train")
             milepost.log_input(test, role="eval")
             mv = milepost.log_model(churn_models[key], model, input_example=frame[FEATURES].head(3))
