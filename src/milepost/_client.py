@@ -6,7 +6,7 @@ A facade: each method delegates to a service and holds no logic of its own.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from milepost import _validate as check
 from milepost._context import Runtime, get_runtime
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
-    from milepost.governance.audit import VerifyReport
+    from milepost.evaluation.fairness import FairnessResult
+    from milepost.governance.audit import ExportSummary, VerifyReport
     from milepost.governance.lineage import Direction, LineageGraph, LineageNode
     from milepost.models.models import ModelVersion, RegisteredModel, StageEvent
     from milepost.monitoring.monitors import Alert, Monitor, MonitorResult, MonitorRun
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from milepost.pipelines.triggers import Firing, Trigger
     from milepost.promotion.policy import PromotionPolicy
     from milepost.promotion.service import PromotionRequest
+    from milepost.serving.decisions import DecisionRecord, PruneReport
     from milepost.serving.spec import CanaryPolicy, EndpointSpec
     from milepost.stores.audit import AuditEvent
     from milepost.tracking.service import StaleRun
@@ -44,7 +46,15 @@ __all__ = ["Client", "Strategy", "run_pipeline"]
 
 Strategy = Literal["canary", "blue_green", "shadow", "rolling"]
 
-_AUDIT_FILTERS = ("object_type", "object_id", "actor", "action", "since_ms", "limit")
+_AUDIT_FILTERS = (
+    "object_type",
+    "object_id",
+    "actor",
+    "action",
+    "since_ms",
+    "until_ms",
+    "limit",
+)
 _STRATEGIES: tuple[Strategy, ...] = ("canary", "blue_green", "shadow", "rolling")
 _MONITOR_CHANGES = ("checks", "window", "schedule", "thresholds", "webhook", "enabled")
 
@@ -276,6 +286,28 @@ class Client:
         """The version that was in Production at a moment."""
         return self._rt.models.production_at(name, at)
 
+    def audit_fairness(
+        self,
+        model_uri: str,
+        data: Any,
+        target: str,
+        sensitive_features: Sequence[str],
+        **options: Any,
+    ) -> FairnessResult:
+        """Audit a model version's fairness (``min_group_size``, ``threshold``,
+        ``positive_label``, ``trusted`` as options); stored and audited."""
+        return self._rt.evaluation.audit_fairness(
+            model_uri, data, target=target, sensitive_features=sensitive_features, **options
+        )
+
+    def fairness_audits(self, model_uri: str, *, limit: int = 20) -> list[FairnessResult]:
+        """A model version's stored fairness audits, newest first."""
+        return self._rt.evaluation.fairness_for_version(model_uri, limit=limit)
+
+    def get_fairness_audit(self, audit_id: str) -> FairnessResult:
+        """One stored fairness audit."""
+        return self._rt.evaluation.get_fairness_audit(audit_id)
+
     def set_promotion_policy(self, name: str, policy: Any) -> PromotionPolicy:
         """Set a model's promotion policy (a PromotionPolicy, dict, YAML text or path)."""
         return self._rt.promotion.set_policy(name, policy)
@@ -316,8 +348,10 @@ class Client:
         stage: str | None = None,
         replicas: int = 1,
         log_predictions: bool = True,
+        consequential: bool = False,
     ) -> EndpointSpec:
-        """Create an endpoint tracking Production of ``model``, or pinned to ``version``.
+        """Create an endpoint tracking Production of ``model``, or pinned to ``version``;
+        ``consequential``: each answer is a decision recorded with its explanation.
 
         See :meth:`milepost.serving.DeploymentService.create` for what each refusal means.
         """
@@ -328,6 +362,7 @@ class Client:
             stage=stage,
             replicas=replicas,
             log_predictions=log_predictions,
+            consequential=consequential,
         )
 
     def get_endpoint(self, name: str) -> EndpointSpec:
@@ -341,14 +376,16 @@ class Client:
     def update_endpoint(
         self,
         name: str,
-        version: int,
+        version: int | None = None,
         *,
         strategy: Strategy = "canary",
         model: str | None = None,
         policy: CanaryPolicy | None = None,
         share: float | None = None,
+        consequential: bool | None = None,
     ) -> EndpointSpec:
-        """Start rolling ``version`` out on an endpoint with a strategy.
+        """Start rolling ``version`` out on an endpoint with a strategy, and/or mark it as
+        making consequential decisions (or unmark it).
 
         Args:
             strategy: ``canary`` (steps of traffic, judged by ``policy``), ``blue_green``
@@ -356,10 +393,14 @@ class Client:
                 ``shadow`` (mirrors ``share`` of requests, answers only logged) or
                 ``rolling`` (replicas replaced one by one by ``milepost endpoints serve``).
             model: another model than the endpoint's (pinned endpoints only).
+            consequential: True marks the endpoint (its variants must be explainable;
+                each answer is then recorded with its explanation), False unmarks it;
+                applied before the rollout, which then brings in only an explainable
+                version. See :meth:`milepost.serving.DeploymentService.set_consequential`.
 
         Raises:
-            InvalidInput: an unknown strategy, or ``policy``/``share`` with a strategy
-                that does not take it.
+            InvalidInput: an unknown strategy, ``policy``/``share`` with a strategy that
+                does not take it, or neither a version nor ``consequential``.
         """
         if strategy not in _STRATEGIES:
             raise InvalidInput(
@@ -372,6 +413,17 @@ class Client:
         if share is not None and strategy != "shadow":
             raise InvalidInput(f"share goes with strategy='shadow', not {strategy!r}.")
         serving = self._rt.serving
+        if version is None:
+            if consequential is None:
+                raise InvalidInput(
+                    f"Nothing to update on endpoint {name!r}.",
+                    hint="Give a version to roll out, consequential=True/False, or both.",
+                )
+            if policy is not None or share is not None:
+                raise InvalidInput("policy and share go with a version to roll out.")
+            return serving.set_consequential(name, consequential)
+        if consequential is not None:
+            serving.set_consequential(name, consequential)
         if strategy == "canary":
             return serving.canary(name, version, model=model, policy=policy)
         if strategy == "blue_green":
@@ -397,6 +449,25 @@ class Client:
     def endpoint_status(self, name: str, *, window_seconds: float = 300) -> dict[str, Any]:
         """The spec, the registry's agreement, the rollout, recent events and stats."""
         return self._rt.serving.status(name, window_seconds=window_seconds)
+
+    def decision(self, request_id: str, *, row: int = 0) -> DecisionRecord:
+        """A consequential endpoint's decision by the request id of its answer: input,
+        model version, prediction, probabilities and explanation, from the prediction log
+        (see :meth:`milepost.serving.DeploymentService.decision`)."""
+        return self._rt.serving.decision(request_id, row=row)
+
+    def list_decisions(
+        self, endpoint: str, *, since_ms: int | None = None, limit: int = 50
+    ) -> list[DecisionRecord]:
+        """A consequential endpoint's recorded decisions, newest first."""
+        return self._rt.serving.decisions(endpoint, since_ms=since_ms, limit=limit)
+
+    def prune_prediction_logs(
+        self, *, now: int | datetime | None = None, dry_run: bool = False
+    ) -> PruneReport:
+        """Delete prediction logs and decision records past their retention (the settings
+        ``prediction_log_retention_days`` and ``decision_retention_days``)."""
+        return self._rt.serving.prune_prediction_logs(now=now, dry_run=dry_run)
 
     # triggers
     def add_trigger(
@@ -599,15 +670,26 @@ class Client:
 
     # audit
     def list_audit_events(self, **filters: Any) -> list[AuditEvent]:
-        """Audit events, newest first (``object_type``, ``object_id``, ``actor``...)."""
-        for name in filters:
-            if name not in _AUDIT_FILTERS:
-                raise InvalidInput(
-                    f"list_audit_events has no filter {name!r}."
-                    f"{did_you_mean(name, _AUDIT_FILTERS)}",
-                    hint="Filters: " + ", ".join(_AUDIT_FILTERS) + ".",
-                )
+        """Audit events, newest first (``object_type``, ``object_id``, ``actor``,
+        ``action``, ``since_ms``, ``until_ms``, ``limit``)."""
+        _check_audit_filters("list_audit_events", filters, _AUDIT_FILTERS)
         return self._rt.audit.list(**filters)
+
+    def export_audit(self, dest: IO[str] | str | Path, **filters: Any) -> ExportSummary:
+        """Write the matching audit events as JSON lines, oldest first, with their hashes
+        (filters as :meth:`list_audit_events`, without ``limit``); see
+        :meth:`AuditService.export`. Check the file with :meth:`verify_audit_export`."""
+        _check_audit_filters("export_audit", filters, _AUDIT_FILTERS[:-1])
+        return self._rt.audit.export(dest, **filters)
+
+    @staticmethod
+    def verify_audit_export(
+        source: IO[str] | str | Path, *, partial: bool = False, expect_head: str | None = None
+    ) -> VerifyReport:
+        """Check an exported trail away from the store (hashes, links, gaps)."""
+        from milepost.governance.audit import AuditService
+
+        return AuditService.verify_export(source, partial=partial, expect_head=expect_head)
 
     audit_events = list_audit_events  # the name before list_*; kept working
 
@@ -644,6 +726,15 @@ class Client:
         """Model versions trained on ``dataset`` (``NAME@VERSION``), directly or through
         runs, training sets and pipelines; ``stage="Production"`` keeps those in it."""
         return self._rt.lineage.models_trained_on(dataset, stage=stage)
+
+
+def _check_audit_filters(call: str, filters: Mapping[str, Any], known: Sequence[str]) -> None:
+    for name in filters:
+        if name not in known:
+            raise InvalidInput(
+                f"{call} has no filter {name!r}.{did_you_mean(name, known)}",
+                hint="Filters: " + ", ".join(known) + ".",
+            )
 
 
 def run_pipeline(

@@ -251,8 +251,9 @@ class Runtime:
     def scheduler(
         self, holder: str | None = None, *, lease_seconds: float = 15.0, launch: str = "subprocess"
     ) -> Scheduler:
-        """A scheduler on this runtime: fires triggers, runs due monitors, reaps stale runs
-        and steps canaries whose controller is gone (:mod:`milepost.pipelines.scheduler`)."""
+        """A scheduler on this runtime: fires triggers, runs due monitors, reaps stale runs,
+        steps canaries whose controller is gone and prunes prediction logs past their
+        retention (:mod:`milepost.pipelines.scheduler`)."""
         from milepost.pipelines import _sources
         from milepost.pipelines.scheduler import Scheduler, default_holder
 
@@ -262,6 +263,7 @@ class Runtime:
             ("runs", lambda now: _sources.reap_tracking_runs(self.tracking)),
             ("pipeline runs", lambda now: _sources.reap_pipeline_runs(self.pipelines)),
             ("canaries", lambda now: _sources.orphan_canaries(self.serving, holder)),
+            ("prediction logs", _sources.PruneLogs(lambda: self.serving)),
         ]
         return Scheduler(
             self.triggers,

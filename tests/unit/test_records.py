@@ -25,7 +25,7 @@ from milepost.data import (
     DatasetRow,
     DatasetVersion,
 )
-from milepost.evaluation import EvaluationResult
+from milepost.evaluation import EvaluationResult, FairnessResult
 from milepost.features import (
     ConsistencyReport,
     DatasetSource,
@@ -60,7 +60,9 @@ from milepost.promotion import DeployPolicy, GateResult, PromotionPolicy, Promot
 from milepost.serving import (
     CanaryPolicy,
     Decision,
+    DecisionRecord,
     EndpointSpec,
+    PruneReport,
     Rollout,
     Track,
     Variant,
@@ -207,6 +209,39 @@ RECORDS: dict[type, tuple[Any, str]] = {
         ),
         "EvaluationResult(models:/churn/2 on churn.test@1, 1,255 rows, roc_auc 0.849)",
     ),
+    FairnessResult: (
+        FairnessResult(
+            audit_id="f" * 32,
+            model_uri="models:/churn/2",
+            dataset_ref="churn.test@1",
+            target="churned",
+            sensitive_features=["gender"],
+            summary={
+                "gender": {
+                    "demographic_parity_difference": 0.05,
+                    "demographic_parity_ratio": 0.62,
+                    "equalized_odds_difference": 0.1,
+                    "equalized_odds_ratio": None,
+                }
+            },
+            groups=[
+                {
+                    "feature": "gender",
+                    "group": "female",
+                    "count": 500,
+                    "positives": 60,
+                    "selection_rate": 0.1,
+                    "tpr": 0.5,
+                    "fpr": 0.04,
+                    "accuracy": 0.9,
+                    "unreliable": False,
+                }
+            ],
+            num_rows=1000,
+            min_group_size=30,
+        ),
+        "FairnessResult(models:/churn/2, gender: DP ratio 0.620)",
+    ),
     Variant: (CANARY, "Variant(churn-v3 canary 25%, models:/churn/3)"),
     CanaryPolicy: (CanaryPolicy(), None),
     Track: (Track(model="churn"), "Track(Production of churn)"),
@@ -227,6 +262,34 @@ RECORDS: dict[type, tuple[Any, str]] = {
         "VariantStats(churn-v2: 1,486 requests, 0 errors, p99 4.5 ms)",
     ),
     Decision: (Decision("advance", "step 1 healthy " * 10, {"n": 1}), None),
+    DecisionRecord: (
+        DecisionRecord(
+            request_id="0190a0b0c0d07000800000000000abcd",
+            row=0,
+            rows=1,
+            at=1_700_000_000_000,
+            endpoint="credit",
+            variant="credit-v2",
+            model="credit",
+            version=2,
+            features={"age": 41, "income": 52_000.0},
+            prediction=1,
+            probabilities={"classes": [0, 1], "p": [0.2, 0.8]},
+            explanation={
+                "base_value": -0.4,
+                "output": 1.39,
+                "output_space": "log-odds",
+                "contributions": {"income": 1.5, "age": 0.29},
+                "other": 0.0,
+            },
+            status="ok",
+        ),
+        "DecisionRecord(0190a0b0c0d0 row 0 on credit by models:/credit/2 -> 1)",
+    ),
+    PruneReport: (
+        PruneReport(1_700_000_000_000, False, 3, 12_000, 1, 7, endpoints={"credit": 3}),
+        "PruneReport(deleted 3 segment(s), 12,000 row(s), 1 with decisions, 7 label(s))",
+    ),
     OnlineResponse: (
         OnlineResponse(
             ["spend", "plan"],
@@ -416,7 +479,7 @@ RECORDS.update(
 # Exported dataclasses and pydantic models that are definitions or plumbing, not records
 # Milepost returns (their default reprs are short, or they are configuration).
 NOT_RECORDS = {
-    "Settings", "GateContext", "Gate", "Approval", "DataValidation", "MetricVsBaseline",
+    "Settings", "GateContext", "Gate", "Approval", "DataValidation", "MetricVsBaseline", "Fairness",
     "DatasetSource", "FileSource", "PushSource", "Field", "Definitions",
     "OnlineCoverage", "ViewMaterialization", "AuditProblem",
 }  # fmt: skip

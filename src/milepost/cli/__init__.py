@@ -27,10 +27,12 @@ from rich.markup import escape
 from milepost.cli import (
     audit,
     data,
+    decisions,
     deploy,
     drift,
     endpoints,
     experiments,
+    fairness,
     features,
     lineage,
     models,
@@ -60,7 +62,9 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
+app.add_typer(fairness.app, name="fairness")
 app.add_typer(endpoints.app, name="endpoints")
+app.add_typer(decisions.app, name="decisions")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(deploy.app, name="deploy", hidden=True)  # old names, for one release
