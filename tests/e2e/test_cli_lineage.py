@@ -35,15 +35,16 @@ def test_the_tree_both_ways_and_one_way(tmp_path: Path, home: History) -> None:
     assert "made from (upstream)" in up
     assert "produced: run" in up and "train: dataset version lineage.train@1" in up
     assert "eval: dataset version lineage.test@1" in up and "(1,500," in up
-    assert "deployed: endpoint endpoint lineage-ep" in down
+    assert "deployed: endpoint lineage-ep" in down
     assert "requested: promotion request request to Production (completed)" in down
     # the gate the evaluation was evidence for is shown once, and marked when met again
     assert "evidence: gate result gate metric_vs_baseline: passed (" in down
     assert "gate: gate result gate metric_vs_baseline: passed (above)" in down
     assert "gate: gate result gate data_validation: passed (" in down
-    assert "watched_by: trigger trigger lineage-retrain" in down
+    assert "watched_by: trigger lineage-retrain (drift)" in down
     assert "model version churn/1 (Production" in text
-    assert "13 nodes" in text or "14 nodes" in text  # with the checkout's commit, if any
+    assert "audited: fairness audit " in down
+    assert "16 nodes" in text or "17 nodes" in text  # with the checkout's commit, if any
     one_way = cli_in_process(
         "lineage", "models:/churn/1", "--upstream", "--depth", "1", cwd=tmp_path, env=ENV
     )

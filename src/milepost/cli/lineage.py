@@ -67,7 +67,10 @@ def _label(node: LineageNode, relation: str | None = None, *, glance: bool = Tru
     style = KIND_STYLE.get(node.kind, "")
     kind = node.kind.replace("_", " ")
     rel = f"[dim]{escape(relation)}:[/] " if relation else ""
-    return f"{rel}[{style}]{kind}[/] {escape(node.label)}{_glance(node) if glance else ''}"
+    more = _glance(node) if glance else ""
+    if node.label.lower().startswith(kind):  # "run brisk-otter-417", "endpoint churn"
+        return f"{rel}[{style}]{escape(node.label)}[/]{more}"
+    return f"{rel}[{style}]{kind}[/] {escape(node.label)}{more}"
 
 
 def _branch(tree: Tree, graph: LineageGraph, key: str, up: bool, shown: set[str]) -> None:

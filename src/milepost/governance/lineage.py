@@ -102,7 +102,7 @@ REF_FORMS = (
     "KIND one of " + ", ".join(NODE_KINDS)
 )
 _EXAMPLES = {
-    "model_version": "models:/NAME/3 (`milepost models versions NAME` lists them)",
+    "model_version": "models:/NAME/3 (`milepost models list NAME` lists them)",
     "dataset_version": "datasets:/NAME@4 (`milepost data list` lists them)",
     "run": "runs:/RUN_ID (`milepost runs list` lists them)",
     "endpoint": "endpoints:/NAME (`milepost endpoints list` lists them)",
