@@ -287,6 +287,28 @@ class Client:
         """The version that was in Production at a moment."""
         return self._rt.models.production_at(name, at)
 
+    def audit_fairness(
+        self,
+        model_uri: str,
+        data: Any,
+        target: str,
+        sensitive_features: Sequence[str],
+        **options: Any,
+    ) -> FairnessResult:
+        """Audit a model version's fairness (``min_group_size``, ``threshold``,
+        ``positive_label``, ``trusted`` as options); stored and audited."""
+        return self._rt.evaluation.audit_fairness(
+            model_uri, data, target=target, sensitive_features=sensitive_features, **options
+        )
+
+    def fairness_audits(self, model_uri: str, *, limit: int = 20) -> list[FairnessResult]:
+        """A model version's stored fairness audits, newest first."""
+        return self._rt.evaluation.fairness_for_version(model_uri, limit=limit)
+
+    def get_fairness_audit(self, audit_id: str) -> FairnessResult:
+        """One stored fairness audit."""
+        return self._rt.evaluation.get_fairness_audit(audit_id)
+
     def model_card(self, name: str, version: int) -> ModelCard:
         """The model card of a version: what the store knows plus the written sections
         (render it with ``milepost.cards.render_card`` / ``write_card``)."""
@@ -320,28 +342,6 @@ class Client:
     ) -> None:
         """Remove one written section (the model's, or one version's override), audited."""
         self._rt.cards.clear_field(name, field, version=version, reason=reason)
-
-    def audit_fairness(
-        self,
-        model_uri: str,
-        data: Any,
-        target: str,
-        sensitive_features: Sequence[str],
-        **options: Any,
-    ) -> FairnessResult:
-        """Audit a model version's fairness (``min_group_size``, ``threshold``,
-        ``positive_label``, ``trusted`` as options); stored and audited."""
-        return self._rt.evaluation.audit_fairness(
-            model_uri, data, target=target, sensitive_features=sensitive_features, **options
-        )
-
-    def fairness_audits(self, model_uri: str, *, limit: int = 20) -> list[FairnessResult]:
-        """A model version's stored fairness audits, newest first."""
-        return self._rt.evaluation.fairness_for_version(model_uri, limit=limit)
-
-    def get_fairness_audit(self, audit_id: str) -> FairnessResult:
-        """One stored fairness audit."""
-        return self._rt.evaluation.get_fairness_audit(audit_id)
 
     def set_promotion_policy(self, name: str, policy: Any) -> PromotionPolicy:
         """Set a model's promotion policy (a PromotionPolicy, dict, YAML text or path)."""

@@ -61,9 +61,9 @@ class Runtime:
         settings, resolved: the settings and where each value came from.
         db, blobs: the metadata store and the artifact store.
         tracking, data, features, models, evaluation, promotion, serving, audit, roles,
-        monitors, pipelines, lineage, cards: the services, each imported and built on
-            first use (with the services it depends on) and shared by every runtime on the
-            same context.
+        monitors, pipelines, lineage, cards: the services, each imported and built on first
+            use (with the services it depends on) and shared by every runtime on the same
+            context.
     """
 
     def __init__(
