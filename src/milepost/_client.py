@@ -6,7 +6,7 @@ A facade: each method delegates to a service and holds no logic of its own.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from milepost import _validate as check
 from milepost._context import Runtime, get_runtime
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
-    from milepost.governance.audit import VerifyReport
+    from milepost.governance.audit import ExportSummary, VerifyReport
+    from milepost.governance.lineage import Direction, LineageGraph, LineageNode
     from milepost.models.models import ModelVersion, RegisteredModel, StageEvent
     from milepost.monitoring.monitors import Alert, Monitor, MonitorResult, MonitorRun
     from milepost.pipelines.dag import Pipeline
@@ -44,7 +45,15 @@ __all__ = ["Client", "Strategy", "run_pipeline"]
 
 Strategy = Literal["canary", "blue_green", "shadow", "rolling"]
 
-_AUDIT_FILTERS = ("object_type", "object_id", "actor", "action", "since_ms", "limit")
+_AUDIT_FILTERS = (
+    "object_type",
+    "object_id",
+    "actor",
+    "action",
+    "since_ms",
+    "until_ms",
+    "limit",
+)
 _STRATEGIES: tuple[Strategy, ...] = ("canary", "blue_green", "shadow", "rolling")
 _MONITOR_CHANGES = ("checks", "window", "schedule", "thresholds", "webhook", "enabled")
 
@@ -638,15 +647,26 @@ class Client:
 
     # audit
     def list_audit_events(self, **filters: Any) -> list[AuditEvent]:
-        """Audit events, newest first (``object_type``, ``object_id``, ``actor``...)."""
-        for name in filters:
-            if name not in _AUDIT_FILTERS:
-                raise InvalidInput(
-                    f"list_audit_events has no filter {name!r}."
-                    f"{did_you_mean(name, _AUDIT_FILTERS)}",
-                    hint="Filters: " + ", ".join(_AUDIT_FILTERS) + ".",
-                )
+        """Audit events, newest first (``object_type``, ``object_id``, ``actor``,
+        ``action``, ``since_ms``, ``until_ms``, ``limit``)."""
+        _check_audit_filters("list_audit_events", filters, _AUDIT_FILTERS)
         return self._rt.audit.list(**filters)
+
+    def export_audit(self, dest: IO[str] | str | Path, **filters: Any) -> ExportSummary:
+        """Write the matching audit events as JSON lines, oldest first, with their hashes
+        (filters as :meth:`list_audit_events`, without ``limit``); see
+        :meth:`AuditService.export`. Check the file with :meth:`verify_audit_export`."""
+        _check_audit_filters("export_audit", filters, _AUDIT_FILTERS[:-1])
+        return self._rt.audit.export(dest, **filters)
+
+    @staticmethod
+    def verify_audit_export(
+        source: IO[str] | str | Path, *, partial: bool = False, expect_head: str | None = None
+    ) -> VerifyReport:
+        """Check an exported trail away from the store (hashes, links, gaps)."""
+        from milepost.governance.audit import AuditService
+
+        return AuditService.verify_export(source, partial=partial, expect_head=expect_head)
 
     audit_events = list_audit_events  # the name before list_*; kept working
 
@@ -663,6 +683,35 @@ class Client:
         (``SEQ:HASH`` or the hash alone); see :meth:`AuditService.verify`.
         """
         return self._rt.audit.verify(expect_head=expect_head, anchor=anchor)
+
+    # lineage
+    def lineage(
+        self,
+        ref: str,
+        *,
+        direction: Direction = "both",
+        depth: int | None = None,
+    ) -> LineageGraph:
+        """The lineage graph around ``ref`` (``models:/NAME/3``, ``datasets:/NAME@4``,
+        ``runs:/ID``, ``endpoints:/NAME``, ``pipelines:/RUN_ID`` or ``KIND:REF``): what it
+        was made from (``direction="upstream"``), what was made from it
+        (``"downstream"``) or both, up to ``depth`` edges. See
+        :meth:`milepost.governance.lineage.LineageService.graph`."""
+        return self._rt.lineage.graph(ref, direction=direction, depth=depth)
+
+    def models_trained_on(self, dataset: str, *, stage: str | None = None) -> list[LineageNode]:
+        """Model versions trained on ``dataset`` (``NAME@VERSION``), directly or through
+        runs, training sets and pipelines; ``stage="Production"`` keeps those in it."""
+        return self._rt.lineage.models_trained_on(dataset, stage=stage)
+
+
+def _check_audit_filters(call: str, filters: Mapping[str, Any], known: Sequence[str]) -> None:
+    for name in filters:
+        if name not in known:
+            raise InvalidInput(
+                f"{call} has no filter {name!r}.{did_you_mean(name, known)}",
+                hint="Filters: " + ", ".join(known) + ".",
+            )
 
 
 def run_pipeline(

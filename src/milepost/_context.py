@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from milepost.features.api import FeatureStore
     from milepost.features.service import FeatureService
     from milepost.governance.audit import AuditService
+    from milepost.governance.lineage import LineageService
     from milepost.governance.roles import RoleService
     from milepost.models.service import ModelService
     from milepost.monitoring.service import MonitorService
@@ -59,8 +60,9 @@ class Runtime:
         settings, resolved: the settings and where each value came from.
         db, blobs: the metadata store and the artifact store.
         tracking, data, features, models, evaluation, promotion, serving, audit, roles,
-        monitors, pipelines: the services, each imported and built on first use (with the services
-            it depends on) and shared by every runtime on the same context.
+        monitors, pipelines, lineage: the services, each imported and built on first use
+            (with the services it depends on) and shared by every runtime on the same
+            context.
     """
 
     def __init__(
@@ -102,6 +104,13 @@ class Runtime:
         from milepost.governance.audit import AuditService
 
         return self.context.component(AuditService, lambda c: AuditService(c.db))
+
+    @cached_property
+    def lineage(self) -> LineageService:
+        """The lineage graph over everything recorded (read-only)."""
+        from milepost.governance.lineage import LineageService
+
+        return self.context.component(LineageService, lambda c: LineageService(c.db))
 
     @cached_property
     def data(self) -> DataService:

@@ -36,7 +36,13 @@ from milepost.features import (
     OnlineResponse,
     PlanItem,
 )
-from milepost.governance import RoleGrant, VerifyReport
+from milepost.governance import (
+    LineageEdge,
+    LineageGraph,
+    LineageNode,
+    RoleGrant,
+    VerifyReport,
+)
 from milepost.models import ColumnSpec, ModelVersion, RegisteredModel, Signature, StageEvent
 from milepost.models.models import TrustedType
 from milepost.pipelines import (
@@ -79,6 +85,7 @@ GATE = GateResult(
     message="roc_auc 0.8490 vs Production v1 0.7715: +0.0775 >= 0.005; " * 3,
     details={"candidate": 0.849, "improvement": float("nan")},
 )
+LINEAGE_NODE = LineageNode("model_version", "churn/3", "churn/3", {"stage": "Production"})
 CANARY = Variant(name="churn-v3", model="churn", version=3, role="canary", weight=25)
 PRIMARY = Variant(name="churn-v2", model="churn", version=2, role="primary")
 CUSTOMER = Entity("customer", join_keys=["customer_id"])
@@ -283,6 +290,23 @@ RECORDS: dict[type, tuple[Any, str]] = {
         "OnDemandFeatureView(tax from request data: gross)",
     ),
     VerifyReport: (VerifyReport(46, 46, "9" * 64), None),
+    LineageNode: (
+        LINEAGE_NODE,
+        "LineageNode(model_version:churn/3)",
+    ),
+    LineageEdge: (
+        LineageEdge("run:" + RUN_ID, "model_version:churn/3", "produced"),
+        f"LineageEdge(run:{RUN_ID} -produced-> model_version:churn/3)",
+    ),
+    LineageGraph: (
+        LineageGraph(
+            LINEAGE_NODE.key,
+            (LINEAGE_NODE, LineageNode("run", RUN_ID, "run hgb", {"status": "FINISHED"})),
+            (LineageEdge("run:" + RUN_ID, LINEAGE_NODE.key, "produced"),),
+            truncated=True,
+        ),
+        "LineageGraph(model_version:churn/3: 2 nodes, 1 edges, truncated)",
+    ),
     DatasetRow: (
         DatasetRow("customers", None, "me", 1, 3, 3),
         "DatasetRow(customers@3, 3 versions)",

@@ -33,6 +33,7 @@ from milepost.cli import (
     endpoints,
     experiments,
     features,
+    lineage,
     models,
     monitor,
     pipelines,
@@ -68,6 +69,7 @@ app.add_typer(deploy.app, name="deploy", hidden=True)  # old names, for one rele
 app.command("serve", hidden=True)(deploy.serve)
 app.add_typer(roles.app, name="roles")
 app.add_typer(audit.app, name="audit")
+app.command("lineage")(lineage.lineage)
 app.command("drift")(drift.drift)
 app.add_typer(triggers.app, name="triggers")
 app.command("scheduler")(scheduler.scheduler)
