@@ -12,6 +12,7 @@ The map::
     milepost.features.FeatureStore          one feature definition for training and serving
     milepost.deployments                    endpoints: create, update, advance, rollback
     milepost.governance                     the audit trail and its verification
+    milepost.evaluate / audit_fairness      score a model version; audit it across groups
     milepost.step / pipeline                typed steps wired into a pipeline (DAG)
     milepost.run_pipeline                   run one: recorded, cached, resumable
     milepost.pipelines                      PipelineRun, load_pipeline ... (``rt.pipelines``)
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from milepost._fluent_api import (
         ActiveRun,
         active_run,
+        audit_fairness,
         end_run,
         evaluate,
         flush,
@@ -73,6 +75,7 @@ __all__ = [
     "Settings",
     "__version__",
     "active_run",
+    "audit_fairness",
     "configure",
     "data",
     "deployments",
@@ -116,6 +119,7 @@ _LAZY: dict[str, str] = {
         (
             "ActiveRun",
             "active_run",
+            "audit_fairness",
             "end_run",
             "evaluate",
             "flush",

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
+    from milepost.cards.models import CardField, ModelCard
+    from milepost.evaluation.fairness import FairnessResult
     from milepost.governance.audit import ExportSummary, VerifyReport
     from milepost.governance.lineage import Direction, LineageGraph, LineageNode
     from milepost.models.models import ModelVersion, RegisteredModel, StageEvent
@@ -284,6 +286,62 @@ class Client:
     def production_at(self, name: str, at: datetime | int) -> int | None:
         """The version that was in Production at a moment."""
         return self._rt.models.production_at(name, at)
+
+    def audit_fairness(
+        self,
+        model_uri: str,
+        data: Any,
+        target: str,
+        sensitive_features: Sequence[str],
+        **options: Any,
+    ) -> FairnessResult:
+        """Audit a model version's fairness (``min_group_size``, ``threshold``,
+        ``positive_label``, ``trusted`` as options); stored and audited."""
+        return self._rt.evaluation.audit_fairness(
+            model_uri, data, target=target, sensitive_features=sensitive_features, **options
+        )
+
+    def fairness_audits(self, model_uri: str, *, limit: int = 20) -> list[FairnessResult]:
+        """A model version's stored fairness audits, newest first."""
+        return self._rt.evaluation.fairness_for_version(model_uri, limit=limit)
+
+    def get_fairness_audit(self, audit_id: str) -> FairnessResult:
+        """One stored fairness audit."""
+        return self._rt.evaluation.get_fairness_audit(audit_id)
+
+    def model_card(self, name: str, version: int) -> ModelCard:
+        """The model card of a version: what the store knows plus the written sections
+        (render it with ``milepost.cards.render_card`` / ``write_card``)."""
+        return self._rt.cards.card(name, version)
+
+    def set_model_card_field(
+        self,
+        name: str,
+        field: str,
+        text: str,
+        *,
+        version: int | None = None,
+        reason: str | None = None,
+    ) -> CardField:
+        """Write one section of a model's card (``version``: that version only), audited."""
+        return self._rt.cards.set_field(name, field, text, version=version, reason=reason)
+
+    def set_model_card_fields(
+        self,
+        name: str,
+        fields: Mapping[str, str],
+        *,
+        version: int | None = None,
+        reason: str | None = None,
+    ) -> list[CardField]:
+        """Write several sections of a model's card in one transaction, audited."""
+        return self._rt.cards.set_fields(name, dict(fields), version=version, reason=reason)
+
+    def clear_model_card_field(
+        self, name: str, field: str, *, version: int | None = None, reason: str | None = None
+    ) -> None:
+        """Remove one written section (the model's, or one version's override), audited."""
+        self._rt.cards.clear_field(name, field, version=version, reason=reason)
 
     def set_promotion_policy(self, name: str, policy: Any) -> PromotionPolicy:
         """Set a model's promotion policy (a PromotionPolicy, dict, YAML text or path)."""

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from milepost.data.models import DatasetInput
+    from milepost.evaluation.fairness import FairnessResult
     from milepost.evaluation.service import EvaluationResult
     from milepost.models.models import ModelVersion
     from milepost.models.service import LoadedModel
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ActiveRun",
     "active_run",
+    "audit_fairness",
     "end_run",
     "evaluate",
     "flush",
@@ -390,6 +392,36 @@ def evaluate(
         slices=slices,
         threshold=threshold,
         run_id=run.run_id if run else None,
+    )
+
+
+def audit_fairness(
+    model_uri: str,
+    data: Any,
+    target: str,
+    sensitive_features: list[str] | tuple[str, ...],
+    *,
+    min_group_size: int = 30,
+    threshold: float = 0.5,
+    positive_label: Any = None,
+    trusted: bool = False,
+) -> FairnessResult:
+    """Audit a model version's fairness across sensitive features; stored and audited.
+
+    ``result.summary["gender"]["demographic_parity_ratio"]`` and the other
+    :data:`~milepost.evaluation.fairness.SUMMARY_KEYS` are fairlearn's definitions;
+    ``result.by_group`` is a DataFrame of per-group counts and rates, small groups flagged
+    ``unreliable``. See :meth:`milepost.evaluation.EvaluationService.audit_fairness`.
+    """
+    return get_runtime().evaluation.audit_fairness(
+        model_uri,
+        data,
+        target=target,
+        sensitive_features=sensitive_features,
+        min_group_size=min_group_size,
+        threshold=threshold,
+        positive_label=positive_label,
+        trusted=trusted,
     )
 
 

@@ -18,6 +18,7 @@ import pydantic
 import pytest
 
 from milepost._records import record_dict
+from milepost.cards import CardDataset, CardDeployment, CardField, ModelCard
 from milepost.data import (
     CheckResult,
     ColumnSchema,
@@ -25,7 +26,7 @@ from milepost.data import (
     DatasetRow,
     DatasetVersion,
 )
-from milepost.evaluation import EvaluationResult
+from milepost.evaluation import EvaluationResult, FairnessResult
 from milepost.features import (
     ConsistencyReport,
     DatasetSource,
@@ -208,6 +209,39 @@ RECORDS: dict[type, tuple[Any, str]] = {
             metrics={"accuracy": 0.9, "roc_auc": 0.849, "pr_auc": None},
         ),
         "EvaluationResult(models:/churn/2 on churn.test@1, 1,255 rows, roc_auc 0.849)",
+    ),
+    FairnessResult: (
+        FairnessResult(
+            audit_id="f" * 32,
+            model_uri="models:/churn/2",
+            dataset_ref="churn.test@1",
+            target="churned",
+            sensitive_features=["gender"],
+            summary={
+                "gender": {
+                    "demographic_parity_difference": 0.05,
+                    "demographic_parity_ratio": 0.62,
+                    "equalized_odds_difference": 0.1,
+                    "equalized_odds_ratio": None,
+                }
+            },
+            groups=[
+                {
+                    "feature": "gender",
+                    "group": "female",
+                    "count": 500,
+                    "positives": 60,
+                    "selection_rate": 0.1,
+                    "tpr": 0.5,
+                    "fpr": 0.04,
+                    "accuracy": 0.9,
+                    "unreliable": False,
+                }
+            ],
+            num_rows=1000,
+            min_group_size=30,
+        ),
+        "FairnessResult(models:/churn/2, gender: DP ratio 0.620)",
     ),
     Variant: (CANARY, "Variant(churn-v3 canary 25%, models:/churn/3)"),
     CanaryPolicy: (CanaryPolicy(), None),
@@ -443,15 +477,71 @@ RECORDS.update(
     }
 )
 
+CARD_FIELD = CardField("intended_use", "Rank customers by churn risk " * 4, 0, "ana", 1)
+TRAIN = CardDataset(
+    "churn.train@1",
+    "train",
+    "a" * 64,
+    2000,
+    [{"name": "age", "type": "int64", "nullable": True, "mean": 41.5}],
+)
+RECORDS.update(
+    {
+        CardField: (
+            CARD_FIELD,
+            "CardField(intended_use for model by ana: Rank customers by churn risk Rank "
+            "customers by …)",
+        ),
+        CardDataset: (TRAIN, "CardDataset(churn.train@1 as 'train', 2,000 rows, 1 columns)"),
+        CardDeployment: (
+            CardDeployment("churn-ep", 1, 2, ["primary"], True, [{"at": 1, "kind": "create"}]),
+            "CardDeployment(churn-ep as primary, serving, 1 events)",
+        ),
+        ModelCard: (
+            ModelCard(
+                name="churn",
+                version=3,
+                stage="Production",
+                aliases=["champion"],
+                flavor="sklearn",
+                author="ana",
+                created_at=1,
+                run_id=RUN_ID,
+                code_version=None,
+                environment=None,
+                signature=SIGNATURE.to_dict(),
+                description=None,
+                files={"model.skops": "f" * 64},
+                metrics={"roc_auc": 0.85},
+                feature_refs=[],
+                training_data=[TRAIN],
+                evaluation_data=[],
+                evaluations=[RECORDS[EvaluationResult][0]],
+                fairness=[],
+                promotions=[RECORDS[PromotionRequest][0]],
+                stage_history=[RECORDS[StageEvent][0]],
+                deployments=[],
+                lineage=None,
+                fields={"intended_use": CARD_FIELD},
+                missing=["license"],
+                generated_at=2,
+                notes={"lineage": "not available"},
+            ),
+            "ModelCard(churn/3 Production, 9/10 sections written, 1 evaluations)",
+        ),
+    }
+)
+
 # Exported dataclasses and pydantic models that are definitions or plumbing, not records
 # Milepost returns (their default reprs are short, or they are configuration).
 NOT_RECORDS = {
-    "Settings", "GateContext", "Gate", "Approval", "DataValidation", "MetricVsBaseline",
+    "Settings", "GateContext", "Gate", "Approval", "DataValidation", "MetricVsBaseline", "Fairness",
     "DatasetSource", "FileSource", "PushSource", "Field", "Definitions",
     "OnlineCoverage", "ViewMaterialization", "AuditProblem",
 }  # fmt: skip
 PACKAGES = [
     "milepost",
+    "milepost.cards",
     "milepost.tracking",
     "milepost.models",
     "milepost.promotion",

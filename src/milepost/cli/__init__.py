@@ -32,6 +32,7 @@ from milepost.cli import (
     drift,
     endpoints,
     experiments,
+    fairness,
     features,
     lineage,
     models,
@@ -61,6 +62,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
+app.add_typer(fairness.app, name="fairness")
 app.add_typer(endpoints.app, name="endpoints")
 app.add_typer(decisions.app, name="decisions")
 app.add_typer(monitor.app, name="monitor")

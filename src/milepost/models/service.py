@@ -17,7 +17,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Literal
 
 from milepost import _validate as check
-from milepost.errors import ConfigError, IntegrityViolation, InvalidInput, NotFound
+from milepost.errors import ConfigError, Conflict, IntegrityViolation, InvalidInput, NotFound
 from milepost.models import _onnx, flavors, trust
 from milepost.models.backends.sql import SqlRegistryStore
 from milepost.models.backends.trusted import SqlTrustStore
@@ -491,17 +491,33 @@ class ModelService:
         details: Any = None,
         in_transaction: Callable[[Any], None] | None = None,
     ) -> list[tuple[int, str, str]]:
-        """Change a stage without gates (the promotion service runs the gates first).
+        """Change a stage without running gates: only where the model's policy has none.
+
+        A version enters Staging or Production past gates only through
+        :meth:`milepost.promotion.PromotionService.promote`, which runs them; this method
+        refuses such a move when the policy guards it (the gates a promotion on the same
+        path would run), so a version that failed a gate cannot be moved in by hand.
 
         Raises:
-            Conflict: an illegal change, Production moved since ``expected_production``,
-                or an endpoint tracks Production of the model (Production then changes
-                only through that endpoint's rollouts).
+            Conflict: the model's promotion policy has gates on the way to ``to_stage``
+                (or cannot be read), an illegal change, Production moved since
+                ``expected_production``, or an endpoint tracks Production of the model
+                (Production then changes only through that endpoint's rollouts).
         """
         _model_name(name)
         _version(version)
         check.name(to_stage, "Stage", max_length=16)
         check.optional_text(reason, "reason")
+        if to_stage in ("Staging", "Production"):
+            current = self.store.version(name, version=version).stage
+            gated = _gated_path(self.store.policy(name), current, to_stage)
+            if gated:
+                raise Conflict(
+                    f"{name} version {version} cannot be moved to {to_stage} without its "
+                    f"gates: the promotion policy of {name} guards it ({gated}).",
+                    hint=f"Promote it, which runs the gates: `milepost models promote {name} "
+                    f"{version} {to_stage.lower()}`.",
+                )
         return self.store.transition(
             name,
             version,
@@ -563,6 +579,27 @@ class ModelService:
 
 
 _model_name = check_model_name
+
+
+def _gated_path(raw_policy: str | None, current: str, to_stage: str) -> str:
+    """The gate kinds a promotion ``current -> to_stage`` would run under the stored
+    policy (as ``PromotionPolicy.gates_on_path`` picks them), joined; "" when none. A
+    policy that cannot be read guards everything (fail closed)."""
+    if not raw_policy:
+        return ""
+    try:
+        policy = json.loads(raw_policy)
+        gates = list(policy.get(to_stage.lower()) or [])
+        if (
+            to_stage == "Production"
+            and current != "Staging"
+            and not policy.get("allow_direct_production", False)
+        ):
+            gates = list(policy.get("staging") or []) + gates
+        kinds = [str(g.get("kind", "?")) for g in gates]
+    except (ValueError, AttributeError, TypeError):
+        return "its stored policy cannot be read"
+    return ", ".join(kinds) + (" gate" if len(kinds) == 1 else " gates") if kinds else ""
 
 
 def _alias(alias: Any) -> str:

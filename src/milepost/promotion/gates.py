@@ -11,6 +11,10 @@ Built in:
   validation (optionally of a named suite).
 - ``approval``: a person with a role (default ``approver``) approves; until then the
   request waits. The requester cannot approve their own request unless allowed.
+- ``fairness``: the candidate is audited now on a dataset (fairlearn's demographic parity
+  and equalized odds per sensitive feature, stored as a fairness audit) and each named
+  bound must hold for each feature, e.g. the four-fifths rule
+  ``min_demographic_parity_ratio: 0.8``.
 
 Add a gate by subclassing :class:`Gate` with a ``kind: Literal["..."]`` field and
 decorating it with :func:`register_gate` (or exposing it in the ``milepost.gates``
@@ -48,6 +52,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from milepost.data.service import DataService
+    from milepost.evaluation.fairness import FairnessResult
     from milepost.evaluation.service import EvaluationResult
     from milepost.governance.roles import RoleService
     from milepost.models.models import ModelVersion
@@ -56,6 +61,7 @@ __all__ = [
     "GATE_KINDS",
     "Approval",
     "DataValidation",
+    "Fairness",
     "Gate",
     "GateContext",
     "GateResult",
@@ -107,6 +113,9 @@ class GateContext:
     evaluate: Callable[..., EvaluationResult]
     data: DataService
     roles: RoleService
+    #: runs and stores a fairness audit (``EvaluationService.audit_fairness``); a
+    #: ``fairness`` gate fails closed without it
+    audit_fairness: Callable[..., FairnessResult] | None = None
 
 
 class Gate(BaseModel):
@@ -546,6 +555,122 @@ class Approval(Gate):
             approvals=[],
             spec=self.model_dump(),
         )
+
+
+#: The bounds of a ``fairness`` gate: field -> (summary key, words, "min" or "max").
+_FAIRNESS_BOUNDS: dict[str, tuple[str, str, str]] = {
+    "min_demographic_parity_ratio": (
+        "demographic_parity_ratio",
+        "demographic parity ratio",
+        "min",
+    ),
+    "max_demographic_parity_difference": (
+        "demographic_parity_difference",
+        "demographic parity difference",
+        "max",
+    ),
+    "min_equalized_odds_ratio": ("equalized_odds_ratio", "equalized odds ratio", "min"),
+    "max_equalized_odds_difference": (
+        "equalized_odds_difference",
+        "equalized odds difference",
+        "max",
+    ),
+}
+Unit = Annotated[float, Field(ge=0, le=1)]
+Column = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(safe_chars)]
+
+
+@register_gate
+class Fairness(Gate):
+    """Fair enough across sensitive features on a dataset, by fairlearn's measures.
+
+    The candidate is audited when the gate runs (the audit is stored; the result's
+    ``details`` name it and carry its summary). Each bound set applies to every feature
+    in ``sensitive_features``; a value that cannot be computed (e.g. equalized odds when a
+    group has no positive label) fails the gate. Small groups are reported, not failed on.
+    """
+
+    kind: Literal["fairness"] = "fairness"
+    dataset: str = Field(description="Audit dataset version, e.g. churn.test@1.")
+    target: str = Field(description="The label column.")
+    sensitive_features: list[Column] = Field(
+        min_length=1, description="Columns to audit, e.g. [gender]."
+    )
+    min_demographic_parity_ratio: Unit | None = Field(
+        default=None, description="Lowest selection-rate ratio that passes (0.8: four-fifths)."
+    )
+    max_demographic_parity_difference: Unit | None = None
+    min_equalized_odds_ratio: Unit | None = None
+    max_equalized_odds_difference: Unit | None = None
+    min_group_size: int = Field(default=30, ge=1, le=10**9)
+    threshold: Unit = 0.5
+    positive_label: str | int | None = None
+
+    @field_validator("dataset", "target")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("String should have at least 1 character that is not a space")
+        return value
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Fairness:
+        if all(getattr(self, b) is None for b in _FAIRNESS_BOUNDS):
+            raise ValueError(
+                "set at least one bound: " + ", ".join(_FAIRNESS_BOUNDS) + " (e.g. "
+                "min_demographic_parity_ratio: 0.8, the four-fifths rule)"
+            )
+        if len(set(self.sensitive_features)) != len(self.sensitive_features):
+            raise ValueError(f"sensitive_features repeats a column: {self.sensitive_features}")
+        if self.target in self.sensitive_features:
+            raise ValueError(f"the target {self.target!r} cannot be a sensitive feature too")
+        return self
+
+    def check(self, ctx: GateContext) -> GateResult:
+        if ctx.audit_fairness is None:
+            return self.result("error", "no fairness auditor is wired in; the gate fails closed")
+        audit = ctx.audit_fairness(
+            ctx.candidate,
+            self.dataset,
+            target=self.target,
+            sensitive_features=self.sensitive_features,
+            min_group_size=self.min_group_size,
+            threshold=self.threshold,
+            positive_label=self.positive_label,
+        )
+        bounds = {b: getattr(self, b) for b in _FAIRNESS_BOUNDS if getattr(self, b) is not None}
+        problems: list[str] = []
+        held: list[str] = []
+        for feature in self.sensitive_features:
+            values = audit.summary.get(feature, {})
+            for bound, limit in bounds.items():
+                key, words, side = _FAIRNESS_BOUNDS[bound]
+                raw = values.get(key)
+                value = _finite(raw)
+                if value is None:
+                    problems.append(
+                        f"{feature}: {words} could not be computed (a group lacks positive "
+                        "or negative labels, or no group is selected); the gate fails closed"
+                    )
+                    continue
+                # written so that only a finite comparison that holds passes
+                ok = value >= limit if side == "min" else value <= limit
+                cmp = (">=" if ok else "<") if side == "min" else ("<=" if ok else ">")
+                (held if ok else problems).append(
+                    f"{feature}: {words} {value:.2f} {cmp} {limit:.2f}"
+                )
+        unreliable = audit.unreliable_groups
+        note = f" (unreliable: {', '.join(unreliable)})" if unreliable else ""
+        details = {
+            "audit_id": audit.audit_id,
+            "dataset": self.dataset,
+            "summary": audit.summary,
+            "bounds": bounds,
+            "unreliable_groups": unreliable,
+        }
+        if problems:
+            return self.result("failed", "; ".join(problems) + note, **details)
+        return self.result("passed", "; ".join(held) + note, **details)
 
 
 def run_gate(gate: Gate, ctx: GateContext) -> GateResult:

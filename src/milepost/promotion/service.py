@@ -187,6 +187,7 @@ class PromotionService:
             self.evaluation.evaluate,
             self.data,
             self.roles,
+            self.evaluation.audit_fairness,
         )
         results = []
         for stage, gate in policy.gates_on_path(candidate.stage, target):
