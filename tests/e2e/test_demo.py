@@ -82,7 +82,7 @@ def _story(text: str, home: Path) -> list[str]:
 
 
 def _mask(line: str, live: bool) -> str:
-    line = re.sub(r"\b[0-9a-f]{12,64}\b", "<id>", line)
+    line = re.sub(r"\b[0-9a-f]{8,64}\b", "<id>", line)  # ids, and the 8-digit short ones
     line = re.sub(r"\d{4}-\d{2}-\d{2}|\d{2}:\d{2}(:\d{2})?", "<time>", line)
     line = re.sub(r"\b\d+\.\d+ s\b", "<n> s", line)  # durations
     line = re.sub(r"127\.0\.0\.1:\d+", "<address>", line)
