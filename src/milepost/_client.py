@@ -6,7 +6,7 @@ A facade: each method delegates to a service and holds no logic of its own.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from milepost import _validate as check
 from milepost._context import Runtime, get_runtime
@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
+    from milepost.cards.models import CardField, ModelCard
     from milepost.evaluation.fairness import FairnessResult
-    from milepost.governance.audit import VerifyReport
+    from milepost.governance.audit import ExportSummary, VerifyReport
+    from milepost.governance.lineage import Direction, LineageGraph, LineageNode
     from milepost.models.models import ModelVersion, RegisteredModel, StageEvent
     from milepost.monitoring.monitors import Alert, Monitor, MonitorResult, MonitorRun
     from milepost.pipelines.dag import Pipeline
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from milepost.pipelines.triggers import Firing, Trigger
     from milepost.promotion.policy import PromotionPolicy
     from milepost.promotion.service import PromotionRequest
+    from milepost.serving.decisions import DecisionRecord, PruneReport
     from milepost.serving.spec import CanaryPolicy, EndpointSpec
     from milepost.stores.audit import AuditEvent
     from milepost.tracking.service import StaleRun
@@ -44,7 +47,15 @@ __all__ = ["Client", "Strategy", "run_pipeline"]
 
 Strategy = Literal["canary", "blue_green", "shadow", "rolling"]
 
-_AUDIT_FILTERS = ("object_type", "object_id", "actor", "action", "since_ms", "limit")
+_AUDIT_FILTERS = (
+    "object_type",
+    "object_id",
+    "actor",
+    "action",
+    "since_ms",
+    "until_ms",
+    "limit",
+)
 _STRATEGIES: tuple[Strategy, ...] = ("canary", "blue_green", "shadow", "rolling")
 _MONITOR_CHANGES = ("checks", "window", "schedule", "thresholds", "webhook", "enabled")
 
@@ -309,6 +320,40 @@ class Client:
         """One stored fairness audit."""
         return self._rt.evaluation.get_fairness_audit(audit_id)
 
+    def model_card(self, name: str, version: int) -> ModelCard:
+        """The model card of a version: what the store knows plus the written sections
+        (render it with ``milepost.cards.render_card`` / ``write_card``)."""
+        return self._rt.cards.card(name, version)
+
+    def set_model_card_field(
+        self,
+        name: str,
+        field: str,
+        text: str,
+        *,
+        version: int | None = None,
+        reason: str | None = None,
+    ) -> CardField:
+        """Write one section of a model's card (``version``: that version only), audited."""
+        return self._rt.cards.set_field(name, field, text, version=version, reason=reason)
+
+    def set_model_card_fields(
+        self,
+        name: str,
+        fields: Mapping[str, str],
+        *,
+        version: int | None = None,
+        reason: str | None = None,
+    ) -> list[CardField]:
+        """Write several sections of a model's card in one transaction, audited."""
+        return self._rt.cards.set_fields(name, dict(fields), version=version, reason=reason)
+
+    def clear_model_card_field(
+        self, name: str, field: str, *, version: int | None = None, reason: str | None = None
+    ) -> None:
+        """Remove one written section (the model's, or one version's override), audited."""
+        self._rt.cards.clear_field(name, field, version=version, reason=reason)
+
     def set_promotion_policy(self, name: str, policy: Any) -> PromotionPolicy:
         """Set a model's promotion policy (a PromotionPolicy, dict, YAML text or path)."""
         return self._rt.promotion.set_policy(name, policy)
@@ -349,8 +394,10 @@ class Client:
         stage: str | None = None,
         replicas: int = 1,
         log_predictions: bool = True,
+        consequential: bool = False,
     ) -> EndpointSpec:
-        """Create an endpoint tracking Production of ``model``, or pinned to ``version``.
+        """Create an endpoint tracking Production of ``model``, or pinned to ``version``;
+        ``consequential``: each answer is a decision recorded with its explanation.
 
         See :meth:`milepost.serving.DeploymentService.create` for what each refusal means.
         """
@@ -361,6 +408,7 @@ class Client:
             stage=stage,
             replicas=replicas,
             log_predictions=log_predictions,
+            consequential=consequential,
         )
 
     def get_endpoint(self, name: str) -> EndpointSpec:
@@ -374,14 +422,16 @@ class Client:
     def update_endpoint(
         self,
         name: str,
-        version: int,
+        version: int | None = None,
         *,
         strategy: Strategy = "canary",
         model: str | None = None,
         policy: CanaryPolicy | None = None,
         share: float | None = None,
+        consequential: bool | None = None,
     ) -> EndpointSpec:
-        """Start rolling ``version`` out on an endpoint with a strategy.
+        """Start rolling ``version`` out on an endpoint with a strategy, and/or mark it as
+        making consequential decisions (or unmark it).
 
         Args:
             strategy: ``canary`` (steps of traffic, judged by ``policy``), ``blue_green``
@@ -389,10 +439,14 @@ class Client:
                 ``shadow`` (mirrors ``share`` of requests, answers only logged) or
                 ``rolling`` (replicas replaced one by one by ``milepost endpoints serve``).
             model: another model than the endpoint's (pinned endpoints only).
+            consequential: True marks the endpoint (its variants must be explainable;
+                each answer is then recorded with its explanation), False unmarks it;
+                applied before the rollout, which then brings in only an explainable
+                version. See :meth:`milepost.serving.DeploymentService.set_consequential`.
 
         Raises:
-            InvalidInput: an unknown strategy, or ``policy``/``share`` with a strategy
-                that does not take it.
+            InvalidInput: an unknown strategy, ``policy``/``share`` with a strategy that
+                does not take it, or neither a version nor ``consequential``.
         """
         if strategy not in _STRATEGIES:
             raise InvalidInput(
@@ -405,6 +459,17 @@ class Client:
         if share is not None and strategy != "shadow":
             raise InvalidInput(f"share goes with strategy='shadow', not {strategy!r}.")
         serving = self._rt.serving
+        if version is None:
+            if consequential is None:
+                raise InvalidInput(
+                    f"Nothing to update on endpoint {name!r}.",
+                    hint="Give a version to roll out, consequential=True/False, or both.",
+                )
+            if policy is not None or share is not None:
+                raise InvalidInput("policy and share go with a version to roll out.")
+            return serving.set_consequential(name, consequential)
+        if consequential is not None:
+            serving.set_consequential(name, consequential)
         if strategy == "canary":
             return serving.canary(name, version, model=model, policy=policy)
         if strategy == "blue_green":
@@ -430,6 +495,25 @@ class Client:
     def endpoint_status(self, name: str, *, window_seconds: float = 300) -> dict[str, Any]:
         """The spec, the registry's agreement, the rollout, recent events and stats."""
         return self._rt.serving.status(name, window_seconds=window_seconds)
+
+    def decision(self, request_id: str, *, row: int = 0) -> DecisionRecord:
+        """A consequential endpoint's decision by the request id of its answer: input,
+        model version, prediction, probabilities and explanation, from the prediction log
+        (see :meth:`milepost.serving.DeploymentService.decision`)."""
+        return self._rt.serving.decision(request_id, row=row)
+
+    def list_decisions(
+        self, endpoint: str, *, since_ms: int | None = None, limit: int = 50
+    ) -> list[DecisionRecord]:
+        """A consequential endpoint's recorded decisions, newest first."""
+        return self._rt.serving.decisions(endpoint, since_ms=since_ms, limit=limit)
+
+    def prune_prediction_logs(
+        self, *, now: int | datetime | None = None, dry_run: bool = False
+    ) -> PruneReport:
+        """Delete prediction logs and decision records past their retention (the settings
+        ``prediction_log_retention_days`` and ``decision_retention_days``)."""
+        return self._rt.serving.prune_prediction_logs(now=now, dry_run=dry_run)
 
     # triggers
     def add_trigger(
@@ -632,15 +716,26 @@ class Client:
 
     # audit
     def list_audit_events(self, **filters: Any) -> list[AuditEvent]:
-        """Audit events, newest first (``object_type``, ``object_id``, ``actor``...)."""
-        for name in filters:
-            if name not in _AUDIT_FILTERS:
-                raise InvalidInput(
-                    f"list_audit_events has no filter {name!r}."
-                    f"{did_you_mean(name, _AUDIT_FILTERS)}",
-                    hint="Filters: " + ", ".join(_AUDIT_FILTERS) + ".",
-                )
+        """Audit events, newest first (``object_type``, ``object_id``, ``actor``,
+        ``action``, ``since_ms``, ``until_ms``, ``limit``)."""
+        _check_audit_filters("list_audit_events", filters, _AUDIT_FILTERS)
         return self._rt.audit.list(**filters)
+
+    def export_audit(self, dest: IO[str] | str | Path, **filters: Any) -> ExportSummary:
+        """Write the matching audit events as JSON lines, oldest first, with their hashes
+        (filters as :meth:`list_audit_events`, without ``limit``); see
+        :meth:`AuditService.export`. Check the file with :meth:`verify_audit_export`."""
+        _check_audit_filters("export_audit", filters, _AUDIT_FILTERS[:-1])
+        return self._rt.audit.export(dest, **filters)
+
+    @staticmethod
+    def verify_audit_export(
+        source: IO[str] | str | Path, *, partial: bool = False, expect_head: str | None = None
+    ) -> VerifyReport:
+        """Check an exported trail away from the store (hashes, links, gaps)."""
+        from milepost.governance.audit import AuditService
+
+        return AuditService.verify_export(source, partial=partial, expect_head=expect_head)
 
     audit_events = list_audit_events  # the name before list_*; kept working
 
@@ -657,6 +752,35 @@ class Client:
         (``SEQ:HASH`` or the hash alone); see :meth:`AuditService.verify`.
         """
         return self._rt.audit.verify(expect_head=expect_head, anchor=anchor)
+
+    # lineage
+    def lineage(
+        self,
+        ref: str,
+        *,
+        direction: Direction = "both",
+        depth: int | None = None,
+    ) -> LineageGraph:
+        """The lineage graph around ``ref`` (``models:/NAME/3``, ``datasets:/NAME@4``,
+        ``runs:/ID``, ``endpoints:/NAME``, ``pipelines:/RUN_ID`` or ``KIND:REF``): what it
+        was made from (``direction="upstream"``), what was made from it
+        (``"downstream"``) or both, up to ``depth`` edges. See
+        :meth:`milepost.governance.lineage.LineageService.graph`."""
+        return self._rt.lineage.graph(ref, direction=direction, depth=depth)
+
+    def models_trained_on(self, dataset: str, *, stage: str | None = None) -> list[LineageNode]:
+        """Model versions trained on ``dataset`` (``NAME@VERSION``), directly or through
+        runs, training sets and pipelines; ``stage="Production"`` keeps those in it."""
+        return self._rt.lineage.models_trained_on(dataset, stage=stage)
+
+
+def _check_audit_filters(call: str, filters: Mapping[str, Any], known: Sequence[str]) -> None:
+    for name in filters:
+        if name not in known:
+            raise InvalidInput(
+                f"{call} has no filter {name!r}.{did_you_mean(name, known)}",
+                hint="Filters: " + ", ".join(known) + ".",
+            )
 
 
 def run_pipeline(

@@ -26,12 +26,14 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import ModuleType, TracebackType
 
+    from milepost.cards.service import CardService
     from milepost.config import Source
     from milepost.data.service import DataService
     from milepost.evaluation.service import EvaluationService
     from milepost.features.api import FeatureStore
     from milepost.features.service import FeatureService
     from milepost.governance.audit import AuditService
+    from milepost.governance.lineage import LineageService
     from milepost.governance.roles import RoleService
     from milepost.models.service import ModelService
     from milepost.monitoring.service import MonitorService
@@ -59,8 +61,9 @@ class Runtime:
         settings, resolved: the settings and where each value came from.
         db, blobs: the metadata store and the artifact store.
         tracking, data, features, models, evaluation, promotion, serving, audit, roles,
-        monitors, pipelines: the services, each imported and built on first use (with the services
-            it depends on) and shared by every runtime on the same context.
+        monitors, pipelines, lineage, cards: the services, each imported and built on first
+            use (with the services it depends on) and shared by every runtime on the same
+            context.
     """
 
     def __init__(
@@ -102,6 +105,13 @@ class Runtime:
         from milepost.governance.audit import AuditService
 
         return self.context.component(AuditService, lambda c: AuditService(c.db))
+
+    @cached_property
+    def lineage(self) -> LineageService:
+        """The lineage graph over everything recorded (read-only)."""
+        from milepost.governance.lineage import LineageService
+
+        return self.context.component(LineageService, lambda c: LineageService(c.db))
 
     @cached_property
     def data(self) -> DataService:
@@ -198,6 +208,26 @@ class Runtime:
         )
 
     @cached_property
+    def cards(self) -> CardService:
+        """Model cards: built from what every capability recorded, plus written sections."""
+        from milepost.cards.service import CardService
+
+        return self.context.component(
+            CardService,
+            lambda c: CardService(
+                c.db,
+                c.settings.actor(),
+                models=self.models,
+                evaluation=self.evaluation,
+                promotion=self.promotion,
+                data=self.data,
+                tracking=self.tracking,
+                serving=lambda: self.serving,
+                lineage=lambda: self.lineage,
+            ),
+        )
+
+    @cached_property
     def pipelines(self) -> PipelineService:
         """Pipeline runs: run, resume, read, reap (the engine is imported on a run)."""
         from milepost.pipelines.service import PipelineService
@@ -242,8 +272,9 @@ class Runtime:
     def scheduler(
         self, holder: str | None = None, *, lease_seconds: float = 15.0, launch: str = "subprocess"
     ) -> Scheduler:
-        """A scheduler on this runtime: fires triggers, runs due monitors, reaps stale runs
-        and steps canaries whose controller is gone (:mod:`milepost.pipelines.scheduler`)."""
+        """A scheduler on this runtime: fires triggers, runs due monitors, reaps stale runs,
+        steps canaries whose controller is gone and prunes prediction logs past their
+        retention (:mod:`milepost.pipelines.scheduler`)."""
         from milepost.pipelines import _sources
         from milepost.pipelines.scheduler import Scheduler, default_holder
 
@@ -253,6 +284,7 @@ class Runtime:
             ("runs", lambda now: _sources.reap_tracking_runs(self.tracking)),
             ("pipeline runs", lambda now: _sources.reap_pipeline_runs(self.pipelines)),
             ("canaries", lambda now: _sources.orphan_canaries(self.serving, holder)),
+            ("prediction logs", _sources.PruneLogs(lambda: self.serving)),
         ]
         return Scheduler(
             self.triggers,

@@ -164,6 +164,23 @@ class Settings(BaseModel):
         "unavailable metadata database before raising (the values stay queued and the "
         "background writer keeps retrying).",
     )
+    prediction_log_retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Days a prediction-log segment is kept after its newest row (then "
+        "`milepost endpoints prune-logs` and the scheduler delete it with the feedback of "
+        "its requests); unset keeps logs forever. Segments with decision records follow "
+        "decision_retention_days instead.",
+    )
+    decision_retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Days a consequential endpoint's decision records (its prediction-log "
+        "segments with explanations) are kept after their newest row; unset keeps them "
+        "forever.",
+    )
 
     @field_validator("user")
     @classmethod

@@ -206,6 +206,34 @@ def test_known_errors_are_one_line_without_traceback(shared_project: Path) -> No
     assert bad_cfg.returncode == 1 and "MILEPOST_METRIC_BATCH_SIZE" in bad_cfg.stderr
 
 
+def test_audit_export_verify_export_and_time_filters(project: Path) -> None:
+    out = project / "audit.jsonl"
+    done = cli_in_process("audit", "export", "--out", str(out), cwd=project)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert f"Exported {len(events)} event(s) (seq 1..{len(events)})" in done.stderr
+    checked = cli_in_process("audit", "verify-export", str(out), cwd=project)
+    assert checked.returncode == 0 and f"OK: {len(events)} exported events" in checked.stdout
+    runs = cli_in_process("audit", "export", "--action", "run.*", "--since", "1h", cwd=project)
+    lines = runs.stdout.splitlines()
+    assert lines and all(json.loads(line)["action"].startswith("run.") for line in lines)
+    (project / "runs.jsonl").write_text(runs.stdout)
+    gaps = cli_in_process("audit", "verify-export", str(project / "runs.jsonl"), cwd=project)
+    assert gaps.returncode == 1 and "[deleted]" in gaps.stdout
+    assert (
+        cli_in_process(
+            "audit", "verify-export", "--partial", str(project / "runs.jsonl"), cwd=project
+        ).returncode
+        == 0
+    )
+    future = cli_in_process("audit", "list", "--json", "--since", "2999-01-01", cwd=project)
+    assert json.loads(future.stdout) == []
+    old = cli_in_process("audit", "list", "--json", "--until", "2000-01-01T00:00", cwd=project)
+    assert json.loads(old.stdout) == []
+    bad = cli_in_process("audit", "list", "--since", "yesterday", cwd=project)
+    assert bad.returncode == 2 and "is not a time" in bad.stderr
+
+
 def test_audit_list_verify_head(project: Path) -> None:
     listed = json.loads(cli_in_process("audit", "list", "--json", cwd=project).stdout)
     assert listed[0]["action"] == "run.end" and listed[-1]["action"] == "experiment.create"

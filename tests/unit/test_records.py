@@ -18,6 +18,7 @@ import pydantic
 import pytest
 
 from milepost._records import record_dict
+from milepost.cards import CardDataset, CardDeployment, CardField, ModelCard
 from milepost.data import (
     CheckResult,
     ColumnSchema,
@@ -36,7 +37,13 @@ from milepost.features import (
     OnlineResponse,
     PlanItem,
 )
-from milepost.governance import RoleGrant, VerifyReport
+from milepost.governance import (
+    LineageEdge,
+    LineageGraph,
+    LineageNode,
+    RoleGrant,
+    VerifyReport,
+)
 from milepost.models import ColumnSpec, ModelVersion, RegisteredModel, Signature, StageEvent
 from milepost.models.models import TrustedType
 from milepost.pipelines import (
@@ -54,7 +61,9 @@ from milepost.promotion import DeployPolicy, GateResult, PromotionPolicy, Promot
 from milepost.serving import (
     CanaryPolicy,
     Decision,
+    DecisionRecord,
     EndpointSpec,
+    PruneReport,
     Rollout,
     Track,
     Variant,
@@ -77,6 +86,7 @@ GATE = GateResult(
     message="roc_auc 0.8490 vs Production v1 0.7715: +0.0775 >= 0.005; " * 3,
     details={"candidate": 0.849, "improvement": float("nan")},
 )
+LINEAGE_NODE = LineageNode("model_version", "churn/3", "churn/3", {"stage": "Production"})
 CANARY = Variant(name="churn-v3", model="churn", version=3, role="canary", weight=25)
 PRIMARY = Variant(name="churn-v2", model="churn", version=2, role="primary")
 CUSTOMER = Entity("customer", join_keys=["customer_id"])
@@ -253,6 +263,34 @@ RECORDS: dict[type, tuple[Any, str]] = {
         "VariantStats(churn-v2: 1,486 requests, 0 errors, p99 4.5 ms)",
     ),
     Decision: (Decision("advance", "step 1 healthy " * 10, {"n": 1}), None),
+    DecisionRecord: (
+        DecisionRecord(
+            request_id="0190a0b0c0d07000800000000000abcd",
+            row=0,
+            rows=1,
+            at=1_700_000_000_000,
+            endpoint="credit",
+            variant="credit-v2",
+            model="credit",
+            version=2,
+            features={"age": 41, "income": 52_000.0},
+            prediction=1,
+            probabilities={"classes": [0, 1], "p": [0.2, 0.8]},
+            explanation={
+                "base_value": -0.4,
+                "output": 1.39,
+                "output_space": "log-odds",
+                "contributions": {"income": 1.5, "age": 0.29},
+                "other": 0.0,
+            },
+            status="ok",
+        ),
+        "DecisionRecord(0190a0b0c0d0 row 0 on credit by models:/credit/2 -> 1)",
+    ),
+    PruneReport: (
+        PruneReport(1_700_000_000_000, False, 3, 12_000, 1, 7, endpoints={"credit": 3}),
+        "PruneReport(deleted 3 segment(s), 12,000 row(s), 1 with decisions, 7 label(s))",
+    ),
     OnlineResponse: (
         OnlineResponse(
             ["spend", "plan"],
@@ -286,6 +324,23 @@ RECORDS: dict[type, tuple[Any, str]] = {
         "OnDemandFeatureView(tax from request data: gross)",
     ),
     VerifyReport: (VerifyReport(46, 46, "9" * 64), None),
+    LineageNode: (
+        LINEAGE_NODE,
+        "LineageNode(model_version:churn/3)",
+    ),
+    LineageEdge: (
+        LineageEdge("run:" + RUN_ID, "model_version:churn/3", "produced"),
+        f"LineageEdge(run:{RUN_ID} -produced-> model_version:churn/3)",
+    ),
+    LineageGraph: (
+        LineageGraph(
+            LINEAGE_NODE.key,
+            (LINEAGE_NODE, LineageNode("run", RUN_ID, "run hgb", {"status": "FINISHED"})),
+            (LineageEdge("run:" + RUN_ID, LINEAGE_NODE.key, "produced"),),
+            truncated=True,
+        ),
+        "LineageGraph(model_version:churn/3: 2 nodes, 1 edges, truncated)",
+    ),
     DatasetRow: (
         DatasetRow("customers", None, "me", 1, 3, 3),
         "DatasetRow(customers@3, 3 versions)",
@@ -422,6 +477,61 @@ RECORDS.update(
     }
 )
 
+CARD_FIELD = CardField("intended_use", "Rank customers by churn risk " * 4, 0, "ana", 1)
+TRAIN = CardDataset(
+    "churn.train@1",
+    "train",
+    "a" * 64,
+    2000,
+    [{"name": "age", "type": "int64", "nullable": True, "mean": 41.5}],
+)
+RECORDS.update(
+    {
+        CardField: (
+            CARD_FIELD,
+            "CardField(intended_use for model by ana: Rank customers by churn risk Rank "
+            "customers by …)",
+        ),
+        CardDataset: (TRAIN, "CardDataset(churn.train@1 as 'train', 2,000 rows, 1 columns)"),
+        CardDeployment: (
+            CardDeployment("churn-ep", 1, 2, ["primary"], True, [{"at": 1, "kind": "create"}]),
+            "CardDeployment(churn-ep as primary, serving, 1 events)",
+        ),
+        ModelCard: (
+            ModelCard(
+                name="churn",
+                version=3,
+                stage="Production",
+                aliases=["champion"],
+                flavor="sklearn",
+                author="ana",
+                created_at=1,
+                run_id=RUN_ID,
+                code_version=None,
+                environment=None,
+                signature=SIGNATURE.to_dict(),
+                description=None,
+                files={"model.skops": "f" * 64},
+                metrics={"roc_auc": 0.85},
+                feature_refs=[],
+                training_data=[TRAIN],
+                evaluation_data=[],
+                evaluations=[RECORDS[EvaluationResult][0]],
+                fairness=[],
+                promotions=[RECORDS[PromotionRequest][0]],
+                stage_history=[RECORDS[StageEvent][0]],
+                deployments=[],
+                lineage=None,
+                fields={"intended_use": CARD_FIELD},
+                missing=["license"],
+                generated_at=2,
+                notes={"lineage": "not available"},
+            ),
+            "ModelCard(churn/3 Production, 9/10 sections written, 1 evaluations)",
+        ),
+    }
+)
+
 # Exported dataclasses and pydantic models that are definitions or plumbing, not records
 # Milepost returns (their default reprs are short, or they are configuration).
 NOT_RECORDS = {
@@ -431,6 +541,7 @@ NOT_RECORDS = {
 }  # fmt: skip
 PACKAGES = [
     "milepost",
+    "milepost.cards",
     "milepost.tracking",
     "milepost.models",
     "milepost.promotion",

@@ -173,3 +173,20 @@ def test_string_lists_and_mappings() -> None:
             check.string_list(bad, "slices")
     with pytest.raises(InvalidInput, match=r"tags must be a mapping \(a dict\), got"):
         check.mapping([("a", 1)], "tags")
+
+
+def test_command_line_times() -> None:
+    import typer
+
+    from milepost.cli._params import when_ms
+
+    now = 1_800_000_000_000
+    assert when_ms(None, "--since") is None
+    assert when_ms("2h", "--since", now_ms=now) == now - 2 * 3600 * 1000
+    assert when_ms("1.5d", "--since", now_ms=now) == now - 36 * 3600 * 1000
+    assert when_ms("90s", "--since", now_ms=now) == now - 90_000
+    assert when_ms("1970-01-02", "--since") == 86_400_000
+    assert when_ms("1970-01-01T01:00+01:00", "--since") == 0
+    for bad in ("yesterday", "2h ago", "-3d", "d"):
+        with pytest.raises(typer.BadParameter, match="is not a time"):
+            when_ms(bad, "--since")

@@ -27,12 +27,14 @@ from rich.markup import escape
 from milepost.cli import (
     audit,
     data,
+    decisions,
     deploy,
     drift,
     endpoints,
     experiments,
     fairness,
     features,
+    lineage,
     models,
     monitor,
     pipelines,
@@ -62,12 +64,14 @@ app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
 app.add_typer(fairness.app, name="fairness")
 app.add_typer(endpoints.app, name="endpoints")
+app.add_typer(decisions.app, name="decisions")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(deploy.app, name="deploy", hidden=True)  # old names, for one release
 app.command("serve", hidden=True)(deploy.serve)
 app.add_typer(roles.app, name="roles")
 app.add_typer(audit.app, name="audit")
+app.command("lineage")(lineage.lineage)
 app.command("drift")(drift.drift)
 app.add_typer(triggers.app, name="triggers")
 app.command("scheduler")(scheduler.scheduler)

@@ -1,4 +1,4 @@
-"""`milepost endpoints ...`: create, list, show, update, advance, rollback, serve.
+"""`milepost endpoints ...`: create, list, show, update, advance, rollback, serve, prune-logs.
 
 The strategy commands of wave 1 (`deploy blue-green|canary|shadow|rolling|switch|promote|
 scale` and top-level `serve`) are defined here too and registered, hidden, by
@@ -46,7 +46,8 @@ def _done(spec: EndpointSpec, what: str, as_json: bool) -> None:
         return
     from milepost.serving.service import describe
 
-    console.print(f"{what} ({spec.kind}): {describe(spec)}")
+    marked = ", consequential" if spec.consequential else ""
+    console.print(f"{what} ({spec.kind}{marked}): {describe(spec)}")
     ro = spec.rollout
     if ro is not None and ro.request_id is not None:
         req = runtime().promotion.get_request(ro.request_id)
@@ -77,6 +78,14 @@ def create(
     ] = None,
     replicas: Annotated[int, typer.Option(min=1, max=256, help="Replicas per host.")] = 1,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not log predictions.")] = False,
+    consequential: Annotated[
+        bool,
+        typer.Option(
+            "--consequential",
+            help="Its answers are decisions about people: each is logged with its "
+            "explanation (`milepost decisions show`); the version must be explainable.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create an endpoint that tracks Production of a model, or one pinned to a version
@@ -89,6 +98,7 @@ def create(
         stage=stage,
         replicas=replicas,
         log_predictions=not no_log,
+        consequential=consequential,
     )
     _done(spec, f"Created endpoint {endpoint}", as_json)
 
@@ -132,6 +142,7 @@ def show(
     console.print(
         f"[bold]{endpoint}[/] · {data['kind']} · revision {data['revision']} · "
         f"{data['replicas']} replica(s)"
+        + (" · consequential: decisions recorded" if data.get("consequential") else "")
         + (f" · {ro['kind']} {ro['status']}: {ro['detail']}" if ro else "")
     )
     registry = data.get("registry")
@@ -382,9 +393,20 @@ def update(
     share: Annotated[
         float | None, typer.Option(help="Shadow: fraction of requests mirrored (default 1.0).")
     ] = None,
+    consequential: Annotated[
+        bool | None,
+        typer.Option(
+            "--consequential/--not-consequential",
+            help="Mark the endpoint as making decisions about people (each answer is then "
+            "logged with its explanation; its variants must be explainable), or unmark it.",
+            show_default=False,
+        ),
+    ] = None,
+    reason: ReasonOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Bring VERSION in with a strategy (default canary), and/or set --replicas.
+    """Bring VERSION in with a strategy (default canary), and/or set --replicas, and/or
+    mark the endpoint --consequential (or --not-consequential).
 
     `milepost endpoints serve` carries the rollout out: a canary advances, holds or rolls
     back automatically; `advance` and `rollback` move it by hand. On an endpoint that
@@ -403,11 +425,11 @@ def update(
     given = [k for k, v in canary_options.items() if v is not None]
     if version is None and (given or share is not None):
         raise InvalidInput(f"{(given or ['--share'])[0]} needs a VERSION to bring in.")
-    if version is None and replicas is None:
+    if version is None and replicas is None and consequential is None:
         raise InvalidInput(
             "Nothing to update.",
             hint=f"Give a VERSION to bring in (`milepost endpoints update {endpoint} 2`), "
-            "--replicas N, or both.",
+            "--replicas N, --consequential, or several.",
         )
     if given and strategy is not Strategy.canary:
         raise InvalidInput(f"{given[0]} applies to --strategy canary, not {strategy.value}.")
@@ -423,12 +445,29 @@ def update(
         max_prediction_psi=max_prediction_psi,
     )
     serving = runtime().serving
+    if consequential is not None:
+        spec = serving.set_consequential(endpoint, consequential, reason=reason)
+        if (version is None and replicas is None) or not as_json:
+            _done(spec, "Marked consequential" if consequential else "Unmarked", as_json)
     if replicas is not None:
         spec = serving.set_replicas(endpoint, replicas)
         if version is None or not as_json:
             _done(spec, "Scaled", as_json)
-    if version is None:
-        return
+    if version is not None:
+        _roll_out(serving, endpoint, version, strategy, model, policy, share, as_json)
+
+
+def _roll_out(
+    serving: Any,
+    endpoint: str,
+    version: int,
+    strategy: Strategy,
+    model: str | None,
+    policy: CanaryPolicy,
+    share: float | None,
+    as_json: bool,
+) -> None:
+    """Start the rollout `update` asked for."""
     if strategy is Strategy.canary:
         _done(serving.canary(endpoint, version, model=model, policy=policy), "Canary", as_json)
     elif strategy is Strategy.blue_green:
@@ -460,6 +499,41 @@ def scale(endpoint: EndpointArg, replicas: ReplicasArg, as_json: JsonOpt = False
     _done(runtime().serving.set_replicas(endpoint, replicas), "Scaled", as_json)
 
 
+def prune_logs(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say what would be deleted.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete prediction-log segments past their retention, with the feedback of their
+    requests: the settings prediction_log_retention_days and decision_retention_days (for
+    segments holding decision records); unset keeps them forever. Audited per endpoint.
+    `milepost scheduler` runs this hourly."""
+    report = runtime().serving.prune_prediction_logs(dry_run=dry_run)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    cutoffs = report.before_ms
+    if cutoffs.get("prediction_log") is None and cutoffs.get("decisions") is None:
+        console.print(
+            "No retention is set (prediction_log_retention_days, decision_retention_days): "
+            "prediction logs and decision records are kept forever."
+        )
+        return
+    verb = "Would delete" if report.dry_run else "Deleted"
+    console.print(
+        f"{verb} {report.segments} segment(s): {report.rows:,} logged row(s), "
+        f"{report.decision_segments} segment(s) with decision records, "
+        f"{report.feedback} label(s)."
+    )
+    for name, label in (("prediction_log", "prediction logs"), ("decisions", "decisions")):
+        cutoff = cutoffs.get(name)
+        kept = "kept forever" if cutoff is None else f"kept from {fmt_time(cutoff)} UTC on"
+        console.print(f"  {label}: {kept}")
+    for name, count in sorted(report.endpoints.items()):
+        console.print(f"  {name}: {count} segment(s)")
+
+
 def serve(
     endpoint: EndpointArg,
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
@@ -488,3 +562,4 @@ app.command()(advance)
 app.command()(rollback)
 app.command()(finalize)
 app.command()(serve)
+app.command("prune-logs")(prune_logs)

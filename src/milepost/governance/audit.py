@@ -23,27 +23,35 @@ embedded mode nothing tells the two apart (the server's tokens will tie actors t
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from milepost import _validate as check
-from milepost.errors import InvalidInput
+from milepost._records import record_dict
+from milepost.errors import InvalidInput, NotFound
 from milepost.governance._replay import StateReplay
 from milepost.stores import audit_guards
 from milepost.stores.audit import (
     GENESIS_HASH,
     AuditEvent,
+    event_filters,
     event_hash,
     iter_rows,
     query_events,
     read_head,
+    stored_row,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from milepost.stores.metadata import MetadataStore
 
-__all__ = ["AuditProblem", "AuditService", "VerifyReport"]
+__all__ = ["AuditProblem", "AuditService", "ExportSummary", "VerifyReport"]
 
 ProblemKind = Literal[
     "edited",
@@ -119,32 +127,116 @@ class AuditService:
         actor: str | None = None,
         action: str | None = None,
         since_ms: int | None = None,
+        until_ms: int | None = None,
         limit: int = 100,
     ) -> list[AuditEvent]:
         """Events, newest first, filtered by any of the arguments.
 
-        ``action`` accepts ``*`` as a wildcard (``run.*``).
+        ``action`` accepts ``*`` as a wildcard (``run.*``); ``since_ms`` is inclusive and
+        ``until_ms`` exclusive (ms since the epoch, UTC).
         """
         check.integer(limit, "limit", minimum=1)
-        for what, value in (
-            ("object_type", object_type),
-            ("object_id", object_id),
-            ("actor", actor),
-            ("action", action),
-        ):
-            check.optional_text(value, what)
-        if since_ms is not None:
-            check.integer(since_ms, "since_ms")
+        filters = _check_filters(object_type, object_id, actor, action, since_ms, until_ms)
         with self._store.read() as conn:
-            return query_events(
-                conn,
-                object_type=object_type,
-                object_id=object_id,
-                actor=actor,
-                action=action,
-                since_ms=since_ms,
-                limit=limit,
-            )
+            return query_events(conn, limit=limit, **filters)
+
+    def export(
+        self,
+        dest: IO[str] | str | Path,
+        *,
+        object_type: str | None = None,
+        object_id: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+    ) -> ExportSummary:
+        """Write the matching events as JSON lines, oldest first, one event per line.
+
+        Each line is an event as :meth:`AuditEvent.to_dict` gives it (``before`` and
+        ``after`` as JSON data, with ``seq``, ``prev_hash`` and ``hash``), so the export
+        can be checked away from the store with :meth:`verify_export`. The events are
+        read in one snapshot, in batches (an export of millions of events does not sit in
+        memory). A path is written to a temporary file beside it and renamed at the end:
+        a failed export leaves no partial file.
+
+        Args:
+            dest: a path, or an open text stream (e.g. ``sys.stdout``).
+            object_type, object_id, actor, action, since_ms, until_ms: as :meth:`list`.
+
+        Returns:
+            How many events were written, their sequence range and the chain's head when
+            the export was read (keep it to anchor a later ``verify --expect-head``).
+        """
+        filters = _check_filters(object_type, object_id, actor, action, since_ms, until_ms)
+        if isinstance(dest, (str, Path)):
+            target = Path(dest)
+            if target.is_dir():
+                raise InvalidInput(
+                    f"Cannot export the audit trail to {target}: it is a directory.",
+                    hint="Name a file, e.g. audit.jsonl.",
+                )
+            if not target.parent.is_dir():
+                raise InvalidInput(
+                    f"Cannot export the audit trail to {target}: {target.parent} does not exist.",
+                    hint="Create the directory first, or name a file in an existing one.",
+                )
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            try:
+                with tmp.open("w", encoding="utf-8") as out:
+                    summary = self._export(out, filters)
+                tmp.replace(target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            return summary
+        return self._export(dest, filters)
+
+    def _export(self, out: IO[str], filters: dict[str, Any]) -> ExportSummary:
+        count, first, last = 0, None, None
+        with self._store.read() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            head_seq, head_hash = read_head(conn)
+            for row in iter_rows(conn, where=event_filters(**filters)):
+                event = {
+                    **row,
+                    "before": None if row["before"] is None else json.loads(row["before"]),
+                    "after": None if row["after"] is None else json.loads(row["after"]),
+                }
+                out.write(json.dumps(event, sort_keys=True) + "\n")
+                count += 1
+                first = row["seq"] if first is None else first
+                last = row["seq"]
+        return ExportSummary(
+            events=count,
+            first_seq=first,
+            last_seq=last,
+            head=f"{head_seq}:{head_hash}",
+            filters={k: v for k, v in filters.items() if v is not None},
+        )
+
+    @staticmethod
+    def verify_export(
+        source: IO[str] | str | Path, *, partial: bool = False, expect_head: str | None = None
+    ) -> VerifyReport:
+        """Check an export away from the store: every event's hash matches its content, each
+        event follows the one before it where their sequence numbers are consecutive, and
+        (unless ``partial``, for a filtered export) the export starts at the first event
+        and has no gaps. ``expect_head`` (``SEQ:HASH`` or a hash, e.g. the ``head`` an
+        export printed or one kept elsewhere) must be in the export with that hash.
+
+        Raises:
+            InvalidInput: a line is not an exported event (names the line).
+        """
+        expected = _parse_anchor(expect_head) if expect_head is not None else None
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            if not path.is_file():
+                raise NotFound(f"No audit export at {path}.")
+            with path.open(encoding="utf-8") as handle:
+                return _verify_lines(handle, partial, expected)
+        return _verify_lines(source, partial, expected)
 
     def head(self) -> tuple[int, str]:
         """The newest event's ``(seq, hash)``: record it elsewhere as an anchor."""
@@ -360,3 +452,146 @@ def _parse_anchor(anchor: str) -> tuple[int | None, str]:
             hint="Use the value printed by `milepost audit head`.",
         )
     return seq, digest
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What :meth:`AuditService.export` wrote."""
+
+    events: int
+    first_seq: int | None
+    last_seq: int | None
+    head: str  # the chain's head (SEQ:HASH) when the export was read
+    filters: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return record_dict(self)
+
+    def __repr__(self) -> str:
+        span = f" {self.first_seq}..{self.last_seq}" if self.events else ""
+        return f"ExportSummary({self.events} events{span}, head {self.head[:20]})"
+
+
+_EXPORT_KEYS = frozenset(
+    (
+        "seq",
+        "event_id",
+        "time",
+        "actor",
+        "action",
+        "object_type",
+        "object_id",
+        "before",
+        "after",
+        "reason",
+        "prev_hash",
+        "hash",
+    )
+)
+
+
+def _verify_lines(
+    lines: Iterable[str], partial: bool, expected: tuple[int | None, str] | None
+) -> VerifyReport:
+    problems: list[AuditProblem] = []
+    prev: tuple[int, str] | None = None
+    checked, found = 0, expected is None
+    last_seq, last_hash = 0, GENESIS_HASH
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"Line {number} of the export is not JSON ({exc.msg}).") from exc
+        if not isinstance(event, dict) or not event.keys() >= _EXPORT_KEYS:
+            raise InvalidInput(
+                f"Line {number} of the export is not an audit event.",
+                hint="Check a file written by `milepost audit export`.",
+            )
+        checked += 1
+        seq = int(event["seq"])
+        what = f"{event['action']} on {event['object_type']} {event['object_id']}"
+        if event_hash(stored_row(event)) != event["hash"]:
+            problems.append(
+                AuditProblem(
+                    "edited",
+                    seq,
+                    f"event {seq} ({what}) was changed: its content no longer matches its hash.",
+                )
+            )
+        expected_prev = prev[1] if prev is not None else GENESIS_HASH
+        prev_seq = prev[0] if prev is not None else 0
+        if seq <= prev_seq:
+            problems.append(
+                AuditProblem("reordered", seq, f"event {seq} comes after event {prev_seq}.")
+            )
+        elif seq == prev_seq + 1 and event["prev_hash"] != expected_prev:
+            problems.append(
+                AuditProblem(
+                    "broken_link",
+                    seq,
+                    f"event {seq} does not follow event {prev_seq}: the link is broken.",
+                )
+            )
+        elif seq > prev_seq + 1 and not partial:
+            missing = f"{prev_seq + 1}..{seq - 1}" if seq - prev_seq > 2 else str(prev_seq + 1)
+            problems.append(
+                AuditProblem(
+                    "deleted",
+                    prev_seq + 1,
+                    f"event(s) {missing} missing (pass partial=True / --partial for a "
+                    "filtered export).",
+                )
+            )
+        if (
+            expected is not None
+            and not found
+            and (expected[0] == seq or (expected[0] is None and event["hash"] == expected[1]))
+        ):
+            found = True
+            if event["hash"] != expected[1]:
+                problems.append(
+                    AuditProblem("anchor", seq, f"event {seq} does not have the expected hash.")
+                )
+        prev = (seq, event["hash"])
+        last_seq, last_hash = seq, event["hash"]
+    if not found and expected is not None:
+        problems.append(
+            AuditProblem("anchor", expected[0] or 0, "the expected head is not in the export.")
+        )
+    return VerifyReport(checked=checked, head_seq=last_seq, head_hash=last_hash, problems=problems)
+
+
+def _check_filters(
+    object_type: Any,
+    object_id: Any,
+    actor: Any,
+    action: Any,
+    since_ms: Any,
+    until_ms: Any,
+) -> dict[str, Any]:
+    for what, value in (
+        ("object_type", object_type),
+        ("object_id", object_id),
+        ("actor", actor),
+        ("action", action),
+    ):
+        check.optional_text(value, what)
+    for what, value in (("since_ms", since_ms), ("until_ms", until_ms)):
+        if value is not None:
+            check.integer(value, what)
+    if since_ms is not None and until_ms is not None and until_ms <= since_ms:
+        raise InvalidInput(
+            f"The time range is empty: until ({until_ms}) is not after since ({since_ms}).",
+            hint="Give an until later than since.",
+        )
+    return {
+        "object_type": object_type,
+        "object_id": object_id,
+        "actor": actor,
+        "action": action,
+        "since_ms": since_ms,
+        "until_ms": until_ms,
+    }

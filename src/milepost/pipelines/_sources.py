@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ALERT_CHECKS",
     "CANARY_LEASE_SECONDS",
+    "PRUNE_EVERY_MS",
     "DataKind",
+    "PruneLogs",
     "RowCount",
     "RuntimeSources",
     "TriggerSources",
@@ -235,6 +237,38 @@ def reap_pipeline_runs(pipelines: PipelineService) -> list[str]:
         f"pipeline run {r.run_id} ({r.pipeline}) marked failed: {r.error}"
         for r in pipelines.reap_stale()
     ]
+
+
+PRUNE_EVERY_MS = 3_600_000  # prediction-log retention is counted in days: hourly is plenty
+
+
+class PruneLogs:
+    """The scheduler's retention work: prune the prediction logs at most once per
+    ``every_ms`` (reading old segments costs I/O; retention is counted in days)."""
+
+    def __init__(self, serving: Callable[[], DeploymentService], every_ms: int = PRUNE_EVERY_MS):
+        self._serving = serving
+        self.every_ms = every_ms
+        self._last: int | None = None
+
+    def __call__(self, now_ms: int) -> list[str]:
+        """One line when something was deleted."""
+        if self._last is not None and now_ms - self._last < self.every_ms:
+            return []
+        settings = self._serving().settings
+        if (
+            settings.prediction_log_retention_days is None
+            and settings.decision_retention_days is None
+        ):
+            return []
+        report = self._serving().prune_prediction_logs(now=now_ms)
+        self._last = now_ms
+        if not report.segments:
+            return []
+        return [
+            f"pruned {report.segments} prediction-log segment(s) ({report.rows:,} rows, "
+            f"{report.decision_segments} with decision records, {report.feedback} label(s))"
+        ]
 
 
 def orphan_canaries(serving: DeploymentService, holder: str) -> list[str]:

@@ -8,16 +8,22 @@
     milepost endpoints update churn 4   # a canary; v4's promotion gates first; `serve` runs
                                         # it, and its end makes v4 Production and primary
     milepost endpoints show churn
+    milepost endpoints update churn --consequential   # decisions recorded with explanations
+    milepost decisions show REQUEST_ID                # input, version, answer, why, lineage
+    milepost endpoints prune-logs --dry-run           # retention of logs and decisions
 """
 
+from milepost.serving.decisions import DecisionRecord, PruneReport
 from milepost.serving.service import Decision, DeploymentService, VariantStats
 from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Track, Variant
 
 __all__ = [
     "CanaryPolicy",
     "Decision",
+    "DecisionRecord",
     "DeploymentService",
     "EndpointSpec",
+    "PruneReport",
     "Rollout",
     "Track",
     "Variant",

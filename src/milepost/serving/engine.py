@@ -1,5 +1,9 @@
 """What a replica does with a request: route, read features, check, predict, log.
 
+On a consequential endpoint every answered row is explained before the answer goes out
+and its explanation is logged with it (:mod:`milepost.serving.decisions`); a shadow's
+mirrored answers are not decisions and are not explained.
+
 The hot path avoids pandas for ONNX-backed models: rows (dicts) are checked against the
 signature column by column and fed to onnxruntime as arrays. Routing state is rebuilt
 in a background thread when the endpoint's revision changes (polled twice a second),
@@ -344,6 +348,36 @@ class VariantRuntime:
         explained: list[dict[str, Any]] = self._explainer(frame)
         return explained
 
+    def decide(self, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+        """The explanation of each row and its decision record (the log's ``explanation``
+        text, see :mod:`milepost.serving.decisions`), for a consequential endpoint.
+
+        Fails closed: an explanation that cannot be computed (or does not add up) is the
+        variant's error, so the answer is not given without its record.
+
+        Raises:
+            ModelFailed: the explainer failed on rows that passed the signature.
+        """
+        from milepost.serving.decisions import compact_explanation
+
+        try:
+            explained = self.explain(rows)
+        except MilepostError as exc:
+            raise self._failed(
+                f"its explanation, which a consequential endpoint records with every "
+                f"decision, failed: {exc.message}"
+            ) from exc
+        except Exception as exc:
+            raise self._failed(
+                "its explanation, which a consequential endpoint records with every "
+                f"decision, failed: {type(exc).__name__}: {str(exc)[:400]}"
+            ) from exc
+        records = [
+            orjson.dumps(compact_explanation(e), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+            for e in explained
+        ]
+        return explained, records
+
 
 def _classes(loaded: LoadedModel, onnx: OnnxPredictor | None) -> list[Any] | None:
     """A classifier's classes in probability-column order: from the ONNX graph, else the
@@ -557,10 +591,15 @@ class EndpointEngine:
             runtime = state.variants[state.router.pick(route_key).name]
         variant = runtime.variant
         status, error = "ok", ""
+        records: list[str] | None = None
         try:
             prepared = runtime.prepare(rows)
             preds, proba = runtime.predict(prepared)
-            explanation = runtime.explain(prepared) if explain else None
+            if state.spec.consequential and self._logging:  # a decision: record why
+                explained, records = runtime.decide(prepared)
+                explanation = explained if explain else None
+            else:
+                explanation = runtime.explain(prepared) if explain else None
         except InvalidInput as exc:
             status, error = "invalid", exc.message
             self._log(request_id, rows, variant, route_key, None, start, status, error)
@@ -581,6 +620,7 @@ class EndpointEngine:
             error,
             latency,
             runtime.proba_json(proba) if self._logging else None,
+            records,
         )
         if forced_variant is None:
             for shadow in state.router.mirrors(route_key):
@@ -639,9 +679,11 @@ class EndpointEngine:
         error: str,
         latency: float | None = None,
         proba: list[str] | None = None,
+        explanations: list[str] | None = None,
     ) -> None:
         """Count the request and log its rows (``proba``: each row's ``probabilities``
-        text, from :meth:`VariantRuntime.proba_json`)."""
+        text, from :meth:`VariantRuntime.proba_json`; ``explanations``: each row's
+        decision record, from :meth:`VariantRuntime.decide`)."""
         latency = time.perf_counter() - start if latency is None else latency
         self.metrics.observe(self.endpoint, variant.name, status, latency)
         if self.logger is None or not self.state.spec.log_predictions:
@@ -664,6 +706,7 @@ class EndpointEngine:
                     ).decode(),
                     "prediction": None if preds is None else orjson.dumps(preds[i]).decode(),
                     "probabilities": None if proba is None else proba[i],
+                    "explanation": None if explanations is None else explanations[i],
                     "latency_ms": latency * 1000,
                     "status": status,
                     "error": error or None,

@@ -49,6 +49,7 @@ __all__ = [
     "FeedbackRequest",
     "LoggedRequest",
     "find_request",
+    "logged_rows",
     "parse_feedback",
 ]
 
@@ -199,6 +200,28 @@ def find_request(
     raise _unknown(request_id, endpoint, log_predictions)
 
 
+def logged_rows(
+    request_id: str, *, store: SqlServingStore, endpoint: str | None = None
+) -> list[dict[str, Any]]:
+    """Every log row of a request (all ``LOG_SCHEMA`` columns, shadows' rows too), read
+    from the segments written around the time in its id, of one endpoint or of all;
+    ``[]`` when none holds it (or the id is not a time-ordered request id).
+
+    Raises:
+        BackendUnavailable: a segment could not be read.
+    """
+    made_at = request_time(request_id)
+    if made_at is None:
+        return []
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for window in _WINDOWS_MS:
+        rows += _read_new(store, endpoint, made_at, window, seen, request_id, columns=None)
+        if _served(rows):
+            break
+    return rows
+
+
 def _unknown(request_id: str, endpoint: str, log_predictions: bool) -> NotFound:
     if not log_predictions:
         hint = (
@@ -213,16 +236,22 @@ def _unknown(request_id: str, endpoint: str, log_predictions: bool) -> NotFound:
     )
 
 
+_FEEDBACK_COLUMNS = ["row", "role", "status", "prediction", "error"]
+
+
 def _read_new(
     store: SqlServingStore,
-    endpoint: str,
+    endpoint: str | None,
     made_at: int,
     window_ms: int,
     seen: set[str],
     request_id: str,
+    *,
+    columns: list[str] | None = _FEEDBACK_COLUMNS,
 ) -> list[dict[str, Any]]:
     """Log rows of the request in segments of the window not read yet (local files, or
-    the artifact store's when the replicas write there)."""
+    the artifact store's when the replicas write there); of every endpoint when
+    ``endpoint`` is None; ``columns`` None reads them all."""
     import pyarrow.dataset as ds
 
     from milepost.monitoring._segments import local_segments
@@ -239,12 +268,12 @@ def _read_new(
             return []
         try:
             table = ds.dataset(files, schema=LOG_SCHEMA, format="parquet").to_table(
-                columns=["row", "role", "status", "prediction", "error"],
+                columns=columns,
                 filter=ds.field("request_id") == request_id,
             )
         except OSError as exc:
             raise BackendUnavailable(
-                f"Cannot read the prediction log of {endpoint!r}: {exc}"
+                f"Cannot read the prediction log of {endpoint or 'the endpoints'!r}: {exc}"
             ) from exc
     rows: list[dict[str, Any]] = table.to_pylist()
     return rows

@@ -38,6 +38,9 @@ filled, and the request thread never touches rows already queued.
 **Columns** are ``LOG_SCHEMA``'s: ``features`` and ``prediction`` are JSON text, and so
 is ``probabilities`` (a classifier's class probabilities with the classes they belong
 to, so ROC AUC, log loss and the confidence-based estimate can run on served traffic).
+``explanation`` is a consequential endpoint's record of why (JSON; see
+:mod:`milepost.serving.decisions`). Readers unify segments by column name, so segments
+written before a column existed read it as null.
 
 Request ids are time-ordered (the layout of a UUIDv7: 48 bits of milliseconds since the
 epoch, then random bits), so a lookup by request id (feedback) reads only the segments
@@ -96,6 +99,11 @@ LOG_SCHEMA = pa.schema(
         # not name them); null for a regressor, a failed row, and segments written before
         # the column existed (readers unify schemas by name)
         ("probabilities", pa.string()),
+        # JSON of the decision's explanation on a consequential endpoint (see
+        # ``milepost.serving.decisions``): the top contributions, the rest summed as
+        # "other", base value, output and its space; null elsewhere, for a failed row and
+        # in segments written before the column existed
+        ("explanation", pa.string()),
     ]
 )
 

@@ -43,6 +43,13 @@ the registry allows in Production:
   primary is the registry's Production version and at most one version is Production.
 
 Shadows answer nobody, so any version of the tracked model may be mirrored.
+
+**Consequential endpoints** (``consequential=True`` at ``create``, or
+:meth:`DeploymentService.set_consequential`) record every decision with its explanation
+(:mod:`milepost.serving.decisions`): marking one checks that each variant that answers
+can be explained (its SHAP explainer is built and run on the input example), and so
+does every version a rollout brings in later; a model that cannot be explained is
+refused. :meth:`DeploymentService.decision` reads a decision back by request id.
 """
 
 from __future__ import annotations
@@ -51,23 +58,28 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from milepost import _validate as check
-from milepost.errors import Conflict, InvalidInput, NotFound
+from milepost.errors import Conflict, InvalidInput, MilepostError, NotFound
 from milepost.models.uri import check_model_name
 from milepost.monitoring import VariantStats, variant_stats
 from milepost.serving._registry import IN_PROGRESS, RegistryLink, tracked_stage
 from milepost.serving.analysis import Decision, judge
 from milepost.serving.backends.sql import SqlServingStore
+from milepost.serving.decisions import DecisionRecord, PruneReport
 from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Track, Variant
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
 
     from sqlalchemy.engine import Connection
 
     from milepost.config import Settings
     from milepost.features.service import FeatureService
-    from milepost.models.service import ModelService
+    from milepost.models.models import ModelVersion
+    from milepost.models.service import LoadedModel, ModelService
     from milepost.promotion.service import PromotionService
     from milepost.stores.metadata import MetadataStore
 
@@ -129,9 +141,18 @@ class DeploymentService:
 
     # -- variants -----------------------------------------------------------------------
 
-    def _variant(self, model: str, version: int | None, role: str, **extra: Any) -> Variant:
+    def _variant(
+        self,
+        model: str,
+        version: int | None,
+        role: str,
+        *,
+        explained_for: str | None = None,
+        **extra: Any,
+    ) -> Variant:
         """A checked variant: the version exists, loads, predicts its example, and its
-        pinned features are materialized (serving refuses it otherwise)."""
+        pinned features are materialized (serving refuses it otherwise); with
+        ``explained_for`` (a consequential endpoint's name), it can be explained too."""
         mv = (
             self.models.get_version(model, version)
             if version is not None
@@ -148,6 +169,8 @@ class DeploymentService:
                     f"{mv.uri} failed its smoke test on its input example: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
+        if explained_for is not None and role != "shadow":
+            self._explainable(explained_for, mv, loaded)
         return Variant.model_validate(
             {
                 "name": f"{model}-v{mv.version}",
@@ -158,6 +181,29 @@ class DeploymentService:
             }
         )
 
+    def _explainable(self, endpoint: str, mv: ModelVersion, loaded: LoadedModel) -> None:
+        """Refuse a version a consequential endpoint could not explain: its explainer is
+        built (as a replica builds it) and run on its input example."""
+        import pandas as pd
+
+        from milepost.serving.explain import build_explainer
+
+        try:
+            explainer = build_explainer(loaded, data=self.models.data)
+            if mv.input_example:
+                frame = pd.DataFrame(mv.input_example).head(1)
+                names = loaded.signature.input_names if loaded.signature else None
+                explainer(frame[names] if names else frame)
+        except Exception as exc:
+            why = exc.message if isinstance(exc, MilepostError) else f"{type(exc).__name__}: {exc}"
+            raise InvalidInput(
+                f"Endpoint {endpoint!r} makes consequential decisions, each recorded with "
+                f"its explanation, but {mv.uri} cannot be explained: {why}",
+                hint="Serve a model SHAP explains exactly (tree ensembles, linear models, or "
+                "numeric inputs with a recorded training dataset or input example), or leave "
+                "the endpoint unmarked (--not-consequential).",
+            ) from exc
+
     def create(
         self,
         name: str,
@@ -167,6 +213,7 @@ class DeploymentService:
         stage: str | None = None,
         replicas: int = 1,
         log_predictions: bool = True,
+        consequential: bool = False,
     ) -> EndpointSpec:
         """Create an endpoint that tracks Production of ``model`` (the default), or one
         pinned to ``version``.
@@ -176,9 +223,14 @@ class DeploymentService:
         serves the version it names, whatever its stage, and its rollouts leave the
         registry alone.
 
+        ``consequential``: its answers are decisions about people, each logged with its
+        explanation (see :mod:`milepost.serving.decisions`); the version must be
+        explainable and predictions logged.
+
         Raises:
             InvalidInput: a bad name, both ``version`` and ``stage``, or a stage other
-                than Production; the version fails its smoke test.
+                than Production; the version fails its smoke test; a consequential
+                endpoint without logging, or whose version cannot be explained.
             Conflict: the model has no Production version to track (or it moved while
                 the endpoint was created).
             AlreadyExists: the name is taken, or another endpoint tracks this stage.
@@ -188,6 +240,13 @@ class DeploymentService:
         _target(version, None)
         check.integer(replicas, "replicas", minimum=1, maximum=64)
         check.boolean(log_predictions, "log_predictions")
+        check.boolean(consequential, "consequential")
+        if consequential and not log_predictions:
+            raise InvalidInput(
+                f"Endpoint {name!r} cannot be consequential without logging its predictions: "
+                "its decision records are kept in the prediction log.",
+                hint="Leave out --no-log (log_predictions=False).",
+            )
         if stage is not None:
             check.name(stage, "Stage", max_length=16)
         if version is not None and stage is not None:
@@ -207,10 +266,15 @@ class DeploymentService:
                     "--version N`.",
                 )
         spec = EndpointSpec(
-            variants=[self._variant(model, version, "primary")],
+            variants=[
+                self._variant(
+                    model, version, "primary", explained_for=name if consequential else None
+                )
+            ],
             replicas=replicas,
             log_predictions=log_predictions,
             track=track,
+            consequential=consequential,
         )
         serving = version
 
@@ -282,7 +346,9 @@ class DeploymentService:
         current, _ = self.store.get(name)
         self._busy(current, "blue/green")
         model = self.registry.model_for(current, model)
-        candidate = self._variant(model, version, "standby")
+        candidate = self._variant(
+            model, version, "standby", explained_for=_explained(name, current)
+        )
         request_id = self.registry.admit(name, current, version, "blue/green")
 
         def change(spec: EndpointSpec) -> EndpointSpec:
@@ -364,7 +430,13 @@ class DeploymentService:
         current, _ = self.store.get(name)
         self._busy(current, "a canary")
         model = self.registry.model_for(current, model)
-        candidate = self._variant(model, version, "canary", weight=policy.steps[0])
+        candidate = self._variant(
+            model,
+            version,
+            "canary",
+            explained_for=_explained(name, current),
+            weight=policy.steps[0],
+        )
         request_id = self.registry.admit(name, current, version, "canary")
 
         def change(spec: EndpointSpec) -> EndpointSpec:
@@ -417,7 +489,9 @@ class DeploymentService:
         current, _ = self.store.get(name)
         self._busy(current, "a rolling update")
         model = self.registry.model_for(current, model)
-        candidate = self._variant(model, version, "standby")
+        candidate = self._variant(
+            model, version, "standby", explained_for=_explained(name, current)
+        )
         request_id = self.registry.admit(name, current, version, "rolling update")
 
         def change(spec: EndpointSpec) -> EndpointSpec:
@@ -482,6 +556,8 @@ class DeploymentService:
             if shadow is None:
                 raise Conflict(f"The shadow {ro.candidate} is no longer in {name!r}.")
             canary = _checked(policy or CanaryPolicy())
+            if spec.consequential:  # its answers become decisions: they must be explained
+                self._variant(shadow.model, shadow.version, "canary", explained_for=name)
             request_id = self.registry.admit(name, spec, shadow.version, "canary")
 
             def to_canary(s: EndpointSpec) -> EndpointSpec:
@@ -641,6 +717,56 @@ class DeploymentService:
 
         return self._update(name, current, change, kind="scale")
 
+    def set_consequential(
+        self, name: str, consequential: bool = True, *, reason: str | None = None
+    ) -> EndpointSpec:
+        """Mark an endpoint as making consequential decisions (or unmark it), audited.
+
+        Marked, every answer is logged with its explanation from the replicas' next
+        routing refresh on (within a second); requests answered before have no decision
+        record. Marking checks that each variant that answers (all but shadows) can be
+        explained, and that the endpoint logs its predictions.
+
+        Raises:
+            InvalidInput: the endpoint does not log predictions, or a variant cannot be
+                explained (the message names it and why).
+            Conflict: the variants changed while they were being checked.
+        """
+        _endpoint(name)
+        check.boolean(consequential, "consequential")
+        reason = check.optional_text(reason, "reason")
+        current, _ = self.store.get(name)
+        if consequential and not current.log_predictions:
+            raise InvalidInput(
+                f"Endpoint {name!r} does not log its predictions, so it cannot keep decision "
+                "records.",
+                hint="Create a logging endpoint (without --no-log) for consequential decisions.",
+            )
+        checked = sorted(v.name for v in current.variants if v.role != "shadow")
+        if consequential:
+            for v in current.variants:
+                if v.role != "shadow":
+                    self._variant(v.model, v.version, v.role, explained_for=name)
+
+        def change(spec: EndpointSpec) -> EndpointSpec:
+            now = sorted(v.name for v in spec.variants if v.role != "shadow")
+            if consequential and now != checked:
+                raise Conflict(
+                    f"The variants of {name!r} changed while they were checked; nothing "
+                    "was changed.",
+                    hint="Mark it again.",
+                )
+            spec.consequential = consequential
+            return spec
+
+        return self._update(
+            name,
+            current,
+            change,
+            kind="consequential.mark" if consequential else "consequential.unmark",
+            reason=reason,
+        )
+
     def fail_rolling(self, name: str, reason: str) -> EndpointSpec:
         """A new replica never became ready: restore the previous version."""
         _endpoint(name)
@@ -760,6 +886,131 @@ class DeploymentService:
             }
         return out
 
+    # -- decision records and retention ---------------------------------------------------
+
+    def decision(self, request_id: str, *, row: int = 0) -> DecisionRecord:
+        """A consequential endpoint's decision, read back from the prediction log by the
+        ``request_id`` of its answer (``row``: which row of a many-row request).
+
+        The input, the version that answered, the answer and its explanation come from
+        the log alone; the model is not loaded. A request answered within the last
+        second may not be in a segment yet.
+
+        Raises:
+            NotFound: no endpoint logged that request id (unknown, not yet written, or
+                pruned), or its endpoint keeps no decision records (not consequential,
+                or not yet when it answered).
+            InvalidInput: ``row`` is beyond the request's rows.
+        """
+        from milepost.serving.feedback import logged_rows
+
+        check.text(request_id, "request_id")
+        check.integer(row, "row", minimum=0)
+        served = [r for r in logged_rows(request_id, store=self.store) if r.get("role") != "shadow"]
+        if not served:
+            raise NotFound(
+                f"No endpoint logged a prediction with request id {request_id[:64]!r}.",
+                hint="Give the request_id of a /predict answer. The last second's answers "
+                "may not be written yet, and logs past their retention are deleted.",
+            )
+        endpoint = str(served[0]["endpoint"])
+        rows = sorted({int(r["row"]) for r in served})
+        found = next((r for r in served if int(r["row"]) == row), None)
+        if found is None:
+            raise InvalidInput(
+                f"Request {request_id!r} predicted {len(rows)} row(s) (0..{rows[-1]}); there "
+                f"is no row {row}."
+            )
+        if found["status"] == "ok" and found.get("explanation") is None:
+            try:
+                consequential = self.store.get(endpoint)[0].consequential
+            except NotFound:  # the endpoint is gone; its log is still there
+                consequential = False
+            if consequential:
+                message = (
+                    f"Request {request_id!r} was answered by endpoint {endpoint!r} before it "
+                    "was marked consequential, so it has no decision record."
+                )
+            else:
+                message = (
+                    f"Endpoint {endpoint!r} keeps no decision records: it is not marked "
+                    f"consequential, so request {request_id!r} was logged without an "
+                    "explanation."
+                )
+            raise NotFound(
+                message,
+                hint=f"Mark it (`milepost endpoints update {endpoint} --consequential`) to "
+                "record the decisions it makes from then on; to explain this input now, "
+                f"POST it to /v1/endpoints/{endpoint}/explain.",
+            )
+        return _decision(found, len(rows))
+
+    def decisions(
+        self, endpoint: str, *, since_ms: int | None = None, limit: int = 50
+    ) -> list[DecisionRecord]:
+        """A consequential endpoint's recorded decisions, newest first.
+
+        Args:
+            endpoint: the endpoint.
+            since_ms: only decisions at or after this time (epoch ms); None: all kept.
+            limit: at most this many.
+
+        Raises:
+            NotFound: the endpoint does not exist, or it is not consequential and holds
+                no decision records.
+        """
+        _endpoint(endpoint)
+        if since_ms is not None:
+            check.integer(since_ms, "since_ms", minimum=0)
+        check.integer(limit, "limit", minimum=1, maximum=100_000)
+        spec, _ = self.store.get(endpoint)
+        found = _read_decisions(self.store, endpoint, since_ms or 0, limit)
+        if not found and not spec.consequential:
+            raise NotFound(
+                f"Endpoint {endpoint!r} keeps no decision records: it is not marked consequential.",
+                hint=f"Mark it: `milepost endpoints update {endpoint} --consequential`.",
+            )
+        return found
+
+    def prune_prediction_logs(
+        self, *, now: int | datetime | None = None, dry_run: bool = False
+    ) -> PruneReport:
+        """Delete prediction-log segments past their retention, with the feedback of their
+        requests (``dry_run``: only say what would go). A segment holding decision
+        records follows the ``decision_retention_days`` setting, any other
+        ``prediction_log_retention_days``; unset keeps them forever. Audited per
+        endpoint (``predictions.prune``, with the counts).
+
+        Args:
+            now: the time retention counts back from (epoch ms or an aware datetime;
+                default now).
+            dry_run: count, delete nothing.
+
+        Raises:
+            BackendUnavailable: a segment could not be read (nothing was deleted).
+        """
+        from milepost.serving._retention import prune
+
+        check.boolean(dry_run, "dry_run")
+        if now is None:
+            now_ms = _now()
+        elif isinstance(now, int) and not isinstance(now, bool):
+            now_ms = now
+        elif hasattr(now, "timestamp") and getattr(now, "tzinfo", None) is not None:
+            now_ms = int(now.timestamp() * 1000)
+        else:
+            raise InvalidInput(
+                f"now must be epoch milliseconds or an aware datetime, got {check.short_repr(now)}."
+            )
+        return prune(
+            self.store,
+            now_ms=now_ms,
+            log_days=self.settings.prediction_log_retention_days,
+            decision_days=self.settings.decision_retention_days,
+            actor=self.actor,
+            dry_run=dry_run,
+        )
+
     def list_endpoints(self) -> list[str]:
         """Every endpoint's name, in name order."""
         return self.store.names()
@@ -781,6 +1032,80 @@ class DeploymentService:
         check.name(kind, "Event kind", max_length=64)
         check.text(reason, "reason")
         self.store.add_event(name, kind, actor=self.actor, reason=reason, details=details)
+
+
+def _explained(name: str, spec: EndpointSpec) -> str | None:
+    """The endpoint's name when versions brought into it must be explainable."""
+    return name if spec.consequential else None
+
+
+def _json(text: Any) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def _ms(ts: Any) -> int:
+    return ts if isinstance(ts, int) else int(ts.timestamp() * 1000)
+
+
+def _decision(r: dict[str, Any], rows: int) -> DecisionRecord:
+    """A decision record from one log row."""
+    return DecisionRecord(
+        request_id=str(r["request_id"]),
+        row=int(r["row"]),
+        rows=rows,
+        at=_ms(r["ts"]),
+        endpoint=str(r["endpoint"]),
+        variant=str(r["variant"]),
+        model=str(r["model"]),
+        version=int(r["version"]),
+        features=_json(r["features"]) or {},
+        prediction=_json(r["prediction"]),
+        probabilities=_json(r.get("probabilities")),
+        explanation=_json(r.get("explanation")),
+        status=str(r["status"]),
+        error=r.get("error"),
+        latency_ms=r.get("latency_ms"),
+    )
+
+
+def _read_decisions(
+    store: SqlServingStore, endpoint: str, since_ms: int, limit: int
+) -> list[DecisionRecord]:
+    """The newest ``limit`` decision records of an endpoint at or after ``since_ms``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    from milepost.errors import BackendUnavailable
+    from milepost.monitoring._segments import local_segments
+    from milepost.serving.logger import LOG_SCHEMA
+
+    paths = store.segments(endpoint, since_ms=since_ms)
+    if not paths:
+        return []
+    with local_segments(paths, storage_options=store.storage_options) as files:
+        if not files:
+            return []
+        try:
+            table = ds.dataset(files, schema=LOG_SCHEMA, format="parquet").to_table(
+                filter=(ds.field("explanation").is_valid())
+                & (ds.field("role") != "shadow")
+                & (ds.field("ts") >= pa.scalar(since_ms, pa.timestamp("ms", tz="UTC")))
+            )
+        except OSError as exc:
+            raise BackendUnavailable(
+                f"Cannot read the prediction log of {endpoint!r}: {exc}"
+            ) from exc
+    if not table.num_rows:
+        return []
+    grouped = table.group_by("request_id").aggregate([("row", "count")]).to_pydict()
+    counts = dict(zip(grouped["request_id"], grouped["row_count"], strict=True))
+    order = pc.sort_indices(
+        table,
+        sort_keys=[("ts", "descending"), ("request_id", "descending"), ("row", "ascending")],
+    )
+    newest = table.take(order[:limit]).to_pylist()
+    return [_decision(r, int(counts[r["request_id"]])) for r in newest]
 
 
 def _checked(policy: CanaryPolicy) -> CanaryPolicy:

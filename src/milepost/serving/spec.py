@@ -12,6 +12,11 @@ An endpoint either **tracks a stage** of a model (``track``: "Production of chur
 **pinned** to the versions its variants name (``track`` is None). A tracking endpoint's
 primary is always the version the registry has in that stage; its rollouts carry the
 promotion request (``Rollout.request_id``) whose completion changes the stage.
+
+An endpoint marked **consequential** makes decisions about people (credit, claims,
+triage): every answer it gives is logged with its explanation (the top SHAP
+contributions), so each decision can be explained later without the model
+(:meth:`milepost.serving.DeploymentService.decision`).
 """
 
 from __future__ import annotations
@@ -141,6 +146,8 @@ class EndpointSpec(BaseModel):
     rollout: Rollout | None = None
     log_predictions: bool = True
     track: Track | None = None
+    # answers are decisions about people: each is logged with its explanation
+    consequential: bool = False
 
     def variant(self, name: str) -> Variant | None:
         """A variant by name."""
@@ -170,7 +177,9 @@ class EndpointSpec(BaseModel):
         return (
             f"EndpointSpec(primary {self.primary.name}"
             + "".join(f" + {o}" for o in others)
-            + f", {self.replicas} replica(s){rollout})"
+            + f", {self.replicas} replica(s){rollout}"
+            + (", consequential" if self.consequential else "")
+            + ")"
         )
 
     def summary(self) -> dict[str, Any]:
@@ -181,6 +190,7 @@ class EndpointSpec(BaseModel):
             "rollout": self.rollout.model_dump() if self.rollout else None,
             "track": self.track.model_dump() if self.track else None,
             "kind": self.kind,
+            "consequential": self.consequential,
         }
 
 

@@ -31,11 +31,23 @@ from milepost._records import record_dict
 from milepost.stores.schema import audit_events, audit_head
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterator, Mapping, Sequence
 
     from sqlalchemy.engine import Connection
+    from sqlalchemy.sql.elements import ColumnElement
 
-__all__ = ["GENESIS_HASH", "AuditEvent", "append_event", "event_hash", "iter_events", "read_head"]
+__all__ = [
+    "GENESIS_HASH",
+    "AuditEvent",
+    "append_event",
+    "event_filters",
+    "event_hash",
+    "iter_events",
+    "iter_rows",
+    "query_events",
+    "read_head",
+    "stored_row",
+]
 
 GENESIS_HASH = "0" * 64
 
@@ -153,14 +165,17 @@ def _to_event(row: Mapping[str, Any] | sa.RowMapping) -> AuditEvent:
     )
 
 
-def iter_rows(conn: Connection, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
-    """Every stored row in ``seq`` order, as stored (JSON as text), in batches."""
+def iter_rows(
+    conn: Connection, *, batch: int = 5000, where: Sequence[ColumnElement[bool]] = ()
+) -> Iterator[dict[str, Any]]:
+    """Every stored row in ``seq`` order, as stored (JSON as text), in batches; ``where``
+    narrows it (see :func:`event_filters`)."""
     last = -1
     while True:
         rows = (
             conn.execute(
                 sa.select(audit_events)
-                .where(audit_events.c.seq > last)
+                .where(audit_events.c.seq > last, *where)
                 .order_by(audit_events.c.seq)
                 .limit(batch)
             )
@@ -180,29 +195,52 @@ def iter_events(conn: Connection, *, batch: int = 5000) -> Iterator[AuditEvent]:
         yield _to_event(row)
 
 
-def query_events(
-    conn: Connection,
+def event_filters(
     *,
     object_type: str | None = None,
     object_id: str | None = None,
     actor: str | None = None,
     action: str | None = None,
     since_ms: int | None = None,
-    limit: int = 100,
-) -> list[AuditEvent]:
-    """The newest matching events first."""
-    q = sa.select(audit_events).order_by(audit_events.c.seq.desc()).limit(limit)
+    until_ms: int | None = None,
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses for the events matching every given argument (``action`` takes
+    ``*`` as a wildcard; ``since_ms`` inclusive, ``until_ms`` exclusive)."""
+    clauses: list[ColumnElement[bool]] = []
     if object_type:
-        q = q.where(audit_events.c.object_type == object_type)
+        clauses.append(audit_events.c.object_type == object_type)
     if object_id:
-        q = q.where(audit_events.c.object_id == object_id)
+        clauses.append(audit_events.c.object_id == object_id)
     if actor:
-        q = q.where(audit_events.c.actor == actor)
+        clauses.append(audit_events.c.actor == actor)
     if action:
-        q = q.where(audit_events.c.action.like(action.replace("*", "%")))
+        clauses.append(audit_events.c.action.like(action.replace("*", "%")))
     if since_ms is not None:
-        q = q.where(audit_events.c.time >= since_ms)
+        clauses.append(audit_events.c.time >= since_ms)
+    if until_ms is not None:
+        clauses.append(audit_events.c.time < until_ms)
+    return clauses
+
+
+def query_events(conn: Connection, *, limit: int = 100, **filters: Any) -> list[AuditEvent]:
+    """The newest matching events first (``filters``: those of :func:`event_filters`)."""
+    q = (
+        sa.select(audit_events)
+        .where(*event_filters(**filters))
+        .order_by(audit_events.c.seq.desc())
+        .limit(limit)
+    )
     return [_to_event(r) for r in conn.execute(q).mappings()]
+
+
+def stored_row(event: Mapping[str, Any]) -> dict[str, Any]:
+    """An event as exported (``AuditEvent.to_dict()``: ``before``/``after`` as JSON data)
+    back in its stored form, whose :func:`event_hash` is the event's hash."""
+    return {
+        **event,
+        "before": _canonical(event.get("before")),
+        "after": _canonical(event.get("after")),
+    }
 
 
 def read_head(conn: Connection) -> tuple[int, str]:

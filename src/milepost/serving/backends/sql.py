@@ -288,19 +288,103 @@ class SqlServingStore:
                 )
 
     def segments(
-        self, endpoint: str, *, since_ms: int = 0, until_ms: int | None = None
+        self, endpoint: str | None, *, since_ms: int = 0, until_ms: int | None = None
     ) -> list[str]:
         """Where the segments holding predictions at or after ``since_ms`` (and, with
         ``until_ms``, at or before it) are, oldest first: local paths (no scheme) or
-        URLs of the artifact store (read them with ``storage_options``)."""
+        URLs of the artifact store (read them with ``storage_options``). ``endpoint``
+        None: every endpoint's."""
         query = sa.select(prediction_segments.c.path).where(
-            prediction_segments.c.endpoint == endpoint,
             prediction_segments.c.last_at >= since_ms,
         )
+        if endpoint is not None:
+            query = query.where(prediction_segments.c.endpoint == endpoint)
         if until_ms is not None:
             query = query.where(prediction_segments.c.first_at <= until_ms)
         with self.db.read() as conn:
             return list(conn.execute(query.order_by(prediction_segments.c.segment_id)).scalars())
+
+    def segments_before(self, before_ms: int) -> list[dict[str, Any]]:
+        """Registered segments whose newest row is older than ``before_ms``, oldest
+        first: ``segment_id``, ``endpoint``, ``path``, ``rows``, ``first_at``, ``last_at``."""
+        t = prediction_segments
+        query = (
+            sa.select(t.c.segment_id, t.c.endpoint, t.c.path, t.c.rows, t.c.first_at, t.c.last_at)
+            .where(t.c.last_at < before_ms)
+            .order_by(t.c.segment_id)
+        )
+        with self.db.read() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def delete_segments(
+        self,
+        segments: Sequence[dict[str, Any]],
+        request_ids: dict[str, set[str]],
+        *,
+        actor: str,
+        details: dict[str, dict[str, Any]],
+    ) -> tuple[int, int, list[str]]:
+        """Unregister segments and delete the feedback of their requests, in one
+        transaction, with one audited ``predictions.prune`` event per endpoint (its
+        ``after``: ``details[endpoint]`` plus the counts deleted).
+
+        Args:
+            segments: rows of :meth:`segments_before` to delete.
+            request_ids: endpoint -> the request ids those segments hold.
+            actor: who prunes (the audit trail's actor).
+            details: endpoint -> what the audit event records beside the counts.
+
+        Returns:
+            ``(segments, feedback rows, paths)``: what was deleted, and the locations no
+            registered segment uses any more (the caller deletes those files).
+        """
+        ids = [int(s["segment_id"]) for s in segments]
+        if not ids:
+            return 0, 0, []
+        t = prediction_segments
+        with self.db.write() as conn:
+            deleted, labels = 0, 0
+            per_endpoint: dict[str, list[int]] = {}
+            for seg in segments:
+                per_endpoint.setdefault(str(seg["endpoint"]), []).append(int(seg["segment_id"]))
+            for endpoint, seg_ids in sorted(per_endpoint.items()):
+                gone = 0
+                for chunk in _chunks(seg_ids):
+                    gone += conn.execute(sa.delete(t).where(t.c.segment_id.in_(chunk))).rowcount
+                fb = 0
+                for chunk in _chunks(sorted(request_ids.get(endpoint, ()))):
+                    fb += conn.execute(
+                        sa.delete(feedback).where(
+                            feedback.c.endpoint == endpoint, feedback.c.request_id.in_(chunk)
+                        )
+                    ).rowcount
+                deleted, labels = deleted + gone, labels + fb
+                append_event(
+                    conn,
+                    actor=actor,
+                    action="predictions.prune",
+                    object_type="endpoint",
+                    object_id=endpoint,
+                    after={**details.get(endpoint, {}), "segments": gone, "feedback": fb},
+                )
+            paths = sorted({str(s["path"]) for s in segments})
+            still = set()
+            for chunk in _chunks(paths):
+                still |= set(conn.execute(sa.select(t.c.path).where(t.c.path.in_(chunk))).scalars())
+        return deleted, labels, [p for p in paths if p not in still]
+
+    def count_feedback(self, request_ids: dict[str, set[str]]) -> int:
+        """How many labels the requests hold (endpoint -> request ids)."""
+        total = 0
+        with self.db.read() as conn:
+            for endpoint, ids in request_ids.items():
+                for chunk in _chunks(sorted(ids)):
+                    total += conn.execute(
+                        sa.select(sa.func.count()).where(
+                            feedback.c.endpoint == endpoint, feedback.c.request_id.in_(chunk)
+                        )
+                    ).scalar_one()
+        return total
 
     def add_feedback(
         self, endpoint: str, request_id: str, values: Sequence[Any], *, offset: int = 0
@@ -420,3 +504,8 @@ class SqlServingStore:
                     .values(**values)
                 )
             return True
+
+
+def _chunks(values: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
+    """``values`` in slices small enough for one ``IN (...)`` on every backend."""
+    return [values[i : i + size] for i in range(0, len(values), size)]

@@ -1,0 +1,410 @@
+"""Labels and attributes of lineage nodes, read in one query per kind.
+
+``describe`` returns the nodes that exist; ``names`` lists every ref of a kind (for "did
+you mean" when a ref names nothing).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from milepost.governance import _lineage_read as read
+from milepost.stores.schema import (
+    alerts,
+    dataset_versions,
+    datasets,
+    deployment_events,
+    endpoints,
+    evaluations,
+    fairness_audits,
+    feature_view_versions,
+    feature_views,
+    gate_results,
+    model_versions,
+    monitors,
+    pipeline_runs,
+    pipeline_steps,
+    pipeline_triggers,
+    promotion_requests,
+    registered_models,
+    runs,
+    stage_history,
+    trigger_firings,
+    validation_results,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+Info = tuple[str, dict[str, Any]]  # (label, attrs)
+Describer = Callable[["Connection", list[str]], dict[str, Info]]
+
+
+def _short(ident: object) -> str:
+    return str(ident)[:8]
+
+
+def _metrics(text: str | None, limit: int = 4) -> dict[str, float]:
+    try:
+        doc = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    out = {k: v for k, v in doc.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return dict(sorted(out.items())[:limit])
+
+
+def _dataset(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    ids = read.dataset_ids(conn, refs)
+    out: dict[str, Info] = {}
+    for batch in read._chunks(ids):
+        for vid, rows, created in conn.execute(
+            sa.select(
+                dataset_versions.c.version_id,
+                dataset_versions.c.num_rows,
+                dataset_versions.c.created_at,
+            ).where(dataset_versions.c.version_id.in_(batch))
+        ):
+            out[ids[vid]] = (ids[vid], {"rows": rows, "created_at": created})
+    return out
+
+
+def _validation(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    out: dict[str, Info] = {}
+    t = validation_results
+    for batch in read._chunks(refs):
+        for rid, suite, ok, failed, at in conn.execute(
+            sa.select(
+                t.c.result_id, t.c.suite_name, t.c.success, t.c.num_failed, t.c.created_at
+            ).where(t.c.result_id.in_(batch))
+        ):
+            status = "passed" if ok else "failed"
+            out[rid] = (
+                f"{suite} {status}",
+                {"suite": suite, "status": status, "failed_checks": failed, "created_at": at},
+            )
+    return out
+
+
+def _view(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    ids = read.view_ids(conn, refs)
+    out: dict[str, Info] = {}
+    t = feature_view_versions
+    for batch in read._chunks(ids):
+        for vid, status, at in conn.execute(
+            sa.select(t.c.version_id, t.c.status, t.c.created_at).where(t.c.version_id.in_(batch))
+        ):
+            out[ids[vid]] = (ids[vid], {"status": status, "created_at": at})
+    return out
+
+
+def _run(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    out: dict[str, Info] = {}
+    for batch in read._chunks(refs):
+        for rid, name, status, start in conn.execute(
+            sa.select(runs.c.run_id, runs.c.name, runs.c.status, runs.c.start_time).where(
+                runs.c.run_id.in_(batch)
+            )
+        ):
+            out[rid] = (
+                f"run {name} ({_short(rid)})",
+                {"name": name, "status": status, "start_time": start},
+            )
+    return out
+
+
+def _pipeline_run(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    out: dict[str, Info] = {}
+    t = pipeline_runs
+    for batch in read._chunks(refs):
+        for rid, pipe, status, start in conn.execute(
+            sa.select(t.c.run_id, t.c.pipeline, t.c.status, t.c.started_at).where(
+                t.c.run_id.in_(batch)
+            )
+        ):
+            out[rid] = (
+                f"pipeline {pipe} ({_short(rid)})",
+                {"pipeline": pipe, "status": status, "started_at": start},
+            )
+    return out
+
+
+def _pipeline_step(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    wanted = set(refs)
+    out: dict[str, Info] = {}
+    t = pipeline_steps
+    run_ids = {r.partition("/")[0] for r in refs}
+    for batch in read._chunks(run_ids):
+        for rid, step, status, start in conn.execute(
+            sa.select(t.c.run_id, t.c.step, t.c.status, t.c.started_at).where(t.c.run_id.in_(batch))
+        ):
+            ref = f"{rid}/{step}"
+            if ref in wanted:
+                out[ref] = (f"step {step}", {"status": status, "started_at": start})
+    return out
+
+
+def _code(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    # A code version exists when something names it; the walk only reaches named ones.
+    return {r: (f"code {r[:12]}", {}) for r in refs}
+
+
+def _assessment(kind: str) -> Describer:
+    def describe(conn: Connection, refs: list[str]) -> dict[str, Info]:
+        out: dict[str, Info] = {}
+        if kind == "evaluation":
+            t = evaluations
+            cols = [t.c.eval_id, t.c.target, t.c.num_rows, t.c.metrics_json, t.c.created_at]
+        else:
+            t = fairness_audits
+            cols = [t.c.audit_id, t.c.target, t.c.num_rows, t.c.summary_json, t.c.created_at]
+        for batch in read._chunks(refs):
+            for ident, target, rows, doc, at in conn.execute(
+                sa.select(*cols).where(cols[0].in_(batch))
+            ):
+                attrs: dict[str, Any] = {"target": target, "rows": rows, "created_at": at}
+                if kind == "evaluation":
+                    attrs["metrics"] = _metrics(doc)
+                    label = f"evaluation {_short(ident)}"
+                else:
+                    label = f"fairness audit {_short(ident)}"
+                out[ident] = (label, attrs)
+        return out
+
+    return describe
+
+
+def _request(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    out: dict[str, Info] = {}
+    t = promotion_requests
+    for batch in read._chunks(refs):
+        for rid, stage, status, by, at in conn.execute(
+            sa.select(
+                t.c.request_id, t.c.target_stage, t.c.status, t.c.requested_by, t.c.created_at
+            ).where(t.c.request_id.in_(batch))
+        ):
+            out[rid] = (
+                f"request to {stage} ({status})",
+                {"target_stage": stage, "status": status, "requested_by": by, "created_at": at},
+            )
+    return out
+
+
+def _gate(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    wanted = set(refs)
+    out: dict[str, Info] = {}
+    t = gate_results
+    rids = {r.rpartition("#")[0] for r in refs}
+    for batch in read._chunks(rids):
+        for rid, pos, name, kind, status, message, at in conn.execute(
+            sa.select(
+                t.c.request_id, t.c.position, t.c.name, t.c.kind, t.c.status, t.c.message, t.c.at
+            ).where(t.c.request_id.in_(batch))
+        ):
+            ref = f"{rid}#{pos}"
+            if ref in wanted:
+                out[ref] = (
+                    f"gate {name}: {status}",
+                    {"name": name, "kind": kind, "status": status, "message": message, "at": at},
+                )
+    return out
+
+
+def _transition(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    out: dict[str, Info] = {}
+    t = stage_history
+    for batch in read._chunks([int(r) for r in refs if r.isdigit()]):
+        for eid, a, b, actor, at in conn.execute(
+            sa.select(t.c.event_id, t.c.from_stage, t.c.to_stage, t.c.actor, t.c.at).where(
+                t.c.event_id.in_(batch)
+            )
+        ):
+            out[str(eid)] = (f"{a} → {b}", {"from": a, "to": b, "actor": actor, "at": at})
+    return out
+
+
+def _model(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    ids = read.model_ids(conn, refs)
+    out: dict[str, Info] = {}
+    t = model_versions
+    for batch in read._chunks(ids):
+        for vid, stage, flavor, author, at in conn.execute(
+            sa.select(t.c.version_id, t.c.stage, t.c.flavor, t.c.author, t.c.created_at).where(
+                t.c.version_id.in_(batch)
+            )
+        ):
+            out[ids[vid]] = (
+                ids[vid],
+                {"stage": stage, "flavor": flavor, "author": author, "created_at": at},
+            )
+    return out
+
+
+def _endpoint(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    out: dict[str, Info] = {}
+    t = endpoints
+    for batch in read._chunks(refs):
+        for name, revision, model, stage, at in conn.execute(
+            sa.select(
+                t.c.name, t.c.revision, t.c.track_model, t.c.track_stage, t.c.created_at
+            ).where(t.c.name.in_(batch))
+        ):
+            attrs: dict[str, Any] = {"revision": revision, "created_at": at}
+            if model:
+                attrs["tracks"] = f"{stage} of {model}"
+            out[name] = (f"endpoint {name}", attrs)
+    return out
+
+
+def _deployment_event(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    out: dict[str, Info] = {}
+    t = deployment_events
+    for batch in read._chunks([int(r) for r in refs if r.isdigit()]):
+        for eid, kind, actor, at, reason in conn.execute(
+            sa.select(t.c.event_id, t.c.kind, t.c.actor, t.c.at, t.c.reason).where(
+                t.c.event_id.in_(batch)
+            )
+        ):
+            out[str(eid)] = (
+                f"{kind} by {actor}",
+                {"kind": kind, "actor": actor, "at": at, "reason": reason},
+            )
+    return out
+
+
+def _monitor(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    out: dict[str, Info] = {}
+    t = monitors
+    for batch in read._chunks(refs):
+        for name, enabled, at in conn.execute(
+            sa.select(t.c.name, t.c.enabled, t.c.created_at).where(t.c.name.in_(batch))
+        ):
+            out[name] = (f"monitor {name}", {"enabled": bool(enabled), "created_at": at})
+    return out
+
+
+def _alert(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    out: dict[str, Info] = {}
+    t = alerts
+    for batch in read._chunks([int(r) for r in refs if r.isdigit()]):
+        for aid, metric, feature, value, at in conn.execute(
+            sa.select(t.c.alert_id, t.c.metric, t.c.feature, t.c.value, t.c.raised_at).where(
+                t.c.alert_id.in_(batch)
+            )
+        ):
+            what = f"{metric} {feature}" if feature else metric
+            out[str(aid)] = (
+                f"alert {aid}: {what}",
+                {"metric": metric, "feature": feature, "value": value, "raised_at": at},
+            )
+    return out
+
+
+def _trigger(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    out: dict[str, Info] = {}
+    t = pipeline_triggers
+    for batch in read._chunks(refs):
+        for name, kind, pipe in conn.execute(
+            sa.select(t.c.name, t.c.kind, t.c.pipeline_ref).where(t.c.name.in_(batch))
+        ):
+            out[name] = (f"trigger {name}", {"kind": kind, "pipeline": pipe})
+    return out
+
+
+def _firing(conn: Connection, refs: list[str]) -> dict[str, Info]:
+    out: dict[str, Info] = {}
+    t = trigger_firings
+    for batch in read._chunks(refs):
+        for fid, cause, status, at in conn.execute(
+            sa.select(t.c.firing_id, t.c.cause, t.c.status, t.c.fired_at).where(
+                t.c.firing_id.in_(batch)
+            )
+        ):
+            out[fid] = (f"firing {cause}", {"cause": cause, "status": status, "fired_at": at})
+    return out
+
+
+DESCRIBERS: dict[str, Describer] = {
+    "dataset_version": _dataset,
+    "validation": _validation,
+    "feature_view_version": _view,
+    "run": _run,
+    "pipeline_run": _pipeline_run,
+    "pipeline_step": _pipeline_step,
+    "code_version": _code,
+    "evaluation": _assessment("evaluation"),
+    "fairness_audit": _assessment("fairness_audit"),
+    "promotion_request": _request,
+    "gate_result": _gate,
+    "stage_transition": _transition,
+    "model_version": _model,
+    "endpoint": _endpoint,
+    "deployment_event": _deployment_event,
+    "monitor": _monitor,
+    "alert": _alert,
+    "trigger": _trigger,
+    "trigger_firing": _firing,
+}
+
+
+def describe(conn: Connection, keys: Iterable[str]) -> dict[str, Info]:
+    """``{key: (label, attrs)}`` of the nodes that exist among ``keys``."""
+    by_kind: dict[str, list[str]] = {}
+    for k in keys:
+        kind, ref = read.split_key(k)
+        by_kind.setdefault(kind, []).append(ref)
+    out: dict[str, Info] = {}
+    for kind, refs in by_kind.items():
+        describer = DESCRIBERS.get(kind)
+        if describer is None:
+            continue
+        for ref, info in describer(conn, refs).items():
+            out[read.key(kind, ref)] = info
+    return out
+
+
+def names(conn: Connection, kind: str, limit: int = 5000) -> list[str]:
+    """Refs of one kind that exist (for close-name suggestions), newest first, bounded."""
+    if kind == "dataset_version":
+        rows = conn.execute(
+            sa.select(datasets.c.name, dataset_versions.c.version)
+            .join(datasets, datasets.c.dataset_id == dataset_versions.c.dataset_id)
+            .order_by(dataset_versions.c.version_id.desc())
+            .limit(limit)
+        )
+        return [f"{n}@{v}" for n, v in rows]
+    if kind == "model_version":
+        rows = conn.execute(
+            sa.select(registered_models.c.name, model_versions.c.version)
+            .join(registered_models, registered_models.c.model_id == model_versions.c.model_id)
+            .order_by(model_versions.c.version_id.desc())
+            .limit(limit)
+        )
+        return [f"{n}/{v}" for n, v in rows]
+    if kind == "feature_view_version":
+        rows = conn.execute(
+            sa.select(feature_views.c.name, feature_view_versions.c.version)
+            .join(feature_views, feature_views.c.view_id == feature_view_versions.c.view_id)
+            .limit(limit)
+        )
+        return [f"{n}:v{v}" for n, v in rows]
+    column = {
+        "run": runs.c.run_id,
+        "pipeline_run": pipeline_runs.c.run_id,
+        "endpoint": endpoints.c.name,
+        "monitor": monitors.c.name,
+        "trigger": pipeline_triggers.c.name,
+        "promotion_request": promotion_requests.c.request_id,
+        "evaluation": evaluations.c.eval_id,
+        "fairness_audit": fairness_audits.c.audit_id,
+        "validation": validation_results.c.result_id,
+        "trigger_firing": trigger_firings.c.firing_id,
+    }.get(kind)
+    if column is None:
+        return []
+    return [str(v) for v in conn.execute(sa.select(column).limit(limit)).scalars()]

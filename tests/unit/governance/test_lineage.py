@@ -1,0 +1,253 @@
+"""The lineage graph on every metadata backend, over a history made with the public API
+(tests/unit/governance/_history.py): exact nodes and edges both ways, the dataset
+question, depth and bounds, refs in every form and bad ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from milepost import Client, Runtime
+from milepost.errors import InvalidInput, NotFound
+from milepost.governance.lineage import LineageGraph, LineageService
+from tests.unit.governance import _history
+from tests.unit.governance._history import History
+
+
+@pytest.fixture
+def history(runtime: Runtime, churn_models: dict[str, Any], churn_frame: pd.DataFrame) -> History:
+    return _history.build(churn_models, churn_frame, pipeline=False)
+
+
+def _edges(graph: LineageGraph) -> set[tuple[str, str, str]]:
+    return {(e.source, e.relation, e.target) for e in graph.edges}
+
+
+def test_a_model_versions_graph_both_ways(runtime: Runtime, history: History) -> None:
+    run, req, ev = history.runs["churn/1"], history.request_id, history.eval_id
+    graph = Client().lineage("models:/churn/1")
+    assert graph.root == "model_version:churn/1"
+    assert graph.nodes[0].key == graph.root and not graph.truncated
+    gate0, gate1 = f"gate_result:{req}#0", f"gate_result:{req}#1"
+    commit = runtime.tracking.get_run(run).git_commit  # the test's checkout, if any
+    code = (
+        {
+            (f"code_version:{commit}", "code", f"run:{run}"),
+            (f"code_version:{commit}", "code", "model_version:churn/1"),
+        }
+        if commit
+        else set()
+    )
+    assert _edges(graph) - code == {
+        # upstream: the run and the data it trained and was checked on
+        (f"run:{run}", "produced", "model_version:churn/1"),
+        ("dataset_version:lineage.train@1", "train", f"run:{run}"),
+        ("dataset_version:lineage.test@1", "eval", f"run:{run}"),
+        ("dataset_version:lineage.train@1", "train", "model_version:churn/1"),
+        ("dataset_version:lineage.test@1", "eval", "model_version:churn/1"),
+        # downstream: evaluation, promotion with its gates, stage, deployment, monitoring
+        ("model_version:churn/1", "evaluated", f"evaluation:{ev}"),
+        ("model_version:churn/1", "requested", f"promotion_request:{req}"),
+        ("model_version:churn/1", "stage", "stage_transition:1"),
+        ("model_version:churn/1", "deployed", "endpoint:lineage-ep"),
+        (f"promotion_request:{req}", "gate", gate0),
+        (f"promotion_request:{req}", "gate", gate1),
+        (f"promotion_request:{req}", "decided", "stage_transition:1"),
+        (f"evaluation:{ev}", "evidence", gate0),
+        ("endpoint:lineage-ep", "event", "deployment_event:1"),
+        ("endpoint:lineage-ep", "monitored", "monitor:lineage-mon"),
+        ("monitor:lineage-mon", "watched_by", "trigger:lineage-retrain"),
+    }
+    assert {n.key for n in graph.nodes} == {k for e in _edges(graph) for k in (e[0], e[2])}
+    model = graph.node("model_version:churn/1")
+    assert model.label == "churn/1" and model.attrs["stage"] == "Production"
+    assert graph.node(gate0).attrs["status"] == "passed"
+    assert graph.node("stage_transition:1").label == "None → Production"
+    assert graph.node("endpoint:lineage-ep").attrs["tracks"] == "Production of churn"
+    assert graph.node(f"evaluation:{ev}").attrs["rows"] == 600
+    # nearest first, each way
+    up = [n.key for n in graph.upstream()]
+    assert set(up) - {f"code_version:{commit}"} == {
+        f"run:{run}",
+        "dataset_version:lineage.train@1",
+        "dataset_version:lineage.test@1",
+    }
+    assert len(up) == 3 + bool(commit)
+    down = [n.key for n in graph.downstream()]
+    assert set(down[:4]) == {
+        f"evaluation:{ev}",
+        f"promotion_request:{req}",
+        "stage_transition:1",
+        "endpoint:lineage-ep",
+    }
+    assert down[-1] == "trigger:lineage-retrain" and len(down) == 9
+    assert {n.key for n in graph.upstream(gate0)[:2]} == {
+        f"promotion_request:{req}",
+        f"evaluation:{ev}",
+    }
+    with pytest.raises(KeyError):
+        graph.upstream("model_version:other/1")
+    # JSON-ready, and nothing was written
+    doc = graph.to_dict()
+    assert doc["root"] == graph.root and len(doc["nodes"]) == len(graph.nodes)
+    assert doc["nodes"][0]["key"] == graph.root and doc["truncated"] is False
+    assert runtime.audit.verify().ok
+
+
+def test_a_datasets_graph_reaches_runs_models_validations_and_gates(
+    runtime: Runtime, history: History
+) -> None:
+    req = history.request_id
+    graph = runtime.lineage.graph("datasets:/lineage.train@1", direction="downstream")
+    r1, r2 = history.runs["churn/1"], history.runs["churn/2"]
+    edges = _edges(graph)
+    assert {
+        ("dataset_version:lineage.train@1", "train", f"run:{r1}"),
+        ("dataset_version:lineage.train@1", "train", f"run:{r2}"),
+        ("dataset_version:lineage.train@1", "train", "model_version:churn/1"),
+        ("dataset_version:lineage.train@1", "train", "model_version:churn/2"),
+        ("dataset_version:lineage.train@1", "validated", f"validation:{history.validation_id}"),
+        (f"validation:{history.validation_id}", "evidence", f"gate_result:{req}#1"),
+        (f"run:{r1}", "produced", "model_version:churn/1"),
+        ("model_version:churn/1", "deployed", "endpoint:lineage-ep"),
+    } <= edges
+    assert graph.upstream() == []
+    assert "model_version:other/1" not in {n.key for n in graph.nodes}  # trained on @2
+    # the held-out set: evaluated on, not trained on
+    test = runtime.lineage.graph("lineage.test@1", direction="downstream", depth=1)
+    assert (
+        "dataset_version:lineage.test@1",
+        "evaluated_on",
+        f"evaluation:{history.eval_id}",
+    ) in _edges(test)
+
+
+def test_which_production_models_were_trained_on_a_dataset(
+    runtime: Runtime, history: History
+) -> None:
+    lineage = runtime.lineage
+    assert [n.ref for n in lineage.models_trained_on("lineage.train@1")] == ["churn/1", "churn/2"]
+    production = Client().models_trained_on("datasets:/lineage.train@1", stage="Production")
+    assert [(n.ref, n.attrs["stage"]) for n in production] == [("churn/1", "Production")]
+    assert lineage.models_trained_on("lineage.train@1", stage="none")[0].ref == "churn/2"
+    assert [n.ref for n in lineage.models_trained_on("lineage.train@2")] == ["other/1"]
+    assert [n.ref for n in lineage.models_trained_on("lineage.train")] == ["other/1"]  # latest
+    # held-out data trains nothing, though every model was evaluated on it
+    assert lineage.models_trained_on("lineage.test@1") == []
+    with pytest.raises(InvalidInput, match="Did you mean 'Production'"):
+        lineage.models_trained_on("lineage.train@1", stage="Productoin")
+    with pytest.raises(InvalidInput, match="takes a dataset version"):
+        lineage.models_trained_on("models:/churn/1")
+    with pytest.raises(NotFound, match=r"lineage\.train@1"):
+        lineage.models_trained_on("lineage.trian@1")
+
+
+def test_depth_direction_and_the_node_bound(runtime: Runtime, history: History) -> None:
+    lineage = runtime.lineage
+    assert [n.key for n in lineage.graph("models:/churn/1", depth=0).nodes] == [
+        "model_version:churn/1"
+    ]
+    near = lineage.graph("models:/churn/1", depth=1)
+    assert all("model_version:churn/1" in (e.source, e.target) for e in near.edges)
+    assert {n.kind for n in near.nodes} - {"code_version"} == {
+        "model_version",
+        "run",
+        "dataset_version",
+        "evaluation",
+        "promotion_request",
+        "stage_transition",
+        "endpoint",
+    }
+    up = lineage.graph("models:/churn/1", direction="upstream")
+    assert {n.kind for n in up.nodes} - {"code_version"} == {
+        "model_version",
+        "run",
+        "dataset_version",
+    }
+    assert up.direction == "upstream" and up.downstream() == []
+    cut = lineage.graph("models:/churn/1", max_nodes=4)
+    assert cut.truncated and len(cut.nodes) == 4 and cut.nodes[0].key == cut.root
+    keys = {n.key for n in cut.nodes}
+    assert all(e.source in keys and e.target in keys for e in cut.edges)
+    small = LineageService(runtime.db, max_nodes=2).graph("endpoints:/lineage-ep")
+    assert small.truncated and len(small.nodes) == 2 and small.max_nodes == 2
+    assert not lineage.graph("endpoints:/lineage-ep").truncated
+
+
+def test_refs_in_every_form(runtime: Runtime, history: History) -> None:
+    resolve = runtime.lineage.resolve
+    run = history.runs["churn/2"]
+    assert resolve("models:/churn/Production") == "model_version:churn/1"
+    assert resolve("models:/churn/latest") == "model_version:churn/2"
+    assert resolve("churn/2") == "model_version:churn/2"
+    assert resolve("model_version:churn/2") == "model_version:churn/2"
+    assert resolve("datasets:/lineage.train") == "dataset_version:lineage.train@2"
+    assert resolve("lineage.train@latest") == "dataset_version:lineage.train@2"
+    assert resolve(f"runs:/{run}") == f"run:{run}"
+    assert resolve(run) == f"run:{run}"
+    assert resolve("endpoints:/lineage-ep") == resolve("lineage-ep") == "endpoint:lineage-ep"
+    assert resolve("monitors:/lineage-mon") == "monitor:lineage-mon"
+    assert resolve(f"gate_result:{history.request_id}#1").endswith("#1")
+    Client().set_alias("churn", "champion", 2)
+    assert resolve("models:/churn@champion") == "model_version:churn/2"
+
+
+@pytest.mark.parametrize(
+    ("ref", "error", "match"),
+    [
+        ("models:/chrun/1", NotFound, "No model version 'chrun/1'.*Did you mean 'churn/1'"),
+        ("datasets:/lineage.trian@1", NotFound, "Did you mean 'lineage.train@1'"),
+        ("models:/churn/7", NotFound, "No model version 'churn/7'"),
+        ("endpoints:/lineage-pe", NotFound, "Did you mean 'lineage-ep'"),
+        ("models:/churn/Staging", NotFound, "Model 'churn' has no version in Staging"),
+        ("model:/churn/1", InvalidInput, "unknown scheme 'model:/'.*Did you mean 'models'"),
+        ("whatever", InvalidInput, "names nothing recorded.*models:/NAME/3"),
+        ("runs:/", InvalidInput, "names no run"),
+        ("models:/churn/v3", InvalidInput, "neither|not a stage"),
+    ],
+)
+def test_bad_refs_say_what_exists(
+    runtime: Runtime, history: History, ref: str, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        runtime.lineage.graph(ref)
+
+
+def test_bad_walk_arguments(runtime: Runtime, history: History) -> None:
+    with pytest.raises(InvalidInput, match="direction must be one of"):
+        runtime.lineage.graph("models:/churn/1", direction="sideways")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="depth"):
+        runtime.lineage.graph("models:/churn/1", depth=-1)
+    with pytest.raises(InvalidInput, match="Lineage ref"):
+        runtime.lineage.graph(42)  # type: ignore[arg-type]
+
+
+def test_pipeline_lineage_through_steps_and_code(
+    runtime: Runtime, churn_models: dict[str, Any], churn_frame: pd.DataFrame
+) -> None:
+    history = _history.build(churn_models, churn_frame, pipeline=True)
+    prun = history.pipeline_run
+    prepare, train = f"pipeline_step:{prun}/prepare", f"pipeline_step:{prun}/train"
+    graph = runtime.lineage.graph("lineage.raw@1", direction="downstream")
+    run = next(n.key for n in graph.nodes if n.kind == "run")
+    assert _edges(graph) == {
+        ("dataset_version:lineage.raw@1", "input", prepare),
+        (prepare, "feeds", train),
+        (prepare, "output", "dataset_version:pipe.train@1"),
+        (train, "output", run),
+        (train, "output", "model_version:pipe_model/1"),
+        ("dataset_version:pipe.train@1", "train", run),
+        ("dataset_version:pipe.train@1", "train", "model_version:pipe_model/1"),
+        (run, "produced", "model_version:pipe_model/1"),
+    }
+    assert [n.ref for n in runtime.lineage.models_trained_on("lineage.raw@1")] == ["pipe_model/1"]
+    up = runtime.lineage.graph(f"pipelines:/{prun}", direction="upstream")
+    code = [n for n in up.nodes if n.kind == "code_version"]
+    assert len(code) == 1 and (code[0].key, "code", up.root) in _edges(up)
+    model_up = runtime.lineage.graph("models:/pipe_model/1", direction="upstream")
+    assert {f"pipeline_run:{prun}", "dataset_version:lineage.raw@1", code[0].key} <= {
+        n.key for n in model_up.nodes
+    }
+    assert runtime.audit.verify().ok
