@@ -36,11 +36,11 @@ def test_the_tree_both_ways_and_one_way(tmp_path: Path, home: History) -> None:
     assert "produced: run" in up and "train: dataset version lineage.train@1" in up
     assert "eval: dataset version lineage.test@1" in up and "(1,500," in up
     assert "deployed: endpoint lineage-ep" in down
-    assert "requested: promotion request request to Production (completed)" in down
+    assert "requested: request to Production (completed)" in down
     # the gate the evaluation was evidence for is shown once, and marked when met again
-    assert "evidence: gate result gate metric_vs_baseline: passed (" in down
-    assert "gate: gate result gate metric_vs_baseline: passed (above)" in down
-    assert "gate: gate result gate data_validation: passed (" in down
+    assert "evidence: gate metric_vs_baseline: passed (" in down
+    assert "gate: gate metric_vs_baseline: passed (above)" in down
+    assert "gate: gate data_validation: passed (" in down
     assert "watched_by: trigger lineage-retrain (drift)" in down
     assert "model version churn/1 (Production" in text
     assert "audited: fairness audit " in down

@@ -68,7 +68,8 @@ def _label(node: LineageNode, relation: str | None = None, *, glance: bool = Tru
     kind = node.kind.replace("_", " ")
     rel = f"[dim]{escape(relation)}:[/] " if relation else ""
     more = _glance(node) if glance else ""
-    if node.label.lower().startswith(kind):  # "run brisk-otter-417", "endpoint churn"
+    first = node.label.split(" ", 1)[0].lower()
+    if first in kind.split():  # "run brisk-otter-417", "step train", "gate x: passed"
         return f"{rel}[{style}]{escape(node.label)}[/]{more}"
     return f"{rel}[{style}]{kind}[/] {escape(node.label)}{more}"
 
@@ -81,12 +82,13 @@ def _branch(tree: Tree, graph: LineageGraph, key: str, up: bool, shown: set[str]
     for e in graph.edges:
         a, b = (e.target, e.source) if up else (e.source, e.target)
         nexts.setdefault(a, []).append((b, e.relation))
+    side = {n.key for n in (graph.upstream(key) if up else graph.downstream(key))}
     stack: list[tuple[Tree, str]] = [(tree, key)]
     while stack:
         parent, k = stack.pop(0)
         for nxt, relation in nexts.get(k, []):
             node = by_key.get(nxt)
-            if node is None:
+            if node is None or nxt not in side:  # the other side, met through a cycle
                 continue
             if nxt in shown:
                 parent.add(_label(node, relation, glance=False) + " [dim](above)[/]")

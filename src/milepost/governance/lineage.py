@@ -175,7 +175,10 @@ class LineageGraph:
 
     ``direction`` and ``depth`` say how it was walked; ``truncated`` is True when the walk
     stopped at ``max_nodes`` nodes before reaching everything (ask for less depth, or one
-    direction).
+    direction). ``upstream_keys`` and ``downstream_keys`` are the keys each walk reached,
+    nearest first: the graph can hold a cycle through something that spans time (a
+    retrained model is downstream of its endpoint's monitor and upstream of it), so the
+    root's two sides are what the walks found, not every path along the edges.
     """
 
     root: str
@@ -185,6 +188,8 @@ class LineageGraph:
     depth: int | None = None
     truncated: bool = False
     max_nodes: int = MAX_NODES
+    upstream_keys: tuple[str, ...] = ()
+    downstream_keys: tuple[str, ...] = ()
 
     def node(self, key: str) -> LineageNode:
         """The node with this key (KeyError when it is not in the graph)."""
@@ -196,6 +201,10 @@ class LineageGraph:
     def _walk(self, key: str | None, upstream: bool) -> list[LineageNode]:
         start = self.root if key is None else key
         self.node(start)  # KeyError for a key outside the graph
+        by_key = {n.key: n for n in self.nodes}
+        if start == self.root and (self.upstream_keys or self.downstream_keys):
+            side = self.upstream_keys if upstream else self.downstream_keys
+            return [by_key[k] for k in side if k in by_key]
         nexts: dict[str, list[str]] = {}
         for e in self.edges:
             a, b = (e.target, e.source) if upstream else (e.source, e.target)
@@ -207,15 +216,16 @@ class LineageGraph:
                     seen.add(nxt)
                     order.append(nxt)
                     queue.append(nxt)
-        by_key = {n.key: n for n in self.nodes}
         return [by_key[k] for k in order if k in by_key]
 
     def upstream(self, key: str | None = None) -> list[LineageNode]:
-        """Every node ``key`` (default: the root) was made from, nearest first."""
+        """Every node ``key`` (default: the root) was made from, nearest first (for the
+        root: what the upstream walk found; for another key: along the graph's edges)."""
         return self._walk(key, upstream=True)
 
     def downstream(self, key: str | None = None) -> list[LineageNode]:
-        """Every node made from ``key`` (default: the root), nearest first."""
+        """Every node made from ``key`` (default: the root), nearest first (for the root:
+        what the downstream walk found; for another key: along the graph's edges)."""
         return self._walk(key, upstream=False)
 
     def of_kind(self, kind: str) -> list[LineageNode]:
@@ -230,6 +240,8 @@ class LineageGraph:
             "depth": self.depth,
             "truncated": self.truncated,
             "max_nodes": self.max_nodes,
+            "upstream_keys": list(self.upstream_keys),
+            "downstream_keys": list(self.downstream_keys),
             "nodes": [n.to_dict() for n in self.nodes],
             "edges": [e.to_dict() for e in self.edges],
         }
@@ -411,7 +423,10 @@ class LineageService:
         Upstream is everything ``ref`` was made from; downstream everything made from it
         (its siblings, what else its inputs made, are not included). The walk is
         breadth-first and stops at ``max_nodes`` (default :data:`MAX_NODES`) nodes, nearest
-        first, with ``truncated=True`` on the result.
+        first, with ``truncated=True`` on the result. From a point in time (a dataset or
+        model version, an evaluation, an alert) it is bounded by time too: nothing made
+        from it is older, nothing it was made from is newer (runs, endpoints, monitors and
+        the like span time and are not bounded; see ``SPANS``).
 
         Raises:
             InvalidInput: a bad ref, direction or depth.
@@ -427,19 +442,20 @@ class LineageService:
         )
         root = self.resolve(ref)
         with self._db.read() as conn:
-            order: dict[str, None] = {root: None}
+            walker = _Walker(conn, root)
             edges: dict[read.Edge, None] = {}
             truncated = False
+            sides: dict[bool, list[str]] = {True: [], False: []}
             for up in (True, False):
                 if direction == ("downstream" if up else "upstream"):
                     continue
-                cut = self._walk(conn, root, up, depth, limit, order, edges, None)
+                cut = walker.walk(up, depth, limit, edges, sides[up])
                 truncated = truncated or cut
-            found = nodes_.describe(conn, order)
+            walker.describe(walker.order)
         out_nodes = []
-        for k in order:
+        for k in walker.order:
             kind, ref_ = read.split_key(k)
-            label, attrs = found.get(k, (ref_, {"missing": True}))
+            label, attrs = walker.info.get(k) or (ref_, {"missing": True})
             out_nodes.append(LineageNode(kind, ref_, label, attrs))
         return LineageGraph(
             root=root,
@@ -449,48 +465,9 @@ class LineageService:
             depth=depth,
             truncated=truncated,
             max_nodes=limit,
+            upstream_keys=tuple(sides[True]),
+            downstream_keys=tuple(sides[False]),
         )
-
-    @staticmethod
-    def _walk(
-        conn: Connection,
-        root: str,
-        up: bool,
-        depth: int | None,
-        limit: int,
-        order: dict[str, None],
-        edges: dict[read.Edge, None],
-        keep: Any,
-    ) -> bool:
-        """Breadth-first from ``root`` one way, adding to ``order`` and ``edges``; True when
-        it stopped at ``limit`` nodes. ``keep`` (an edge predicate) filters the edges."""
-        frontier, level, seen = [root], 0, {root}
-        while frontier and (depth is None or level < depth):
-            by_kind: dict[str, list[str]] = {}
-            for k in frontier:
-                kind, ref = read.split_key(k)
-                by_kind.setdefault(kind, []).append(ref)
-            found: list[read.Edge] = []
-            for kind, refs in by_kind.items():
-                readers = read.READERS.get(kind)
-                if readers is not None:
-                    found += readers[0 if up else 1](conn, refs)
-            here = set(frontier)
-            nxt: list[str] = []
-            for e in found:
-                near, far = (e[1], e[0]) if up else (e[0], e[1])
-                if near not in here or (keep is not None and not keep(e)):
-                    continue
-                if far not in order:
-                    if len(order) >= limit:
-                        return True
-                    order[far] = None
-                if far not in seen:
-                    seen.add(far)
-                    nxt.append(far)
-                edges[e] = None
-            frontier, level = nxt, level + 1
-        return False
 
     def models_trained_on(self, dataset: str, *, stage: str | None = None) -> list[LineageNode]:
         """Model versions whose training data was ``dataset`` (``NAME@VERSION``), directly or
@@ -514,16 +491,127 @@ class LineageService:
                 hint="For example models_trained_on('customers@4', stage='Production').",
             )
         with self._db.read() as conn:
-            order: dict[str, None] = {root: None}
-            self._walk(conn, root, False, None, 50 * self.max_nodes, order, {}, _trains)
-            models = [k for k in order if k.startswith("model_version:")]
-            found = nodes_.describe(conn, models)
+            walker = _Walker(conn, root, keep=_trains)
+            walker.walk(False, None, 50 * self.max_nodes, {})
+            models = [k for k in walker.order if k.startswith("model_version:")]
+            found = walker.describe(models)
         out = [
-            LineageNode("model_version", read.split_key(k)[1], *found[k])
+            LineageNode("model_version", read.split_key(k)[1], *info)
             for k in models
-            if k in found and (wanted is None or found[k][1].get("stage") == wanted)
+            if (info := found.get(k)) is not None
+            and (wanted is None or info[1].get("stage") == wanted)
         ]
         return sorted(out, key=lambda n: (n.ref.rpartition("/")[0], int(n.ref.rpartition("/")[2])))
+
+
+#: Kinds that stand for something used over a span of time (a run, an endpoint over its
+#: history, a feature view definition): a walk does not bound them by time.
+SPANS = frozenset(
+    {
+        "run",
+        "pipeline_run",
+        "pipeline_step",
+        "code_version",
+        "feature_view_version",
+        "endpoint",
+        "monitor",
+        "trigger",
+    }
+)
+_TIME_ATTRS = ("created_at", "raised_at", "fired_at", "at")
+
+
+def _time(info: nodes_.Info | None) -> int | None:
+    if info is None:
+        return None
+    for name in _TIME_ATTRS:
+        value = info[1].get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+class _Walker:
+    """Breadth-first walks from ``root`` on one connection, sharing what they found.
+
+    Time bounds the walk when the root is a point in time (a dataset or model version, an
+    evaluation, an alert...): nothing made from it is older, nothing it was made from is
+    newer. So an alert raised on an endpoint before a version was deployed there is not
+    downstream of that version, though the endpoint is one node over its whole history.
+    Runs, pipeline runs and steps, endpoints, monitors, triggers, feature view versions
+    and code versions span time and are not bounded (:data:`SPANS`).
+    """
+
+    def __init__(self, conn: Connection, root: str, *, keep: Any = None) -> None:
+        self.conn, self.root, self.keep = conn, root, keep
+        self.order: dict[str, None] = {root: None}
+        self.info: dict[str, nodes_.Info | None] = {}
+        self.root_time = (
+            None if read.split_key(root)[0] in SPANS else _time(self.describe([root]).get(root))
+        )
+
+    def describe(self, keys: Any) -> dict[str, nodes_.Info]:
+        """Labels and attributes of ``keys`` (read once each)."""
+        new = [k for k in keys if k not in self.info]
+        if new:
+            found = nodes_.describe(self.conn, new)
+            for k in new:
+                self.info[k] = found.get(k)
+        return {k: i for k in keys if (i := self.info.get(k)) is not None}
+
+    def _in_time(self, key: str, up: bool) -> bool:
+        if self.root_time is None or key == self.root or read.split_key(key)[0] in SPANS:
+            return True
+        t = _time(self.info.get(key))
+        return t is None or (t <= self.root_time if up else t >= self.root_time)
+
+    def walk(
+        self,
+        up: bool,
+        depth: int | None,
+        limit: int,
+        edges: dict[read.Edge, None],
+        reached: list[str] | None = None,
+    ) -> bool:
+        """One direction from the root, adding to :attr:`order`, ``edges`` and
+        ``reached`` (the keys this walk found, nearest first); True when it stopped at
+        ``limit`` nodes."""
+        frontier, level, seen = [self.root], 0, {self.root}
+        while frontier and (depth is None or level < depth):
+            by_kind: dict[str, list[str]] = {}
+            for k in frontier:
+                kind, ref = read.split_key(k)
+                by_kind.setdefault(kind, []).append(ref)
+            found: list[read.Edge] = []
+            for kind, refs in by_kind.items():
+                readers = read.READERS.get(kind)
+                if readers is not None:
+                    found += readers[0 if up else 1](self.conn, refs)
+            here = set(frontier)
+            found = [
+                e
+                for e in found
+                if (e[1] if up else e[0]) in here and (self.keep is None or self.keep(e))
+            ]
+            if self.root_time is not None:
+                self.describe({e[0] if up else e[1] for e in found})
+            nxt: list[str] = []
+            for e in found:
+                far = e[0] if up else e[1]
+                if not self._in_time(far, up):
+                    continue
+                if far not in self.order:
+                    if len(self.order) >= limit:
+                        return True
+                    self.order[far] = None
+                if far not in seen:
+                    seen.add(far)
+                    nxt.append(far)
+                    if reached is not None:
+                        reached.append(far)
+                edges[e] = None
+            frontier, level = nxt, level + 1
+        return False
 
 
 def _stage(value: str) -> str:

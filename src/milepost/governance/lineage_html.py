@@ -56,38 +56,71 @@ def _clip(text: str, limit: int = 28) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _layers(graph: LineageGraph) -> dict[str, int]:
-    """Longest-path layers: 0 for nodes made from nothing in the graph, else one past the
-    furthest parent. A cycle (not expected: lineage only points forward) is broken by
-    placing its remaining nodes after everything placed."""
-    keys = [n.key for n in graph.nodes]
-    parents: dict[str, list[str]] = {k: [] for k in keys}
-    children: dict[str, list[str]] = {k: [] for k in keys}
-    for e in graph.edges:
-        if e.source in parents and e.target in parents and e.source != e.target:
-            parents[e.target].append(e.source)
-            children[e.source].append(e.target)
-    waiting = {k: len(set(parents[k])) for k in keys}
-    layer: dict[str, int] = {}
-    ready = [k for k in keys if waiting[k] == 0]
-    while len(layer) < len(keys):
-        if not ready:  # a cycle: place the first unplaced node after what is placed
-            k = next(k for k in keys if k not in layer)
-            layer[k] = max(layer.values(), default=-1) + 1
-            ready = [k]
+def _longest(start: str, nexts: dict[str, list[str]], allowed: set[str]) -> dict[str, int]:
+    """Longest path lengths from ``start`` over ``nexts`` within ``allowed``; an edge
+    that closes a cycle (not expected: lineage points forward, but an endpoint is one node
+    over its whole history) is ignored."""
+    state: dict[str, int] = {start: 1}
+    order: list[str] = []
+    stack = [(start, iter(nexts.get(start, [])))]
+    while stack:
+        node, children = stack[-1]
+        for nxt in children:
+            if nxt in allowed and nxt not in state:
+                state[nxt] = 1
+                stack.append((nxt, iter(nexts.get(nxt, []))))
+                break
         else:
-            for k in ready:
-                layer.setdefault(k, max((layer.get(p, -1) + 1 for p in parents[k]), default=0))
-        nxt = []
-        for k in ready:
-            for c in dict.fromkeys(children[k]):
-                if c in layer:
-                    continue
-                waiting[c] -= 1
-                if waiting[c] == 0:
-                    nxt.append(c)
-        ready = nxt
-    return layer
+            order.append(node)
+            stack.pop()
+    topo = order[::-1]
+    rank = {n: i for i, n in enumerate(topo)}
+    dist = {start: 0}
+    for n in topo:
+        if n not in dist:
+            continue
+        for nxt in nexts.get(n, []):
+            if nxt in rank and rank[nxt] > rank[n]:
+                dist[nxt] = max(dist.get(nxt, 0), dist[n] + 1)
+    return dist
+
+
+def _layers(graph: LineageGraph) -> dict[str, int]:
+    """Columns around the root: what it was made from on the left (each node one column
+    before what was made from it, along the longest path), what was made from it on the
+    right; a node both walks reached (a cycle through an endpoint) goes right."""
+    keys = {n.key for n in graph.nodes}
+    down: dict[str, list[str]] = {}
+    up: dict[str, list[str]] = {}
+    for e in graph.edges:
+        if e.source in keys and e.target in keys and e.source != e.target:
+            down.setdefault(e.source, []).append(e.target)
+            up.setdefault(e.target, []).append(e.source)
+    right = {n.key for n in graph.downstream()}
+    left_all = {n.key for n in graph.upstream()}
+    after = _longest(graph.root, down, right | {graph.root})
+    before = _longest(graph.root, up, left_all | {graph.root})
+    layer: dict[str, int] = {}
+    for n in graph.nodes:
+        if n.key in after:
+            layer[n.key] = after[n.key]
+        elif n.key in before and n.key in left_all:
+            layer[n.key] = -before[n.key]
+    changed = True
+    while changed:  # the rest (a graph built by hand): next to a placed neighbour
+        changed = False
+        for e in graph.edges:
+            if e.source in layer and e.target in keys and e.target not in layer:
+                layer[e.target], changed = layer[e.source] + 1, True
+            elif e.target in layer and e.source in keys and e.source not in layer:
+                layer[e.source], changed = layer[e.target] - 1, True
+    placed = max(layer.values(), default=0)
+    for n in graph.nodes:  # connected to nothing placed: after the rest
+        if n.key not in layer:
+            placed += 1
+            layer[n.key] = placed
+    columns = {v: i for i, v in enumerate(sorted(set(layer.values())))}  # no empty ones
+    return {k: columns[v] for k, v in layer.items()}
 
 
 def _positions(graph: LineageGraph) -> tuple[dict[str, tuple[float, float]], int, int]:
@@ -231,6 +264,7 @@ h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; padding
 .warn { border: 1px solid #c0392b; background: #fdecea; padding: 8px 12px; border-radius: 6px; }
 .graph { overflow: auto; border: 1px solid #ddd; border-radius: 6px; padding: 8px; }
 .graph svg { display: block; max-width: 100%; height: auto; }
+.graph.wide svg { max-width: none; }
 table { border-collapse: collapse; font-size: 13px; }
 th, td { padding: 4px 10px; border-bottom: 1px solid #eee; text-align: left;
          vertical-align: top; overflow-wrap: anywhere; }
@@ -290,6 +324,8 @@ def lineage_html(graph: LineageGraph, *, title: str | None = None) -> str:
         if graph.truncated
         else ""
     )
+    # scaled to the page when that keeps labels readable; wider graphs scroll
+    graph_class = "graph wide" if _positions(graph)[1] > 2000 else "graph"
     edges = "".join(
         f"<tr><td><code>{escape(e.source)}</code></td><td>{escape(e.relation)}</td>"
         f"<td><code>{escape(e.target)}</code></td></tr>"
@@ -303,8 +339,8 @@ def lineage_html(graph: LineageGraph, *, title: str | None = None) -> str:
         f'<p class="sub">Root <code id="root">{escape(graph.root)}</code> · '
         f"{escape(graph.direction)} · depth {escape(depth)} · {len(graph.nodes)} nodes, "
         f"{len(graph.edges)} edges · generated {now} (UTC) by Milepost.</p></header>"
-        f'{warn}<section id="graph"><h2>Graph</h2><div class="graph">{lineage_svg(graph)}'
-        "</div></section>"
+        f'{warn}<section id="graph"><h2>Graph</h2><div class="{graph_class}">'
+        f"{lineage_svg(graph)}</div></section>"
         f'<section id="upstream"><h2>Made from (upstream)</h2>{_rows(graph.upstream())}'
         "</section>"
         f'<section id="downstream"><h2>Made from it (downstream)</h2>'

@@ -4,6 +4,7 @@ question, depth and bounds, refs in every form and bad ones."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pandas as pd
@@ -14,7 +15,7 @@ from milepost import Client, Runtime
 from milepost.errors import InvalidInput, NotFound
 from milepost.governance.lineage import LineageGraph, LineageService
 from tests.unit.governance import _history
-from tests.unit.governance._history import History
+from tests.unit.governance._history import FEATURES, History
 
 
 @pytest.fixture
@@ -316,8 +317,8 @@ def test_an_alert_leads_to_the_firing_and_run_it_caused(
         shift,
     )
 
-    clock = Clock()
     serve_churn(runtime, churn_models, churn_frame)
+    clock = Clock(time.time())  # after v1 was logged, before v2 is
     monitors = monitors_of(runtime, clock)
     monitors.create(
         "churn-health", endpoint="churn-ep", checks=["feature_drift"], thresholds={"psi": 0.2}
@@ -346,6 +347,18 @@ def test_an_alert_leads_to_the_firing_and_run_it_caused(
     # from the model version down to the firing: deployment, monitoring, alert, trigger
     down = runtime.lineage.graph("models:/churn/1", direction="downstream")
     assert {firing, prun, "trigger:on-drift"} <= {n.key for n in down.nodes}
+    # bounded by time: a version logged after the alert is not upstream of it
+    with milepost.start_run(experiment="monitoring"):
+        milepost.log_model(
+            churn_models["weak"], "churn", input_example=churn_frame.head(3)[FEATURES]
+        )
+    runtime.serving.canary("churn-ep", 2)  # v2 on the endpoint, after the alert
+    later = runtime.lineage.graph(f"alert:{alert}", direction="upstream")
+    assert ("model_version:churn/1", "deployed", "endpoint:churn-ep") in _edges(later)
+    assert "model_version:churn/2" not in {n.key for n in later.nodes}
+    assert "model_version:churn/2" in {
+        n.key for n in runtime.lineage.graph("endpoints:/churn-ep", direction="upstream").nodes
+    }
     assert {
         ("monitor:churn-health", "watched_by", "trigger:on-drift"),
         ("trigger:on-drift", "fired", firing),
