@@ -198,7 +198,8 @@ class CardService:
         mv = self.models.get_version(name, check.integer(version, "version", minimum=1))
         notes: dict[str, str] = {}
         evaluations = self.evaluation.for_version(mv, limit=50)
-        training, evaluation_data = self._datasets(mv, evaluations)
+        fairness = self._fairness(mv)
+        training, evaluation_data = self._datasets(mv, evaluations, fairness)
         fields = self._merged_fields(mv.name, mv.version)
         return ModelCard(
             name=mv.name,
@@ -219,7 +220,7 @@ class CardService:
             training_data=training,
             evaluation_data=evaluation_data,
             evaluations=evaluations,
-            fairness=self._fairness(mv),
+            fairness=fairness,
             promotions=self.promotion.list_requests(model=mv.name, version=mv.version),
             stage_history=[e for e in self.models.history(mv.name) if e.version == mv.version],
             deployments=self._deployments(mv),
@@ -256,8 +257,13 @@ class CardService:
         )
 
     def _datasets(
-        self, mv: ModelVersion, evaluations: list[EvaluationResult]
+        self,
+        mv: ModelVersion,
+        evaluations: list[EvaluationResult],
+        fairness: list[FairnessResult],
     ) -> tuple[list[CardDataset], list[CardDataset]]:
+        """The training data (the run's inputs) and the evaluation data (inputs in an
+        evaluation role, then what evaluations and fairness audits scored), each once."""
         training: list[CardDataset] = []
         evaluation: list[CardDataset] = []
         seen: set[str] = set()
@@ -268,12 +274,13 @@ class CardService:
             seen.add(ref)
             entry = self._dataset(ref, role, used.get("content_hash"))
             (evaluation if role in EVALUATION_ROLES else training).append(entry)
-        for result in evaluations:
-            scored = result.dataset_ref
-            if scored is None or scored in seen:
+        scored = [(e.dataset_ref, "evaluation") for e in evaluations]
+        scored += [(a.dataset_ref, "fairness audit") for a in fairness]
+        for data_ref, why in scored:
+            if data_ref is None or data_ref in seen:
                 continue
-            seen.add(scored)
-            evaluation.append(self._dataset(scored, "evaluation", None))
+            seen.add(data_ref)
+            evaluation.append(self._dataset(data_ref, why, None))
         return training, evaluation
 
     def _fairness(self, mv: ModelVersion) -> list[FairnessResult]:
