@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from milepost import _validate as check
 from milepost.cards.models import (
     CARD_FIELDS,
+    LINEAGE_DEPTH,
     CardDataset,
     CardDeployment,
     CardField,
@@ -288,7 +289,7 @@ class CardService:
 
     def _lineage_graph(self, mv: ModelVersion, notes: dict[str, str]) -> LineageGraph | None:
         try:
-            return self._lineage().graph(mv.uri)
+            return self._lineage().graph(mv.uri, depth=LINEAGE_DEPTH)
         except NotImplementedError:
             notes["lineage"] = "the lineage graph is not available in this installation"
         except MilepostError as exc:
