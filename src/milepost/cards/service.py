@@ -17,6 +17,7 @@ nobody wrote is listed in ``card.missing``: the card never makes one up.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from milepost import _validate as check
@@ -32,7 +33,7 @@ from milepost.cards.store import SqlCardStore
 from milepost.errors import InvalidInput, MilepostError, NotFound, did_you_mean
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
     from pathlib import Path
 
     from milepost.data.service import DataService
@@ -367,7 +368,9 @@ class CardService:
             InvalidInput: an unknown field (with the close names) or empty text.
             NotFound: no such model or version.
         """
-        (written,) = self.set_fields(name, {field: text}, version=version, reason=reason)
+        (written,) = self.set_fields(
+            name, {check_field(field): text}, version=version, reason=reason
+        )
         return written
 
     def set_fields(
@@ -380,12 +383,12 @@ class CardService:
     ) -> list[CardField]:
         """Write several sections in one transaction (one audit event per section that
         changes). Every name and text is checked before anything is written."""
-        if not isinstance(fields, dict) or not fields:
+        if not isinstance(fields, Mapping) or not fields:
             raise InvalidInput(
                 "set_fields takes a non-empty mapping of field names to text.",
                 hint="Fields: " + ", ".join(CARD_FIELDS) + ".",
             )
-        changes = {check_field(k): _check_text(k, v) for k, v in fields.items()}
+        changes = {check_field(k): _check_text(str(k), v) for k, v in fields.items()}
         return self.store.write(
             check.name(name, "Model name"),
             self._version(version),
