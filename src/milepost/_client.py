@@ -346,7 +346,7 @@ class Client:
         reason: str | None = None,
     ) -> list[CardField]:
         """Write several sections of a model's card in one transaction, audited."""
-        return self._rt.cards.set_fields(name, dict(fields), version=version, reason=reason)
+        return self._rt.cards.set_fields(name, fields, version=version, reason=reason)
 
     def clear_model_card_field(
         self, name: str, field: str, *, version: int | None = None, reason: str | None = None

@@ -316,8 +316,9 @@ def test_the_cyclonedx_bom_validates_and_a_broken_one_does_not(
 def test_fairness_audits_and_a_failed_fairness_gate_show_why(
     runtime: Runtime, history: dict[str, Any]
 ) -> None:
+    milepost.data.register("churn.audit", history["test"].to_pandas().iloc[:600])
     audit = milepost.audit_fairness(
-        "models:/churn/2", "churn.test@1", target=LABEL, sensitive_features=["gender"]
+        "models:/churn/2", "churn.audit@1", target=LABEL, sensitive_features=["gender"]
     )
     Client().set_promotion_policy(
         "churn",
@@ -350,8 +351,14 @@ def test_fairness_audits_and_a_failed_fairness_gate_show_why(
     assert refused[0]["groupAtRisk"] == "gender" and refused[0]["harms"] == gate.message
     assert request.request_id[:12] in refused[0]["mitigationStrategy"]
     # v2's card shows the audit run by hand, with the numbers as stored
-    (mine,) = runtime.cards.card("churn", 2).fairness
+    v2 = runtime.cards.card("churn", 2)
+    (mine,) = v2.fairness
     assert mine.audit_id == audit.audit_id and mine.summary == audit.summary
+    # the audit's data is evaluation data too
+    assert [(d.ref, d.role, d.num_rows) for d in v2.evaluation_data] == [
+        ("churn.test@1", "evaluation", 1000),
+        ("churn.audit@1", "fairness audit", 600),
+    ]
 
 
 def test_the_card_carries_the_lineage_graph(runtime: Runtime, history: dict[str, Any]) -> None:

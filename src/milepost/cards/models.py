@@ -47,6 +47,10 @@ CARD_FIELDS: tuple[str, ...] = (
     "contact",
 )
 
+#: How far a card's lineage graph reaches from the version, each way (the whole graph:
+#: ``milepost lineage models:/NAME/V``); further out it stops being readable on a page.
+LINEAGE_DEPTH = 2
+
 #: Each section's heading, and what it should say.
 FIELD_TITLES: dict[str, tuple[str, str]] = {
     "intended_use": ("Intended use", "the primary uses and users the model was built for"),

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from milepost._records import jsonable
-from milepost.cards.models import CARD_FIELDS, FIELD_TITLES
+from milepost.cards.models import CARD_FIELDS, FIELD_TITLES, LINEAGE_DEPTH
 from milepost.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -319,6 +319,7 @@ def _view(card: ModelCard, *, html: bool) -> dict[str, Any]:
             for d in card.deployments
         ],
         "lineage": lineage,
+        "lineage_depth": LINEAGE_DEPTH,
         "notes": card.notes,
         "signature": card.signature,
         "feature_refs": card.feature_refs,

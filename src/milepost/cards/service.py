@@ -17,11 +17,13 @@ nobody wrote is listed in ``card.missing``: the card never makes one up.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from milepost import _validate as check
 from milepost.cards.models import (
     CARD_FIELDS,
+    LINEAGE_DEPTH,
     CardDataset,
     CardDeployment,
     CardField,
@@ -31,7 +33,7 @@ from milepost.cards.store import SqlCardStore
 from milepost.errors import InvalidInput, MilepostError, NotFound, did_you_mean
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
     from pathlib import Path
 
     from milepost.data.service import DataService
@@ -198,7 +200,8 @@ class CardService:
         mv = self.models.get_version(name, check.integer(version, "version", minimum=1))
         notes: dict[str, str] = {}
         evaluations = self.evaluation.for_version(mv, limit=50)
-        training, evaluation_data = self._datasets(mv, evaluations)
+        fairness = self._fairness(mv)
+        training, evaluation_data = self._datasets(mv, evaluations, fairness)
         fields = self._merged_fields(mv.name, mv.version)
         return ModelCard(
             name=mv.name,
@@ -219,7 +222,7 @@ class CardService:
             training_data=training,
             evaluation_data=evaluation_data,
             evaluations=evaluations,
-            fairness=self._fairness(mv),
+            fairness=fairness,
             promotions=self.promotion.list_requests(model=mv.name, version=mv.version),
             stage_history=[e for e in self.models.history(mv.name) if e.version == mv.version],
             deployments=self._deployments(mv),
@@ -256,8 +259,13 @@ class CardService:
         )
 
     def _datasets(
-        self, mv: ModelVersion, evaluations: list[EvaluationResult]
+        self,
+        mv: ModelVersion,
+        evaluations: list[EvaluationResult],
+        fairness: list[FairnessResult],
     ) -> tuple[list[CardDataset], list[CardDataset]]:
+        """The training data (the run's inputs) and the evaluation data (inputs in an
+        evaluation role, then what evaluations and fairness audits scored), each once."""
         training: list[CardDataset] = []
         evaluation: list[CardDataset] = []
         seen: set[str] = set()
@@ -268,12 +276,13 @@ class CardService:
             seen.add(ref)
             entry = self._dataset(ref, role, used.get("content_hash"))
             (evaluation if role in EVALUATION_ROLES else training).append(entry)
-        for result in evaluations:
-            scored = result.dataset_ref
-            if scored is None or scored in seen:
+        scored = [(e.dataset_ref, "evaluation") for e in evaluations]
+        scored += [(a.dataset_ref, "fairness audit") for a in fairness]
+        for data_ref, why in scored:
+            if data_ref is None or data_ref in seen:
                 continue
-            seen.add(scored)
-            evaluation.append(self._dataset(scored, "evaluation", None))
+            seen.add(data_ref)
+            evaluation.append(self._dataset(data_ref, why, None))
         return training, evaluation
 
     def _fairness(self, mv: ModelVersion) -> list[FairnessResult]:
@@ -281,7 +290,7 @@ class CardService:
 
     def _lineage_graph(self, mv: ModelVersion, notes: dict[str, str]) -> LineageGraph | None:
         try:
-            return self._lineage().graph(mv.uri)
+            return self._lineage().graph(mv.uri, depth=LINEAGE_DEPTH)
         except NotImplementedError:
             notes["lineage"] = "the lineage graph is not available in this installation"
         except MilepostError as exc:
@@ -359,7 +368,9 @@ class CardService:
             InvalidInput: an unknown field (with the close names) or empty text.
             NotFound: no such model or version.
         """
-        (written,) = self.set_fields(name, {field: text}, version=version, reason=reason)
+        (written,) = self.set_fields(
+            name, {check_field(field): text}, version=version, reason=reason
+        )
         return written
 
     def set_fields(
@@ -372,12 +383,12 @@ class CardService:
     ) -> list[CardField]:
         """Write several sections in one transaction (one audit event per section that
         changes). Every name and text is checked before anything is written."""
-        if not isinstance(fields, dict) or not fields:
+        if not isinstance(fields, Mapping) or not fields:
             raise InvalidInput(
                 "set_fields takes a non-empty mapping of field names to text.",
                 hint="Fields: " + ", ".join(CARD_FIELDS) + ".",
             )
-        changes = {check_field(k): _check_text(k, v) for k, v in fields.items()}
+        changes = {check_field(k): _check_text(str(k), v) for k, v in fields.items()}
         return self.store.write(
             check.name(name, "Model name"),
             self._version(version),
