@@ -293,12 +293,23 @@ class Client:
         data: Any,
         target: str,
         sensitive_features: Sequence[str],
-        **options: Any,
+        *,
+        min_group_size: int = 30,
+        threshold: float = 0.5,
+        positive_label: Any = None,
+        trusted: bool = False,
     ) -> FairnessResult:
-        """Audit a model version's fairness (``min_group_size``, ``threshold``,
-        ``positive_label``, ``trusted`` as options); stored and audited."""
+        """Audit a model version's fairness across sensitive features; stored and audited
+        (see :func:`milepost.audit_fairness`)."""
         return self._rt.evaluation.audit_fairness(
-            model_uri, data, target=target, sensitive_features=sensitive_features, **options
+            model_uri,
+            data,
+            target=target,
+            sensitive_features=sensitive_features,
+            min_group_size=min_group_size,
+            threshold=threshold,
+            positive_label=positive_label,
+            trusted=trusted,
         )
 
     def fairness_audits(self, model_uri: str, *, limit: int = 20) -> list[FairnessResult]:

@@ -203,3 +203,22 @@ def test_a_realistic_audit_on_a_registered_dataset(
     values = result.summary[PROTECTED]
     assert all(v is None or 0 <= v <= 1 for v in values.values())
     assert Client().fairness_audits("models:/churn/1")[0].dataset_ref == "churn.test@1"
+
+
+def test_an_audit_stored_behind_the_service_is_named_by_verify(
+    decider: str, runtime: Runtime
+) -> None:
+    import sqlalchemy as sa
+
+    from milepost.stores.schema import fairness_audits
+
+    milepost.audit_fairness(decider, BIASED, "y", ["gender"])
+    assert Client().verify_audit().ok
+    with runtime.db.write() as conn:
+        row = dict(conn.execute(sa.select(fairness_audits)).mappings().one())
+        conn.execute(sa.insert(fairness_audits).values({**row, "audit_id": "0" * 32}))
+    problems = Client().verify_audit().problems
+    assert [p.message for p in problems] == [
+        "2 fairness audits exist but only 1 fairness.audit events are recorded: 1 was "
+        "created without an event."
+    ]

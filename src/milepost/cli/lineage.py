@@ -50,7 +50,7 @@ def _glance(node: LineageNode) -> str:
     parts = []
     for name in _GLANCE:
         value = node.attrs.get(name)
-        if value is None or (name == "kind" and node.kind == "deployment_event"):
+        if value is None or str(value) in node.label:  # the label says it already
             continue
         text = escape(f"{value:,}" if isinstance(value, int) else str(value))
         style = _STATUS_STYLE.get(str(value))
@@ -63,11 +63,14 @@ def _glance(node: LineageNode) -> str:
     return f" [dim]({', '.join(parts)})[/]" if parts else ""
 
 
-def _label(node: LineageNode, relation: str | None = None) -> str:
+def _label(node: LineageNode, relation: str | None = None, *, glance: bool = True) -> str:
     style = KIND_STYLE.get(node.kind, "")
     kind = node.kind.replace("_", " ")
     rel = f"[dim]{escape(relation)}:[/] " if relation else ""
-    return f"{rel}[{style}]{kind}[/] {escape(node.label)}{_glance(node)}"
+    more = _glance(node) if glance else ""
+    if node.label.lower().startswith(kind):  # "run brisk-otter-417", "endpoint churn"
+        return f"{rel}[{style}]{escape(node.label)}[/]{more}"
+    return f"{rel}[{style}]{kind}[/] {escape(node.label)}{more}"
 
 
 def _branch(tree: Tree, graph: LineageGraph, key: str, up: bool, shown: set[str]) -> None:
@@ -86,7 +89,7 @@ def _branch(tree: Tree, graph: LineageGraph, key: str, up: bool, shown: set[str]
             if node is None:
                 continue
             if nxt in shown:
-                parent.add(_label(node, relation) + " [dim](above)[/]")
+                parent.add(_label(node, relation, glance=False) + " [dim](above)[/]")
                 continue
             shown.add(nxt)
             stack.append((parent.add(_label(node, relation)), nxt))

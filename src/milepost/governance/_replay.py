@@ -33,7 +33,8 @@ action                     state it sets
 ``experiment.create``,
 ``dataset.register``,
 ``pipeline_run.start``,
-``trigger.create``
+``trigger.create``,
+``fairness.audit``
 =========================  ===========================================================
 
 Beyond the replay, an endpoint that tracks a stage must serve, as its primary, the
@@ -54,6 +55,7 @@ from milepost.stores.schema import (
     dataset_versions,
     endpoints,
     experiments,
+    fairness_audits,
     gate_results,
     model_aliases,
     model_card_fields,
@@ -80,6 +82,7 @@ _COUNTED: dict[str, tuple[str, sa.Table]] = {
     "dataset.register": ("dataset versions", dataset_versions),
     "pipeline_run.start": ("pipeline runs", pipeline_runs),
     "trigger.create": ("triggers", pipeline_triggers),
+    "fairness.audit": ("fairness audits", fairness_audits),
 }
 
 Traffic = tuple[tuple[str, str, int, str, float, float], ...]

@@ -101,6 +101,18 @@ REF_FORMS = (
     "endpoints:/NAME, pipelines:/RUN_ID, monitors:/NAME, triggers:/NAME, or KIND:REF with "
     "KIND one of " + ", ".join(NODE_KINDS)
 )
+_EXAMPLES = {
+    "model_version": "models:/NAME/3 (`milepost models list NAME` lists them)",
+    "dataset_version": "datasets:/NAME@4 (`milepost data list` lists them)",
+    "run": "runs:/RUN_ID (`milepost runs list` lists them)",
+    "endpoint": "endpoints:/NAME (`milepost endpoints list` lists them)",
+    "pipeline_run": "pipelines:/RUN_ID (`milepost pipelines runs` lists them)",
+    "monitor": "monitors:/NAME (`milepost monitor list` lists them)",
+    "trigger": "triggers:/NAME (`milepost triggers list` lists them)",
+    "feature_view_version": "features:/VIEW:v2",
+    "gate_result": "gate_result:REQUEST_ID#POSITION",
+    "pipeline_step": "pipeline_step:RUN_ID/STEP",
+}
 _SCHEMES = {
     "models": "model_version",
     "datasets": "dataset_version",
@@ -275,7 +287,7 @@ class LineageService:
         what = kind.replace("_", " ")
         raise NotFound(
             f"No {what} {value!r} is recorded.{did_you_mean(value, known)}",
-            hint=f"Refs look like {REF_FORMS}.",
+            hint=f"A {what} ref looks like {_EXAMPLES.get(kind, f'{kind}:REF')}.",
             details={"kind": kind, "ref": value},
         )
 

@@ -230,6 +230,7 @@ h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; padding
 .sub { color: #666; margin: 0 0 14px; }
 .warn { border: 1px solid #c0392b; background: #fdecea; padding: 8px 12px; border-radius: 6px; }
 .graph { overflow: auto; border: 1px solid #ddd; border-radius: 6px; padding: 8px; }
+.graph svg { display: block; max-width: 100%; height: auto; }
 table { border-collapse: collapse; font-size: 13px; }
 th, td { padding: 4px 10px; border-bottom: 1px solid #eee; text-align: left;
          vertical-align: top; overflow-wrap: anywhere; }

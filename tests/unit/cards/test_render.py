@@ -19,7 +19,7 @@ from milepost.cards import (
     render_card,
     write_card,
 )
-from milepost.errors import InvalidInput
+from milepost.errors import InvalidInput, MilepostError
 from milepost.evaluation.fairness import FairnessResult
 from milepost.governance.lineage import LineageEdge, LineageGraph, LineageNode
 
@@ -165,3 +165,19 @@ def test_fields_files_are_checked(tmp_path: Path) -> None:
         read_fields_file(path)
     with pytest.raises(InvalidInput):
         read_fields_file(tmp_path / "missing.yaml")
+
+
+def test_an_invalid_bom_is_refused_and_no_file_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from milepost.cards import cyclonedx
+
+    real = cyclonedx._model_card
+
+    def with_a_field_the_schema_lacks(card: ModelCard) -> dict[str, object]:
+        return {**real(card), "confidence": "high"}
+
+    monkeypatch.setattr(cyclonedx, "_model_card", with_a_field_the_schema_lacks)
+    with pytest.raises(MilepostError, match=r"does not validate.*'confidence' was unexpected"):
+        write_card(_card(), tmp_path / "card.cdx.json")
+    assert list(tmp_path.iterdir()) == []

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+import milepost
 from milepost import Client, Runtime
 from milepost.errors import InvalidInput, NotFound
 from milepost.governance.lineage import LineageGraph, LineageService
@@ -30,7 +31,8 @@ def test_a_model_versions_graph_both_ways(runtime: Runtime, history: History) ->
     graph = Client().lineage("models:/churn/1")
     assert graph.root == "model_version:churn/1"
     assert graph.nodes[0].key == graph.root and not graph.truncated
-    gate0, gate1 = f"gate_result:{req}#0", f"gate_result:{req}#1"
+    gate0, gate1, gate2 = (f"gate_result:{req}#{i}" for i in range(3))
+    audit = f"fairness_audit:{history.audit_id}"
     commit = runtime.tracking.get_run(run).git_commit  # the test's checkout, if any
     code = (
         {
@@ -54,6 +56,9 @@ def test_a_model_versions_graph_both_ways(runtime: Runtime, history: History) ->
         ("model_version:churn/1", "deployed", "endpoint:lineage-ep"),
         (f"promotion_request:{req}", "gate", gate0),
         (f"promotion_request:{req}", "gate", gate1),
+        (f"promotion_request:{req}", "gate", gate2),
+        ("model_version:churn/1", "audited", audit),
+        (audit, "evidence", gate2),
         (f"promotion_request:{req}", "decided", "stage_transition:1"),
         (f"evaluation:{ev}", "evidence", gate0),
         ("endpoint:lineage-ep", "event", "deployment_event:1"),
@@ -76,13 +81,15 @@ def test_a_model_versions_graph_both_ways(runtime: Runtime, history: History) ->
     }
     assert len(up) == 3 + bool(commit)
     down = [n.key for n in graph.downstream()]
-    assert set(down[:4]) == {
+    assert set(down[:5]) == {
         f"evaluation:{ev}",
+        audit,
         f"promotion_request:{req}",
         "stage_transition:1",
         "endpoint:lineage-ep",
     }
-    assert down[-1] == "trigger:lineage-retrain" and len(down) == 9
+    assert down[-1] == "trigger:lineage-retrain" and len(down) == 11
+    assert graph.node(audit).label.startswith("fairness audit ")
     assert {n.key for n in graph.upstream(gate0)[:2]} == {
         f"promotion_request:{req}",
         f"evaluation:{ev}",
@@ -122,6 +129,11 @@ def test_a_datasets_graph_reaches_runs_models_validations_and_gates(
         "evaluated_on",
         f"evaluation:{history.eval_id}",
     ) in _edges(test)
+    assert (
+        "dataset_version:lineage.test@1",
+        "evaluated_on",
+        f"fairness_audit:{history.audit_id}",
+    ) in _edges(test)
 
 
 def test_which_production_models_were_trained_on_a_dataset(
@@ -156,6 +168,7 @@ def test_depth_direction_and_the_node_bound(runtime: Runtime, history: History) 
         "run",
         "dataset_version",
         "evaluation",
+        "fairness_audit",
         "promotion_request",
         "stage_transition",
         "endpoint",
@@ -251,3 +264,89 @@ def test_pipeline_lineage_through_steps_and_code(
         n.key for n in model_up.nodes
     }
     assert runtime.audit.verify().ok
+
+
+def test_feature_views_link_source_data_runs_and_models(runtime: Runtime) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from milepost.demo.data import generate_customers, labels
+    from milepost.features import FeatureStore
+
+    customers = milepost.data.register("customers", generate_customers(600, seed=3))
+    store = FeatureStore("milepost.demo.features")
+    store.apply()
+    refs = ["customer_profile:age", "customer_activity:monthly_spend"]
+    with milepost.start_run(experiment="features") as run:  # no log_input: features only
+        train = store.get_historical_features(labels(customers.to_pandas()), refs)
+        X = train[["age", "monthly_spend"]].fillna(0)
+        model = LogisticRegression(max_iter=200).fit(X, train["churned"])
+        milepost.log_model(model, "by_features", input_example=X.head(3))
+    graph = runtime.lineage.graph("customers@1", direction="downstream")
+    profile, activity = (
+        "feature_view_version:customer_profile:v1",
+        "feature_view_version:customer_activity:v1",
+    )
+    model_key, run_key = "model_version:by_features/1", f"run:{run.run_id}"
+    assert {
+        ("dataset_version:customers@1", "source", profile),
+        ("dataset_version:customers@1", "source", activity),
+        ("dataset_version:customers@1", "feature_source", run_key),
+        (run_key, "produced", model_key),
+    } <= _edges(graph)
+    # the view versions lead on to the run and the model that pinned them
+    assert {(profile, "features", run_key), (activity, "features", model_key)} <= _edges(graph)
+    assert [n.ref for n in runtime.lineage.models_trained_on("customers@1")] == ["by_features/1"]
+    assert runtime.lineage.resolve("features:/customer_activity:1") == activity
+    up = runtime.lineage.graph("models:/by_features/1", direction="upstream")
+    assert {profile, activity, "dataset_version:customers@1", run_key} <= {n.key for n in up.nodes}
+    assert up.node(activity).attrs["status"] == "active"
+
+
+def test_an_alert_leads_to_the_firing_and_run_it_caused(
+    runtime: Runtime, churn_models: dict[str, Any], churn_frame: pd.DataFrame
+) -> None:
+    from tests.contract.test_monitors import serve_churn
+    from tests.unit.pipelines.test_triggers import (
+        CHURN,
+        Clock,
+        Recording,
+        monitors_of,
+        scheduler,
+        service,
+        shift,
+    )
+
+    clock = Clock()
+    serve_churn(runtime, churn_models, churn_frame)
+    monitors = monitors_of(runtime, clock)
+    monitors.create(
+        "churn-health", endpoint="churn-ep", checks=["feature_drift"], thresholds={"psi": 0.2}
+    )
+    launcher = Recording()  # records the launch; the pipeline run itself never starts
+    triggers = service(runtime, clock, launcher)
+    triggers.add("on-drift", CHURN, on_drift="churn-health")
+    shift(runtime, clock, seed=5)
+    raised = monitors.run("churn-health").alerts
+    assert raised
+    fired = scheduler(triggers, launcher, clock).tick().firings[0]
+    alert = max(a.alert_id for a in raised)
+    graph = runtime.lineage.graph(f"alert:{alert}")
+    firing, prun = f"trigger_firing:{fired.firing_id}", f"pipeline_run:{fired.run_id}"
+    assert {
+        ("monitor:churn-health", "raised", f"alert:{alert}"),
+        ("endpoint:churn-ep", "monitored", "monitor:churn-health"),
+        ("model_version:churn/1", "deployed", "endpoint:churn-ep"),
+        (f"alert:{alert}", "caused", firing),
+        (firing, "launched", prun),
+    } <= _edges(graph)
+    assert "trigger:on-drift" not in {n.key for n in graph.nodes}  # a co-parent, not upstream
+    assert graph.node(prun).attrs == {"missing": True}  # launched by a recording launcher
+    assert graph.node(firing).attrs["cause"] == f"alert:{alert}"
+    assert graph.node(f"alert:{alert}").attrs["metric"] == "psi"
+    # from the model version down to the firing: deployment, monitoring, alert, trigger
+    down = runtime.lineage.graph("models:/churn/1", direction="downstream")
+    assert {firing, prun, "trigger:on-drift"} <= {n.key for n in down.nodes}
+    assert {
+        ("monitor:churn-health", "watched_by", "trigger:on-drift"),
+        ("trigger:on-drift", "fired", firing),
+    } <= _edges(down)
