@@ -191,7 +191,17 @@ def test_old_names_are_hidden_from_help_but_answer(tmp_path: Path) -> None:
     assert "register" in data_commands and "add" not in data_commands, data
     endpoints = cli_in_process("endpoints", "--help", cwd=tmp_path).stdout
     verbs = re.findall(r"^│ (\S+)", endpoints.split("Commands")[1], re.M)
-    assert verbs == ["create", "list", "show", "update", "advance", "rollback", "finalize", "serve"]
+    assert verbs == [
+        "create",
+        "list",
+        "show",
+        "update",
+        "advance",
+        "rollback",
+        "finalize",
+        "serve",
+        "prune-logs",
+    ]
     models = cli_in_process("models", "--help", cwd=tmp_path).stdout
     assert "versions" not in re.findall(r"^│ (\S+)", models.split("Commands")[1], re.M)
     for old in (

@@ -43,6 +43,7 @@ def test_a_served_decision_reads_back_with_its_explanation_without_the_model(
     answer = server.predict(rows)
     assert answer.status_code == 200, answer.text
     body = answer.json()
+    assert body["decision_record"] is True
     # the replica has answered; the decision is read from the log alone
     mv = rt.models.get_version("churn", 1)
     digests = [*mv.files.values(), *_digests(mv.onnx or {})]

@@ -6,7 +6,9 @@ Routes (JSON in and out):
   the header ``X-Milepost-Variant: NAME`` pins a variant. Any variant that takes traffic
   (the primary, a canary with a weight) can be pinned; a variant that takes none (a
   blue/green preview on standby, a shadow, a canary at 0%) only with the server's token.
-- ``POST /v1/endpoints/{name}/explain`` — the same, with SHAP contributions
+- ``POST /v1/endpoints/{name}/explain`` — the same, with SHAP contributions. On a
+  consequential endpoint every answer carries ``"decision_record": true``: it was logged
+  with its explanation (see :mod:`milepost.serving.decisions`)
 - ``POST /v1/endpoints/{name}/feedback`` — ``{"request_id": ..., "labels": [...]}`` (or
   ``"label"``; ``"offset"`` for a slice): ground truth for a logged request, at most
   1,000 labels and 1 MiB per call, never overwriting a label (see

@@ -638,6 +638,8 @@ class EndpointEngine:
             out["probabilities"] = proba
         if explanation is not None:
             out["explanations"] = explanation
+        if records is not None:  # the client knows the answer is a recorded decision
+            out["decision_record"] = True
         return Reply(200, orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY))
 
     def _shadow(

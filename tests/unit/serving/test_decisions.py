@@ -97,6 +97,7 @@ def test_a_decision_reads_back_with_contributions_that_add_up_without_the_model(
     assert ep.engine.state.spec.consequential
     rows = x.iloc[10:12].to_dict("records")
     answer = ep.predict(rows)
+    assert answer["decision_record"] is True
     ep.close()
     shutil.rmtree(rt.settings.home / "artifacts")  # no model left to load
 
@@ -142,6 +143,7 @@ def test_an_endpoint_that_is_not_consequential_keeps_no_decision_records(
     model, x = wide_model
     ep = Endpoint(rt, "plain", _log(model, x.head(5)))
     answer = ep.predict(x.head(1).to_dict("records"))
+    assert "decision_record" not in answer
     ep.close()
     with pytest.raises(NotFound, match="keeps no decision records: it is not marked") as caught:
         rt.serving.decision(answer["request_id"])
