@@ -161,3 +161,53 @@ def test_an_unwired_auditor_fails_closed(loans: Client, runtime: Runtime) -> Non
     )  # fmt: skip
     result = gate.check(ctx)
     assert result.status == "error" and "fails closed" in result.message
+
+
+def test_a_gate_added_after_a_request_was_decided_still_guards_production(
+    loans: Client, runtime: Runtime
+) -> None:
+    runtime.roles.grant("tester", "admin")
+    runtime.roles.grant("ana", "approver")
+    loans.set_promotion_policy("loans", {"production": [{"kind": "approval"}]})
+    waiting = loans.promote("loans", 2, "Production")
+    assert waiting.status == "pending_approval"
+    loans.set_promotion_policy("loans", {"production": [{"kind": "approval"}, FOUR_FIFTHS]})
+    ana = milepost.configure(
+        home=runtime.settings.home, metadata_uri=runtime.settings.metadata_uri, user="ana"
+    )
+    with pytest.raises(
+        Conflict, match=r"is stale: the promotion policy now also requires fairness"
+    ):
+        Client(ana).approve(waiting.request_id)
+    assert Client(ana).get_promotion_request(waiting.request_id).status == "stale"
+    assert _stages(Client(ana)) == {1: "None", 2: "None", 3: "None"}
+    with pytest.raises(GateFailed, match=r"demographic parity ratio 0\.50 < 0\.80"):
+        Client(ana).promote("loans", 2, "Production")
+    assert Client(ana).verify_audit().ok
+
+
+def test_a_rollout_does_not_carry_a_request_decided_before_a_gate_was_added(
+    loans: Client, runtime: Runtime
+) -> None:
+    loans.promote("loans", 1, "Production")
+    runtime.serving.create("loans-ep", "loans")
+    runtime.roles.grant("tester", "admin")
+    runtime.roles.grant("ana", "approver")
+    loans.set_promotion_policy("loans", {"production": [{"kind": "approval"}]})
+    request = loans.promote("loans", 2, "Production")
+    ana = milepost.configure(
+        home=runtime.settings.home, metadata_uri=runtime.settings.metadata_uri, user="ana"
+    )
+    assert Client(ana).approve(request.request_id).status == "awaiting_rollout"
+    tester = milepost.configure(
+        home=runtime.settings.home, metadata_uri=runtime.settings.metadata_uri, user="tester"
+    )
+    Client(tester).set_promotion_policy(
+        "loans", {"production": [{"kind": "approval"}, FOUR_FIFTHS]}
+    )
+    with pytest.raises(GateFailed, match=r"demographic parity ratio 0\.50 < 0\.80"):
+        tester.serving.canary("loans-ep", 2)
+    assert Client(tester).get_promotion_request(request.request_id).status == "stale"
+    assert _stages(Client(tester)) == {1: "Production", 2: "None", 3: "None"}
+    assert "loans-v2" not in [v.name for v in tester.serving.get("loans-ep")[0].variants]
+    assert Client(tester).verify_audit().ok

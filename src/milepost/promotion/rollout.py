@@ -19,6 +19,7 @@ the registry's stages and the endpoint's variants change together or not at all:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -69,8 +70,9 @@ class RolloutRequests:
         """The request that lets ``version`` into Production through ``endpoint``.
 
         An approved request waiting for this endpoint (``awaiting_rollout``) is used. One
-        whose gates compared with a Production version that has changed since is marked
-        stale. Without one, the promotion starts now: its gates (Staging's too, on the
+        whose gates compared with a Production version that has changed since, or one
+        (also waiting for approval) whose policy has gained gates on its path since, is
+        marked stale. Without one, the promotion starts now: its gates (Staging's too, on the
         way from None) run before the version takes any traffic.
 
         Raises:
@@ -85,7 +87,12 @@ class RolloutRequests:
             if req.target_stage != "Production":
                 continue
             if req.baseline_version == production and req.endpoint == endpoint:
-                return req
+                if not svc.missing_gates(req):
+                    return req
+                # the policy gained gates since: this request never passed them
+                with contextlib.suppress(Conflict):
+                    svc.refuse_if_policy_grew(req)
+                continue
             svc._mark_stale(
                 req.request_id,
                 name,
@@ -93,11 +100,15 @@ class RolloutRequests:
                 f"Production is v{production} now, not v{req.baseline_version} as when its "
                 "gates ran",
             )
-        waiting = [
-            r
-            for r in svc.list_requests(status="pending_approval", model=name, version=version)
-            if r.target_stage == "Production"
-        ]
+        waiting = []
+        for r in svc.list_requests(status="pending_approval", model=name, version=version):
+            if r.target_stage != "Production":
+                continue
+            if svc.missing_gates(r):
+                with contextlib.suppress(Conflict):
+                    svc.refuse_if_policy_grew(r)
+                continue
+            waiting.append(r)
         req = waiting[0] if waiting else svc.promote(name, version, "Production", reason=reason)
         if req.status == "pending_approval":
             raise Conflict(

@@ -28,7 +28,8 @@ rolled back — before or after it completed — ends it ``rolled_back``. Reques
 ``rolled_back``        the rollout was rolled back; Production is (again) the previous one
 ``refused``            an automated gate failed
 ``rejected``           an approver rejected it
-``stale``              Production changed after its gates ran; promote again
+``stale``              Production changed after its gates ran, or the policy gained
+                       gates on its path; promote again
 =====================  ===============================================================
 """
 
@@ -383,6 +384,7 @@ class PromotionService:
         """
         reason = check.optional_text(reason, "reason")
         req = self._pending(request_id)
+        self.refuse_if_policy_grew(req)
         request_id, gates = req.request_id, req.gates
         position, gate = next(
             ((i, g) for i, g in enumerate(gates) if g.kind == "approval" and g.status == "pending"),
@@ -468,6 +470,37 @@ class PromotionService:
             self._mark_stale(request_id, name, version, "stage changed meanwhile")
             raise
         return self.get_request(request_id)
+
+    def missing_gates(self, req: PromotionRequest) -> list[str]:
+        """The gates the model's policy now puts on an open request's path that the request
+        did not run (a gate added after it was decided, e.g. a fairness gate)."""
+        policy = self.get_policy(req.model)
+        stage = self.models.get_version(req.model, req.version).stage
+        ran = {(g.name, g.kind) for g in req.gates}
+        missing = []
+        for on, gate in policy.gates_on_path(stage, req.target_stage):
+            label = gate.label() if on == req.target_stage else f"{gate.label()} ({on})"
+            if (label, gate.kind) not in ran:
+                missing.append(label)
+        return missing
+
+    def refuse_if_policy_grew(self, req: PromotionRequest) -> None:
+        """Mark an open request stale, and refuse it, when the policy has gained gates on
+        its path since its gates ran: it would enter the stage past gates it never passed.
+
+        Raises:
+            Conflict: the request is stale now; promote again (the new gates run).
+        """
+        missing = self.missing_gates(req)
+        if not missing:
+            return
+        why = "the promotion policy now also requires " + ", ".join(missing)
+        self._mark_stale(req.request_id, req.model, req.version, why)
+        raise Conflict(
+            f"Request {req.request_id[:12]} is stale: {why}, which it never passed.",
+            hint=f"Promote again so that every gate runs: `milepost models promote {req.model} "
+            f"{req.version} --to {req.target_stage}`.",
+        )
 
     def _mark_stale(self, request_id: str, name: str, version: int, why: str) -> None:
         with self.db.write() as conn:
