@@ -65,7 +65,7 @@ def _fairness_table(console: Console, audit: FairnessResult) -> None:
             _pct(g["tpr"]),
             _pct(g["fpr"]),
             _pct(g["accuracy"]),
-            f"unreliable: under {audit.min_group_size} rows" if g["unreliable"] else "",
+            _why_unreliable(g, audit.min_group_size),
         )
     console.print(table)
     s = audit.summary[PROTECTED]
@@ -75,6 +75,14 @@ def _fairness_table(console: Console, audit: FairnessResult) -> None:
         f"{_num(s['equalized_odds_difference'])}, ratio {_num(s['equalized_odds_ratio'])} "
         "(fairlearn's definitions, over every group)"
     )
+
+
+def _why_unreliable(group: dict[str, Any], least: int) -> str:
+    if not group["unreliable"]:
+        return ""
+    if group["count"] < least:
+        return f"unreliable: under {least} rows"
+    return f"unreliable: under {least} positive or negative labels"
 
 
 def _pct(value: float | None) -> str:
