@@ -87,6 +87,8 @@ def _mask(line: str, live: bool) -> str:
     line = re.sub(r"\b\d+\.\d+ s\b", "<n> s", line)  # durations
     line = re.sub(r"127\.0\.0\.1:\d+", "<address>", line)
     if live:
+        if line.strip().startswith("largest contributions"):  # which features: the model's
+            return "largest contributions"
         event = re.match(r"\s+(canary\.\w+|rollback):", line)
         line = event.group(1) if event else re.sub(r"\d[\d,.]*", "<n>", line)
         # live numbers change a table's column widths: compare cells, not padding

@@ -153,6 +153,8 @@ def _fairness_gate(console: Console, test: DatasetVersion, version: int) -> str 
     except GateFailed as exc:
         show_gates(console, [GateResult(**g) for g in exc.details["gates"]])
         console.print(f"  → v{version} refused: it cannot reach Staging or Production")
+        for _, gate in client.model_card(MODEL, version).failed_gates:
+            console.print(f"  its model card says why: {gate.name}: {gate.message}")
         return str(exc.details["request_id"])
     console.print(f"  [red]v{version} passed the fairness gate[/]")
     return None
@@ -191,10 +193,16 @@ def _decision(console: Console, server: ModelServer, customers: list[int]) -> di
     )
     console.print(
         f"  `milepost decisions show {record.request_id}`: customer {customers[0]}, "
-        f"{record.uri}, prediction {record.prediction}; biggest reasons "
-        + ", ".join(f"{name} {value:+.3f}" for name, value in top)
-        + f" ({explanation['output_space']}: base {explanation['base_value']:.3f} + "
-        f"contributions = {total:.3f}, the model's output {explanation['output']:.3f})"
+        f"{record.uri}, prediction {record.prediction}"
+    )
+    console.print(
+        f"    largest contributions ({explanation['output_space']}): "
+        + ", ".join(f"{name} {value:+.3f}" for name, value in top),
+        soft_wrap=True,
+    )
+    console.print(
+        f"    base {explanation['base_value']:.3f} + every contribution = {total:.3f}, the "
+        f"model's output {explanation['output']:.3f}"
     )
     return {
         "request_id": record.request_id,

@@ -488,7 +488,9 @@ def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, 
     status = "[green]intact[/]" if report.ok else "[red]TAMPERED[/]"
     console.print(f"  {report.checked} audit events, hash chain {status}")
 
-    _closing(console, lr_id, gb_id, deployed["retraining"]["run"])
+    _closing(
+        console, lr_id, gb_id, deployed["retraining"]["run"], deployed["governance"]["production"]
+    )
     return {
         "runs": {"logreg": lr_id, "hgb": gb_id},
         "scores": {"logreg": lr_scores, "hgb": gb_scores},
@@ -510,7 +512,7 @@ def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, 
     }
 
 
-def _closing(console: Console, lr_id: str, gb_id: str, run_id: str) -> None:
+def _closing(console: Console, lr_id: str, gb_id: str, run_id: str, production: int) -> None:
     """Where everything went, and commands to try that work as typed."""
     rt = milepost.get_runtime()
     home = rt.settings.home
@@ -539,7 +541,12 @@ def _closing(console: Console, lr_id: str, gb_id: str, run_id: str) -> None:
         f"milepost triggers firings {retraining.TRIGGER}",
         "milepost pipelines runs",
         f"milepost pipelines show {run_id[:12]}",
+        f"milepost fairness list models:/{MODEL}/{production}",
+        f"milepost lineage models:/{MODEL}/{production} --upstream --depth 2",
+        f"milepost models card {MODEL} {production} --format html --out card.html",
+        f"milepost decisions list --endpoint {serving.ENDPOINT}",
         "milepost audit verify",
+        "milepost audit export --out audit.jsonl",
     ):
         console.print(f"    {line}", markup=False, soft_wrap=True)
     console.print(
