@@ -34,7 +34,7 @@ def test_the_tree_both_ways_and_one_way(tmp_path: Path, home: History) -> None:
     up, _, down = text.partition("made from it (downstream)")
     assert "made from (upstream)" in up
     assert "produced: run" in up and "train: dataset version lineage.train@1" in up
-    assert "eval: dataset version lineage.test@1" in up and "(1,500," in up
+    assert "eval: dataset version lineage.test@1" in up and "(1,500 rows," in up
     assert "deployed: endpoint lineage-ep" in down
     assert "requested: request to Production (completed)" in down
     # the gate the evaluation was evidence for is shown once, and marked when met again

@@ -52,7 +52,7 @@ def _glance(node: LineageNode) -> str:
         value = node.attrs.get(name)
         if value is None or str(value) in node.label:  # the label says it already
             continue
-        text = escape(f"{value:,}" if isinstance(value, int) else str(value))
+        text = escape(f"{value:,} rows" if name == "rows" else str(value))
         style = _STATUS_STYLE.get(str(value))
         parts.append(f"[{style}]{text}[/]" if style else text)
     when = next((node.attrs[t] for t in _TIMES if isinstance(node.attrs.get(t), int)), None)
