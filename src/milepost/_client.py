@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
+    from milepost.cards.models import CardField, ModelCard
     from milepost.evaluation.fairness import FairnessResult
     from milepost.governance.audit import ExportSummary, VerifyReport
     from milepost.governance.lineage import Direction, LineageGraph, LineageNode
@@ -307,6 +308,40 @@ class Client:
     def get_fairness_audit(self, audit_id: str) -> FairnessResult:
         """One stored fairness audit."""
         return self._rt.evaluation.get_fairness_audit(audit_id)
+
+    def model_card(self, name: str, version: int) -> ModelCard:
+        """The model card of a version: what the store knows plus the written sections
+        (render it with ``milepost.cards.render_card`` / ``write_card``)."""
+        return self._rt.cards.card(name, version)
+
+    def set_model_card_field(
+        self,
+        name: str,
+        field: str,
+        text: str,
+        *,
+        version: int | None = None,
+        reason: str | None = None,
+    ) -> CardField:
+        """Write one section of a model's card (``version``: that version only), audited."""
+        return self._rt.cards.set_field(name, field, text, version=version, reason=reason)
+
+    def set_model_card_fields(
+        self,
+        name: str,
+        fields: Mapping[str, str],
+        *,
+        version: int | None = None,
+        reason: str | None = None,
+    ) -> list[CardField]:
+        """Write several sections of a model's card in one transaction, audited."""
+        return self._rt.cards.set_fields(name, dict(fields), version=version, reason=reason)
+
+    def clear_model_card_field(
+        self, name: str, field: str, *, version: int | None = None, reason: str | None = None
+    ) -> None:
+        """Remove one written section (the model's, or one version's override), audited."""
+        self._rt.cards.clear_field(name, field, version=version, reason=reason)
 
     def set_promotion_policy(self, name: str, policy: Any) -> PromotionPolicy:
         """Set a model's promotion policy (a PromotionPolicy, dict, YAML text or path)."""

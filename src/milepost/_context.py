@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import ModuleType, TracebackType
 
+    from milepost.cards.service import CardService
     from milepost.config import Source
     from milepost.data.service import DataService
     from milepost.evaluation.service import EvaluationService
@@ -60,8 +61,8 @@ class Runtime:
         settings, resolved: the settings and where each value came from.
         db, blobs: the metadata store and the artifact store.
         tracking, data, features, models, evaluation, promotion, serving, audit, roles,
-        monitors, pipelines, lineage: the services, each imported and built on first use
-            (with the services it depends on) and shared by every runtime on the same
+        monitors, pipelines, lineage, cards: the services, each imported and built on first
+            use (with the services it depends on) and shared by every runtime on the same
             context.
     """
 
@@ -203,6 +204,26 @@ class Runtime:
             MonitorService,
             lambda c: MonitorService(
                 c.db, c.settings.actor(), ServingMonitorSources(self.serving, self.models)
+            ),
+        )
+
+    @cached_property
+    def cards(self) -> CardService:
+        """Model cards: built from what every capability recorded, plus written sections."""
+        from milepost.cards.service import CardService
+
+        return self.context.component(
+            CardService,
+            lambda c: CardService(
+                c.db,
+                c.settings.actor(),
+                models=self.models,
+                evaluation=self.evaluation,
+                promotion=self.promotion,
+                data=self.data,
+                tracking=self.tracking,
+                serving=lambda: self.serving,
+                lineage=lambda: self.lineage,
             ),
         )
 

@@ -35,12 +35,14 @@ def create(
     stage: str | None = None,
     replicas: int = 1,
     log_predictions: bool = True,
+    consequential: bool = False,
 ) -> EndpointSpec:
-    """Create an endpoint that tracks Production of ``model``, or one pinned to ``version``.
+    """Create an endpoint that tracks Production of ``model``, or one pinned to ``version``;
+    ``consequential``: each answer is a decision recorded with its explanation.
 
     Raises:
         InvalidInput: a bad name, both ``version`` and ``stage``, or the version fails its
-            smoke test on its input example.
+            smoke test on its input example (or, consequential, cannot be explained).
         Conflict: the model has no Production version to track.
         AlreadyExists: the name is taken, or another endpoint tracks this stage.
     """
@@ -51,6 +53,7 @@ def create(
         stage=stage,
         replicas=replicas,
         log_predictions=log_predictions,
+        consequential=consequential,
     )
 
 
@@ -66,17 +69,25 @@ def list_endpoints() -> list[str]:
 
 def update(
     name: str,
-    version: int,
+    version: int | None = None,
     *,
     strategy: Strategy = "canary",
     model: str | None = None,
     policy: CanaryPolicy | None = None,
     share: float | None = None,
+    consequential: bool | None = None,
 ) -> EndpointSpec:
     """Start rolling ``version`` out: ``canary`` (default), ``blue_green``, ``shadow`` or
-    ``rolling``; see :meth:`milepost.Client.update_endpoint`."""
+    ``rolling``, and/or mark the endpoint ``consequential`` (or unmark it); see
+    :meth:`milepost.Client.update_endpoint`."""
     return _Client().update_endpoint(
-        name, version, strategy=strategy, model=model, policy=policy, share=share
+        name,
+        version,
+        strategy=strategy,
+        model=model,
+        policy=policy,
+        share=share,
+        consequential=consequential,
     )
 
 

@@ -4,6 +4,7 @@ types them; the decisions come from an engine answering as a replica does."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -84,14 +85,16 @@ def test_mark_an_endpoint_then_show_and_list_its_decisions(tmp_path: Path) -> No
     assert "prediction: " in text and "why: linear contributions (log-odds)" in text
     assert "(2 others)" in text  # 12 inputs: the top 10 by name, the rest summed
     assert "= output" in text and "for class 1" in text
-    assert "lineage" in text
+    assert "upstream of models:/credit/1" in text  # the lineage of the version that decided
+    assert re.search(r"\n\s*run\s+run \S+ \([0-9a-f]{8}\)", text), text
 
     data = json.loads(run("decisions", "show", request_id, "--row", "1", "--json").stdout)
     e = data["explanation"]
     assert data["features"] == pytest.approx(rows[1]) and data["uri"] == "models:/credit/1"
     total = e["base_value"] + sum(e["contributions"].values()) + e["other"]
     assert total == pytest.approx(e["output"], abs=1e-6)
-    assert "lineage" in data
+    assert data["lineage"]["root"] == "model_version:credit/1" and data["lineage_note"] is None
+    assert any(n["kind"] == "run" for n in data["lineage"]["nodes"])
 
     listed = json.loads(run("decisions", "list", "--endpoint", "credit-ep", "--json").stdout)
     assert [(d["request_id"], d["row"]) for d in listed] == [(request_id, 0), (request_id, 1)]

@@ -6,6 +6,7 @@ import io
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -68,11 +69,11 @@ def test_the_better_model_is_clearly_better_and_both_beat_the_base_rate() -> Non
 
 def _story(text: str, home: Path) -> list[str]:
     """The narrative without what differs between runs by nature: the home, ids, times,
-    ports and, while traffic flows (steps 7-11), every number; the canary's decision
+    ports and, while traffic flows (steps 7-12), every number; the canary's decision
     lines (how many checks a verdict took depends on timing) are reduced to their kind."""
     lines, live = [], False
     for raw in text.replace(str(home.resolve()), "<home>").splitlines():
-        if re.match(r"─+ ([789]|1[01])/12", raw):
+        if re.match(r"─+ ([789]|1[012])/13", raw):
             live = True
         elif "Where everything went" in raw:
             live = False
@@ -98,8 +99,8 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     first = tmp_path / "first"
     result = run_demo(rows=1500, home=first, console=Console(file=out, width=120))
     text = out.getvalue()
-    for n in range(1, 13):
-        assert f"{n}/12" in text
+    for n in range(1, 14):
+        assert f"{n}/13" in text
     assert "Where everything went" in text
     c = Client()
     runs = c.search_runs(EXPERIMENT, max_results=10)
@@ -126,6 +127,7 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     assert [d.name for d in milepost.data.list_datasets()] == [
         "churn.test",
         "churn.train",
+        "churn.train-campaign",  # the biased candidate's (governance step)
         "customers",
     ]
     assert milepost.data.runs_using("churn.train@1")
@@ -218,6 +220,7 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     assert "reason: monitor churn-health raised alert" in text
     assert "evaluate_model: candidate better" in text
     assert "milepost pipelines show" in text and "milepost triggers firings" in text
+    _check_governance(c, result["governance"], text)
     assert result["audit_ok"] and c.verify_audit().ok
     # the models are worth promoting: the better one clearly, both above no skill
     scores = result["scores"]
@@ -240,6 +243,35 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="not an empty directory"):
         run_demo(rows=500, home=first, console=Console(file=io.StringIO()))
     assert len(Client().search_runs(EXPERIMENT, max_results=20)) == len(runs)
+
+
+def _check_governance(c: Client, governed: dict[str, Any], text: str) -> None:
+    """Step 12: the audit is stored, the biased candidate refused by the fairness gate
+    alone, the decision explained from the log, the card written and valid, the lineage
+    traced."""
+    from milepost.cards import validate_bom
+
+    production = governed["production"]
+    audits = c.fairness_audits(f"models:/churn/{production}")
+    assert [a.summary["gender"] for a in audits] == [governed["fairness"]]
+    assert "unreliable: under 30" in text  # the small nonbinary group is flagged
+    refused = c.get_promotion_request(governed["refused_request"])
+    assert refused.status == "refused" and refused.version == governed["candidate"]
+    failed = [g for g in refused.gates if not g.passed]
+    assert [g.kind for g in failed] == ["fairness"], refused.gates
+    assert "demographic parity difference" in failed[0].message
+    assert c.get_model_version("churn", governed["candidate"]).stage == "None"
+    decision = governed["decision"]
+    assert decision["adds_up"] and decision["version"] == production
+    record = c.decision(decision["request_id"])
+    assert record.explanation is not None and record.uri == f"models:/churn/{production}"
+    md, html, bom = (Path(p) for p in governed["card"]["paths"])
+    assert "Intended use" in md.read_text() and "<svg" in html.read_text()
+    validate_bom(bom.read_text())  # raises on a BOM the CycloneDX 1.6 schema refuses
+    assert "limitations" in governed["card"]["missing"]
+    assert "intended_use" not in governed["card"]["missing"]
+    assert f"churn/{production}" in governed["lineage"]["trained_on"]
+    assert governed["lineage"]["nodes"] > 10 and Path(governed["lineage"]["path"]).is_file()
 
 
 def test_each_run_gets_a_new_home_with_every_store_inside(

@@ -6,6 +6,7 @@ import pytest
 
 PACKAGES = [
     "milepost",
+    "milepost.cards",
     "milepost.data",
     "milepost.deployments",
     "milepost.errors",

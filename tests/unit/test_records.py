@@ -18,6 +18,7 @@ import pydantic
 import pytest
 
 from milepost._records import record_dict
+from milepost.cards import CardDataset, CardDeployment, CardField, ModelCard
 from milepost.data import (
     CheckResult,
     ColumnSchema,
@@ -476,6 +477,61 @@ RECORDS.update(
     }
 )
 
+CARD_FIELD = CardField("intended_use", "Rank customers by churn risk " * 4, 0, "ana", 1)
+TRAIN = CardDataset(
+    "churn.train@1",
+    "train",
+    "a" * 64,
+    2000,
+    [{"name": "age", "type": "int64", "nullable": True, "mean": 41.5}],
+)
+RECORDS.update(
+    {
+        CardField: (
+            CARD_FIELD,
+            "CardField(intended_use for model by ana: Rank customers by churn risk Rank "
+            "customers by …)",
+        ),
+        CardDataset: (TRAIN, "CardDataset(churn.train@1 as 'train', 2,000 rows, 1 columns)"),
+        CardDeployment: (
+            CardDeployment("churn-ep", 1, 2, ["primary"], True, [{"at": 1, "kind": "create"}]),
+            "CardDeployment(churn-ep as primary, serving, 1 events)",
+        ),
+        ModelCard: (
+            ModelCard(
+                name="churn",
+                version=3,
+                stage="Production",
+                aliases=["champion"],
+                flavor="sklearn",
+                author="ana",
+                created_at=1,
+                run_id=RUN_ID,
+                code_version=None,
+                environment=None,
+                signature=SIGNATURE.to_dict(),
+                description=None,
+                files={"model.skops": "f" * 64},
+                metrics={"roc_auc": 0.85},
+                feature_refs=[],
+                training_data=[TRAIN],
+                evaluation_data=[],
+                evaluations=[RECORDS[EvaluationResult][0]],
+                fairness=[],
+                promotions=[RECORDS[PromotionRequest][0]],
+                stage_history=[RECORDS[StageEvent][0]],
+                deployments=[],
+                lineage=None,
+                fields={"intended_use": CARD_FIELD},
+                missing=["license"],
+                generated_at=2,
+                notes={"lineage": "not available"},
+            ),
+            "ModelCard(churn/3 Production, 9/10 sections written, 1 evaluations)",
+        ),
+    }
+)
+
 # Exported dataclasses and pydantic models that are definitions or plumbing, not records
 # Milepost returns (their default reprs are short, or they are configuration).
 NOT_RECORDS = {
@@ -485,6 +541,7 @@ NOT_RECORDS = {
 }  # fmt: skip
 PACKAGES = [
     "milepost",
+    "milepost.cards",
     "milepost.tracking",
     "milepost.models",
     "milepost.promotion",

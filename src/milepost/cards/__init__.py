@@ -1,8 +1,51 @@
 """Model cards: what the store knows about a model version, plus what people wrote.
 
-CONTRACT (issue 15; the cards part builds it): ``CardService`` (``rt.cards``) with
-``card(name, version) -> ModelCard``, ``set_field(name, field, text, *, version=None)``
-and renderers to Markdown, self-contained HTML, JSON and a CycloneDX ML-BOM.
+::
+
+    import milepost
+
+    rt = milepost.get_runtime()
+    rt.cards.set_field("churn", "intended_use", "Rank customers by churn risk.")
+    card = rt.cards.card("churn", 3)          # a ModelCard
+    card.missing                              # sections nobody wrote, never invented
+    from milepost.cards import render_card, write_card
+    print(render_card(card, "markdown"))
+    write_card(card, "card.html")             # self-contained HTML (also json, cyclonedx)
+
+``CardService`` (``rt.cards``) builds a :class:`ModelCard` (model details, training and
+evaluation data with their profiles, metrics overall and per slice, fairness audits,
+gate results, lineage, stage and deployment history) and stores the written sections
+(:data:`CARD_FIELDS`, per model or per version, audited). Renderers: Markdown,
+self-contained HTML, JSON and a CycloneDX 1.6 ML-BOM (:func:`cyclonedx_bom`), validated
+against the CycloneDX schema before it is written.
 """
 
-__all__: list[str] = []
+from milepost.cards.cyclonedx import cyclonedx_bom, validate_bom
+from milepost.cards.models import (
+    CARD_FIELDS,
+    FIELD_TITLES,
+    CardDataset,
+    CardDeployment,
+    CardField,
+    ModelCard,
+    fill_command,
+)
+from milepost.cards.render import FORMATS, render_card, write_card
+from milepost.cards.service import CardService, read_fields_file
+
+__all__ = [
+    "CARD_FIELDS",
+    "FIELD_TITLES",
+    "FORMATS",
+    "CardDataset",
+    "CardDeployment",
+    "CardField",
+    "CardService",
+    "ModelCard",
+    "cyclonedx_bom",
+    "fill_command",
+    "read_fields_file",
+    "render_card",
+    "validate_bom",
+    "write_card",
+]

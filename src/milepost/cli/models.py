@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from milepost.cards.models import CARD_FIELDS
 from milepost.cli._output import Col, console, emit_json, fit_table, fmt_time, fmt_value
 from milepost.cli._params import MAX_INT64, ModelNameArg, ReasonOpt, RequestArg, VersionArg
 from milepost.cli._runtime import runtime
@@ -577,3 +579,102 @@ def trust_remove(
         f"{record.type_name} is no longer trusted; models holding it load only where the "
         "loading side names it."
     )
+
+
+class CardFormat(enum.StrEnum):
+    """The formats `models card` writes."""
+
+    markdown = "markdown"
+    html = "html"
+    json = "json"
+    cyclonedx = "cyclonedx"
+
+
+@app.command()
+def card(
+    name: ModelNameArg,
+    version: VersionArg,
+    format_: Annotated[
+        CardFormat,
+        typer.Option(
+            "--format",
+            help="markdown (the default, printed), html (one self-contained page), json, "
+            "or cyclonedx (a CycloneDX 1.6 ML-BOM, validated before it is written).",
+        ),
+    ] = CardFormat.markdown,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the card to this file instead of printing it.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+) -> None:
+    """The model card of a version: what the store knows (details, data, metrics per
+    slice, fairness, gates, lineage, deployments) plus the sections people wrote;
+    missing sections are flagged with the command that fills them."""
+    from milepost.cards import render_card, write_card
+
+    model_card = runtime().cards.card(name, version)
+    fmt = "json" if as_json else str(format_)
+    if out is not None:
+        path = write_card(model_card, out, format=fmt)
+        missing = len(model_card.missing)
+        console.print(
+            f"Wrote the {fmt} card of {model_card.uri} to {escape(str(path))}"
+            + (f" ({missing} written sections missing)." if missing else ".")
+        )
+        return
+    typer.echo(render_card(model_card, fmt), nl=False)
+
+
+@app.command("card-set")
+def card_set(
+    name: ModelNameArg,
+    field: Annotated[
+        str | None,
+        typer.Argument(help="The section: " + ", ".join(CARD_FIELDS) + "."),
+    ] = None,
+    text: Annotated[str | None, typer.Argument(help="What the section says.")] = None,
+    version: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=MAX_INT64, help="Write it for this version only (overrides the model's)."
+        ),
+    ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(help="A YAML file of `field: text` lines: write several sections at once."),
+    ] = None,
+    reason: ReasonOpt = None,
+) -> None:
+    """Write sections of a model's card (for every version, or --version N only);
+    each change is audited."""
+    cards = runtime().cards
+    if from_file is not None:
+        if field is not None or text is not None:
+            raise InvalidInput("Give FIELD TEXT or --from-file, not both.")
+        written = cards.set_fields_from_file(name, from_file, version=version, reason=reason)
+    elif field is None or text is None:
+        raise InvalidInput(
+            "Give a FIELD and its TEXT, or --from-file card.yaml.",
+            hint=f"Fields: {', '.join(CARD_FIELDS)}.",
+        )
+    else:
+        written = [cards.set_field(name, field, text, version=version, reason=reason)]
+    scope = f"{name} v{version}" if version else f"{name} (every version)"
+    console.print(f"Wrote {', '.join(w.field for w in written)} of the card of {scope}.")
+
+
+@app.command("card-clear")
+def card_clear(
+    name: ModelNameArg,
+    field: Annotated[str, typer.Argument(help="The section to remove.")],
+    version: Annotated[
+        int | None,
+        typer.Option(min=1, max=MAX_INT64, help="Remove this version's override only."),
+    ] = None,
+    reason: ReasonOpt = None,
+) -> None:
+    """Remove a written section of a model's card (audited); it shows as missing again,
+    or as the model's text when a version's override is removed."""
+    runtime().cards.clear_field(name, field, version=version, reason=reason)
+    scope = f"{name} v{version}" if version else name
+    console.print(f"Cleared {field} of the card of {scope}.")

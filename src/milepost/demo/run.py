@@ -32,7 +32,7 @@ from sklearn.pipeline import Pipeline
 
 import milepost
 from milepost.demo import features as demo_features
-from milepost.demo import monitoring, promotion, retraining, serving
+from milepost.demo import governance, monitoring, promotion, retraining, serving
 from milepost.demo.data import (
     CATEGORICAL,
     LABEL,
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["run_demo"]
 
 EXPERIMENT = "churn-demo"
-TOTAL_STEPS = 12
+TOTAL_STEPS = 13
 FEATURES = MODEL_NUMERIC + CATEGORICAL
 
 
@@ -295,8 +295,8 @@ def _deploy_steps(
     worse: int,
     best: int,
 ) -> dict[str, Any]:
-    """Steps 6-11: promote the baseline, serve it, canary the better model, roll back a
-    faulty one."""
+    """Steps 6-12: promote the baseline, serve it, canary the better model, roll back a
+    faulty one, monitor, retrain, govern."""
     rt = milepost.get_runtime()
     client = milepost.Client()
     train_labels, test_labels, test = data
@@ -373,6 +373,11 @@ def _deploy_steps(
 
     _step(console, 11, TOTAL_STEPS, "Retrain on drift: a trigger, the pipeline, a canary")
     retrained = retraining.retrain_step(console, server, store, frame, customers)
+
+    _step(console, 12, TOTAL_STEPS, "Govern: fairness, a refused candidate, a decision, a card")
+    governed = governance.governance_step(
+        console, server, store, train_labels, test, customers, rt.settings.home / "reports"
+    )
     server.stop()
 
     return {
@@ -387,6 +392,7 @@ def _deploy_steps(
         },
         "monitoring": monitored,
         "retraining": retrained,
+        "governance": governed,
     }
 
 
@@ -477,7 +483,7 @@ def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, 
         console, stack, frame, store, (train_labels, test_labels, test), worse=worse, best=best
     )
 
-    _step(console, 12, TOTAL_STEPS, "Check the audit trail")
+    _step(console, 13, TOTAL_STEPS, "Check the audit trail")
     report = client.verify_audit()
     status = "[green]intact[/]" if report.ok else "[red]TAMPERED[/]"
     console.print(f"  {report.checked} audit events, hash chain {status}")
@@ -498,6 +504,7 @@ def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, 
         "serving": deployed["serving"],
         "monitoring": deployed["monitoring"],
         "retraining": deployed["retraining"],
+        "governance": deployed["governance"],
         "positive_rate": float(np.mean(frame[LABEL])),
         "home": str(rt.settings.home),
     }

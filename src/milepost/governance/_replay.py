@@ -23,6 +23,9 @@ action                     state it sets
 ``role.grant``/``revoke``  ``after``/``before``: ``{"actor", "role"}``
 ``promotion.*``            ``after.request_id`` has ``after.status``, ``after.gates``
                            and ``after.approvers`` (each optional but ``status``)
+``model_card.update``      model ``object_id``'s card section ``after.field`` at
+                           ``after.version`` (0: the model) holds ``after.text``
+                           (None: removed)
 ``audit.baseline``         ``after.promotion_requests``: ``{id: {status, gates,
                            approvers}}``, written once by schema revision 0006 for
                            requests whose older events lack those fields
@@ -53,6 +56,7 @@ from milepost.stores.schema import (
     experiments,
     gate_results,
     model_aliases,
+    model_card_fields,
     model_versions,
     pipeline_runs,
     pipeline_triggers,
@@ -193,6 +197,7 @@ class StateReplay:
         self.tracks: dict[str, _Seen] = {}
         self.roles: dict[tuple[str, str], _Seen] = {}
         self.requests: dict[str, _Request] = {}
+        self.card_fields: dict[tuple[str, int, str], _Seen] = {}
         self.counts: Counter[str] = Counter()
         self.problems: list[tuple[int, str]] = []
         self._recorded_requests = False  # a promotion event carried its status
@@ -205,6 +210,7 @@ class StateReplay:
             "endpoint.create": self._endpoint,
             "role.grant": self._grant,
             "role.revoke": self._revoke,
+            "model_card.update": self._card_field,
             "audit.baseline": self._baseline,
         }
 
@@ -267,6 +273,13 @@ class StateReplay:
         before = _obj(row["before"])
         self.roles[(str(before.get("actor")), str(before.get("role")))] = _Seen(False, seq)
 
+    def _card_field(self, seq: int, row: Mapping[str, Any]) -> None:
+        after = _obj(row["after"])
+        version, text = _int(after.get("version")), after.get("text")
+        if version is not None and after.get("field"):
+            key = (row["object_id"], version, str(after["field"]))
+            self.card_fields[key] = _Seen(None if text is None else str(text), seq)
+
     def _promotion(self, seq: int, row: Mapping[str, Any]) -> None:
         after = _obj(row["after"])
         request_id, status = after.get("request_id"), after.get("status")
@@ -319,6 +332,7 @@ class StateReplay:
             self._compare_tracking,
             self._compare_roles,
             self._compare_requests,
+            self._compare_card_fields,
             self._compare_counts,
         ):
             found += check(conn)
@@ -585,6 +599,34 @@ class StateReplay:
                         f"promotion request {request_id[:12]} was recorded (event {seen.seq}) "
                         "but is missing.",
                     )
+                )
+        return found
+
+    def _compare_card_fields(self, conn: Connection) -> list[tuple[int, str]]:
+        rows = conn.execute(
+            sa.select(
+                registered_models.c.name,
+                model_card_fields.c.version,
+                model_card_fields.c.field,
+                model_card_fields.c.text,
+            ).join(registered_models, registered_models.c.model_id == model_card_fields.c.model_id)
+        )
+        actual = {(r.name, int(r.version), r.field): r.text for r in rows}
+        found = []
+        for key in sorted(set(actual) | set(self.card_fields)):
+            name, version, field = key
+            where = f"card section {field} of {name}" + (f" v{version}" if version else "")
+            seen = self.card_fields.get(key)
+            expected = seen.value if seen else None
+            if actual.get(key) == expected:
+                continue
+            if seen is None:
+                found.append((0, f"{where} exists but no event wrote it."))
+            elif key not in actual:
+                found.append((seen.seq, f"{where} was written (event {seen.seq}) but is missing."))
+            else:
+                found.append(
+                    (seen.seq, f"{where} differs from the text event {seen.seq} recorded.")
                 )
         return found
 

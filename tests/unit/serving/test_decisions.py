@@ -187,13 +187,20 @@ def test_marking_checks_the_variants_can_be_explained_and_is_audited(
         rt.serving.decision(before)
     assert rt.serving.decision(after).explanation is not None
     assert [d.request_id for d in rt.serving.decisions("later")] == [after]
+    # through the Client: unmark and mark again (each an audited change)
+    client = milepost.Client()
+    assert not client.update_endpoint("later", consequential=False).consequential
+    assert client.update_endpoint("later", consequential=True).consequential
+    with pytest.raises(InvalidInput, match="Nothing to update"):
+        client.update_endpoint("later")
+    assert client.list_decisions("later", since_ms=0)[0].request_id == after
     # a version a rollout brings in must be explainable too
     with pytest.raises(InvalidInput, match="cannot be explained"):
         rt.serving.canary("later", bare)
     events = milepost.Client().list_audit_events(
         object_id="later", action="deploy.consequential.mark"
     )
-    assert [e.reason for e in events] == ["credit decisions"]
+    assert [e.reason for e in events] == [None, "credit decisions"]
     assert milepost.Client().verify_audit().ok
 
 
