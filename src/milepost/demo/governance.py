@@ -168,22 +168,19 @@ def _decision(console: Console, server: ModelServer, customers: list[int]) -> di
         f"  endpoint {ENDPOINT!r} is marked consequential: each answer is logged with its "
         "explanation"
     )
+    rows = [{"customer_id": customers[0]}]
     deadline = time.monotonic() + 30
-    while True:  # the replicas take the change within a second; the log is written each second
-        answer = server.predict([{"customer_id": customers[0]}])
-        record = None
-        while time.monotonic() < deadline and record is None:
-            try:
-                record = client.decision(answer["request_id"])
-            except NotFound as exc:
-                if "before it was marked" in exc.message:
-                    break  # answered by a replica that had not taken the change yet
-                time.sleep(0.2)
-        if record is not None:
-            break
-        if time.monotonic() >= deadline:
-            raise MilepostError("No decision record appeared within 30 s.")
-        time.sleep(0.2)
+    answer = server.predict(rows)
+    while not answer.get("decision_record") and time.monotonic() < deadline:
+        answer = server.predict(rows)  # the replicas take the marking within a second
+    record = None
+    while record is None and time.monotonic() < deadline:
+        try:  # read back from the log alone: no model is loaded
+            record = client.decision(answer["request_id"])
+        except NotFound:
+            time.sleep(0.2)  # the replica writes its log each second
+    if record is None:
+        raise MilepostError("No decision record appeared within 30 s.")
     explanation = record.explanation or {}
     top = list(explanation.get("contributions", {}).items())[:3]
     total = (
