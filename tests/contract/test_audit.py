@@ -413,6 +413,14 @@ def test_a_whole_audited_workflow_verifies(registry: None, runtime: Runtime) -> 
     rt, _ = _as(runtime, "tester")
     rt.roles.grant("carol", "approver")
     _, bob = _as(runtime, "bob")
+    # the policy gained Staging's gate after the request was made: approving it would let
+    # v2 past a gate it never ran, so the request goes stale (audited) and is promoted anew
+    with pytest.raises(Conflict, match="is stale: the promotion policy now also requires"):
+        bob.approve(done.request_id)
+    _, c = _as(runtime, "tester")
+    c.set_promotion_policy("churn", {"production": [{"kind": "approval", "count": 2}]})
+    done = c.promote("churn", 2, "Production")
+    _, bob = _as(runtime, "bob")
     assert bob.approve(done.request_id).status == "pending_approval"
     _, carol = _as(runtime, "carol")
     assert carol.approve(done.request_id).status == "completed"
