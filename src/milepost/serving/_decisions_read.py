@@ -3,7 +3,8 @@
 :class:`~milepost.serving.service.DeploymentService` delegates here: ``decision`` and
 ``decisions`` read a consequential endpoint's records (see
 :mod:`milepost.serving.decisions`) from the log alone, without loading the model;
-:func:`require_explainable` refuses a version such an endpoint could not explain.
+:func:`require_explainable` refuses a version such an endpoint could not explain, and
+:func:`consequential_change` checks the marking (or unmarking) of an endpoint.
 """
 
 from __future__ import annotations
@@ -12,15 +13,57 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from milepost.errors import InvalidInput, MilepostError, NotFound
+from milepost.errors import Conflict, InvalidInput, MilepostError, NotFound
 from milepost.serving.decisions import DecisionRecord
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from milepost.models.models import ModelVersion
     from milepost.models.service import LoadedModel, ModelService
     from milepost.serving.backends.sql import SqlServingStore
+    from milepost.serving.spec import EndpointSpec, Variant
 
-__all__ = ["read_decision", "read_decisions", "require_explainable"]
+__all__ = ["consequential_change", "read_decision", "read_decisions", "require_explainable"]
+
+
+def consequential_change(
+    name: str,
+    current: EndpointSpec,
+    consequential: bool,
+    explainable: Callable[[Variant], object],
+) -> Callable[[EndpointSpec], EndpointSpec]:
+    """Check that endpoint ``name`` (its spec ``current``) may be marked (or unmarked)
+    consequential, and return the spec change that does it: marked, it must log its
+    predictions and each variant that answers (all but shadows) must pass
+    ``explainable``; the change refuses if those variants moved meanwhile.
+
+    Raises:
+        InvalidInput: the endpoint does not log predictions, or a variant cannot be
+            explained.
+    """
+    if consequential and not current.log_predictions:
+        raise InvalidInput(
+            f"Endpoint {name!r} does not log its predictions, so it cannot keep decision records.",
+            hint="Create a logging endpoint (without --no-log) for consequential decisions.",
+        )
+    checked = sorted(v.name for v in current.variants if v.role != "shadow")
+    if consequential:
+        for v in current.variants:
+            if v.role != "shadow":
+                explainable(v)
+
+    def change(spec: EndpointSpec) -> EndpointSpec:
+        now = sorted(v.name for v in spec.variants if v.role != "shadow")
+        if consequential and now != checked:
+            raise Conflict(
+                f"The variants of {name!r} changed while they were checked; nothing was changed.",
+                hint="Mark it again.",
+            )
+        spec.consequential = consequential
+        return spec
+
+    return change
 
 
 def require_explainable(

@@ -29,6 +29,7 @@ __all__ = [
     "finalize",
     "now",
     "roll_back",
+    "shadow_to_canary",
     "start",
     "switch",
 ]
@@ -99,6 +100,19 @@ def canary_rollout(
         detail=f"{how}: {policy.steps[0]:g}% of traffic",
         request_id=request_id,
     )
+
+
+def shadow_to_canary(
+    spec: EndpointSpec, shadow: str, policy: CanaryPolicy, request_id: str | None
+) -> EndpointSpec:
+    """Shadow: the mirrored version ``shadow`` becomes a canary at its first step."""
+    r = spec.rollout
+    v = spec.variant(shadow)
+    if r is None or r.kind != "shadow" or r.status != "mirroring" or v is None:
+        raise Conflict("The shadow changed meanwhile; see `milepost endpoints show`.")
+    v.role, v.weight, v.share = "canary", policy.steps[0], 0.0
+    spec.rollout = canary_rollout(v.name, spec.primary.name, policy, "from shadow", request_id)
+    return spec
 
 
 def switch(spec: EndpointSpec, name: str, reason: str | None) -> EndpointSpec:

@@ -54,18 +54,20 @@ refused. :meth:`DeploymentService.decision` reads a decision back by request id.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from milepost import _validate as check
 from milepost.errors import Conflict, InvalidInput, NotFound
-from milepost.models.uri import check_model_name
 from milepost.monitoring import VariantStats, variant_stats
 from milepost.serving import _rollouts as rollouts
-from milepost.serving._registry import RegistryLink, tracked_stage
-from milepost.serving.analysis import Decision, judge
+from milepost.serving._registry import RegistryLink
+from milepost.serving._status import endpoint_status
+from milepost.serving._variants import check_create, checked_variant, explained_for
+from milepost.serving._variants import endpoint_name as _endpoint
+from milepost.serving._variants import target as _target
+from milepost.serving.analysis import Decision, tick
 from milepost.serving.backends.sql import SqlServingStore
-from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Track, Variant
+from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Variant
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -81,28 +83,6 @@ if TYPE_CHECKING:
     from milepost.stores.metadata import MetadataStore
 
 __all__ = ["Decision", "DeploymentService", "VariantStats"]
-
-
-_ENDPOINT = re.compile(r"(?=.*[^\W_])[\w-]+")
-
-
-def _endpoint(name: object) -> str:
-    """An endpoint's name: letters, digits, '-' and '_' (at most 128)."""
-    return check.name(
-        name,
-        "Endpoint name",
-        max_length=128,
-        pattern=_ENDPOINT,
-        rule="use letters, digits, '-' and '_'",
-    )
-
-
-def _target(version: object, model: object) -> None:
-    """The version (and model) a rollout asks for, checked before anything is loaded."""
-    if version is not None:
-        check.integer(version, "Model version", minimum=1)
-    if model is not None:
-        check_model_name(model)
 
 
 _now = rollouts.now
@@ -146,37 +126,9 @@ class DeploymentService:
         explained_for: str | None = None,
         **extra: Any,
     ) -> Variant:
-        """A checked variant: the version exists, loads, predicts its example, and its
-        pinned features are materialized (serving refuses it otherwise); with
-        ``explained_for`` (a consequential endpoint's name), it can be explained too."""
-        mv = (
-            self.models.get_version(model, version)
-            if version is not None
-            else self.models.resolve(f"models:/{model}/Production")
-        )
-        from milepost.serving._decisions_read import require_explainable
-
-        loaded = self.models.load(mv, prefer_onnx=True)
-        if mv.feature_refs:
-            self.features.serving_reader(mv.feature_refs)
-        if mv.input_example:
-            try:
-                loaded.predict(mv.input_example)
-            except Exception as exc:
-                raise InvalidInput(
-                    f"{mv.uri} failed its smoke test on its input example: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-        if explained_for is not None and role != "shadow":
-            require_explainable(self.models, explained_for, mv, loaded)
-        return Variant.model_validate(
-            {
-                "name": f"{model}-v{mv.version}",
-                "model": model,
-                "version": mv.version,
-                "role": role,
-                **extra,
-            }
+        """A checked variant (see :func:`milepost.serving._variants.checked_variant`)."""
+        return checked_variant(
+            self.models, self.features, model, version, role, explained_for=explained_for, **extra
         )
 
     def create(
@@ -211,35 +163,10 @@ class DeploymentService:
             AlreadyExists: the name is taken, or another endpoint tracks this stage.
         """
         _endpoint(name)
-        check_model_name(model)
-        _target(version, None)
-        check.integer(replicas, "replicas", minimum=1, maximum=64)
-        check.boolean(log_predictions, "log_predictions")
-        check.boolean(consequential, "consequential")
-        if consequential and not log_predictions:
-            raise InvalidInput(
-                f"Endpoint {name!r} cannot be consequential without logging its predictions: "
-                "its decision records are kept in the prediction log.",
-                hint="Leave out --no-log (log_predictions=False).",
-            )
-        if stage is not None:
-            check.name(stage, "Stage", max_length=16)
-        if version is not None and stage is not None:
-            raise InvalidInput(
-                f"Give the endpoint either a version to pin ({version}) or a stage to track "
-                f"({stage!r}), not both."
-            )
+        check_create(name, model, version, stage, replicas, log_predictions, consequential)
         track = None
         if version is None:
-            track = Track(model=model, stage=tracked_stage(stage or "Production"))
-            version = self.models.get_model(model).production_version
-            if version is None:
-                raise Conflict(
-                    f"{model} has no version in Production, so an endpoint cannot track it yet.",
-                    hint=f"Promote one (`milepost models promote {model} N --to Production`), "
-                    f"or pin a version: `milepost endpoints create {name} --model {model} "
-                    "--version N`.",
-                )
+            track, version = self.registry.track(name, model, stage or "Production")
         spec = EndpointSpec(
             variants=[
                 self._variant(
@@ -251,19 +178,12 @@ class DeploymentService:
             track=track,
             consequential=consequential,
         )
-        serving = version
-
-        def still_production(conn: Connection) -> None:
-            row = self.models.store.lock_model(conn, model)
-            now = self.models.store.production_in(conn, row)
-            if now != serving:
-                raise Conflict(
-                    f"Production of {model} moved to v{now} while endpoint {name!r} was "
-                    "being created; nothing was created.",
-                    hint="Create it again.",
-                )
-
-        self.store.create(name, spec, actor=self.actor, before=still_production if track else None)
+        self.store.create(
+            name,
+            spec,
+            actor=self.actor,
+            before=self.registry.still_production(model, version, name) if track else None,
+        )
         return spec
 
     def get(self, name: str) -> tuple[EndpointSpec, int]:
@@ -305,7 +225,7 @@ class DeploymentService:
         rollouts.busy(current, "blue/green")
         model = self.registry.model_for(current, model)
         candidate = self._variant(
-            model, version, "standby", explained_for=_explained(name, current)
+            model, version, "standby", explained_for=explained_for(name, current)
         )
         request_id = self.registry.admit(name, current, version, "blue/green")
 
@@ -369,7 +289,7 @@ class DeploymentService:
             model,
             version,
             "canary",
-            explained_for=_explained(name, current),
+            explained_for=explained_for(name, current),
             weight=policy.steps[0],
         )
         request_id = self.registry.admit(name, current, version, "canary")
@@ -426,7 +346,7 @@ class DeploymentService:
         rollouts.busy(current, "a rolling update")
         model = self.registry.model_for(current, model)
         candidate = self._variant(
-            model, version, "standby", explained_for=_explained(name, current)
+            model, version, "standby", explained_for=explained_for(name, current)
         )
         request_id = self.registry.admit(name, current, version, "rolling update")
 
@@ -488,21 +408,11 @@ class DeploymentService:
                 self._variant(shadow.model, shadow.version, "canary", explained_for=name)
             request_id = self.registry.admit(name, spec, shadow.version, "canary")
 
-            def to_canary(s: EndpointSpec) -> EndpointSpec:
-                r = s.rollout
-                v = s.variant(ro.candidate)
-                if r is None or r.kind != "shadow" or r.status != "mirroring" or v is None:
-                    raise Conflict("The shadow changed meanwhile; see `milepost endpoints show`.")
-                v.role, v.weight, v.share = "canary", canary.steps[0], 0.0
-                s.rollout = rollouts.canary_rollout(
-                    v.name, s.primary.name, canary, "from shadow", request_id
-                )
-                return s
-
+            candidate = ro.candidate
             return self._update(
                 name,
                 spec,
-                to_canary,
+                lambda s: rollouts.shadow_to_canary(s, candidate, canary, request_id),
                 kind="shadow.promote",
                 reason=reason,
                 after=self.registry.claim(name, request_id),
@@ -609,30 +519,15 @@ class DeploymentService:
         _endpoint(name)
         check.boolean(consequential, "consequential")
         reason = check.optional_text(reason, "reason")
+        from milepost.serving._decisions_read import consequential_change
+
         current, _ = self.store.get(name)
-        if consequential and not current.log_predictions:
-            raise InvalidInput(
-                f"Endpoint {name!r} does not log its predictions, so it cannot keep decision "
-                "records.",
-                hint="Create a logging endpoint (without --no-log) for consequential decisions.",
-            )
-        checked = sorted(v.name for v in current.variants if v.role != "shadow")
-        if consequential:
-            for v in current.variants:
-                if v.role != "shadow":
-                    self._variant(v.model, v.version, v.role, explained_for=name)
-
-        def change(spec: EndpointSpec) -> EndpointSpec:
-            now = sorted(v.name for v in spec.variants if v.role != "shadow")
-            if consequential and now != checked:
-                raise Conflict(
-                    f"The variants of {name!r} changed while they were checked; nothing "
-                    "was changed.",
-                    hint="Mark it again.",
-                )
-            spec.consequential = consequential
-            return spec
-
+        change = consequential_change(
+            name,
+            current,
+            consequential,
+            lambda v: self._variant(v.model, v.version, v.role, explained_for=name),
+        )
         return self._update(
             name,
             current,
@@ -676,81 +571,23 @@ class DeploymentService:
         rollout is still where this step saw it (otherwise ``none``).
         """
         _endpoint(name)
-        spec, _ = self.store.get(name)
-        ro = spec.rollout
-        if ro is None or ro.kind != "canary" or ro.status != "progressing" or ro.canary is None:
-            return Decision("none", "no canary in progress")
-        action, reason, info = judge(self.store, name, ro, ro.canary)
-        if action == "hold":
-            return Decision("hold", reason, info)
-        if action == "rollback":
-            return self._rollback_decision(name, reason, info)
-        try:
-            after = self._advance(name, reason, info)
-        except Conflict as exc:
-            now, _ = self.store.get(name)
-            if now.rollout is None or now.rollout.status != "progressing":
-                return Decision("none", f"decided meanwhile: {exc.message}", info)
-            # the registry cannot take the version (it moved behind the endpoint's back):
-            # the canary cannot complete, so it stops here instead of holding forever
-            return self._rollback_decision(name, f"cannot promote: {exc.message}", info)
-        action = "promote" if after.rollout and after.rollout.status == "succeeded" else "advance"
-        return Decision(action, reason, info)
 
-    def _rollback_decision(self, name: str, reason: str, info: dict[str, Any]) -> Decision:
-        try:
+        def rollback(reason: str, info: dict[str, Any]) -> None:
             self.rollback(name, reason=f"automatic: {reason}", stats=info, only_in_progress=True)
-        except Conflict as exc:
-            return Decision("none", f"decided meanwhile: {exc.message}", info)
-        return Decision("rollback", reason, info)
+
+        return tick(
+            self.store,
+            name,
+            advance=lambda reason, info: self._advance(name, reason, info),
+            rollback=rollback,
+        )
 
     def status(self, name: str, *, window_seconds: float = 300) -> dict[str, Any]:
         """The spec, what it tracks and whether the registry agrees, the rollout (with its
         promotion request), recent events and per-variant stats over a stated window
         (``window``: since, until, in epoch ms)."""
         _endpoint(name)
-        if (
-            isinstance(window_seconds, bool)
-            or not isinstance(window_seconds, (int, float))
-            or not 0 < window_seconds <= 10 * 365 * 86400
-        ):
-            raise InvalidInput(
-                f"window_seconds must be a positive number of seconds (at most ten years), "
-                f"got {check.short_repr(window_seconds)}."
-            )
-        spec, revision = self.store.get(name)
-        until = _now()
-        since = until - int(window_seconds * 1000)
-        if spec.rollout is not None and spec.rollout.status in (
-            "progressing",
-            "mirroring",
-            "preview",
-        ):
-            since = max(since, spec.rollout.step_started_at)
-        out: dict[str, Any] = {
-            "endpoint": name,
-            "revision": revision,
-            **spec.summary(),
-            "window": {"since": since, "until": until},
-            "stats": {
-                k: v.to_dict() for k, v in self.stats(name, since_ms=since, until_ms=until).items()
-            },
-            "events": [e.to_dict() for e in self.store.events(name, limit=15)],
-        }
-        if spec.track is not None:
-            production = self.models.get_model(spec.track.model).production_version
-            out["registry"] = {
-                "production_version": production,
-                "agrees": production == spec.primary.version,
-            }
-        if spec.rollout is not None and spec.rollout.request_id is not None:
-            req = self.promotion.get_request(spec.rollout.request_id)
-            out["request"] = {
-                "request_id": req.request_id,
-                "version": req.version,
-                "status": req.status,
-            }
-        return out
+        return endpoint_status(self.store, self.registry, name, window_seconds)
 
     # -- decision records and retention ---------------------------------------------------
 
@@ -846,11 +683,6 @@ class DeploymentService:
         check.name(kind, "Event kind", max_length=64)
         check.text(reason, "reason")
         self.store.add_event(name, kind, actor=self.actor, reason=reason, details=details)
-
-
-def _explained(name: str, spec: EndpointSpec) -> str | None:
-    """The endpoint's name when versions brought into it must be explainable."""
-    return name if spec.consequential else None
 
 
 def describe(spec: EndpointSpec) -> str:
