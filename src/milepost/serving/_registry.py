@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from milepost.errors import InvalidInput
+from milepost.errors import Conflict, InvalidInput
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from milepost.models.service import ModelService
     from milepost.promotion.service import PromotionService
-    from milepost.serving.spec import EndpointSpec
+    from milepost.serving.spec import EndpointSpec, Track
 
     Hook = Callable[[Connection, EndpointSpec, EndpointSpec], None]
 
@@ -64,6 +64,45 @@ class RegistryLink:
             self.models.store.lock_model(conn, model)
 
         return lock
+
+    def track(self, endpoint: str, model: str, stage: str) -> tuple[Track, int]:
+        """What a new endpoint tracking ``stage`` of ``model`` tracks, and the version it
+        serves now.
+
+        Raises:
+            InvalidInput: a stage other than Production.
+            Conflict: the model has no Production version yet.
+        """
+        from milepost.serving.spec import Track
+
+        track = Track(model=model, stage=tracked_stage(stage))
+        version = self.models.get_model(model).production_version
+        if version is None:
+            raise Conflict(
+                f"{model} has no version in Production, so an endpoint cannot track it yet.",
+                hint=f"Promote one (`milepost models promote {model} N --to Production`), "
+                f"or pin a version: `milepost endpoints create {endpoint} --model {model} "
+                "--version N`.",
+            )
+        return track, version
+
+    def still_production(
+        self, model: str, version: int, endpoint: str
+    ) -> Callable[[Connection], None]:
+        """Lock ``model`` and refuse (``Conflict``) unless ``version`` is still its
+        Production: run before a new tracking endpoint is written."""
+
+        def still(conn: Connection) -> None:
+            row = self.models.store.lock_model(conn, model)
+            now = self.models.store.production_in(conn, row)
+            if now != version:
+                raise Conflict(
+                    f"Production of {model} moved to v{now} while endpoint {endpoint!r} was "
+                    "being created; nothing was created.",
+                    hint="Create it again.",
+                )
+
+        return still
 
     @staticmethod
     def model_for(spec: EndpointSpec, model: str | None) -> str:

@@ -12,17 +12,38 @@ behind by a failure after that is never read again (only registered segments are
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import TYPE_CHECKING, Any
 
-from milepost.errors import BackendUnavailable
+from milepost import _validate as check
+from milepost.errors import BackendUnavailable, InvalidInput
 from milepost.serving.decisions import PruneReport
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from milepost.serving.backends.sql import SqlServingStore
 
-__all__ = ["DAY_MS", "prune"]
+__all__ = ["DAY_MS", "epoch_ms", "prune"]
 
 DAY_MS = 86_400_000
+
+
+def epoch_ms(now: int | datetime | None) -> int:
+    """The time retention counts back from, in epoch ms (None: now).
+
+    Raises:
+        InvalidInput: neither epoch milliseconds nor an aware datetime.
+    """
+    if now is None:
+        return int(time.time() * 1000)
+    if isinstance(now, int) and not isinstance(now, bool):
+        return now
+    if hasattr(now, "timestamp") and getattr(now, "tzinfo", None) is not None:
+        return int(now.timestamp() * 1000)
+    raise InvalidInput(
+        f"now must be epoch milliseconds or an aware datetime, got {check.short_repr(now)}."
+    )
 
 
 def _cutoff(now_ms: int, days: float | None) -> int | None:

@@ -2,7 +2,8 @@
 
 The figures come from :mod:`milepost.monitoring` (per-variant requests, errors and
 latency, prediction PSI), the one reader of the prediction log; this module holds the
-policy that judges them (:func:`judge`). ``VariantStats``, ``variant_stats``,
+policy that judges them (:func:`judge`) and the controller's step that acts on the verdict
+(:func:`tick`). ``VariantStats``, ``variant_stats``,
 ``prediction_psi`` and ``fmt_ms`` are re-exported from there. ``endpoints show``, the canary
 controller and the demo all read these, so ``p99 2.3 ms`` reads the same everywhere.
 """
@@ -14,13 +15,24 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from milepost._records import record_dict, short
+from milepost.errors import Conflict
 from milepost.monitoring.predictions import VariantStats, fmt_ms, prediction_psi, variant_stats
 
 if TYPE_CHECKING:
-    from milepost.serving.backends.sql import SqlServingStore
-    from milepost.serving.spec import CanaryPolicy, Rollout
+    from collections.abc import Callable
 
-__all__ = ["Decision", "VariantStats", "fmt_ms", "judge", "prediction_psi", "variant_stats"]
+    from milepost.serving.backends.sql import SqlServingStore
+    from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout
+
+__all__ = [
+    "Decision",
+    "VariantStats",
+    "fmt_ms",
+    "judge",
+    "prediction_psi",
+    "tick",
+    "variant_stats",
+]
 
 
 @dataclass(frozen=True)
@@ -104,3 +116,47 @@ def judge(
         f"p99 {fmt_ms(cand.p99_ms)} vs {fmt_ms(prim.p99_ms)} over {cand.requests} requests",
         info,
     )
+
+
+def tick(
+    store: SqlServingStore,
+    name: str,
+    *,
+    advance: Callable[[str, dict[str, Any]], EndpointSpec],
+    rollback: Callable[[str, dict[str, Any]], None],
+) -> Decision:
+    """One controller step for the canary of endpoint ``name``: judge it, then hold, or
+    ``advance`` it (a step, or at the last one, promote) or ``rollback`` it (each given
+    the reason and the figures). A decision another process applied meanwhile (the
+    callee's ``Conflict``) is ``none``. See :meth:`milepost.serving.DeploymentService.tick`.
+    """
+    spec, _ = store.get(name)
+    ro = spec.rollout
+    if ro is None or ro.kind != "canary" or ro.status != "progressing" or ro.canary is None:
+        return Decision("none", "no canary in progress")
+    action, reason, info = judge(store, name, ro, ro.canary)
+    if action == "hold":
+        return Decision("hold", reason, info)
+    if action == "rollback":
+        return _rolled_back(rollback, reason, info)
+    try:
+        after = advance(reason, info)
+    except Conflict as exc:
+        now, _ = store.get(name)
+        if now.rollout is None or now.rollout.status != "progressing":
+            return Decision("none", f"decided meanwhile: {exc.message}", info)
+        # the registry cannot take the version (it moved behind the endpoint's back):
+        # the canary cannot complete, so it stops here instead of holding forever
+        return _rolled_back(rollback, f"cannot promote: {exc.message}", info)
+    action = "promote" if after.rollout and after.rollout.status == "succeeded" else "advance"
+    return Decision(action, reason, info)
+
+
+def _rolled_back(
+    rollback: Callable[[str, dict[str, Any]], None], reason: str, info: dict[str, Any]
+) -> Decision:
+    try:
+        rollback(reason, info)
+    except Conflict as exc:
+        return Decision("none", f"decided meanwhile: {exc.message}", info)
+    return Decision("rollback", reason, info)

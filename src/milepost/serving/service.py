@@ -54,21 +54,20 @@ refused. :meth:`DeploymentService.decision` reads a decision back by request id.
 
 from __future__ import annotations
 
-import re
-import time
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from milepost import _validate as check
-from milepost.errors import Conflict, InvalidInput, MilepostError, NotFound
-from milepost.models.uri import check_model_name
+from milepost.errors import Conflict, InvalidInput, NotFound
 from milepost.monitoring import VariantStats, variant_stats
-from milepost.serving._registry import IN_PROGRESS, RegistryLink, tracked_stage
-from milepost.serving.analysis import Decision, judge
+from milepost.serving import _rollouts as rollouts
+from milepost.serving._registry import RegistryLink
+from milepost.serving._status import endpoint_status
+from milepost.serving._variants import check_create, checked_variant, explained_for
+from milepost.serving._variants import endpoint_name as _endpoint
+from milepost.serving._variants import target as _target
+from milepost.serving.analysis import Decision, tick
 from milepost.serving.backends.sql import SqlServingStore
-from milepost.serving.decisions import DecisionRecord, PruneReport
-from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Track, Variant
+from milepost.serving.spec import CanaryPolicy, EndpointSpec, Rollout, Variant
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -78,38 +77,15 @@ if TYPE_CHECKING:
 
     from milepost.config import Settings
     from milepost.features.service import FeatureService
-    from milepost.models.models import ModelVersion
-    from milepost.models.service import LoadedModel, ModelService
+    from milepost.models.service import ModelService
     from milepost.promotion.service import PromotionService
+    from milepost.serving.decisions import DecisionRecord, PruneReport
     from milepost.stores.metadata import MetadataStore
 
 __all__ = ["Decision", "DeploymentService", "VariantStats"]
 
 
-_ENDPOINT = re.compile(r"(?=.*[^\W_])[\w-]+")
-
-
-def _endpoint(name: object) -> str:
-    """An endpoint's name: letters, digits, '-' and '_' (at most 128)."""
-    return check.name(
-        name,
-        "Endpoint name",
-        max_length=128,
-        pattern=_ENDPOINT,
-        rule="use letters, digits, '-' and '_'",
-    )
-
-
-def _target(version: object, model: object) -> None:
-    """The version (and model) a rollout asks for, checked before anything is loaded."""
-    if version is not None:
-        check.integer(version, "Model version", minimum=1)
-    if model is not None:
-        check_model_name(model)
-
-
-def _now() -> int:
-    return int(time.time() * 1000)
+_now = rollouts.now
 
 
 class DeploymentService:
@@ -150,59 +126,10 @@ class DeploymentService:
         explained_for: str | None = None,
         **extra: Any,
     ) -> Variant:
-        """A checked variant: the version exists, loads, predicts its example, and its
-        pinned features are materialized (serving refuses it otherwise); with
-        ``explained_for`` (a consequential endpoint's name), it can be explained too."""
-        mv = (
-            self.models.get_version(model, version)
-            if version is not None
-            else self.models.resolve(f"models:/{model}/Production")
+        """A checked variant (see :func:`milepost.serving._variants.checked_variant`)."""
+        return checked_variant(
+            self.models, self.features, model, version, role, explained_for=explained_for, **extra
         )
-        loaded = self.models.load(mv, prefer_onnx=True)
-        if mv.feature_refs:
-            self.features.serving_reader(mv.feature_refs)
-        if mv.input_example:
-            try:
-                loaded.predict(mv.input_example)
-            except Exception as exc:
-                raise InvalidInput(
-                    f"{mv.uri} failed its smoke test on its input example: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-        if explained_for is not None and role != "shadow":
-            self._explainable(explained_for, mv, loaded)
-        return Variant.model_validate(
-            {
-                "name": f"{model}-v{mv.version}",
-                "model": model,
-                "version": mv.version,
-                "role": role,
-                **extra,
-            }
-        )
-
-    def _explainable(self, endpoint: str, mv: ModelVersion, loaded: LoadedModel) -> None:
-        """Refuse a version a consequential endpoint could not explain: its explainer is
-        built (as a replica builds it) and run on its input example."""
-        import pandas as pd
-
-        from milepost.serving.explain import build_explainer
-
-        try:
-            explainer = build_explainer(loaded, data=self.models.data)
-            if mv.input_example:
-                frame = pd.DataFrame(mv.input_example).head(1)
-                names = loaded.signature.input_names if loaded.signature else None
-                explainer(frame[names] if names else frame)
-        except Exception as exc:
-            why = exc.message if isinstance(exc, MilepostError) else f"{type(exc).__name__}: {exc}"
-            raise InvalidInput(
-                f"Endpoint {endpoint!r} makes consequential decisions, each recorded with "
-                f"its explanation, but {mv.uri} cannot be explained: {why}",
-                hint="Serve a model SHAP explains exactly (tree ensembles, linear models, or "
-                "numeric inputs with a recorded training dataset or input example), or leave "
-                "the endpoint unmarked (--not-consequential).",
-            ) from exc
 
     def create(
         self,
@@ -236,35 +163,10 @@ class DeploymentService:
             AlreadyExists: the name is taken, or another endpoint tracks this stage.
         """
         _endpoint(name)
-        check_model_name(model)
-        _target(version, None)
-        check.integer(replicas, "replicas", minimum=1, maximum=64)
-        check.boolean(log_predictions, "log_predictions")
-        check.boolean(consequential, "consequential")
-        if consequential and not log_predictions:
-            raise InvalidInput(
-                f"Endpoint {name!r} cannot be consequential without logging its predictions: "
-                "its decision records are kept in the prediction log.",
-                hint="Leave out --no-log (log_predictions=False).",
-            )
-        if stage is not None:
-            check.name(stage, "Stage", max_length=16)
-        if version is not None and stage is not None:
-            raise InvalidInput(
-                f"Give the endpoint either a version to pin ({version}) or a stage to track "
-                f"({stage!r}), not both."
-            )
+        check_create(name, model, version, stage, replicas, log_predictions, consequential)
         track = None
         if version is None:
-            track = Track(model=model, stage=tracked_stage(stage or "Production"))
-            version = self.models.get_model(model).production_version
-            if version is None:
-                raise Conflict(
-                    f"{model} has no version in Production, so an endpoint cannot track it yet.",
-                    hint=f"Promote one (`milepost models promote {model} N --to Production`), "
-                    f"or pin a version: `milepost endpoints create {name} --model {model} "
-                    "--version N`.",
-                )
+            track, version = self.registry.track(name, model, stage or "Production")
         spec = EndpointSpec(
             variants=[
                 self._variant(
@@ -276,42 +178,18 @@ class DeploymentService:
             track=track,
             consequential=consequential,
         )
-        serving = version
-
-        def still_production(conn: Connection) -> None:
-            row = self.models.store.lock_model(conn, model)
-            now = self.models.store.production_in(conn, row)
-            if now != serving:
-                raise Conflict(
-                    f"Production of {model} moved to v{now} while endpoint {name!r} was "
-                    "being created; nothing was created.",
-                    hint="Create it again.",
-                )
-
-        self.store.create(name, spec, actor=self.actor, before=still_production if track else None)
+        self.store.create(
+            name,
+            spec,
+            actor=self.actor,
+            before=self.registry.still_production(model, version, name) if track else None,
+        )
         return spec
 
     def get(self, name: str) -> tuple[EndpointSpec, int]:
         """An endpoint's spec and revision."""
         _endpoint(name)
         return self.store.get(name)
-
-    def _busy(self, spec: EndpointSpec, what: str) -> None:
-        ro = spec.rollout
-        if ro is not None and ro.status in IN_PROGRESS:
-            raise Conflict(
-                f"A {ro.kind} rollout of {ro.candidate} is {ro.status}; cannot start {what}.",
-                hint="Finish it (switch, promote, finalize) or roll it back first.",
-            )
-
-    def _without_standby(self, spec: EndpointSpec) -> None:
-        spec.variants = [v for v in spec.variants if v.role not in ("standby", "shadow")]
-
-    def _add(self, spec: EndpointSpec, variant: Variant) -> None:
-        existing = spec.variant(variant.name)
-        if existing is not None:
-            raise Conflict(f"{variant.name} is already in this endpoint ({existing.role}).")
-        spec.variants.append(variant)
 
     def _update(
         self,
@@ -344,18 +222,15 @@ class DeploymentService:
         _endpoint(name)
         _target(version, model)
         current, _ = self.store.get(name)
-        self._busy(current, "blue/green")
+        rollouts.busy(current, "blue/green")
         model = self.registry.model_for(current, model)
         candidate = self._variant(
-            model, version, "standby", explained_for=_explained(name, current)
+            model, version, "standby", explained_for=explained_for(name, current)
         )
         request_id = self.registry.admit(name, current, version, "blue/green")
 
-        def change(spec: EndpointSpec) -> EndpointSpec:
-            self._busy(spec, "blue/green")
-            self._without_standby(spec)
-            self._add(spec, candidate)
-            spec.rollout = Rollout(
+        def preview(spec: EndpointSpec) -> Rollout:
+            return Rollout(
                 kind="blue_green",
                 status="preview",
                 candidate=candidate.name,
@@ -364,12 +239,11 @@ class DeploymentService:
                 detail="loaded beside the primary; no traffic yet",
                 request_id=request_id,
             )
-            return spec
 
         return self._update(
             name,
             current,
-            change,
+            lambda spec: rollouts.start(spec, candidate, "blue/green", preview),
             kind="blue_green.start",
             after=self.registry.claim(name, request_id),
         )
@@ -383,29 +257,10 @@ class DeploymentService:
         reason = check.optional_text(reason, "reason")
         current, _ = self.store.get(name)
 
-        def change(spec: EndpointSpec) -> EndpointSpec:
-            ro = spec.rollout
-            if ro is None or ro.kind != "blue_green" or ro.status != "preview":
-                raise Conflict(
-                    "No blue/green preview to switch to.",
-                    hint="Start one with `milepost endpoints update "
-                    f"{name} VERSION --strategy blue-green`.",
-                )
-            for v in spec.variants:
-                if v.name == ro.candidate:
-                    v.role, v.weight = "primary", 0
-                elif v.name == ro.previous:
-                    v.role, v.weight = "standby", 0
-            ro.status = "switched"
-            ro.detail = "all traffic on the candidate; previous kept warm" + (
-                f" ({reason})" if reason else ""
-            )
-            return spec
-
         return self._update(
             name,
             current,
-            change,
+            lambda spec: rollouts.switch(spec, name, reason),
             kind="blue_green.switch",
             reason=reason,
             after=self.registry.complete(name),
@@ -426,30 +281,30 @@ class DeploymentService:
         """
         _endpoint(name)
         _target(version, model)
-        policy = _checked(CanaryPolicy() if policy is None else policy)
+        policy = rollouts.checked_policy(CanaryPolicy() if policy is None else policy)
         current, _ = self.store.get(name)
-        self._busy(current, "a canary")
+        rollouts.busy(current, "a canary")
         model = self.registry.model_for(current, model)
         candidate = self._variant(
             model,
             version,
             "canary",
-            explained_for=_explained(name, current),
+            explained_for=explained_for(name, current),
             weight=policy.steps[0],
         )
         request_id = self.registry.admit(name, current, version, "canary")
 
-        def change(spec: EndpointSpec) -> EndpointSpec:
-            self._busy(spec, "a canary")
-            self._without_standby(spec)
-            self._add(spec, candidate)
-            spec.rollout = _canary_rollout(
+        def first_step(spec: EndpointSpec) -> Rollout:
+            return rollouts.canary_rollout(
                 candidate.name, spec.primary.name, policy, "step 1", request_id
             )
-            return spec
 
         return self._update(
-            name, current, change, kind="canary.start", after=self.registry.claim(name, request_id)
+            name,
+            current,
+            lambda spec: rollouts.start(spec, candidate, "a canary", first_step),
+            kind="canary.start",
+            after=self.registry.claim(name, request_id),
         )
 
     def shadow(
@@ -461,16 +316,13 @@ class DeploymentService:
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
             raise InvalidInput(f"Shadow share {share} must be in (0, 1].")
         current, _ = self.store.get(name)
-        self._busy(current, "a shadow")
+        rollouts.busy(current, "a shadow")
         candidate = self._variant(
             self.registry.model_for(current, model), version, "shadow", share=share
         )
 
-        def change(spec: EndpointSpec) -> EndpointSpec:
-            self._busy(spec, "a shadow")
-            self._without_standby(spec)
-            self._add(spec, candidate)
-            spec.rollout = Rollout(
+        def mirroring(spec: EndpointSpec) -> Rollout:
+            return Rollout(
                 kind="shadow",
                 status="mirroring",
                 candidate=candidate.name,
@@ -478,28 +330,29 @@ class DeploymentService:
                 step_started_at=_now(),
                 detail=f"mirroring {share:.0%} of requests",
             )
-            return spec
 
-        return self._update(name, current, change, kind="shadow.start")
+        return self._update(
+            name,
+            current,
+            lambda spec: rollouts.start(spec, candidate, "a shadow", mirroring),
+            kind="shadow.start",
+        )
 
     def rolling(self, name: str, version: int, *, model: str | None = None) -> EndpointSpec:
         """Replace replicas one at a time with the new version (the supervisors do it)."""
         _endpoint(name)
         _target(version, model)
         current, _ = self.store.get(name)
-        self._busy(current, "a rolling update")
+        rollouts.busy(current, "a rolling update")
         model = self.registry.model_for(current, model)
         candidate = self._variant(
-            model, version, "standby", explained_for=_explained(name, current)
+            model, version, "standby", explained_for=explained_for(name, current)
         )
         request_id = self.registry.admit(name, current, version, "rolling update")
 
-        def change(spec: EndpointSpec) -> EndpointSpec:
-            self._busy(spec, "a rolling update")
-            self._without_standby(spec)
-            self._add(spec, candidate)
+        def replacing(spec: EndpointSpec) -> Rollout:
             spec.generation += 1
-            spec.rollout = Rollout(
+            return Rollout(
                 kind="rolling",
                 status="in_progress",
                 candidate=candidate.name,
@@ -509,10 +362,13 @@ class DeploymentService:
                 detail="replacing replicas one at a time",
                 request_id=request_id,
             )
-            return spec
 
         return self._update(
-            name, current, change, kind="rolling.start", after=self.registry.claim(name, request_id)
+            name,
+            current,
+            lambda spec: rollouts.start(spec, candidate, "a rolling update", replacing),
+            kind="rolling.start",
+            after=self.registry.claim(name, request_id),
         )
 
     def complete_rolling(self, name: str) -> EndpointSpec:
@@ -523,20 +379,12 @@ class DeploymentService:
         _endpoint(name)
         current, _ = self.store.get(name)
 
-        def change(spec: EndpointSpec) -> EndpointSpec:
-            ro = spec.rollout
-            if ro is None or ro.kind != "rolling" or ro.status != "in_progress":
-                raise Conflict("No rolling update in progress.")
-            for v in spec.variants:
-                if v.name == ro.candidate:
-                    v.role = "primary"
-                elif v.name == ro.previous:
-                    v.role = "standby"
-            ro.status, ro.detail = "succeeded", "every replica replaced"
-            return spec
-
         return self._update(
-            name, current, change, kind="rolling.complete", after=self.registry.complete(name)
+            name,
+            current,
+            rollouts.complete_rolling,
+            kind="rolling.complete",
+            after=self.registry.complete(name),
         )
 
     def promote(
@@ -548,33 +396,23 @@ class DeploymentService:
         _endpoint(name)
         reason = check.optional_text(reason, "reason")
         if policy is not None:
-            _checked(policy)
+            rollouts.checked_policy(policy)
         spec, _ = self.store.get(name)
         ro = spec.rollout
         if ro is not None and ro.kind == "shadow" and ro.status == "mirroring":
             shadow = spec.variant(ro.candidate)
             if shadow is None:
                 raise Conflict(f"The shadow {ro.candidate} is no longer in {name!r}.")
-            canary = _checked(policy or CanaryPolicy())
+            canary = rollouts.checked_policy(policy or CanaryPolicy())
             if spec.consequential:  # its answers become decisions: they must be explained
                 self._variant(shadow.model, shadow.version, "canary", explained_for=name)
             request_id = self.registry.admit(name, spec, shadow.version, "canary")
 
-            def to_canary(s: EndpointSpec) -> EndpointSpec:
-                r = s.rollout
-                v = s.variant(ro.candidate)
-                if r is None or r.kind != "shadow" or r.status != "mirroring" or v is None:
-                    raise Conflict("The shadow changed meanwhile; see `milepost endpoints show`.")
-                v.role, v.weight, v.share = "canary", canary.steps[0], 0.0
-                s.rollout = _canary_rollout(
-                    v.name, s.primary.name, canary, "from shadow", request_id
-                )
-                return s
-
+            candidate = ro.candidate
             return self._update(
                 name,
                 spec,
-                to_canary,
+                lambda s: rollouts.shadow_to_canary(s, candidate, canary, request_id),
                 kind="shadow.promote",
                 reason=reason,
                 after=self.registry.claim(name, request_id),
@@ -586,31 +424,6 @@ class DeploymentService:
     def _advance(self, name: str, reason: str, stats: dict[str, Any]) -> EndpointSpec:
         current, _ = self.store.get(name)
 
-        def change(spec: EndpointSpec) -> EndpointSpec:
-            ro = spec.rollout
-            if (
-                ro is None
-                or ro.kind != "canary"
-                or ro.canary is None
-                or ro.status not in ("progressing", "paused")
-            ):
-                raise Conflict("No canary in progress.")
-            cand = spec.variant(ro.candidate)
-            assert cand is not None
-            if ro.step + 1 >= len(ro.canary.steps) or ro.canary.steps[ro.step] >= 100:
-                prev = spec.variant(ro.previous or "")
-                cand.role, cand.weight = "primary", 0
-                if prev is not None:
-                    prev.role, prev.weight = "standby", 0
-                ro.status, ro.detail = "succeeded", f"promoted to primary: {reason}"
-            else:
-                ro.step += 1
-                cand.weight = ro.canary.steps[ro.step]
-                ro.step_started_at = _now()
-                ro.status = "progressing"
-                ro.detail = f"step {ro.step + 1}: {cand.weight:g}% of traffic ({reason})"
-            return spec
-
         last = (
             current.rollout is not None
             and current.rollout.canary is not None
@@ -620,7 +433,7 @@ class DeploymentService:
         return self._update(
             name,
             current,
-            change,
+            lambda spec: rollouts.advance(spec, reason),
             kind=kind,
             reason=reason,
             details=stats,
@@ -659,31 +472,10 @@ class DeploymentService:
         current, _ = self.store.get(name)
         text = reason or "rolled back by hand"
 
-        def change(spec: EndpointSpec) -> EndpointSpec:
-            ro = spec.rollout
-            if ro is None or ro.previous is None or ro.status in ("rolled_back", "finalized"):
-                raise Conflict(
-                    "Nothing to roll back: no rollout whose previous version is still kept.",
-                    hint="See `milepost endpoints show`.",
-                )
-            if only_in_progress and ro.status not in IN_PROGRESS:
-                raise Conflict(f"The {ro.kind} rollout was decided meanwhile ({ro.status}).")
-            prev = spec.variant(ro.previous)
-            if prev is None:
-                raise Conflict(
-                    f"The previous version {ro.previous} was finalized away; deploy it again."
-                )
-            spec.variants = [v for v in spec.variants if v.name != ro.candidate]
-            for v in spec.variants:
-                if v.name == ro.previous:
-                    v.role, v.weight, v.share = "primary", 0, 0.0
-            ro.status, ro.detail = "rolled_back", text
-            return spec
-
         return self._update(
             name,
             current,
-            change,
+            lambda spec: rollouts.roll_back(spec, text, only_in_progress),
             kind="rollback",
             reason=reason,
             details=stats,
@@ -695,15 +487,7 @@ class DeploymentService:
         _endpoint(name)
         current, _ = self.store.get(name)
 
-        def change(spec: EndpointSpec) -> EndpointSpec:
-            ro = spec.rollout
-            if ro is None or ro.status not in ("switched", "succeeded"):
-                raise Conflict("Nothing to finalize: finish the rollout (switch or promote) first.")
-            spec.variants = [v for v in spec.variants if v.role != "standby"]
-            ro.status, ro.detail = "finalized", "previous version retired"
-            return spec
-
-        return self._update(name, current, change, kind="finalize")
+        return self._update(name, current, rollouts.finalize, kind="finalize")
 
     def set_replicas(self, name: str, replicas: int) -> EndpointSpec:
         """Change the replica count (each host's supervisor follows)."""
@@ -735,30 +519,15 @@ class DeploymentService:
         _endpoint(name)
         check.boolean(consequential, "consequential")
         reason = check.optional_text(reason, "reason")
+        from milepost.serving._decisions_read import consequential_change
+
         current, _ = self.store.get(name)
-        if consequential and not current.log_predictions:
-            raise InvalidInput(
-                f"Endpoint {name!r} does not log its predictions, so it cannot keep decision "
-                "records.",
-                hint="Create a logging endpoint (without --no-log) for consequential decisions.",
-            )
-        checked = sorted(v.name for v in current.variants if v.role != "shadow")
-        if consequential:
-            for v in current.variants:
-                if v.role != "shadow":
-                    self._variant(v.model, v.version, v.role, explained_for=name)
-
-        def change(spec: EndpointSpec) -> EndpointSpec:
-            now = sorted(v.name for v in spec.variants if v.role != "shadow")
-            if consequential and now != checked:
-                raise Conflict(
-                    f"The variants of {name!r} changed while they were checked; nothing "
-                    "was changed.",
-                    hint="Mark it again.",
-                )
-            spec.consequential = consequential
-            return spec
-
+        change = consequential_change(
+            name,
+            current,
+            consequential,
+            lambda v: self._variant(v.model, v.version, v.role, explained_for=name),
+        )
         return self._update(
             name,
             current,
@@ -773,18 +542,10 @@ class DeploymentService:
         check.text(reason, "reason")
         current, _ = self.store.get(name)
 
-        def change(spec: EndpointSpec) -> EndpointSpec:
-            ro = spec.rollout
-            if ro is None or ro.kind != "rolling" or ro.status != "in_progress":
-                raise Conflict("No rolling update to abort.")
-            spec.variants = [v for v in spec.variants if v.name != ro.candidate]
-            ro.status, ro.detail = "rolled_back", reason
-            return spec
-
         return self._update(
             name,
             current,
-            change,
+            lambda spec: rollouts.abort_rolling(spec, reason),
             kind="rolling.abort",
             reason=reason,
             after=self.registry.undo(name, reason),
@@ -810,81 +571,23 @@ class DeploymentService:
         rollout is still where this step saw it (otherwise ``none``).
         """
         _endpoint(name)
-        spec, _ = self.store.get(name)
-        ro = spec.rollout
-        if ro is None or ro.kind != "canary" or ro.status != "progressing" or ro.canary is None:
-            return Decision("none", "no canary in progress")
-        action, reason, info = judge(self.store, name, ro, ro.canary)
-        if action == "hold":
-            return Decision("hold", reason, info)
-        if action == "rollback":
-            return self._rollback_decision(name, reason, info)
-        try:
-            after = self._advance(name, reason, info)
-        except Conflict as exc:
-            now, _ = self.store.get(name)
-            if now.rollout is None or now.rollout.status != "progressing":
-                return Decision("none", f"decided meanwhile: {exc.message}", info)
-            # the registry cannot take the version (it moved behind the endpoint's back):
-            # the canary cannot complete, so it stops here instead of holding forever
-            return self._rollback_decision(name, f"cannot promote: {exc.message}", info)
-        action = "promote" if after.rollout and after.rollout.status == "succeeded" else "advance"
-        return Decision(action, reason, info)
 
-    def _rollback_decision(self, name: str, reason: str, info: dict[str, Any]) -> Decision:
-        try:
+        def rollback(reason: str, info: dict[str, Any]) -> None:
             self.rollback(name, reason=f"automatic: {reason}", stats=info, only_in_progress=True)
-        except Conflict as exc:
-            return Decision("none", f"decided meanwhile: {exc.message}", info)
-        return Decision("rollback", reason, info)
+
+        return tick(
+            self.store,
+            name,
+            advance=lambda reason, info: self._advance(name, reason, info),
+            rollback=rollback,
+        )
 
     def status(self, name: str, *, window_seconds: float = 300) -> dict[str, Any]:
         """The spec, what it tracks and whether the registry agrees, the rollout (with its
         promotion request), recent events and per-variant stats over a stated window
         (``window``: since, until, in epoch ms)."""
         _endpoint(name)
-        if (
-            isinstance(window_seconds, bool)
-            or not isinstance(window_seconds, (int, float))
-            or not 0 < window_seconds <= 10 * 365 * 86400
-        ):
-            raise InvalidInput(
-                f"window_seconds must be a positive number of seconds (at most ten years), "
-                f"got {check.short_repr(window_seconds)}."
-            )
-        spec, revision = self.store.get(name)
-        until = _now()
-        since = until - int(window_seconds * 1000)
-        if spec.rollout is not None and spec.rollout.status in (
-            "progressing",
-            "mirroring",
-            "preview",
-        ):
-            since = max(since, spec.rollout.step_started_at)
-        out: dict[str, Any] = {
-            "endpoint": name,
-            "revision": revision,
-            **spec.summary(),
-            "window": {"since": since, "until": until},
-            "stats": {
-                k: v.to_dict() for k, v in self.stats(name, since_ms=since, until_ms=until).items()
-            },
-            "events": [e.to_dict() for e in self.store.events(name, limit=15)],
-        }
-        if spec.track is not None:
-            production = self.models.get_model(spec.track.model).production_version
-            out["registry"] = {
-                "production_version": production,
-                "agrees": production == spec.primary.version,
-            }
-        if spec.rollout is not None and spec.rollout.request_id is not None:
-            req = self.promotion.get_request(spec.rollout.request_id)
-            out["request"] = {
-                "request_id": req.request_id,
-                "version": req.version,
-                "status": req.status,
-            }
-        return out
+        return endpoint_status(self.store, self.registry, name, window_seconds)
 
     # -- decision records and retention ---------------------------------------------------
 
@@ -902,48 +605,11 @@ class DeploymentService:
                 or not yet when it answered).
             InvalidInput: ``row`` is beyond the request's rows.
         """
-        from milepost.serving.feedback import logged_rows
+        from milepost.serving._decisions_read import read_decision
 
         check.text(request_id, "request_id")
         check.integer(row, "row", minimum=0)
-        served = [r for r in logged_rows(request_id, store=self.store) if r.get("role") != "shadow"]
-        if not served:
-            raise NotFound(
-                f"No endpoint logged a prediction with request id {request_id[:64]!r}.",
-                hint="Give the request_id of a /predict answer. The last second's answers "
-                "may not be written yet, and logs past their retention are deleted.",
-            )
-        endpoint = str(served[0]["endpoint"])
-        rows = sorted({int(r["row"]) for r in served})
-        found = next((r for r in served if int(r["row"]) == row), None)
-        if found is None:
-            raise InvalidInput(
-                f"Request {request_id!r} predicted {len(rows)} row(s) (0..{rows[-1]}); there "
-                f"is no row {row}."
-            )
-        if found["status"] == "ok" and found.get("explanation") is None:
-            try:
-                consequential = self.store.get(endpoint)[0].consequential
-            except NotFound:  # the endpoint is gone; its log is still there
-                consequential = False
-            if consequential:
-                message = (
-                    f"Request {request_id!r} was answered by endpoint {endpoint!r} before it "
-                    "was marked consequential, so it has no decision record."
-                )
-            else:
-                message = (
-                    f"Endpoint {endpoint!r} keeps no decision records: it is not marked "
-                    f"consequential, so request {request_id!r} was logged without an "
-                    "explanation."
-                )
-            raise NotFound(
-                message,
-                hint=f"Mark it (`milepost endpoints update {endpoint} --consequential`) to "
-                "record the decisions it makes from then on; to explain this input now, "
-                f"POST it to /v1/endpoints/{endpoint}/explain.",
-            )
-        return _decision(found, len(rows))
+        return read_decision(self.store, request_id, row)
 
     def decisions(
         self, endpoint: str, *, since_ms: int | None = None, limit: int = 50
@@ -959,18 +625,13 @@ class DeploymentService:
             NotFound: the endpoint does not exist, or it is not consequential and holds
                 no decision records.
         """
+        from milepost.serving._decisions_read import read_decisions
+
         _endpoint(endpoint)
         if since_ms is not None:
             check.integer(since_ms, "since_ms", minimum=0)
         check.integer(limit, "limit", minimum=1, maximum=100_000)
-        spec, _ = self.store.get(endpoint)
-        found = _read_decisions(self.store, endpoint, since_ms or 0, limit)
-        if not found and not spec.consequential:
-            raise NotFound(
-                f"Endpoint {endpoint!r} keeps no decision records: it is not marked consequential.",
-                hint=f"Mark it: `milepost endpoints update {endpoint} --consequential`.",
-            )
-        return found
+        return read_decisions(self.store, endpoint, since_ms=since_ms or 0, limit=limit)
 
     def prune_prediction_logs(
         self, *, now: int | datetime | None = None, dry_run: bool = False
@@ -989,22 +650,12 @@ class DeploymentService:
         Raises:
             BackendUnavailable: a segment could not be read (nothing was deleted).
         """
-        from milepost.serving._retention import prune
+        from milepost.serving._retention import epoch_ms, prune
 
         check.boolean(dry_run, "dry_run")
-        if now is None:
-            now_ms = _now()
-        elif isinstance(now, int) and not isinstance(now, bool):
-            now_ms = now
-        elif hasattr(now, "timestamp") and getattr(now, "tzinfo", None) is not None:
-            now_ms = int(now.timestamp() * 1000)
-        else:
-            raise InvalidInput(
-                f"now must be epoch milliseconds or an aware datetime, got {check.short_repr(now)}."
-            )
         return prune(
             self.store,
-            now_ms=now_ms,
+            now_ms=epoch_ms(now),
             log_days=self.settings.prediction_log_retention_days,
             decision_days=self.settings.decision_retention_days,
             actor=self.actor,
@@ -1032,112 +683,6 @@ class DeploymentService:
         check.name(kind, "Event kind", max_length=64)
         check.text(reason, "reason")
         self.store.add_event(name, kind, actor=self.actor, reason=reason, details=details)
-
-
-def _explained(name: str, spec: EndpointSpec) -> str | None:
-    """The endpoint's name when versions brought into it must be explainable."""
-    return name if spec.consequential else None
-
-
-def _json(text: Any) -> Any:
-    return None if text is None else orjson.loads(text)
-
-
-def _ms(ts: Any) -> int:
-    return ts if isinstance(ts, int) else int(ts.timestamp() * 1000)
-
-
-def _decision(r: dict[str, Any], rows: int) -> DecisionRecord:
-    """A decision record from one log row."""
-    return DecisionRecord(
-        request_id=str(r["request_id"]),
-        row=int(r["row"]),
-        rows=rows,
-        at=_ms(r["ts"]),
-        endpoint=str(r["endpoint"]),
-        variant=str(r["variant"]),
-        model=str(r["model"]),
-        version=int(r["version"]),
-        features=_json(r["features"]) or {},
-        prediction=_json(r["prediction"]),
-        probabilities=_json(r.get("probabilities")),
-        explanation=_json(r.get("explanation")),
-        status=str(r["status"]),
-        error=r.get("error"),
-        latency_ms=r.get("latency_ms"),
-    )
-
-
-def _read_decisions(
-    store: SqlServingStore, endpoint: str, since_ms: int, limit: int
-) -> list[DecisionRecord]:
-    """The newest ``limit`` decision records of an endpoint at or after ``since_ms``."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-
-    from milepost.errors import BackendUnavailable
-    from milepost.monitoring._segments import local_segments
-    from milepost.serving.logger import LOG_SCHEMA
-
-    paths = store.segments(endpoint, since_ms=since_ms)
-    if not paths:
-        return []
-    with local_segments(paths, storage_options=store.storage_options) as files:
-        if not files:
-            return []
-        try:
-            table = ds.dataset(files, schema=LOG_SCHEMA, format="parquet").to_table(
-                filter=(ds.field("explanation").is_valid())
-                & (ds.field("role") != "shadow")
-                & (ds.field("ts") >= pa.scalar(since_ms, pa.timestamp("ms", tz="UTC")))
-            )
-        except OSError as exc:
-            raise BackendUnavailable(
-                f"Cannot read the prediction log of {endpoint!r}: {exc}"
-            ) from exc
-    if not table.num_rows:
-        return []
-    grouped = table.group_by("request_id").aggregate([("row", "count")]).to_pydict()
-    counts = dict(zip(grouped["request_id"], grouped["row_count"], strict=True))
-    order = pc.sort_indices(
-        table,
-        sort_keys=[("ts", "descending"), ("request_id", "descending"), ("row", "ascending")],
-    )
-    newest = table.take(order[:limit]).to_pylist()
-    return [_decision(r, int(counts[r["request_id"]])) for r in newest]
-
-
-def _checked(policy: CanaryPolicy) -> CanaryPolicy:
-    if not isinstance(policy, CanaryPolicy):
-        raise InvalidInput(
-            f"A canary policy is a CanaryPolicy, got {check.short_repr(policy)} "
-            f"({type(policy).__name__}).",
-            hint="milepost.serving.CanaryPolicy(steps=[10, 50, 100], ...)",
-        )
-    if (
-        not policy.steps
-        or any(not 0 < s <= 100 for s in policy.steps)
-        or policy.steps != sorted(policy.steps)
-    ):
-        raise InvalidInput(f"Canary steps {policy.steps} must rise from above 0 to at most 100.")
-    return policy
-
-
-def _canary_rollout(
-    candidate: str, previous: str, policy: CanaryPolicy, how: str, request_id: str | None
-) -> Rollout:
-    return Rollout(
-        kind="canary",
-        status="progressing",
-        candidate=candidate,
-        previous=previous,
-        step=0,
-        step_started_at=_now(),
-        canary=policy,
-        detail=f"{how}: {policy.steps[0]:g}% of traffic",
-        request_id=request_id,
-    )
 
 
 def describe(spec: EndpointSpec) -> str:
