@@ -448,7 +448,7 @@ class Client:
             InvalidInput: an unknown strategy, ``policy``/``share`` with a strategy that
                 does not take it, or neither a version nor ``consequential``.
         """
-        if strategy not in _STRATEGIES:
+        if not isinstance(strategy, str) or strategy not in _STRATEGIES:
             raise InvalidInput(
                 f"Unknown rollout strategy {check.short_repr(strategy)}."
                 f"{did_you_mean(str(strategy), _STRATEGIES)}",

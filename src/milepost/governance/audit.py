@@ -169,8 +169,13 @@ class AuditService:
             the export was read (keep it to anchor a later ``verify --expect-head``).
         """
         filters = _check_filters(object_type, object_id, actor, action, since_ms, until_ms)
+        if not isinstance(dest, (str, Path)) and not callable(getattr(dest, "write", None)):
+            raise InvalidInput(
+                f"Cannot export the audit trail to {check.short_repr(dest)}.",
+                hint="Pass a file path or an open text stream (e.g. sys.stdout).",
+            )
         if isinstance(dest, (str, Path)):
-            target = Path(dest)
+            target = check.local_path(dest, "The audit export's path")
             if target.is_dir():
                 raise InvalidInput(
                     f"Cannot export the audit trail to {target}: it is a directory.",
@@ -230,8 +235,20 @@ class AuditService:
             InvalidInput: a line is not an exported event (names the line).
         """
         expected = _parse_anchor(expect_head) if expect_head is not None else None
+        check.boolean(partial, "partial")
+        if isinstance(source, str) and "\n" in source:
+            raise InvalidInput(
+                "verify_export takes a path or an open file, not the export's text.",
+                hint="Pass io.StringIO(text) to check text held in memory.",
+            )
+        if not isinstance(source, (str, Path)) and not callable(getattr(source, "readline", None)):
+            raise InvalidInput(
+                f"Cannot read an audit export from {check.short_repr(source)}.",
+                hint="Pass the path of a file written by `milepost audit export`, or an open "
+                "text file.",
+            )
         if isinstance(source, (str, Path)):
-            path = Path(source)
+            path = check.local_path(source, "The audit export's path")
             if not path.is_file():
                 raise NotFound(f"No audit export at {path}.")
             with path.open(encoding="utf-8") as handle:

@@ -483,6 +483,7 @@ class LineageService:
             InvalidInput: ``dataset`` is not a dataset version ref, or an unknown stage.
             NotFound: no such dataset version.
         """
+        dataset = check.string(dataset, "dataset").strip()
         wanted = _stage(stage) if stage is not None else None
         root = self.resolve(dataset if "/" in dataset or "@" in dataset else f"{dataset}@latest")
         if read.split_key(root)[0] != "dataset_version":
