@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -99,7 +99,70 @@ def _chunks(values: Iterable[Any], size: int = 500) -> Iterable[list[Any]]:
         yield batch
 
 
+def ints(refs: Iterable[str]) -> list[int]:
+    """The refs that are integer ids, as ints."""
+    return [int(r) for r in refs if r.isdigit()]
+
+
+def rows(
+    conn: Connection, query: sa.Select[Any], values: Iterable[Any], column: Any = None
+) -> Iterator[Any]:
+    """The rows of ``query`` where ``column`` (by default the first selected one) is one
+    of ``values``: a query per 500 values."""
+    column = query.selected_columns[0] if column is None else column
+    for batch in _chunks(values):
+        yield from conn.execute(query.where(column.in_(batch))).all()
+
+
+Names = Mapping[Any, str] | Callable[["Connection", list[Any]], Mapping[Any, str]]
+
+
+def _pairs(
+    conn: Connection,
+    query: sa.Select[Any],
+    values: Iterable[Any],
+    source: str,
+    target: str,
+    relation: str | None = None,
+    names: Names | None = None,
+    column: Any = None,
+) -> list[Edge]:
+    """An edge ``(SOURCE:A, TARGET:B, relation)`` per row ``(A, B[, RELATION])`` of
+    ``query`` where ``column`` (by default A's) is one of ``values``, a query per 500.
+
+    ``relation`` None takes the row's third column. ``names`` turns A (a database id)
+    into its ref: a mapping, or a function of the connection and a batch's A values
+    (``model_refs``, ``dataset_refs``); a row whose A it does not name is left out.
+    """
+    column = query.selected_columns[0] if column is None else column
+    out: list[Edge] = []
+    for batch in _chunks(values):
+        found = conn.execute(query.where(column.in_(batch))).all()
+        refs = names(conn, [r[0] for r in found]) if callable(names) else names
+        for a, b, *rest in found:
+            if refs is None or a in refs:
+                ref = a if refs is None else refs[a]
+                out.append((key(source, ref), key(target, b), relation or rest[0]))
+    return out
+
+
+def _mentions(values: Iterable[str], column: Any, text: Callable[[str], str]) -> Iterator[Any]:
+    """Where clauses, one per 50 values: ``column``'s JSON text holds ``text(value)``."""
+    for batch in _chunks(values, 50):
+        yield _contains_any(column, [text(v) for v in batch])
+
+
 # -- refs <-> database ids ---------------------------------------------------------------
+
+_DATASETS = sa.select(
+    dataset_versions.c.version_id, datasets.c.name, dataset_versions.c.version
+).join(datasets, datasets.c.dataset_id == dataset_versions.c.dataset_id)
+_MODELS = sa.select(
+    model_versions.c.version_id, registered_models.c.name, model_versions.c.version
+).join(registered_models, registered_models.c.model_id == model_versions.c.model_id)
+_VIEWS = sa.select(
+    feature_view_versions.c.version_id, feature_views.c.name, feature_view_versions.c.version
+).join(feature_views, feature_views.c.view_id == feature_view_versions.c.view_id)
 
 
 def _split_versioned(refs: Iterable[str], sep: str, prefix: str = "") -> dict[str, set[int]]:
@@ -112,80 +175,42 @@ def _split_versioned(refs: Iterable[str], sep: str, prefix: str = "") -> dict[st
     return out
 
 
+def _ids(conn: Connection, query: sa.Select[Any], refs: Iterable[str], sep: str) -> dict[int, str]:
+    """``{version_id: ref}`` of the versions named ``NAME{sep}N`` that exist (``sep`` ":v"
+    for feature views)."""
+    wanted = _split_versioned(refs, sep[0], sep[1:])
+    found = rows(conn, query, wanted, query.selected_columns[1])
+    return {r[0]: f"{r[1]}{sep}{r[2]}" for r in found if r[2] in wanted[r[1]]}
+
+
+def _refs(conn: Connection, query: sa.Select[Any], ids: Iterable[int], sep: str) -> dict[int, str]:
+    found = rows(conn, query, {i for i in ids if i is not None})
+    return {r[0]: f"{r[1]}{sep}{r[2]}" for r in found}
+
+
 def dataset_ids(conn: Connection, refs: Iterable[str]) -> dict[int, str]:
     """``{version_id: "NAME@N"}`` of the dataset versions that exist."""
-    wanted = _split_versioned(refs, "@")
-    out: dict[int, str] = {}
-    for names in _chunks(wanted):
-        rows = conn.execute(
-            sa.select(dataset_versions.c.version_id, datasets.c.name, dataset_versions.c.version)
-            .join(datasets, datasets.c.dataset_id == dataset_versions.c.dataset_id)
-            .where(datasets.c.name.in_(names))
-        )
-        out.update({r[0]: f"{r[1]}@{r[2]}" for r in rows if r[2] in wanted[r[1]]})
-    return out
+    return _ids(conn, _DATASETS, refs, "@")
 
 
 def dataset_refs(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
     """``{version_id: "NAME@N"}``."""
-    out: dict[int, str] = {}
-    for batch in _chunks({i for i in ids if i is not None}):
-        rows = conn.execute(
-            sa.select(dataset_versions.c.version_id, datasets.c.name, dataset_versions.c.version)
-            .join(datasets, datasets.c.dataset_id == dataset_versions.c.dataset_id)
-            .where(dataset_versions.c.version_id.in_(batch))
-        )
-        out.update({r[0]: f"{r[1]}@{r[2]}" for r in rows})
-    return out
+    return _refs(conn, _DATASETS, ids, "@")
 
 
 def model_ids(conn: Connection, refs: Iterable[str]) -> dict[int, str]:
     """``{version_id: "NAME/N"}`` of the model versions that exist."""
-    wanted = _split_versioned(refs, "/")
-    out: dict[int, str] = {}
-    for names in _chunks(wanted):
-        rows = conn.execute(
-            sa.select(
-                model_versions.c.version_id, registered_models.c.name, model_versions.c.version
-            )
-            .join(registered_models, registered_models.c.model_id == model_versions.c.model_id)
-            .where(registered_models.c.name.in_(names))
-        )
-        out.update({r[0]: f"{r[1]}/{r[2]}" for r in rows if r[2] in wanted[r[1]]})
-    return out
+    return _ids(conn, _MODELS, refs, "/")
 
 
 def model_refs(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
     """``{version_id: "NAME/N"}``."""
-    out: dict[int, str] = {}
-    for batch in _chunks({i for i in ids if i is not None}):
-        rows = conn.execute(
-            sa.select(
-                model_versions.c.version_id, registered_models.c.name, model_versions.c.version
-            )
-            .join(registered_models, registered_models.c.model_id == model_versions.c.model_id)
-            .where(model_versions.c.version_id.in_(batch))
-        )
-        out.update({r[0]: f"{r[1]}/{r[2]}" for r in rows})
-    return out
+    return _refs(conn, _MODELS, ids, "/")
 
 
 def view_ids(conn: Connection, refs: Iterable[str]) -> dict[int, str]:
     """``{version_id: "VIEW:vN"}`` of the feature view versions that exist."""
-    wanted = _split_versioned(refs, ":", "v")
-    out: dict[int, str] = {}
-    for names in _chunks(wanted):
-        rows = conn.execute(
-            sa.select(
-                feature_view_versions.c.version_id,
-                feature_views.c.name,
-                feature_view_versions.c.version,
-            )
-            .join(feature_views, feature_views.c.view_id == feature_view_versions.c.view_id)
-            .where(feature_views.c.name.in_(names))
-        )
-        out.update({r[0]: f"{r[1]}:v{r[2]}" for r in rows if r[2] in wanted[r[1]]})
-    return out
+    return _ids(conn, _VIEWS, refs, ":v")
 
 
 def view_of_feature_ref(ref: str) -> str | None:
@@ -213,22 +238,22 @@ def _model_dataset_edges(mref: str, datasets_json: str | None) -> list[Edge]:
     return out
 
 
-def _model_feature_edges(mref: str, refs_json: str | None) -> list[Edge]:
+def _feature_views(refs_json: str | None) -> list[str]:
     views = []
     for r in _loads(refs_json, []):
         view = view_of_feature_ref(r) if isinstance(r, str) else None
         if view is not None and view not in views:
             views.append(view)
+    return views
+
+
+def _model_feature_edges(mref: str, refs_json: str | None) -> list[Edge]:
+    views = _feature_views(refs_json)
     return [(key("feature_view_version", v), key("model_version", mref), "features") for v in views]
 
 
 def _retrieval_edges(run_id: str | None, refs_json: str, sources_json: str) -> list[Edge]:
     out: list[Edge] = []
-    views = []
-    for r in _loads(refs_json, []):
-        view = view_of_feature_ref(r) if isinstance(r, str) else None
-        if view is not None and view not in views:
-            views.append(view)
     for s in _loads(sources_json, []):
         if isinstance(s, dict) and isinstance(s.get("dataset"), str):
             ds = key("dataset_version", s["dataset"])
@@ -237,6 +262,7 @@ def _retrieval_edges(run_id: str | None, refs_json: str, sources_json: str) -> l
             if run_id:
                 out.append((ds, key("run", run_id), "feature_source"))
     if run_id:
+        views = _feature_views(refs_json)
         out += [(key("feature_view_version", v), key("run", run_id), "features") for v in views]
     return out
 
@@ -259,52 +285,67 @@ def _model_rows(conn: Connection, where: Any) -> list[Any]:
     )
 
 
+def _retrievals(conn: Connection, where: Any) -> list[Any]:
+    """``(run_id, refs_json, sources_json)`` of the feature retrievals ``where`` picks."""
+    r = feature_retrievals.c
+    return list(conn.execute(sa.select(r.run_id, r.refs_json, r.sources_json).where(where)))
+
+
 def _contains_any(column: Any, texts: list[str]) -> Any:
     return sa.or_(*(column.contains(t, autoescape=True) for t in texts))
 
 
-def _links(conn: Connection, kind: str, refs: list[str], role: str) -> list[Edge]:
+def _link_edges(rows: Iterable[Any]) -> list[Edge]:
+    """Edges of ``pipeline_links`` rows ``(run_id, step, kind, ref, role)``."""
     out: list[Edge] = []
-    for batch in _chunks(refs):
-        rows = conn.execute(
-            sa.select(pipeline_links.c.run_id, pipeline_links.c.step, pipeline_links.c.ref).where(
-                pipeline_links.c.kind == kind,
-                pipeline_links.c.ref.in_(batch),
-                pipeline_links.c.role == role,
-            )
-        )
-        for run_id, step, ref in rows:
-            s, n = key("pipeline_step", f"{run_id}/{step}"), key(kind, ref)
-            out.append((n, s, "input") if role == "input" else (s, n, "output"))
+    for run_id, step, kind, ref, role in rows:
+        s, n = key("pipeline_step", f"{run_id}/{step}"), key(kind, ref)
+        out.append((n, s, "input") if role == "input" else (s, n, "output"))
     return out
+
+
+_LINKS = sa.select(
+    pipeline_links.c.run_id,
+    pipeline_links.c.step,
+    pipeline_links.c.kind,
+    pipeline_links.c.ref,
+    pipeline_links.c.role,
+)
+
+
+def _links(conn: Connection, kind: str, refs: list[str], role: str) -> list[Edge]:
+    query = _LINKS.where(pipeline_links.c.kind == kind, pipeline_links.c.role == role)
+    return _link_edges(rows(conn, query, refs, pipeline_links.c.ref))
+
+
+#: What a dataset version's database id is used by: ``(query, target kind, relation)``,
+#: each query selecting ``(version_id, target[, relation])``.
+_DATASET_USES = (
+    (sa.select(run_inputs.c.version_id, run_inputs.c.run_id, run_inputs.c.role), "run", None),
+    (
+        sa.select(validation_results.c.version_id, validation_results.c.result_id),
+        "validation",
+        "validated",
+    ),
+    (
+        sa.select(evaluations.c.dataset_version_id, evaluations.c.eval_id),
+        "evaluation",
+        "evaluated_on",
+    ),
+    (
+        sa.select(fairness_audits.c.dataset_version_id, fairness_audits.c.audit_id),
+        "fairness_audit",
+        "evaluated_on",
+    ),
+)
 
 
 def down_dataset_version(conn: Connection, refs: list[str]) -> list[Edge]:
     ids = dataset_ids(conn, refs)
     out: list[Edge] = []
     for batch in _chunks(ids):
-        for run_id, vid, role in conn.execute(
-            sa.select(run_inputs.c.run_id, run_inputs.c.version_id, run_inputs.c.role).where(
-                run_inputs.c.version_id.in_(batch)
-            )
-        ):
-            out.append((key("dataset_version", ids[vid]), key("run", run_id), role))
-        for rid, vid in conn.execute(
-            sa.select(validation_results.c.result_id, validation_results.c.version_id).where(
-                validation_results.c.version_id.in_(batch)
-            )
-        ):
-            out.append((key("dataset_version", ids[vid]), key("validation", rid), "validated"))
-        for table, ident, kind in (
-            (evaluations, evaluations.c.eval_id, "evaluation"),
-            (fairness_audits, fairness_audits.c.audit_id, "fairness_audit"),
-        ):
-            for eid, vid in conn.execute(
-                sa.select(ident, table.c.dataset_version_id).where(
-                    table.c.dataset_version_id.in_(batch)
-                )
-            ):
-                out.append((key("dataset_version", ids[vid]), key(kind, eid), "evaluated_on"))
+        for query, target, rel in _DATASET_USES:
+            out += _pairs(conn, query, batch, "dataset_version", target, rel, names=ids)
     names = list(ids.values())
     wanted = {key("dataset_version", r) for r in names}
     for batch in _chunks(names, 50):
@@ -312,16 +353,10 @@ def down_dataset_version(conn: Connection, refs: list[str]) -> list[Edge]:
         for row in _model_rows(conn, _contains_any(model_versions.c.datasets_json, texts)):
             out += [e for e in _model_dataset_edges(f"{row[1]}/{row[2]}", row[4]) if e[0] in wanted]
         texts = [f'"dataset": {json.dumps(r)}' for r in batch]
-        for run_id, r_json, s_json in conn.execute(
-            sa.select(
-                feature_retrievals.c.run_id,
-                feature_retrievals.c.refs_json,
-                feature_retrievals.c.sources_json,
-            ).where(_contains_any(feature_retrievals.c.sources_json, texts))
-        ):
+        for row in _retrievals(conn, _contains_any(feature_retrievals.c.sources_json, texts)):
             out += [
                 e
-                for e in _retrieval_edges(run_id, r_json, s_json)
+                for e in _retrieval_edges(*row)
                 if e[0] in wanted and not e[0].startswith("feature_view_version")
             ]
     out += _links(conn, "dataset_version", names, "input")
@@ -339,40 +374,32 @@ def down_feature_view_version(conn: Connection, refs: list[str]) -> list[Edge]:
         texts = [json.dumps(r + ":")[:-1] for r in batch]  # '"VIEW:vN:' prefix of a feature
         for row in _model_rows(conn, _contains_any(model_versions.c.feature_refs_json, texts)):
             out += [e for e in _model_feature_edges(f"{row[1]}/{row[2]}", row[5]) if e[0] in wanted]
-        for run_id, r_json, s_json in conn.execute(
-            sa.select(
-                feature_retrievals.c.run_id,
-                feature_retrievals.c.refs_json,
-                feature_retrievals.c.sources_json,
-            ).where(_contains_any(feature_retrievals.c.refs_json, texts))
-        ):
-            out += [e for e in _retrieval_edges(run_id, r_json, s_json) if e[0] in wanted]
+        for row in _retrievals(conn, _contains_any(feature_retrievals.c.refs_json, texts)):
+            out += [e for e in _retrieval_edges(*row) if e[0] in wanted]
     return out
 
 
 def up_feature_view_version(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
     wanted = {key("feature_view_version", r) for r in refs}
-    for batch in _chunks(refs, 50):
-        texts = [f'"view": {json.dumps(r)}' for r in batch]
-        for run_id, r_json, s_json in conn.execute(
-            sa.select(
-                feature_retrievals.c.run_id,
-                feature_retrievals.c.refs_json,
-                feature_retrievals.c.sources_json,
-            ).where(_contains_any(feature_retrievals.c.sources_json, texts))
-        ):
-            out += [e for e in _retrieval_edges(run_id, r_json, s_json) if e[1] in wanted]
-    return out
+    return [
+        e
+        for where in _mentions(refs, feature_retrievals.c.sources_json, _view_text)
+        for row in _retrievals(conn, where)
+        for e in _retrieval_edges(*row)
+        if e[1] in wanted
+    ]
+
+
+def _view_text(ref: str) -> str:
+    return f'"view": {json.dumps(ref)}'
 
 
 def down_run(conn: Connection, refs: list[str]) -> list[Edge]:
     out: list[Edge] = []
     for batch in _chunks(refs):
-        for child, parent in conn.execute(
-            sa.select(runs.c.run_id, runs.c.parent_run_id).where(runs.c.parent_run_id.in_(batch))
-        ):
-            out.append((key("run", parent), key("run", child), "child"))
+        out += _pairs(
+            conn, sa.select(runs.c.parent_run_id, runs.c.run_id), batch, "run", "run", "child"
+        )
         for row in _model_rows(conn, model_versions.c.run_id.in_(batch)):
             out.append((key("run", row[3]), key("model_version", f"{row[1]}/{row[2]}"), "produced"))
     out += _links(conn, "run", refs, "input")
@@ -382,37 +409,24 @@ def down_run(conn: Connection, refs: list[str]) -> list[Edge]:
 def up_run(conn: Connection, refs: list[str]) -> list[Edge]:
     out: list[Edge] = []
     for batch in _chunks(refs):
-        found = list(
-            conn.execute(
-                sa.select(runs.c.run_id, runs.c.parent_run_id, runs.c.git_commit).where(
-                    runs.c.run_id.in_(batch)
-                )
-            )
-        )
-        for run_id, parent, commit in found:
+        query = sa.select(runs.c.run_id, runs.c.parent_run_id, runs.c.git_commit)
+        for run_id, parent, commit in rows(conn, query, batch):
             if parent:
                 out.append((key("run", parent), key("run", run_id), "child"))
             if commit:
                 out.append((key("code_version", commit), key("run", run_id), "code"))
-        rows = conn.execute(
-            sa.select(run_inputs.c.run_id, run_inputs.c.version_id, run_inputs.c.role).where(
-                run_inputs.c.run_id.in_(batch)
-            )
-        ).all()
-        names = dataset_refs(conn, [r[1] for r in rows])
-        out += [
-            (key("dataset_version", names[v]), key("run", r), role)
-            for r, v, role in rows
-            if v in names
-        ]
-        for run_id, r_json, s_json in conn.execute(
-            sa.select(
-                feature_retrievals.c.run_id,
-                feature_retrievals.c.refs_json,
-                feature_retrievals.c.sources_json,
-            ).where(feature_retrievals.c.run_id.in_(batch))
-        ):
-            out += [e for e in _retrieval_edges(run_id, r_json, s_json) if e[1].startswith("run:")]
+        query = sa.select(run_inputs.c.version_id, run_inputs.c.run_id, run_inputs.c.role)
+        out += _pairs(
+            conn,
+            query,
+            batch,
+            "dataset_version",
+            "run",
+            names=dataset_refs,
+            column=run_inputs.c.run_id,
+        )
+        for row in _retrievals(conn, feature_retrievals.c.run_id.in_(batch)):
+            out += [e for e in _retrieval_edges(*row) if e[1].startswith("run:")]
     out += _links(conn, "run", refs, "output")
     return out
 
@@ -420,10 +434,8 @@ def up_run(conn: Connection, refs: list[str]) -> list[Edge]:
 def down_code_version(conn: Connection, refs: list[str]) -> list[Edge]:
     out: list[Edge] = []
     for batch in _chunks(refs):
-        for run_id, commit in conn.execute(
-            sa.select(runs.c.run_id, runs.c.git_commit).where(runs.c.git_commit.in_(batch))
-        ):
-            out.append((key("code_version", commit), key("run", run_id), "code"))
+        query = sa.select(runs.c.git_commit, runs.c.run_id)
+        out += _pairs(conn, query, batch, "code_version", "run", "code")
         for row in _model_rows(conn, model_versions.c.code_version.in_(batch)):
             out.append(
                 (key("code_version", row[6]), key("model_version", f"{row[1]}/{row[2]}"), "code")
@@ -467,20 +479,29 @@ def up_model_version(conn: Connection, refs: list[str]) -> list[Edge]:
     return out
 
 
+#: What a model version's database id is used by: ``(query, target kind, relation)``.
+_MODEL_USES = (
+    (sa.select(evaluations.c.version_id, evaluations.c.eval_id), "evaluation", "evaluated"),
+    (
+        sa.select(fairness_audits.c.version_id, fairness_audits.c.audit_id),
+        "fairness_audit",
+        "audited",
+    ),
+    (
+        sa.select(promotion_requests.c.version_id, promotion_requests.c.request_id),
+        "promotion_request",
+        "requested",
+    ),
+    (sa.select(stage_history.c.version_id, stage_history.c.event_id), "stage_transition", "stage"),
+)
+
+
 def down_model_version(conn: Connection, refs: list[str]) -> list[Edge]:
     ids = model_ids(conn, refs)
     out: list[Edge] = []
     for batch in _chunks(ids):
-        for table, ident, kind, rel in (
-            (evaluations, evaluations.c.eval_id, "evaluation", "evaluated"),
-            (fairness_audits, fairness_audits.c.audit_id, "fairness_audit", "audited"),
-            (promotion_requests, promotion_requests.c.request_id, "promotion_request", "requested"),
-            (stage_history, stage_history.c.event_id, "stage_transition", "stage"),
-        ):
-            for eid, vid in conn.execute(
-                sa.select(ident, table.c.version_id).where(table.c.version_id.in_(batch))
-            ):
-                out.append((key("model_version", ids[vid]), key(kind, eid), rel))
+        for query, target, rel in _MODEL_USES:
+            out += _pairs(conn, query, batch, "model_version", target, rel, names=ids)
     names = {ref.rpartition("/")[0] for ref in ids.values()}
     wanted = set(ids.values())
     for _model, mref, endpoint in _deployed(conn, names):
@@ -553,45 +574,26 @@ def _deployed(
 def down_promotion_request(conn: Connection, refs: list[str]) -> list[Edge]:
     out: list[Edge] = []
     for batch in _chunks(refs):
-        for rid, pos in conn.execute(
-            sa.select(gate_results.c.request_id, gate_results.c.position).where(
-                gate_results.c.request_id.in_(batch)
-            )
-        ):
+        query = sa.select(gate_results.c.request_id, gate_results.c.position)
+        for rid, pos in rows(conn, query, batch):
             out.append((key("promotion_request", rid), key("gate_result", f"{rid}#{pos}"), "gate"))
-        for eid, rid in conn.execute(
-            sa.select(stage_history.c.event_id, stage_history.c.request_id).where(
-                stage_history.c.request_id.in_(batch)
-            )
-        ):
-            out.append((key("promotion_request", rid), key("stage_transition", eid), "decided"))
-        for rid, endpoint in conn.execute(
-            sa.select(promotion_requests.c.request_id, promotion_requests.c.endpoint).where(
-                promotion_requests.c.request_id.in_(batch),
-                promotion_requests.c.endpoint.is_not(None),
-            )
-        ):
-            out.append((key("promotion_request", rid), key("endpoint", endpoint), "rolled_out"))
+        query = sa.select(stage_history.c.request_id, stage_history.c.event_id)
+        out += _pairs(conn, query, batch, "promotion_request", "stage_transition", "decided")
+        query = sa.select(promotion_requests.c.request_id, promotion_requests.c.endpoint).where(
+            promotion_requests.c.endpoint.is_not(None)
+        )
+        out += _pairs(conn, query, batch, "promotion_request", "endpoint", "rolled_out")
     out += _links(conn, "promotion_request", refs, "input")
     return out
 
 
 def up_promotion_request(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    for batch in _chunks(refs):
-        rows = conn.execute(
-            sa.select(promotion_requests.c.request_id, promotion_requests.c.version_id).where(
-                promotion_requests.c.request_id.in_(batch)
-            )
-        ).all()
-        names = model_refs(conn, [r[1] for r in rows])
-        out += [
-            (key("model_version", names[v]), key("promotion_request", r), "requested")
-            for r, v in rows
-            if v in names
-        ]
-    out += _links(conn, "promotion_request", refs, "output")
-    return out
+    query = sa.select(promotion_requests.c.version_id, promotion_requests.c.request_id)
+    column = promotion_requests.c.request_id
+    out = _pairs(
+        conn, query, refs, "model_version", "promotion_request", "requested", model_refs, column
+    )
+    return out + _links(conn, "promotion_request", refs, "output")
 
 
 def gate_evidence(details_json: str | None) -> list[str]:
@@ -692,33 +694,20 @@ def _up_assessment(
 
 
 def up_validation(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    for batch in _chunks(refs):
-        rows = conn.execute(
-            sa.select(validation_results.c.result_id, validation_results.c.version_id).where(
-                validation_results.c.result_id.in_(batch)
-            )
-        ).all()
-        names = dataset_refs(conn, [r[1] for r in rows])
-        out += [
-            (key("dataset_version", names[v]), key("validation", r), "validated")
-            for r, v in rows
-            if v in names
-        ]
-    return out
+    query = sa.select(validation_results.c.version_id, validation_results.c.result_id)
+    column = validation_results.c.result_id
+    return _pairs(
+        conn, query, refs, "dataset_version", "validation", "validated", dataset_refs, column
+    )
 
 
 def up_stage_transition(conn: Connection, refs: list[str]) -> list[Edge]:
     out: list[Edge] = []
-    ids = [int(r) for r in refs if r.isdigit()]
-    for batch in _chunks(ids):
-        rows = conn.execute(
-            sa.select(
-                stage_history.c.event_id, stage_history.c.version_id, stage_history.c.request_id
-            ).where(stage_history.c.event_id.in_(batch))
-        ).all()
-        names = model_refs(conn, [r[1] for r in rows])
-        for eid, vid, rid in rows:
+    t = stage_history.c
+    for batch in _chunks(ints(refs)):
+        found = list(rows(conn, sa.select(t.event_id, t.version_id, t.request_id), batch))
+        names = model_refs(conn, [r[1] for r in found])
+        for eid, vid, rid in found:
             if vid in names:
                 out.append(
                     (key("model_version", names[vid]), key("stage_transition", eid), "stage")
@@ -733,82 +722,59 @@ def up_endpoint(conn: Connection, refs: list[str]) -> list[Edge]:
         (key("model_version", mref), key("endpoint", e), "deployed")
         for _, mref, e in _deployed(conn, None, refs)
     ]
-    for batch in _chunks(refs):
-        for rid, endpoint in conn.execute(
-            sa.select(promotion_requests.c.request_id, promotion_requests.c.endpoint).where(
-                promotion_requests.c.endpoint.in_(batch)
-            )
-        ):
-            out.append((key("promotion_request", rid), key("endpoint", endpoint), "rolled_out"))
-    out += _links(conn, "endpoint", refs, "output")
-    return out
+    query = sa.select(promotion_requests.c.request_id, promotion_requests.c.endpoint)
+    column = promotion_requests.c.endpoint
+    out += _pairs(conn, query, refs, "promotion_request", "endpoint", "rolled_out", column=column)
+    return out + _links(conn, "endpoint", refs, "output")
+
+
+_ENDPOINT_EVENTS = sa.select(endpoints.c.name, deployment_events.c.event_id).join(
+    endpoints, endpoints.c.endpoint_id == deployment_events.c.endpoint_id
+)
 
 
 def down_endpoint(conn: Connection, refs: list[str]) -> list[Edge]:
     out: list[Edge] = []
     for batch in _chunks(refs):
-        for eid, name in conn.execute(
-            sa.select(deployment_events.c.event_id, endpoints.c.name)
-            .join(endpoints, endpoints.c.endpoint_id == deployment_events.c.endpoint_id)
-            .where(endpoints.c.name.in_(batch))
-            .order_by(deployment_events.c.event_id)
-        ):
-            out.append((key("endpoint", name), key("deployment_event", eid), "event"))
-        for mon, endpoint in conn.execute(
-            sa.select(monitors.c.name, monitors.c.endpoint).where(monitors.c.endpoint.in_(batch))
-        ):
-            out.append((key("endpoint", endpoint), key("monitor", mon), "monitored"))
-    out += _links(conn, "endpoint", refs, "input")
-    return out
+        query = _ENDPOINT_EVENTS.order_by(deployment_events.c.event_id)
+        out += _pairs(conn, query, batch, "endpoint", "deployment_event", "event")
+        query = sa.select(monitors.c.endpoint, monitors.c.name)
+        out += _pairs(conn, query, batch, "endpoint", "monitor", "monitored")
+    return out + _links(conn, "endpoint", refs, "input")
 
 
 def up_deployment_event(conn: Connection, refs: list[str]) -> list[Edge]:
-    ids = [int(r) for r in refs if r.isdigit()]
-    out: list[Edge] = []
-    for batch in _chunks(ids):
-        for eid, name in conn.execute(
-            sa.select(deployment_events.c.event_id, endpoints.c.name)
-            .join(endpoints, endpoints.c.endpoint_id == deployment_events.c.endpoint_id)
-            .where(deployment_events.c.event_id.in_(batch))
-        ):
-            out.append((key("endpoint", name), key("deployment_event", eid), "event"))
-    return out
+    column = deployment_events.c.event_id
+    return _pairs(
+        conn, _ENDPOINT_EVENTS, ints(refs), "endpoint", "deployment_event", "event", column=column
+    )
 
 
 def up_monitor(conn: Connection, refs: list[str]) -> list[Edge]:
     out: list[Edge] = []
-    for batch in _chunks(refs):
-        for name, endpoint, model, version in conn.execute(
-            sa.select(
-                monitors.c.name, monitors.c.endpoint, monitors.c.model, monitors.c.version
-            ).where(monitors.c.name.in_(batch))
-        ):
-            if endpoint:
-                out.append((key("endpoint", endpoint), key("monitor", name), "monitored"))
-            if model and version is not None:
-                out.append(
-                    (key("model_version", f"{model}/{version}"), key("monitor", name), "monitored")
-                )
+    query = sa.select(monitors.c.name, monitors.c.endpoint, monitors.c.model, monitors.c.version)
+    for name, endpoint, model, version in rows(conn, query, refs):
+        if endpoint:
+            out.append((key("endpoint", endpoint), key("monitor", name), "monitored"))
+        if model and version is not None:
+            out.append(
+                (key("model_version", f"{model}/{version}"), key("monitor", name), "monitored")
+            )
     return out
 
 
+_MONITOR_ALERTS = sa.select(monitors.c.name, alerts.c.alert_id).join(
+    monitors, monitors.c.monitor_id == alerts.c.monitor_id
+)
+
+
 def down_monitor(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    for batch in _chunks(refs):
-        for aid, name in conn.execute(
-            sa.select(alerts.c.alert_id, monitors.c.name)
-            .join(monitors, monitors.c.monitor_id == alerts.c.monitor_id)
-            .where(monitors.c.name.in_(batch))
-            .order_by(alerts.c.alert_id)
-        ):
-            out.append((key("monitor", name), key("alert", aid), "raised"))
+    query = _MONITOR_ALERTS.order_by(alerts.c.alert_id)
+    out = _pairs(conn, query, refs, "monitor", "alert", "raised", column=monitors.c.name)
     wanted = set(refs)
-    for batch in _chunks(refs, 50):
-        for name, spec in conn.execute(
-            sa.select(pipeline_triggers.c.name, pipeline_triggers.c.spec_json).where(
-                _contains_any(pipeline_triggers.c.spec_json, [json.dumps(r) for r in batch])
-            )
-        ):
+    query = sa.select(pipeline_triggers.c.name, pipeline_triggers.c.spec_json)
+    for where in _mentions(refs, pipeline_triggers.c.spec_json, json.dumps):
+        for name, spec in conn.execute(query.where(where)):
             mon = _loads(spec, {}).get("monitor") if isinstance(_loads(spec, {}), dict) else None
             if mon in wanted:
                 out.append((key("monitor", mon), key("trigger", name), "watched_by"))
@@ -816,60 +782,36 @@ def down_monitor(conn: Connection, refs: list[str]) -> list[Edge]:
 
 
 def up_alert(conn: Connection, refs: list[str]) -> list[Edge]:
-    ids = [int(r) for r in refs if r.isdigit()]
-    out: list[Edge] = []
-    for batch in _chunks(ids):
-        for aid, name in conn.execute(
-            sa.select(alerts.c.alert_id, monitors.c.name)
-            .join(monitors, monitors.c.monitor_id == alerts.c.monitor_id)
-            .where(alerts.c.alert_id.in_(batch))
-        ):
-            out.append((key("monitor", name), key("alert", aid), "raised"))
-    return out
+    column = alerts.c.alert_id
+    return _pairs(conn, _MONITOR_ALERTS, ints(refs), "monitor", "alert", "raised", column=column)
 
 
 def down_alert(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    for batch in _chunks(refs):
-        for fid, cause in conn.execute(
-            sa.select(trigger_firings.c.firing_id, trigger_firings.c.cause).where(
-                trigger_firings.c.cause.in_([f"alert:{r}" for r in batch])
-            )
-        ):
-            out.append(
-                (key("alert", cause.removeprefix("alert:")), key("trigger_firing", fid), "caused")
-            )
-    return out
+    causes = {f"alert:{r}": r for r in refs}
+    query = sa.select(trigger_firings.c.cause, trigger_firings.c.firing_id)
+    return _pairs(conn, query, causes, "alert", "trigger_firing", "caused", causes)
 
 
 def up_trigger(conn: Connection, refs: list[str]) -> list[Edge]:
     out: list[Edge] = []
-    for batch in _chunks(refs):
-        for name, spec in conn.execute(
-            sa.select(pipeline_triggers.c.name, pipeline_triggers.c.spec_json).where(
-                pipeline_triggers.c.name.in_(batch)
-            )
-        ):
-            doc = _loads(spec, {})
-            if isinstance(doc, dict) and isinstance(doc.get("monitor"), str):
-                out.append((key("monitor", doc["monitor"]), key("trigger", name), "watched_by"))
+    query = sa.select(pipeline_triggers.c.name, pipeline_triggers.c.spec_json)
+    for name, spec in rows(conn, query, refs):
+        doc = _loads(spec, {})
+        if isinstance(doc, dict) and isinstance(doc.get("monitor"), str):
+            out.append((key("monitor", doc["monitor"]), key("trigger", name), "watched_by"))
     return out
 
 
-def _firing_rows(conn: Connection, where: Any) -> list[Any]:
-    return list(
-        conn.execute(
-            sa.select(
-                trigger_firings.c.firing_id,
-                pipeline_triggers.c.name,
-                trigger_firings.c.cause,
-                trigger_firings.c.pipeline_run_id,
-            )
-            .join(pipeline_triggers, pipeline_triggers.c.trigger_id == trigger_firings.c.trigger_id)
-            .where(where)
-            .order_by(trigger_firings.c.fired_at)
-        )
+_FIRINGS = (
+    sa.select(
+        trigger_firings.c.firing_id,
+        pipeline_triggers.c.name,
+        trigger_firings.c.cause,
+        trigger_firings.c.pipeline_run_id,
     )
+    .join(pipeline_triggers, pipeline_triggers.c.trigger_id == trigger_firings.c.trigger_id)
+    .order_by(trigger_firings.c.fired_at)
+)
 
 
 def _firing_edges(fid: str, trigger: str, cause: str, run_id: str) -> list[Edge]:
@@ -880,24 +822,21 @@ def _firing_edges(fid: str, trigger: str, cause: str, run_id: str) -> list[Edge]
     return out
 
 
+def _firings(conn: Connection, column: Any, refs: list[str], end: int, prefix: str) -> list[Edge]:
+    """The edges of the trigger firings whose ``column`` is in ``refs`` with a key that
+    starts with ``prefix`` at ``end`` (0: source, 1: target)."""
+    found = rows(conn, _FIRINGS, refs, column)
+    return [e for row in found for e in _firing_edges(*row) if e[end].startswith(prefix)]
+
+
 def down_trigger(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    for batch in _chunks(refs):
-        for fid, trigger, cause, run_id in _firing_rows(conn, pipeline_triggers.c.name.in_(batch)):
-            out += [
-                e for e in _firing_edges(fid, trigger, cause, run_id) if e[0].startswith("trigger:")
-            ]
-    return out
+    return _firings(conn, pipeline_triggers.c.name, refs, 0, "trigger:")
 
 
 def _firing_side(source: bool) -> Callable[[Connection, list[str]], list[Edge]]:
     def read(conn: Connection, refs: list[str]) -> list[Edge]:
-        out: list[Edge] = []
-        for batch in _chunks(refs):
-            for row in _firing_rows(conn, trigger_firings.c.firing_id.in_(batch)):
-                f = key("trigger_firing", row[0])
-                out += [e for e in _firing_edges(*row) if (e[0] == f) == source]
-        return out
+        edges = _firings(conn, trigger_firings.c.firing_id, refs, 0, "")
+        return [e for e in edges if e[0].startswith("trigger_firing:") == source]
 
     return read
 
@@ -905,77 +844,43 @@ def _firing_side(source: bool) -> Callable[[Connection, list[str]], list[Edge]]:
 def up_pipeline_run(conn: Connection, refs: list[str]) -> list[Edge]:
     out: list[Edge] = []
     for batch in _chunks(refs):
-        for fid, trigger, cause, run_id in _firing_rows(
-            conn, trigger_firings.c.pipeline_run_id.in_(batch)
-        ):
-            out += [
-                e
-                for e in _firing_edges(fid, trigger, cause, run_id)
-                if e[1].startswith("pipeline_run:")
-            ]
-        for run_id, cv in conn.execute(
-            sa.select(pipeline_runs.c.run_id, pipeline_runs.c.code_version_json).where(
-                pipeline_runs.c.run_id.in_(batch)
-            )
-        ):
+        out += _firings(conn, trigger_firings.c.pipeline_run_id, batch, 1, "pipeline_run:")
+        query = sa.select(pipeline_runs.c.run_id, pipeline_runs.c.code_version_json)
+        for run_id, cv in rows(conn, query, batch):
             out += _pipeline_code_edges(run_id, cv)
-    out += _links(conn, "pipeline_run", refs, "output")
-    return out
+    return out + _links(conn, "pipeline_run", refs, "output")
 
 
 def down_pipeline_run(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    for batch in _chunks(refs):
-        for run_id, step in conn.execute(
-            sa.select(pipeline_steps.c.run_id, pipeline_steps.c.step)
-            .where(pipeline_steps.c.run_id.in_(batch))
-            .order_by(pipeline_steps.c.run_id, pipeline_steps.c.position)
-        ):
-            out.append(
-                (key("pipeline_run", run_id), key("pipeline_step", f"{run_id}/{step}"), "step")
-            )
-    out += _links(conn, "pipeline_run", refs, "input")
-    return out
+    s = pipeline_steps.c
+    query = sa.select(s.run_id, s.step).order_by(s.run_id, s.position)
+    out = [
+        (key("pipeline_run", run_id), key("pipeline_step", f"{run_id}/{step}"), "step")
+        for run_id, step in rows(conn, query, refs)
+    ]
+    return out + _links(conn, "pipeline_run", refs, "input")
+
+
+def _by_run(refs: list[str]) -> dict[str, set[str]]:
+    by_run: dict[str, set[str]] = defaultdict(set)
+    for ref in refs:
+        run_id, _, step = ref.partition("/")
+        by_run[run_id].add(step)
+    return by_run
 
 
 def _step_rows(conn: Connection, refs: list[str]) -> list[Any]:
-    by_run: dict[str, set[str]] = defaultdict(set)
-    for ref in refs:
-        run_id, _, step = ref.partition("/")
-        by_run[run_id].add(step)
-    rows = []
-    for batch in _chunks(by_run):
-        for row in conn.execute(
-            sa.select(
-                pipeline_steps.c.run_id, pipeline_steps.c.step, pipeline_steps.c.upstream_json
-            ).where(pipeline_steps.c.run_id.in_(batch))
-        ):
-            rows.append((row[0], row[1], row[2], row[1] in by_run[row[0]]))
-    return rows
+    by_run = _by_run(refs)
+    s = pipeline_steps.c
+    query = sa.select(s.run_id, s.step, s.upstream_json)
+    return [(r[0], r[1], r[2], r[1] in by_run[r[0]]) for r in rows(conn, query, by_run)]
 
 
 def _step_links(conn: Connection, refs: list[str]) -> list[Edge]:
-    by_run: dict[str, set[str]] = defaultdict(set)
-    for ref in refs:
-        run_id, _, step = ref.partition("/")
-        by_run[run_id].add(step)
-    out: list[Edge] = []
-    for batch in _chunks(by_run):
-        for run_id, step, kind, ref, role in conn.execute(
-            sa.select(
-                pipeline_links.c.run_id,
-                pipeline_links.c.step,
-                pipeline_links.c.kind,
-                pipeline_links.c.ref,
-                pipeline_links.c.role,
-            )
-            .where(pipeline_links.c.run_id.in_(batch))
-            .order_by(pipeline_links.c.link_id)
-        ):
-            if step in by_run[run_id]:
-                s, n = key("pipeline_step", f"{run_id}/{step}"), key(kind, ref)
-                out.append((n, s, "input") if role == "input" else (s, n, "output"))
-    return out
+    by_run = _by_run(refs)
+    query = _LINKS.order_by(pipeline_links.c.link_id)
+    found = rows(conn, query, by_run, pipeline_links.c.run_id)
+    return _link_edges(r for r in found if r[1] in by_run[r[0]])
 
 
 def up_pipeline_step(conn: Connection, refs: list[str]) -> list[Edge]:
