@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from milepost.governance import _lineage_read as read
+from milepost.governance import _lineage_sql as sql
 from milepost.stores.schema import (
     alerts,
     dataset_versions,
@@ -60,12 +60,12 @@ def _metrics(text: str | None, limit: int = 4) -> dict[str, float]:
 
 
 def _dataset(conn: Connection, refs: list[str]) -> dict[str, Info]:
-    ids = read.dataset_ids(conn, refs)
+    ids = sql.dataset_ids(conn, refs)
     t = dataset_versions.c
     query = sa.select(t.version_id, t.num_rows, t.created_at)
     return {
         ids[vid]: (ids[vid], {"rows": rows, "created_at": at})
-        for vid, rows, at in read.rows(conn, query, ids)
+        for vid, rows, at in sql.rows(conn, query, ids)
     }
 
 
@@ -73,7 +73,7 @@ def _validation(conn: Connection, refs: list[str]) -> dict[str, Info]:
     out: dict[str, Info] = {}
     t = validation_results.c
     query = sa.select(t.result_id, t.suite_name, t.success, t.num_failed, t.created_at)
-    for rid, suite, ok, failed, at in read.rows(conn, query, refs):
+    for rid, suite, ok, failed, at in sql.rows(conn, query, refs):
         status = "passed" if ok else "failed"
         out[rid] = (
             f"{suite} {status}",
@@ -83,12 +83,12 @@ def _validation(conn: Connection, refs: list[str]) -> dict[str, Info]:
 
 
 def _view(conn: Connection, refs: list[str]) -> dict[str, Info]:
-    ids = read.view_ids(conn, refs)
+    ids = sql.view_ids(conn, refs)
     t = feature_view_versions.c
     query = sa.select(t.version_id, t.status, t.created_at)
     return {
         ids[vid]: (ids[vid], {"status": status, "created_at": at})
-        for vid, status, at in read.rows(conn, query, ids)
+        for vid, status, at in sql.rows(conn, query, ids)
     }
 
 
@@ -96,7 +96,7 @@ def _run(conn: Connection, refs: list[str]) -> dict[str, Info]:
     query = sa.select(runs.c.run_id, runs.c.name, runs.c.status, runs.c.start_time)
     return {
         rid: (f"run {name} ({_short(rid)})", {"name": name, "status": status, "start_time": start})
-        for rid, name, status, start in read.rows(conn, query, refs)
+        for rid, name, status, start in sql.rows(conn, query, refs)
     }
 
 
@@ -108,7 +108,7 @@ def _pipeline_run(conn: Connection, refs: list[str]) -> dict[str, Info]:
             f"pipeline {pipe} ({_short(rid)})",
             {"pipeline": pipe, "status": status, "started_at": start},
         )
-        for rid, pipe, status, start in read.rows(conn, query, refs)
+        for rid, pipe, status, start in sql.rows(conn, query, refs)
     }
 
 
@@ -119,7 +119,7 @@ def _pipeline_step(conn: Connection, refs: list[str]) -> dict[str, Info]:
     run_ids = {r.partition("/")[0] for r in refs}
     return {
         f"{rid}/{step}": (f"step {step}", {"status": status, "started_at": start})
-        for rid, step, status, start in read.rows(conn, query, run_ids)
+        for rid, step, status, start in sql.rows(conn, query, run_ids)
         if f"{rid}/{step}" in wanted
     }
 
@@ -138,7 +138,7 @@ def _assessment(kind: str) -> Describer:
         else:
             t = fairness_audits
             cols = [t.c.audit_id, t.c.target, t.c.num_rows, t.c.summary_json, t.c.created_at]
-        for ident, target, rows, doc, at in read.rows(conn, sa.select(*cols), refs):
+        for ident, target, rows, doc, at in sql.rows(conn, sa.select(*cols), refs):
             attrs: dict[str, Any] = {"target": target, "rows": rows, "created_at": at}
             if kind == "evaluation":
                 attrs["metrics"] = _metrics(doc)
@@ -159,7 +159,7 @@ def _request(conn: Connection, refs: list[str]) -> dict[str, Info]:
             f"request to {stage} ({status})",
             {"target_stage": stage, "status": status, "requested_by": by, "created_at": at},
         )
-        for rid, stage, status, by, at in read.rows(conn, query, refs)
+        for rid, stage, status, by, at in sql.rows(conn, query, refs)
     }
 
 
@@ -173,7 +173,7 @@ def _gate(conn: Connection, refs: list[str]) -> dict[str, Info]:
             f"gate {name}: {status}",
             {"name": name, "kind": kind, "status": status, "message": message, "at": at},
         )
-        for rid, pos, name, kind, status, message, at in read.rows(conn, query, rids)
+        for rid, pos, name, kind, status, message, at in sql.rows(conn, query, rids)
         if f"{rid}#{pos}" in wanted
     }
 
@@ -183,17 +183,17 @@ def _transition(conn: Connection, refs: list[str]) -> dict[str, Info]:
     query = sa.select(t.event_id, t.from_stage, t.to_stage, t.actor, t.at)
     return {
         str(eid): (f"{a} → {b}", {"from": a, "to": b, "actor": actor, "at": at})
-        for eid, a, b, actor, at in read.rows(conn, query, read.ints(refs))
+        for eid, a, b, actor, at in sql.rows(conn, query, sql.ints(refs))
     }
 
 
 def _model(conn: Connection, refs: list[str]) -> dict[str, Info]:
-    ids = read.model_ids(conn, refs)
+    ids = sql.model_ids(conn, refs)
     t = model_versions.c
     query = sa.select(t.version_id, t.stage, t.flavor, t.author, t.created_at)
     return {
         ids[vid]: (ids[vid], {"stage": stage, "flavor": flavor, "author": author, "created_at": at})
-        for vid, stage, flavor, author, at in read.rows(conn, query, ids)
+        for vid, stage, flavor, author, at in sql.rows(conn, query, ids)
     }
 
 
@@ -201,7 +201,7 @@ def _endpoint(conn: Connection, refs: list[str]) -> dict[str, Info]:
     out: dict[str, Info] = {}
     t = endpoints.c
     query = sa.select(t.name, t.revision, t.track_model, t.track_stage, t.created_at)
-    for name, revision, model, stage, at in read.rows(conn, query, refs):
+    for name, revision, model, stage, at in sql.rows(conn, query, refs):
         attrs: dict[str, Any] = {"revision": revision, "created_at": at}
         if model:
             attrs["tracks"] = f"{stage} of {model}"
@@ -214,7 +214,7 @@ def _deployment_event(conn: Connection, refs: list[str]) -> dict[str, Info]:
     query = sa.select(t.event_id, t.kind, t.actor, t.at, t.reason)
     return {
         str(eid): (f"{kind} by {actor}", {"kind": kind, "actor": actor, "at": at, "reason": reason})
-        for eid, kind, actor, at, reason in read.rows(conn, query, read.ints(refs))
+        for eid, kind, actor, at, reason in sql.rows(conn, query, sql.ints(refs))
     }
 
 
@@ -222,7 +222,7 @@ def _monitor(conn: Connection, refs: list[str]) -> dict[str, Info]:
     query = sa.select(monitors.c.name, monitors.c.enabled, monitors.c.created_at)
     return {
         name: (f"monitor {name}", {"enabled": bool(enabled), "created_at": at})
-        for name, enabled, at in read.rows(conn, query, refs)
+        for name, enabled, at in sql.rows(conn, query, refs)
     }
 
 
@@ -230,7 +230,7 @@ def _alert(conn: Connection, refs: list[str]) -> dict[str, Info]:
     out: dict[str, Info] = {}
     t = alerts.c
     query = sa.select(t.alert_id, t.metric, t.feature, t.value, t.raised_at)
-    for aid, metric, feature, value, at in read.rows(conn, query, read.ints(refs)):
+    for aid, metric, feature, value, at in sql.rows(conn, query, sql.ints(refs)):
         what = f"{metric} {feature}" if feature else metric
         out[str(aid)] = (
             f"alert {aid}: {what}",
@@ -243,7 +243,7 @@ def _trigger(conn: Connection, refs: list[str]) -> dict[str, Info]:
     t = pipeline_triggers.c
     return {
         name: (f"trigger {name}", {"kind": kind, "pipeline": pipe})
-        for name, kind, pipe in read.rows(conn, sa.select(t.name, t.kind, t.pipeline_ref), refs)
+        for name, kind, pipe in sql.rows(conn, sa.select(t.name, t.kind, t.pipeline_ref), refs)
     }
 
 
@@ -252,7 +252,7 @@ def _firing(conn: Connection, refs: list[str]) -> dict[str, Info]:
     query = sa.select(t.firing_id, t.cause, t.status, t.fired_at)
     return {
         fid: (f"firing {cause}", {"cause": cause, "status": status, "fired_at": at})
-        for fid, cause, status, at in read.rows(conn, query, refs)
+        for fid, cause, status, at in sql.rows(conn, query, refs)
     }
 
 
@@ -283,7 +283,7 @@ def describe(conn: Connection, keys: Iterable[str]) -> dict[str, Info]:
     """``{key: (label, attrs)}`` of the nodes that exist among ``keys``."""
     by_kind: dict[str, list[str]] = {}
     for k in keys:
-        kind, ref = read.split_key(k)
+        kind, ref = sql.split_key(k)
         by_kind.setdefault(kind, []).append(ref)
     out: dict[str, Info] = {}
     for kind, refs in by_kind.items():
@@ -291,7 +291,7 @@ def describe(conn: Connection, keys: Iterable[str]) -> dict[str, Info]:
         if describer is None:
             continue
         for ref, info in describer(conn, refs).items():
-            out[read.key(kind, ref)] = info
+            out[sql.key(kind, ref)] = info
     return out
 
 
