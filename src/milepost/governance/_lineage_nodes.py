@@ -16,13 +16,11 @@ from milepost.governance import _lineage_sql as sql
 from milepost.stores.schema import (
     alerts,
     dataset_versions,
-    datasets,
     deployment_events,
     endpoints,
     evaluations,
     fairness_audits,
     feature_view_versions,
-    feature_views,
     gate_results,
     model_versions,
     monitors,
@@ -30,7 +28,6 @@ from milepost.stores.schema import (
     pipeline_steps,
     pipeline_triggers,
     promotion_requests,
-    registered_models,
     runs,
     stage_history,
     trigger_firings,
@@ -297,29 +294,16 @@ def describe(conn: Connection, keys: Iterable[str]) -> dict[str, Info]:
 
 def names(conn: Connection, kind: str, limit: int = 5000) -> list[str]:
     """Refs of one kind that exist (for close-name suggestions), newest first, bounded."""
-    if kind == "dataset_version":
-        rows = conn.execute(
-            sa.select(datasets.c.name, dataset_versions.c.version)
-            .join(datasets, datasets.c.dataset_id == dataset_versions.c.dataset_id)
-            .order_by(dataset_versions.c.version_id.desc())
-            .limit(limit)
-        )
-        return [f"{n}@{v}" for n, v in rows]
-    if kind == "model_version":
-        rows = conn.execute(
-            sa.select(registered_models.c.name, model_versions.c.version)
-            .join(registered_models, registered_models.c.model_id == model_versions.c.model_id)
-            .order_by(model_versions.c.version_id.desc())
-            .limit(limit)
-        )
-        return [f"{n}/{v}" for n, v in rows]
-    if kind == "feature_view_version":
-        rows = conn.execute(
-            sa.select(feature_views.c.name, feature_view_versions.c.version)
-            .join(feature_views, feature_views.c.view_id == feature_view_versions.c.view_id)
-            .limit(limit)
-        )
-        return [f"{n}:v{v}" for n, v in rows]
+    versioned = {  # query, separator, newest first
+        "dataset_version": (sql.DATASETS, "@", True),
+        "model_version": (sql.MODELS, "/", True),
+        "feature_view_version": (sql.VIEWS, ":v", False),
+    }.get(kind)
+    if versioned is not None:
+        query, sep, newest_first = versioned
+        if newest_first:
+            query = query.order_by(query.selected_columns[0].desc())
+        return [f"{n}{sep}{v}" for _, n, v in conn.execute(query.limit(limit))]
     column = {
         "run": runs.c.run_id,
         "pipeline_run": pipeline_runs.c.run_id,

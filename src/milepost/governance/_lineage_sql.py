@@ -114,15 +114,15 @@ def mentions(values: Iterable[str], column: Any, text: Callable[[str], str]) -> 
         yield contains_any(column, [text(v) for v in batch])
 
 
-_DATASETS = sa.select(
+DATASETS = sa.select(
     dataset_versions.c.version_id, datasets.c.name, dataset_versions.c.version
 ).join(datasets, datasets.c.dataset_id == dataset_versions.c.dataset_id)
 
-_MODELS = sa.select(
+MODELS = sa.select(
     model_versions.c.version_id, registered_models.c.name, model_versions.c.version
 ).join(registered_models, registered_models.c.model_id == model_versions.c.model_id)
 
-_VIEWS = sa.select(
+VIEWS = sa.select(
     feature_view_versions.c.version_id, feature_views.c.name, feature_view_versions.c.version
 ).join(feature_views, feature_views.c.view_id == feature_view_versions.c.view_id)
 
@@ -152,27 +152,27 @@ def _refs(conn: Connection, query: sa.Select[Any], ids: Iterable[int], sep: str)
 
 def dataset_ids(conn: Connection, refs: Iterable[str]) -> dict[int, str]:
     """``{version_id: "NAME@N"}`` of the dataset versions that exist."""
-    return _ids(conn, _DATASETS, refs, "@")
+    return _ids(conn, DATASETS, refs, "@")
 
 
 def dataset_refs(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
     """``{version_id: "NAME@N"}``."""
-    return _refs(conn, _DATASETS, ids, "@")
+    return _refs(conn, DATASETS, ids, "@")
 
 
 def model_ids(conn: Connection, refs: Iterable[str]) -> dict[int, str]:
     """``{version_id: "NAME/N"}`` of the model versions that exist."""
-    return _ids(conn, _MODELS, refs, "/")
+    return _ids(conn, MODELS, refs, "/")
 
 
 def model_refs(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
     """``{version_id: "NAME/N"}``."""
-    return _refs(conn, _MODELS, ids, "/")
+    return _refs(conn, MODELS, ids, "/")
 
 
 def view_ids(conn: Connection, refs: Iterable[str]) -> dict[int, str]:
     """``{version_id: "VIEW:vN"}`` of the feature view versions that exist."""
-    return _ids(conn, _VIEWS, refs, ":v")
+    return _ids(conn, VIEWS, refs, ":v")
 
 
 def view_of_feature_ref(ref: str) -> str | None:
