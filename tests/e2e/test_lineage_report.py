@@ -2,12 +2,13 @@
 real size, the root outlined and labelled, edges drawn, a run named like a script shown
 as text, nothing fetched, no console errors; a screenshot is kept next to the page.
 
-Browser set-up as in tests/e2e/test_monitoring_report.py (Debian's Chromium through
+The browser is ``offline_page`` of tests/e2e/conftest.py (Debian's Chromium through
 Playwright; skipped locally without them, a failure under CI=true).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,77 +16,50 @@ import pandas as pd
 
 import milepost
 from milepost.governance import lineage_html, lineage_svg
-from tests.e2e.test_monitoring_report import ARGS, CHROMIUM, EVIL, _browser_or_skip
+from tests.e2e.test_monitoring_report import EVIL
 from tests.unit.governance import _history
 
 
 def test_lineage_page_renders_offline_in_headless_chromium(
-    tmp_path: Path, churn_models: dict[str, Any], churn_frame: pd.DataFrame
+    tmp_path: Path,
+    churn_models: dict[str, Any],
+    churn_frame: pd.DataFrame,
+    offline_page: Callable[..., Any],
 ) -> None:
-    sync_playwright = _browser_or_skip()
     rt = milepost.configure(home=tmp_path / "home", user="tester")
     _history.build(churn_models, churn_frame, pipeline=False, run_name=EVIL)
     graph = rt.lineage.graph("models:/churn/1")
     page_file = tmp_path / "lineage.html"
     page_file.write_text(lineage_html(graph), encoding="utf-8")
     assert lineage_svg(graph).startswith('<svg class="lineage"')
-    blocked: list[str] = []
-    errors: list[str] = []
-
-    def route(r: Any) -> None:
-        if r.request.url.startswith("file://"):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=ARGS,
-            viewport={"width": 1400, "height": 900},
-        )
-        try:
-            context.route("**/*", route)
-            page = context.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("dialog", lambda d: errors.append(f"dialog: {d.message}"))
-            page.goto(page_file.as_uri(), wait_until="load")
-
-            assert page.title() == "Lineage of churn/1"
-            assert page.locator("#root").inner_text() == "model_version:churn/1"
-            nodes = page.locator("svg.lineage g.node")
-            assert nodes.count() == len(graph.nodes)
-            for node in graph.nodes:
-                g = page.locator(f'svg.lineage g.node[data-key="{node.key}"]')
-                assert g.count() == 1, node.key
-                box = g.locator("rect").bounding_box()
-                assert box is not None and box["width"] > 100 and box["height"] > 20, node.key
-            root = page.locator("svg.lineage g.node.root")
-            assert root.count() == 1
-            assert root.get_attribute("data-key") == "model_version:churn/1"
-            assert root.locator("text").first.text_content() == "churn/1"
-            assert root.locator("rect").get_attribute("fill") == "#b279a2"  # model versions
-            # data on the left of the model, deployment on its right
-            x = {
-                k: page.locator(f'g.node[data-key="{k}"] rect').bounding_box()["x"]  # type: ignore[index]
-                for k in ("dataset_version:lineage.train@1", graph.root, "endpoint:lineage-ep")
-            }
-            assert x["dataset_version:lineage.train@1"] < x[graph.root] < x["endpoint:lineage-ep"]
-            assert page.locator("svg.lineage path.edge").count() == len(graph.edges)
-            assert page.locator('svg.lineage g.legend[data-kind="endpoint"]').count() == 1
-            # the run named like a script is text on the page, and never ran
-            assert page.get_by_text(f"run {EVIL} (").count() >= 1
-            assert page.locator("script").count() == 0
-            assert page.locator("#upstream tbody tr").count() == len(graph.upstream())
-            assert page.locator("#downstream tbody tr").count() == len(graph.downstream())
-            page.screenshot(path=str(tmp_path / "lineage.png"), full_page=True)
-        finally:
-            context.close()
-
-    assert blocked == [], f"the page tried to fetch: {blocked}"
-    assert errors == [], errors
+    with offline_page(page_file, width=1400) as opened:
+        page = opened.page
+        assert page.title() == "Lineage of churn/1"
+        assert page.locator("#root").inner_text() == "model_version:churn/1"
+        nodes = page.locator("svg.lineage g.node")
+        assert nodes.count() == len(graph.nodes)
+        for node in graph.nodes:
+            g = page.locator(f'svg.lineage g.node[data-key="{node.key}"]')
+            assert g.count() == 1, node.key
+            box = g.locator("rect").bounding_box()
+            assert box is not None and box["width"] > 100 and box["height"] > 20, node.key
+        root = page.locator("svg.lineage g.node.root")
+        assert root.count() == 1
+        assert root.get_attribute("data-key") == "model_version:churn/1"
+        assert root.locator("text").first.text_content() == "churn/1"
+        assert root.locator("rect").get_attribute("fill") == "#b279a2"  # model versions
+        # data on the left of the model, deployment on its right
+        x = {
+            k: page.locator(f'g.node[data-key="{k}"] rect').bounding_box()["x"]  # type: ignore[index]
+            for k in ("dataset_version:lineage.train@1", graph.root, "endpoint:lineage-ep")
+        }
+        assert x["dataset_version:lineage.train@1"] < x[graph.root] < x["endpoint:lineage-ep"]
+        assert page.locator("svg.lineage path.edge").count() == len(graph.edges)
+        assert page.locator('svg.lineage g.legend[data-kind="endpoint"]').count() == 1
+        # the run named like a script is text on the page, and never ran
+        assert page.get_by_text(f"run {EVIL} (").count() >= 1
+        assert page.locator("script").count() == 0
+        assert page.locator("#upstream tbody tr").count() == len(graph.upstream())
+        assert page.locator("#downstream tbody tr").count() == len(graph.downstream())
+        page.screenshot(path=str(tmp_path / "lineage.png"), full_page=True)
     assert (tmp_path / "lineage.png").stat().st_size > 10_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,6 @@ import pytest
 
 from tests.e2e.test_cli import cli_in_process
 from tests.e2e.test_cli_models import TRAIN
-from tests.e2e.test_monitoring_report import ARGS, CHROMIUM, _browser_or_skip
 
 EVIL = "<script>alert(1)</script>"
 ENV = {"MILEPOST_USER": "alice"}
@@ -92,72 +92,46 @@ def test_card_from_the_command_line(project: Path) -> None:
     assert _cli(project, "audit", "verify").returncode == 0
 
 
-def test_html_card_renders_offline_in_headless_chromium(project: Path) -> None:
-    sync_playwright = _browser_or_skip()
+def test_html_card_renders_offline_in_headless_chromium(
+    project: Path, offline_page: Callable[..., Any]
+) -> None:
     _cli(project, "models", "card-set", "churn", "contact", EVIL)
     _cli(project, "models", "card-set", "churn", "limitations", "Two lines\nof text.")
     out = _cli(project, "models", "card", "churn", "2", "--format", "html", "--out", "card.html")
     assert out.returncode == 0, out.stderr
     html = project / "card.html"
-    blocked: list[str] = []
-    errors: list[str] = []
-
-    def route(r: Any) -> None:
-        if r.request.url.startswith("file://"):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(project / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=ARGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        try:
-            context.route("**/*", route)
-            page = context.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("dialog", lambda d: errors.append(f"dialog: {d.message}"))
-            page.goto(html.as_uri(), wait_until="load")
-            assert page.title() == "Model card: churn v2"
-            for section in (
-                "details",
-                "fields",
-                "training-data",
-                "evaluation-data",
-                "metrics",
-                "fairness",
-                "gates",
-                "lineage",
-                "stage-history",
-                "deployments",
-            ):
-                box = page.locator(f"section#{section}").bounding_box()
-                assert box is not None and box["height"] > 20, section
-            assert page.locator("#missing-count").inner_text() == "8 of 10"
-            assert page.locator("#field-license.missing").count() == 1
-            assert page.locator("#field-contact .text").inner_text() == EVIL
-            assert page.locator("#field-limitations .text").inner_text() == "Two lines\nof text."
-            # the training profile, the slice table and the failed gate
-            profile = page.locator("table.profile[data-dataset='churn.train@1'] tr")
-            assert profile.count() == 16  # a header and 15 columns
-            assert page.locator("table.slice[data-column='gender'] tr").count() >= 3
-            assert "threshold 0.9" in page.locator("#failed-gates").inner_text()
-            assert page.locator("tr.failed").count() == 1
-            # the lineage graph, drawn inline, with the version and its training data
-            svg = page.locator("section#lineage svg").first
-            box = svg.bounding_box()
-            assert box is not None and box["width"] > 100 and box["height"] > 50
-            lineage = page.locator("section#lineage").inner_text()
-            assert "churn.train@1" in lineage and "churn/2" in lineage
-            page.screenshot(path=str(project / "card.png"), full_page=True)
-        finally:
-            context.close()
-    assert blocked == [], f"the card tried to fetch: {blocked}"
-    assert errors == [], errors
+    with offline_page(html) as opened:
+        page = opened.page
+        assert page.title() == "Model card: churn v2"
+        for section in (
+            "details",
+            "fields",
+            "training-data",
+            "evaluation-data",
+            "metrics",
+            "fairness",
+            "gates",
+            "lineage",
+            "stage-history",
+            "deployments",
+        ):
+            box = page.locator(f"section#{section}").bounding_box()
+            assert box is not None and box["height"] > 20, section
+        assert page.locator("#missing-count").inner_text() == "8 of 10"
+        assert page.locator("#field-license.missing").count() == 1
+        assert page.locator("#field-contact .text").inner_text() == EVIL
+        assert page.locator("#field-limitations .text").inner_text() == "Two lines\nof text."
+        # the training profile, the slice table and the failed gate
+        profile = page.locator("table.profile[data-dataset='churn.train@1'] tr")
+        assert profile.count() == 16  # a header and 15 columns
+        assert page.locator("table.slice[data-column='gender'] tr").count() >= 3
+        assert "threshold 0.9" in page.locator("#failed-gates").inner_text()
+        assert page.locator("tr.failed").count() == 1
+        # the lineage graph, drawn inline, with the version and its training data
+        svg = page.locator("section#lineage svg").first
+        box = svg.bounding_box()
+        assert box is not None and box["width"] > 100 and box["height"] > 50
+        lineage = page.locator("section#lineage").inner_text()
+        assert "churn.train@1" in lineage and "churn/2" in lineage
+        page.screenshot(path=str(project / "card.png"), full_page=True)
     assert (project / "card.png").stat().st_size > 10_000

@@ -1,39 +1,24 @@
 """The monitoring report opened in headless Chromium, offline: plots render, nothing is
 fetched, no console errors; a screenshot is kept next to the report.
 
-Uses Debian's Chromium (``/usr/bin/chromium``, or ``MILEPOST_TEST_CHROMIUM``) through
-Playwright, with no browser download. Without either the test is skipped locally with
-how to install them; under ``CI=true`` it fails.
+The browser is ``offline_page`` of tests/e2e/conftest.py: Debian's Chromium
+(``/usr/bin/chromium``, or ``MILEPOST_TEST_CHROMIUM``) through Playwright, with no
+browser download. Without either the test is skipped locally with how to install them;
+under ``CI=true`` it fails.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 
 from milepost.demo.data import CATEGORICAL, NUMERIC, generate_customers
 from milepost.monitoring import drift, write_report
-from tests.conftest import IN_CI
 
-CHROMIUM = os.environ.get("MILEPOST_TEST_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-HOW = (
-    "install Chromium (apt-get install -y chromium) and Playwright "
-    "(pip install -e '.[dev]'; no browser download is needed)"
-)
 EVIL = "<script>alert(1)</script>"
 
 
@@ -44,21 +29,6 @@ def _drift(
     methods: list[str] | None = None,
 ) -> Any:
     return drift(reference, current, categorical=categorical or None, methods=methods)
-
-
-def _browser_or_skip() -> Any:
-    problem = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        problem = f"playwright is not installed ({exc})"
-    if problem is None and not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        problem = f"no Chromium at {CHROMIUM}"
-    if problem is not None:
-        if IN_CI:
-            pytest.fail(f"{problem}; required when CI=true: {HOW}", pytrace=False)
-        pytest.skip(f"{problem}; to run: {HOW}")
-    return sync_playwright
 
 
 def _report(tmp_path: Path) -> tuple[Path, Any]:
@@ -99,72 +69,38 @@ def _report(tmp_path: Path) -> tuple[Path, Any]:
     return html, result
 
 
-def test_report_renders_offline_in_headless_chromium(tmp_path: Path) -> None:
-    sync_playwright = _browser_or_skip()
+def test_report_renders_offline_in_headless_chromium(
+    tmp_path: Path, offline_page: Callable[..., Any]
+) -> None:
     html, result = _report(tmp_path)
-    blocked: list[str] = []
-    attempted: list[str] = []
-    errors: list[str] = []
-
-    def route(r: Any) -> None:
-        if r.request.url.startswith("file://"):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),  # a fresh user-data-dir
-            executable_path=CHROMIUM,
-            headless=True,
-            args=ARGS,
-            viewport={"width": 1280, "height": 900},
+    with offline_page(html) as opened:
+        page = opened.page
+        assert page.title() == "Churn model: drift"
+        verdict = page.locator("#verdict").inner_text()
+        drifted = len(result.drifted_features)
+        assert verdict == (
+            "Drift detected"
+            if result.dataset_drift
+            else "Some features drifted"
+            if drifted
+            else "No drift detected"
         )
-        try:
-            context.route("**/*", route)
-            page = context.new_page()
-            page.on(
-                "request",
-                lambda r: None if r.url.startswith("file://") else attempted.append(r.url),
-            )
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("dialog", lambda d: errors.append(f"dialog: {d.message}"))
-            page.goto(html.as_uri(), wait_until="load")
-
-            assert page.title() == "Churn model: drift"
-            verdict = page.locator("#verdict").inner_text()
-            drifted = len(result.drifted_features)
-            assert verdict == (
-                "Drift detected"
-                if result.dataset_drift
-                else "Some features drifted"
-                if drifted
-                else "No drift detected"
-            )
-            share = page.locator("#drifted-share").inner_text()
-            assert share.startswith(f"{len(result.drifted_features)} of 10 features"), share
-            # one distribution plot per feature, laid out with a real size
-            for name in [EVIL, *NUMERIC[1:], *CATEGORICAL]:
-                svg = page.locator(f"svg.dist[data-feature='{name}']")
-                assert svg.count() == 1, name
-                box = svg.bounding_box()
-                assert box is not None and box["width"] > 100 and box["height"] > 50, name
-                assert svg.locator("polyline, rect").count() >= 2, name
-            # the feature named like a script is text on the page, and never ran
-            assert page.get_by_text(EVIL, exact=True).count() >= 1
-            trends = page.locator("#history svg.trend")
-            assert trends.count() == 2
-            assert page.locator("#performance svg.trend").count() == 1
-            for i in range(trends.count()):
-                box = trends.nth(i).bounding_box()
-                assert box is not None and box["width"] > 100 and box["height"] > 50
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        finally:
-            context.close()
-
-    assert blocked == [], f"the report tried to fetch: {blocked}"
-    assert attempted == [], f"the report tried to fetch: {attempted}"
-    assert errors == [], errors
+        share = page.locator("#drifted-share").inner_text()
+        assert share.startswith(f"{len(result.drifted_features)} of 10 features"), share
+        # one distribution plot per feature, laid out with a real size
+        for name in [EVIL, *NUMERIC[1:], *CATEGORICAL]:
+            svg = page.locator(f"svg.dist[data-feature='{name}']")
+            assert svg.count() == 1, name
+            box = svg.bounding_box()
+            assert box is not None and box["width"] > 100 and box["height"] > 50, name
+            assert svg.locator("polyline, rect").count() >= 2, name
+        # the feature named like a script is text on the page, and never ran
+        assert page.get_by_text(EVIL, exact=True).count() >= 1
+        trends = page.locator("#history svg.trend")
+        assert trends.count() == 2
+        assert page.locator("#performance svg.trend").count() == 1
+        for i in range(trends.count()):
+            box = trends.nth(i).bounding_box()
+            assert box is not None and box["width"] > 100 and box["height"] > 50
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert (tmp_path / "report.png").stat().st_size > 10_000

@@ -12,17 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from milepost.governance import _lineage_read as read
+from milepost.governance import _lineage_sql as sql
 from milepost.stores.schema import (
     alerts,
     dataset_versions,
-    datasets,
     deployment_events,
     endpoints,
     evaluations,
     fairness_audits,
     feature_view_versions,
-    feature_views,
     gate_results,
     model_versions,
     monitors,
@@ -30,7 +28,6 @@ from milepost.stores.schema import (
     pipeline_steps,
     pipeline_triggers,
     promotion_requests,
-    registered_models,
     runs,
     stage_history,
     trigger_firings,
@@ -60,93 +57,68 @@ def _metrics(text: str | None, limit: int = 4) -> dict[str, float]:
 
 
 def _dataset(conn: Connection, refs: list[str]) -> dict[str, Info]:
-    ids = read.dataset_ids(conn, refs)
-    out: dict[str, Info] = {}
-    for batch in read._chunks(ids):
-        for vid, rows, created in conn.execute(
-            sa.select(
-                dataset_versions.c.version_id,
-                dataset_versions.c.num_rows,
-                dataset_versions.c.created_at,
-            ).where(dataset_versions.c.version_id.in_(batch))
-        ):
-            out[ids[vid]] = (ids[vid], {"rows": rows, "created_at": created})
-    return out
+    ids = sql.dataset_ids(conn, refs)
+    t = dataset_versions.c
+    query = sa.select(t.version_id, t.num_rows, t.created_at)
+    return {
+        ids[vid]: (ids[vid], {"rows": rows, "created_at": at})
+        for vid, rows, at in sql.rows(conn, query, ids)
+    }
 
 
 def _validation(conn: Connection, refs: list[str]) -> dict[str, Info]:
     out: dict[str, Info] = {}
-    t = validation_results
-    for batch in read._chunks(refs):
-        for rid, suite, ok, failed, at in conn.execute(
-            sa.select(
-                t.c.result_id, t.c.suite_name, t.c.success, t.c.num_failed, t.c.created_at
-            ).where(t.c.result_id.in_(batch))
-        ):
-            status = "passed" if ok else "failed"
-            out[rid] = (
-                f"{suite} {status}",
-                {"suite": suite, "status": status, "failed_checks": failed, "created_at": at},
-            )
+    t = validation_results.c
+    query = sa.select(t.result_id, t.suite_name, t.success, t.num_failed, t.created_at)
+    for rid, suite, ok, failed, at in sql.rows(conn, query, refs):
+        status = "passed" if ok else "failed"
+        out[rid] = (
+            f"{suite} {status}",
+            {"suite": suite, "status": status, "failed_checks": failed, "created_at": at},
+        )
     return out
 
 
 def _view(conn: Connection, refs: list[str]) -> dict[str, Info]:
-    ids = read.view_ids(conn, refs)
-    out: dict[str, Info] = {}
-    t = feature_view_versions
-    for batch in read._chunks(ids):
-        for vid, status, at in conn.execute(
-            sa.select(t.c.version_id, t.c.status, t.c.created_at).where(t.c.version_id.in_(batch))
-        ):
-            out[ids[vid]] = (ids[vid], {"status": status, "created_at": at})
-    return out
+    ids = sql.view_ids(conn, refs)
+    t = feature_view_versions.c
+    query = sa.select(t.version_id, t.status, t.created_at)
+    return {
+        ids[vid]: (ids[vid], {"status": status, "created_at": at})
+        for vid, status, at in sql.rows(conn, query, ids)
+    }
 
 
 def _run(conn: Connection, refs: list[str]) -> dict[str, Info]:
-    out: dict[str, Info] = {}
-    for batch in read._chunks(refs):
-        for rid, name, status, start in conn.execute(
-            sa.select(runs.c.run_id, runs.c.name, runs.c.status, runs.c.start_time).where(
-                runs.c.run_id.in_(batch)
-            )
-        ):
-            out[rid] = (
-                f"run {name} ({_short(rid)})",
-                {"name": name, "status": status, "start_time": start},
-            )
-    return out
+    query = sa.select(runs.c.run_id, runs.c.name, runs.c.status, runs.c.start_time)
+    return {
+        rid: (f"run {name} ({_short(rid)})", {"name": name, "status": status, "start_time": start})
+        for rid, name, status, start in sql.rows(conn, query, refs)
+    }
 
 
 def _pipeline_run(conn: Connection, refs: list[str]) -> dict[str, Info]:
-    out: dict[str, Info] = {}
-    t = pipeline_runs
-    for batch in read._chunks(refs):
-        for rid, pipe, status, start in conn.execute(
-            sa.select(t.c.run_id, t.c.pipeline, t.c.status, t.c.started_at).where(
-                t.c.run_id.in_(batch)
-            )
-        ):
-            out[rid] = (
-                f"pipeline {pipe} ({_short(rid)})",
-                {"pipeline": pipe, "status": status, "started_at": start},
-            )
-    return out
+    t = pipeline_runs.c
+    query = sa.select(t.run_id, t.pipeline, t.status, t.started_at)
+    return {
+        rid: (
+            f"pipeline {pipe} ({_short(rid)})",
+            {"pipeline": pipe, "status": status, "started_at": start},
+        )
+        for rid, pipe, status, start in sql.rows(conn, query, refs)
+    }
 
 
 def _pipeline_step(conn: Connection, refs: list[str]) -> dict[str, Info]:
     wanted = set(refs)
-    out: dict[str, Info] = {}
-    t = pipeline_steps
+    t = pipeline_steps.c
+    query = sa.select(t.run_id, t.step, t.status, t.started_at)
     run_ids = {r.partition("/")[0] for r in refs}
-    for batch in read._chunks(run_ids):
-        for rid, step, status, start in conn.execute(
-            sa.select(t.c.run_id, t.c.step, t.c.status, t.c.started_at).where(t.c.run_id.in_(batch))
-        ):
-            ref = f"{rid}/{step}"
-            if ref in wanted:
-                out[ref] = (f"step {step}", {"status": status, "started_at": start})
-    return out
+    return {
+        f"{rid}/{step}": (f"step {step}", {"status": status, "started_at": start})
+        for rid, step, status, start in sql.rows(conn, query, run_ids)
+        if f"{rid}/{step}" in wanted
+    }
 
 
 def _code(conn: Connection, refs: list[str]) -> dict[str, Info]:
@@ -163,170 +135,122 @@ def _assessment(kind: str) -> Describer:
         else:
             t = fairness_audits
             cols = [t.c.audit_id, t.c.target, t.c.num_rows, t.c.summary_json, t.c.created_at]
-        for batch in read._chunks(refs):
-            for ident, target, rows, doc, at in conn.execute(
-                sa.select(*cols).where(cols[0].in_(batch))
-            ):
-                attrs: dict[str, Any] = {"target": target, "rows": rows, "created_at": at}
-                if kind == "evaluation":
-                    attrs["metrics"] = _metrics(doc)
-                    label = f"evaluation {_short(ident)}"
-                else:
-                    label = f"fairness audit {_short(ident)}"
-                out[ident] = (label, attrs)
+        for ident, target, rows, doc, at in sql.rows(conn, sa.select(*cols), refs):
+            attrs: dict[str, Any] = {"target": target, "rows": rows, "created_at": at}
+            if kind == "evaluation":
+                attrs["metrics"] = _metrics(doc)
+                label = f"evaluation {_short(ident)}"
+            else:
+                label = f"fairness audit {_short(ident)}"
+            out[ident] = (label, attrs)
         return out
 
     return describe
 
 
 def _request(conn: Connection, refs: list[str]) -> dict[str, Info]:
-    out: dict[str, Info] = {}
-    t = promotion_requests
-    for batch in read._chunks(refs):
-        for rid, stage, status, by, at in conn.execute(
-            sa.select(
-                t.c.request_id, t.c.target_stage, t.c.status, t.c.requested_by, t.c.created_at
-            ).where(t.c.request_id.in_(batch))
-        ):
-            out[rid] = (
-                f"request to {stage} ({status})",
-                {"target_stage": stage, "status": status, "requested_by": by, "created_at": at},
-            )
-    return out
+    t = promotion_requests.c
+    query = sa.select(t.request_id, t.target_stage, t.status, t.requested_by, t.created_at)
+    return {
+        rid: (
+            f"request to {stage} ({status})",
+            {"target_stage": stage, "status": status, "requested_by": by, "created_at": at},
+        )
+        for rid, stage, status, by, at in sql.rows(conn, query, refs)
+    }
 
 
 def _gate(conn: Connection, refs: list[str]) -> dict[str, Info]:
     wanted = set(refs)
-    out: dict[str, Info] = {}
-    t = gate_results
+    t = gate_results.c
+    query = sa.select(t.request_id, t.position, t.name, t.kind, t.status, t.message, t.at)
     rids = {r.rpartition("#")[0] for r in refs}
-    for batch in read._chunks(rids):
-        for rid, pos, name, kind, status, message, at in conn.execute(
-            sa.select(
-                t.c.request_id, t.c.position, t.c.name, t.c.kind, t.c.status, t.c.message, t.c.at
-            ).where(t.c.request_id.in_(batch))
-        ):
-            ref = f"{rid}#{pos}"
-            if ref in wanted:
-                out[ref] = (
-                    f"gate {name}: {status}",
-                    {"name": name, "kind": kind, "status": status, "message": message, "at": at},
-                )
-    return out
+    return {
+        f"{rid}#{pos}": (
+            f"gate {name}: {status}",
+            {"name": name, "kind": kind, "status": status, "message": message, "at": at},
+        )
+        for rid, pos, name, kind, status, message, at in sql.rows(conn, query, rids)
+        if f"{rid}#{pos}" in wanted
+    }
 
 
 def _transition(conn: Connection, refs: list[str]) -> dict[str, Info]:
-    out: dict[str, Info] = {}
-    t = stage_history
-    for batch in read._chunks([int(r) for r in refs if r.isdigit()]):
-        for eid, a, b, actor, at in conn.execute(
-            sa.select(t.c.event_id, t.c.from_stage, t.c.to_stage, t.c.actor, t.c.at).where(
-                t.c.event_id.in_(batch)
-            )
-        ):
-            out[str(eid)] = (f"{a} → {b}", {"from": a, "to": b, "actor": actor, "at": at})
-    return out
+    t = stage_history.c
+    query = sa.select(t.event_id, t.from_stage, t.to_stage, t.actor, t.at)
+    return {
+        str(eid): (f"{a} → {b}", {"from": a, "to": b, "actor": actor, "at": at})
+        for eid, a, b, actor, at in sql.rows(conn, query, sql.ints(refs))
+    }
 
 
 def _model(conn: Connection, refs: list[str]) -> dict[str, Info]:
-    ids = read.model_ids(conn, refs)
-    out: dict[str, Info] = {}
-    t = model_versions
-    for batch in read._chunks(ids):
-        for vid, stage, flavor, author, at in conn.execute(
-            sa.select(t.c.version_id, t.c.stage, t.c.flavor, t.c.author, t.c.created_at).where(
-                t.c.version_id.in_(batch)
-            )
-        ):
-            out[ids[vid]] = (
-                ids[vid],
-                {"stage": stage, "flavor": flavor, "author": author, "created_at": at},
-            )
-    return out
+    ids = sql.model_ids(conn, refs)
+    t = model_versions.c
+    query = sa.select(t.version_id, t.stage, t.flavor, t.author, t.created_at)
+    return {
+        ids[vid]: (ids[vid], {"stage": stage, "flavor": flavor, "author": author, "created_at": at})
+        for vid, stage, flavor, author, at in sql.rows(conn, query, ids)
+    }
 
 
 def _endpoint(conn: Connection, refs: list[str]) -> dict[str, Info]:
     out: dict[str, Info] = {}
-    t = endpoints
-    for batch in read._chunks(refs):
-        for name, revision, model, stage, at in conn.execute(
-            sa.select(
-                t.c.name, t.c.revision, t.c.track_model, t.c.track_stage, t.c.created_at
-            ).where(t.c.name.in_(batch))
-        ):
-            attrs: dict[str, Any] = {"revision": revision, "created_at": at}
-            if model:
-                attrs["tracks"] = f"{stage} of {model}"
-            out[name] = (f"endpoint {name}", attrs)
+    t = endpoints.c
+    query = sa.select(t.name, t.revision, t.track_model, t.track_stage, t.created_at)
+    for name, revision, model, stage, at in sql.rows(conn, query, refs):
+        attrs: dict[str, Any] = {"revision": revision, "created_at": at}
+        if model:
+            attrs["tracks"] = f"{stage} of {model}"
+        out[name] = (f"endpoint {name}", attrs)
     return out
 
 
 def _deployment_event(conn: Connection, refs: list[str]) -> dict[str, Info]:
-    out: dict[str, Info] = {}
-    t = deployment_events
-    for batch in read._chunks([int(r) for r in refs if r.isdigit()]):
-        for eid, kind, actor, at, reason in conn.execute(
-            sa.select(t.c.event_id, t.c.kind, t.c.actor, t.c.at, t.c.reason).where(
-                t.c.event_id.in_(batch)
-            )
-        ):
-            out[str(eid)] = (
-                f"{kind} by {actor}",
-                {"kind": kind, "actor": actor, "at": at, "reason": reason},
-            )
-    return out
+    t = deployment_events.c
+    query = sa.select(t.event_id, t.kind, t.actor, t.at, t.reason)
+    return {
+        str(eid): (f"{kind} by {actor}", {"kind": kind, "actor": actor, "at": at, "reason": reason})
+        for eid, kind, actor, at, reason in sql.rows(conn, query, sql.ints(refs))
+    }
 
 
 def _monitor(conn: Connection, refs: list[str]) -> dict[str, Info]:
-    out: dict[str, Info] = {}
-    t = monitors
-    for batch in read._chunks(refs):
-        for name, enabled, at in conn.execute(
-            sa.select(t.c.name, t.c.enabled, t.c.created_at).where(t.c.name.in_(batch))
-        ):
-            out[name] = (f"monitor {name}", {"enabled": bool(enabled), "created_at": at})
-    return out
+    query = sa.select(monitors.c.name, monitors.c.enabled, monitors.c.created_at)
+    return {
+        name: (f"monitor {name}", {"enabled": bool(enabled), "created_at": at})
+        for name, enabled, at in sql.rows(conn, query, refs)
+    }
 
 
 def _alert(conn: Connection, refs: list[str]) -> dict[str, Info]:
     out: dict[str, Info] = {}
-    t = alerts
-    for batch in read._chunks([int(r) for r in refs if r.isdigit()]):
-        for aid, metric, feature, value, at in conn.execute(
-            sa.select(t.c.alert_id, t.c.metric, t.c.feature, t.c.value, t.c.raised_at).where(
-                t.c.alert_id.in_(batch)
-            )
-        ):
-            what = f"{metric} {feature}" if feature else metric
-            out[str(aid)] = (
-                f"alert {aid}: {what}",
-                {"metric": metric, "feature": feature, "value": value, "raised_at": at},
-            )
+    t = alerts.c
+    query = sa.select(t.alert_id, t.metric, t.feature, t.value, t.raised_at)
+    for aid, metric, feature, value, at in sql.rows(conn, query, sql.ints(refs)):
+        what = f"{metric} {feature}" if feature else metric
+        out[str(aid)] = (
+            f"alert {aid}: {what}",
+            {"metric": metric, "feature": feature, "value": value, "raised_at": at},
+        )
     return out
 
 
 def _trigger(conn: Connection, refs: list[str]) -> dict[str, Info]:
-    out: dict[str, Info] = {}
-    t = pipeline_triggers
-    for batch in read._chunks(refs):
-        for name, kind, pipe in conn.execute(
-            sa.select(t.c.name, t.c.kind, t.c.pipeline_ref).where(t.c.name.in_(batch))
-        ):
-            out[name] = (f"trigger {name}", {"kind": kind, "pipeline": pipe})
-    return out
+    t = pipeline_triggers.c
+    return {
+        name: (f"trigger {name}", {"kind": kind, "pipeline": pipe})
+        for name, kind, pipe in sql.rows(conn, sa.select(t.name, t.kind, t.pipeline_ref), refs)
+    }
 
 
 def _firing(conn: Connection, refs: list[str]) -> dict[str, Info]:
-    out: dict[str, Info] = {}
-    t = trigger_firings
-    for batch in read._chunks(refs):
-        for fid, cause, status, at in conn.execute(
-            sa.select(t.c.firing_id, t.c.cause, t.c.status, t.c.fired_at).where(
-                t.c.firing_id.in_(batch)
-            )
-        ):
-            out[fid] = (f"firing {cause}", {"cause": cause, "status": status, "fired_at": at})
-    return out
+    t = trigger_firings.c
+    query = sa.select(t.firing_id, t.cause, t.status, t.fired_at)
+    return {
+        fid: (f"firing {cause}", {"cause": cause, "status": status, "fired_at": at})
+        for fid, cause, status, at in sql.rows(conn, query, refs)
+    }
 
 
 DESCRIBERS: dict[str, Describer] = {
@@ -356,7 +280,7 @@ def describe(conn: Connection, keys: Iterable[str]) -> dict[str, Info]:
     """``{key: (label, attrs)}`` of the nodes that exist among ``keys``."""
     by_kind: dict[str, list[str]] = {}
     for k in keys:
-        kind, ref = read.split_key(k)
+        kind, ref = sql.split_key(k)
         by_kind.setdefault(kind, []).append(ref)
     out: dict[str, Info] = {}
     for kind, refs in by_kind.items():
@@ -364,35 +288,22 @@ def describe(conn: Connection, keys: Iterable[str]) -> dict[str, Info]:
         if describer is None:
             continue
         for ref, info in describer(conn, refs).items():
-            out[read.key(kind, ref)] = info
+            out[sql.key(kind, ref)] = info
     return out
 
 
 def names(conn: Connection, kind: str, limit: int = 5000) -> list[str]:
     """Refs of one kind that exist (for close-name suggestions), newest first, bounded."""
-    if kind == "dataset_version":
-        rows = conn.execute(
-            sa.select(datasets.c.name, dataset_versions.c.version)
-            .join(datasets, datasets.c.dataset_id == dataset_versions.c.dataset_id)
-            .order_by(dataset_versions.c.version_id.desc())
-            .limit(limit)
-        )
-        return [f"{n}@{v}" for n, v in rows]
-    if kind == "model_version":
-        rows = conn.execute(
-            sa.select(registered_models.c.name, model_versions.c.version)
-            .join(registered_models, registered_models.c.model_id == model_versions.c.model_id)
-            .order_by(model_versions.c.version_id.desc())
-            .limit(limit)
-        )
-        return [f"{n}/{v}" for n, v in rows]
-    if kind == "feature_view_version":
-        rows = conn.execute(
-            sa.select(feature_views.c.name, feature_view_versions.c.version)
-            .join(feature_views, feature_views.c.view_id == feature_view_versions.c.view_id)
-            .limit(limit)
-        )
-        return [f"{n}:v{v}" for n, v in rows]
+    versioned = {  # query, separator, newest first
+        "dataset_version": (sql.DATASETS, "@", True),
+        "model_version": (sql.MODELS, "/", True),
+        "feature_view_version": (sql.VIEWS, ":v", False),
+    }.get(kind)
+    if versioned is not None:
+        query, sep, newest_first = versioned
+        if newest_first:
+            query = query.order_by(query.selected_columns[0].desc())
+        return [f"{n}{sep}{v}" for _, n, v in conn.execute(query.limit(limit))]
     column = {
         "run": runs.c.run_id,
         "pipeline_run": pipeline_runs.c.run_id,

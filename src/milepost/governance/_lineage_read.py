@@ -2,8 +2,10 @@
 
 One function per node kind and direction takes a batch of refs of that kind (the BFS
 frontier) and returns the edges touching them, so a walk costs a few queries per level,
-not per node. Every edge points from what was used to what was made of it. The JSON
-columns are parsed the way their writers fill them:
+not per node. Every edge points from what was used to what was made of it. This module
+holds the registry, serving, monitoring and pipeline readers and :data:`READERS`; the
+data and training readers are in ``_lineage_data``, the batched queries they share in
+``_lineage_sql``. The JSON columns are parsed the way their writers fill them:
 
 - ``model_versions.datasets_json``: ``[{"ref": "NAME@N", "role": ..., "content_hash"}]``
   (``ModelService.log_model``); ``feature_refs_json``: ``["VIEW:vN:FEATURE", ...]``;
@@ -24,463 +26,92 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from milepost.governance._lineage_data import (
+    down_code_version,
+    down_dataset_version,
+    down_feature_view_version,
+    down_run,
+    pipeline_code_edges,
+    up_dataset_version,
+    up_feature_view_version,
+    up_model_version,
+    up_run,
+    up_validation,
+)
+from milepost.governance._lineage_sql import (
+    LINKS,
+    Edge,
+    chunks,
+    contains_any,
+    dataset_refs,
+    ints,
+    key,
+    link_edges,
+    links,
+    loads,
+    mentions,
+    model_ids,
+    model_refs,
+    pairs,
+    rows,
+)
 from milepost.stores.schema import (
     alerts,
-    dataset_versions,
-    datasets,
     deployment_events,
     endpoints,
     evaluations,
     fairness_audits,
-    feature_retrievals,
-    feature_view_versions,
-    feature_views,
     gate_results,
-    model_versions,
     monitors,
     pipeline_links,
     pipeline_runs,
     pipeline_steps,
     pipeline_triggers,
     promotion_requests,
-    registered_models,
-    run_inputs,
-    runs,
     stage_history,
     trigger_firings,
-    validation_results,
 )
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-Edge = tuple[str, str, str]  # (source key, target key, relation)
-
 #: Dataset roles that are evaluation data, not training data (``models_trained_on``).
 EVAL_ROLES = frozenset({"eval", "evaluation", "test", "holdout", "validation", "reference"})
+
+
 #: Relations that carry training data forward (what ``models_trained_on`` walks), besides
 #: a dataset role outside :data:`EVAL_ROLES`.
 DERIVATION = frozenset({"feature_source", "produced", "child", "input", "feeds", "output"})
 
 
-def key(kind: str, ref: object) -> str:
-    """``KIND:REF``."""
-    return f"{kind}:{ref}"
-
-
-def split_key(k: str) -> tuple[str, str]:
-    """``(kind, ref)`` of a key."""
-    kind, _, ref = k.partition(":")
-    return kind, ref
-
-
-def _loads(text: str | None, default: Any) -> Any:
-    if not text:
-        return default
-    try:
-        return json.loads(text)
-    except ValueError:
-        return default
-
-
-def _chunks(values: Iterable[Any], size: int = 500) -> Iterable[list[Any]]:
-    batch: list[Any] = []
-    for v in values:
-        batch.append(v)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-# -- refs <-> database ids ---------------------------------------------------------------
-
-
-def _split_versioned(refs: Iterable[str], sep: str, prefix: str = "") -> dict[str, set[int]]:
-    out: dict[str, set[int]] = defaultdict(set)
-    for ref in refs:
-        name, _, version = ref.rpartition(sep)
-        version = version.removeprefix(prefix)
-        if name and version.isdigit():
-            out[name].add(int(version))
-    return out
-
-
-def dataset_ids(conn: Connection, refs: Iterable[str]) -> dict[int, str]:
-    """``{version_id: "NAME@N"}`` of the dataset versions that exist."""
-    wanted = _split_versioned(refs, "@")
-    out: dict[int, str] = {}
-    for names in _chunks(wanted):
-        rows = conn.execute(
-            sa.select(dataset_versions.c.version_id, datasets.c.name, dataset_versions.c.version)
-            .join(datasets, datasets.c.dataset_id == dataset_versions.c.dataset_id)
-            .where(datasets.c.name.in_(names))
-        )
-        out.update({r[0]: f"{r[1]}@{r[2]}" for r in rows if r[2] in wanted[r[1]]})
-    return out
-
-
-def dataset_refs(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
-    """``{version_id: "NAME@N"}``."""
-    out: dict[int, str] = {}
-    for batch in _chunks({i for i in ids if i is not None}):
-        rows = conn.execute(
-            sa.select(dataset_versions.c.version_id, datasets.c.name, dataset_versions.c.version)
-            .join(datasets, datasets.c.dataset_id == dataset_versions.c.dataset_id)
-            .where(dataset_versions.c.version_id.in_(batch))
-        )
-        out.update({r[0]: f"{r[1]}@{r[2]}" for r in rows})
-    return out
-
-
-def model_ids(conn: Connection, refs: Iterable[str]) -> dict[int, str]:
-    """``{version_id: "NAME/N"}`` of the model versions that exist."""
-    wanted = _split_versioned(refs, "/")
-    out: dict[int, str] = {}
-    for names in _chunks(wanted):
-        rows = conn.execute(
-            sa.select(
-                model_versions.c.version_id, registered_models.c.name, model_versions.c.version
-            )
-            .join(registered_models, registered_models.c.model_id == model_versions.c.model_id)
-            .where(registered_models.c.name.in_(names))
-        )
-        out.update({r[0]: f"{r[1]}/{r[2]}" for r in rows if r[2] in wanted[r[1]]})
-    return out
-
-
-def model_refs(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
-    """``{version_id: "NAME/N"}``."""
-    out: dict[int, str] = {}
-    for batch in _chunks({i for i in ids if i is not None}):
-        rows = conn.execute(
-            sa.select(
-                model_versions.c.version_id, registered_models.c.name, model_versions.c.version
-            )
-            .join(registered_models, registered_models.c.model_id == model_versions.c.model_id)
-            .where(model_versions.c.version_id.in_(batch))
-        )
-        out.update({r[0]: f"{r[1]}/{r[2]}" for r in rows})
-    return out
-
-
-def view_ids(conn: Connection, refs: Iterable[str]) -> dict[int, str]:
-    """``{version_id: "VIEW:vN"}`` of the feature view versions that exist."""
-    wanted = _split_versioned(refs, ":", "v")
-    out: dict[int, str] = {}
-    for names in _chunks(wanted):
-        rows = conn.execute(
-            sa.select(
-                feature_view_versions.c.version_id,
-                feature_views.c.name,
-                feature_view_versions.c.version,
-            )
-            .join(feature_views, feature_views.c.view_id == feature_view_versions.c.view_id)
-            .where(feature_views.c.name.in_(names))
-        )
-        out.update({r[0]: f"{r[1]}:v{r[2]}" for r in rows if r[2] in wanted[r[1]]})
-    return out
-
-
-def view_of_feature_ref(ref: str) -> str | None:
-    """``VIEW:vN`` of a feature ref ``VIEW:vN:FEATURE`` (None when it is not one)."""
-    parts = ref.split(":")
-    if len(parts) == 3 and parts[1].startswith("v") and parts[1][1:].isdigit():
-        return f"{parts[0]}:{parts[1]}"
-    return None
-
-
-# -- edges, per kind and direction -------------------------------------------------------
-
-
-def _model_dataset_edges(mref: str, datasets_json: str | None) -> list[Edge]:
-    out = []
-    for d in _loads(datasets_json, []):
-        if isinstance(d, dict) and isinstance(d.get("ref"), str):
-            out.append(
-                (
-                    key("dataset_version", d["ref"]),
-                    key("model_version", mref),
-                    d.get("role") or "trained_on",
-                )
-            )
-    return out
-
-
-def _model_feature_edges(mref: str, refs_json: str | None) -> list[Edge]:
-    views = []
-    for r in _loads(refs_json, []):
-        view = view_of_feature_ref(r) if isinstance(r, str) else None
-        if view is not None and view not in views:
-            views.append(view)
-    return [(key("feature_view_version", v), key("model_version", mref), "features") for v in views]
-
-
-def _retrieval_edges(run_id: str | None, refs_json: str, sources_json: str) -> list[Edge]:
-    out: list[Edge] = []
-    views = []
-    for r in _loads(refs_json, []):
-        view = view_of_feature_ref(r) if isinstance(r, str) else None
-        if view is not None and view not in views:
-            views.append(view)
-    for s in _loads(sources_json, []):
-        if isinstance(s, dict) and isinstance(s.get("dataset"), str):
-            ds = key("dataset_version", s["dataset"])
-            if isinstance(s.get("view"), str):
-                out.append((ds, key("feature_view_version", s["view"]), "source"))
-            if run_id:
-                out.append((ds, key("run", run_id), "feature_source"))
-    if run_id:
-        out += [(key("feature_view_version", v), key("run", run_id), "features") for v in views]
-    return out
-
-
-def _model_rows(conn: Connection, where: Any) -> list[Any]:
-    return list(
-        conn.execute(
-            sa.select(
-                model_versions.c.version_id,
-                registered_models.c.name,
-                model_versions.c.version,
-                model_versions.c.run_id,
-                model_versions.c.datasets_json,
-                model_versions.c.feature_refs_json,
-                model_versions.c.code_version,
-            )
-            .join(registered_models, registered_models.c.model_id == model_versions.c.model_id)
-            .where(where)
-        )
-    )
-
-
-def _contains_any(column: Any, texts: list[str]) -> Any:
-    return sa.or_(*(column.contains(t, autoescape=True) for t in texts))
-
-
-def _links(conn: Connection, kind: str, refs: list[str], role: str) -> list[Edge]:
-    out: list[Edge] = []
-    for batch in _chunks(refs):
-        rows = conn.execute(
-            sa.select(pipeline_links.c.run_id, pipeline_links.c.step, pipeline_links.c.ref).where(
-                pipeline_links.c.kind == kind,
-                pipeline_links.c.ref.in_(batch),
-                pipeline_links.c.role == role,
-            )
-        )
-        for run_id, step, ref in rows:
-            s, n = key("pipeline_step", f"{run_id}/{step}"), key(kind, ref)
-            out.append((n, s, "input") if role == "input" else (s, n, "output"))
-    return out
-
-
-def down_dataset_version(conn: Connection, refs: list[str]) -> list[Edge]:
-    ids = dataset_ids(conn, refs)
-    out: list[Edge] = []
-    for batch in _chunks(ids):
-        for run_id, vid, role in conn.execute(
-            sa.select(run_inputs.c.run_id, run_inputs.c.version_id, run_inputs.c.role).where(
-                run_inputs.c.version_id.in_(batch)
-            )
-        ):
-            out.append((key("dataset_version", ids[vid]), key("run", run_id), role))
-        for rid, vid in conn.execute(
-            sa.select(validation_results.c.result_id, validation_results.c.version_id).where(
-                validation_results.c.version_id.in_(batch)
-            )
-        ):
-            out.append((key("dataset_version", ids[vid]), key("validation", rid), "validated"))
-        for table, ident, kind in (
-            (evaluations, evaluations.c.eval_id, "evaluation"),
-            (fairness_audits, fairness_audits.c.audit_id, "fairness_audit"),
-        ):
-            for eid, vid in conn.execute(
-                sa.select(ident, table.c.dataset_version_id).where(
-                    table.c.dataset_version_id.in_(batch)
-                )
-            ):
-                out.append((key("dataset_version", ids[vid]), key(kind, eid), "evaluated_on"))
-    names = list(ids.values())
-    wanted = {key("dataset_version", r) for r in names}
-    for batch in _chunks(names, 50):
-        texts = [f'"ref": {json.dumps(r)}' for r in batch]
-        for row in _model_rows(conn, _contains_any(model_versions.c.datasets_json, texts)):
-            out += [e for e in _model_dataset_edges(f"{row[1]}/{row[2]}", row[4]) if e[0] in wanted]
-        texts = [f'"dataset": {json.dumps(r)}' for r in batch]
-        for run_id, r_json, s_json in conn.execute(
-            sa.select(
-                feature_retrievals.c.run_id,
-                feature_retrievals.c.refs_json,
-                feature_retrievals.c.sources_json,
-            ).where(_contains_any(feature_retrievals.c.sources_json, texts))
-        ):
-            out += [
-                e
-                for e in _retrieval_edges(run_id, r_json, s_json)
-                if e[0] in wanted and not e[0].startswith("feature_view_version")
-            ]
-    out += _links(conn, "dataset_version", names, "input")
-    return out
-
-
-def up_dataset_version(conn: Connection, refs: list[str]) -> list[Edge]:
-    return _links(conn, "dataset_version", refs, "output")
-
-
-def down_feature_view_version(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    wanted = {key("feature_view_version", r) for r in refs}
-    for batch in _chunks(refs, 50):
-        texts = [json.dumps(r + ":")[:-1] for r in batch]  # '"VIEW:vN:' prefix of a feature
-        for row in _model_rows(conn, _contains_any(model_versions.c.feature_refs_json, texts)):
-            out += [e for e in _model_feature_edges(f"{row[1]}/{row[2]}", row[5]) if e[0] in wanted]
-        for run_id, r_json, s_json in conn.execute(
-            sa.select(
-                feature_retrievals.c.run_id,
-                feature_retrievals.c.refs_json,
-                feature_retrievals.c.sources_json,
-            ).where(_contains_any(feature_retrievals.c.refs_json, texts))
-        ):
-            out += [e for e in _retrieval_edges(run_id, r_json, s_json) if e[0] in wanted]
-    return out
-
-
-def up_feature_view_version(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    wanted = {key("feature_view_version", r) for r in refs}
-    for batch in _chunks(refs, 50):
-        texts = [f'"view": {json.dumps(r)}' for r in batch]
-        for run_id, r_json, s_json in conn.execute(
-            sa.select(
-                feature_retrievals.c.run_id,
-                feature_retrievals.c.refs_json,
-                feature_retrievals.c.sources_json,
-            ).where(_contains_any(feature_retrievals.c.sources_json, texts))
-        ):
-            out += [e for e in _retrieval_edges(run_id, r_json, s_json) if e[1] in wanted]
-    return out
-
-
-def down_run(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    for batch in _chunks(refs):
-        for child, parent in conn.execute(
-            sa.select(runs.c.run_id, runs.c.parent_run_id).where(runs.c.parent_run_id.in_(batch))
-        ):
-            out.append((key("run", parent), key("run", child), "child"))
-        for row in _model_rows(conn, model_versions.c.run_id.in_(batch)):
-            out.append((key("run", row[3]), key("model_version", f"{row[1]}/{row[2]}"), "produced"))
-    out += _links(conn, "run", refs, "input")
-    return out
-
-
-def up_run(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    for batch in _chunks(refs):
-        found = list(
-            conn.execute(
-                sa.select(runs.c.run_id, runs.c.parent_run_id, runs.c.git_commit).where(
-                    runs.c.run_id.in_(batch)
-                )
-            )
-        )
-        for run_id, parent, commit in found:
-            if parent:
-                out.append((key("run", parent), key("run", run_id), "child"))
-            if commit:
-                out.append((key("code_version", commit), key("run", run_id), "code"))
-        rows = conn.execute(
-            sa.select(run_inputs.c.run_id, run_inputs.c.version_id, run_inputs.c.role).where(
-                run_inputs.c.run_id.in_(batch)
-            )
-        ).all()
-        names = dataset_refs(conn, [r[1] for r in rows])
-        out += [
-            (key("dataset_version", names[v]), key("run", r), role)
-            for r, v, role in rows
-            if v in names
-        ]
-        for run_id, r_json, s_json in conn.execute(
-            sa.select(
-                feature_retrievals.c.run_id,
-                feature_retrievals.c.refs_json,
-                feature_retrievals.c.sources_json,
-            ).where(feature_retrievals.c.run_id.in_(batch))
-        ):
-            out += [e for e in _retrieval_edges(run_id, r_json, s_json) if e[1].startswith("run:")]
-    out += _links(conn, "run", refs, "output")
-    return out
-
-
-def down_code_version(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    for batch in _chunks(refs):
-        for run_id, commit in conn.execute(
-            sa.select(runs.c.run_id, runs.c.git_commit).where(runs.c.git_commit.in_(batch))
-        ):
-            out.append((key("code_version", commit), key("run", run_id), "code"))
-        for row in _model_rows(conn, model_versions.c.code_version.in_(batch)):
-            out.append(
-                (key("code_version", row[6]), key("model_version", f"{row[1]}/{row[2]}"), "code")
-            )
-        texts = [json.dumps(r) for r in batch]
-        for run_id, cv in conn.execute(
-            sa.select(pipeline_runs.c.run_id, pipeline_runs.c.code_version_json).where(
-                _contains_any(pipeline_runs.c.code_version_json, texts)
-            )
-        ):
-            out += [e for e in _pipeline_code_edges(run_id, cv) if split_key(e[0])[1] in batch]
-    return out
-
-
-def _pipeline_code(cv_json: str | None) -> str | None:
-    cv = _loads(cv_json, {})
-    if not isinstance(cv, dict):
-        return None
-    ref = cv.get("commit") or cv.get("source_sha256")
-    return ref if isinstance(ref, str) else None
-
-
-def _pipeline_code_edges(run_id: str, cv_json: str | None) -> list[Edge]:
-    ref = _pipeline_code(cv_json)
-    return [(key("code_version", ref), key("pipeline_run", run_id), "code")] if ref else []
-
-
-def up_model_version(conn: Connection, refs: list[str]) -> list[Edge]:
-    ids = model_ids(conn, refs)
-    out: list[Edge] = []
-    for batch in _chunks(ids):
-        for row in _model_rows(conn, model_versions.c.version_id.in_(batch)):
-            mref = f"{row[1]}/{row[2]}"
-            if row[3]:
-                out.append((key("run", row[3]), key("model_version", mref), "produced"))
-            out += _model_dataset_edges(mref, row[4])
-            out += _model_feature_edges(mref, row[5])
-            if row[6]:
-                out.append((key("code_version", row[6]), key("model_version", mref), "code"))
-    out += _links(conn, "model_version", list(ids.values()), "output")
-    return out
+#: What a model version's database id is used by: ``(query, target kind, relation)``.
+_MODEL_USES = (
+    (sa.select(evaluations.c.version_id, evaluations.c.eval_id), "evaluation", "evaluated"),
+    (
+        sa.select(fairness_audits.c.version_id, fairness_audits.c.audit_id),
+        "fairness_audit",
+        "audited",
+    ),
+    (
+        sa.select(promotion_requests.c.version_id, promotion_requests.c.request_id),
+        "promotion_request",
+        "requested",
+    ),
+    (sa.select(stage_history.c.version_id, stage_history.c.event_id), "stage_transition", "stage"),
+)
 
 
 def down_model_version(conn: Connection, refs: list[str]) -> list[Edge]:
     ids = model_ids(conn, refs)
     out: list[Edge] = []
-    for batch in _chunks(ids):
-        for table, ident, kind, rel in (
-            (evaluations, evaluations.c.eval_id, "evaluation", "evaluated"),
-            (fairness_audits, fairness_audits.c.audit_id, "fairness_audit", "audited"),
-            (promotion_requests, promotion_requests.c.request_id, "promotion_request", "requested"),
-            (stage_history, stage_history.c.event_id, "stage_transition", "stage"),
-        ):
-            for eid, vid in conn.execute(
-                sa.select(ident, table.c.version_id).where(table.c.version_id.in_(batch))
-            ):
-                out.append((key("model_version", ids[vid]), key(kind, eid), rel))
+    for batch in chunks(ids):
+        for query, target, rel in _MODEL_USES:
+            out += pairs(conn, query, batch, "model_version", target, rel, names=ids)
     names = {ref.rpartition("/")[0] for ref in ids.values()}
     wanted = set(ids.values())
     for _model, mref, endpoint in _deployed(conn, names):
@@ -495,7 +126,7 @@ def down_model_version(conn: Connection, refs: list[str]) -> list[Edge]:
             out.append(
                 (key("model_version", f"{model}/{version}"), key("monitor", mon), "monitored")
             )
-    out += _links(conn, "model_version", list(ids.values()), "input")
+    out += links(conn, "model_version", list(ids.values()), "input")
     return out
 
 
@@ -526,10 +157,10 @@ def _deployed(
             return []
         query = query.where(
             sa.or_(
-                _contains_any(endpoints.c.spec_json, [json.dumps(n) for n in names]),
+                contains_any(endpoints.c.spec_json, [json.dumps(n) for n in names]),
                 endpoints.c.endpoint_id.in_(
                     sa.select(deployment_events.c.endpoint_id).where(
-                        _contains_any(
+                        contains_any(
                             deployment_events.c.details_json, [json.dumps(n) for n in names]
                         )
                     )
@@ -538,13 +169,13 @@ def _deployed(
         )
     seen: dict[tuple[str, str], None] = {}
     for eid, ename, spec in conn.execute(query).all():
-        found = _variants(_loads(spec, {}))
+        found = _variants(loads(spec, {}))
         for (details,) in conn.execute(
             sa.select(deployment_events.c.details_json)
             .where(deployment_events.c.endpoint_id == eid)
             .order_by(deployment_events.c.event_id)
         ):
-            found += _variants(_loads(details, {}))
+            found += _variants(loads(details, {}))
         for mref in found:
             seen[(mref, ename)] = None
     return [(m.rpartition("/")[0], m, e) for m, e in seen]
@@ -552,46 +183,27 @@ def _deployed(
 
 def down_promotion_request(conn: Connection, refs: list[str]) -> list[Edge]:
     out: list[Edge] = []
-    for batch in _chunks(refs):
-        for rid, pos in conn.execute(
-            sa.select(gate_results.c.request_id, gate_results.c.position).where(
-                gate_results.c.request_id.in_(batch)
-            )
-        ):
+    for batch in chunks(refs):
+        query = sa.select(gate_results.c.request_id, gate_results.c.position)
+        for rid, pos in rows(conn, query, batch):
             out.append((key("promotion_request", rid), key("gate_result", f"{rid}#{pos}"), "gate"))
-        for eid, rid in conn.execute(
-            sa.select(stage_history.c.event_id, stage_history.c.request_id).where(
-                stage_history.c.request_id.in_(batch)
-            )
-        ):
-            out.append((key("promotion_request", rid), key("stage_transition", eid), "decided"))
-        for rid, endpoint in conn.execute(
-            sa.select(promotion_requests.c.request_id, promotion_requests.c.endpoint).where(
-                promotion_requests.c.request_id.in_(batch),
-                promotion_requests.c.endpoint.is_not(None),
-            )
-        ):
-            out.append((key("promotion_request", rid), key("endpoint", endpoint), "rolled_out"))
-    out += _links(conn, "promotion_request", refs, "input")
+        query = sa.select(stage_history.c.request_id, stage_history.c.event_id)
+        out += pairs(conn, query, batch, "promotion_request", "stage_transition", "decided")
+        query = sa.select(promotion_requests.c.request_id, promotion_requests.c.endpoint).where(
+            promotion_requests.c.endpoint.is_not(None)
+        )
+        out += pairs(conn, query, batch, "promotion_request", "endpoint", "rolled_out")
+    out += links(conn, "promotion_request", refs, "input")
     return out
 
 
 def up_promotion_request(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    for batch in _chunks(refs):
-        rows = conn.execute(
-            sa.select(promotion_requests.c.request_id, promotion_requests.c.version_id).where(
-                promotion_requests.c.request_id.in_(batch)
-            )
-        ).all()
-        names = model_refs(conn, [r[1] for r in rows])
-        out += [
-            (key("model_version", names[v]), key("promotion_request", r), "requested")
-            for r, v in rows
-            if v in names
-        ]
-    out += _links(conn, "promotion_request", refs, "output")
-    return out
+    query = sa.select(promotion_requests.c.version_id, promotion_requests.c.request_id)
+    column = promotion_requests.c.request_id
+    out = pairs(
+        conn, query, refs, "model_version", "promotion_request", "requested", model_refs, column
+    )
+    return out + links(conn, "promotion_request", refs, "output")
 
 
 def gate_evidence(details_json: str | None) -> list[str]:
@@ -618,7 +230,7 @@ def gate_evidence(details_json: str | None) -> list[str]:
             elif name == "result_id" and level > 0:
                 out.append(key("validation", value))
 
-    visit(_loads(details_json, {}), 0)
+    visit(loads(details_json, {}), 0)
     return list(dict.fromkeys(out))
 
 
@@ -639,7 +251,7 @@ def up_gate_result(conn: Connection, refs: list[str]) -> list[Edge]:
         rid, _, pos = ref.rpartition("#")
         if pos.isdigit():
             by_request[rid].add(int(pos))
-    for batch in _chunks(by_request):
+    for batch in chunks(by_request):
         for rid, pos, details in _gate_rows(conn, gate_results.c.request_id.in_(batch)):
             if pos in by_request[rid]:
                 g = key("gate_result", f"{rid}#{pos}")
@@ -652,9 +264,9 @@ def _down_evidence(kind: str) -> Callable[[Connection, list[str]], list[Edge]]:
     def down(conn: Connection, refs: list[str]) -> list[Edge]:
         out: list[Edge] = []
         wanted = {key(kind, r) for r in refs}
-        for batch in _chunks(refs, 50):
+        for batch in chunks(refs, 50):
             rows = _gate_rows(
-                conn, _contains_any(gate_results.c.details_json, [json.dumps(r) for r in batch])
+                conn, contains_any(gate_results.c.details_json, [json.dumps(r) for r in batch])
             )
             for rid, pos, details in rows:
                 g = key("gate_result", f"{rid}#{pos}")
@@ -671,7 +283,7 @@ def _up_assessment(
 
     def up(conn: Connection, refs: list[str]) -> list[Edge]:
         out: list[Edge] = []
-        for batch in _chunks(refs):
+        for batch in chunks(refs):
             rows = conn.execute(
                 sa.select(ident, table.c.version_id, table.c.dataset_version_id).where(
                     ident.in_(batch)
@@ -691,34 +303,13 @@ def _up_assessment(
     return up
 
 
-def up_validation(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    for batch in _chunks(refs):
-        rows = conn.execute(
-            sa.select(validation_results.c.result_id, validation_results.c.version_id).where(
-                validation_results.c.result_id.in_(batch)
-            )
-        ).all()
-        names = dataset_refs(conn, [r[1] for r in rows])
-        out += [
-            (key("dataset_version", names[v]), key("validation", r), "validated")
-            for r, v in rows
-            if v in names
-        ]
-    return out
-
-
 def up_stage_transition(conn: Connection, refs: list[str]) -> list[Edge]:
     out: list[Edge] = []
-    ids = [int(r) for r in refs if r.isdigit()]
-    for batch in _chunks(ids):
-        rows = conn.execute(
-            sa.select(
-                stage_history.c.event_id, stage_history.c.version_id, stage_history.c.request_id
-            ).where(stage_history.c.event_id.in_(batch))
-        ).all()
-        names = model_refs(conn, [r[1] for r in rows])
-        for eid, vid, rid in rows:
+    t = stage_history.c
+    for batch in chunks(ints(refs)):
+        found = list(rows(conn, sa.select(t.event_id, t.version_id, t.request_id), batch))
+        names = model_refs(conn, [r[1] for r in found])
+        for eid, vid, rid in found:
             if vid in names:
                 out.append(
                     (key("model_version", names[vid]), key("stage_transition", eid), "stage")
@@ -733,143 +324,96 @@ def up_endpoint(conn: Connection, refs: list[str]) -> list[Edge]:
         (key("model_version", mref), key("endpoint", e), "deployed")
         for _, mref, e in _deployed(conn, None, refs)
     ]
-    for batch in _chunks(refs):
-        for rid, endpoint in conn.execute(
-            sa.select(promotion_requests.c.request_id, promotion_requests.c.endpoint).where(
-                promotion_requests.c.endpoint.in_(batch)
-            )
-        ):
-            out.append((key("promotion_request", rid), key("endpoint", endpoint), "rolled_out"))
-    out += _links(conn, "endpoint", refs, "output")
-    return out
+    query = sa.select(promotion_requests.c.request_id, promotion_requests.c.endpoint)
+    column = promotion_requests.c.endpoint
+    out += pairs(conn, query, refs, "promotion_request", "endpoint", "rolled_out", column=column)
+    return out + links(conn, "endpoint", refs, "output")
+
+
+_ENDPOINT_EVENTS = sa.select(endpoints.c.name, deployment_events.c.event_id).join(
+    endpoints, endpoints.c.endpoint_id == deployment_events.c.endpoint_id
+)
 
 
 def down_endpoint(conn: Connection, refs: list[str]) -> list[Edge]:
     out: list[Edge] = []
-    for batch in _chunks(refs):
-        for eid, name in conn.execute(
-            sa.select(deployment_events.c.event_id, endpoints.c.name)
-            .join(endpoints, endpoints.c.endpoint_id == deployment_events.c.endpoint_id)
-            .where(endpoints.c.name.in_(batch))
-            .order_by(deployment_events.c.event_id)
-        ):
-            out.append((key("endpoint", name), key("deployment_event", eid), "event"))
-        for mon, endpoint in conn.execute(
-            sa.select(monitors.c.name, monitors.c.endpoint).where(monitors.c.endpoint.in_(batch))
-        ):
-            out.append((key("endpoint", endpoint), key("monitor", mon), "monitored"))
-    out += _links(conn, "endpoint", refs, "input")
-    return out
+    for batch in chunks(refs):
+        query = _ENDPOINT_EVENTS.order_by(deployment_events.c.event_id)
+        out += pairs(conn, query, batch, "endpoint", "deployment_event", "event")
+        query = sa.select(monitors.c.endpoint, monitors.c.name)
+        out += pairs(conn, query, batch, "endpoint", "monitor", "monitored")
+    return out + links(conn, "endpoint", refs, "input")
 
 
 def up_deployment_event(conn: Connection, refs: list[str]) -> list[Edge]:
-    ids = [int(r) for r in refs if r.isdigit()]
-    out: list[Edge] = []
-    for batch in _chunks(ids):
-        for eid, name in conn.execute(
-            sa.select(deployment_events.c.event_id, endpoints.c.name)
-            .join(endpoints, endpoints.c.endpoint_id == deployment_events.c.endpoint_id)
-            .where(deployment_events.c.event_id.in_(batch))
-        ):
-            out.append((key("endpoint", name), key("deployment_event", eid), "event"))
-    return out
+    column = deployment_events.c.event_id
+    return pairs(
+        conn, _ENDPOINT_EVENTS, ints(refs), "endpoint", "deployment_event", "event", column=column
+    )
 
 
 def up_monitor(conn: Connection, refs: list[str]) -> list[Edge]:
     out: list[Edge] = []
-    for batch in _chunks(refs):
-        for name, endpoint, model, version in conn.execute(
-            sa.select(
-                monitors.c.name, monitors.c.endpoint, monitors.c.model, monitors.c.version
-            ).where(monitors.c.name.in_(batch))
-        ):
-            if endpoint:
-                out.append((key("endpoint", endpoint), key("monitor", name), "monitored"))
-            if model and version is not None:
-                out.append(
-                    (key("model_version", f"{model}/{version}"), key("monitor", name), "monitored")
-                )
+    query = sa.select(monitors.c.name, monitors.c.endpoint, monitors.c.model, monitors.c.version)
+    for name, endpoint, model, version in rows(conn, query, refs):
+        if endpoint:
+            out.append((key("endpoint", endpoint), key("monitor", name), "monitored"))
+        if model and version is not None:
+            out.append(
+                (key("model_version", f"{model}/{version}"), key("monitor", name), "monitored")
+            )
     return out
 
 
+_MONITOR_ALERTS = sa.select(monitors.c.name, alerts.c.alert_id).join(
+    monitors, monitors.c.monitor_id == alerts.c.monitor_id
+)
+
+
 def down_monitor(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    for batch in _chunks(refs):
-        for aid, name in conn.execute(
-            sa.select(alerts.c.alert_id, monitors.c.name)
-            .join(monitors, monitors.c.monitor_id == alerts.c.monitor_id)
-            .where(monitors.c.name.in_(batch))
-            .order_by(alerts.c.alert_id)
-        ):
-            out.append((key("monitor", name), key("alert", aid), "raised"))
+    query = _MONITOR_ALERTS.order_by(alerts.c.alert_id)
+    out = pairs(conn, query, refs, "monitor", "alert", "raised", column=monitors.c.name)
     wanted = set(refs)
-    for batch in _chunks(refs, 50):
-        for name, spec in conn.execute(
-            sa.select(pipeline_triggers.c.name, pipeline_triggers.c.spec_json).where(
-                _contains_any(pipeline_triggers.c.spec_json, [json.dumps(r) for r in batch])
-            )
-        ):
-            mon = _loads(spec, {}).get("monitor") if isinstance(_loads(spec, {}), dict) else None
+    query = sa.select(pipeline_triggers.c.name, pipeline_triggers.c.spec_json)
+    for where in mentions(refs, pipeline_triggers.c.spec_json, json.dumps):
+        for name, spec in conn.execute(query.where(where)):
+            mon = loads(spec, {}).get("monitor") if isinstance(loads(spec, {}), dict) else None
             if mon in wanted:
                 out.append((key("monitor", mon), key("trigger", name), "watched_by"))
     return out
 
 
 def up_alert(conn: Connection, refs: list[str]) -> list[Edge]:
-    ids = [int(r) for r in refs if r.isdigit()]
-    out: list[Edge] = []
-    for batch in _chunks(ids):
-        for aid, name in conn.execute(
-            sa.select(alerts.c.alert_id, monitors.c.name)
-            .join(monitors, monitors.c.monitor_id == alerts.c.monitor_id)
-            .where(alerts.c.alert_id.in_(batch))
-        ):
-            out.append((key("monitor", name), key("alert", aid), "raised"))
-    return out
+    column = alerts.c.alert_id
+    return pairs(conn, _MONITOR_ALERTS, ints(refs), "monitor", "alert", "raised", column=column)
 
 
 def down_alert(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    for batch in _chunks(refs):
-        for fid, cause in conn.execute(
-            sa.select(trigger_firings.c.firing_id, trigger_firings.c.cause).where(
-                trigger_firings.c.cause.in_([f"alert:{r}" for r in batch])
-            )
-        ):
-            out.append(
-                (key("alert", cause.removeprefix("alert:")), key("trigger_firing", fid), "caused")
-            )
-    return out
+    causes = {f"alert:{r}": r for r in refs}
+    query = sa.select(trigger_firings.c.cause, trigger_firings.c.firing_id)
+    return pairs(conn, query, causes, "alert", "trigger_firing", "caused", causes)
 
 
 def up_trigger(conn: Connection, refs: list[str]) -> list[Edge]:
     out: list[Edge] = []
-    for batch in _chunks(refs):
-        for name, spec in conn.execute(
-            sa.select(pipeline_triggers.c.name, pipeline_triggers.c.spec_json).where(
-                pipeline_triggers.c.name.in_(batch)
-            )
-        ):
-            doc = _loads(spec, {})
-            if isinstance(doc, dict) and isinstance(doc.get("monitor"), str):
-                out.append((key("monitor", doc["monitor"]), key("trigger", name), "watched_by"))
+    query = sa.select(pipeline_triggers.c.name, pipeline_triggers.c.spec_json)
+    for name, spec in rows(conn, query, refs):
+        doc = loads(spec, {})
+        if isinstance(doc, dict) and isinstance(doc.get("monitor"), str):
+            out.append((key("monitor", doc["monitor"]), key("trigger", name), "watched_by"))
     return out
 
 
-def _firing_rows(conn: Connection, where: Any) -> list[Any]:
-    return list(
-        conn.execute(
-            sa.select(
-                trigger_firings.c.firing_id,
-                pipeline_triggers.c.name,
-                trigger_firings.c.cause,
-                trigger_firings.c.pipeline_run_id,
-            )
-            .join(pipeline_triggers, pipeline_triggers.c.trigger_id == trigger_firings.c.trigger_id)
-            .where(where)
-            .order_by(trigger_firings.c.fired_at)
-        )
+_FIRINGS = (
+    sa.select(
+        trigger_firings.c.firing_id,
+        pipeline_triggers.c.name,
+        trigger_firings.c.cause,
+        trigger_firings.c.pipeline_run_id,
     )
+    .join(pipeline_triggers, pipeline_triggers.c.trigger_id == trigger_firings.c.trigger_id)
+    .order_by(trigger_firings.c.fired_at)
+)
 
 
 def _firing_edges(fid: str, trigger: str, cause: str, run_id: str) -> list[Edge]:
@@ -880,102 +424,65 @@ def _firing_edges(fid: str, trigger: str, cause: str, run_id: str) -> list[Edge]
     return out
 
 
+def _firings(conn: Connection, column: Any, refs: list[str], end: int, prefix: str) -> list[Edge]:
+    """The edges of the trigger firings whose ``column`` is in ``refs`` with a key that
+    starts with ``prefix`` at ``end`` (0: source, 1: target)."""
+    found = rows(conn, _FIRINGS, refs, column)
+    return [e for row in found for e in _firing_edges(*row) if e[end].startswith(prefix)]
+
+
 def down_trigger(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    for batch in _chunks(refs):
-        for fid, trigger, cause, run_id in _firing_rows(conn, pipeline_triggers.c.name.in_(batch)):
-            out += [
-                e for e in _firing_edges(fid, trigger, cause, run_id) if e[0].startswith("trigger:")
-            ]
-    return out
+    return _firings(conn, pipeline_triggers.c.name, refs, 0, "trigger:")
 
 
 def _firing_side(source: bool) -> Callable[[Connection, list[str]], list[Edge]]:
     def read(conn: Connection, refs: list[str]) -> list[Edge]:
-        out: list[Edge] = []
-        for batch in _chunks(refs):
-            for row in _firing_rows(conn, trigger_firings.c.firing_id.in_(batch)):
-                f = key("trigger_firing", row[0])
-                out += [e for e in _firing_edges(*row) if (e[0] == f) == source]
-        return out
+        edges = _firings(conn, trigger_firings.c.firing_id, refs, 0, "")
+        return [e for e in edges if e[0].startswith("trigger_firing:") == source]
 
     return read
 
 
 def up_pipeline_run(conn: Connection, refs: list[str]) -> list[Edge]:
     out: list[Edge] = []
-    for batch in _chunks(refs):
-        for fid, trigger, cause, run_id in _firing_rows(
-            conn, trigger_firings.c.pipeline_run_id.in_(batch)
-        ):
-            out += [
-                e
-                for e in _firing_edges(fid, trigger, cause, run_id)
-                if e[1].startswith("pipeline_run:")
-            ]
-        for run_id, cv in conn.execute(
-            sa.select(pipeline_runs.c.run_id, pipeline_runs.c.code_version_json).where(
-                pipeline_runs.c.run_id.in_(batch)
-            )
-        ):
-            out += _pipeline_code_edges(run_id, cv)
-    out += _links(conn, "pipeline_run", refs, "output")
-    return out
+    for batch in chunks(refs):
+        out += _firings(conn, trigger_firings.c.pipeline_run_id, batch, 1, "pipeline_run:")
+        query = sa.select(pipeline_runs.c.run_id, pipeline_runs.c.code_version_json)
+        for run_id, cv in rows(conn, query, batch):
+            out += pipeline_code_edges(run_id, cv)
+    return out + links(conn, "pipeline_run", refs, "output")
 
 
 def down_pipeline_run(conn: Connection, refs: list[str]) -> list[Edge]:
-    out: list[Edge] = []
-    for batch in _chunks(refs):
-        for run_id, step in conn.execute(
-            sa.select(pipeline_steps.c.run_id, pipeline_steps.c.step)
-            .where(pipeline_steps.c.run_id.in_(batch))
-            .order_by(pipeline_steps.c.run_id, pipeline_steps.c.position)
-        ):
-            out.append(
-                (key("pipeline_run", run_id), key("pipeline_step", f"{run_id}/{step}"), "step")
-            )
-    out += _links(conn, "pipeline_run", refs, "input")
-    return out
+    s = pipeline_steps.c
+    query = sa.select(s.run_id, s.step).order_by(s.run_id, s.position)
+    out = [
+        (key("pipeline_run", run_id), key("pipeline_step", f"{run_id}/{step}"), "step")
+        for run_id, step in rows(conn, query, refs)
+    ]
+    return out + links(conn, "pipeline_run", refs, "input")
+
+
+def _by_run(refs: list[str]) -> dict[str, set[str]]:
+    by_run: dict[str, set[str]] = defaultdict(set)
+    for ref in refs:
+        run_id, _, step = ref.partition("/")
+        by_run[run_id].add(step)
+    return by_run
 
 
 def _step_rows(conn: Connection, refs: list[str]) -> list[Any]:
-    by_run: dict[str, set[str]] = defaultdict(set)
-    for ref in refs:
-        run_id, _, step = ref.partition("/")
-        by_run[run_id].add(step)
-    rows = []
-    for batch in _chunks(by_run):
-        for row in conn.execute(
-            sa.select(
-                pipeline_steps.c.run_id, pipeline_steps.c.step, pipeline_steps.c.upstream_json
-            ).where(pipeline_steps.c.run_id.in_(batch))
-        ):
-            rows.append((row[0], row[1], row[2], row[1] in by_run[row[0]]))
-    return rows
+    by_run = _by_run(refs)
+    s = pipeline_steps.c
+    query = sa.select(s.run_id, s.step, s.upstream_json)
+    return [(r[0], r[1], r[2], r[1] in by_run[r[0]]) for r in rows(conn, query, by_run)]
 
 
 def _step_links(conn: Connection, refs: list[str]) -> list[Edge]:
-    by_run: dict[str, set[str]] = defaultdict(set)
-    for ref in refs:
-        run_id, _, step = ref.partition("/")
-        by_run[run_id].add(step)
-    out: list[Edge] = []
-    for batch in _chunks(by_run):
-        for run_id, step, kind, ref, role in conn.execute(
-            sa.select(
-                pipeline_links.c.run_id,
-                pipeline_links.c.step,
-                pipeline_links.c.kind,
-                pipeline_links.c.ref,
-                pipeline_links.c.role,
-            )
-            .where(pipeline_links.c.run_id.in_(batch))
-            .order_by(pipeline_links.c.link_id)
-        ):
-            if step in by_run[run_id]:
-                s, n = key("pipeline_step", f"{run_id}/{step}"), key(kind, ref)
-                out.append((n, s, "input") if role == "input" else (s, n, "output"))
-    return out
+    by_run = _by_run(refs)
+    query = LINKS.order_by(pipeline_links.c.link_id)
+    found = rows(conn, query, by_run, pipeline_links.c.run_id)
+    return link_edges(r for r in found if r[1] in by_run[r[0]])
 
 
 def up_pipeline_step(conn: Connection, refs: list[str]) -> list[Edge]:
@@ -986,7 +493,7 @@ def up_pipeline_step(conn: Connection, refs: list[str]) -> list[Edge]:
             out.append((key("pipeline_run", run_id), s, "step"))
             out += [
                 (key("pipeline_step", f"{run_id}/{u}"), s, "feeds")
-                for u in _loads(upstream, [])
+                for u in loads(upstream, [])
                 if isinstance(u, str)
             ]
     return out + [e for e in _step_links(conn, refs) if e[2] == "input"]
@@ -999,7 +506,7 @@ def down_pipeline_step(conn: Connection, refs: list[str]) -> list[Edge]:
         s = key("pipeline_step", f"{run_id}/{step}")
         out += [
             (key("pipeline_step", f"{run_id}/{u}"), s, "feeds")
-            for u in _loads(upstream, [])
+            for u in loads(upstream, [])
             if isinstance(u, str) and key("pipeline_step", f"{run_id}/{u}") in wanted
         ]
     return out + [e for e in _step_links(conn, refs) if e[2] == "output"]
@@ -1010,6 +517,7 @@ def _none(conn: Connection, refs: list[str]) -> list[Edge]:
 
 
 Reader = Callable[["Connection", list[str]], list[Edge]]
+
 
 #: ``kind -> (upstream reader, downstream reader)``.
 READERS: dict[str, tuple[Reader, Reader]] = {

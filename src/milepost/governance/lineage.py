@@ -44,6 +44,7 @@ from milepost._records import record_dict
 from milepost.errors import InvalidInput, NotFound, did_you_mean
 from milepost.governance import _lineage_nodes as nodes_
 from milepost.governance import _lineage_read as read
+from milepost.governance import _lineage_sql as sql
 from milepost.stores.schema import (
     STAGES,
     dataset_versions,
@@ -251,14 +252,14 @@ class LineageGraph:
         return f"LineageGraph({self.root}: {len(self.nodes)} nodes, {len(self.edges)} edges{cut})"
 
 
-def _trains(edge: read.Edge) -> bool:
+def _trains(edge: sql.Edge) -> bool:
     """Whether an edge carries training data forward (for ``models_trained_on``)."""
-    source_kind = read.split_key(edge[0])[0]
+    source_kind = sql.split_key(edge[0])[0]
     if source_kind == "model_version":  # a model is not another model's training data
         return False
     if edge[2] in read.DERIVATION:
         return True
-    target_kind = read.split_key(edge[1])[0]
+    target_kind = sql.split_key(edge[1])[0]
     return (
         source_kind == "dataset_version"
         and target_kind in ("run", "model_version")
@@ -292,7 +293,7 @@ class LineageService:
         text = check.string(ref, "Lineage ref").strip()
         with self._db.read() as conn:
             kind, value = self._parse(conn, text)
-            k = read.key(kind, value)
+            k = sql.key(kind, value)
             if nodes_.describe(conn, [k]):
                 return k
             known = nodes_.names(conn, kind)
@@ -340,7 +341,7 @@ class LineageService:
         if _MODEL_REF.fullmatch(text) and "/" in text:
             return "model_version", self._model(conn, text)
         for kind in ("endpoint", "run", "pipeline_run", "monitor", "trigger"):
-            if nodes_.describe(conn, [read.key(kind, text)]):
+            if nodes_.describe(conn, [sql.key(kind, text)]):
                 return kind, text
         raise InvalidInput(
             f"Lineage ref {check.short_repr(text)} names nothing recorded.",
@@ -443,7 +444,7 @@ class LineageService:
         root = self.resolve(ref)
         with self._db.read() as conn:
             walker = _Walker(conn, root)
-            edges: dict[read.Edge, None] = {}
+            edges: dict[sql.Edge, None] = {}
             truncated = False
             sides: dict[bool, list[str]] = {True: [], False: []}
             for up in (True, False):
@@ -454,7 +455,7 @@ class LineageService:
             walker.describe(walker.order)
         out_nodes = []
         for k in walker.order:
-            kind, ref_ = read.split_key(k)
+            kind, ref_ = sql.split_key(k)
             label, attrs = walker.info.get(k) or (ref_, {"missing": True})
             out_nodes.append(LineageNode(kind, ref_, label, attrs))
         return LineageGraph(
@@ -486,7 +487,7 @@ class LineageService:
         dataset = check.string(dataset, "dataset").strip()
         wanted = _stage(stage) if stage is not None else None
         root = self.resolve(dataset if "/" in dataset or "@" in dataset else f"{dataset}@latest")
-        if read.split_key(root)[0] != "dataset_version":
+        if sql.split_key(root)[0] != "dataset_version":
             raise InvalidInput(
                 f"models_trained_on takes a dataset version (NAME@VERSION), got {dataset!r}.",
                 hint="For example models_trained_on('customers@4', stage='Production').",
@@ -497,7 +498,7 @@ class LineageService:
             models = [k for k in walker.order if k.startswith("model_version:")]
             found = walker.describe(models)
         out = [
-            LineageNode("model_version", read.split_key(k)[1], *info)
+            LineageNode("model_version", sql.split_key(k)[1], *info)
             for k in models
             if (info := found.get(k)) is not None
             and (wanted is None or info[1].get("stage") == wanted)
@@ -548,7 +549,7 @@ class _Walker:
         self.order: dict[str, None] = {root: None}
         self.info: dict[str, nodes_.Info | None] = {}
         self.root_time = (
-            None if read.split_key(root)[0] in SPANS else _time(self.describe([root]).get(root))
+            None if sql.split_key(root)[0] in SPANS else _time(self.describe([root]).get(root))
         )
 
     def describe(self, keys: Any) -> dict[str, nodes_.Info]:
@@ -561,7 +562,7 @@ class _Walker:
         return {k: i for k in keys if (i := self.info.get(k)) is not None}
 
     def _in_time(self, key: str, up: bool) -> bool:
-        if self.root_time is None or key == self.root or read.split_key(key)[0] in SPANS:
+        if self.root_time is None or key == self.root or sql.split_key(key)[0] in SPANS:
             return True
         t = _time(self.info.get(key))
         return t is None or (t <= self.root_time if up else t >= self.root_time)
@@ -571,7 +572,7 @@ class _Walker:
         up: bool,
         depth: int | None,
         limit: int,
-        edges: dict[read.Edge, None],
+        edges: dict[sql.Edge, None],
         reached: list[str] | None = None,
     ) -> bool:
         """One direction from the root, adding to :attr:`order`, ``edges`` and
@@ -581,9 +582,9 @@ class _Walker:
         while frontier and (depth is None or level < depth):
             by_kind: dict[str, list[str]] = {}
             for k in frontier:
-                kind, ref = read.split_key(k)
+                kind, ref = sql.split_key(k)
                 by_kind.setdefault(kind, []).append(ref)
-            found: list[read.Edge] = []
+            found: list[sql.Edge] = []
             for kind, refs in by_kind.items():
                 readers = read.READERS.get(kind)
                 if readers is not None:
