@@ -20,7 +20,11 @@ self-contained HTML, JSON and a CycloneDX 1.6 ML-BOM (:func:`cyclonedx_bom`), va
 against the CycloneDX schema before it is written.
 """
 
-from milepost.cards.cyclonedx import cyclonedx_bom, validate_bom
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The records are light; the service, the renderers and the BOM (SQLAlchemy, Jinja2,
+# cyclonedx-python-lib) are imported on first use, so `milepost --help` stays fast.
 from milepost.cards.models import (
     CARD_FIELDS,
     FIELD_TITLES,
@@ -30,8 +34,11 @@ from milepost.cards.models import (
     ModelCard,
     fill_command,
 )
-from milepost.cards.render import FORMATS, render_card, write_card
-from milepost.cards.service import CardService, read_fields_file
+
+if TYPE_CHECKING:
+    from milepost.cards.cyclonedx import cyclonedx_bom, validate_bom
+    from milepost.cards.render import FORMATS, render_card, write_card
+    from milepost.cards.service import CardService, read_fields_file
 
 __all__ = [
     "CARD_FIELDS",
@@ -49,3 +56,24 @@ __all__ = [
     "validate_bom",
     "write_card",
 ]
+
+# Public name -> the module that defines it.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("cyclonedx_bom", "validate_bom"), "milepost.cards.cyclonedx"),
+    **dict.fromkeys(("FORMATS", "render_card", "write_card"), "milepost.cards.render"),
+    **dict.fromkeys(("CardService", "read_fields_file"), "milepost.cards.service"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use and keep it as a module attribute."""
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(target), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
