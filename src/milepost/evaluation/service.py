@@ -127,8 +127,8 @@ class EvaluationService:
         metrics = score(everything)
         slice_out: dict[str, dict[str, dict[str, Any]]] = {}
         for column in slices:
-            counts = frame[column].astype("string").fillna("<null>").value_counts()
-            keys = frame[column].astype("string").fillna("<null>").to_numpy()
+            values = frame[column].astype("string").fillna(NULL_GROUP)
+            counts, keys = values.value_counts(), values.to_numpy()
             slice_out[column] = {
                 str(value): {"n": int(n), **score(np.flatnonzero(keys == value))}
                 for value, n in counts.head(_MAX_SLICE_VALUES).items()
