@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from milepost.governance.audit import AuditService
     from milepost.governance.lineage import LineageService
     from milepost.governance.roles import RoleService
+    from milepost.governance.tokens import TokenService
     from milepost.models.service import ModelService
     from milepost.monitoring.service import MonitorService
     from milepost.pipelines.scheduler import Scheduler
@@ -60,7 +61,7 @@ class Runtime:
     Attributes:
         settings, resolved: the settings and where each value came from.
         db, blobs: the metadata store and the artifact store.
-        tracking, data, features, models, evaluation, promotion, serving, audit, roles,
+        tracking, data, features, models, evaluation, promotion, serving, audit, roles, tokens,
         monitors, pipelines, lineage, cards: the services, each imported and built on first
             use (with the services it depends on) and shared by every runtime on the same
             context.
@@ -126,6 +127,15 @@ class Runtime:
         from milepost.governance.roles import RoleService
 
         return self.context.component(RoleService, lambda c: RoleService(c.db, c.settings.actor()))
+
+    @cached_property
+    def tokens(self) -> TokenService:
+        """API tokens of the servers (hashed, with role, expiry and revocation)."""
+        from milepost.governance.tokens import TokenService
+
+        return self.context.component(
+            TokenService, lambda c: TokenService(c.db, c.settings.actor(), self.roles)
+        )
 
     @cached_property
     def features(self) -> FeatureService:

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from milepost._actor import current_actor
 from milepost._validate import local_path, safe_chars, short_repr
 from milepost.errors import ConfigError, InvalidInput, did_you_mean
 
@@ -82,6 +83,17 @@ class Settings(BaseModel):
     )
     user: str | None = Field(
         default=None, description="The actor recorded on runs and audit events; default OS user."
+    )
+    url: str | None = Field(
+        default=None,
+        description="A `milepost server` to use instead of the local stores (remote mode): "
+        "the Python API and the CLI then make the same calls over HTTP, e.g. "
+        "http://milepost.internal:8080.",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="API token for `url` (`milepost tokens create`); sent as "
+        "`Authorization: Bearer <token>`.",
     )
     metric_flush_interval: float = Field(
         default=0.5, gt=0, description="Seconds between background metric flushes."
@@ -231,7 +243,11 @@ class Settings(BaseModel):
         return [t.strip() for t in self.trusted_types.split(",") if t.strip()]
 
     def actor(self) -> str:
-        """Who is acting: ``user`` or the operating-system user."""
+        """Who is acting: the identity of the server request being answered
+        (:func:`milepost._actor.acting_as`), else ``user``, else the operating-system user."""
+        acting = current_actor()
+        if acting is not None:
+            return acting
         if self.user:
             return self.user
         try:

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from milepost import _validate as check
+from milepost._actor import ActorAttribute
 from milepost.cards.models import (
     CARD_FIELDS,
     LINEAGE_DEPTH,
@@ -157,6 +158,8 @@ class CardService:
         serving, lineage: built on first use (a card of a never-deployed model needs no
             serving stack).
     """
+
+    actor = ActorAttribute()
 
     def __init__(
         self,

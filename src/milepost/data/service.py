@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from milepost import _validate as check
+from milepost._actor import ActorAttribute
 from milepost.data import _hash, _ingest, _profile
 from milepost.data._diff import DatasetDiff
 from milepost.data.backends.sql import NewVersion, SqlDataStore
@@ -51,6 +52,8 @@ _NAME = re.compile(r"(?!\.)[\w.-]+")
 
 class DataService:
     """Everything data versioning and validation do, for every interface."""
+
+    actor = ActorAttribute()
 
     def __init__(self, db: MetadataStore, blobs: BlobStore, settings: Settings) -> None:
         self.store = SqlDataStore(db)

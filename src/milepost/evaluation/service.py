@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from milepost import _validate as check
+from milepost._actor import ActorAttribute
 from milepost.data.models import DatasetVersion
 from milepost.errors import InvalidInput, did_you_mean
 from milepost.evaluation.backends.sql import SqlEvaluationStore, SqlFairnessStore
@@ -45,6 +46,8 @@ _AUDIT_ID = re.compile(r"[0-9a-f]{4,32}")
 
 class EvaluationService:
     """Scores models with the same metrics everywhere (CLI, gates, server)."""
+
+    actor = ActorAttribute()
 
     def __init__(
         self, db: MetadataStore, settings: Settings, *, models: ModelService, data: DataService

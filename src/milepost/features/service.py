@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from milepost import _validate as check
+from milepost._actor import ActorAttribute
 from milepost.errors import BackendUnavailable, ConfigError, InvalidInput
 from milepost.features import consistency, historical, online_reads, versions
 from milepost.features import materialize as materialize_mod
@@ -62,6 +63,8 @@ __all__ = ["ConsistencyReport", "FeatureService", "OnlineResponse", "ServingRead
 
 class FeatureService:
     """Feature definitions, offline retrieval, materialization, push and online reads."""
+
+    actor = ActorAttribute()
 
     def __init__(
         self, db: MetadataStore, settings: Settings, *, data: DataService, tracking: TrackingService

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from milepost import _validate as check
+from milepost._actor import ActorAttribute
 from milepost._records import record_dict
 from milepost.errors import Conflict, NotFound, PermissionDenied
 from milepost.stores import _sql
@@ -74,6 +75,8 @@ class RoleGrant:
 
 class RoleService:
     """Grant, revoke and check roles."""
+
+    actor = ActorAttribute()
 
     def __init__(self, db: MetadataStore, actor: str) -> None:
         self.db = db

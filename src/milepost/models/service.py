@@ -17,6 +17,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Literal
 
 from milepost import _validate as check
+from milepost._actor import ActorAttribute
 from milepost.errors import ConfigError, Conflict, IntegrityViolation, InvalidInput, NotFound
 from milepost.models import _onnx, flavors, trust
 from milepost.models.backends.sql import SqlRegistryStore
@@ -127,6 +128,8 @@ class LoadedModel:
 
 class ModelService:
     """Everything the registry does, for the Python API, the CLI and the server."""
+
+    actor = ActorAttribute()
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import sqlalchemy as sa
 
 from milepost import _validate as check
+from milepost._actor import ActorAttribute
 from milepost.errors import AlreadyExists, InvalidInput, NotFound, did_you_mean
 from milepost.monitoring import _rows
 from milepost.monitoring import alerts as emit
@@ -111,6 +112,8 @@ class MonitorService:
         clock: epoch seconds now (``time.time``; tests inject one); ``now=`` arguments
             (an aware datetime or epoch milliseconds) override it.
     """
+
+    actor = ActorAttribute()
 
     def __init__(
         self,

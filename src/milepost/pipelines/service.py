@@ -38,6 +38,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from milepost import _validate as check
+from milepost._actor import ActorAttribute
 from milepost.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from milepost.pipelines._recording import Heartbeat, StoreRecorder, code_version, now_ms
 from milepost.pipelines.store import SqlPipelineStore
@@ -73,6 +74,8 @@ class PipelineService:
             same stores; ``heartbeat_interval`` and ``stale_run_timeout`` are read here).
         clock: epoch seconds now (tests inject one).
     """
+
+    actor = ActorAttribute()
 
     def __init__(
         self,

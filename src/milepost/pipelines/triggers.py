@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from milepost import _validate as check
+from milepost._actor import ActorAttribute
 from milepost.errors import AlreadyExists, InvalidInput, MilepostError, NotFound, did_you_mean
 from milepost.pipelines._sources import ALERT_CHECKS
 from milepost.pipelines._trigger_records import (
@@ -94,6 +95,8 @@ class TriggerService:
         run_status: a pipeline run id -> its status, or None when unknown (firings read
             their run's status through it).
     """
+
+    actor = ActorAttribute()
 
     def __init__(
         self,

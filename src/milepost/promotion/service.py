@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from milepost import _validate as check
+from milepost._actor import ActorAttribute
 from milepost.errors import Conflict, GateFailed, InvalidInput, PermissionDenied
 from milepost.models.models import transition_problem
 from milepost.models.uri import check_model_name
@@ -95,6 +96,8 @@ def _now() -> int:
 
 class PromotionService:
     """Policies, promotions, approvals."""
+
+    actor = ActorAttribute()
 
     def __init__(
         self,

@@ -57,6 +57,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from milepost import _validate as check
+from milepost._actor import ActorAttribute
 from milepost.errors import Conflict, InvalidInput, NotFound
 from milepost.monitoring import VariantStats, variant_stats
 from milepost.serving import _rollouts as rollouts
@@ -90,6 +91,8 @@ _now = rollouts.now
 
 class DeploymentService:
     """Endpoints and their rollouts."""
+
+    actor = ActorAttribute()
 
     def __init__(
         self,

@@ -43,7 +43,7 @@ __all__ = ["MetadataStore"]
 _MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration's revision; a test checks it against Alembic's head. Update it
 #: with every new file in ``migrations/versions``.
-HEAD_REVISION = "0018"
+HEAD_REVISION = "0019"
 _READONLY = "milepost_readonly"
 _INT64_HINT = (
     f"Integers (ids, versions, steps, timestamps) must fit a signed 64-bit integer: "

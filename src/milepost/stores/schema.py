@@ -893,3 +893,31 @@ model_card_fields = sa.Table(
     sa.Column("updated_by", sa.String(256), nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
+
+
+# -- platform server (revision 0019) --------------------------------------------------
+
+# API tokens of `milepost server`, the model server and the feature server. Only a hash of
+# the secret is kept (SHA-256: the secret is 256 random bits, so no slow hash is needed);
+# ``user`` is the identity recorded as the actor of everything done with the token;
+# ``role`` is the most it may do (viewer < member < approver < admin); ``project`` scopes
+# it to one project's experiments (NULL: every project). Created and revoked only through
+# TokenService, each audited (``token.create``/``token.revoke``) in the same transaction.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("token_id", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("user", sa.String(256), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("project", sa.String(256), nullable=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    sa.Column("revoked_by", sa.String(256), nullable=True),
+    sa.Column("last_used_at", sa.BigInteger, nullable=True),
+    sa.CheckConstraint("role IN ('viewer', 'member', 'approver', 'admin')", name="api_token_role"),
+    sa.Index(None, "user"),
+)

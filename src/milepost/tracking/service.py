@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from milepost import _validate as check
+from milepost._actor import ActorAttribute
 from milepost.errors import InvalidInput, NotFound
 from milepost.stores.blobs import writing_to
 from milepost.stores.paths import safe_join, safe_relpath
@@ -131,6 +132,8 @@ def _storable(text: str | None) -> str | None:
 
 class TrackingService:
     """Everything tracking does, for the Python API, the CLI and the server."""
+
+    actor = ActorAttribute()
 
     def __init__(self, db: MetadataStore, blobs: BlobStore, settings: Settings) -> None:
         self.db = db

@@ -1,0 +1,7 @@
+"""`/api/v1` routes: tokens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["tokens"])
