@@ -6,7 +6,7 @@ A facade: each method delegates to a service and holds no logic of its own.
 from __future__ import annotations
 
 import json
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 from milepost import _validate as check
 from milepost._context import Runtime, get_runtime
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from milepost.cards.models import CardField, ModelCard
+    from milepost.client import RemoteRuntime
     from milepost.evaluation.fairness import FairnessResult
     from milepost.governance.audit import ExportSummary, VerifyReport
     from milepost.governance.lineage import Direction, LineageGraph, LineageNode
@@ -67,13 +68,15 @@ class Client:
         runtime: the runtime to use; default the process's (built from the settings).
     """
 
-    def __init__(self, runtime: Runtime | None = None) -> None:
-        if runtime is not None and not isinstance(runtime, Runtime):
+    def __init__(self, runtime: Runtime | RemoteRuntime | None = None) -> None:
+        remote = getattr(type(runtime), "remote", False) is True  # a RemoteRuntime
+        if runtime is not None and not remote and not isinstance(runtime, Runtime):
             raise InvalidInput(
                 f"Client(runtime=...) takes a Runtime, got {type(runtime).__name__}.",
                 hint="Leave it out to use the process's runtime.",
             )
-        self._rt = runtime or get_runtime()
+        # A RemoteRuntime (MILEPOST_URL) has the same services as proxies over HTTP.
+        self._rt = cast("Runtime", runtime or get_runtime())
         self._tracking = self._rt.tracking
 
     # experiments

@@ -13,12 +13,16 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import PurePath
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["jsonable", "record_dict", "short"]
+__all__ = ["jsonable", "record_dict", "record_from_dict", "short"]
+
+T = TypeVar("T")
 
 #: Longest text a repr shows of one value (messages, reasons) before "…".
 REPR_TEXT = 48
@@ -88,3 +92,98 @@ def short(text: Any, limit: int = REPR_TEXT) -> str:
     """``text`` on one line, cut to ``limit`` characters with "…"."""
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+_SPECIAL_FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "infinity": math.inf}
+
+
+def record_from_dict(
+    cls: type[T], data: Mapping[str, Any], *, rename: Mapping[str, str] | None = None
+) -> T:
+    """Rebuild a record from its ``to_dict()`` form (the remote client's answers).
+
+    Nested records, enums, tuples, NaN and infinities written as strings, and ISO times
+    come back as their types, read off the dataclass's annotations. Keys the record does
+    not have (values ``to_dict`` derived) are ignored; ``rename`` undoes
+    :func:`record_dict`'s (field -> key).
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass record")
+    hints = typing.get_type_hints(cls)
+    names = rename or {}
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        key = names.get(f.name, f.name)
+        if key in data:
+            kwargs[f.name] = _coerce(hints.get(f.name, Any), data[key])
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any) -> Any:
+    if tp is Any or value is None:
+        return value
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for option in [a for a in typing.get_args(tp) if a is not type(None)]:
+            try:
+                return _coerce(option, value)
+            except (TypeError, ValueError, KeyError):
+                continue
+        return value
+    if origin is typing.Literal:
+        return value
+    if origin is not None:
+        return _coerce_generic(origin, typing.get_args(tp), value)
+    if isinstance(tp, type):
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, Mapping):
+                raise TypeError("not a mapping")
+            return record_from_dict(tp, value)
+        if issubclass(tp, enum.Enum):
+            return tp(value)
+        return _coerce_scalar(tp, value)
+    return value
+
+
+def _coerce_generic(origin: Any, args: tuple[Any, ...], value: Any) -> Any:
+    if isinstance(origin, type) and issubclass(origin, Mapping):
+        if not isinstance(value, Mapping):
+            raise TypeError("not a mapping")
+        vt = args[1] if len(args) == 2 else Any
+        return {k: _coerce(vt, v) for k, v in value.items()}
+    if not (isinstance(origin, type) and issubclass(origin, Iterable)):
+        return value
+    if not isinstance(value, list | tuple):
+        raise TypeError("not a sequence")
+    if origin is tuple and args and (len(args) != 2 or args[1] is not Ellipsis):
+        return tuple(_coerce(a, v) for a, v in zip(args, value, strict=False))
+    items = [_coerce(args[0] if args else Any, v) for v in value]
+    if origin is tuple:
+        return tuple(items)
+    if origin in (set, frozenset):
+        return origin(items)
+    return items
+
+
+def _coerce_scalar(tp: type, value: Any) -> Any:
+    if tp is float:
+        if isinstance(value, str):
+            special = _SPECIAL_FLOATS.get(value.lower())
+            if special is None:
+                raise ValueError("not a number")
+            return special
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError("not a number")
+        return float(value)
+    expected = {int: int, str: str, bool: bool}.get(tp)
+    if expected is not None:
+        if not isinstance(value, expected) or (tp is int and isinstance(value, bool)):
+            raise TypeError(f"not {tp.__name__}")
+        return value
+    if tp is datetime and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    if tp is timedelta and isinstance(value, int | float):
+        return timedelta(seconds=value)
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from milepost.client._transport import Transport
@@ -11,7 +12,28 @@ if TYPE_CHECKING:
 
     from milepost.config import ResolvedSettings, Settings
 
-__all__ = ["RemoteRuntime"]
+__all__ = ["PROXIES", "RemoteRuntime"]
+
+#: Service name -> the proxy class (``module:Class``) standing in for it remotely. Each
+#: proxy is built as ``Class(runtime)``, reaching the server through
+#: ``runtime.transport`` and other proxies through ``runtime.<name>``.
+PROXIES: dict[str, str] = {
+    "tracking": "milepost.client.tracking:RemoteTracking",
+    "data": "milepost.client.data:RemoteData",
+    "features": "milepost.client.features:RemoteFeatures",
+    "models": "milepost.client.registry:RemoteModels",
+    "evaluation": "milepost.client.registry:RemoteEvaluation",
+    "promotion": "milepost.client.promotion:RemotePromotion",
+    "cards": "milepost.client.registry:RemoteCards",
+    "serving": "milepost.client.deployments:RemoteDeployments",
+    "monitors": "milepost.client.monitoring:RemoteMonitors",
+    "pipelines": "milepost.client.pipelines:RemotePipelines",
+    "triggers": "milepost.client.pipelines:RemoteTriggers",
+    "lineage": "milepost.client.governance:RemoteLineage",
+    "audit": "milepost.client.governance:RemoteAudit",
+    "roles": "milepost.client.governance:RemoteRoles",
+    "tokens": "milepost.client.governance:RemoteTokens",
+}
 
 
 class RemoteRuntime:
@@ -31,6 +53,17 @@ class RemoteRuntime:
         token = settings.token.get_secret_value() if settings.token is not None else None
         self.transport = Transport(settings.url, token)
         self._services: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        target = PROXIES.get(name)
+        if target is None:
+            raise AttributeError(f"{name!r} is not available in remote mode (MILEPOST_URL is set)")
+        proxy = self._services.get(name)
+        if proxy is None:
+            module, _, cls = target.partition(":")
+            proxy = getattr(importlib.import_module(module), cls)(self)
+            self._services[name] = proxy
+        return proxy
 
     @property
     def settings(self) -> Settings:
