@@ -37,6 +37,7 @@ __all__ = [
     "authorize",
     "needs",
     "principal_of",
+    "require_role",
     "required_role",
 ]
 
@@ -115,7 +116,9 @@ class AuthMiddleware:
             principal = Principal(rt.settings.actor(), "admin")
         else:
             secret = _bearer(scope)
-            if secret is None:
+            if secret is None and not scope["path"].startswith("/api/"):
+                # The UI's session cookie counts only outside /api (the UI's own forms
+                # carry a CSRF token); API calls send the token themselves.
                 secret = _cookie(scope, SESSION_COOKIE)
             if secret is not None:
                 try:
@@ -138,7 +141,17 @@ def principal_of(request: Request) -> Principal | None:
 
 
 def authorize(request: Request) -> Principal:
-    """Refuse a caller without a valid token (401) or with too small a role (403)."""
+    """Refuse a caller without a valid token (401) or with too small a role (403) for
+    the route (its declared role, else viewer to read and member to write)."""
+    route = request.scope.get("route")
+    return require_role(
+        request, required_role(request.method, getattr(route, "openapi_extra", None))
+    )
+
+
+def require_role(request: Request, needed: str) -> Principal:
+    """The caller, if they hold ``needed`` (for checks that depend on the request's
+    content, e.g. a stage change to Production needs approver)."""
     error = getattr(request.state, "auth_error", None)
     if error is not None:
         raise error
@@ -149,8 +162,6 @@ def authorize(request: Request) -> Principal:
             hint="Send 'Authorization: Bearer <token>' (MILEPOST_TOKEN for the client); "
             "an admin creates one with `milepost tokens create --name NAME --role ROLE`.",
         )
-    route = request.scope.get("route")
-    needed = required_role(request.method, getattr(route, "openapi_extra", None))
     if not principal.allows(needed):
         raise PermissionDenied(
             f"{principal.user!r} (role {principal.role}) may not do this: it needs the "
