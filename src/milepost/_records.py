@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import math
 import types
 import typing
@@ -109,7 +110,7 @@ def record_from_dict(
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass record")
-    hints = typing.get_type_hints(cls)
+    hints = _field_types(cls)
     names = rename or {}
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
@@ -119,6 +120,25 @@ def record_from_dict(
         if key in data:
             kwargs[f.name] = _coerce(hints.get(f.name, Any), data[key])
     return cls(**kwargs)
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    """Each field's type; a field whose annotation names something imported only for
+    type checking (a private ``_loader: Callable``) counts as ``Any``."""
+    try:
+        return typing.get_type_hints(cls)
+    except NameError:
+        pass
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        holder = type("_Field", (), {"__annotations__": {f.name: f.type}})
+        holder.__module__ = cls.__module__
+        try:
+            out[f.name] = typing.get_type_hints(holder)[f.name]
+        except NameError:
+            out[f.name] = Any
+    return out
 
 
 def _coerce(tp: Any, value: Any) -> Any:
