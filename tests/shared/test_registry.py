@@ -11,7 +11,7 @@ import pytest
 import milepost
 from milepost.errors import InvalidInput, NotFound
 from milepost.models import ModelVersion, RegisteredModel
-from tests.shared._registry import register_model, remote_runtime
+from tests.shared._registry import FRAME, register_model, remote_runtime
 
 
 @pytest.fixture
@@ -110,11 +110,44 @@ def test_errors_are_the_same(client: milepost.Client, unique: str) -> None:
         client.get_model_version("models:/x/notastage")
 
 
-def test_remote_log_model_is_refused_clearly(platform: dict[str, Any]) -> None:
+def test_remote_refuses_what_needs_local_files(platform: dict[str, Any]) -> None:
     remote = remote_runtime(platform, platform["token"])
     try:
         with pytest.raises(InvalidInput, match="not available in remote mode") as info:
             remote.models.log_model("0" * 32, object(), name="m")
         assert "stores are reachable" in (info.value.hint or "")
+        with pytest.raises(InvalidInput, match="registered dataset version"):
+            remote.evaluation.evaluate("models:/m/1", FRAME, target="churned")
+        with pytest.raises(InvalidInput, match="trusted=True"):
+            remote.evaluation.evaluate("models:/m/1", "d@1", target="churned", trusted=True)
     finally:
         remote.close()
+
+
+def test_evaluate_and_fairness_on_a_dataset_version(
+    client: milepost.Client, runtime: Any, platform: dict[str, Any], model: str
+) -> None:
+    rt = platform["rt"]
+    test = rt.data.register(f"{model}_test", FRAME.assign(group=["a", "b"] * 4))
+    result = runtime.evaluation.evaluate(
+        f"models:/{model}/2", test.ref, target="churned", slices=["group"]
+    )
+    assert (result.dataset_ref, result.num_rows, result.task) == (test.ref, 8, "classification")
+    assert set(result.slices["group"]) == {"a", "b"}
+    stored = runtime.evaluation.for_version(f"models:/{model}/2")
+    assert [e.to_dict() for e in stored] == [result.to_dict()]
+    audit = client.audit_fairness(
+        f"models:/{model}/2",
+        test.ref,
+        target="churned",
+        sensitive_features=["group"],
+        min_group_size=2,
+    )
+    assert audit.sensitive_features == ["group"] and audit.created_by == "alice"
+    assert client.get_fairness_audit(audit.audit_id[:8]).to_dict() == audit.to_dict()
+    listed = client.fairness_audits(f"models:/{model}/2")
+    assert [a.to_dict() for a in listed] == [
+        a.to_dict() for a in rt.evaluation.fairness_for_version(f"models:/{model}/2")
+    ]
+    with pytest.raises(InvalidInput, match="no target column"):
+        runtime.evaluation.evaluate(f"models:/{model}/2", test.ref, target="label")

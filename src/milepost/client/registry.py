@@ -4,8 +4,9 @@
 methods ``milepost.Client`` and the CLI call on ``rt.models``, ``rt.evaluation`` and
 ``rt.cards``, with the same arguments, records and exceptions, answered by
 ``/api/v1/models/...`` on the server. What needs the model files or the training data
-on this machine (logging a model, loading one, evaluating on a DataFrame) is refused with
-a :class:`~milepost.errors.InvalidInput` that says where to do it.
+on this machine (logging a model, loading one) is refused with a
+:class:`~milepost.errors.InvalidInput` that says where to do it; evaluations and
+fairness audits run on the server over a registered dataset version.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from milepost.models.models import ModelVersion, RegisteredModel, StageEvent, Tr
 from milepost.models.uri import check_model_name, parse_model_uri
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from datetime import datetime
     from pathlib import Path
 
@@ -225,13 +226,101 @@ class RemoteEvaluation:
             FairnessResult, answer, rename={"model_uri": "model", "dataset_ref": "dataset"}
         )
 
-    def evaluate(self, model: Any, data: Any, **kwargs: Any) -> Any:
-        """Refused remotely: evaluating loads the model and the data here."""
-        raise local_only("Evaluating a model", "the model file and the evaluation data")
+    def _remote_target(self, model: Any, data: Any, trusted: Any, what: str) -> tuple[str, str]:
+        """The version path and dataset ref of a remote evaluation or audit."""
+        from milepost.data.models import DatasetVersion, parse_ref
 
-    def audit_fairness(self, model: Any, data: Any, **kwargs: Any) -> Any:
-        """Refused remotely: an audit loads the model and the data here."""
-        raise local_only("A fairness audit", "the model file and the audit data")
+        check.boolean(trusted, "trusted")
+        if trusted:
+            raise InvalidInput(
+                f"{what} with trusted=True is not available in remote mode: which types a "
+                "model file may hold is the server's loaders' decision.",
+                hint="Ask an approver to trust the types (`milepost models trust add`), or "
+                "run it where the stores are reachable.",
+            )
+        if not isinstance(model, (str, ModelVersion)):
+            raise local_only(f"{what} of a loaded model", "the model in this process")
+        if isinstance(data, DatasetVersion):
+            data = data.ref
+        if not isinstance(data, str):
+            raise InvalidInput(
+                f"{what} in remote mode runs on the server over a registered dataset version, "
+                f"not a {type(data).__name__}.",
+                hint="Register the data first (rt.data.register(name, data)) and pass its "
+                "ref ('name@N').",
+            )
+        parse_ref(data)
+        return self._version_path(model), data
+
+    def evaluate(
+        self,
+        model: str | ModelVersion,
+        data: Any,
+        *,
+        target: str,
+        task: str | None = None,
+        slices: Sequence[str] = (),
+        threshold: float = 0.5,
+        run_id: str | None = None,
+        trusted: bool = False,
+    ) -> EvaluationResult:
+        """Evaluate a version on a registered dataset version, on the server; stored."""
+        from milepost.evaluation.models import EvaluationResult
+        from milepost.evaluation.service import _check_arguments
+
+        wanted = _check_arguments(None, target, task, slices, threshold, run_id, trusted)
+        path, ref = self._remote_target(model, data, trusted, "Evaluating a model")
+        answer = self.runtime.transport.request(
+            "POST",
+            path + "/evaluations",
+            json={
+                "dataset": ref,
+                "target": target,
+                "task": task,
+                "slices": wanted,
+                "threshold": threshold,
+                "run_id": run_id,
+            },
+        )
+        return record_from_dict(
+            EvaluationResult, answer, rename={"model_uri": "model", "dataset_ref": "dataset"}
+        )
+
+    def audit_fairness(
+        self,
+        model: str | ModelVersion,
+        data: Any,
+        *,
+        target: str,
+        sensitive_features: Sequence[str],
+        min_group_size: int = 30,
+        threshold: float = 0.5,
+        positive_label: Any = None,
+        trusted: bool = False,
+    ) -> FairnessResult:
+        """Audit a version's fairness on a registered dataset version, on the server."""
+        from milepost.evaluation.fairness import FairnessResult
+        from milepost.evaluation.service import _check_fairness_arguments
+
+        features = _check_fairness_arguments(
+            None, target, sensitive_features, min_group_size, threshold, trusted
+        )
+        path, ref = self._remote_target(model, data, trusted, "A fairness audit")
+        answer = self.runtime.transport.request(
+            "POST",
+            path + "/fairness-audits",
+            json={
+                "dataset": ref,
+                "target": target,
+                "sensitive_features": features,
+                "min_group_size": min_group_size,
+                "threshold": threshold,
+                "positive_label": positive_label,
+            },
+        )
+        return record_from_dict(
+            FairnessResult, answer, rename={"model_uri": "model", "dataset_ref": "dataset"}
+        )
 
 
 class RemoteCards:

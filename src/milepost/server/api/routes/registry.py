@@ -203,6 +203,77 @@ def fairness_audits(
     )
 
 
+class EvaluateBody(BaseModel):
+    """Evaluate a version on a registered dataset version (run on the server)."""
+
+    model_config = ConfigDict(extra="forbid")
+    dataset: str
+    target: str
+    task: str | None = None
+    slices: list[str] = []
+    threshold: float = 0.5
+    run_id: str | None = None
+
+
+class FairnessBody(BaseModel):
+    """Audit a version's fairness on a registered dataset version (run on the server)."""
+
+    model_config = ConfigDict(extra="forbid")
+    dataset: str
+    target: str
+    sensitive_features: list[str]
+    min_group_size: int = 30
+    threshold: float = 0.5
+    positive_label: Any = None
+
+
+@router.post("/models/{name}/versions/{version}/evaluations", status_code=201)
+def evaluate(request: Request, name: str, version: int, body: EvaluateBody) -> dict[str, Any]:
+    """Evaluate a version on a dataset version (``name@N``) and store the result. The
+    model loads as the server's loaders trust it (never ``trusted`` from a request)."""
+    result: dict[str, Any] = (
+        _rt(request)
+        .evaluation.evaluate(
+            f"models:/{name}/{version}",
+            _dataset_ref(body.dataset),
+            target=body.target,
+            task=body.task,
+            slices=body.slices,
+            threshold=body.threshold,
+            run_id=body.run_id,
+        )
+        .to_dict()
+    )
+    return result
+
+
+@router.post("/models/{name}/versions/{version}/fairness-audits", status_code=201)
+def audit_fairness(request: Request, name: str, version: int, body: FairnessBody) -> dict[str, Any]:
+    """Audit a version's fairness on a dataset version (``name@N``); stored, audited."""
+    result: dict[str, Any] = (
+        _rt(request)
+        .evaluation.audit_fairness(
+            f"models:/{name}/{version}",
+            _dataset_ref(body.dataset),
+            target=body.target,
+            sensitive_features=body.sensitive_features,
+            min_group_size=body.min_group_size,
+            threshold=body.threshold,
+            positive_label=body.positive_label,
+        )
+        .to_dict()
+    )
+    return result
+
+
+def _dataset_ref(ref: str) -> str:
+    """A dataset version reference (never a path on the server)."""
+    from milepost.data.models import parse_ref
+
+    parse_ref(ref)
+    return ref
+
+
 @router.get("/fairness-audits/{audit_id}")
 def get_fairness_audit(request: Request, audit_id: str) -> dict[str, Any]:
     """One fairness audit by its id (or a prefix of at least 4 hex digits)."""
