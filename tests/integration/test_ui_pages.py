@@ -10,9 +10,12 @@ promotion, an endpoint with a canary, a monitor with results) is built once per 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +24,28 @@ import pandas as pd
 import pytest
 
 import milepost
+from milepost._actor import acting_as
+from milepost.demo.data import customer_suite
+from milepost.features import DatasetSource, Entity, FeatureView, Field
+from milepost.features.repo import Definitions
+from milepost.serving import CanaryPolicy
+from milepost.serving.logger import PredictionLogger, new_request_id
 from tests._server import platform_server
 from tests.contract.conftest import FEATURES
 
 EXPERIMENT = "ui-churn"
 MODEL = "churn"
 ENDPOINT = "churn-ep"
+MONITOR = "churn-drift"
+CUSTOMER = Entity("customer", join_keys=["customer_id"])
+ACTIVITY = FeatureView(
+    name="customer_activity",
+    entity=CUSTOMER,
+    source=DatasetSource("customers"),
+    timestamp_field="event_timestamp",
+    ttl=timedelta(days=30),
+    schema=[Field("monthly_spend"), Field("support_tickets", "int")],
+)
 
 
 @dataclass
@@ -62,16 +81,63 @@ def build_state(home: Path, churn_models: dict[str, Any], churn_frame: pd.DataFr
         t.flush()
         t.end_run(run.run_id, "FINISHED")
         runs.append(run.run_id)
+    rt.data.validate(customers, customer_suite(reference=customers.ref))
+    rt.features.apply(Definitions.of([CUSTOMER, ACTIVITY]))
     models = rt.models
     example = churn_frame[FEATURES].head(3)
-    models.log_model(runs[0], churn_models["good"], name=MODEL, input_example=example)
+    models.log_model(
+        runs[0],
+        churn_models["good"],
+        name=MODEL,
+        input_example=example,
+        training_data=churn_frame[FEATURES].head(1000),
+    )
     models.log_model(runs[2], churn_models["weak"], name=MODEL, input_example=example)
     models.log_model(runs[1], churn_models["good"], name=MODEL, input_example=example)
     client = milepost.Client(rt)
     client.promote(MODEL, 1, "Production", reason="the baseline")
     client.set_promotion_policy(MODEL, {"production": [{"kind": "approval", "role": "approver"}]})
     rt.serving.create(ENDPOINT, MODEL, version=1)
+    _serve_and_monitor(rt, churn_frame)
     return UiState(rt, tokens, runs, experiment.experiment_id, home)
+
+
+def _serve_and_monitor(rt: milepost.Runtime, frame: pd.DataFrame) -> None:
+    """Log answers of churn v1 as the model server would (the second half shifted), and
+    run a drift monitor over each half: two points per feature, one breach."""
+    logger = PredictionLogger(
+        ENDPOINT, rt.settings.home / "predictions", rt.serving.store, interval=3600
+    )
+    now = int(time.time() * 1000)
+    rows = frame[FEATURES].head(400).to_dict("records")
+    for i, logged in enumerate(rows):
+        at = now - 3_000_000 + i * 5000 if i < 200 else now - 1_000_000 + (i - 200) * 4000
+        row = logged if i < 200 else {**logged, "monthly_spend": logged["monthly_spend"] * 3}
+        logger.append(
+            {
+                "request_id": new_request_id(at),
+                "row": 0,
+                "ts": at,
+                "endpoint": ENDPOINT,
+                "variant": "churn-v1",
+                "model": MODEL,
+                "version": 1,
+                "role": "primary",
+                "key": str(i),
+                "features": json.dumps(row, default=str),
+                "prediction": json.dumps(i % 2),
+                "latency_ms": 2.0 + i % 7,
+                "status": "ok" if i % 50 else "error",
+                "error": None if i % 50 else "model failed",
+                "probabilities": None,
+            }
+        )
+    logger.close()
+    milepost.Client(rt).create_monitor(
+        MONITOR, endpoint=ENDPOINT, checks=["feature_drift"], window="20m"
+    )
+    rt.monitors.run(MONITOR, now=now - 1_500_000)
+    rt.monitors.run(MONITOR, now=now)
 
 
 @pytest.fixture(scope="module")
@@ -259,3 +325,119 @@ def test_compare_runs(admin: httpx.Client, state: UiState) -> None:
     assert page.text.count('data-series="') >= 3  # three loss lines overlaid
     assert 'class="differs"' in page.text
     assert admin.get("/compare").status_code == 400
+
+
+# -- registry, deployments, monitoring, catalogue ---------------------------------------
+
+
+def test_every_page_answers_with_its_content(admin: httpx.Client, state: UiState) -> None:
+    expected = {
+        "/models": ["churn", "v1"],
+        f"/models/{MODEL}": ["Stage history", "Production", "the baseline"],
+        "/approvals": ["Waiting for approval"],
+        "/deployments": [ENDPOINT, "churn-v1"],
+        f"/deployments/{ENDPOINT}": ["churn-v1", "p99 latency (ms)", "create"],
+        "/monitoring": [MONITOR, "feature_drift"],
+        f"/monitoring/{MONITOR}": ['<svg class="chart"', "monthly_spend"],
+        "/data": ["customers"],
+        "/data/customers": ["monthly_spend", "Validation results", "passed"],
+        "/features": ["customer_activity", "v1", "monthly_spend"],
+        "/lineage": ["Start from"],
+        f"/lineage?ref=models:/{MODEL}/1": ['class="lineage"', "customers"],
+        "/audit": ["model_version.register", "alice"],
+        "/audit?action=model_version.*": ["model_version.register"],
+        "/audit?actor=bob": ["No events"],
+    }
+    for path, needles in expected.items():
+        page = admin.get(path)
+        assert page.status_code == 200, (path, page.text[:500])
+        for needle in needles:
+            assert needle in page.text, (path, needle)
+
+
+def _pending(state: UiState, version: int) -> str:
+    with acting_as("alice"):
+        req = milepost.Client(state.rt).promote(MODEL, version, "Production", reason="better")
+    assert req.status == "pending_approval"
+    return req.request_id
+
+
+def test_approvals_four_eyes_and_roles(url: str, state: UiState, admin: httpx.Client) -> None:
+    request_id = _pending(state, 2)
+    action = f"/promotions/{request_id}/approve"
+    for user in ("vera", "mo"):  # a viewer and a member: no button, and refused anyway
+        with login(url, state.tokens[user]) as http:
+            page = http.get("/approvals")
+            assert request_id in page.text and action not in page.text
+            refused = http.post(action, data={"csrf": _field(page.text, "csrf")})
+            assert refused.status_code == 403 and "needs the approver role" in refused.text
+    page = admin.get("/approvals")
+    assert action in page.text  # an admin may approve, but not their own request
+    own = admin.post(action, data={"csrf": _field(page.text, "csrf")})
+    assert own.status_code == 403 and "Refused" in own.text
+    assert state.rt.promotion.get_request(request_id).status == "pending_approval"
+    with login(url, state.tokens["bob"]) as bob:
+        forged = bob.post(action, data={"csrf": _field(page.text, "csrf")})  # alice's token
+        assert forged.status_code == 403 and "CSRF" in forged.text
+        page = bob.get("/approvals")
+        done = bob.post(action, data={"csrf": _field(page.text, "csrf"), "reason": "lgtm"})
+        assert done.status_code == 303
+        assert done.headers["location"] == f"/promotions/{request_id}?done=approved"
+        shown = bob.get(done.headers["location"])
+        assert "You approved this request" in shown.text and "lgtm" in shown.text
+    req = state.rt.promotion.get_request(request_id)
+    assert req.decided_by == "bob" and req.status != "pending_approval"
+    assert state.rt.models.get_model(MODEL).stages["Production"] == [2]
+    history = admin.get(f"/models/{MODEL}").text
+    assert "by bob" in history
+
+
+def test_rejecting_a_promotion(url: str, state: UiState) -> None:
+    request_id = _pending(state, 3)
+    with login(url, state.tokens["bob"]) as bob:
+        page = bob.get(f"/promotions/{request_id}")
+        assert f"/promotions/{request_id}/reject" in page.text
+        done = bob.post(
+            f"/promotions/{request_id}/reject",
+            data={"csrf": _field(page.text, "csrf"), "reason": "not yet"},
+        )
+        assert done.status_code == 303
+        again = bob.post(
+            f"/promotions/{request_id}/reject", data={"csrf": _field(page.text, "csrf")}
+        )
+        assert again.status_code == 409 and "Refused" in again.text
+    assert state.rt.promotion.get_request(request_id).status == "rejected"
+
+
+def test_rolling_back_a_canary(url: str, state: UiState) -> None:
+    with acting_as("alice"):
+        state.rt.serving.canary(ENDPOINT, 3, policy=CanaryPolicy(steps=[10, 50, 100]))
+    path = f"/deployments/{ENDPOINT}"
+    with login(url, state.tokens["mo"]) as member:
+        page = member.get(path)
+        assert "churn-v3" in page.text and 'id="rollback"' not in page.text
+        assert "step 1 of 3" in page.text
+        refused = member.post(f"{path}/rollback", data={"csrf": _field(page.text, "csrf")})
+        assert refused.status_code == 403
+    assert state.rt.serving.get(ENDPOINT)[0].rollout is not None
+    with login(url, state.tokens["bob"]) as bob:
+        page = bob.get(path)
+        assert 'id="rollback"' in page.text
+        done = bob.post(
+            f"{path}/rollback", data={"csrf": _field(page.text, "csrf"), "reason": "p99 up"}
+        )
+        assert done.status_code == 303
+        shown = bob.get(done.headers["location"])
+        assert "Rolled back" in shown.text and "p99 up" in shown.text
+        again = bob.post(f"{path}/rollback", data={"csrf": _field(page.text, "csrf")})
+        assert again.status_code == 409 and "Refused" in again.text
+    spec = state.rt.serving.get(ENDPOINT)[0]
+    assert [v.name for v in spec.variants] == ["churn-v1"]
+
+
+def test_ui_routes_are_not_in_the_api_schema(admin: httpx.Client, state: UiState) -> None:
+    schema = httpx.get(
+        str(admin.base_url) + "/api/v1/openapi.json",
+        headers={"Authorization": f"Bearer {state.tokens['vera']}"},
+    ).json()
+    assert not [p for p in schema["paths"] if not p.startswith("/api/")]

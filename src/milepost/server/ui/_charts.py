@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from html import escape
 
 __all__ = ["COLOURS", "MAX_POINTS", "Series", "line_chart", "thin"]
@@ -64,6 +65,11 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return out
 
 
+def _time_label(ms: float) -> str:
+    """Epoch ms as ``11-30 14:05`` (UTC)."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%m-%d %H:%M")
+
+
 def _label(v: float) -> str:
     if v == 0:
         return "0"
@@ -78,12 +84,16 @@ def line_chart(
     title: str,
     x_label: str = "step",
     y_label: str = "value",
-    width: int = 640,
+    width: int = 600,
     height: int = 260,
+    x_time: bool = False,
+    threshold: float | None = None,
 ) -> str:
     """One ``<svg class="chart">`` with a ``<path class="line">`` per series.
 
     Non-finite values (NaN, inf) are gaps in the line. An empty chart says so.
+    ``x_time``: x values are epoch milliseconds, labelled as UTC times. ``threshold``:
+    a dashed horizontal line (an alerting threshold).
     """
     left, right, top, bottom = 64, 16, 28, 44
     legend_rows = math.ceil(len(series) / 3) if len(series) > 1 else 0
@@ -92,6 +102,8 @@ def line_chart(
     drawn = [Series(s.label, thin(s.points)) for s in series]
     xs = [x for s in drawn for x, y in s.points if math.isfinite(x) and math.isfinite(y)]
     ys = [y for s in drawn for x, y in s.points if math.isfinite(x) and math.isfinite(y)]
+    if threshold is not None and ys:
+        ys.append(threshold)
     out = [
         f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" '
         f'height="{total_h}" viewBox="0 0 {width} {total_h}" role="img" '
@@ -122,29 +134,17 @@ def line_chart(
         return top + plot_h - (y - y0) / (y1 - y0) * plot_h
 
     out.append(f'<rect class="plot" x="{left}" y="{top}" width="{plot_w}" height="{plot_h}"/>')
-    out.extend(_axes(sx, sy, (x0, x1, y0, y1), (left, top, plot_w, plot_h), x_label, y_label))
-    for i, s in enumerate(drawn):
-        colour = COLOURS[i % len(COLOURS)]
-        parts: list[str] = []
-        pen_up = True
-        for x, y in s.points:
-            if not (math.isfinite(x) and math.isfinite(y)):
-                pen_up = True
-                continue
-            parts.append(f"{'M' if pen_up else 'L'}{sx(x):.1f},{sy(y):.1f}")
-            pen_up = False
-        last = next(((x, y) for x, y in reversed(s.points) if math.isfinite(y)), None)
-        tip = f"{s.label}: {len(s.points)} points"
-        if last is not None:
-            tip += f", last {_label(last[1])} at {x_label} {_label(last[0])}"
+    box = (left, top, plot_w, plot_h)
+    out.extend(_axes(sx, sy, (x0, x1, y0, y1), box, (x_label, y_label), x_time))
+    if threshold is not None:
+        ty = sy(threshold)
         out.append(
-            f'<path class="line" data-series="{escape(s.label)}" d="{" ".join(parts)}" '
-            f'stroke="{colour}"><title>{escape(tip)}</title></path>'
+            f'<line class="threshold" x1="{left}" x2="{left + plot_w}" y1="{ty:.1f}" '
+            f'y2="{ty:.1f}"><title>threshold {_label(threshold)}</title></line>'
         )
-        if len(s.points) == 1 and last is not None:
-            out.append(
-                f'<circle cx="{sx(last[0]):.1f}" cy="{sy(last[1]):.1f}" r="3" fill="{colour}"/>'
-            )
+    x_text = _time_label if x_time else _label
+    for i, s in enumerate(drawn):
+        out.extend(_line(s, COLOURS[i % len(COLOURS)], sx, sy, f"at {x_label} ", x_text))
     if legend_rows:
         for i, s in enumerate(drawn):
             lx = left + (i % 3) * (plot_w / 3)
@@ -164,12 +164,14 @@ def _axes(
     sy: Callable[[float], float],
     bounds: tuple[float, float, float, float],
     box: tuple[float, float, float, float],
-    x_label: str,
-    y_label: str,
+    labels: tuple[str, str],
+    x_time: bool,
 ) -> list[str]:
     """Grid lines, tick labels and axis titles."""
     x0, x1, y0, y1 = bounds
     left, top, plot_w, plot_h = box
+    x_label, y_label = labels
+    x_text = _time_label if x_time else _label
     out = []
     for t in _ticks(y0, y1):
         y = sy(t)
@@ -178,12 +180,12 @@ def _axes(
             f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
             f"{_label(t)}</text>"
         )
-    for t in _ticks(x0, x1):
+    for t in _ticks(x0, x1, 4 if x_time else 5):
         x = sx(t)
         out.append(
             f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + plot_h}"/>'
             f'<text class="tick" x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
-            f"{_label(t)}</text>"
+            f"{x_text(t)}</text>"
         )
     out.append(
         f'<text class="axis" x="{left + plot_w / 2}" y="{top + plot_h + 34}" '
@@ -191,4 +193,34 @@ def _axes(
         f'<text class="axis" transform="translate(14 {top + plot_h / 2}) rotate(-90)" '
         f'text-anchor="middle">{escape(y_label)}</text>'
     )
+    return out
+
+
+def _line(
+    s: Series,
+    colour: str,
+    sx: Callable[[float], float],
+    sy: Callable[[float], float],
+    at: str,
+    x_text: Callable[[float], str],
+) -> list[str]:
+    """One series' path (non-finite values are gaps), with a tooltip; a dot if alone."""
+    parts: list[str] = []
+    pen_up = True
+    for x, y in s.points:
+        if not (math.isfinite(x) and math.isfinite(y)):
+            pen_up = True
+            continue
+        parts.append(f"{'M' if pen_up else 'L'}{sx(x):.1f},{sy(y):.1f}")
+        pen_up = False
+    last = next(((x, y) for x, y in reversed(s.points) if math.isfinite(y)), None)
+    tip = f"{s.label}: {len(s.points)} points"
+    if last is not None:
+        tip += f", last {_label(last[1])} {at}{x_text(last[0])}"
+    out = [
+        f'<path class="line" data-series="{escape(s.label)}" d="{" ".join(parts)}" '
+        f'stroke="{colour}"><title>{escape(tip)}</title></path>'
+    ]
+    if len(s.points) == 1 and last is not None:
+        out.append(f'<circle cx="{sx(last[0]):.1f}" cy="{sy(last[1]):.1f}" r="3" fill="{colour}"/>')
     return out
