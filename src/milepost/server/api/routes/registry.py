@@ -254,7 +254,7 @@ class FairnessBody(BaseModel):
     sensitive_features: list[str]
     min_group_size: int = 30
     threshold: float = 0.5
-    positive_label: Any = None
+    positive_label: str | int | float | bool | None = None
 
 
 @router.post("/models/{name}/versions/{version}/evaluations", status_code=201)
