@@ -9,7 +9,11 @@ and the pages raise no script errors. A failing test leaves a screenshot under
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,7 @@ import milepost
 from milepost._actor import acting_as
 from milepost.serving import CanaryPolicy
 from tests._server import platform_server
+from tests._wait import wait_until
 from tests.e2e.conftest import ARGS, CHROMIUM, browser_or_skip
 from tests.integration.test_ui_pages import ENDPOINT, MODEL, UiState, build_state
 
@@ -161,3 +166,41 @@ def test_an_approver_rolls_back_a_canary(browser: Any, url: str, state: UiState)
         assert "Rolled back" in s.page.locator("[role=status]").inner_text()
         assert s.page.locator("#rollout-status").inner_text() == "rolled_back"
     assert [v.name for v in state.rt.serving.get(ENDPOINT)[0].variants] == ["churn-v1"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_demo_ui_serves_what_the_demo_made(browser: Any, tmp_path: Path) -> None:
+    """`milepost demo --ui`: the demo, then its home in the browser with the printed
+    token, until Ctrl-C."""
+    out = tmp_path / "demo.log"
+    command = [sys.executable, "-m", "milepost", "demo", "--ui", "--rows", "500", "--port", "0"]
+    with out.open("w") as log:
+        proc = subprocess.Popen(
+            [*command, "--home", str(tmp_path / "home")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+    try:
+        found = wait_until(
+            lambda: re.search(
+                r"Web UI\s+(http://127\.0\.0\.1:\d+)/.*?Token\s+(\S+)", out.read_text(), re.S
+            ),
+            what="the demo to print the web UI's address and token",
+            timeout=800,
+            interval=1.0,
+            detail=lambda: out.read_text()[-2000:],
+        )
+        url, token = found.group(1), found.group(2)
+        with session(browser, url, "ui-demo") as s:
+            s.login(token)
+            assert "churn-demo" in s.page.content()
+            s.page.goto(url + "/models/churn")
+            assert "Production" in s.page.content()
+            s.page.goto(url + "/deployments/churn")
+            assert s.page.locator("table.variants tbody tr").count() >= 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    assert code == 0, out.read_text()[-2000:]
