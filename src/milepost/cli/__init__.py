@@ -41,7 +41,9 @@ from milepost.cli import (
     roles,
     runs,
     scheduler,
+    server,
     system,
+    tokens,
     triggers,
 )
 from milepost.cli._help import polish
@@ -70,6 +72,8 @@ app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(deploy.app, name="deploy", hidden=True)  # old names, for one release
 app.command("serve", hidden=True)(deploy.serve)
 app.add_typer(roles.app, name="roles")
+app.add_typer(tokens.app, name="tokens")
+app.command("server")(server.server)
 app.add_typer(audit.app, name="audit")
 app.command("lineage")(lineage.lineage)
 app.command("drift")(drift.drift)

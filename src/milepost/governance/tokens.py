@@ -209,6 +209,7 @@ class TokenService:
         user = self.actor if user is None else check.name(user, "User")
         if project is not None:
             project = check.name(project, "Project")
+        now = self._now()  # created_at and expires_at from one reading of the clock
         expires_at: int | None = None
         if expires_in_days is not None:
             if isinstance(expires_in_days, bool) or not isinstance(expires_in_days, int | float):
@@ -222,14 +223,14 @@ class TokenService:
                     f"expires_in_days must be between 0 and 3650, got {expires_in_days}.",
                     hint="Pass None (CLI: --no-expiry) for a token that never expires.",
                 )
-            expires_at = self._now() + int(expires_in_days * _DAY_MS)
+            expires_at = now + int(expires_in_days * _DAY_MS)
         self._require_admin()
         if role in ("approver", "admin") and not self.roles.has(user, role):
             self.roles.grant(user, role)
         token_id = secrets.token_hex(6)
         secret = f"{_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
         token = ApiToken(
-            token_id, name, user, role, project, self.actor, self._now(), expires_at,
+            token_id, name, user, role, project, self.actor, now, expires_at,
             None, None, None,
         )  # fmt: skip
         with self.db.write() as conn:

@@ -13,7 +13,7 @@ from milepost.server.api.errors import install_error_handlers
 if TYPE_CHECKING:
     from milepost._context import Runtime
 
-__all__ = ["API_PREFIX", "ROUTE_MODULES", "create_app"]
+__all__ = ["API_PREFIX", "NO_AUTH_ENV", "ROUTE_MODULES", "app_from_env", "build_app", "create_app"]
 
 API_PREFIX = "/api/v1"
 
@@ -76,6 +76,25 @@ def create_app(rt: Runtime, *, auth: AuthConfig | None = None, ui: bool = True) 
             mount_ui(app)
     app.add_middleware(AuthMiddleware)
     return app
+
+
+#: Set by ``milepost server --no-auth --workers N`` (loopback only) for its worker processes.
+NO_AUTH_ENV = "_MILEPOST_SERVER_NO_AUTH"
+
+
+def build_app(rt: Runtime, *, no_auth: bool = False) -> FastAPI:
+    """The app ``milepost server`` serves: tokens required unless ``no_auth`` (the CLI
+    allows that only on a loopback address)."""
+    return create_app(rt, auth=AuthConfig(required=not no_auth))
+
+
+def app_from_env() -> FastAPI:
+    """The app for one uvicorn worker process (``milepost server --workers N``)."""
+    import os
+
+    from milepost._context import get_runtime
+
+    return build_app(get_runtime(), no_auth=os.environ.get(NO_AUTH_ENV) == "1")
 
 
 def _version() -> str:
