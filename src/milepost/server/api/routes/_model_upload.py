@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 
 from milepost.errors import InvalidInput, PermissionDenied
-from milepost.server.api.routes.data import _spool_dir, _too_large, max_upload_bytes
+from milepost.server.api.routes.artifacts import max_upload_bytes
+from milepost.server.api.routes.data import _spool_dir, _too_large
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -26,16 +26,15 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from milepost.errors import BackendUnavailable, InvalidInput, NotFound, PayloadTooLarge
+from milepost.server.api.routes.artifacts import max_upload_bytes
 
 if TYPE_CHECKING:
     from milepost.data.service import DataService
 
-__all__ = ["DEFAULT_MAX_UPLOAD_MB", "PARQUET_MEDIA_TYPE", "router"]
+__all__ = ["PARQUET_MEDIA_TYPE", "router"]
 
 router = APIRouter(tags=["data"])
 
-#: The upload limit when the settings name none (``server_max_upload_mb``).
-DEFAULT_MAX_UPLOAD_MB = 1024
 #: The media type of a version's upload and its downloaded files.
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 
@@ -175,12 +174,6 @@ def get_validation(request: Request, result_id: str) -> dict[str, Any]:
 
 
 # -- registering by upload ----------------------------------------------------------
-
-
-def max_upload_bytes(request: Request) -> int:
-    """The largest upload the server takes, in bytes (setting ``server_max_upload_mb``)."""
-    mb = getattr(request.app.state.rt.settings, "server_max_upload_mb", None)
-    return int((mb if mb is not None else DEFAULT_MAX_UPLOAD_MB) * (1 << 20))
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
