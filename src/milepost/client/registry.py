@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from milepost.client._transport import Transport
     from milepost.evaluation.fairness import FairnessResult
     from milepost.evaluation.models import EvaluationResult
+    from milepost.models.signature import Signature
 
 __all__ = ["RemoteCards", "RemoteEvaluation", "RemoteModels", "local_only"]
 
@@ -169,9 +170,49 @@ class RemoteModels:
 
     # -- what needs the stores here ---------------------------------------------------
 
-    def log_model(self, run_id: str, model: Any, **kwargs: Any) -> ModelVersion:
-        """Refused remotely: registering a model writes its file to the artifact store."""
-        raise local_only("Logging a model", "the artifact store to write the model file to")
+    def log_model(
+        self,
+        run_id: str,
+        model: Any,
+        *,
+        name: str,
+        input_example: Any = None,
+        training_data: Any = None,
+        signature: Signature | None = None,
+        flavor: str | None = None,
+        onnx: bool = False,
+        onnx_tolerance: float = 1e-4,
+        trusted_types: list[str] | None = None,
+        feature_refs: list[str] | None = None,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Save the model here and register it on the server as the next version of
+        ``name`` (as :meth:`milepost.models.ModelService.log_model`).
+
+        The server rebuilds the model with its loaders' trust before logging it, so a
+        type the author declares in ``trusted_types`` must also be trusted there
+        (``milepost models trust add``); a pickle (python flavor) is refused.
+        """
+        from milepost.client._model_upload import upload_model
+
+        answer = upload_model(
+            self,
+            run_id,
+            model,
+            name=name,
+            input_example=input_example,
+            training_data=training_data,
+            signature=signature,
+            flavor=flavor,
+            onnx=onnx,
+            onnx_tolerance=onnx_tolerance,
+            trusted_types=trusted_types,
+            feature_refs=feature_refs,
+            description=description,
+            tags=tags,
+        )
+        return record_from_dict(ModelVersion, answer)
 
     def load(self, uri: str | ModelVersion, **kwargs: Any) -> Any:
         """Refused remotely: loading a model reads its file from the artifact store."""

@@ -19,6 +19,9 @@ from milepost.server.api.auth import needs, require_role
 
 router = APIRouter(tags=["registry"])
 
+#: The media type of a model upload (see :func:`log_model`).
+MODEL_UPLOAD_MEDIA_TYPE = "application/vnd.milepost.model-upload"
+
 
 class AliasBody(BaseModel):
     """Point an alias at a version."""
@@ -71,6 +74,33 @@ def get_model(request: Request, name: str) -> dict[str, Any]:
 def list_versions(request: Request, name: str) -> dict[str, Any]:
     """Every version of a model, oldest first."""
     return _items(_rt(request).models.versions(name))
+
+
+@router.post(
+    "/models/{name}/versions",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                MODEL_UPLOAD_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+async def log_model(request: Request, name: str) -> dict[str, Any]:
+    """Register an uploaded model file as the next version of ``name`` (streamed).
+
+    The body: 8 bytes (big-endian) giving the length of a JSON header, the header
+    (``run_id``, ``flavor``, ``model_bytes``, ``training_bytes``, and ``log_model``'s
+    options), the model file, then optionally the training data as Parquet. The server
+    rebuilds the model with *its* loaders' trust (never unpickling) and logs it as
+    ``log_model`` does embedded, as the caller.
+    """
+    from milepost.server.api.routes._model_upload import receive_model
+
+    result: dict[str, Any] = await receive_model(request, name)
+    return result
 
 
 @router.get("/models/{name}/versions/{version}")
@@ -224,7 +254,7 @@ class FairnessBody(BaseModel):
     sensitive_features: list[str]
     min_group_size: int = 30
     threshold: float = 0.5
-    positive_label: Any = None
+    positive_label: str | int | float | bool | None = None
 
 
 @router.post("/models/{name}/versions/{version}/evaluations", status_code=201)
