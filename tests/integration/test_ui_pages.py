@@ -279,13 +279,13 @@ def test_the_runs_table_filters_sorts_and_pages_on_the_server(
     filtered = admin.get(base, params={"filter": "params.model = 'weak'"})
     assert f"/runs/{state.runs[2]}" in filtered.text
     assert f"/runs/{state.runs[0]}" not in filtered.text
-    ordered = admin.get(base, params={"order": "metrics.roc_auc ASC"})
+    ordered = admin.get(base, params={"order_by": "metrics.roc_auc ASC"})
     positions = [ordered.text.index(f'href="/runs/{r}"') for r in state.runs]
     assert positions == sorted(positions)
-    flipped = admin.get(base, params={"order": "metrics.roc_auc DESC"})
+    flipped = admin.get(base, params={"order_by": "metrics.roc_auc DESC"})
     positions = [flipped.text.index(f'href="/runs/{r}"') for r in state.runs]
     assert positions == sorted(positions, reverse=True)
-    first = admin.get(base, params={"size": 2, "order": "metrics.roc_auc ASC"})
+    first = admin.get(base, params={"size": 2, "order_by": "metrics.roc_auc ASC"})
     assert first.text.count('name="run" value=') == 2
     following = re.search(r'rel="next" href="([^"]+)"', first.text)
     assert following, "a next-page link"

@@ -94,7 +94,7 @@ def login(request: Request, fields: Annotated[dict[str, str], Depends(form_field
     if not token:
         return _login_page(request, target=target, why="Paste an API token.", status=400)
     try:
-        principal = request.app.state.rt.tokens.authenticate(token)
+        request.app.state.rt.tokens.authenticate(token)
     except MilepostError as exc:
         return _login_page(request, target=target, why=exc.message, status=401)
     response = redirect(target)
@@ -107,7 +107,6 @@ def login(request: Request, fields: Annotated[dict[str, str], Depends(form_field
         path="/",
     )
     response.delete_cookie(LOGIN_COOKIE, path="/login")
-    response.headers["X-Milepost-User"] = principal.user
     return response
 
 
