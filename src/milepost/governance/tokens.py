@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -50,8 +51,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ROLES",
     "ApiToken",
+    "CachedAuthenticator",
     "Principal",
     "TokenService",
+    "looks_like_token",
     "role_allows",
 ]
 
@@ -69,6 +72,12 @@ _TOUCH_MS = 60_000
 def role_allows(held: str, needed: str) -> bool:
     """Whether a holder of ``held`` may do what needs ``needed``."""
     return ROLES.index(held) >= ROLES.index(needed)
+
+
+def looks_like_token(secret: str) -> bool:
+    """Whether ``secret`` has the shape of a Milepost API token (``mp_<id>_<random>``);
+    says nothing about whether it is valid."""
+    return _SECRET.fullmatch(secret.strip()) is not None
 
 
 def _hash(secret: str) -> str:
@@ -351,3 +360,85 @@ class TokenService:
                     .values(last_used_at=now)
                 )
         return Principal(token.user, role, token.token_id, token.project)
+
+
+class CachedAuthenticator:
+    """:meth:`TokenService.authenticate` with each answer kept for ``ttl`` seconds.
+
+    The model and feature servers answer many requests per second with the same few
+    tokens; checking each against the metadata store would put a database read on every
+    request. An answer (a principal, or the refusal of an unknown, expired or revoked
+    token) is reused for ``ttl`` seconds, so a revocation, an expiry or a role taken away
+    takes effect within that bound (the ``auth_cache_seconds`` setting). The platform
+    server does not cache: there a revocation counts from the next request.
+
+    At most ``max_entries`` answers are kept (beyond, the expired ones go, then all), so
+    a flood of made-up tokens costs memory only up to that bound. Thread-safe.
+
+    Args:
+        tokens: the service that checks a token the first time.
+        ttl: seconds an answer is reused; 0 checks every time.
+        max_entries: answers kept at most.
+        clock: monotonic seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        tokens: TokenService,
+        *,
+        ttl: float = 5.0,
+        max_entries: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.tokens = tokens
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self._answers: dict[str, tuple[float, Principal | Unauthenticated]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def accepts(secret: str) -> bool:
+        """Whether ``secret`` has the shape of an API token (checked without a lookup)."""
+        return looks_like_token(secret)
+
+    def cached(self, secret: str) -> Principal | None:
+        """The principal kept for ``secret``, None when nothing (fresh) is kept.
+
+        Raises:
+            Unauthenticated: the token was refused within the last ``ttl`` seconds.
+        """
+        kept = self._answers.get(_hash(secret))
+        if kept is None or kept[0] <= self.clock():
+            return None
+        answer = kept[1]
+        if isinstance(answer, Unauthenticated):
+            raise Unauthenticated(answer.message, hint=answer.hint)
+        return answer
+
+    def authenticate(self, secret: str) -> Principal:
+        """The principal ``secret`` stands for: kept, else checked (and kept).
+
+        Raises:
+            Unauthenticated: malformed, unknown, revoked or expired.
+        """
+        found = self.cached(secret)
+        if found is not None:
+            return found
+        key = _hash(secret)
+        try:
+            answer: Principal | Unauthenticated = self.tokens.authenticate(secret)
+        except Unauthenticated as exc:
+            answer = exc
+        if self.ttl > 0:
+            with self._lock:
+                if len(self._answers) >= self.max_entries:
+                    now = self.clock()
+                    for old in [k for k, (until, _) in self._answers.items() if until <= now]:
+                        del self._answers[old]
+                    if len(self._answers) >= self.max_entries:
+                        self._answers.clear()
+                self._answers[key] = (self.clock() + self.ttl, answer)
+        if isinstance(answer, Unauthenticated):
+            raise Unauthenticated(answer.message, hint=answer.hint)
+        return answer

@@ -133,10 +133,15 @@ def run_page(request: Request, principal: Caller, run_id: str) -> Response:
     rt = request.app.state.rt
     run = rt.tracking.get_run(run_id)
     experiment = rt.tracking.get_experiment(run.experiment_id)
-    charts = []
-    for key in sorted(run.metrics)[:MAX_CHARTS]:
-        history = rt.tracking.get_metric_history(run.run_id, key)
-        points = [(float(m.step), float(m.value)) for m in history]
+    charts: list[dict[str, Any]] = []
+    for key in sorted(run.metrics):
+        if len(charts) == MAX_CHARTS:
+            break
+        points = [
+            (float(m.step), float(m.value)) for m in rt.tracking.get_metric_history(run.run_id, key)
+        ]
+        if len(points) < 2:  # a single value is in the table; a chart adds nothing
+            continue
         charts.append(
             {
                 "key": key,
@@ -160,7 +165,7 @@ def run_page(request: Request, principal: Caller, run_id: str) -> Response:
         run=run,
         experiment=experiment,
         charts=charts,
-        more_metrics=max(0, len(run.metrics) - MAX_CHARTS),
+        more_metrics=len(charts) == MAX_CHARTS,
         artifacts=rt.tracking.list_artifacts(run.run_id),
         environment=environment,
         inputs=inputs,
@@ -221,8 +226,8 @@ def compare(
     runs = [rt.tracking.get_run(i) for i in ids]
     param_keys = sorted({k for r in runs for k in r.params})
     metric_keys = sorted({k for r in runs for k in r.metrics})
-    charts = []
-    for key in metric_keys[:MAX_CHARTS]:
+    charts: list[dict[str, Any]] = []
+    for key in metric_keys:
         series = [
             Series(
                 f"{r.name} ({r.run_id[:8]})",
@@ -234,9 +239,13 @@ def compare(
             for r in runs
             if key in r.metrics
         ]
+        if all(len(s.points) < 2 for s in series):  # latest values are in the table
+            continue
         charts.append(
             {"key": key, "svg": line_chart(series, title=key, x_label="step", y_label=key)}
         )
+        if len(charts) == MAX_CHARTS:
+            break
     return render(
         request,
         "compare.html",

@@ -61,12 +61,12 @@ def scope_name(request: Request, name: str | int | None) -> None:
     project = _project(request)
     if project is None:
         return
-    if name is None or isinstance(name, int):
-        if name is None:
-            raise _out_of_scope(project, "the default experiment")
+    if name is None:
+        raise _out_of_scope(project, "the default experiment")
+    if isinstance(name, int) or (name.isascii() and name.isdigit()):  # maybe an id
         scope_experiment(request, _tracking(request).get_experiment(name))
     elif name != project:
-        scope_experiment(request, _tracking(request).get_experiment(name))
+        raise _out_of_scope(project, f"experiment {name!r}")
 
 
 def scope_run(request: Request, run_ids: str | Iterable[str]) -> None:
