@@ -5,6 +5,7 @@ run, refuse what the server may not load, and manage and fire triggers."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,20 @@ def test_triggers(client: milepost.Client, unique: str, monkeypatch: pytest.Monk
     client.remove_trigger(unique, reason="test over")
     with pytest.raises(NotFound, match=f"No trigger named '{unique}'"):
         client.get_trigger(unique)
+
+
+def test_the_scheduler_lease_reads_the_same_remotely(platform: dict[str, Any]) -> None:
+    from milepost.client import RemoteRuntime
+    from milepost.config import load_settings
+    from milepost.pipelines.scheduler import read_lease, take_lease
+
+    resolved = load_settings(
+        env={"MILEPOST_URL": platform["url"], "MILEPOST_TOKEN": platform["token"]},
+        cwd=Path(platform["home"]),
+    )
+    with RemoteRuntime(resolved) as remote:
+        assert remote.triggers.lease() == read_lease(platform["rt"].db)
+        take_lease(platform["rt"].db, "host-a:123", 30, int(time.time() * 1000))
+        held = remote.triggers.lease()
+        assert held is not None and held.holder == "host-a:123"
+        assert held == read_lease(platform["rt"].db)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from milepost.client._runtime import RemoteRuntime
     from milepost.pipelines.dag import Pipeline
     from milepost.pipelines.models import PipelineRun, PipelineSummary
+    from milepost.pipelines.scheduler import Lease
     from milepost.pipelines.triggers import Firing, Launcher, Trigger
 
 __all__ = ["RemotePipelines", "RemoteTriggers"]
@@ -288,6 +289,14 @@ class RemoteTriggers:
     def get_firing(self, firing_id: str) -> Firing:
         """One firing."""
         return _firing(self._http.request("GET", f"/firings/{seg(firing_id, 'Firing id')}"))
+
+    def lease(self) -> Lease | None:
+        """Who holds the scheduler's lease on the server's store (None: no scheduler
+        ever ran there)."""
+        from milepost.pipelines.scheduler import Lease
+
+        answer = self._http.request("GET", "/scheduler/lease")
+        return None if answer is None else record_from_dict(Lease, answer)
 
     def evaluate(self, *args: Any, **kwargs: Any) -> Any:
         """Not over HTTP: the scheduler evaluates triggers on the server's host."""

@@ -19,7 +19,8 @@ setting: an ``address`` is not taken over HTTP.
   ``POST /pipelines/runs/{run_id}/resume``.
 - ``GET|POST /triggers``, ``GET|DELETE /triggers/{name}``,
   ``POST /triggers/{name}/enable|disable|fire``, ``GET /firings`` (``trigger``,
-  ``limit``), ``GET /firings/{firing_id}``.
+  ``limit``), ``GET /firings/{firing_id}``; ``GET /scheduler/lease``: which scheduler
+  evaluates the triggers (null: none ever ran on this store).
 """
 
 from __future__ import annotations
@@ -235,3 +236,10 @@ def list_firings(request: Request, trigger: str | None = None, limit: int = 50) 
 def get_firing(request: Request, firing_id: str) -> dict[str, Any]:
     """One firing."""
     return _triggers(request).get_firing(firing_id).to_dict()
+
+
+@router.get("/scheduler/lease")
+def scheduler_lease(request: Request) -> dict[str, Any] | None:
+    """Who holds the scheduler's lease and until when (null: no scheduler ever ran)."""
+    lease = request.app.state.rt.triggers.lease()
+    return None if lease is None else lease.to_dict()
