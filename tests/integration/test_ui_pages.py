@@ -238,7 +238,10 @@ def test_a_revoked_token_ends_the_session(url: str, state: UiState) -> None:
         assert http.get("/experiments").status_code == 200
         state.rt.tokens.revoke(token.token_id)
         again = http.get("/experiments")
-        assert again.status_code == 303 and "why=" in again.headers["location"]
+        assert again.status_code == 303 and "why=ended" in again.headers["location"]
+        assert "Your session ended" in http.get(again.headers["location"]).text
+    with httpx.Client(base_url=url) as anonymous:  # no text from the URL on the page
+        assert "call us" not in anonymous.get("/login?why=call+us").text
 
 
 def test_the_api_ignores_the_session_cookie(url: str, admin: httpx.Client) -> None:
