@@ -33,6 +33,8 @@ router = page_router()
 
 #: The login form's double-submit CSRF cookie.
 LOGIN_COOKIE = "milepost_login"
+#: Why the login page is shown, by the code in its URL (never text from the URL itself).
+_REASONS = {"ended": "Your session ended: its token expired or was revoked. Log in again."}
 
 
 def safe_next(target: str | None) -> str:
@@ -74,7 +76,7 @@ def login_form(request: Request, next: str | None = None, why: str | None = None
     principal = principal_of(request)
     if principal is not None and why is None:
         return redirect(target)
-    return _login_page(request, target=target, why=why)
+    return _login_page(request, target=target, why=_REASONS.get(why or ""))
 
 
 @router.post("/login")
