@@ -112,12 +112,9 @@ def test_errors_are_the_same(client: milepost.Client, unique: str) -> None:
         client.get_model_version("models:/x/notastage")
 
 
-def test_remote_refuses_what_needs_local_files(platform: dict[str, Any]) -> None:
+def test_remote_evaluation_needs_a_registered_dataset(platform: dict[str, Any]) -> None:
     remote = remote_runtime(platform, platform["token"])
     try:
-        with pytest.raises(InvalidInput, match="not available in remote mode") as info:
-            remote.models.load("models:/m/1")
-        assert "stores are reachable" in (info.value.hint or "")
         with pytest.raises(InvalidInput, match="registered dataset version"):
             remote.evaluation.evaluate("models:/m/1", FRAME, target="churned")
         with pytest.raises(InvalidInput, match="trusted=True"):
@@ -182,7 +179,12 @@ def test_log_model(runtime: Any, platform: dict[str, Any], unique: str) -> None:
     assert mv.input_example == json.loads(x.head(3).to_json(orient="records"))
     loaded = rt.models.load(mv.uri)
     assert list(loaded.predict(x)) == list(model.predict(x))
-    assert rt.models.get_profile(unique, 1) is not None
+    here = runtime.models.load(f"models:/{unique}/latest")  # remotely: downloaded, loaded here
+    assert here.version.to_dict() == mv.to_dict()
+    assert list(here.predict(x)) == list(model.predict(x))
+    profile = runtime.models.get_profile(unique, 1)
+    assert profile is not None
+    assert profile.to_dict() == rt.models.get_profile(unique, 1).to_dict()
 
 
 def test_remote_model_upload_refusals(platform: dict[str, Any], unique: str) -> None:
