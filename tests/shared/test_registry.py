@@ -268,3 +268,18 @@ def test_a_project_token_logs_models_of_its_project_only(
         assert remote.models.log_model(mine.run_id, model, name=unique).author == "ci"
     finally:
         remote.close()
+
+
+def test_load_through_the_onnx_twin(runtime: Any, platform: dict[str, Any], unique: str) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rt = platform["rt"]
+    x, y = FRAME[["age", "spend"]], FRAME["churned"]
+    model = LogisticRegression().fit(x, y)
+    run = rt.tracking.start_run(experiment=unique)
+    mv = runtime.models.log_model(run.run_id, model, name=unique, input_example=x, onnx=True)
+    assert mv.has_onnx
+    loaded = runtime.models.load(mv.uri, prefer_onnx=True)
+    assert loaded.uses_onnx
+    assert list(loaded.predict(x)) == list(model.predict(x))
+    assert type(loaded.native).__name__ == "LogisticRegression"  # rebuilt on first use
