@@ -126,6 +126,13 @@ def test_log_in_open_a_run_and_see_its_metric_chart(browser: Any, url: str, stat
         assert re.fullmatch(r"M[\d.,]+( L[\d.,]+){19}", line.get_attribute("d") or "")
         box = page.locator("figure.chart[data-metric=loss] svg.chart").bounding_box()
         assert box is not None and box["width"] > 300 and box["height"] > 150
+        page.go_back()
+        page.locator("input[name=run]").nth(0).check()
+        page.locator("input[name=run]").nth(1).check()
+        assert page.locator("#compare-button").inner_text() == "Compare 2 selected runs"
+        page.click("#compare-button")
+        page.wait_for_selector("table.compare")
+        assert page.locator("figure.chart[data-metric=loss] path.line").count() == 2
 
 
 def test_a_second_user_approves_a_pending_promotion(browser: Any, url: str, state: UiState) -> None:
