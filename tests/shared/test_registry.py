@@ -245,3 +245,24 @@ def test_model_upload_of_a_broken_file_is_a_400(platform: dict[str, Any], unique
             headers={"Authorization": f"Bearer {platform['token']}"},
         )
         assert answer.status_code == 400, answer.text
+
+
+def test_a_project_token_logs_models_of_its_project_only(
+    platform: dict[str, Any], unique: str
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rt = platform["rt"]
+    _, secret = rt.tokens.create(f"{unique}-ci", "member", user="ci", project=unique)
+    mine = rt.tracking.start_run(experiment=unique)
+    other = rt.tracking.start_run(experiment=f"{unique}-other")
+    model = LogisticRegression().fit(FRAME[["age", "spend"]], FRAME["churned"])
+    remote = remote_runtime(platform, secret)
+    try:
+        with pytest.raises(PermissionDenied, match=unique):
+            remote.models.log_model(other.run_id, model, name=unique)
+        with pytest.raises(PermissionDenied, match=unique):
+            remote.data.inputs_of_run(other.run_id)
+        assert remote.models.log_model(mine.run_id, model, name=unique).author == "ci"
+    finally:
+        remote.close()

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from milepost.errors import InvalidInput
 from milepost.server.api.auth import needs, require_role
+from milepost.server.api.routes.tracking import scope_run
 
 router = APIRouter(tags=["registry"])
 
@@ -261,6 +262,8 @@ class FairnessBody(BaseModel):
 def evaluate(request: Request, name: str, version: int, body: EvaluateBody) -> dict[str, Any]:
     """Evaluate a version on a dataset version (``name@N``) and store the result. The
     model loads as the server's loaders trust it (never ``trusted`` from a request)."""
+    if body.run_id is not None:
+        scope_run(request, body.run_id)
     result: dict[str, Any] = (
         _rt(request)
         .evaluation.evaluate(
