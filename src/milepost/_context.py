@@ -430,8 +430,10 @@ def configure(*, cwd: Path | None = None, **overrides: Any) -> Runtime:
             replace_default_context(None)
             _remote = _open_remote(resolved)
             return cast("Runtime", _remote)
-        replace_default_context(StoreContext(resolved))
-        return get_runtime()
+        ctx = StoreContext(resolved)
+        replace_default_context(ctx)
+        _runtime = Runtime(context=ctx)  # so get_runtime() does not read the settings again
+        return _runtime
 
 
 def _close_remote() -> None:

@@ -111,3 +111,28 @@ def test_default_experiment_is_the_callers_setting(fluent: str) -> None:
     client = milepost.Client()
     experiment = client.get_experiment(client.get_run(active.run_id).experiment_id)
     assert experiment.name == "Default"
+
+
+def test_milepost_url_switches_the_process_to_remote(
+    platform: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from milepost.client import RemoteRuntime
+    from milepost.errors import ConfigError
+
+    monkeypatch.setenv("MILEPOST_URL", platform["url"])
+    monkeypatch.setenv("MILEPOST_TOKEN", platform["token"])
+    milepost.reset()
+    rt = milepost.get_runtime()
+    assert isinstance(rt, RemoteRuntime)
+    assert milepost.get_runtime() is rt
+    assert rt.whoami()["user"] == "alice"
+    with pytest.raises(ConfigError, match="not available in remote mode") as caught:
+        rt.db  # noqa: B018
+    assert "MILEPOST_URL" in str(caught.value)
+    assert not hasattr(rt, "blobs")  # still an AttributeError for hasattr
+    with pytest.raises(AttributeError):
+        rt._private  # noqa: B018
+    milepost.reset()
+    assert not (tmp_path / ".milepost").exists()  # nothing local was opened
+    back = milepost.configure(url=None)
+    assert isinstance(back, milepost.Runtime)
