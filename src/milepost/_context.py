@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from milepost import _validate as check
 from milepost.config import ResolvedSettings, Settings, build_settings, load_settings
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from types import ModuleType, TracebackType
 
     from milepost.cards.service import CardService
+    from milepost.client import RemoteRuntime
     from milepost.config import Source
     from milepost.data.service import DataService
     from milepost.evaluation.service import EvaluationService
@@ -374,12 +375,30 @@ def _resolve(cwd: Path | None, overrides: dict[str, Any]) -> ResolvedSettings:
 
 
 _runtime: Runtime | None = None
+_remote: RemoteRuntime | None = None
 _lock = threading.RLock()
 
 
 def get_runtime() -> Runtime:
-    """The process's runtime, built from the settings on first use."""
-    global _runtime
+    """The process's runtime, built from the settings on first use.
+
+    With the ``url`` setting (``MILEPOST_URL``) it is a
+    :class:`~milepost.client.RemoteRuntime`: the same services as proxies to that
+    ``milepost server``, and no local store is opened. (Typed as :class:`Runtime`: the
+    proxies have the services' methods, and callers need not tell the two apart.)
+    """
+    global _runtime, _remote
+    remote = _remote
+    if remote is not None:
+        return cast("Runtime", remote)
+    if _runtime is None:
+        with _lock:
+            if _remote is None and _runtime is None:
+                resolved = load_settings()
+                if resolved.settings.url:
+                    _remote = _open_remote(resolved)
+            if _remote is not None:
+                return cast("Runtime", _remote)
     ctx = default_context()
     rt = _runtime
     if rt is None or rt.context is not ctx:
@@ -390,11 +409,36 @@ def get_runtime() -> Runtime:
     return rt
 
 
+def _open_remote(resolved: ResolvedSettings) -> RemoteRuntime:
+    from milepost.client import RemoteRuntime  # httpx is imported only in remote mode
+
+    return RemoteRuntime(resolved)
+
+
 def configure(*, cwd: Path | None = None, **overrides: Any) -> Runtime:
-    """Replace the runtime: settings resolved as usual, then ``overrides`` applied."""
+    """Replace the runtime: settings resolved as usual, then ``overrides`` applied.
+
+    ``configure(url=..., token=...)`` switches the process to remote mode (no local store
+    is opened); ``configure(url=None)`` back to the embedded stores.
+    """
+    global _runtime, _remote
     with _lock:
-        replace_default_context(StoreContext(_resolve(cwd, overrides)))
+        resolved = _resolve(cwd, overrides)
+        _close_remote()
+        if resolved.settings.url:
+            _runtime = None
+            replace_default_context(None)
+            _remote = _open_remote(resolved)
+            return cast("Runtime", _remote)
+        replace_default_context(StoreContext(resolved))
         return get_runtime()
+
+
+def _close_remote() -> None:
+    global _remote
+    old, _remote = _remote, None
+    if old is not None:
+        old.close()
 
 
 def reset() -> None:
@@ -402,4 +446,7 @@ def reset() -> None:
     global _runtime
     with _lock:
         _runtime = None
-        replace_default_context(None)
+        try:
+            _close_remote()
+        finally:
+            replace_default_context(None)

@@ -109,7 +109,7 @@ def record_from_dict(
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass record")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     names = rename or {}
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
@@ -119,6 +119,87 @@ def record_from_dict(
         if key in data:
             kwargs[f.name] = _coerce(hints.get(f.name, Any), data[key])
     return cls(**kwargs)
+
+
+#: Where the records' annotation-only names live: a record module imports the types of
+#: nested records under ``TYPE_CHECKING`` only (``Signature`` in ModelVersion), so they
+#: are looked up in the capability packages that export them.
+_RECORD_PACKAGES = (
+    "milepost.models",
+    "milepost.promotion",
+    "milepost.evaluation",
+    "milepost.cards",
+    "milepost.data",
+    "milepost.tracking",
+    "milepost.governance",
+    "milepost.features",
+    "milepost.serving",
+    "milepost.pipelines",
+    "milepost.monitoring",
+)
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """``cls``'s field annotations as types, finding the names its module imports only
+    for type checkers; a field whose annotation cannot be resolved (``pa.Table``) is Any:
+    its value is taken as the JSON gives it."""
+    cached = _HINTS.get(cls)
+    if cached is not None:
+        return cached
+    import sys
+
+    module = sys.modules.get(cls.__module__)
+    namespace = dict(vars(module)) if module is not None else {}
+    hints: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        hints[f.name] = _resolve(f.type, namespace)
+    _HINTS[cls] = hints
+    return hints
+
+
+def _resolve(annotation: Any, namespace: dict[str, Any]) -> Any:
+    if not isinstance(annotation, str):
+        return annotation
+    while True:
+        try:
+            return eval(annotation, namespace)  # noqa: S307 - our own dataclass annotations
+        except NameError as exc:
+            missing = exc.name
+            if not missing or missing in namespace:
+                return Any
+            found = _exported(missing)
+            if found is None:
+                return Any
+            namespace[missing] = found
+        except Exception:
+            return Any
+
+
+def _exported(name: str) -> Any:
+    """The type the standard library's typing modules or a capability package (imported
+    on demand) export as ``name``, or None."""
+    import collections.abc
+    import datetime as dt
+    import importlib
+    import pathlib
+    import sys
+
+    for module in (collections.abc, typing, dt, pathlib):
+        if hasattr(module, name):
+            return getattr(module, name)
+    for package in _RECORD_PACKAGES:
+        loaded = sys.modules.get(package)
+        if loaded is not None and isinstance(getattr(loaded, name, None), type):
+            return getattr(loaded, name)
+    for package in _RECORD_PACKAGES:
+        try:
+            value = getattr(importlib.import_module(package), name, None)
+        except ImportError:  # pragma: no cover - an optional extra is missing
+            continue
+        if isinstance(value, type):
+            return value
+    return None
 
 
 def _coerce(tp: Any, value: Any) -> Any:

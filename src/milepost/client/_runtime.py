@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import TYPE_CHECKING, Any
 
 from milepost.client._transport import Transport
+from milepost.errors import ConfigError
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from milepost.config import ResolvedSettings, Settings
 
-__all__ = ["PROXIES", "RemoteRuntime"]
+__all__ = ["PROXIES", "RemoteRuntime", "RemoteUnavailable"]
 
 #: Service name -> the proxy class (``module:Class``) standing in for it remotely. Each
 #: proxy is built as ``Class(runtime)``, reaching the server through
@@ -48,33 +50,54 @@ class RemoteRuntime:
     def __init__(self, resolved: ResolvedSettings) -> None:
         settings = resolved.settings
         if not settings.url:
-            raise ValueError("RemoteRuntime needs the url setting (MILEPOST_URL)")
+            raise ConfigError(
+                "A remote runtime needs the url setting.",
+                hint="Set MILEPOST_URL to the server, e.g. http://127.0.0.1:8080.",
+            )
         self.resolved = resolved
         token = settings.token.get_secret_value() if settings.token is not None else None
         self.transport = Transport(settings.url, token)
         self._services: dict[str, Any] = {}
+        self._lock = threading.RLock()
 
     def __getattr__(self, name: str) -> Any:
         target = PROXIES.get(name)
         if target is None:
-            raise AttributeError(f"{name!r} is not available in remote mode (MILEPOST_URL is set)")
+            if name.startswith("_") or name in ("transport", "resolved"):
+                raise AttributeError(name)  # not built yet (or a protocol probe)
+            raise RemoteUnavailable(
+                f"{name!r} is not available in remote mode: this process talks to the "
+                f"Milepost server at {self.transport.url} (MILEPOST_URL), not to the stores.",
+                hint="Run this where the stores are reachable, without MILEPOST_URL (e.g. "
+                "on the server's host), or use the server's API.",
+            )
         proxy = self._services.get(name)
         if proxy is None:
-            module, _, cls = target.partition(":")
-            proxy = getattr(importlib.import_module(module), cls)(self)
-            self._services[name] = proxy
+            with self._lock:
+                proxy = self._services.get(name)
+                if proxy is None:
+                    proxy = self._services[name] = _build(name, target, self)
         return proxy
 
     @property
     def settings(self) -> Settings:
         return self.resolved.settings
 
+    def whoami(self) -> dict[str, Any]:
+        """Who the server takes this client for: user, role, token id and project."""
+        return dict(self.transport.request("GET", "/whoami"))
+
     def close(self) -> None:
-        """Flush pending writes and close the connection pool."""
-        tracking = self._services.get("tracking")
-        if tracking is not None:
-            tracking.flush()
-        self.transport.close()
+        """Flush pending writes (metrics), stop background senders, close the pool."""
+        with self._lock:
+            services, self._services = list(self._services.values()), {}
+        try:
+            for proxy in reversed(services):
+                close = getattr(proxy, "close", None)
+                if callable(close):
+                    close()
+        finally:
+            self.transport.close()
 
     def __enter__(self) -> RemoteRuntime:
         return self
@@ -89,3 +112,28 @@ class RemoteRuntime:
 
     def __repr__(self) -> str:
         return f"<RemoteRuntime {self.transport.url}>"
+
+
+class RemoteUnavailable(ConfigError, AttributeError):
+    """Something embedded mode has that a remote runtime does not (yet).
+
+    A :class:`~milepost.errors.ConfigError`, so it is reported like every Milepost error;
+    also an ``AttributeError``, so ``hasattr(runtime, name)`` stays False.
+    """
+
+
+def _build(name: str, target: str, runtime: RemoteRuntime) -> Any:
+    module, _, cls = target.partition(":")
+    try:
+        proxy_class = getattr(importlib.import_module(module), cls, None)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        proxy_class = None
+    if proxy_class is None:
+        raise RemoteUnavailable(
+            f"{name!r} is not available in remote mode yet: this Milepost has no remote "
+            f"client for it ({target}).",
+            hint="Run it where the stores are reachable, without MILEPOST_URL.",
+        )
+    return proxy_class(runtime)

@@ -8,15 +8,16 @@ mode catches the same exceptions remotely.
 
 from __future__ import annotations
 
-import threading
+import os
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from milepost.errors import BackendUnavailable, MilepostError
+from milepost.errors import BackendUnavailable, InvalidInput, MilepostError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
 __all__ = ["Transport", "error_from_wire"]
 
@@ -55,7 +56,7 @@ class Transport:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._client = httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=timeout)
-        self._lock = threading.Lock()
+        _LIVE.add(self)
 
     def request(
         self,
@@ -92,12 +93,15 @@ class Transport:
             request = self._client.build_request(
                 method, path, json=json, params=clean, content=content, headers=headers
             )
+        except (TypeError, ValueError) as exc:  # JSON cannot carry the value
+            raise InvalidInput(
+                f"Cannot send this request to the server: {exc}.",
+                hint="Pass plain data: strings, numbers, lists and dicts with string keys.",
+            ) from None
+        try:
             response = self._client.send(request, stream=stream)
         except httpx.HTTPError as exc:
-            raise BackendUnavailable(
-                f"Cannot reach the Milepost server at {self.url}: {exc}.",
-                hint="Check MILEPOST_URL and that `milepost server` is running there.",
-            ) from exc
+            raise _unreachable(self.url, exc) from exc
         if response.status_code >= 400:
             if stream:
                 response.read()
@@ -108,6 +112,40 @@ class Transport:
             raise error_from_wire(response.status_code, body)
         return response
 
+    def iter_bytes(self, response: httpx.Response, chunk_size: int) -> Iterator[bytes]:
+        """A streamed response's body in chunks; a connection lost midway raises
+        BackendUnavailable."""
+        try:
+            yield from response.iter_bytes(chunk_size)
+        except httpx.HTTPError as exc:
+            raise _unreachable(self.url, exc) from exc
+
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
+
+    def _reset_in_child(self) -> None:
+        # The parent's pooled connections are its own; the child opens new ones.
+        self._client = httpx.Client(
+            base_url=self._client.base_url,
+            headers=self._client.headers,
+            timeout=self._client.timeout,
+        )
+
+
+def _unreachable(url: str, exc: httpx.HTTPError) -> BackendUnavailable:
+    return BackendUnavailable(
+        f"Cannot reach the Milepost server at {url}: {type(exc).__name__}: {exc}.",
+        hint="Check MILEPOST_URL and that `milepost server` is running there.",
+    )
+
+
+_LIVE: weakref.WeakSet[Transport] = weakref.WeakSet()
+
+
+def _reset_all_in_child() -> None:
+    for transport in list(_LIVE):
+        transport._reset_in_child()
+
+
+os.register_at_fork(after_in_child=_reset_all_in_child)

@@ -129,16 +129,21 @@ class AuditService:
         since_ms: int | None = None,
         until_ms: int | None = None,
         limit: int = 100,
+        before_seq: int | None = None,
     ) -> list[AuditEvent]:
         """Events, newest first, filtered by any of the arguments.
 
         ``action`` accepts ``*`` as a wildcard (``run.*``); ``since_ms`` is inclusive and
-        ``until_ms`` exclusive (ms since the epoch, UTC).
+        ``until_ms`` exclusive (ms since the epoch, UTC). ``before_seq`` pages: only
+        events older than that sequence number (pass the last ``seq`` of a page to get
+        the next one).
         """
         check.integer(limit, "limit", minimum=1)
+        if before_seq is not None:
+            check.integer(before_seq, "before_seq", minimum=1)
         filters = _check_filters(object_type, object_id, actor, action, since_ms, until_ms)
         with self._store.read() as conn:
-            return query_events(conn, limit=limit, **filters)
+            return query_events(conn, limit=limit, before_seq=before_seq, **filters)
 
     def export(
         self,

@@ -222,14 +222,15 @@ def event_filters(
     return clauses
 
 
-def query_events(conn: Connection, *, limit: int = 100, **filters: Any) -> list[AuditEvent]:
-    """The newest matching events first (``filters``: those of :func:`event_filters`)."""
-    q = (
-        sa.select(audit_events)
-        .where(*event_filters(**filters))
-        .order_by(audit_events.c.seq.desc())
-        .limit(limit)
-    )
+def query_events(
+    conn: Connection, *, limit: int = 100, before_seq: int | None = None, **filters: Any
+) -> list[AuditEvent]:
+    """The newest matching events first (``filters``: those of :func:`event_filters`;
+    ``before_seq``: only events older than that one, the next page after it)."""
+    clauses = event_filters(**filters)
+    if before_seq is not None:
+        clauses.append(audit_events.c.seq < before_seq)
+    q = sa.select(audit_events).where(*clauses).order_by(audit_events.c.seq.desc()).limit(limit)
     return [_to_event(r) for r in conn.execute(q).mappings()]
 
 

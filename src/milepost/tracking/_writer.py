@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from milepost.tracking.backends.sql import MetricRow
 
-__all__ = ["MAX_PENDING", "MetricStore", "MetricWriter"]
+__all__ = ["MAX_PENDING", "MetricStore", "MetricWriter", "write_isolating"]
 
 log = logging.getLogger("milepost.tracking")
 
@@ -179,12 +179,7 @@ class MetricWriter:
                 raise Unwritten(unwritten) from exc
 
     def _refuse(self, row: MetricRow, exc: MilepostError) -> None:
-        run_id, _, key, value, _, step = row
-        message = f"{key!r} = {value!r} at step {step} was refused: {exc.message}"
-        message = message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
-        log.warning("Run %s: metric %s; the value was dropped.", run_id, message)
-        count, first = self._refused.get(run_id, (0, message))
-        self._refused[run_id] = (count + 1, first)
+        _count_refused(self._refused, row, exc)
         self.refused_total += 1
 
     def _record_refused(self) -> None:
@@ -226,3 +221,45 @@ class MetricWriter:
     def _reset_in_child(self) -> None:
         self._refused = {}
         self._last_beat = -float("inf")
+
+
+def _count_refused(refused: dict[str, tuple[int, str]], row: MetricRow, exc: MilepostError) -> None:
+    run_id, _, key, value, _, step = row
+    message = f"{key!r} = {value!r} at step {step} was refused: {exc.message}"
+    message = message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "..."
+    log.warning("Run %s: metric %s; the value was dropped.", run_id, message)
+    count, first = refused.get(run_id, (0, message))
+    refused[run_id] = (count + 1, first)
+
+
+def write_isolating(store: MetricStore, rows: Sequence[MetricRow]) -> int:
+    """Write rows now, in one transaction when the database takes them all.
+
+    The synchronous twin of the writer's batches (the platform server writes a remote
+    client's batch this way, so the client's ``flush()`` means durable): rows the
+    database refuses are isolated by bisection, dropped and counted on their runs; any
+    other error propagates.
+
+    Returns:
+        How many rows were refused.
+    """
+    refused: dict[str, tuple[int, str]] = {}
+    todo = [list(rows)] if rows else []
+    total = 0
+    while todo:
+        part = todo.pop()
+        try:
+            store.insert_metrics(part)
+        except _ROW_ERRORS as exc:
+            if len(part) == 1:
+                _count_refused(refused, part[0], exc)
+                total += 1
+            else:
+                middle = len(part) // 2
+                todo += [part[middle:], part[:middle]]
+    if refused:
+        try:
+            store.record_metric_errors(refused)
+        except _ROW_ERRORS as exc:
+            log.error("Could not record refused metric values on their runs: %s", exc)
+    return total

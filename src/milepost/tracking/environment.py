@@ -18,14 +18,20 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = [
     "EnvironmentInfo",
     "GitInfo",
     "ProcessInfo",
+    "RunOrigin",
     "capture_environment",
+    "environment_of",
     "git_info",
     "process_info",
     "source_name",
@@ -69,12 +75,18 @@ def capture_environment() -> EnvironmentInfo:
         name = dist.name
         if name:
             packages.add(f"{name.lower().replace('_', '-')}=={dist.version}")
-    ordered = tuple(sorted(packages))
+    return environment_of(platform.python_version(), platform.platform(), packages)
+
+
+def environment_of(python_version: str, plat: str, packages: Iterable[str]) -> EnvironmentInfo:
+    """An environment from its parts, with its hashes computed here (never taken on trust:
+    the platform server rebuilds a remote client's environment this way)."""
+    ordered = tuple(sorted(set(packages)))
     packages_hash = hashlib.sha256("\n".join(ordered).encode()).hexdigest()
-    py = platform.python_version()
-    plat = platform.platform()
-    env_hash = hashlib.sha256(json.dumps([py, plat, packages_hash]).encode()).hexdigest()
-    return EnvironmentInfo(py, plat, ordered, packages_hash, env_hash)
+    env_hash = hashlib.sha256(
+        json.dumps([python_version, plat, packages_hash]).encode()
+    ).hexdigest()
+    return EnvironmentInfo(python_version, plat, ordered, packages_hash, env_hash)
 
 
 def _caller_dir() -> Path:
@@ -139,3 +151,26 @@ def source_name() -> str:
     """What started this process: the script's path or ``<interactive>``."""
     script = sys.argv[0] if sys.argv else ""
     return script if script else "<interactive>"
+
+
+@dataclass(frozen=True)
+class RunOrigin:
+    """Where a run is started from: the starting process's environment, git state,
+    identity and script.
+
+    ``local`` is True for this process (:meth:`here`): its tracking service then owns the
+    run (heartbeats, never reaped while it lives). The platform server starts runs for
+    remote clients with their origin (``local=False``): the client owns them and sends
+    their heartbeats.
+    """
+
+    env: EnvironmentInfo
+    git: GitInfo | None
+    process: ProcessInfo
+    source: str
+    local: bool = True
+
+    @classmethod
+    def here(cls) -> RunOrigin:
+        """This process."""
+        return cls(capture_environment(), git_info(), process_info(), source_name())

@@ -6,6 +6,7 @@ artifact bytes; :class:`~milepost.tracking.backends.sql.SqlTrackingStore` persis
 
 from __future__ import annotations
 
+import logging
 import numbers
 import os
 import re
@@ -15,7 +16,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from milepost import _validate as check
 from milepost._actor import ActorAttribute
@@ -25,7 +26,7 @@ from milepost.stores.paths import safe_join, safe_relpath
 from milepost.tracking import _names
 from milepost.tracking._filter import parse_filter, parse_order_by
 from milepost.tracking._values import int64, metric_value, short_repr
-from milepost.tracking._writer import MetricWriter
+from milepost.tracking._writer import MetricWriter, write_isolating
 from milepost.tracking.backends.sql import (
     SqlTrackingStore,
     decode_page_token,
@@ -33,13 +34,7 @@ from milepost.tracking.backends.sql import (
     now_ms,
     query_key,
 )
-from milepost.tracking.environment import (
-    capture_environment,
-    git_info,
-    process_alive,
-    process_info,
-    source_name,
-)
+from milepost.tracking.environment import RunOrigin, process_alive, process_info
 from milepost.tracking.models import (
     ArtifactInfo,
     Environment,
@@ -57,7 +52,9 @@ if TYPE_CHECKING:
     from milepost.stores.blobs import BlobStore
     from milepost.stores.metadata import MetadataStore
 
-__all__ = ["StaleRun", "TrackingService"]
+__all__ = ["StaleRun", "TrackingService", "artifact_files", "download_target"]
+
+log = logging.getLogger("milepost.tracking")
 
 
 @dataclass(frozen=True)
@@ -234,8 +231,12 @@ class TrackingService:
         run_name: str | None = None,
         tags: Mapping[str, Any] | None = None,
         parent_run_id: str | None = None,
+        origin: RunOrigin | None = None,
     ) -> Run:
         """Create a RUNNING run owned by this process.
+
+        ``origin`` (the platform server, for a remote client) records the run as started
+        by that client's process and environment; the client then owns it.
 
         Raises:
             NotFound: ``parent_run_id`` does not exist.
@@ -261,9 +262,9 @@ class TrackingService:
         if parent_run_id is not None and self.store.get_run(parent_run_id) is None:
             raise NotFound(f"Parent run {parent_run_id} does not exist.")
         run_id = uuid.uuid4().hex
-        env = capture_environment()
-        git = git_info()
-        proc = process_info()
+        if origin is None:
+            origin = RunOrigin.here()
+        env, git, proc = origin.env, origin.git, origin.process
         start = now_ms()
         values: dict[str, Any] = {
             "run_id": run_id,
@@ -274,7 +275,7 @@ class TrackingService:
             "user": self.actor,
             "parent_run_id": parent_run_id,
             "env_hash": env.env_hash,
-            "source": source_name()[:1024],
+            "source": origin.source[:1024],
             "git_commit": git.commit if git else None,
             "git_dirty": git.dirty if git else None,
             "git_root": git.root if git else None,
@@ -284,11 +285,13 @@ class TrackingService:
             "heartbeat_at": start,
         }
         self.store.create_run(values, env=env, tags=clean_tags, actor=self.actor)
-        _active.note_started(run_id)
         with self._lock:
-            self._owned[run_id] = exp.experiment_id
             self._writable[run_id] = exp.experiment_id
-        self.writer.start()
+        if origin.local:
+            _active.note_started(run_id)
+            with self._lock:
+                self._owned[run_id] = exp.experiment_id
+            self.writer.start()
         # Built from what was just written rather than read back (run creation is hot).
         return Run(
             run_id=run_id,
@@ -606,6 +609,49 @@ class TrackingService:
         """Block until every queued metric value is committed."""
         self.writer.flush()
 
+    def write_metrics(self, rows: Sequence[tuple[str, str, Any, Any, Any]]) -> int:
+        """Write ``(run_id, key, value, timestamp, step)`` rows now, not queued: durable
+        when this returns (the platform server's batched metric log).
+
+        Every row is checked first (nothing is written when one is bad). Rows of runs that
+        do not exist, and rows the database refuses, are dropped and counted on their
+        runs, as the background writer does (see ``_writer``).
+
+        Returns:
+            How many rows were dropped.
+
+        Raises:
+            InvalidInput: a bad name, value, step or timestamp.
+        """
+        clean: list[tuple[str, str, float, int, int]] = []
+        for run_id, key, value, timestamp, step in rows:
+            _run_id(run_id)
+            if key not in self._keys_ok:
+                validate_key(key, "metric")
+                self._keys_ok.add(key)
+            clean.append(
+                (
+                    run_id,
+                    key,
+                    metric_value(key, value),
+                    int64("timestamp", timestamp),
+                    int64("step", step),
+                )
+            )
+        known = self.store.run_experiments({r[0] for r in clean})
+        ready = [(r, known[r], k, v, t, s) for r, k, v, t, s in clean if r in known]
+        dropped = len(clean) - len(ready)
+        if dropped:
+            log.warning("Dropped %d metric values of runs that do not exist.", dropped)
+        return dropped + write_isolating(
+            self.store, [(r, e[0], k, v, t, s) for r, e, k, v, t, s in ready]
+        )
+
+    def heartbeat(self, run_ids: Sequence[str]) -> None:
+        """Record that the owner of these RUNNING runs (a remote client) is alive."""
+        check.string_list(run_ids, "run_ids")
+        self.store.heartbeat([_run_id(r) for r in run_ids])
+
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every value of a metric (flushing this process's queue first)."""
         validate_key(key, "metric")
@@ -637,33 +683,7 @@ class TrackingService:
     ) -> list[ArtifactInfo]:
         """Store a directory tree. Links that leave it are refused before anything is stored."""
         _run_id(run_id)
-        root = check.local_path(
-            local_dir, "Artifact directory", kind="dir", hint="Use log_artifact for a file."
-        )
-        if artifact_path is not None:
-            check.text(artifact_path, "artifact_path")
-        real_root = root.resolve()
-        files: list[tuple[Path, str]] = []
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            for name in [*filenames, *dirnames]:
-                full = Path(dirpath) / name
-                if full.is_symlink():
-                    real = full.resolve()
-                    if real_root not in real.parents:
-                        raise InvalidInput(
-                            f"Refused {full}: it is a link to {real}, outside {real_root}.",
-                            hint="Copy the target into the directory or remove the link.",
-                        )
-                    if real.is_dir():
-                        raise InvalidInput(
-                            f"Refused {full}: links to directories are not followed.",
-                            hint="Replace the link with the directory itself.",
-                        )
-            for name in filenames:
-                full = Path(dirpath) / name
-                rel = full.relative_to(root).as_posix()
-                target = rel if not artifact_path else f"{artifact_path}/{rel}"
-                files.append((full, safe_relpath(target)))
+        files = artifact_files(local_dir, artifact_path)
         infos = []
         for full, rel in files:
             ref = self.blobs.put_file(full)
@@ -682,6 +702,37 @@ class TrackingService:
         self.store.record_artifacts(run_id, [info])
         return info
 
+    def log_file(self, run_id: str, local_path: Path, artifact_file: str) -> ArtifactInfo:
+        """Store one local file as the artifact ``artifact_file`` (an exact path; the
+        platform server's upload, spooled to disk, lands here)."""
+        _run_id(run_id)
+        rel = safe_relpath(artifact_file)
+        self.get_run(run_id)
+        ref = self.blobs.put_file(local_path)
+        info = ArtifactInfo(rel, ref.digest, ref.size)
+        self.store.record_artifacts(run_id, [info])
+        return info
+
+    def open_artifact(self, run_id: str, path: str) -> tuple[ArtifactInfo, IO[bytes]]:
+        """One artifact file and a reader of its bytes (verified as read; close it).
+
+        Raises:
+            NotFound: the run has no such artifact.
+        """
+        info = self._artifact(run_id, path)
+        return info, self.blobs.open(info.digest)
+
+    def _artifact(self, run_id: str, path: str) -> ArtifactInfo:
+        _run_id(run_id)
+        rel = safe_relpath(path)
+        match = [a for a in self.store.list_artifacts(run_id, rel) if a.path == rel]
+        if not match:
+            raise NotFound(
+                f"Run {run_id} has no artifact {rel!r}.",
+                hint=f"List them with `milepost runs show {run_id}`.",
+            )
+        return match[0]
+
     def list_artifacts(self, run_id: str, path: str = "") -> list[ArtifactInfo]:
         """A run's artifacts under ``path`` (all by default)."""
         _run_id(run_id)
@@ -691,12 +742,7 @@ class TrackingService:
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
         """The bytes of one artifact file. Raises NotFound."""
-        _run_id(run_id)
-        rel = safe_relpath(path)
-        match = [a for a in self.store.list_artifacts(run_id, rel) if a.path == rel]
-        if not match:
-            raise NotFound(f"Run {run_id} has no artifact {rel!r}.")
-        return self.blobs.get_bytes(match[0].digest)
+        return self.blobs.get_bytes(self._artifact(run_id, path).digest)
 
     def download_artifacts(
         self, run_id: str, path: str = "", dst: str | os.PathLike[str] = "."
@@ -716,7 +762,7 @@ class TrackingService:
         if not items:
             raise NotFound(f"Run {run_id} has no artifacts under {path or '/'!r}.")
         with writing_to(dest_root):
-            targets = [(item, _download_target(dest_root, item.path)) for item in items]
+            targets = [(item, download_target(dest_root, item.path)) for item in items]
             dest_root.mkdir(parents=True, exist_ok=True)
         for item, target in targets:
             self.blobs.download(item.digest, target)
@@ -727,7 +773,45 @@ class TrackingService:
         self.writer.close()
 
 
-def _download_target(root: Path, relpath: str) -> Path:
+def artifact_files(
+    local_dir: str | os.PathLike[str], artifact_path: str | None
+) -> list[tuple[Path, str]]:
+    """The files of a directory tree to log, each with its artifact path.
+
+    Links that leave the tree, and links to directories, are refused before anything is
+    stored (``log_artifacts``, embedded and remote).
+    """
+    root = check.local_path(
+        local_dir, "Artifact directory", kind="dir", hint="Use log_artifact for a file."
+    )
+    if artifact_path is not None:
+        check.text(artifact_path, "artifact_path")
+    real_root = root.resolve()
+    files: list[tuple[Path, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in [*filenames, *dirnames]:
+            full = Path(dirpath) / name
+            if full.is_symlink():
+                real = full.resolve()
+                if real_root not in real.parents:
+                    raise InvalidInput(
+                        f"Refused {full}: it is a link to {real}, outside {real_root}.",
+                        hint="Copy the target into the directory or remove the link.",
+                    )
+                if real.is_dir():
+                    raise InvalidInput(
+                        f"Refused {full}: links to directories are not followed.",
+                        hint="Replace the link with the directory itself.",
+                    )
+        for name in filenames:
+            full = Path(dirpath) / name
+            rel = full.relative_to(root).as_posix()
+            target = rel if not artifact_path else f"{artifact_path}/{rel}"
+            files.append((full, safe_relpath(target)))
+    return files
+
+
+def download_target(root: Path, relpath: str) -> Path:
     """Where an artifact is downloaded to, refused when something is in the way."""
     target = safe_join(root, relpath)
     real_root = root.resolve()
