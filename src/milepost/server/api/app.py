@@ -86,6 +86,9 @@ def create_app(rt: Runtime, *, auth: AuthConfig | None = None, ui: bool = True) 
     return app
 
 
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+
+
 def _publish_schema(app: FastAPI) -> None:
     """The OpenAPI schema as the API behaves: bearer tokens, each route's role
     (``x-milepost-role``), and 400 (not FastAPI's 422) for a request it cannot parse."""
@@ -106,7 +109,11 @@ def _publish_schema(app: FastAPI) -> None:
             for method, operation in item.items():
                 if not isinstance(operation, dict) or "responses" not in operation:
                     continue
-                operation["responses"].pop("422", None)
+                responses = operation["responses"]
+                responses.pop("422", None)
+                for status in ERROR_RESPONSES:  # JSON, whatever the route's own answers are
+                    if str(status) in responses:
+                        responses[str(status)]["content"] = _ERROR_CONTENT
                 if path.startswith(f"{API_PREFIX}/") and operation.get("security") != []:
                     operation[ROLE_KEY] = required_role(method, operation)
         schemas = components.get("schemas", {})
