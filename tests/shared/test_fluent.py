@@ -136,3 +136,30 @@ def test_milepost_url_switches_the_process_to_remote(
     assert not (tmp_path / ".milepost").exists()  # nothing local was opened
     back = milepost.configure(url=None)
     assert isinstance(back, milepost.Runtime)
+
+
+def test_module_level_data_functions_reach_the_server_in_remote_mode(
+    platform: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unique: str
+) -> None:
+    """``milepost.data.register`` and friends take the process's runtime: in remote mode
+    the server's, even when they are the first call (no local store is opened); what
+    needs local stores (a FeatureStore) says so."""
+    import pandas as pd
+
+    from milepost.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MILEPOST_URL", platform["url"])
+    monkeypatch.setenv("MILEPOST_TOKEN", platform["token"])
+    milepost.reset()
+    try:
+        made = milepost.data.register(unique, pd.DataFrame({"x": [1, 2, 3]}))
+        assert made.version == 1 and milepost.data.get(unique).version_id == made.version_id
+        assert [v.version for v in milepost.data.list_versions(unique)] == [1]
+        stored = platform["rt"].data.get(f"{unique}@1")  # on the server's store
+        assert stored.num_rows == 3 and stored.content_hash == made.content_hash
+        with pytest.raises(ConfigError, match="remote mode"):
+            milepost.features.FeatureStore([])
+    finally:
+        milepost.reset()
+    assert not (tmp_path / ".milepost").exists()  # nothing local was opened
