@@ -109,3 +109,29 @@ def test_update_and_delete(client: milepost.Client, drifting: tuple[str, int]) -
         client.get_monitor(name)
     with pytest.raises(NotFound):
         client.create_monitor(f"{name}-x", endpoint=f"{endpoint}-missing")
+
+
+def test_a_webhook_needs_an_admin_over_http(
+    platform: dict[str, Any], drifting: tuple[str, int]
+) -> None:
+    """The server posts alerts to a monitor's webhook from its own network: a member may
+    define and change monitors, but only an admin may point one at a URL."""
+    import httpx
+
+    endpoint, _ = drifting
+    _, member = platform["rt"].tokens.create("webhook-member", "member", user="mona")
+    name = f"{endpoint}-hooked"
+    with httpx.Client(
+        base_url=platform["url"] + "/api/v1", headers={"Authorization": f"Bearer {member}"}
+    ) as http:
+        refused = http.post(
+            "/monitors", json={"name": name, "endpoint": endpoint, "webhook": "http://10.0.0.1/"}
+        )
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["details"] == {"needed": "admin", "held": "member"}
+        made = http.post("/monitors", json={"name": name, "endpoint": endpoint})
+        assert made.status_code == 201, made.text
+        changed = http.patch(f"/monitors/{name}", json={"webhook": "http://169.254.169.254/"})
+        assert changed.status_code == 403
+        assert http.patch(f"/monitors/{name}", json={"enabled": False}).status_code == 200
+    assert platform["rt"].monitors.get(name).webhook is None

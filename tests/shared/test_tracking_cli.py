@@ -45,7 +45,9 @@ def test_experiments_and_runs_commands(
     )
     assert [r["name"] for r in page["runs"]] == ["c2", "c1"]
     assert page["next_page_token"]
-    # (`runs show` also reads the run's dataset inputs: remote once RemoteData lands)
+    shown = _json("runs", "show", page["runs"][0]["run_id"], env=env, cwd=tmp_path)
+    assert shown["metrics"] == {"acc": 0.2} and shown["environment"]["env_hash"]
+    assert shown["inputs"] == [] and shown["artifacts"] == []
 
     human = cli_in_process("runs", "list", "-e", unique, cwd=tmp_path, env=env)
     assert human.returncode == 0 and "c0" in human.stdout

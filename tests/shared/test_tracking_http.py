@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 import milepost
-from milepost.server.api.routes import artifacts
 from tests._server import platform_server
 
 
@@ -164,17 +163,10 @@ def test_path_traversal_is_refused(api: httpx.Client, unique: str, path: str) ->
     assert api.get(f"/runs/{rid}/artifacts").json()["items"] == []
 
 
-def test_oversized_upload_is_refused_and_nothing_stored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from milepost.config import Settings
-
-    home = str(tmp_path / ".milepost")
-    if "server_max_upload_mb" in Settings.model_fields:
-        opened = milepost.Runtime.open(home=home, user="ulla", server_max_upload_mb=1)
-    else:  # until the setting lands, the route's fallback limit
-        monkeypatch.setattr(artifacts, "DEFAULT_MAX_UPLOAD_MB", 1)
-        opened = milepost.Runtime.open(home=home, user="ulla")
+def test_oversized_upload_is_refused_and_nothing_stored(tmp_path: Path) -> None:
+    opened = milepost.Runtime.open(
+        home=str(tmp_path / ".milepost"), user="ulla", server_max_upload_mb=1
+    )
     with opened as rt:
         _, secret = rt.tokens.create("up", "admin")
         limit = 1 << 20

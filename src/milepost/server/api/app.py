@@ -75,12 +75,9 @@ def create_app(rt: Runtime, *, auth: AuthConfig | None = None, ui: bool = True) 
         api.include_router(module.router)
     app.include_router(api)
     if ui:
-        try:
-            from milepost.server.ui import mount_ui  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:  # pragma: no cover - the UI package is part of Milepost
-            pass
-        else:
-            mount_ui(app)
+        from milepost.server.ui import mount_ui
+
+        mount_ui(app)
     app.add_middleware(AuthMiddleware)
     _publish_schema(app)
     return app

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 
 from milepost.errors import InvalidInput, PermissionDenied
-from milepost.server.api.routes.data import _spool_dir, _too_large, max_upload_bytes
+from milepost.server.api.routes.artifacts import max_upload_bytes
+from milepost.server.api.routes.data import _spool_dir, _too_large
+from milepost.server.api.routes.tracking import scope_run
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -147,6 +149,8 @@ async def receive_model(request: Request, name: str) -> dict[str, Any]:
             hint="Send a smaller input example (log_model keeps 5 rows).",
         )
     header = _header(await body.read(size, "header"))
+    if isinstance(header.get("run_id"), str):  # a project-scoped token logs its runs only
+        await run_in_threadpool(scope_run, request, header["run_id"])
     spool = _spool_dir(request)
     with tempfile.TemporaryDirectory(dir=spool, prefix="model-") as tmp:
         model_path = Path(tmp) / "model"

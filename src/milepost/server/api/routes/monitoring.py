@@ -1,6 +1,8 @@
 """``/api/v1`` routes: monitors, their results over time, and alerts.
 
 Viewers read; members create, change, delete and run monitors and acknowledge alerts.
+Setting a webhook needs admin: the server posts alerts to that URL from its own network,
+so a member must not be able to point it at internal hosts.
 
 - ``GET /monitors``, ``POST /monitors``, ``GET|PATCH|DELETE /monitors/{name}``: the
   definitions (a PATCH changes only the fields it names; ``"schedule": null`` makes a
@@ -18,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
+
+from milepost.server.api.auth import require_role
 
 if TYPE_CHECKING:
     from milepost.monitoring.service import MonitorService
@@ -76,7 +80,9 @@ def list_monitors(request: Request) -> dict[str, Any]:
 
 @router.post("/monitors", status_code=201)
 def create_monitor(request: Request, body: MonitorCreate) -> dict[str, Any]:
-    """Define a monitor (audited)."""
+    """Define a monitor (audited); a webhook needs admin."""
+    if body.webhook is not None:
+        require_role(request, "admin")
     return _monitors(request).create(**body.model_dump()).to_dict()
 
 
@@ -88,8 +94,10 @@ def get_monitor(request: Request, name: str) -> dict[str, Any]:
 
 @router.patch("/monitors/{name}")
 def update_monitor(request: Request, name: str, body: MonitorUpdate) -> dict[str, Any]:
-    """Change the fields the body names (audited)."""
+    """Change the fields the body names (audited); setting a webhook needs admin."""
     changes = {k: getattr(body, k) for k in body.model_fields_set}
+    if changes.get("webhook") is not None:
+        require_role(request, "admin")
     return _monitors(request).update(name, **changes).to_dict()
 
 

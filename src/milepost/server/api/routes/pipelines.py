@@ -241,7 +241,5 @@ def get_firing(request: Request, firing_id: str) -> dict[str, Any]:
 @router.get("/scheduler/lease")
 def scheduler_lease(request: Request) -> dict[str, Any] | None:
     """Who holds the scheduler's lease and until when (null: no scheduler ever ran)."""
-    from milepost.pipelines.scheduler import read_lease
-
-    lease = read_lease(request.app.state.rt.db)
+    lease = request.app.state.rt.triggers.lease()
     return None if lease is None else lease.to_dict()

@@ -164,13 +164,13 @@ def _only_project(request: Request, name: str) -> None:
         raise _out_of_scope(project, f"experiment {name!r}")
 
 
-@router.get("/experiments/{ref}")
+@router.get("/experiments/{ref:path}")
 def get_experiment(request: Request, ref: str, by: ByQuery = None) -> dict[str, Any]:
     """An experiment by name, or by id with ``?by=id``."""
     return _experiment(request, ref, by).to_dict()
 
 
-@router.patch("/experiments/{ref}")
+@router.patch("/experiments/{ref:path}")
 def rename_experiment(
     request: Request, ref: str, body: ExperimentChange, by: ByQuery = None
 ) -> dict[str, Any]:
@@ -180,7 +180,7 @@ def rename_experiment(
     return _tracking(request).rename_experiment(experiment.experiment_id, body.name).to_dict()
 
 
-@router.delete("/experiments/{ref}")
+@router.delete("/experiments/{ref:path}")
 def delete_experiment(
     request: Request, ref: str, by: ByQuery = None, reason: str | None = None
 ) -> dict[str, Any]:
@@ -189,7 +189,7 @@ def delete_experiment(
     return _tracking(request).delete_experiment(experiment.experiment_id, reason=reason).to_dict()
 
 
-@router.post("/experiments/{ref}/restore")
+@router.post("/experiments/{ref:path}/restore")
 def restore_experiment(request: Request, ref: str, by: ByQuery = None) -> dict[str, Any]:
     """Undo a delete (audited)."""
     experiment = _experiment(request, ref, by)
