@@ -81,13 +81,19 @@ def platform(
 ) -> Iterator[dict[str, Any]]:
     """A server over a fresh store, with a token of each role (admin: alice)."""
     home = tmp_path_factory.mktemp("security")
-    rt = milepost.Runtime.open(home=str(home / ".milepost"), user="alice")
+    rt = milepost.Runtime.open(home=str(home / ".milepost"), user="alice", server_max_upload_mb=1)
     tokens = {}
     _, tokens["admin"] = rt.tokens.create("admin", "admin")
     for role, user in (("viewer", "vic"), ("member", "bob"), ("approver", "apu")):
         _, tokens[role] = rt.tokens.create(role, role, user=user)
     with platform_server(rt) as url:
-        yield {"rt": rt, "url": url, "tokens": tokens, "secrets": list(tokens.values())}
+        yield {
+            "rt": rt,
+            "url": url,
+            "tokens": tokens,
+            "secrets": list(tokens.values()),
+            "home": home,
+        }
     rt.close()
 
 
@@ -293,8 +299,80 @@ def test_no_secret_reaches_a_log_or_the_console(
     out, err = capfd.readouterr()
     text = "\n".join([*recorder.lines, out, err])
     for secret in secrets:
-        random_part = secret.rsplit("_", 1)[-1]
+        random_part = secret[len("mp_") + 13 :]
         assert secret not in text and random_part not in text
+
+
+def test_the_audit_trail_and_authorship_carry_the_tokens_user(
+    platform: dict[str, Any],
+) -> None:
+    rt = platform["rt"]
+    with _client(platform, platform["tokens"]["member"]) as bob:  # user "bob"
+        made = bob.post("/api/v1/experiments", json={"name": "bobs-experiment"})
+        assert made.status_code == 201, made.text
+        run = bob.post("/api/v1/runs", json={"experiment": "bobs-experiment"})
+        assert run.status_code == 201, run.text
+    experiment_id = str(made.json()["experiment_id"])
+    events = rt.audit.list(object_type="experiment", object_id=experiment_id)
+    assert [(e.action, e.actor) for e in events] == [("experiment.create", "bob")]
+    assert rt.tracking.get_run(run.json()["run_id"]).user == "bob"
+    assert rt.settings.actor() == "alice"  # the server's own identity is untouched
+
+
+def _run_id(platform: dict[str, Any]) -> str:
+    with _client(platform, platform["tokens"]["member"]) as http:
+        answer = http.post("/api/v1/runs", json={"experiment": "uploads"})
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["run_id"])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "%2e%2e/%2e%2e/outside.txt",
+        "a/%2E%2E/%2E%2E/outside.txt",
+        "..%2F..%2Foutside.txt",
+        "%2Fetc%2Fpasswd",
+        "a%5C..%5C..%5Coutside.txt",
+        "a/%00/b.txt",
+    ],
+)
+def test_artifact_paths_cannot_leave_the_run(platform: dict[str, Any], path: str) -> None:
+    run_id = _run_id(platform)
+    home = Path(platform["home"])
+    with _client(platform, platform["tokens"]["member"]) as http:
+        url = f"{platform['url']}/api/v1/runs/{run_id}/artifacts/{path}"
+        put = http.put(httpx.URL(url), content=b"secret payload")
+        assert put.status_code == 400, (path, put.status_code, put.text)
+        assert put.json()["code"] == "invalid_input"
+        got = http.get(httpx.URL(url))
+        assert got.status_code in (400, 404), (path, got.status_code)
+        assert b"secret payload" not in got.content
+        assert http.get(f"/api/v1/runs/{run_id}/artifacts").json()["items"] == []
+    assert not list(home.rglob("outside.txt"))
+
+
+def test_oversized_uploads_are_413_and_store_nothing(platform: dict[str, Any]) -> None:
+    run_id = _run_id(platform)
+    limit = 1 << 20  # server_max_upload_mb=1
+    spool = Path(platform["rt"].settings.home) / "tmp" / "uploads"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the server counts as it reads
+        for _ in range(3):
+            yield b"x" * (limit // 2)
+
+    with _client(platform, platform["tokens"]["member"]) as http:
+        base = f"/api/v1/runs/{run_id}/artifacts"
+        declared = http.put(f"{base}/big.bin", content=b"x" * (limit + 1))
+        assert declared.status_code == 413, declared.text
+        assert declared.json()["code"] == "payload_too_large"
+        streamed = http.put(f"{base}/streamed.bin", content=chunks())
+        assert streamed.status_code == 413, streamed.text
+        assert http.get(base).json()["items"] == []
+        fits = http.put(f"{base}/fits.bin", content=b"x" * limit)
+        assert fits.status_code == 201, fits.text
+        assert [a["path"] for a in http.get(base).json()["items"]] == ["fits.bin"]
+    assert not spool.exists() or list(spool.iterdir()) == []
 
 
 # -- one identity everywhere: the feature and model servers take the same tokens ---------

@@ -112,12 +112,9 @@ def test_errors_are_the_same(client: milepost.Client, unique: str) -> None:
         client.get_model_version("models:/x/notastage")
 
 
-def test_remote_refuses_what_needs_local_files(platform: dict[str, Any]) -> None:
+def test_remote_evaluation_needs_a_registered_dataset(platform: dict[str, Any]) -> None:
     remote = remote_runtime(platform, platform["token"])
     try:
-        with pytest.raises(InvalidInput, match="not available in remote mode") as info:
-            remote.models.load("models:/m/1")
-        assert "stores are reachable" in (info.value.hint or "")
         with pytest.raises(InvalidInput, match="registered dataset version"):
             remote.evaluation.evaluate("models:/m/1", FRAME, target="churned")
         with pytest.raises(InvalidInput, match="trusted=True"):
@@ -182,7 +179,12 @@ def test_log_model(runtime: Any, platform: dict[str, Any], unique: str) -> None:
     assert mv.input_example == json.loads(x.head(3).to_json(orient="records"))
     loaded = rt.models.load(mv.uri)
     assert list(loaded.predict(x)) == list(model.predict(x))
-    assert rt.models.get_profile(unique, 1) is not None
+    here = runtime.models.load(f"models:/{unique}/latest")  # remotely: downloaded, loaded here
+    assert here.version.to_dict() == mv.to_dict()
+    assert list(here.predict(x)) == list(model.predict(x))
+    profile = runtime.models.get_profile(unique, 1)
+    assert profile is not None
+    assert profile.to_dict() == rt.models.get_profile(unique, 1).to_dict()
 
 
 def test_remote_model_upload_refusals(platform: dict[str, Any], unique: str) -> None:
@@ -266,3 +268,18 @@ def test_a_project_token_logs_models_of_its_project_only(
         assert remote.models.log_model(mine.run_id, model, name=unique).author == "ci"
     finally:
         remote.close()
+
+
+def test_load_through_the_onnx_twin(runtime: Any, platform: dict[str, Any], unique: str) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rt = platform["rt"]
+    x, y = FRAME[["age", "spend"]], FRAME["churned"]
+    model = LogisticRegression().fit(x, y)
+    run = rt.tracking.start_run(experiment=unique)
+    mv = runtime.models.log_model(run.run_id, model, name=unique, input_example=x, onnx=True)
+    assert mv.has_onnx
+    loaded = runtime.models.load(mv.uri, prefer_onnx=True)
+    assert loaded.uses_onnx
+    assert list(loaded.predict(x)) == list(model.predict(x))
+    assert type(loaded.native).__name__ == "LogisticRegression"  # rebuilt on first use

@@ -40,6 +40,7 @@ from milepost._records import record_dict, short
 from milepost.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from milepost.stores.audit import append_event
 from milepost.stores.schema import api_tokens
+from milepost.stores.schema import roles as role_grants
 
 if TYPE_CHECKING:
     import builtins
@@ -333,9 +334,17 @@ class TokenService:
                 "send it as 'Authorization: Bearer <token>' (MILEPOST_TOKEN for the client).",
             )
         token_id = match.group(1)
+        # one read: the token and whether its user still holds the token's role
+        holds = (
+            sa.exists()
+            .where(
+                role_grants.c.actor == api_tokens.c.user, role_grants.c.role == api_tokens.c.role
+            )
+            .label("holds_role")
+        )
         with self.db.read() as conn:
             row = conn.execute(
-                sa.select(api_tokens).where(api_tokens.c.token_id == token_id)
+                sa.select(api_tokens, holds).where(api_tokens.c.token_id == token_id)
             ).first()
         if row is None or not hmac.compare_digest(row.secret_hash, _hash(match.group(0))):
             raise Unauthenticated(
@@ -350,7 +359,7 @@ class TokenService:
                 hint="Ask an admin for a new one (`milepost tokens create`).",
             )
         role = token.role
-        if role in ("approver", "admin") and not self.roles.has(token.user, role):
+        if role in ("approver", "admin") and not row.holds_role:
             role = "member"  # the user lost the role since the token was made
         if token.last_used_at is None or now - token.last_used_at > _TOUCH_MS:
             with self.db.write() as conn:

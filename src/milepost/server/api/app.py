@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from milepost.server.api.auth import AuthConfig, AuthMiddleware, authorize
-from milepost.server.api.errors import install_error_handlers
+from milepost.server.api.auth import (
+    ROLE_KEY,
+    AuthConfig,
+    AuthMiddleware,
+    authorize,
+    required_role,
+)
+from milepost.server.api.errors import ERROR_RESPONSES, install_error_handlers
 
 if TYPE_CHECKING:
     from milepost._context import Runtime
@@ -57,25 +64,64 @@ def create_app(rt: Runtime, *, auth: AuthConfig | None = None, ui: bool = True) 
     app.state.auth = auth
     install_error_handlers(app)
 
-    @app.get(f"{API_PREFIX}/health", tags=["system"])
+    @app.get(f"{API_PREFIX}/health", tags=["system"], openapi_extra={"security": []})
     def health() -> dict[str, str]:
         """Liveness (no token needed)."""
         return {"status": "ok"}
 
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authorize)])
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
     for name in ROUTE_MODULES:
         module = importlib.import_module(f"milepost.server.api.routes.{name}")
         api.include_router(module.router)
     app.include_router(api)
     if ui:
-        try:
-            from milepost.server.ui import mount_ui  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:  # pragma: no cover - the UI package is part of Milepost
-            pass
-        else:
-            mount_ui(app)
+        from milepost.server.ui import mount_ui
+
+        mount_ui(app)
     app.add_middleware(AuthMiddleware)
+    _publish_schema(app)
     return app
+
+
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+
+
+def _publish_schema(app: FastAPI) -> None:
+    """The OpenAPI schema as the API behaves: bearer tokens, each route's role
+    (``x-milepost-role``), and 400 (not FastAPI's 422) for a request it cannot parse."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {})
+        components.setdefault("securitySchemes", {})["bearer"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token (`milepost tokens create`).",
+        }
+        schema["security"] = [{"bearer": []}]
+        for path, item in schema.get("paths", {}).items():
+            for method, operation in item.items():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                responses = operation["responses"]
+                responses.pop("422", None)
+                for status in ERROR_RESPONSES:  # JSON, whatever the route's own answers are
+                    if str(status) in responses:
+                        responses[str(status)]["content"] = _ERROR_CONTENT
+                if path.startswith(f"{API_PREFIX}/") and operation.get("security") != []:
+                    operation[ROLE_KEY] = required_role(method, operation)
+        schemas = components.get("schemas", {})
+        if "/HTTPValidationError" not in json.dumps(schema["paths"]):
+            schemas.pop("HTTPValidationError", None)
+            if "/ValidationError" not in json.dumps(schemas):
+                schemas.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 #: Set by ``milepost server --no-auth --workers N`` (loopback only) for its worker processes.

@@ -8,13 +8,14 @@ Stage changes into Staging or Production go through ``/promotions`` (the gates).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
-from milepost.errors import InvalidInput
+from milepost.errors import InvalidInput, NotFound
 from milepost.server.api.auth import needs, require_role
 from milepost.server.api.routes.tracking import scope_run
 
@@ -109,6 +110,35 @@ def get_version(request: Request, name: str, version: int) -> dict[str, Any]:
     """One version: metadata, metrics, signature, feature refs, dataset versions."""
     result: dict[str, Any] = _rt(request).models.get_version(name, version).to_dict()
     return result
+
+
+@router.get(
+    "/models/{name}/versions/{version}/files/{file}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def version_file(request: Request, name: str, version: int, file: str) -> StreamingResponse:
+    """One of a version's files (``model.skops``, ``model.onnx``, ``profile.json``),
+    streamed as stored (``X-Milepost-Digest``: its SHA-256; the store checks it as it
+    reads). Loading it is the caller's decision, with the caller's trust."""
+    models = _rt(request).models
+    v = models.get_version(name, version)
+    digest = v.files.get(file)
+    if digest is None:
+        raise NotFound(
+            f"{v.uri} has no file {file!r}.",
+            hint="Its files: " + ", ".join(sorted(v.files)) + ".",
+        )
+    reader = models.blobs.open(digest)
+
+    def chunks() -> Iterator[bytes]:
+        with reader:
+            while chunk := reader.read(1 << 20):
+                yield chunk
+
+    return StreamingResponse(
+        chunks(), media_type="application/octet-stream", headers={"X-Milepost-Digest": digest}
+    )
 
 
 @router.get("/models/{name}/stages/{stage}")
