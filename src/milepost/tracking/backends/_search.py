@@ -73,16 +73,17 @@ def _metric_first(
     offset: int,
     include_deleted: bool,
 ) -> sa.Select[Any]:
-    """A search ordered first by a metric, as two arms merged on at most a page's worth.
+    """A search ordered first by a metric, as two arms that each read only the page.
 
     NULLs sort last, so the order is: runs with a value for the metric (by value, then the
-    other terms), then runs without one (NaN is stored as NULL, so those too) by the other
-    terms. ``head`` walks the (experiment_id, key, value) index and stops after
-    ``offset + max_results + 1`` rows; ``tail`` (the runs without a value) is read only
-    when ``head`` came up short, and only as far as the page needs. The outer SELECT
-    orders those few rows exactly as one ORDER BY over every run would.
+    other terms), then runs without one (never logged, or NaN, which is stored as NULL) by
+    the other terms. ``head`` walks the (experiment_id, key, value) index from ``offset``
+    and stops after the page (plus one row). ``tail``, the runs without a value, is read
+    only when ``head`` came up short, from its start if the page began in ``head``, else
+    from ``offset`` less the count of runs with a value (counted only then). The two
+    small pieces are put in order exactly as one ORDER BY over every run would.
     """
-    wanted = offset + max_results + 1
+    size = max_results + 1
     first = order[0]
     head, head_cols = _matching(
         experiment_ids, comparisons, order, include_deleted=include_deleted, valued=first.key
@@ -97,8 +98,15 @@ def _metric_first(
             *(c.label(f"_o{i}") for i, c in enumerate(head_cols)),
         )
         .order_by(*head_order, *_NEWEST)
-        .limit(wanted)
+        .limit(size)
+        .offset(offset)
         .cte("head_page")
+    )
+    in_head = sa.select(sa.func.count()).select_from(head_page).scalar_subquery()
+    with_value = (
+        sa.select(sa.func.count())
+        .select_from(head.with_only_columns(runs.c.run_id).subquery("valued"))
+        .scalar_subquery()
     )
     tail, tail_cols = _matching(
         experiment_ids, comparisons, order[1:], include_deleted=include_deleted
@@ -112,7 +120,6 @@ def _metric_first(
         )
         .exists()
     )
-    head_count = sa.select(sa.func.count()).select_from(head_page).scalar_subquery()
     tail_page = (
         tail.with_only_columns(
             runs.c.run_id,
@@ -122,22 +129,16 @@ def _metric_first(
         )
         .where(~has_value)
         .order_by(*_ordered(tail_cols, order[1:]), *_NEWEST)
-        .limit(sa.literal(wanted) - head_count)
+        .limit(sa.literal(size) - in_head)
+        # CASE: the backends evaluate the count only when the page starts past ``head``
+        .offset(sa.case((in_head == 0, sa.literal(offset) - with_value), else_=0))
         .subquery("tail_page")
     )
     page = sa.union_all(sa.select(head_page), sa.select(tail_page)).subquery("page")
-    ids = (
-        sa.select(page)
-        .order_by(*_ordered(_keys(page, order), order), page.c.start_time.desc(), page.c.run_id)
-        .limit(max_results + 1)
-        .offset(offset)
-        .subquery("page_ids")
-    )
-    # the run rows are read for the page only, then put back in order
     return (
         sa.select(runs)
-        .join_from(ids, runs, runs.c.run_id == ids.c.run_id)
-        .order_by(*_ordered(_keys(ids, order), order), ids.c.start_time.desc(), ids.c.run_id)
+        .join_from(page, runs, runs.c.run_id == page.c.run_id)
+        .order_by(*_ordered(_keys(page, order), order), page.c.start_time.desc(), page.c.run_id)
     )
 
 
