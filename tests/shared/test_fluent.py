@@ -111,3 +111,55 @@ def test_default_experiment_is_the_callers_setting(fluent: str) -> None:
     client = milepost.Client()
     experiment = client.get_experiment(client.get_run(active.run_id).experiment_id)
     assert experiment.name == "Default"
+
+
+def test_milepost_url_switches_the_process_to_remote(
+    platform: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from milepost.client import RemoteRuntime
+    from milepost.errors import ConfigError
+
+    monkeypatch.setenv("MILEPOST_URL", platform["url"])
+    monkeypatch.setenv("MILEPOST_TOKEN", platform["token"])
+    milepost.reset()
+    rt = milepost.get_runtime()
+    assert isinstance(rt, RemoteRuntime)
+    assert milepost.get_runtime() is rt
+    assert rt.whoami()["user"] == "alice"
+    with pytest.raises(ConfigError, match="not available in remote mode") as caught:
+        rt.db  # noqa: B018
+    assert "MILEPOST_URL" in str(caught.value)
+    assert not hasattr(rt, "blobs")  # still an AttributeError for hasattr
+    with pytest.raises(AttributeError):
+        rt._private  # noqa: B018
+    milepost.reset()
+    assert not (tmp_path / ".milepost").exists()  # nothing local was opened
+    back = milepost.configure(url=None)
+    assert isinstance(back, milepost.Runtime)
+
+
+def test_module_level_data_functions_reach_the_server_in_remote_mode(
+    platform: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unique: str
+) -> None:
+    """``milepost.data.register`` and friends take the process's runtime: in remote mode
+    the server's, even when they are the first call (no local store is opened); what
+    needs local stores (a FeatureStore) says so."""
+    import pandas as pd
+
+    from milepost.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MILEPOST_URL", platform["url"])
+    monkeypatch.setenv("MILEPOST_TOKEN", platform["token"])
+    milepost.reset()
+    try:
+        made = milepost.data.register(unique, pd.DataFrame({"x": [1, 2, 3]}))
+        assert made.version == 1 and milepost.data.get(unique).version_id == made.version_id
+        assert [v.version for v in milepost.data.list_versions(unique)] == [1]
+        stored = platform["rt"].data.get(f"{unique}@1")  # on the server's store
+        assert stored.num_rows == 3 and stored.content_hash == made.content_hash
+        with pytest.raises(ConfigError, match="remote mode"):
+            milepost.features.FeatureStore([])
+    finally:
+        milepost.reset()
+    assert not (tmp_path / ".milepost").exists()  # nothing local was opened

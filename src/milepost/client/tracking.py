@@ -25,6 +25,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -59,7 +60,7 @@ from milepost.tracking.service import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
     from milepost.client._runtime import RemoteRuntime
@@ -430,7 +431,7 @@ class RemoteTracking:
     ) -> None:
         """Queue several metrics at one step; all are checked before any is queued."""
         self._metric_experiment(run_id)
-        if not isinstance(values, dict) and not hasattr(values, "items"):
+        if not isinstance(values, Mapping):
             raise InvalidInput(
                 "log_metrics takes a mapping of metric names to values, got "
                 f"{short_repr(values)} ({type(values).__name__})."

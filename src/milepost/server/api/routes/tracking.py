@@ -208,8 +208,8 @@ class Origin(BaseModel):
     packages: list[str] = Field(max_length=20_000)
     source: str = Field(max_length=4096)
     host: str = Field(max_length=256)
-    pid: int
-    started: float
+    pid: int = Field(ge=0, le=2**31 - 1)
+    started: float = Field(ge=0, le=1e11, allow_inf_nan=False)
     git_root: str | None = Field(None, max_length=4096)
     git_commit: str | None = Field(None, max_length=64)
     git_dirty: bool | None = None
