@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import sqlite3
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+import milepost
 from milepost import Runtime
 from milepost._actor import acting_as
 from milepost.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
@@ -194,3 +198,22 @@ def test_the_cached_authenticator_keeps_answers_for_its_ttl_and_a_bounded_number
     with pytest.raises(Unauthenticated):
         uncached.authenticate(secret)
     assert len(lookups) == before + 2 and uncached._answers == {}
+
+
+def test_a_busy_database_does_not_refuse_a_valid_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Recording when a token was last used is bookkeeping: when the write cannot get the
+    lock, the caller is still let in (and the log says what was skipped)."""
+    rt = milepost.configure(home=tmp_path / "home", sqlite_busy_timeout=0.2, user="tester")
+    _, secret = rt.tokens.create("ci", "member")
+    holder = sqlite3.connect(tmp_path / "home" / "milepost.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        with caplog.at_level(logging.WARNING, logger="milepost.governance"):
+            assert rt.tokens.authenticate(secret).role == "member"
+        assert "Could not record the use of API token" in caplog.text
+        assert secret not in caplog.text
+    finally:
+        holder.rollback()
+        holder.close()

@@ -303,6 +303,32 @@ def test_no_secret_reaches_a_log_or_the_console(
         assert secret not in text and random_part not in text
 
 
+def test_a_project_scoped_admin_token_cannot_administer(platform: dict[str, Any]) -> None:
+    """It could otherwise mint itself an unscoped token."""
+    _, scoped = platform["rt"].tokens.create("team-admin", "admin", project="team-a")
+    with _client(platform, scoped) as http:
+        assert http.get("/api/v1/whoami").json()["project"] == "team-a"
+        for method, path, body in (
+            ("POST", "/api/v1/tokens", {"name": "escape", "role": "admin"}),
+            ("GET", "/api/v1/tokens", None),
+            ("POST", "/api/v1/roles", {"user": "mallory", "role": "admin"}),
+        ):
+            answer = http.request(method, path, json=body)
+            assert answer.status_code == 403, (path, answer.text)
+            assert "limited to project 'team-a'" in answer.json()["message"]
+    assert "escape" not in [t.name for t in platform["rt"].tokens.list()]
+
+
+def test_answers_carry_security_headers(platform: dict[str, Any]) -> None:
+    with _client(platform, platform["tokens"]["viewer"]) as http:
+        for path in ("/api/v1/health", "/api/v1/whoami", "/api/v1/nothing-here", "/"):
+            answer = http.get(path)
+            assert answer.headers["x-frame-options"] == "DENY", path
+            assert answer.headers["x-content-type-options"] == "nosniff", path
+            assert answer.headers["referrer-policy"] == "same-origin", path
+            assert answer.headers.get_list("x-frame-options") == ["DENY"], path
+
+
 def test_the_audit_trail_and_authorship_carry_the_tokens_user(
     platform: dict[str, Any],
 ) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
@@ -37,7 +38,13 @@ import sqlalchemy as sa
 from milepost import _validate as check
 from milepost._actor import ActorAttribute
 from milepost._records import record_dict, short
-from milepost.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from milepost.errors import (
+    InvalidInput,
+    MilepostError,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from milepost.stores.audit import append_event
 from milepost.stores.schema import api_tokens
 from milepost.stores.schema import roles as role_grants
@@ -58,6 +65,8 @@ __all__ = [
     "looks_like_token",
     "role_allows",
 ]
+
+log = logging.getLogger("milepost.governance")
 
 #: The roles a token can carry, least to most.
 ROLES = ("viewer", "member", "approver", "admin")
@@ -362,12 +371,15 @@ class TokenService:
         if role in ("approver", "admin") and not row.holds_role:
             role = "member"  # the user lost the role since the token was made
         if token.last_used_at is None or now - token.last_used_at > _TOUCH_MS:
-            with self.db.write() as conn:
-                conn.execute(
-                    sa.update(api_tokens)
-                    .where(api_tokens.c.token_id == token_id)
-                    .values(last_used_at=now)
-                )
+            try:
+                with self.db.write() as conn:
+                    conn.execute(
+                        sa.update(api_tokens)
+                        .where(api_tokens.c.token_id == token_id)
+                        .values(last_used_at=now)
+                    )
+            except MilepostError as exc:  # bookkeeping: never a reason to refuse a caller
+                log.warning("Could not record the use of API token %s: %s", token_id, exc)
         return Principal(token.user, role, token.token_id, token.project)
 
 

@@ -123,6 +123,12 @@ def run_replica(
     )
     settings = rt.settings
     token = settings.serving_token
+    if token is not None:
+        log.warning(
+            "serving_token is deprecated and goes in the next release: give callers API "
+            "tokens instead (`milepost tokens create --name NAME --role member`), and set "
+            "serving_auth to require one for feedback."
+        )
     app = ServingApp(
         engine,
         token=None if token is None else token.get_secret_value(),

@@ -18,9 +18,20 @@ from milepost.server.api.auth import (
 from milepost.server.api.errors import ERROR_RESPONSES, install_error_handlers
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
     from milepost._context import Runtime
 
-__all__ = ["API_PREFIX", "NO_AUTH_ENV", "ROUTE_MODULES", "app_from_env", "build_app", "create_app"]
+__all__ = [
+    "API_PREFIX",
+    "NO_AUTH_ENV",
+    "ROUTE_MODULES",
+    "SECURITY_HEADERS",
+    "SecurityHeaders",
+    "app_from_env",
+    "build_app",
+    "create_app",
+]
 
 API_PREFIX = "/api/v1"
 
@@ -79,8 +90,39 @@ def create_app(rt: Runtime, *, auth: AuthConfig | None = None, ui: bool = True) 
 
         mount_ui(app)
     app.add_middleware(AuthMiddleware)
+    app.add_middleware(SecurityHeaders)
     _publish_schema(app)
     return app
+
+
+#: Sent with every answer: no framing (the UI's approve and rollback buttons cannot be
+#: overlaid by another site), no content-type sniffing, no referrer beyond this origin.
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+)
+
+
+class SecurityHeaders:
+    """Add :data:`SECURITY_HEADERS` to every HTTP answer (pure ASGI)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", ())}
+                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
