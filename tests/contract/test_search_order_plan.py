@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import sqlalchemy as sa
 
 from milepost.stores.schema import params, run_tags, runs
@@ -217,6 +218,44 @@ def test_metric_order_matches_a_naive_sort(runtime: Runtime) -> None:
                 assert got == want, (filter_, order, experiment_ids, size, include_deleted)
                 cases += 1
     assert cases == len(FILTERS) * len(ORDERS) * 2
+
+
+def test_a_metric_filter_newest_first_matches_a_naive_sort_whatever_the_window(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Filtered on a metric in the default order, a search looks among the newest
+    ``NEWEST_WINDOW`` runs first: with a window smaller than the page, the page, or every
+    run, the answer is the naive one (both the window's answer and the whole search's)."""
+    from milepost.tracking.backends import _search
+
+    store = runtime.tracking.store
+    rnd = random.Random(17)
+    models = _populate(store, 90, rnd)
+    exps = sorted({m.experiment_id for m in models})
+    metric_filters = {f: keep for f, keep in FILTERS.items() if f and "metrics." in f}
+    metric_filters["metrics.a >= 0.2 AND params.p = 'x'"] = lambda m: (
+        FILTERS["metrics.a >= 0.2"](m) and FILTERS["params.p = 'x'"](m)
+    )
+    cases = 0
+    for window in (1, 3, 10, 45, 1000):
+        monkeypatch.setattr(_search, "NEWEST_WINDOW", window)
+        for filter_, keep in metric_filters.items():
+            for experiment_ids in ([exps[0]], exps):
+                include_deleted = rnd.random() < 0.3
+                chosen = [
+                    m
+                    for m in models
+                    if m.experiment_id in experiment_ids
+                    and (include_deleted or not m.deleted)
+                    and keep(m)
+                ]
+                size = rnd.choice([1, 4, 7, 50, 200])
+                got = _pages(
+                    store, experiment_ids, filter_, [], size, include_deleted=include_deleted
+                )
+                assert got == _naive(chosen, []), (window, filter_, experiment_ids, size)
+                cases += 1
+    assert cases == 5 * len(metric_filters) * 2
 
 
 def test_a_page_far_into_the_runs_without_the_metric(runtime: Runtime) -> None:

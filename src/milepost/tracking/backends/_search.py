@@ -57,11 +57,82 @@ def search_query(
             offset=offset,
             include_deleted=include_deleted,
         )
+    if not order and any(c.entity == "metric" for c in comparisons):
+        return _newest_first(
+            experiment_ids,
+            comparisons,
+            max_results=max_results,
+            offset=offset,
+            include_deleted=include_deleted,
+        )
     q, columns = _matching(experiment_ids, comparisons, order, include_deleted=include_deleted)
     return q.order_by(*_ordered(columns, order), *_NEWEST).limit(max_results + 1).offset(offset)
 
 
 _NEWEST = (runs.c.start_time.desc(), runs.c.run_id)
+
+#: A search filtered on a metric, in the default order (newest first), looks among the
+#: newest this many runs first; when they hold the page, the older matches are never read
+#: or sorted.
+NEWEST_WINDOW = 1000
+
+
+def _newest_first(
+    experiment_ids: Sequence[int],
+    comparisons: Sequence[Comparison],
+    *,
+    max_results: int,
+    offset: int,
+    include_deleted: bool,
+) -> sa.Select[Any]:
+    """A search filtered on a metric, newest first, trying the newest runs before every run.
+
+    A filter on a metric lets the database find the matches through the (experiment_id,
+    key, value) index, and then it sorts every match by time: hundreds of milliseconds
+    when half of 100,000 runs match. The newest ``NEWEST_WINDOW`` runs, in the search's
+    own order, are a prefix of it, so the matches among them are the first matches of
+    all: when they fill the page (or the window holds every run) that is the answer
+    (``near``); only otherwise is the whole search run (``rest``, whose LIMIT is 0 when
+    ``near`` answers, so the backends do not read it).
+    """
+    size = max_results + 1
+    scope = sa.select(runs.c.run_id, runs.c.start_time).where(
+        runs.c.experiment_id.in_(list(experiment_ids))
+    )
+    if not include_deleted:
+        scope = scope.where(runs.c.lifecycle_stage == "active")
+    window = scope.order_by(*_NEWEST).limit(NEWEST_WINDOW).cte("newest")
+    matching, _ = _matching(experiment_ids, comparisons, (), include_deleted=include_deleted)
+    matching = matching.with_only_columns(runs.c.run_id, runs.c.start_time)
+    # Each run of the window is checked by key (the run's rows of the filter's tables),
+    # never the filter's index over every run.
+    near = (
+        sa.select(window.c.run_id, window.c.start_time)
+        .where(
+            matching.with_only_columns(sa.literal(1))
+            .where(runs.c.run_id == window.c.run_id)
+            .exists()
+        )
+        .order_by(window.c.start_time.desc(), window.c.run_id)
+        .limit(size)
+        .offset(offset)
+        .cte("near")
+    )
+    in_near = sa.select(sa.func.count()).select_from(near).scalar_subquery()
+    in_window = sa.select(sa.func.count()).select_from(window).scalar_subquery()
+    answered = sa.or_(in_near >= size, in_window < NEWEST_WINDOW)
+    rest = (
+        matching.order_by(*_NEWEST)
+        .limit(sa.case((answered, 0), else_=size))
+        .offset(offset)
+        .subquery("rest")
+    )
+    page = sa.union_all(sa.select(near).where(answered), sa.select(rest)).subquery("page")
+    return (
+        sa.select(runs)
+        .join_from(page, runs, runs.c.run_id == page.c.run_id)
+        .order_by(page.c.start_time.desc(), page.c.run_id)
+    )
 
 
 def _metric_first(
