@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any, cast
 from milepost import _validate as check
 from milepost.config import ResolvedSettings, Settings, build_settings, load_settings
 from milepost.errors import InvalidInput
-from milepost.stores.context import StoreContext, default_context, replace_default_context
+from milepost.stores.context import (
+    StoreContext,
+    default_context,
+    process_remote,
+    replace_default_context,
+    replace_process_remote,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -27,7 +33,6 @@ if TYPE_CHECKING:
     from types import ModuleType, TracebackType
 
     from milepost.cards.service import CardService
-    from milepost.client import RemoteRuntime
     from milepost.config import Source
     from milepost.data.service import DataService
     from milepost.evaluation.service import EvaluationService
@@ -375,7 +380,6 @@ def _resolve(cwd: Path | None, overrides: dict[str, Any]) -> ResolvedSettings:
 
 
 _runtime: Runtime | None = None
-_remote: RemoteRuntime | None = None
 _lock = threading.RLock()
 
 
@@ -387,18 +391,10 @@ def get_runtime() -> Runtime:
     ``milepost server``, and no local store is opened. (Typed as :class:`Runtime`: the
     proxies have the services' methods, and callers need not tell the two apart.)
     """
-    global _runtime, _remote
-    remote = _remote
+    global _runtime
+    remote = process_remote()
     if remote is not None:
         return cast("Runtime", remote)
-    if _runtime is None:
-        with _lock:
-            if _remote is None and _runtime is None:
-                resolved = load_settings()
-                if resolved.settings.url:
-                    _remote = _open_remote(resolved)
-            if _remote is not None:
-                return cast("Runtime", _remote)
     ctx = default_context()
     rt = _runtime
     if rt is None or rt.context is not ctx:
@@ -409,36 +405,24 @@ def get_runtime() -> Runtime:
     return rt
 
 
-def _open_remote(resolved: ResolvedSettings) -> RemoteRuntime:
-    from milepost.client import RemoteRuntime  # httpx is imported only in remote mode
-
-    return RemoteRuntime(resolved)
-
-
 def configure(*, cwd: Path | None = None, **overrides: Any) -> Runtime:
     """Replace the runtime: settings resolved as usual, then ``overrides`` applied.
 
     ``configure(url=..., token=...)`` switches the process to remote mode (no local store
     is opened); ``configure(url=None)`` back to the embedded stores.
     """
-    global _runtime, _remote
+    global _runtime
     with _lock:
         resolved = _resolve(cwd, overrides)
-        _close_remote()
         if resolved.settings.url:
             _runtime = None
             replace_default_context(None)
-            _remote = _open_remote(resolved)
-            return cast("Runtime", _remote)
-        replace_default_context(StoreContext(resolved))
-        return get_runtime()
-
-
-def _close_remote() -> None:
-    global _remote
-    old, _remote = _remote, None
-    if old is not None:
-        old.close()
+            return cast("Runtime", replace_process_remote(resolved))
+        replace_process_remote(None)
+        ctx = StoreContext(resolved)
+        replace_default_context(ctx)
+        _runtime = Runtime(context=ctx)  # so get_runtime() does not read the settings again
+        return _runtime
 
 
 def reset() -> None:
@@ -447,6 +431,6 @@ def reset() -> None:
     with _lock:
         _runtime = None
         try:
-            _close_remote()
+            replace_process_remote(None)
         finally:
             replace_default_context(None)

@@ -136,6 +136,32 @@ class Settings(BaseModel):
         "feedback and pinning a variant that takes no traffic need the header "
         "`Authorization: Bearer <token>`. Use a long random value.",
     )
+    serving_auth: bool = Field(
+        default=False,
+        description="The model server (`milepost endpoints serve`) takes feedback only with "
+        "a credential: an API token with the member role or more (`milepost tokens create`), "
+        "or serving_token. Pinning a variant that takes no traffic always needs one.",
+    )
+    feature_server_auth: bool = Field(
+        default=False,
+        description="The feature server (`milepost features serve`) answers online reads "
+        "only with an API token (viewer role or more); /health stays open.",
+    )
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        allow_inf_nan=False,
+        description="Seconds the model and feature servers reuse a checked API token's "
+        "answer, so a revoked or expired token, or a role taken away, stops working within "
+        "this bound (the platform server checks every request); 0 checks every request.",
+    )
+    server_max_upload_mb: int = Field(
+        default=1024,
+        gt=0,
+        description="Largest artifact upload `milepost server` accepts, in MiB; a larger "
+        "one is answered 413 and nothing of it is stored.",
+    )
     http_header_timeout: float = Field(
         default=10.0,
         gt=0,

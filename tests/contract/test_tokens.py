@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import sqlite3
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+import milepost
 from milepost import Runtime
 from milepost._actor import acting_as
 from milepost.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
-from milepost.governance.tokens import TokenService
+from milepost.governance.tokens import CachedAuthenticator, Principal, TokenService
 from milepost.stores.schema import api_tokens
 
 
@@ -151,3 +155,65 @@ def test_get_by_name_or_id(runtime: Runtime) -> None:
 def test_the_project_scope_is_part_of_the_principal(runtime: Runtime) -> None:
     _, secret = runtime.tokens.create("team-a", "member", project="team-a")
     assert runtime.tokens.authenticate(secret).project == "team-a"
+
+
+def test_the_cached_authenticator_keeps_answers_for_its_ttl_and_a_bounded_number(
+    runtime: Runtime,
+) -> None:
+    _, secret = runtime.tokens.create("ci", "member")
+    clock = Clock(0.0)
+    lookups: list[str] = []
+
+    class Counting(TokenService):
+        def authenticate(self, secret: str) -> Principal:
+            lookups.append(secret)
+            return super().authenticate(secret)
+
+    counting = Counting(runtime.db, "tester", runtime.roles)
+    cache = CachedAuthenticator(counting, ttl=5, max_entries=3, clock=clock)
+    assert cache.cached(secret) is None
+    assert cache.authenticate(secret).role == "member"
+    assert cache.cached(secret) == cache.authenticate(secret)
+    assert len(lookups) == 1
+    unknown = "mp_000000000000_" + "A" * 43
+    for _ in range(2):
+        with pytest.raises(Unauthenticated, match="Unknown API token"):
+            cache.authenticate(unknown)
+    assert len(lookups) == 2  # the refusal is kept too
+    runtime.tokens.revoke("ci")
+    assert cache.authenticate(secret).role == "member"  # within the bound
+    clock.now = 5.0
+    with pytest.raises(Unauthenticated, match="revoked"):
+        cache.authenticate(secret)
+    # made-up tokens fill at most max_entries
+    for i in range(10):
+        with pytest.raises(Unauthenticated):
+            cache.authenticate(f"mp_{i:012x}_" + "B" * 43)
+    assert len(cache._answers) <= 3
+    assert CachedAuthenticator.accepts(secret) and not CachedAuthenticator.accepts("Bearer x")
+    uncached = CachedAuthenticator(counting, ttl=0)
+    before = len(lookups)
+    with pytest.raises(Unauthenticated):
+        uncached.authenticate(secret)
+    with pytest.raises(Unauthenticated):
+        uncached.authenticate(secret)
+    assert len(lookups) == before + 2 and uncached._answers == {}
+
+
+def test_a_busy_database_does_not_refuse_a_valid_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Recording when a token was last used is bookkeeping: when the write cannot get the
+    lock, the caller is still let in (and the log says what was skipped)."""
+    rt = milepost.configure(home=tmp_path / "home", sqlite_busy_timeout=0.2, user="tester")
+    _, secret = rt.tokens.create("ci", "member")
+    holder = sqlite3.connect(tmp_path / "home" / "milepost.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        with caplog.at_level(logging.WARNING, logger="milepost.governance"):
+            assert rt.tokens.authenticate(secret).role == "member"
+        assert "Could not record the use of API token" in caplog.text
+        assert secret not in caplog.text
+    finally:
+        holder.rollback()
+        holder.close()

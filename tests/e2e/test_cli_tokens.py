@@ -89,3 +89,35 @@ def test_list_with_no_tokens_says_how_to_make_one(tmp_path: Path) -> None:
     out = cli_in_process("tokens", "list", cwd=tmp_path, env=ADA)
     assert out.returncode == 0
     assert "milepost tokens create --name NAME --role ROLE" in out.stdout
+
+
+def test_the_same_commands_work_against_a_server(tmp_path: Path) -> None:
+    """With MILEPOST_URL and an admin's MILEPOST_TOKEN, over HTTP, as that admin."""
+    from tests._server import platform_server
+
+    rt = milepost.Runtime.open(home=str(tmp_path / "server-home"), user="ada")
+    _, admin = rt.tokens.create("ada-admin", "admin")
+    try:
+        with platform_server(rt) as url:
+            env = {"MILEPOST_URL": url, "MILEPOST_TOKEN": admin}
+            made = cli_in_process(
+                "tokens", "create", "--name", "ci", "--user", "ci-bot", "--no-expiry", "--json",
+                cwd=tmp_path, env=env,
+            )  # fmt: skip
+            assert made.returncode == 0, made.stderr
+            token = json.loads(made.stdout)["token"]
+            assert (token["created_by"], token["user"], token["expires_at"]) == (
+                "ada",
+                "ci-bot",
+                None,
+            )
+            listed = cli_in_process("tokens", "list", "--json", cwd=tmp_path, env=env)
+            assert {t["name"] for t in json.loads(listed.stdout)} == {"ada-admin", "ci"}
+            gone = cli_in_process("tokens", "revoke", "ci", cwd=tmp_path, env=env)
+            assert gone.returncode == 0 and "is revoked" in gone.stdout, gone.stderr
+            ci_env = {"MILEPOST_URL": url, "MILEPOST_TOKEN": json.loads(made.stdout)["secret"]}
+            refused = cli_in_process("tokens", "list", cwd=tmp_path, env=ci_env)
+            assert refused.returncode == 1 and "revoked" in refused.stderr
+    finally:
+        rt.close()
+    assert not (tmp_path / ".milepost").exists()  # nothing local was opened

@@ -73,7 +73,7 @@ def _story(text: str, home: Path) -> list[str]:
     lines (how many checks a verdict took depends on timing) are reduced to their kind."""
     lines, live = [], False
     for raw in text.replace(str(home.resolve()), "<home>").splitlines():
-        if re.match(r"─+ ([789]|1[012])/13", raw):
+        if re.match(r"─+ ([789]|1[012])/14", raw):
             live = True
         elif "Where everything went" in raw:
             live = False
@@ -223,6 +223,7 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     assert "evaluate_model: candidate better" in text
     assert "milepost pipelines show" in text and "milepost triggers firings" in text
     _check_governance(c, result["governance"], text)
+    _check_platform(c, result["platform"], text)
     assert result["audit_ok"] and c.verify_audit().ok
     # the models are worth promoting: the better one clearly, both above no skill
     scores = result["scores"]
@@ -245,6 +246,27 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="not an empty directory"):
         run_demo(rows=500, home=first, console=Console(file=io.StringIO()))
     assert len(Client().search_runs(EXPERIMENT, max_results=20)) == len(runs)
+
+
+def _check_platform(c: Client, shared: dict[str, Any], text: str) -> None:
+    """Step 13: a run logged through `milepost server` with a member token is stored with
+    the token's user as author and every metric point; a viewer reads and is refused a
+    write; the remote search answers what the embedded one does."""
+    from milepost.demo.platform import EXPERIMENT as CI_EXPERIMENT
+
+    run = c.get_run(shared["run"])
+    assert run.user == shared["author"] == "ci-bot" and run.status == RunStatus.FINISHED
+    assert run.params == {"trigger": "push to main"}
+    assert shared["metric_points"] == 200 and shared["loss_points"] == 50
+    assert len(c.get_metric_history(run.run_id, "val_loss")) == 50
+    assert shared["same_search"] and [r.run_id for r in c.search_runs(CI_EXPERIMENT)] == [
+        run.run_id
+    ]
+    assert shared["viewer_reads"] >= 2 and "needs the member role" in shared["viewer_refused"]
+    assert "ci-bot (member), dashboard (viewer)" in text
+    assert "the same ids as embedded" in text and "refused (403)" in text
+    created = [e.actor for e in c.list_audit_events(object_type="token")]
+    assert len(created) == 2 and set(created) == {milepost.get_runtime().settings.actor()}
 
 
 def _check_governance(c: Client, governed: dict[str, Any], text: str) -> None:

@@ -30,7 +30,11 @@ What the test changes from the README, and why (nothing else is left out):
   the server line and the ``curl`` lines that reach it: parallel test runs and other
   programs on the machine may hold the README's ports.
 - ``REQ`` in a command is the request id the previous command printed, and ``RUN`` the
-  pipeline run id, as the README says a user types them.
+  pipeline run id, as the README says a user types them; ``TOKEN`` is the API token the
+  last ``milepost tokens create`` printed (shown once, as the README says).
+- ``export KEY=VALUE`` and ``unset KEY`` lines change the environment of the blocks after
+  them, as in the reader's shell (``MILEPOST_URL`` points the next blocks at the
+  platform server); ``milepost server`` starts in the background like the other servers.
 - ``curl`` lines are parsed and sent with httpx rather than run with curl, so the test
   does not depend on curl being installed; only the options the README uses are known,
   and any other fails the test.
@@ -68,6 +72,7 @@ CI_COMMANDS = ["make demo", "make test"]
 _FENCE = re.compile(r"^```([\w-]*)\s*$")
 _FILE_COMMENT = re.compile(r"^# ([\w./-]+\.(?:py|ya?ml|toml))$")
 _REQUEST_ID = re.compile(r"request\s+([0-9a-f]{12})\b", re.IGNORECASE)
+_TOKEN = re.compile(r"\bmp_[0-9a-f]{12}_[A-Za-z0-9_-]{43}\b")
 _RUN_ID = re.compile(r"\brun\s+([0-9a-f]{12})(?:[0-9a-f]{20})?\b", re.IGNORECASE)
 
 
@@ -134,6 +139,7 @@ class Project:
     ports: dict[int, int] = field(default_factory=dict)  # README port -> the real one
     servers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     last_output: str = ""
+    last_token: str | None = None  # what the last `milepost tokens create` printed
 
     def run(self, argv: list[str], where: str, *, env: dict[str, str] | None = None) -> str:
         """Run a command to its end; it must succeed. Returns its output."""
@@ -153,7 +159,8 @@ class Project:
         return output
 
     def start_server(self, args: list[str], where: str, *, env: dict[str, str]) -> None:
-        """Start ``milepost [features] serve`` in the background; return once it answers."""
+        """Start ``milepost [features] serve`` or ``milepost server`` in the background;
+        return once it answers."""
         assert "--port" in args, f"{where}: a README server line names its port"
         readme_port = int(args[args.index("--port") + 1])
         port = self.ports[readme_port] = _free_port()
@@ -170,7 +177,7 @@ class Project:
                 start_new_session=True,  # its replicas too are stopped with its group
             )
         self.servers.append(server)
-        probe = "/health" if args[0] == "features" else "/ready"
+        probe = {"features": "/health", "server": "/api/v1/health"}.get(args[0], "/ready")
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
             if server.poll() is not None:
@@ -284,6 +291,16 @@ def run_bash(block: Block, project: Project) -> None:
             key, value = words.pop(0).split("=", 1)
             env[key] = value
         command, args = words[0], words[1:]
+        if command == "export":  # the blocks after this one run with it, as in a shell
+            for word in args:
+                key, _, value = word.partition("=")
+                project.env[key] = _substitute(value, where, project)
+            continue
+        if command == "unset":
+            for key in args:
+                project.env.pop(key, None)
+            continue
+        env = {k: _substitute(v, where, project) for k, v in env.items()}
         if command == "milepost":
             run_milepost(args, where, project, env=env)
         elif command == "curl":
@@ -302,10 +319,21 @@ def _comments_after(lines: list[str], i: int) -> list[str]:
     return comments
 
 
+def _substitute(value: str, where: str, project: Project) -> str:
+    """``TOKEN`` -> the token printed last; a README server's URL -> where it really runs."""
+    if "TOKEN" in value:
+        assert project.last_token, f"{where}: no `milepost tokens create` printed a token before"
+        value = value.replace("TOKEN", project.last_token)
+    for readme_port, port in project.ports.items():
+        value = value.replace(f"127.0.0.1:{readme_port}", f"127.0.0.1:{port}")
+    return value
+
+
 def run_milepost(args: list[str], where: str, project: Project, *, env: dict[str, str]) -> None:
-    if args[:2] in (["endpoints", "serve"], ["features", "serve"]):
+    if args[:2] in (["endpoints", "serve"], ["features", "serve"]) or args[:1] == ["server"]:
         project.start_server(args, where, env=env)
         return
+    args = [_substitute(a, where, project) if "TOKEN" in a else a for a in args]
     if "REQ" in args:  # the request id the previous command printed (a user copies it)
         found = _REQUEST_ID.search(project.last_output)
         assert found, f"{where}: no request id in the output before:\n{project.last_output}"
@@ -315,6 +343,10 @@ def run_milepost(args: list[str], where: str, project: Project, *, env: dict[str
         assert found, f"{where}: no run id in the output before:\n{project.last_output}"
         args = [found.group(1) if a == "RUN" else a for a in args]
     project.run([MILEPOST, *args], where, env=env)
+    if args[:2] == ["tokens", "create"]:
+        found = _TOKEN.search(project.last_output)
+        assert found, f"{where}: no token in the output:\n{project.last_output}"
+        project.last_token = found.group(0)
 
 
 def run_curl(args: list[str], where: str, project: Project, *, documented: str) -> None:
@@ -328,6 +360,8 @@ def run_curl(args: list[str], where: str, project: Project, *, documented: str) 
             method, body = "POST", next(words)
         elif word in ("-H", "--header"):
             key, _, value = next(words).partition(":")
+            # "$MILEPOST_TOKEN" expands as the reader's shell would
+            value = re.sub(r"\$(\w+)", lambda m: project.env.get(m.group(1), ""), value)
             headers[key.strip()] = value.strip()
         elif word in ("-X", "--request"):
             method = next(words)

@@ -51,6 +51,31 @@ def _send(url: str, rows: list[dict[str, Any]], clients: int = 4) -> list[str]:
     return ids
 
 
+def _feedback(url: str, labelled: list[tuple[str, Any]], clients: int = 4) -> None:
+    """Post one label per request id over ``clients`` keep-alive connections at once; each
+    answer must be a 200."""
+    answers: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def work(part: list[tuple[str, Any]]) -> None:
+        with httpx.Client(timeout=30) as client:
+            for rid, label in part:
+                r = client.post(
+                    f"{url}/v1/endpoints/{EP}/feedback",
+                    json={"request_id": rid, "labels": [int(label)]},
+                )
+                with lock:
+                    answers.append(r)
+
+    threads = [threading.Thread(target=work, args=(labelled[i::clients],)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == len(labelled)
+    assert all(r.status_code == 200 for r in answers), [r.text for r in answers][:3]
+
+
 def test_a_scheduled_monitor_reads_two_replicas_log_from_s3_and_alerts(
     tmp_path: Path,
     s3_server: dict[str, Any],
@@ -107,15 +132,8 @@ def test_a_scheduled_monitor_reads_two_replicas_log_from_s3_and_alerts(
         assert set(FEATURES) <= compared
 
         # labels for half of the first phase's requests arrive late, by request id
-        for rid, label in zip(
-            first[: PHASE // 2], churn_frame["churned"].iloc[2000 : 2000 + PHASE // 2], strict=True
-        ):
-            r = httpx.post(
-                f"{server.url}/v1/endpoints/{EP}/feedback",
-                json={"request_id": rid, "labels": [int(label)]},
-                timeout=10,
-            )
-            assert r.status_code == 200, r.text
+        labels = churn_frame["churned"].iloc[2000 : 2000 + PHASE // 2]
+        _feedback(server.url, list(zip(first[: PHASE // 2], labels, strict=True)))
 
         _send(server.url, shifted.to_dict("records"))
         wait_until(

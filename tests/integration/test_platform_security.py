@@ -10,18 +10,25 @@ any log line or console output.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 import milepost
-from milepost.governance.tokens import ROLES
+from milepost.governance.tokens import ROLES, CachedAuthenticator
 from milepost.server.api.auth import ROLE_KEY
+from milepost.server.listen import listen
 from tests._server import platform_server
+from tests._wait import wait_until
+from tests.integration.conftest import Endpoint
 
 OPEN = {("get", "/api/v1/health")}
 WRITES = {"post", "put", "patch", "delete"}
@@ -74,13 +81,19 @@ def platform(
 ) -> Iterator[dict[str, Any]]:
     """A server over a fresh store, with a token of each role (admin: alice)."""
     home = tmp_path_factory.mktemp("security")
-    rt = milepost.Runtime.open(home=str(home / ".milepost"), user="alice")
+    rt = milepost.Runtime.open(home=str(home / ".milepost"), user="alice", server_max_upload_mb=1)
     tokens = {}
     _, tokens["admin"] = rt.tokens.create("admin", "admin")
     for role, user in (("viewer", "vic"), ("member", "bob"), ("approver", "apu")):
         _, tokens[role] = rt.tokens.create(role, role, user=user)
     with platform_server(rt) as url:
-        yield {"rt": rt, "url": url, "tokens": tokens, "secrets": list(tokens.values())}
+        yield {
+            "rt": rt,
+            "url": url,
+            "tokens": tokens,
+            "secrets": list(tokens.values()),
+            "home": home,
+        }
     rt.close()
 
 
@@ -286,5 +299,227 @@ def test_no_secret_reaches_a_log_or_the_console(
     out, err = capfd.readouterr()
     text = "\n".join([*recorder.lines, out, err])
     for secret in secrets:
-        random_part = secret.rsplit("_", 1)[-1]
+        random_part = secret[len("mp_") + 13 :]
         assert secret not in text and random_part not in text
+
+
+def test_a_project_scoped_admin_token_cannot_administer(platform: dict[str, Any]) -> None:
+    """It could otherwise mint itself an unscoped token."""
+    _, scoped = platform["rt"].tokens.create("team-admin", "admin", project="team-a")
+    with _client(platform, scoped) as http:
+        assert http.get("/api/v1/whoami").json()["project"] == "team-a"
+        for method, path, body in (
+            ("POST", "/api/v1/tokens", {"name": "escape", "role": "admin"}),
+            ("GET", "/api/v1/tokens", None),
+            ("POST", "/api/v1/roles", {"user": "mallory", "role": "admin"}),
+        ):
+            answer = http.request(method, path, json=body)
+            assert answer.status_code == 403, (path, answer.text)
+            assert "limited to project 'team-a'" in answer.json()["message"]
+    assert "escape" not in [t.name for t in platform["rt"].tokens.list()]
+
+
+def test_answers_carry_security_headers(platform: dict[str, Any]) -> None:
+    with _client(platform, platform["tokens"]["viewer"]) as http:
+        for path in ("/api/v1/health", "/api/v1/whoami", "/api/v1/nothing-here", "/"):
+            answer = http.get(path)
+            assert answer.headers["x-frame-options"] == "DENY", path
+            assert answer.headers["x-content-type-options"] == "nosniff", path
+            assert answer.headers["referrer-policy"] == "same-origin", path
+            assert answer.headers.get_list("x-frame-options") == ["DENY"], path
+
+
+def test_the_audit_trail_and_authorship_carry_the_tokens_user(
+    platform: dict[str, Any],
+) -> None:
+    rt = platform["rt"]
+    with _client(platform, platform["tokens"]["member"]) as bob:  # user "bob"
+        made = bob.post("/api/v1/experiments", json={"name": "bobs-experiment"})
+        assert made.status_code == 201, made.text
+        run = bob.post("/api/v1/runs", json={"experiment": "bobs-experiment"})
+        assert run.status_code == 201, run.text
+    experiment_id = str(made.json()["experiment_id"])
+    events = rt.audit.list(object_type="experiment", object_id=experiment_id)
+    assert [(e.action, e.actor) for e in events] == [("experiment.create", "bob")]
+    assert rt.tracking.get_run(run.json()["run_id"]).user == "bob"
+    assert rt.settings.actor() == "alice"  # the server's own identity is untouched
+
+
+def _run_id(platform: dict[str, Any]) -> str:
+    with _client(platform, platform["tokens"]["member"]) as http:
+        answer = http.post("/api/v1/runs", json={"experiment": "uploads"})
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["run_id"])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "%2e%2e/%2e%2e/outside.txt",
+        "a/%2E%2E/%2E%2E/outside.txt",
+        "..%2F..%2Foutside.txt",
+        "%2Fetc%2Fpasswd",
+        "a%5C..%5C..%5Coutside.txt",
+        "a/%00/b.txt",
+    ],
+)
+def test_artifact_paths_cannot_leave_the_run(platform: dict[str, Any], path: str) -> None:
+    run_id = _run_id(platform)
+    home = Path(platform["home"])
+    with _client(platform, platform["tokens"]["member"]) as http:
+        url = f"{platform['url']}/api/v1/runs/{run_id}/artifacts/{path}"
+        put = http.put(httpx.URL(url), content=b"secret payload")
+        assert put.status_code == 400, (path, put.status_code, put.text)
+        assert put.json()["code"] == "invalid_input"
+        got = http.get(httpx.URL(url))
+        assert got.status_code in (400, 404), (path, got.status_code)
+        assert b"secret payload" not in got.content
+        assert http.get(f"/api/v1/runs/{run_id}/artifacts").json()["items"] == []
+    assert not list(home.rglob("outside.txt"))
+
+
+def test_oversized_uploads_are_413_and_store_nothing(platform: dict[str, Any]) -> None:
+    run_id = _run_id(platform)
+    limit = 1 << 20  # server_max_upload_mb=1
+    spool = Path(platform["rt"].settings.home) / "tmp" / "uploads"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the server counts as it reads
+        for _ in range(3):
+            yield b"x" * (limit // 2)
+
+    with _client(platform, platform["tokens"]["member"]) as http:
+        base = f"/api/v1/runs/{run_id}/artifacts"
+        declared = http.put(f"{base}/big.bin", content=b"x" * (limit + 1))
+        assert declared.status_code == 413, declared.text
+        assert declared.json()["code"] == "payload_too_large"
+        streamed = http.put(f"{base}/streamed.bin", content=chunks())
+        assert streamed.status_code == 413, streamed.text
+        assert http.get(base).json()["items"] == []
+        fits = http.put(f"{base}/fits.bin", content=b"x" * limit)
+        assert fits.status_code == 201, fits.text
+        assert [a["path"] for a in http.get(base).json()["items"]] == ["fits.bin"]
+    assert not spool.exists() or list(spool.iterdir()) == []
+
+
+# -- one identity everywhere: the feature and model servers take the same tokens ---------
+
+FEATURE_REPO = """
+from milepost.features import Field, OnDemandFeatureView
+
+def with_tax(df):
+    df["gross"] = df["net"] * 1.2
+    return df
+
+tax = OnDemandFeatureView(name="tax", sources=[], request_schema=[Field("net")],
+                          schema=[Field("gross")], transform=with_tax)
+"""
+
+
+@contextlib.contextmanager
+def _serve(app: Any) -> Iterator[str]:
+    """An ASGI app on a free loopback port, in a thread; yields its URL."""
+    sock = listen("127.0.0.1", 0)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, timeout=10, what="the server to start")
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def test_the_feature_server_takes_api_tokens_and_forgets_a_revoked_one_within_the_ttl(
+    tmp_path: Path,
+) -> None:
+    from milepost.features.api import FeatureStore
+    from milepost.server.features import FeatureServer
+
+    rt = milepost.configure(home=tmp_path / ".milepost", user="alice")
+    (tmp_path / "features.py").write_text(FEATURE_REPO)
+    store = FeatureStore(str(tmp_path / "features.py"))
+    store.apply()
+    _, viewer = rt.tokens.create("reader", "viewer", user="vic")
+    clock = Clock(1000.0)
+    authenticator = CachedAuthenticator(rt.tokens, ttl=5, clock=clock)
+    lookups: list[str] = []
+    real = rt.tokens.authenticate
+
+    def counted(secret: str) -> Any:
+        lookups.append(secret)
+        return real(secret)
+
+    rt.tokens.authenticate = counted  # type: ignore[method-assign]
+    body = {"features": ["tax:gross"], "entities": [{"net": 10.0}]}
+    app = FeatureServer(store, timeout=5, authenticator=authenticator)
+    with _serve(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+        assert http.get("/health").status_code == 200  # stays open
+        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}):
+            refused = http.post("/v1/features/online", json=body, headers=headers)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["code"] == "unauthenticated"
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+        auth = {"Authorization": f"Bearer {viewer}"}
+        for _ in range(3):
+            answer = http.post("/v1/features/online", json=body, headers=auth)
+            assert answer.status_code == 200 and answer.json()["values"] == {"gross": [12.0]}
+        assert len(lookups) == 1  # one store read for three requests
+        rt.tokens.revoke("reader")
+        assert http.post("/v1/features/online", json=body, headers=auth).status_code == 200
+        clock.now += 5  # the bound: auth_cache_seconds
+        revoked = http.post("/v1/features/online", json=body, headers=auth)
+        assert revoked.status_code == 401 and "revoked" in revoked.json()["message"]
+    app._pool.shutdown(wait=False)
+
+
+@pytest.mark.slow
+def test_the_model_server_takes_api_tokens_for_feedback_and_pinning(
+    make_endpoint: Callable[..., Endpoint],
+) -> None:
+    endpoint = make_endpoint()
+    rt = milepost.get_runtime()
+    _, member = rt.tokens.create("labeller", "member", user="bob")
+    _, viewer = rt.tokens.create("watcher", "viewer", user="vic")
+    _, gone = rt.tokens.create("gone", "member", user="bob")
+    rt.tokens.revoke("gone")
+    server = endpoint.start(serving_auth=True, auth_cache_seconds=0)
+    rid = server.predict(endpoint.rows[:2]).json()["request_id"]
+    labels = {"request_id": rid, "labels": [0, 1]}
+    url = f"{server.url}/v1/endpoints/churn-ep"
+
+    def feedback(token: str | None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.post(f"{url}/feedback", json=labels, headers=headers, timeout=30)
+
+    assert feedback(None).status_code == 401
+    assert feedback(gone).status_code == 401
+    as_viewer = feedback(viewer)
+    assert as_viewer.status_code == 403 and "member role" in as_viewer.json()["message"]
+    assert rt.serving.store.feedback(rid) == {}
+    assert feedback(member).json()["recorded"] == 2
+
+    spec = rt.serving.blue_green("churn-ep", 2)  # v2 on standby: no traffic
+    assert spec.variant("churn-v2").role == "standby"
+    revision = rt.serving.get("churn-ep")[1]
+    wait_until(
+        lambda: httpx.get(url, timeout=5).json()["revision"] >= revision,
+        what="the replica to pick up the standby variant",
+        timeout=60,
+    )
+
+    def pin(token: str | None) -> httpx.Response:
+        headers = {"X-Milepost-Variant": "churn-v2"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.post(
+            f"{url}/predict", json={"rows": endpoint.rows[:1]}, headers=headers, timeout=30
+        )
+
+    assert pin(None).status_code == 403
+    assert pin(viewer).status_code == 403
+    assert pin(gone).status_code == 401
+    pinned = pin(member)
+    assert pinned.status_code == 200 and pinned.json()["variant"] == "churn-v2"

@@ -191,7 +191,10 @@ def test_s3_down_the_rows_wait_and_are_written_once_when_it_is_back(
     endpoint = f"http://127.0.0.1:{port}"
     art = f"s3://milepost/down-{tmp_path.name}"  # moto's state is per process: same bucket
     host = Host(tmp_path, "host-a", shared["meta_uri"], art, endpoint)
-    host.blobs.fs.retries = 1  # fail fast while down; the logger does the retrying
+    # fail fast while down (no s3fs or botocore retries, each waiting in real time):
+    # the logger does the retrying, on the injected clock
+    host.blobs.fs.retries = 1
+    host.blobs.fs.config_kwargs = {"retries": {"total_max_attempts": 1}}
     fake = FakeTime()
     logger = host.logger(retry_for=5, clock=fake.clock, sleep=fake.sleep)
     now = time.time_ns() // 1_000_000

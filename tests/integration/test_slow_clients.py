@@ -7,22 +7,26 @@ must close them within their deadlines while normal requests keep succeeding.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
+import milepost
 from tests._wait import wait_until
-from tests.e2e.test_cli import MILEPOST, cli
+from tests.contract.conftest import FEATURES
+from tests.e2e.test_cli import MILEPOST, cli_in_process
 from tests.e2e.test_cli_features import _free_port, repo  # noqa: F401 - a fixture
 from tests.integration.conftest import Endpoint
-from tests.integration.test_model_server import Load
+from tests.integration.test_model_server import Load, Server
 
 pytestmark = pytest.mark.slow
 
@@ -97,13 +101,37 @@ class Trickle:
             sock.close()
 
 
+@pytest.fixture(scope="module")
+def deadlines(
+    tmp_path_factory: pytest.TempPathFactory,
+    endpoint_template: Path,
+    churn_frame: pd.DataFrame,
+) -> Iterator[tuple[Server, list[dict[str, object]]]]:
+    """Two replicas with a 1 s header and a 2 s body deadline, and rows to predict on:
+    started once for the tests that only connect to it (a start costs seconds)."""
+    home = tmp_path_factory.mktemp("deadlines") / "home"
+    shutil.copytree(endpoint_template, home)
+    with pytest.MonkeyPatch.context() as env:  # like clean_environ: no outside settings
+        for key in list(os.environ):
+            if key.startswith("MILEPOST_") and not key.startswith("MILEPOST_TEST_"):
+                env.delenv(key)
+        endpoint = Endpoint(home, churn_frame[FEATURES].to_dict("records"), {})
+        try:
+            server = endpoint.start(replicas=2, http_header_timeout=1.0, http_body_timeout=2.0)
+        finally:
+            milepost.reset()
+    try:
+        yield server, endpoint.rows
+    finally:
+        server.stop()
+
+
 def test_trickling_connections_are_closed_and_cost_nothing(
-    make_endpoint: Callable[..., Endpoint],
+    deadlines: tuple[Server, list[dict[str, object]]],
 ) -> None:
-    endpoint = make_endpoint()
-    server = endpoint.start(replicas=2, http_header_timeout=1.0, http_body_timeout=2.0)
+    server, rows = deadlines
     port = int(server.url.rsplit(":", 1)[1])
-    with Load(server, endpoint.rows[:200], clients=2) as load:
+    with Load(server, rows[:200], clients=2) as load:
         trickle = Trickle(port, {"headers": 80, "body": 80, "idle": 40})
         try:
             trickle.run(seconds=20)
@@ -121,14 +149,13 @@ def test_trickling_connections_are_closed_and_cost_nothing(
     assert min(closed["body"]) >= 1.9, closed
     assert set(trickle.answers) <= {"HTTP/1.1 408 Request Timeout"}, trickle.answers
     assert load.failures == Counter() and ok_during > 0, load.failures
-    assert server.predict(endpoint.rows[:1]).status_code == 200
+    assert server.predict(rows[:1]).status_code == 200
 
 
 def test_a_keep_alive_connection_that_then_trickles_is_closed(
-    make_endpoint: Callable[..., Endpoint],
+    deadlines: tuple[Server, list[dict[str, object]]],
 ) -> None:
-    endpoint = make_endpoint()
-    server = endpoint.start(http_header_timeout=1.0)
+    server, _ = deadlines
     port = int(server.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -182,7 +209,7 @@ def test_the_feature_server_closes_trickling_connections(
     repo: Path,  # noqa: F811 - the fixture imported above
     workers: int,
 ) -> None:
-    cli("features", "apply", cwd=repo)
+    assert cli_in_process("features", "apply", cwd=repo).returncode == 0
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")}
     env |= {"MILEPOST_HTTP_HEADER_TIMEOUT": "1", "MILEPOST_HTTP_BODY_TIMEOUT": "1"}

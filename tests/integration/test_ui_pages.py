@@ -238,7 +238,10 @@ def test_a_revoked_token_ends_the_session(url: str, state: UiState) -> None:
         assert http.get("/experiments").status_code == 200
         state.rt.tokens.revoke(token.token_id)
         again = http.get("/experiments")
-        assert again.status_code == 303 and "why=" in again.headers["location"]
+        assert again.status_code == 303 and "why=ended" in again.headers["location"]
+        assert "Your session ended" in http.get(again.headers["location"]).text
+    with httpx.Client(base_url=url) as anonymous:  # no text from the URL on the page
+        assert "call us" not in anonymous.get("/login?why=call+us").text
 
 
 def test_the_api_ignores_the_session_cookie(url: str, admin: httpx.Client) -> None:
@@ -256,7 +259,7 @@ def test_without_auth_no_login_is_needed(state: UiState) -> None:
     with platform_server(state.rt, auth=False) as base, httpx.Client(base_url=base) as http:
         page = http.get("/experiments")
         assert page.status_code == 200 and EXPERIMENT in page.text
-        assert http.get("/login").status_code == 307 or http.get("/login").status_code == 303
+        assert http.get("/login").status_code == 303
 
 
 # -- experiments and runs -------------------------------------------------------------
@@ -279,13 +282,13 @@ def test_the_runs_table_filters_sorts_and_pages_on_the_server(
     filtered = admin.get(base, params={"filter": "params.model = 'weak'"})
     assert f"/runs/{state.runs[2]}" in filtered.text
     assert f"/runs/{state.runs[0]}" not in filtered.text
-    ordered = admin.get(base, params={"order": "metrics.roc_auc ASC"})
+    ordered = admin.get(base, params={"order_by": "metrics.roc_auc ASC"})
     positions = [ordered.text.index(f'href="/runs/{r}"') for r in state.runs]
     assert positions == sorted(positions)
-    flipped = admin.get(base, params={"order": "metrics.roc_auc DESC"})
+    flipped = admin.get(base, params={"order_by": "metrics.roc_auc DESC"})
     positions = [flipped.text.index(f'href="/runs/{r}"') for r in state.runs]
     assert positions == sorted(positions, reverse=True)
-    first = admin.get(base, params={"size": 2, "order": "metrics.roc_auc ASC"})
+    first = admin.get(base, params={"size": 2, "order_by": "metrics.roc_auc ASC"})
     assert first.text.count('name="run" value=') == 2
     following = re.search(r'rel="next" href="([^"]+)"', first.text)
     assert following, "a next-page link"
@@ -441,3 +444,42 @@ def test_ui_routes_are_not_in_the_api_schema(admin: httpx.Client, state: UiState
         headers={"Authorization": f"Bearer {state.tokens['vera']}"},
     ).json()
     assert not [p for p in schema["paths"] if not p.startswith("/api/")]
+
+
+def test_the_audit_log_pages_without_gaps_or_repeats(admin: httpx.Client) -> None:
+    seen: list[int] = []
+    path = "/audit?size=7"
+    for _ in range(3):
+        page = admin.get(path)
+        assert page.status_code == 200
+        seqs = [
+            int(x) for x in re.findall(r'<td class="num">(\d+)</td><td class="time">', page.text)
+        ]
+        assert len(seqs) == 7 and seqs == sorted(seqs, reverse=True)
+        seen += seqs
+        older = re.search(r'rel="next" href="([^"]+)"', page.text)
+        assert older, "an older page"
+        path = older.group(1).replace("&amp;", "&")
+    assert seen == list(range(seen[0], seen[0] - 21, -1))  # consecutive: nothing skipped
+    assert admin.get("/audit?size=100000").status_code == 400
+
+
+def test_lineage_of_an_unknown_ref_says_so(admin: httpx.Client) -> None:
+    page = admin.get("/lineage", params={"ref": "models:/nope/1"})
+    assert page.status_code == 400 and 'role="alert"' in page.text
+    assert admin.get("/lineage", params={"ref": "runs:/x", "depth": "99"}).status_code == 400
+
+
+def test_charts_thin_long_series_keep_spikes_and_gap_at_nan() -> None:
+    from milepost.server.ui._charts import MAX_POINTS, Series, line_chart, thin
+
+    points = [(float(i), 0.0) for i in range(100_000)]
+    points[54_321] = (54_321.0, 9.0)  # one spike
+    kept = thin(points)
+    assert len(kept) <= MAX_POINTS + 4 and (54_321.0, 9.0) in kept
+    assert kept[0] == points[0] and kept[-1] == points[-1]
+    svg = line_chart([Series("a", [(0, 1.0), (1, float("nan")), (2, 2.0), (3, 3.0)])], title="t")
+    d = re.search(r' d="([^"]+)"', svg)
+    assert d and d.group(1).count("M") == 2  # the NaN is a gap, not a zero
+    assert "no values" in line_chart([Series("a", [])], title="empty")
+    assert "<script" not in line_chart([Series("<script>", [(0, 1), (1, 2)])], title="<b>")

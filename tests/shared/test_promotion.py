@@ -111,3 +111,19 @@ def test_roles_over_http(platform: dict[str, Any], unique: str) -> None:
     finally:
         viewer.close()
         member.close()
+
+
+def test_archiving_the_production_version_needs_approver(
+    platform: dict[str, Any], unique: str
+) -> None:
+    rt = platform["rt"]
+    register_model(rt, unique)
+    rt.promotion.promote(unique, 1, "production")
+    member = remote_runtime(platform, token_of(platform, "mia", "member"))
+    try:
+        with pytest.raises(PermissionDenied, match="needs the approver role"):
+            milepost.Client(member).archive_model_version(unique, 1)
+        milepost.Client(member).archive_model_version(unique, 2, reason="never used")
+        assert [v.stage for v in rt.models.versions(unique)] == ["Production", "Archived"]
+    finally:
+        member.close()

@@ -3,13 +3,15 @@ give the same records (compared with what the embedded services read directly)."
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 import milepost
-from milepost.errors import InvalidInput, NotFound
+from milepost.errors import InvalidInput, NotFound, PermissionDenied
 from milepost.models import ModelVersion, RegisteredModel
 from tests.shared._registry import FRAME, register_model, remote_runtime
 
@@ -110,12 +112,9 @@ def test_errors_are_the_same(client: milepost.Client, unique: str) -> None:
         client.get_model_version("models:/x/notastage")
 
 
-def test_remote_refuses_what_needs_local_files(platform: dict[str, Any]) -> None:
+def test_remote_evaluation_needs_a_registered_dataset(platform: dict[str, Any]) -> None:
     remote = remote_runtime(platform, platform["token"])
     try:
-        with pytest.raises(InvalidInput, match="not available in remote mode") as info:
-            remote.models.log_model("0" * 32, object(), name="m")
-        assert "stores are reachable" in (info.value.hint or "")
         with pytest.raises(InvalidInput, match="registered dataset version"):
             remote.evaluation.evaluate("models:/m/1", FRAME, target="churned")
         with pytest.raises(InvalidInput, match="trusted=True"):
@@ -151,3 +150,136 @@ def test_evaluate_and_fairness_on_a_dataset_version(
     ]
     with pytest.raises(InvalidInput, match="no target column"):
         runtime.evaluation.evaluate(f"models:/{model}/2", test.ref, target="label")
+
+
+def test_log_model(runtime: Any, platform: dict[str, Any], unique: str) -> None:
+    """Remotely the model is saved on the client, uploaded, rebuilt with the server's
+    trust and registered as the caller: the same version as embedded."""
+    from sklearn.linear_model import LogisticRegression
+
+    rt = platform["rt"]
+    x, y = FRAME[["age", "spend"]], FRAME["churned"]
+    model = LogisticRegression().fit(x, y)
+    run = rt.tracking.start_run(experiment=unique)
+    rt.tracking.log_metrics(run.run_id, {"roc_auc": 0.8})
+    mv = runtime.models.log_model(
+        run.run_id,
+        model,
+        name=unique,
+        input_example=x.head(3),
+        training_data=x,
+        description="remote or not",
+        tags={"team": "growth"},
+    )
+    stored = rt.models.get_version(unique, 1)
+    assert mv.to_dict() == stored.to_dict()
+    assert (mv.version, mv.flavor, mv.author, mv.run_id) == (1, "sklearn", "alice", run.run_id)
+    assert mv.metrics == {"roc_auc": 0.8} and mv.has_profile and mv.tags == {"team": "growth"}
+    assert [c.name for c in mv.signature.inputs] == ["age", "spend"]  # type: ignore[union-attr]
+    assert mv.input_example == json.loads(x.head(3).to_json(orient="records"))
+    loaded = rt.models.load(mv.uri)
+    assert list(loaded.predict(x)) == list(model.predict(x))
+    here = runtime.models.load(f"models:/{unique}/latest")  # remotely: downloaded, loaded here
+    assert here.version.to_dict() == mv.to_dict()
+    assert list(here.predict(x)) == list(model.predict(x))
+    profile = runtime.models.get_profile(unique, 1)
+    assert profile is not None
+    assert profile.to_dict() == rt.models.get_profile(unique, 1).to_dict()
+
+
+def test_remote_model_upload_refusals(platform: dict[str, Any], unique: str) -> None:
+    from sklearn.preprocessing import FunctionTransformer
+
+    remote = remote_runtime(platform, platform["token"])
+    rt = platform["rt"]
+    run = rt.tracking.start_run(experiment=unique)
+    try:
+        with pytest.raises(PermissionDenied, match="never unpickles"):
+            remote.models.log_model(run.run_id, _Predictor(), name=unique)
+        with pytest.raises(InvalidInput, match="not on the built-in allow-list"):
+            remote.models.log_model(
+                run.run_id, FunctionTransformer(_double), name=unique, flavor="sklearn"
+            )
+        with pytest.raises(NotFound):
+            platform["rt"].models.get_model(unique)
+    finally:
+        remote.close()
+
+
+class _Predictor:
+    def predict(self, frame: Any) -> Any:
+        return frame
+
+
+def _double(x: Any) -> Any:
+    return x * 2
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"\x00\x01", "ended inside its header length"),
+        ((1 << 40).to_bytes(8, "big"), "header is"),
+        (len(b"[1]").to_bytes(8, "big") + b"[1]", "JSON object"),
+        (len(b"{x").to_bytes(8, "big") + b"{x", "not JSON"),
+        (b"", "ended inside"),
+    ],
+)
+def test_model_upload_garbage_is_a_400(
+    platform: dict[str, Any], unique: str, body: bytes, problem: str
+) -> None:
+    answer = httpx.post(
+        f"{platform['url']}/api/v1/models/{unique}/versions",
+        content=body,
+        headers={"Authorization": f"Bearer {platform['token']}"},
+    )
+    assert answer.status_code == 400, answer.text
+    assert problem in answer.json()["message"]
+
+
+def test_model_upload_of_a_broken_file_is_a_400(platform: dict[str, Any], unique: str) -> None:
+    run = platform["rt"].tracking.start_run(experiment=unique)
+    for flavor in ("sklearn", "onnx"):
+        header = json.dumps({"run_id": run.run_id, "flavor": flavor, "model_bytes": 4}).encode()
+        answer = httpx.post(
+            f"{platform['url']}/api/v1/models/{unique}/versions",
+            content=len(header).to_bytes(8, "big") + header + b"junk",
+            headers={"Authorization": f"Bearer {platform['token']}"},
+        )
+        assert answer.status_code == 400, answer.text
+
+
+def test_a_project_token_logs_models_of_its_project_only(
+    platform: dict[str, Any], unique: str
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rt = platform["rt"]
+    _, secret = rt.tokens.create(f"{unique}-ci", "member", user="ci", project=unique)
+    mine = rt.tracking.start_run(experiment=unique)
+    other = rt.tracking.start_run(experiment=f"{unique}-other")
+    model = LogisticRegression().fit(FRAME[["age", "spend"]], FRAME["churned"])
+    remote = remote_runtime(platform, secret)
+    try:
+        with pytest.raises(PermissionDenied, match=unique):
+            remote.models.log_model(other.run_id, model, name=unique)
+        with pytest.raises(PermissionDenied, match=unique):
+            remote.data.inputs_of_run(other.run_id)
+        assert remote.models.log_model(mine.run_id, model, name=unique).author == "ci"
+    finally:
+        remote.close()
+
+
+def test_load_through_the_onnx_twin(runtime: Any, platform: dict[str, Any], unique: str) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rt = platform["rt"]
+    x, y = FRAME[["age", "spend"]], FRAME["churned"]
+    model = LogisticRegression().fit(x, y)
+    run = rt.tracking.start_run(experiment=unique)
+    mv = runtime.models.log_model(run.run_id, model, name=unique, input_example=x, onnx=True)
+    assert mv.has_onnx
+    loaded = runtime.models.load(mv.uri, prefer_onnx=True)
+    assert loaded.uses_onnx
+    assert list(loaded.predict(x)) == list(model.predict(x))
+    assert type(loaded.native).__name__ == "LogisticRegression"  # rebuilt on first use

@@ -205,3 +205,17 @@ def test_remote_mode_goes_over_http(runtime: Any, mode: str) -> None:
         assert runtime.whoami()["user"] == "alice"
     else:
         assert isinstance(runtime, milepost.Runtime)
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", "x?y#z", "sp ace", "名前"])
+def test_odd_experiment_names(client: milepost.Client, unique: str, name: str) -> None:
+    full = f"{unique}{name}" if name != ".." else name
+    try:
+        created = client.create_experiment(full)
+    except AlreadyExists:  # ".." is shared by both modes' runs of this test
+        created = client.get_experiment(full)
+    assert client.get_experiment(full) == created
+    assert client.delete_experiment(full).lifecycle_stage == "deleted"
+    assert client.restore_experiment(full).lifecycle_stage == "active"
+    with pytest.raises(NotFound):
+        client.get_experiment(f"{full}/missing")

@@ -4,6 +4,7 @@ service (recorded steps, stored outputs, lineage), failing at validation on bad 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +27,18 @@ STEPS = [
     "promote_to_staging",
     "deploy_model",
 ]
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One OpenMP/BLAS thread for the gradient-boosted trees the template trains: the
+    same model, but more threads than free cores made the fit about 10x slower on a
+    busy 2-core machine (as ``milepost.monitoring.multivariate`` found)."""
+    import sklearn.ensemble  # noqa: F401 - loads the OpenMP runtime before the limit
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
 
 
 @pytest.fixture

@@ -130,15 +130,48 @@ def demo(
             "under ./.milepost-demo/ each run).",
         ),
     ] = None,
+    ui: Annotated[
+        bool,
+        typer.Option(
+            "--ui",
+            help="Then serve the web UI and the API over the demo's home on 127.0.0.1 "
+            "until Ctrl-C, with an admin token to log in.",
+        ),
+    ] = False,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Port of the --ui server (default 8080, or a free one when 8080 is taken; "
+            "0 picks a free one).",
+        ),
+    ] = None,
 ) -> None:
     """Run the whole Milepost loop on the embedded default, explaining each step.
 
     Each run starts from an empty home, so it tells the same story every time; the last
-    lines say how to point the next `milepost` commands at it.
+    lines say how to point the next `milepost` commands at it. With --ui, the platform
+    server then shows everything the demo made in the browser.
     """
     from milepost.demo.run import run_demo
 
-    run_demo(rows=rows, home=home)
+    if not ui:
+        if port is not None:
+            from milepost.errors import InvalidInput
+
+            raise InvalidInput("--port goes with --ui.", hint="Add --ui, or leave --port out.")
+        run_demo(rows=rows, home=home)
+        return
+    from milepost.cli._demo_ui import bind, serve_demo
+    from milepost.cli._output import console
+
+    sock = bind(port)  # a port in use fails now, not after the demo
+    try:
+        run_demo(rows=rows, home=home)
+        serve_demo(console, sock)
+    finally:
+        sock.close()
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

@@ -35,6 +35,9 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
     resolved = load_settings()
     s = resolved.settings
     rt = runtime()
+    if getattr(type(rt), "remote", False):
+        _remote_info(rt, resolved, as_json=as_json)
+        return
     settings: dict[str, Any] = {}
     for key in type(s).model_fields:  # on the class: pydantic 2.11 deprecates the instance
         value = getattr(s, key)
@@ -94,6 +97,52 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
     )
     console.print(f"artifacts {b['artifacts']['type']} {b['artifacts']['uri']}")
     console.print(f"[yellow]authentication {NO_AUTHENTICATION}[/]", highlight=False)
+
+
+def _remote_info(rt: Any, resolved: Any, *, as_json: bool) -> None:
+    """``milepost info`` in remote mode: the server, who it takes us for, the settings."""
+    import milepost
+    from milepost.config import ENV_PREFIX
+    from milepost.errors import MilepostError
+
+    s = resolved.settings
+    url = rt.transport.url
+    try:
+        who: dict[str, Any] = rt.whoami()
+    except MilepostError as exc:
+        who = {"error": exc.message}
+    settings = {
+        key: {
+            "value": None if getattr(s, key) is None else str(getattr(s, key)),
+            "source": resolved.sources.get(key, "default"),
+        }
+        for key in ("url", "token", "experiment", "metric_flush_interval", "metric_flush_timeout")
+    }
+    data = {
+        "version": milepost.__version__,
+        "mode": "remote",
+        "server": {"url": url, **who},
+        "project_file": str(resolved.project_file) if resolved.project_file else None,
+        "settings": settings,
+    }
+    if as_json:
+        emit_json(data)
+        return
+    console.print(f"[bold]Milepost {data['version']}[/] · remote mode: server {escape(url)}")
+    if "error" in who:
+        console.print(f"[red]server: {escape(str(who['error']))}[/]", highlight=False)
+    else:
+        project = f" · project {who['project']}" if who.get("project") else ""
+        console.print(f"acting as {who.get('user')} (role {who.get('role')}){project}")
+    rows = []
+    for key, item in settings.items():
+        origin = {"env": f"env {ENV_PREFIX}{key.upper()}", "file": "milepost.toml"}.get(
+            item["source"], item["source"]
+        )
+        rows.append([key, escape(item["value"] or "(none)"), origin])
+    table, _ = fit_table(["setting", Col("value", wrap=True), Col("from", wrap=True)], rows)
+    console.print(table)
+    console.print("Stores are the server's; unset MILEPOST_URL to use local ones.")
 
 
 @db_app.command()

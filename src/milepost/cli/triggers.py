@@ -120,12 +120,10 @@ def _rows(triggers: list[Trigger], last: dict[str, Firing]) -> list[list[str]]:
 def list_(as_json: JsonOpt = False) -> None:
     """Triggers: kind, cause, pipeline, last firing and its run's status; and which
     scheduler holds the lease."""
-    from milepost.pipelines.scheduler import read_lease
-
     rt = runtime()
     found = rt.triggers.list()
     last = {t.name: f for t in found for f in rt.triggers.firings(t.name, limit=1)}
-    lease = read_lease(rt.db)
+    lease = rt.triggers.lease()
     if as_json:
         emit_json(
             {

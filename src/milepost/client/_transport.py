@@ -102,6 +102,14 @@ class Transport:
             response = self._client.send(request, stream=stream)
         except httpx.HTTPError as exc:
             raise _unreachable(self.url, exc) from exc
+        if 300 <= response.status_code < 400:  # the API never redirects a good request
+            response.close()
+            raise MilepostError(
+                f"The server answered {request.method} {request.url.path} with HTTP "
+                f"{response.status_code} (a redirect), not an answer.",
+                hint="Check MILEPOST_URL: it is the server's base URL, e.g. "
+                "http://127.0.0.1:8080, without /api/v1.",
+            )
         if response.status_code >= 400:
             if stream:
                 response.read()

@@ -4,9 +4,10 @@
 methods ``milepost.Client`` and the CLI call on ``rt.models``, ``rt.evaluation`` and
 ``rt.cards``, with the same arguments, records and exceptions, answered by
 ``/api/v1/models/...`` on the server. What needs the model files or the training data
-on this machine (logging a model, loading one) is refused with a
-:class:`~milepost.errors.InvalidInput` that says where to do it; evaluations and
-fairness audits run on the server over a registered dataset version.
+on this machine travels: ``log_model`` uploads the saved model, ``load`` downloads it and
+loads it here with this side's trust. Evaluations and fairness audits run on the server
+over a registered dataset version; a DataFrame or a loaded model there is refused with a
+:class:`~milepost.errors.InvalidInput` that says what to do.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from milepost.client._transport import Transport
     from milepost.evaluation.fairness import FairnessResult
     from milepost.evaluation.models import EvaluationResult
+    from milepost.models.service import LoadedModel
+    from milepost.models.signature import Signature
+    from milepost.monitoring import Profile
 
 __all__ = ["RemoteCards", "RemoteEvaluation", "RemoteModels", "local_only"]
 
@@ -169,17 +173,133 @@ class RemoteModels:
 
     # -- what needs the stores here ---------------------------------------------------
 
-    def log_model(self, run_id: str, model: Any, **kwargs: Any) -> ModelVersion:
-        """Refused remotely: registering a model writes its file to the artifact store."""
-        raise local_only("Logging a model", "the artifact store to write the model file to")
+    def log_model(
+        self,
+        run_id: str,
+        model: Any,
+        *,
+        name: str,
+        input_example: Any = None,
+        training_data: Any = None,
+        signature: Signature | None = None,
+        flavor: str | None = None,
+        onnx: bool = False,
+        onnx_tolerance: float = 1e-4,
+        trusted_types: list[str] | None = None,
+        feature_refs: list[str] | None = None,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Save the model here and register it on the server as the next version of
+        ``name`` (as :meth:`milepost.models.ModelService.log_model`).
 
-    def load(self, uri: str | ModelVersion, **kwargs: Any) -> Any:
-        """Refused remotely: loading a model reads its file from the artifact store."""
-        raise local_only("Loading a model", "the artifact store to read the model file from")
+        The server rebuilds the model with its loaders' trust before logging it, so a
+        type the author declares in ``trusted_types`` must also be trusted there
+        (``milepost models trust add``); a pickle (python flavor) is refused.
+        """
+        from milepost.client._model_upload import upload_model
 
-    def get_profile(self, name: str, version: int) -> Any:
-        """Refused remotely: the profile is a file in the artifact store."""
-        raise local_only("Reading a version's training profile", "the artifact store")
+        answer = upload_model(
+            self,
+            run_id,
+            model,
+            name=name,
+            input_example=input_example,
+            training_data=training_data,
+            signature=signature,
+            flavor=flavor,
+            onnx=onnx,
+            onnx_tolerance=onnx_tolerance,
+            trusted_types=trusted_types,
+            feature_refs=feature_refs,
+            description=description,
+            tags=tags,
+        )
+        return record_from_dict(ModelVersion, answer)
+
+    def _file(self, version: ModelVersion, fname: str) -> bytes:
+        """A version's file from the server, checked against its recorded SHA-256."""
+        import hashlib
+
+        from milepost.errors import IntegrityViolation
+
+        response = self.http.send(
+            "GET", f"/models/{seg(version.name)}/versions/{version.version}/files/{seg(fname)}"
+        )
+        data = response.content
+        if hashlib.sha256(data).hexdigest() != version.files[fname]:
+            raise IntegrityViolation(
+                f"{version.uri}: {fname} as downloaded does not match its recorded SHA-256.",
+                hint="Download it again; if it persists, the stored file was altered.",
+            )
+        return data
+
+    def load(
+        self,
+        uri: str | ModelVersion,
+        *,
+        trusted: bool = False,
+        trusted_types: list[str] | None = None,
+        extra_columns: str = "error",
+        prefer_onnx: bool = False,
+    ) -> LoadedModel:
+        """Download a version and load it here, with this side's trust: ``trusted_types``,
+        the ``trusted_types`` setting and the server's approver-set list (what the author
+        declared is not trusted), as :meth:`milepost.models.ModelService.load` does.
+
+        Raises:
+            PermissionDenied: untrusted content (every type is named, with how to trust it).
+            ConfigError: the model's code is not installed here.
+            IntegrityViolation: a downloaded file does not match its digest.
+        """
+        from milepost.models import flavors
+        from milepost.models.service import LoadedModel
+
+        check.boolean(trusted, "trusted")
+        check.choice(extra_columns, "extra_columns", ("error", "ignore"))
+        check.boolean(prefer_onnx, "prefer_onnx")
+        declared = check.string_list(trusted_types or [], "trusted_types")
+        version = self.resolve(uri)
+        flavor: Any = version.flavor
+        data = self._file(version, flavors.MODEL_FILES[flavor])
+        settings = self.runtime.settings
+        options: dict[str, Any] = {
+            "trusted": trusted or settings.trust_pickle,
+            "trusted_types": [
+                *declared,
+                *settings.trusted_type_list(),
+                *(t.type_name for t in self.list_trusted_types()),
+            ],
+            "what": version.uri,
+            "declared": version.trusted_types,
+        }
+        mode: Any = extra_columns
+        if prefer_onnx and version.has_onnx:
+            flavors.check(flavor, data, **options)  # decided now, not on first use
+            impl = flavors.load("onnx", self._file(version, "model.onnx"))
+            loaded = LoadedModel(
+                version,
+                None,
+                impl=impl,
+                native_loader=lambda: flavors.load(flavor, data, **options),
+                extra_columns=mode,
+            )
+            impl.native = lambda: loaded.native
+            return loaded
+        return LoadedModel(version, flavors.load(flavor, data, **options), extra_columns=mode)
+
+    def get_profile(self, name: str, version: int) -> Profile | None:
+        """The reference profile stored with a version, or None (logged without
+        training data)."""
+        import json
+
+        from milepost.models.models import PROFILE_FILE
+        from milepost.monitoring import Profile
+
+        v = self.get_version(name, version)
+        if PROFILE_FILE not in v.files:
+            return None
+        return Profile.from_dict(json.loads(self._file(v, PROFILE_FILE)))
 
 
 class RemoteEvaluation:

@@ -25,6 +25,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -59,7 +60,7 @@ from milepost.tracking.service import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
     from milepost.client._runtime import RemoteRuntime
@@ -75,8 +76,22 @@ Row = tuple[str, str, float, int, int]  # run_id, key, value, timestamp, step
 
 
 def _seg(value: str) -> str:
-    """One path segment, quoted (a run id or a name may hold anything)."""
-    return quote(value, safe="")
+    """One path segment, quoted (a name may hold anything, '/' and '..' included)."""
+    quoted = quote(value, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+
+
+def _runs(run_id: str) -> str:
+    """The path of a run; an id no run can have is the same NotFound as embedded."""
+    try:
+        quoted = _seg(run_id)
+    except UnicodeEncodeError:
+        quoted = ""
+    if not quoted or check.unsafe_char(run_id) is not None:
+        raise NotFound(
+            f"Run {run_id!r} does not exist.", hint="Find run ids with `milepost runs list`."
+        )
+    return f"/runs/{quoted}"
 
 
 def _wire(value: float) -> float | str:
@@ -245,7 +260,7 @@ class RemoteTracking:
             error = error.encode("utf-8", "backslashreplace").decode("utf-8")
         self.flush()
         self.transport.request(
-            "POST", f"/runs/{_seg(run_id)}/end", json={"status": target.value, "error": error}
+            "POST", f"{_runs(run_id)}/end", json={"status": target.value, "error": error}
         )
         with self._lock:
             self._owned.pop(run_id, None)
@@ -253,17 +268,17 @@ class RemoteTracking:
     def get_run(self, run_id: str) -> Run:
         """A run with its params, latest metrics and tags. Raises NotFound."""
         _run_id(run_id)
-        return record_from_dict(Run, self.transport.request("GET", f"/runs/{_seg(run_id)}"))
+        return record_from_dict(Run, self.transport.request("GET", f"{_runs(run_id)}"))
 
     def delete_run(self, run_id: str) -> None:
         """Soft-delete a run (hidden from searches), audited."""
         _run_id(run_id)
-        self.transport.request("DELETE", f"/runs/{_seg(run_id)}")
+        self.transport.request("DELETE", f"{_runs(run_id)}")
 
     def restore_run(self, run_id: str) -> None:
         """Undo a delete, audited."""
         _run_id(run_id)
-        self.transport.request("POST", f"/runs/{_seg(run_id)}/restore")
+        self.transport.request("POST", f"{_runs(run_id)}/restore")
 
     def get_environment(self, env_hash: str) -> Environment:
         """The environment a run recorded. Raises NotFound."""
@@ -345,27 +360,27 @@ class RemoteTracking:
         _run_id(run_id)
         clean = _values(items, "param")
         if clean:
-            self.transport.request("POST", f"/runs/{_seg(run_id)}/params", json={"values": clean})
+            self.transport.request("POST", f"{_runs(run_id)}/params", json={"values": clean})
 
     def set_tags(self, run_id: str, items: Mapping[str, Any]) -> None:
         """Set tags (mutable)."""
         _run_id(run_id)
         clean = _values(items, "tag")
         if clean:
-            self.transport.request("POST", f"/runs/{_seg(run_id)}/tags", json={"values": clean})
+            self.transport.request("POST", f"{_runs(run_id)}/tags", json={"values": clean})
 
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove a tag."""
         _run_id(run_id)
         key = validate_key(key, "tag")
-        self.transport.request("DELETE", f"/runs/{_seg(run_id)}/tags/{quote(key, safe='/')}")
+        self.transport.request("DELETE", f"{_runs(run_id)}/tags/{quote(key, safe='/')}")
 
     def _metric_experiment(self, run_id: str) -> int:
         exp = self._writable.get(_run_id(run_id))
         if exp is not None:
             return exp
         try:
-            state = self.transport.request("GET", f"/runs/{_seg(run_id)}/state")
+            state = self.transport.request("GET", f"{_runs(run_id)}/state")
         except NotFound:
             raise NotFound(f"Run {run_id!r} does not exist; cannot log metrics to it.") from None
         if state["lifecycle_stage"] != "active":
@@ -416,7 +431,7 @@ class RemoteTracking:
     ) -> None:
         """Queue several metrics at one step; all are checked before any is queued."""
         self._metric_experiment(run_id)
-        if not isinstance(values, dict) and not hasattr(values, "items"):
+        if not isinstance(values, Mapping):
             raise InvalidInput(
                 "log_metrics takes a mapping of metric names to values, got "
                 f"{short_repr(values)} ({type(values).__name__})."
@@ -445,9 +460,7 @@ class RemoteTracking:
         validate_key(key, "metric")
         _run_id(run_id)
         self.flush()
-        found = self.transport.request(
-            "GET", f"/runs/{_seg(run_id)}/metrics/{quote(key, safe='/')}"
-        )
+        found = self.transport.request("GET", f"{_runs(run_id)}/metrics/{quote(key, safe='/')}")
         return [record_from_dict(Metric, m) for m in found["items"]]
 
     def _send(self, rows: list[Row]) -> None:
@@ -497,7 +510,7 @@ class RemoteTracking:
     def _put(self, run_id: str, rel: str, content: Any, size: int) -> ArtifactInfo:
         answer = self.transport.request(
             "PUT",
-            f"/runs/{_seg(run_id)}/artifacts/{quote(rel, safe='/')}",
+            f"{_runs(run_id)}/artifacts/{quote(rel, safe='/')}",
             content=content,
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
         )
@@ -537,18 +550,14 @@ class RemoteTracking:
         """A run's artifacts under ``path`` (all by default)."""
         _run_id(run_id)
         prefix = "" if path is None or (isinstance(path, str) and not path) else safe_relpath(path)
-        found = self.transport.request(
-            "GET", f"/runs/{_seg(run_id)}/artifacts", params={"path": prefix}
-        )
+        found = self.transport.request("GET", f"{_runs(run_id)}/artifacts", params={"path": prefix})
         return [record_from_dict(ArtifactInfo, a) for a in found["items"]]
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
         """The bytes of one artifact file. Raises NotFound."""
         _run_id(run_id)
         rel = safe_relpath(path)
-        response = self.transport.send(
-            "GET", f"/runs/{_seg(run_id)}/artifacts/{quote(rel, safe='/')}"
-        )
+        response = self.transport.send("GET", f"{_runs(run_id)}/artifacts/{quote(rel, safe='/')}")
         data = response.content
         digest = response.headers.get("x-milepost-digest")
         if digest and hashlib.sha256(data).hexdigest() != digest:
@@ -586,7 +595,7 @@ class RemoteTracking:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 response = self.transport.send(
                     "GET",
-                    f"/runs/{_seg(run_id)}/artifacts/{quote(item.path, safe='/')}",
+                    f"{_runs(run_id)}/artifacts/{quote(item.path, safe='/')}",
                     stream=True,
                 )
                 h = hashlib.sha256()

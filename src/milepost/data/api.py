@@ -6,10 +6,10 @@ as ``milepost.get_runtime().data`` (see :mod:`milepost.stores.context`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from milepost.data.service import DataService
-from milepost.stores.context import StoreContext, default_context
+from milepost.stores.context import StoreContext, default_context, process_remote
 from milepost.tracking._active import active_run_id
 
 if TYPE_CHECKING:
@@ -36,7 +36,14 @@ __all__ = [
 
 
 def data_service(ctx: StoreContext | None = None) -> DataService:
-    """The data service of a store context (default: the process's), one per context."""
+    """The data service of a store context (default: the process's), one per context.
+
+    In remote mode (``MILEPOST_URL``) the process's is the server's, through the remote
+    client's proxy with the same methods."""
+    if ctx is None:
+        remote = process_remote()
+        if remote is not None:
+            return cast("DataService", remote.data)
     return (ctx or default_context()).component(
         DataService, lambda c: DataService(c.db, c.blobs, c.settings)
     )

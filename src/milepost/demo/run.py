@@ -32,7 +32,7 @@ from sklearn.pipeline import Pipeline
 
 import milepost
 from milepost.demo import features as demo_features
-from milepost.demo import governance, monitoring, promotion, retraining, serving
+from milepost.demo import governance, monitoring, platform, promotion, retraining, serving
 from milepost.demo.data import (
     CATEGORICAL,
     LABEL,
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["run_demo"]
 
 EXPERIMENT = "churn-demo"
-TOTAL_STEPS = 13
+TOTAL_STEPS = 14
 FEATURES = MODEL_NUMERIC + CATEGORICAL
 
 
@@ -483,7 +483,10 @@ def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, 
         console, stack, frame, store, (train_labels, test_labels, test), worse=worse, best=best
     )
 
-    _step(console, 13, TOTAL_STEPS, "Check the audit trail")
+    _step(console, 13, TOTAL_STEPS, "Share: the platform server, a remote client, tokens, roles")
+    shared = platform.platform_step(console, rt.settings.home / "logs")
+
+    _step(console, 14, TOTAL_STEPS, "Check the audit trail")
     report = client.verify_audit()
     status = "[green]intact[/]" if report.ok else "[red]TAMPERED[/]"
     console.print(f"  {report.checked} audit events, hash chain {status}")
@@ -507,6 +510,7 @@ def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, 
         "monitoring": deployed["monitoring"],
         "retraining": deployed["retraining"],
         "governance": deployed["governance"],
+        "platform": shared,
         "positive_rate": float(np.mean(frame[LABEL])),
         "home": str(rt.settings.home),
     }

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,9 +38,16 @@ import sqlalchemy as sa
 from milepost import _validate as check
 from milepost._actor import ActorAttribute
 from milepost._records import record_dict, short
-from milepost.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from milepost.errors import (
+    InvalidInput,
+    MilepostError,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from milepost.stores.audit import append_event
 from milepost.stores.schema import api_tokens
+from milepost.stores.schema import roles as role_grants
 
 if TYPE_CHECKING:
     import builtins
@@ -50,10 +59,14 @@ if TYPE_CHECKING:
 __all__ = [
     "ROLES",
     "ApiToken",
+    "CachedAuthenticator",
     "Principal",
     "TokenService",
+    "looks_like_token",
     "role_allows",
 ]
+
+log = logging.getLogger("milepost.governance")
 
 #: The roles a token can carry, least to most.
 ROLES = ("viewer", "member", "approver", "admin")
@@ -69,6 +82,12 @@ _TOUCH_MS = 60_000
 def role_allows(held: str, needed: str) -> bool:
     """Whether a holder of ``held`` may do what needs ``needed``."""
     return ROLES.index(held) >= ROLES.index(needed)
+
+
+def looks_like_token(secret: str) -> bool:
+    """Whether ``secret`` has the shape of a Milepost API token (``mp_<id>_<random>``);
+    says nothing about whether it is valid."""
+    return _SECRET.fullmatch(secret.strip()) is not None
 
 
 def _hash(secret: str) -> str:
@@ -324,9 +343,17 @@ class TokenService:
                 "send it as 'Authorization: Bearer <token>' (MILEPOST_TOKEN for the client).",
             )
         token_id = match.group(1)
+        # one read: the token and whether its user still holds the token's role
+        holds = (
+            sa.exists()
+            .where(
+                role_grants.c.actor == api_tokens.c.user, role_grants.c.role == api_tokens.c.role
+            )
+            .label("holds_role")
+        )
         with self.db.read() as conn:
             row = conn.execute(
-                sa.select(api_tokens).where(api_tokens.c.token_id == token_id)
+                sa.select(api_tokens, holds).where(api_tokens.c.token_id == token_id)
             ).first()
         if row is None or not hmac.compare_digest(row.secret_hash, _hash(match.group(0))):
             raise Unauthenticated(
@@ -341,13 +368,98 @@ class TokenService:
                 hint="Ask an admin for a new one (`milepost tokens create`).",
             )
         role = token.role
-        if role in ("approver", "admin") and not self.roles.has(token.user, role):
+        if role in ("approver", "admin") and not row.holds_role:
             role = "member"  # the user lost the role since the token was made
         if token.last_used_at is None or now - token.last_used_at > _TOUCH_MS:
-            with self.db.write() as conn:
-                conn.execute(
-                    sa.update(api_tokens)
-                    .where(api_tokens.c.token_id == token_id)
-                    .values(last_used_at=now)
-                )
+            try:
+                with self.db.write() as conn:
+                    conn.execute(
+                        sa.update(api_tokens)
+                        .where(api_tokens.c.token_id == token_id)
+                        .values(last_used_at=now)
+                    )
+            except MilepostError as exc:  # bookkeeping: never a reason to refuse a caller
+                log.warning("Could not record the use of API token %s: %s", token_id, exc)
         return Principal(token.user, role, token.token_id, token.project)
+
+
+class CachedAuthenticator:
+    """:meth:`TokenService.authenticate` with each answer kept for ``ttl`` seconds.
+
+    The model and feature servers answer many requests per second with the same few
+    tokens; checking each against the metadata store would put a database read on every
+    request. An answer (a principal, or the refusal of an unknown, expired or revoked
+    token) is reused for ``ttl`` seconds, so a revocation, an expiry or a role taken away
+    takes effect within that bound (the ``auth_cache_seconds`` setting). The platform
+    server does not cache: there a revocation counts from the next request.
+
+    At most ``max_entries`` answers are kept (beyond, the expired ones go, then all), so
+    a flood of made-up tokens costs memory only up to that bound. Thread-safe.
+
+    Args:
+        tokens: the service that checks a token the first time.
+        ttl: seconds an answer is reused; 0 checks every time.
+        max_entries: answers kept at most.
+        clock: monotonic seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        tokens: TokenService,
+        *,
+        ttl: float = 5.0,
+        max_entries: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.tokens = tokens
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self._answers: dict[str, tuple[float, Principal | Unauthenticated]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def accepts(secret: str) -> bool:
+        """Whether ``secret`` has the shape of an API token (checked without a lookup)."""
+        return looks_like_token(secret)
+
+    def cached(self, secret: str) -> Principal | None:
+        """The principal kept for ``secret``, None when nothing (fresh) is kept.
+
+        Raises:
+            Unauthenticated: the token was refused within the last ``ttl`` seconds.
+        """
+        kept = self._answers.get(_hash(secret))
+        if kept is None or kept[0] <= self.clock():
+            return None
+        answer = kept[1]
+        if isinstance(answer, Unauthenticated):
+            raise Unauthenticated(answer.message, hint=answer.hint)
+        return answer
+
+    def authenticate(self, secret: str) -> Principal:
+        """The principal ``secret`` stands for: kept, else checked (and kept).
+
+        Raises:
+            Unauthenticated: malformed, unknown, revoked or expired.
+        """
+        found = self.cached(secret)
+        if found is not None:
+            return found
+        key = _hash(secret)
+        try:
+            answer: Principal | Unauthenticated = self.tokens.authenticate(secret)
+        except Unauthenticated as exc:
+            answer = exc
+        if self.ttl > 0:
+            with self._lock:
+                if len(self._answers) >= self.max_entries:
+                    now = self.clock()
+                    for old in [k for k, (until, _) in self._answers.items() if until <= now]:
+                        del self._answers[old]
+                    if len(self._answers) >= self.max_entries:
+                        self._answers.clear()
+                self._answers[key] = (self.clock() + self.ttl, answer)
+        if isinstance(answer, Unauthenticated):
+            raise Unauthenticated(answer.message, hint=answer.hint)
+        return answer

@@ -74,6 +74,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from milepost.pipelines._sources import TriggerSources
+    from milepost.pipelines.scheduler import Lease
     from milepost.stores.metadata import MetadataStore
 
 __all__ = ["KINDS", "Cause", "Firing", "Launcher", "Trigger", "TriggerService", "latest_slot"]
@@ -199,6 +200,13 @@ class TriggerService:
         name = check.name(name, "Trigger name", max_length=128)
         with self.db.read() as conn:
             return self._get(conn, name)
+
+    def lease(self) -> Lease | None:
+        """Which scheduler holds the lease that evaluates these triggers, and until when
+        (None: no scheduler ever ran on this store)."""
+        from milepost.pipelines.scheduler import read_lease
+
+        return read_lease(self.db)
 
     def list(self) -> builtins.list[Trigger]:
         """Every trigger, by name."""

@@ -7,6 +7,12 @@ A view version the online store does not hold (applied, not materialized yet) is
 answered 409 (``code: conflict``) naming it, never as values that are all "missing".
 ``GET /health`` answers ``{"status": "ok"}``.
 
+With the ``feature_server_auth`` setting, online reads need an API token of the platform
+(``Authorization: Bearer <token>``, any role: viewer or more), checked before the body is
+read: 401 without one or with a wrong, expired or revoked one. A checked token's answer is
+reused for ``auth_cache_seconds`` (5 s), so reads do not each hit the metadata store and a
+revoked token stops working within that bound. Without the setting, reads are open.
+
 Like the model server it is a plain ASGI app with no framework on the request path: an
 online read takes tens of microseconds, and a framework's routing and validation cost
 several times that. A malformed body gets 422, a known error its status from
@@ -29,13 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from milepost.errors import MilepostError, http_status, mask_uri
+from milepost.errors import MilepostError, PermissionDenied, Unauthenticated, http_status, mask_uri
 from milepost.serving.app import MAX_BODY, _lifespan, _read_body
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from milepost.features.api import FeatureStore
+    from milepost.governance.tokens import CachedAuthenticator
 
 __all__ = ["REPO_ENV", "FeatureServer", "app_from_env", "create_app"]
 
@@ -99,6 +106,7 @@ class FeatureServer:
         timeout: seconds an online read may take before the answer is 504.
         online_uri: the online store, as the 504 names it (password masked).
         threads: online reads in flight at once.
+        authenticator: when given, online reads need an API token (viewer or more).
     """
 
     def __init__(
@@ -108,10 +116,12 @@ class FeatureServer:
         timeout: float,
         online_uri: str = "",
         threads: int = THREADS,
+        authenticator: CachedAuthenticator | None = None,
     ) -> None:
         self.store = store
         self.timeout = timeout
         self.online_uri = online_uri
+        self.authenticator = authenticator
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="milepost-online")
 
     async def __call__(
@@ -126,10 +136,17 @@ class FeatureServer:
             return
         if scope["type"] != "http":
             return
-        body = await _read_body(receive)
         method, path = scope["method"], scope["path"]
         extra: list[tuple[bytes, bytes]] = []
-        if path == "/v1/features/online" and method == "POST" and body is not None:
+        refusal = None
+        if self.authenticator is not None and path == "/v1/features/online":
+            refusal = await self._refuse(scope)  # before the body is read
+        body = None if refusal is not None else await _read_body(receive)
+        if refusal is not None:
+            status, payload = refusal
+            if status == 401:
+                extra.append((b"www-authenticate", b'Bearer realm="milepost"'))
+        elif path == "/v1/features/online" and method == "POST" and body is not None:
             status, payload = await self._online(body)
         elif path in _ROUTES and method not in _ROUTES[path]:
             allowed = _ROUTES[path]
@@ -149,6 +166,33 @@ class FeatureServer:
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+    async def _refuse(self, scope: dict[str, Any]) -> tuple[int, bytes] | None:
+        """The answer refusing a caller without a valid API token; None: let it in."""
+        authenticator = self.authenticator
+        assert authenticator is not None
+        value = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        scheme, _, secret = (value or b"").decode("latin-1").strip().partition(" ")
+        secret = secret.strip()
+        try:
+            if value is None or scheme.lower() != "bearer" or not authenticator.accepts(secret):
+                raise Unauthenticated(
+                    "Online reads need an API token"
+                    + (", and the request has none." if value is None else "; this is not one."),
+                    hint="Send 'Authorization: Bearer <token>' with a token from `milepost "
+                    "tokens create` (any role).",
+                )
+            principal = authenticator.cached(secret)
+            if principal is None:
+                loop = asyncio.get_running_loop()
+                principal = await loop.run_in_executor(None, authenticator.authenticate, secret)
+            if not principal.allows("viewer"):  # pragma: no cover - every role can read
+                raise PermissionDenied("Online reads need the viewer role.")
+        except MilepostError as exc:
+            return http_status(exc), orjson.dumps(
+                {"code": exc.code, "message": exc.message, "hint": exc.hint}
+            )
+        return None
 
     def _answer(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
         """Everything but an online read, answered on the event loop."""
@@ -206,16 +250,26 @@ class FeatureServer:
         )
 
 
-def create_app(store: FeatureStore, *, timeout: float | None = None) -> FeatureServer:
+def create_app(
+    store: FeatureStore, *, timeout: float | None = None, auth: bool | None = None
+) -> FeatureServer:
     """The ASGI app over a loaded FeatureStore (``timeout``: the feature_server_timeout
-    setting unless given)."""
+    setting unless given; ``auth``: online reads need an API token, the
+    feature_server_auth setting unless given)."""
     from milepost._context import get_runtime
 
-    settings = get_runtime().settings
+    rt = get_runtime()
+    settings = rt.settings
+    authenticator = None
+    if settings.feature_server_auth if auth is None else auth:
+        from milepost.governance.tokens import CachedAuthenticator
+
+        authenticator = CachedAuthenticator(rt.tokens, ttl=settings.auth_cache_seconds)
     return FeatureServer(
         store,
         timeout=settings.feature_server_timeout if timeout is None else timeout,
         online_uri=mask_uri(settings.resolved_online_uri()),
+        authenticator=authenticator,
     )
 
 

@@ -105,6 +105,7 @@ def run_replica(
 ) -> int:
     """Serve ``endpoint`` on ``sock`` until drained; returns the exit code."""
     import milepost
+    from milepost.governance.tokens import CachedAuthenticator
     from milepost.serving.engine import EndpointEngine
     from milepost.serving.logger import PredictionLogger
 
@@ -120,8 +121,21 @@ def run_replica(
         generation=generation,
         logger=logger,
     )
-    token = rt.settings.serving_token
-    app = ServingApp(engine, token=None if token is None else token.get_secret_value())
+    settings = rt.settings
+    token = settings.serving_token
+    if token is not None:
+        log.warning(
+            "serving_token is deprecated and goes in the next release: give callers API "
+            "tokens instead (`milepost tokens create --name NAME --role member`), and set "
+            "serving_auth to require one for feedback."
+        )
+    app = ServingApp(
+        engine,
+        token=None if token is None else token.get_secret_value(),
+        # the platform's API tokens and roles (member or more), answers kept briefly
+        authenticator=CachedAuthenticator(rt.tokens, ttl=settings.auth_cache_seconds),
+        feedback_auth=settings.serving_auth,
+    )
     limits = ConnectionLimits.from_settings(rt.settings)
     server = _DrainingServer(_config(app, limits), engine, ready_fd)
     try:

@@ -18,12 +18,16 @@ Routes (JSON in and out):
 - ``GET /v1/endpoints/{name}`` — the routing state this replica uses
 - ``GET /health`` (alive), ``GET /ready`` (503 while draining), ``GET /metrics`` (Prometheus)
 
-Credentials: when the setting ``serving_token`` (``MILEPOST_SERVING_TOKEN``) is set,
-feedback and pinning a variant that takes no traffic need the header
-``Authorization: Bearer <token>`` (the token is compared in constant time). Feedback
-without it, or with a wrong token, is a 401; pinning such a variant without it is a 403,
-with a wrong one a 401. Without the setting, feedback is open and such variants cannot be
-pinned at all (403).
+Credentials: the same API tokens and roles as ``milepost server`` (``milepost tokens
+create``; ``Authorization: Bearer <token>``), with the member role or more, and, for one
+more release, the older shared secret ``serving_token`` (``MILEPOST_SERVING_TOKEN``,
+compared in constant time). Feedback needs a credential when ``serving_token`` or
+``serving_auth`` is set (401 without one or with a wrong one, 403 for a viewer's token);
+otherwise it is open. Pinning a variant that takes no traffic always needs one (403
+without, 401 with a wrong one). A checked API token's answer is reused for
+``auth_cache_seconds`` (5 s): a revoked token stops working within that bound, and the
+metadata store is not read on every request. A request without an ``Authorization``
+header pays nothing for any of this.
 
 Errors answer ``{code, message, hint}`` with the status from ``milepost.errors.HTTP_STATUS``:
 bad requests are 4xx, never 500; a model that fails on a request that passed its signature
@@ -40,7 +44,7 @@ import concurrent.futures
 import hmac
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import orjson
 
@@ -61,7 +65,7 @@ if TYPE_CHECKING:
     from milepost.serving.engine import EndpointEngine, Reply
     from milepost.serving.spec import Variant
 
-__all__ = ["FEEDBACK_IN_PROGRESS", "FEEDBACK_WORKERS", "MAX_BODY", "ServingApp"]
+__all__ = ["FEEDBACK_IN_PROGRESS", "FEEDBACK_WORKERS", "MAX_BODY", "Authenticator", "ServingApp"]
 
 log = logging.getLogger("milepost.serving")
 
@@ -81,6 +85,23 @@ _OPERATIONS = ("/health", "/ready", "/metrics")
 _GONE = b"\x00gone"  # _read_body's answer when the client went away (a distinct object)
 
 
+class Authenticator(Protocol):
+    """Checks API tokens for the model server (the platform's
+    :class:`~milepost.governance.tokens.CachedAuthenticator`, wired in by the replica)."""
+
+    def accepts(self, secret: str) -> bool:
+        """Whether ``secret`` has the shape of an API token (no lookup)."""
+        ...
+
+    def cached(self, secret: str) -> Any:
+        """A kept principal, None, or raises the kept refusal (no lookup)."""
+        ...
+
+    def authenticate(self, secret: str) -> Any:
+        """The principal (``user``, ``role``, ``allows(role)``); may read the store."""
+        ...
+
+
 @dataclass
 class _Answer:
     status: int
@@ -93,6 +114,8 @@ class _Request(NamedTuple):
     action: str  # "/predict", "/explain", "/feedback", "" (the endpoint), "/health"...
     limit: int  # bytes of body accepted
     pinned: str | None  # X-Milepost-Variant, checked
+    api_token: str | None = None  # an API token still to check (member), before the body
+    what: str = ""  # what the token is for, in a refusal
 
 
 class _Refused(Exception):
@@ -152,6 +175,12 @@ def _headers(scope: dict[str, Any]) -> tuple[str | None, str | None, str | None]
     return out[0], out[1], out[2]
 
 
+def _bearer(authorization: str) -> str | None:
+    """The token of ``Bearer <token>``; None for any other scheme."""
+    scheme, _, token = authorization.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 def _takes_traffic(variant: Variant) -> bool:
     return variant.role == "primary" or (variant.role == "canary" and variant.weight > 0)
 
@@ -194,15 +223,27 @@ class ServingApp:
 
     Args:
         engine: the endpoint's routing state and request handling.
-        token: the shared secret that feedback and pinning a variant with no traffic
-            need (``Authorization: Bearer <token>``); None: feedback is open and only
-            variants that take traffic can be pinned.
+        token: the shared secret (``serving_token``) that feedback and pinning a variant
+            with no traffic accept (``Authorization: Bearer <token>``).
+        authenticator: checks API tokens (member or more accepted); None: only
+            ``token`` is a credential.
+        feedback_auth: feedback needs a credential even without ``token``
+            (``serving_auth``). Without either, feedback is open.
     """
 
-    def __init__(self, engine: EndpointEngine, *, token: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: EndpointEngine,
+        *,
+        token: str | None = None,
+        authenticator: Authenticator | None = None,
+        feedback_auth: bool = False,
+    ) -> None:
         self.engine = engine
         self.prefix = f"/v1/endpoints/{engine.endpoint}"
         self._token = None if token is None else token.encode()
+        self._authenticator = authenticator
+        self._feedback_auth = feedback_auth or token is not None
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=FEEDBACK_WORKERS, thread_name_prefix="milepost-feedback"
         )
@@ -231,6 +272,11 @@ class ServingApp:
             answer = refused.answer
         except MilepostError as exc:
             answer = _error(exc)
+        if request is not None and request.api_token is not None:
+            try:
+                await self._check_api_token(request.api_token, request.what)
+            except MilepostError as exc:  # refused before its body is read
+                answer, request = _error(exc), None
         if request is not None:
             body = await _read_body(receive, request.limit)
             if body is _GONE:
@@ -313,10 +359,14 @@ class ServingApp:
         limit = _feedback.MAX_BODY if action == "/feedback" else MAX_BODY
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _Refused(_too_large(limit, close=True))  # not worth reading
-        if action == "/feedback":
-            self._authenticate(authorization, "Feedback")
-        elif pinned is not None and action in ("/predict", "/explain"):
-            self._may_pin(pinned, authorization)
+        if action == "/feedback" and self._feedback_auth:
+            return _Request(action, limit, pinned, self._credential(authorization), "Feedback")
+        if pinned is not None and action in ("/predict", "/explain"):
+            what = self._may_pin(pinned)
+            if what:
+                return _Request(
+                    action, limit, pinned, self._pin_credential(authorization, what), what
+                )
         return _Request(action, limit, pinned)
 
     async def _answer(self, request: _Request, body: bytes | None) -> _Answer:
@@ -345,51 +395,96 @@ class ServingApp:
 
     # -- credentials --------------------------------------------------------------------
 
-    def _credential(self, authorization: str | None) -> bool | None:
-        """True: the right token; False: a wrong one; None: no Authorization header."""
-        if authorization is None:
-            return None
-        scheme, _, token = authorization.strip().partition(" ")
-        if self._token is None or scheme.lower() != "bearer":
-            return False
-        return hmac.compare_digest(token.strip().encode(), self._token)
+    def _serving_token(self, secret: str) -> bool:
+        return self._token is not None and hmac.compare_digest(secret.encode(), self._token)
 
-    def _authenticate(self, authorization: str | None, what: str) -> None:
-        if self._token is None:
-            return
-        credential = self._credential(authorization)
-        if credential:
-            return
-        raise Unauthenticated(
-            f"{what} needs the serving token, and "
-            + (
-                "the request has no Authorization header."
-                if credential is None
-                else "the Authorization header does not carry it."
-            ),
-            hint="Send 'Authorization: Bearer <token>' with the server's serving_token "
-            "(MILEPOST_SERVING_TOKEN).",
+    def _api_token(self, secret: str) -> bool:
+        return self._authenticator is not None and self._authenticator.accepts(secret)
+
+    def _credential(self, authorization: str | None) -> str | None:
+        """Feedback's credential: None when it is the serving token, the API token to
+        check otherwise.
+
+        Raises:
+            Unauthenticated: no Authorization header, or one with neither.
+        """
+        what = (
+            "Feedback needs a credential (an API token with the member role, or the serving token)"
         )
+        hint = (
+            "Send 'Authorization: Bearer <token>' with an API token (`milepost tokens "
+            "create --role member`) or the server's serving_token (MILEPOST_SERVING_TOKEN)."
+        )
+        if authorization is None:
+            raise Unauthenticated(
+                f"{what}, and the request has no Authorization header.", hint=hint
+            )
+        secret = _bearer(authorization)
+        if secret and self._serving_token(secret):
+            return None
+        if secret and self._api_token(secret):
+            return secret
+        raise Unauthenticated(f"{what}, and the Authorization header does not carry it.", hint=hint)
 
-    def _may_pin(self, name: str, authorization: str | None) -> None:
-        """Refuse pinning a variant that takes no traffic without the token."""
+    def _may_pin(self, name: str) -> str:
+        """What pinning variant ``name`` is, for a refusal; empty when anyone may pin it
+        (it takes traffic, or there is no such variant: the engine answers 404 naming the
+        variants)."""
         variant = self.engine.state.spec.variant(name)
         if variant is None or _takes_traffic(variant):
-            return  # the engine answers 404 for an unknown one, naming the variants
-        what = f"Pinning variant {name!r} ({variant.role}, no traffic)"
+            return ""
+        return f"Pinning variant {name!r} ({variant.role}, no traffic)"
+
+    def _pin_credential(self, authorization: str | None, what: str) -> str | None:
+        """Pinning's credential: None when it is the serving token, the API token to
+        check otherwise.
+
+        Raises:
+            PermissionDenied: no credential (or, on a server without a serving token, one
+                that is not an API token).
+            Unauthenticated: a wrong serving token.
+        """
+        hint = (
+            "Send 'Authorization: Bearer <token>' with an API token (`milepost tokens "
+            "create --role member`) or the server's serving_token (MILEPOST_SERVING_TOKEN); "
+            "variants that take traffic need none."
+        )
+        secret = None if authorization is None else _bearer(authorization)
+        if secret and self._serving_token(secret):
+            return None
+        if secret and self._api_token(secret):
+            return secret
         if self._token is None:
+            accepted = "an API token with the member role, or " if self._authenticator else ""
             raise PermissionDenied(
-                f"{what} needs a credential, and this server has none configured.",
-                hint="Set serving_token (MILEPOST_SERVING_TOKEN) on the server and send "
-                "'Authorization: Bearer <token>'; variants that take traffic need none.",
+                f"{what} needs a credential: {accepted}the serving token (this server has "
+                "none configured).",
+                hint=hint,
             )
         if authorization is None:
             raise PermissionDenied(
-                f"{what} needs the serving token.",
-                hint="Send 'Authorization: Bearer <token>' with the server's serving_token "
-                "(MILEPOST_SERVING_TOKEN); variants that take traffic need none.",
+                f"{what} needs the serving token"
+                + (" or an API token with the member role." if self._authenticator else "."),
+                hint=hint,
             )
-        self._authenticate(authorization, what)  # a wrong token is a 401
+        raise Unauthenticated(f"{what}: the Authorization header does not carry it.", hint=hint)
+
+    async def _check_api_token(self, secret: str, what: str) -> Any:
+        """The API token's principal, if it may do ``what`` (member or more): a kept
+        answer, or one looked up off the event loop."""
+        authenticator = self._authenticator
+        assert authenticator is not None  # only API tokens reach here
+        principal = authenticator.cached(secret)
+        if principal is None:
+            loop = asyncio.get_running_loop()
+            principal = await loop.run_in_executor(None, authenticator.authenticate, secret)
+        if not principal.allows("member"):
+            raise PermissionDenied(
+                f"{what} needs the member role; the token of {principal.user!r} has "
+                f"{principal.role}.",
+                hint="Ask an admin for a token with the member role.",
+            )
+        return principal
 
     # -- routes -------------------------------------------------------------------------
 

@@ -21,14 +21,20 @@ import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from milepost.config import ResolvedSettings, Settings, load_settings
-from milepost.errors import InvalidInput
+from milepost.errors import ConfigError, InvalidInput
 from milepost.stores.blobs import BlobStore, open_blob_store
 from milepost.stores.metadata import MetadataStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["StoreContext", "default_context", "replace_default_context"]
+__all__ = [
+    "StoreContext",
+    "default_context",
+    "process_remote",
+    "replace_default_context",
+    "replace_process_remote",
+]
 
 T = TypeVar("T")
 
@@ -93,6 +99,54 @@ class StoreContext:
 _default: StoreContext | None = None
 _default_lock = threading.RLock()
 
+#: Remote mode (the ``url`` setting): the process's runtime is the remote client's, chosen
+#: by the setting and imported by name on first use, as a backend chosen by URI scheme is
+#: (this layer does not depend on the client).
+_REMOTE_RUNTIME = ("milepost.client", "RemoteRuntime")
+_remote: Any = None
+
+
+def _build_remote(resolved: ResolvedSettings) -> Any:
+    import importlib
+
+    module, name = _REMOTE_RUNTIME
+    return getattr(importlib.import_module(module), name)(resolved)
+
+
+def process_remote() -> Any | None:
+    """The process's remote runtime when the settings name a server (``url``), else None.
+
+    Decided once, on first use: with ``url`` unset the process's default (embedded) store
+    context is built instead. Module-level capability functions (``milepost.data.register``)
+    ask this first, so in remote mode they reach the server, never a local store.
+    """
+    global _default, _remote
+    if _remote is not None:
+        return _remote
+    if _default is not None:
+        return None
+    with _default_lock:
+        if _remote is None and _default is None:
+            resolved = load_settings()
+            if resolved.settings.url:
+                _remote = _build_remote(resolved)
+            else:
+                _default = StoreContext(resolved)
+        return _remote
+
+
+def replace_process_remote(resolved: ResolvedSettings | None) -> Any:
+    """Switch the process to remote mode on ``resolved`` (a new remote runtime, returned),
+    or out of it (None); the previous remote runtime is closed either way."""
+    global _remote
+    with _default_lock:
+        old = _remote
+        _remote = None if resolved is None else _build_remote(resolved)
+        new = _remote
+    if old is not None:
+        old.close()
+    return new
+
 
 def default_context() -> StoreContext:
     """The process's context, built from the settings on first use."""
@@ -101,7 +155,15 @@ def default_context() -> StoreContext:
     if ctx is None:
         with _default_lock:
             if _default is None:
-                _default = StoreContext(load_settings())
+                resolved = load_settings()
+                if resolved.settings.url or _remote is not None:
+                    raise ConfigError(
+                        "This process is in remote mode (MILEPOST_URL is set): it uses the "
+                        "server's stores and opens none of its own, and this needs them.",
+                        hint="Run it where the stores are (without MILEPOST_URL), or use "
+                        "milepost.Client() / milepost.get_runtime(), which work remotely.",
+                    )
+                _default = StoreContext(resolved)
             ctx = _default
     return ctx
 

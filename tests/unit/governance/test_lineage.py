@@ -4,37 +4,98 @@ question, depth and bounds, refs in every form and bad ones."""
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 import milepost
 from milepost import Client, Runtime
 from milepost.errors import InvalidInput, NotFound
 from milepost.governance.lineage import LineageGraph, LineageService
+from tests.conftest import BACKENDS, POSTGRES_URI, require
 from tests.unit.governance import _history
 from tests.unit.governance._history import FEATURES, History
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def recorded(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    churn_models: dict[str, Any],
+    churn_frame: pd.DataFrame,
+) -> Iterator[tuple[dict[str, Any], History]]:
+    """The history, recorded once per backend (the settings to reopen it, its ids).
+
+    Building it is the slow part (models logged, a promotion with three gates) and the
+    tests given it only read, so they share it: a clean environment and a working
+    directory of its own, like the ``runtime`` fixture's.
+    """
+    root = tmp_path_factory.mktemp(f"lineage-{request.param}")
+    schema = None
+    if request.param == "postgres":
+        require("postgres")
+        schema = f"mp_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(POSTGRES_URI, poolclass=sa.pool.NullPool)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        sep = "&" if "?" in POSTGRES_URI else "?"
+        uri = f"{POSTGRES_URI}{sep}options=-csearch_path%3D{schema}"
+    else:
+        uri = f"sqlite:///{root / 'meta.db'}"
+    settings = {
+        "home": root / "home",
+        "metadata_uri": uri,
+        "metric_flush_interval": 0.05,
+        "user": "tester",
+    }
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            for key in list(os.environ):
+                if key.startswith("MILEPOST_") and not key.startswith("MILEPOST_TEST_"):
+                    env.delenv(key)
+            env.chdir(root)
+            milepost.configure(**settings)
+            try:
+                history = _history.build(churn_models, churn_frame, pipeline=False)
+            finally:
+                milepost.reset()
+        yield settings, history
+    finally:
+        if schema is not None:
+            with admin.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+
 @pytest.fixture
-def history(runtime: Runtime, churn_models: dict[str, Any], churn_frame: pd.DataFrame) -> History:
-    return _history.build(churn_models, churn_frame, pipeline=False)
+def shared(recorded: tuple[dict[str, Any], History]) -> Runtime:
+    """The process's runtime, reopened over the recorded history."""
+    return milepost.configure(**recorded[0])
+
+
+@pytest.fixture
+def history(recorded: tuple[dict[str, Any], History]) -> History:
+    return recorded[1]
 
 
 def _edges(graph: LineageGraph) -> set[tuple[str, str, str]]:
     return {(e.source, e.relation, e.target) for e in graph.edges}
 
 
-def test_a_model_versions_graph_both_ways(runtime: Runtime, history: History) -> None:
+def test_a_model_versions_graph_both_ways(shared: Runtime, history: History) -> None:
     run, req, ev = history.runs["churn/1"], history.request_id, history.eval_id
     graph = Client().lineage("models:/churn/1")
     assert graph.root == "model_version:churn/1"
     assert graph.nodes[0].key == graph.root and not graph.truncated
     gate0, gate1, gate2 = (f"gate_result:{req}#{i}" for i in range(3))
     audit = f"fairness_audit:{history.audit_id}"
-    commit = runtime.tracking.get_run(run).git_commit  # the test's checkout, if any
+    commit = shared.tracking.get_run(run).git_commit  # the test's checkout, if any
     code = (
         {
             (f"code_version:{commit}", "code", f"run:{run}"),
@@ -101,14 +162,14 @@ def test_a_model_versions_graph_both_ways(runtime: Runtime, history: History) ->
     doc = graph.to_dict()
     assert doc["root"] == graph.root and len(doc["nodes"]) == len(graph.nodes)
     assert doc["nodes"][0]["key"] == graph.root and doc["truncated"] is False
-    assert runtime.audit.verify().ok
+    assert shared.audit.verify().ok
 
 
 def test_a_datasets_graph_reaches_runs_models_validations_and_gates(
-    runtime: Runtime, history: History
+    shared: Runtime, history: History
 ) -> None:
     req = history.request_id
-    graph = runtime.lineage.graph("datasets:/lineage.train@1", direction="downstream")
+    graph = shared.lineage.graph("datasets:/lineage.train@1", direction="downstream")
     r1, r2 = history.runs["churn/1"], history.runs["churn/2"]
     edges = _edges(graph)
     assert {
@@ -124,7 +185,7 @@ def test_a_datasets_graph_reaches_runs_models_validations_and_gates(
     assert graph.upstream() == []
     assert "model_version:other/1" not in {n.key for n in graph.nodes}  # trained on @2
     # the held-out set: evaluated on, not trained on
-    test = runtime.lineage.graph("lineage.test@1", direction="downstream", depth=1)
+    test = shared.lineage.graph("lineage.test@1", direction="downstream", depth=1)
     assert (
         "dataset_version:lineage.test@1",
         "evaluated_on",
@@ -138,9 +199,9 @@ def test_a_datasets_graph_reaches_runs_models_validations_and_gates(
 
 
 def test_which_production_models_were_trained_on_a_dataset(
-    runtime: Runtime, history: History
+    shared: Runtime, history: History
 ) -> None:
-    lineage = runtime.lineage
+    lineage = shared.lineage
     assert [n.ref for n in lineage.models_trained_on("lineage.train@1")] == ["churn/1", "churn/2"]
     production = Client().models_trained_on("datasets:/lineage.train@1", stage="Production")
     assert [(n.ref, n.attrs["stage"]) for n in production] == [("churn/1", "Production")]
@@ -157,8 +218,8 @@ def test_which_production_models_were_trained_on_a_dataset(
         lineage.models_trained_on("lineage.trian@1")
 
 
-def test_depth_direction_and_the_node_bound(runtime: Runtime, history: History) -> None:
-    lineage = runtime.lineage
+def test_depth_direction_and_the_node_bound(shared: Runtime, history: History) -> None:
+    lineage = shared.lineage
     assert [n.key for n in lineage.graph("models:/churn/1", depth=0).nodes] == [
         "model_version:churn/1"
     ]
@@ -185,13 +246,13 @@ def test_depth_direction_and_the_node_bound(runtime: Runtime, history: History) 
     assert cut.truncated and len(cut.nodes) == 4 and cut.nodes[0].key == cut.root
     keys = {n.key for n in cut.nodes}
     assert all(e.source in keys and e.target in keys for e in cut.edges)
-    small = LineageService(runtime.db, max_nodes=2).graph("endpoints:/lineage-ep")
+    small = LineageService(shared.db, max_nodes=2).graph("endpoints:/lineage-ep")
     assert small.truncated and len(small.nodes) == 2 and small.max_nodes == 2
     assert not lineage.graph("endpoints:/lineage-ep").truncated
 
 
-def test_refs_in_every_form(runtime: Runtime, history: History) -> None:
-    resolve = runtime.lineage.resolve
+def test_refs_in_every_form(shared: Runtime, history: History) -> None:
+    resolve = shared.lineage.resolve
     run = history.runs["churn/2"]
     assert resolve("models:/churn/Production") == "model_version:churn/1"
     assert resolve("models:/churn/latest") == "model_version:churn/2"
@@ -205,7 +266,10 @@ def test_refs_in_every_form(runtime: Runtime, history: History) -> None:
     assert resolve("monitors:/lineage-mon") == "monitor:lineage-mon"
     assert resolve(f"gate_result:{history.request_id}#1").endswith("#1")
     Client().set_alias("churn", "champion", 2)
-    assert resolve("models:/churn@champion") == "model_version:churn/2"
+    try:
+        assert resolve("models:/churn@champion") == "model_version:churn/2"
+    finally:  # the history is shared: leave it as recorded
+        Client().delete_alias("churn", "champion")
 
 
 @pytest.mark.parametrize(
@@ -223,19 +287,19 @@ def test_refs_in_every_form(runtime: Runtime, history: History) -> None:
     ],
 )
 def test_bad_refs_say_what_exists(
-    runtime: Runtime, history: History, ref: str, error: type[Exception], match: str
+    shared: Runtime, history: History, ref: str, error: type[Exception], match: str
 ) -> None:
     with pytest.raises(error, match=match):
-        runtime.lineage.graph(ref)
+        shared.lineage.graph(ref)
 
 
-def test_bad_walk_arguments(runtime: Runtime, history: History) -> None:
+def test_bad_walk_arguments(shared: Runtime, history: History) -> None:
     with pytest.raises(InvalidInput, match="direction must be one of"):
-        runtime.lineage.graph("models:/churn/1", direction="sideways")  # type: ignore[arg-type]
+        shared.lineage.graph("models:/churn/1", direction="sideways")  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="depth"):
-        runtime.lineage.graph("models:/churn/1", depth=-1)
+        shared.lineage.graph("models:/churn/1", depth=-1)
     with pytest.raises(InvalidInput, match="Lineage ref"):
-        runtime.lineage.graph(42)  # type: ignore[arg-type]
+        shared.lineage.graph(42)  # type: ignore[arg-type]
 
 
 def test_pipeline_lineage_through_steps_and_code(

@@ -3,17 +3,35 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from milepost.server.api.auth import AuthConfig, AuthMiddleware, authorize
-from milepost.server.api.errors import install_error_handlers
+from milepost.server.api.auth import (
+    ROLE_KEY,
+    AuthConfig,
+    AuthMiddleware,
+    authorize,
+    required_role,
+)
+from milepost.server.api.errors import ERROR_RESPONSES, install_error_handlers
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
     from milepost._context import Runtime
 
-__all__ = ["API_PREFIX", "NO_AUTH_ENV", "ROUTE_MODULES", "app_from_env", "build_app", "create_app"]
+__all__ = [
+    "API_PREFIX",
+    "NO_AUTH_ENV",
+    "ROUTE_MODULES",
+    "SECURITY_HEADERS",
+    "SecurityHeaders",
+    "app_from_env",
+    "build_app",
+    "create_app",
+]
 
 API_PREFIX = "/api/v1"
 
@@ -57,25 +75,95 @@ def create_app(rt: Runtime, *, auth: AuthConfig | None = None, ui: bool = True) 
     app.state.auth = auth
     install_error_handlers(app)
 
-    @app.get(f"{API_PREFIX}/health", tags=["system"])
+    @app.get(f"{API_PREFIX}/health", tags=["system"], openapi_extra={"security": []})
     def health() -> dict[str, str]:
         """Liveness (no token needed)."""
         return {"status": "ok"}
 
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authorize)])
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authorize)], responses=ERROR_RESPONSES)
     for name in ROUTE_MODULES:
         module = importlib.import_module(f"milepost.server.api.routes.{name}")
         api.include_router(module.router)
     app.include_router(api)
     if ui:
-        try:
-            from milepost.server.ui import mount_ui  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:  # pragma: no cover - the UI package is part of Milepost
-            pass
-        else:
-            mount_ui(app)
+        from milepost.server.ui import mount_ui
+
+        mount_ui(app)
     app.add_middleware(AuthMiddleware)
+    app.add_middleware(SecurityHeaders)
+    _publish_schema(app)
     return app
+
+
+#: Sent with every answer: no framing (the UI's approve and rollback buttons cannot be
+#: overlaid by another site), no content-type sniffing, no referrer beyond this origin.
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+)
+
+
+class SecurityHeaders:
+    """Add :data:`SECURITY_HEADERS` to every HTTP answer (pure ASGI)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", ())}
+                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+
+
+def _publish_schema(app: FastAPI) -> None:
+    """The OpenAPI schema as the API behaves: bearer tokens, each route's role
+    (``x-milepost-role``), and 400 (not FastAPI's 422) for a request it cannot parse."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {})
+        components.setdefault("securitySchemes", {})["bearer"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token (`milepost tokens create`).",
+        }
+        schema["security"] = [{"bearer": []}]
+        for path, item in schema.get("paths", {}).items():
+            for method, operation in item.items():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                responses = operation["responses"]
+                responses.pop("422", None)
+                for status in ERROR_RESPONSES:  # JSON, whatever the route's own answers are
+                    if str(status) in responses:
+                        responses[str(status)]["content"] = _ERROR_CONTENT
+                if path.startswith(f"{API_PREFIX}/") and operation.get("security") != []:
+                    operation[ROLE_KEY] = required_role(method, operation)
+        schemas = components.get("schemas", {})
+        if "/HTTPValidationError" not in json.dumps(schema["paths"]):
+            schemas.pop("HTTPValidationError", None)
+            if "/ValidationError" not in json.dumps(schemas):
+                schemas.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 #: Set by ``milepost server --no-auth --workers N`` (loopback only) for its worker processes.

@@ -8,7 +8,9 @@ identity is the actor in the audit trail and the author of runs and model versio
 :func:`authorize`, a dependency of every ``/api/v1`` route, refuses a caller without a
 valid token (401) or with too small a role (403). Reads (GET, HEAD) need ``viewer`` and
 writes ``member``, unless the route declares more with ``openapi_extra=needs("approver")``;
-the required role is published in the OpenAPI schema as ``x-milepost-role``.
+the required role is published in the OpenAPI schema as ``x-milepost-role``. A token
+scoped to a project never passes an admin check (it could otherwise mint an unscoped
+token).
 
 With ``AuthConfig(required=False)`` (``milepost server --no-auth``, loopback only) every
 caller acts as the server's own user with the admin role.
@@ -161,6 +163,15 @@ def require_role(request: Request, needed: str) -> Principal:
             "This needs an API token.",
             hint="Send 'Authorization: Bearer <token>' (MILEPOST_TOKEN for the client); "
             "an admin creates one with `milepost tokens create --name NAME --role ROLE`.",
+        )
+    if needed == "admin" and principal.project is not None:
+        # tokens, roles, pruning, the whole audit trail: beyond any one project, and a
+        # scoped token must not mint itself an unscoped one
+        raise PermissionDenied(
+            f"This token is limited to project {principal.project!r}; administration "
+            "(tokens, roles, stores-wide operations) is outside it.",
+            hint="Use an admin token without a project.",
+            details={"needed": needed, "held": principal.role, "project": principal.project},
         )
     if not principal.allows(needed):
         raise PermissionDenied(

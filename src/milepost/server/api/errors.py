@@ -15,12 +15,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from milepost._records import jsonable
 from milepost.errors import MilepostError, http_status
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["ERROR_RESPONSES", "ErrorBody", "error_response", "install_error_handlers"]
 
 log = logging.getLogger("milepost.server")
 
@@ -34,6 +35,25 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_input",
+}
+
+
+class ErrorBody(BaseModel):
+    """Every error answer's body."""
+
+    code: str = Field(description="Stable error code (not_found, invalid_input, ...).")
+    message: str = Field(description="What was wrong.")
+    hint: str | None = Field(default=None, description="What to do about it.")
+    details: Any = Field(default=None, description="Structured details, when there are any.")
+
+
+#: The error answers every ``/api/v1`` route may give, as published in the OpenAPI schema.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Invalid request (invalid_input)."},
+    401: {"model": ErrorBody, "description": "No valid API token (unauthenticated)."},
+    403: {"model": ErrorBody, "description": "The token's role is too small (permission_denied)."},
+    404: {"model": ErrorBody, "description": "No such object (not_found)."},
+    409: {"model": ErrorBody, "description": "Conflicts with the current state (conflict)."},
 }
 
 

@@ -167,7 +167,8 @@ def _to_login(request: Request, why: str | None) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if request.method != "GET":
         target = "/"
-    location = "/login?" + urlencode({"next": target, **({"why": why} if why else {})})
+    # a code, not the message: the login page never shows text taken from a URL
+    location = "/login?" + urlencode({"next": target, **({"why": "ended"} if why else {})})
     response = RedirectResponse(location, status_code=303)
     if why is not None:  # an expired or revoked token: forget it
         response.delete_cookie(SESSION_COOKIE, path="/")

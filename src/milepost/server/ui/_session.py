@@ -33,6 +33,8 @@ router = page_router()
 
 #: The login form's double-submit CSRF cookie.
 LOGIN_COOKIE = "milepost_login"
+#: Why the login page is shown, by the code in its URL (never text from the URL itself).
+_REASONS = {"ended": "Your session ended: its token expired or was revoked. Log in again."}
 
 
 def safe_next(target: str | None) -> str:
@@ -74,7 +76,7 @@ def login_form(request: Request, next: str | None = None, why: str | None = None
     principal = principal_of(request)
     if principal is not None and why is None:
         return redirect(target)
-    return _login_page(request, target=target, why=why)
+    return _login_page(request, target=target, why=_REASONS.get(why or ""))
 
 
 @router.post("/login")
@@ -94,7 +96,7 @@ def login(request: Request, fields: Annotated[dict[str, str], Depends(form_field
     if not token:
         return _login_page(request, target=target, why="Paste an API token.", status=400)
     try:
-        principal = request.app.state.rt.tokens.authenticate(token)
+        request.app.state.rt.tokens.authenticate(token)
     except MilepostError as exc:
         return _login_page(request, target=target, why=exc.message, status=401)
     response = redirect(target)
@@ -107,7 +109,6 @@ def login(request: Request, fields: Annotated[dict[str, str], Depends(form_field
         path="/",
     )
     response.delete_cookie(LOGIN_COOKIE, path="/login")
-    response.headers["X-Milepost-User"] = principal.user
     return response
 
 

@@ -7,9 +7,11 @@ steps, artifacts, environment, inputs) and several runs side by side.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from milepost.errors import InvalidFilter, InvalidInput, MilepostError, NotFound
 from milepost.governance.tokens import Principal
@@ -55,7 +57,7 @@ def runs_table(
     principal: Caller,
     experiment_id: int,
     filter: str | None = None,
-    order: str | None = None,
+    order_by: str | None = None,
     page: str | None = None,
     size: Annotated[int, Query(ge=1, le=PAGE_SIZES[-1])] = PAGE_SIZES[0],
     n: Annotated[int, Query(ge=1)] = 1,
@@ -68,16 +70,20 @@ def runs_table(
         found = rt.tracking.search_runs(
             experiment.experiment_id,
             filter=filter or None,
-            order_by=order or None,
+            order_by=order_by or None,
             max_results=size,
             page_token=page or None,
         )
     except (InvalidFilter, InvalidInput) as exc:
         problem = exc.message if exc.hint is None else f"{exc.message} {exc.hint}"
         found = rt.tracking.search_runs(experiment.experiment_id, max_results=size)
-    metric_keys = _columns([r.metrics for r in found], METRIC_COLUMNS, order, "metrics")
-    param_keys = _columns([r.params for r in found], PARAM_COLUMNS, order, "params")
-    params = {"filter": filter, "order": order, "size": size if size != PAGE_SIZES[0] else None}
+    metric_keys = _columns([r.metrics for r in found], METRIC_COLUMNS, order_by, "metrics")
+    param_keys = _columns([r.params for r in found], PARAM_COLUMNS, order_by, "params")
+    params = {
+        "filter": filter,
+        "order_by": order_by,
+        "size": size if size != PAGE_SIZES[0] else None,
+    }
     return render(
         request,
         "runs.html",
@@ -94,7 +100,7 @@ def runs_table(
         param_keys=param_keys,
         field_name=field_name,
         sort_link=lambda field: _sort_link(request.url.path, params, field),
-        sorted_by=_sorted_by(order),
+        sorted_by=_sorted_by(order_by),
         sizes=PAGE_SIZES,
     )
 
@@ -122,9 +128,9 @@ def _sorted_by(order: str | None) -> tuple[str | None, bool]:
 
 def _sort_link(path: str, params: dict[str, Any], field: str) -> str:
     """The column's link: sort by it descending, or flip it when it already sorts."""
-    by, descending = _sorted_by(params.get("order"))
+    by, descending = _sorted_by(params.get("order_by"))
     direction = "ASC" if by == field and descending else "DESC"
-    return query(path, params, order=f"{field} {direction}", page=None, n=None)
+    return query(path, params, order_by=f"{field} {direction}", page=None, n=None)
 
 
 @router.get("/runs/{run_id}")
@@ -133,10 +139,15 @@ def run_page(request: Request, principal: Caller, run_id: str) -> Response:
     rt = request.app.state.rt
     run = rt.tracking.get_run(run_id)
     experiment = rt.tracking.get_experiment(run.experiment_id)
-    charts = []
-    for key in sorted(run.metrics)[:MAX_CHARTS]:
-        history = rt.tracking.get_metric_history(run.run_id, key)
-        points = [(float(m.step), float(m.value)) for m in history]
+    charts: list[dict[str, Any]] = []
+    for key in sorted(run.metrics):
+        if len(charts) == MAX_CHARTS:
+            break
+        points = [
+            (float(m.step), float(m.value)) for m in rt.tracking.get_metric_history(run.run_id, key)
+        ]
+        if len(points) < 2:  # a single value is in the table; a chart adds nothing
+            continue
         charts.append(
             {
                 "key": key,
@@ -160,7 +171,7 @@ def run_page(request: Request, principal: Caller, run_id: str) -> Response:
         run=run,
         experiment=experiment,
         charts=charts,
-        more_metrics=max(0, len(run.metrics) - MAX_CHARTS),
+        more_metrics=len(charts) == MAX_CHARTS,
         artifacts=rt.tracking.list_artifacts(run.run_id),
         environment=environment,
         inputs=inputs,
@@ -185,17 +196,32 @@ def _lineage_of_run(rt: Any, run_id: str) -> tuple[list[Any], list[Any]]:
 
 @router.get("/runs/{run_id}/artifacts/{path:path}")
 def artifact(request: Request, principal: Caller, run_id: str, path: str) -> Response:
-    """Download one artifact file (as an attachment: never rendered as a page)."""
-    data = request.app.state.rt.tracking.read_artifact(run_id, path)
-    filename = path.rsplit("/", 1)[-1].replace('"', "")
-    return Response(
-        data,
+    """Download one artifact file, streamed from the blob store (as an attachment: never
+    rendered as a page). A path outside the run's artifacts is refused by the service."""
+    rt = request.app.state.rt
+    found = [a for a in rt.tracking.list_artifacts(run_id, path) if a.path == path.strip("/")]
+    if not found:
+        raise NotFound(f"Run {run_id} has no artifact {path!r}.")
+    reader = rt.blobs.open(found[0].digest)  # verified as it is read to the end
+
+    def chunks() -> Iterator[bytes]:
+        with reader:
+            while chunk := reader.read(_CHUNK):
+                yield chunk
+
+    filename = found[0].path.rsplit("/", 1)[-1].replace('"', "")
+    return StreamingResponse(
+        chunks(),
         media_type="application/octet-stream",
         headers={
             "Content-Disposition": f'attachment; filename="{filename}"',
-            "X-Content-Type-Options": "nosniff",
+            "Content-Length": str(found[0].size),
         },
     )
+
+
+#: Bytes per chunk of a streamed download.
+_CHUNK = 1 << 16
 
 
 @router.get("/compare")
@@ -221,8 +247,8 @@ def compare(
     runs = [rt.tracking.get_run(i) for i in ids]
     param_keys = sorted({k for r in runs for k in r.params})
     metric_keys = sorted({k for r in runs for k in r.metrics})
-    charts = []
-    for key in metric_keys[:MAX_CHARTS]:
+    charts: list[dict[str, Any]] = []
+    for key in metric_keys:
         series = [
             Series(
                 f"{r.name} ({r.run_id[:8]})",
@@ -234,9 +260,13 @@ def compare(
             for r in runs
             if key in r.metrics
         ]
+        if all(len(s.points) < 2 for s in series):  # latest values are in the table
+            continue
         charts.append(
             {"key": key, "svg": line_chart(series, title=key, x_label="step", y_label=key)}
         )
+        if len(charts) == MAX_CHARTS:
+            break
     return render(
         request,
         "compare.html",

@@ -41,10 +41,134 @@ def search_query(
 ) -> sa.Select[Any]:
     """One page (plus one row, to tell whether more follow) of matching runs, in order.
 
+    Ordered first by a metric, the search reads about the page instead of sorting every
+    run (see ``_metric_first``); otherwise it is one SELECT ordered by the terms.
+
     Raises:
         InvalidFilter: the search joins more keys than every backend can.
     """
     check_search_size(comparisons, order)
+    if order and order[0].entity == "metric":
+        return _metric_first(
+            experiment_ids,
+            comparisons,
+            order,
+            max_results=max_results,
+            offset=offset,
+            include_deleted=include_deleted,
+        )
+    q, columns = _matching(experiment_ids, comparisons, order, include_deleted=include_deleted)
+    return q.order_by(*_ordered(columns, order), *_NEWEST).limit(max_results + 1).offset(offset)
+
+
+_NEWEST = (runs.c.start_time.desc(), runs.c.run_id)
+
+
+def _metric_first(
+    experiment_ids: Sequence[int],
+    comparisons: Sequence[Comparison],
+    order: Sequence[OrderTerm],
+    *,
+    max_results: int,
+    offset: int,
+    include_deleted: bool,
+) -> sa.Select[Any]:
+    """A search ordered first by a metric, as two arms that each read only the page.
+
+    NULLs sort last, so the order is: runs with a value for the metric (by value, then the
+    other terms), then runs without one (never logged, or NaN, which is stored as NULL) by
+    the other terms. ``head`` walks the (experiment_id, key, value) index from ``offset``
+    and stops after the page (plus one row). ``tail``, the runs without a value, is read
+    only when ``head`` came up short, from its start if the page began in ``head``, else
+    from ``offset`` less the count of runs with a value (counted only then). The two
+    small pieces are put in order exactly as one ORDER BY over every run would.
+    """
+    size = max_results + 1
+    first = order[0]
+    head, head_cols = _matching(
+        experiment_ids, comparisons, order, include_deleted=include_deleted, valued=first.key
+    )
+    # No NULLs here: plain ASC/DESC lets the index give the order (NULLS LAST would not).
+    head_order = [_direction(head_cols[0], first, nulls_last=False)]
+    head_order += _ordered(head_cols[1:], order[1:])
+    head_page = (
+        head.with_only_columns(
+            runs.c.run_id,
+            runs.c.start_time,
+            *(c.label(f"_o{i}") for i, c in enumerate(head_cols)),
+        )
+        .order_by(*head_order, *_NEWEST)
+        .limit(size)
+        .offset(offset)
+        .cte("head_page")
+    )
+    in_head = sa.select(sa.func.count()).select_from(head_page).scalar_subquery()
+    with_value = (
+        sa.select(sa.func.count())
+        .select_from(head.with_only_columns(runs.c.run_id).subquery("valued"))
+        .scalar_subquery()
+    )
+    tail, tail_cols = _matching(
+        experiment_ids, comparisons, order[1:], include_deleted=include_deleted
+    )
+    has_value = (
+        sa.select(latest_metrics.c.run_id)
+        .where(
+            latest_metrics.c.run_id == runs.c.run_id,
+            latest_metrics.c.key == first.key,
+            latest_metrics.c.value.is_not(None),
+        )
+        .exists()
+    )
+    tail_page = (
+        tail.with_only_columns(
+            runs.c.run_id,
+            runs.c.start_time,
+            sa.null().cast(latest_metrics.c.value.type).label("_o0"),
+            *(c.label(f"_o{i + 1}") for i, c in enumerate(tail_cols)),
+        )
+        .where(~has_value)
+        .order_by(*_ordered(tail_cols, order[1:]), *_NEWEST)
+        .limit(sa.literal(size) - in_head)
+        # CASE: the backends evaluate the count only when the page starts past ``head``
+        .offset(sa.case((in_head == 0, sa.literal(offset) - with_value), else_=0))
+        .subquery("tail_page")
+    )
+    page = sa.union_all(sa.select(head_page), sa.select(tail_page)).subquery("page")
+    return (
+        sa.select(runs)
+        .join_from(page, runs, runs.c.run_id == page.c.run_id)
+        .order_by(*_ordered(_keys(page, order), order), page.c.start_time.desc(), page.c.run_id)
+    )
+
+
+def _keys(page: sa.Subquery, order: Sequence[OrderTerm]) -> list[Any]:
+    return [page.c[f"_o{i}"] for i in range(len(order))]
+
+
+def _ordered(columns: Sequence[Any], order: Sequence[OrderTerm]) -> list[Any]:
+    """ORDER BY items for the terms, NULLs last whatever the direction (every backend)."""
+    return [_direction(c, t, nulls_last=True) for c, t in zip(columns, order, strict=True)]
+
+
+def _direction(column: Any, term: OrderTerm, *, nulls_last: bool) -> Any:
+    ordered = column.desc() if term.descending else column.asc()
+    return ordered.nulls_last() if nulls_last else ordered
+
+
+def _matching(
+    experiment_ids: Sequence[int],
+    comparisons: Sequence[Comparison],
+    order: Sequence[OrderTerm],
+    *,
+    include_deleted: bool,
+    valued: str | None = None,
+) -> tuple[sa.Select[Any], list[Any]]:
+    """The runs matching the filter (unordered) and the column of each order term.
+
+    Each metric, param or tag is one join: inner for the filter, outer for the order; with
+    ``valued``, that metric's join is inner and keeps only rows with a value.
+    """
     q = sa.select(runs).where(runs.c.experiment_id.in_(list(experiment_ids)))
     if not include_deleted:
         q = q.where(runs.c.lifecycle_stage == "active")
@@ -61,25 +185,27 @@ def search_query(
         if entity == "metric" and len(experiment_ids) == 1:
             # lets the (experiment_id, key, value) index serve filter and order
             on = sa.and_(on, alias.c.experiment_id == experiment_ids[0])
+        if entity == "metric" and key == valued:
+            on, outer = sa.and_(on, alias.c.value.is_not(None)), False
         from_clause = from_clause.join(alias, on, isouter=outer)
         joined[(entity, key)] = alias
         return alias
 
+    if valued is not None:
+        join_for("metric", valued, outer=False)
     for c in comparisons:
         if c.entity == "attribute":
             column: Any = runs.c[_ATTRIBUTE_COLUMNS[c.key]]
         else:
             column = join_for(c.entity, c.key, outer=False).c.value
         q = q.where(_condition(column, c))
-    order_by: list[Any] = []
+    columns: list[Any] = []
     for term in order:
         if term.entity == "attribute":
-            column = runs.c[_ATTRIBUTE_COLUMNS[term.key]]
+            columns.append(runs.c[_ATTRIBUTE_COLUMNS[term.key]])
         else:
-            column = join_for(term.entity, term.key, outer=True).c.value
-        order_by.append((column.desc() if term.descending else column.asc()).nulls_last())
-    order_by += [runs.c.start_time.desc(), runs.c.run_id]
-    return q.select_from(from_clause).order_by(*order_by).limit(max_results + 1).offset(offset)
+            columns.append(join_for(term.entity, term.key, outer=True).c.value)
+    return q.select_from(from_clause), columns
 
 
 _LIKE = {"LIKE": "like", "NOT LIKE": "not_like", "ILIKE": "ilike", "NOT ILIKE": "not_ilike"}

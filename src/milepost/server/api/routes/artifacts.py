@@ -31,12 +31,10 @@ if TYPE_CHECKING:
 
     from milepost.tracking.service import TrackingService
 
-__all__ = ["DEFAULT_MAX_UPLOAD_MB", "max_upload_bytes", "router"]
+__all__ = ["max_upload_bytes", "router"]
 
 router = APIRouter(tags=["artifacts"])
 
-#: The upload limit when the settings name none (``server_max_upload_mb``).
-DEFAULT_MAX_UPLOAD_MB = 1024
 _CHUNK = 1 << 20
 
 
@@ -46,8 +44,7 @@ def _tracking(request: Request) -> TrackingService:
 
 def max_upload_bytes(request: Request) -> int:
     """The largest upload the server takes, in bytes (setting ``server_max_upload_mb``)."""
-    mb = getattr(request.app.state.rt.settings, "server_max_upload_mb", None)
-    return int((mb if mb is not None else DEFAULT_MAX_UPLOAD_MB) * (1 << 20))
+    return int(request.app.state.rt.settings.server_max_upload_mb) * (1 << 20)
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

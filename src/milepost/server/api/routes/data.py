@@ -26,16 +26,16 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from milepost.errors import BackendUnavailable, InvalidInput, NotFound, PayloadTooLarge
+from milepost.server.api.routes.artifacts import max_upload_bytes
+from milepost.server.api.routes.tracking import scope_run
 
 if TYPE_CHECKING:
     from milepost.data.service import DataService
 
-__all__ = ["DEFAULT_MAX_UPLOAD_MB", "PARQUET_MEDIA_TYPE", "router"]
+__all__ = ["PARQUET_MEDIA_TYPE", "router"]
 
 router = APIRouter(tags=["data"])
 
-#: The upload limit when the settings name none (``server_max_upload_mb``).
-DEFAULT_MAX_UPLOAD_MB = 1024
 #: The media type of a version's upload and its downloaded files.
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
 
@@ -83,6 +83,7 @@ def runs_using(request: Request, name: str, version: str) -> dict[str, Any]:
 @router.get("/runs/{run_id}/dataset-inputs")
 def inputs_of_run(request: Request, run_id: str) -> dict[str, Any]:
     """The dataset versions a run used."""
+    scope_run(request, run_id)
     return _items(_data(request).inputs_of_run(run_id))
 
 
@@ -97,6 +98,7 @@ class InputBody(BaseModel):
 @router.post("/runs/{run_id}/dataset-inputs", status_code=201)
 def log_input(request: Request, run_id: str, body: InputBody) -> dict[str, Any]:
     """Link a dataset version to a run (``role``: train, eval, test, ...)."""
+    scope_run(request, run_id)
     result: dict[str, Any] = _data(request).log_input(run_id, body.ref, role=body.role).to_dict()
     return result
 
@@ -159,6 +161,8 @@ def validate(request: Request, name: str, version: str, body: ValidateBody) -> d
     an error: the client raises ValidationFailed when it asked for strict)."""
     if body.now is not None and body.now.tzinfo is None:
         raise InvalidInput("now needs a time zone.", hint="Send ISO 8601 with an offset.")
+    if body.run_id is not None:
+        scope_run(request, body.run_id)
     data = _data(request)
     v = data.get(_ref(name, version))
     result: dict[str, Any] = data.validate(
@@ -175,12 +179,6 @@ def get_validation(request: Request, result_id: str) -> dict[str, Any]:
 
 
 # -- registering by upload ----------------------------------------------------------
-
-
-def max_upload_bytes(request: Request) -> int:
-    """The largest upload the server takes, in bytes (setting ``server_max_upload_mb``)."""
-    mb = getattr(request.app.state.rt.settings, "server_max_upload_mb", None)
-    return int((mb if mb is not None else DEFAULT_MAX_UPLOAD_MB) * (1 << 20))
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

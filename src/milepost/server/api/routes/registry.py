@@ -8,16 +8,21 @@ Stage changes into Staging or Production go through ``/promotions`` (the gates).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
-from milepost.errors import InvalidInput
+from milepost.errors import InvalidInput, NotFound
 from milepost.server.api.auth import needs, require_role
+from milepost.server.api.routes.tracking import scope_run
 
 router = APIRouter(tags=["registry"])
+
+#: The media type of a model upload (see :func:`log_model`).
+MODEL_UPLOAD_MEDIA_TYPE = "application/vnd.milepost.model-upload"
 
 
 class AliasBody(BaseModel):
@@ -73,11 +78,67 @@ def list_versions(request: Request, name: str) -> dict[str, Any]:
     return _items(_rt(request).models.versions(name))
 
 
+@router.post(
+    "/models/{name}/versions",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                MODEL_UPLOAD_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+async def log_model(request: Request, name: str) -> dict[str, Any]:
+    """Register an uploaded model file as the next version of ``name`` (streamed).
+
+    The body: 8 bytes (big-endian) giving the length of a JSON header, the header
+    (``run_id``, ``flavor``, ``model_bytes``, ``training_bytes``, and ``log_model``'s
+    options), the model file, then optionally the training data as Parquet. The server
+    rebuilds the model with *its* loaders' trust (never unpickling) and logs it as
+    ``log_model`` does embedded, as the caller.
+    """
+    from milepost.server.api.routes._model_upload import receive_model
+
+    result: dict[str, Any] = await receive_model(request, name)
+    return result
+
+
 @router.get("/models/{name}/versions/{version}")
 def get_version(request: Request, name: str, version: int) -> dict[str, Any]:
     """One version: metadata, metrics, signature, feature refs, dataset versions."""
     result: dict[str, Any] = _rt(request).models.get_version(name, version).to_dict()
     return result
+
+
+@router.get(
+    "/models/{name}/versions/{version}/files/{file}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def version_file(request: Request, name: str, version: int, file: str) -> StreamingResponse:
+    """One of a version's files (``model.skops``, ``model.onnx``, ``profile.json``),
+    streamed as stored (``X-Milepost-Digest``: its SHA-256; the store checks it as it
+    reads). Loading it is the caller's decision, with the caller's trust."""
+    models = _rt(request).models
+    v = models.get_version(name, version)
+    digest = v.files.get(file)
+    if digest is None:
+        raise NotFound(
+            f"{v.uri} has no file {file!r}.",
+            hint="Its files: " + ", ".join(sorted(v.files)) + ".",
+        )
+    reader = models.blobs.open(digest)
+
+    def chunks() -> Iterator[bytes]:
+        with reader:
+            while chunk := reader.read(1 << 20):
+                yield chunk
+
+    return StreamingResponse(
+        chunks(), media_type="application/octet-stream", headers={"X-Milepost-Digest": digest}
+    )
 
 
 @router.get("/models/{name}/stages/{stage}")
@@ -224,13 +285,15 @@ class FairnessBody(BaseModel):
     sensitive_features: list[str]
     min_group_size: int = 30
     threshold: float = 0.5
-    positive_label: Any = None
+    positive_label: str | int | float | bool | None = None
 
 
 @router.post("/models/{name}/versions/{version}/evaluations", status_code=201)
 def evaluate(request: Request, name: str, version: int, body: EvaluateBody) -> dict[str, Any]:
     """Evaluate a version on a dataset version (``name@N``) and store the result. The
     model loads as the server's loaders trust it (never ``trusted`` from a request)."""
+    if body.run_id is not None:
+        scope_run(request, body.run_id)
     result: dict[str, Any] = (
         _rt(request)
         .evaluation.evaluate(

@@ -61,12 +61,12 @@ def scope_name(request: Request, name: str | int | None) -> None:
     project = _project(request)
     if project is None:
         return
-    if name is None or isinstance(name, int):
-        if name is None:
-            raise _out_of_scope(project, "the default experiment")
+    if name is None:
+        raise _out_of_scope(project, "the default experiment")
+    if isinstance(name, int) or (name.isascii() and name.isdigit()):  # maybe an id
         scope_experiment(request, _tracking(request).get_experiment(name))
     elif name != project:
-        scope_experiment(request, _tracking(request).get_experiment(name))
+        raise _out_of_scope(project, f"experiment {name!r}")
 
 
 def scope_run(request: Request, run_ids: str | Iterable[str]) -> None:
@@ -164,13 +164,13 @@ def _only_project(request: Request, name: str) -> None:
         raise _out_of_scope(project, f"experiment {name!r}")
 
 
-@router.get("/experiments/{ref}")
+@router.get("/experiments/{ref:path}")
 def get_experiment(request: Request, ref: str, by: ByQuery = None) -> dict[str, Any]:
     """An experiment by name, or by id with ``?by=id``."""
     return _experiment(request, ref, by).to_dict()
 
 
-@router.patch("/experiments/{ref}")
+@router.patch("/experiments/{ref:path}")
 def rename_experiment(
     request: Request, ref: str, body: ExperimentChange, by: ByQuery = None
 ) -> dict[str, Any]:
@@ -180,7 +180,7 @@ def rename_experiment(
     return _tracking(request).rename_experiment(experiment.experiment_id, body.name).to_dict()
 
 
-@router.delete("/experiments/{ref}")
+@router.delete("/experiments/{ref:path}")
 def delete_experiment(
     request: Request, ref: str, by: ByQuery = None, reason: str | None = None
 ) -> dict[str, Any]:
@@ -189,7 +189,7 @@ def delete_experiment(
     return _tracking(request).delete_experiment(experiment.experiment_id, reason=reason).to_dict()
 
 
-@router.post("/experiments/{ref}/restore")
+@router.post("/experiments/{ref:path}/restore")
 def restore_experiment(request: Request, ref: str, by: ByQuery = None) -> dict[str, Any]:
     """Undo a delete (audited)."""
     experiment = _experiment(request, ref, by)
@@ -208,8 +208,8 @@ class Origin(BaseModel):
     packages: list[str] = Field(max_length=20_000)
     source: str = Field(max_length=4096)
     host: str = Field(max_length=256)
-    pid: int
-    started: float
+    pid: int = Field(ge=0, le=2**31 - 1)
+    started: float = Field(ge=0, le=1e11, allow_inf_nan=False)
     git_root: str | None = Field(None, max_length=4096)
     git_commit: str | None = Field(None, max_length=64)
     git_dirty: bool | None = None
