@@ -34,6 +34,7 @@ SEARCH_ORDER = ["metrics.accuracy DESC"]
 #: comes last: a call that times out keeps a server worker busy after the client gives up.
 PAGE_VARIANTS = [
     ("newest", "", ["attributes.start_time DESC"]),
+    ("filtered_newest", SEARCH_FILTER, ["attributes.start_time DESC"]),
     ("filtered", SEARCH_FILTER, ["metrics.accuracy DESC"]),
     ("sorted", "", ["metrics.accuracy DESC"]),
 ]
