@@ -544,6 +544,13 @@ def _how(search: dict[str, Any]) -> str:
     return f"median of {len(search['times_ms'])}"
 
 
+def _speed(ratio: float, *, bound: bool = False) -> str:
+    """``ratio`` (theirs / ours, for times) in words; ``bound``: theirs is a lower bound."""
+    if ratio >= 1:
+        return f"{'> ' if bound else ''}{ratio:,.1f}x faster"
+    return f"{1 / ratio:,.1f}x slower"
+
+
 def evaluate(mp: dict[str, Any], ml: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]:
     """Targets and checks as plain data (what the table shows and the JSON keeps)."""
     rows: list[dict[str, Any]] = []
@@ -613,8 +620,7 @@ def evaluate(mp: dict[str, Any], ml: dict[str, Any], expected: dict[str, Any]) -
                 "milepost": f"{first:,.1f}",
                 "other": f"{shown} (MLflow API)",
                 "ratio": first / other,
-                "ratio_text": ("> " if theirs["timed_out"] else "")
-                + f"{other / first:,.1f}x faster",
+                "ratio_text": _speed(other / first, bound=theirs["timed_out"]),
                 "target": f"<= {PAGE_TARGET_MS:g} ms",
                 "passed": first <= PAGE_TARGET_MS,
                 "lower_is_better": True,
