@@ -15,7 +15,7 @@ import enum
 import math
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import PurePath
 from typing import Any, TypeVar
@@ -109,16 +109,83 @@ def record_from_dict(
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass record")
-    hints = _hints(cls)
     names = rename or {}
     kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if not f.init:
-            continue
-        key = names.get(f.name, f.name)
+    for name, convert in _plan(cls):
+        key = names.get(name, name)
         if key in data:
-            kwargs[f.name] = _coerce(hints.get(f.name, Any), data[key])
+            kwargs[name] = convert(data[key])
     return cls(**kwargs)
+
+
+_PLANS: dict[type, list[tuple[str, Callable[[Any], Any]]]] = {}
+_CONVERTERS: dict[Any, Callable[[Any], Any]] = {}
+
+
+def _plan(cls: type) -> list[tuple[str, Callable[[Any], Any]]]:
+    """Each init field of ``cls`` with the function that converts its JSON value, worked
+    out once per class (a remote search rebuilds hundreds of records per page)."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        hints = _hints(cls)
+        plan = [
+            (f.name, _converter(hints.get(f.name, Any))) for f in dataclasses.fields(cls) if f.init
+        ]
+        _PLANS[cls] = plan
+    return plan
+
+
+def _converter(tp: Any) -> Callable[[Any], Any]:
+    """``lambda value: _coerce(tp, value)``, with the common cases made direct."""
+    try:
+        found = _CONVERTERS.get(tp)
+    except TypeError:  # an unhashable annotation
+        return lambda value: _coerce(tp, value)
+    if found is not None:
+        return found
+    convert: Callable[[Any], Any]
+    if tp is Any:
+        convert = _same
+    elif tp in (str, int, bool):
+        expected = tp
+
+        def convert(value: Any) -> Any:
+            if type(value) is expected or value is None:
+                return value
+            return _coerce(expected, value)
+    elif typing.get_origin(tp) in (typing.Union, types.UnionType) and all(
+        a in (str, int, bool, type(None)) for a in typing.get_args(tp)
+    ):
+        plain = tuple(a for a in typing.get_args(tp) if a is not type(None))
+
+        def convert(value: Any) -> Any:
+            if value is None or type(value) in plain:
+                return value
+            return _coerce(tp, value)
+    elif typing.get_origin(tp) is dict and typing.get_args(tp) in ((str, float), (str, str)):
+        item = _converter(typing.get_args(tp)[1])
+
+        def convert(value: Any) -> Any:
+            if not isinstance(value, Mapping):
+                return _coerce(tp, value)
+            return {k: item(v) for k, v in value.items()}
+    elif tp is float:
+
+        def convert(value: Any) -> Any:
+            if type(value) is float or value is None:
+                return value
+            return _coerce(float, value)
+    else:
+
+        def convert(value: Any) -> Any:
+            return _coerce(tp, value)
+
+    _CONVERTERS[tp] = convert
+    return convert
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 #: Where the records' annotation-only names live: a record module imports the types of

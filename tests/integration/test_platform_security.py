@@ -10,23 +10,19 @@ any log line or console output.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 import milepost
 from milepost.governance.tokens import ROLES, CachedAuthenticator
 from milepost.server.api.auth import ROLE_KEY
-from milepost.server.listen import listen
-from tests._server import platform_server
+from tests._server import platform_server, serve_app
 from tests._wait import wait_until
 from tests.integration.conftest import Endpoint
 
@@ -415,23 +411,6 @@ tax = OnDemandFeatureView(name="tax", sources=[], request_schema=[Field("net")],
 """
 
 
-@contextlib.contextmanager
-def _serve(app: Any) -> Iterator[str]:
-    """An ASGI app on a free loopback port, in a thread; yields its URL."""
-    sock = listen("127.0.0.1", 0)
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, timeout=10, what="the server to start")
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
 def test_the_feature_server_takes_api_tokens_and_forgets_a_revoked_one_within_the_ttl(
     tmp_path: Path,
 ) -> None:
@@ -455,7 +434,7 @@ def test_the_feature_server_takes_api_tokens_and_forgets_a_revoked_one_within_th
     rt.tokens.authenticate = counted  # type: ignore[method-assign]
     body = {"features": ["tax:gross"], "entities": [{"net": 10.0}]}
     app = FeatureServer(store, timeout=5, authenticator=authenticator)
-    with _serve(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+    with serve_app(app) as url, httpx.Client(base_url=url, timeout=30) as http:
         assert http.get("/health").status_code == 200  # stays open
         for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}):
             refused = http.post("/v1/features/online", json=body, headers=headers)

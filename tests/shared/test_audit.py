@@ -10,17 +10,8 @@ from typing import Any
 import pytest
 
 import milepost
-from milepost.client import RemoteRuntime
-from milepost.config import load_settings
 from milepost.errors import InvalidInput, PermissionDenied
-
-
-def _remote(platform: dict[str, Any], secret: str) -> RemoteRuntime:
-    resolved = load_settings(
-        env={"MILEPOST_URL": platform["url"], "MILEPOST_TOKEN": secret},
-        cwd=Path(platform["home"]),
-    )
-    return RemoteRuntime(resolved)
+from tests.shared._registry import remote_runtime
 
 
 def _events(platform: dict[str, Any], unique: str, n: int) -> None:
@@ -90,7 +81,7 @@ def test_export_needs_admin_and_uploads_verify(platform: dict[str, Any], tmp_pat
 
     rt = platform["rt"]
     _, viewer = rt.tokens.create("audit-viewer", "viewer", user="vera")
-    with _remote(platform, viewer) as remote:
+    with remote_runtime(platform, viewer) as remote:
         client = milepost.Client(remote)
         assert client.list_audit_events(limit=1)  # reading the trail is for viewers
         assert client.verify_audit().ok

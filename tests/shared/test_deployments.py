@@ -4,19 +4,17 @@ per-variant traffic, a canary advanced to primary, rollback, refusals and roles.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
 import milepost
-from milepost.client import RemoteRuntime
-from milepost.config import load_settings
 from milepost.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from milepost.serving import CanaryPolicy
 from tests.contract.conftest import FEATURES
 from tests.shared._ops_setup import log_predictions, register_models
+from tests.shared._registry import remote_runtime
 
 MODEL = "ops-churn"
 
@@ -35,14 +33,6 @@ def endpoint(platform: dict[str, Any], models: str, unique: str) -> str:
     """A fresh endpoint pinned to version 1."""
     platform["rt"].serving.create(unique, models, version=1)
     return unique
-
-
-def _remote(platform: dict[str, Any], secret: str) -> RemoteRuntime:
-    resolved = load_settings(
-        env={"MILEPOST_URL": platform["url"], "MILEPOST_TOKEN": secret},
-        cwd=Path(platform["home"]),
-    )
-    return RemoteRuntime(resolved)
 
 
 def test_create_list_get(client: milepost.Client, models: str, unique: str) -> None:
@@ -126,13 +116,13 @@ def test_a_remote_rollback_is_the_tokens_user_in_the_audit_trail(
     rt = platform["rt"]
     rt.serving.canary(endpoint, 2)
     _, viewer = rt.tokens.create("ops-viewer", "viewer", user="vera")
-    with _remote(platform, viewer) as remote:
+    with remote_runtime(platform, viewer) as remote:
         client = milepost.Client(remote)
         assert client.get_endpoint(endpoint).rollout is not None  # reading is for viewers
         with pytest.raises(PermissionDenied, match="approver"):
             client.rollback_endpoint(endpoint)
     _, approver = rt.tokens.create("ops-approver", "approver", user="bob")
-    with _remote(platform, approver) as remote:
+    with remote_runtime(platform, approver) as remote:
         milepost.Client(remote).rollback_endpoint(endpoint, reason="by bob")
     event = rt.audit.list(object_type="endpoint", object_id=endpoint, limit=1)[0]
     assert (event.action, event.actor, event.reason) == ("deploy.rollback", "bob", "by bob")

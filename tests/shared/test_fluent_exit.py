@@ -28,17 +28,18 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_exit_drains_the_queue_and_ends_the_open_run(
-    platform: dict[str, Any], tmp_path: Path
-) -> None:
+def _run_remote(
+    script: str, platform: dict[str, Any], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a new interpreter in remote mode against the shared server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")}
     env |= {
         "MILEPOST_URL": platform["url"],
         "MILEPOST_TOKEN": platform["token"],
         "PYTHONPATH": os.pathsep.join(sys.path),
     }
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+    return subprocess.run(
+        [sys.executable, "-c", script],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -46,6 +47,12 @@ def test_exit_drains_the_queue_and_ends_the_open_run(
         timeout=120,
         check=False,
     )
+
+
+def test_exit_drains_the_queue_and_ends_the_open_run(
+    platform: dict[str, Any], tmp_path: Path
+) -> None:
+    done = _run_remote(SCRIPT, platform, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "lost" not in done.stderr
     run_id, other_id = done.stdout.split()
@@ -83,21 +90,7 @@ FORK_SCRIPT = textwrap.dedent(
 def test_a_forked_child_logs_on_its_own_connections(
     platform: dict[str, Any], tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")}
-    env |= {
-        "MILEPOST_URL": platform["url"],
-        "MILEPOST_TOKEN": platform["token"],
-        "PYTHONPATH": os.pathsep.join(sys.path),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", FORK_SCRIPT],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _run_remote(FORK_SCRIPT, platform, tmp_path)
     assert done.returncode == 0, done.stderr
     run_id, status = done.stdout.split()
     assert status == "0"

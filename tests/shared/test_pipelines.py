@@ -14,6 +14,7 @@ import pytest
 import milepost
 from milepost.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from tests._wait import wait_until
+from tests.shared._registry import remote_runtime
 
 SIMPLE = "tests.unit.pipelines._steps:simple"
 FAILING = "tests.unit.pipelines._steps:failing"
@@ -101,15 +102,9 @@ def test_triggers(client: milepost.Client, unique: str, monkeypatch: pytest.Monk
 
 
 def test_the_scheduler_lease_reads_the_same_remotely(platform: dict[str, Any]) -> None:
-    from milepost.client import RemoteRuntime
-    from milepost.config import load_settings
     from milepost.pipelines.scheduler import read_lease, take_lease
 
-    resolved = load_settings(
-        env={"MILEPOST_URL": platform["url"], "MILEPOST_TOKEN": platform["token"]},
-        cwd=Path(platform["home"]),
-    )
-    with RemoteRuntime(resolved) as remote:
+    with remote_runtime(platform, platform["token"]) as remote:
         assert remote.triggers.lease() == read_lease(platform["rt"].db)
         take_lease(platform["rt"].db, "host-a:123", 30, int(time.time() * 1000))
         held = remote.triggers.lease()

@@ -18,7 +18,7 @@ from milepost.client import RemoteRuntime
 from milepost.client.tracking import RemoteTracking
 from milepost.config import load_settings
 from milepost.errors import MilepostError
-from tests.unit.test_junk_input import _number, _text
+from tests.unit.test_junk_input import JUNK
 
 METHODS = sorted(
     name
@@ -68,18 +68,6 @@ def remote(platform: dict[str, Any]) -> Iterator[tuple[RemoteRuntime, dict[str, 
     yield rt, good
     with contextlib.suppress(MilepostError):  # junk may be queued; it was asserted on
         rt.close()
-
-
-JUNK = st.one_of(
-    st.none(),
-    st.booleans(),
-    _number,
-    _text,
-    st.binary(max_size=20),
-    st.lists(st.one_of(st.none(), _number, _text), max_size=4),
-    st.dictionaries(_text, st.one_of(st.none(), _number, _text), max_size=3),
-    st.just(object()),
-)
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -295,18 +295,21 @@ _number = st.one_of(
 )
 
 
+#: Junk of every kind that needs no stores (the remote junk tests throw it too).
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    _number,
+    _text,
+    st.binary(max_size=20),
+    st.lists(st.one_of(st.none(), _number, _text), max_size=4),
+    st.dictionaries(_text, st.one_of(st.none(), _number, _text), max_size=3),
+    st.just(object()),
+)
+
+
 def _junk(seed: Seed) -> st.SearchStrategy[Any]:
-    return st.one_of(
-        st.sampled_from(_anything(seed)),
-        st.none(),
-        st.booleans(),
-        _number,
-        _text,
-        st.binary(max_size=20),
-        st.lists(st.one_of(st.none(), _number, _text), max_size=4),
-        st.dictionaries(_text, st.one_of(st.none(), _number, _text), max_size=3),
-        st.just(object()),
-    )
+    return st.one_of(st.sampled_from(_anything(seed)), JUNK)
 
 
 # -- targets ----------------------------------------------------------------------------

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["MODEL_UPLOAD_MEDIA_TYPE", "upload_model"]
 
 MODEL_UPLOAD_MEDIA_TYPE = "application/vnd.milepost.model-upload"
-_EXAMPLE_ROWS = 5  # as ModelService keeps
 _CHUNK = 1 << 20
 
 
@@ -51,17 +50,11 @@ def upload_model(
 ) -> dict[str, Any]:
     """Save, frame and send the model; the server's answer (a ModelVersion's dict)."""
     from milepost.models import flavors
-    from milepost.models.signature import Signature as SignatureType
-    from milepost.models.signature import infer_signature, refuse_unhandled_nulls, to_frame
+    from milepost.models.signature import check_signature, example_and_signature
 
     check_model_name(name)
     check.run_id(run_id)
-    if signature is not None and not isinstance(signature, SignatureType):
-        raise InvalidInput(
-            f"signature must be a Signature, got {type(signature).__name__}.",
-            hint="Build one with milepost.models.infer_signature(...), or pass "
-            "input_example instead.",
-        )
+    check_signature(signature)
     if flavor is not None:
         check.choice(flavor, "flavor", flavors.MODEL_FILES)
     check.boolean(onnx, "onnx")
@@ -81,20 +74,7 @@ def upload_model(
         chosen,  # type: ignore[arg-type]
         trusted_types=[*declared, *models.runtime.settings.trusted_type_list(), *server_trust],
     )
-    example = None
-    if input_example is not None:
-        example = to_frame(input_example, what="input example").head(_EXAMPLE_ROWS)
-    if signature is None and example is not None:
-        try:
-            output = model.predict(example) if chosen != "onnx" else None
-        except Exception as exc:
-            raise InvalidInput(
-                f"The model cannot predict its own input example: {type(exc).__name__}: {exc}",
-                hint="Pass an input_example with the columns the model was trained on.",
-            ) from exc
-        signature = infer_signature(example, output)
-        if chosen != "onnx":
-            signature = refuse_unhandled_nulls(signature, example, model.predict)
+    example, signature = example_and_signature(model, chosen, input_example, signature)
     header: dict[str, Any] = {
         "run_id": run_id,
         "flavor": chosen,

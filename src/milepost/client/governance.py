@@ -9,8 +9,6 @@ The server acts as the token's user, so what a remote call changes is audited as
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from milepost import _validate as check
@@ -20,6 +18,7 @@ from milepost.errors import InvalidInput, MilepostError
 
 if TYPE_CHECKING:
     import builtins
+    from pathlib import Path
 
     from milepost.client._runtime import RemoteRuntime
     from milepost.governance.audit import ExportSummary, VerifyReport
@@ -204,29 +203,9 @@ class RemoteAudit:
             since_ms=since_ms,
             until_ms=until_ms,
         )
-        if not isinstance(dest, (str, Path)) and not callable(getattr(dest, "write", None)):
-            raise InvalidInput(
-                f"Cannot export the audit trail to {check.short_repr(dest)}.",
-                hint="Pass a file path or an open text stream (e.g. sys.stdout).",
-            )
-        if isinstance(dest, (str, Path)):
-            target = check.local_path(dest, "The audit export's path")
-            if target.is_dir() or not target.parent.is_dir():
-                raise InvalidInput(
-                    f"Cannot export the audit trail to {target}: "
-                    + ("it is a directory." if target.is_dir() else "its directory is missing."),
-                    hint="Name a file in an existing directory, e.g. audit.jsonl.",
-                )
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            try:
-                with tmp.open("w", encoding="utf-8") as out:
-                    summary = self._export(out, params)
-                tmp.replace(target)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            return summary
-        return self._export(dest, params)
+        from milepost.governance.audit import export_to
+
+        return export_to(dest, lambda out: self._export(out, params))
 
     def _export(self, out: IO[str], params: dict[str, Any]) -> ExportSummary:
         from milepost.governance.audit import ExportSummary

@@ -25,7 +25,6 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -35,8 +34,16 @@ from milepost._records import record_from_dict
 from milepost.errors import BackendUnavailable, IntegrityViolation, InvalidInput, NotFound
 from milepost.stores.blobs import writing_to
 from milepost.stores.paths import safe_relpath
-from milepost.tracking import _active
-from milepost.tracking._values import int64, metric_value, short_repr
+from milepost.tracking import _active, _checks
+from milepost.tracking._artifacts import (
+    artifact_files,
+    bytes_target,
+    download_all,
+    file_target,
+    list_prefix,
+)
+from milepost.tracking._checks import experiment_name, experiment_ref, validate_key
+from milepost.tracking._values import int64, metric_value
 from milepost.tracking._writer import MAX_PENDING
 from milepost.tracking.environment import RunOrigin
 from milepost.tracking.models import (
@@ -48,19 +55,10 @@ from milepost.tracking.models import (
     Run,
     RunStatus,
 )
-from milepost.tracking.service import (
-    StaleRun,
-    _experiment_name,
-    _experiment_ref,
-    _status,
-    _values,
-    artifact_files,
-    download_target,
-    validate_key,
-)
+from milepost.tracking.service import StaleRun
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
     from pathlib import Path
 
     from milepost.client._runtime import RemoteRuntime
@@ -70,7 +68,6 @@ __all__ = ["RemoteTracking"]
 _run_id = check.run_id
 _CHUNK = 1 << 20
 _MAX_POST_ROWS = 20_000  # metric values per POST
-_MAX_RESULTS = 50_000
 
 Row = tuple[str, str, float, int, int]  # run_id, key, value, timestamp, step
 
@@ -136,7 +133,7 @@ class RemoteTracking:
     # -- experiments ----------------------------------------------------------------
 
     def _experiment_path(self, ref: Any) -> tuple[str, dict[str, str] | None]:
-        checked = _experiment_ref(ref)
+        checked = experiment_ref(ref)
         if isinstance(checked, int):
             return f"/experiments/{checked}", {"by": "id"}
         return f"/experiments/{_seg(checked)}", None
@@ -144,7 +141,7 @@ class RemoteTracking:
     def create_experiment(self, name: str, *, description: str | None = None) -> Experiment:
         """Create an experiment. Raises AlreadyExists."""
         body = {
-            "name": _experiment_name(name),
+            "name": experiment_name(name),
             "description": check.optional_text(description, "Experiment description"),
         }
         return record_from_dict(
@@ -153,7 +150,7 @@ class RemoteTracking:
 
     def get_or_create_experiment(self, name: str) -> Experiment:
         """The experiment named ``name``, created when missing."""
-        body = {"name": _experiment_name(name), "get_or_create": True}
+        body = {"name": experiment_name(name), "get_or_create": True}
         return record_from_dict(
             Experiment, self.transport.request("POST", "/experiments", json=body)
         )
@@ -174,7 +171,7 @@ class RemoteTracking:
     def rename_experiment(self, ref: str | int, new_name: str) -> Experiment:
         """Rename an experiment, audited."""
         path, params = self._experiment_path(ref)
-        body = {"name": _experiment_name(new_name)}
+        body = {"name": experiment_name(new_name)}
         return record_from_dict(
             Experiment, self.transport.request("PATCH", path, json=body, params=params)
         )
@@ -209,19 +206,11 @@ class RemoteTracking:
             NotFound: ``parent_run_id`` does not exist.
             InvalidInput: a bad name or tag.
         """
-        if run_name is not None:
-            check.name(run_name, "Run name")
-        clean_tags = _values(tags, "tag") if tags is not None else {}
-        defaults = _active.default_tags()  # a pipeline step's tags, when inside one
-        if defaults:
-            clean_tags = {**defaults, **clean_tags}
-        if parent_run_id is not None:
-            _run_id(parent_run_id, "parent run id")
-        ref = self.settings.experiment if experiment is None else _experiment_ref(experiment)
+        ref, clean_tags = _checks.start_args(experiment, run_name, tags, parent_run_id)
         origin = RunOrigin.here()
         git = origin.git
         body = {
-            "experiment": ref,
+            "experiment": self.settings.experiment if ref is None else ref,
             "run_name": run_name,
             "tags": clean_tags,
             "parent_run_id": parent_run_id,
@@ -250,12 +239,7 @@ class RemoteTracking:
         self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None
     ) -> None:
         """Flush the run's metrics and give it a terminal status, audited."""
-        target = _status(status)
-        if target is RunStatus.RUNNING:
-            raise InvalidInput("end_run needs a terminal status: FINISHED, FAILED or KILLED.")
-        _run_id(run_id)
-        if error is not None and not isinstance(error, str):
-            raise InvalidInput(f"A run's error is text, got {type(error).__name__}.")
+        target = _checks.end_args(run_id, status, error)
         if error is not None:
             error = error.encode("utf-8", "backslashreplace").decode("utf-8")
         self.flush()
@@ -302,21 +286,11 @@ class RemoteTracking:
         Raises:
             InvalidFilter: the filter or order is malformed (the message points at it).
         """
-        check.integer(max_results, "max_results", minimum=1, maximum=_MAX_RESULTS)
-        check.boolean(include_deleted, "include_deleted")
-        if filter is not None and not isinstance(filter, str):
-            raise InvalidInput(f"filter must be a string, got {short_repr(filter)}.")
-        orders = (
-            None if order_by is None else check.string_list(order_by, "order_by", allow_str=True)
-        )
-        if page_token is not None:
-            check.text(page_token, "page_token")
+        orders = _checks.search_args(max_results, include_deleted, filter, order_by, page_token)
         names: list[str] = []
         ids: list[int] = []
         if experiments is not None:
-            refs = experiments if isinstance(experiments, (list, tuple)) else [experiments]
-            for r in refs:
-                checked = _experiment_ref(r)
+            for checked in _checks.experiment_refs(experiments):
                 (ids if isinstance(checked, int) else names).append(checked)  # type: ignore[arg-type]
             if not names and not ids:
                 return PagedList([], None)
@@ -341,15 +315,8 @@ class RemoteTracking:
     ) -> list[StaleRun]:
         """Mark KILLED the RUNNING runs whose owning process is gone (on the server), audited."""
         check.boolean(dry_run, "dry_run")
-        refs = None
-        if experiments is not None:
-            raw = experiments if isinstance(experiments, (list, tuple)) else [experiments]
-            refs = [_experiment_ref(r) for r in raw]
-        if run_ids is not None:
-            check.string_list(run_ids, "run_ids")
-            for run_id in run_ids:
-                _run_id(run_id)
-        body = {"experiments": refs, "run_ids": run_ids, "dry_run": dry_run}
+        refs = None if experiments is None else _checks.experiment_refs(experiments)
+        body = {"experiments": refs, "run_ids": _checks.run_ids(run_ids), "dry_run": dry_run}
         found = self.transport.request("POST", "/runs/reap", json=body)
         return [record_from_dict(StaleRun, s) for s in found["items"]]
 
@@ -358,14 +325,14 @@ class RemoteTracking:
     def log_params(self, run_id: str, items: Mapping[str, Any]) -> None:
         """Log params (immutable: a different value for a logged key is a Conflict)."""
         _run_id(run_id)
-        clean = _values(items, "param")
+        clean = _checks.params(items)
         if clean:
             self.transport.request("POST", f"{_runs(run_id)}/params", json={"values": clean})
 
     def set_tags(self, run_id: str, items: Mapping[str, Any]) -> None:
         """Set tags (mutable)."""
         _run_id(run_id)
-        clean = _values(items, "tag")
+        clean = _checks.values(items, "tag")
         if clean:
             self.transport.request("POST", f"{_runs(run_id)}/tags", json={"values": clean})
 
@@ -431,20 +398,8 @@ class RemoteTracking:
     ) -> None:
         """Queue several metrics at one step; all are checked before any is queued."""
         self._metric_experiment(run_id)
-        if not isinstance(values, Mapping):
-            raise InvalidInput(
-                "log_metrics takes a mapping of metric names to values, got "
-                f"{short_repr(values)} ({type(values).__name__})."
-            )
-        ts = int(time.time() * 1000) if timestamp is None else int64("timestamp", timestamp)
-        st = 0 if step is None else int64("step", step)
-        rows: list[Row] = []
-        for key, value in values.items():
-            if type(key) is not str or key not in self._keys_ok:
-                validate_key(key, "metric")
-                self._keys_ok.add(key)
-            rows.append((run_id, key, metric_value(key, value), ts, st))
-        self._batcher.extend(rows)
+        pairs, ts, st = _checks.metric_batch(values, step, timestamp, self._keys_ok)
+        self._batcher.extend([(run_id, key, value, ts, st) for key, value in pairs])
 
     def flush(self) -> None:
         """Block until every queued metric value is committed on the server.
@@ -521,13 +476,8 @@ class RemoteTracking:
     ) -> ArtifactInfo:
         """Upload one file as ``artifact_path/<file name>`` (streamed)."""
         _run_id(run_id)
-        path = check.local_path(
-            local_path, "Artifact", kind="file", hint="Use log_artifacts for a directory."
-        )
-        if artifact_path is not None:
-            check.text(artifact_path, "artifact_path")
-        target = path.name if not artifact_path else f"{artifact_path}/{path.name}"
-        return self._upload(run_id, path, safe_relpath(target))
+        path, rel = file_target(local_path, artifact_path)
+        return self._upload(run_id, path, rel)
 
     def log_artifacts(
         self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
@@ -541,15 +491,13 @@ class RemoteTracking:
     def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> ArtifactInfo:
         """Store bytes as one artifact file (used by log_text, log_dict, log_figure)."""
         _run_id(run_id)
-        rel = safe_relpath(artifact_file)
-        if not isinstance(data, bytes):
-            raise InvalidInput(f"Artifact {rel!r}: expected bytes, got {type(data).__name__}.")
+        rel = bytes_target(data, artifact_file)
         return self._put(run_id, rel, data, len(data))
 
     def list_artifacts(self, run_id: str, path: str = "") -> list[ArtifactInfo]:
         """A run's artifacts under ``path`` (all by default)."""
         _run_id(run_id)
-        prefix = "" if path is None or (isinstance(path, str) and not path) else safe_relpath(path)
+        prefix = list_prefix(path)
         found = self.transport.request("GET", f"{_runs(run_id)}/artifacts", params={"path": prefix})
         return [record_from_dict(ArtifactInfo, a) for a in found["items"]]
 
@@ -577,16 +525,13 @@ class RemoteTracking:
         is streamed to a temporary file beside its destination, checked against its
         digest, then moved into place.
         """
-        dest_root = check.local_path(dst, "Download destination", kind="new_dir")
-        items = self.list_artifacts(run_id, path)
-        if not items:
-            raise NotFound(f"Run {run_id} has no artifacts under {path or '/'!r}.")
-        with writing_to(dest_root):
-            targets = [(item, download_target(dest_root, item.path)) for item in items]
-            dest_root.mkdir(parents=True, exist_ok=True)
-        for item, target in targets:
-            self._download(run_id, item, target)
-        return dest_root / safe_relpath(path) if path else dest_root
+        return download_all(
+            run_id,
+            path,
+            dst,
+            listed=lambda: self.list_artifacts(run_id, path),
+            fetch=lambda item, target: self._download(run_id, item, target),
+        )
 
     def _download(self, run_id: str, item: ArtifactInfo, target: Path) -> None:
         tmp_name = None

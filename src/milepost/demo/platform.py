@@ -9,8 +9,6 @@ but cannot write; and the remote search answers what the embedded one does.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +20,7 @@ from rich.table import Table
 import milepost
 from milepost.client import RemoteRuntime
 from milepost.config import load_settings
+from milepost.demo._child import child_env, free_port
 from milepost.errors import BackendUnavailable, PermissionDenied
 
 if TYPE_CHECKING:
@@ -40,21 +39,13 @@ _STEPS = 50
 _METRICS = ("loss", "val_loss", "roc_auc", "lr")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PlatformServer:
     """``milepost server`` in a child process over this process's stores."""
 
     def __init__(self, *, log_dir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        settings = milepost.get_runtime().settings
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")}
-        env |= settings.to_env()
+        env = child_env()
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / "platform-server.log"
         self._log = self.log_path.open("wb")

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +27,7 @@ from rich.table import Table
 
 import milepost
 from milepost.demo import promotion
+from milepost.demo._child import child_env, free_port
 from milepost.errors import Conflict, GateFailed, MilepostError
 from milepost.promotion.gates import GateResult
 from milepost.serving.analysis import fmt_ms
@@ -55,22 +54,14 @@ READY_TIMEOUT = 120.0
 VERDICT_TIMEOUT = 120.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class ModelServer:
     """``milepost endpoints serve ENDPOINT`` in a child process that sees this process's stores."""
 
     def __init__(self, endpoint: str, *, replicas: int = 2, log_dir: Path) -> None:
         self.endpoint = endpoint
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        settings = milepost.get_runtime().settings
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")}
-        env |= settings.to_env()
+        env = child_env()
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"serve-{endpoint}.log"
         self._log = self.log_path.open("wb")

@@ -47,11 +47,11 @@ from milepost.stores.audit import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from milepost.stores.metadata import MetadataStore
 
-__all__ = ["AuditProblem", "AuditService", "ExportSummary", "VerifyReport"]
+__all__ = ["AuditProblem", "AuditService", "ExportSummary", "VerifyReport", "export_to"]
 
 ProblemKind = Literal[
     "edited",
@@ -174,33 +174,7 @@ class AuditService:
             the export was read (keep it to anchor a later ``verify --expect-head``).
         """
         filters = _check_filters(object_type, object_id, actor, action, since_ms, until_ms)
-        if not isinstance(dest, (str, Path)) and not callable(getattr(dest, "write", None)):
-            raise InvalidInput(
-                f"Cannot export the audit trail to {check.short_repr(dest)}.",
-                hint="Pass a file path or an open text stream (e.g. sys.stdout).",
-            )
-        if isinstance(dest, (str, Path)):
-            target = check.local_path(dest, "The audit export's path")
-            if target.is_dir():
-                raise InvalidInput(
-                    f"Cannot export the audit trail to {target}: it is a directory.",
-                    hint="Name a file, e.g. audit.jsonl.",
-                )
-            if not target.parent.is_dir():
-                raise InvalidInput(
-                    f"Cannot export the audit trail to {target}: {target.parent} does not exist.",
-                    hint="Create the directory first, or name a file in an existing one.",
-                )
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            try:
-                with tmp.open("w", encoding="utf-8") as out:
-                    summary = self._export(out, filters)
-                tmp.replace(target)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            return summary
-        return self._export(dest, filters)
+        return export_to(dest, lambda out: self._export(out, filters))
 
     def _export(self, out: IO[str], filters: dict[str, Any]) -> ExportSummary:
         count, first, last = 0, None, None
@@ -617,3 +591,41 @@ def _check_filters(
         "since_ms": since_ms,
         "until_ms": until_ms,
     }
+
+
+def export_to(
+    dest: IO[str] | str | Path, write: Callable[[IO[str]], ExportSummary]
+) -> ExportSummary:
+    """Run ``write`` on ``dest``: an open text stream as it is, a path through a temporary
+    file beside it renamed at the end (a failed export leaves no partial file).
+
+    The one place an export's destination is checked, for the embedded service and the
+    remote client alike.
+    """
+    if not isinstance(dest, (str, Path)) and not callable(getattr(dest, "write", None)):
+        raise InvalidInput(
+            f"Cannot export the audit trail to {check.short_repr(dest)}.",
+            hint="Pass a file path or an open text stream (e.g. sys.stdout).",
+        )
+    if isinstance(dest, (str, Path)):
+        target = check.local_path(dest, "The audit export's path")
+        if target.is_dir():
+            raise InvalidInput(
+                f"Cannot export the audit trail to {target}: it is a directory.",
+                hint="Name a file, e.g. audit.jsonl.",
+            )
+        if not target.parent.is_dir():
+            raise InvalidInput(
+                f"Cannot export the audit trail to {target}: {target.parent} does not exist.",
+                hint="Create the directory first, or name a file in an existing one.",
+            )
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            with tmp.open("w", encoding="utf-8") as out:
+                summary = write(out)
+            tmp.replace(target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return summary
+    return write(dest)

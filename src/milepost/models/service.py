@@ -31,9 +31,9 @@ from milepost.models.models import (
 )
 from milepost.models.signature import (
     Signature,
+    check_signature,
     enforce,
-    infer_signature,
-    refuse_unhandled_nulls,
+    example_and_signature,
     to_frame,
 )
 from milepost.models.uri import ModelRef, check_model_name, parse_model_uri
@@ -58,7 +58,6 @@ __all__ = ["LoadedModel", "ModelService"]
 
 _ALIAS = re.compile(r"[A-Za-z][\w\-]{0,127}")
 _RESERVED_ALIASES = {"latest", "none", "staging", "production", "archived"}
-_EXAMPLE_ROWS = 5
 
 
 class LoadedModel:
@@ -205,12 +204,7 @@ class ModelService:
         import numpy as np
 
         _model_name(name)
-        if signature is not None and not isinstance(signature, Signature):
-            raise InvalidInput(
-                f"signature must be a Signature, got {type(signature).__name__}.",
-                hint="Build one with milepost.models.infer_signature(...), or pass "
-                "input_example instead.",
-            )
+        check_signature(signature)
         if flavor is not None:
             check.choice(flavor, "flavor", flavors.MODEL_FILES)
         check.boolean(onnx, "onnx")
@@ -219,21 +213,7 @@ class ModelService:
         run = self.tracking.get_run(run_id)
         reference = _training_profile(training_data)
         flavor = flavor or flavors.detect_flavor(model)
-        example = None
-        if input_example is not None:
-            example = to_frame(input_example, what="input example").head(_EXAMPLE_ROWS)
-        if signature is None and example is not None:
-            output = None
-            try:
-                output = model.predict(example) if flavor != "onnx" else None
-            except Exception as exc:
-                raise InvalidInput(
-                    f"The model cannot predict its own input example: {type(exc).__name__}: {exc}",
-                    hint="Pass an input_example with the columns the model was trained on.",
-                ) from exc
-            signature = infer_signature(example, output)
-            if flavor != "onnx":  # say which columns the model really takes a null in
-                signature = refuse_unhandled_nulls(signature, example, model.predict)
+        example, signature = example_and_signature(model, flavor, input_example, signature)
         declared = _type_names(trusted_types, "trusted_types")
         data = flavors.save(model, flavor, trusted_types=[*declared, *self._loader_trust(())])
         files = {flavors.MODEL_FILES[flavor]: self.blobs.put_bytes(data).digest}

@@ -31,9 +31,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "EXAMPLE_ROWS",
     "ColumnSpec",
     "Signature",
+    "check_signature",
     "enforce",
+    "example_and_signature",
     "infer_signature",
     "refuse_unhandled_nulls",
     "refuses_null",
@@ -41,6 +44,9 @@ __all__ = [
 ]
 
 ColumnType = Literal["integer", "float", "boolean", "string", "datetime"]
+
+#: How many rows of an input example a model version keeps.
+EXAMPLE_ROWS = 5
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,47 @@ def refuse_unhandled_nulls(
         for c in signature.inputs
     ]
     return Signature(inputs=inputs, outputs=signature.outputs)
+
+
+def check_signature(signature: Any) -> Signature | None:
+    """``log_model``'s ``signature`` argument: None or a :class:`Signature`."""
+    if signature is not None and not isinstance(signature, Signature):
+        raise InvalidInput(
+            f"signature must be a Signature, got {type(signature).__name__}.",
+            hint="Build one with milepost.models.infer_signature(...), or pass "
+            "input_example instead.",
+        )
+    return signature
+
+
+def example_and_signature(
+    model: Any, flavor: str, input_example: Any, signature: Signature | None
+) -> tuple[pd.DataFrame | None, Signature | None]:
+    """``log_model``'s input example (its first rows) and signature: the one given, or
+    one inferred from the example and the model's prediction of it (ONNX: the inputs
+    only), each nullable column the model cannot take a null in made required.
+
+    The same for the embedded service and the remote client, which infers it before
+    uploading.
+
+    Raises:
+        InvalidInput: the example is not tabular, or the model cannot predict it.
+    """
+    example = None
+    if input_example is not None:
+        example = to_frame(input_example, what="input example").head(EXAMPLE_ROWS)
+    if signature is None and example is not None:
+        try:
+            output = model.predict(example) if flavor != "onnx" else None
+        except Exception as exc:
+            raise InvalidInput(
+                f"The model cannot predict its own input example: {type(exc).__name__}: {exc}",
+                hint="Pass an input_example with the columns the model was trained on.",
+            ) from exc
+        signature = infer_signature(example, output)
+        if flavor != "onnx":  # say which columns the model really takes a null in
+            signature = refuse_unhandled_nulls(signature, example, model.predict)
+    return example, signature
 
 
 def _all(series: pd.Series, test: Any) -> bool:

@@ -29,6 +29,7 @@ __all__ = [
     "density_svg",
     "fmt",
     "lines_svg",
+    "nice_ticks",
 ]
 
 REFERENCE = "#4c78a8"
@@ -85,7 +86,7 @@ def _legend(items: Sequence[tuple[str, str, bool]], y: float = 14) -> str:
     return "".join(out)
 
 
-def _nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
+def nice_ticks(lo: float, hi: float, n: int = 4) -> list[float]:
     """About ``n`` round tick values covering [lo, hi]."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
         return [lo]
@@ -106,7 +107,7 @@ def _y_axis(lo: float, hi: float, height: int, label: str) -> tuple[str, float, 
     y0, y1 = height - MB, MT
     scale = (y0 - y1) / (hi - lo) if hi > lo else 1.0
     out = []
-    for t in _nice_ticks(lo, hi):
+    for t in nice_ticks(lo, hi):
         y = y0 - (t - lo) * scale
         out.append(f'<line x1="{ML}" y1="{y:.1f}" x2="{WIDTH - MR}" y2="{y:.1f}" class="grid"/>')
         out.append(_text(ML - 4, y + 3.5, fmt(t), anchor="end"))
@@ -157,7 +158,7 @@ def density_svg(
             f'<polyline points="{" ".join(pts)}" {fill_attr} stroke="{colour}" '
             f'stroke-width="{1.5 if fill else 2}"/>'
         )
-    for t in _nice_ticks(x_lo, x_hi, 5):
+    for t in nice_ticks(x_lo, x_hi, 5):
         out.append(_text(px(t), HEIGHT - MB + 14, fmt(t)))
     out.append(_legend([("reference", REFERENCE, False), ("current", CURRENT, False)]))
     out.append("</svg>")

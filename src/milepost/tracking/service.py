@@ -1,31 +1,36 @@
 """Tracking: experiments, runs, params, metrics, tags and artifacts.
 
-The service validates input, captures the environment, decides run liveness and moves
-artifact bytes; :class:`~milepost.tracking.backends.sql.SqlTrackingStore` persists.
+The service validates input (with the checks in ``_checks``, which the remote client
+shares), captures the environment, decides run liveness and moves artifact bytes (the
+paths planned in ``_artifacts``); :class:`~milepost.tracking.backends.sql.SqlTrackingStore`
+persists.
 """
 
 from __future__ import annotations
 
 import logging
-import numbers
-import os
-import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from milepost import _validate as check
 from milepost._actor import ActorAttribute
 from milepost.errors import InvalidInput, NotFound
-from milepost.stores.blobs import writing_to
-from milepost.stores.paths import safe_join, safe_relpath
-from milepost.tracking import _names
+from milepost.stores.paths import safe_relpath
+from milepost.tracking import _checks, _names
+from milepost.tracking._artifacts import (
+    artifact_files,
+    bytes_target,
+    download_all,
+    download_target,
+    file_target,
+    list_prefix,
+)
+from milepost.tracking._checks import experiment_name, experiment_ref, validate_key
 from milepost.tracking._filter import parse_filter, parse_order_by
-from milepost.tracking._values import int64, metric_value, short_repr
+from milepost.tracking._values import int64, metric_value
 from milepost.tracking._writer import MetricWriter, write_isolating
 from milepost.tracking.backends.sql import (
     SqlTrackingStore,
@@ -46,10 +51,12 @@ from milepost.tracking.models import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    import os
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
     from milepost.config import Settings
-    from milepost.stores.blobs import BlobStore
+    from milepost.stores.blobs import BlobRef, BlobStore
     from milepost.stores.metadata import MetadataStore
 
 __all__ = ["StaleRun", "TrackingService", "artifact_files", "download_target"]
@@ -69,62 +76,7 @@ class StaleRun:
         return asdict(self)
 
 
-_KEY = re.compile(r"^[\w\-. /:]+$")
-_MAX_KEY = 250
-_MAX_PARAM_VALUE = 6000
-_MAX_RESULTS = 50_000
-
-
-def validate_key(key: Any, what: str) -> str:
-    """A param, metric or tag name: 1-250 of letters, digits, ``_ - . / :`` and space."""
-    bad = check.unsafe_char(key) if isinstance(key, str) else None
-    if bad is not None:
-        raise InvalidInput(
-            f"Invalid {what} name {key!r}: it contains {bad}.",
-            hint="For example 'val/loss' or 'learning_rate'.",
-        )
-    if not isinstance(key, str) or not key or len(key) > _MAX_KEY or not _KEY.match(key):
-        raise InvalidInput(
-            f"Invalid {what} name {key!r}: use 1-{_MAX_KEY} letters, digits, "
-            "'_', '-', '.', '/', ':' or spaces.",
-            hint="For example 'val/loss' or 'learning_rate'.",
-        )
-    if key != key.strip() or "//" in key or key.startswith("/"):
-        raise InvalidInput(
-            f"Invalid {what} name {key!r}: no leading or trailing spaces or slashes, and no '//'."
-        )
-    return key
-
-
 _run_id = check.run_id
-
-
-def _experiment_ref(ref: Any) -> str | int:
-    """An experiment's name (str) or id (int), checked."""
-    if isinstance(ref, str):
-        return check.name(ref, "Experiment name or id")
-    if isinstance(ref, numbers.Integral) and not isinstance(ref, bool):
-        return check.integer(ref, "Experiment id", minimum=0)
-    raise InvalidInput(
-        f"An experiment is given by its name (str) or id (int), got {short_repr(ref)} "
-        f"({type(ref).__name__})."
-    )
-
-
-def _values(items: Any, what: str) -> dict[str, str]:
-    """Tags or params as ``{key: text}``: checked keys, values that can be stored."""
-    clean: dict[str, str] = {}
-    for k, v in check.mapping(items, f"{what}s").items():
-        key = validate_key(k, what)
-        clean[key] = check.text(str(v), f"The value of {what} {key!r}")
-    return clean
-
-
-def _storable(text: str | None) -> str | None:
-    """A run's error text made storable: a traceback may quote any text at all."""
-    if text is None:
-        return None
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 class TrackingService:
@@ -156,18 +108,18 @@ class TrackingService:
     def create_experiment(self, name: str, *, description: str | None = None) -> Experiment:
         """Create an experiment. Raises AlreadyExists."""
         return self.store.create_experiment(
-            _experiment_name(name),
+            experiment_name(name),
             description=check.optional_text(description, "Experiment description"),
             actor=self.actor,
         )
 
     def get_or_create_experiment(self, name: str) -> Experiment:
         """The experiment named ``name``, created when missing."""
-        return self.store.get_or_create_experiment(_experiment_name(name), actor=self.actor)
+        return self.store.get_or_create_experiment(experiment_name(name), actor=self.actor)
 
     def get_experiment(self, ref: str | int) -> Experiment:
         """An experiment by name or numeric id. Raises NotFound (with close names)."""
-        ref = _experiment_ref(ref)
+        ref = experiment_ref(ref)
         experiment = None
         if isinstance(ref, int) or (
             ref.isascii() and ref.isdigit() and int(ref) <= check.INT64_MAX
@@ -197,7 +149,7 @@ class TrackingService:
             experiment.experiment_id,
             actor=self.actor,
             action="experiment.rename",
-            name=_experiment_name(new_name),
+            name=experiment_name(new_name),
         )
 
     def delete_experiment(self, ref: str | int, *, reason: str | None = None) -> Experiment:
@@ -242,17 +194,7 @@ class TrackingService:
             NotFound: ``parent_run_id`` does not exist.
             InvalidInput: a bad name or tag.
         """
-        if run_name is not None:
-            check.name(run_name, "Run name")
-        clean_tags = _values(tags, "tag") if tags is not None else {}
-        from milepost.tracking import _active  # imports this module: not at the top
-
-        defaults = _active.default_tags()  # a pipeline step's tags, when inside one
-        if defaults:
-            clean_tags = {**defaults, **clean_tags}
-        if parent_run_id is not None:
-            _run_id(parent_run_id, "parent run id")
-        ref = None if experiment is None else _experiment_ref(experiment)
+        ref, clean_tags = _checks.start_args(experiment, run_name, tags, parent_run_id)
         if ref is None:
             exp = self.get_or_create_experiment(self.settings.experiment)
         elif isinstance(ref, int):
@@ -288,6 +230,8 @@ class TrackingService:
         with self._lock:
             self._writable[run_id] = exp.experiment_id
         if origin.local:
+            from milepost.tracking import _active  # imports this module: not at the top
+
             _active.note_started(run_id)
             with self._lock:
                 self._owned[run_id] = exp.experiment_id
@@ -314,15 +258,14 @@ class TrackingService:
         self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None
     ) -> None:
         """Flush the run's metrics and give it a terminal status, audited."""
-        target = _status(status)
-        if target is RunStatus.RUNNING:
-            raise InvalidInput("end_run needs a terminal status: FINISHED, FAILED or KILLED.")
-        _run_id(run_id)
-        if error is not None and not isinstance(error, str):
-            raise InvalidInput(f"A run's error is text, got {type(error).__name__}.")
+        target = _checks.end_args(run_id, status, error)
         self.writer.flush()
         self.store.end_run(
-            run_id, status=target, end_time=now_ms(), error=_storable(error), actor=self.actor
+            run_id,
+            status=target,
+            end_time=now_ms(),
+            error=_checks.storable(error),
+            actor=self.actor,
         )
         with self._lock:
             self._owned.pop(run_id, None)
@@ -382,25 +325,16 @@ class TrackingService:
         Raises:
             InvalidFilter: the filter or order is malformed (the message points at it).
         """
-        check.integer(max_results, "max_results", minimum=1, maximum=_MAX_RESULTS)
-        check.boolean(include_deleted, "include_deleted")
+        _checks.search_args(max_results, include_deleted, filter, order_by, page_token)
         max_results = int(max_results)
-        if filter is not None and not isinstance(filter, str):
-            raise InvalidInput(f"filter must be a string, got {short_repr(filter)}.")
-        if order_by is not None:
-            check.string_list(order_by, "order_by", allow_str=True)
-        if page_token is not None:
-            check.text(page_token, "page_token")
         comparisons = parse_filter(filter)
         order = parse_order_by(order_by)
         if experiments is None:
             ids = [e.experiment_id for e in self.list_experiments()]
         else:
-            if isinstance(experiments, (list, tuple)):
-                refs = [_experiment_ref(r) for r in experiments]
-            else:
-                refs = [_experiment_ref(experiments)]
-            ids = [self.get_experiment(r).experiment_id for r in refs]
+            ids = [
+                self.get_experiment(r).experiment_id for r in _checks.experiment_refs(experiments)
+            ]
         if not ids:
             return PagedList([], None)
         key = query_key(sorted(ids), filter, order_by, max_results, include_deleted)
@@ -443,14 +377,11 @@ class TrackingService:
             ``dry_run`` those that would be marked; else those this call marked).
         """
         check.boolean(dry_run, "dry_run")
+        refs = None if experiments is None else _checks.experiment_refs(experiments)
+        run_ids = _checks.run_ids(run_ids)
         ids: list[int] | None = None
-        if experiments is not None:
-            refs = experiments if isinstance(experiments, (list, tuple)) else [experiments]
-            ids = [self.get_experiment(_experiment_ref(r)).experiment_id for r in refs]
-        if run_ids is not None:
-            check.string_list(run_ids, "run_ids")
-            for run_id in run_ids:
-                _run_id(run_id)
+        if refs is not None:
+            ids = [self.get_experiment(r).experiment_id for r in refs]
         stale = self._stale_runs(experiment_ids=ids, run_ids=run_ids)
         if dry_run:
             return stale
@@ -504,20 +435,14 @@ class TrackingService:
     def log_params(self, run_id: str, items: Mapping[str, Any]) -> None:
         """Log params (immutable: a different value for a logged key is a Conflict)."""
         _run_id(run_id)
-        clean = _values(items, "param")
-        for k, text in clean.items():
-            if len(text) > _MAX_PARAM_VALUE:
-                raise InvalidInput(
-                    f"Param {k!r} is {len(text)} characters; the limit is {_MAX_PARAM_VALUE}.",
-                    hint="Log long values as an artifact (log_text or log_dict).",
-                )
+        clean = _checks.params(items)
         if clean:
             self.store.log_params(run_id, clean)
 
     def set_tags(self, run_id: str, items: Mapping[str, Any]) -> None:
         """Set tags (mutable)."""
         _run_id(run_id)
-        clean = _values(items, "tag")
+        clean = _checks.values(items, "tag")
         if clean:
             self.store.set_tags(run_id, clean)
 
@@ -590,20 +515,8 @@ class TrackingService:
     ) -> None:
         """Queue several metrics at one step; all are checked before any is queued."""
         exp = self._metric_experiment(run_id)
-        if not isinstance(values, Mapping):
-            raise InvalidInput(
-                "log_metrics takes a mapping of metric names to values, got "
-                f"{short_repr(values)} ({type(values).__name__})."
-            )
-        ts = int(time.time() * 1000) if timestamp is None else int64("timestamp", timestamp)
-        st = 0 if step is None else int64("step", step)
-        rows = []
-        for key, value in values.items():
-            if type(key) is not str or key not in self._keys_ok:
-                validate_key(key, "metric")
-                self._keys_ok.add(key)
-            rows.append((run_id, exp, key, metric_value(key, value), ts, st))
-        self.writer.extend(rows)
+        pairs, ts, st = _checks.metric_batch(values, step, timestamp, self._keys_ok)
+        self.writer.extend([(run_id, exp, key, value, ts, st) for key, value in pairs])
 
     def flush(self) -> None:
         """Block until every queued metric value is committed."""
@@ -666,26 +579,16 @@ class TrackingService:
     ) -> ArtifactInfo:
         """Store one file as ``artifact_path/<file name>``."""
         _run_id(run_id)
-        path = check.local_path(
-            local_path, "Artifact", kind="file", hint="Use log_artifacts for a directory."
-        )
-        if artifact_path is not None:
-            check.text(artifact_path, "artifact_path")
-        target = path.name if not artifact_path else f"{artifact_path}/{path.name}"
-        rel = safe_relpath(target)
-        ref = self.blobs.put_file(path)
-        info = ArtifactInfo(rel, ref.digest, ref.size)
-        self.store.record_artifacts(run_id, [info])
-        return info
+        path, rel = file_target(local_path, artifact_path)
+        return self._record(run_id, rel, self.blobs.put_file(path))
 
     def log_artifacts(
         self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
     ) -> list[ArtifactInfo]:
         """Store a directory tree. Links that leave it are refused before anything is stored."""
         _run_id(run_id)
-        files = artifact_files(local_dir, artifact_path)
         infos = []
-        for full, rel in files:
+        for full, rel in artifact_files(local_dir, artifact_path):
             ref = self.blobs.put_file(full)
             infos.append(ArtifactInfo(rel, ref.digest, ref.size))
         self.store.record_artifacts(run_id, infos)
@@ -694,13 +597,8 @@ class TrackingService:
     def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> ArtifactInfo:
         """Store bytes as one artifact file (used by log_text, log_dict, log_figure)."""
         _run_id(run_id)
-        rel = safe_relpath(artifact_file)
-        if not isinstance(data, bytes):
-            raise InvalidInput(f"Artifact {rel!r}: expected bytes, got {type(data).__name__}.")
-        ref = self.blobs.put_bytes(data)
-        info = ArtifactInfo(rel, ref.digest, ref.size)
-        self.store.record_artifacts(run_id, [info])
-        return info
+        rel = bytes_target(data, artifact_file)
+        return self._record(run_id, rel, self.blobs.put_bytes(data))
 
     def log_file(self, run_id: str, local_path: Path, artifact_file: str) -> ArtifactInfo:
         """Store one local file as the artifact ``artifact_file`` (an exact path; the
@@ -708,7 +606,9 @@ class TrackingService:
         _run_id(run_id)
         rel = safe_relpath(artifact_file)
         self.get_run(run_id)
-        ref = self.blobs.put_file(local_path)
+        return self._record(run_id, rel, self.blobs.put_file(local_path))
+
+    def _record(self, run_id: str, rel: str, ref: BlobRef) -> ArtifactInfo:
         info = ArtifactInfo(rel, ref.digest, ref.size)
         self.store.record_artifacts(run_id, [info])
         return info
@@ -736,7 +636,7 @@ class TrackingService:
     def list_artifacts(self, run_id: str, path: str = "") -> list[ArtifactInfo]:
         """A run's artifacts under ``path`` (all by default)."""
         _run_id(run_id)
-        prefix = "" if path is None or (isinstance(path, str) and not path) else safe_relpath(path)
+        prefix = list_prefix(path)
         self.get_run(run_id)
         return self.store.list_artifacts(run_id, prefix)
 
@@ -749,102 +649,21 @@ class TrackingService:
     ) -> Path:
         """Copy artifacts under ``path`` into ``dst`` keeping their relative paths.
 
-        Every destination is checked before anything is written: ``dst`` must be a
-        directory (created when missing), and no file may stand where a directory is
-        needed, nor a directory where a file goes.
+        Every destination is checked before anything is written (see
+        :func:`~milepost.tracking._artifacts.download_all`).
 
         Raises:
             InvalidInput: ``dst`` or a path under it cannot take the artifacts.
             NotFound: the run has no artifacts under ``path``.
         """
-        dest_root = check.local_path(dst, "Download destination", kind="new_dir")
-        items = self.list_artifacts(run_id, path)
-        if not items:
-            raise NotFound(f"Run {run_id} has no artifacts under {path or '/'!r}.")
-        with writing_to(dest_root):
-            targets = [(item, download_target(dest_root, item.path)) for item in items]
-            dest_root.mkdir(parents=True, exist_ok=True)
-        for item, target in targets:
-            self.blobs.download(item.digest, target)
-        return dest_root / safe_relpath(path) if path else dest_root
+        return download_all(
+            run_id,
+            path,
+            dst,
+            listed=lambda: self.list_artifacts(run_id, path),
+            fetch=lambda item, target: self.blobs.download(item.digest, target),
+        )
 
     def close(self) -> None:
         """Flush metrics and stop the background writer."""
         self.writer.close()
-
-
-def artifact_files(
-    local_dir: str | os.PathLike[str], artifact_path: str | None
-) -> list[tuple[Path, str]]:
-    """The files of a directory tree to log, each with its artifact path.
-
-    Links that leave the tree, and links to directories, are refused before anything is
-    stored (``log_artifacts``, embedded and remote).
-    """
-    root = check.local_path(
-        local_dir, "Artifact directory", kind="dir", hint="Use log_artifact for a file."
-    )
-    if artifact_path is not None:
-        check.text(artifact_path, "artifact_path")
-    real_root = root.resolve()
-    files: list[tuple[Path, str]] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in [*filenames, *dirnames]:
-            full = Path(dirpath) / name
-            if full.is_symlink():
-                real = full.resolve()
-                if real_root not in real.parents:
-                    raise InvalidInput(
-                        f"Refused {full}: it is a link to {real}, outside {real_root}.",
-                        hint="Copy the target into the directory or remove the link.",
-                    )
-                if real.is_dir():
-                    raise InvalidInput(
-                        f"Refused {full}: links to directories are not followed.",
-                        hint="Replace the link with the directory itself.",
-                    )
-        for name in filenames:
-            full = Path(dirpath) / name
-            rel = full.relative_to(root).as_posix()
-            target = rel if not artifact_path else f"{artifact_path}/{rel}"
-            files.append((full, safe_relpath(target)))
-    return files
-
-
-def download_target(root: Path, relpath: str) -> Path:
-    """Where an artifact is downloaded to, refused when something is in the way."""
-    target = safe_join(root, relpath)
-    real_root = root.resolve()
-    if target.is_dir():
-        raise InvalidInput(
-            f"Cannot download artifact {relpath!r}: {target} is a directory.",
-            hint="Download into an empty directory.",
-        )
-    for parent in target.parents:
-        if parent.exists() and not parent.is_dir():
-            raise InvalidInput(
-                f"Cannot download artifact {relpath!r}: {parent} is a file, not a directory.",
-                hint="Download into an empty directory.",
-            )
-        if parent == real_root:
-            break
-    return target
-
-
-def _experiment_name(value: Any) -> str:
-    name = check.name(value, "Experiment name")
-    if not name.strip() or name != name.strip():
-        raise InvalidInput(
-            f"Experiment name {name!r} is invalid: use 1-256 characters without leading or "
-            "trailing spaces."
-        )
-    return name
-
-
-def _status(status: RunStatus | str) -> RunStatus:
-    try:
-        return RunStatus(str(status).upper())
-    except ValueError:
-        raise InvalidInput(
-            f"Unknown run status {status!r}: use RUNNING, FINISHED, FAILED or KILLED."
-        ) from None

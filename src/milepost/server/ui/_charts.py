@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 
+from milepost.monitoring._svg import nice_ticks
+
 __all__ = ["COLOURS", "MAX_POINTS", "Series", "line_chart", "thin"]
 
 #: Series colours, in order (distinguishable, also in greyscale print).
@@ -46,22 +48,6 @@ def thin(
             keep.add(min(finite, key=lambda i: bucket[i][1]))
             keep.add(max(finite, key=lambda i: bucket[i][1]))
         out.extend(bucket[i] for i in sorted(keep))
-    return out
-
-
-def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """About ``n`` round tick values covering [lo, hi]."""
-    if hi <= lo:
-        return [lo]
-    raw = (hi - lo) / n
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step) * step
-    out = []
-    value = first
-    while value <= hi + step * 1e-9:
-        out.append(round(value, 12))
-        value += step
     return out
 
 
@@ -173,14 +159,14 @@ def _axes(
     x_label, y_label = labels
     x_text = _time_label if x_time else _label
     out = []
-    for t in _ticks(y0, y1):
+    for t in nice_ticks(y0, y1, 5):
         y = sy(t)
         out.append(
             f'<line class="grid" x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>'
             f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
             f"{_label(t)}</text>"
         )
-    for t in _ticks(x0, x1, 4 if x_time else 5):
+    for t in nice_ticks(x0, x1, 4 if x_time else 5):
         x = sx(t)
         out.append(
             f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + plot_h}"/>'

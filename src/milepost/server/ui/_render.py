@@ -96,6 +96,16 @@ class Form:
         value = self.fields.get(key, "").strip()
         return value or None
 
+    def require(self, role: str, doing: str) -> None:
+        """Refuse (PermissionDenied) a poster without ``role``; ``doing`` names the act,
+        e.g. ``"roll back endpoints"``."""
+        if not self.principal.allows(role):
+            raise PermissionDenied(
+                f"{self.principal.user!r} (role {self.principal.role}) may not {doing}: "
+                f"it needs the {role} role.",
+                hint=f"Ask an admin for a token with the {role} role.",
+            )
+
 
 async def form_fields(request: Request) -> dict[str, str]:
     """The url-encoded body of a POST (refused past :data:`MAX_FORM_BYTES`)."""

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 
-from milepost.errors import MilepostError, PermissionDenied
+from milepost.errors import MilepostError
 from milepost.errors import http_status as status_of
 from milepost.governance.tokens import Principal
 from milepost.server.ui._charts import Series, line_chart
@@ -69,12 +69,7 @@ def deployment(request: Request, principal: Caller, name: str, done: str | None 
 def rollback(request: Request, name: str, form: Annotated[Form, Depends(posted)]) -> Response:
     """Back to the previous version (approver); a refusal is shown on the page."""
     try:
-        if not form.principal.allows("approver"):
-            raise PermissionDenied(
-                f"{form.principal.user!r} (role {form.principal.role}) may not roll back "
-                "endpoints: it needs the approver role.",
-                hint="Ask an admin for a token with the approver role.",
-            )
+        form.require("approver", "roll back endpoints")
         request.app.state.rt.serving.rollback(
             name, reason=form.get("reason") or "rolled back from the web UI"
         )

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 
-from milepost.errors import MilepostError, NotFound, PermissionDenied
+from milepost.errors import MilepostError, NotFound
 from milepost.errors import http_status as status_of
 from milepost.governance.tokens import Principal
 from milepost.server.ui._render import Form, caller, page_router, posted, redirect, render
@@ -114,12 +114,7 @@ def _decide(request: Request, form: Form, request_id: str, verb: str) -> Respons
     """Approve or reject; a refusal (role, four eyes, stale) is shown on the queue."""
     rt = request.app.state.rt
     try:
-        if not form.principal.allows("approver"):
-            raise PermissionDenied(
-                f"{form.principal.user!r} (role {form.principal.role}) may not {verb} "
-                "promotions: it needs the approver role.",
-                hint="Ask an admin for a token with the approver role.",
-            )
+        form.require("approver", f"{verb} promotions")
         action = rt.promotion.approve if verb == "approve" else rt.promotion.reject
         action(request_id, reason=form.get("reason"))
     except MilepostError as exc:

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 
 from milepost.errors import InvalidInput, PermissionDenied
-from milepost.server.api.routes.artifacts import max_upload_bytes
-from milepost.server.api.routes.data import _spool_dir, _too_large
+from milepost.server.api.routes._upload import checked_limit, spool_dir, too_large
+from milepost.server.api.routes.data import TOO_LARGE
 from milepost.server.api.routes.tracking import scope_run
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class _Body:
         async for chunk in self.stream:
             self.seen += len(chunk)
             if self.seen > self.limit:
-                raise _too_large(self.limit)
+                raise too_large(self.limit, TOO_LARGE)
             if chunk:
                 self.buffer += chunk
                 return True
@@ -137,11 +137,7 @@ async def receive_model(request: Request, name: str) -> dict[str, Any]:
     from milepost.models.uri import check_model_name
 
     check_model_name(name)
-    limit = max_upload_bytes(request)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    body = _Body(request.stream(), limit)
+    body = _Body(request.stream(), checked_limit(request, TOO_LARGE))
     size = int.from_bytes(await body.read(8, "header length"), "big")
     if size > MAX_HEADER_BYTES:
         raise InvalidInput(
@@ -151,7 +147,7 @@ async def receive_model(request: Request, name: str) -> dict[str, Any]:
     header = _header(await body.read(size, "header"))
     if isinstance(header.get("run_id"), str):  # a project-scoped token logs its runs only
         await run_in_threadpool(scope_run, request, header["run_id"])
-    spool = _spool_dir(request)
+    spool = spool_dir(request)
     with tempfile.TemporaryDirectory(dir=spool, prefix="model-") as tmp:
         model_path = Path(tmp) / "model"
         await body.copy(header["model_bytes"], model_path, "model file")

@@ -11,17 +11,13 @@ control characters are refused with 400.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from milepost.errors import BackendUnavailable, PayloadTooLarge
+from milepost.server.api.routes._upload import spooled_body
 from milepost.server.api.routes.tracking import scope_run
 from milepost.stores.paths import safe_relpath
 
@@ -31,7 +27,7 @@ if TYPE_CHECKING:
 
     from milepost.tracking.service import TrackingService
 
-__all__ = ["max_upload_bytes", "router"]
+__all__ = ["router"]
 
 router = APIRouter(tags=["artifacts"])
 
@@ -42,18 +38,7 @@ def _tracking(request: Request) -> TrackingService:
     return request.app.state.rt.tracking  # type: ignore[no-any-return]
 
 
-def max_upload_bytes(request: Request) -> int:
-    """The largest upload the server takes, in bytes (setting ``server_max_upload_mb``)."""
-    return int(request.app.state.rt.settings.server_max_upload_mb) * (1 << 20)
-
-
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"The upload is larger than the server's limit of {limit:,} bytes; nothing was stored.",
-        hint="Raise the server's server_max_upload_mb setting, or store the file elsewhere "
-        "and log a reference to it.",
-        details={"limit_bytes": limit},
-    )
+_TOO_LARGE = "store the file elsewhere and log a reference to it."
 
 
 @router.get("/runs/{run_id}/artifacts")
@@ -79,40 +64,9 @@ async def upload_artifact(request: Request, run_id: str, path: str) -> dict[str,
     tracking = _tracking(request)
     await run_in_threadpool(scope_run, request, run_id)
     await run_in_threadpool(tracking.get_run, run_id)  # 404 before reading a large body
-    limit = max_upload_bytes(request)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    spool = _spool_dir(request)
-    fd, name = tempfile.mkstemp(dir=spool, prefix="upload-")
-    try:
-        size = 0
-        with os.fdopen(fd, "wb") as out:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(limit)
-                if chunk:
-                    await run_in_threadpool(out.write, chunk)
-        info = await run_in_threadpool(tracking.log_file, run_id, Path(name), rel)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
+    async with spooled_body(request, _TOO_LARGE, prefix="upload-") as (spooled, _):
+        info = await run_in_threadpool(tracking.log_file, run_id, spooled, rel)
     return info.to_dict()
-
-
-def _spool_dir(request: Request) -> Path:
-    """Where uploads are spooled: beside the server's stores (not a RAM-backed /tmp)."""
-    home = Path(request.app.state.rt.settings.home)
-    spool = home / "tmp" / "uploads"
-    try:
-        spool.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BackendUnavailable(
-            f"Cannot create the upload directory {spool}: {exc.strerror}.",
-            hint="Check the permissions of the server's home directory (setting home).",
-        ) from exc
-    return spool
 
 
 @router.get(

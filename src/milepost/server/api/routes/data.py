@@ -13,9 +13,6 @@ The server never reads a path a caller names: validation runs over a stored vers
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,8 +22,8 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from milepost.errors import BackendUnavailable, InvalidInput, NotFound, PayloadTooLarge
-from milepost.server.api.routes.artifacts import max_upload_bytes
+from milepost.errors import InvalidInput, NotFound
+from milepost.server.api.routes._upload import spooled_body
 from milepost.server.api.routes.tracking import scope_run
 
 if TYPE_CHECKING:
@@ -181,26 +178,8 @@ def get_validation(request: Request, result_id: str) -> dict[str, Any]:
 # -- registering by upload ----------------------------------------------------------
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"The upload is larger than the server's limit of {limit:,} bytes; nothing was stored.",
-        hint="Raise the server's server_max_upload_mb setting, or register the data where "
-        "the stores are reachable (without MILEPOST_URL).",
-        details={"limit_bytes": limit},
-    )
-
-
-def _spool_dir(request: Request) -> Path:
-    """Where uploads are spooled: beside the server's stores (not a RAM-backed /tmp)."""
-    spool = Path(request.app.state.rt.settings.home) / "tmp" / "uploads"
-    try:
-        spool.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BackendUnavailable(
-            f"Cannot create the upload directory {spool}: {exc.strerror}.",
-            hint="Check the permissions of the server's home directory (setting home).",
-        ) from exc
-    return spool
+#: What to do instead of an upload past the server's limit.
+TOO_LARGE = "register the data where the stores are reachable (without MILEPOST_URL)."
 
 
 def _register_file(data: DataService, name: str, path: Path, description: str | None) -> Any:
@@ -236,27 +215,12 @@ async def register(request: Request, name: str, description: str | None = None) 
     from milepost.data.service import _check_name
 
     _check_name(name)  # before reading a large body
-    limit = max_upload_bytes(request)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    fd, spooled = tempfile.mkstemp(dir=_spool_dir(request), prefix="dataset-", suffix=".parquet")
-    try:
-        size = 0
-        with os.fdopen(fd, "wb") as out:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(limit)
-                if chunk:
-                    await run_in_threadpool(out.write, chunk)
+    upload = spooled_body(request, TOO_LARGE, prefix="dataset-", suffix=".parquet")
+    async with upload as (spooled, size):
         if size == 0:
             raise InvalidInput("The upload is empty.", hint="Send one Parquet file as the body.")
         version = await run_in_threadpool(
-            _register_file, _data(request), name, Path(spooled), description
+            _register_file, _data(request), name, spooled, description
         )
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(spooled)
     result: dict[str, Any] = version.to_dict()
     return result
