@@ -34,6 +34,7 @@ SEARCH_ORDER = ["metrics.accuracy DESC"]
 #: comes last: a call that times out keeps a server worker busy after the client gives up.
 PAGE_VARIANTS = [
     ("newest", "", ["attributes.start_time DESC"]),
+    ("filtered_newest", SEARCH_FILTER, ["attributes.start_time DESC"]),
     ("filtered", SEARCH_FILTER, ["metrics.accuracy DESC"]),
     ("sorted", "", ["metrics.accuracy DESC"]),
 ]
@@ -245,13 +246,14 @@ def bench_pages(
                 "timed_out": True,
                 "status": 0,
                 "rows": 0,
+                "run_names": [],
                 "bytes": 0,
             }
             say(f"UI page {name}: no answer in {timeout:g} s (timed out)")
             continue
         kept = answers[-1:] if cold else answers[1:]
         status, payload = kept[-1][2], kept[-1][3]
-        rows = len(json.loads(payload).get("runs", [])) if status == 200 else 0
+        runs = json.loads(payload).get("runs", []) if status == 200 else []
         first = [a[0] * 1000 for a in kept]
         out[name] = {
             "first_byte_ms": first,
@@ -261,10 +263,11 @@ def bench_pages(
             "single_cold": cold,
             "timed_out": False,
             "status": status,
-            "rows": rows,
+            "rows": len(runs),
+            "run_names": [r["info"].get("run_name") for r in runs],
             "bytes": len(payload),
         }
-        say(f"UI page {name}: first byte {statistics.median(first):,.1f} ms, {rows} rows")
+        say(f"UI page {name}: first byte {statistics.median(first):,.1f} ms, {len(runs)} rows")
     return out
 
 
