@@ -154,7 +154,9 @@ def test_worker_processes_share_the_port_and_keep_authentication(tmp_path: Path)
     rt = milepost.configure(home=tmp_path / ".milepost", user="ada")
     _, secret = rt.tokens.create("ada-laptop", "member")
     milepost.reset()
-    with serving("--workers", "2", cwd=tmp_path, env=ADA) as served:
+    # an inherited switch for the workers' no-auth mode must not turn authentication off
+    inherited = {**ADA, "_MILEPOST_SERVER_NO_AUTH": "1"}
+    with serving("--workers", "2", cwd=tmp_path, env=inherited) as served:
         url = served.url()
 
         def answers() -> bool:

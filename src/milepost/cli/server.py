@@ -103,8 +103,9 @@ def server(
         if workers > 1:  # each worker process builds the app (import string + factory)
             import os
 
-            if no_auth:
-                os.environ[NO_AUTH_ENV] = "1"
+            # always set, so a value inherited from the caller's environment cannot turn
+            # authentication off in the workers of a server the CLI checked
+            os.environ[NO_AUTH_ENV] = "1" if no_auth else "0"
             options["factory"] = True
             run_uvicorn(
                 sock, "milepost.server.api.app:app_from_env", workers=workers, options=options
