@@ -11,7 +11,6 @@ which has no Milepost in it.
 
 from __future__ import annotations
 
-import csv
 import http.client
 import json
 import os
@@ -25,6 +24,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import mlflow
+
+# the harness shared with tracking.py's MLflow worker (same directory, same venv)
+from _mlflow_worker import bulk_load, timed_searches
 from mlflow.tracking import MlflowClient
 
 SEARCH_FILTER = "metrics.accuracy > 0.5 and params.model = 'gbm'"
@@ -77,87 +79,6 @@ def bench_log_metric(db: Path, calls: int, *, synchronous: bool) -> dict[str, An
     }
 
 
-def bulk_load(db: Path, csv_path: Path) -> tuple[str, int]:
-    """Create the experiment and one run over HTTP, then insert the CSV's runs.
-
-    Rows go straight into the server's SQLite file, into MLflow's own tables (runs,
-    metrics, latest_metrics, params, tags), as MLflow itself would have written them;
-    logging 100,000 runs through the server would take hours.
-    """
-    experiment_id = mlflow.set_experiment("search").experiment_id
-    with mlflow.start_run(run_name="seed"):
-        mlflow.log_params({"model": "seed", "lr": "0.0"})
-        mlflow.log_metrics({"accuracy": 0.0, "loss": 1.0})
-        mlflow.set_tag("team", "seed")
-    location = MlflowClient().get_experiment(experiment_id).artifact_location
-    user = os.environ.get("USER", "bench")
-    runs, metrics, latest, params, tags = [], [], [], [], []
-    with csv_path.open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            rid, t = row["run_id"], int(row["start_time"])
-            runs.append(
-                (
-                    rid,
-                    rid[:12],
-                    "LOCAL",
-                    "bulk",
-                    "",
-                    user,
-                    "FINISHED",
-                    t,
-                    t + 1000,
-                    "",
-                    "active",
-                    f"{location}/{rid}/artifacts",
-                    int(experiment_id),
-                )
-            )
-            for key in ("accuracy", "loss"):
-                value = float(row[key])
-                metrics.append((key, value, t, rid, 0, 0))
-                latest.append((key, value, t, 0, 0, rid))
-            params += [("model", row["model"], rid), ("lr", row["lr"], rid)]
-            tags.append(("team", row["team"], rid))
-    with closing(sqlite3.connect(db, timeout=60)) as conn, conn:
-        conn.executemany(
-            "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name,"
-            " user_id, status, start_time, end_time, source_version, lifecycle_stage,"
-            " artifact_uri, experiment_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            runs,
-        )
-        conn.executemany(
-            "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan)"
-            " VALUES (?,?,?,?,?,?)",
-            metrics,
-        )
-        conn.executemany(
-            "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid)"
-            " VALUES (?,?,?,?,?,?)",
-            latest,
-        )
-        conn.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?,?,?)", params)
-        conn.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?,?,?)", tags)
-    return experiment_id, len(runs)
-
-
-def timed(call: Any, repetitions: int, slow_seconds: float) -> tuple[Any, list[float], bool]:
-    """One warm-up call, then ``repetitions`` timed ones: (last answer, seconds, cold).
-
-    A warm-up slower than ``slow_seconds`` is the only timing (``cold`` is then True).
-    """
-    start = time.perf_counter()
-    answer = call()
-    first = time.perf_counter() - start
-    if first > slow_seconds:
-        return answer, [first], True
-    times = []
-    for _ in range(repetitions):
-        start = time.perf_counter()
-        answer = call()
-        times.append(time.perf_counter() - start)
-    return answer, times, False
-
-
 def bench_search(experiment_id: str, repetitions: int, slow_seconds: float) -> dict[str, Any]:
     """``MlflowClient().search_runs`` over HTTP: filtered, ordered, top 100."""
     client = MlflowClient()
@@ -172,7 +93,7 @@ def bench_search(experiment_id: str, repetitions: int, slow_seconds: float) -> d
             )
         )
 
-    found, times, cold = timed(search, repetitions, slow_seconds)
+    found, times, cold = timed_searches(search, repetitions, slow_seconds)
     say(f"search_runs: {len(times)} timing(s), median {statistics.median(times) * 1000:,.1f} ms")
     return {
         "times_ms": [t * 1000 for t in times],
@@ -235,7 +156,7 @@ def bench_pages(
             answers.append(page_request(host, port, body, timeout=timeout))
 
         try:
-            _, _, cold = timed(call, repetitions, slow_seconds)
+            _, _, cold = timed_searches(call, repetitions, slow_seconds)
         except TimeoutError:
             out[name] = {
                 "first_byte_ms": [timeout * 1000],
@@ -283,7 +204,7 @@ def main() -> None:
     say(f"  {results['log_metric_async']['per_second']:,.0f} calls/s")
     say("bulk-loading runs")
     start = time.perf_counter()
-    experiment_id, loaded = bulk_load(db, Path(config["search_csv"]))
+    experiment_id, loaded = bulk_load(Path(config["search_csv"]), db)
     results["runs_loaded"] = loaded
     results["load_seconds"] = time.perf_counter() - start
     say(f"loaded {loaded:,} runs in {results['load_seconds']:.1f} s")

@@ -130,11 +130,12 @@ def timed_searches(
     return found, times, False
 
 
-def bulk_load(csv_path: Path) -> tuple[str, int]:
+def bulk_load(csv_path: Path, db: Path | None = None) -> tuple[str, int]:
     """Create the experiment and one run through the API, then insert the CSV's runs.
 
     Rows go into MLflow's own tables (runs, metrics, latest_metrics, params, tags) with
-    ``executemany``, as MLflow itself would have written them.
+    ``executemany``, as MLflow itself would have written them: into ``db`` (default the
+    tracking URI's SQLite file; ``server.py`` passes its server's).
     """
     experiment_id = mlflow.set_experiment("search").experiment_id
     with mlflow.start_run(run_name="seed"):
@@ -170,7 +171,7 @@ def bulk_load(csv_path: Path) -> tuple[str, int]:
                 latest.append((key, value, t, 0, 0, rid))
             params += [("model", row["model"], rid), ("lr", row["lr"], rid)]
             tags.append(("team", row["team"], rid))
-    with closing(sqlite3.connect(db_path())) as conn, conn:
+    with closing(sqlite3.connect(db or db_path(), timeout=60)) as conn, conn:
         conn.executemany(
             "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name,"
             " user_id, status, start_time, end_time, source_version, lifecycle_stage,"
