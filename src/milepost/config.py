@@ -4,7 +4,8 @@ Precedence, highest first:
 
 1. ``MILEPOST_*`` environment variables (``MILEPOST_METADATA_URI`` sets ``metadata_uri``);
 2. ``milepost.toml`` in the project: the current directory or its nearest parent that has
-   one (keys at the top level, same names as below);
+   one (keys at the top level, same names as below; its ``[project]`` table is not
+   settings but the project's description, read by :mod:`milepost.project`);
 3. the defaults below.
 
 Relative paths are resolved against the directory of the source that gave them: the
@@ -31,6 +32,7 @@ from milepost.errors import ConfigError, InvalidInput, did_you_mean
 __all__ = [
     "ENV_PREFIX",
     "PROJECT_FILE",
+    "PROJECT_TABLE",
     "ResolvedSettings",
     "Settings",
     "build_settings",
@@ -39,6 +41,8 @@ __all__ = [
 
 ENV_PREFIX = "MILEPOST_"
 PROJECT_FILE = "milepost.toml"
+#: The table of ``milepost.toml`` describing the project (see :mod:`milepost.project`).
+PROJECT_TABLE = "project"
 
 Source = Literal["env", "file", "default", "code"]
 
@@ -313,6 +317,10 @@ def _read_project_file(path: Path) -> dict[str, Any]:
         ) from exc
     except OSError as exc:
         raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from exc
+    # The [project] table describes the project to `milepost check` and `milepost init`'s
+    # tooling (milepost.project); it holds no settings.
+    if isinstance(data.get(PROJECT_TABLE), dict):
+        data = {k: v for k, v in data.items() if k != PROJECT_TABLE}
     known = set(Settings.model_fields)
     for key in data:
         if key not in known:

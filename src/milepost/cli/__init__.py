@@ -26,6 +26,7 @@ from rich.markup import escape
 
 from milepost.cli import (
     audit,
+    check,
     data,
     decisions,
     deploy,
@@ -34,6 +35,7 @@ from milepost.cli import (
     experiments,
     fairness,
     features,
+    init,
     lineage,
     models,
     monitor,
@@ -79,6 +81,8 @@ app.command("lineage")(lineage.lineage)
 app.command("drift")(drift.drift)
 app.add_typer(triggers.app, name="triggers")
 app.command("scheduler")(scheduler.scheduler)
+app.command("init")(init.init)
+app.add_typer(check.app, name="check")
 
 
 @functools.cache
