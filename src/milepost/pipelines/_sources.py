@@ -43,6 +43,7 @@ __all__ = [
     "RowCount",
     "RuntimeSources",
     "TriggerSources",
+    "check_pipeline_ref",
     "orphan_canaries",
     "reap_pipeline_runs",
     "reap_tracking_runs",
@@ -95,6 +96,21 @@ class TriggerSources(Protocol):
         """The rows the dataset or feature view holds now."""
 
 
+def check_pipeline_ref(ref: str, params: Mapping[str, str]) -> str:
+    """The pipeline's canonical ``module:attr`` after checking that ``ref`` imports, is a
+    pipeline and takes ``params`` (the text ``--param k=v`` gives); no store is needed.
+
+    Raises:
+        InvalidInput: naming what is wrong (the import error, a missing or unknown
+            parameter, a value that does not parse).
+    """
+    from milepost.pipelines.dag import load_pipeline
+
+    pipe = load_pipeline(ref)
+    pipe.parse_params(dict(params))
+    return str(pipe.ref)
+
+
 class RuntimeSources:
     """:class:`TriggerSources` on the services (each reached on first use).
 
@@ -117,11 +133,7 @@ class RuntimeSources:
     # -- pipelines -------------------------------------------------------------------------
 
     def check_pipeline(self, ref: str, params: Mapping[str, str]) -> str:
-        from milepost.pipelines.dag import load_pipeline
-
-        pipe = load_pipeline(ref)
-        pipe.parse_params(dict(params))
-        return str(pipe.ref)
+        return check_pipeline_ref(ref, params)
 
     # -- monitors --------------------------------------------------------------------------
 

@@ -28,9 +28,11 @@ __all__ = [
     "Firing",
     "Launcher",
     "Trigger",
+    "TriggerDefinition",
     "TriggerKind",
     "audit_state",
     "clock_ms",
+    "define_trigger",
     "iso",
     "latest_slot",
     "next_cause",
@@ -43,6 +45,7 @@ TriggerKind = Literal["schedule", "drift", "performance", "data_volume"]
 KINDS: tuple[str, ...] = ("schedule", "drift", "performance", "data_volume")
 
 _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,110 @@ def param_text(params: Mapping[str, Any] | None) -> dict[str, str]:
                     "command line (--param k=v).",
                 ) from None
     return out
+
+
+@dataclass(frozen=True)
+class TriggerDefinition:
+    """A trigger as :meth:`TriggerService.add` takes it, checked as far as it can be
+    without a store (:func:`define_trigger`).
+
+    Attributes:
+        params: the parameters as stored (the text ``--param k=v`` gives).
+        spec: ``{"cron"}``, ``{"monitor"}`` or ``{"name", "min_rows"}`` (whether the name
+            is a dataset or a feature view is known only to a store).
+    """
+
+    name: str
+    pipeline: str
+    params: dict[str, str]
+    kind: TriggerKind
+    spec: dict[str, Any]
+    enabled: bool = True
+
+    @property
+    def description(self) -> str:
+        """The cause in words: ``schedule 0 3 * * *``, ``drift alerts of monitor m``."""
+        if self.kind == "schedule":
+            return f"schedule {self.spec['cron']}"
+        if self.kind in ALERT_CHECKS:
+            return f"{self.kind} alerts of monitor {self.spec['monitor']}"
+        return f"{self.spec['min_rows']:,} new rows in {self.spec['name']}"
+
+
+def define_trigger(
+    name: str,
+    pipeline: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    schedule: str | None = None,
+    on_drift: str | None = None,
+    on_performance: str | None = None,
+    on_data: str | None = None,
+    min_rows: int | None = None,
+    enabled: bool = True,
+) -> TriggerDefinition:
+    """Check a trigger's definition without a store: what :meth:`TriggerService.add`
+    checks before it asks the store (and before it imports the pipeline).
+
+    The name, the parameters' names and text, the pipeline reference's form, exactly one
+    cause, the cron expression (``"every 10m"`` too), ``min_rows`` with ``on_data``.
+    ``add`` then imports the pipeline with the parameters
+    (:func:`~milepost.pipelines._sources.check_pipeline_ref`) and checks that the monitor,
+    dataset or feature view exists; ``milepost check project`` runs this and the
+    pipeline check, with no store.
+
+    Raises:
+        InvalidInput: what is wrong, with a hint.
+    """
+    name = check.name(
+        name,
+        "Trigger name",
+        max_length=128,
+        pattern=_NAME,
+        rule="letters, digits, '.', '_' and '-', starting with a letter or digit",
+    )
+    enabled = check.boolean(enabled, "enabled")
+    text = param_text(params)
+    ref = check.name(pipeline, "Pipeline reference", max_length=512)
+    given = {
+        "schedule": schedule,
+        "on_drift": on_drift,
+        "on_performance": on_performance,
+        "on_data": on_data,
+    }
+    chosen = [k for k, v in given.items() if v is not None]
+    if len(chosen) != 1:
+        raise InvalidInput(
+            "A trigger needs exactly one cause"
+            + (f"; got {', '.join(chosen)}." if chosen else "; got none."),
+            hint="Pass one of schedule='0 3 * * *', on_drift=MONITOR, "
+            "on_performance=MONITOR or on_data=DATASET with min_rows=N.",
+        )
+    if min_rows is not None and on_data is None:
+        raise InvalidInput(
+            "min_rows goes with on_data (a data-volume trigger).",
+            hint="Drop min_rows, or pass on_data=DATASET_OR_VIEW.",
+        )
+    kind: TriggerKind
+    spec: dict[str, Any]
+    if schedule is not None:
+        from milepost.monitoring.monitors import Schedule
+
+        kind, spec = "schedule", {"cron": Schedule.parse(schedule).text}
+    elif on_drift is not None or on_performance is not None:
+        kind = "drift" if on_drift is not None else "performance"
+        monitor = check.name(on_drift or on_performance, "Monitor name", max_length=128)
+        spec = {"monitor": monitor}
+    else:
+        source = check.name(on_data, "Dataset or feature view name")
+        if min_rows is None:
+            raise InvalidInput(
+                f"A data-volume trigger on {source!r} needs min_rows: how many new rows fire it.",
+                hint="For example min_rows=1000 (--min-rows 1000).",
+            )
+        rows = check.integer(min_rows, "min_rows", minimum=1)
+        kind, spec = "data_volume", {"name": source, "min_rows": rows}
+    return TriggerDefinition(name, ref, text, kind, spec, enabled)
 
 
 def next_cause(trigger: Trigger, now_ms: int, sources: TriggerSources) -> Cause | None:

@@ -38,7 +38,6 @@ annotations at every launch, inline or in a subprocess alike.
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from dataclasses import replace
@@ -56,12 +55,12 @@ from milepost.pipelines._trigger_records import (
     Firing,
     Launcher,
     Trigger,
-    TriggerKind,
+    TriggerDefinition,
     audit_state,
     clock_ms,
+    define_trigger,
     latest_slot,
     next_cause,
-    param_text,
     to_firing,
     to_trigger,
 )
@@ -77,9 +76,17 @@ if TYPE_CHECKING:
     from milepost.pipelines.scheduler import Lease
     from milepost.stores.metadata import MetadataStore
 
-__all__ = ["KINDS", "Cause", "Firing", "Launcher", "Trigger", "TriggerService", "latest_slot"]
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+__all__ = [
+    "KINDS",
+    "Cause",
+    "Firing",
+    "Launcher",
+    "Trigger",
+    "TriggerDefinition",
+    "TriggerService",
+    "define_trigger",
+    "latest_slot",
+]
 
 
 class TriggerService:
@@ -151,18 +158,24 @@ class TriggerService:
             NotFound: an unknown monitor, dataset or feature view.
             AlreadyExists: a trigger of that name exists.
         """
-        name = check.name(
+        definition = define_trigger(
             name,
-            "Trigger name",
-            max_length=128,
-            pattern=_NAME,
-            rule="letters, digits, '.', '_' and '-', starting with a letter or digit",
+            pipeline,
+            params=params,
+            schedule=schedule,
+            on_drift=on_drift,
+            on_performance=on_performance,
+            on_data=on_data,
+            min_rows=min_rows,
+            enabled=enabled,
         )
-        enabled = check.boolean(enabled, "enabled")
-        text = param_text(params)
-        ref = check.name(pipeline, "Pipeline reference", max_length=512)
-        kind, spec = self._spec(schedule, on_drift, on_performance, on_data, min_rows)
-        ref = self.sources.check_pipeline(ref, text)
+        name, kind, spec = definition.name, definition.kind, dict(definition.spec)
+        text, enabled = definition.params, definition.enabled
+        if kind in ALERT_CHECKS:
+            self.sources.check_monitor(spec["monitor"], kind)
+        elif kind == "data_volume":
+            spec = {"source": self.sources.data_kind(spec["name"]), **spec}
+        ref = self.sources.check_pipeline(definition.pipeline, text)
         now = clock_ms(self.clock)
         state = self._initial_state(kind, spec, now)
         row = {
@@ -394,55 +407,6 @@ class TriggerService:
         return marked
 
     # -- internals -------------------------------------------------------------------------
-
-    def _spec(
-        self,
-        schedule: str | None,
-        on_drift: str | None,
-        on_performance: str | None,
-        on_data: str | None,
-        min_rows: int | None,
-    ) -> tuple[TriggerKind, dict[str, Any]]:
-        given = {
-            "schedule": schedule,
-            "on_drift": on_drift,
-            "on_performance": on_performance,
-            "on_data": on_data,
-        }
-        chosen = [k for k, v in given.items() if v is not None]
-        if len(chosen) != 1:
-            raise InvalidInput(
-                "A trigger needs exactly one cause"
-                + (f"; got {', '.join(chosen)}." if chosen else "; got none."),
-                hint="Pass one of schedule='0 3 * * *', on_drift=MONITOR, "
-                "on_performance=MONITOR or on_data=DATASET with min_rows=N.",
-            )
-        if min_rows is not None and on_data is None:
-            raise InvalidInput(
-                "min_rows goes with on_data (a data-volume trigger).",
-                hint="Drop min_rows, or pass on_data=DATASET_OR_VIEW.",
-            )
-        if schedule is not None:
-            from milepost.monitoring.monitors import Schedule
-
-            return "schedule", {"cron": Schedule.parse(schedule).text}
-        if on_drift is not None or on_performance is not None:
-            kind: TriggerKind = "drift" if on_drift is not None else "performance"
-            monitor = check.name(on_drift or on_performance, "Monitor name", max_length=128)
-            self.sources.check_monitor(monitor, kind)
-            return kind, {"monitor": monitor}
-        name = check.name(on_data, "Dataset or feature view name")
-        if min_rows is None:
-            raise InvalidInput(
-                f"A data-volume trigger on {name!r} needs min_rows: how many new rows fire it.",
-                hint="For example min_rows=1000 (--min-rows 1000).",
-            )
-        rows = check.integer(min_rows, "min_rows", minimum=1)
-        return "data_volume", {
-            "source": self.sources.data_kind(name),
-            "name": name,
-            "min_rows": rows,
-        }
 
     def _initial_state(self, kind: str, spec: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
         """The cursor at creation (or re-enabling): nothing before now fires."""
