@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from milepost.project.check import Check, ProjectReport, check_project
 from milepost.project.config import Project, ProjectConfig, load_project
 
-__all__ = ["Project", "ProjectConfig", "load_project"]
+__all__ = ["Check", "Project", "ProjectConfig", "ProjectReport", "check_project", "load_project"]
