@@ -98,17 +98,34 @@ def sample(seed: int = 0, customers: int = {customers}) -> dict[str, pd.DataFram
 """
 
 PIPELINE = """
+import os
+
+import pandas as pd
+
+import milepost
 from milepost.pipelines import pipeline, step
 
 
 @step
 def doubled(n: int) -> int:
+    # runs in a worker process beside tripled: it writes to the stores it was given
+    milepost.data.register("PACKAGE.doubled", pd.DataFrame({"n": [n * 2], "pid": [os.getpid()]}))
     return n * 2
+
+
+@step
+def tripled(n: int) -> int:
+    return n * 3
+
+
+@step
+def total(a: int, b: int) -> int:
+    return a + b
 
 
 @pipeline
 def release(n: int = 3) -> int:
-    return doubled(n)
+    return total(doubled(n), tripled(n))
 """
 
 TRAIN = """
@@ -179,7 +196,7 @@ def write_project(
         FEATURES.format(package=package, denominator=denominator).lstrip()
     )
     (src / "data.py").write_text(DATA.format(package=package, customers=customers).lstrip())
-    (src / "pipeline.py").write_text(PIPELINE.lstrip())
+    (src / "pipeline.py").write_text(PIPELINE.replace("PACKAGE", package).lstrip())
     (src / "train.py").write_text(TRAIN.lstrip())
     (root / "policy.yaml").write_text(
         POLICY.replace("ENDPOINT", endpoint).replace("PACKAGE", package).lstrip()

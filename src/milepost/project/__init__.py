@@ -14,5 +14,14 @@ from __future__ import annotations
 
 from milepost.project.check import Check, ProjectReport, check_project
 from milepost.project.config import Project, ProjectConfig, load_project
+from milepost.project.sandbox import sandbox
 
-__all__ = ["Check", "Project", "ProjectConfig", "ProjectReport", "check_project", "load_project"]
+__all__ = [
+    "Check",
+    "Project",
+    "ProjectConfig",
+    "ProjectReport",
+    "check_project",
+    "load_project",
+    "sandbox",
+]

@@ -34,6 +34,7 @@ __all__ = [
     "process_remote",
     "replace_default_context",
     "replace_process_remote",
+    "swap_process_stores",
 ]
 
 T = TypeVar("T")
@@ -178,6 +179,20 @@ def replace_default_context(ctx: StoreContext | None) -> None:
         old, _default = _default, ctx
     if old is not None and old is not ctx:
         old.close()
+
+
+def swap_process_stores(ctx: StoreContext | None, remote: Any = None) -> tuple[Any, Any]:
+    """Make ``ctx`` (and ``remote``, None for embedded) the process's, and return the
+    previous ``(context, remote runtime)`` without closing either.
+
+    For a temporary switch that switches back (:func:`milepost.project.sandbox`); the
+    caller closes what it opened. :func:`replace_default_context` closes the previous one.
+    """
+    global _default, _remote
+    with _default_lock:
+        previous = (_default, _remote)
+        _default, _remote = ctx, remote
+    return previous
 
 
 def _after_fork_in_child() -> None:
