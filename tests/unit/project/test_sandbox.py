@@ -92,6 +92,6 @@ def test_a_given_home_is_kept_and_the_policy_is_set_on_the_model(tmp_path: Path)
 def test_sample_data_that_is_not_a_dict_of_frames_is_refused(tmp_path: Path) -> None:
     fixture = write_project(tmp_path / "proj")
     fixture.edit("data.py", "def sample():\n    return [1, 2]\n")
-    with pytest.raises(milepost.errors.InvalidInput, match=r"returned list, not \{dataset"):
-        with sandbox(load_project(fixture.root)):
-            pass
+    refused = pytest.raises(milepost.errors.InvalidInput, match=r"returned list, not \{dataset")
+    with refused, sandbox(load_project(fixture.root)):
+        pass
