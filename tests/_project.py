@@ -66,8 +66,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-#: The data's "now": fixed, so the sample is the same on every run.
-NOW = datetime(2026, 6, 1, tzinfo=UTC)
+#: The data's "now" (fixed: the sample is the same on every run)
+NOW = {now}
 
 
 def sample(seed: int = 0, customers: int = {customers}) -> dict[str, pd.DataFrame]:
@@ -183,9 +183,15 @@ def write_project(
     denominator: str = ROW_WISE,
     customers: int = 40,
     on_path: bool = True,
+    fixed_now: bool = True,
 ) -> FixtureProject:
     """Write the project into ``directory`` (created) and, with ``monkeypatch`` and
-    ``on_path``, put its ``src/`` first on ``sys.path`` for the test."""
+    ``on_path``, put its ``src/`` first on ``sys.path`` for the test.
+
+    ``denominator``: the on-demand transform's (:data:`ROW_WISE` or :data:`BATCH_MEAN`);
+    ``fixed_now``: the sample's times around a fixed day, or around the real now (so
+    values are current when the stores are read now, as ``--store`` does).
+    """
     package = f"proj_{uuid.uuid4().hex[:10]}"
     model, endpoint = f"{package}-model", f"{package}-ep"
     root = directory
@@ -195,7 +201,10 @@ def write_project(
     (src / "features.py").write_text(
         FEATURES.format(package=package, denominator=denominator).lstrip()
     )
-    (src / "data.py").write_text(DATA.format(package=package, customers=customers).lstrip())
+    now = "datetime(2026, 6, 1, tzinfo=UTC)" if fixed_now else "datetime.now(UTC)"
+    (src / "data.py").write_text(
+        DATA.format(package=package, customers=customers, now=now).lstrip()
+    )
     (src / "pipeline.py").write_text(PIPELINE.replace("PACKAGE", package).lstrip())
     (src / "train.py").write_text(TRAIN.lstrip())
     (root / "policy.yaml").write_text(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 import milepost
-from tests._project import FixtureProject, write_project
+from tests._project import BATCH_MEAN, ROW_WISE, FixtureProject, write_project
 from tests._server import platform_server
 from tests.e2e.test_cli import cli, cli_in_process
 from tests.shared._registry import register_model
@@ -102,3 +103,45 @@ def test_in_remote_mode_the_servers_policy_must_equal_the_file(
 
     rt.promotion.set_policy(model, "staging: [{kind: approval, role: approver}]\n")
     assert not server_check()["ok"]
+
+
+def test_check_consistency_passes_then_names_the_feature_a_batch_statistic_breaks(
+    project: FixtureProject,
+) -> None:
+    done = cli_in_process("check", "consistency", cwd=project.root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    at = "2026-05-31T00:00:01+00:00"
+    assert f"activity:v1: 40 entities at {at}: consistent" in done.stdout
+    assert f"basket:v1: 40 entities at {at}: consistent" in done.stdout
+
+    features = project.src / "features.py"
+    features.write_text(features.read_text().replace(ROW_WISE, BATCH_MEAN))
+    done = cli("check", "consistency", cwd=project.root)  # a real process, as CI runs it
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"activity:v1: 40 entities at {at}: consistent" in done.stdout
+    assert f"basket:v1: 40 entities at {at}: MISMATCHES" in done.stdout
+    assert "spend_share: 40 of 40 differ" in done.stdout
+    example = re.search(
+        r"entity \{customer_id: (\d+), basket_value: ([\d.]+)\}: online ([\d.e-]+), "
+        r"offline ([\d.e-]+)",
+        done.stdout,
+    )
+    assert example is not None, done.stdout
+    assert float(example.group(3)) != pytest.approx(float(example.group(4)))
+
+    done = cli_in_process("check", "consistency", "basket", "--json", cwd=project.root)
+    assert done.returncode == 1
+    (report,) = json.loads(done.stdout)
+    assert (report["view"], report["ok"], report["mismatches"]) == (
+        "basket:v1",
+        False,
+        {"spend_share": 40},
+    )
+
+
+def test_check_consistency_store_refuses_remote_mode(project: FixtureProject) -> None:
+    env = {"MILEPOST_URL": "http://127.0.0.1:9"}
+    done = cli_in_process("check", "consistency", "--store", cwd=project.root, env=env)
+    assert done.returncode == 1
+    assert "MILEPOST_URL" in done.stderr
+    assert "leave out --store" in done.stderr

@@ -7,7 +7,7 @@ and tests (the project's own ruff, mypy and pytest, run by this Python).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -19,6 +19,9 @@ app = typer.Typer(
     "tests (the steps its CI runs).",
     no_args_is_help=True,
 )
+
+if TYPE_CHECKING:
+    from milepost.features.consistency import ConsistencyReport
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -54,3 +57,66 @@ def project(as_json: JsonOpt = False) -> None:
             console.print(f"{report.root}: all {len(report.checks)} checks passed.", markup=False)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def consistency(
+    views: Annotated[
+        list[str] | None,
+        typer.Argument(help="Views to check (VIEW or VIEW:vN); default every view."),
+    ] = None,
+    sample: Annotated[int, typer.Option(min=1, max=100_000, help="Entity rows per view.")] = 100,
+    store: Annotated[
+        bool,
+        typer.Option(
+            "--store",
+            help="Check the configured stores as they are, now (default: a temporary "
+            "sandbox built from the project's sample data).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run every feature view and on-demand view through the offline and the online path
+    on the same entity rows at the same moment; exit 1 when any value differs.
+
+    Online reads one entity per call, as serving does; offline is one point-in-time
+    retrieval. Rows come from the project's labels dataset (keys and request data).
+    """
+    from milepost.project.consistency import check_consistency
+
+    reports = check_consistency(views=views, sample=sample, store=store)
+    if as_json:
+        emit_json([r.to_dict() for r in reports])
+    else:
+        for report in reports:
+            print_consistency(report)
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+def print_consistency(report: ConsistencyReport) -> None:
+    """One view's verdict: ``VIEW:vN: N entities at T: consistent``, or each mismatching
+    feature with its count and examples (``entity {...}: online X, offline Y``)."""
+    head = f"{report.view}: {report.checked} entities at {report.at}: "
+    if report.ok:
+        console.print(escape(head) + "[green]consistent[/]", highlight=False)
+        return
+    console.print(escape(head) + "[red]MISMATCHES[/]", highlight=False)
+    for feature, count in report.mismatches.items():
+        if not count:
+            continue
+        console.print(
+            f"  {feature}: {count} of {report.checked} differ", markup=False, highlight=False
+        )
+        for ex in [e for e in report.examples if e["feature"] == feature][:3]:
+            console.print(
+                f"    entity {_entity(ex['entity'])}: online {ex['online']!r}, "
+                f"offline {ex['offline']!r}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+def _entity(entity: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}: {v!r}" for k, v in entity.items()) + "}"

@@ -249,17 +249,18 @@ def check_consistency(
     sample: Annotated[int, typer.Option(min=1, help="Entities to compare.")] = 100,
     as_json: JsonOpt = False,
 ) -> None:
-    """Compare online values with offline point-in-time values; exit 1 on mismatches."""
+    """Compare online values with offline point-in-time values; exit 1 on mismatches.
+
+    The same check as `milepost check consistency --store VIEW`, on entities sampled
+    from the online store (an on-demand view needs request data: use that command).
+    """
+    from milepost.cli.check import print_consistency
+
     report = _store(repo).check_consistency(view, sample=sample)
     if as_json:
         emit_json(report.to_dict())
     else:
-        verdict = "[green]consistent[/]" if report.ok else "[red]MISMATCHES[/]"
-        console.print(f"{report.view}: {report.checked} entities at {report.at}: {verdict}")
-        for feat, n in report.mismatches.items():
-            console.print(f"  {feat}: {n} mismatch(es)")
-        for ex in report.examples[:5]:
-            console.print(f"  e.g. {ex}")
+        print_consistency(report)
     if not report.ok:
         raise typer.Exit(1)
 

@@ -17,11 +17,14 @@ from milepost.features.definitions import FeatureView
 from milepost.features.refs import view_ref as parse_view_ref
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from milepost.features.repo import Definitions
     from milepost.features.service import FeatureService
 
 __all__ = [
     "ABS_TOL",
+    "MAX_EXAMPLES",
     "REL_TOL",
     "ConsistencyReport",
     "check_consistency",
@@ -36,17 +39,27 @@ __all__ = [
 #: (float32 arithmetic, summation order), never by a millionth of the value.
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
+#: Mismatching values kept as examples per report.
+MAX_EXAMPLES = 10
 
 
 @dataclass
 class ConsistencyReport:
-    """Online values against offline point-in-time values, per feature."""
+    """Online values against offline point-in-time values, per feature.
+
+    ``checked`` entity rows at ``at``; ``mismatches`` counts the rows whose values
+    differ, per feature; ``examples`` (up to :data:`MAX_EXAMPLES`) hold the ``entity``
+    (its join keys, and an on-demand view's request data), the ``feature`` and both
+    values.
+    """
 
     view: str
     checked: int
     at: str
     mismatches: dict[str, int] = field(default_factory=dict)
     examples: list[dict[str, Any]] = field(default_factory=list)
+    #: ``feature_view`` or ``on_demand``
+    kind: str = "feature_view"
 
     @property
     def ok(self) -> bool:
@@ -70,46 +83,99 @@ def check_consistency(
     *,
     sample: int = 100,
     now: datetime | None = None,
+    rows: Sequence[Mapping[str, Any]] | None = None,
 ) -> ConsistencyReport:
     """Compare online values with offline point-in-time values at the same moment.
 
+    The online path is read as serving reads it: one :meth:`get_online_features` call
+    per entity row, so an on-demand transform that reads the batch it is given (a
+    column's ``.mean()``) sees one row online and every row offline, and disagrees. The
+    offline path is one :meth:`get_historical_features` call with the same rows, all at
+    ``now``. Values agree as :func:`values_agree` says.
+
+    Args:
+        view_ref: ``VIEW`` or ``VIEW:vN``, a feature view or an on-demand view.
+        sample: the most entity rows to compare.
+        now: the moment of both reads (default now). Online rows newer than it would be
+            served anyway, so it should not be earlier than what was materialized.
+        rows: the entity rows (join keys; an on-demand view's request columns too);
+            default: up to ``sample`` entities sampled from the online store (a feature
+            view only: an on-demand view needs request data).
+
     Raises:
-        Conflict: the online store does not hold the version (there is nothing to
-            compare; see :class:`~milepost.features.versions.Holdings`).
+        Conflict: the online store does not hold the version (or, for an on-demand
+            view, a view it reads); there is nothing to compare.
+        InvalidInput: an on-demand view without ``rows``, or rows lacking a column.
     """
     name, _, version = view_ref.partition(":")
     rec = service.resolver.record(name, int(version[1:]) if version else None, defs)
     view = service.resolver.view(rec, defs)
-    if not isinstance(view, FeatureView):
-        raise InvalidInput(f"{name!r} is on-demand; check the views it reads instead.")
     vkey = rec.key
-    if not service.holdings().holds(rec):  # else every sampled value would agree: none
-        raise service.holdings().refusal(rec, service.records(), [view_ref])
     moment = now or datetime.now(UTC)
-    ekeys = service.online.sample(vkey, sample)
+    if isinstance(view, FeatureView):
+        keys = list(view.entity.join_keys)
+        if not service.holdings().holds(rec):  # else every sampled value would agree: none
+            raise service.holdings().refusal(rec, service.records(), [view_ref])
+    else:
+        keys = [k for src in view.sources[:1] for k in src.entity.join_keys]
+        keys += [f.name for f in view.request_schema]
+    if rows is None:
+        if not isinstance(view, FeatureView):
+            raise InvalidInput(
+                f"{name!r} is an on-demand view: comparing it needs entity rows with its "
+                f"request data ({', '.join(f.name for f in view.request_schema)}).",
+                hint="`milepost check consistency` takes them from the project's labels "
+                "dataset; from Python, pass rows=[...].",
+            )
+        ekeys = service.online.sample(vkey, sample)
+        picked = [dict(zip(keys, decode_key(k), strict=True)) for k in ekeys]
+    else:
+        picked = [_row(r, keys, name) for r in list(rows)[:sample]]
     report = ConsistencyReport(
-        vkey, len(ekeys), moment.isoformat(), dict.fromkeys(view.features, 0)
+        vkey,
+        len(picked),
+        moment.isoformat(),
+        dict.fromkeys(view.features, 0),
+        kind="feature_view" if isinstance(view, FeatureView) else "on_demand",
     )
-    if not ekeys:
+    if not picked:
         return report
-    rows = [dict(zip(view.entity.join_keys, decode_key(k), strict=True)) for k in ekeys]
     refs = [f"{vkey}:{f}" for f in view.features]
-    online = service.get_online_features(defs, refs, rows, now=moment, full_feature_names=True)
-    entity_df = pd.DataFrame(rows)
+    online = [
+        service.get_online_features(defs, refs, [row], now=moment, full_feature_names=True)
+        for row in picked
+    ]
+    entity_df = pd.DataFrame(picked)
     entity_df["__mp_at"] = pd.Timestamp(moment)
     offline = service.get_historical_features(
         defs, entity_df, refs, timestamp_column="__mp_at", full_feature_names=True
     )
     for feat in view.features:
         col = f"{name}__{feat}"
-        for i, (a, b) in enumerate(zip(online.values[col], offline[col].tolist(), strict=True)):
+        served = [response.values[col][0] for response in online]
+        for i, (a, b) in enumerate(zip(served, offline[col].tolist(), strict=True)):
             if not values_agree(a, b):
                 report.mismatches[feat] += 1
-                if len(report.examples) < 10:
+                if len(report.examples) < MAX_EXAMPLES:
                     report.examples.append(
-                        {"entity": rows[i], "feature": feat, "online": a, "offline": plain(b)}
+                        {
+                            "entity": picked[i],
+                            "feature": feat,
+                            "online": plain(a),
+                            "offline": plain(b),
+                        }
                     )
     return report
+
+
+def _row(row: Mapping[str, Any], keys: list[str], view: str) -> dict[str, Any]:
+    missing = [k for k in keys if k not in row]
+    if missing:
+        raise InvalidInput(
+            f"An entity row for {view!r} lacks {', '.join(map(repr, missing))}.",
+            hint=f"Each row needs {', '.join(keys)}.",
+        )
+    return {k: plain(row[k]) for k in keys}
 
 
 def online_entities(

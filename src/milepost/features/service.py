@@ -366,13 +366,25 @@ class FeatureService:
     # -- consistency --------------------------------------------------------------------------
 
     def check_consistency(
-        self, defs: Definitions, view_ref: str, *, sample: int = 100, now: datetime | None = None
+        self,
+        defs: Definitions,
+        view_ref: str,
+        *,
+        sample: int = 100,
+        now: datetime | None = None,
+        rows: Sequence[dict[str, Any]] | None = None,
     ) -> ConsistencyReport:
-        """Compare online values with offline point-in-time values at the same moment."""
+        """Compare online values (one read per entity row, as serving reads) with offline
+        point-in-time values at the same moment (see
+        :func:`milepost.features.consistency.check_consistency`)."""
         check_view_ref(view_ref)
         check.integer(sample, "sample", minimum=1, maximum=MAX_SAMPLE)
         check_moment(now, "now", optional=True)
-        return consistency.check_consistency(self, defs, view_ref, sample=sample, now=now)
+        if rows is not None:
+            check_rows(rows, "rows")
+        return consistency.check_consistency(
+            self, defs, view_ref, sample=sample, now=now, rows=rows
+        )
 
     def online_entities(self, defs: Definitions, view_ref: str, n: int) -> list[dict[str, Any]]:
         """Up to ``n`` random entity keys that have rows online in a view."""

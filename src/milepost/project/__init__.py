@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from milepost.project.check import Check, ProjectReport, check_project
 from milepost.project.config import Project, ProjectConfig, load_project
+from milepost.project.consistency import check_consistency
 from milepost.project.sandbox import sandbox
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Project",
     "ProjectConfig",
     "ProjectReport",
+    "check_consistency",
     "check_project",
     "load_project",
     "sandbox",

@@ -24,8 +24,10 @@ settings with each task; child processes started with the environment get the sa
    with no policy).
 
 On exit, even on error, the previous runtime, stores, ``sys.path`` and environment come
-back and a temporary home is removed. One sandbox at a time per process (they nest; they
-are not thread-safe): it switches process-wide state, as ``milepost.configure`` does.
+back, the project's modules imported inside are forgotten (the next sandbox imports the
+files as they are then) and a temporary home is removed. One sandbox at a time per
+process (they nest; they are not thread-safe): it switches process-wide state, as
+``milepost.configure`` does.
 The project's ``src/`` and root are first on ``sys.path`` inside, so it works before
 ``pip install -e .``.
 """
@@ -96,7 +98,7 @@ def sandbox(project: Project | None = None, *, home: str | Path | None = None) -
     previous = swap_process_stores(ctx, None)
     saved_env = _switch_env(resolved.settings)
     try:
-        with on_path(project, env=True):
+        with on_path(project, env=True, forget=True):
             _load(inside, Runtime(context=ctx))
             yield inside
     finally:
