@@ -93,23 +93,25 @@ def sample(seed: int = 0, customers: int = {customers}) -> dict[str, pd.DataFram
             "churned": rng.integers(0, 2, customers),
         }}
     )
-    return {{"{package}.customers": pd.concat(snapshots, ignore_index=True),
-            "{package}.labels": labels}}
+    return {{
+        "{package}.customers": pd.concat(snapshots, ignore_index=True),
+        "{package}.labels": labels,
+    }}
 """
 
 PIPELINE = """
 import os
 
-import pandas as pd
-
 import milepost
+import pandas as pd
 from milepost.pipelines import pipeline, step
 
 
 @step
 def doubled(n: int) -> int:
     # runs in a worker process beside tripled: it writes to the stores it was given
-    milepost.data.register("PACKAGE.doubled", pd.DataFrame({"n": [n * 2], "pid": [os.getpid()]}))
+    frame = pd.DataFrame({"n": [n * 2], "pid": [os.getpid()]})
+    milepost.data.register("PACKAGE.doubled", frame)
     return n * 2
 
 
@@ -155,6 +157,15 @@ TRIGGERS = """
 - name: on-drift
   pipeline: PACKAGE.pipeline:release
   on_drift: PACKAGE-health
+"""
+
+
+PYPROJECT = """
+[tool.ruff]
+line-length = 100
+
+[tool.mypy]
+files = ["src"]
 """
 
 
@@ -211,9 +222,10 @@ def write_project(
         POLICY.replace("ENDPOINT", endpoint).replace("PACKAGE", package).lstrip()
     )
     (root / "triggers.yaml").write_text(TRIGGERS.replace("PACKAGE", package).lstrip())
-    for tests in ("tests/unit", "tests/integration"):
-        (root / tests).mkdir(parents=True)
-        (root / tests / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    for suite in ("unit", "integration"):
+        (root / "tests" / suite).mkdir(parents=True)
+        (root / "tests" / suite / f"test_{suite}.py").write_text(f"def test_{suite}():\n    pass\n")
+    (root / "pyproject.toml").write_text(PYPROJECT)
     (root / "milepost.toml").write_text(
         textwrap.dedent(
             f"""\

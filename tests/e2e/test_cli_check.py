@@ -145,3 +145,36 @@ def test_check_consistency_store_refuses_remote_mode(project: FixtureProject) ->
     assert done.returncode == 1
     assert "MILEPOST_URL" in done.stderr
     assert "leave out --store" in done.stderr
+
+
+def test_lint_types_and_tests_run_the_projects_own_tools(project: FixtureProject) -> None:
+    done = cli("check", "lint", cwd=project.root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "$ python -m ruff check ." in done.stdout
+    assert "$ python -m ruff format --check ." in done.stdout
+    train = project.src / "train.py"
+    train.write_text("import os\n\n\ndef fit(X, y) -> int:\n    return 'rows'\n")
+    done = cli("check", "lint", cwd=project.root)
+    assert done.returncode == 1
+    assert "F401" in done.stdout  # ruff's own report, streamed through
+    assert "$ python -m ruff format --check ." in done.stdout  # both ran
+
+    done = cli("check", "types", cwd=project.root)
+    assert done.returncode == 1
+    assert "$ python -m mypy" in done.stdout
+    assert 'Incompatible return value type (got "str", expected "int")' in done.stdout
+
+    (project.root / "tests" / "integration" / "test_integration.py").write_text(
+        "def test_integration():\n    assert 1 == 2\n"
+    )
+    done = cli("check", "tests", "unit", cwd=project.root)
+    assert done.returncode == 0, done.stdout
+    assert "$ python -m pytest tests/unit" in done.stdout
+    assert "1 passed" in done.stdout
+    done = cli("check", "tests", "integration", cwd=project.root)
+    assert done.returncode == 1
+    assert "1 failed" in done.stdout
+    done = cli("check", "tests", "--", "-k", "unit", cwd=project.root)  # all, filtered
+    assert done.returncode == 0, done.stdout
+    assert "$ python -m pytest tests/unit tests/integration -k unit" in done.stdout
+    assert "1 passed, 1 deselected" in done.stdout

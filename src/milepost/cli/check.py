@@ -28,7 +28,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 @app.command()
 def project(as_json: JsonOpt = False) -> None:
-    """Check milepost.toml's [project], the feature definitions, the policy, the triggers
+    """Check milepost.toml's project table, the feature definitions, the policy, the triggers
     and the pipeline/train/sample_data references without running anything; exit 1 on
     any failure. With MILEPOST_URL set, also compare the server's policy with the file."""
     from milepost.project.check import check_project
@@ -120,3 +120,63 @@ def print_consistency(report: ConsistencyReport) -> None:
 
 def _entity(entity: dict[str, Any]) -> str:
     return "{" + ", ".join(f"{k}: {v!r}" for k, v in entity.items()) + "}"
+
+
+ExtraArgs = Annotated[
+    list[str] | None,
+    typer.Argument(help="More arguments for the tool, after --.", show_default=False),
+]
+
+
+def _run(kind: str, extra: list[str] | None = None, suite: str = "all") -> None:
+    from milepost.project import load_project, tools
+
+    project = load_project()
+    if kind == "lint":
+        commands = tools.lint_commands(project)
+    elif kind == "types":
+        commands = tools.type_commands(project, extra or ())
+    else:
+        commands = tools.pytest_commands(project, suite, extra or ())  # type: ignore[arg-type]
+
+    def announce(command: tools.Command) -> None:
+        console.print(f"$ {command}", style="dim", markup=False, highlight=False)
+        console.file.flush()
+
+    code = tools.run_commands(project, commands, announce=announce)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def lint() -> None:
+    """Lint the project with its ruff settings: `ruff check .` and `ruff format --check .`
+    in its root (this Python's ruff); exit with the tools' code."""
+    _run("lint")
+
+
+@app.command()
+def types(args: ExtraArgs = None) -> None:
+    """Type-check the project with its mypy settings ([tool.mypy]; `src` when they name
+    no files); exit with mypy's code. Arguments after -- go to mypy."""
+    _run("types", args)
+
+
+@app.command()
+def tests(
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="unit, integration or all (the default), then -- and arguments for pytest.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run the project's tests with pytest (the unit_tests / integration_tests
+    directories of milepost.toml's project table); exit with pytest's code.
+
+    `milepost check tests unit -- -k features -x` passes -k features -x to pytest.
+    """
+    rest = list(args or [])
+    suite = rest.pop(0) if rest and rest[0] in ("unit", "integration", "all") else "all"
+    _run("tests", rest, suite)

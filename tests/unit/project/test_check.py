@@ -81,7 +81,7 @@ def test_each_failure_says_what_is_wrong_and_the_rest_still_runs(
     fixture.edit("train.py", "fit = 3\n")
     toml = fixture.root / "milepost.toml"
     toml.write_text(toml.read_text().replace(".pipeline:release", ".data:sample"))
-    (fixture.root / "tests" / "integration" / "test_nothing.py").unlink()
+    (fixture.root / "tests" / "integration" / "test_integration.py").unlink()
     (fixture.root / "tests" / "integration").rmdir()
 
     report = check_project(load_project(fixture.root))
