@@ -12,6 +12,7 @@ import pytest
 
 from milepost import Runtime
 from milepost.errors import ConfigError, InvalidInput, NotFound
+from milepost.features import FeatureStore
 from milepost.features.online import entity_key, pack, unpack
 from milepost.project import check_consistency, load_project, sandbox
 from tests._project import BATCH_MEAN, write_project
@@ -106,3 +107,19 @@ def test_refusals_name_what_is_wrong(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("MILEPOST_URL", "http://127.0.0.1:9")
     with pytest.raises(ConfigError, match="--store"):
         check_consistency(load_project(fixture.root), store=True)
+
+
+def test_the_feature_store_checks_an_on_demand_view_only_with_request_rows(
+    tmp_path: Path,
+) -> None:
+    fixture = write_project(tmp_path / "proj", fixed_now=False, denominator=BATCH_MEAN)
+    with sandbox(load_project(fixture.root)) as project:
+        store = FeatureStore(project.feature_repo)
+        with pytest.raises(InvalidInput, match=r"needs entity rows with its request data"):
+            store.check_consistency("basket")
+        # the mean (30) is no row's own value, so every row differs
+        rows = [{"customer_id": i, "basket_value": v} for i, v in ((1, 10.0), (2, 20.0), (3, 60.0))]
+        report = store.check_consistency("basket", rows=rows)
+        assert (report.checked, report.mismatches) == (3, {"spend_share": 3})
+        assert store.check_consistency("basket", rows=rows[:1]).ok  # one row: its own mean
+        assert store.check_consistency("activity", sample=5).checked == 5  # from online

@@ -205,9 +205,13 @@ class FeatureStore:
             self.definitions, features, entity_rows, full_feature_names=full_feature_names
         )
 
-    def check_consistency(self, view: str, *, sample: int = 100) -> ConsistencyReport:
-        """Online values against offline point-in-time values for sampled entities."""
-        return self._service.check_consistency(self.definitions, view, sample=sample)
+    def check_consistency(
+        self, view: str, *, sample: int = 100, rows: Sequence[dict[str, Any]] | None = None
+    ) -> ConsistencyReport:
+        """Online values (one read per entity, as serving reads) against offline
+        point-in-time values, now, for ``rows`` (join keys, and an on-demand view's request
+        data) or entities sampled from the online store (a feature view only)."""
+        return self._service.check_consistency(self.definitions, view, sample=sample, rows=rows)
 
     def online_entities(self, view: str, n: int = 100) -> list[dict[str, Any]]:
         """Up to ``n`` entity keys (random) with rows in the online store, e.g. for smoke
