@@ -38,17 +38,10 @@ def project(as_json: JsonOpt = False) -> None:
         emit_json(report.to_dict())
     else:
         rows = [
-            [
-                c.name,
-                escape(c.target),
-                "ok" if c.ok else "[red]FAIL[/]",
-                escape(c.detail),
-            ]
+            [c.name, "ok" if c.ok else "[red]FAIL[/]", escape(c.target), escape(c.detail)]
             for c in report.checks
         ]
-        table, _ = fit_table(
-            ["check", Col("target", wrap=True), "result", Col("detail", wrap=True)], rows
-        )
+        table, _ = fit_table(["check", "result", "target", Col("detail", wrap=True)], rows)
         console.print(table)
         bad = len(report.failures)
         if bad:

@@ -146,9 +146,7 @@ def check_project(project: Project | None = None, *, start: Path | None = None) 
             return ProjectReport(where, [Check("project", "milepost.toml", False, _problem(exc))])
     checks = _Checks()
     cfg = project.config
-    checks.run(
-        "project", str(project.settings.project_file or "milepost.toml"), lambda: _names(project)
-    )
+    checks.run("project", "milepost.toml", lambda: _names(project))
     with on_path(project, forget=True):
         checks.run("definitions", project.feature_repo, lambda: _definitions(project))
         policy = _policy_file(project, checks)
@@ -187,13 +185,7 @@ def _names(project: Project) -> str:
                     f"[project] {key} {value!r} is not an endpoint name.",
                     hint="Use letters, digits, '_' and '-' (up to 128).",
                 ) from exc
-    endpoints = ", ".join(
-        f"{k} {v}" for k, v in (("endpoint", cfg.endpoint), ("staging", cfg.staging_endpoint)) if v
-    )
-    return (
-        f"{cfg.name}: package {cfg.package}, model {cfg.model} (target {cfg.target!r}, "
-        f"labels {cfg.labels})" + (f", {endpoints}" if endpoints else "")
-    )
+    return f"{cfg.name}: model {cfg.model}, target {cfg.target} in {cfg.labels}"
 
 
 def _definitions(project: Project) -> str:
