@@ -117,7 +117,7 @@ class _Checks:
     def __init__(self) -> None:
         self.items: list[Check] = []
 
-    def run(self, name: str, target: str, fn: Callable[[], str]) -> Any:
+    def run(self, name: str, target: str, fn: Callable[[], str]) -> bool:
         try:
             detail = fn()
         except Exception as exc:  # the user's code may raise anything while importing
