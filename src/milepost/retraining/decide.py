@@ -27,6 +27,7 @@ from typing import Any
 
 import milepost
 from milepost.errors import Conflict, GateFailed
+from milepost.evaluation.metrics import LOWER_IS_BETTER
 from milepost.pipelines import step
 
 # at run time, not under TYPE_CHECKING: the pipeline engine reads the steps' annotations
@@ -41,8 +42,6 @@ from milepost.retraining.records import Candidate, Comparison, Decision, Deploym
 from milepost.retraining.steps import _metric_gate, _policy, _production
 
 __all__ = ["deploy_model", "evaluate_model", "promote_to_staging"]
-
-_LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
 
 
 def _score(value: Any) -> float | None:
@@ -61,7 +60,7 @@ def evaluate_model(candidate: Candidate) -> Comparison:
     gate = _metric_gate(_policy(candidate.model))
     classes = "roc_auc" in candidate.metrics
     primary = gate.primary if gate is not None else ("roc_auc" if classes else "rmse")
-    sign = -1 if primary in _LOWER_IS_BETTER else 1
+    sign = -1 if primary in LOWER_IS_BETTER else 1
     cand = milepost.evaluate(candidate.uri, training.holdout, target=training.target)
     c_val = _score(cand.metrics.get(primary))
     evaluations = {"candidate": cand.eval_id}

@@ -180,7 +180,7 @@ def first_deployment(staging: Staging, where: str, reason: str) -> Deployment:
         )
     gates = [g.to_dict() for g in request.gates]
     rid = request.request_id
-    passed = ", ".join(f"{g['name']} {g['status']}" for g in gates) or "the policy has none"
+    passed = "; ".join(f"{g['name']} {g['status']}: {g['message']}" for g in gates) or "none"
     if request.status == "pending_approval":
         return _deployment(
             staging,
