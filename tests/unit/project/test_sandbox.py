@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 import milepost
-from milepost.errors import NotFound
 from milepost.features import FeatureStore
 from milepost.project import load_project, sandbox
 from milepost.project.sandbox import load_sample, sample_end
@@ -75,10 +74,6 @@ def test_an_error_inside_still_restores_everything(tmp_path: Path) -> None:
     assert milepost.get_runtime().context is outer.context
 
 
-@pytest.mark.xfail(
-    raises=NotFound,
-    reason="until set_policy creates a missing model (retrain's 0baa217) is on main",
-)
 def test_a_given_home_is_kept_and_the_policy_is_set_on_the_model(tmp_path: Path) -> None:
     fixture = write_project(tmp_path / "proj")
     with sandbox(load_project(fixture.root), home=tmp_path / "kept") as project:
