@@ -101,8 +101,13 @@ def test_refusals_name_what_is_wrong(tmp_path: Path, monkeypatch: pytest.MonkeyP
     # no dataset holds the request column
     data = fixture.src / "data.py"
     data.write_text(data.read_text().replace('"basket_value"', '"basket_total"'))
-    with pytest.raises(InvalidInput, match=r"'basket' needs request data \(basket_value\)"):
+    with pytest.raises(InvalidInput, match=r"'basket' needs request data \(basket_value\)") as exc:
         check_consistency(load_project(fixture.root), views=["basket"])
+    assert f"{fixture.package}.labels lacks basket_value" in exc.value.message
+    # the configured stores hold nothing yet
+    with pytest.raises(InvalidInput, match=r"labels: not registered") as exc:
+        check_consistency(load_project(fixture.root), views=["basket"], store=True)
+    assert "register it in the stores" in (exc.value.hint or "")
 
     monkeypatch.setenv("MILEPOST_URL", "http://127.0.0.1:9")
     with pytest.raises(ConfigError, match="--store"):

@@ -81,7 +81,7 @@ def check_consistency(
             moment = sample_end(frames) or datetime.now(UTC)
             from milepost._context import get_runtime
 
-            return _check(inside, get_runtime(), views, sample, moment, list(frames))
+            return _check(inside, get_runtime(), views, sample, moment, list(frames), False)
     if project.settings.settings.url:
         raise ConfigError(
             "check consistency --store compares the stores this process opens, and "
@@ -91,7 +91,7 @@ def check_consistency(
         )
     with on_path(project), Runtime(project.settings) as rt:
         names = [project.config.labels]
-        return _check(project, rt, views, sample, datetime.now(UTC), names)
+        return _check(project, rt, views, sample, datetime.now(UTC), names, True)
 
 
 def _check(
@@ -101,12 +101,13 @@ def _check(
     sample: int,
     moment: datetime,
     datasets: list[str],
+    store: bool,
 ) -> list[ConsistencyReport]:
     from milepost.features.definitions import FeatureView
 
     defs = rt.feature_store(project.feature_repo).definitions
     refs = _views(defs, views)
-    tables = _Tables(rt, [project.config.labels, *datasets])
+    tables = _Tables(rt, [project.config.labels, *datasets], store=store)
     reports = []
     for ref in refs:
         view = defs.views[ref.partition(":")[0]]
@@ -122,9 +123,10 @@ def _check(
                 raise InvalidInput(
                     f"On-demand view {view.name!r} needs request data "
                     f"({', '.join(request)}) with {', '.join(keys) or 'no keys'}, and no "
-                    f"dataset has those columns (looked in {', '.join(tables.looked)}).",
+                    f"dataset has those columns ({tables.describe([*keys, *request])}).",
                     hint=f"Add {', '.join(request)} to the labels dataset "
-                    f"({project.config.labels}) in the sample data.",
+                    f"({project.config.labels}) in the sample data"
+                    + (", and register it in the stores." if tables.store else "."),
                 )
             rows = _rows(found[1], keys, [*keys, *request], sample)
         reports.append(
@@ -152,8 +154,8 @@ def _views(defs: Definitions, names: Sequence[str] | None) -> list[str]:
 class _Tables:
     """The newest versions of the candidate datasets, read once each."""
 
-    def __init__(self, rt: Runtime, names: list[str]) -> None:
-        self.rt = rt
+    def __init__(self, rt: Runtime, names: list[str], *, store: bool) -> None:
+        self.rt, self.store = rt, store
         self.names = list(dict.fromkeys(names))
         self.looked: list[str] = []
         self._frames: dict[str, pd.DataFrame | None] = {}
@@ -175,6 +177,18 @@ class _Tables:
             if frame is not None and all(c in frame.columns for c in columns):
                 return name, frame
         return None
+
+    def describe(self, columns: list[str]) -> str:
+        """What each dataset looked at lacks: ``labels lacks basket_value; x: none``."""
+        parts = []
+        for name in self.looked:
+            frame = self.frame(name)
+            if frame is None:
+                parts.append(f"{name}: not registered")
+            else:
+                lacking = [c for c in columns if c not in frame.columns]
+                parts.append(f"{name} lacks {', '.join(lacking)}")
+        return "; ".join(parts)
 
 
 def _rows(
