@@ -232,7 +232,8 @@ def _card(console: Console, version: int, reports: Path) -> dict[str, Any]:
     )
     console.print(
         "  → " + ", ".join(str(p.name) for p in paths) + f" in {reports} (the .cdx.json is a "
-        "CycloneDX 1.6 ML-BOM, validated against its schema)"
+        "CycloneDX 1.6 ML-BOM, validated against its schema)",
+        soft_wrap=True,  # a path's length must not move the line breaks
     )
     return {"paths": [str(p) for p in paths], "missing": list(card.missing)}
 

@@ -425,7 +425,8 @@ def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, 
     home = rt.settings.home
     console.print(
         f"[bold]Milepost demo[/] in a new home, {home}: metadata {rt.db.dialect}, artifacts, "
-        "online and offline features all inside it"
+        "online and offline features all inside it",
+        soft_wrap=True,  # the home's length must not move the line breaks
     )
 
     _step(console, 1, TOTAL_STEPS, "Generate a customer-churn dataset (seeded, no downloads)")

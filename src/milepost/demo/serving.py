@@ -339,7 +339,8 @@ def serve_step(
     server = ModelServer(ENDPOINT, replicas=replicas, log_dir=log_dir)
     console.print(
         f"  milepost endpoints serve {ENDPOINT} --replicas {replicas}: ready on {server.url} in "
-        f"{time.perf_counter() - started:.1f} s (log: {server.log_path})"
+        f"{time.perf_counter() - started:.1f} s (log: {server.log_path})",
+        soft_wrap=True,
     )
     try:
         customer = customers[0]
