@@ -209,7 +209,7 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     assert firings[0].reason.startswith("monitor churn-health raised alert")
     run = milepost.get_runtime().pipelines.get_run(retrained["run"])
     assert run.status == "succeeded" and run.trigger == retrained["firing"]
-    assert list(retrained["steps"].values()) == ["succeeded"] * 6, retrained
+    assert list(retrained["steps"].values()) == ["succeeded"] * 7, retrained
     assert retrained["improvement"] > 0.005, retrained
     assert retrained["deployment"] == "canary started" and retrained["canary"] == "succeeded"
     assert retrained["new_production"] > retrained["old_production"] == production.version

@@ -358,6 +358,17 @@ def test_every_page_answers_with_its_content(admin: httpx.Client, state: UiState
             assert needle in page.text, (path, needle)
 
 
+def test_a_model_with_a_policy_and_no_version_yet(admin: httpx.Client, state: UiState) -> None:
+    """A policy set before the first run creates the model: its page says it has no
+    versions instead of linking to the lineage of version None."""
+    state.rt.promotion.set_policy("newcomer", {"production": [{"kind": "approval"}]})
+    page = admin.get("/models/newcomer")
+    assert page.status_code == 200
+    assert "no versions yet" in page.text and "approval" in page.text
+    assert "/None" not in page.text
+    assert "newcomer" in admin.get("/models").text
+
+
 def _pending(state: UiState, version: int) -> str:
     with acting_as("alice"):
         req = milepost.Client(state.rt).promote(MODEL, version, "Production", reason="better")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import milepost
-from milepost.errors import Conflict, PermissionDenied
+from milepost.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from milepost.promotion import PromotionPolicy, PromotionRequest
 from tests.shared._registry import client_of, register_model, remote_runtime, token_of
 
@@ -34,6 +34,32 @@ def test_policy_round_trip(client: milepost.Client, platform: dict[str, Any], mo
     assert client.get_model(model).has_policy
     assert client.set_promotion_policy(model, None).empty
     assert not client.get_model(model).has_policy
+
+
+def test_a_policy_set_before_the_first_version_creates_the_model(
+    client: milepost.Client, runtime: Any, platform: dict[str, Any], unique: str
+) -> None:
+    """An approver puts a project's policy in place before its first run: the model is
+    created (audited, no versions); the first version registered then meets the policy."""
+    rt = platform["rt"]
+    with pytest.raises(InvalidInput, match="production"):
+        client.set_promotion_policy(unique, {"production": [{"kind": "nope"}]})
+    with pytest.raises(NotFound):  # an invalid policy created nothing
+        client.get_model(unique)
+    stored = client.set_promotion_policy(unique, APPROVAL)
+    assert [g.kind for g in stored.production] == ["approval"]
+    model = client.get_model(unique)
+    assert (model.latest_version, model.stages, model.has_policy) == (None, {}, True)
+    assert model.created_by == "alice"
+    assert runtime.promotion.get_policy(unique).to_dict() == stored.to_dict()
+    events = client.list_audit_events(object_type="model", object_id=unique)
+    assert [e.action for e in events] == ["model.policy", "model.create"]  # newest first
+    assert rt.audit.verify().ok
+    register_model(rt, unique, versions=1)
+    assert client.get_model(unique).latest_version == 1
+    assert client.promote(unique, 1, "production").status == "pending_approval"
+    with pytest.raises(NotFound):  # clearing needs the model: nothing to clear
+        client.set_promotion_policy(f"{unique}x", None)
 
 
 def test_request_then_a_second_user_approves(

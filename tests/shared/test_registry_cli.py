@@ -83,3 +83,39 @@ def test_a_viewer_reads(platform: dict[str, Any], args: list[str], tmp_path: Pat
     done = _milepost(platform, "remote", "vera", "viewer", *args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert isinstance(json.loads(done.stdout), list)
+
+
+def test_an_approver_sets_the_policy_of_a_model_before_its_first_version(
+    platform: dict[str, Any], mode: str, unique: str, tmp_path: Path
+) -> None:
+    """`milepost models policy NEW --set policy.yaml` creates the model with its policy (the
+    one-time setup of a new project's server); a bad file creates nothing."""
+    rt = platform["rt"]
+    (tmp_path / "bad.yaml").write_text("production:\n  - {kind: nope}\n")
+    bad = _milepost(
+        platform,
+        mode,
+        "pat",
+        "approver",
+        "models",
+        "policy",
+        unique,
+        "--set",
+        "bad.yaml",
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 1 and "nope" in bad.stdout + bad.stderr
+    assert unique not in {m.name for m in rt.models.list_models()}
+    (tmp_path / "policy.yaml").write_text(
+        "production:\n  - {kind: approval, role: approver}\n"
+        "deploy: {automatic: true, endpoint: churn}\n"
+    )
+    args = ("models", "policy", unique, "--set", "policy.yaml", "--json")
+    done = _milepost(platform, mode, "pat", "approver", *args, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout) == rt.promotion.get_policy(unique).to_dict()
+    model = rt.models.get_model(unique)
+    assert (model.latest_version, model.created_by, model.has_policy) == (None, "pat", True)
+    member = _milepost(platform, mode, "mo", "member", *args, cwd=tmp_path)
+    if mode == "remote":  # setting a policy stays the approver's
+        assert member.returncode == 1 and "approver" in member.stdout + member.stderr

@@ -25,6 +25,7 @@ STEPS = [
     "train_model",
     "evaluate_model",
     "promote_to_staging",
+    "deploy_staging",
     "deploy_model",
 ]
 
@@ -119,7 +120,7 @@ def test_bad_data_fails_the_run_at_validation(rt: milepost.Runtime) -> None:
     run = rt.pipelines.run("milepost.retraining:retrain", {**PARAMS, "features": FEATURES})
     assert run.status == "failed" and run.failed_step == "validate_data"
     assert "ValidationFailed" in (run.error or "") and "not null" in (run.error or "")
-    assert [s.status for s in run.steps][1:] == ["skipped"] * 5
+    assert [s.status for s in run.steps][1:] == ["skipped"] * 6
     assert milepost.Client().list_models() == []
 
 

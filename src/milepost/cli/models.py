@@ -218,7 +218,7 @@ def show(
     tracks = {e: rt.serving.get(e)[0].track for e in rt.serving.list_endpoints()}
     trackers = [e for e, t in tracks.items() if t is not None and t.model == name]
     console.print(
-        f"[bold]{m.name}[/] · latest {m.latest_version} · Production "
+        f"[bold]{m.name}[/] · latest {m.latest_version or '- (no versions yet)'} · Production "
         f"{m.production_version or '-'}"
         + (f" (served by endpoint {trackers[0]}, which tracks it)" if trackers else "")
         + (f" · {m.description}" if m.description else "")

@@ -19,6 +19,10 @@ importable, by value with cloudpickle otherwise; arguments are constants or
    links from the runs started and the records returned (model versions, dataset
    versions, runs, promotion requests).
 
+The step acts as the task's ``actor`` when it has one (the caller of a ``milepost
+server`` request that started the run, see :mod:`milepost._actor`), in a worker process
+as inline: what it records and changes is theirs, and needs no more than their role.
+
 An exception from the step is an unsuccessful attempt, never raised: the engine decides
 about retries. Only the step's own exceptions of its ``retry_on`` classes are retryable.
 """
@@ -37,6 +41,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from milepost._actor import acting_as
 from milepost.pipelines import _io
 from milepost.pipelines._handles import Const, ListOf
 from milepost.pipelines.records import Link, LinkKind, OutputRef
@@ -78,6 +83,9 @@ class Task:
     settings: ResolvedSettings | None = None
     trial_params: dict[str, Any] = field(default_factory=dict)
     blobs: BlobStore | None = None  # when no settings: the store to use (picklable)
+    # who started the run when it is not the process's user (a server's caller): the
+    # step acts as them in whatever process runs it, as it would inline
+    actor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -347,7 +355,8 @@ def run_task(task: Task, *, blobs: BlobStore | None = None, worker: bool = False
     error = tb = None
     retryable = False
     tags = {TAG_RUN: task.run_id, TAG_STEP: task.step_id}
-    with _isolated_stack() as stack, _active.step_scope(tags) as scope:
+    acting = acting_as(task.actor) if task.actor else contextlib.nullcontext()
+    with acting, _isolated_stack() as stack, _active.step_scope(tags) as scope:
         try:
             args = {k: _load(a, store) for k, a in task.args.items()}
         except Exception as exc:

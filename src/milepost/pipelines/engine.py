@@ -42,6 +42,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from milepost._actor import current_actor
 from milepost.pipelines import _io
 from milepost.pipelines._execute import Attempt, Stored, Task
 from milepost.pipelines._handles import Const, ListOf, Ref
@@ -242,6 +243,7 @@ class _Run:
             settings=self.settings,
             trial_params=node.trial_params,
             blobs=self.blobs if self.settings is None else None,
+            actor=current_actor(),
         )
         now = _ms()
         self.submitted.setdefault(step_id, now)

@@ -126,6 +126,10 @@ class PromotionService:
     ) -> PromotionPolicy:
         """Set (or with None, clear) a model's promotion policy, audited.
 
+        A model that does not exist yet is created (with no versions, audited like any
+        model's creation, in the same transaction), so an approver can put a project's
+        policy in place before its first training run registers a version.
+
         Args:
             name: the registered model.
             policy: a PromotionPolicy, a mapping, YAML text, a path to a YAML file, or
@@ -134,7 +138,8 @@ class PromotionService:
         Raises:
             InvalidInput: the policy is malformed; the message names the section, the gate's
                 index and kind, and the field (NaN, infinities and wrong types are refused
-                here, never at promotion time). Nothing is stored.
+                here, never at promotion time). Nothing is stored, and no model is created.
+            NotFound: clearing the policy of a model that does not exist.
         """
         check_model_name(name)
         if policy is None:

@@ -5,7 +5,8 @@ or copy.
 
     milepost pipelines run milepost.retraining:retrain --param model=churn \\
         --param labels=customers --param target=churned \\
-        --param feature_repo=features.py --param train=mypkg.train:fit
+        --param feature_repo=features.py --param train=mypkg.train:fit \\
+        --param staging_endpoint=churn-staging
 
 The steps (each a plain typed function in :mod:`milepost.retraining.steps` and
 :mod:`milepost.retraining.decide`, each returning a record with its :class:`Decision`):
@@ -25,9 +26,23 @@ The steps (each a plain typed function in :mod:`milepost.retraining.steps` and
    who wins, by how much, on the policy's primary metric (or "no baseline").
 5. ``promote_to_staging``: the Staging gates; a refusal is a recorded decision, the run
    still succeeds.
-6. ``deploy_model``: with the policy's ``deploy.automatic``, a canary on the endpoint
-   (its Production gates run before any traffic); otherwise a Production request left
+6. ``deploy_staging`` (in :mod:`milepost.retraining.deploy`): with a
+   ``staging_endpoint``, the version in Staging serves there, pinned: the endpoint is
+   created the first time, switched to the new version afterwards (blue/green, then the
+   old version retired). No staging endpoint named: a decision saying so.
+7. ``deploy_model`` (beside ``deploy_staging``; they may run in parallel): with the
+   policy's ``deploy.automatic``, a canary on the endpoint (its Production gates run
+   before any traffic). When that endpoint does not exist yet it is created tracking
+   Production: at once when the model has a Production version (then the canary), or,
+   for the model's first version, after the version passed the Production gates
+   ("first Production version: vN serving on E"; an approval gate leaves it pending, a
+   failing gate refuses it). Without automatic deployment: a Production request left
    pending approval.
+
+An approver can set the model's policy before its first run (``milepost models policy
+MODEL --set policy.yaml`` creates the model); the pipeline itself needs only the member
+role: it requests promotions and changes endpoints in-process as the user who started
+it, and only an approval gate in the policy stops it for a person.
 
 Nothing here is private machinery: the steps use the same public API as user code
 (``milepost.data``, ``FeatureStore``, ``start_run``, ``evaluate``, ``Client.promote``,
@@ -38,6 +53,7 @@ from __future__ import annotations
 
 from milepost.pipelines import pipeline
 from milepost.retraining.decide import deploy_model, evaluate_model, promote_to_staging
+from milepost.retraining.deploy import deploy_staging
 from milepost.retraining.records import (
     Candidate,
     Comparison,
@@ -69,6 +85,7 @@ __all__ = [
     "default_suite",
     "default_train",
     "deploy_model",
+    "deploy_staging",
     "evaluate_model",
     "promote_to_staging",
     "retrain",
@@ -89,6 +106,7 @@ def retrain(
     holdout: float = 0.25,
     suite: str = "",
     endpoint: str = "",
+    staging_endpoint: str = "",
 ) -> None:
     """Retrain ``model`` on the newest ``labels`` and deploy it if the policy allows.
 
@@ -105,13 +123,17 @@ def retrain(
         suite: an expectation suite (YAML file or ``module:attr``); empty = the defaults
             (target and event time never null, 20 rows or more).
         endpoint: where a canary starts when the policy's ``deploy.automatic`` allows;
-            empty = the policy's ``deploy.endpoint``.
+            empty = the policy's ``deploy.endpoint``. Created (tracking Production) when
+            it does not exist.
+        staging_endpoint: an endpoint pinned to the version in Staging (created the
+            first time, switched to each new Staging version); empty = none.
     """
     checked = validate_data(labels, target, suite)
     training = build_training_set(checked, model, target, features, feature_repo, holdout, suite)
     candidate = train_model(training, model, train)
     comparison = evaluate_model(candidate)
     staging = promote_to_staging(comparison)
+    deploy_staging(staging, staging_endpoint)
     deploy_model(staging, endpoint)
 
 
@@ -125,6 +147,7 @@ def run_steps(
     holdout: float = 0.25,
     suite: str = "",
     endpoint: str = "",
+    staging_endpoint: str = "",
 ) -> list[Decision]:
     """The pipeline's steps in order, in this process, without the pipeline engine (no
     caching, no step records): for a notebook or a test. Returns every decision."""
@@ -133,5 +156,6 @@ def run_steps(
     candidate = train_model(training, model, train)
     comparison = evaluate_model(candidate)
     staging = promote_to_staging(comparison)
+    staged = deploy_staging(staging, staging_endpoint)
     deployment = deploy_model(staging, endpoint)
-    return decisions(checked, training, candidate, comparison, staging, deployment)
+    return decisions(checked, training, candidate, comparison, staging, staged, deployment)

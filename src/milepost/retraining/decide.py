@@ -12,7 +12,12 @@
   (:class:`milepost.promotion.DeployPolicy`): automatic deployment starts a canary on the
   endpoint that tracks Production (the rollout carries the version's promotion, so the
   Production gates run first, and a refusal means no traffic); otherwise it requests
-  Production and reports the request waiting for approval.
+  Production and reports the request waiting for approval. When the endpoint does not
+  exist yet it is created, tracking Production: after the first Production version has
+  passed its gates (see :mod:`milepost.retraining.deploy`), or at once when there is one.
+
+:func:`milepost.retraining.deploy.deploy_staging` (the staging endpoint) runs beside
+:func:`deploy_model`.
 """
 
 from __future__ import annotations
@@ -22,27 +27,21 @@ from typing import Any
 
 import milepost
 from milepost.errors import Conflict, GateFailed
+from milepost.evaluation.metrics import LOWER_IS_BETTER
 from milepost.pipelines import step
 
 # at run time, not under TYPE_CHECKING: the pipeline engine reads the steps' annotations
+from milepost.retraining.deploy import (
+    _deployment,
+    _failing,
+    _gates,
+    endpoint_or_none,
+    first_deployment,
+)
 from milepost.retraining.records import Candidate, Comparison, Decision, Deployment, Staging
 from milepost.retraining.steps import _metric_gate, _policy, _production
 
 __all__ = ["deploy_model", "evaluate_model", "promote_to_staging"]
-
-_LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
-
-
-def _gates(details: Any) -> list[dict[str, Any]]:
-    return list(details.get("gates", [])) if isinstance(details, dict) else []
-
-
-def _failing(gates: list[dict[str, Any]]) -> list[str]:
-    return [
-        f"{g.get('name')}: {g.get('message')}"
-        for g in gates
-        if g.get("status") in ("failed", "error")
-    ]
 
 
 def _score(value: Any) -> float | None:
@@ -61,7 +60,7 @@ def evaluate_model(candidate: Candidate) -> Comparison:
     gate = _metric_gate(_policy(candidate.model))
     classes = "roc_auc" in candidate.metrics
     primary = gate.primary if gate is not None else ("roc_auc" if classes else "rmse")
-    sign = -1 if primary in _LOWER_IS_BETTER else 1
+    sign = -1 if primary in LOWER_IS_BETTER else 1
     cand = milepost.evaluate(candidate.uri, training.holdout, target=training.target)
     c_val = _score(cand.metrics.get(primary))
     evaluations = {"candidate": cand.eval_id}
@@ -196,43 +195,24 @@ def promote_to_staging(comparison: Comparison) -> Staging:
     )
 
 
-def _deployment(
-    staging: Staging,
-    action: str,
-    reasons: list[str],
-    *,
-    endpoint: str | None = None,
-    request_id: str | None = None,
-    gates: list[dict[str, Any]] | None = None,
-) -> Deployment:
-    candidate = staging.candidate
-    return Deployment(
-        model=candidate.model,
-        version=candidate.version,
-        action=action,
-        endpoint=endpoint,
-        request_id=request_id,
-        gates=gates or [],
-        decision=Decision(
-            "deploy_model",
-            action,
-            reasons,
-            {"endpoint": endpoint, "request_id": request_id, "version": candidate.version},
-        ),
-    )
-
-
 @step(cache=False)
 def deploy_model(staging: Staging, endpoint: str = "") -> Deployment:
     """Start a canary (automatic deployment) or request Production (approval).
+
+    With automatic deployment and no endpoint of that name yet, the endpoint is made:
+    a model with no Production version first asks for Production through the policy's
+    gates (:func:`milepost.retraining.deploy.first_deployment`: ``first Production
+    version``, ``pending approval`` or ``not deployed``); a model with one gets the
+    endpoint tracking it, then the canary.
 
     Args:
         staging: the Staging step's outcome; nothing happens unless it is in Staging.
         endpoint: where the canary starts; empty = the policy's ``deploy.endpoint``.
 
     Raises:
-        NotFound: the endpoint does not exist.
         Conflict: the endpoint is busy with another rollout.
+        InvalidInput: the endpoint cannot be created (e.g. the Production version's
+            features are not materialized).
     """
     from milepost.serving import CanaryPolicy
 
@@ -246,6 +226,16 @@ def deploy_model(staging: Staging, endpoint: str = "") -> Deployment:
     client = milepost.Client()
     if deploy.automatic:
         where = endpoint or deploy.endpoint or ""
+        created: list[str] = []
+        if where and endpoint_or_none(client, where) is None:
+            production = _production(candidate.model)
+            if production is None:
+                return first_deployment(staging, where, "retrained; " + staging.decision.action)
+            client.create_endpoint(where, candidate.model)
+            created = [
+                f"{where!r} did not exist: created, tracking Production of "
+                f"{candidate.model} (v{production})"
+            ]
         settings = CanaryPolicy(**deploy.canary_settings())
         try:
             spec = client.update_endpoint(where, v, strategy="canary", policy=settings)
@@ -255,7 +245,7 @@ def deploy_model(staging: Staging, endpoint: str = "") -> Deployment:
             return _deployment(
                 staging,
                 "not deployed",
-                ["the Production gates refused it: " + "; ".join(_failing(gates))],
+                [*created, "the Production gates refused it: " + "; ".join(_failing(gates))],
                 endpoint=where,
                 request_id=request_id,
                 gates=gates,
@@ -269,6 +259,7 @@ def deploy_model(staging: Staging, endpoint: str = "") -> Deployment:
                 staging,
                 "pending approval",
                 [
+                    *created,
                     f"the canary on {where!r} waits for its promotion request "
                     f"{request_id[:12]} to be approved (`milepost models approve "
                     f"{request_id[:12]}`), then starts again",
@@ -284,6 +275,7 @@ def deploy_model(staging: Staging, endpoint: str = "") -> Deployment:
             staging,
             "canary started",
             [
+                *created,
                 f"the policy allows automatic deployment: canary of v{v} on {where!r}, "
                 f"{deploy.describe().split(': ', 1)[1]}",
                 "its Production gates passed before any traffic: "

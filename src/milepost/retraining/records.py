@@ -199,11 +199,15 @@ class Staging:
 
 @dataclass(frozen=True)
 class Deployment:
-    """What happened after Staging.
+    """What happened after Staging, on the Production endpoint (``deploy_model``) or on
+    the staging endpoint (``deploy_staging``; its ``decision.step`` says which).
 
-    ``action`` is one of ``canary started``, ``pending approval``, ``awaiting rollout``,
+    ``deploy_model``'s ``action`` is one of ``canary started``, ``first Production
+    version`` (the endpoint created for it), ``pending approval``, ``awaiting rollout``,
     ``in production``, ``not deployed`` (the Production gates refused it, or it never
-    reached Staging). ``request_id`` is the Production promotion request, when one exists.
+    reached Staging). ``deploy_staging``'s is ``staging endpoint created``, ``staging
+    endpoint switched``, ``already serving``, ``not deployed`` or ``no staging
+    endpoint``. ``request_id`` is the Production promotion request, when one exists.
     """
 
     model: str

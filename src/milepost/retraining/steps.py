@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from milepost.data import Suite
+    from milepost.features import FeatureStore
     from milepost.promotion import MetricVsBaseline, PromotionPolicy
 
 __all__ = [
@@ -240,6 +241,22 @@ def _feature_refs(model: str, features: str) -> tuple[list[str], str]:
     return list(pinned), f"pinned by Production v{production}"
 
 
+def _label_columns(store: FeatureStore, refs: list[str]) -> tuple[list[str], list[str]]:
+    """The labels' columns the refs need: the entity join keys (of a feature view, or of
+    an on-demand view's sources) and the on-demand views' request data."""
+    keys: list[str] = []
+    requested: list[str] = []
+    for ref in refs:
+        view = store.definitions.views.get(ref.split(":")[0])
+        for source in (view, *getattr(view, "sources", ())):
+            entity = getattr(source, "entity", None)
+            keys += [k for k in getattr(entity, "join_keys", ()) if k not in keys]
+        for field in getattr(view, "request_schema", ()):
+            if field.name not in requested:
+                requested.append(field.name)
+    return keys, requested
+
+
 def _when(moment: Any) -> str:
     """A time as ``2026-03-01 14:05:09 UTC`` (naive times are UTC)."""
     import pandas as pd
@@ -313,19 +330,22 @@ def build_training_set(
         )
     refs, origin = _feature_refs(model, features)
     store = FeatureStore(feature_repo or None)
-    keys: list[str] = []
-    for ref in refs:
-        view = store.definitions.views.get(ref.split(":")[0])
-        entity = getattr(view, "entity", None)
-        keys += [k for k in getattr(entity, "join_keys", ()) if k not in keys]
+    keys, requested = _label_columns(store, refs)
     labels = milepost.data.get(data.labels).to_pandas()
-    missing = [k for k in keys if k not in labels.columns]
+    missing = [k for k in (*keys, *requested) if k not in labels.columns]
     if missing:
+        what = "join key" if missing[0] in keys else "request column"
+        hint = "Columns: " + ", ".join(map(str, labels.columns[:20])) + "."
+        if what == "request column":
+            hint += (
+                " An on-demand view's request data is read from the labels at training "
+                "time, as each request carries it when the model serves."
+            )
         raise InvalidInput(
-            f"The labels {data.labels} lack the join key {missing[0]!r} the features need.",
-            hint="Columns: " + ", ".join(map(str, labels.columns[:20])) + ".",
+            f"The labels {data.labels} lack the {what} {missing[0]!r} the features need.",
+            hint=hint,
         )
-    entity_df = labels[[*keys, TIMESTAMP, target]]
+    entity_df = labels[list(dict.fromkeys([*keys, *requested, TIMESTAMP, target]))]
     policy = _policy(model)
     held_name, note = _holdout_name(model, _metric_gate(policy))
     checks = load_suite(suite, target)

@@ -122,16 +122,7 @@ class SqlRegistryStore:
         """Create the model if needed and add the next version; returns its number."""
         now = _now()
         with self.db.write() as conn:
-            created = conn.execute(
-                _sql.insert_for(conn, registered_models)
-                .values(name=name, created_by=actor, created_at=now, updated_at=now)
-                .on_conflict_do_nothing(index_elements=["name"])
-            ).rowcount
-            model = self._model_row(conn, name, lock=True)
-            if created:
-                append_event(
-                    conn, actor=actor, action="model.create", object_type="model", object_id=name
-                )
+            model = self._created(conn, name, actor=actor, now=now)
             latest = conn.execute(
                 sa.select(sa.func.max(model_versions.c.version)).where(
                     model_versions.c.model_id == model["model_id"]
@@ -174,10 +165,35 @@ class SqlRegistryStore:
             )
             return version
 
+    def _created(self, conn: Connection, name: str, *, actor: str, now: int) -> sa.RowMapping:
+        """The model's row, locked; the model is created first (audited) when missing."""
+        created = conn.execute(
+            _sql.insert_for(conn, registered_models)
+            .values(name=name, created_by=actor, created_at=now, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["name"])
+        ).rowcount
+        model = self._model_row(conn, name, lock=True)
+        if created:
+            append_event(
+                conn, actor=actor, action="model.create", object_type="model", object_id=name
+            )
+        return model
+
     def set_policy(self, name: str, policy_json: str | None, *, actor: str) -> None:
-        """Store (or clear) a model's promotion policy, audited."""
+        """Store (or clear) a model's promotion policy, audited.
+
+        Storing a policy for a model that does not exist yet creates it (no versions;
+        audited as ``model.create`` in the same transaction), so a policy can be in place
+        before the first version is registered. Clearing one needs the model.
+
+        Raises:
+            NotFound: clearing the policy of a model that does not exist.
+        """
         with self.db.write() as conn:
-            model = self._model_row(conn, name, lock=True)
+            if policy_json is None:
+                model = self._model_row(conn, name, lock=True)
+            else:
+                model = self._created(conn, name, actor=actor, now=_now())
             conn.execute(
                 sa.update(registered_models)
                 .where(registered_models.c.model_id == model["model_id"])
