@@ -33,10 +33,13 @@ def test_every_requested_extra_is_provided(req: Requirement) -> None:
 def test_the_wheel_ships_every_template(tmp_path: Path) -> None:
     """Jinja2 templates are package data: the report and validation pages need them."""
     root = Path(__file__).resolve().parents[2]
-    templates = sorted(
-        p.relative_to(root / "src").as_posix() for p in (root / "src").rglob("templates/*")
+    templates = sorted(  # every file under a templates/ directory, at any depth
+        p.relative_to(root / "src").as_posix()
+        for p in (root / "src").rglob("*")
+        if p.is_file() and "templates" in p.relative_to(root / "src").parts
     )
     assert "milepost/monitoring/templates/report.html.j2" in templates
+    assert "milepost/project/templates/github/pr.yml.j2" in templates  # `milepost init`'s
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)],
         check=True,
