@@ -32,8 +32,9 @@ What the test changes from the README, and why (nothing else is left out):
 - ``REQ`` in a command is the request id the previous command printed, and ``RUN`` the
   pipeline run id, as the README says a user types them; ``TOKEN`` is the API token the
   last ``milepost tokens create`` printed (shown once, as the README says).
-- ``export KEY=VALUE`` and ``unset KEY`` lines change the environment of the blocks after
-  them, as in the reader's shell (``MILEPOST_URL`` points the next blocks at the
+- ``cd DIR`` lines (inside the tutorial's directory) change where the next lines and
+  blocks run, and ``export KEY=VALUE`` and ``unset KEY`` lines change the environment of
+  the blocks after them, as in the reader's shell (``MILEPOST_URL`` points the next blocks at the
   platform server); ``milepost server`` starts in the background like the other servers.
 - ``curl`` lines are parsed and sent with httpx rather than run with curl, so the test
   does not depend on curl being installed; only the options the README uses are known,
@@ -140,12 +141,22 @@ class Project:
     servers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     last_output: str = ""
     last_token: str | None = None  # what the last `milepost tokens create` printed
+    where: Path | None = None  # where a `cd` line went (None: the tutorial's root)
+
+    @property
+    def cwd(self) -> Path:
+        """Where the next command runs: the tutorial's root, or where `cd` went."""
+        return self.where or self.root
+
+    @cwd.setter
+    def cwd(self, value: Path) -> None:
+        self.where = value
 
     def run(self, argv: list[str], where: str, *, env: dict[str, str] | None = None) -> str:
         """Run a command to its end; it must succeed. Returns its output."""
         done = subprocess.run(
             argv,
-            cwd=self.root,
+            cwd=self.cwd,
             env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
@@ -170,7 +181,7 @@ class Project:
         with log_path.open("wb") as log:
             server = subprocess.Popen(
                 [MILEPOST, *args],
-                cwd=self.root,
+                cwd=self.cwd,
                 env={**self.env, **env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -296,6 +307,13 @@ def run_bash(block: Block, project: Project) -> None:
                 key, _, value = word.partition("=")
                 project.env[key] = _substitute(value, where, project)
             continue
+        if command == "cd":  # the lines and blocks after it run there, as in a shell
+            assert len(args) == 1, f"{where}: cd takes one directory"
+            target = (project.cwd / args[0]).resolve()
+            assert target.is_dir(), f"{where}: no directory {target}"
+            assert target.is_relative_to(project.root), f"{where}: cd leaves the tutorial"
+            project.cwd = target
+            continue
         if command == "unset":
             for key in args:
                 project.env.pop(key, None)
@@ -420,7 +438,7 @@ def run_transcript(block: Block, project: Project) -> None:
         assert words[0] == "milepost", f"README.md:{number}: not a milepost command"
         done = subprocess.run(
             [MILEPOST, *words[1:]],
-            cwd=project.root,
+            cwd=project.cwd,
             env=project.env,
             capture_output=True,
             text=True,
