@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from milepost.cli._output import Col, console, emit_json, fit_table
+from milepost.cli._output import console, emit_json
 
 app = typer.Typer(
     help="Check your project: definitions, training-serving consistency, lint, types, "
@@ -37,12 +37,16 @@ def project(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json(report.to_dict())
     else:
-        rows = [
-            [c.name, "ok" if c.ok else "[red]FAIL[/]", escape(c.target), escape(c.detail)]
-            for c in report.checks
-        ]
-        table, _ = fit_table(["check", "result", "target", Col("detail", wrap=True)], rows)
-        console.print(table)
+        # one line per check, unwrapped: a reference or a message reads whole (a table
+        # squeezed into 80 columns broke both mid-word)
+        width = max(len(c.name) for c in report.checks)
+        for c in report.checks:
+            verdict = "ok  " if c.ok else "[red]FAIL[/]"
+            console.print(
+                f"{verdict}  {escape(c.name.ljust(width))}  {escape(c.target)}: {escape(c.detail)}",
+                soft_wrap=True,
+                highlight=False,
+            )
         bad = len(report.failures)
         if bad:
             console.print(f"[red]{bad} of {len(report.checks)} checks failed.[/]", highlight=False)
