@@ -18,8 +18,9 @@ in a fresh directory with its own ``MILEPOST_HOME``, and handles each block by i
   comment lines under a ``curl`` line must match the answer.
 - ``console``: a transcript; each ``$`` command runs and its output must read as shown
   (a trailing ``...`` stands for the rest of the line).
-- ``text``: by section: the filter language (each line parsed by the real parser) and the
-  layout (every path listed exists, and every subpackage is listed).
+- ``text``: by section: the filter language (each line parsed by the real parser), the
+  layout (every path listed exists, and every subpackage is listed) and a project's
+  main-branch CI commands (those of the ``main.yml`` that ``milepost init`` writes).
 
 What the test changes from the README, and why (nothing else is left out):
 
@@ -476,7 +477,28 @@ def check_layout(block: Block) -> None:
     assert packages <= listed, f"{block.where}: not listed: {sorted(packages - listed)}"
 
 
-TEXT_BLOCKS = {"The filter language": check_filters, "Layout": check_layout}
+def check_release_commands(block: Block) -> None:
+    """The main-branch commands the README lists are those of the main.yml `milepost
+    init churn-project` writes, in order (tests/e2e/test_project_ci.py runs them)."""
+    import tempfile
+
+    import yaml
+
+    from milepost.project.scaffold import scaffold
+
+    listed = [line.split("#")[0].strip() for line in block.lines if line.split("#")[0].strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        scaffold(Path(tmp) / "churn-project")
+        workflow = Path(tmp) / "churn-project/.github/workflows/main.yml"
+        steps = yaml.safe_load(workflow.read_text())["jobs"]["release"]["steps"]
+    assert listed == [step["run"] for step in steps if "run" in step], block.where
+
+
+TEXT_BLOCKS = {
+    "The filter language": check_filters,
+    "Layout": check_layout,
+    "Your own project: `milepost init`, checks and CI/CD": check_release_commands,
+}
 
 
 # -- the test -----------------------------------------------------------------------------
