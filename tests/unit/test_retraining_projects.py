@@ -161,11 +161,12 @@ def test_an_on_demand_feature_is_trained_from_the_labels_and_served_from_the_req
     )
 
 
-def test_the_model_server_loads_the_on_demand_code_from_the_feature_repo_setting(
+def test_the_model_server_loads_the_on_demand_code_where_it_was_defined(
     home: milepost.Runtime, tmp_path: Path
 ) -> None:
     """A fresh process (as `milepost endpoints serve` is) has no transform loaded: it
-    loads the feature_repo setting's module; without it, the refusal says what to do."""
+    imports the module that defined it (recorded by apply) when that is installed, else
+    the feature_repo setting's module; with neither, the refusal says what to do."""
     _run(features=shop.FEATURES, train=REGRESSOR)
     script = (
         "import milepost\n"
@@ -180,15 +181,20 @@ def test_the_model_server_loads_the_on_demand_code_from_the_feature_repo_setting
     )
     root = Path(__file__).resolve().parents[2]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MILEPOST_")}
-    env |= {
-        "MILEPOST_HOME": str(home.settings.home),
-        "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)]),
-    }
+    env |= {"MILEPOST_HOME": str(home.settings.home)}
+    # the defining module elsewhere: a copy importable under another name only
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "shop_copy").mkdir(parents=True)
+    (elsewhere / "shop_copy/__init__.py").write_text(Path(shop.__file__).read_text())
 
-    def serve(feature_repo: str) -> str:
+    def serve(feature_repo: str, *paths: Path) -> str:
         done = subprocess.run(
             [sys.executable, "-c", script],
-            env={**env, "MILEPOST_FEATURE_REPO": feature_repo},
+            env={
+                **env,
+                "MILEPOST_FEATURE_REPO": feature_repo,
+                "PYTHONPATH": os.pathsep.join(str(p) for p in [root / "src", *paths]),
+            },
             cwd=tmp_path,
             capture_output=True,
             text=True,
@@ -198,10 +204,15 @@ def test_the_model_server_loads_the_on_demand_code_from_the_feature_repo_setting
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    assert serve(REPO).strip() == "keys: ['customer_id']"
-    refused = serve("no_such_features_module")
+    # the module that defined the transform, installed here: no setting needed
+    assert serve("no_such_features_module", root).strip() == "keys: ['customer_id']"
+    # not installed here under that name: the setting's module provides the code
+    assert serve("shop_copy", elsewhere).strip() == "keys: ['customer_id']"
+    # neither
+    refused = serve("no_such_features_module", elsewhere)
     assert refused.startswith("refused: basket:v1 is on-demand: serving it runs its transform")
     assert "no_such_features_module" in refused and "feature_repo" in refused
+    assert "the module that defined it is not importable here" in refused
 
 
 def test_labels_without_the_request_column_are_refused_clearly(home: milepost.Runtime) -> None:

@@ -7,13 +7,15 @@ An on-demand feature is the exception: it is computed per request, from the requ
 data and the stored features of its sources, by its transform, so serving it needs that
 code. A model pinning one is served when the code is loaded in the process (the
 version's stored code is matched by fingerprint, see :mod:`milepost.features.transforms`);
-otherwise the ``feature_repo`` setting's definitions are loaded once (the package that
-defines the features installed where the model is served) and the match is tried again.
+otherwise the module that defined it (recorded when it was applied) is imported if it
+is installed here, and failing that the ``feature_repo`` setting's definitions are
+loaded once, and the match is tried again.
 Reads then take the same path as ``FeatureStore.get_online_features``.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 
     from milepost.features.backends.sql import VersionRecord
     from milepost.features.definitions import OnDemandFeatureView
-    from milepost.features.repo import Definitions
+    from milepost.features.repo import Definitions, View
     from milepost.features.service import FeatureService
 
 __all__ = ["OnDemandServingReader", "ServingReader", "serving_reader"]
@@ -110,7 +112,8 @@ def _on_demand_views(
     service: FeatureService, pinned: list[VersionRecord]
 ) -> tuple[Definitions, list[OnDemandFeatureView]]:
     """The pinned on-demand versions with their code, and the definitions that hold it:
-    none when the code is already loaded, else the ``feature_repo`` setting's.
+    none when the code is loaded (already, or by importing the installed module that
+    defined it when it was applied), else the ``feature_repo`` setting's.
 
     Raises:
         InvalidInput: the code is not loaded and the feature repository does not load
@@ -121,23 +124,58 @@ def _on_demand_views(
 
     records = service.records()
     defs = Definitions(origin="<model server>")
+
+    def loaded() -> list[View]:
+        return [versions.rebuild(rec, records, defs) for rec in pinned]
+
     try:
-        views = [versions.rebuild(rec, records, defs) for rec in pinned]
-    except InvalidInput as missing:
-        repo = service.settings.feature_repo
+        views = loaded()
+    except InvalidInput:
+        _import_defining_modules(pinned)
         try:
-            defs = load_definitions(repo)
-            views = [versions.view_of(rec, records, defs) for rec in pinned]
-        except InvalidInput as exc:
-            raise InvalidInput(
-                f"{pinned[0].key} is on-demand: serving it runs its transform, whose code is "
-                f"not loaded here ({missing.message}), and the feature_repo setting "
-                f"{repo!r} does not provide it ({exc.message}).",
-                hint="Install the package that defines the features where the model is "
-                "served and set feature_repo to its module (as milepost.toml does), or pin "
-                "stored features only.",
-            ) from exc
+            views = loaded()
+        except InvalidInput as missing:
+            repo = service.settings.feature_repo
+            try:
+                defs = load_definitions(repo)
+                views = [versions.view_of(rec, records, defs) for rec in pinned]
+            except InvalidInput as exc:
+                raise InvalidInput(
+                    f"{pinned[0].key} is on-demand: serving it runs its transform, whose code "
+                    f"is not loaded here ({missing.message}): the module that defined it is "
+                    f"not importable here, and the feature_repo setting {repo!r} does not "
+                    f"provide it ({exc.message}).",
+                    hint="Install the package that defines the features where the model is "
+                    "served (or set feature_repo to its module, as milepost.toml does), or "
+                    "pin stored features only.",
+                ) from exc
     return defs, [v for v in views if isinstance(v, OnDemandFeatureView)]
+
+
+_MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def _import_defining_modules(pinned: list[VersionRecord]) -> None:
+    """Import the installed modules that defined the pinned on-demand versions' transforms
+    (recorded by ``apply``), so their code is loaded: one server can serve the on-demand
+    features of several installed projects without a ``feature_repo`` setting for each.
+
+    Only a module importable here is imported, and only by its dotted name (never a
+    path); one that is missing or fails to import is skipped, and the ``feature_repo``
+    setting is tried next.
+    """
+    import importlib
+    import importlib.util
+
+    for rec in pinned:
+        name = (rec.origin or {}).get("module")
+        if not isinstance(name, str) or name == "__main__" or not _MODULE.fullmatch(name):
+            continue
+        try:
+            if importlib.util.find_spec(name) is not None:
+                importlib.import_module(name)
+        except Exception:  # noqa: S112 (not installed or broken here: the setting is next)
+            continue
 
 
 class OnDemandServingReader(ServingReader):

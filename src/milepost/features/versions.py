@@ -161,6 +161,9 @@ def origin(view: View, defs: Definitions, cache: dict[str, Any] | None = None) -
     path: Path | None = None
     if fn is not None and not isinstance(fn, StoredTransform):
         out["function"] = getattr(fn, "__qualname__", None)
+        # the module that defines it: a model server without this version's code loaded
+        # imports it, if installed there (see milepost.features.serving)
+        out["module"] = getattr(fn, "__module__", None)
         try:
             found = inspect.getsourcefile(fn)
             out["line"] = inspect.getsourcelines(fn)[1]
