@@ -73,7 +73,7 @@ def _story(text: str, home: Path) -> list[str]:
     lines (how many checks a verdict took depends on timing) are reduced to their kind."""
     lines, live = [], False
     for raw in text.replace(str(home.resolve()), "<home>").splitlines():
-        if re.match(r"─+ ([789]|1[012])/14", raw):
+        if re.match(r"─+ ([789]|1[012])/15", raw):
             live = True
         elif "Where everything went" in raw:
             live = False
@@ -101,8 +101,8 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     first = tmp_path / "first"
     result = run_demo(rows=1500, home=first, console=Console(file=out, width=120))
     text = out.getvalue()
-    for n in range(1, 15):
-        assert f"{n}/14" in text
+    for n in range(1, 16):
+        assert f"{n}/15" in text
     assert "Where everything went" in text
     c = Client()
     runs = c.search_runs(EXPERIMENT, max_results=10)
@@ -224,6 +224,7 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     assert "milepost pipelines show" in text and "milepost triggers firings" in text
     _check_governance(c, result["governance"], text)
     _check_platform(c, result["platform"], text)
+    _check_project(result["project"], first, text)
     assert result["audit_ok"] and c.verify_audit().ok
     # the models are worth promoting: the better one clearly, both above no skill
     scores = result["scores"]
@@ -246,6 +247,19 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="not an empty directory"):
         run_demo(rows=500, home=first, console=Console(file=io.StringIO()))
     assert len(Client().search_runs(EXPERIMENT, max_results=20)) == len(runs)
+
+
+def _check_project(project: dict[str, Any], home: Path, text: str) -> None:
+    """Step 14: `milepost init` wrote a project into the home and it passes `milepost
+    check project`."""
+    from milepost.project import load_project
+
+    root = Path(project["root"])
+    assert root == home.resolve() / "churn-project" and project["ok"], project
+    assert {"milepost.toml", ".github/workflows/pr.yml", ".gitlab-ci.yml"} <= set(project["files"])
+    assert load_project(root).config.pipeline == "churn_project.pipeline:release"
+    assert f"milepost check project: all {project['checks']} checks passed" in text
+    assert "milepost pipelines run churn_project.pipeline:release" in " ".join(text.split())
 
 
 def _check_platform(c: Client, shared: dict[str, Any], text: str) -> None:

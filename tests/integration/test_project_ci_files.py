@@ -166,3 +166,16 @@ def test_generated_unit_tests_pass(projects: dict[str, Path], template: str) -> 
                 cwd=root, env=env)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "8 passed" in done.stdout
+
+
+def test_the_regression_release_runs_in_a_sandbox(projects: dict[str, Path]) -> None:
+    """The generated integration test of the regression template (the e2e test covers
+    classification's through its CI): the release twice on the sample data, gated on
+    r2, in a sandbox; nothing installed."""
+    root = projects["regression"]
+    env = {**os.environ, "PYTHONPATH": str(Path(milepost.__file__).parents[1])}
+    env = {k: v for k, v in env.items() if not k.startswith("MILEPOST_")}
+    done = _run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                "tests/integration", cwd=root, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout

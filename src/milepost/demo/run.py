@@ -8,8 +8,9 @@ server-side, SHAP explanations); promote the better model and roll it out as a c
 that promotes itself, see a worse candidate refused and a faulty (slow) model rolled back
 automatically; monitor the endpoint, see an upstream shift detected, an alert raised and
 a report written, and the drift alert fire a trigger whose retraining pipeline trains,
-gates and canaries a better model into Production; check the audit trail. Each new
-capability adds its step here.
+gates and canaries a better model into Production; share it all through the platform
+server; start a project of one's own with ``milepost init`` and check it; check the
+audit trail. Each new capability adds its step here.
 
 Every run starts from an empty home (:mod:`milepost.demo.home`), so the story is the
 same each time, and ends with commands that work as typed against that home.
@@ -33,6 +34,7 @@ from sklearn.pipeline import Pipeline
 import milepost
 from milepost.demo import features as demo_features
 from milepost.demo import governance, monitoring, platform, promotion, retraining, serving
+from milepost.demo import project as demo_project
 from milepost.demo.data import (
     CATEGORICAL,
     LABEL,
@@ -59,7 +61,7 @@ if TYPE_CHECKING:
 __all__ = ["run_demo"]
 
 EXPERIMENT = "churn-demo"
-TOTAL_STEPS = 14
+TOTAL_STEPS = 15
 FEATURES = MODEL_NUMERIC + CATEGORICAL
 
 
@@ -487,7 +489,10 @@ def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, 
     _step(console, 13, TOTAL_STEPS, "Share: the platform server, a remote client, tokens, roles")
     shared = platform.platform_step(console, rt.settings.home / "logs")
 
-    _step(console, 14, TOTAL_STEPS, "Check the audit trail")
+    _step(console, 14, TOTAL_STEPS, "Your own project: milepost init, milepost check project")
+    project = demo_project.project_step(console, home)
+
+    _step(console, 15, TOTAL_STEPS, "Check the audit trail")
     report = client.verify_audit()
     status = "[green]intact[/]" if report.ok else "[red]TAMPERED[/]"
     console.print(f"  {report.checked} audit events, hash chain {status}")
@@ -512,6 +517,7 @@ def _run(console: Console, stack: contextlib.ExitStack, rows: int) -> dict[str, 
         "retraining": deployed["retraining"],
         "governance": deployed["governance"],
         "platform": shared,
+        "project": project,
         "positive_rate": float(np.mean(frame[LABEL])),
         "home": str(rt.settings.home),
     }
