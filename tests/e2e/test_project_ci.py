@@ -144,11 +144,9 @@ def test_from_init_to_a_canary_with_the_generated_ci(project: Project, tmp_path:
     home.parent.mkdir()
     approver = _token(home, "policy", "approver", "bob")
     member = _token(home, "ci", "member", f"{project.name}-ci")
-    # the server has the project installed and serves its on-demand feature's code
-    server_env = {
-        "MILEPOST_HOME": str(home),
-        "MILEPOST_FEATURE_REPO": f"{project.package}.features",
-    }
+    # the server has the project installed: its endpoints import the module that defined
+    # the on-demand feature (no feature_repo setting: one server, many projects)
+    server_env = {"MILEPOST_HOME": str(home)}
     with serving(cwd=home.parent, env=server_env) as served:
         url = served.url()
         # the approver sets the policy before the first release (no model yet)
