@@ -19,9 +19,7 @@ settings with each task; child processes started with the environment get the sa
 2. the feature definitions are applied and materialized into the online store, up to
    the later of now and just after the newest time in the sample data (so the sample's
    rows are online whatever its fixed "now" is);
-3. the policy file is set on the project's model (when the registry can hold a policy
-   for a model that has no version yet; otherwise the first run's registration starts
-   with no policy).
+3. the policy file is set on the project's model (created, with no version yet).
 
 On exit, even on error, the previous runtime, stores, ``sys.path`` and environment come
 back, the project's modules imported inside are forgotten (the next sandbox imports the
@@ -44,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from milepost.config import ENV_PREFIX, ResolvedSettings, Settings, build_settings
-from milepost.errors import InvalidInput, NotFound
+from milepost.errors import InvalidInput
 from milepost.project._imports import import_ref, on_path
 from milepost.project.config import Project, load_project
 
@@ -197,7 +195,5 @@ def _set_policy(project: Project, rt: Runtime) -> Any:
     path = project.path(project.config.policy or None)
     if path is None:
         return None
-    try:
-        return rt.promotion.set_policy(project.config.model, path)
-    except NotFound:  # a registry that holds policies only of models with a version
-        return None
+    # on a model with no version yet this creates it, as `milepost models policy` does
+    return rt.promotion.set_policy(project.config.model, path)
