@@ -111,15 +111,15 @@ def test_check_consistency_passes_then_names_the_feature_a_batch_statistic_break
     done = cli_in_process("check", "consistency", cwd=project.root)
     assert done.returncode == 0, done.stdout + done.stderr
     at = "2026-05-31T00:00:01+00:00"
-    assert f"activity:v1: 40 entities at {at}: consistent" in done.stdout
-    assert f"basket:v1: 40 entities at {at}: consistent" in done.stdout
+    assert f"activity:v1: 40 entities at {at} (40 with values online): consistent" in done.stdout
+    assert f"basket:v1: 40 entities at {at} (40 with values online): consistent" in done.stdout
 
     features = project.src / "features.py"
     features.write_text(features.read_text().replace(ROW_WISE, BATCH_MEAN))
     done = cli("check", "consistency", cwd=project.root)  # a real process, as CI runs it
     assert done.returncode == 1, done.stdout + done.stderr
-    assert f"activity:v1: 40 entities at {at}: consistent" in done.stdout
-    assert f"basket:v1: 40 entities at {at}: MISMATCHES" in done.stdout
+    assert f"activity:v1: 40 entities at {at} (40 with values online): consistent" in done.stdout
+    assert f"basket:v1: 40 entities at {at} (40 with values online): MISMATCHES" in done.stdout
     assert "spend_share: 40 of 40 differ" in done.stdout
     example = re.search(
         r"entity \{customer_id: (\d+), basket_value: ([\d.]+)\}: online ([\d.e-]+), "

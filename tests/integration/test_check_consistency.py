@@ -26,6 +26,7 @@ def test_the_project_as_written_is_consistent(tmp_path: Path) -> None:
         ("basket:v1", "on_demand", 40, True),
     ]
     assert reports[0].at == "2026-05-31T00:00:01+00:00"  # just after the sample's newest time
+    assert [r.with_values for r in reports] == [40, 40]  # values compared, not only nulls
     assert reports[1].mismatches == {"spend_share": 0}
     # only what was asked, and fewer rows
     (report,) = check_consistency(load_project(fixture.root), views=["basket"], sample=7)
@@ -128,3 +129,6 @@ def test_the_feature_store_checks_an_on_demand_view_only_with_request_rows(
         assert (report.checked, report.mismatches) == (3, {"spend_share": 3})
         assert store.check_consistency("basket", rows=rows[:1]).ok  # one row: its own mean
         assert store.check_consistency("activity", sample=5).checked == 5  # from online
+        # an entity with no row online: both paths say null, and the report says so
+        nobody = store.check_consistency("activity", rows=[{"customer_id": 10**9}])
+        assert (nobody.ok, nobody.checked, nobody.with_values) == (True, 1, 0)

@@ -92,13 +92,25 @@ def consistency(
 
 
 def print_consistency(report: ConsistencyReport) -> None:
-    """One view's verdict: ``VIEW:vN: N entities at T: consistent``, or each mismatching
+    """One view's verdict: ``VIEW:vN: N entities at T (K with values online): consistent``
+    (a warning when K is 0: only nulls were compared), or each mismatching
     feature with its count and examples (``entity {...}: online X, offline Y``)."""
-    head = f"{report.view}: {report.checked} entities at {report.at}: "
-    if report.ok:
-        console.print(escape(head) + "[green]consistent[/]", highlight=False)
+    head = (
+        f"{report.view}: {report.checked} entities at {report.at} "
+        f"({report.with_values} with values online): "
+    )
+    if report.ok and report.checked and not report.with_values:
+        console.print(
+            escape(head) + "[yellow]consistent, but only nulls were compared[/] (no entity "
+            "has a value online at that moment: check the sample's times and the TTL)",
+            highlight=False,
+            soft_wrap=True,
+        )
         return
-    console.print(escape(head) + "[red]MISMATCHES[/]", highlight=False)
+    if report.ok:
+        console.print(escape(head) + "[green]consistent[/]", highlight=False, soft_wrap=True)
+        return
+    console.print(escape(head) + "[red]MISMATCHES[/]", highlight=False, soft_wrap=True)
     for feature, count in report.mismatches.items():
         if not count:
             continue

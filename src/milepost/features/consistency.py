@@ -47,10 +47,10 @@ MAX_EXAMPLES = 10
 class ConsistencyReport:
     """Online values against offline point-in-time values, per feature.
 
-    ``checked`` entity rows at ``at``; ``mismatches`` counts the rows whose values
-    differ, per feature; ``examples`` (up to :data:`MAX_EXAMPLES`) hold the ``entity``
-    (its join keys, and an on-demand view's request data), the ``feature`` and both
-    values.
+    ``checked`` entity rows at ``at``, ``with_values`` of them with a value online;
+    ``mismatches`` counts the rows whose values differ, per feature; ``examples`` (up
+    to :data:`MAX_EXAMPLES`) hold the ``entity`` (its join keys, and an on-demand view's
+    request data), the ``feature`` and both values.
     """
 
     view: str
@@ -60,6 +60,9 @@ class ConsistencyReport:
     examples: list[dict[str, Any]] = field(default_factory=list)
     #: ``feature_view`` or ``on_demand``
     kind: str = "feature_view"
+    #: rows with at least one value online (the others are null on both paths when they
+    #: agree: a check where none has a value compared nothing but nulls)
+    with_values: int = 0
 
     @property
     def ok(self) -> bool:
@@ -149,6 +152,10 @@ def check_consistency(
     entity_df["__mp_at"] = pd.Timestamp(moment)
     offline = service.get_historical_features(
         defs, entity_df, refs, timestamp_column="__mp_at", full_feature_names=True
+    )
+    report.with_values = sum(
+        any(plain(response.values[f"{name}__{feat}"][0]) is not None for feat in view.features)
+        for response in online
     )
     for feat in view.features:
         col = f"{name}__{feat}"

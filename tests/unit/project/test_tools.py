@@ -48,3 +48,20 @@ def test_a_tool_missing_from_this_python_says_how_to_install_it(tmp_path: Path) 
         f"no_such_tool_xyz is not installed where milepost runs ({sys.executable})."
     )
     assert "pip install -e '.[dev]'" in (exc.value.hint or "")
+
+
+def test_a_check_that_compared_only_nulls_says_so() -> None:
+    from milepost.cli._output import console
+    from milepost.cli.check import print_consistency
+    from milepost.features.consistency import ConsistencyReport
+
+    empty = ConsistencyReport("activity:v1", 3, "2026-05-31T00:00:01+00:00", {"spend": 0})
+    full = ConsistencyReport("activity:v1", 3, "2026-05-31T00:00:01+00:00", {"spend": 0})
+    full.with_values = 3
+    with console.capture() as captured:
+        print_consistency(empty)
+        print_consistency(full)
+    lines = captured.get().splitlines()
+    assert lines[0].startswith("activity:v1: 3 entities at 2026-05-31T00:00:01+00:00 (0 with")
+    assert "only nulls were compared" in lines[0]
+    assert lines[1].endswith("(3 with values online): consistent")
