@@ -250,8 +250,8 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
 
 
 def _check_project(project: dict[str, Any], home: Path, text: str) -> None:
-    """Step 14: `milepost init` wrote a project into the home and it passes `milepost
-    check project`."""
+    """Step 14: `milepost init` wrote a project into the home; it passes `milepost check
+    project` and `milepost check consistency`."""
     from milepost.project import load_project
 
     root = Path(project["root"])
@@ -260,6 +260,12 @@ def _check_project(project: dict[str, Any], home: Path, text: str) -> None:
     assert load_project(root).config.pipeline == "churn_project.pipeline:release"
     assert f"milepost check project: all {project['checks']} checks passed" in text
     assert "milepost pipelines run churn_project.pipeline:release" in " ".join(text.split())
+    # its features agree offline and online, with values compared (not only nulls)
+    consistency = project["consistency"]
+    assert set(consistency) == {"churn_project_activity:v1", "churn_project_offer:v1"}
+    for view, (checked, with_values, ok) in consistency.items():
+        assert ok and checked == 100 and with_values > 0, (view, checked, with_values)
+        assert f"milepost check consistency: {view}: {checked} entities" in text
 
 
 def _check_platform(c: Client, shared: dict[str, Any], text: str) -> None:

@@ -126,6 +126,15 @@ def test_first_deployment_promotes_through_the_gates_then_creates_the_endpoint(
     assert _served(LIVE) == [(1, "primary"), (2, "canary")]
     assert _served(STAGING) == [(2, "primary")]
 
+    # a release while v2's canary is still in progress: v3 is staged, and not deploying it
+    # is a recorded decision (the run succeeds), not a failed run; the canary goes on
+    third = _run(staging_endpoint=STAGING)
+    assert third["deploy_model"].action == "not deployed"
+    assert third["deploy_model"].reasons[0].startswith(f"the endpoint {LIVE!r} refused")
+    assert "v3 stays in Staging" in third["deploy_model"].reasons[1]
+    assert _served(LIVE) == [(1, "primary"), (2, "canary")]
+    assert _served(STAGING) == [(3, "primary")]
+
 
 def test_first_deployment_waits_for_an_approver_without_an_endpoint(
     home: milepost.Runtime,

@@ -209,8 +209,10 @@ def deploy_model(staging: Staging, endpoint: str = "") -> Deployment:
         staging: the Staging step's outcome; nothing happens unless it is in Staging.
         endpoint: where the canary starts; empty = the policy's ``deploy.endpoint``.
 
+    An endpoint busy with another rollout (a canary still in progress) is a decision,
+    ``not deployed`` with the reason: the candidate stays in Staging, the run succeeds.
+
     Raises:
-        Conflict: the endpoint is busy with another rollout.
         InvalidInput: the endpoint cannot be created (e.g. the Production version's
             features are not materialized).
     """
@@ -252,8 +254,17 @@ def deploy_model(staging: Staging, endpoint: str = "") -> Deployment:
             )
         except Conflict as exc:
             request_id = exc.details.get("request_id") if isinstance(exc.details, dict) else None
-            if request_id is None:
-                raise
+            if request_id is None:  # the endpoint is busy (a rollout in progress): a decision
+                return _deployment(
+                    staging,
+                    "not deployed",
+                    [
+                        f"the endpoint {where!r} refused a new rollout: {exc.message}",
+                        f"v{v} stays in Staging; a later release (or `milepost endpoints "
+                        f"update {where} {v}`) deploys it once the rollout in progress ends",
+                    ],
+                    endpoint=where,
+                )
             request = client.get_promotion_request(request_id)
             return _deployment(
                 staging,
