@@ -249,3 +249,16 @@ def write_project(
     if monkeypatch is not None and on_path:
         monkeypatch.syspath_prepend(str(root / "src"))
     return FixtureProject(root, package, model, endpoint)
+
+
+def rewrite(path: Path, old: str, new: str) -> None:
+    """Replace ``old`` with ``new`` in a module of the project, as a user's edit does, and
+    drop its compiled copy: Python trusts a ``.pyc`` whose source has the same size and
+    modification second, so an edit of equal length made within the second of the last
+    import would otherwise go unseen (CI keeps bytecode)."""
+    import importlib.util
+
+    text = path.read_text()
+    assert old in text, f"{old!r} is not in {path}"
+    path.write_text(text.replace(old, new))
+    Path(importlib.util.cache_from_source(str(path))).unlink(missing_ok=True)

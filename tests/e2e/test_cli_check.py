@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import milepost
-from tests._project import BATCH_MEAN, ROW_WISE, FixtureProject, write_project
+from tests._project import BATCH_MEAN, ROW_WISE, FixtureProject, rewrite, write_project
 from tests._server import platform_server
 from tests.e2e.test_cli import cli, cli_in_process
 from tests.shared._registry import register_model
@@ -115,7 +115,7 @@ def test_check_consistency_passes_then_names_the_feature_a_batch_statistic_break
     assert f"basket:v1: 40 entities at {at} (40 with values online): consistent" in done.stdout
 
     features = project.src / "features.py"
-    features.write_text(features.read_text().replace(ROW_WISE, BATCH_MEAN))
+    rewrite(features, ROW_WISE, BATCH_MEAN)
     done = cli("check", "consistency", cwd=project.root)  # a real process, as CI runs it
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"activity:v1: 40 entities at {at} (40 with values online): consistent" in done.stdout

@@ -15,7 +15,7 @@ from milepost.errors import ConfigError, InvalidInput, NotFound
 from milepost.features import FeatureStore
 from milepost.features.online import entity_key, pack, unpack
 from milepost.project import check_consistency, load_project, sandbox
-from tests._project import BATCH_MEAN, write_project
+from tests._project import BATCH_MEAN, rewrite, write_project
 
 
 def test_the_project_as_written_is_consistent(tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_refusals_name_what_is_wrong(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     # no dataset holds the request column
     data = fixture.src / "data.py"
-    data.write_text(data.read_text().replace('"basket_value"', '"basket_total"'))
+    rewrite(data, '"basket_value"', '"basket_total"')  # the same length: see rewrite
     with pytest.raises(InvalidInput, match=r"'basket' needs request data \(basket_value\)") as exc:
         check_consistency(load_project(fixture.root), views=["basket"])
     assert f"{fixture.package}.labels lacks basket_value" in exc.value.message
