@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
@@ -144,20 +145,19 @@ def test_anchor_catches_a_fully_rewritten_chain(runtime: Runtime) -> None:
     assert Client().verify_audit(anchor=anchor).ok
     # rewrite history consistently: recompute every hash after editing event 1
     _untrigger(runtime)
-    from milepost.stores.audit import GENESIS_HASH, event_hash, iter_rows
+    from milepost.stores.audit import GENESIS_HASH, iter_rows
 
     with runtime.db.write() as conn:
         rows = list(iter_rows(conn))
         prev = GENESIS_HASH
-        for row in rows:
-            if row["seq"] == 1:
-                row["actor"] = "mallory"
-            row["prev_hash"] = prev
-            row["hash"] = event_hash(row)
-            prev = row["hash"]
+        for stored in rows:
+            actor = "mallory" if stored.seq == 1 else stored.actor
+            edited = dataclasses.replace(stored, actor=actor, prev_hash=prev)
+            row = dataclasses.replace(edited, hash=edited.content_hash())
+            prev = row.hash
             conn.execute(
                 sa.text("UPDATE audit_events SET actor=:a, prev_hash=:p, hash=:h WHERE seq=:s"),
-                {"a": row["actor"], "p": row["prev_hash"], "h": row["hash"], "s": row["seq"]},
+                {"a": row.actor, "p": row.prev_hash, "h": row.hash, "s": row.seq},
             )
         conn.execute(sa.text("UPDATE audit_head SET hash = :h"), {"h": prev})
     _retrigger(runtime)

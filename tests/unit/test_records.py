@@ -70,7 +70,7 @@ from milepost.serving import (
     VariantStats,
 )
 from milepost.serving.spec import DeploymentEvent
-from milepost.stores.audit import AuditEvent
+from milepost.stores.audit import AuditEvent, StoredEvent
 from milepost.tracking import ArtifactInfo, Environment, Experiment, Metric, Run, RunStatus
 from milepost.tracking.models import PagedList
 
@@ -382,6 +382,23 @@ RECORDS: dict[type, tuple[Any, str]] = {
             "endpoint",
             "churn",
             {"a": 1},
+            None,
+            "automatic: canary p99 168.9 ms > 1.5 x primary 3.3 ms",
+            "0" * 64,
+            "1" * 64,
+        ),
+        None,
+    ),
+    StoredEvent: (
+        StoredEvent(
+            46,
+            "ev",
+            1,
+            "root",
+            "deploy.rollback",
+            "endpoint",
+            "churn",
+            '{"a":1}',
             None,
             "automatic: canary p99 168.9 ms > 1.5 x primary 3.3 ms",
             "0" * 64,

@@ -69,9 +69,11 @@ from milepost.stores.schema import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from sqlalchemy.engine import Connection
+
+    from milepost.stores.audit import StoredEvent
 
 __all__ = ["StateReplay"]
 
@@ -205,7 +207,7 @@ class StateReplay:
         self.problems: list[tuple[int, str]] = []
         self._recorded_requests = False  # a promotion event carried its status
         self._baseline_seen = False
-        self._handlers: dict[str, Callable[[int, Mapping[str, Any]], None]] = {
+        self._handlers: dict[str, Callable[[int, StoredEvent], None]] = {
             "model.create": self._model,
             "model_version.register": self._register,
             "model_version.stage": self._stage,
@@ -219,9 +221,9 @@ class StateReplay:
 
     # -- replay ---------------------------------------------------------------------
 
-    def apply(self, row: Mapping[str, Any]) -> None:
+    def apply(self, row: StoredEvent) -> None:
         """Take one stored event (``before``/``after`` as stored JSON text)."""
-        action = row["action"]
+        action = row.action
         if action in _COUNTED:
             self.counts[action] += 1
             return
@@ -233,19 +235,19 @@ class StateReplay:
                 handler = self._promotion
             else:
                 return
-        handler(int(row["seq"]), row)
+        handler(int(row.seq), row)
 
-    def _model(self, seq: int, row: Mapping[str, Any]) -> None:
-        self.models[row["object_id"]] = seq
+    def _model(self, seq: int, row: StoredEvent) -> None:
+        self.models[row.object_id] = seq
 
-    def _register(self, seq: int, row: Mapping[str, Any]) -> None:
-        name, _, version = row["object_id"].rpartition("/")
+    def _register(self, seq: int, row: StoredEvent) -> None:
+        name, _, version = row.object_id.rpartition("/")
         if version.isdigit():
             self.versions[(name, int(version))] = _Seen("None", seq)
 
-    def _stage(self, seq: int, row: Mapping[str, Any]) -> None:
-        name = row["object_id"].rpartition("/")[0]
-        after = _obj(row["after"])
+    def _stage(self, seq: int, row: StoredEvent) -> None:
+        name = row.object_id.rpartition("/")[0]
+        after = _obj(row.after)
         for change in after.get("changes") or []:
             if isinstance(change, list) and len(change) == 3 and str(change[0]).isdigit():
                 self.versions[(name, int(change[0]))] = _Seen(str(change[2]), seq)
@@ -257,34 +259,34 @@ class StateReplay:
             if gates is not None:
                 request.gates = gates
 
-    def _alias(self, seq: int, row: Mapping[str, Any]) -> None:
-        name, _, alias = row["object_id"].rpartition("@")
-        self.aliases[(name, alias)] = _Seen(_int(_obj(row["after"]).get("version")), seq)
+    def _alias(self, seq: int, row: StoredEvent) -> None:
+        name, _, alias = row.object_id.rpartition("@")
+        self.aliases[(name, alias)] = _Seen(_int(_obj(row.after).get("version")), seq)
 
-    def _endpoint(self, seq: int, row: Mapping[str, Any]) -> None:
-        if row["object_type"] == "endpoint":
-            after = _obj(row["after"])
+    def _endpoint(self, seq: int, row: StoredEvent) -> None:
+        if row.object_type == "endpoint":
+            after = _obj(row.after)
             traffic = _traffic(after.get("variants"))
-            self.endpoints[row["object_id"]] = _Seen(traffic, seq)
-            self.tracks[row["object_id"]] = _Seen(_track(after.get("track")), seq)
+            self.endpoints[row.object_id] = _Seen(traffic, seq)
+            self.tracks[row.object_id] = _Seen(_track(after.get("track")), seq)
 
-    def _grant(self, seq: int, row: Mapping[str, Any]) -> None:
-        after = _obj(row["after"])
+    def _grant(self, seq: int, row: StoredEvent) -> None:
+        after = _obj(row.after)
         self.roles[(str(after.get("actor")), str(after.get("role")))] = _Seen(True, seq)
 
-    def _revoke(self, seq: int, row: Mapping[str, Any]) -> None:
-        before = _obj(row["before"])
+    def _revoke(self, seq: int, row: StoredEvent) -> None:
+        before = _obj(row.before)
         self.roles[(str(before.get("actor")), str(before.get("role")))] = _Seen(False, seq)
 
-    def _card_field(self, seq: int, row: Mapping[str, Any]) -> None:
-        after = _obj(row["after"])
+    def _card_field(self, seq: int, row: StoredEvent) -> None:
+        after = _obj(row.after)
         version, text = _int(after.get("version")), after.get("text")
         if version is not None and after.get("field"):
-            key = (row["object_id"], version, str(after["field"]))
+            key = (row.object_id, version, str(after["field"]))
             self.card_fields[key] = _Seen(None if text is None else str(text), seq)
 
-    def _promotion(self, seq: int, row: Mapping[str, Any]) -> None:
-        after = _obj(row["after"])
+    def _promotion(self, seq: int, row: StoredEvent) -> None:
+        after = _obj(row.after)
         request_id, status = after.get("request_id"), after.get("status")
         if not request_id or not status:
             return  # written before requests were recorded: the baseline covers them
@@ -297,7 +299,7 @@ class StateReplay:
         if approvers is not None:
             request.approvers = approvers
 
-    def _baseline(self, seq: int, row: Mapping[str, Any]) -> None:
+    def _baseline(self, seq: int, row: StoredEvent) -> None:
         if self._recorded_requests or self._baseline_seen:
             self.problems.append(
                 (
@@ -309,7 +311,7 @@ class StateReplay:
             )
             return
         self._baseline_seen = True
-        state = _obj(row["after"]).get("promotion_requests")
+        state = _obj(row.after).get("promotion_requests")
         for request_id, recorded in (state if isinstance(state, dict) else {}).items():
             values = recorded if isinstance(recorded, dict) else {}
             self.requests[str(request_id)] = _Request(

@@ -38,6 +38,7 @@ from milepost.stores import audit_guards
 from milepost.stores.audit import (
     GENESIS_HASH,
     AuditEvent,
+    StoredEvent,
     event_filters,
     event_hash,
     iter_rows,
@@ -183,15 +184,10 @@ class AuditService:
                 conn.execution_options(isolation_level="REPEATABLE READ")
             head_seq, head_hash = read_head(conn)
             for row in iter_rows(conn, where=event_filters(**filters)):
-                event = {
-                    **row,
-                    "before": None if row["before"] is None else json.loads(row["before"]),
-                    "after": None if row["after"] is None else json.loads(row["after"]),
-                }
-                out.write(json.dumps(event, sort_keys=True) + "\n")
+                out.write(json.dumps(row.exported(), sort_keys=True) + "\n")
                 count += 1
-                first = row["seq"] if first is None else first
-                last = row["seq"]
+                first = row.seq if first is None else first
+                last = row.seq
         return ExportSummary(
             events=count,
             first_seq=first,
@@ -301,9 +297,9 @@ class _Walk:
         self.checked = 0
         self.hash_at_head: str | None = None
 
-    def step(self, row: dict[str, Any]) -> None:
+    def step(self, row: StoredEvent) -> None:
         self.checked += 1
-        seq = int(row["seq"])
+        seq = int(row.seq)
         expected_seq = self.expected_seq
         if seq > expected_seq:
             missing = (
@@ -313,9 +309,9 @@ class _Walk:
             )
             self._add("deleted", expected_seq, f"{missing} deleted (gap before {seq}).")
         problems_before = len(self.problems)
-        if event_hash(row) != row["hash"]:
+        if row.content_hash() != row.hash:
             origin = _written_at(row, seq)
-            what = f"{row['action']} on {row['object_type']} {row['object_id']}"
+            what = f"{row.action} on {row.object_type} {row.object_id}"
             if origin is not None:
                 self._add(
                     "reordered",
@@ -329,7 +325,7 @@ class _Walk:
                     f"event {seq} ({what}) was changed after it was written: its content no "
                     "longer matches its hash.",
                 )
-        elif row["prev_hash"] != self.prev_hash and seq == expected_seq and not self.prev_flagged:
+        elif row.prev_hash != self.prev_hash and seq == expected_seq and not self.prev_flagged:
             # (a link broken by a neighbour already reported is not news)
             self._add(
                 "broken_link",
@@ -338,20 +334,20 @@ class _Walk:
                 "is broken.",
             )
         if seq == self.head_seq:
-            self.hash_at_head = row["hash"]
+            self.hash_at_head = row.hash
         if self.anchor_hash is not None and self.anchor_found is None:
-            if self.anchor_seq is None and row["hash"] == self.anchor_hash:
+            if self.anchor_seq is None and row.hash == self.anchor_hash:
                 self.anchor_found = seq
             elif self.anchor_seq == seq:
                 self.anchor_found = seq
-                if row["hash"] != self.anchor_hash:
+                if row.hash != self.anchor_hash:
                     self._add(
                         "anchor",
                         seq,
-                        f"event {seq} has hash {row['hash'][:12]}..., but the expected head "
+                        f"event {seq} has hash {row.hash[:12]}..., but the expected head "
                         f"says {self.anchor_hash[:12]}...: the chain was rewritten.",
                     )
-        self.prev_hash = row["hash"]
+        self.prev_hash = row.hash
         self.prev_flagged = len(self.problems) > problems_before
         self.expected_seq = seq + 1
 
@@ -415,11 +411,11 @@ class _Walk:
 _MOVE_WINDOW = 1000
 
 
-def _written_at(row: dict[str, object], seq: int) -> int | None:
+def _written_at(row: StoredEvent, seq: int) -> int | None:
     """The position an event was written at, when it matches its hash there."""
     for delta in range(1, _MOVE_WINDOW + 1):
         for candidate in (seq - delta, seq + delta):
-            if candidate > 0 and event_hash(row, seq=candidate) == row["hash"]:
+            if candidate > 0 and row.content_hash(seq=candidate) == row.hash:
                 return candidate
     return None
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GENESIS_HASH",
     "AuditEvent",
+    "StoredEvent",
     "append_event",
     "event_filters",
     "event_hash",
@@ -70,13 +71,59 @@ class AuditEvent:
     hash: str
 
     def __repr__(self) -> str:
-        why = f": {self.reason}" if self.reason else ""
-        line = f"{self.seq} {self.action} {self.object_type} {self.object_id} by {self.actor}{why}"
-        return f"AuditEvent({line if len(line) <= 72 else line[:71] + '…'})"
+        return f"AuditEvent({_summary(self)})"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return record_dict(self)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One audit row exactly as stored: ``before``/``after`` are the canonical JSON text
+    the hash covers (:meth:`event` decodes them)."""
+
+    seq: int
+    event_id: str
+    time: int  # ms since the epoch, UTC
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    before: str | None
+    after: str | None
+    reason: str | None
+    prev_hash: str
+    hash: str
+
+    def __repr__(self) -> str:
+        return f"StoredEvent({_summary(self)})"
+
+    def event(self) -> AuditEvent:
+        """The event with ``before``/``after`` decoded."""
+        return _to_event(vars(self))
+
+    def exported(self) -> dict[str, Any]:
+        """The row as ``audit export`` writes it (``before``/``after`` as JSON data)."""
+        return {
+            **vars(self),
+            "before": None if self.before is None else json.loads(self.before),
+            "after": None if self.after is None else json.loads(self.after),
+        }
+
+    def content_hash(self, *, seq: int | None = None) -> str:
+        """The hash of this content (at ``seq`` instead of its own, when given)."""
+        return event_hash(self, seq=seq)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``before``/``after`` as stored text)."""
+        return record_dict(self)
+
+
+def _summary(e: AuditEvent | StoredEvent) -> str:
+    why = f": {e.reason}" if e.reason else ""
+    line = f"{e.seq} {e.action} {e.object_type} {e.object_id} by {e.actor}{why}"
+    return line if len(line) <= 72 else line[:71] + "…"
 
 
 def _canonical(value: Any) -> str | None:
@@ -85,11 +132,13 @@ def _canonical(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def event_hash(row: Mapping[str, Any], *, seq: int | None = None) -> str:
+def event_hash(row: Mapping[str, Any] | StoredEvent, *, seq: int | None = None) -> str:
     """The hash of a stored row (``before``/``after`` as stored JSON text).
 
     ``seq`` overrides the row's own, to test where a moved event came from.
     """
+    if isinstance(row, StoredEvent):
+        row = vars(row)
     content = {
         "seq": row["seq"] if seq is None else seq,
         "event_id": row["event_id"],
@@ -167,7 +216,7 @@ def _to_event(row: Mapping[str, Any] | sa.RowMapping) -> AuditEvent:
 
 def iter_rows(
     conn: Connection, *, batch: int = 5000, where: Sequence[ColumnElement[bool]] = ()
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[StoredEvent]:
     """Every stored row in ``seq`` order, as stored (JSON as text), in batches; ``where``
     narrows it (see :func:`event_filters`)."""
     last = -1
@@ -185,14 +234,14 @@ def iter_rows(
         if not rows:
             return
         for r in rows:
-            yield dict(r)
+            yield StoredEvent(**r)
         last = rows[-1]["seq"]
 
 
 def iter_events(conn: Connection, *, batch: int = 5000) -> Iterator[AuditEvent]:
     """Every event in ``seq`` order."""
     for row in iter_rows(conn, batch=batch):
-        yield _to_event(row)
+        yield row.event()
 
 
 def event_filters(
@@ -231,7 +280,7 @@ def query_events(
     if before_seq is not None:
         clauses.append(audit_events.c.seq < before_seq)
     q = sa.select(audit_events).where(*clauses).order_by(audit_events.c.seq.desc()).limit(limit)
-    return [_to_event(r) for r in conn.execute(q).mappings()]
+    return [StoredEvent(**r).event() for r in conn.execute(q).mappings()]
 
 
 def stored_row(event: Mapping[str, Any]) -> dict[str, Any]:
