@@ -206,6 +206,28 @@ class Settings(BaseModel):
         "unavailable metadata database before raising (the values stay queued and the "
         "background writer keeps retrying).",
     )
+    metric_max_pending: int = Field(
+        default=500_000,
+        gt=0,
+        description="Metric values held in memory (queued plus being written). At the bound "
+        "log_metric blocks until the writer makes room, and after metric_flush_timeout "
+        "raises BackendUnavailable (that value was not logged): backpressure, never a "
+        "silent loss. About 180 bytes a value.",
+    )
+    push_max_pending_rows: int = Field(
+        default=1_000_000,
+        gt=0,
+        description="Pushed feature rows held in memory on their way to the offline store. "
+        "At the bound push() blocks up to 10 s for room, then raises BackendUnavailable "
+        "(the rows reached the online store, not the offline one; push them again).",
+    )
+    prediction_log_max_pending: int = Field(
+        default=100_000,
+        gt=0,
+        description="Prediction-log rows a model server replica holds in memory. At the "
+        "bound new rows are dropped and counted (milepost_prediction_log_dropped_total on "
+        "/metrics): a request is never slowed by its log.",
+    )
     prediction_log_retention_days: float | None = Field(
         default=None,
         gt=0,

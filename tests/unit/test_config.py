@@ -118,3 +118,11 @@ def test_load_settings_checks_its_arguments(tmp_path: Path) -> None:
             load_settings(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="is not a directory"):
         milepost.configure(cwd=tmp_path / "missing")
+
+
+def test_every_setting_is_in_the_readme_settings_table() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    named = {name for row in rows for name in row.split("|")[1].replace("`", " ").split()}
+    assert set(Settings.model_fields) - named == set()

@@ -44,7 +44,6 @@ from milepost.tracking._artifacts import (
 )
 from milepost.tracking._checks import experiment_name, experiment_ref, validate_key
 from milepost.tracking._values import int64, metric_value
-from milepost.tracking._writer import MAX_PENDING
 from milepost.tracking.environment import RunOrigin
 from milepost.tracking.models import (
     ArtifactInfo,
@@ -120,7 +119,7 @@ class RemoteTracking:
             interval=interval,
             batch_size=self.settings.metric_batch_size,
             max_batch=_MAX_POST_ROWS,
-            max_pending=MAX_PENDING,
+            max_pending=self.settings.metric_max_pending,
             overflow=Overflow.BLOCK,
             block_for=retry_for,
             retry_for=retry_for,

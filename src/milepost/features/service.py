@@ -89,7 +89,7 @@ class FeatureService:
         self._records: tuple[float, list[VersionRecord]] | None = None
         self._holdings: versions.Holdings | None = None  # refreshed with the records
         self.resolver = Resolver(self.registry, self.records)
-        self.pushes = PushBuffer(self.offline)
+        self.pushes = PushBuffer(self.offline, max_pending_rows=settings.push_max_pending_rows)
 
     @property
     def online(self) -> online_mod.OnlineStore:

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     import socket
     from types import FrameType
 
+    from milepost import Runtime
     from milepost.serving.engine import EndpointEngine
+    from milepost.serving.logger import PredictionLogger
 
 __all__ = ["run_replica"]
 
@@ -95,6 +97,20 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def prediction_logger(rt: Runtime, endpoint: str) -> PredictionLogger:
+    """A replica's prediction log: segments go to the artifact store (readable from any
+    host), at most ``prediction_log_max_pending`` rows held in memory."""
+    from milepost.serving.logger import PredictionLogger
+
+    return PredictionLogger(
+        endpoint,
+        rt.settings.home / "predictions",
+        rt.serving.store,
+        blobs=rt.blobs,
+        max_pending=rt.settings.prediction_log_max_pending,
+    )
+
+
 def run_replica(
     sock: socket.socket,
     endpoint: str,
@@ -107,12 +123,9 @@ def run_replica(
     import milepost
     from milepost.governance.tokens import CachedAuthenticator
     from milepost.serving.engine import EndpointEngine
-    from milepost.serving.logger import PredictionLogger
 
     rt = milepost.configure(**overrides)
-    logger = PredictionLogger(  # segments go to the artifact store, readable from any host
-        endpoint, rt.settings.home / "predictions", rt.serving.store, blobs=rt.blobs
-    )
+    logger = prediction_logger(rt, endpoint)
     engine = EndpointEngine(
         endpoint,
         store=rt.serving.store,

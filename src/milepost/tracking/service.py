@@ -101,6 +101,7 @@ class TrackingService:
             heartbeat_interval=settings.heartbeat_interval,
             live_runs=lambda: list(self._owned),
             retry_for=settings.metric_flush_timeout,
+            max_pending=settings.metric_max_pending,
         )
 
     # -- experiments ----------------------------------------------------------------
