@@ -6,6 +6,7 @@ A facade: each method delegates to a service and holds no logic of its own.
 from __future__ import annotations
 
 import json
+import warnings
 from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 from milepost import _validate as check
@@ -59,6 +60,23 @@ _AUDIT_FILTERS = (
 )
 _STRATEGIES: tuple[Strategy, ...] = ("canary", "blue_green", "shadow", "rolling")
 _MONITOR_CHANGES = ("checks", "window", "schedule", "thresholds", "webhook", "enabled")
+
+
+def _renamed(old: str, new: str) -> Any:
+    """A method's name before the ``list_*``/``get_*`` vocabulary: works for one more
+    release and says what to use instead."""
+
+    def alias(self: Client, *args: Any, **kwargs: Any) -> Any:
+        warnings.warn(
+            f"Client.{old} is now Client.{new}; the old name goes in the next release.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(self, new)(*args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = old
+    alias.__doc__ = f"Deprecated: the old name of :meth:`{new}`."
+    return alias
 
 
 class Client:
@@ -282,7 +300,7 @@ class Client:
         """Archive a version."""
         self._rt.models.archive(name, version, reason=reason)
 
-    def model_history(self, name: str) -> list[StageEvent]:
+    def get_model_history(self, name: str) -> list[StageEvent]:
         """Every stage change of a model."""
         return self._rt.models.history(name)
 
@@ -315,7 +333,7 @@ class Client:
             trusted=trusted,
         )
 
-    def fairness_audits(self, model_uri: str, *, limit: int = 20) -> list[FairnessResult]:
+    def list_fairness_audits(self, model_uri: str, *, limit: int = 20) -> list[FairnessResult]:
         """A model version's stored fairness audits, newest first."""
         return self._rt.evaluation.fairness_for_version(model_uri, limit=limit)
 
@@ -380,8 +398,6 @@ class Client:
     ) -> list[PromotionRequest]:
         """Promotion requests, newest first (``status=None``: every status)."""
         return self._rt.promotion.list_requests(status=status, model=model)
-
-    promotion_requests = list_promotion_requests  # the name before list_*; kept working
 
     def get_promotion_request(self, request_id: str) -> PromotionRequest:
         """One promotion request (a full id or a unique prefix) with its gate results."""
@@ -495,11 +511,11 @@ class Client:
         """Back to the previous version, instantly (it is still loaded)."""
         return self._rt.serving.rollback(name, reason=reason)
 
-    def endpoint_status(self, name: str, *, window_seconds: float = 300) -> dict[str, Any]:
+    def get_endpoint_status(self, name: str, *, window_seconds: float = 300) -> dict[str, Any]:
         """The spec, the registry's agreement, the rollout, recent events and stats."""
         return self._rt.serving.status(name, window_seconds=window_seconds)
 
-    def decision(self, request_id: str, *, row: int = 0) -> DecisionRecord:
+    def get_decision(self, request_id: str, *, row: int = 0) -> DecisionRecord:
         """A consequential endpoint's decision by the request id of its answer: input,
         model version, prediction, probabilities and explanation, from the prediction log
         (see :meth:`milepost.serving.DeploymentService.decision`)."""
@@ -640,7 +656,7 @@ class Client:
         """Every monitor, by name."""
         return self._rt.monitors.list()
 
-    def monitor_results(
+    def list_monitor_results(
         self,
         name: str,
         *,
@@ -740,8 +756,6 @@ class Client:
 
         return AuditService.verify_export(source, partial=partial, expect_head=expect_head)
 
-    audit_events = list_audit_events  # the name before list_*; kept working
-
     def audit_head(self) -> str:
         """The audit chain's head as ``SEQ:HASH``: keep it outside the store as an anchor."""
         return self._rt.audit.head_anchor()
@@ -771,10 +785,22 @@ class Client:
         :meth:`milepost.governance.lineage.LineageService.graph`."""
         return self._rt.lineage.graph(ref, direction=direction, depth=depth)
 
-    def models_trained_on(self, dataset: str, *, stage: str | None = None) -> list[LineageNode]:
+    def list_models_trained_on(
+        self, dataset: str, *, stage: str | None = None
+    ) -> list[LineageNode]:
         """Model versions trained on ``dataset`` (``NAME@VERSION``), directly or through
         runs, training sets and pipelines; ``stage="Production"`` keeps those in it."""
         return self._rt.lineage.models_trained_on(dataset, stage=stage)
+
+    # the names before the list_*/get_* vocabulary, for one release (DeprecationWarning)
+    model_history = _renamed("model_history", "get_model_history")
+    fairness_audits = _renamed("fairness_audits", "list_fairness_audits")
+    monitor_results = _renamed("monitor_results", "list_monitor_results")
+    models_trained_on = _renamed("models_trained_on", "list_models_trained_on")
+    endpoint_status = _renamed("endpoint_status", "get_endpoint_status")
+    decision = _renamed("decision", "get_decision")
+    promotion_requests = _renamed("promotion_requests", "list_promotion_requests")
+    audit_events = _renamed("audit_events", "list_audit_events")
 
 
 def _check_audit_filters(call: str, filters: Mapping[str, Any], known: Sequence[str]) -> None:

@@ -103,4 +103,4 @@ def rollback(name: str, *, reason: str | None = None) -> EndpointSpec:
 
 def status(name: str, *, window_seconds: float = 300) -> dict[str, Any]:
     """The spec, the registry's agreement, the rollout, recent events and per-variant stats."""
-    return _Client().endpoint_status(name, window_seconds=window_seconds)
+    return _Client().get_endpoint_status(name, window_seconds=window_seconds)

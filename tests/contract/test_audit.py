@@ -171,7 +171,7 @@ def test_anchor_catches_a_fully_rewritten_chain(runtime: Runtime) -> None:
 def test_run_start_and_end_are_audited_with_actor(runtime: Runtime) -> None:
     with milepost.start_run(experiment="a") as run:
         pass
-    events = Client().audit_events(object_id=run.run_id)
+    events = Client().list_audit_events(object_id=run.run_id)
     assert [e.action for e in events] == ["run.end", "run.start"]
     assert all(e.actor == "tester" for e in events)
     assert events[0].before == {"status": "RUNNING"} and events[0].after["status"] == "FINISHED"
@@ -517,7 +517,7 @@ def test_a_whole_workflow_on_a_tracking_endpoint_verifies(registry: None, runtim
         1: "Archived",
         2: "Production",
     }
-    statuses = sorted(r.status for r in c.promotion_requests(status=None))
+    statuses = sorted(r.status for r in c.list_promotion_requests(status=None))
     assert statuses == ["completed", "completed", "completed", "rolled_back", "rolled_back"]
     report = c.verify_audit()
     assert report.ok, report.problems

@@ -126,8 +126,8 @@ def _huge_calls(seeded: dict[str, Any], n: int) -> list[Callable[[], Any]]:
         lambda: c.log_batch(run_id, metrics={"m": 1.0}, step=n),
         lambda: c.search_runs([n]),
         lambda: c.search_runs(max_results=n),
-        lambda: c.audit_events(since_ms=n),
-        lambda: c.audit_events(limit=n),
+        lambda: c.list_audit_events(since_ms=n),
+        lambda: c.list_audit_events(limit=n),
         lambda: c.verify_audit(expect_head=f"{n}:{'a' * 64}"),
         lambda: milepost.data.get(f"churn@{n}"),
         lambda: milepost.load_model(f"models:/churn/{n}"),
@@ -370,7 +370,7 @@ def test_control_characters_in_every_kind_of_name(seeded: dict[str, Any], bad: s
     with milepost.start_run(), pytest.raises(InvalidInput):
         milepost.log_model(FRAME, name=f"churn{bad}")
     assert Client().audit_head() != before  # the run above, and only it
-    assert [e.action for e in Client().audit_events(since_ms=0, limit=2)] == [
+    assert [e.action for e in Client().list_audit_events(since_ms=0, limit=2)] == [
         "run.end",
         "run.start",
     ]
@@ -437,7 +437,7 @@ def test_a_request_id_prefix_must_be_hex(seeded: dict[str, Any]) -> None:
             c.reject(prefix, reason="junk")
         with pytest.raises(InvalidInput, match="Promotion request id"):
             c.approve(prefix)
-    assert c.promotion_requests()[0].status == "pending_approval"
-    assert c.promotion_requests()[0].request_id == request.request_id
+    assert c.list_promotion_requests()[0].status == "pending_approval"
+    assert c.list_promotion_requests()[0].request_id == request.request_id
     rejected = c.reject(request.request_id[:12].upper(), reason="by prefix")
     assert rejected.status == "rejected"

@@ -159,14 +159,14 @@ def test_bad_input_is_refused_clearly(
     args: dict[str, Any] = {"target": "y", "sensitive_features": ["gender"], **kwargs}
     with pytest.raises(InvalidInput, match=match):
         milepost.get_runtime().evaluation.audit_fairness(decider, frame, **args)
-    assert Client().fairness_audits(decider) == []
+    assert Client().list_fairness_audits(decider) == []
 
 
 def test_audits_are_stored_and_audited(decider: str, runtime: Runtime) -> None:
     c = Client()
     first = c.audit_fairness(decider, BIASED, "y", ["gender"], min_group_size=15)
     second = c.audit_fairness(decider, BIASED.assign(g2=BIASED["gender"]), "y", ["gender", "g2"])
-    stored = c.fairness_audits(decider)
+    stored = c.list_fairness_audits(decider)
     assert [a.audit_id for a in stored] == [second.audit_id, first.audit_id]
     assert stored[1] == first and stored[0].to_dict() == second.to_dict()
     assert c.get_fairness_audit(first.audit_id) == first
@@ -182,7 +182,7 @@ def test_audits_are_stored_and_audited(decider: str, runtime: Runtime) -> None:
     assert c.verify_audit().ok
     with pytest.raises(NotFound, match=r"Fairness audit 'f{32}' does not exist"):
         c.get_fairness_audit("f" * 32)
-    assert c.fairness_audits(decider, limit=1) == [stored[0]]
+    assert c.list_fairness_audits(decider, limit=1) == [stored[0]]
 
 
 def test_a_realistic_audit_on_a_registered_dataset(
@@ -202,7 +202,7 @@ def test_a_realistic_audit_on_a_registered_dataset(
     )
     values = result.summary[PROTECTED]
     assert all(v is None or 0 <= v <= 1 for v in values.values())
-    assert Client().fairness_audits("models:/churn/1")[0].dataset_ref == "churn.test@1"
+    assert Client().list_fairness_audits("models:/churn/1")[0].dataset_ref == "churn.test@1"
 
 
 def test_an_audit_stored_behind_the_service_is_named_by_verify(

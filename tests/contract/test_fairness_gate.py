@@ -78,7 +78,7 @@ def test_a_biased_version_is_refused_and_the_result_says_why(
     assert audit.model_uri == "models:/loans/2" and audit.dataset_ref == "audit@1"
     assert gate.details["summary"] == audit.summary
     assert gate.details["summary"]["gender"]["demographic_parity_ratio"] == pytest.approx(0.5)
-    assert loans.fairness_audits("models:/loans/2")[0].audit_id == audit.audit_id
+    assert loans.list_fairness_audits("models:/loans/2")[0].audit_id == audit.audit_id
     # a refused request cannot be approved into Production
     runtime.roles.grant("tester", "approver")
     with pytest.raises(Conflict, match="is refused, not awaiting approval"):

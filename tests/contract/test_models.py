@@ -159,7 +159,7 @@ def test_stages_history_and_production_at(
     t2 = int(time.time() * 1000)
     versions = {v.version: v.stage for v in c.list_model_versions("churn")}
     assert versions == {1: "Archived", 2: "Production", 3: "None"}
-    assert [(e.version, e.from_stage, e.to_stage) for e in c.model_history("churn")] == [
+    assert [(e.version, e.from_stage, e.to_stage) for e in c.get_model_history("churn")] == [
         (1, "None", "Production"),
         (2, "None", "Staging"),
         (1, "Production", "Archived"),
@@ -213,7 +213,7 @@ def test_concurrent_promotions_exactly_one_wins(
     assert stages.count("Production") == 1
     # every winner archived the one before it, or lost; nobody overwrote silently
     assert outcomes.count("won") >= 1
-    history = Client().model_history("churn")
+    history = Client().get_model_history("churn")
     assert sum(1 for e in history if e.to_stage == "Production") == outcomes.count("won")
 
 

@@ -194,7 +194,7 @@ def test_no_drift_no_alert_and_client_facade(runtime: Runtime, endpoint: str) ->
     assert {r.feature for r in run.results if r.metric == "psi"} == {"age", "income", "plan"}
     assert [m.name for m in client.list_monitors()] == ["steady"]
     assert client.get_monitor("steady").last_run_at == _now_ms()
-    assert len(client.monitor_results("steady", metric="psi")) == 3
+    assert len(client.list_monitor_results("steady", metric="psi")) == 3
     assert client.list_alerts() == []
     paused = client.update_monitor("steady", enabled=False, thresholds={"psi": 0.1})
     assert not paused.enabled and paused.thresholds == {"psi": 0.1}

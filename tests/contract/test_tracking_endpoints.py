@@ -143,12 +143,12 @@ def test_a_canary_carries_its_promotion_and_its_end_moves_both_at_once(
     assert req.status == "completed"
     assert req.gates[-1].kind == "rollout" and req.gates[-1].status == "passed"
     assert req.gates[-1].name == "canary on churn-ep"
-    last = c.model_history("churn")[-1]
+    last = c.get_model_history("churn")[-1]
     assert (last.version, last.to_stage, last.request_id) == (3, "Production", request_id)
     # the stage change and the endpoint change are one transaction: one audit event each,
     # written together
-    stage = c.audit_events(action="model_version.stage")[0]
-    promote = c.audit_events(action="deploy.canary.promote")[0]
+    stage = c.list_audit_events(action="model_version.stage")[0]
+    promote = c.list_audit_events(action="deploy.canary.promote")[0]
     assert stage.after["endpoint"] == "churn-ep" and stage.after["request_id"] == request_id
     assert abs(stage.seq - promote.seq) == 1
 
@@ -223,7 +223,7 @@ def test_a_canary_whose_gates_fail_takes_no_traffic(tracked: str, runtime: Runti
         and spec.rollout is None
         and _roles(runtime, tracked) == {"churn-v1": "primary"}
     )
-    refused = c.promotion_requests(status="refused")
+    refused = c.list_promotion_requests(status="refused")
     assert len(refused) == 3 and {r.version for r in refused} == {2}
     _agree(runtime, tracked)
 
@@ -273,7 +273,9 @@ def test_models_promote_waits_for_the_rollout_and_the_registry_refuses_detours(
     with pytest.raises(Conflict, match="is rolling it out as a canary"):
         c.archive_model_version("churn", 3)
     _promote_by_canary(runtime, tracked, 3, 1)
-    assert next(r.request_id for r in c.promotion_requests(status="completed")) == req.request_id
+    assert (
+        next(r.request_id for r in c.list_promotion_requests(status="completed")) == req.request_id
+    )
     _agree(runtime, tracked)
 
 
@@ -313,7 +315,7 @@ def test_a_failing_canary_is_rolled_back_and_the_registry_records_it(
     verdict = req.gates[-1]
     assert (verdict.kind, verdict.status) == ("rollout", "failed")
     assert verdict.message.startswith("automatic: canary p99 30.0 ms")
-    assert c.audit_events(action="promotion.rolled_back")[0].object_id == "churn/3"
+    assert c.list_audit_events(action="promotion.rolled_back")[0].object_id == "churn/3"
     _agree(runtime, tracked)
     # rolled back is an end: a new canary of v3 starts a new promotion
     again = svc.canary(tracked, 3, policy=FAST).rollout.request_id  # type: ignore[union-attr]
@@ -369,7 +371,7 @@ def test_a_shadow_of_any_version_then_a_canary_with_its_promotion(
     svc = runtime.serving
     Client().set_promotion_policy("churn", {"production": [METRIC]})
     svc.shadow(tracked, 2, share=0.5)  # answers nobody: no promotion needed
-    assert [r.version for r in Client().promotion_requests(status=None)] == [1]
+    assert [r.version for r in Client().list_promotion_requests(status=None)] == [1]
     with pytest.raises(GateFailed):
         svc.promote(tracked)  # turning it into a canary needs its gates
     assert _roles(runtime, tracked) == {"churn-v1": "primary", "churn-v2": "shadow"}
@@ -401,5 +403,5 @@ def test_two_controller_processes_complete_a_canary_once(tracked: str, runtime: 
         actions = pool.map(_tick, [args, args])
     assert sorted(actions) == ["none", "promote"], actions
     assert _stages() == {1: "Archived", 2: "None", 3: "Production"}
-    assert sum(1 for e in Client().model_history("churn") if e.to_stage == "Production") == 2
+    assert sum(1 for e in Client().get_model_history("churn") if e.to_stage == "Production") == 2
     _agree(runtime, tracked)

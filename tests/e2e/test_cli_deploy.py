@@ -76,12 +76,12 @@ def test_endpoints_track_production_and_rollouts_move_the_registry(tmp_path: Pat
     # the command it names runs as typed (it once said `--version 2`, a usage error)
     hinted = re.search(r"`(milepost endpoints update [^`]*)`", " ".join(out.stdout.split()))
     assert hinted and hinted.group(1) == "milepost endpoints update churn 2", out.stdout
-    waiting = json.loads(run("models", "requests", "--json").stdout)
+    waiting = json.loads(run("promotions", "list", "--json").stdout)
     assert [(r["version"], r["status"], r["endpoint"]) for r in waiting] == [
         (2, "awaiting_rollout", "churn")
     ]
     # the request waits for a rollout on endpoint churn (the table's last column)
-    assert re.search(r"awaiting_rollout .* churn\s*$", run("models", "requests").stdout, re.M)
+    assert re.search(r"awaiting_rollout .* churn\s*$", run("promotions", "list").stdout, re.M)
     _one_line_error(run("models", "archive", "churn", "1"), "serves it as Production")
     assert stages() == {1: "Production", 2: "None"}
 
@@ -108,17 +108,17 @@ def test_endpoints_track_production_and_rollouts_move_the_registry(tmp_path: Pat
     # rolling back after it completed: both go back, and the request says so
     assert run("endpoints", "rollback", "churn", "--reason", "complaints").returncode == 0
     assert stages() == {1: "Production", 2: "Archived"}
-    requests = json.loads(run("models", "requests", "--status", "all", "--json").stdout)
+    requests = json.loads(run("promotions", "list", "--status", "all", "--json").stdout)
     assert [r["status"] for r in requests] == ["rolled_back", "completed"]
     assert requests[0]["gates"][-1]["message"] == "rolled back after it completed: complaints"
-    listed = run("models", "requests", "--status", "all").stdout
+    listed = run("promotions", "list", "--status", "all").stdout
     assert "rolled_back" in listed and "pending" not in listed
 
     # an archived version goes through Staging and its gates again first
     _one_line_error(
         run("endpoints", "update", "churn", "2", "--strategy", "blue-green"), "re-reviewed"
     )
-    _one_line_error(run("models", "requests", "--status", "rolledback"), "rolled_back")
+    _one_line_error(run("promotions", "list", "--status", "rolledback"), "rolled_back")
     verify = run("audit", "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
 

@@ -69,13 +69,21 @@ def test_registry_and_promotion_from_the_command_line(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "Waiting for approval" in out.stdout
     pending = json.loads(
-        cli_in_process("models", "requests", "--json", cwd=tmp_path, env=env).stdout
+        cli_in_process("promotions", "list", "--json", cwd=tmp_path, env=env).stdout
     )
     request = pending[0]["request_id"]
-    self_approve = cli_in_process("models", "approve", request[:12], cwd=tmp_path, env=env)
+    # the old name lists the same; show gives the one request, by a prefix of its id
+    old_name = cli_in_process("models", "requests", "--json", cwd=tmp_path, env=env)
+    assert json.loads(old_name.stdout) == pending
+    shown = cli_in_process("promotions", "show", request[:12], "--json", cwd=tmp_path, env=env)
+    assert json.loads(shown.stdout) == pending[0]
+    text = cli_in_process("promotions", "show", request[:12], cwd=tmp_path, env=env).stdout
+    assert f"request {request}: churn v1 -> Production" in " ".join(text.split())
+    assert "Waiting for approval" in text
+    self_approve = cli_in_process("promotions", "approve", request[:12], cwd=tmp_path, env=env)
     assert self_approve.returncode == 1 and "needs the 'approver' role" in self_approve.stderr
     approved = cli_in_process(
-        "models",
+        "promotions",
         "approve",
         request[:12],
         "--reason",
@@ -91,10 +99,10 @@ def test_registry_and_promotion_from_the_command_line(tmp_path: Path) -> None:
     )
     assert "Waiting for approval" in out.stdout
     request = json.loads(
-        cli_in_process("models", "requests", "--json", cwd=tmp_path, env=env).stdout
+        cli_in_process("promotions", "list", "--json", cwd=tmp_path, env=env).stdout
     )[0]
     rejected = cli_in_process(
-        "models",
+        "promotions",
         "reject",
         request["request_id"][:12],
         "--reason",

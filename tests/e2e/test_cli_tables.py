@@ -180,7 +180,7 @@ def registry_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("models", "versions", "churn-propensity"),  # the hidden old name
         ("models", "show", "churn-propensity"),
         ("models", "history", "churn-propensity"),
-        ("models", "requests", "--status", "all"),
+        ("promotions", "list", "--status", "all"),
         ("endpoints", "list"),
         ("endpoints", "show", "churn-endpoint"),
     ],

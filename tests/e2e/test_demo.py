@@ -140,7 +140,7 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     production = c.get_model_version("churn", retrained["old_production"])
     assert production.run_id == result["runs"][best]
     assert result["promotion"]["refused_request"]
-    to_production = [e for e in c.model_history("churn") if e.to_stage == "Production"]
+    to_production = [e for e in c.get_model_history("churn") if e.to_stage == "Production"]
     assert len(to_production) == 3 and to_production[0].actor == "ana"  # the baseline
     assert to_production[1].version == production.version
     # the best: approved by ana, then made Production by its canary's last step on the
@@ -297,7 +297,7 @@ def _check_governance(c: Client, governed: dict[str, Any], text: str) -> None:
     from milepost.cards import validate_bom
 
     production = governed["production"]
-    audits = c.fairness_audits(f"models:/churn/{production}")
+    audits = c.list_fairness_audits(f"models:/churn/{production}")
     assert [a.summary["gender"] for a in audits] == [governed["fairness"]]
     assert "unreliable: under 30" in text  # the small nonbinary group is flagged
     refused = c.get_promotion_request(governed["refused_request"])
@@ -308,7 +308,7 @@ def _check_governance(c: Client, governed: dict[str, Any], text: str) -> None:
     assert c.get_model_version("churn", governed["candidate"]).stage == "None"
     decision = governed["decision"]
     assert decision["adds_up"] and decision["version"] == production
-    record = c.decision(decision["request_id"])
+    record = c.get_decision(decision["request_id"])
     assert record.explanation is not None and record.uri == f"models:/churn/{production}"
     md, html, bom = (Path(p) for p in governed["card"]["paths"])
     assert "Intended use" in md.read_text() and "<svg" in html.read_text()

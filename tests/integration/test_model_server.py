@@ -528,6 +528,6 @@ def test_a_canary_on_a_tracking_endpoint_moves_production_when_it_completes(
     stage = c.audit_events(action="model_version.stage")[0]
     promote = c.audit_events(action="deploy.canary.promote")[0]
     assert stage.after["endpoint"] == "tracked" and abs(stage.seq - promote.seq) == 1
-    assert c.model_history("churn")[-1].request_id == done.request_id
+    assert c.get_model_history("churn")[-1].request_id == done.request_id
     report = c.verify_audit()
     assert report.ok, report.problems

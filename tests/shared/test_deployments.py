@@ -66,7 +66,7 @@ def test_canary_advances_to_primary_and_rolls_back(client: milepost.Client, endp
     assert spec.rollout is not None and spec.rollout.status == "rolled_back"
     with pytest.raises(Conflict, match="Nothing to roll back"):
         client.rollback_endpoint(endpoint)
-    kinds = [e["kind"] for e in client.endpoint_status(endpoint)["events"]]
+    kinds = [e["kind"] for e in client.get_endpoint_status(endpoint)["events"]]
     assert kinds[:4] == ["rollback", "canary.promote", "canary.advance", "canary.start"]
 
 
@@ -100,14 +100,14 @@ def test_status_counts_each_variants_traffic(
     log_predictions(
         platform["rt"], endpoint, f"{MODEL}-v1", rows, start_ms=now - 60_000, version=1, errors=4
     )
-    status = client.endpoint_status(endpoint, window_seconds=600)
+    status = client.get_endpoint_status(endpoint, window_seconds=600)
     assert status["endpoint"] == endpoint and status["kind"] == "pinned"
     assert [v["name"] for v in status["variants"]] == [f"{MODEL}-v1"]
     stats = status["stats"][f"{MODEL}-v1"]
     assert stats["requests"] == 40 and stats["errors"] == 4
     assert status["window"]["until"] - status["window"]["since"] == 600_000
     with pytest.raises(InvalidInput, match="window_seconds"):
-        client.endpoint_status(endpoint, window_seconds=-1)
+        client.get_endpoint_status(endpoint, window_seconds=-1)
 
 
 def test_a_remote_rollback_is_the_tokens_user_in_the_audit_trail(

@@ -52,9 +52,9 @@ def test_graph_is_the_same_both_ways(
 
 
 def test_models_trained_on(client: milepost.Client, trained: str) -> None:
-    found = client.models_trained_on(trained)
+    found = client.list_models_trained_on(trained)
     assert [n.key for n in found] == [f"model_version:{MODEL}/1"]
-    assert client.models_trained_on(trained, stage="Production") == []
+    assert client.list_models_trained_on(trained, stage="Production") == []
 
 
 def test_refusals(client: milepost.Client) -> None:

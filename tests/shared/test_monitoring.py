@@ -74,10 +74,12 @@ def test_a_run_stores_a_time_series_and_raises_alerts(
     assert by[("psi", "age")].breached and not by[("psi", "plan")].breached
     assert {a.feature for a in run.alerts} == {"age"} and run.alerts[0].monitor == name
 
-    series = client.monitor_results(name, metric="psi", feature="age")
+    series = client.list_monitor_results(name, metric="psi", feature="age")
     assert [(r.run_id, r.value) for r in series] == [(run.run_id, by[("psi", "age")].value)]
     embedded = platform["rt"].monitors.results(name)
-    assert [r.to_dict() for r in client.monitor_results(name)] == [r.to_dict() for r in embedded]
+    assert [r.to_dict() for r in client.list_monitor_results(name)] == [
+        r.to_dict() for r in embedded
+    ]
 
     alerts = client.list_alerts(name)
     assert [a.alert_id for a in alerts] == [a.alert_id for a in run.alerts]

@@ -88,7 +88,7 @@ def test_request_then_a_second_user_approves(
     assert (done.status, done.decided_by) == ("completed", "bob")
     assert done.gates[0].status == "passed" and done.gates[0].evaluated_by == "bob"
     assert client.get_model(model).production_version == 2
-    assert client.model_history(model)[-1].to_stage == "Production"
+    assert client.get_model_history(model)[-1].to_stage == "Production"
     with pytest.raises(Conflict, match="not awaiting approval"):
         client.approve(req.request_id)
 

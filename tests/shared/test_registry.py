@@ -65,7 +65,7 @@ def test_stage_history_production_at_and_archive(
     rt = platform["rt"]
     rt.promotion.promote(model, 1, "production", reason="first")
     assert client.get_model_version(f"models:/{model}/Production").version == 1
-    history = client.model_history(model)
+    history = client.get_model_history(model)
     assert history == rt.models.history(model)
     assert [(e.from_stage, e.to_stage, e.actor) for e in history] == [
         ("None", "Production", "alice")
@@ -75,7 +75,7 @@ def test_stage_history_production_at_and_archive(
     assert client.production_at(model, history[0].at - 1) is None
     client.archive_model_version(model, 1, reason="retired")
     assert client.get_model_version(model, 1).stage == "Archived"
-    assert client.model_history(model)[-1].reason == "retired"
+    assert client.get_model_history(model)[-1].reason == "retired"
     assert client.get_model(model).production_version is None
 
 
@@ -144,7 +144,7 @@ def test_evaluate_and_fairness_on_a_dataset_version(
     )
     assert audit.sensitive_features == ["group"] and audit.created_by == "alice"
     assert client.get_fairness_audit(audit.audit_id[:8]).to_dict() == audit.to_dict()
-    listed = client.fairness_audits(f"models:/{model}/2")
+    listed = client.list_fairness_audits(f"models:/{model}/2")
     assert [a.to_dict() for a in listed] == [
         a.to_dict() for a in rt.evaluation.fairness_for_version(f"models:/{model}/2")
     ]

@@ -62,10 +62,10 @@ def test_models_and_data_commands(
     req = json.loads(milepost("models", "promote", unique, "2", "--to", "Production", "--json"))
     assert (req["status"], req["requested_by"]) == ("pending_approval", "alice")
     refused = _milepost(
-        platform, mode, "alice", "admin", "models", "approve", req["request_id"], cwd=tmp_path
+        platform, mode, "alice", "admin", "promotions", "approve", req["request_id"], cwd=tmp_path
     )
     assert refused.returncode == 1 and "cannot approve it too" in refused.stdout + refused.stderr
-    done = milepost("models", "approve", req["request_id"][:8], user="bob", role="approver")
+    done = milepost("promotions", "approve", req["request_id"][:8], user="bob", role="approver")
     assert re.search(rf"{unique} v2 is now in Production", done)
     assert rt.models.get_model(unique).production_version == 2
 

@@ -203,7 +203,7 @@ def test_automatic_deployment_waits_when_production_needs_a_person(
     request = client.get_promotion_request(deploy.details["request_id"])
     assert request.status == "pending_approval" and request.version == 2
     assert client.get_endpoint("churn-live").rollout is None  # no traffic before approval
-    assert f"milepost models approve {request.request_id[:12]}" in deploy.reasons[0]
+    assert f"milepost promotions approve {request.request_id[:12]}" in deploy.reasons[0]
 
 
 def test_worse_model_is_refused_at_the_gate(home: milepost.Runtime) -> None:

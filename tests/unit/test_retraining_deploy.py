@@ -147,7 +147,7 @@ def test_first_deployment_waits_for_an_approver_without_an_endpoint(
     deploy = _run(features=FEATURES, train=LINEAR)["deploy_model"]
     assert deploy.action == "pending approval"
     request_id = deploy.details["request_id"]
-    assert f"milepost models approve {request_id[:12]}" in deploy.reasons[0]
+    assert f"milepost promotions approve {request_id[:12]}" in deploy.reasons[0]
     assert client.get_promotion_request(request_id).status == "pending_approval"
     assert LIVE not in client.list_endpoints()  # no endpoint before Production exists
     assert client.get_model(MODEL).production_version is None

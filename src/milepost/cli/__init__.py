@@ -40,6 +40,7 @@ from milepost.cli import (
     models,
     monitor,
     pipelines,
+    promotions,
     roles,
     runs,
     scheduler,
@@ -66,6 +67,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
+app.add_typer(promotions.app, name="promotions")
 app.add_typer(fairness.app, name="fairness")
 app.add_typer(endpoints.app, name="endpoints")
 app.add_typer(decisions.app, name="decisions")

@@ -20,7 +20,7 @@ ReplicasArg = Annotated[int, typer.Argument(min=1, max=256, help="Replicas per h
 EndpointArg = Annotated[str, typer.Argument(help="Endpoint name.")]
 ModelNameArg = Annotated[str, typer.Argument(help="Registered model name.")]
 RequestArg = Annotated[
-    str, typer.Argument(help="Promotion request id, or its first characters (`models requests`).")
+    str, typer.Argument(help="Promotion request id, or its first characters (`promotions list`).")
 ]
 ReasonOpt = Annotated[str | None, typer.Option(help="Why (recorded in the audit trail).")]
 

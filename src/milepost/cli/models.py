@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -13,13 +13,11 @@ from rich.table import Table
 
 from milepost.cards.models import CARD_FIELDS
 from milepost.cli._output import Col, console, emit_json, fit_table, fmt_time, fmt_value
-from milepost.cli._params import MAX_INT64, ModelNameArg, ReasonOpt, RequestArg, VersionArg
+from milepost.cli._params import MAX_INT64, ModelNameArg, ReasonOpt, VersionArg
 from milepost.cli._runtime import runtime
-from milepost.errors import GateFailed, InvalidInput, did_you_mean
-
-if TYPE_CHECKING:
-    from milepost.promotion.gates import GateResult
-    from milepost.promotion.service import PromotionRequest
+from milepost.cli.promotions import approve, gates_table, print_request, reject
+from milepost.cli.promotions import list_ as list_requests
+from milepost.errors import GateFailed, InvalidInput
 
 app = typer.Typer(help="The model registry and the promotion workflow.", no_args_is_help=True)
 trust_app = typer.Typer(
@@ -30,24 +28,7 @@ trust_app = typer.Typer(
 app.add_typer(trust_app, name="trust")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-_STATUSES = (
-    "pending_approval",
-    "awaiting_rollout",
-    "rolling_out",
-    "completed",
-    "rolled_back",
-    "refused",
-    "rejected",
-    "stale",
-)
 STAGE_STYLE = {"Production": "green", "Staging": "cyan", "Archived": "dim", "None": ""}
-GATE_STYLE = {
-    "passed": "green",
-    "failed": "red",
-    "error": "red",
-    "pending": "yellow",
-    "skipped": "dim",
-}
 
 
 def _stage(stage: str) -> str:
@@ -234,56 +215,6 @@ def show(
         console.print(policy.to_yaml(), markup=False)
 
 
-def _gates_table(gates: list[GateResult]) -> Table:
-    rows = [
-        [
-            escape(g.name),
-            f"[{GATE_STYLE.get(g.status, '')}]{g.status}[/]",
-            escape(g.message),
-            g.kind,
-        ]
-        for g in gates
-    ]
-    table, _ = fit_table(
-        [Col("gate", wrap=True), "status", Col("detail", wrap=True), "kind"], rows, optional=1
-    )
-    return table
-
-
-def _print_request(req: PromotionRequest) -> None:
-    if req.gates:
-        console.print(_gates_table(req.gates))
-    if req.status == "completed":
-        console.print(
-            f"[green]{req.model} v{req.version} is now in {req.target_stage}[/] "
-            f"(request {req.request_id[:12]})."
-        )
-    elif req.status == "pending_approval":
-        console.print(
-            f"[yellow]Waiting for approval[/]: request {req.request_id[:12]} "
-            f"({req.model} v{req.version} -> {req.target_stage}). An approver runs "
-            f"`milepost models approve {req.request_id[:12]}`."
-        )
-    elif req.status == "awaiting_rollout":
-        console.print(
-            f"[cyan]Approved[/]: every gate passed (request {req.request_id[:12]}). Endpoint "
-            f"{req.endpoint} tracks {req.target_stage} of {req.model}, so v{req.version} "
-            f"enters {req.target_stage} when it is rolled out there: `milepost endpoints update "
-            f"{req.endpoint} {req.version}` (a canary; or --strategy blue-green or rolling)."
-        )
-    elif req.status == "rolling_out":
-        console.print(
-            f"Request {req.request_id[:12]} is being rolled out on {req.endpoint}: "
-            f"`milepost endpoints show {req.endpoint}`."
-        )
-    else:
-        console.print(
-            f"Request {req.request_id[:12]} is {req.status}"
-            + (f" by {req.decided_by}" if req.decided_by else "")
-            + "."
-        )
-
-
 @app.command()
 def promote(
     name: ModelNameArg,
@@ -302,85 +233,18 @@ def promote(
         if as_json:
             emit_json({"status": "refused", **(exc.details or {})})
         elif gates:
-            console.print(_gates_table(gates))
+            console.print(gates_table(gates))
         raise
     if as_json:
         emit_json(req.to_dict())
     else:
-        _print_request(req)
+        print_request(req)
 
 
-@app.command()
-def approve(request: RequestArg, reason: ReasonOpt = None, as_json: JsonOpt = False) -> None:
-    """Approve a promotion request (needs the approval gate's role)."""
-    req = runtime().promotion.approve(request, reason=reason)
-    emit_json(req.to_dict()) if as_json else _print_request(req)
-
-
-@app.command()
-def reject(request: RequestArg, reason: ReasonOpt = None, as_json: JsonOpt = False) -> None:
-    """Reject a promotion request."""
-    req = runtime().promotion.reject(request, reason=reason)
-    emit_json(req.to_dict()) if as_json else _print_request(req)
-
-
-@app.command()
-def requests(
-    status: Annotated[
-        str,
-        typer.Option(
-            help="open (pending_approval, awaiting_rollout, rolling_out), one of "
-            + ", ".join(_STATUSES)
-            + ", or all."
-        ),
-    ] = "open",
-    model: Annotated[str | None, typer.Option(help="Only this model's requests.")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """List promotion requests (by default the open ones: waiting for an approver or for
-    a rollout)."""
-    if status not in (*_STATUSES, "open", "all"):
-        raise InvalidInput(
-            f"--status {status!r} is not a request status.{did_you_mean(status, _STATUSES)}",
-            hint="Use open, all, or one of " + ", ".join(_STATUSES) + ".",
-        )
-    from milepost.promotion.service import OPEN_STATUSES
-
-    wanted: str | tuple[str, ...] | None = (
-        OPEN_STATUSES if status == "open" else None if status == "all" else status
-    )
-    reqs = runtime().promotion.list_requests(status=wanted, model=model)
-    if as_json:
-        emit_json([r.to_dict() for r in reqs])
-        return
-    rows = [
-        [
-            r.request_id[:12],
-            f"{r.model}/{r.version}",
-            r.target_stage,
-            r.status,  # kept whole: "pending_a…" could be read as anything
-            r.requested_by,
-            fmt_time(r.created_at),
-            escape(r.reason or ""),
-            r.endpoint or "-",
-        ]
-        for r in reqs
-    ]
-    table, _ = fit_table(
-        [
-            "request",
-            "version",
-            "to",
-            "status",
-            "requested by",
-            "when (UTC)",
-            Col("reason", wrap=True),
-            "endpoint",
-        ],
-        rows,
-        optional=3,
-    )
-    console.print(table)
+# the old names of `milepost promotions approve|reject|list`, for one release
+app.command("approve", hidden=True)(approve)
+app.command("reject", hidden=True)(reject)
+app.command("requests", hidden=True)(list_requests)
 
 
 @app.command()

@@ -176,7 +176,7 @@ def _decision(console: Console, server: ModelServer, customers: list[int]) -> di
     record = None
     while record is None and time.monotonic() < deadline:
         try:  # read back from the log alone: no model is loaded
-            record = client.decision(answer["request_id"])
+            record = client.get_decision(answer["request_id"])
         except NotFound:
             time.sleep(0.2)  # the replica writes its log each second
     if record is None:
@@ -251,7 +251,7 @@ def _lineage(console: Console, version: int, train: str, reports: Path) -> dict[
     full = client.lineage(f"models:/{MODEL}/{version}")
     path = reports / f"lineage-{MODEL}-v{version}.html"
     path.write_text(lineage_html(full), encoding="utf-8")
-    trained = client.models_trained_on(train, stage="Production")
+    trained = client.list_models_trained_on(train, stage="Production")
     console.print(
         f"  Production models trained on {train}: "
         + (", ".join(n.label for n in trained) or "none")

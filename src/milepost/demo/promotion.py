@@ -151,7 +151,7 @@ def awaiting_rollout(version: int) -> bool:
     """True when ``version`` has an approved promotion to Production waiting for a rollout."""
     return any(
         r.version == version and r.target_stage == "Production"
-        for r in milepost.Client().promotion_requests(status="awaiting_rollout", model=MODEL)
+        for r in milepost.Client().list_promotion_requests(status="awaiting_rollout", model=MODEL)
     )
 
 
@@ -168,7 +168,7 @@ def refuse(console: Console, version: int) -> str | None:
         refused = exc.details["request_id"]
         _gates(console, [GateResult(**g) for g in exc.details["gates"]])
         console.print(f"  → refused, registry unchanged (request {refused[:12]})")
-    history = client.model_history(MODEL)
+    history = client.get_model_history(MODEL)
     table = Table("when (UTC)", "version", "from", "to", "by", "reason")
     for e in history[-5:]:
         table.add_row(

@@ -114,7 +114,7 @@ class RolloutRequests:
             raise Conflict(
                 f"{name} v{version} may take traffic on {endpoint!r} only once its promotion "
                 f"to Production is approved: request {req.request_id[:12]} waits for approval.",
-                hint=f"An approver runs `milepost models approve {req.request_id[:12]}`; then "
+                hint=f"An approver runs `milepost promotions approve {req.request_id[:12]}`; then "
                 "start the rollout again.",
                 details={"request_id": req.request_id},
             )
@@ -122,7 +122,7 @@ class RolloutRequests:
             raise Conflict(
                 f"The promotion of {name} v{version} (request {req.request_id[:12]}) is "
                 f"{req.status}, not waiting for a rollout on {endpoint!r}.",
-                hint=f"See `milepost endpoints show {endpoint}` and `milepost models requests "
+                hint=f"See `milepost endpoints show {endpoint}` and `milepost promotions list "
                 f"--model {name} --status all`.",
             )
         return req

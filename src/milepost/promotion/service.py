@@ -86,7 +86,7 @@ def _request_id(request_id: object) -> str:
         max_length=32,
         pattern=_REQUEST_ID,
         rule="give the hex id, or at least its first 4 characters, as "
-        "`milepost models requests` prints it",
+        "`milepost promotions list` prints it",
     )
 
 

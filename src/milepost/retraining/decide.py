@@ -272,7 +272,7 @@ def deploy_model(staging: Staging, endpoint: str = "") -> Deployment:
                 [
                     *created,
                     f"the canary on {where!r} waits for its promotion request "
-                    f"{request_id[:12]} to be approved (`milepost models approve "
+                    f"{request_id[:12]} to be approved (`milepost promotions approve "
                     f"{request_id[:12]}`), then starts again",
                 ],
                 endpoint=where,
@@ -317,7 +317,7 @@ def deploy_model(staging: Staging, endpoint: str = "") -> Deployment:
             "pending approval",
             (
                 f"automatic deployment is off: Production request {rid[:12]} waits for an "
-                f"approver (`milepost models approve {rid[:12]}`)"
+                f"approver (`milepost promotions approve {rid[:12]}`)"
             ),
         )
     elif request.status == "awaiting_rollout":

@@ -187,7 +187,7 @@ def first_deployment(staging: Staging, where: str, reason: str) -> Deployment:
             "pending approval",
             [
                 f"{model} has no Production version and {where!r} does not exist yet: "
-                f"Production request {rid[:12]} waits for an approver (`milepost models "
+                f"Production request {rid[:12]} waits for an approver (`milepost promotions "
                 f"approve {rid[:12]}`); the next run then creates {where!r} tracking "
                 f"Production (or `milepost endpoints create {where} {model}`)",
             ],

@@ -203,7 +203,7 @@ def test_which_production_models_were_trained_on_a_dataset(
 ) -> None:
     lineage = shared.lineage
     assert [n.ref for n in lineage.models_trained_on("lineage.train@1")] == ["churn/1", "churn/2"]
-    production = Client().models_trained_on("datasets:/lineage.train@1", stage="Production")
+    production = Client().list_models_trained_on("datasets:/lineage.train@1", stage="Production")
     assert [(n.ref, n.attrs["stage"]) for n in production] == [("churn/1", "Production")]
     assert lineage.models_trained_on("lineage.train@1", stage="none")[0].ref == "churn/2"
     assert [n.ref for n in lineage.models_trained_on("lineage.train@2")] == ["other/1"]

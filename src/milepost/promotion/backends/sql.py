@@ -97,7 +97,7 @@ class SqlPromotionStore:
             if row is None:
                 raise NotFound(
                     f"Promotion request {request_id!r} does not exist.",
-                    hint="List them with `milepost models requests`.",
+                    hint="List them with `milepost promotions list`.",
                 )
             gates = c.execute(
                 sa.select(gate_results)
@@ -128,7 +128,7 @@ class SqlPromotionStore:
         if len(ids) != 1:
             raise NotFound(
                 f"No single promotion request matches {request_id_prefix!r}.",
-                hint="List them with `milepost models requests`.",
+                hint="List them with `milepost promotions list`.",
             )
         return str(ids[0])
 
