@@ -253,8 +253,12 @@ def test_bad_arguments_are_clear(home: milepost.Runtime) -> None:
         run_steps(**ARGS, features=FEATURES, feature_repo=REPO, holdout=1.5)
     with pytest.raises(InvalidInput, match="has no column 'churn'"):
         run_steps(model=MODEL, labels="customers", target="churn")
-    with pytest.raises(InvalidInput, match="cannot be imported"):
+    with pytest.raises(InvalidInput, match="Cannot import module 'no_such_module_xyz'"):
         load_callable("no_such_module_xyz:fit", "Train function")
+    with pytest.raises(InvalidInput, match=r"reference is 'package\.module:attr'"):
+        load_callable("no_colon", "Train function")
+    with pytest.raises(InvalidInput, match="has no attribute 'NOPE'"):
+        load_suite(f"{__name__}:NOPE", LABEL)
     with pytest.raises(InvalidInput, match="Did you mean 'weak_train'"):
         load_callable(f"{__name__}:weak_trian", "Train function")
     with pytest.raises(InvalidInput, match="names no expectation suite"):

@@ -21,13 +21,12 @@ resume from another process) needs an importable ``module:attr``, which
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import os
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
+from milepost._refs import resolve_ref
 from milepost.errors import InvalidInput, MilepostError, did_you_mean
 from milepost.pipelines import _types
 from milepost.pipelines._handles import Const, Handle, Ref
@@ -351,43 +350,15 @@ def load_pipeline(ref: str) -> Pipeline:
         InvalidInput: a malformed reference, a module that cannot be imported (with the
             ImportError), a missing attribute, or something that is not a pipeline.
     """
-    if not isinstance(ref, str) or ref.count(":") != 1 or not all(ref.split(":")):
-        raise InvalidInput(
-            f"A pipeline reference is 'package.module:attr', got {ref!r}.",
-            hint="e.g. milepost.demo.pipelines:churn",
-        )
-    module_name, attr = ref.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        cwd, top = os.getcwd(), module_name.split(".")[0]
-        here = os.path.exists(os.path.join(cwd, top + ".py")) or os.path.isdir(
-            os.path.join(cwd, top)
-        )
-        if exc.name == top and here and cwd not in sys.path:
-            sys.path.append(cwd)
-            return load_pipeline(ref)
-        raise InvalidInput(
-            f"Cannot import module {module_name!r} of pipeline {ref!r}: {exc}.",
-            hint="Check the name, run from the project directory, or install the package.",
-        ) from exc
-    except Exception as exc:
-        raise InvalidInput(
-            f"Cannot import module {module_name!r} of pipeline {ref!r}: "
-            f"{type(exc).__name__}: {exc}.",
-            hint="Fix the error in the module.",
-        ) from exc
-    obj: Any = module
-    for part in attr.split("."):
-        found = getattr(obj, part, None)
-        if found is None:
-            choices = [k for k, v in vars(module).items() if isinstance(v, Pipeline)]
-            raise InvalidInput(
-                f"Module {module_name!r} has no attribute {attr!r}."
-                + did_you_mean(attr, choices or [k for k in vars(module) if not k.startswith("_")]),
-                hint=f"Pipelines in it: {', '.join(choices) or 'none'}.",
-            )
-        obj = found
+    obj = resolve_ref(
+        ref,
+        "pipeline",
+        example="milepost.demo.pipelines:churn",
+        hint="Check the name, run from the project directory, or install the package.",
+        kind=Pipeline,
+        kind_label="Pipelines",
+        search_cwd=True,
+    )
     if not isinstance(obj, Pipeline):
         kind = "a step" if isinstance(obj, Step) else type(obj).__name__
         raise InvalidInput(

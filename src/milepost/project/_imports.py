@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from milepost.errors import InvalidInput
+from milepost._refs import resolve_ref
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -76,22 +76,10 @@ def import_ref(ref: str, what: str) -> Any:
     Raises:
         InvalidInput: the module does not import (with the error) or has no such attribute.
     """
-    module_name, _, attr = ref.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise InvalidInput(
-            f"{what} {ref!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}.",
-            hint="Check the name in milepost.toml's [project] table; run from the project "
-            "(its src/ is searched), or `pip install -e .`.",
-        ) from exc
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            names = sorted(n for n in vars(module) if not n.startswith("_"))
-            raise InvalidInput(
-                f"{what} {ref!r}: module {module_name!r} has no {part!r}.",
-                hint=f"Its names: {', '.join(names[:20]) or 'none'}.",
-            )
-        obj = getattr(obj, part)
-    return obj
+    return resolve_ref(
+        ref,
+        what,
+        example="my_project.data:sample",
+        hint="Check the name in milepost.toml's [project] table; run from the project "
+        "(its src/ is searched), or `pip install -e .`.",
+    )

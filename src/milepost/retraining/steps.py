@@ -12,13 +12,13 @@ waits for a person), is recorded and the run succeeds.
 
 from __future__ import annotations
 
-import importlib
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import milepost
-from milepost.errors import InvalidInput, NotFound, did_you_mean
+from milepost._refs import resolve_ref
+from milepost.errors import InvalidInput, NotFound
 from milepost.pipelines import step
 from milepost.retraining.records import (
     Candidate,
@@ -59,27 +59,12 @@ TIMESTAMP = "event_timestamp"
 
 def load_callable(ref: str, what: str) -> Callable[..., Any]:
     """``package.module:function`` imported, or InvalidInput saying why not."""
-    module_name, sep, attr = ref.partition(":")
-    if not sep or not module_name or not attr:
-        raise InvalidInput(
-            f"{what} {ref!r} is not module:function.",
-            hint="For example milepost.retraining:default_train.",
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InvalidInput(
-            f"{what} {ref!r}: module {module_name!r} cannot be imported ({exc}).",
-            hint="Is it installed, or on PYTHONPATH?",
-        ) from exc
-    value: Any = module
-    for part in attr.split("."):
-        if not hasattr(value, part):
-            names = [n for n in dir(module) if not n.startswith("_")]
-            raise InvalidInput(
-                f"{what} {ref!r}: {module_name} has no {attr!r}." + did_you_mean(attr, names)
-            )
-        value = getattr(value, part)
+    value = resolve_ref(
+        ref,
+        what,
+        example="milepost.retraining:default_train",
+        hint="Is it installed, or on PYTHONPATH?",
+    )
     if not callable(value):
         raise InvalidInput(f"{what} {ref!r} is a {type(value).__name__}, not a function.")
     return value  # type: ignore[no-any-return]
@@ -111,8 +96,12 @@ def load_suite(suite: str, target: str) -> Suite:
         if not path.is_file():
             raise InvalidInput(f"Suite file {suite!r} does not exist.")
         return Suite.from_yaml(path)
-    module_name, _, attr = suite.partition(":")
-    value: Any = getattr(importlib.import_module(module_name), attr, None) if attr else None
+    value = resolve_ref(
+        suite,
+        "suite",
+        example="my_project.checks:labels_suite (or a suite YAML file)",
+        hint="Is it installed, or on PYTHONPATH?",
+    )
     if value is not None and not isinstance(value, Suite) and callable(value):
         value = value()
     if not isinstance(value, Suite):
