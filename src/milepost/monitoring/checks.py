@@ -104,9 +104,10 @@ def _measure(
 
 def features_frame(log: pd.DataFrame) -> pd.DataFrame:
     """The logged feature vectors (``features`` JSON, one object per row) as columns."""
+    import orjson
     import pandas as pd
 
-    records = [json.loads(text) if text else {} for text in log["features"]]
+    records = [orjson.loads(text) if text else {} for text in log["features"]]
     return pd.DataFrame.from_records(records)
 
 

@@ -35,6 +35,7 @@ from milepost.errors import InvalidInput, NotFound
 from milepost.features.consistency import ABS_TOL, REL_TOL, plain, values_agree
 from milepost.features.refs import MAX_SAMPLE, parse_ref
 from milepost.features.repo import Definitions
+from milepost.monitoring.checks import features_frame
 from milepost.monitoring.predictions import read_predictions
 
 if TYPE_CHECKING:
@@ -474,9 +475,7 @@ def distribution_skew(
     )
     if served.empty:
         return result
-    current = pd.DataFrame.from_records(
-        [orjson.loads(text) for text in served["features"]]
-    ).reindex(columns=cols)
+    current = features_frame(served).reindex(columns=cols)
     if isinstance(reference, pd.DataFrame):
         reference = reference[cols]
     else:  # a stored profile: only the model's inputs (not the label, not other columns)
