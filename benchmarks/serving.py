@@ -1008,8 +1008,10 @@ def notes(setup: dict[str, Any], servers: dict[str, dict[str, Any]]) -> list[str
         "environment with uvloop and httptools and no access log, like Milepost.",
         "The bare ONNX peer runs the same ONNX twin as Milepost (same file, same session "
         "options) on arrays built straight from the JSON and answers the same outputs, "
-        "with no signature check, no fallback, no routing and no prediction log: the "
-        "physical limit of Milepost's ONNX path on this machine.",
+        "with no signature check, no fallback, no routing and no prediction log, and it "
+        "calls the session's private native binding (Milepost calls the public "
+        "InferenceSession.run, which checks the feed's names first): the physical limit "
+        "of Milepost's ONNX path on this machine.",
         "Latency at concurrency 1 is recorded per response (request written to response "
         "read, LuaJIT's monotonic clock in _serving/wrk.lua); wrk's own percentiles add "
         "synthetic samples for coordinated omission (a 60 ms stall at 6,000 req/s becomes "

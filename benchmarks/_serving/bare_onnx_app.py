@@ -11,9 +11,11 @@ intra-op thread, CPU provider). ``POST /predict`` takes ``{"rows": [{...}]}`` an
 
 Per request it does the least a server can: parse the JSON (orjson), build one NumPy
 column per session input with the dtype the session declares (no type, null or range
-checks), run the session through its native binding (as Milepost does), serialise both
-outputs (orjson). A bad request is a 400 with the
-exception's text.
+checks), run the session through its private native binding (the cheapest call there
+is: ``InferenceSession.run`` checks the feed's names first, about 3 us here; Milepost
+calls the public ``run``, as a private binding may change in any onnxruntime release, so
+this peer is the stricter reference), serialise both outputs (orjson). A bad request is
+a 400 with the exception's text.
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ _DTYPES = {
 }
 INPUTS = [(i.name, _DTYPES[i.type]) for i in SESSION.get_inputs()]
 OUTPUTS = [o.name for o in SESSION.get_outputs()]
-# the session's native binding, as Milepost's fast path calls it (InferenceSession.run
-# re-checks the feed on every call before making this same call)
-_RUN = SESSION._sess.run
+# the session's native binding (InferenceSession.run re-checks the feed on every call
+# before making this same call); the public run if a release drops or renames it
+_native = getattr(getattr(SESSION, "_sess", None), "run", None)
+_RUN = _native if _native is not None else SESSION.run
 _RUN_OPTIONS = ort.RunOptions()
 _HEADERS = [(b"content-type", b"application/json")]
 

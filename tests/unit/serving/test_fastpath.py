@@ -71,6 +71,62 @@ def test_valid_rows_get_the_general_paths_answer(
     assert len(fast[0]) == n
 
 
+class _PublicSession:
+    """An onnxruntime ``InferenceSession`` seen only through its documented methods.
+
+    Any other attribute (such as the private native binding ``_sess``) is missing, and
+    asking for it is recorded in :attr:`touched`.
+    """
+
+    def __init__(self, session: Any) -> None:
+        self._real = session
+        self.touched: list[str] = []
+        self.runs = 0
+
+    def get_inputs(self) -> Any:
+        return self._real.get_inputs()
+
+    def get_outputs(self) -> Any:
+        return self._real.get_outputs()
+
+    def run(self, output_names: Any, input_feed: Any, run_options: Any = None) -> Any:
+        self.runs += 1
+        return self._real.run(output_names, input_feed, run_options)
+
+    def __getattr__(self, name: str) -> Any:  # only names not defined above get here
+        self.touched.append(name)
+        raise AttributeError(name)
+
+
+def test_the_fast_path_uses_only_the_public_session_api_and_no_dataframe(
+    runtime: VariantRuntime, churn_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A private onnxruntime binding may change in any release; a DataFrame per request
+    is the cost the fast path exists to avoid."""
+    assert runtime.onnx is not None
+    public = _PublicSession(runtime.onnx.session)
+    monkeypatch.setattr(runtime.onnx, "session", public)
+    served = VariantRuntime(runtime.variant, runtime.loaded, None)
+    rows = _rows(churn_frame, 3)
+    frames: list[int] = []
+    real_init = pd.DataFrame.__init__
+
+    def counting_init(self: pd.DataFrame, *args: Any, **kwargs: Any) -> None:
+        frames.append(1)
+        real_init(self, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pd.DataFrame, "__init__", counting_init)
+        labels, proba = served.predict(rows)
+    assert public.touched == []
+    assert public.runs == 1  # the fast path answered (the general path would run again)
+    assert frames == []
+    general = served._predict(rows)
+    assert labels == general[0]
+    assert proba is not None and general[1] is not None
+    np.testing.assert_allclose(proba, general[1], rtol=0, atol=0)
+
+
 def _refusal(runtime: VariantRuntime, rows: list[dict[str, Any]]) -> str:
     with pytest.raises(InvalidInput) as caught:
         runtime.predict(rows)
