@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -96,8 +97,39 @@ def test_client_listings_are_list_star_and_old_names_still_work(tmp_path: Path) 
     client = milepost.Client()
     with milepost.start_run():
         pass
-    assert client.audit_events(action="run.start") == client.list_audit_events(action="run.start")
+    with pytest.warns(DeprecationWarning, match="Client.audit_events is now"):
+        old = client.audit_events(action="run.start")
+    assert old == client.list_audit_events(action="run.start")
     assert len(client.list_audit_events(action="run.start")) == 1
-    assert client.promotion_requests() == client.list_promotion_requests() == []
+    with pytest.warns(DeprecationWarning, match="Client.promotion_requests is now"):
+        assert client.promotion_requests() == client.list_promotion_requests() == []
     with pytest.raises(InvalidInput, match="list_audit_events has no filter 'actr'"):
         client.list_audit_events(actr="me")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_child_opens_its_own_connections_for_every_runtime(tmp_path: Path) -> None:
+    """Pooled connections belong to the parent: after a fork, the child's pools are empty
+    for the process's runtime and for a Runtime.open() one alike, and both still work."""
+    milepost.configure(home=tmp_path / "default")
+    with milepost.Runtime.open(home=tmp_path / "opened") as opened:
+        runtimes = [milepost.get_runtime(), opened]
+        for rt in runtimes:
+            rt.tracking.create_experiment(f"e-{id(rt)}")  # a pooled connection now
+            assert rt.db.engine.pool.checkedin() >= 1
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code only
+            code = 0
+            try:
+                for i, rt in enumerate(runtimes):
+                    if rt.db.engine.pool.checkedin() != 0:
+                        code |= 1 << i
+                    elif rt.tracking.get_experiment(f"e-{id(rt)}").name != f"e-{id(rt)}":
+                        code |= 4 << i
+            except BaseException:
+                code = 64
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        for rt in runtimes:  # the parent's pools are untouched
+            assert rt.db.engine.pool.checkedin() >= 1

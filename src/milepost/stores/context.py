@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from milepost.config import ResolvedSettings, Settings, load_settings
@@ -72,6 +73,7 @@ class StoreContext:
         )
         self._components: dict[type[Any], Any] = {}
         self._lock = threading.RLock()  # re-entrant: a builder asks for what it needs
+        _live.add(self)  # its pooled connections are dropped in a forked child
 
     def component(self, key: type[T], build: Callable[[StoreContext], T]) -> T:
         """This context's instance of ``key``, built by ``build(self)`` on first use."""
@@ -98,6 +100,7 @@ class StoreContext:
 
 
 _default: StoreContext | None = None
+_live: weakref.WeakSet[StoreContext] = weakref.WeakSet()  # every context not yet collected
 _default_lock = threading.RLock()
 
 #: Remote mode (the ``url`` setting): the process's runtime is the remote client's, chosen
@@ -196,9 +199,10 @@ def swap_process_stores(ctx: StoreContext | None, remote: Any = None) -> tuple[A
 
 
 def _after_fork_in_child() -> None:
-    # Pooled connections belong to the parent; the child opens its own.
-    if _default is not None:
-        _default.db.engine.dispose(close=False)
+    # Pooled connections belong to the parent; the child opens its own. Every context:
+    # the process's and each Runtime.open() one (a forked worker may use either).
+    for ctx in list(_live):
+        ctx.db.engine.dispose(close=False)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
