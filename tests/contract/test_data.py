@@ -59,7 +59,7 @@ def test_same_content_is_the_same_version(
     assert milepost.data.get("customers").version == 2  # latest
     other = milepost.data.register("copy", customers)  # another name: its own version 1
     assert (other.ref, other.content_hash) == ("copy@1", v1.content_hash)
-    events = Client().audit_events(action="dataset.register")
+    events = Client().list_audit_events(action="dataset.register")
     assert sorted(e.object_id for e in events) == ["copy@1", "customers@1", "customers@2"]
 
 
@@ -164,7 +164,7 @@ def test_a_good_batch_passes_and_the_result_is_stored(
     stored = runtime.data.validations("customers@1")
     assert [r.result_id for r in stored] == [result.result_id]
     assert stored[0].to_dict() == result.to_dict()
-    assert Client().audit_events(action="dataset.validate")[0].object_id == "customers@1"
+    assert Client().list_audit_events(action="dataset.validate")[0].object_id == "customers@1"
 
 
 def test_a_corrupted_batch_fails_with_every_reason(

@@ -76,7 +76,7 @@ def test_create_serves_the_version_and_checks_the_model(endpoint: str, runtime: 
         runtime.serving.create("other", "churn", version=9)
     with pytest.raises(InvalidInput, match="Endpoint name"):
         runtime.serving.create("bad name!", "churn")
-    assert Client().audit_events(action="endpoint.create")[0].object_id == endpoint
+    assert Client().list_audit_events(action="endpoint.create")[0].object_id == endpoint
 
 
 def test_blue_green_preview_switch_rollback_finalize(endpoint: str, runtime: Runtime) -> None:

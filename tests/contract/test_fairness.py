@@ -174,7 +174,7 @@ def test_audits_are_stored_and_audited(decider: str, runtime: Runtime) -> None:
         "gender",
         "g2",
     }
-    event = c.audit_events(action="fairness.audit")[-1]
+    event = c.list_audit_events(action="fairness.audit")[-1]
     assert event.object_type == "model_version" and event.object_id == "decider/1"
     assert event.after["audit_id"] == first.audit_id
     assert event.after["summary"] == first.summary

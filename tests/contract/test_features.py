@@ -123,7 +123,7 @@ def test_plan_apply_and_versions(runtime: Runtime) -> None:
         ("activity", 1, "active"),
         ("activity", 2, "active"),
     ]
-    assert Client().audit_events(action="feature.apply")[0].object_id == "activity:v2"
+    assert Client().list_audit_events(action="feature.apply")[0].object_id == "activity:v2"
     with pytest.raises(Conflict, match="declares version=1"):
         FeatureStore([customer, activity_view(lambda df: df, version=1)]).apply()
     # nothing partly applied: the refused definition did not register

@@ -152,7 +152,7 @@ def test_written_sections_per_model_overridden_per_version_and_audited(
     assert len(v2.missing) == len(CARD_FIELDS) - 3
     # the same text again changes nothing and records nothing
     cards.set_field("churn", "contact", "ml@example.com")
-    events = Client().audit_events(action="model_card.update")
+    events = Client().list_audit_events(action="model_card.update")
     assert len(events) == 4
     assert {e.object_type for e in events} == {"model"} and {e.object_id for e in events} == {
         "churn"
@@ -169,10 +169,10 @@ def test_written_sections_per_model_overridden_per_version_and_audited(
     # clearing the version's override falls back to the model's text
     cards.clear_field("churn", "intended_use", version=2)
     assert cards.card("churn", 2).text("intended_use") == "Rank customers by churn risk."
-    cleared = Client().audit_events(action="model_card.update")[0]
+    cleared = Client().list_audit_events(action="model_card.update")[0]
     assert cleared.before["text"] == "Rank v2's customers." and cleared.after["text"] is None
     cards.clear_field("churn", "intended_use", version=2)  # nothing left to clear
-    assert len(Client().audit_events(action="model_card.update")) == 5
+    assert len(Client().list_audit_events(action="model_card.update")) == 5
     assert Client().verify_audit().ok
 
 
@@ -193,7 +193,7 @@ def test_bad_sections_are_refused_and_nothing_is_written(
         cards.set_field("chrun", "license", "MIT")
     with pytest.raises(NotFound):
         cards.card("churn", 9)
-    assert Client().audit_events(action="model_card.update") == []
+    assert Client().list_audit_events(action="model_card.update") == []
     # several sections from a YAML file
     good = tmp_path / "card.yaml"
     good.write_text("license: Apache-2.0\nfactors: |\n  gender\n  age band\n")

@@ -122,7 +122,7 @@ def test_the_approver_set_list(runtime: Runtime) -> None:
         "the ops team's tool",
     )
     assert models.list_trusted_types() == [record]
-    event = Client().audit_events(object_type="trusted_type")[0]
+    event = Client().list_audit_events(object_type="trusted_type")[0]
     assert (event.action, event.object_id, event.actor) == ("trusted_type.add", SHELL, "tester")
     assert event.reason == "the ops team's tool" and event.after["added_by"] == "tester"
     assert milepost.load_model(mv.uri).native.named_steps["run"].func is subprocess.run
@@ -133,7 +133,7 @@ def test_the_approver_set_list(runtime: Runtime) -> None:
     with pytest.raises(InvalidInput, match="Say why"):
         models.add_trusted_type("os.system", reason=" ")
     models.remove_trusted_type(SHELL, reason="no longer needed")
-    event = Client().audit_events(object_type="trusted_type")[0]
+    event = Client().list_audit_events(object_type="trusted_type")[0]
     assert (event.action, event.before["reason"]) == ("trusted_type.remove", "the ops team's tool")
     with pytest.raises(PermissionDenied, match=r"subprocess\.run"):
         milepost.load_model(mv.uri)
@@ -146,7 +146,7 @@ def test_the_approver_set_list(runtime: Runtime) -> None:
     with pytest.raises(PermissionDenied, match="'mallory' may not trust"):
         milepost.get_runtime().models.add_trusted_type(SHELL, reason="trust me")
     assert milepost.get_runtime().models.list_trusted_types() == []
-    assert Client().audit_events(object_type="trusted_type")[0].action == "trusted_type.remove"
+    assert Client().list_audit_events(object_type="trusted_type")[0].action == "trusted_type.remove"
 
 
 def test_a_row_written_to_the_database_directly_trusts_nothing(runtime: Runtime) -> None:

@@ -55,7 +55,7 @@ def test_log_model_registers_a_traceable_version(
     assert [a.path for a in Client().list_artifacts(run.run_id)] == ["models/churn/model.skops"]
     again = Client().get_model_version("models:/churn/latest")
     assert again.to_dict() == mv.to_dict()
-    events = Client().audit_events(object_type="model_version")
+    events = Client().list_audit_events(object_type="model_version")
     assert events[0].action == "model_version.register" and events[0].object_id == "churn/1"
 
 

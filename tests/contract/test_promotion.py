@@ -100,7 +100,7 @@ def test_first_production_uses_the_threshold_then_the_baseline(registered: dict[
     assert details["baseline_version"] == 1 and details["improvement"] >= 0.01
     assert re.search(r"pr_auc \d\.\d{4} vs \d\.\d{4}, base rate 0\.\d{3}$", req.gates[0].message)
     assert c.get_model_version("models:/churn/Production").version == 2
-    stage_event = c.audit_events(action="model_version.stage")[0]
+    stage_event = c.list_audit_events(action="model_version.stage")[0]
     assert stage_event.after["gates"][0]["status"] == "passed"
 
 
@@ -118,9 +118,9 @@ def test_a_worse_candidate_is_refused_and_nothing_changes(registered: dict[str, 
         1: "None",
         2: "Production",
     }
-    refused = c.promotion_requests(status="refused")
+    refused = c.list_promotion_requests(status="refused")
     assert len(refused) == 1 and refused[0].request_id == details["request_id"]
-    assert c.audit_events(action="promotion.refused")[0].object_id == "churn/1"
+    assert c.list_audit_events(action="promotion.refused")[0].object_id == "churn/1"
 
 
 def test_failed_data_validation_blocks_promotion(
@@ -161,7 +161,7 @@ def test_approval_flow_with_roles(registered: dict[str, Any], runtime: Runtime) 
     req = c.promote("churn", 2, "Production", reason="ship it")
     assert req.status == "pending_approval" and req.gates[0].status == "pending"
     assert "nobody holds it yet" in req.gates[0].message
-    assert [r.request_id for r in c.promotion_requests()] == [req.request_id]
+    assert [r.request_id for r in c.list_promotion_requests()] == [req.request_id]
     assert c.get_model_version("churn", 2).stage == "None"  # waiting changes nothing
     # the requester ("tester") may not approve, even with the role
     runtime.roles.grant("tester", "admin")
@@ -188,7 +188,7 @@ def test_approval_flow_with_roles(registered: dict[str, Any], runtime: Runtime) 
     assert Client(ana).get_model_version("models:/churn/Production").version == 2
     with pytest.raises(Conflict, match="is completed, not awaiting approval"):
         Client(ana).approve(req.request_id)
-    actions = [e.action for e in Client(ana).audit_events(object_id="churn/2")]
+    actions = [e.action for e in Client(ana).list_audit_events(object_id="churn/2")]
     assert actions == [
         "promotion.approved",
         "model_version.stage",
@@ -206,7 +206,7 @@ def test_rejection_ends_the_request(registered: dict[str, Any], runtime: Runtime
     rejected = Client(bob).reject(req.request_id, reason="needs a fairness review")
     assert rejected.status == "rejected" and rejected.gates[0].status == "failed"
     assert Client(bob).get_model_version("churn", 2).stage == "None"
-    assert Client(bob).promotion_requests() == []
+    assert Client(bob).list_promotion_requests() == []
 
 
 def test_stale_approval_is_refused(registered: dict[str, Any], runtime: Runtime) -> None:
@@ -221,7 +221,7 @@ def test_stale_approval_is_refused(registered: dict[str, Any], runtime: Runtime)
     bob = milepost.configure(home=runtime.settings.home, metadata_uri=runtime.db.uri, user="bob")
     with pytest.raises(Conflict, match="changed while this promotion was decided"):
         Client(bob).approve(req.request_id)
-    assert Client(bob).promotion_requests(status="stale")[0].request_id == req.request_id
+    assert Client(bob).list_promotion_requests(status="stale")[0].request_id == req.request_id
     assert Client(bob).get_model_version("models:/churn/Production").version == 2
 
 
@@ -390,7 +390,7 @@ def test_a_version_entering_production_from_none_passes_stagings_gates_too(
     with pytest.raises(GateFailed, match="never validated with suite 'other'"):
         c.promote("churn", 2, "Staging")
     assert {v.version: v.stage for v in c.list_model_versions("churn")} == {1: "None", 2: "None"}
-    refused = c.promotion_requests(status="refused")[-1]
+    refused = c.list_promotion_requests(status="refused")[-1]
     assert [(g.name, g.status) for g in refused.gates] == [
         ("data_validation (Staging)", "failed"),
         ("data_validation", "passed"),
@@ -443,7 +443,7 @@ def test_a_refused_request_never_shows_an_approval_as_pending(registered: dict[s
     assert request.status == "refused"
     assert request.gates[1].status == "skipped"
     assert request.gates[1].message == "not asked: the request was refused by metric_vs_baseline"
-    assert c.promotion_requests() == []  # nothing waits for an approver
+    assert c.list_promotion_requests() == []  # nothing waits for an approver
     assert c.verify_audit().ok
 
 

@@ -138,14 +138,14 @@ def test_experiments_crud_and_audit(runtime: Runtime) -> None:
     with pytest.raises(Conflict, match="deleted"):
         milepost.start_run(experiment="beta")
     c.restore_experiment("beta")
-    actions = [ev.action for ev in c.audit_events(object_type="experiment")]
+    actions = [ev.action for ev in c.list_audit_events(object_type="experiment")]
     assert actions == [
         "experiment.restore",
         "experiment.delete",
         "experiment.rename",
         "experiment.create",
     ]
-    assert c.audit_events(action="experiment.delete")[0].reason == "cleanup"
+    assert c.list_audit_events(action="experiment.delete")[0].reason == "cleanup"
 
 
 def _seed(n: int) -> list[str]:
@@ -384,15 +384,15 @@ def test_crashed_run_is_marked_killed_and_keeps_flushed_values(
         ).scalar()
     assert status == "RUNNING"  # nothing has looked at it yet
     c = Client()
-    before = c.audit_events(object_id=run_id)
+    before = c.list_audit_events(object_id=run_id)
     # reads never write: the stale run stays RUNNING, the audit trail unchanged
     assert c.get_run(run_id).status is RunStatus.RUNNING
     assert [r.status for r in c.search_runs("crash")] == [RunStatus.RUNNING]
     assert _row(runtime, run_id) == ("RUNNING", None, None)
-    assert c.audit_events(object_id=run_id) == before
+    assert c.list_audit_events(object_id=run_id) == before
     assert [s.run_id for s in c.reap_stale_runs(dry_run=True)] == [run_id]
     assert _row(runtime, run_id) == ("RUNNING", None, None)  # a dry run marks nothing
-    assert c.audit_events(object_id=run_id) == before
+    assert c.list_audit_events(object_id=run_id) == before
 
     [reaped] = c.reap_stale_runs()
     assert reaped.run_id == run_id and "ended without ending the run" in reaped.reason
@@ -400,10 +400,10 @@ def test_crashed_run_is_marked_killed_and_keeps_flushed_values(
     assert got.status is RunStatus.KILLED
     assert "ended without ending the run" in (got.error or "")
     assert got.metrics == {"durable": 1.0}
-    events = c.audit_events(object_id=run_id)
+    events = c.list_audit_events(object_id=run_id)
     assert len(events) == len(before) + 1 and events[0].reason == "stale run detected"
     assert c.reap_stale_runs() == []  # once only
-    assert len(c.audit_events(object_id=run_id)) == len(events)
+    assert len(c.list_audit_events(object_id=run_id)) == len(events)
 
 
 def _row(runtime: Runtime, run_id: str) -> tuple[str, int | None, str | None]:
@@ -431,10 +431,10 @@ def test_remote_run_without_heartbeat_is_reaped_not_read_killed(runtime: Runtime
             {"r": fresh.run_id, "t": int(time.time() * 1000)},
         )
     runtime.tracking._owned.clear()  # pretend this process is not the owner
-    before = c.audit_events()
+    before = c.list_audit_events()
     assert {r.status for r in c.search_runs("remote")} == {RunStatus.RUNNING}
     assert c.get_run(run.run_id).status is RunStatus.RUNNING
-    assert c.audit_events() == before
+    assert c.list_audit_events() == before
     c.create_experiment("elsewhere-not")
     assert c.reap_stale_runs("elsewhere-not") == []  # scoped to the experiments named
     assert c.get_run(run.run_id).status is RunStatus.RUNNING
@@ -442,4 +442,4 @@ def test_remote_run_without_heartbeat_is_reaped_not_read_killed(runtime: Runtime
     assert reaped.run_id == run.run_id and "no heartbeat from elsewhere" in reaped.reason
     assert c.get_run(run.run_id).status is RunStatus.KILLED
     assert c.get_run(fresh.run_id).status is RunStatus.RUNNING
-    assert c.audit_events()[0].reason == "stale run detected"
+    assert c.list_audit_events()[0].reason == "stale run detected"

@@ -172,7 +172,7 @@ def test_demo_runs_the_loop(tmp_path: Path) -> None:
     # the registry recorded that; it never reached Production
     faulty = [
         r
-        for r in c.promotion_requests(status="rolled_back", model="churn")
+        for r in c.list_promotion_requests(status="rolled_back", model="churn")
         if r.version == served["faulty_version"]
     ]
     assert len(faulty) == 1 and faulty[0].gates[-1].message.startswith("automatic: canary p99")

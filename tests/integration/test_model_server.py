@@ -525,8 +525,8 @@ def test_a_canary_on_a_tracking_endpoint_moves_production_when_it_completes(
     done = c.get_promotion_request(healthy.rollout.request_id)
     assert done.status == "completed" and done.gates[-1].name == "canary on tracked"
     # the controller in `milepost serve` (another process) changed the stage with the route
-    stage = c.audit_events(action="model_version.stage")[0]
-    promote = c.audit_events(action="deploy.canary.promote")[0]
+    stage = c.list_audit_events(action="model_version.stage")[0]
+    promote = c.list_audit_events(action="deploy.canary.promote")[0]
     assert stage.after["endpoint"] == "tracked" and abs(stage.seq - promote.seq) == 1
     assert c.get_model_history("churn")[-1].request_id == done.request_id
     report = c.verify_audit()
