@@ -543,8 +543,9 @@ def redis_available() -> bool:
         return False
 
 
-def run_online(mode: dict[str, Any], root: Path) -> dict[str, Any]:
-    """Materialize, in-process reads and push, for each tool on SQLite and Redis."""
+def run_online(mode: dict[str, Any], root: Path, quiet_wait: float) -> dict[str, Any]:
+    """Materialize, in-process reads and push, for each tool on SQLite and Redis (each
+    worker starts once the machine is quiet, as the HTTP loads do)."""
     size = mode["online"]
     work = root / "online"
     recent = work / f"features-{size}-recent.parquet"
@@ -576,6 +577,7 @@ def run_online(mode: dict[str, Any], root: Path) -> dict[str, Any]:
         tag = uuid.uuid4().hex[:8]
         mp_dir = work / f"milepost-{backend}"
         definitions = _write_definitions(mp_dir, str(recent))
+        wait_for_quiet(quiet_wait)
         results["runs"][f"milepost-{backend}"] = run_worker(
             "milepost-online",
             {
@@ -588,6 +590,7 @@ def run_online(mode: dict[str, Any], root: Path) -> dict[str, Any]:
             },
             mp_dir,
         )
+        wait_for_quiet(quiet_wait)
         results["runs"][f"feast-{backend}"] = run_worker(
             "online",
             {
@@ -1485,7 +1488,8 @@ def main() -> None:
         "--quiet-wait",
         type=float,
         default=QUIET_WAIT_SECONDS,
-        help="seconds to wait, before each HTTP load, for other processes to go quiet "
+        help="seconds to wait, before each online worker and HTTP load, for other processes "
+        "to go quiet "
         f"(default {QUIET_WAIT_SECONDS:g}, as benchmarks/serving.py)",
     )
     args = parser.parse_args()
@@ -1506,7 +1510,7 @@ def main() -> None:
         print("Historical retrieval", flush=True)
         historical = run_historical(mode, root)
         print("Materialize, online reads and push", flush=True)
-        online = run_online(mode, root)
+        online = run_online(mode, root, args.quiet_wait)
         print("HTTP", flush=True)
         http = run_http(mode, root, online, args.quiet_wait)
         print("Materialize by range size", flush=True)
