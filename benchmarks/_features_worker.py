@@ -222,10 +222,14 @@ def _read_loop(store: Any, batches: list[list[int]]) -> dict[str, Any]:
 
 
 def _raw_read_loop(db_path: Path, batches: list[list[int]]) -> dict[str, Any]:
-    """The physical reference: the same reads straight through sqlite3 and msgpack.
+    """The physical floor: the same reads straight through sqlite3 and msgpack.
 
-    One point read (or one ``IN`` query) per call on the store's table, each row unpacked
-    into ``{feature: value}``: no refs, no TTL, no statuses, no checks.
+    The fastest plain way found to read the rows and unpack them into Milepost's output
+    shape, ``{feature: [value per entity]}``: one entity is one point read; a batch is one
+    statement, the keys bound as one JSON array joined to the primary key through
+    ``json_each`` (faster than ``IN (?, ...)`` with a parameter per key, which also needs
+    a dict to put the rows back in order; 100 point reads are slower still). No refs, no
+    TTL, no statuses, no checks, no missing rows handled (every entity read has one).
     """
     import sqlite3
 
@@ -233,26 +237,20 @@ def _raw_read_loop(db_path: Path, batches: list[list[int]]) -> dict[str, Any]:
 
     conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
     one = "SELECT value FROM online_features WHERE view = ? AND entity = ?"
+    many = (
+        "SELECT f.value FROM json_each(?1) AS k LEFT JOIN online_features AS f"
+        " ON f.view = ?2 AND f.entity = k.value ORDER BY k.key"
+    )
     view = "stats:v1"
+    unpackb = msgpack.unpackb
 
-    def read(ids: list[int]) -> list[dict[str, Any] | None]:
+    def read(ids: list[int]) -> dict[str, list[Any]]:
         if len(ids) == 1:
-            row = conn.execute(one, (view, f"n:{ids[0]!r}")).fetchone()
-            found = {} if row is None else {f"n:{ids[0]!r}": row[0]}
-        else:
-            keys = [f"n:{e!r}" for e in ids]
-            marks = ",".join("?" * len(keys))
-            sql = (
-                f"SELECT entity, value FROM online_features WHERE view = ? AND entity IN ({marks})"
-            )
-            found = dict(conn.execute(sql, (view, *keys)).fetchall())
-        out: list[dict[str, Any] | None] = []
-        for e in ids:
-            blob = found.get(f"n:{e!r}")
-            out.append(
-                None if blob is None else dict(zip(FEATURES, msgpack.unpackb(blob)[2], strict=True))
-            )
-        return out
+            blob = conn.execute(one, (view, f"n:{ids[0]!r}")).fetchone()[0]
+            return dict(zip(FEATURES, ([v] for v in unpackb(blob)[2]), strict=True))
+        keys = json.dumps([f"n:{e!r}" for e in ids])
+        rows = [unpackb(r[0])[2] for r in conn.execute(many, (keys, view)).fetchall()]
+        return dict(zip(FEATURES, map(list, zip(*rows, strict=True)), strict=True))
 
     for ids in batches[:50]:  # warm-up
         read(ids)
@@ -260,10 +258,10 @@ def _raw_read_loop(db_path: Path, batches: list[list[int]]) -> dict[str, Any]:
     clock = time.perf_counter_ns
     for ids in batches:
         start = clock()
-        rows = read(ids)
+        columns = read(ids)
         times.append(clock() - start)
-        present += sum(r is not None for r in rows)
-        cells += len(rows)
+        present += sum(v is not None for v in columns[FEATURES[0]])
+        cells += len(ids)
     conn.close()
     return {**percentiles(times), "present_fraction": present / cells}
 

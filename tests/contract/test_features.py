@@ -217,6 +217,29 @@ def test_materialize_is_idempotent_and_online_reads_honour_ttl(
     assert {e["customer_id"] for e in everyone} == set(range(1, 51))
 
 
+def test_refresh_fills_what_reads_cache(
+    store: FeatureStore, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After refresh(), reads within the second ask the metadata store nothing."""
+    store.materialize(NOW - timedelta(days=30), NOW + timedelta(seconds=1))
+    refs, rows = ["activity:monthly_spend"], [{"customer_id": 1}, {"customer_id": 2}]
+    before = store.get_online_features(refs, rows)
+    service = runtime.features
+    assert service._records is not None
+    service._records = (service._records[0] - 60, service._records[1])  # a minute old
+    store.refresh()
+    asked: list[str] = []
+    registry = service.registry
+    for name in ("versions", "watermarks"):
+        real = getattr(registry, name)
+        monkeypatch.setattr(
+            registry, name, lambda real=real, name=name: asked.append(name) or real()
+        )
+    after = store.get_online_features(refs, rows)
+    assert asked == []
+    assert after.values == before.values and after.statuses == before.statuses
+
+
 def test_incremental_materialization_keeps_a_watermark(
     store: FeatureStore, runtime: Runtime
 ) -> None:

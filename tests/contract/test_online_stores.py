@@ -95,6 +95,18 @@ def test_large_batches(store: OnlineStore) -> None:
     assert [unpack(g)[2][0] for g in got] == [float(i) for i in range(2500)]  # type: ignore[arg-type]
 
 
+ODD_KEYS = ["s:a\x00b", "s:a", "s:\u00e9\x1f", 's:"q"\\', "s:\\u0000", "n:1", "s:\U0001f600"]
+
+
+def test_batch_reads_keep_order_duplicates_and_odd_keys(store: OnlineStore) -> None:
+    """A batch read answers per asked key, in order, whatever the key's text holds."""
+    store.write("odd:v1", [_row(k, 1, 1, i) for i, k in enumerate(ODD_KEYS)])
+    asked = [*reversed(ODD_KEYS), "s:a", "absent", "s:a\x00", "s:a\x00b"]
+    got = store.read("odd:v1", asked)
+    want = [ODD_KEYS.index(k) if k in ODD_KEYS else None for k in asked]
+    assert [None if g is None else unpack(g)[2][0] for g in got] == want
+
+
 def test_entity_keys_keep_types() -> None:
     assert entity_key([5]) != entity_key(["5"])
     assert entity_key([1, "a"]) == entity_key([1, "a"]) != entity_key(["1", "a"])

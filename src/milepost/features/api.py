@@ -205,6 +205,15 @@ class FeatureStore:
             self.definitions, features, entity_rows, full_feature_names=full_feature_names
         )
 
+    def refresh(self) -> None:
+        """Read the registered versions and what the online store holds again now.
+
+        Online reads cache both for a second and the read that finds them older reads them
+        again; a long-lived server calls this more often, off its request path (``milepost
+        features serve`` does every half second), so that no request pays for it.
+        """
+        self._service.refresh()
+
     def check_consistency(
         self, view: str, *, sample: int = 100, rows: Sequence[dict[str, Any]] | None = None
     ) -> ConsistencyReport:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -37,6 +38,8 @@ __all__ = ["OnlineResponse", "get_online_features", "read_stored"]
 
 PRESENT, EXPIRED, MISSING = "present", "expired", "missing"
 _unpackb = msgpack.unpackb
+_event_ts, _values = itemgetter(0), itemgetter(2)  # of an unpacked row
+_INT, _DICT = {int}, {dict}
 
 
 @dataclass
@@ -97,7 +100,7 @@ def get_online_features(
         plan = service.resolve(defs, features, full_names=full_feature_names)
     if plan.unheld is None or plan.unheld:
         check_held(service, plan, features)
-    if type(entity_rows) is list and all(type(r) is dict for r in entity_rows):
+    if type(entity_rows) is list and set(map(type, entity_rows)) == _DICT:
         rows: list[dict[str, Any]] = entity_rows
     else:
         check_rows(entity_rows, "entity_rows")
@@ -167,63 +170,90 @@ def read_stored(
     values: dict[str, list[Any]],
     statuses: dict[str, list[str]],
 ) -> None:
-    """One point lookup per view version for the rows; values older than the TTL come
-    back null. Fills ``values`` and ``statuses`` by internal column."""
-    single = len(rows) == 1
+    """One lookup per view version for the rows; values older than the TTL come back
+    null. Fills ``values`` and ``statuses`` by internal column."""
     for vr in reads:
-        keys = vr.join_keys
-        try:
-            if len(keys) == 1:
-                k = keys[0]
-                ids = [r[k] for r in rows]
-                ekeys = (
-                    [f"n:{v!r}" for v in ids]  # entity_key of ints, without the calls
-                    if all(type(v) is int for v in ids)
-                    else [entity_key((v,)) for v in ids]
-                )
-            else:
-                ekeys = [entity_key([r[k] for k in keys]) for r in rows]
-        except KeyError as exc:
-            raise InvalidInput(
-                f"An entity row lacks join key {exc.args[0]!r} of {vr.entity!r}."
-            ) from None
-        packed = online.read(vr.key, ekeys)
-        if single:  # the common serving case, without the per-row lists
-            raw = packed[0]
-            if raw is None:
-                for col in vr.columns:
-                    values[col] = [None]
-                    statuses[col] = [MISSING]
-                continue
-            event_ts, _, vals = _unpackb(raw)
-            if now_ms - event_ts > vr.ttl_ms:
-                for col in vr.columns:
-                    values[col] = [None]
-                    statuses[col] = [EXPIRED]
-                continue
+        packed = online.read(vr.key, _entity_keys(vr, rows))
+        if len(packed) == 1:  # the common serving case, without the per-row lists
+            _fill_one(vr, packed[0], now_ms, values, statuses)
+        else:
+            _fill_batch(vr, packed, now_ms, values, statuses)
+
+
+def _entity_keys(vr: ViewRead, rows: list[dict[str, Any]]) -> list[str]:
+    """The stored entity key of each row for a view version."""
+    keys = vr.join_keys
+    try:
+        if len(keys) == 1:
+            ids = list(map(itemgetter(keys[0]), rows))
+            if set(map(type, ids)) == _INT:  # entity_key of ints, without the calls
+                return [f"n:{v!r}" for v in ids]
+            return [entity_key((v,)) for v in ids]
+        return [entity_key([r[k] for k in keys]) for r in rows]
+    except KeyError as exc:
+        raise InvalidInput(
+            f"An entity row lacks join key {exc.args[0]!r} of {vr.entity!r}."
+        ) from None
+
+
+def _fill_one(
+    vr: ViewRead,
+    raw: bytes | None,
+    now_ms: int,
+    values: dict[str, list[Any]],
+    statuses: dict[str, list[str]],
+) -> None:
+    if raw is None:
+        for col in vr.columns:
+            values[col] = [None]
+            statuses[col] = [MISSING]
+        return
+    event_ts, _, vals = _unpackb(raw)
+    if now_ms - event_ts > vr.ttl_ms:
+        for col in vr.columns:
+            values[col] = [None]
+            statuses[col] = [EXPIRED]
+        return
+    for j, col in zip(vr.index, vr.columns, strict=True):
+        values[col] = [vals[j]]
+        statuses[col] = [PRESENT]
+
+
+def _fill_batch(
+    vr: ViewRead,
+    packed: list[bytes | None],
+    now_ms: int,
+    values: dict[str, list[Any]],
+    statuses: dict[str, list[str]],
+) -> None:
+    """The columns of several rows: unpacked and transposed in C calls (``map``, ``zip``),
+    with a Python loop per row only when some row is missing or expired."""
+    n = len(packed)
+    ttl_ms = vr.ttl_ms
+    decoded: list[Any]
+    if None not in packed:
+        decoded = list(map(_unpackb, packed))
+        if now_ms - min(map(_event_ts, decoded)) <= ttl_ms:  # all there, all fresh
+            by_feature = list(zip(*map(_values, decoded), strict=True))
             for j, col in zip(vr.index, vr.columns, strict=True):
-                values[col] = [vals[j]]
-                statuses[col] = [PRESENT]
-            continue
+                values[col] = list(by_feature[j])
+                statuses[col] = [PRESENT] * n
+            return
+    else:
         decoded = [None if raw is None else _unpackb(raw) for raw in packed]
-        ttl_ms = vr.ttl_ms
-        row_status = [
-            MISSING if d is None else EXPIRED if now_ms - d[0] > ttl_ms else PRESENT
-            for d in decoded
-        ]
-        nulls = [None] * vr.width
-        by_feature = list(
-            zip(
-                *[
-                    d[2] if s is PRESENT else nulls  # type: ignore[index]
-                    for d, s in zip(decoded, row_status, strict=True)
-                ],
-                strict=True,
-            )
+    row_status = [
+        MISSING if d is None else EXPIRED if now_ms - d[0] > ttl_ms else PRESENT for d in decoded
+    ]
+    nulls = [None] * vr.width
+    by_feature = list(
+        zip(
+            *[d[2] if s is PRESENT else nulls for d, s in zip(decoded, row_status, strict=True)],
+            strict=True,
         )
-        for j, col in zip(vr.index, vr.columns, strict=True):
-            values[col] = list(by_feature[j])
-            statuses[col] = row_status.copy()
+    )
+    for j, col in zip(vr.index, vr.columns, strict=True):
+        values[col] = list(by_feature[j])
+        statuses[col] = row_status.copy()
 
 
 def _on_demand(

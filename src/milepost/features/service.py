@@ -115,6 +115,25 @@ class FeatureService:
             self._holdings = None
         return self._records[1]
 
+    def refresh(self) -> None:
+        """Read the registered versions and what the online store holds again, now.
+
+        Reads find both cached for a second (:meth:`records`); the read that finds them
+        expired reads them again itself (two metadata round trips, 1-2 ms). A long-lived
+        server calls this more often than that, off its request path, so no request does.
+        The new pair replaces the old one at once: a read never sees records without
+        their holdings.
+        """
+        records = self.registry.versions()
+        holdings = versions.Holdings.read(self.online, self.registry.watermarks())
+        old = self._records
+        self._holdings = holdings
+        self._records = (time.monotonic(), records)
+        if old is None or records != old[1]:
+            self.resolver.clear()  # plans name versions: resolve again
+        else:
+            self.resolver.recheck()  # same versions; what the store holds may differ
+
     def holdings(self, *, fresh: bool = False) -> versions.Holdings:
         """Which versions the current online store holds (cached with the records, so
         online reads cost no extra round trip; ``fresh`` reads again)."""

@@ -1,13 +1,20 @@
 """The embedded online store: one SQLite file, one row per (view version, entity).
 
-Reads are one indexed point lookup per entity batch through the sqlite3 module directly
-(its statement cache prepares each statement once); each thread has its own connection.
+Reads go through the sqlite3 module directly (its statement cache prepares each statement
+once); each thread has its own connection. One entity is one indexed point lookup; a
+batch is one statement whatever its size: the keys go in as one JSON array, and
+``json_each`` joined to the primary key returns the rows in the keys' order, with NULL
+for a key without a row. That beats ``IN (?, ?, ...)`` here (84 us against 111 us for
+100 keys): no parameter per key, no temporary index to sort the list into, no dict to
+put the answer back in order. A key holding a NUL character (which SQLite's JSON
+functions cut short) or a SQLite built without ``json_each`` takes the ``IN`` path.
 WAL mode lets readers proceed while a materialization writes. The store's identity is
 the one row of ``online_meta``.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -49,6 +56,11 @@ CREATE TABLE IF NOT EXISTS online_meta (
 """
 _IDENTITY = "SELECT store_id, created_at, revision FROM online_meta WHERE one = 1"
 _READ_ONE = "SELECT value FROM online_features WHERE view = ? AND entity = ?"
+_READ_MANY = (
+    "SELECT f.value FROM json_each(?1) AS k LEFT JOIN online_features AS f"
+    " ON f.view = ?2 AND f.entity = k.value ORDER BY k.key"
+)
+_dumps = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
 class SqliteOnlineStore:
@@ -65,6 +77,7 @@ class SqliteOnlineStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._timeout = busy_timeout
         self._local = threading.local()
+        self._json_each = True  # False once SQLite says it has no json_each
         conn = self._conn()
         conn.execute(_SCHEMA)
         conn.execute(_META)
@@ -109,17 +122,37 @@ class SqliteOnlineStore:
             if len(entities) == 1:
                 row = conn.execute(_READ_ONE, (view_key, entities[0])).fetchone()
                 return [row[0] if row else None]
-            found: dict[str, bytes] = {}
-            for start in range(0, len(entities), 500):
-                chunk = list(dict.fromkeys(entities[start : start + 500]))
-                marks = ",".join("?" * len(chunk))
-                sql = f"SELECT entity, value FROM online_features WHERE view = ? AND entity IN ({marks})"  # noqa: S608, E501 - only placeholders are interpolated
-                found.update(conn.execute(sql, (view_key, *chunk)).fetchall())
+            if self._json_each:
+                keys = _dumps(entities)
+                if "\\u0000" not in keys:
+                    try:
+                        rows = conn.execute(_READ_MANY, (keys, view_key)).fetchall()
+                    except sqlite3.OperationalError as exc:
+                        if "json_each" not in str(exc):
+                            raise
+                        self._json_each = False
+                    else:
+                        return [r[0] for r in rows]
+            return self._read_in(conn, view_key, entities)
         except UnicodeEncodeError as exc:
             raise unstorable_key(exc) from exc
         except sqlite3.Error as exc:
             raise BackendUnavailable(f"The online store {self.path} failed: {exc}.") from exc
-        return [found.get(e) for e in entities]
+
+    @staticmethod
+    def _read_in(
+        conn: sqlite3.Connection, view_key: str, entities: Sequence[str]
+    ) -> list[bytes | None]:
+        """The batch read with ``IN (?, ...)``, 500 keys per statement."""
+        found: dict[str, bytes] = {}
+        for start in range(0, len(entities), 500):
+            chunk = list(dict.fromkeys(entities[start : start + 500]))
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                f"SELECT entity, value FROM online_features WHERE view = ? AND entity IN ({marks})"  # noqa: S608 - only placeholders are interpolated
+            )
+            found.update(conn.execute(sql, (view_key, *chunk)).fetchall())
+        return list(map(found.get, entities))
 
     def sample(self, view_key: str, n: int) -> list[str]:
         rows = (
