@@ -55,7 +55,9 @@ def test_same_content_is_the_same_version(
     assert (v_file.version, v_file.content_hash) == (1, v1.content_hash)
     v2 = milepost.data.register("customers", customers.iloc[:-1])
     assert v2.version == 2
-    assert [v.version for v in milepost.data.versions("customers")] == [1, 2]
+    assert [v.version for v in milepost.data.list_versions("customers")] == [1, 2]
+    with pytest.warns(DeprecationWarning, match="milepost.data.list_versions"):
+        assert milepost.data.versions("customers") == milepost.data.list_versions("customers")
     assert milepost.data.get("customers").version == 2  # latest
     other = milepost.data.register("copy", customers)  # another name: its own version 1
     assert (other.ref, other.content_hash) == ("copy@1", v1.content_hash)
@@ -273,7 +275,7 @@ def test_concurrent_registration_of_the_same_content_makes_one_version(
     with mp.get_context("spawn").Pool(3) as pool:
         out = pool.map(_register, [(runtime.db.uri, str(tmp_path / "home"), str(path))] * 3)
     assert len(set(out)) == 1 and out[0][0] == 1
-    assert [v.version for v in milepost.data.versions("shared")] == [1]
+    assert [v.version for v in milepost.data.list_versions("shared")] == [1]
 
 
 # -- one logical table, one version --------------------------------------------------------
@@ -296,7 +298,7 @@ def test_the_same_data_in_any_format_is_one_version(
     for data in (str(tmp_path / "c.csv"), str(tmp_path / "narrow.parquet"), narrow):
         again = milepost.data.register("customers", data)
         assert (again.version, again.content_hash) == (1, v1.content_hash)
-    assert [v.version for v in milepost.data.versions("customers")] == [1]
+    assert [v.version for v in milepost.data.list_versions("customers")] == [1]
     assert v1.hash_version == 2 and v1.to_dict()["hash_version"] == 2
 
 

@@ -42,7 +42,7 @@ def test_module_level_functions_share_the_runtime_services(tmp_path: Path) -> No
     assert feature_service() is rt.features
     milepost.data.register("d", pd.DataFrame({"x": [1]}))
     assert [v.version for v in rt.data.versions("d")] == [1]
-    assert milepost.data.list_versions("d") == milepost.data.versions("d")
+    assert milepost.data.list_versions("d") == rt.data.versions("d")
 
     # configure() swaps the context: the functions follow, the old services are closed
     rt2 = milepost.configure(home=tmp_path / "b")

@@ -6,6 +6,7 @@ as ``milepost.get_runtime().data`` (see :mod:`milepost.stores.context`).
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, cast
 
 from milepost.data.service import DataService
@@ -71,7 +72,15 @@ def list_versions(name: str) -> list[DatasetVersion]:
     return data_service().versions(name)
 
 
-versions = list_versions  # the name before list_* listings; kept working
+def versions(name: str) -> list[DatasetVersion]:
+    """Deprecated: the name before ``list_*`` listings; use :func:`list_versions`."""
+    warnings.warn(
+        "milepost.data.versions is now milepost.data.list_versions; the old name goes in "
+        "the next release.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return list_versions(name)
 
 
 def list_datasets() -> list[DatasetRow]:
