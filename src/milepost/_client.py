@@ -76,6 +76,7 @@ def _renamed(old: str, new: str) -> Any:
 
     alias.__name__ = alias.__qualname__ = old
     alias.__doc__ = f"Deprecated: the old name of :meth:`{new}`."
+    alias.__deprecated__ = f"Client.{old} is now Client.{new}"  # type: ignore[attr-defined]
     return alias
 
 

@@ -322,9 +322,16 @@ class Target:
     needs_run: bool = False
 
 
+def _deprecated(obj: object) -> bool:
+    """An old name kept for one release: it calls the new one, which is probed itself."""
+    return hasattr(obj, "__deprecated__")
+
+
 def _methods(cls: type) -> list[str]:
     return sorted(
-        name for name, _ in inspect.getmembers(cls, inspect.isfunction) if not name.startswith("_")
+        name
+        for name, f in inspect.getmembers(cls, inspect.isfunction)
+        if not name.startswith("_") and not _deprecated(f)
     )
 
 
@@ -352,7 +359,7 @@ def _targets() -> Iterator[Target]:
     for module in SUBPACKAGES:
         for name in module.__all__:
             obj = getattr(module, name)
-            if inspect.isfunction(obj):
+            if inspect.isfunction(obj) and not _deprecated(obj):
                 yield Target(f"{module.__name__}.{name}", lambda obj=obj: obj)
     yield Target("milepost.Client", lambda: milepost.Client)
     for name in _methods(milepost.Client):

@@ -83,6 +83,9 @@ def versions(name: str) -> list[DatasetVersion]:
     return list_versions(name)
 
 
+versions.__deprecated__ = "milepost.data.versions is now milepost.data.list_versions"  # type: ignore[attr-defined]
+
+
 def list_datasets() -> list[DatasetRow]:
     """Every dataset with its newest version."""
     return data_service().list_datasets()
