@@ -69,8 +69,9 @@ def resolve_ref(
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            names = sorted(k for k in vars(obj) if not k.startswith("_"))
-            likely = [k for k in names if kind is not None and isinstance(vars(obj)[k], kind)]
+            members = getattr(obj, "__dict__", {})  # an int or a slotted object has none
+            names = sorted(k for k in members if not k.startswith("_"))
+            likely = [k for k in names if kind is not None and isinstance(members[k], kind)]
             listed = f"{kind_label} in it" if kind is not None else "Its names"
             shown = likely if kind is not None else names[:20]
             raise InvalidInput(

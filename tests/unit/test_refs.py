@@ -64,6 +64,9 @@ def test_a_missing_attribute_suggests_a_close_name_of_the_kind_wanted(
     with pytest.raises(InvalidInput) as info:
         resolve_ref("refs_kind_mod:churn.nope", "thing", **ARGS)
     assert "has no attribute 'nope'" in info.value.message
+    # through an object without a __dict__ (an int) it is still an InvalidInput
+    with pytest.raises(InvalidInput, match="has no attribute 'nope'"):
+        resolve_ref("refs_kind_mod:churm_rate.nope", "thing", **ARGS)
 
 
 def test_the_current_directory_is_searched_only_when_asked(
